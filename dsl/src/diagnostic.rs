@@ -1,0 +1,124 @@
+//! Diagnostics as data: a code, a severity, a message, labelled spans and an
+//! optional help line. Checks produce them; `render` turns them into text
+//! for people or JSON for editors and CI. Nothing here prints.
+
+use crate::codes::Code;
+use crate::source::Span;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// A span with a short message; the primary label is where a person looks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Label {
+    pub span: Span,
+    pub message: String,
+    pub primary: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Diagnostic {
+    pub code: Code,
+    pub severity: Severity,
+    pub message: String,
+    pub labels: Vec<Label>,
+    pub help: Option<String>,
+}
+
+impl Diagnostic {
+    /// A diagnostic with the code's own severity, pointing at `span`.
+    pub fn new(code: Code, span: Span, message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            code,
+            severity: code.severity(),
+            message: message.into(),
+            labels: vec![Label { span, message: String::new(), primary: true }],
+            help: None,
+        }
+    }
+
+    /// Sets the primary label's text.
+    pub fn label(mut self, message: impl Into<String>) -> Diagnostic {
+        if let Some(primary) = self.labels.iter_mut().find(|l| l.primary) {
+            primary.message = message.into();
+        }
+        self
+    }
+
+    /// Adds a secondary label: another place that explains this one.
+    pub fn also(mut self, span: Span, message: impl Into<String>) -> Diagnostic {
+        self.labels.push(Label { span, message: message.into(), primary: false });
+        self
+    }
+
+    pub fn help(mut self, help: impl Into<String>) -> Diagnostic {
+        self.help = Some(help.into());
+        self
+    }
+
+    /// Where the diagnostic points: its primary label's span.
+    pub fn span(&self) -> Span {
+        self.labels.iter().find(|l| l.primary).map(|l| l.span).unwrap_or_default()
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+}
+
+/// Sorts diagnostics by file and offset (then code), and removes exact repeats.
+pub fn sort(diagnostics: &mut Vec<Diagnostic>) {
+    diagnostics.sort_by(|a, b| {
+        let (sa, sb) = (a.span(), b.span());
+        (sa.file, sa.start, sa.end, a.code, &a.message).cmp(&(sb.file, sb.start, sb.end, b.code, &b.message))
+    });
+    diagnostics.dedup();
+}
+
+/// "did you mean" for a misspelt name: the closest candidate within an edit
+/// distance that grows with the name's length.
+pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (name.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .filter(|c| *c != name)
+        .map(|c| (edit_distance(name, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min()
+        .map(|(_, c)| c)
+}
+
+/// Levenshtein distance over characters.
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = if ca == *cb { prev } else { 1 + prev.min(row[j]).min(cur) };
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closest_suggests_near_names_only() {
+        let names = ["user", "event", "journey", "now"];
+        assert_eq!(closest("usr", names), Some("user"));
+        assert_eq!(closest("evnet", names), Some("event"));
+        assert_eq!(closest("banana", names), None);
+        assert_eq!(edit_distance("新客欢迎", "新客欢"), 1);
+    }
+}

@@ -1,0 +1,15 @@
+//! The Waymark journey language: source text to a checked, lowered plan,
+//! with diagnostics as data. Pure: no I/O, no clock, no threads. The
+//! built-in function table is passed in (it lives in `waymark-stdlib`).
+
+#![forbid(unsafe_code)]
+
+pub mod ast;
+pub mod codes;
+pub mod diagnostic;
+pub mod parser;
+pub mod source;
+
+pub use codes::Code;
+pub use diagnostic::{Diagnostic, Label, Severity};
+pub use source::{FileId, Sources, Span};

@@ -1,0 +1,191 @@
+//! pest's errors in a marketer's words: grammar rules are renamed to what
+//! they look like ("`{`", "a duration (like `3d`)", "`then`"), and the
+//! message says what was found instead.
+
+use super::{Grammar, Rule};
+use crate::codes::Code;
+use crate::diagnostic::Diagnostic;
+use crate::source::{FileId, Span};
+use pest::Parser as _;
+use pest::error::{ErrorVariant, InputLocation};
+use std::collections::BTreeSet;
+
+/// A syntax error as a diagnostic. The fast parse does not collect which
+/// literal tokens were expected; this parses the file once more with that
+/// detail switched on (only ever on the error path).
+pub(super) fn syntax_error(file: FileId, text: &str, error: pest::error::Error<Rule>) -> Diagnostic {
+    pest::set_error_detail(true);
+    let detailed = Grammar::parse(Rule::file, text).err();
+    pest::set_error_detail(false);
+    let error = detailed.unwrap_or(error);
+
+    let offset = match error.location {
+        InputLocation::Pos(p) => p,
+        InputLocation::Span((s, _)) => s,
+    };
+    let mut expected = BTreeSet::new();
+    if let ErrorVariant::ParsingError { positives, .. } = &error.variant {
+        expected.extend(positives.iter().filter_map(|r| describe(*r)));
+    }
+    if let Some(attempts) = error.parse_attempts() {
+        for token in attempts.expected_tokens() {
+            let token = token.to_string();
+            if is_whole_token(&token) {
+                expected.insert(format!("`{token}`"));
+            }
+        }
+        if attempts.max_position == offset {
+            for stack in attempts.call_stacks() {
+                expected.extend(stack.deepest.get_rule().and_then(|r| describe(*r)));
+            }
+        }
+    }
+    let expected = summarise(expected);
+    let found = found_at(text, offset);
+    let span = Span::new(file, offset, offset + found.len());
+    let found_words = if found.is_empty() { "the end of the file".to_string() } else { format!("`{found}`") };
+    let message = if expected.is_empty() {
+        format!("unexpected {found_words}")
+    } else {
+        format!("expected {}, found {found_words}", join_or(expected))
+    };
+    let mut diagnostic = Diagnostic::new(Code::Syntax, span, message).label("unexpected here");
+    if let Some(help) = hint(text, offset, &found) {
+        diagnostic = diagnostic.help(help);
+    }
+    diagnostic
+}
+
+/// The token at `offset`: a word, a number, or one character.
+fn found_at(text: &str, offset: usize) -> String {
+    let rest = &text[offset.min(text.len())..];
+    let mut chars = rest.chars();
+    let Some(first) = chars.next() else { return String::new() };
+    if first.is_alphanumeric() || first == '_' {
+        rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '.' && first.is_ascii_digit()).collect()
+    } else if first == '"' {
+        rest.chars().take(1).collect()
+    } else {
+        first.to_string()
+    }
+}
+
+/// Advice for the mistakes people make most.
+fn hint(text: &str, offset: usize, found: &str) -> Option<String> {
+    let before = text[..offset.min(text.len())].trim_end();
+    if found == "trigger" || found == "entry" || found == "goal" || found == "audience" {
+        return Some("header clauses (trigger, entry, exit, goal, …) come before the first step".into());
+    }
+    if found == "=" && !before.ends_with("set") {
+        return Some("to compare two values, write `==`".into());
+    }
+    if found.is_empty() {
+        return Some("a `{` may be missing its `}`".into());
+    }
+    None
+}
+
+/// Literal tokens worth naming: punctuation and words, not the pieces of
+/// other tokens (quote marks, unit letters, the byte-order mark).
+fn is_whole_token(token: &str) -> bool {
+    const PIECES: &[&str] = &["\"", "\"\"\"", "_", "\u{feff}", "#", "\\"];
+    let letters = token.chars().all(|c| c.is_ascii_alphabetic());
+    !token.trim().is_empty()
+        && !PIECES.contains(&token)
+        && !(letters && token.len() == 1)
+        && token != "BUILTIN_RULE"
+        && !(token.chars().count() == 4 && token.contains(".."))
+}
+
+/// Many ways to start an expression read better as "an expression", and
+/// many operators as "an operator".
+fn summarise(mut expected: BTreeSet<String>) -> Vec<String> {
+    const STARTS: &[&str] = &[
+        "`(`", "`-`", "`[`", "`not`", "`true`", "`false`", "`null`", "a string", "a number", "a name",
+        "a duration (like `3d`)", "a time of day (like `09:00`)", "an expression",
+    ];
+    const OPERATORS: &[&str] =
+        &["`!=`", "`%`", "`*`", "`+`", "`-`", "`/`", "`<`", "`<=`", "`==`", "`>`", "`>=`", "`and`", "`or`", "`in`", "`(`", "`.`", "`[`"];
+    let count = |set: &BTreeSet<String>, group: &[&str]| group.iter().filter(|g| set.contains(**g)).count();
+    if count(&expected, OPERATORS) >= 5 {
+        expected.retain(|e| !OPERATORS.contains(&e.as_str()));
+        expected.insert("an operator".into());
+        // The expression could go on: the operator is what is missing.
+        expected.remove("an expression");
+    }
+    if count(&expected, STARTS) >= 4 {
+        expected.retain(|e| !STARTS.contains(&e.as_str()) && e != "`{`");
+        expected.insert("an expression".into());
+    }
+    expected.into_iter().collect()
+}
+
+fn join_or(mut items: Vec<String>) -> String {
+    const MAX: usize = 10;
+    if items.len() > MAX {
+        items.truncate(MAX);
+        items.push("…".into());
+    }
+    match items.len() {
+        0 => String::new(),
+        1 => items.remove(0),
+        _ => {
+            let last = items.pop().expect("len > 1");
+            format!("{} or {last}", items.join(", "))
+        }
+    }
+}
+
+/// What a grammar rule looks like to a person. `None` for rules that never
+/// need naming on their own.
+fn describe(r: Rule) -> Option<String> {
+    let name = format!("{r:?}");
+    if let Some(word) = name.strip_prefix("k_") {
+        return Some(format!("`{word}`"));
+    }
+    if let Some(op) = name.strip_prefix("op_") {
+        let symbol = match op {
+            "or" | "and" | "not" | "in" => op,
+            "eq" => "==",
+            "ne" => "!=",
+            "le" => "<=",
+            "ge" => ">=",
+            "lt" => "<",
+            "gt" => ">",
+            "add" => "+",
+            "sub" | "neg" => "-",
+            "mul" => "*",
+            "div" => "/",
+            _ => "%",
+        };
+        return Some(format!("`{symbol}`"));
+    }
+    let words = match r {
+        Rule::EOI => "the end of the file",
+        Rule::ident => "a name",
+        Rule::field_name => "a field name",
+        Rule::number | Rule::signed_number => "a number",
+        Rule::integer => "a whole number",
+        Rule::duration => "a duration (like `3d`)",
+        Rule::time_of_day => "a time of day (like `09:00`)",
+        Rule::percent => "a percentage (like `50%`)",
+        Rule::calendar_period => "`day`, `week` or `month`",
+        Rule::string | Rule::simple_string | Rule::triple_string | Rule::title => "a string",
+        Rule::expr => "an expression",
+        Rule::lit_true => "`true`",
+        Rule::lit_false => "`false`",
+        Rule::lit_null => "`null`",
+        Rule::list => "`[`",
+        Rule::record | Rule::block => "`{`",
+        Rule::call_args => "`(`",
+        Rule::field_access => "`.`",
+        Rule::index => "`[`",
+        Rule::window => "a window (like `1d` or `day`)",
+        Rule::where_clause => "`where`",
+        Rule::event_match | Rule::trigger_event => "`event`",
+        Rule::tz_clause => "`tz`",
+        Rule::binding => "`as`",
+        _ => return None,
+    };
+    Some(words.to_string())
+}

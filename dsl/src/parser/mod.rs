@@ -1,0 +1,209 @@
+//! Source text to AST. pest types never leave this module: `build_*`
+//! functions (one per grammar rule, in `decls.rs`, `steps.rs` and `expr.rs`)
+//! turn pairs into AST nodes, and `errors.rs` turns pest's errors into
+//! diagnostics that say what was expected in words.
+
+mod decls;
+mod errors;
+mod expr;
+mod steps;
+
+use crate::ast;
+use crate::codes::Code;
+use crate::diagnostic::Diagnostic;
+use crate::source::{FileId, Sources, Span};
+use pest::Parser as _;
+use std::cell::{Cell, RefCell};
+use std::sync::OnceLock;
+
+#[derive(pest_derive::Parser)]
+#[grammar = "grammar.pest"]
+pub(crate) struct Grammar;
+
+type Pair<'i> = pest::iterators::Pair<'i, Rule>;
+
+/// How deep expressions and blocks may nest before the parser refuses them;
+/// it keeps every recursive pass over the tree well inside a thread's stack.
+pub const MAX_DEPTH: u32 = 64;
+
+/// Parses one file of `sources`. On a syntax error the file has no
+/// declarations and the error is the one diagnostic.
+pub fn parse(sources: &Sources, file: FileId) -> (ast::File, Vec<Diagnostic>) {
+    let text = &sources.get(file).text;
+    let mut out = ast::File { id: file, decls: Vec::new(), comments: Vec::new() };
+    let root = match Grammar::parse(Rule::file, text) {
+        Ok(mut pairs) => pairs.next().expect("the file rule always yields one pair"),
+        Err(error) => return (out, vec![errors::syntax_error(file, text, error)]),
+    };
+    let builder = Builder { file, diagnostics: RefCell::new(Vec::new()), depth: Cell::new(0), too_deep: Cell::new(false) };
+    for pair in root.clone().into_inner().flatten() {
+        if pair.as_rule() == Rule::COMMENT {
+            let span = builder.span(&pair);
+            out.comments.push(ast::Comment { text: pair.as_str()[1..].trim_end().to_string(), span });
+        }
+    }
+    for pair in builder.children(root) {
+        if pair.as_rule() != Rule::EOI {
+            out.decls.push(builder.decl(pair));
+        }
+    }
+    (out, builder.diagnostics.into_inner())
+}
+
+/// Parses every file of a deployment.
+pub fn parse_all(sources: &Sources) -> (Vec<ast::File>, Vec<Diagnostic>) {
+    let mut files = Vec::new();
+    let mut diagnostics = Vec::new();
+    for id in sources.ids() {
+        let (file, mut d) = parse(sources, id);
+        files.push(file);
+        diagnostics.append(&mut d);
+    }
+    (files, diagnostics)
+}
+
+/// Turns pairs of one file into AST nodes, collecting the problems it finds
+/// in literals along the way (the grammar accepted their shape).
+pub(crate) struct Builder {
+    file: FileId,
+    diagnostics: RefCell<Vec<Diagnostic>>,
+    depth: Cell<u32>,
+    too_deep: Cell<bool>,
+}
+
+impl Builder {
+    fn span(&self, pair: &Pair<'_>) -> Span {
+        let s = pair.as_span();
+        Span::new(self.file, s.start(), s.end())
+    }
+
+    fn report(&self, diagnostic: Diagnostic) {
+        self.diagnostics.borrow_mut().push(diagnostic);
+    }
+
+    /// The meaningful children of a pair: comments and keywords dropped.
+    fn children<'i>(&self, pair: Pair<'i>) -> impl Iterator<Item = Pair<'i>> {
+        pair.into_inner().filter(|p| !is_noise(p.as_rule()))
+    }
+
+    /// Runs `f` one level deeper, or reports that the input nests too deeply.
+    fn nested<T>(&self, span: Span, fallback: impl FnOnce() -> T, f: impl FnOnce() -> T) -> T {
+        let depth = self.depth.get();
+        if depth >= MAX_DEPTH {
+            if !self.too_deep.replace(true) {
+                self.report(Diagnostic::new(Code::TooDeep, span, format!("nested more than {MAX_DEPTH} levels deep")).label("too deep"));
+            }
+            return fallback();
+        }
+        self.depth.set(depth + 1);
+        let out = f();
+        self.depth.set(depth);
+        out
+    }
+
+    fn ident(&self, pair: Pair<'_>) -> ast::Ident {
+        ast::Ident { name: pair.as_str().to_string(), span: self.span(&pair) }
+    }
+
+    fn integer(&self, pair: Pair<'_>) -> ast::Integer {
+        let span = self.span(&pair);
+        let digits: String = pair.as_str().chars().filter(|c| *c != '_').collect();
+        let value = digits.parse().unwrap_or_else(|_| {
+            self.report(Diagnostic::new(Code::BadLiteral, span, "this number is too large").label("too large"));
+            0
+        });
+        ast::Integer { value, span }
+    }
+
+    fn duration(&self, pair: Pair<'_>) -> ast::DurationLit {
+        let span = self.span(&pair);
+        let text = pair.as_str().to_string();
+        let seconds = parse_duration(&text).unwrap_or_else(|| {
+            self.report(Diagnostic::new(Code::BadLiteral, span, "this duration is too long").label("too long"));
+            0
+        });
+        ast::DurationLit { seconds, text, span }
+    }
+
+    fn time_of_day(&self, pair: Pair<'_>) -> ast::TimeOfDay {
+        let span = self.span(&pair);
+        let (h, m) = pair.as_str().split_once(':').expect("grammar: H:MM");
+        let (h, m): (u32, u32) = (h.parse().unwrap_or(99), m.parse().unwrap_or(99));
+        if h > 23 || m > 59 {
+            self.report(
+                Diagnostic::new(Code::BadLiteral, span, format!("`{}` is not a time of day", pair.as_str()))
+                    .label("hours run 00–23 and minutes 00–59"),
+            );
+        }
+        ast::TimeOfDay { minutes: (h.min(23)) * 60 + m.min(59), span }
+    }
+
+    fn window(&self, pair: Pair<'_>) -> ast::Window {
+        let inner = self.children(pair).next().expect("grammar: window has one child");
+        match inner.as_rule() {
+            Rule::duration => ast::Window::Rolling(self.duration(inner)),
+            _ => {
+                let period = match inner.as_str() {
+                    "day" => ast::CalendarPeriod::Day,
+                    "week" => ast::CalendarPeriod::Week,
+                    _ => ast::CalendarPeriod::Month,
+                };
+                ast::Window::Calendar(period, self.span(&inner))
+            }
+        }
+    }
+}
+
+/// Seconds in a duration literal such as `1d12h`; `None` on overflow.
+pub fn parse_duration(text: &str) -> Option<u64> {
+    let mut total: u64 = 0;
+    let mut number: u64 = 0;
+    for c in text.chars() {
+        if let Some(d) = c.to_digit(10) {
+            number = number.checked_mul(10)?.checked_add(u64::from(d))?;
+        } else {
+            let unit = match c {
+                'w' => 7 * 86_400,
+                'd' => 86_400,
+                'h' => 3_600,
+                'm' => 60,
+                _ => 1,
+            };
+            total = total.checked_add(number.checked_mul(unit)?)?;
+            number = 0;
+        }
+    }
+    // Durations beyond a century are certainly mistakes, and keep timestamp arithmetic in range.
+    (total <= 100 * 366 * 86_400).then_some(total)
+}
+
+/// Comments and keyword tokens: the shape of a node tells the builder all
+/// it needs, so these are skipped.
+fn is_noise(r: Rule) -> bool {
+    static NOISE: OnceLock<Vec<bool>> = OnceLock::new();
+    let table = NOISE.get_or_init(|| {
+        let mut table = Vec::new();
+        for r in Rule::all_rules() {
+            let index = *r as usize;
+            if table.len() <= index {
+                table.resize(index + 1, false);
+            }
+            table[index] = *r == Rule::COMMENT || format!("{r:?}").starts_with("k_");
+        }
+        table
+    });
+    table.get(r as usize).copied().unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_combine_units() {
+        assert_eq!(parse_duration("30s"), Some(30));
+        assert_eq!(parse_duration("1d12h"), Some(129_600));
+        assert_eq!(parse_duration("1w"), Some(604_800));
+        assert_eq!(parse_duration("99999999999999999999d"), None);
+    }
+}
