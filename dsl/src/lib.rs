@@ -7,8 +7,13 @@
 pub mod ast;
 pub mod codes;
 pub mod diagnostic;
+pub mod fmt;
+pub mod library;
+pub mod schedule;
 pub mod parser;
 pub mod source;
+pub mod types;
+pub mod value;
 
 pub use codes::Code;
 pub use diagnostic::{Diagnostic, Label, Severity};
