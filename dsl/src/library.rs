@@ -63,8 +63,10 @@ pub struct Signature {
     pub takes_null: bool,
     /// One line for the language reference.
     pub doc: &'static str,
-    /// A call that the stdlib's tests run.
+    /// A call that the stdlib's tests run …
     pub example: &'static str,
+    /// … and what it returns, as a literal (`19.46`, `"ABC"`, `null`).
+    pub example_result: &'static str,
 }
 
 impl Signature {

@@ -13,9 +13,9 @@ use std::collections::BTreeSet;
 /// A syntax error as a diagnostic. The fast parse does not collect which
 /// literal tokens were expected; this parses the file once more with that
 /// detail switched on (only ever on the error path).
-pub(super) fn syntax_error(file: FileId, text: &str, error: pest::error::Error<Rule>) -> Diagnostic {
+pub(super) fn syntax_error_in(start: Rule, file: FileId, text: &str, error: pest::error::Error<Rule>) -> Diagnostic {
     pest::set_error_detail(true);
-    let detailed = Grammar::parse(Rule::file, text).err();
+    let detailed = Grammar::parse(start, text).err();
     pest::set_error_detail(false);
     let error = detailed.unwrap_or(error);
 

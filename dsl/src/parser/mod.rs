@@ -33,7 +33,7 @@ pub fn parse(sources: &Sources, file: FileId) -> (ast::File, Vec<Diagnostic>) {
     let mut out = ast::File { id: file, decls: Vec::new(), comments: Vec::new() };
     let root = match Grammar::parse(Rule::file, text) {
         Ok(mut pairs) => pairs.next().expect("the file rule always yields one pair"),
-        Err(error) => return (out, vec![errors::syntax_error(file, text, error)]),
+        Err(error) => return (out, vec![errors::syntax_error_in(Rule::file, file, text, error)]),
     };
     let builder = Builder { file, diagnostics: RefCell::new(Vec::new()), depth: Cell::new(0), too_deep: Cell::new(false) };
     for pair in root.clone().into_inner().flatten() {
@@ -48,6 +48,20 @@ pub fn parse(sources: &Sources, file: FileId) -> (ast::File, Vec<Diagnostic>) {
         }
     }
     (out, builder.diagnostics.into_inner())
+}
+
+/// Parses a lone expression (a stdlib example, say) from file `file` of `sources`.
+pub fn parse_expression(sources: &Sources, file: FileId) -> Result<ast::Expr, Vec<Diagnostic>> {
+    let text = &sources.get(file).text;
+    let root = match Grammar::parse(Rule::expression_only, text) {
+        Ok(mut pairs) => pairs.next().expect("the expression_only rule always yields one pair"),
+        Err(error) => return Err(vec![errors::syntax_error_in(Rule::expression_only, file, text, error)]),
+    };
+    let builder = Builder { file, diagnostics: RefCell::new(Vec::new()), depth: Cell::new(0), too_deep: Cell::new(false) };
+    let pair = builder.children(root).next().expect("grammar: one expression");
+    let expr = builder.expr(pair);
+    let diagnostics = builder.diagnostics.into_inner();
+    if diagnostics.is_empty() { Ok(expr) } else { Err(diagnostics) }
 }
 
 /// Parses every file of a deployment.
