@@ -5,12 +5,14 @@
 #![forbid(unsafe_code)]
 
 pub mod ast;
+pub mod check;
 pub mod codes;
 pub mod diagnostic;
 pub mod fmt;
 pub mod library;
 pub mod schedule;
 pub mod parser;
+pub mod render;
 pub mod source;
 pub mod types;
 pub mod value;

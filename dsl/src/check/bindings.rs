@@ -1,0 +1,35 @@
+//! `as` bindings used out of scope (E0103): the name is bound somewhere in
+//! the same declaration, but not on the path to this use.
+
+use super::walk::{self, Child, Resolved, Role, Scope, Visitor};
+use super::Cx;
+use crate::ast::{Expr, ExprKind};
+use crate::codes::Code;
+use crate::diagnostic::Diagnostic;
+
+pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
+    struct V<'c, 'a> {
+        cx: &'c Cx<'a>,
+        out: &'c mut Vec<Diagnostic>,
+    }
+    impl<'a> Visitor<'a> for V<'_, 'a> {
+        fn expr(&mut self, expr: &'a Expr, _: Role, scope: &Scope<'a>) {
+            let bound = walk::all_bindings(scope.owner);
+            walk::each_subexpr(expr, Child::Value, self.cx.functions, &mut |e, child| {
+                let ExprKind::Name(name) = &e.kind else { return };
+                if child != Child::Value || !matches!(walk::resolve(name, scope, &self.cx.symbols), Resolved::Unknown) {
+                    return;
+                }
+                if let Some(binding) = bound.iter().find(|b| &b.name == name) {
+                    self.out.push(
+                        Diagnostic::new(Code::BindingOutOfScope, e.span, format!("`{name}` is not in scope here"))
+                            .label("used here")
+                            .also(binding.span, "bound here")
+                            .help("a `wait for … as` binding is visible in the block that runs on the event; a `give coupon … as` binding in the steps after it, in the same block"),
+                    );
+                }
+            });
+        }
+    }
+    walk::walk(cx.files, &mut V { cx, out });
+}

@@ -1,0 +1,58 @@
+//! Unknown names in expressions (E0101) and context names used where they
+//! have no value (E0107), with "did you mean". Names that are `as`
+//! bindings declared elsewhere are left to `bindings.rs`.
+
+use super::walk::{self, Child, Resolved, Role, Scope, Visitor};
+use super::Cx;
+use crate::ast::{Expr, ExprKind};
+use crate::codes::Code;
+use crate::diagnostic::{closest, Diagnostic};
+
+pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
+    struct V<'c, 'a> {
+        cx: &'c Cx<'a>,
+        out: &'c mut Vec<Diagnostic>,
+    }
+    impl<'a> Visitor<'a> for V<'_, 'a> {
+        fn expr(&mut self, expr: &'a Expr, _: Role, scope: &Scope<'a>) {
+            let elsewhere = walk::all_bindings(scope.owner);
+            walk::each_subexpr(expr, Child::Value, self.cx.functions, &mut |e, child| {
+                let ExprKind::Name(name) = &e.kind else { return };
+                if child != Child::Value {
+                    return;
+                }
+                match walk::resolve(name, scope, &self.cx.symbols) {
+                    Resolved::Unknown if elsewhere.iter().any(|b| &b.name == name) => {}
+                    Resolved::Unknown => {
+                        let mut candidates: Vec<&str> = vec!["user", "event", "journey", "now"];
+                        candidates.extend(self.cx.symbols.names_of("segment"));
+                        candidates.extend(self.cx.symbols.names_of("const"));
+                        candidates.extend(scope.bindings.iter().map(|b| b.name.name.as_str()));
+                        let mut d = Diagnostic::new(Code::UnknownName, e.span, format!("unknown name `{name}`"))
+                            .label("not a segment, const, binding or context name");
+                        if let Some(near) = closest(name, candidates) {
+                            d = d.help(format!("did you mean `{near}`?"));
+                        } else if self.cx.functions.lookup(name).is_some() {
+                            d = d.help(format!("`{name}` is a function: call it as `{name}(…)`"));
+                        }
+                        self.out.push(d);
+                    }
+                    Resolved::Unavailable(what) => {
+                        let where_ = match scope.owner {
+                            walk::Owner::Segment(_) => "in a segment, which is decided from the user's state alone",
+                            walk::Owner::Const(_) => "in a const, which must be a literal",
+                            walk::Owner::Test(_) => "in test data, which must be literal",
+                            _ => "outside a journey",
+                        };
+                        self.out.push(
+                            Diagnostic::new(Code::ContextUnavailable, e.span, format!("`{what}` has no value here"))
+                                .label(format!("not available {where_}")),
+                        );
+                    }
+                    _ => {}
+                }
+            });
+        }
+    }
+    walk::walk(cx.files, &mut V { cx, out });
+}

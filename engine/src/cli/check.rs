@@ -1,0 +1,44 @@
+//! `waymark check`: every diagnostic of a deployment, for people or as JSON.
+
+use anyhow::Result;
+use clap::{Args, ValueEnum};
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use waymark_dsl::check::{self, Options};
+use waymark_dsl::render;
+
+#[derive(Args)]
+pub struct CheckArgs {
+    /// Files or directories (every `.journey` inside, recursively).
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+    /// Treat warnings as errors (exit 1 on any).
+    #[arg(long)]
+    pub deny_warnings: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+}
+
+pub fn run(args: &CheckArgs) -> Result<ExitCode> {
+    let files = super::journey_files(&args.paths)?;
+    let sources = super::load(&files)?;
+    let checked = check::check(&sources, Options { functions: waymark_stdlib::stdlib(), channels: None });
+    let mut stdout = std::io::stdout().lock();
+    match args.format {
+        Format::Json => writeln!(stdout, "{}", serde_json::to_string_pretty(&render::json(&sources, &checked.diagnostics))?)?,
+        Format::Human => {
+            write!(stdout, "{}", render::human(&sources, &checked.diagnostics))?;
+            eprintln!("{}", render::summary(files.len(), &checked.diagnostics));
+        }
+    }
+    let failed = checked.has_errors() || (args.deny_warnings && !checked.diagnostics.is_empty());
+    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}

@@ -1,0 +1,51 @@
+//! Subcommands of `waymark`, one module each, and the file loading they share.
+
+pub mod check;
+pub mod explain;
+pub mod fmt;
+
+use anyhow::{Context as _, Result};
+use std::path::{Path, PathBuf};
+use waymark_dsl::Sources;
+
+/// The `.journey` files a list of paths names: files as given, directories
+/// searched recursively, in a stable (sorted) order.
+pub fn journey_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for path in paths {
+        let meta = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+        if meta.is_dir() {
+            collect(path, &mut out)?;
+        } else {
+            out.push(path.clone());
+        }
+    }
+    out.dedup();
+    Ok(out)
+}
+
+fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot list {}", dir.display()))?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            collect(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "journey") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Reads files into a deployment's sources, named by their paths.
+pub fn load(files: &[PathBuf]) -> Result<Sources> {
+    let mut sources = Sources::new();
+    for file in files {
+        let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+        sources.add(file.display().to_string(), text);
+    }
+    Ok(sources)
+}
