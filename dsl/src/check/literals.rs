@@ -108,7 +108,8 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
 /// A literal: what a const or test data may be.
 pub fn is_literal(expr: &ast::Expr) -> bool {
     match &expr.kind {
-        ExprKind::Null | ExprKind::Bool(_) | ExprKind::Number { .. } | ExprKind::Duration { .. } | ExprKind::TimeOfDay(_) => true,
+        // An expression the parser could not build has been reported already.
+        ExprKind::Error | ExprKind::Null | ExprKind::Bool(_) | ExprKind::Number { .. } | ExprKind::Duration { .. } | ExprKind::TimeOfDay(_) => true,
         ExprKind::Str(t) => t.as_plain().is_some(),
         ExprKind::List(items) => items.iter().all(is_literal),
         ExprKind::Record(r) => r.fields.iter().all(|f| is_literal(&f.value)),

@@ -40,6 +40,7 @@ pub(super) fn syntax_error_in(start: Rule, file: FileId, text: &str, error: pest
             }
         }
     }
+    let expected_words = expected.clone();
     let expected = summarise(expected);
     let found = found_at(text, offset);
     let span = Span::new(file, offset, offset + found.len());
@@ -50,10 +51,27 @@ pub(super) fn syntax_error_in(start: Rule, file: FileId, text: &str, error: pest
         format!("expected {}, found {found_words}", join_or(expected))
     };
     let mut diagnostic = Diagnostic::new(Code::Syntax, span, message).label("unexpected here");
-    if let Some(help) = hint(text, offset, &found) {
+    let keywords = KEYWORDS.iter().copied().filter(|k| keyword_expected(&expected_words, k));
+    if let Some(near) = crate::diagnostic::closest(&found, keywords) {
+        diagnostic = diagnostic.help(format!("did you mean `{near}`?"));
+    } else if let Some(help) = hint(text, offset, &found) {
         diagnostic = diagnostic.help(help);
     }
     diagnostic
+}
+
+/// Every keyword, for "did you mean" on a misspelt one.
+const KEYWORDS: &[&str] = &[
+    "journey", "rule", "task", "segment", "policy", "schema", "const", "test", "trigger", "audience", "entry", "exit",
+    "goal", "active", "limit", "category", "tz", "transactional", "send", "wait", "split", "give", "take", "tag",
+    "untag", "set", "unset", "emit", "repeat", "when", "then", "where", "within", "event", "schedule", "expect",
+    "advance", "streak", "count", "distinct", "repeatable", "quiet", "cap", "consent",
+];
+
+/// A keyword was among what the parser expected (a step or header keyword
+/// counts when steps or header clauses were expected).
+fn keyword_expected(expected: &BTreeSet<String>, keyword: &str) -> bool {
+    expected.contains(&format!("`{keyword}`"))
 }
 
 /// The token at `offset`: a word, a number, or one character.
@@ -79,6 +97,9 @@ fn hint(text: &str, offset: usize, found: &str) -> Option<String> {
     if found == "=" && !before.ends_with("set") {
         return Some("to compare two values, write `==`".into());
     }
+    if ["journey", "rule", "task", "segment", "policy", "schema", "const", "test"].contains(&found) && !before.is_empty() {
+        return Some("a declaration starts here: is the `}` of the one above missing?".into());
+    }
     if found.is_empty() {
         return Some("a `{` may be missing its `}`".into());
     }
@@ -100,6 +121,18 @@ fn is_whole_token(token: &str) -> bool {
 /// Many ways to start an expression read better as "an expression", and
 /// many operators as "an operator".
 fn summarise(mut expected: BTreeSet<String>) -> Vec<String> {
+    const STEPS: &[&str] = &[
+        "`send`", "`wait`", "`if`", "`split`", "`give`", "`take`", "`tag`", "`untag`", "`set`", "`unset`", "`emit`",
+        "`repeat`", "`exit`",
+    ];
+    const HEADERS: &[&str] =
+        &["`trigger`", "`audience`", "`entry`", "`goal`", "`active`", "`limit`", "`category`", "`tz`", "`policy`", "`transactional`"];
+    for (group, words) in [(STEPS, "a step"), (HEADERS, "a header clause")] {
+        if group.iter().filter(|g| expected.contains(**g)).count() >= 4 {
+            expected.retain(|e| !group.contains(&e.as_str()));
+            expected.insert(words.into());
+        }
+    }
     const STARTS: &[&str] = &[
         "`(`", "`-`", "`[`", "`not`", "`true`", "`false`", "`null`", "a string", "a number", "a name",
         "a duration (like `3d`)", "a time of day (like `09:00`)", "an expression",
