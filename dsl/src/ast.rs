@@ -59,7 +59,7 @@ pub struct TimeOfDay {
     pub span: Span,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CalendarPeriod {
     Day,
@@ -152,9 +152,16 @@ pub enum HeaderKind {
     Entry(EntryMode),
     ExitOn(EventMatch),
     ExitIf(Expr),
-    Goal { event: EventMatch, within: DurationLit, and_continue: bool },
+    Goal {
+        event: EventMatch,
+        within: DurationLit,
+        and_continue: bool,
+    },
     Active(Active),
-    Limit { entries: Integer, per: Option<Window> },
+    Limit {
+        entries: Integer,
+        per: Option<Window>,
+    },
     Category(Text),
     Tz(Text),
     Policy(Ident),
@@ -191,7 +198,11 @@ pub struct EventMatch {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub enum Trigger {
     Event(EventMatch),
-    Schedule { cron: Text, tz: Option<Text>, audience: Option<Expr> },
+    Schedule {
+        cron: Text,
+        tz: Option<Text>,
+        audience: Option<Expr>,
+    },
     Segment(Ident),
 }
 
@@ -224,9 +235,16 @@ pub struct Step {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub enum StepKind {
-    Send { channel: Ident, template: Option<Text>, fields: Option<Record> },
+    Send {
+        channel: Ident,
+        template: Option<Text>,
+        fields: Option<Record>,
+    },
     Wait(DurationLit),
-    WaitUntilTime { time: TimeOfDay, tz: Option<Text> },
+    WaitUntilTime {
+        time: TimeOfDay,
+        tz: Option<Text>,
+    },
     WaitUntil(Expr),
     WaitFor {
         event: EventMatch,
@@ -235,17 +253,45 @@ pub enum StepKind {
         on_event: Option<Block>,
         on_timeout: Option<Block>,
     },
-    If { branches: Vec<(Expr, Block)>, otherwise: Option<Block> },
-    Split { name: Ident, arms: Vec<SplitArm> },
-    GiveCoupon { coupon: Text, expiry: Option<CouponExpiry>, fields: Option<Record>, bind: Option<Ident> },
-    GivePoints { amount: Expr, reason: Option<Text>, expires_in: Option<DurationLit> },
-    TakePoints { amount: Expr, reason: Option<Text> },
+    If {
+        branches: Vec<(Expr, Block)>,
+        otherwise: Option<Block>,
+    },
+    Split {
+        name: Ident,
+        arms: Vec<SplitArm>,
+    },
+    GiveCoupon {
+        coupon: Text,
+        expiry: Option<CouponExpiry>,
+        fields: Option<Record>,
+        bind: Option<Ident>,
+    },
+    GivePoints {
+        amount: Expr,
+        reason: Option<Text>,
+        expires_in: Option<DurationLit>,
+    },
+    TakePoints {
+        amount: Expr,
+        reason: Option<Text>,
+    },
     Tag(Text),
     Untag(Text),
-    Set { path: UserPath, value: Expr },
+    Set {
+        path: UserPath,
+        value: Expr,
+    },
     Unset(UserPath),
-    Emit { event: Ident, fields: Option<Record> },
-    Repeat { times: Integer, every: Option<DurationLit>, body: Block },
+    Emit {
+        event: Ident,
+        fields: Option<Record>,
+    },
+    Repeat {
+        times: Integer,
+        every: Option<DurationLit>,
+        body: Block,
+    },
     Exit,
 }
 
@@ -329,8 +375,15 @@ pub struct TaskClause {
 pub enum TaskClauseKind {
     On(EventMatch),
     Distinct(Expr),
-    Count { times: Integer, within: Option<DurationLit>, reward: Block },
-    Streak { days: Integer, reward: Block },
+    Count {
+        times: Integer,
+        within: Option<DurationLit>,
+        reward: Block,
+    },
+    Streak {
+        days: Integer,
+        reward: Block,
+    },
     Repeatable,
     MaxPerUser(Integer),
     Active(Active),
@@ -376,9 +429,16 @@ pub struct PolicyClause {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub enum PolicyClauseKind {
     Tz(Text),
-    QuietHours { from: TimeOfDay, to: TimeOfDay },
+    QuietHours {
+        from: TimeOfDay,
+        to: TimeOfDay,
+    },
     /// `cap N WHAT per WINDOW`; WHAT is `messages` (all sends), a channel or a category.
-    Cap { limit: Integer, what: Ident, per: Window },
+    Cap {
+        limit: Integer,
+        what: Ident,
+        per: Window,
+    },
     ConsentRequired,
     OnCapDefer,
 }
@@ -441,8 +501,14 @@ pub struct TestStmt {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub enum TestStmtKind {
-    User { id: Text, traits: Option<Record> },
-    At { time: Text, event: Option<TestEvent> },
+    User {
+        id: Text,
+        traits: Option<Record>,
+    },
+    At {
+        time: Text,
+        event: Option<TestEvent>,
+    },
     Advance(DurationLit),
     Event(TestEvent),
     Expect(Expectation),
@@ -466,9 +532,16 @@ pub struct Expectation {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub enum Expected {
-    Send { channel: Option<Ident>, template: Option<Text> },
+    Send {
+        channel: Option<Ident>,
+        template: Option<Text>,
+    },
     Coupon(Text),
-    Points { value: Decimal, text: String, span: Span },
+    Points {
+        value: Decimal,
+        text: String,
+        span: Span,
+    },
     Tag(Text),
     Untag(Text),
     Goal(Ident),
@@ -490,8 +563,14 @@ pub struct Expr {
 pub enum ExprKind {
     Null,
     Bool(bool),
-    Number { value: Decimal, text: String },
-    Duration { seconds: u64, text: String },
+    Number {
+        value: Decimal,
+        text: String,
+    },
+    Duration {
+        seconds: u64,
+        text: String,
+    },
     TimeOfDay(u32),
     Str(Template),
     List(Vec<Expr>),
@@ -499,7 +578,10 @@ pub enum ExprKind {
     Name(String),
     Field(Box<Expr>, Ident),
     Index(Box<Expr>, Box<Expr>),
-    Call { function: Ident, args: Vec<Expr> },
+    Call {
+        function: Ident,
+        args: Vec<Expr>,
+    },
     Unary(UnaryOp, Box<Expr>),
     Binary(BinaryOp, Box<Expr>, Box<Expr>),
     /// Left by the parser where an expression could not be built; its
@@ -554,7 +636,7 @@ pub enum UnaryOp {
     Neg,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub enum BinaryOp {
     Or,
     And,
@@ -598,7 +680,13 @@ impl BinaryOp {
         match self {
             BinaryOp::Or => 1,
             BinaryOp::And => 2,
-            BinaryOp::Eq | BinaryOp::Ne | BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge | BinaryOp::In => 4,
+            BinaryOp::Eq
+            | BinaryOp::Ne
+            | BinaryOp::Lt
+            | BinaryOp::Le
+            | BinaryOp::Gt
+            | BinaryOp::Ge
+            | BinaryOp::In => 4,
             BinaryOp::Add | BinaryOp::Sub => 5,
             BinaryOp::Mul | BinaryOp::Div | BinaryOp::Rem => 6,
         }

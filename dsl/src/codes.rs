@@ -87,6 +87,8 @@ codes! {
         "A `const` must be a literal: a number, string, boolean, null, duration, time of day, or a list or record of literals.";
     BadValue = "E0904", Error, "value out of range",
         "A number is outside what the clause allows: `repeat 0 times`, a cap or limit of 0, `streak 0 days`, a split arm of 0%, or quiet hours that start and end at the same time.";
+    NotAllowedHere = "E0905", Error, "step not allowed here",
+        "A rule or a task reward runs at once when its event arrives: it cannot `wait`. Put waits in a journey (a rule can `emit` an event that triggers one).";
     UnknownChannelField = "E1001", Error, "message field not accepted by channel",
         "With `--config`, each `send` step is checked against the fields its channel's kind needs and accepts.";
 }
@@ -106,7 +108,11 @@ impl std::fmt::Display for Code {
 impl std::str::FromStr for Code {
     type Err = ();
     fn from_str(s: &str) -> Result<Code, ()> {
-        Code::ALL.iter().copied().find(|c| c.as_str().eq_ignore_ascii_case(s)).ok_or(())
+        Code::ALL
+            .iter()
+            .copied()
+            .find(|c| c.as_str().eq_ignore_ascii_case(s))
+            .ok_or(())
     }
 }
 
@@ -120,7 +126,12 @@ pub fn reference_markdown() -> String {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        out.push_str(&format!("\n## {} — {} ({sev})\n\n{}\n", code, code.title(), code.explanation()));
+        out.push_str(&format!(
+            "\n## {} — {} ({sev})\n\n{}\n",
+            code,
+            code.title(),
+            code.explanation()
+        ));
     }
     out
 }

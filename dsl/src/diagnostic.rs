@@ -37,7 +37,11 @@ impl Diagnostic {
             code,
             severity: code.severity(),
             message: message.into(),
-            labels: vec![Label { span, message: String::new(), primary: true }],
+            labels: vec![Label {
+                span,
+                message: String::new(),
+                primary: true,
+            }],
             help: None,
         }
     }
@@ -52,7 +56,11 @@ impl Diagnostic {
 
     /// Adds a secondary label: another place that explains this one.
     pub fn also(mut self, span: Span, message: impl Into<String>) -> Diagnostic {
-        self.labels.push(Label { span, message: message.into(), primary: false });
+        self.labels.push(Label {
+            span,
+            message: message.into(),
+            primary: false,
+        });
         self
     }
 
@@ -63,7 +71,11 @@ impl Diagnostic {
 
     /// Where the diagnostic points: its primary label's span.
     pub fn span(&self) -> Span {
-        self.labels.iter().find(|l| l.primary).map(|l| l.span).unwrap_or_default()
+        self.labels
+            .iter()
+            .find(|l| l.primary)
+            .map(|l| l.span)
+            .unwrap_or_default()
     }
 
     pub fn is_error(&self) -> bool {
@@ -75,7 +87,8 @@ impl Diagnostic {
 pub fn sort(diagnostics: &mut Vec<Diagnostic>) {
     diagnostics.sort_by(|a, b| {
         let (sa, sb) = (a.span(), b.span());
-        (sa.file, sa.start, sa.end, a.code, &a.message).cmp(&(sb.file, sb.start, sb.end, b.code, &b.message))
+        (sa.file, sa.start, sa.end, a.code, &a.message)
+            .cmp(&(sb.file, sb.start, sb.end, b.code, &b.message))
     });
     diagnostics.dedup();
 }
@@ -109,7 +122,9 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
     for i in 1..=a.len() {
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[(i - 1) * width + j] + 1).min(d[i * width + j - 1] + 1).min(d[(i - 1) * width + j - 1] + cost);
+            let mut best = (d[(i - 1) * width + j] + 1)
+                .min(d[i * width + j - 1] + 1)
+                .min(d[(i - 1) * width + j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 best = best.min(d[(i - 2) * width + j - 2] + 1);
             }

@@ -81,7 +81,11 @@ impl Signature {
 
     /// The parameter that argument `index` binds to.
     pub fn param(&self, index: usize) -> Option<&Param> {
-        self.params.get(index).or(if self.variadic { self.params.last() } else { None })
+        self.params.get(index).or(if self.variadic {
+            self.params.last()
+        } else {
+            None
+        })
     }
 
     /// `name(a, b?, c…)` for messages.

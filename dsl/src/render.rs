@@ -23,7 +23,12 @@ pub fn summary(files: usize, diagnostics: &[Diagnostic]) -> String {
     let errors = diagnostics.iter().filter(|d| d.is_error()).count();
     let warnings = diagnostics.len() - errors;
     let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
-    format!("checked {}: {}, {}", plural(files, "file"), plural(errors, "error"), plural(warnings, "warning"))
+    format!(
+        "checked {}: {}, {}",
+        plural(files, "file"),
+        plural(errors, "error"),
+        plural(warnings, "warning")
+    )
 }
 
 pub fn human_one(sources: &Sources, d: &Diagnostic) -> String {
@@ -36,7 +41,11 @@ pub fn human_one(sources: &Sources, d: &Diagnostic) -> String {
     let primary = d.span();
     let mut labels: Vec<_> = d.labels.iter().collect();
     labels.sort_by_key(|l| (l.span.file != primary.file, l.span.file, l.span.start));
-    let width = labels.iter().map(|l| position(sources, l.span).line.to_string().len()).max().unwrap_or(1);
+    let width = labels
+        .iter()
+        .map(|l| position(sources, l.span).line.to_string().len())
+        .max()
+        .unwrap_or(1);
     let pad = " ".repeat(width);
     let mut last_file = None;
     for label in labels {
@@ -50,15 +59,28 @@ pub fn human_one(sources: &Sources, d: &Diagnostic) -> String {
         }
         let line = file.line_text(at.line);
         let line_start = file.line_start(at.line);
-        let start = (label.span.start as usize).saturating_sub(line_start).min(line.len());
-        let end = (label.span.end as usize).saturating_sub(line_start).clamp(start, line.len());
+        let start = (label.span.start as usize)
+            .saturating_sub(line_start)
+            .min(line.len());
+        let end = (label.span.end as usize)
+            .saturating_sub(line_start)
+            .clamp(start, line.len());
         let (start, end) = (floor_boundary(line, start), floor_boundary(line, end));
         let indent = display_width(&line[..start]);
         let marks = display_width(&line[start..end]).max(1);
         let mark = if label.primary { "^" } else { "-" };
         let _ = writeln!(out, "{:>width$} | {}", at.line, line.replace('\t', " "));
-        let text = if label.message.is_empty() { String::new() } else { format!(" {}", label.message) };
-        let _ = writeln!(out, "{pad} | {}{}{text}", " ".repeat(indent), mark.repeat(marks));
+        let text = if label.message.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", label.message)
+        };
+        let _ = writeln!(
+            out,
+            "{pad} | {}{}{text}",
+            " ".repeat(indent),
+            mark.repeat(marks)
+        );
     }
     if let Some(help) = &d.help {
         let _ = writeln!(out, "{pad} |");
@@ -91,7 +113,12 @@ pub fn position(sources: &Sources, span: Span) -> Position {
     let file = sources.get(span.file);
     let (line, column) = file.line_col(span.start as usize);
     let (end_line, end_column) = file.line_col(span.end as usize);
-    Position { line, column, end_line, end_column }
+    Position {
+        line,
+        column,
+        end_line,
+        end_column,
+    }
 }
 
 #[derive(Serialize)]

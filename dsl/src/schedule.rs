@@ -16,7 +16,11 @@ impl CronSchedule {
         if (5..=7).contains(&n) {
             Ok(CronSchedule)
         } else {
-            Err(CronError { message: format!("expected 5 fields, found {n}"), field: None, span: None })
+            Err(CronError {
+                message: format!("expected 5 fields, found {n}"),
+                field: None,
+                span: None,
+            })
         }
     }
 }
@@ -28,5 +32,8 @@ pub struct TzError {
 }
 
 pub fn parse_time_zone(name: &str) -> Result<chrono_tz::Tz, TzError> {
-    name.parse().map_err(|_| TzError { message: format!("unknown time zone `{name}`"), suggestion: None })
+    name.parse().map_err(|_| TzError {
+        message: format!("unknown time zone `{name}`"),
+        suggestion: None,
+    })
 }

@@ -38,8 +38,17 @@ impl Type {
         })
     }
 
-    pub const SCHEMA_NAMES: &'static [&'static str] =
-        &["string", "number", "bool", "timestamp", "date", "duration", "list", "record", "any"];
+    pub const SCHEMA_NAMES: &'static [&'static str] = &[
+        "string",
+        "number",
+        "bool",
+        "timestamp",
+        "date",
+        "duration",
+        "list",
+        "record",
+        "any",
+    ];
 
     /// Whether the checker knows nothing that would rule a value of `self`
     /// out where `wanted` is needed. `Any` and `Null` fit everywhere (null

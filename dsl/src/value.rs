@@ -62,7 +62,9 @@ impl Value {
     pub fn as_timestamp(&self) -> Option<DateTime<Utc>> {
         match self {
             Value::Timestamp(t) => Some(*t),
-            Value::String(s) => DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc)),
+            Value::String(s) => DateTime::parse_from_rfc3339(s)
+                .ok()
+                .map(|t| t.with_timezone(&Utc)),
             _ => None,
         }
     }
@@ -71,7 +73,9 @@ impl Value {
     pub fn as_date(&self) -> Option<NaiveDate> {
         match self {
             Value::Date(d) => Some(*d),
-            Value::String(s) => NaiveDate::from_str(s).ok().or_else(|| self.as_timestamp().map(|t| t.date_naive())),
+            Value::String(s) => NaiveDate::from_str(s)
+                .ok()
+                .or_else(|| self.as_timestamp().map(|t| t.date_naive())),
             Value::Timestamp(t) => Some(t.date_naive()),
             _ => None,
         }
@@ -102,10 +106,14 @@ impl Value {
                 .map(Value::Number)
                 .unwrap_or(Value::Null),
             serde_json::Value::String(s) => Value::String(s.clone()),
-            serde_json::Value::Array(items) => Value::List(items.iter().map(Value::from_json).collect()),
-            serde_json::Value::Object(map) => {
-                Value::Record(map.iter().map(|(k, v)| (k.clone(), Value::from_json(v))).collect())
+            serde_json::Value::Array(items) => {
+                Value::List(items.iter().map(Value::from_json).collect())
             }
+            serde_json::Value::Object(map) => Value::Record(
+                map.iter()
+                    .map(|(k, v)| (k.clone(), Value::from_json(v)))
+                    .collect(),
+            ),
         }
     }
 
@@ -123,7 +131,9 @@ impl Value {
             Value::Duration(s) => J::from(*s),
             Value::TimeOfDay(m) => J::String(format!("{:02}:{:02}", m / 60, m % 60)),
             Value::List(items) => J::Array(items.iter().map(Value::to_json).collect()),
-            Value::Record(map) => J::Object(map.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()),
+            Value::Record(map) => {
+                J::Object(map.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
+            }
         }
     }
 
@@ -150,7 +160,9 @@ pub fn decimal_to_json(n: Decimal) -> serde_json::Value {
     {
         return serde_json::Value::from(i);
     }
-    n.to_f64().map(serde_json::Value::from).unwrap_or(serde_json::Value::Null)
+    n.to_f64()
+        .map(serde_json::Value::from)
+        .unwrap_or(serde_json::Value::Null)
 }
 
 #[cfg(test)]
@@ -161,7 +173,10 @@ mod tests {
     fn decimal_arithmetic_is_exact() {
         let a = Decimal::from_str("0.1").unwrap();
         let b = Decimal::from_str("0.2").unwrap();
-        assert_eq!(Value::Number(a + b), Value::Number(Decimal::from_str("0.3").unwrap()));
+        assert_eq!(
+            Value::Number(a + b),
+            Value::Number(Decimal::from_str("0.3").unwrap())
+        );
     }
 
     #[test]

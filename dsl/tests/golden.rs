@@ -11,7 +11,9 @@ use waymark_dsl::check::{self, ChannelCatalog, ChannelSpec, Options};
 use waymark_dsl::{Code, Sources, parser, render};
 
 fn cases(kind: &str) -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(kind);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(kind);
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
         .unwrap_or_else(|e| panic!("{}: {e}", root.display()))
         .map(|e| e.unwrap().path())
@@ -30,7 +32,11 @@ pub fn load(dir: &Path) -> Sources {
     let mut name = format!("{case}/input.journey");
     let mut current = String::new();
     for line in text.split_inclusive('\n') {
-        if let Some(rest) = line.trim_end().strip_prefix("--- file: ").and_then(|r| r.strip_suffix(" ---")) {
+        if let Some(rest) = line
+            .trim_end()
+            .strip_prefix("--- file: ")
+            .and_then(|r| r.strip_suffix(" ---"))
+        {
             if !current.is_empty() {
                 sources.add(std::mem::take(&mut name), std::mem::take(&mut current));
             }
@@ -56,7 +62,9 @@ fn catalog(dir: &Path) -> Option<ChannelCatalog> {
     let text = std::fs::read_to_string(dir.join("channels.json")).ok()?;
     let json: serde_json::Value = serde_json::from_str(&text).unwrap();
     let strings = |v: &serde_json::Value| -> Vec<String> {
-        v.as_array().map(|a| a.iter().map(|s| s.as_str().unwrap().to_string()).collect()).unwrap_or_default()
+        v.as_array()
+            .map(|a| a.iter().map(|s| s.as_str().unwrap().to_string()).collect())
+            .unwrap_or_default()
     };
     let mut catalog = ChannelCatalog::default();
     for (name, spec) in json.as_object().unwrap() {
@@ -75,7 +83,13 @@ fn catalog(dir: &Path) -> Option<ChannelCatalog> {
 fn check_case(dir: &Path) -> (Sources, check::Checked) {
     let sources = load(dir);
     let catalog = catalog(dir);
-    let checked = check::check(&sources, Options { functions: waymark_stdlib::stdlib(), channels: catalog.as_ref() });
+    let checked = check::check(
+        &sources,
+        Options {
+            functions: waymark_stdlib::stdlib(),
+            channels: catalog.as_ref(),
+        },
+    );
     (sources, checked)
 }
 
@@ -84,7 +98,12 @@ fn parse_fixtures() {
     for dir in cases("parse") {
         let sources = load(&dir);
         let (files, diagnostics) = parser::parse_all(&sources);
-        assert!(diagnostics.is_empty(), "{}: {}", dir.display(), render::human(&sources, &diagnostics));
+        assert!(
+            diagnostics.is_empty(),
+            "{}: {}",
+            dir.display(),
+            render::human(&sources, &diagnostics)
+        );
         let decls: Vec<_> = files.iter().map(|f| &f.decls).collect();
         settings(&dir).bind(|| insta::assert_json_snapshot!("ast", decls));
     }
@@ -94,12 +113,31 @@ fn parse_fixtures() {
 fn check_fixtures() {
     for dir in cases("check") {
         let (sources, checked) = check_case(&dir);
-        let human = format!("{}{}\n", render::human(&sources, &checked.diagnostics), render::summary(sources.len(), &checked.diagnostics));
+        let human = format!(
+            "{}{}\n",
+            render::human(&sources, &checked.diagnostics),
+            render::summary(sources.len(), &checked.diagnostics)
+        );
         let json = render::json(&sources, &checked.diagnostics);
         settings(&dir).bind(|| {
             insta::assert_snapshot!("human", human);
             insta::assert_json_snapshot!("json", json);
         });
+    }
+}
+
+#[test]
+fn plan_fixtures() {
+    for dir in cases("plan") {
+        let (sources, checked) = check_case(&dir);
+        let plan = checked.plan.unwrap_or_else(|| {
+            panic!(
+                "{}: {}",
+                dir.display(),
+                render::human(&sources, &checked.diagnostics)
+            )
+        });
+        settings(&dir).bind(|| insta::assert_json_snapshot!("plan", plan));
     }
 }
 
@@ -111,9 +149,16 @@ fn clean_and_failing_fixtures_are_what_their_names_say() {
         let name = dir.file_name().unwrap().to_string_lossy().to_string();
         let (sources, checked) = check_case(&dir);
         if name.starts_with("ok_") || name.starts_with("spec_") {
-            assert!(checked.diagnostics.is_empty(), "{name} should be clean:\n{}", render::human(&sources, &checked.diagnostics));
+            assert!(
+                checked.diagnostics.is_empty(),
+                "{name} should be clean:\n{}",
+                render::human(&sources, &checked.diagnostics)
+            );
         } else {
-            assert!(!checked.diagnostics.is_empty(), "{name} should report a problem");
+            assert!(
+                !checked.diagnostics.is_empty(),
+                "{name} should report a problem"
+            );
         }
     }
 }
@@ -126,7 +171,11 @@ fn every_code_has_a_failing_fixture() {
         let (_, checked) = check_case(&dir);
         seen.extend(checked.diagnostics.iter().map(|d| d.code));
     }
-    let missing: Vec<&str> = Code::ALL.iter().filter(|c| !seen.contains(c)).map(|c| c.as_str()).collect();
+    let missing: Vec<&str> = Code::ALL
+        .iter()
+        .filter(|c| !seen.contains(c))
+        .map(|c| c.as_str())
+        .collect();
     assert!(missing.is_empty(), "no check fixture produces {missing:?}");
 }
 
@@ -139,5 +188,8 @@ fn diagnostics_reference_is_current() {
         std::fs::write(&path, &generated).unwrap();
     }
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
-    assert_eq!(committed, generated, "docs/diagnostics.md is stale: run with WAYMARK_BLESS=1");
+    assert_eq!(
+        committed, generated,
+        "docs/diagnostics.md is stale: run with WAYMARK_BLESS=1"
+    );
 }

@@ -12,7 +12,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "waymark", version, about = "Journeys as code: check, test, simulate and run marketing journeys")]
+#[command(
+    name = "waymark",
+    version,
+    about = "Journeys as code: check, test, simulate and run marketing journeys"
+)]
 struct Args {
     #[command(subcommand)]
     command: Command,

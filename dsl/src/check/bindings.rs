@@ -1,8 +1,8 @@
 //! `as` bindings used out of scope (E0103): the name is bound somewhere in
 //! the same declaration, but not on the path to this use.
 
-use super::walk::{self, Child, Resolved, Role, Scope, Visitor};
 use super::Cx;
+use super::walk::{self, Child, Resolved, Role, Scope, Visitor};
 use crate::ast::{Expr, ExprKind};
 use crate::codes::Code;
 use crate::diagnostic::Diagnostic;
@@ -16,8 +16,15 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
         fn expr(&mut self, expr: &'a Expr, _: Role, scope: &Scope<'a>) {
             let bound = walk::all_bindings(scope.owner);
             walk::each_subexpr(expr, Child::Value, self.cx.functions, &mut |e, child| {
-                let ExprKind::Name(name) = &e.kind else { return };
-                if child != Child::Value || !matches!(walk::resolve(name, scope, &self.cx.symbols), Resolved::Unknown) {
+                let ExprKind::Name(name) = &e.kind else {
+                    return;
+                };
+                if child != Child::Value
+                    || !matches!(
+                        walk::resolve(name, scope, &self.cx.symbols),
+                        Resolved::Unknown
+                    )
+                {
                     return;
                 }
                 if let Some(binding) = bound.iter().find(|b| &b.name == name) {

@@ -1,11 +1,11 @@
 //! Calls: unknown functions (E0102), wrong arity (E0201), and event-name
 //! arguments that are not names (`count("x")` instead of `count(x)`).
 
-use super::walk::{self, Child, Role, Scope, Visitor};
 use super::Cx;
+use super::walk::{self, Child, Role, Scope, Visitor};
 use crate::ast::{Expr, ExprKind};
 use crate::codes::Code;
-use crate::diagnostic::{closest, Diagnostic};
+use crate::diagnostic::{Diagnostic, closest};
 
 pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
     struct V<'c, 'a> {
@@ -27,10 +27,16 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
                     ),
                     _ => {}
                 }
-                let ExprKind::Call { function, args } = &e.kind else { return };
+                let ExprKind::Call { function, args } = &e.kind else {
+                    return;
+                };
                 let Some(signature) = functions.lookup(&function.name) else {
-                    let mut d = Diagnostic::new(Code::UnknownFunction, function.span, format!("unknown function `{}`", function.name))
-                        .label("not a built-in function");
+                    let mut d = Diagnostic::new(
+                        Code::UnknownFunction,
+                        function.span,
+                        format!("unknown function `{}`", function.name),
+                    )
+                    .label("not a built-in function");
                     if let Some(near) = closest(&function.name, functions.names()) {
                         d = d.help(format!("did you mean `{near}`?"));
                     }
@@ -50,10 +56,17 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
                         Diagnostic::new(
                             Code::Arity,
                             e.span,
-                            format!("`{}` takes {wanted} argument{plural}, given {n}", function.name),
+                            format!(
+                                "`{}` takes {wanted} argument{plural}, given {n}",
+                                function.name
+                            ),
                         )
                         .label(format!("called with {n}"))
-                        .help(format!("{} — {}", signature.display(), signature.doc)),
+                        .help(format!(
+                            "{} — {}",
+                            signature.display(),
+                            signature.doc
+                        )),
                     );
                 }
             });

@@ -2,8 +2,8 @@
 //! both places), clauses that may appear once, record keys, split arms,
 //! schema fields and test names.
 
-use super::walk;
 use super::Cx;
+use super::walk;
 use crate::ast::{self, Decl, ExprKind, StepKind};
 use crate::codes::Code;
 use crate::diagnostic::Diagnostic;
@@ -29,22 +29,48 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
     let mut tests: BTreeMap<&str, Span> = BTreeMap::new();
     for decl in cx.files.iter().flat_map(|f| &f.decls) {
         match decl {
-            Decl::Journey(j) => once(j.headers.iter().map(|h| (h.kind.keyword(), h.span)), &["trigger", "exit on", "exit if"], "journey", out),
-            Decl::Task(t) => once(t.clauses.iter().map(|c| (c.kind.keyword(), c.span)), &[], "task", out),
-            Decl::Policy(p) => once(p.clauses.iter().map(|c| (c.kind.keyword(), c.span)), &["cap"], "policy", out),
+            Decl::Journey(j) => once(
+                j.headers.iter().map(|h| (h.kind.keyword(), h.span)),
+                &["trigger", "exit on", "exit if"],
+                "journey",
+                out,
+            ),
+            Decl::Task(t) => once(
+                t.clauses.iter().map(|c| (c.kind.keyword(), c.span)),
+                &[],
+                "task",
+                out,
+            ),
+            Decl::Policy(p) => once(
+                p.clauses.iter().map(|c| (c.kind.keyword(), c.span)),
+                &["cap"],
+                "policy",
+                out,
+            ),
             Decl::Schema(s) => {
                 let mut entries: BTreeMap<Option<&str>, Span> = BTreeMap::new();
                 for entry in &s.entries {
                     let key = entry.event.as_ref().map(|e| e.name.as_str());
                     if let Some(first) = entries.insert(key, entry.span) {
-                        out.push(twice(entry.span, first, &format!("schema for {}", key.map_or("user".to_string(), |e| format!("event `{e}`")))));
+                        out.push(twice(
+                            entry.span,
+                            first,
+                            &format!(
+                                "schema for {}",
+                                key.map_or("user".to_string(), |e| format!("event `{e}`"))
+                            ),
+                        ));
                     }
                     names(entry.fields.iter().map(|f| &f.name), "field", out);
                 }
             }
             Decl::Test(t) => {
                 if let Some(first) = tests.insert(t.name.value.as_str(), t.name.span) {
-                    out.push(twice(t.name.span, first, &format!("test \"{}\"", t.name.value)));
+                    out.push(twice(
+                        t.name.span,
+                        first,
+                        &format!("test \"{}\"", t.name.value),
+                    ));
                 }
             }
             _ => {}
@@ -52,9 +78,15 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
     }
     walk::for_each_step(cx.files, |step| match &step.kind {
         StepKind::Split { arms, .. } => names(arms.iter().map(|a| &a.name), "split arm", out),
-        StepKind::Send { fields: Some(r), .. } | StepKind::Emit { fields: Some(r), .. } | StepKind::GiveCoupon { fields: Some(r), .. } => {
-            record(r, out)
+        StepKind::Send {
+            fields: Some(r), ..
         }
+        | StepKind::Emit {
+            fields: Some(r), ..
+        }
+        | StepKind::GiveCoupon {
+            fields: Some(r), ..
+        } => record(r, out),
         _ => {}
     });
     struct Records<'o>(&'o mut Vec<Diagnostic>);
@@ -90,13 +122,22 @@ fn names<'a>(idents: impl Iterator<Item = &'a ast::Ident>, what: &str, out: &mut
     let mut seen: BTreeMap<&str, Span> = BTreeMap::new();
     for ident in idents {
         if let Some(first) = seen.insert(ident.name.as_str(), ident.span) {
-            out.push(twice(ident.span, first, &format!("{what} `{}`", ident.name)));
+            out.push(twice(
+                ident.span,
+                first,
+                &format!("{what} `{}`", ident.name),
+            ));
             seen.insert(ident.name.as_str(), first);
         }
     }
 }
 
-fn once(clauses: impl Iterator<Item = (&'static str, Span)>, repeatable: &[&str], owner: &str, out: &mut Vec<Diagnostic>) {
+fn once(
+    clauses: impl Iterator<Item = (&'static str, Span)>,
+    repeatable: &[&str],
+    owner: &str,
+    out: &mut Vec<Diagnostic>,
+) {
     let mut seen: BTreeMap<&str, Span> = BTreeMap::new();
     for (keyword, span) in clauses {
         if repeatable.contains(&keyword) {
@@ -114,5 +155,7 @@ fn once(clauses: impl Iterator<Item = (&'static str, Span)>, repeatable: &[&str]
 }
 
 fn twice(span: Span, first: Span, what: &str) -> Diagnostic {
-    Diagnostic::new(Code::Duplicate, span, format!("{what} appears twice")).label("again here").also(first, "first here")
+    Diagnostic::new(Code::Duplicate, span, format!("{what} appears twice"))
+        .label("again here")
+        .also(first, "first here")
 }

@@ -3,9 +3,11 @@
 //! windows, quiet hours that start when they end, timestamps that are not
 //! RFC 3339.
 
-use super::walk::{self, Role, Scope, Visitor};
 use super::Cx;
-use crate::ast::{self, Decl, ExprKind, HeaderKind, PolicyClauseKind, StepKind, TaskClauseKind, UnaryOp};
+use super::walk::{self, Role, Scope, Visitor};
+use crate::ast::{
+    self, Decl, ExprKind, HeaderKind, PolicyClauseKind, StepKind, TaskClauseKind, UnaryOp,
+};
 use crate::codes::Code;
 use crate::diagnostic::Diagnostic;
 
@@ -14,7 +16,11 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
     impl<'a> Visitor<'a> for Literals<'_> {
         fn expr(&mut self, expr: &'a ast::Expr, role: Role, scope: &Scope<'a>) {
             if role == Role::Literal && !is_literal(expr) {
-                let what = if matches!(scope.owner, walk::Owner::Const(_)) { "a const" } else { "test data" };
+                let what = if matches!(scope.owner, walk::Owner::Const(_)) {
+                    "a const"
+                } else {
+                    "test data"
+                };
                 self.0.push(
                     Diagnostic::new(Code::NotLiteral, expr.span, format!("{what} must be a literal"))
                         .label("computed here")
@@ -30,8 +36,12 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
             Decl::Journey(j) => {
                 for header in &j.headers {
                     match &header.kind {
-                        HeaderKind::Entry(ast::EntryMode::Every(d)) => positive_duration(d, "`entry every`", out),
-                        HeaderKind::Goal { within, .. } => positive_duration(within, "a goal window", out),
+                        HeaderKind::Entry(ast::EntryMode::Every(d)) => {
+                            positive_duration(d, "`entry every`", out)
+                        }
+                        HeaderKind::Goal { within, .. } => {
+                            positive_duration(within, "a goal window", out)
+                        }
                         HeaderKind::Limit { entries, per } => {
                             positive(entries, "a limit", out);
                             if let Some(ast::Window::Rolling(d)) = per {
@@ -109,24 +119,41 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
 pub fn is_literal(expr: &ast::Expr) -> bool {
     match &expr.kind {
         // An expression the parser could not build has been reported already.
-        ExprKind::Error | ExprKind::Null | ExprKind::Bool(_) | ExprKind::Number { .. } | ExprKind::Duration { .. } | ExprKind::TimeOfDay(_) => true,
+        ExprKind::Error
+        | ExprKind::Null
+        | ExprKind::Bool(_)
+        | ExprKind::Number { .. }
+        | ExprKind::Duration { .. }
+        | ExprKind::TimeOfDay(_) => true,
         ExprKind::Str(t) => t.as_plain().is_some(),
         ExprKind::List(items) => items.iter().all(is_literal),
         ExprKind::Record(r) => r.fields.iter().all(|f| is_literal(&f.value)),
-        ExprKind::Unary(UnaryOp::Neg, e) => matches!(e.kind, ExprKind::Number { .. } | ExprKind::Duration { .. }),
+        ExprKind::Unary(UnaryOp::Neg, e) => {
+            matches!(e.kind, ExprKind::Number { .. } | ExprKind::Duration { .. })
+        }
         _ => false,
     }
 }
 
 fn positive(n: &ast::Integer, what: &str, out: &mut Vec<Diagnostic>) {
     if n.value == 0 {
-        out.push(Diagnostic::new(Code::BadValue, n.span, format!("{what} of 0 never lets anything happen")).label("must be at least 1"));
+        out.push(
+            Diagnostic::new(
+                Code::BadValue,
+                n.span,
+                format!("{what} of 0 never lets anything happen"),
+            )
+            .label("must be at least 1"),
+        );
     }
 }
 
 fn positive_duration(d: &ast::DurationLit, what: &str, out: &mut Vec<Diagnostic>) {
     if d.seconds == 0 {
-        out.push(Diagnostic::new(Code::BadValue, d.span, format!("{what} of zero length")).label("must be longer than 0s"));
+        out.push(
+            Diagnostic::new(Code::BadValue, d.span, format!("{what} of zero length"))
+                .label("must be longer than 0s"),
+        );
     }
 }
 
@@ -134,13 +161,19 @@ fn active(a: &ast::Active, out: &mut Vec<Diagnostic>) {
     timestamp(&a.from, out);
     if let Some(until) = &a.until {
         timestamp(until, out);
-        if let (Some(from), Some(to)) = (parse_timestamp(&a.from.value), parse_timestamp(&until.value))
-            && to <= from
+        if let (Some(from), Some(to)) = (
+            parse_timestamp(&a.from.value),
+            parse_timestamp(&until.value),
+        ) && to <= from
         {
             out.push(
-                Diagnostic::new(Code::BadValue, until.span, "the campaign window ends before it starts")
-                    .label("`until` is not after `from`")
-                    .also(a.from.span, "starts here"),
+                Diagnostic::new(
+                    Code::BadValue,
+                    until.span,
+                    "the campaign window ends before it starts",
+                )
+                .label("`until` is not after `from`")
+                .also(a.from.span, "starts here"),
             );
         }
     }
@@ -151,7 +184,10 @@ pub fn parse_timestamp(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
         return Some(t.to_utc());
     }
-    text.parse::<chrono::NaiveDate>().ok().and_then(|d| d.and_hms_opt(0, 0, 0)).map(|t| t.and_utc())
+    text.parse::<chrono::NaiveDate>()
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
 }
 
 fn timestamp(text: &ast::Text, out: &mut Vec<Diagnostic>) {
@@ -163,4 +199,3 @@ fn timestamp(text: &ast::Text, out: &mut Vec<Diagnostic>) {
         );
     }
 }
-

@@ -9,6 +9,7 @@ mod channels;
 mod duplicates;
 mod literals;
 mod names;
+mod placement;
 mod references;
 mod schedules;
 mod schema;
@@ -45,6 +46,7 @@ pub const RULES: &[(&str, Rule)] = &[
     ("schema", schema::check),
     ("segments", segments::check),
     ("splits", splits::check),
+    ("placement", placement::check),
     ("unreachable", unreachable::check),
     ("schedules", schedules::check),
     ("literals", literals::check),
@@ -104,6 +106,8 @@ pub struct Checked {
     pub files: Vec<ast::File>,
     /// Sorted by file and offset.
     pub diagnostics: Vec<Diagnostic>,
+    /// The lowered deployment, when there are no errors (warnings allowed).
+    pub plan: Option<crate::plan::Plan>,
 }
 
 impl Checked {
@@ -115,12 +119,24 @@ impl Checked {
 /// Parses and checks every file of `sources`, collecting every diagnostic.
 pub fn check(sources: &Sources, options: Options<'_>) -> Checked {
     let (files, mut diagnostics) = crate::parser::parse_all(sources);
-    let cx = Cx { sources, files: &files, symbols: Symbols::build(&files), functions: options.functions, channels: options.channels };
+    let cx = Cx {
+        sources,
+        files: &files,
+        symbols: Symbols::build(&files),
+        functions: options.functions,
+        channels: options.channels,
+    };
     for (_, rule) in RULES {
         rule(&cx, &mut diagnostics);
     }
     diagnostic::sort(&mut diagnostics);
-    Checked { files, diagnostics }
+    let plan = (!diagnostics.iter().any(Diagnostic::is_error))
+        .then(|| crate::plan::lower(sources, &files, options.functions));
+    Checked {
+        files,
+        diagnostics,
+        plan,
+    }
 }
 
 /// Words a cap can use to count every non-transactional send.

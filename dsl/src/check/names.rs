@@ -2,11 +2,11 @@
 //! have no value (E0107), with "did you mean". Names that are `as`
 //! bindings declared elsewhere are left to `bindings.rs`.
 
-use super::walk::{self, Child, Resolved, Role, Scope, Visitor};
 use super::Cx;
+use super::walk::{self, Child, Resolved, Role, Scope, Visitor};
 use crate::ast::{Expr, ExprKind};
 use crate::codes::Code;
-use crate::diagnostic::{closest, Diagnostic};
+use crate::diagnostic::{Diagnostic, closest};
 
 pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
     struct V<'c, 'a> {
@@ -17,7 +17,9 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
         fn expr(&mut self, expr: &'a Expr, _: Role, scope: &Scope<'a>) {
             let elsewhere = walk::all_bindings(scope.owner);
             walk::each_subexpr(expr, Child::Value, self.cx.functions, &mut |e, child| {
-                let ExprKind::Name(name) = &e.kind else { return };
+                let ExprKind::Name(name) = &e.kind else {
+                    return;
+                };
                 if child != Child::Value {
                     return;
                 }
@@ -28,8 +30,12 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
                         candidates.extend(self.cx.symbols.names_of("segment"));
                         candidates.extend(self.cx.symbols.names_of("const"));
                         candidates.extend(scope.bindings.iter().map(|b| b.name.name.as_str()));
-                        let mut d = Diagnostic::new(Code::UnknownName, e.span, format!("unknown name `{name}`"))
-                            .label("not a segment, const, binding or context name");
+                        let mut d = Diagnostic::new(
+                            Code::UnknownName,
+                            e.span,
+                            format!("unknown name `{name}`"),
+                        )
+                        .label("not a segment, const, binding or context name");
                         if let Some(near) = closest(name, candidates) {
                             d = d.help(format!("did you mean `{near}`?"));
                         } else if self.cx.functions.lookup(name).is_some() {
@@ -39,14 +45,20 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
                     }
                     Resolved::Unavailable(what) => {
                         let where_ = match scope.owner {
-                            walk::Owner::Segment(_) => "in a segment, which is decided from the user's state alone",
+                            walk::Owner::Segment(_) => {
+                                "in a segment, which is decided from the user's state alone"
+                            }
                             walk::Owner::Const(_) => "in a const, which must be a literal",
                             walk::Owner::Test(_) => "in test data, which must be literal",
                             _ => "outside a journey",
                         };
                         self.out.push(
-                            Diagnostic::new(Code::ContextUnavailable, e.span, format!("`{what}` has no value here"))
-                                .label(format!("not available {where_}")),
+                            Diagnostic::new(
+                                Code::ContextUnavailable,
+                                e.span,
+                                format!("`{what}` has no value here"),
+                            )
+                            .label(format!("not available {where_}")),
                         );
                     }
                     _ => {}

@@ -2,11 +2,11 @@
 //! `policy P`, a test's `expect goal J` / `reward T`, and — when a config
 //! is given — channels in `send` steps and caps.
 
-use super::walk;
 use super::Cx;
+use super::walk;
 use crate::ast::{self, Decl, HeaderKind};
 use crate::codes::Code;
-use crate::diagnostic::{closest, Diagnostic};
+use crate::diagnostic::{Diagnostic, closest};
 
 pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
     let expect = |ident: &ast::Ident, kind: &str, implicit: &[&str], out: &mut Vec<Diagnostic>| {
@@ -15,10 +15,22 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
             return;
         }
         let mut d = match found {
-            Some(other) => Diagnostic::new(Code::UnknownReference, ident.span, format!("`{}` is a {}, not a {kind}", ident.name, other.kind()))
-                .label(format!("a {kind} is needed here"))
-                .also(other.name().expect("named").span, format!("the {}", other.kind())),
-            None => Diagnostic::new(Code::UnknownReference, ident.span, format!("no {kind} named `{}`", ident.name)).label(format!("unknown {kind}")),
+            Some(other) => Diagnostic::new(
+                Code::UnknownReference,
+                ident.span,
+                format!("`{}` is a {}, not a {kind}", ident.name, other.kind()),
+            )
+            .label(format!("a {kind} is needed here"))
+            .also(
+                other.name().expect("named").span,
+                format!("the {}", other.kind()),
+            ),
+            None => Diagnostic::new(
+                Code::UnknownReference,
+                ident.span,
+                format!("no {kind} named `{}`", ident.name),
+            )
+            .label(format!("unknown {kind}")),
         };
         let candidates = cx.symbols.names_of(kind).chain(implicit.iter().copied());
         if let Some(near) = closest(&ident.name, candidates) {
@@ -31,7 +43,9 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
             Decl::Journey(j) => {
                 for header in &j.headers {
                     match &header.kind {
-                        HeaderKind::Trigger(ast::Trigger::Segment(s)) => expect(s, "segment", &[], out),
+                        HeaderKind::Trigger(ast::Trigger::Segment(s)) => {
+                            expect(s, "segment", &[], out)
+                        }
                         HeaderKind::Policy(p) => expect(p, "policy", &["default"], out),
                         _ => {}
                     }
@@ -39,11 +53,17 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
             }
             Decl::Test(t) => {
                 for stmt in &t.stmts {
-                    let ast::TestStmtKind::Expect(e) = &stmt.kind else { continue };
+                    let ast::TestStmtKind::Expect(e) = &stmt.kind else {
+                        continue;
+                    };
                     match &e.what {
-                        ast::Expected::Goal(j) | ast::Expected::Exit(j) | ast::Expected::Enter(j) => expect(j, "journey", &[], out),
+                        ast::Expected::Goal(j)
+                        | ast::Expected::Exit(j)
+                        | ast::Expected::Enter(j) => expect(j, "journey", &[], out),
                         ast::Expected::Reward(t) => expect(t, "task", &[], out),
-                        ast::Expected::Send { channel: Some(c), .. } => channel(cx, c, out),
+                        ast::Expected::Send {
+                            channel: Some(c), ..
+                        } => channel(cx, c, out),
                         _ => {}
                     }
                 }
@@ -73,11 +93,18 @@ fn channel(cx: &Cx<'_>, ident: &ast::Ident, out: &mut Vec<Diagnostic>) {
     if catalog.get(&ident.name).is_some() {
         return;
     }
-    let mut d = Diagnostic::new(Code::UnknownReference, ident.span, format!("no channel named `{}` is configured", ident.name))
-        .label("unknown channel");
+    let mut d = Diagnostic::new(
+        Code::UnknownReference,
+        ident.span,
+        format!("no channel named `{}` is configured", ident.name),
+    )
+    .label("unknown channel");
     d = d.help(match closest(&ident.name, catalog.names()) {
         Some(near) => format!("did you mean `{near}`?"),
-        None => format!("configured channels: {}", catalog.names().collect::<Vec<_>>().join(", ")),
+        None => format!(
+            "configured channels: {}",
+            catalog.names().collect::<Vec<_>>().join(", ")
+        ),
     });
     out.push(d);
 }

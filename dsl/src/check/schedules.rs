@@ -2,12 +2,12 @@
 //! goes through the same normalising layer the engine uses, and every `tz`
 //! names an IANA zone.
 
-use super::walk;
 use super::Cx;
+use super::walk;
 use crate::ast::{self, Decl, HeaderKind, PolicyClauseKind, StepKind, TaskClauseKind};
 use crate::codes::Code;
 use crate::diagnostic::Diagnostic;
-use crate::schedule::{parse_time_zone, CronSchedule};
+use crate::schedule::{CronSchedule, parse_time_zone};
 use crate::source::Span;
 
 pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
@@ -60,7 +60,8 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
 
 fn zone(tz: &ast::Text, out: &mut Vec<Diagnostic>) {
     if let Err(e) = parse_time_zone(&tz.value) {
-        let mut d = Diagnostic::new(Code::BadTimeZone, tz.span, e.message).label("not an IANA time zone");
+        let mut d =
+            Diagnostic::new(Code::BadTimeZone, tz.span, e.message).label("not an IANA time zone");
         d = d.help(match e.suggestion {
             Some(s) => format!("did you mean \"{s}\"?"),
             None => "write a zone such as \"Asia/Shanghai\"".to_string(),
@@ -77,7 +78,11 @@ fn inner_span(cx: &Cx<'_>, text: &ast::Text, range: Option<std::ops::Range<usize
     let source = cx.sources.slice(text.span);
     if source.len() >= 2 * quote && &source[quote..source.len() - quote] == text.value {
         let start = text.span.start as usize + quote;
-        Span::new(text.span.file, start + range.start, start + range.end.max(range.start + 1))
+        Span::new(
+            text.span.file,
+            start + range.start,
+            start + range.end.max(range.start + 1),
+        )
     } else {
         text.span
     }

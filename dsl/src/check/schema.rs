@@ -2,12 +2,12 @@
 //! fields keep their types, and with a schema every `user.X` and `event.X`
 //! of a listed event names a declared field.
 
+use super::Cx;
 use super::symbols::BUILT_IN_USER_FIELDS;
 use super::walk::{self, Child, EventCtx, Resolved, Role, Scope, Visitor};
-use super::Cx;
 use crate::ast::{Decl, Expr, ExprKind};
 use crate::codes::Code;
-use crate::diagnostic::{closest, Diagnostic};
+use crate::diagnostic::{Diagnostic, closest};
 use crate::types::Type;
 
 pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
@@ -16,23 +16,35 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
         for entry in &schema.entries {
             for field in &entry.fields {
                 let Some(ty) = Type::from_schema_name(&field.ty.name) else {
-                    let mut d = Diagnostic::new(Code::BadSchema, field.ty.span, format!("unknown type `{}`", field.ty.name))
-                        .label("not a type");
-                    d = d.help(match closest(&field.ty.name, Type::SCHEMA_NAMES.iter().copied()) {
-                        Some(near) => format!("did you mean `{near}`?"),
-                        None => format!("the types are {}", Type::SCHEMA_NAMES.join(", ")),
-                    });
+                    let mut d = Diagnostic::new(
+                        Code::BadSchema,
+                        field.ty.span,
+                        format!("unknown type `{}`", field.ty.name),
+                    )
+                    .label("not a type");
+                    d = d.help(
+                        match closest(&field.ty.name, Type::SCHEMA_NAMES.iter().copied()) {
+                            Some(near) => format!("did you mean `{near}`?"),
+                            None => format!("the types are {}", Type::SCHEMA_NAMES.join(", ")),
+                        },
+                    );
                     out.push(d);
                     continue;
                 };
                 if entry.event.is_none()
-                    && let Some((_, builtin)) = BUILT_IN_USER_FIELDS.iter().find(|(n, _)| *n == field.name.name)
+                    && let Some((_, builtin)) = BUILT_IN_USER_FIELDS
+                        .iter()
+                        .find(|(n, _)| *n == field.name.name)
                     && *builtin != ty
                     && ty != Type::Any
                 {
                     out.push(
-                        Diagnostic::new(Code::BadSchema, field.ty.span, format!("`user.{}` is built in and is a {builtin}", field.name.name))
-                            .label(format!("declared as {ty}")),
+                        Diagnostic::new(
+                            Code::BadSchema,
+                            field.ty.span,
+                            format!("`user.{}` is built in and is a {builtin}", field.name.name),
+                        )
+                        .label(format!("declared as {ty}")),
                     );
                 }
             }
@@ -46,38 +58,70 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
     impl<'a> Visitor<'a> for V<'_, 'a> {
         fn expr(&mut self, expr: &'a Expr, _: Role, scope: &Scope<'a>) {
             walk::each_subexpr(expr, Child::Value, self.cx.functions, &mut |e, child| {
-                let ExprKind::Field(base, field) = &e.kind else { return };
-                let ExprKind::Name(name) = &base.kind else { return };
+                let ExprKind::Field(base, field) = &e.kind else {
+                    return;
+                };
+                let ExprKind::Name(name) = &base.kind else {
+                    return;
+                };
                 if child != Child::Value {
                     return;
                 }
                 let symbols = &self.cx.symbols;
-                let (known, subject, fields): (bool, String, Vec<&str>) = match walk::resolve(name, scope, symbols) {
-                    Resolved::User => (
-                        symbols.user_field(&field.name).is_some(),
-                        "the user".into(),
-                        symbols.user_fields.iter().flat_map(|f| f.keys().copied()).chain(BUILT_IN_USER_FIELDS.iter().map(|(n, _)| *n)).collect(),
-                    ),
-                    Resolved::Event => match scope.event {
-                        EventCtx::Known(event) => event_fields(symbols, event, &field.name),
-                        EventCtx::Unknown => return,
-                    },
-                    Resolved::Binding(walk::Binding { kind: walk::BindingKind::Event(event), .. }) => {
-                        event_fields(symbols, event, &field.name)
-                    }
-                    Resolved::Journey => {
-                        let fields: Vec<&str> = super::symbols::JOURNEY_FIELDS.iter().map(|(n, _)| *n).collect();
-                        (fields.contains(&field.name.as_str()), "`journey`".into(), fields)
-                    }
-                    Resolved::Binding(walk::Binding { kind: walk::BindingKind::Coupon, .. }) => {
-                        let fields: Vec<&str> = super::symbols::COUPON_FIELDS.iter().map(|(n, _)| *n).collect();
-                        (fields.contains(&field.name.as_str()), "a coupon".into(), fields)
-                    }
-                    _ => return,
-                };
+                let (known, subject, fields): (bool, String, Vec<&str>) =
+                    match walk::resolve(name, scope, symbols) {
+                        Resolved::User => (
+                            symbols.user_field(&field.name).is_some(),
+                            "the user".into(),
+                            symbols
+                                .user_fields
+                                .iter()
+                                .flat_map(|f| f.keys().copied())
+                                .chain(BUILT_IN_USER_FIELDS.iter().map(|(n, _)| *n))
+                                .collect(),
+                        ),
+                        Resolved::Event => match scope.event {
+                            EventCtx::Known(event) => event_fields(symbols, event, &field.name),
+                            EventCtx::Unknown => return,
+                        },
+                        Resolved::Binding(walk::Binding {
+                            kind: walk::BindingKind::Event(event),
+                            ..
+                        }) => event_fields(symbols, event, &field.name),
+                        Resolved::Journey => {
+                            let fields: Vec<&str> = super::symbols::JOURNEY_FIELDS
+                                .iter()
+                                .map(|(n, _)| *n)
+                                .collect();
+                            (
+                                fields.contains(&field.name.as_str()),
+                                "`journey`".into(),
+                                fields,
+                            )
+                        }
+                        Resolved::Binding(walk::Binding {
+                            kind: walk::BindingKind::Coupon,
+                            ..
+                        }) => {
+                            let fields: Vec<&str> = super::symbols::COUPON_FIELDS
+                                .iter()
+                                .map(|(n, _)| *n)
+                                .collect();
+                            (
+                                fields.contains(&field.name.as_str()),
+                                "a coupon".into(),
+                                fields,
+                            )
+                        }
+                        _ => return,
+                    };
                 if !known {
-                    let mut d = Diagnostic::new(Code::UnknownField, field.span, format!("{subject} has no field `{}`", field.name))
-                        .label("unknown field");
+                    let mut d = Diagnostic::new(
+                        Code::UnknownField,
+                        field.span,
+                        format!("{subject} has no field `{}`", field.name),
+                    )
+                    .label("unknown field");
                     if let Some(near) = closest(&field.name, fields.iter().copied()) {
                         d = d.help(format!("did you mean `{near}`?"));
                     }
@@ -89,12 +133,28 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
     walk::walk(cx.files, &mut V { cx, out });
 }
 
-fn event_fields<'a>(symbols: &super::symbols::Symbols<'a>, event: &str, field: &str) -> (bool, String, Vec<&'a str>) {
+fn event_fields<'a>(
+    symbols: &super::symbols::Symbols<'a>,
+    event: &str,
+    field: &str,
+) -> (bool, String, Vec<&'a str>) {
     let fields = symbols
         .event_fields
         .get(event)
-        .map(|f| f.keys().copied().chain(super::symbols::BUILT_IN_EVENT_FIELDS.iter().map(|(n, _)| *n)).collect())
+        .map(|f| {
+            f.keys()
+                .copied()
+                .chain(
+                    super::symbols::BUILT_IN_EVENT_FIELDS
+                        .iter()
+                        .map(|(n, _)| *n),
+                )
+                .collect()
+        })
         .unwrap_or_default();
-    (symbols.event_field(Some(event), field).is_some(), format!("event `{event}`"), fields)
+    (
+        symbols.event_field(Some(event), field).is_some(),
+        format!("event `{event}`"),
+        fields,
+    )
 }
-

@@ -1,8 +1,8 @@
 //! Segments defined in terms of themselves (E0106), directly or through
 //! other segments.
 
-use super::walk::{self, Child};
 use super::Cx;
+use super::walk::{self, Child};
 use crate::ast::{Decl, ExprKind};
 use crate::codes::Code;
 use crate::diagnostic::Diagnostic;
@@ -34,8 +34,12 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
                     let mut cycle = path.clone();
                     cycle.push(start);
                     out.push(
-                        Diagnostic::new(Code::SegmentCycle, segment.name.span, format!("segment `{start}` depends on itself"))
-                            .label(cycle.join(" → ")),
+                        Diagnostic::new(
+                            Code::SegmentCycle,
+                            segment.name.span,
+                            format!("segment `{start}` depends on itself"),
+                        )
+                        .label(cycle.join(" → ")),
                     );
                     stack.clear();
                     break;

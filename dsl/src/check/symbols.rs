@@ -18,15 +18,22 @@ pub const BUILT_IN_USER_FIELDS: &[(&str, Type)] = &[
 ];
 
 /// The fields every event has.
-pub const BUILT_IN_EVENT_FIELDS: &[(&str, Type)] = &[("name", Type::String), ("at", Type::Timestamp)];
+pub const BUILT_IN_EVENT_FIELDS: &[(&str, Type)] =
+    &[("name", Type::String), ("at", Type::Timestamp)];
 
 /// `journey.X`.
-pub const JOURNEY_FIELDS: &[(&str, Type)] =
-    &[("name", Type::String), ("version", Type::String), ("entered_at", Type::Timestamp)];
+pub const JOURNEY_FIELDS: &[(&str, Type)] = &[
+    ("name", Type::String),
+    ("version", Type::String),
+    ("entered_at", Type::Timestamp),
+];
 
 /// `c.X` for `give coupon … as c`.
-pub const COUPON_FIELDS: &[(&str, Type)] =
-    &[("id", Type::String), ("code", Type::String), ("expires_at", Type::Timestamp)];
+pub const COUPON_FIELDS: &[(&str, Type)] = &[
+    ("id", Type::String),
+    ("code", Type::String),
+    ("expires_at", Type::Timestamp),
+];
 
 #[derive(Debug, Default)]
 pub struct Symbols<'a> {
@@ -48,18 +55,31 @@ impl<'a> Symbols<'a> {
         symbols.categories.insert("marketing".into());
         for decl in files.iter().flat_map(|f| &f.decls) {
             if let Some(name) = decl.name() {
-                symbols.by_name.entry(name.name.as_str()).or_default().push(decl);
+                symbols
+                    .by_name
+                    .entry(name.name.as_str())
+                    .or_default()
+                    .push(decl);
             }
             match decl {
                 Decl::Schema(schema) => {
                     for entry in &schema.entries {
-                        let fields = entry
-                            .fields
-                            .iter()
-                            .map(|f| (f.name.name.as_str(), Type::from_schema_name(&f.ty.name).unwrap_or(Type::Any)));
+                        let fields = entry.fields.iter().map(|f| {
+                            (
+                                f.name.name.as_str(),
+                                Type::from_schema_name(&f.ty.name).unwrap_or(Type::Any),
+                            )
+                        });
                         match &entry.event {
-                            None => symbols.user_fields.get_or_insert_with(BTreeMap::new).extend(fields),
-                            Some(event) => symbols.event_fields.entry(event.name.as_str()).or_default().extend(fields),
+                            None => symbols
+                                .user_fields
+                                .get_or_insert_with(BTreeMap::new)
+                                .extend(fields),
+                            Some(event) => symbols
+                                .event_fields
+                                .entry(event.name.as_str())
+                                .or_default()
+                                .extend(fields),
                         }
                     }
                 }
@@ -104,7 +124,10 @@ impl<'a> Symbols<'a> {
 
     /// Names of declarations of one kind, for "did you mean".
     pub fn names_of<'s>(&'s self, kind: &'s str) -> impl Iterator<Item = &'a str> + 's {
-        self.by_name.iter().filter(move |(_, d)| d[0].kind() == kind).map(|(n, _)| *n)
+        self.by_name
+            .iter()
+            .filter(move |(_, d)| d[0].kind() == kind)
+            .map(|(n, _)| *n)
     }
 
     /// The type of `user.FIELD`: built in, from the schema, or `Any`; `None`

@@ -2,9 +2,9 @@
 //! between values that can never be equal (W0204). What the checker cannot
 //! know is `Any` and passes; run-time checks cover the rest.
 
+use super::Cx;
 use super::symbols::{COUPON_FIELDS, JOURNEY_FIELDS};
 use super::walk::{self, BindingKind, EventCtx, Resolved, Role, Scope, Visitor};
-use super::Cx;
 use crate::ast::{self, BinaryOp, Expr, ExprKind, UnaryOp};
 use crate::codes::Code;
 use crate::diagnostic::Diagnostic;
@@ -18,7 +18,11 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
     }
     impl<'a> Visitor<'a> for V<'_, 'a> {
         fn expr(&mut self, expr: &'a Expr, role: Role, scope: &Scope<'a>) {
-            let mut infer = Infer { cx: self.cx, scope, out: self.out };
+            let mut infer = Infer {
+                cx: self.cx,
+                scope,
+                out: self.out,
+            };
             let ty = infer.expr(expr);
             let wanted = match role {
                 Role::Condition => Type::Bool,
@@ -30,8 +34,12 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
                 return;
             }
             if !ty.fits(wanted) {
-                let mut d = Diagnostic::new(Code::TypeMismatch, expr.span, format!("expected a {wanted}, found a {ty}"))
-                    .label(format!("this is a {ty}"));
+                let mut d = Diagnostic::new(
+                    Code::TypeMismatch,
+                    expr.span,
+                    format!("expected a {wanted}, found a {ty}"),
+                )
+                .label(format!("this is a {ty}"));
                 if role == Role::Timestamp && ty == Type::Duration {
                     d = d.help("to wait for a length of time, write `wait 3d`; `wait until` takes a point in time such as `now + 3d`");
                 }
@@ -45,7 +53,9 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
 /// A string literal that is an RFC 3339 timestamp.
 fn is_timestamp_text(expr: &Expr) -> bool {
     match &expr.kind {
-        ExprKind::Str(t) => t.as_plain().is_some_and(|s| chrono::DateTime::parse_from_rfc3339(&s).is_ok()),
+        ExprKind::Str(t) => t
+            .as_plain()
+            .is_some_and(|s| chrono::DateTime::parse_from_rfc3339(&s).is_ok()),
         _ => false,
     }
 }
@@ -58,7 +68,8 @@ struct Infer<'c, 'a> {
 
 impl<'a> Infer<'_, 'a> {
     fn mismatch(&mut self, span: crate::source::Span, message: String, label: String) -> Type {
-        self.out.push(Diagnostic::new(Code::TypeMismatch, span, message).label(label));
+        self.out
+            .push(Diagnostic::new(Code::TypeMismatch, span, message).label(label));
         Type::Any
     }
 
@@ -90,7 +101,9 @@ impl<'a> Infer<'_, 'a> {
                 Type::Record
             }
             ExprKind::Name(name) => match walk::resolve(name, self.scope, &self.cx.symbols) {
-                Resolved::User | Resolved::Event | Resolved::Journey | Resolved::Binding(_) => Type::Record,
+                Resolved::User | Resolved::Event | Resolved::Journey | Resolved::Binding(_) => {
+                    Type::Record
+                }
                 Resolved::Now => Type::Timestamp,
                 Resolved::Segment(_) => Type::Bool,
                 Resolved::Const(c) => literal_type(&c.value),
@@ -100,28 +113,40 @@ impl<'a> Infer<'_, 'a> {
             ExprKind::Index(base, index) => {
                 let (b, i) = (self.expr(base), self.expr(index));
                 match b {
-                    Type::List if i.is_known() && i != Type::Number => {
-                        self.mismatch(index.span, format!("a list index must be a number, found a {i}"), format!("this is a {i}"))
-                    }
-                    Type::Record if i.is_known() && i != Type::String => {
-                        self.mismatch(index.span, format!("a record key must be a string, found a {i}"), format!("this is a {i}"))
-                    }
+                    Type::List if i.is_known() && i != Type::Number => self.mismatch(
+                        index.span,
+                        format!("a list index must be a number, found a {i}"),
+                        format!("this is a {i}"),
+                    ),
+                    Type::Record if i.is_known() && i != Type::String => self.mismatch(
+                        index.span,
+                        format!("a record key must be a string, found a {i}"),
+                        format!("this is a {i}"),
+                    ),
                     Type::List | Type::Record | Type::Any | Type::Null => Type::Any,
-                    other => self.mismatch(base.span, format!("a {other} cannot be indexed"), format!("this is a {other}")),
+                    other => self.mismatch(
+                        base.span,
+                        format!("a {other} cannot be indexed"),
+                        format!("this is a {other}"),
+                    ),
                 }
             }
             ExprKind::Call { function, args } => self.call(function, args),
             ExprKind::Unary(op, operand) => {
                 let t = self.expr(operand);
                 match op {
-                    UnaryOp::Not if !t.fits(Type::Bool) => {
-                        self.mismatch(operand.span, format!("`not` needs a bool, found a {t}"), format!("this is a {t}"))
-                    }
+                    UnaryOp::Not if !t.fits(Type::Bool) => self.mismatch(
+                        operand.span,
+                        format!("`not` needs a bool, found a {t}"),
+                        format!("this is a {t}"),
+                    ),
                     UnaryOp::Not => Type::Bool,
                     UnaryOp::Neg if matches!(t, Type::Number | Type::Duration) => t,
-                    UnaryOp::Neg if t.is_known() => {
-                        self.mismatch(operand.span, format!("cannot negate a {t}"), format!("this is a {t}"))
-                    }
+                    UnaryOp::Neg if t.is_known() => self.mismatch(
+                        operand.span,
+                        format!("cannot negate a {t}"),
+                        format!("this is a {t}"),
+                    ),
                     UnaryOp::Neg => Type::Any,
                 }
             }
@@ -150,7 +175,10 @@ impl<'a> Infer<'_, 'a> {
                     if !t.fits(T::Bool) {
                         return self.mismatch(
                             expr.span,
-                            format!("`{}` needs bools on both sides, found a {t} on the {side}", op.symbol()),
+                            format!(
+                                "`{}` needs bools on both sides, found a {t} on the {side}",
+                                op.symbol()
+                            ),
                             format!("the {side} side is a {t}"),
                         );
                     }
@@ -158,25 +186,44 @@ impl<'a> Infer<'_, 'a> {
                 T::Bool
             }
             B::Eq | B::Ne => {
-                let comparable = l == r || matches!((l, r), (T::Timestamp, T::Date) | (T::Date, T::Timestamp));
+                let comparable =
+                    l == r || matches!((l, r), (T::Timestamp, T::Date) | (T::Date, T::Timestamp));
                 if known && !comparable {
                     self.out.push(
-                        Diagnostic::new(Code::AlwaysFalse, expr.span, format!("a {l} is never equal to a {r}"))
-                            .label(if op == B::Eq { "always false" } else { "always true" }),
+                        Diagnostic::new(
+                            Code::AlwaysFalse,
+                            expr.span,
+                            format!("a {l} is never equal to a {r}"),
+                        )
+                        .label(if op == B::Eq {
+                            "always false"
+                        } else {
+                            "always true"
+                        }),
                     );
                 }
                 T::Bool
             }
             B::Lt | B::Le | B::Gt | B::Ge => {
-                let ordered = matches!(l, T::Number | T::String | T::Timestamp | T::Date | T::Duration | T::TimeOfDay);
-                if known && (l != r || !ordered) && !matches!((l, r), (T::Timestamp, T::Date) | (T::Date, T::Timestamp)) {
+                let ordered = matches!(
+                    l,
+                    T::Number | T::String | T::Timestamp | T::Date | T::Duration | T::TimeOfDay
+                );
+                if known
+                    && (l != r || !ordered)
+                    && !matches!((l, r), (T::Timestamp, T::Date) | (T::Date, T::Timestamp))
+                {
                     return bad(self);
                 }
                 T::Bool
             }
             B::In => {
                 if r.is_known() && !matches!(r, T::List | T::String | T::Record) {
-                    return self.mismatch(expr.span, format!("`in` needs a list, string or record on the right, found a {r}"), format!("the right side is a {r}"));
+                    return self.mismatch(
+                        expr.span,
+                        format!("`in` needs a list, string or record on the right, found a {r}"),
+                        format!("the right side is a {r}"),
+                    );
                 }
                 T::Bool
             }
@@ -184,19 +231,27 @@ impl<'a> Infer<'_, 'a> {
                 if !known {
                     return match (op, l, r) {
                         (B::Add | B::Sub, T::Timestamp, _) => T::Timestamp,
-                        (_, T::Number, _) | (_, _, T::Number) if op != B::Mul && op != B::Div => T::Number,
+                        (_, T::Number, _) | (_, _, T::Number) if op != B::Mul && op != B::Div => {
+                            T::Number
+                        }
                         _ => T::Any,
                     };
                 }
                 match (op, l, r) {
                     (_, T::Number, T::Number) => T::Number,
                     (B::Add, T::String, T::String) => T::String,
-                    (B::Add, T::Timestamp, T::Duration) | (B::Add, T::Duration, T::Timestamp) => T::Timestamp,
+                    (B::Add, T::Timestamp, T::Duration) | (B::Add, T::Duration, T::Timestamp) => {
+                        T::Timestamp
+                    }
                     (B::Sub, T::Timestamp, T::Duration) => T::Timestamp,
                     (B::Add, T::Date, T::Duration) | (B::Sub, T::Date, T::Duration) => T::Date,
-                    (B::Sub, T::Timestamp, T::Timestamp) | (B::Sub, T::Date, T::Date) => T::Duration,
+                    (B::Sub, T::Timestamp, T::Timestamp) | (B::Sub, T::Date, T::Date) => {
+                        T::Duration
+                    }
                     (B::Add | B::Sub, T::Duration, T::Duration) => T::Duration,
-                    (B::Mul, T::Duration, T::Number) | (B::Mul, T::Number, T::Duration) => T::Duration,
+                    (B::Mul, T::Duration, T::Number) | (B::Mul, T::Number, T::Duration) => {
+                        T::Duration
+                    }
                     (B::Div, T::Duration, T::Number) => T::Duration,
                     (B::Div, T::Duration, T::Duration) => T::Number,
                     _ => bad(self),
@@ -219,12 +274,22 @@ impl<'a> Infer<'_, 'a> {
                     return symbols.event_field(event, name).unwrap_or(Type::Any);
                 }
                 Resolved::Journey => {
-                    return JOURNEY_FIELDS.iter().find(|(f, _)| *f == name).map(|(_, t)| *t).unwrap_or(Type::Any);
+                    return JOURNEY_FIELDS
+                        .iter()
+                        .find(|(f, _)| *f == name)
+                        .map(|(_, t)| *t)
+                        .unwrap_or(Type::Any);
                 }
                 Resolved::Binding(b) => {
                     return match b.kind {
-                        BindingKind::Coupon => COUPON_FIELDS.iter().find(|(f, _)| *f == name).map(|(_, t)| *t).unwrap_or(Type::Any),
-                        BindingKind::Event(e) => symbols.event_field(Some(e), name).unwrap_or(Type::Any),
+                        BindingKind::Coupon => COUPON_FIELDS
+                            .iter()
+                            .find(|(f, _)| *f == name)
+                            .map(|(_, t)| *t)
+                            .unwrap_or(Type::Any),
+                        BindingKind::Event(e) => {
+                            symbols.event_field(Some(e), name).unwrap_or(Type::Any)
+                        }
                     };
                 }
                 _ => {}
@@ -233,7 +298,11 @@ impl<'a> Infer<'_, 'a> {
         let t = self.expr(base);
         match t {
             Type::Record | Type::Any | Type::Null => Type::Any,
-            other => self.mismatch(field.span, format!("a {other} has no field `{name}`"), format!("`.{name}` on a {other}")),
+            other => self.mismatch(
+                field.span,
+                format!("a {other} has no field `{name}`"),
+                format!("`.{name}` on a {other}"),
+            ),
         }
     }
 
@@ -250,21 +319,32 @@ impl<'a> Infer<'_, 'a> {
                 self.expr(arg);
                 continue;
             };
-            let ParamKind::Value(wanted) = param.kind else { continue };
+            let ParamKind::Value(wanted) = param.kind else {
+                continue;
+            };
             let t = self.expr(arg);
             if first_known == Type::Any && t.is_known() {
                 first_known = t;
             }
-            let coercible = t == Type::String && matches!(wanted, Type::Timestamp | Type::Date) && text_parses(arg, wanted);
+            let coercible = t == Type::String
+                && matches!(wanted, Type::Timestamp | Type::Date)
+                && text_parses(arg, wanted);
             if !t.fits(wanted) && !coercible && !(wanted == Type::Date && t == Type::Timestamp) {
                 self.out.push(
                     Diagnostic::new(
                         Code::TypeMismatch,
                         arg.span,
-                        format!("`{}` needs a {wanted} for `{}`, found a {t}", function.name, param.name),
+                        format!(
+                            "`{}` needs a {wanted} for `{}`, found a {t}",
+                            function.name, param.name
+                        ),
                     )
                     .label(format!("this is a {t}"))
-                    .help(format!("{} — {}", signature.display(), signature.doc)),
+                    .help(format!(
+                        "{} — {}",
+                        signature.display(),
+                        signature.doc
+                    )),
                 );
             }
         }
@@ -280,8 +360,14 @@ impl<'a> Infer<'_, 'a> {
 fn text_parses(arg: &Expr, wanted: Type) -> bool {
     match &arg.kind {
         ExprKind::Str(t) => match t.as_plain() {
-            Some(s) if wanted == Type::Date => s.parse::<chrono::NaiveDate>().is_ok() || chrono::DateTime::parse_from_rfc3339(&s).is_ok(),
-            Some(s) => chrono::DateTime::parse_from_rfc3339(&s).is_ok() || s.parse::<chrono::NaiveDate>().is_ok(),
+            Some(s) if wanted == Type::Date => {
+                s.parse::<chrono::NaiveDate>().is_ok()
+                    || chrono::DateTime::parse_from_rfc3339(&s).is_ok()
+            }
+            Some(s) => {
+                chrono::DateTime::parse_from_rfc3339(&s).is_ok()
+                    || s.parse::<chrono::NaiveDate>().is_ok()
+            }
             None => true,
         },
         _ => true,

@@ -2,8 +2,8 @@
 //! step every path of which exits (an `if` with an `else`, a split whose
 //! arms all exit).
 
-use super::walk;
 use super::Cx;
+use super::walk;
 use crate::ast::{self, StepKind};
 use crate::codes::Code;
 use crate::diagnostic::Diagnostic;
@@ -26,9 +26,13 @@ fn block(steps: &[ast::Step], out: &mut Vec<Diagnostic>) {
             let next = &steps[i + 1];
             let last = steps.last().expect("non-empty");
             out.push(
-                Diagnostic::new(Code::Unreachable, next.span.to(last.span), "these steps can never run")
-                    .label("unreachable")
-                    .also(step.span, "every path through this step leaves the journey"),
+                Diagnostic::new(
+                    Code::Unreachable,
+                    next.span.to(last.span),
+                    "these steps can never run",
+                )
+                .label("unreachable")
+                .also(step.span, "every path through this step leaves the journey"),
             );
             reported = true;
         }
@@ -40,11 +44,18 @@ pub fn always_exits(step: &ast::Step) -> bool {
     let block_exits = |b: &ast::Block| b.steps.iter().any(always_exits);
     match &step.kind {
         StepKind::Exit => true,
-        StepKind::If { branches, otherwise: Some(other) } => {
-            branches.iter().all(|(_, b)| block_exits(b)) && block_exits(other)
+        StepKind::If {
+            branches,
+            otherwise: Some(other),
+        } => branches.iter().all(|(_, b)| block_exits(b)) && block_exits(other),
+        StepKind::Split { arms, .. } => {
+            !arms.is_empty() && arms.iter().all(|a| block_exits(&a.body))
         }
-        StepKind::Split { arms, .. } => !arms.is_empty() && arms.iter().all(|a| block_exits(&a.body)),
-        StepKind::WaitFor { on_event: Some(a), on_timeout: Some(b), .. } => block_exits(a) && block_exits(b),
+        StepKind::WaitFor {
+            on_event: Some(a),
+            on_timeout: Some(b),
+            ..
+        } => block_exits(a) && block_exits(b),
         _ => false,
     }
 }

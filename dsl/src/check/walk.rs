@@ -59,7 +59,11 @@ pub struct Scope<'a> {
 
 impl<'a> Scope<'a> {
     fn new(owner: Owner<'a>, event: EventCtx<'a>) -> Scope<'a> {
-        Scope { owner, event, bindings: Vec::new() }
+        Scope {
+            owner,
+            event,
+            bindings: Vec::new(),
+        }
     }
 
     pub fn binding(&self, name: &str) -> Option<&Binding<'a>> {
@@ -107,9 +111,9 @@ fn walk_decl<'a>(decl: &'a Decl, v: &mut impl Visitor<'a>) {
                         event_triggers.push(m.event.name.as_str());
                         event_match(m, owner, v);
                     }
-                    H::Trigger(ast::Trigger::Schedule { audience: Some(e), .. }) => {
-                        v.expr(e, Role::Condition, &Scope::new(owner, EventCtx::Unknown))
-                    }
+                    H::Trigger(ast::Trigger::Schedule {
+                        audience: Some(e), ..
+                    }) => v.expr(e, Role::Condition, &Scope::new(owner, EventCtx::Unknown)),
                     H::ExitOn(m) | H::Goal { event: m, .. } => event_match(m, owner, v),
                     _ => {}
                 }
@@ -120,8 +124,12 @@ fn walk_decl<'a>(decl: &'a Decl, v: &mut impl Visitor<'a>) {
             };
             for header in &j.headers {
                 match &header.kind {
-                    ast::HeaderKind::Audience(e) => v.expr(e, Role::Condition, &Scope::new(owner, entry_event)),
-                    ast::HeaderKind::ExitIf(e) => v.expr(e, Role::Condition, &Scope::new(owner, EventCtx::Unknown)),
+                    ast::HeaderKind::Audience(e) => {
+                        v.expr(e, Role::Condition, &Scope::new(owner, entry_event))
+                    }
+                    ast::HeaderKind::ExitIf(e) => {
+                        v.expr(e, Role::Condition, &Scope::new(owner, EventCtx::Unknown))
+                    }
                     _ => {}
                 }
             }
@@ -158,14 +166,24 @@ fn walk_decl<'a>(decl: &'a Decl, v: &mut impl Visitor<'a>) {
                 }
             }
         }
-        Decl::Segment(s) => v.expr(&s.expr, Role::Condition, &Scope::new(Owner::Segment(s), EventCtx::Unknown)),
-        Decl::Const(c) => v.expr(&c.value, Role::Literal, &Scope::new(Owner::Const(c), EventCtx::Unknown)),
+        Decl::Segment(s) => v.expr(
+            &s.expr,
+            Role::Condition,
+            &Scope::new(Owner::Segment(s), EventCtx::Unknown),
+        ),
+        Decl::Const(c) => v.expr(
+            &c.value,
+            Role::Literal,
+            &Scope::new(Owner::Const(c), EventCtx::Unknown),
+        ),
         Decl::Test(t) => {
             let scope = Scope::new(Owner::Test(t), EventCtx::Unknown);
             for stmt in &t.stmts {
                 let records: Vec<&ast::Record> = match &stmt.kind {
                     ast::TestStmtKind::User { traits, .. } => traits.iter().collect(),
-                    ast::TestStmtKind::At { event: Some(e), .. } | ast::TestStmtKind::Event(e) => e.props.iter().collect(),
+                    ast::TestStmtKind::At { event: Some(e), .. } | ast::TestStmtKind::Event(e) => {
+                        e.props.iter().collect()
+                    }
                     _ => Vec::new(),
                 };
                 for record in records {
@@ -181,7 +199,11 @@ fn walk_decl<'a>(decl: &'a Decl, v: &mut impl Visitor<'a>) {
 
 fn event_match<'a>(m: &'a ast::EventMatch, owner: Owner<'a>, v: &mut impl Visitor<'a>) {
     if let Some(filter) = &m.filter {
-        v.expr(filter, Role::Condition, &Scope::new(owner, EventCtx::Known(&m.event.name)));
+        v.expr(
+            filter,
+            Role::Condition,
+            &Scope::new(owner, EventCtx::Known(&m.event.name)),
+        );
     }
 }
 
@@ -190,26 +212,53 @@ fn steps<'a>(list: &'a [ast::Step], scope: &mut Scope<'a>, v: &mut impl Visitor<
     for step in list {
         v.step(step, scope);
         match &step.kind {
-            StepKind::Send { fields, .. } | StepKind::Emit { fields, .. } => record(fields.as_ref(), scope, v),
+            StepKind::Send { fields, .. } | StepKind::Emit { fields, .. } => {
+                record(fields.as_ref(), scope, v)
+            }
             StepKind::WaitUntil(e) => v.expr(e, Role::Timestamp, scope),
-            StepKind::WaitFor { event, bind, on_event, on_timeout, .. } => {
+            StepKind::WaitFor {
+                event,
+                bind,
+                on_event,
+                on_timeout,
+                ..
+            } => {
                 if let Some(filter) = &event.filter {
-                    let inner = Scope { event: EventCtx::Known(&event.event.name), ..scope.clone() };
+                    let inner = Scope {
+                        event: EventCtx::Known(&event.event.name),
+                        ..scope.clone()
+                    };
                     v.expr(filter, Role::Condition, &inner);
                 }
                 if let Some(block) = on_event {
-                    let mut inner = Scope { event: EventCtx::Known(&event.event.name), ..scope.clone() };
+                    let mut inner = Scope {
+                        event: EventCtx::Known(&event.event.name),
+                        ..scope.clone()
+                    };
                     if let Some(name) = bind {
-                        inner.bindings.push(Binding { name, kind: BindingKind::Event(&event.event.name) });
+                        inner.bindings.push(Binding {
+                            name,
+                            kind: BindingKind::Event(&event.event.name),
+                        });
                     }
                     steps(&block.steps, &mut inner, v);
                 }
                 if let Some(block) = on_timeout {
-                    steps(&block.steps, &mut Scope { event: EventCtx::Unknown, ..scope.clone() }, v);
+                    steps(
+                        &block.steps,
+                        &mut Scope {
+                            event: EventCtx::Unknown,
+                            ..scope.clone()
+                        },
+                        v,
+                    );
                 }
                 scope.event = EventCtx::Unknown;
             }
-            StepKind::If { branches, otherwise } => {
+            StepKind::If {
+                branches,
+                otherwise,
+            } => {
                 for (cond, block) in branches {
                     v.expr(cond, Role::Condition, scope);
                     steps(&block.steps, &mut scope.clone(), v);
@@ -223,13 +272,21 @@ fn steps<'a>(list: &'a [ast::Step], scope: &mut Scope<'a>, v: &mut impl Visitor<
                     steps(&arm.body.steps, &mut scope.clone(), v);
                 }
             }
-            StepKind::GiveCoupon { expiry, fields, bind, .. } => {
+            StepKind::GiveCoupon {
+                expiry,
+                fields,
+                bind,
+                ..
+            } => {
                 if let Some(ast::CouponExpiry::At(e)) = expiry {
                     v.expr(e, Role::Timestamp, scope);
                 }
                 record(fields.as_ref(), scope, v);
                 if let Some(name) = bind {
-                    scope.bindings.push(Binding { name, kind: BindingKind::Coupon });
+                    scope.bindings.push(Binding {
+                        name,
+                        kind: BindingKind::Coupon,
+                    });
                 }
             }
             StepKind::GivePoints { amount, .. } | StepKind::TakePoints { amount, .. } => {
@@ -280,9 +337,8 @@ pub fn decl_blocks(decl: &Decl) -> Vec<&[ast::Step]> {
             .clauses
             .iter()
             .filter_map(|c| match &c.kind {
-                ast::TaskClauseKind::Count { reward, .. } | ast::TaskClauseKind::Streak { reward, .. } => {
-                    Some(reward.steps.as_slice())
-                }
+                ast::TaskClauseKind::Count { reward, .. }
+                | ast::TaskClauseKind::Streak { reward, .. } => Some(reward.steps.as_slice()),
                 _ => None,
             })
             .collect(),
@@ -293,8 +349,19 @@ pub fn decl_blocks(decl: &Decl) -> Vec<&[ast::Step]> {
 /// The blocks directly inside a step.
 pub fn child_blocks(step: &ast::Step) -> Vec<&ast::Block> {
     match &step.kind {
-        StepKind::WaitFor { on_event, on_timeout, .. } => on_event.iter().chain(on_timeout.iter()).collect(),
-        StepKind::If { branches, otherwise } => branches.iter().map(|(_, b)| b).chain(otherwise.iter()).collect(),
+        StepKind::WaitFor {
+            on_event,
+            on_timeout,
+            ..
+        } => on_event.iter().chain(on_timeout.iter()).collect(),
+        StepKind::If {
+            branches,
+            otherwise,
+        } => branches
+            .iter()
+            .map(|(_, b)| b)
+            .chain(otherwise.iter())
+            .collect(),
         StepKind::Split { arms, .. } => arms.iter().map(|a| &a.body).collect(),
         StepKind::Repeat { body, .. } => vec![body],
         _ => Vec::new(),
@@ -316,7 +383,10 @@ pub fn children<'a>(expr: &'a Expr, functions: &dyn FunctionTable) -> Vec<(&'a E
         ExprKind::List(items) => items.iter().map(|e| (e, Child::Value)).collect(),
         ExprKind::Record(r) => r.fields.iter().map(|f| (&f.value, Child::Value)).collect(),
         ExprKind::Field(base, _) => vec![(base.as_ref(), Child::Value)],
-        ExprKind::Index(base, index) => vec![(base.as_ref(), Child::Value), (index.as_ref(), Child::Value)],
+        ExprKind::Index(base, index) => vec![
+            (base.as_ref(), Child::Value),
+            (index.as_ref(), Child::Value),
+        ],
         ExprKind::Unary(_, e) => vec![(e.as_ref(), Child::Value)],
         ExprKind::Binary(_, l, r) => vec![(l.as_ref(), Child::Value), (r.as_ref(), Child::Value)],
         ExprKind::Call { function, args } => {
@@ -368,9 +438,8 @@ pub fn all_bindings<'a>(owner: Owner<'a>) -> Vec<&'a ast::Ident> {
             .clauses
             .iter()
             .filter_map(|c| match &c.kind {
-                ast::TaskClauseKind::Count { reward, .. } | ast::TaskClauseKind::Streak { reward, .. } => {
-                    Some(reward.steps.as_slice())
-                }
+                ast::TaskClauseKind::Count { reward, .. }
+                | ast::TaskClauseKind::Streak { reward, .. } => Some(reward.steps.as_slice()),
                 _ => None,
             })
             .collect(),
@@ -379,7 +448,8 @@ pub fn all_bindings<'a>(owner: Owner<'a>) -> Vec<&'a ast::Ident> {
     fn go<'a>(list: &'a [ast::Step], out: &mut Vec<&'a ast::Ident>) {
         for step in list {
             match &step.kind {
-                StepKind::WaitFor { bind: Some(b), .. } | StepKind::GiveCoupon { bind: Some(b), .. } => out.push(b),
+                StepKind::WaitFor { bind: Some(b), .. }
+                | StepKind::GiveCoupon { bind: Some(b), .. } => out.push(b),
                 _ => {}
             }
             for block in child_blocks(step) {
@@ -410,13 +480,19 @@ pub enum Resolved<'a> {
 
 /// Resolves a bare name in a scope: bindings shadow declarations, which
 /// shadow nothing (context names are reserved by use).
-pub fn resolve<'a>(name: &str, scope: &Scope<'a>, symbols: &super::symbols::Symbols<'a>) -> Resolved<'a> {
+pub fn resolve<'a>(
+    name: &str,
+    scope: &Scope<'a>,
+    symbols: &super::symbols::Symbols<'a>,
+) -> Resolved<'a> {
     if let Some(binding) = scope.binding(name) {
         return Resolved::Binding(*binding);
     }
     let context = scope.owner.has_context();
     match name {
-        "user" | "now" if !context => return Resolved::Unavailable(if name == "user" { "user" } else { "now" }),
+        "user" | "now" if !context => {
+            return Resolved::Unavailable(if name == "user" { "user" } else { "now" });
+        }
         "user" => return Resolved::User,
         "now" => return Resolved::Now,
         "event" if scope.owner.has_event() => return Resolved::Event,
@@ -429,14 +505,23 @@ pub fn resolve<'a>(name: &str, scope: &Scope<'a>, symbols: &super::symbols::Symb
         return Resolved::Const(c);
     }
     if let Some(s) = symbols.segment(name) {
-        return if context { Resolved::Segment(s) } else { Resolved::Unavailable("a segment") };
+        return if context {
+            Resolved::Segment(s)
+        } else {
+            Resolved::Unavailable("a segment")
+        };
     }
     Resolved::Unknown
 }
 
 /// Calls `f` on `expr` and every sub-expression that is a value, with the
 /// role it has; event-name arguments are passed to `f` but not entered.
-pub fn each_subexpr<'a>(expr: &'a Expr, child: Child, functions: &dyn FunctionTable, f: &mut impl FnMut(&'a Expr, Child)) {
+pub fn each_subexpr<'a>(
+    expr: &'a Expr,
+    child: Child,
+    functions: &dyn FunctionTable,
+    f: &mut impl FnMut(&'a Expr, Child),
+) {
     f(expr, child);
     if child != Child::Value {
         return;

@@ -13,32 +13,57 @@ impl Builder {
                 let mut parts = self.children(pair).peekable();
                 let name = self.ident(parts.next().expect("grammar: rule name"));
                 let title = self.title(&mut parts);
-                let when = self.event_match(self.children(parts.next().expect("grammar: when")).next().expect("grammar: event"));
+                let when = self.event_match(
+                    self.children(parts.next().expect("grammar: when"))
+                        .next()
+                        .expect("grammar: event"),
+                );
                 let condition = parts
                     .next_if(|p| p.as_rule() == Rule::rule_if)
                     .map(|p| self.expr(self.children(p).next().expect("grammar: if expr")));
                 let then = self.block(parts.next().expect("grammar: then block"));
-                Decl::Rule(ast::Rule { name, title, when, condition, then, span })
+                Decl::Rule(ast::Rule {
+                    name,
+                    title,
+                    when,
+                    condition,
+                    then,
+                    span,
+                })
             }
             Rule::task => {
                 let mut parts = self.children(pair).peekable();
                 let name = self.ident(parts.next().expect("grammar: task name"));
                 let title = self.title(&mut parts);
                 let clauses = parts.map(|p| self.task_clause(p)).collect();
-                Decl::Task(ast::Task { name, title, clauses, span })
+                Decl::Task(ast::Task {
+                    name,
+                    title,
+                    clauses,
+                    span,
+                })
             }
             Rule::segment => {
                 let mut parts = self.children(pair).peekable();
                 let name = self.ident(parts.next().expect("grammar: segment name"));
                 let title = self.title(&mut parts);
                 let expr = self.expr(parts.next().expect("grammar: segment expr"));
-                Decl::Segment(ast::Segment { name, title, expr, span })
+                Decl::Segment(ast::Segment {
+                    name,
+                    title,
+                    expr,
+                    span,
+                })
             }
             Rule::policy => {
                 let mut parts = self.children(pair);
                 let name = self.ident(parts.next().expect("grammar: policy name"));
                 let clauses = parts.map(|p| self.policy_clause(p)).collect();
-                Decl::Policy(ast::Policy { name, clauses, span })
+                Decl::Policy(ast::Policy {
+                    name,
+                    clauses,
+                    span,
+                })
             }
             Rule::schema => {
                 let entries = self.children(pair).map(|p| self.schema_entry(p)).collect();
@@ -60,7 +85,10 @@ impl Builder {
         }
     }
 
-    fn title<'i>(&self, parts: &mut std::iter::Peekable<impl Iterator<Item = Pair<'i>>>) -> Option<ast::Text> {
+    fn title<'i>(
+        &self,
+        parts: &mut std::iter::Peekable<impl Iterator<Item = Pair<'i>>>,
+    ) -> Option<ast::Text> {
         parts
             .next_if(|p| p.as_rule() == Rule::title)
             .map(|p| self.text(self.children(p).next().expect("grammar: title string")))
@@ -79,7 +107,13 @@ impl Builder {
                 Err(step) => steps.push(self.step(step)),
             }
         }
-        ast::Journey { name, title, headers, steps, span }
+        ast::Journey {
+            name,
+            title,
+            headers,
+            steps,
+            span,
+        }
     }
 
     /// A header clause, or the pair back if it is a step.
@@ -90,38 +124,56 @@ impl Builder {
             Rule::trigger => {
                 let inner = self.children(pair).next().expect("grammar: trigger kind");
                 let trigger = match inner.as_rule() {
-                    Rule::trigger_event => {
-                        ast::Trigger::Event(self.event_match(self.children(inner).next().expect("grammar: event")))
-                    }
+                    Rule::trigger_event => ast::Trigger::Event(
+                        self.event_match(self.children(inner).next().expect("grammar: event")),
+                    ),
                     Rule::trigger_schedule => {
                         let mut parts = self.children(inner).peekable();
                         let cron = self.text(parts.next().expect("grammar: cron string"));
-                        let tz = parts.next_if(|p| p.as_rule() == Rule::tz_clause).map(|p| self.tz(p));
+                        let tz = parts
+                            .next_if(|p| p.as_rule() == Rule::tz_clause)
+                            .map(|p| self.tz(p));
                         let audience = parts.next().map(|p| self.expr(p));
                         ast::Trigger::Schedule { cron, tz, audience }
                     }
-                    _ => ast::Trigger::Segment(self.ident(self.children(inner).next().expect("grammar: segment name"))),
+                    _ => ast::Trigger::Segment(
+                        self.ident(self.children(inner).next().expect("grammar: segment name")),
+                    ),
                 };
                 H::Trigger(trigger)
             }
-            Rule::audience => H::Audience(self.expr(self.children(pair).next().expect("grammar: audience expr"))),
+            Rule::audience => {
+                H::Audience(self.expr(self.children(pair).next().expect("grammar: audience expr")))
+            }
             Rule::entry => {
                 let mode = self.children(pair).next().expect("grammar: entry mode");
                 H::Entry(match mode.as_rule() {
                     Rule::entry_once => ast::EntryMode::Once,
                     Rule::entry_always => ast::EntryMode::Always,
-                    _ => ast::EntryMode::Every(self.duration(self.children(mode).next().expect("grammar: duration"))),
+                    _ => ast::EntryMode::Every(
+                        self.duration(self.children(mode).next().expect("grammar: duration")),
+                    ),
                 })
             }
-            Rule::exit_on => H::ExitOn(self.event_match(self.children(pair).next().expect("grammar: event"))),
-            Rule::exit_if => H::ExitIf(self.expr(self.children(pair).next().expect("grammar: exit expr"))),
+            Rule::exit_on => {
+                H::ExitOn(self.event_match(self.children(pair).next().expect("grammar: event")))
+            }
+            Rule::exit_if => {
+                H::ExitIf(self.expr(self.children(pair).next().expect("grammar: exit expr")))
+            }
             Rule::goal => {
                 let mut parts = self.children(pair).peekable();
                 let event = self.ident(parts.next().expect("grammar: goal event"));
-                let filter = parts.next_if(|p| p.as_rule() == Rule::where_clause).map(|p| self.where_clause(p));
+                let filter = parts
+                    .next_if(|p| p.as_rule() == Rule::where_clause)
+                    .map(|p| self.where_clause(p));
                 let within = self.duration(parts.next().expect("grammar: goal within"));
                 let and_continue = parts.next().is_some();
-                H::Goal { event: ast::EventMatch { event, filter }, within, and_continue }
+                H::Goal {
+                    event: ast::EventMatch { event, filter },
+                    within,
+                    and_continue,
+                }
             }
             Rule::active => H::Active(self.active(pair)),
             Rule::limit => {
@@ -130,9 +182,13 @@ impl Builder {
                 let per = parts.next().map(|p| self.window(p));
                 H::Limit { entries, per }
             }
-            Rule::category => H::Category(self.text(self.children(pair).next().expect("grammar: category"))),
+            Rule::category => {
+                H::Category(self.text(self.children(pair).next().expect("grammar: category")))
+            }
             Rule::tz_clause => H::Tz(self.tz(pair)),
-            Rule::policy_ref => H::Policy(self.ident(self.children(pair).next().expect("grammar: policy name"))),
+            Rule::policy_ref => {
+                H::Policy(self.ident(self.children(pair).next().expect("grammar: policy name")))
+            }
             Rule::transactional => H::Transactional,
             _ => return Err(pair),
         };
@@ -165,14 +221,24 @@ impl Builder {
         use ast::TaskClauseKind as T;
         let span = self.span(&pair);
         let kind = match pair.as_rule() {
-            Rule::task_on => T::On(self.event_match(self.children(pair).next().expect("grammar: event"))),
-            Rule::task_distinct => T::Distinct(self.expr(self.children(pair).next().expect("grammar: distinct expr"))),
+            Rule::task_on => {
+                T::On(self.event_match(self.children(pair).next().expect("grammar: event")))
+            }
+            Rule::task_distinct => {
+                T::Distinct(self.expr(self.children(pair).next().expect("grammar: distinct expr")))
+            }
             Rule::task_count => {
                 let mut parts = self.children(pair).peekable();
                 let times = self.integer(parts.next().expect("grammar: count"));
-                let within = parts.next_if(|p| p.as_rule() == Rule::duration).map(|p| self.duration(p));
+                let within = parts
+                    .next_if(|p| p.as_rule() == Rule::duration)
+                    .map(|p| self.duration(p));
                 let reward = self.block(parts.next().expect("grammar: reward block"));
-                T::Count { times, within, reward }
+                T::Count {
+                    times,
+                    within,
+                    reward,
+                }
             }
             Rule::task_streak => {
                 let mut parts = self.children(pair);
@@ -181,7 +247,9 @@ impl Builder {
                 T::Streak { days, reward }
             }
             Rule::task_repeatable => T::Repeatable,
-            Rule::task_max => T::MaxPerUser(self.integer(self.children(pair).next().expect("grammar: max"))),
+            Rule::task_max => {
+                T::MaxPerUser(self.integer(self.children(pair).next().expect("grammar: max")))
+            }
             Rule::active => T::Active(self.active(pair)),
             _ => T::Tz(self.tz(pair)),
         };
@@ -216,7 +284,11 @@ impl Builder {
         let span = self.span(&pair);
         let is_event = pair.as_rule() == Rule::schema_event;
         let mut parts = self.children(pair).peekable();
-        let event = if is_event { Some(self.ident(parts.next().expect("grammar: event name"))) } else { None };
+        let event = if is_event {
+            Some(self.ident(parts.next().expect("grammar: event name")))
+        } else {
+            None
+        };
         let fields = parts
             .map(|decl| {
                 let mut parts = self.children(decl);
@@ -225,7 +297,11 @@ impl Builder {
                 ast::FieldDecl { name, ty }
             })
             .collect();
-        ast::SchemaEntry { event, fields, span }
+        ast::SchemaEntry {
+            event,
+            fields,
+            span,
+        }
     }
 
     fn test_stmt(&self, pair: Pair<'_>) -> ast::TestStmt {
@@ -244,7 +320,9 @@ impl Builder {
                 let event = parts.next().map(|p| self.test_event(p));
                 T::At { time, event }
             }
-            Rule::test_advance => T::Advance(self.duration(self.children(pair).next().expect("grammar: duration"))),
+            Rule::test_advance => {
+                T::Advance(self.duration(self.children(pair).next().expect("grammar: duration")))
+            }
             Rule::test_event => T::Event(self.test_event(pair)),
             _ => T::Expect(self.expectation(pair)),
         };
@@ -257,7 +335,12 @@ impl Builder {
         let name = self.ident(parts.next().expect("grammar: event name"));
         let user = self.text(parts.next().expect("grammar: user id"));
         let props = parts.next().map(|p| self.record(p));
-        ast::TestEvent { name, user, props, span }
+        ast::TestEvent {
+            name,
+            user,
+            props,
+            span,
+        }
     }
 
     fn expectation(&self, pair: Pair<'_>) -> ast::Expectation {
@@ -269,13 +352,16 @@ impl Builder {
         let mut inner = self.children(what).peekable();
         let what = match which {
             Rule::expect_send => {
-                let channel = inner.next_if(|p| p.as_rule() == Rule::ident).map(|p| self.ident(p));
+                let channel = inner
+                    .next_if(|p| p.as_rule() == Rule::ident)
+                    .map(|p| self.ident(p));
                 let template = inner.next().map(|p| self.text(p));
                 E::Send { channel, template }
             }
             Rule::expect_coupon => E::Coupon(self.text(inner.next().expect("grammar: coupon id"))),
             Rule::expect_points => {
-                let (value, text, span) = self.signed_number(inner.next().expect("grammar: points"));
+                let (value, text, span) =
+                    self.signed_number(inner.next().expect("grammar: points"));
                 E::Points { value, text, span }
             }
             Rule::expect_tag => E::Tag(self.text(inner.next().expect("grammar: tag"))),
@@ -289,7 +375,14 @@ impl Builder {
         let user = parts
             .next_if(|p| p.as_rule() == Rule::expect_for)
             .map(|p| self.text(self.children(p).next().expect("grammar: user id")));
-        let at = parts.next().map(|p| self.text(self.children(p).next().expect("grammar: timestamp")));
-        ast::Expectation { negated, what, user, at }
+        let at = parts
+            .next()
+            .map(|p| self.text(self.children(p).next().expect("grammar: timestamp")));
+        ast::Expectation {
+            negated,
+            what,
+            user,
+            at,
+        }
     }
 }

@@ -13,7 +13,12 @@ use std::collections::BTreeSet;
 /// A syntax error as a diagnostic. The fast parse does not collect which
 /// literal tokens were expected; this parses the file once more with that
 /// detail switched on (only ever on the error path).
-pub(super) fn syntax_error_in(start: Rule, file: FileId, text: &str, error: pest::error::Error<Rule>) -> Diagnostic {
+pub(super) fn syntax_error_in(
+    start: Rule,
+    file: FileId,
+    text: &str,
+    error: pest::error::Error<Rule>,
+) -> Diagnostic {
     pest::set_error_detail(true);
     let detailed = Grammar::parse(start, text).err();
     pest::set_error_detail(false);
@@ -44,14 +49,21 @@ pub(super) fn syntax_error_in(start: Rule, file: FileId, text: &str, error: pest
     let expected = summarise(expected);
     let found = found_at(text, offset);
     let span = Span::new(file, offset, offset + found.len());
-    let found_words = if found.is_empty() { "the end of the file".to_string() } else { format!("`{found}`") };
+    let found_words = if found.is_empty() {
+        "the end of the file".to_string()
+    } else {
+        format!("`{found}`")
+    };
     let message = if expected.is_empty() {
         format!("unexpected {found_words}")
     } else {
         format!("expected {}, found {found_words}", join_or(expected))
     };
     let mut diagnostic = Diagnostic::new(Code::Syntax, span, message).label("unexpected here");
-    let keywords = KEYWORDS.iter().copied().filter(|k| keyword_expected(&expected_words, k));
+    let keywords = KEYWORDS
+        .iter()
+        .copied()
+        .filter(|k| keyword_expected(&expected_words, k));
     if let Some(near) = crate::diagnostic::closest(&found, keywords) {
         diagnostic = diagnostic.help(format!("did you mean `{near}`?"));
     } else if let Some(help) = hint(text, offset, &found) {
@@ -62,10 +74,50 @@ pub(super) fn syntax_error_in(start: Rule, file: FileId, text: &str, error: pest
 
 /// Every keyword, for "did you mean" on a misspelt one.
 const KEYWORDS: &[&str] = &[
-    "journey", "rule", "task", "segment", "policy", "schema", "const", "test", "trigger", "audience", "entry", "exit",
-    "goal", "active", "limit", "category", "tz", "transactional", "send", "wait", "split", "give", "take", "tag",
-    "untag", "set", "unset", "emit", "repeat", "when", "then", "where", "within", "event", "schedule", "expect",
-    "advance", "streak", "count", "distinct", "repeatable", "quiet", "cap", "consent",
+    "journey",
+    "rule",
+    "task",
+    "segment",
+    "policy",
+    "schema",
+    "const",
+    "test",
+    "trigger",
+    "audience",
+    "entry",
+    "exit",
+    "goal",
+    "active",
+    "limit",
+    "category",
+    "tz",
+    "transactional",
+    "send",
+    "wait",
+    "split",
+    "give",
+    "take",
+    "tag",
+    "untag",
+    "set",
+    "unset",
+    "emit",
+    "repeat",
+    "when",
+    "then",
+    "where",
+    "within",
+    "event",
+    "schedule",
+    "expect",
+    "advance",
+    "streak",
+    "count",
+    "distinct",
+    "repeatable",
+    "quiet",
+    "cap",
+    "consent",
 ];
 
 /// A keyword was among what the parser expected (a step or header keyword
@@ -78,9 +130,13 @@ fn keyword_expected(expected: &BTreeSet<String>, keyword: &str) -> bool {
 fn found_at(text: &str, offset: usize) -> String {
     let rest = &text[offset.min(text.len())..];
     let mut chars = rest.chars();
-    let Some(first) = chars.next() else { return String::new() };
+    let Some(first) = chars.next() else {
+        return String::new();
+    };
     if first.is_alphanumeric() || first == '_' {
-        rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '.' && first.is_ascii_digit()).collect()
+        rest.chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '.' && first.is_ascii_digit())
+            .collect()
     } else if first == '"' {
         rest.chars().take(1).collect()
     } else {
@@ -92,12 +148,19 @@ fn found_at(text: &str, offset: usize) -> String {
 fn hint(text: &str, offset: usize, found: &str) -> Option<String> {
     let before = text[..offset.min(text.len())].trim_end();
     if found == "trigger" || found == "entry" || found == "goal" || found == "audience" {
-        return Some("header clauses (trigger, entry, exit, goal, …) come before the first step".into());
+        return Some(
+            "header clauses (trigger, entry, exit, goal, …) come before the first step".into(),
+        );
     }
     if found == "=" && !before.ends_with("set") {
         return Some("to compare two values, write `==`".into());
     }
-    if ["journey", "rule", "task", "segment", "policy", "schema", "const", "test"].contains(&found) && !before.is_empty() {
+    if [
+        "journey", "rule", "task", "segment", "policy", "schema", "const", "test",
+    ]
+    .contains(&found)
+        && !before.is_empty()
+    {
         return Some("a declaration starts here: is the `}` of the one above missing?".into());
     }
     if found.is_empty() {
@@ -122,11 +185,21 @@ fn is_whole_token(token: &str) -> bool {
 /// many operators as "an operator".
 fn summarise(mut expected: BTreeSet<String>) -> Vec<String> {
     const STEPS: &[&str] = &[
-        "`send`", "`wait`", "`if`", "`split`", "`give`", "`take`", "`tag`", "`untag`", "`set`", "`unset`", "`emit`",
-        "`repeat`", "`exit`",
+        "`send`", "`wait`", "`if`", "`split`", "`give`", "`take`", "`tag`", "`untag`", "`set`",
+        "`unset`", "`emit`", "`repeat`", "`exit`",
     ];
-    const HEADERS: &[&str] =
-        &["`trigger`", "`audience`", "`entry`", "`goal`", "`active`", "`limit`", "`category`", "`tz`", "`policy`", "`transactional`"];
+    const HEADERS: &[&str] = &[
+        "`trigger`",
+        "`audience`",
+        "`entry`",
+        "`goal`",
+        "`active`",
+        "`limit`",
+        "`category`",
+        "`tz`",
+        "`policy`",
+        "`transactional`",
+    ];
     for (group, words) in [(STEPS, "a step"), (HEADERS, "a header clause")] {
         if group.iter().filter(|g| expected.contains(**g)).count() >= 4 {
             expected.retain(|e| !group.contains(&e.as_str()));
@@ -134,12 +207,26 @@ fn summarise(mut expected: BTreeSet<String>) -> Vec<String> {
         }
     }
     const STARTS: &[&str] = &[
-        "`(`", "`-`", "`[`", "`not`", "`true`", "`false`", "`null`", "a string", "a number", "a name",
-        "a duration (like `3d`)", "a time of day (like `09:00`)", "an expression",
+        "`(`",
+        "`-`",
+        "`[`",
+        "`not`",
+        "`true`",
+        "`false`",
+        "`null`",
+        "a string",
+        "a number",
+        "a name",
+        "a duration (like `3d`)",
+        "a time of day (like `09:00`)",
+        "an expression",
     ];
-    const OPERATORS: &[&str] =
-        &["`!=`", "`%`", "`*`", "`+`", "`-`", "`/`", "`<`", "`<=`", "`==`", "`>`", "`>=`", "`and`", "`or`", "`in`", "`(`", "`.`", "`[`"];
-    let count = |set: &BTreeSet<String>, group: &[&str]| group.iter().filter(|g| set.contains(**g)).count();
+    const OPERATORS: &[&str] = &[
+        "`!=`", "`%`", "`*`", "`+`", "`-`", "`/`", "`<`", "`<=`", "`==`", "`>`", "`>=`", "`and`",
+        "`or`", "`in`", "`(`", "`.`", "`[`",
+    ];
+    let count =
+        |set: &BTreeSet<String>, group: &[&str]| group.iter().filter(|g| set.contains(**g)).count();
     if count(&expected, OPERATORS) >= 5 {
         expected.retain(|e| !OPERATORS.contains(&e.as_str()));
         expected.insert("an operator".into());

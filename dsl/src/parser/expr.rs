@@ -27,9 +27,13 @@ fn pratt() -> &'static PrattParser<Rule> {
                 | Op::infix(Rule::op_ge, Assoc::Left)
                 | Op::infix(Rule::op_in, Assoc::Left))
             .op(Op::infix(Rule::op_add, Assoc::Left) | Op::infix(Rule::op_sub, Assoc::Left))
-            .op(Op::infix(Rule::op_mul, Assoc::Left) | Op::infix(Rule::op_div, Assoc::Left) | Op::infix(Rule::op_mod, Assoc::Left))
+            .op(Op::infix(Rule::op_mul, Assoc::Left)
+                | Op::infix(Rule::op_div, Assoc::Left)
+                | Op::infix(Rule::op_mod, Assoc::Left))
             .op(Op::prefix(Rule::op_neg))
-            .op(Op::postfix(Rule::call_args) | Op::postfix(Rule::field_access) | Op::postfix(Rule::index))
+            .op(Op::postfix(Rule::call_args)
+                | Op::postfix(Rule::field_access)
+                | Op::postfix(Rule::index))
     })
 }
 
@@ -43,7 +47,11 @@ struct Built {
 
 impl Built {
     fn leaf(expr: Expr) -> Built {
-        Built { expr, depth: 1, paren: false }
+        Built {
+            expr,
+            depth: 1,
+            paren: false,
+        }
     }
 }
 
@@ -74,14 +82,23 @@ impl Builder {
 
     fn built(&self, pair: Pair<'_>) -> Built {
         let span = self.span(&pair);
-        let error = || Built::leaf(Expr { kind: ExprKind::Error, span });
+        let error = || {
+            Built::leaf(Expr {
+                kind: ExprKind::Error,
+                span,
+            })
+        };
         self.nested(span, error, || {
             let pairs = pair.into_inner().filter(|p| p.as_rule() != Rule::COMMENT);
             pratt()
                 .map_primary(|p| self.primary(p))
                 .map_prefix(|op, rhs| {
                     let span = self.span(&op).to(rhs.expr.span);
-                    let op = if op.as_rule() == Rule::op_not { UnaryOp::Not } else { UnaryOp::Neg };
+                    let op = if op.as_rule() == Rule::op_not {
+                        UnaryOp::Not
+                    } else {
+                        UnaryOp::Neg
+                    };
                     self.grow(span, rhs.depth, || ExprKind::Unary(op, Box::new(rhs.expr)))
                 })
                 .map_postfix(|lhs, op| self.postfix(lhs, op))
@@ -95,16 +112,27 @@ impl Builder {
                                 && !side.paren
                             {
                                 self.report(
-                                    Diagnostic::new(Code::ChainedComparison, span, "comparisons do not chain")
-                                        .label(format!("`{}` after `{}`", op.symbol(), inner.symbol()))
-                                        .help("compare twice and join with `and`, e.g. `a < b and b < c`"),
+                                    Diagnostic::new(
+                                        Code::ChainedComparison,
+                                        span,
+                                        "comparisons do not chain",
+                                    )
+                                    .label(format!("`{}` after `{}`", op.symbol(), inner.symbol()))
+                                    .help(
+                                        "compare twice and join with `and`, e.g. `a < b and b < c`",
+                                    ),
                                 );
-                                return Built::leaf(Expr { kind: ExprKind::Error, span });
+                                return Built::leaf(Expr {
+                                    kind: ExprKind::Error,
+                                    span,
+                                });
                             }
                         }
                     }
                     let depth = lhs.depth.max(rhs.depth);
-                    self.grow(span, depth, || ExprKind::Binary(op, Box::new(lhs.expr), Box::new(rhs.expr)))
+                    self.grow(span, depth, || {
+                        ExprKind::Binary(op, Box::new(lhs.expr), Box::new(rhs.expr))
+                    })
                 })
                 .parse(pairs)
         })
@@ -115,13 +143,27 @@ impl Builder {
         if depth >= super::MAX_DEPTH {
             if !self.too_deep.replace(true) {
                 self.report(
-                    Diagnostic::new(Code::TooDeep, span, format!("expression nested more than {} levels deep", super::MAX_DEPTH))
-                        .label("too deep"),
+                    Diagnostic::new(
+                        Code::TooDeep,
+                        span,
+                        format!(
+                            "expression nested more than {} levels deep",
+                            super::MAX_DEPTH
+                        ),
+                    )
+                    .label("too deep"),
                 );
             }
-            return Built::leaf(Expr { kind: ExprKind::Error, span });
+            return Built::leaf(Expr {
+                kind: ExprKind::Error,
+                span,
+            });
         }
-        Built { expr: Expr { kind: kind(), span }, depth: depth + 1, paren: false }
+        Built {
+            expr: Expr { kind: kind(), span },
+            depth: depth + 1,
+            paren: false,
+        }
     }
 
     fn postfix(&self, lhs: Built, op: Pair<'_>) -> Built {
@@ -129,25 +171,39 @@ impl Builder {
         match op.as_rule() {
             Rule::field_access => {
                 let field = self.ident(self.children(op).next().expect("grammar: field name"));
-                self.grow(span, lhs.depth, || ExprKind::Field(Box::new(lhs.expr), field))
+                self.grow(span, lhs.depth, || {
+                    ExprKind::Field(Box::new(lhs.expr), field)
+                })
             }
             Rule::index => {
                 let index = self.built(self.children(op).next().expect("grammar: index expr"));
-                self.grow(span, lhs.depth.max(index.depth), || ExprKind::Index(Box::new(lhs.expr), Box::new(index.expr)))
+                self.grow(span, lhs.depth.max(index.depth), || {
+                    ExprKind::Index(Box::new(lhs.expr), Box::new(index.expr))
+                })
             }
             _ => {
                 let args: Vec<Expr> = self.children(op).map(|p| self.expr(p)).collect();
                 match lhs.expr.kind {
                     ExprKind::Name(name) if !lhs.paren => {
-                        let function = ast::Ident { name, span: lhs.expr.span };
+                        let function = ast::Ident {
+                            name,
+                            span: lhs.expr.span,
+                        };
                         self.grow(span, lhs.depth, || ExprKind::Call { function, args })
                     }
                     _ => {
                         self.report(
-                            Diagnostic::new(Code::Syntax, lhs.expr.span, "only functions can be called")
-                                .label("this is not a function name"),
+                            Diagnostic::new(
+                                Code::Syntax,
+                                lhs.expr.span,
+                                "only functions can be called",
+                            )
+                            .label("this is not a function name"),
                         );
-                        Built::leaf(Expr { kind: ExprKind::Error, span })
+                        Built::leaf(Expr {
+                            kind: ExprKind::Error,
+                            span,
+                        })
                     }
                 }
             }
@@ -170,7 +226,10 @@ impl Builder {
             Rule::number => expr(self.number(&pair, span)),
             Rule::duration => {
                 let d = self.duration(pair);
-                expr(ExprKind::Duration { seconds: d.seconds, text: d.text })
+                expr(ExprKind::Duration {
+                    seconds: d.seconds,
+                    text: d.text,
+                })
             }
             Rule::time_of_day => expr(ExprKind::TimeOfDay(self.time_of_day(pair).minutes)),
             Rule::string => expr(ExprKind::Str(self.template(pair))),
@@ -188,7 +247,10 @@ impl Builder {
         match parse_decimal(&text) {
             Some(value) => ExprKind::Number { value, text },
             None => {
-                self.report(Diagnostic::new(Code::BadLiteral, span, "this number has too many digits").label("at most 28 significant digits"));
+                self.report(
+                    Diagnostic::new(Code::BadLiteral, span, "this number has too many digits")
+                        .label("at most 28 significant digits"),
+                );
                 ExprKind::Error
             }
         }
@@ -198,7 +260,10 @@ impl Builder {
         let span = self.span(&pair);
         let text = pair.as_str().to_string();
         let value = parse_decimal(&text).unwrap_or_else(|| {
-            self.report(Diagnostic::new(Code::BadLiteral, span, "this number has too many digits").label("at most 28 significant digits"));
+            self.report(
+                Diagnostic::new(Code::BadLiteral, span, "this number has too many digits")
+                    .label("at most 28 significant digits"),
+            );
             Decimal::ZERO
         });
         (value, text, span)
@@ -213,7 +278,13 @@ impl Builder {
                 let key = parts.next().expect("grammar: record key");
                 let (key, quoted) = if key.as_rule() == Rule::string {
                     let text = self.text(key);
-                    (ast::Ident { name: text.value, span: text.span }, true)
+                    (
+                        ast::Ident {
+                            name: text.value,
+                            span: text.span,
+                        },
+                        true,
+                    )
                 } else {
                     (self.ident(key), false)
                 };
@@ -226,7 +297,10 @@ impl Builder {
 
     /// A string that may interpolate.
     pub(super) fn template(&self, pair: Pair<'_>) -> ast::Template {
-        let inner = self.children(pair).next().expect("grammar: string has a body");
+        let inner = self
+            .children(pair)
+            .next()
+            .expect("grammar: string has a body");
         let triple = inner.as_rule() == Rule::triple_string;
         let mut parts: Vec<ast::TemplatePart> = Vec::new();
         let mut text = String::new();
@@ -241,7 +315,10 @@ impl Builder {
                     if !text.is_empty() {
                         parts.push(ast::TemplatePart::Text(std::mem::take(&mut text)));
                     }
-                    let expr = self.children(part).next().expect("grammar: interpolation holds an expr");
+                    let expr = self
+                        .children(part)
+                        .next()
+                        .expect("grammar: interpolation holds an expr");
                     parts.push(ast::TemplatePart::Expr(self.expr(expr)));
                 }
             }
@@ -263,9 +340,13 @@ impl Builder {
             "}" => '}',
             other => {
                 self.report(
-                    Diagnostic::new(Code::BadLiteral, self.span(pair), format!("unknown escape `\\{other}`"))
-                        .label("not an escape")
-                        .help("the escapes are \\n \\t \\r \\\\ \\\" \\{ and \\}"),
+                    Diagnostic::new(
+                        Code::BadLiteral,
+                        self.span(pair),
+                        format!("unknown escape `\\{other}`"),
+                    )
+                    .label("not an escape")
+                    .help("the escapes are \\n \\t \\r \\\\ \\\" \\{ and \\}"),
                 );
                 return None;
             }
@@ -281,14 +362,22 @@ impl Builder {
             Some(value) => value,
             None => {
                 self.report(
-                    Diagnostic::new(Code::BadInterpolation, span, "interpolation is not allowed in this string")
-                        .label("plain text is needed here")
-                        .help("write `\\{` for a literal brace"),
+                    Diagnostic::new(
+                        Code::BadInterpolation,
+                        span,
+                        "interpolation is not allowed in this string",
+                    )
+                    .label("plain text is needed here")
+                    .help("write `\\{` for a literal brace"),
                 );
                 String::new()
             }
         };
-        ast::Text { value, triple: template.triple, span }
+        ast::Text {
+            value,
+            triple: template.triple,
+            span,
+        }
     }
 }
 

@@ -30,16 +30,33 @@ pub const MAX_DEPTH: u32 = 64;
 /// declarations and the error is the one diagnostic.
 pub fn parse(sources: &Sources, file: FileId) -> (ast::File, Vec<Diagnostic>) {
     let text = &sources.get(file).text;
-    let mut out = ast::File { id: file, decls: Vec::new(), comments: Vec::new() };
+    let mut out = ast::File {
+        id: file,
+        decls: Vec::new(),
+        comments: Vec::new(),
+    };
     let root = match Grammar::parse(Rule::file, text) {
         Ok(mut pairs) => pairs.next().expect("the file rule always yields one pair"),
-        Err(error) => return (out, vec![errors::syntax_error_in(Rule::file, file, text, error)]),
+        Err(error) => {
+            return (
+                out,
+                vec![errors::syntax_error_in(Rule::file, file, text, error)],
+            );
+        }
     };
-    let builder = Builder { file, diagnostics: RefCell::new(Vec::new()), depth: Cell::new(0), too_deep: Cell::new(false) };
+    let builder = Builder {
+        file,
+        diagnostics: RefCell::new(Vec::new()),
+        depth: Cell::new(0),
+        too_deep: Cell::new(false),
+    };
     for pair in root.clone().into_inner().flatten() {
         if pair.as_rule() == Rule::COMMENT {
             let span = builder.span(&pair);
-            out.comments.push(ast::Comment { text: pair.as_str()[1..].trim_end().to_string(), span });
+            out.comments.push(ast::Comment {
+                text: pair.as_str()[1..].trim_end().to_string(),
+                span,
+            });
         }
     }
     for pair in builder.children(root) {
@@ -54,14 +71,35 @@ pub fn parse(sources: &Sources, file: FileId) -> (ast::File, Vec<Diagnostic>) {
 pub fn parse_expression(sources: &Sources, file: FileId) -> Result<ast::Expr, Vec<Diagnostic>> {
     let text = &sources.get(file).text;
     let root = match Grammar::parse(Rule::expression_only, text) {
-        Ok(mut pairs) => pairs.next().expect("the expression_only rule always yields one pair"),
-        Err(error) => return Err(vec![errors::syntax_error_in(Rule::expression_only, file, text, error)]),
+        Ok(mut pairs) => pairs
+            .next()
+            .expect("the expression_only rule always yields one pair"),
+        Err(error) => {
+            return Err(vec![errors::syntax_error_in(
+                Rule::expression_only,
+                file,
+                text,
+                error,
+            )]);
+        }
     };
-    let builder = Builder { file, diagnostics: RefCell::new(Vec::new()), depth: Cell::new(0), too_deep: Cell::new(false) };
-    let pair = builder.children(root).next().expect("grammar: one expression");
+    let builder = Builder {
+        file,
+        diagnostics: RefCell::new(Vec::new()),
+        depth: Cell::new(0),
+        too_deep: Cell::new(false),
+    };
+    let pair = builder
+        .children(root)
+        .next()
+        .expect("grammar: one expression");
     let expr = builder.expr(pair);
     let diagnostics = builder.diagnostics.into_inner();
-    if diagnostics.is_empty() { Ok(expr) } else { Err(diagnostics) }
+    if diagnostics.is_empty() {
+        Ok(expr)
+    } else {
+        Err(diagnostics)
+    }
 }
 
 /// Parses every file of a deployment.
@@ -105,7 +143,14 @@ impl Builder {
         let depth = self.depth.get();
         if depth >= MAX_DEPTH {
             if !self.too_deep.replace(true) {
-                self.report(Diagnostic::new(Code::TooDeep, span, format!("nested more than {MAX_DEPTH} levels deep")).label("too deep"));
+                self.report(
+                    Diagnostic::new(
+                        Code::TooDeep,
+                        span,
+                        format!("nested more than {MAX_DEPTH} levels deep"),
+                    )
+                    .label("too deep"),
+                );
             }
             return fallback();
         }
@@ -116,14 +161,20 @@ impl Builder {
     }
 
     fn ident(&self, pair: Pair<'_>) -> ast::Ident {
-        ast::Ident { name: pair.as_str().to_string(), span: self.span(&pair) }
+        ast::Ident {
+            name: pair.as_str().to_string(),
+            span: self.span(&pair),
+        }
     }
 
     fn integer(&self, pair: Pair<'_>) -> ast::Integer {
         let span = self.span(&pair);
         let digits: String = pair.as_str().chars().filter(|c| *c != '_').collect();
         let value = digits.parse().unwrap_or_else(|_| {
-            self.report(Diagnostic::new(Code::BadLiteral, span, "this number is too large").label("too large"));
+            self.report(
+                Diagnostic::new(Code::BadLiteral, span, "this number is too large")
+                    .label("too large"),
+            );
             0
         });
         ast::Integer { value, span }
@@ -133,10 +184,17 @@ impl Builder {
         let span = self.span(&pair);
         let text = pair.as_str().to_string();
         let seconds = parse_duration(&text).unwrap_or_else(|| {
-            self.report(Diagnostic::new(Code::BadLiteral, span, "this duration is too long").label("too long"));
+            self.report(
+                Diagnostic::new(Code::BadLiteral, span, "this duration is too long")
+                    .label("too long"),
+            );
             0
         });
-        ast::DurationLit { seconds, text, span }
+        ast::DurationLit {
+            seconds,
+            text,
+            span,
+        }
     }
 
     fn time_of_day(&self, pair: Pair<'_>) -> ast::TimeOfDay {
@@ -145,15 +203,25 @@ impl Builder {
         let (h, m): (u32, u32) = (h.parse().unwrap_or(99), m.parse().unwrap_or(99));
         if h > 23 || m > 59 {
             self.report(
-                Diagnostic::new(Code::BadLiteral, span, format!("`{}` is not a time of day", pair.as_str()))
-                    .label("hours run 00–23 and minutes 00–59"),
+                Diagnostic::new(
+                    Code::BadLiteral,
+                    span,
+                    format!("`{}` is not a time of day", pair.as_str()),
+                )
+                .label("hours run 00–23 and minutes 00–59"),
             );
         }
-        ast::TimeOfDay { minutes: (h.min(23)) * 60 + m.min(59), span }
+        ast::TimeOfDay {
+            minutes: (h.min(23)) * 60 + m.min(59),
+            span,
+        }
     }
 
     fn window(&self, pair: Pair<'_>) -> ast::Window {
-        let inner = self.children(pair).next().expect("grammar: window has one child");
+        let inner = self
+            .children(pair)
+            .next()
+            .expect("grammar: window has one child");
         match inner.as_rule() {
             Rule::duration => ast::Window::Rolling(self.duration(inner)),
             _ => {

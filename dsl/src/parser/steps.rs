@@ -8,8 +8,14 @@ impl Builder {
         let span = self.span(&pair);
         self.nested(
             span,
-            || ast::Block { steps: Vec::new(), span },
-            || ast::Block { steps: self.children(pair).map(|p| self.step(p)).collect(), span },
+            || ast::Block {
+                steps: Vec::new(),
+                span,
+            },
+            || ast::Block {
+                steps: self.children(pair).map(|p| self.step(p)).collect(),
+                span,
+            },
         )
     }
 
@@ -20,26 +26,46 @@ impl Builder {
         let kind = match which {
             Rule::send => {
                 let channel = self.ident(parts.next().expect("grammar: channel"));
-                let template = parts.next_if(|p| p.as_rule() == Rule::string).map(|p| self.text(p));
+                let template = parts
+                    .next_if(|p| p.as_rule() == Rule::string)
+                    .map(|p| self.text(p));
                 let fields = parts.next().map(|p| self.record(p));
-                StepKind::Send { channel, template, fields }
+                StepKind::Send {
+                    channel,
+                    template,
+                    fields,
+                }
             }
-            Rule::wait_duration => StepKind::Wait(self.duration(parts.next().expect("grammar: duration"))),
+            Rule::wait_duration => {
+                StepKind::Wait(self.duration(parts.next().expect("grammar: duration")))
+            }
             Rule::wait_until_time => {
                 let time = self.time_of_day(parts.next().expect("grammar: time"));
                 let tz = parts.next().map(|p| self.tz(p));
                 StepKind::WaitUntilTime { time, tz }
             }
-            Rule::wait_until => StepKind::WaitUntil(self.expr(parts.next().expect("grammar: until expr"))),
+            Rule::wait_until => {
+                StepKind::WaitUntil(self.expr(parts.next().expect("grammar: until expr")))
+            }
             Rule::wait_for => {
                 let event = self.event_match(parts.next().expect("grammar: event"));
                 let within = self.duration(parts.next().expect("grammar: within"));
                 let bind = parts
                     .next_if(|p| p.as_rule() == Rule::binding)
                     .map(|p| self.ident(self.children(p).next().expect("grammar: name")));
-                let on_event = parts.next_if(|p| p.as_rule() == Rule::block).map(|p| self.block(p));
-                let on_timeout = parts.next().map(|p| self.block(self.children(p).next().expect("grammar: else block")));
-                StepKind::WaitFor { event, within, bind, on_event, on_timeout }
+                let on_event = parts
+                    .next_if(|p| p.as_rule() == Rule::block)
+                    .map(|p| self.block(p));
+                let on_timeout = parts
+                    .next()
+                    .map(|p| self.block(self.children(p).next().expect("grammar: else block")));
+                StepKind::WaitFor {
+                    event,
+                    within,
+                    bind,
+                    on_event,
+                    on_timeout,
+                }
             }
             Rule::if_step => {
                 let cond = self.expr(parts.next().expect("grammar: condition"));
@@ -56,7 +82,10 @@ impl Builder {
                         otherwise = Some(self.block(inner.next().expect("grammar: else block")));
                     }
                 }
-                StepKind::If { branches, otherwise }
+                StepKind::If {
+                    branches,
+                    otherwise,
+                }
             }
             Rule::split => {
                 let name = self.ident(parts.next().expect("grammar: split name"));
@@ -66,35 +95,62 @@ impl Builder {
                         let percent = inner.next().expect("grammar: percent");
                         let percent_span = self.span(&percent);
                         let text = percent.as_str().to_string();
-                        let value = super::expr::parse_decimal(text.trim_end_matches('%')).unwrap_or_default();
+                        let value = super::expr::parse_decimal(text.trim_end_matches('%'))
+                            .unwrap_or_default();
                         let name = self.ident(inner.next().expect("grammar: arm name"));
                         let body = self.block(inner.next().expect("grammar: arm block"));
-                        ast::SplitArm { percent: ast::Percent { value, text, span: percent_span }, name, body }
+                        ast::SplitArm {
+                            percent: ast::Percent {
+                                value,
+                                text,
+                                span: percent_span,
+                            },
+                            name,
+                            body,
+                        }
                     })
                     .collect();
                 StepKind::Split { name, arms }
             }
             Rule::give_coupon => {
                 let coupon = self.text(parts.next().expect("grammar: coupon id"));
-                let expiry = parts.next_if(|p| matches!(p.as_rule(), Rule::expires_in | Rule::expires_at)).map(|p| {
-                    let is_in = p.as_rule() == Rule::expires_in;
-                    let inner = self.children(p).next().expect("grammar: expiry");
-                    if is_in {
-                        ast::CouponExpiry::In(self.duration(inner))
-                    } else {
-                        ast::CouponExpiry::At(self.expr(inner))
-                    }
-                });
-                let fields = parts.next_if(|p| p.as_rule() == Rule::record).map(|p| self.record(p));
-                let bind = parts.next().map(|p| self.ident(self.children(p).next().expect("grammar: name")));
-                StepKind::GiveCoupon { coupon, expiry, fields, bind }
+                let expiry = parts
+                    .next_if(|p| matches!(p.as_rule(), Rule::expires_in | Rule::expires_at))
+                    .map(|p| {
+                        let is_in = p.as_rule() == Rule::expires_in;
+                        let inner = self.children(p).next().expect("grammar: expiry");
+                        if is_in {
+                            ast::CouponExpiry::In(self.duration(inner))
+                        } else {
+                            ast::CouponExpiry::At(self.expr(inner))
+                        }
+                    });
+                let fields = parts
+                    .next_if(|p| p.as_rule() == Rule::record)
+                    .map(|p| self.record(p));
+                let bind = parts
+                    .next()
+                    .map(|p| self.ident(self.children(p).next().expect("grammar: name")));
+                StepKind::GiveCoupon {
+                    coupon,
+                    expiry,
+                    fields,
+                    bind,
+                }
             }
             Rule::give_points => {
                 let amount = self.expr(parts.next().expect("grammar: amount"));
-                let reason = parts.next_if(|p| p.as_rule() == Rule::reason).map(|p| self.reason(p));
-                let expires_in =
-                    parts.next().map(|p| self.duration(self.children(p).next().expect("grammar: duration")));
-                StepKind::GivePoints { amount, reason, expires_in }
+                let reason = parts
+                    .next_if(|p| p.as_rule() == Rule::reason)
+                    .map(|p| self.reason(p));
+                let expires_in = parts
+                    .next()
+                    .map(|p| self.duration(self.children(p).next().expect("grammar: duration")));
+                StepKind::GivePoints {
+                    amount,
+                    reason,
+                    expires_in,
+                }
             }
             Rule::take_points => {
                 let amount = self.expr(parts.next().expect("grammar: amount"));
@@ -116,7 +172,9 @@ impl Builder {
             }
             Rule::repeat => {
                 let times = self.integer(parts.next().expect("grammar: times"));
-                let every = parts.next_if(|p| p.as_rule() == Rule::duration).map(|p| self.duration(p));
+                let every = parts
+                    .next_if(|p| p.as_rule() == Rule::duration)
+                    .map(|p| self.duration(p));
                 let body = self.block(parts.next().expect("grammar: body"));
                 StepKind::Repeat { times, every, body }
             }

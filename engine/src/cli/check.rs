@@ -30,15 +30,29 @@ pub enum Format {
 pub fn run(args: &CheckArgs) -> Result<ExitCode> {
     let files = super::journey_files(&args.paths)?;
     let sources = super::load(&files)?;
-    let checked = check::check(&sources, Options { functions: waymark_stdlib::stdlib(), channels: None });
+    let checked = check::check(
+        &sources,
+        Options {
+            functions: waymark_stdlib::stdlib(),
+            channels: None,
+        },
+    );
     let mut stdout = std::io::stdout().lock();
     match args.format {
-        Format::Json => writeln!(stdout, "{}", serde_json::to_string_pretty(&render::json(&sources, &checked.diagnostics))?)?,
+        Format::Json => writeln!(
+            stdout,
+            "{}",
+            serde_json::to_string_pretty(&render::json(&sources, &checked.diagnostics))?
+        )?,
         Format::Human => {
             write!(stdout, "{}", render::human(&sources, &checked.diagnostics))?;
             eprintln!("{}", render::summary(files.len(), &checked.diagnostics));
         }
     }
     let failed = checked.has_errors() || (args.deny_warnings && !checked.diagnostics.is_empty());
-    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -11,7 +11,8 @@ pub fn run(paths: &[PathBuf], check: bool) -> Result<ExitCode> {
     let mut unformatted = 0;
     let mut broken = 0;
     for file in &files {
-        let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read {}", file.display()))?;
         let name = file.display().to_string();
         match waymark_dsl::fmt::format_source(&name, &text) {
             Ok(formatted) if formatted == text => {}
@@ -20,7 +21,8 @@ pub fn run(paths: &[PathBuf], check: bool) -> Result<ExitCode> {
                 unformatted += 1;
             }
             Ok(formatted) => {
-                std::fs::write(file, formatted).with_context(|| format!("cannot write {}", file.display()))?;
+                std::fs::write(file, formatted)
+                    .with_context(|| format!("cannot write {}", file.display()))?;
                 println!("formatted {name}");
             }
             Err(diagnostics) => {
@@ -31,5 +33,9 @@ pub fn run(paths: &[PathBuf], check: bool) -> Result<ExitCode> {
             }
         }
     }
-    Ok(if unformatted + broken > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if unformatted + broken > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -13,7 +13,8 @@ use waymark_dsl::Sources;
 pub fn journey_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for path in paths {
-        let meta = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let meta =
+            std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
         if meta.is_dir() {
             collect(path, &mut out)?;
         } else {
@@ -44,7 +45,8 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 pub fn load(files: &[PathBuf]) -> Result<Sources> {
     let mut sources = Sources::new();
     for file in files {
-        let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read {}", file.display()))?;
         sources.add(file.display().to_string(), text);
     }
     Ok(sources)

@@ -1,0 +1,598 @@
+//! Lowering a checked deployment to its plan. Each block's steps get
+//! consecutive ids, nested blocks follow, and every step names its
+//! successor, so the engine never needs the tree.
+
+use super::expr::{ExprLowering, literal_record};
+use super::*;
+use crate::ast::{self, Decl, HeaderKind, PolicyClauseKind, TaskClauseKind};
+use crate::check::walk::{BindingKind, EventCtx, Owner, Scope};
+use crate::check::{self, Symbols};
+use crate::library::FunctionTable;
+use crate::source::{Sources, Span};
+
+/// Lowers a deployment that checked without errors.
+pub fn lower(sources: &Sources, files: &[ast::File], functions: &dyn FunctionTable) -> Plan {
+    let symbols = Symbols::build(files);
+    let cx = Lowering {
+        sources,
+        exprs: ExprLowering {
+            symbols: &symbols,
+            functions,
+        },
+    };
+    let mut plan = Plan::default();
+    for decl in files.iter().flat_map(|f| &f.decls) {
+        match decl {
+            Decl::Journey(j) => plan.journeys.push(cx.journey(j)),
+            Decl::Rule(r) => {
+                let scope = cx.scope(Owner::Rule(r));
+                plan.rules.push(RulePlan {
+                    name: r.name.name.clone(),
+                    title: r.title.as_ref().map(|t| t.value.clone()),
+                    when: cx.filter(&r.when, &scope),
+                    condition: r.condition.as_ref().map(|c| cx.exprs.expr(c, &scope)),
+                    steps: cx.steps(&r.then.steps, scope),
+                });
+            }
+            Decl::Task(t) => plan.tasks.push(cx.task(t)),
+            Decl::Segment(s) => plan.segments.push(SegmentPlan {
+                name: s.name.name.clone(),
+                title: s.title.as_ref().map(|t| t.value.clone()),
+                expr: cx.exprs.expr(&s.expr, &cx.scope(Owner::Segment(s))),
+            }),
+            Decl::Policy(p) => plan.policies.push(cx.policy(p, &symbols)),
+            Decl::Test(t) => plan.tests.push(cx.test(t)),
+            Decl::Schema(_) | Decl::Const(_) => {}
+        }
+    }
+    if plan.policy("default").is_none() {
+        plan.policies.push(PolicyPlan {
+            name: "default".into(),
+            ..PolicyPlan::default()
+        });
+    }
+    plan
+}
+
+struct Lowering<'c, 'a> {
+    sources: &'c Sources,
+    exprs: ExprLowering<'c, 'a>,
+}
+
+impl<'a> Lowering<'_, 'a> {
+    fn scope(&self, owner: Owner<'a>) -> Scope<'a> {
+        Scope {
+            owner,
+            event: EventCtx::Unknown,
+            bindings: Vec::new(),
+        }
+    }
+
+    fn line(&self, span: Span) -> u32 {
+        self.sources.get(span.file).line_col(span.start as usize).0 as u32
+    }
+
+    fn location(&self, span: Span) -> String {
+        format!("{}:{}", self.sources.get(span.file).name, self.line(span))
+    }
+
+    fn filter(&self, m: &'a ast::EventMatch, scope: &Scope<'a>) -> EventFilter {
+        EventFilter {
+            event: m.event.name.clone(),
+            filter: m.filter.as_ref().map(|f| self.exprs.expr(f, scope)),
+        }
+    }
+
+    fn journey(&self, j: &'a ast::Journey) -> JourneyPlan {
+        let scope = self.scope(Owner::Journey(j));
+        let mut plan = JourneyPlan {
+            name: j.name.name.clone(),
+            title: j.title.as_ref().map(|t| t.value.clone()),
+            version: String::new(),
+            triggers: Vec::new(),
+            audience: None,
+            entry: Entry::Once,
+            exit_on: Vec::new(),
+            exit_if: Vec::new(),
+            goal: None,
+            active: None,
+            limit: None,
+            category: "marketing".into(),
+            tz: None,
+            policy: "default".into(),
+            transactional: false,
+            steps: Steps::default(),
+        };
+        for header in &j.headers {
+            match &header.kind {
+                HeaderKind::Trigger(ast::Trigger::Event(m)) => {
+                    plan.triggers.push(Trigger::Event(self.filter(m, &scope)))
+                }
+                HeaderKind::Trigger(ast::Trigger::Schedule { cron, tz, audience }) => {
+                    plan.triggers.push(Trigger::Schedule {
+                        cron: cron.value.clone(),
+                        tz: tz.as_ref().map(|t| t.value.clone()),
+                        audience: audience.as_ref().map(|a| self.exprs.expr(a, &scope)),
+                    })
+                }
+                HeaderKind::Trigger(ast::Trigger::Segment(s)) => {
+                    plan.triggers.push(Trigger::Segment(s.name.clone()))
+                }
+                HeaderKind::Audience(e) => plan.audience = Some(self.exprs.expr(e, &scope)),
+                HeaderKind::Entry(mode) => {
+                    plan.entry = match mode {
+                        ast::EntryMode::Once => Entry::Once,
+                        ast::EntryMode::Always => Entry::Always,
+                        ast::EntryMode::Every(d) => Entry::Every(seconds(d)),
+                    }
+                }
+                HeaderKind::ExitOn(m) => plan.exit_on.push(self.filter(m, &scope)),
+                HeaderKind::ExitIf(e) => plan.exit_if.push(self.exprs.expr(e, &scope)),
+                HeaderKind::Goal {
+                    event,
+                    within,
+                    and_continue,
+                } => {
+                    plan.goal = Some(Goal {
+                        event: self.filter(event, &scope),
+                        within: seconds(within),
+                        and_continue: *and_continue,
+                    })
+                }
+                HeaderKind::Active(a) => plan.active = active(a),
+                HeaderKind::Limit { entries, per } => {
+                    plan.limit = Some(EntryLimit {
+                        entries: entries.value,
+                        per: per.as_ref().map(window),
+                    })
+                }
+                HeaderKind::Category(c) => plan.category = c.value.clone(),
+                HeaderKind::Tz(t) => plan.tz = Some(t.value.clone()),
+                HeaderKind::Policy(p) => plan.policy = p.name.clone(),
+                HeaderKind::Transactional => plan.transactional = true,
+            }
+        }
+        plan.steps = self.steps(&j.steps, scope);
+        plan.version = version(&plan);
+        plan
+    }
+
+    fn task(&self, t: &'a ast::Task) -> TaskPlan {
+        let scope = self.scope(Owner::Task(t));
+        let mut on = EventFilter {
+            event: String::new(),
+            filter: None,
+        };
+        let mut distinct = None;
+        let mut progress = TaskProgress::Count {
+            times: 1,
+            within: None,
+        };
+        let mut reward = Steps::default();
+        let (mut repeatable, mut max) = (false, None);
+        let (mut active_window, mut tz) = (None, None);
+        for clause in &t.clauses {
+            match &clause.kind {
+                TaskClauseKind::On(m) => on = self.filter(m, &scope),
+                TaskClauseKind::Distinct(e) => distinct = Some(self.exprs.expr(e, &scope)),
+                TaskClauseKind::Count {
+                    times,
+                    within,
+                    reward: block,
+                } => {
+                    progress = TaskProgress::Count {
+                        times: times.value,
+                        within: within.as_ref().map(seconds),
+                    };
+                    reward = self.steps(&block.steps, scope.clone());
+                }
+                TaskClauseKind::Streak {
+                    days,
+                    reward: block,
+                } => {
+                    progress = TaskProgress::Streak { days: days.value };
+                    reward = self.steps(&block.steps, scope.clone());
+                }
+                TaskClauseKind::Repeatable => repeatable = true,
+                TaskClauseKind::MaxPerUser(n) => max = Some(n.value),
+                TaskClauseKind::Active(a) => active_window = active(a),
+                TaskClauseKind::Tz(z) => tz = Some(z.value.clone()),
+            }
+        }
+        // `max N per user` bounds a repeatable task; without either the reward is earned once.
+        let max_rewards = match (repeatable, max) {
+            (_, Some(n)) => Some(n),
+            (true, None) => None,
+            (false, None) => Some(1),
+        };
+        TaskPlan {
+            name: t.name.name.clone(),
+            title: t.title.as_ref().map(|t| t.value.clone()),
+            on,
+            distinct,
+            progress,
+            reward,
+            max_rewards,
+            active: active_window,
+            tz,
+        }
+    }
+
+    fn policy(&self, p: &ast::Policy, symbols: &Symbols<'_>) -> PolicyPlan {
+        let mut plan = PolicyPlan {
+            name: p.name.name.clone(),
+            ..PolicyPlan::default()
+        };
+        for clause in &p.clauses {
+            match &clause.kind {
+                PolicyClauseKind::Tz(t) => plan.tz = Some(t.value.clone()),
+                PolicyClauseKind::QuietHours { from, to } => {
+                    plan.quiet_hours = Some((from.minutes, to.minutes))
+                }
+                PolicyClauseKind::Cap { limit, what, per } => {
+                    let word = what.name.as_str();
+                    let counts = if check::CAP_ALL.contains(&word) {
+                        CapScope::All
+                    } else if symbols.categories.contains(word) {
+                        CapScope::Category(word.to_string())
+                    } else {
+                        CapScope::Channel(word.to_string())
+                    };
+                    plan.caps.push(Cap {
+                        limit: limit.value,
+                        counts,
+                        per: window(per),
+                    });
+                }
+                PolicyClauseKind::ConsentRequired => plan.consent_required = true,
+                PolicyClauseKind::OnCapDefer => plan.on_cap_defer = true,
+            }
+        }
+        plan
+    }
+
+    fn test(&self, t: &ast::Test) -> TestPlan {
+        let mut steps = Vec::new();
+        for stmt in &t.stmts {
+            let location = self.location(stmt.span);
+            let event = |e: &ast::TestEvent| TestStepKind::Event {
+                name: e.name.name.clone(),
+                user: e.user.value.clone(),
+                props: literal_record(e.props.as_ref()),
+            };
+            match &stmt.kind {
+                ast::TestStmtKind::User { id, traits } => steps.push(TestStep {
+                    kind: TestStepKind::User {
+                        id: id.value.clone(),
+                        traits: literal_record(traits.as_ref()),
+                    },
+                    location,
+                }),
+                ast::TestStmtKind::At { time, event: e } => {
+                    let at = check::parse_timestamp(&time.value).unwrap_or_default();
+                    steps.push(TestStep {
+                        kind: TestStepKind::At(at),
+                        location: location.clone(),
+                    });
+                    if let Some(e) = e {
+                        steps.push(TestStep {
+                            kind: event(e),
+                            location,
+                        });
+                    }
+                }
+                ast::TestStmtKind::Advance(d) => steps.push(TestStep {
+                    kind: TestStepKind::Advance(seconds(d)),
+                    location,
+                }),
+                ast::TestStmtKind::Event(e) => steps.push(TestStep {
+                    kind: event(e),
+                    location,
+                }),
+                ast::TestStmtKind::Expect(e) => {
+                    use ast::Expected as A;
+                    let what = match &e.what {
+                        A::Send { channel, template } => Expected::Send {
+                            channel: channel.as_ref().map(|c| c.name.clone()),
+                            template: template.as_ref().map(|t| t.value.clone()),
+                        },
+                        A::Coupon(c) => Expected::Coupon(c.value.clone()),
+                        A::Points { value, .. } => Expected::Points(*value),
+                        A::Tag(t) => Expected::Tag(t.value.clone()),
+                        A::Untag(t) => Expected::Untag(t.value.clone()),
+                        A::Goal(j) => Expected::Goal(j.name.clone()),
+                        A::Exit(j) => Expected::Exit(j.name.clone()),
+                        A::Enter(j) => Expected::Enter(j.name.clone()),
+                        A::Suppressed(r) => {
+                            Expected::Suppressed(r.as_ref().map(|r| r.name.clone()))
+                        }
+                        A::Reward(t) => Expected::Reward(t.name.clone()),
+                    };
+                    steps.push(TestStep {
+                        kind: TestStepKind::Expect(Expectation {
+                            negated: e.negated,
+                            what,
+                            user: e.user.as_ref().map(|u| u.value.clone()),
+                            at: e.at.as_ref().and_then(|a| check::parse_timestamp(&a.value)),
+                            text: self.sources.slice(stmt.span).to_string(),
+                        }),
+                        location,
+                    });
+                }
+            }
+        }
+        TestPlan {
+            name: t.name.value.clone(),
+            location: self.location(t.span),
+            steps,
+        }
+    }
+
+    /// A table for a top-level step list: the list, then `End`.
+    fn steps(&self, list: &'a [ast::Step], scope: Scope<'a>) -> Steps {
+        let mut table = Table { steps: Vec::new() };
+        let end = table.push(0);
+        table.steps[end.0 as usize].kind = StepKind::End;
+        let start = self.block(&mut table, list, scope, end);
+        Steps {
+            start,
+            table: table.steps,
+        }
+    }
+
+    /// Lowers a block whose successor is `next`; returns its first step.
+    fn block(
+        &self,
+        table: &mut Table,
+        list: &'a [ast::Step],
+        mut scope: Scope<'a>,
+        next: StepId,
+    ) -> StepId {
+        let ids: Vec<StepId> = list.iter().map(|s| table.push(self.line(s.span))).collect();
+        for (i, step) in list.iter().enumerate() {
+            let after = ids.get(i + 1).copied().unwrap_or(next);
+            let kind = self.step(table, step, &mut scope, after, ids[i]);
+            table.steps[ids[i].0 as usize].kind = kind;
+        }
+        ids.first().copied().unwrap_or(next)
+    }
+
+    fn step(
+        &self,
+        table: &mut Table,
+        step: &'a ast::Step,
+        scope: &mut Scope<'a>,
+        next: StepId,
+        this: StepId,
+    ) -> StepKind {
+        use ast::StepKind as S;
+        let e = &self.exprs;
+        let record = |r: &'a Option<ast::Record>, scope: &Scope<'a>| {
+            r.as_ref().map(|r| e.record(r, scope)).unwrap_or_default()
+        };
+        match &step.kind {
+            S::Send {
+                channel,
+                template,
+                fields,
+            } => StepKind::Send {
+                channel: channel.name.clone(),
+                template: template.as_ref().map(|t| t.value.clone()),
+                fields: record(fields, scope),
+                next,
+            },
+            S::Wait(d) => StepKind::Wait {
+                seconds: seconds(d),
+                next,
+            },
+            S::WaitUntilTime { time, tz } => StepKind::WaitUntilTime {
+                minutes: time.minutes,
+                tz: tz.as_ref().map(|t| t.value.clone()),
+                next,
+            },
+            S::WaitUntil(at) => StepKind::WaitUntil {
+                at: e.expr(at, scope),
+                next,
+            },
+            S::WaitFor {
+                event,
+                within,
+                bind,
+                on_event,
+                on_timeout,
+            } => {
+                let mut inner = scope.clone();
+                if let Some(name) = bind {
+                    inner.bindings.push(crate::check::walk::Binding {
+                        name,
+                        kind: BindingKind::Event(&event.event.name),
+                    });
+                }
+                let on_event = match on_event {
+                    Some(b) => self.block(table, &b.steps, inner, next),
+                    None => next,
+                };
+                let on_timeout = match on_timeout {
+                    Some(b) => self.block(table, &b.steps, scope.clone(), next),
+                    None => next,
+                };
+                StepKind::WaitForEvent {
+                    event: self.filter(event, scope),
+                    within: seconds(within),
+                    bind: bind.as_ref().map(|b| b.name.clone()),
+                    on_event,
+                    on_timeout,
+                }
+            }
+            S::If {
+                branches,
+                otherwise,
+            } => {
+                // `else if` chains become nested branches, each its own step.
+                let chain: Vec<StepId> = std::iter::once(this)
+                    .chain(
+                        branches[1..]
+                            .iter()
+                            .map(|(c, _)| table.push(self.line(c.span))),
+                    )
+                    .collect();
+                let last_else = match otherwise {
+                    Some(b) => self.block(table, &b.steps, scope.clone(), next),
+                    None => next,
+                };
+                let mut kinds = Vec::new();
+                for (i, (condition, block)) in branches.iter().enumerate() {
+                    let then = self.block(table, &block.steps, scope.clone(), next);
+                    let otherwise = chain.get(i + 1).copied().unwrap_or(last_else);
+                    kinds.push(StepKind::Branch {
+                        condition: e.expr(condition, scope),
+                        then,
+                        otherwise,
+                    });
+                }
+                let mut kinds = kinds.into_iter();
+                let first = kinds.next().expect("an if has a branch");
+                for (id, kind) in chain[1..].iter().zip(kinds) {
+                    table.steps[id.0 as usize].kind = kind;
+                }
+                first
+            }
+            S::Split { name, arms } => StepKind::Split {
+                name: name.name.clone(),
+                arms: arms
+                    .iter()
+                    .map(|a| SplitArm {
+                        name: a.name.name.clone(),
+                        percent: a.percent.value,
+                        start: self.block(table, &a.body.steps, scope.clone(), next),
+                    })
+                    .collect(),
+            },
+            S::GiveCoupon {
+                coupon,
+                expiry,
+                fields,
+                bind,
+            } => {
+                let kind = StepKind::GiveCoupon {
+                    coupon: coupon.value.clone(),
+                    expiry: expiry.as_ref().map(|x| match x {
+                        ast::CouponExpiry::In(d) => CouponExpiry::In(seconds(d)),
+                        ast::CouponExpiry::At(at) => CouponExpiry::At(e.expr(at, scope)),
+                    }),
+                    fields: record(fields, scope),
+                    bind: bind.as_ref().map(|b| b.name.clone()),
+                    next,
+                };
+                if let Some(name) = bind {
+                    scope.bindings.push(crate::check::walk::Binding {
+                        name,
+                        kind: BindingKind::Coupon,
+                    });
+                }
+                kind
+            }
+            S::GivePoints {
+                amount,
+                reason,
+                expires_in,
+            } => StepKind::GivePoints {
+                amount: e.expr(amount, scope),
+                reason: reason.as_ref().map(|r| r.value.clone()),
+                expires_in: expires_in.as_ref().map(seconds),
+                next,
+            },
+            S::TakePoints { amount, reason } => StepKind::TakePoints {
+                amount: e.expr(amount, scope),
+                reason: reason.as_ref().map(|r| r.value.clone()),
+                next,
+            },
+            S::Tag(t) => StepKind::Tag {
+                tag: t.value.clone(),
+                next,
+            },
+            S::Untag(t) => StepKind::Untag {
+                tag: t.value.clone(),
+                next,
+            },
+            S::Set { path, value } => StepKind::Set {
+                path: path_of(path),
+                value: e.expr(value, scope),
+                next,
+            },
+            S::Unset(path) => StepKind::Unset {
+                path: path_of(path),
+                next,
+            },
+            S::Emit { event, fields } => StepKind::Emit {
+                event: event.name.clone(),
+                fields: record(fields, scope),
+                next,
+            },
+            S::Repeat { times, every, body } => StepKind::Repeat {
+                times: times.value,
+                every: every.as_ref().map(seconds),
+                // The body's last step leads back to the repeat step.
+                body: self.block(table, &body.steps, scope.clone(), this),
+                next,
+            },
+            S::Exit => StepKind::Exit,
+        }
+    }
+}
+
+struct Table {
+    steps: Vec<Step>,
+}
+
+impl Table {
+    /// Reserves a step; its kind is filled in once its successors are known.
+    fn push(&mut self, line: u32) -> StepId {
+        self.steps.push(Step {
+            kind: StepKind::End,
+            line,
+        });
+        StepId(self.steps.len() as u32 - 1)
+    }
+}
+
+fn seconds(d: &ast::DurationLit) -> i64 {
+    i64::try_from(d.seconds).unwrap_or(i64::MAX)
+}
+
+fn window(w: &ast::Window) -> Window {
+    match w {
+        ast::Window::Rolling(d) => Window::Rolling(seconds(d)),
+        ast::Window::Calendar(p, _) => Window::Calendar(*p),
+    }
+}
+
+fn active(a: &ast::Active) -> Option<ActiveWindow> {
+    Some(ActiveWindow {
+        from: check::parse_timestamp(&a.from.value)?,
+        until: a
+            .until
+            .as_ref()
+            .and_then(|u| check::parse_timestamp(&u.value)),
+    })
+}
+
+fn path_of(path: &ast::UserPath) -> Vec<String> {
+    path.fields.iter().map(|f| f.name.clone()).collect()
+}
+
+/// FNV-1a of the plan as JSON, without source lines: a stable version id.
+fn version(plan: &JourneyPlan) -> String {
+    let mut copy = plan.clone();
+    copy.version.clear();
+    for step in &mut copy.steps.table {
+        step.line = 0;
+    }
+    let json = serde_json::to_vec(&copy).expect("plans serialize");
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in json {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{hash:016x}")
+}
