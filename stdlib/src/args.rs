@@ -25,7 +25,11 @@ pub(crate) fn check_call(sig: &Signature, args: &[Value]) -> Result<(), EvalErro
             Some(max) if max == min => format!("{min}"),
             Some(max) => format!("{min} to {max}"),
         };
-        let plural = if wanted == "1" { "" } else { "s" };
+        let plural = if wanted.ends_with(" 1") || wanted == "1" {
+            ""
+        } else {
+            "s"
+        };
         return Err(EvalError(format!(
             "{}: takes {wanted} argument{plural}, got {} ({})",
             sig.name,
