@@ -48,6 +48,7 @@ pub fn human_one(sources: &Sources, d: &Diagnostic) -> String {
         .unwrap_or(1);
     let pad = " ".repeat(width);
     let mut last_file = None;
+    let mut last_line = None;
     for label in labels {
         let at = position(sources, label.span);
         let file = sources.get(label.span.file);
@@ -56,6 +57,7 @@ pub fn human_one(sources: &Sources, d: &Diagnostic) -> String {
             let _ = writeln!(out, "{pad}{arrow} {}:{}:{}", file.name, at.line, at.column);
             let _ = writeln!(out, "{pad} |");
             last_file = Some(label.span.file);
+            last_line = None;
         }
         let line = file.line_text(at.line);
         let line_start = file.line_start(at.line);
@@ -69,7 +71,11 @@ pub fn human_one(sources: &Sources, d: &Diagnostic) -> String {
         let indent = display_width(&line[..start]);
         let marks = display_width(&line[start..end]).max(1);
         let mark = if label.primary { "^" } else { "-" };
-        let _ = writeln!(out, "{:>width$} | {}", at.line, line.replace('\t', " "));
+        // Labels on one line share its printed text.
+        if last_line != Some(at.line) {
+            let _ = writeln!(out, "{:>width$} | {}", at.line, line.replace('\t', " "));
+            last_line = Some(at.line);
+        }
         let text = if label.message.is_empty() {
             String::new()
         } else {

@@ -48,6 +48,7 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
                 if n < min || max.is_some_and(|m| n > m) {
                     let wanted = match max {
                         Some(m) if m == min => format!("{min}"),
+                        Some(m) if m == min + 1 => format!("{min} or {m}"),
                         Some(m) => format!("{min} to {m}"),
                         None => format!("at least {min}"),
                     };

@@ -41,7 +41,7 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
                 )
                 .label(format!("this is a {ty}"));
                 if role == Role::Timestamp && ty == Type::Duration {
-                    d = d.help("to wait for a length of time, write `wait 3d`; `wait until` takes a point in time such as `now + 3d`");
+                    d = d.help("a point in time is needed, such as `now + 3d`; for a length of time write `wait 3d` or `expires in 3d`");
                 }
                 self.out.push(d);
             }
