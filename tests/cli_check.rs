@@ -1,0 +1,84 @@
+//! `waymark check` and `waymark explain` as a user runs them.
+
+use waymark_tests::{root, run, scratch, stderr, stdout};
+
+const BROKEN: &str = "journey welcome {\n  trigger event signed_up\n  if usr.tier == \"gold\" { exit }\n  wait until 3d\n}\n";
+
+#[test]
+fn check_reports_each_error_at_its_line_and_column_and_exits_1() {
+    let dir = scratch("check_errors");
+    std::fs::write(dir.join("welcome.journey"), BROKEN).unwrap();
+    let out = run(&dir, &["check", "welcome.journey"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("error[E0101]: unknown name `usr`"), "{text}");
+    assert!(text.contains("--> welcome.journey:3:6"), "{text}");
+    assert!(text.contains("help: did you mean `user`?"), "{text}");
+    assert!(text.contains("welcome.journey:4:14"), "{text}");
+    assert!(
+        stderr(&out).contains("checked 1 file: 2 errors, 0 warnings"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn check_json_lists_diagnostics_with_positions() {
+    let dir = scratch("check_json");
+    std::fs::write(dir.join("welcome.journey"), BROKEN).unwrap();
+    let out = run(&dir, &["check", "--format", "json", "."]);
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    assert_eq!(json["errors"], 2);
+    let first = &json["diagnostics"][0];
+    assert_eq!(first["code"], "E0101");
+    assert_eq!(first["file"], "./welcome.journey");
+    assert_eq!(first["line"], 3);
+    assert_eq!(first["column"], 6);
+    assert_eq!(first["help"], "did you mean `user`?");
+}
+
+#[test]
+fn check_of_a_directory_takes_every_journey_file_and_the_examples_are_clean() {
+    let out = run(&root(), &["check", "examples/journeys"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("0 errors, 0 warnings"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn deny_warnings_fails_on_a_warning_only_deployment() {
+    let dir = scratch("check_warnings");
+    let script = "journey j {\n  trigger event a\n  exit\n  tag \"never\"\n}\n";
+    std::fs::write(dir.join("j.journey"), script).unwrap();
+    assert_eq!(run(&dir, &["check", "j.journey"]).status.code(), Some(0));
+    let strict = run(&dir, &["check", "--deny-warnings", "j.journey"]);
+    assert_eq!(strict.status.code(), Some(1));
+    assert!(stdout(&strict).contains("warning[W0501]"));
+}
+
+#[test]
+fn a_missing_path_is_a_usage_error_naming_it() {
+    let dir = scratch("check_missing");
+    let out = run(&dir, &["check", "nowhere.journey"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("nowhere.journey"), "{}", stderr(&out));
+}
+
+#[test]
+fn explain_prints_what_a_code_means() {
+    let out = run(&root(), &["explain", "E0401"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stdout(&out).contains("split percentages do not sum to 100"));
+    let unknown = run(&root(), &["explain", "E9999"]);
+    assert_eq!(unknown.status.code(), Some(2));
+}
