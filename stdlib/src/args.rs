@@ -5,7 +5,7 @@
 //! function and the parameter, never panicking.
 
 use crate::{Context, EvalError};
-use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use std::str::FromStr;
@@ -158,7 +158,7 @@ pub(crate) fn local_date(
         _ => {}
     }
     match value.as_timestamp() {
-        Some(t) => Ok(t.with_timezone(&tz).date_naive()),
+        Some(t) => Ok(local_time(function, t, tz)?.date()),
         None => Err(EvalError(format!(
             "{function}: {param} must be a date like \"2025-11-10\" or a timestamp, got {}",
             describe(value)
@@ -223,4 +223,20 @@ pub(crate) fn zone(
 pub(crate) fn nth(args: &[Value], index: usize) -> &Value {
     static NULL: Value = Value::Null;
     args.get(index).unwrap_or(&NULL)
+}
+
+/// `time` as local wall-clock time in `tz`. chrono panics converting an
+/// instant at the very edge of its range; this is an error instead.
+pub(crate) fn local_time(
+    function: &str,
+    time: DateTime<Utc>,
+    tz: Tz,
+) -> Result<NaiveDateTime, EvalError> {
+    let offset = tz.offset_from_utc_datetime(&time.naive_utc()).fix();
+    time.naive_utc().checked_add_offset(offset).ok_or_else(|| {
+        EvalError(format!(
+            "{function}: {} is out of the supported range in {tz}",
+            Value::Timestamp(time).to_text()
+        ))
+    })
 }

@@ -5,7 +5,7 @@
 
 use crate::args::{self, nth};
 use crate::{Builtin, Context, EvalError, Group};
-use chrono::{Datelike, NaiveDate, Timelike};
+use chrono::{Datelike, NaiveDate, NaiveDateTime, Timelike};
 use rust_decimal::Decimal;
 use waymark_dsl::library::{Needs, Param, ParamKind, Returns, Signature};
 use waymark_dsl::types::Type;
@@ -116,18 +116,15 @@ pub(crate) const TIMESTAMP: Builtin = Builtin {
     eval: timestamp,
 };
 
-fn local(
-    function: &str,
-    ctx: &dyn Context,
-    args: &[Value],
-) -> Result<chrono::DateTime<chrono_tz::Tz>, EvalError> {
+/// Argument 0 as local wall-clock time in the zone of argument 1 or in force.
+fn local(function: &str, ctx: &dyn Context, args: &[Value]) -> Result<NaiveDateTime, EvalError> {
     let time = args::timestamp(function, "time", nth(args, 0))?;
     let tz = args::zone(function, ctx, args, 1)?;
-    Ok(time.with_timezone(&tz))
+    args::local_time(function, time, tz)
 }
 
 fn date(ctx: &dyn Context, args: &[Value]) -> Result<Value, EvalError> {
-    Ok(Value::Date(local("date", ctx, args)?.date_naive()))
+    Ok(Value::Date(local("date", ctx, args)?.date()))
 }
 
 fn hour(ctx: &dyn Context, args: &[Value]) -> Result<Value, EvalError> {
@@ -145,7 +142,7 @@ fn weekday(ctx: &dyn Context, args: &[Value]) -> Result<Value, EvalError> {
 fn is_birthday(ctx: &dyn Context, args: &[Value]) -> Result<Value, EvalError> {
     let tz = args::zone("is_birthday", ctx, args, 1)?;
     let birthday = args::local_date("is_birthday", "birthday", nth(args, 0), tz)?;
-    let today = ctx.now().with_timezone(&tz).date_naive();
+    let today = args::local_time("is_birthday", ctx.now(), tz)?.date();
     Ok(Value::Bool(birthday_falls_on(birthday, today)))
 }
 
