@@ -240,3 +240,43 @@ pub(crate) fn local_time(
         ))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_field_needs_both_halves() {
+        assert_eq!(
+            split_event_field("order_paid.amount"),
+            Some(("order_paid", "amount"))
+        );
+        assert_eq!(
+            split_event_field("order_paid.items.0"),
+            Some(("order_paid", "items.0"))
+        );
+        assert_eq!(split_event_field("order_paid"), None);
+        assert_eq!(split_event_field(".amount"), None);
+        assert_eq!(split_event_field("order_paid."), None);
+    }
+
+    #[test]
+    fn long_strings_are_shortened_in_messages() {
+        let long = Value::String("x".repeat(100));
+        assert_eq!(describe(&long), format!("the string {:?}…", "x".repeat(40)));
+    }
+
+    #[test]
+    fn start_of_day_is_local_midnight() {
+        let d = NaiveDate::from_ymd_opt(2025, 11, 10).unwrap();
+        let t = start_of_day(d, chrono_tz::Asia::Shanghai).unwrap();
+        assert_eq!(t.to_rfc3339(), "2025-11-09T16:00:00+00:00");
+    }
+
+    #[test]
+    fn local_time_at_the_edge_of_the_range_is_an_error() {
+        let e =
+            local_time("hour", DateTime::<Utc>::MAX_UTC, chrono_tz::Asia::Shanghai).unwrap_err();
+        assert!(e.0.starts_with("hour: "), "{e}");
+    }
+}

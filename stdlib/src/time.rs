@@ -174,3 +174,22 @@ fn timestamp(ctx: &dyn Context, args: &[Value]) -> Result<Value, EvalError> {
         ))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::birthday_falls_on;
+    use chrono::NaiveDate;
+
+    fn d(y: i32, m: u32, day: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, day).unwrap()
+    }
+
+    #[test]
+    fn leap_day_birthday_moves_to_feb_28_only_in_common_years() {
+        assert!(birthday_falls_on(d(2000, 2, 29), d(2025, 2, 28)));
+        assert!(!birthday_falls_on(d(2000, 2, 29), d(2024, 2, 28)));
+        assert!(birthday_falls_on(d(2000, 2, 29), d(2024, 2, 29)));
+        assert!(!birthday_falls_on(d(2000, 2, 28), d(2024, 2, 29)));
+        assert!(birthday_falls_on(d(2001, 2, 28), d(2025, 2, 28)));
+    }
+}
