@@ -5,7 +5,7 @@
 //! function and the parameter, never panicking.
 
 use crate::{Context, EvalError};
-use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use std::str::FromStr;
@@ -158,7 +158,7 @@ pub(crate) fn local_date(
         _ => {}
     }
     match value.as_timestamp() {
-        Some(t) => Ok(t.with_timezone(&tz).date_naive()),
+        Some(t) => Ok(local_time(function, t, tz)?.date()),
         None => Err(EvalError(format!(
             "{function}: {param} must be a date like \"2025-11-10\" or a timestamp, got {}",
             describe(value)
@@ -223,4 +223,60 @@ pub(crate) fn zone(
 pub(crate) fn nth(args: &[Value], index: usize) -> &Value {
     static NULL: Value = Value::Null;
     args.get(index).unwrap_or(&NULL)
+}
+
+/// `time` as local wall-clock time in `tz`. chrono panics converting an
+/// instant at the very edge of its range; this is an error instead.
+pub(crate) fn local_time(
+    function: &str,
+    time: DateTime<Utc>,
+    tz: Tz,
+) -> Result<NaiveDateTime, EvalError> {
+    let offset = tz.offset_from_utc_datetime(&time.naive_utc()).fix();
+    time.naive_utc().checked_add_offset(offset).ok_or_else(|| {
+        EvalError(format!(
+            "{function}: {} is out of the supported range in {tz}",
+            Value::Timestamp(time).to_text()
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_field_needs_both_halves() {
+        assert_eq!(
+            split_event_field("order_paid.amount"),
+            Some(("order_paid", "amount"))
+        );
+        assert_eq!(
+            split_event_field("order_paid.items.0"),
+            Some(("order_paid", "items.0"))
+        );
+        assert_eq!(split_event_field("order_paid"), None);
+        assert_eq!(split_event_field(".amount"), None);
+        assert_eq!(split_event_field("order_paid."), None);
+    }
+
+    #[test]
+    fn long_strings_are_shortened_in_messages() {
+        let long = Value::String("x".repeat(100));
+        assert_eq!(describe(&long), format!("the string {:?}…", "x".repeat(40)));
+    }
+
+    #[test]
+    fn start_of_day_is_local_midnight() {
+        let d = NaiveDate::from_ymd_opt(2025, 11, 10).unwrap();
+        let t = start_of_day(d, chrono_tz::Asia::Shanghai).unwrap();
+        assert_eq!(t.to_rfc3339(), "2025-11-09T16:00:00+00:00");
+    }
+
+    #[test]
+    fn local_time_at_the_edge_of_the_range_is_an_error() {
+        let e =
+            local_time("hour", DateTime::<Utc>::MAX_UTC, chrono_tz::Asia::Shanghai).unwrap_err();
+        assert!(e.0.starts_with("hour: "), "{e}");
+    }
 }

@@ -211,3 +211,23 @@ pub(crate) fn money(amount: Decimal) -> String {
     }
     format!("{}¥{grouped}.{cents:0<2}", if negative { "-" } else { "" })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::money;
+    use rust_decimal::Decimal;
+    use std::str::FromStr;
+
+    fn m(text: &str) -> String {
+        money(Decimal::from_str(text).unwrap())
+    }
+
+    #[test]
+    fn money_pads_and_groups() {
+        assert_eq!(m("0.5"), "¥0.50");
+        assert_eq!(m("12"), "¥12.00");
+        assert_eq!(m("1000"), "¥1,000.00");
+        assert_eq!(m("12345.678"), "¥12,345.68");
+        assert_eq!(m("-1000000"), "-¥1,000,000.00");
+    }
+}

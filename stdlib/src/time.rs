@@ -5,7 +5,7 @@
 
 use crate::args::{self, nth};
 use crate::{Builtin, Context, EvalError, Group};
-use chrono::{Datelike, NaiveDate, Timelike};
+use chrono::{Datelike, NaiveDate, NaiveDateTime, Timelike};
 use rust_decimal::Decimal;
 use waymark_dsl::library::{Needs, Param, ParamKind, Returns, Signature};
 use waymark_dsl::types::Type;
@@ -116,18 +116,15 @@ pub(crate) const TIMESTAMP: Builtin = Builtin {
     eval: timestamp,
 };
 
-fn local(
-    function: &str,
-    ctx: &dyn Context,
-    args: &[Value],
-) -> Result<chrono::DateTime<chrono_tz::Tz>, EvalError> {
+/// Argument 0 as local wall-clock time in the zone of argument 1 or in force.
+fn local(function: &str, ctx: &dyn Context, args: &[Value]) -> Result<NaiveDateTime, EvalError> {
     let time = args::timestamp(function, "time", nth(args, 0))?;
     let tz = args::zone(function, ctx, args, 1)?;
-    Ok(time.with_timezone(&tz))
+    args::local_time(function, time, tz)
 }
 
 fn date(ctx: &dyn Context, args: &[Value]) -> Result<Value, EvalError> {
-    Ok(Value::Date(local("date", ctx, args)?.date_naive()))
+    Ok(Value::Date(local("date", ctx, args)?.date()))
 }
 
 fn hour(ctx: &dyn Context, args: &[Value]) -> Result<Value, EvalError> {
@@ -145,7 +142,7 @@ fn weekday(ctx: &dyn Context, args: &[Value]) -> Result<Value, EvalError> {
 fn is_birthday(ctx: &dyn Context, args: &[Value]) -> Result<Value, EvalError> {
     let tz = args::zone("is_birthday", ctx, args, 1)?;
     let birthday = args::local_date("is_birthday", "birthday", nth(args, 0), tz)?;
-    let today = ctx.now().with_timezone(&tz).date_naive();
+    let today = args::local_time("is_birthday", ctx.now(), tz)?.date();
     Ok(Value::Bool(birthday_falls_on(birthday, today)))
 }
 
@@ -176,4 +173,23 @@ fn timestamp(ctx: &dyn Context, args: &[Value]) -> Result<Value, EvalError> {
             args::describe(value)
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::birthday_falls_on;
+    use chrono::NaiveDate;
+
+    fn d(y: i32, m: u32, day: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, day).unwrap()
+    }
+
+    #[test]
+    fn leap_day_birthday_moves_to_feb_28_only_in_common_years() {
+        assert!(birthday_falls_on(d(2000, 2, 29), d(2025, 2, 28)));
+        assert!(!birthday_falls_on(d(2000, 2, 29), d(2024, 2, 28)));
+        assert!(birthday_falls_on(d(2000, 2, 29), d(2024, 2, 29)));
+        assert!(!birthday_falls_on(d(2000, 2, 28), d(2024, 2, 29)));
+        assert!(birthday_falls_on(d(2001, 2, 28), d(2025, 2, 28)));
+    }
 }
