@@ -1,1 +1,0 @@
-//! Cron schedules and time zones.
