@@ -611,6 +611,14 @@ fn malformed_fields_are_explained() {
         Some("周一"),
         "\"周一\" is not a day name",
     );
+    assert_error(
+        "0 9 * * 1#2",
+        Some(4),
+        Some("1#2"),
+        "unexpected \"#\" in the day-of-week field",
+    );
+    assert_error("0 9 * DEC-JAN *", Some(3), Some("DEC-JAN"), "such as 12,1");
+    assert_error("0 9 * * 1-5/0", Some(4), Some("1-5/0"), "step of 0");
 }
 
 #[test]
@@ -632,6 +640,18 @@ fn a_day_no_chosen_month_has_is_refused() {
         Some(2),
         Some("31"),
         "April or June has no day 31",
+    );
+    assert_error(
+        "0 0 9 31 2 *",
+        None,
+        Some("0 0 9 31 2 *"),
+        "this schedule never fires",
+    );
+    assert_error(
+        "0 0 9 1 1 * 1969",
+        Some(6),
+        Some("1969"),
+        "year 1969 is out of range",
     );
     // 29 February comes every four years; with the OR rule, Fridays fire anyway.
     assert!(CronSchedule::parse("0 9 29 2 *").is_ok());

@@ -139,9 +139,18 @@ fn parse_item(item: &str, spec: &FieldSpec, out: &mut BTreeSet<u32>) -> Result<(
         let a = parse_value(a, spec)?;
         let b = parse_value(b, spec)?;
         if a > b && spec.wrap.is_none() {
+            let part = |x: u32, y: u32| {
+                if x == y {
+                    x.to_string()
+                } else {
+                    format!("{x}-{y}")
+                }
+            };
             return Err(format!(
-                "the {} range {base} runs backwards; write it from low to high, or as two ranges such as {a}-{},{}-{b}",
-                spec.name, spec.max, spec.min
+                "the {} range {base} runs backwards; write it from low to high, or as two parts such as {},{}",
+                spec.name,
+                part(a, spec.max),
+                part(spec.min, b)
             ));
         }
         (a, b)
@@ -204,6 +213,12 @@ fn parse_value(text: &str, spec: &FieldSpec) -> Result<u32, String> {
     if text == "*" {
         return Err(format!(
             "the {} field uses * inside a range; write * alone or a range of numbers",
+            spec.name
+        ));
+    }
+    if let Some(c) = text.chars().find(|c| !c.is_alphanumeric()) {
+        return Err(format!(
+            "unexpected \"{c}\" in the {} field \"{text}\"",
             spec.name
         ));
     }

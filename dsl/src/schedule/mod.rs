@@ -357,7 +357,19 @@ fn crontab(tokens: &[(Range<usize>, &str)]) -> Result<Vec<cron::Schedule>, CronE
 fn with_seconds(tokens: &[(Range<usize>, &str)]) -> Result<cron::Schedule, CronError> {
     let words: Vec<&str> = tokens.iter().map(|(_, w)| *w).collect();
     let crate_error = match cron::Schedule::from_str(&words.join(" ")) {
-        Ok(schedule) => return Ok(schedule),
+        Ok(schedule) => {
+            // The crate counts years from 1970: a schedule with no fire
+            // from then on never fires (say, 31 February).
+            let epoch = DateTime::<Utc>::UNIX_EPOCH - Duration::seconds(1);
+            if schedule.after(&epoch).next().is_none() {
+                return Err(CronError {
+                    message: "this schedule never fires: no date matches its day-of-month, month, day-of-week and year together".to_string(),
+                    field: None,
+                    span: Some(tokens[0].0.start..tokens[tokens.len() - 1].0.end),
+                });
+            }
+            return Ok(schedule);
+        }
         Err(e) => e.to_string(),
     };
     // Our own reading of the field usually says it better.

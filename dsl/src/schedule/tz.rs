@@ -72,7 +72,11 @@ pub fn parse_time_zone(name: &str) -> Result<Tz, TzError> {
         });
     }
     if CHINA.contains(&lower.as_str()) {
-        let message = if lower == "cst" {
+        let message = if lower.starts_with("gmt") || lower.starts_with("utc") {
+            format!(
+                "\"{name}\" is a fixed offset, not a time zone name; China's zone is \"Asia/Shanghai\""
+            )
+        } else if lower == "cst" {
             "\"CST\" is an abbreviation, not a time zone name (it can mean China or US Central time)".to_string()
         } else {
             format!("unknown time zone \"{name}\"; China's zone is named after Shanghai")
