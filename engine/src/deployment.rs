@@ -1,0 +1,122 @@
+//! The deployed script set: the current plan, every journey version that
+//! instances may still be on (plans are kept per version so that running
+//! instances finish on the version they started), paused journeys, and the
+//! parsed schedules of cron triggers.
+
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use waymark_dsl::plan::{JourneyPlan, Plan, PolicyPlan, Trigger};
+use waymark_dsl::schedule::{CronSchedule, parse_time_zone};
+
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    pub plan: Arc<Plan>,
+    versions: BTreeMap<(String, String), Arc<JourneyPlan>>,
+    pub paused: BTreeSet<String>,
+    schedules: Vec<Schedule>,
+    empty_policy: PolicyPlan,
+}
+
+/// A cron trigger of a journey.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    pub journey: String,
+    pub cron: CronSchedule,
+    pub tz: chrono_tz::Tz,
+}
+
+/// What a deploy changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeployReport {
+    pub added: Vec<String>,
+    pub changed: Vec<String>,
+    pub removed: Vec<String>,
+}
+
+impl Deployment {
+    pub fn new(plan: Plan) -> Deployment {
+        let mut d = Deployment {
+            plan: Arc::new(Plan::default()),
+            versions: BTreeMap::new(),
+            paused: BTreeSet::new(),
+            schedules: Vec::new(),
+            empty_policy: PolicyPlan { name: "default".into(), ..PolicyPlan::default() },
+        };
+        d.replace(plan);
+        d
+    }
+
+    /// Replaces the script set. Old versions stay available for instances.
+    pub fn replace(&mut self, plan: Plan) -> DeployReport {
+        let mut report = DeployReport::default();
+        for j in &plan.journeys {
+            match self.plan.journey(&j.name) {
+                None => report.added.push(j.name.clone()),
+                Some(old) if old.version != j.version => report.changed.push(j.name.clone()),
+                Some(_) => {}
+            }
+            self.versions.insert((j.name.clone(), j.version.clone()), Arc::new(j.clone()));
+        }
+        for old in &self.plan.journeys {
+            if plan.journey(&old.name).is_none() {
+                report.removed.push(old.name.clone());
+            }
+        }
+        self.schedules = plan
+            .journeys
+            .iter()
+            .flat_map(|j| {
+                j.triggers.iter().filter_map(move |t| match t {
+                    Trigger::Schedule { cron, tz, .. } => {
+                        let zone = tz.as_deref().or(j.tz.as_deref()).and_then(|z| parse_time_zone(z).ok()).unwrap_or(chrono_tz::UTC);
+                        CronSchedule::parse(cron).ok().map(|cron| Schedule { journey: j.name.clone(), cron, tz: zone })
+                    }
+                    _ => None,
+                })
+            })
+            .collect();
+        self.plan = Arc::new(plan);
+        report
+    }
+
+    /// The plan an instance runs on.
+    pub fn version(&self, journey: &str, version: &str) -> Option<&JourneyPlan> {
+        self.versions.get(&(journey.to_string(), version.to_string())).map(|p| p.as_ref())
+    }
+
+    pub fn current(&self, journey: &str) -> Option<&JourneyPlan> {
+        self.plan.journey(journey)
+    }
+
+    pub fn policy(&self, name: &str) -> &PolicyPlan {
+        self.plan.policy(name).or_else(|| self.plan.policy("default")).unwrap_or(&self.empty_policy)
+    }
+
+    pub fn is_paused(&self, journey: &str) -> bool {
+        self.paused.contains(journey)
+    }
+
+    pub fn schedules(&self) -> &[Schedule] {
+        &self.schedules
+    }
+
+    /// The earliest cron fire strictly after `after`, with its journeys.
+    pub fn next_schedule_fire(&self, after: DateTime<Utc>) -> Option<(DateTime<Utc>, Vec<String>)> {
+        let mut best: Option<(DateTime<Utc>, Vec<String>)> = None;
+        for s in &self.schedules {
+            let Some(at) = s.cron.next_after(after, s.tz) else { continue };
+            match &mut best {
+                Some((t, names)) if *t == at => names.push(s.journey.clone()),
+                Some((t, _)) if *t < at => {}
+                _ => best = Some((at, vec![s.journey.clone()])),
+            }
+        }
+        best
+    }
+
+    /// Whether any journey enters users on segment membership.
+    pub fn has_segment_triggers(&self) -> bool {
+        self.plan.journeys.iter().any(|j| j.triggers.iter().any(|t| matches!(t, Trigger::Segment(_))))
+    }
+}

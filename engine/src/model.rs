@@ -1,0 +1,209 @@
+//! What the engine keeps and takes in: events as ingested, and each
+//! user's state — profile, tags, points, coupons, task progress, history
+//! aggregates, caps' send log and the instances of journeys they are in.
+//! A user's next wake-up time is derived from this state, so the timer
+//! index can always be recomputed from it and never drifts.
+
+use crate::history::History;
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use waymark_dsl::plan::StepId;
+use waymark_dsl::value::Value;
+
+/// An event for one user (Segment's `track`, normalised).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub user: String,
+    pub name: String,
+    /// A record of properties.
+    pub properties: Value,
+    pub at: DateTime<Utc>,
+    /// Used to drop duplicates.
+    pub message_id: Option<String>,
+}
+
+impl Event {
+    /// The event as expressions see it: its properties plus `name` and `at`.
+    pub fn as_value(&self) -> Value {
+        let mut map = match &self.properties {
+            Value::Record(m) => m.clone(),
+            _ => BTreeMap::new(),
+        };
+        map.insert("name".into(), Value::String(self.name.clone()));
+        map.insert("at".into(), Value::Timestamp(self.at));
+        Value::Record(map)
+    }
+}
+
+/// What the core takes for one user.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Input {
+    /// A tracked event.
+    Track(Event),
+    /// Profile traits (Segment's `identify`), merged into the profile.
+    Identify { user: String, traits: Value, at: DateTime<Utc>, message_id: Option<String> },
+    /// Run everything of this user that is due at or before `now`.
+    Wake { user: String },
+    /// A schedule trigger of `journey` fired; enter the user if its audience holds.
+    Scheduled { user: String, journey: String },
+    /// Remove the user's instances of a journey (a deploy that cancels it).
+    Cancel { user: String, journey: String },
+}
+
+impl Input {
+    pub fn user(&self) -> &str {
+        match self {
+            Input::Track(e) => &e.user,
+            Input::Identify { user, .. } | Input::Wake { user } | Input::Scheduled { user, .. } | Input::Cancel { user, .. } => user,
+        }
+    }
+}
+
+/// Everything the engine knows about one user.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct UserState {
+    pub id: String,
+    pub created_at: Option<DateTime<Utc>>,
+    /// Traits from identify calls and `set` steps.
+    pub traits: BTreeMap<String, Value>,
+    pub tags: BTreeSet<String>,
+    pub points: Points,
+    pub coupons: Vec<Coupon>,
+    pub history: History,
+    /// Active journey instances, at most one per journey.
+    pub instances: Vec<Instance>,
+    /// Per journey: how often and when the user entered.
+    pub journeys: BTreeMap<String, JourneyMemo>,
+    pub tasks: BTreeMap<String, TaskState>,
+    /// Recent non-transactional sends, for caps.
+    pub sends: Vec<SentMessage>,
+    /// Segments the user matched when last evaluated (for segment triggers).
+    pub segments: BTreeSet<String>,
+    /// When segment membership is next re-evaluated without an event.
+    pub segments_due: Option<DateTime<Utc>>,
+    pub next_instance: u64,
+}
+
+impl UserState {
+    pub fn new(id: &str) -> UserState {
+        UserState { id: id.to_string(), ..UserState::default() }
+    }
+
+    /// The earliest moment something of this user is due, if any.
+    pub fn next_wake(&self) -> Option<DateTime<Utc>> {
+        let instances = self.instances.iter().filter_map(|i| match i.wait {
+            Wait::Until(t) | Wait::ForEvent { until: t } => Some(t),
+            Wait::Ready | Wait::Held => None,
+        });
+        let points = self.points.lots.iter().filter_map(|l| l.expires_at);
+        instances.chain(points).chain(self.segments_due).min()
+    }
+
+    pub fn instance(&self, journey: &str) -> Option<&Instance> {
+        self.instances.iter().find(|i| i.journey == journey)
+    }
+}
+
+/// A user's points: a balance made of lots, each possibly expiring.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Points {
+    pub lots: Vec<PointLot>,
+}
+
+impl Points {
+    pub fn balance(&self) -> Decimal {
+        self.lots.iter().map(|l| l.amount).sum()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PointLot {
+    pub amount: Decimal,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Coupon {
+    pub id: String,
+    pub code: String,
+    pub issued_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub fields: Value,
+}
+
+impl Coupon {
+    pub fn as_value(&self) -> Value {
+        let mut map = match &self.fields {
+            Value::Record(m) => m.clone(),
+            _ => BTreeMap::new(),
+        };
+        map.insert("id".into(), Value::String(self.id.clone()));
+        map.insert("code".into(), Value::String(self.code.clone()));
+        map.insert("issued_at".into(), Value::Timestamp(self.issued_at));
+        map.insert("expires_at".into(), self.expires_at.map(Value::Timestamp).unwrap_or(Value::Null));
+        Value::Record(map)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct JourneyMemo {
+    pub entries: u64,
+    pub last_entered: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct TaskState {
+    /// Counted events (time and distinct key) since the last reward.
+    pub counted: Vec<(DateTime<Utc>, Option<String>)>,
+    /// Distinct keys ever counted, when the task has no window.
+    pub seen: BTreeSet<String>,
+    /// The last local day with a counted event, and the streak length.
+    pub streak_day: Option<chrono::NaiveDate>,
+    pub streak: u64,
+    pub rewards: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SentMessage {
+    pub at: DateTime<Utc>,
+    pub channel: String,
+    pub category: String,
+}
+
+/// A user's position in one journey version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Instance {
+    /// Unique per user.
+    pub id: u64,
+    pub journey: String,
+    pub version: String,
+    pub step: StepId,
+    pub entered_at: DateTime<Utc>,
+    /// The event that entered or last resumed it (`event` in expressions).
+    pub event: Value,
+    /// `as` bindings.
+    pub bindings: BTreeMap<String, Value>,
+    /// Iterations so far of each `repeat` step.
+    pub loops: BTreeMap<u32, u64>,
+    /// How often each step has completed: part of idempotency keys.
+    pub visits: BTreeMap<u32, u64>,
+    /// Arms chosen by `split` steps.
+    pub arms: BTreeMap<String, String>,
+    pub wait: Wait,
+    pub goal_reached: bool,
+}
+
+/// What an instance waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Wait {
+    /// Runnable now.
+    Ready,
+    /// Resume at this time (a wait, a deferred send).
+    Until(DateTime<Utc>),
+    /// Resume when the current `wait for` step's event arrives, or time out.
+    ForEvent { until: DateTime<Utc> },
+    /// Its journey is paused; resumes with the journey.
+    Held,
+}
