@@ -7,6 +7,8 @@
 
 mod cli;
 
+use waymark_engine as _;
+
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1,0 +1,301 @@
+//! Evaluating plan expressions against one user at one moment. Null
+//! follows language.md §6: missing fields are null, comparisons with null
+//! are false, arithmetic on null is an error. Errors are strings that name
+//! what went wrong; the caller records them.
+
+use crate::model::UserState;
+use chrono::{DateTime, Duration, Utc};
+use rust_decimal::Decimal;
+use std::collections::BTreeMap;
+use waymark_dsl::ast::BinaryOp;
+use waymark_dsl::plan::{Expr, Plan};
+use waymark_dsl::value::Value;
+
+/// How deep segments may refer to segments at run time.
+const MAX_SEGMENT_DEPTH: u32 = 16;
+
+/// What an expression can see.
+pub struct Env<'a> {
+    pub plan: &'a Plan,
+    pub state: &'a UserState,
+    pub user: Value,
+    pub event: &'a Value,
+    pub journey: Value,
+    pub bindings: &'a BTreeMap<String, Value>,
+    pub now: DateTime<Utc>,
+    pub tz: chrono_tz::Tz,
+    depth: u32,
+}
+
+/// The user as expressions see it: traits plus the built-in fields.
+pub fn user_value(state: &UserState) -> Value {
+    let mut map = state.traits.clone();
+    map.insert("id".into(), Value::String(state.id.clone()));
+    map.insert("created_at".into(), state.created_at.map(Value::Timestamp).unwrap_or(Value::Null));
+    map.insert("tags".into(), Value::List(state.tags.iter().cloned().map(Value::String).collect()));
+    map.insert("points".into(), Value::Number(state.points.balance()));
+    map.insert("coupons".into(), Value::List(state.coupons.iter().map(|c| c.as_value()).collect()));
+    map.entry("consent".into()).or_insert_with(|| Value::Record(BTreeMap::new()));
+    map.entry("timezone".into()).or_insert(Value::Null);
+    Value::Record(map)
+}
+
+impl<'a> Env<'a> {
+    pub fn new(
+        plan: &'a Plan,
+        state: &'a UserState,
+        event: &'a Value,
+        bindings: &'a BTreeMap<String, Value>,
+        now: DateTime<Utc>,
+        tz: chrono_tz::Tz,
+    ) -> Env<'a> {
+        Env { plan, state, user: user_value(state), event, journey: Value::Null, bindings, now, tz, depth: 0 }
+    }
+
+    /// A condition: true only for `true`; null is false; an error is the caller's to record.
+    pub fn condition(&self, expr: &Expr) -> Result<bool, String> {
+        match self.eval(expr)? {
+            Value::Bool(b) => Ok(b),
+            Value::Null => Ok(false),
+            other => Err(format!("a condition must be true or false, got a {}", other.type_of())),
+        }
+    }
+
+    pub fn eval(&self, expr: &Expr) -> Result<Value, String> {
+        Ok(match expr {
+            Expr::Literal(v) => v.clone(),
+            Expr::User => self.user.clone(),
+            Expr::Event => self.event.clone(),
+            Expr::Journey => self.journey.clone(),
+            Expr::Now => Value::Timestamp(self.now),
+            Expr::Binding(name) => self.bindings.get(name).cloned().unwrap_or(Value::Null),
+            Expr::Segment(name) => Value::Bool(self.segment(name)?),
+            Expr::Field(base, field) => match (base.as_ref(), field.as_str()) {
+                // Avoid cloning the whole profile for `user.x`.
+                (Expr::User, f) => self.user.field(f).clone(),
+                _ => self.eval(base)?.field(field).clone(),
+            },
+            Expr::Index(base, index) => {
+                let (base, index) = (self.eval(base)?, self.eval(index)?);
+                match (&base, &index) {
+                    (Value::List(items), Value::Number(n)) => {
+                        usize::try_from(n.trunc().mantissa()).ok().and_then(|i| items.get(i)).cloned().unwrap_or(Value::Null)
+                    }
+                    (Value::Record(_), Value::String(k)) => base.field(k).clone(),
+                    _ => Value::Null,
+                }
+            }
+            Expr::Call { function, args } => {
+                let args = args.iter().map(|a| self.eval(a)).collect::<Result<Vec<_>, _>>()?;
+                let cx = StdContext { env: self };
+                waymark_stdlib::call(function, &cx, &args).map_err(|e| e.to_string())?
+            }
+            Expr::Not(e) => Value::Bool(!self.condition(e)?),
+            Expr::Neg(e) => match self.eval(e)? {
+                Value::Number(n) => Value::Number(-n),
+                Value::Duration(s) => Value::Duration(-s),
+                Value::Null => return Err("cannot negate null".into()),
+                other => return Err(format!("cannot negate a {}", other.type_of())),
+            },
+            Expr::Binary(BinaryOp::And, l, r) => Value::Bool(self.condition(l)? && self.condition(r)?),
+            Expr::Binary(BinaryOp::Or, l, r) => Value::Bool(self.condition(l)? || self.condition(r)?),
+            Expr::Binary(op, l, r) => binary(*op, self.eval(l)?, self.eval(r)?)?,
+            Expr::List(items) => Value::List(items.iter().map(|e| self.eval(e)).collect::<Result<_, _>>()?),
+            Expr::Record(fields) => {
+                Value::Record(fields.iter().map(|(k, e)| Ok((k.clone(), self.eval(e)?))).collect::<Result<_, String>>()?)
+            }
+            Expr::Interpolate(parts) => {
+                let mut out = String::new();
+                for part in parts {
+                    out.push_str(&self.eval(part)?.to_text());
+                }
+                Value::String(out)
+            }
+        })
+    }
+
+    /// Whether the user is in a segment (decided from the user's state alone).
+    pub fn segment(&self, name: &str) -> Result<bool, String> {
+        if self.depth >= MAX_SEGMENT_DEPTH {
+            return Err(format!("segment `{name}` refers to segments more than {MAX_SEGMENT_DEPTH} deep"));
+        }
+        let Some(segment) = self.plan.segment(name) else { return Err(format!("no segment `{name}`")) };
+        let empty = BTreeMap::new();
+        let inner = Env {
+            plan: self.plan,
+            state: self.state,
+            user: self.user.clone(),
+            event: &Value::Null,
+            journey: Value::Null,
+            bindings: &empty,
+            now: self.now,
+            tz: self.tz,
+            depth: self.depth + 1,
+        };
+        inner.condition(&segment.expr).map_err(|e| format!("in segment `{name}`: {e}"))
+    }
+}
+
+struct StdContext<'e, 'a> {
+    env: &'e Env<'a>,
+}
+
+impl waymark_stdlib::Context for StdContext<'_, '_> {
+    fn now(&self) -> DateTime<Utc> {
+        self.env.now
+    }
+    fn time_zone(&self) -> chrono_tz::Tz {
+        self.env.tz
+    }
+    fn user(&self) -> &Value {
+        &self.env.user
+    }
+    fn count(&self, event: &str, within: Option<i64>) -> u64 {
+        self.env.state.history.count(event, within, self.env.now)
+    }
+    fn sum(&self, event: &str, field: &str, within: i64) -> Decimal {
+        self.env.state.history.sum(event, field, within, self.env.now)
+    }
+    fn last(&self, event: &str) -> Value {
+        self.env.state.history.last(event)
+    }
+    fn first(&self, event: &str) -> Value {
+        self.env.state.history.first(event)
+    }
+}
+
+/// Timestamps compare with RFC 3339 strings (event properties arrive as JSON).
+fn coerce(l: Value, r: Value) -> (Value, Value) {
+    match (&l, &r) {
+        (Value::Timestamp(_), Value::String(_)) => match r.as_timestamp() {
+            Some(t) => (l, Value::Timestamp(t)),
+            None => (l, r),
+        },
+        (Value::String(_), Value::Timestamp(_)) => match l.as_timestamp() {
+            Some(t) => (Value::Timestamp(t), r),
+            None => (l, r),
+        },
+        (Value::Date(_), Value::String(_)) => match r.as_date() {
+            Some(d) => (l, Value::Date(d)),
+            None => (l, r),
+        },
+        (Value::String(_), Value::Date(_)) => match l.as_date() {
+            Some(d) => (Value::Date(d), r),
+            None => (l, r),
+        },
+        _ => (l, r),
+    }
+}
+
+fn binary(op: BinaryOp, l: Value, r: Value) -> Result<Value, String> {
+    use BinaryOp as B;
+    use Value as V;
+    let (l, r) = coerce(l, r);
+    let cmp = |o: std::cmp::Ordering| {
+        Value::Bool(match op {
+            B::Lt => o.is_lt(),
+            B::Le => o.is_le(),
+            B::Gt => o.is_gt(),
+            _ => o.is_ge(),
+        })
+    };
+    match op {
+        B::Eq => Ok(V::Bool(l == r)),
+        B::Ne => Ok(V::Bool(l != r)),
+        B::Lt | B::Le | B::Gt | B::Ge => match (&l, &r) {
+            (V::Null, _) | (_, V::Null) => Ok(V::Bool(false)),
+            (V::Number(a), V::Number(b)) => Ok(cmp(a.cmp(b))),
+            (V::String(a), V::String(b)) => Ok(cmp(a.cmp(b))),
+            (V::Timestamp(a), V::Timestamp(b)) => Ok(cmp(a.cmp(b))),
+            (V::Date(a), V::Date(b)) => Ok(cmp(a.cmp(b))),
+            (V::Timestamp(a), V::Date(b)) => Ok(cmp(a.date_naive().cmp(b))),
+            (V::Date(a), V::Timestamp(b)) => Ok(cmp(a.cmp(&b.date_naive()))),
+            (V::Duration(a), V::Duration(b)) => Ok(cmp(a.cmp(b))),
+            (V::TimeOfDay(a), V::TimeOfDay(b)) => Ok(cmp(a.cmp(b))),
+            _ => Err(format!("cannot compare a {} with a {}", l.type_of(), r.type_of())),
+        },
+        B::In => match &r {
+            V::List(items) => Ok(V::Bool(items.contains(&l))),
+            V::String(s) => match &l {
+                V::String(needle) => Ok(V::Bool(s.contains(needle.as_str()))),
+                V::Null => Ok(V::Bool(false)),
+                other => Err(format!("`in` a string needs a string on the left, got a {}", other.type_of())),
+            },
+            V::Record(map) => Ok(V::Bool(l.as_str().is_some_and(|k| map.contains_key(k)))),
+            V::Null => Ok(V::Bool(false)),
+            other => Err(format!("`in` needs a list, string or record on the right, got a {}", other.type_of())),
+        },
+        _ => arithmetic(op, l, r),
+    }
+}
+
+fn arithmetic(op: BinaryOp, l: Value, r: Value) -> Result<Value, String> {
+    use BinaryOp as B;
+    use Value as V;
+    let overflow = || format!("`{}` overflowed", op.symbol());
+    let seconds = |d: i64| Duration::try_seconds(d).ok_or_else(overflow);
+    match (op, &l, &r) {
+        (_, V::Null, _) | (_, _, V::Null) => Err(format!("arithmetic on null (`{}`)", op.symbol())),
+        (B::Add, V::Number(a), V::Number(b)) => a.checked_add(*b).map(V::Number).ok_or_else(overflow),
+        (B::Sub, V::Number(a), V::Number(b)) => a.checked_sub(*b).map(V::Number).ok_or_else(overflow),
+        (B::Mul, V::Number(a), V::Number(b)) => a.checked_mul(*b).map(V::Number).ok_or_else(overflow),
+        (B::Div | B::Rem, V::Number(_), V::Number(b)) if b.is_zero() => Err("division by zero".into()),
+        (B::Div, V::Number(a), V::Number(b)) => a.checked_div(*b).map(V::Number).ok_or_else(overflow),
+        (B::Rem, V::Number(a), V::Number(b)) => a.checked_rem(*b).map(V::Number).ok_or_else(overflow),
+        (B::Add, V::String(a), V::String(b)) => Ok(V::String(format!("{a}{b}"))),
+        (B::Add, V::Timestamp(t), V::Duration(d)) | (B::Add, V::Duration(d), V::Timestamp(t)) => {
+            t.checked_add_signed(seconds(*d)?).map(V::Timestamp).ok_or_else(overflow)
+        }
+        (B::Sub, V::Timestamp(t), V::Duration(d)) => t.checked_sub_signed(seconds(*d)?).map(V::Timestamp).ok_or_else(overflow),
+        (B::Sub, V::Timestamp(a), V::Timestamp(b)) => Ok(V::Duration((*a - *b).num_seconds())),
+        (B::Add, V::Date(a), V::Duration(d)) => a.checked_add_signed(Duration::days(d / 86_400)).map(V::Date).ok_or_else(overflow),
+        (B::Sub, V::Date(a), V::Duration(d)) => a.checked_sub_signed(Duration::days(d / 86_400)).map(V::Date).ok_or_else(overflow),
+        (B::Sub, V::Date(a), V::Date(b)) => Ok(V::Duration((*a - *b).num_seconds())),
+        (B::Add, V::Duration(a), V::Duration(b)) => a.checked_add(*b).map(V::Duration).ok_or_else(overflow),
+        (B::Sub, V::Duration(a), V::Duration(b)) => a.checked_sub(*b).map(V::Duration).ok_or_else(overflow),
+        (B::Mul, V::Duration(d), V::Number(n)) | (B::Mul, V::Number(n), V::Duration(d)) => {
+            let product = Decimal::from(*d).checked_mul(*n).ok_or_else(overflow)?;
+            i64::try_from(product.round()).map(V::Duration).map_err(|_| overflow())
+        }
+        (B::Div, V::Duration(_), V::Number(n)) if n.is_zero() => Err("division by zero".into()),
+        (B::Div, V::Duration(d), V::Number(n)) => {
+            let q = Decimal::from(*d).checked_div(*n).ok_or_else(overflow)?;
+            i64::try_from(q.round()).map(V::Duration).map_err(|_| overflow())
+        }
+        (B::Div, V::Duration(_), V::Duration(0)) => Err("division by zero".into()),
+        (B::Div, V::Duration(a), V::Duration(b)) => Decimal::from(*a).checked_div(Decimal::from(*b)).map(V::Number).ok_or_else(overflow),
+        _ => Err(format!("`{}` cannot combine a {} and a {}", op.symbol(), l.type_of(), r.type_of())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    fn n(s: &str) -> Value {
+        Value::Number(Decimal::from_str(s).unwrap())
+    }
+
+    #[test]
+    fn decimal_arithmetic_is_exact_and_null_arithmetic_is_an_error() {
+        assert_eq!(binary(BinaryOp::Eq, binary(BinaryOp::Add, n("0.1"), n("0.2")).unwrap(), n("0.3")).unwrap(), Value::Bool(true));
+        assert!(binary(BinaryOp::Add, Value::Null, n("1")).is_err());
+        assert!(binary(BinaryOp::Div, n("1"), n("0")).is_err());
+    }
+
+    #[test]
+    fn null_compared_with_anything_but_null_is_false() {
+        assert_eq!(binary(BinaryOp::Lt, Value::Null, n("1")).unwrap(), Value::Bool(false));
+        assert_eq!(binary(BinaryOp::Eq, Value::Null, n("1")).unwrap(), Value::Bool(false));
+        assert_eq!(binary(BinaryOp::Eq, Value::Null, Value::Null).unwrap(), Value::Bool(true));
+    }
+
+    #[test]
+    fn timestamps_compare_with_rfc3339_strings() {
+        let t = Value::Timestamp(DateTime::parse_from_rfc3339("2025-11-10T12:00:00Z").unwrap().to_utc());
+        let s = Value::String("2025-11-10T20:00:00+08:00".into());
+        assert_eq!(binary(BinaryOp::Eq, t.clone(), s).unwrap(), Value::Bool(true));
+        assert_eq!(binary(BinaryOp::Sub, t.clone(), Value::Duration(3600)).unwrap().as_timestamp().unwrap().to_rfc3339(), "2025-11-10T11:00:00+00:00");
+    }
+}

@@ -1,0 +1,435 @@
+//! The pure core: (user state, deployment, input, now) → new state and
+//! journal records. No I/O, no clock reads, no spawning: the shells
+//! (`simulate`, `test`, the daemon) load state, call [`handle`], and commit
+//! the state and records together. Sends are records of kind `send`; the
+//! shell puts them in the outbox. Timers are not effects either: a user's
+//! next wake-up is derived from the state it returns (`UserState::next_wake`).
+//!
+//! For one event, in order (engine.md): history and profile; exits and
+//! goals of active instances; instances waiting for the event resume;
+//! journeys, rules and tasks it triggers; then every instance runs until it
+//! waits or ends. Events emitted along the way are processed the same way,
+//! after, in the same call.
+
+mod eval;
+mod guard;
+mod run;
+mod tasks;
+
+pub use eval::{Env, user_value};
+
+use crate::deployment::Deployment;
+use crate::journal::{Kind, Record};
+use crate::model::{Event, Input, Instance, UserState, Wait};
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, VecDeque};
+use waymark_dsl::plan::{Entry, EventFilter, JourneyPlan, Trigger, Window};
+use waymark_dsl::value::Value;
+
+/// At most this many steps run in one call; a script that would run more
+/// (a long `repeat` without waits) stops with an error record.
+const STEP_BUDGET: u32 = 10_000;
+/// At most this many events may be emitted in one call (emit loops).
+const EMIT_BUDGET: u32 = 32;
+
+/// State shared by all users: entry budgets of `limit` clauses.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Globals {
+    /// Entry times per journey, kept only as far back as its limit window.
+    pub entries: BTreeMap<String, VecDeque<DateTime<Utc>>>,
+}
+
+/// Handles one input for one user at `now`, returning the journal records
+/// in the order things happened. Never panics on script errors: they are
+/// `error` records.
+pub fn handle(d: &Deployment, globals: &mut Globals, user: &mut UserState, input: &Input, now: DateTime<Utc>) -> Vec<Record> {
+    let mut cx = Cx { d, globals, user, now, records: Vec::new(), emitted: VecDeque::new(), steps_left: STEP_BUDGET, emits_left: EMIT_BUDGET };
+    if cx.user.created_at.is_none() {
+        cx.user.created_at = Some(now);
+    }
+    match input {
+        Input::Track(event) => cx.event(event),
+        Input::Identify { traits, .. } => {
+            if let Value::Record(map) = traits {
+                for (k, v) in map {
+                    merge(cx.user.traits.entry(k.clone()).or_insert(Value::Null), v.clone());
+                }
+            }
+            cx.run_ready();
+        }
+        Input::Wake { .. } => cx.wake(),
+        Input::Scheduled { journey, .. } => {
+            if let Some(plan) = d.current(journey) {
+                let audience = plan.triggers.iter().find_map(|t| match t {
+                    Trigger::Schedule { audience, .. } => Some(audience.clone()),
+                    _ => None,
+                });
+                if let Some(audience) = audience {
+                    let fits = audience.as_ref().is_none_or(|a| cx.condition_for_user(a, plan, &Value::Null));
+                    if fits {
+                        cx.try_enter(plan, Value::Null, "schedule");
+                    }
+                }
+            }
+            cx.run_ready();
+        }
+        Input::Cancel { journey, .. } => {
+            if let Some(index) = cx.user.instances.iter().position(|i| &i.journey == journey) {
+                let inst = cx.user.instances.remove(index);
+                let mut r = cx.instance_record(&inst, Kind::Exit);
+                r.reason = Some("cancelled".into());
+                cx.records.push(r);
+            }
+        }
+    }
+    cx.drain_emitted();
+    cx.segments();
+    cx.drain_emitted();
+    cx.records
+}
+
+/// Merges identify traits: records merge key by key (so `consent.sms`
+/// can be set alone), anything else replaces.
+fn merge(into: &mut Value, from: Value) {
+    match (into, from) {
+        (Value::Record(a), Value::Record(b)) => {
+            for (k, v) in b {
+                merge(a.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+pub(crate) struct Cx<'a> {
+    d: &'a Deployment,
+    globals: &'a mut Globals,
+    user: &'a mut UserState,
+    now: DateTime<Utc>,
+    records: Vec<Record>,
+    emitted: VecDeque<Event>,
+    steps_left: u32,
+    emits_left: u32,
+}
+
+impl<'a> Cx<'a> {
+    fn event(&mut self, event: &Event) {
+        let d = self.d;
+        self.user.history.record(&event.name, event.at, &event.properties);
+        let value = event.as_value();
+        // Exits and goals of active instances.
+        let mut index = 0;
+        while index < self.user.instances.len() {
+            let inst = &self.user.instances[index];
+            let Some(plan) = d.version(&inst.journey, &inst.version) else {
+                index += 1;
+                continue;
+            };
+            if plan.exit_on.iter().any(|f| self.filter_matches(f, &event.name, &value, plan)) {
+                let inst = self.user.instances.remove(index);
+                let mut r = self.instance_record(&inst, Kind::Exit);
+                r.reason = Some("exit_on".into());
+                r.event = Some(event.name.clone());
+                self.records.push(r);
+                continue;
+            }
+            if let Some(goal) = &plan.goal {
+                let inst = &self.user.instances[index];
+                let in_time = (self.now - inst.entered_at).num_seconds() <= goal.within;
+                if !inst.goal_reached && in_time && self.filter_matches(&goal.event, &event.name, &value, plan) {
+                    self.user.instances[index].goal_reached = true;
+                    let mut r = self.instance_record(&self.user.instances[index], Kind::Goal);
+                    r.event = Some(event.name.clone());
+                    self.records.push(r);
+                    if !goal.and_continue {
+                        let inst = self.user.instances.remove(index);
+                        let mut r = self.instance_record(&inst, Kind::Exit);
+                        r.reason = Some("goal".into());
+                        self.records.push(r);
+                        continue;
+                    }
+                }
+            }
+            index += 1;
+        }
+        // Instances waiting for this event resume.
+        for index in 0..self.user.instances.len() {
+            let inst = &self.user.instances[index];
+            if !matches!(inst.wait, Wait::ForEvent { .. }) {
+                continue;
+            }
+            let Some(plan) = d.version(&inst.journey, &inst.version) else { continue };
+            let Some(step) = plan.steps.get(inst.step) else { continue };
+            let waymark_dsl::plan::StepKind::WaitForEvent { event: filter, bind, on_event, .. } = &step.kind else { continue };
+            if self.filter_matches(filter, &event.name, &value, plan) {
+                let inst = &mut self.user.instances[index];
+                if let Some(name) = bind {
+                    inst.bindings.insert(name.clone(), value.clone());
+                }
+                inst.event = value.clone();
+                inst.step = *on_event;
+                inst.wait = Wait::Ready;
+            }
+        }
+        // Journeys, rules and tasks the event starts or counts.
+        let plan = d.plan.clone();
+        for journey in &plan.journeys {
+            let triggered = journey.triggers.iter().any(|t| match t {
+                Trigger::Event(f) => self.filter_matches(f, &event.name, &value, journey),
+                _ => false,
+            });
+            if triggered {
+                self.try_enter(journey, value.clone(), &event.name);
+            }
+        }
+        for rule in &plan.rules {
+            self.rule(rule, event, &value);
+        }
+        for task in &plan.tasks {
+            self.task(task, event, &value);
+        }
+        self.run_ready();
+    }
+
+    /// `event E where EXPR` against an event.
+    fn filter_matches(&mut self, filter: &EventFilter, name: &str, event: &Value, journey: &JourneyPlan) -> bool {
+        if filter.event != name {
+            return false;
+        }
+        match &filter.filter {
+            None => true,
+            Some(expr) => self.condition_for_user(expr, journey, event),
+        }
+    }
+
+    /// A condition outside any step; an error is recorded and counts as false.
+    fn condition_for_user(&mut self, expr: &waymark_dsl::plan::Expr, journey: &JourneyPlan, event: &Value) -> bool {
+        let tz = self.zone(None, journey.tz.as_deref(), &journey.policy);
+        let empty = BTreeMap::new();
+        let env = Env::new(&self.d.plan, self.user, event, &empty, self.now, tz);
+        match env.condition(expr) {
+            Ok(b) => b,
+            Err(message) => {
+                let mut r = Record::new(self.now, &self.user.id, Kind::Error);
+                r.journey = Some(journey.name.clone());
+                r.version = Some(journey.version.clone());
+                r.message = Some(message);
+                self.records.push(r);
+                false
+            }
+        }
+    }
+
+    /// Enters the user into the current version of a journey if its entry
+    /// rules, window, audience, pause state and budget allow.
+    fn try_enter(&mut self, journey: &JourneyPlan, event: Value, trigger: &str) {
+        if self.user.instance(&journey.name).is_some() {
+            return;
+        }
+        let memo = self.user.journeys.get(&journey.name).cloned().unwrap_or_default();
+        let allowed = match journey.entry {
+            Entry::Once => memo.entries == 0,
+            Entry::Always => true,
+            Entry::Every(d) => memo.last_entered.is_none_or(|t| (self.now - t).num_seconds() >= d),
+        };
+        if !allowed {
+            return;
+        }
+        if let Some(window) = &journey.active
+            && (self.now < window.from || window.until.is_some_and(|u| self.now >= u))
+        {
+            return;
+        }
+        if let Some(audience) = &journey.audience
+            && !self.condition_for_user(audience, journey, &event)
+        {
+            return;
+        }
+        let suppressed = |cx: &mut Self, reason: &str| {
+            let mut r = Record::new(cx.now, &cx.user.id, Kind::Suppressed);
+            r.journey = Some(journey.name.clone());
+            r.version = Some(journey.version.clone());
+            r.reason = Some(reason.into());
+            r.event = Some(trigger.to_string());
+            cx.records.push(r);
+        };
+        if self.d.is_paused(&journey.name) {
+            return suppressed(self, "paused");
+        }
+        if let Some(limit) = &journey.limit {
+            let tz = self.zone(None, journey.tz.as_deref(), &journey.policy);
+            let since = window_start(limit.per, self.now, tz);
+            let entries = self.globals.entries.entry(journey.name.clone()).or_default();
+            while entries.front().is_some_and(|t| since.is_some_and(|s| *t < s)) {
+                entries.pop_front();
+            }
+            if entries.len() as u64 >= limit.entries {
+                return suppressed(self, "budget");
+            }
+            entries.push_back(self.now);
+        }
+        let id = self.user.next_instance;
+        self.user.next_instance += 1;
+        let memo = self.user.journeys.entry(journey.name.clone()).or_default();
+        memo.entries += 1;
+        memo.last_entered = Some(self.now);
+        let inst = Instance {
+            id,
+            journey: journey.name.clone(),
+            version: journey.version.clone(),
+            step: journey.steps.start,
+            entered_at: self.now,
+            event,
+            bindings: BTreeMap::new(),
+            loops: BTreeMap::new(),
+            visits: BTreeMap::new(),
+            arms: BTreeMap::new(),
+            wait: Wait::Ready,
+            goal_reached: false,
+        };
+        let mut r = self.instance_record(&inst, Kind::Enter);
+        r.event = Some(trigger.to_string());
+        self.records.push(r);
+        self.user.instances.push(inst);
+    }
+
+    /// Timers due at or before now: expiring points, waits that ended,
+    /// `wait for` timeouts, held instances of resumed journeys.
+    fn wake(&mut self) {
+        let now = self.now;
+        let expired: rust_decimal::Decimal =
+            self.user.points.lots.iter().filter(|l| l.expires_at.is_some_and(|t| t <= now)).map(|l| l.amount).sum();
+        if !expired.is_zero() {
+            self.user.points.lots.retain(|l| l.expires_at.is_none_or(|t| t > now));
+            let mut r = Record::new(now, &self.user.id, Kind::Points);
+            r.delta = Some(waymark_dsl::value::decimal_to_json(-expired));
+            r.balance = Some(waymark_dsl::value::decimal_to_json(self.user.points.balance()));
+            r.reason = Some("expired".into());
+            self.records.push(r);
+        }
+        let d = self.d;
+        for inst in &mut self.user.instances {
+            match inst.wait {
+                Wait::Until(t) if t <= now => {
+                    inst.wait = Wait::Ready;
+                    inst.bindings.insert(RESUMED.into(), Value::Bool(true));
+                }
+                Wait::ForEvent { until } if until <= now => {
+                    if let Some(plan) = d.version(&inst.journey, &inst.version)
+                        && let Some(step) = plan.steps.get(inst.step)
+                        && let waymark_dsl::plan::StepKind::WaitForEvent { on_timeout, .. } = &step.kind
+                    {
+                        inst.step = *on_timeout;
+                    }
+                    inst.wait = Wait::Ready;
+                }
+                Wait::Held if !d.is_paused(&inst.journey) => inst.wait = Wait::Ready,
+                _ => {}
+            }
+        }
+        self.run_ready();
+    }
+
+    /// Runs every ready instance until it waits or ends.
+    fn run_ready(&mut self) {
+        let mut index = 0;
+        while index < self.user.instances.len() {
+            if self.user.instances[index].wait != Wait::Ready {
+                index += 1;
+                continue;
+            }
+            let mut inst = self.user.instances.remove(index);
+            if self.run_instance(&mut inst) {
+                self.user.instances.insert(index, inst);
+                index += 1;
+            }
+        }
+    }
+
+    /// Processes emitted events until none are left.
+    fn drain_emitted(&mut self) {
+        while let Some(event) = self.emitted.pop_front() {
+            self.event(&event);
+        }
+    }
+
+    /// Segment triggers: users who start to match a segment enter.
+    fn segments(&mut self) {
+        let d = self.d;
+        if !d.has_segment_triggers() {
+            return;
+        }
+        let plan = d.plan.clone();
+        let mut names: Vec<&str> = plan
+            .journeys
+            .iter()
+            .flat_map(|j| j.triggers.iter())
+            .filter_map(|t| match t {
+                Trigger::Segment(s) => Some(s.as_str()),
+                _ => None,
+            })
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        let empty = BTreeMap::new();
+        let tz = self.zone(None, None, "default");
+        let mut now_in = Vec::new();
+        {
+            let env = Env::new(&plan, self.user, &Value::Null, &empty, self.now, tz);
+            for name in names {
+                if env.segment(name).unwrap_or(false) {
+                    now_in.push(name.to_string());
+                }
+            }
+        }
+        let newly: Vec<String> = now_in.iter().filter(|s| !self.user.segments.contains(*s)).cloned().collect();
+        self.user.segments = now_in.into_iter().collect();
+        self.user.segments_due = Some(self.now + Duration::days(1));
+        for segment in newly {
+            for journey in &plan.journeys {
+                if journey.triggers.iter().any(|t| matches!(t, Trigger::Segment(s) if *s == segment)) {
+                    self.try_enter(journey, Value::Null, &segment);
+                }
+            }
+        }
+        self.run_ready();
+    }
+
+    /// Time zone resolution (language.md §6): the step's, the journey's (or
+    /// task's), the user's, the policy's, then UTC.
+    fn zone(&self, step: Option<&str>, owner: Option<&str>, policy: &str) -> chrono_tz::Tz {
+        let user = self.user.traits.get("timezone").and_then(Value::as_str);
+        let policy = self.d.policy(policy).tz.as_deref();
+        [step, owner, user, policy]
+            .into_iter()
+            .flatten()
+            .find_map(|z| waymark_dsl::schedule::parse_time_zone(z).ok())
+            .unwrap_or(chrono_tz::UTC)
+    }
+
+    /// A record about an instance.
+    fn instance_record(&self, inst: &Instance, kind: Kind) -> Record {
+        let mut r = Record::new(self.now, &self.user.id, kind);
+        r.journey = Some(inst.journey.clone());
+        r.version = Some(inst.version.clone());
+        r.instance = Some(inst.id);
+        if !inst.arms.is_empty() {
+            r.arms = Some(inst.arms.clone());
+        }
+        r
+    }
+}
+
+/// The binding that marks an instance woken by its timer at its current
+/// step (so a `repeat … every` or a deferred send does not wait again).
+pub(crate) const RESUMED: &str = "\u{0}resumed";
+
+/// Where a counting window starts: rolling windows end now; calendar
+/// windows start at the period's start in `tz`. `None`: no window (all time).
+pub(crate) fn window_start(window: Option<Window>, now: DateTime<Utc>, tz: chrono_tz::Tz) -> Option<DateTime<Utc>> {
+    match window? {
+        Window::Rolling(seconds) => Some(now - Duration::seconds(seconds)),
+        Window::Calendar(period) => Some(guard::period_start(period, now, tz)),
+    }
+}

@@ -1,0 +1,502 @@
+//! Running an instance through its plan's steps until it waits or ends.
+//! Rules and task rewards run through the same code with a transient
+//! instance. Every step records what it did; a runtime error in a
+//! condition makes it false, in an action's argument skips the action, and
+//! both are recorded (language.md §6).
+
+use super::guard::Verdict;
+use super::{Cx, Env, RESUMED};
+use crate::journal::{Kind, Record};
+use crate::model::{Coupon, Event, Instance, PointLot, SentMessage, Wait};
+use chrono::{Duration, NaiveTime, TimeZone};
+use rust_decimal::Decimal;
+use std::collections::BTreeMap;
+use waymark_dsl::plan::{CouponExpiry, Expr, PolicyPlan, StepId, StepKind, Steps};
+use waymark_dsl::value::{Value, decimal_to_json};
+
+/// What a run belongs to: a journey version, a rule or a task.
+pub(crate) struct Owner<'p> {
+    pub name: &'p str,
+    pub version: &'p str,
+    pub steps: &'p Steps,
+    pub policy: &'p PolicyPlan,
+    pub category: &'p str,
+    pub transactional: bool,
+    pub tz: Option<&'p str>,
+    pub exit_if: &'p [Expr],
+    /// Journeys keep instances across calls; rules and tasks may not wait.
+    pub can_wait: bool,
+}
+
+enum Flow {
+    /// Go on with this step.
+    Next(StepId),
+    /// The instance waits; keep it.
+    Wait,
+    /// The instance is over, with this exit reason.
+    End(&'static str),
+}
+
+impl Cx<'_> {
+    /// Runs a journey instance; false when it ended.
+    pub(crate) fn run_instance(&mut self, inst: &mut Instance) -> bool {
+        let d = self.d;
+        let Some(plan) = d.version(&inst.journey, &inst.version) else {
+            let mut r = self.instance_record(inst, Kind::Error);
+            r.message = Some(format!("version {} of journey `{}` is no longer deployed", inst.version, inst.journey));
+            self.records.push(r);
+            return false;
+        };
+        if d.is_paused(&inst.journey) {
+            if inst.wait != Wait::Held {
+                inst.wait = Wait::Held;
+                let mut r = self.instance_record(inst, Kind::Deferred);
+                r.reason = Some("paused".into());
+                self.records.push(r);
+            }
+            return true;
+        }
+        let owner = Owner {
+            name: &plan.name,
+            version: &plan.version,
+            steps: &plan.steps,
+            policy: d.policy(&plan.policy),
+            category: &plan.category,
+            transactional: plan.transactional,
+            tz: plan.tz.as_deref(),
+            exit_if: &plan.exit_if,
+            can_wait: true,
+        };
+        self.run(&owner, inst)
+    }
+
+    /// Runs from the instance's current step; false when it ended.
+    pub(crate) fn run(&mut self, owner: &Owner<'_>, inst: &mut Instance) -> bool {
+        loop {
+            if self.steps_left == 0 {
+                let mut r = self.step_record(owner, inst, Kind::Error);
+                r.message = Some(format!("more than {} steps ran without waiting; stopped", super::STEP_BUDGET));
+                self.records.push(r);
+                return self.end(owner, inst, "error");
+            }
+            self.steps_left -= 1;
+            for expr in owner.exit_if {
+                if self.condition(owner, inst, expr) {
+                    return self.end(owner, inst, "exit_if");
+                }
+            }
+            let flow = self.step(owner, inst);
+            inst.bindings.remove(RESUMED);
+            match flow {
+                Flow::Next(next) => {
+                    *inst.visits.entry(inst.step.0).or_default() += 1;
+                    inst.step = next;
+                }
+                Flow::Wait if owner.can_wait => return true,
+                Flow::Wait => {
+                    let mut r = self.step_record(owner, inst, Kind::Error);
+                    r.message = Some("a rule or task reward cannot wait".into());
+                    self.records.push(r);
+                    return self.end(owner, inst, "error");
+                }
+                Flow::End(reason) => return self.end(owner, inst, reason),
+            }
+        }
+    }
+
+    fn end(&mut self, owner: &Owner<'_>, inst: &Instance, reason: &str) -> bool {
+        if owner.can_wait {
+            let mut r = self.instance_record(inst, Kind::Exit);
+            r.reason = Some(reason.into());
+            self.records.push(r);
+        }
+        false
+    }
+
+    fn env<'e>(&'e self, owner: &Owner<'_>, inst: &'e Instance, step_tz: Option<&str>) -> Env<'e> {
+        let tz = self.zone(step_tz, owner.tz, &owner.policy.name);
+        let mut env = Env::new(&self.d.plan, self.user, &inst.event, &inst.bindings, self.now, tz);
+        if owner.can_wait {
+            env.journey = Value::Record(BTreeMap::from([
+                ("name".to_string(), Value::String(owner.name.to_string())),
+                ("version".to_string(), Value::String(owner.version.to_string())),
+                ("entered_at".to_string(), Value::Timestamp(inst.entered_at)),
+            ]));
+        }
+        env
+    }
+
+    fn condition(&mut self, owner: &Owner<'_>, inst: &Instance, expr: &Expr) -> bool {
+        let result = self.env(owner, inst, None).condition(expr);
+        result.unwrap_or_else(|message| {
+            self.error(owner, inst, message);
+            false
+        })
+    }
+
+    fn value(&mut self, owner: &Owner<'_>, inst: &Instance, expr: &Expr) -> Option<Value> {
+        let result = self.env(owner, inst, None).eval(expr);
+        match result {
+            Ok(v) => Some(v),
+            Err(message) => {
+                self.error(owner, inst, message);
+                None
+            }
+        }
+    }
+
+    fn fields(&mut self, owner: &Owner<'_>, inst: &Instance, fields: &[(String, Expr)]) -> Option<BTreeMap<String, Value>> {
+        let mut out = BTreeMap::new();
+        for (k, e) in fields {
+            out.insert(k.clone(), self.value(owner, inst, e)?);
+        }
+        Some(out)
+    }
+
+    fn error(&mut self, owner: &Owner<'_>, inst: &Instance, message: String) {
+        let mut r = self.step_record(owner, inst, Kind::Error);
+        r.message = Some(message);
+        self.records.push(r);
+    }
+
+    pub(crate) fn step_record(&self, owner: &Owner<'_>, inst: &Instance, kind: Kind) -> Record {
+        let mut r = Record::new(self.now, &self.user.id, kind);
+        r.journey = Some(owner.name.to_string());
+        r.version = Some(owner.version.to_string());
+        r.instance = Some(inst.id);
+        r.step = Some(format!("s{}", inst.step.0));
+        r.line = owner.steps.get(inst.step).map(|s| s.line);
+        if !inst.arms.is_empty() {
+            r.arms = Some(inst.arms.clone());
+        }
+        r
+    }
+
+    /// A key unique to (journey version, user, instance, step, iteration).
+    fn idempotency_key(&self, owner: &Owner<'_>, inst: &Instance) -> String {
+        let visit = inst.visits.get(&inst.step.0).copied().unwrap_or(0);
+        format!("{}/{}/{}/{}/s{}/{}", owner.name, owner.version, self.user.id, inst.id, inst.step.0, visit)
+    }
+
+    fn step(&mut self, owner: &Owner<'_>, inst: &mut Instance) -> Flow {
+        let Some(step) = owner.steps.get(inst.step) else { return Flow::End("error") };
+        match &step.kind {
+            StepKind::End => Flow::End("completed"),
+            StepKind::Exit => Flow::End("exit"),
+            StepKind::Send { channel, template, fields, next } => self.send(owner, inst, channel, template.as_deref(), fields, *next),
+            StepKind::Wait { seconds, next } => {
+                inst.wait = Wait::Until(self.now + Duration::seconds(*seconds));
+                inst.step = *next;
+                Flow::Wait
+            }
+            StepKind::WaitUntilTime { minutes, tz, next } => {
+                let zone = self.zone(tz.as_deref(), owner.tz, &owner.policy.name);
+                let at = next_local_time(self.now, *minutes, zone);
+                if at <= self.now {
+                    return Flow::Next(*next);
+                }
+                inst.wait = Wait::Until(at);
+                inst.step = *next;
+                Flow::Wait
+            }
+            StepKind::WaitUntil { at, next } => {
+                let Some(value) = self.value(owner, inst, at) else { return Flow::Next(*next) };
+                match value.as_timestamp().or_else(|| value.as_date().map(|d| d.and_time(NaiveTime::MIN).and_utc())) {
+                    Some(t) if t > self.now => {
+                        inst.wait = Wait::Until(t);
+                        inst.step = *next;
+                        Flow::Wait
+                    }
+                    Some(_) => Flow::Next(*next),
+                    None => {
+                        self.error(owner, inst, format!("`wait until` needs a timestamp, got a {}", value.type_of()));
+                        Flow::Next(*next)
+                    }
+                }
+            }
+            StepKind::WaitForEvent { within, .. } => {
+                inst.wait = Wait::ForEvent { until: self.now + Duration::seconds(*within) };
+                Flow::Wait
+            }
+            StepKind::Branch { condition, then, otherwise } => {
+                Flow::Next(if self.condition(owner, inst, condition) { *then } else { *otherwise })
+            }
+            StepKind::Split { name, arms } => {
+                let bucket = stable_hash(&[owner.name, name, &self.user.id]) % 10_000;
+                let mut upper = Decimal::ZERO;
+                let mut chosen = arms.last();
+                for arm in arms {
+                    upper += arm.percent * Decimal::from(100);
+                    if Decimal::from(bucket) < upper {
+                        chosen = Some(arm);
+                        break;
+                    }
+                }
+                match chosen {
+                    Some(arm) => {
+                        inst.arms.insert(name.clone(), arm.name.clone());
+                        Flow::Next(arm.start)
+                    }
+                    None => Flow::End("error"),
+                }
+            }
+            StepKind::GiveCoupon { coupon, expiry, fields, bind, next } => {
+                let expires_at = match expiry {
+                    None => None,
+                    Some(CouponExpiry::In(s)) => Some(self.now + Duration::seconds(*s)),
+                    Some(CouponExpiry::At(e)) => {
+                        let Some(v) = self.value(owner, inst, e) else { return Flow::Next(*next) };
+                        match v.as_timestamp() {
+                            Some(t) => Some(t),
+                            None => {
+                                self.error(owner, inst, format!("`expires at` needs a timestamp, got a {}", v.type_of()));
+                                return Flow::Next(*next);
+                            }
+                        }
+                    }
+                };
+                let Some(fields) = self.fields(owner, inst, fields) else { return Flow::Next(*next) };
+                let key = self.idempotency_key(owner, inst);
+                let code = coupon_code(coupon, &key);
+                let issued = Coupon { id: coupon.clone(), code: code.clone(), issued_at: self.now, expires_at, fields: Value::Record(fields) };
+                if let Some(name) = bind {
+                    inst.bindings.insert(name.clone(), issued.as_value());
+                }
+                self.user.coupons.push(issued);
+                let mut r = self.step_record(owner, inst, Kind::Coupon);
+                r.coupon = Some(coupon.clone());
+                r.code = Some(code);
+                r.expires_at = expires_at;
+                self.records.push(r);
+                Flow::Next(*next)
+            }
+            StepKind::GivePoints { amount, reason, expires_in, next } => {
+                let Some(amount) = self.points_amount(owner, inst, amount, "give") else { return Flow::Next(*next) };
+                let expires_at = expires_in.map(|s| self.now + Duration::seconds(s));
+                self.user.points.lots.push(PointLot { amount, expires_at });
+                self.points_record(owner, inst, amount, reason.as_deref(), false);
+                Flow::Next(*next)
+            }
+            StepKind::TakePoints { amount, reason, next } => {
+                let Some(amount) = self.points_amount(owner, inst, amount, "take") else { return Flow::Next(*next) };
+                if amount > self.user.points.balance() {
+                    self.points_record(owner, inst, Decimal::ZERO, Some("insufficient points"), true);
+                    return Flow::Next(*next);
+                }
+                // Spend the lots that expire first.
+                self.user.points.lots.sort_by_key(|l| (l.expires_at.is_none(), l.expires_at));
+                let mut left = amount;
+                for lot in &mut self.user.points.lots {
+                    let used = lot.amount.min(left);
+                    lot.amount -= used;
+                    left -= used;
+                }
+                self.user.points.lots.retain(|l| !l.amount.is_zero());
+                self.points_record(owner, inst, -amount, reason.as_deref(), false);
+                Flow::Next(*next)
+            }
+            StepKind::Tag { tag, next } | StepKind::Untag { tag, next } => {
+                let adding = matches!(step.kind, StepKind::Tag { .. });
+                if adding {
+                    self.user.tags.insert(tag.clone());
+                } else {
+                    self.user.tags.remove(tag);
+                }
+                let mut r = self.step_record(owner, inst, if adding { Kind::Tag } else { Kind::Untag });
+                r.tag = Some(tag.clone());
+                self.records.push(r);
+                Flow::Next(*next)
+            }
+            StepKind::Set { path, value, next } => {
+                let Some(v) = self.value(owner, inst, value) else { return Flow::Next(*next) };
+                self.set_trait(owner, inst, path, Some(v));
+                Flow::Next(*next)
+            }
+            StepKind::Unset { path, next } => {
+                self.set_trait(owner, inst, path, None);
+                Flow::Next(*next)
+            }
+            StepKind::Emit { event, fields, next } => {
+                let Some(fields) = self.fields(owner, inst, fields) else { return Flow::Next(*next) };
+                if self.emits_left == 0 {
+                    self.error(owner, inst, format!("more than {} events emitted in one go; `{event}` dropped", super::EMIT_BUDGET));
+                    return Flow::Next(*next);
+                }
+                self.emits_left -= 1;
+                let mut r = self.step_record(owner, inst, Kind::Emit);
+                r.event = Some(event.clone());
+                r.fields = Some(Value::Record(fields.clone()).to_json());
+                self.records.push(r);
+                self.emitted.push_back(Event {
+                    user: self.user.id.clone(),
+                    name: event.clone(),
+                    properties: Value::Record(fields),
+                    at: self.now,
+                    message_id: None,
+                });
+                Flow::Next(*next)
+            }
+            StepKind::Repeat { times, every, body, next } => {
+                let done = inst.loops.get(&inst.step.0).copied().unwrap_or(0);
+                if done >= *times {
+                    inst.loops.remove(&inst.step.0);
+                    return Flow::Next(*next);
+                }
+                if done > 0 && every.is_some() && !inst.bindings.contains_key(RESUMED) {
+                    inst.wait = Wait::Until(self.now + Duration::seconds(every.unwrap_or(0)));
+                    return Flow::Wait;
+                }
+                inst.loops.insert(inst.step.0, done + 1);
+                Flow::Next(*body)
+            }
+        }
+    }
+
+    fn send(&mut self, owner: &Owner<'_>, inst: &mut Instance, channel: &str, template: Option<&str>, fields: &[(String, Expr)], next: StepId) -> Flow {
+        let Some(values) = self.fields(owner, inst, fields) else { return Flow::Next(next) };
+        let tz = self.zone(None, owner.tz, &owner.policy.name);
+        match self.guard(owner, channel, tz) {
+            Verdict::Suppress(reason) => {
+                let mut r = self.step_record(owner, inst, Kind::Suppressed);
+                r.channel = Some(channel.to_string());
+                r.template = template.map(str::to_string);
+                r.reason = Some(reason.into());
+                self.records.push(r);
+                Flow::Next(next)
+            }
+            Verdict::Defer { until, reason } => {
+                if !owner.can_wait {
+                    // Rules and rewards cannot be held: the send is dropped, and says why.
+                    let mut r = self.step_record(owner, inst, Kind::Suppressed);
+                    r.channel = Some(channel.to_string());
+                    r.reason = Some(reason.into());
+                    self.records.push(r);
+                    return Flow::Next(next);
+                }
+                inst.wait = Wait::Until(until);
+                let mut r = self.step_record(owner, inst, Kind::Deferred);
+                r.channel = Some(channel.to_string());
+                r.until = Some(until);
+                r.reason = Some(reason.into());
+                self.records.push(r);
+                Flow::Wait
+            }
+            Verdict::Send => {
+                let mut r = self.step_record(owner, inst, Kind::Send);
+                r.channel = Some(channel.to_string());
+                r.template = template.map(str::to_string);
+                r.fields = Some(Value::Record(values).to_json());
+                r.idempotency_key = Some(self.idempotency_key(owner, inst));
+                self.records.push(r);
+                if !owner.transactional {
+                    self.user.sends.push(SentMessage { at: self.now, channel: channel.to_string(), category: owner.category.to_string() });
+                    let horizon = self.now - Duration::days(35);
+                    self.user.sends.retain(|s| s.at > horizon);
+                    let excess = self.user.sends.len().saturating_sub(1000);
+                    self.user.sends.drain(..excess);
+                }
+                Flow::Next(next)
+            }
+        }
+    }
+
+    fn points_amount(&mut self, owner: &Owner<'_>, inst: &Instance, amount: &Expr, verb: &str) -> Option<Decimal> {
+        let v = self.value(owner, inst, amount)?;
+        match v.as_number() {
+            Some(n) if n >= Decimal::ZERO => Some(n),
+            _ => {
+                self.error(owner, inst, format!("`{verb} points` needs a number of points of 0 or more, got {}", v.to_json()));
+                None
+            }
+        }
+    }
+
+    fn points_record(&mut self, owner: &Owner<'_>, inst: &Instance, delta: Decimal, reason: Option<&str>, refused: bool) {
+        let mut r = self.step_record(owner, inst, Kind::Points);
+        r.delta = Some(decimal_to_json(delta));
+        r.balance = Some(decimal_to_json(self.user.points.balance()));
+        r.reason = reason.map(str::to_string);
+        if refused {
+            r.message = Some("refused: the balance is lower than the amount".into());
+        }
+        self.records.push(r);
+    }
+
+    fn set_trait(&mut self, owner: &Owner<'_>, inst: &Instance, path: &[String], value: Option<Value>) {
+        const BUILT_IN: &[&str] = &["id", "created_at", "tags", "points", "coupons"];
+        if path.first().is_some_and(|f| BUILT_IN.contains(&f.as_str())) {
+            self.error(owner, inst, format!("`user.{}` is kept by the engine and cannot be set", path.join(".")));
+            return;
+        }
+        let mut slot = &mut self.user.traits;
+        for (i, key) in path.iter().enumerate() {
+            if i + 1 == path.len() {
+                match &value {
+                    Some(v) => {
+                        slot.insert(key.clone(), v.clone());
+                    }
+                    None => {
+                        slot.remove(key);
+                    }
+                }
+                break;
+            }
+            let entry = slot.entry(key.clone()).or_insert_with(|| Value::Record(BTreeMap::new()));
+            if !matches!(entry, Value::Record(_)) {
+                *entry = Value::Record(BTreeMap::new());
+            }
+            let Value::Record(map) = entry else { unreachable!("just made a record") };
+            slot = map;
+        }
+        let mut r = self.step_record(owner, inst, Kind::Set);
+        r.path = Some(path.join("."));
+        r.value = Some(value.map(|v| v.to_json()).unwrap_or(serde_json::Value::Null));
+        self.records.push(r);
+    }
+}
+
+/// The next moment (at or after `now`) the local clock in `tz` shows `minutes`.
+pub(crate) fn next_local_time(now: chrono::DateTime<chrono::Utc>, minutes: u32, tz: chrono_tz::Tz) -> chrono::DateTime<chrono::Utc> {
+    let local = now.with_timezone(&tz);
+    let time = NaiveTime::from_hms_opt(minutes / 60, minutes % 60, 0).unwrap_or(NaiveTime::MIN);
+    for days in 0..3 {
+        let date = local.date_naive() + Duration::days(days);
+        // A time that does not exist that day (a DST gap) is taken an hour later.
+        let candidate = tz.from_local_datetime(&date.and_time(time)).earliest().or_else(|| {
+            tz.from_local_datetime(&(date.and_time(time) + Duration::hours(1))).earliest()
+        });
+        if let Some(candidate) = candidate {
+            let candidate = candidate.with_timezone(&chrono::Utc);
+            if candidate >= now {
+                return candidate;
+            }
+        }
+    }
+    now
+}
+
+/// FNV-1a over the parts (with separators): stable across runs and builds.
+pub(crate) fn stable_hash(parts: &[&str]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for byte in part.bytes().chain(std::iter::once(0xff)) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    hash
+}
+
+/// A coupon code unique to the issuing step run: `CART10-7KX2P9QA`.
+fn coupon_code(coupon: &str, key: &str) -> String {
+    const ALPHABET: &[u8] = b"23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
+    let mut hash = stable_hash(&[coupon, key]);
+    let mut code = String::with_capacity(coupon.len() + 9);
+    code.push_str(coupon);
+    code.push('-');
+    for _ in 0..8 {
+        code.push(ALPHABET[(hash % 32) as usize] as char);
+        hash /= 32;
+    }
+    code
+}

@@ -1,0 +1,179 @@
+//! Rules and tasks. A rule runs its steps on every matching event. A task
+//! counts matching events (distinct values only, within a sliding window)
+//! or consecutive local days, and runs its reward on reaching the target,
+//! as often as `repeatable` / `max N per user` allow.
+
+use super::Cx;
+use super::run::Owner;
+use crate::journal::{Kind, Record};
+use crate::model::{Event, Instance, Wait};
+use chrono::Duration;
+use std::collections::BTreeMap;
+use waymark_dsl::plan::{RulePlan, TaskPlan, TaskProgress};
+use waymark_dsl::value::Value;
+
+impl Cx<'_> {
+    fn transient(&mut self, name: &str, version: &str, start: waymark_dsl::plan::StepId, event: &Value) -> Instance {
+        let id = self.user.next_instance;
+        self.user.next_instance += 1;
+        Instance {
+            id,
+            journey: name.to_string(),
+            version: version.to_string(),
+            step: start,
+            entered_at: self.now,
+            event: event.clone(),
+            bindings: BTreeMap::new(),
+            loops: BTreeMap::new(),
+            visits: BTreeMap::new(),
+            arms: BTreeMap::new(),
+            wait: Wait::Ready,
+            goal_reached: false,
+        }
+    }
+
+    pub(crate) fn rule(&mut self, rule: &RulePlan, event: &Event, value: &Value) {
+        if rule.when.event != event.name {
+            return;
+        }
+        let d = self.d;
+        let policy = d.policy("default");
+        let owner = Owner {
+            name: &rule.name,
+            version: "rule",
+            steps: &rule.steps,
+            policy,
+            category: "marketing",
+            transactional: false,
+            tz: None,
+            exit_if: &[],
+            can_wait: false,
+        };
+        let mut inst = self.transient(&rule.name, "rule", rule.steps.start, value);
+        let conditions = rule.when.filter.iter().chain(rule.condition.iter());
+        for condition in conditions {
+            let result = self.env_for(&owner, &inst).condition(condition);
+            match result {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(message) => {
+                    let mut r = self.step_record(&owner, &inst, Kind::Error);
+                    r.message = Some(message);
+                    self.records.push(r);
+                    return;
+                }
+            }
+        }
+        self.run(&owner, &mut inst);
+    }
+
+    fn env_for<'e>(&'e self, owner: &Owner<'_>, inst: &'e Instance) -> super::Env<'e> {
+        let tz = self.zone(None, owner.tz, &owner.policy.name);
+        super::Env::new(&self.d.plan, self.user, &inst.event, &inst.bindings, self.now, tz)
+    }
+
+    pub(crate) fn task(&mut self, task: &TaskPlan, event: &Event, value: &Value) {
+        if task.on.event != event.name {
+            return;
+        }
+        if let Some(window) = &task.active
+            && (self.now < window.from || window.until.is_some_and(|u| self.now >= u))
+        {
+            return;
+        }
+        let state = self.user.tasks.get(&task.name).cloned().unwrap_or_default();
+        if task.max_rewards.is_some_and(|m| state.rewards >= m) {
+            return;
+        }
+        let d = self.d;
+        let owner = Owner {
+            name: &task.name,
+            version: "task",
+            steps: &task.reward,
+            policy: d.policy("default"),
+            category: "marketing",
+            transactional: false,
+            tz: task.tz.as_deref(),
+            exit_if: &[],
+            can_wait: false,
+        };
+        let probe = self.transient(&task.name, "task", task.reward.start, value);
+        self.user.next_instance -= 1;
+        let env = self.env_for(&owner, &probe);
+        if let Some(filter) = &task.on.filter {
+            match env.condition(filter) {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(message) => {
+                    let mut r = self.step_record(&owner, &probe, Kind::Error);
+                    r.message = Some(message);
+                    self.records.push(r);
+                    return;
+                }
+            }
+        }
+        let key = match &task.distinct {
+            None => None,
+            Some(expr) => match env.eval(expr) {
+                Ok(Value::Null) => return,
+                Ok(v) => Some(v.to_text()),
+                Err(message) => {
+                    let mut r = self.step_record(&owner, &probe, Kind::Error);
+                    r.message = Some(message);
+                    self.records.push(r);
+                    return;
+                }
+            },
+        };
+        let tz = env.tz;
+        let now = self.now;
+        let state = self.user.tasks.entry(task.name.clone()).or_default();
+        let reached = match task.progress {
+            TaskProgress::Count { times, within } => {
+                if let Some(w) = within {
+                    let horizon = now - Duration::seconds(w);
+                    state.counted.retain(|(t, _)| *t > horizon);
+                }
+                if let Some(k) = &key {
+                    let counted_before = match within {
+                        None => !state.seen.insert(k.clone()),
+                        Some(_) => state.counted.iter().any(|(_, c)| c.as_deref() == Some(k.as_str())),
+                    };
+                    if counted_before {
+                        return;
+                    }
+                }
+                state.counted.push((now, key));
+                let reached = state.counted.len() as u64 >= times;
+                if reached {
+                    state.counted.clear();
+                }
+                reached
+            }
+            TaskProgress::Streak { days } => {
+                let today = now.with_timezone(&tz).date_naive();
+                match state.streak_day {
+                    Some(d) if d == today => return,
+                    Some(d) if d + Duration::days(1) == today => state.streak += 1,
+                    _ => state.streak = 1,
+                }
+                state.streak_day = Some(today);
+                let reached = state.streak >= days;
+                if reached {
+                    state.streak = 0;
+                }
+                reached
+            }
+        };
+        if !reached {
+            return;
+        }
+        state.rewards += 1;
+        let mut r = Record::new(now, &self.user.id, Kind::Reward);
+        r.journey = Some(task.name.clone());
+        r.task = Some(task.name.clone());
+        self.records.push(r);
+        let mut inst = self.transient(&task.name, "task", task.reward.start, value);
+        self.run(&owner, &mut inst);
+    }
+}

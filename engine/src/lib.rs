@@ -1,0 +1,12 @@
+//! The Waymark runtime: a pure core that runs journey plans against
+//! per-user state, the store that keeps that state durable, and the shells
+//! around the core (`simulate`, `test`, the daemon) that share it.
+
+#![forbid(unsafe_code)]
+
+pub mod clock;
+pub mod core;
+pub mod deployment;
+pub mod history;
+pub mod journal;
+pub mod model;
