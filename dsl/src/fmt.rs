@@ -1,1 +1,0 @@
-//! The canonical layout of journey scripts (`waymark fmt`).
