@@ -17,6 +17,22 @@ fn cases() -> Vec<PathBuf> {
     cases
 }
 
+/// One line per diagnostic: enough to find the problem in a fixture.
+fn brief(diagnostics: &[waymark_dsl::Diagnostic]) -> String {
+    let lines: Vec<String> = diagnostics
+        .iter()
+        .map(|d| {
+            format!(
+                "{:?} at byte {}: {}",
+                d.code,
+                d.labels.first().map_or(0, |l| l.span.start),
+                d.message
+            )
+        })
+        .collect();
+    lines.join("; ")
+}
+
 #[test]
 fn fmt_golden() {
     let cases = cases();
@@ -29,7 +45,8 @@ fn fmt_golden() {
             Ok(formatted) => formatted,
             Err(diagnostics) => {
                 failures.push(format!(
-                    "{name}: the input does not parse: {diagnostics:#?}"
+                    "{name}: the input does not parse: {}",
+                    brief(&diagnostics)
                 ));
                 continue;
             }
@@ -38,7 +55,8 @@ fn fmt_golden() {
             Ok(again) if again == formatted => {}
             Ok(again) => failures.push(format!("{name}: not idempotent; second pass:\n{again}")),
             Err(diagnostics) => failures.push(format!(
-                "{name}: the output does not parse: {diagnostics:#?}\n{formatted}"
+                "{name}: the output does not parse: {}\n{formatted}",
+                brief(&diagnostics)
             )),
         }
         let mut settings = insta::Settings::clone_current();

@@ -4,8 +4,8 @@
 //! offsets with those positions. A comment before a line goes on its own
 //! line above it; a comment after the line's source on the same source
 //! line, or inside it (in a record spanning lines, say), goes at the end of
-//! the printed line, and any further ones on their own lines after it. So
-//! every comment is printed exactly once and in order.
+//! the printed line, and any further ones on lines of their own after it.
+//! So every comment is printed exactly once and in order.
 //!
 //! Node spans from the parser may run on over trailing whitespace and
 //! comments (pest's implicit skipping), so ends are trimmed with
@@ -13,13 +13,6 @@
 
 use crate::ast::Comment;
 use crate::source::Span;
-
-/// The line being printed: where its source ends, and how deep to indent
-/// comments that spill over onto lines of their own after it.
-struct Open {
-    source_end: usize,
-    spill_indent: usize,
-}
 
 pub(super) struct Printer<'a> {
     pub(super) src: &'a str,
@@ -32,7 +25,8 @@ pub(super) struct Printer<'a> {
     fresh: bool,
     /// Source offset where the last printed thing ended.
     last: usize,
-    open: Option<Open>,
+    /// Where the source of the line being printed ends, while it is open.
+    open: Option<usize>,
 }
 
 impl<'a> Printer<'a> {
@@ -77,10 +71,7 @@ impl<'a> Printer<'a> {
     /// The line's text is complete up to `source_end`; it is ended (with
     /// its comments) when the next line starts.
     pub(super) fn ends_at(&mut self, source_end: usize) {
-        self.open = Some(Open {
-            source_end,
-            spill_indent: self.indent,
-        });
+        self.open = Some(source_end);
     }
 
     /// `{` of a block whose braces are at `open` and `close`, with
@@ -104,10 +95,7 @@ impl<'a> Printer<'a> {
             return;
         }
         self.push(" {");
-        self.open = Some(Open {
-            source_end: open + 1,
-            spill_indent: self.indent + 1,
-        });
+        self.open = Some(open + 1);
         self.indent += 1;
         self.fresh = true;
         items(self);
@@ -174,34 +162,28 @@ impl<'a> Printer<'a> {
         panic!("broken invariant: a declaration parsed with braces has a `{{` after offset {from}")
     }
 
-    /// Ends the open line, if any: the comments inside its source and the
-    /// one after it on the same source line (before `limit`, where the next
-    /// line's source starts) go at its end, the first after two spaces and
-    /// the rest on lines of their own.
+    /// Ends the open line, if any. The first comment inside its source,
+    /// or else the one after it on the same source line (before `limit`,
+    /// where the next line's source starts), goes at its end after two
+    /// spaces; any further comments inside it stay pending and are printed
+    /// on lines of their own before whatever comes next, exactly as they
+    /// will be when the output is formatted again.
     fn finish_line(&mut self, limit: usize) {
-        let Some(open) = self.open.take() else { return };
-        let mut taken: Vec<&'a Comment> = Vec::new();
-        while let Some(c) = self.pending_before(open.source_end) {
-            taken.push(c);
-        }
+        let Some(source_end) = self.open.take() else {
+            return;
+        };
+        self.last = self.last.max(source_end);
         if let Some(c) = self.comments.get(self.next) {
             let start = c.span.start as usize;
-            if start < limit && !self.src[open.source_end.min(start)..start].contains('\n') {
-                taken.push(c);
+            if start < source_end || (start < limit && !self.src[source_end..start].contains('\n'))
+            {
                 self.next += 1;
+                self.push("  #");
+                self.push(&c.text);
+                self.last = self.last.max(c.span.end as usize);
             }
         }
-        self.last = self.last.max(open.source_end);
-        let mut taken = taken.into_iter();
-        if let Some(c) = taken.next() {
-            self.push("  #");
-            self.push(&c.text);
-            self.last = self.last.max(c.span.end as usize);
-        }
         self.out.push('\n');
-        for c in taken {
-            self.own_line_comment(c, open.spill_indent);
-        }
     }
 
     /// The next unprinted comment, if it starts before `offset`; it counts
