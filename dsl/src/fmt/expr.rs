@@ -234,7 +234,8 @@ mod tests {
 
     #[test]
     fn triple_strings_escape_only_what_would_end_them() {
-        assert_eq!(escaped("a\n\"b\"\t", true), "\"\"\"a\n\"b\\\"\t\"\"\"");
+        assert_eq!(escaped("a\n\"b\"\t", true), "\"\"\"a\n\"b\"\t\"\"\"");
+        assert_eq!(escaped("ends with \"", true), "\"\"\"ends with \\\"\"\"\"");
         assert_eq!(escaped("x\"\"\"y", true), "\"\"\"x\\\"\"\"y\"\"\"");
         assert_eq!(escaped("\"\"", true), "\"\"\"\\\"\\\"\"\"\"");
     }
