@@ -266,14 +266,21 @@ fn nested(lines: &[Lines]) -> Lines {
 
 /// `head0 { … } head1 { … } … }`, laid out over lines, or on one line if `compact`.
 fn braced(parts: Vec<(String, Vec<Lines>)>, compact: bool) -> Lines {
+    chain(parts, compact, false)
+}
+
+/// As [`braced`]; with `split`, `}` and `else …` go on separate lines.
+fn chain(parts: Vec<(String, Vec<Lines>)>, compact: bool, split: bool) -> Lines {
     let mut lines: Lines = Vec::new();
     for (i, (head, body)) in parts.iter().enumerate() {
-        let open = if i == 0 {
-            format!("{head} {{")
+        if i == 0 {
+            lines.push((0, format!("{head} {{")));
+        } else if split {
+            lines.push((0, "}".to_string()));
+            lines.push((0, format!("{head} {{")));
         } else {
-            format!("}} {head} {{")
-        };
-        lines.push((0, open));
+            lines.push((0, format!("}} {head} {{")));
+        }
         lines.extend(nested(body));
     }
     lines.push((0, "}".to_string()));
@@ -418,9 +425,10 @@ fn steps() -> BoxedStrategy<Vec<Lines>> {
                 any::<bool>(),
                 opt(body.clone()),
                 opt(body.clone()),
-                any::<bool>()
+                0..3u8
             )
-                .prop_map(|(e, w, d, bind, on_event, on_timeout, compact)| {
+                .prop_map(|(e, w, d, bind, on_event, on_timeout, layout)| {
+                    let (compact, split) = (layout == 1, layout == 2);
                     let head = format!(
                         "wait for event {e}{w} within {d}{}",
                         if bind { " as p" } else { "" }
@@ -430,7 +438,7 @@ fn steps() -> BoxedStrategy<Vec<Lines>> {
                         (Some(b), None) => braced(vec![(head, b)], compact),
                         (None, Some(b)) => braced(vec![(format!("{head} else"), b)], compact),
                         (Some(a), Some(b)) => {
-                            braced(vec![(head, a), ("else".to_string(), b)], compact)
+                            chain(vec![(head, a), ("else".to_string(), b)], compact, split)
                         }
                     }
                 }),
@@ -439,9 +447,10 @@ fn steps() -> BoxedStrategy<Vec<Lines>> {
                 body.clone(),
                 prop::collection::vec((expr(), body.clone()), 0..2),
                 opt(body.clone()),
-                any::<bool>()
+                0..3u8
             )
-                .prop_map(|(c, b, elifs, otherwise, compact)| {
+                .prop_map(|(c, b, elifs, otherwise, layout)| {
+                    let (compact, split) = (layout == 1, layout == 2);
                     let mut parts = vec![(format!("if {}", c.text), b)];
                     for (c, b) in elifs {
                         parts.push((format!("else if {}", c.text), b));
@@ -449,7 +458,7 @@ fn steps() -> BoxedStrategy<Vec<Lines>> {
                     if let Some(b) = otherwise {
                         parts.push(("else".to_string(), b));
                     }
-                    braced(parts, compact)
+                    chain(parts, compact, split)
                 }),
             (
                 prop::collection::vec(
