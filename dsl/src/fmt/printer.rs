@@ -88,7 +88,8 @@ impl<'a> Printer<'a> {
     ) {
         let has_comments = self.comments[self.next..]
             .iter()
-            .any(|c| (open..close).contains(&(c.span.start as usize)));
+            .take_while(|c| (c.span.start as usize) < close)
+            .any(|c| c.span.start as usize >= open);
         if !has_items && !has_comments {
             self.push(" {}");
             self.ends_at(close + 1);
