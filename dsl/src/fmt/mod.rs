@@ -1,0 +1,43 @@
+//! The canonical layout of journey scripts (`waymark fmt`). One layout, no
+//! options: two-space indent, one clause or step per line, a blank line
+//! between declarations, minimal parentheses, strings re-escaped, every
+//! comment kept where its author put it (own line, or end of line). The
+//! output parses back to the same tree; formatting it again changes nothing.
+//!
+//! `printer` owns lines, indentation, blank lines and comments; `decls`,
+//! `steps` and `expr` say what each node looks like.
+
+mod decls;
+mod expr;
+mod printer;
+mod steps;
+
+use crate::ast;
+use crate::diagnostic::Diagnostic;
+use crate::parser;
+use crate::source::Sources;
+
+/// Formats a parsed file. `source` is the text `file` was parsed from: the
+/// comments' and nodes' spans point into it. A file with parse errors is
+/// printed as well as it can be, but only a clean one is guaranteed to
+/// round-trip.
+pub fn format_file(file: &ast::File, source: &str) -> String {
+    let mut p = printer::Printer::new(source, &file.comments);
+    for (i, decl) in file.decls.iter().enumerate() {
+        p.decl(decl, i > 0);
+    }
+    p.finish_file()
+}
+
+/// Parses `text` (named `name` in diagnostics) and formats it, or returns
+/// the parser's diagnostics if it reported any.
+pub fn format_source(name: &str, text: &str) -> Result<String, Vec<Diagnostic>> {
+    let mut sources = Sources::new();
+    let id = sources.add(name, text);
+    let (file, diagnostics) = parser::parse(&sources, id);
+    if diagnostics.is_empty() {
+        Ok(format_file(&file, text))
+    } else {
+        Err(diagnostics)
+    }
+}
