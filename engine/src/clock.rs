@@ -27,12 +27,17 @@ pub struct ManualClock {
 
 impl ManualClock {
     pub fn new(start: DateTime<Utc>) -> ManualClock {
-        ManualClock { now: Mutex::new(start) }
+        ManualClock {
+            now: Mutex::new(start),
+        }
     }
 
     /// Moves the clock to `to`; earlier times leave it where it is.
     pub fn advance_to(&self, to: DateTime<Utc>) {
-        let mut now = self.now.lock().expect("clock lock is never poisoned: nothing panics holding it");
+        let mut now = self
+            .now
+            .lock()
+            .expect("clock lock is never poisoned: nothing panics holding it");
         if to > *now {
             *now = to;
         }
@@ -41,7 +46,10 @@ impl ManualClock {
 
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
-        *self.now.lock().expect("clock lock is never poisoned: nothing panics holding it")
+        *self
+            .now
+            .lock()
+            .expect("clock lock is never poisoned: nothing panics holding it")
     }
 }
 
@@ -52,7 +60,9 @@ mod tests {
 
     #[test]
     fn manual_clock_only_moves_forward() {
-        let start = DateTime::parse_from_rfc3339("2025-11-10T12:00:00Z").unwrap().to_utc();
+        let start = DateTime::parse_from_rfc3339("2025-11-10T12:00:00Z")
+            .unwrap()
+            .to_utc();
         let clock = ManualClock::new(start);
         clock.advance_to(start + Duration::hours(1));
         clock.advance_to(start);

@@ -41,7 +41,10 @@ impl Deployment {
             versions: BTreeMap::new(),
             paused: BTreeSet::new(),
             schedules: Vec::new(),
-            empty_policy: PolicyPlan { name: "default".into(), ..PolicyPlan::default() },
+            empty_policy: PolicyPlan {
+                name: "default".into(),
+                ..PolicyPlan::default()
+            },
         };
         d.replace(plan);
         d
@@ -56,7 +59,8 @@ impl Deployment {
                 Some(old) if old.version != j.version => report.changed.push(j.name.clone()),
                 Some(_) => {}
             }
-            self.versions.insert((j.name.clone(), j.version.clone()), Arc::new(j.clone()));
+            self.versions
+                .insert((j.name.clone(), j.version.clone()), Arc::new(j.clone()));
         }
         for old in &self.plan.journeys {
             if plan.journey(&old.name).is_none() {
@@ -69,8 +73,16 @@ impl Deployment {
             .flat_map(|j| {
                 j.triggers.iter().filter_map(move |t| match t {
                     Trigger::Schedule { cron, tz, .. } => {
-                        let zone = tz.as_deref().or(j.tz.as_deref()).and_then(|z| parse_time_zone(z).ok()).unwrap_or(chrono_tz::UTC);
-                        CronSchedule::parse(cron).ok().map(|cron| Schedule { journey: j.name.clone(), cron, tz: zone })
+                        let zone = tz
+                            .as_deref()
+                            .or(j.tz.as_deref())
+                            .and_then(|z| parse_time_zone(z).ok())
+                            .unwrap_or(chrono_tz::UTC);
+                        CronSchedule::parse(cron).ok().map(|cron| Schedule {
+                            journey: j.name.clone(),
+                            cron,
+                            tz: zone,
+                        })
                     }
                     _ => None,
                 })
@@ -82,7 +94,9 @@ impl Deployment {
 
     /// The plan an instance runs on.
     pub fn version(&self, journey: &str, version: &str) -> Option<&JourneyPlan> {
-        self.versions.get(&(journey.to_string(), version.to_string())).map(|p| p.as_ref())
+        self.versions
+            .get(&(journey.to_string(), version.to_string()))
+            .map(|p| p.as_ref())
     }
 
     pub fn current(&self, journey: &str) -> Option<&JourneyPlan> {
@@ -90,7 +104,10 @@ impl Deployment {
     }
 
     pub fn policy(&self, name: &str) -> &PolicyPlan {
-        self.plan.policy(name).or_else(|| self.plan.policy("default")).unwrap_or(&self.empty_policy)
+        self.plan
+            .policy(name)
+            .or_else(|| self.plan.policy("default"))
+            .unwrap_or(&self.empty_policy)
     }
 
     pub fn is_paused(&self, journey: &str) -> bool {
@@ -105,7 +122,9 @@ impl Deployment {
     pub fn next_schedule_fire(&self, after: DateTime<Utc>) -> Option<(DateTime<Utc>, Vec<String>)> {
         let mut best: Option<(DateTime<Utc>, Vec<String>)> = None;
         for s in &self.schedules {
-            let Some(at) = s.cron.next_after(after, s.tz) else { continue };
+            let Some(at) = s.cron.next_after(after, s.tz) else {
+                continue;
+            };
             match &mut best {
                 Some((t, names)) if *t == at => names.push(s.journey.clone()),
                 Some((t, _)) if *t < at => {}
@@ -117,6 +136,9 @@ impl Deployment {
 
     /// Whether any journey enters users on segment membership.
     pub fn has_segment_triggers(&self) -> bool {
-        self.plan.journeys.iter().any(|j| j.triggers.iter().any(|t| matches!(t, Trigger::Segment(_))))
+        self.plan
+            .journeys
+            .iter()
+            .any(|j| j.triggers.iter().any(|t| matches!(t, Trigger::Segment(_))))
     }
 }

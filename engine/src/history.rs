@@ -52,7 +52,11 @@ impl History {
     /// Adds one event (its properties as a record).
     pub fn record(&mut self, name: &str, at: DateTime<Utc>, properties: &Value) {
         if !self.events.contains_key(name) && self.events.len() >= MAX_NAMES {
-            let oldest = self.events.iter().min_by_key(|(_, h)| h.last.as_ref().map(|l| l.0)).map(|(n, _)| n.clone());
+            let oldest = self
+                .events
+                .iter()
+                .min_by_key(|(_, h)| h.last.as_ref().map(|l| l.0))
+                .map(|(n, _)| n.clone());
             if let Some(oldest) = oldest {
                 self.events.remove(&oldest);
             }
@@ -66,7 +70,11 @@ impl History {
             h.last = Some((at, properties.clone()));
         }
         let numbers: BTreeMap<String, Decimal> = match properties {
-            Value::Record(map) => map.iter().filter_map(|(k, v)| v.as_number().map(|n| (k.clone(), n))).take(MAX_SUMS).collect(),
+            Value::Record(map) => map
+                .iter()
+                .filter_map(|(k, v)| v.as_number().map(|n| (k.clone(), n)))
+                .take(MAX_SUMS)
+                .collect(),
             _ => BTreeMap::new(),
         };
         let bucket = h.days.entry(day(at)).or_default();
@@ -83,7 +91,11 @@ impl History {
         let position = h.recent.partition_point(|(t, _)| *t <= at);
         h.recent.insert(position, (at, numbers));
         let newest = h.recent.back().map(|r| r.0).unwrap_or(at);
-        while h.recent.len() > RECENT || h.recent.front().is_some_and(|(t, _)| (newest - *t).num_seconds() > EXACT_SECONDS) {
+        while h.recent.len() > RECENT
+            || h.recent
+                .front()
+                .is_some_and(|(t, _)| (newest - *t).num_seconds() > EXACT_SECONDS)
+        {
             if let Some((t, _)) = h.recent.pop_front()
                 && (newest - t).num_seconds() <= EXACT_SECONDS
             {
@@ -98,26 +110,47 @@ impl History {
     }
 
     pub fn count(&self, name: &str, within: Option<i64>, now: DateTime<Utc>) -> u64 {
-        let Some(h) = self.events.get(name) else { return 0 };
+        let Some(h) = self.events.get(name) else {
+            return 0;
+        };
         let Some(within) = within else { return h.total };
         let cutoff = now - Duration::seconds(within);
         if Self::exact_since(h, cutoff, now) {
-            return h.recent.iter().filter(|(t, _)| *t >= cutoff && *t <= now).count() as u64;
+            return h
+                .recent
+                .iter()
+                .filter(|(t, _)| *t >= cutoff && *t <= now)
+                .count() as u64;
         }
-        h.days.range(day(cutoff)..=day(now)).map(|(_, b)| b.count).sum()
+        h.days
+            .range(day(cutoff)..=day(now))
+            .map(|(_, b)| b.count)
+            .sum()
     }
 
     pub fn sum(&self, name: &str, field: &str, within: i64, now: DateTime<Utc>) -> Decimal {
-        let Some(h) = self.events.get(name) else { return Decimal::ZERO };
+        let Some(h) = self.events.get(name) else {
+            return Decimal::ZERO;
+        };
         let cutoff = now - Duration::seconds(within);
         if Self::exact_since(h, cutoff, now) {
-            return h.recent.iter().filter(|(t, _)| *t >= cutoff && *t <= now).filter_map(|(_, n)| n.get(field)).sum();
+            return h
+                .recent
+                .iter()
+                .filter(|(t, _)| *t >= cutoff && *t <= now)
+                .filter_map(|(_, n)| n.get(field))
+                .sum();
         }
-        h.days.range(day(cutoff)..=day(now)).filter_map(|(_, b)| b.sums.get(field)).sum()
+        h.days
+            .range(day(cutoff)..=day(now))
+            .filter_map(|(_, b)| b.sums.get(field))
+            .sum()
     }
 
     fn snapshot(name: &str, entry: Option<&(DateTime<Utc>, Value)>) -> Value {
-        let Some((at, props)) = entry else { return Value::Null };
+        let Some((at, props)) = entry else {
+            return Value::Null;
+        };
         let mut map = match props {
             Value::Record(m) => m.clone(),
             _ => BTreeMap::new(),
@@ -142,7 +175,9 @@ mod tests {
     use chrono::TimeZone;
 
     fn at(day: u32, hour: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap() + Duration::days(i64::from(day)) + Duration::hours(i64::from(hour))
+        Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap()
+            + Duration::days(i64::from(day))
+            + Duration::hours(i64::from(hour))
     }
 
     fn amount(n: i64) -> Value {
@@ -160,10 +195,22 @@ mod tests {
         assert_eq!(h.count("order_paid", Some(2 * 3600), now), 1);
         assert_eq!(h.count("order_paid", Some(8 * 3600), now), 2);
         assert_eq!(h.count("order_paid", None, now), 3);
-        assert_eq!(h.sum("order_paid", "amount", 30 * 86_400, now), Decimal::from(60));
-        assert_eq!(h.sum("order_paid", "amount", 8 * 3600, now), Decimal::from(50));
-        assert_eq!(h.last("order_paid").field("amount"), &Value::Number(Decimal::from(30)));
-        assert_eq!(h.first("order_paid").field("amount"), &Value::Number(Decimal::from(10)));
+        assert_eq!(
+            h.sum("order_paid", "amount", 30 * 86_400, now),
+            Decimal::from(60)
+        );
+        assert_eq!(
+            h.sum("order_paid", "amount", 8 * 3600, now),
+            Decimal::from(50)
+        );
+        assert_eq!(
+            h.last("order_paid").field("amount"),
+            &Value::Number(Decimal::from(30))
+        );
+        assert_eq!(
+            h.first("order_paid").field("amount"),
+            &Value::Number(Decimal::from(10))
+        );
         assert_eq!(h.last("nothing"), Value::Null);
     }
 

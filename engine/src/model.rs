@@ -43,7 +43,12 @@ pub enum Input {
     /// A tracked event.
     Track(Event),
     /// Profile traits (Segment's `identify`), merged into the profile.
-    Identify { user: String, traits: Value, at: DateTime<Utc>, message_id: Option<String> },
+    Identify {
+        user: String,
+        traits: Value,
+        at: DateTime<Utc>,
+        message_id: Option<String>,
+    },
     /// Run everything of this user that is due at or before `now`.
     Wake { user: String },
     /// A schedule trigger of `journey` fired; enter the user if its audience holds.
@@ -56,7 +61,10 @@ impl Input {
     pub fn user(&self) -> &str {
         match self {
             Input::Track(e) => &e.user,
-            Input::Identify { user, .. } | Input::Wake { user } | Input::Scheduled { user, .. } | Input::Cancel { user, .. } => user,
+            Input::Identify { user, .. }
+            | Input::Wake { user }
+            | Input::Scheduled { user, .. }
+            | Input::Cancel { user, .. } => user,
         }
     }
 }
@@ -88,7 +96,10 @@ pub struct UserState {
 
 impl UserState {
     pub fn new(id: &str) -> UserState {
-        UserState { id: id.to_string(), ..UserState::default() }
+        UserState {
+            id: id.to_string(),
+            ..UserState::default()
+        }
     }
 
     /// The earliest moment something of this user is due, if any.
@@ -142,7 +153,10 @@ impl Coupon {
         map.insert("id".into(), Value::String(self.id.clone()));
         map.insert("code".into(), Value::String(self.code.clone()));
         map.insert("issued_at".into(), Value::Timestamp(self.issued_at));
-        map.insert("expires_at".into(), self.expires_at.map(Value::Timestamp).unwrap_or(Value::Null));
+        map.insert(
+            "expires_at".into(),
+            self.expires_at.map(Value::Timestamp).unwrap_or(Value::Null),
+        );
         Value::Record(map)
     }
 }

@@ -4,7 +4,7 @@
 use super::{Builder, Pair, Rule};
 use crate::ast::{self, Decl};
 
-impl Builder {
+impl Builder<'_> {
     pub(super) fn decl(&self, pair: Pair<'_>) -> Decl {
         let span = self.span(&pair);
         match pair.as_rule() {

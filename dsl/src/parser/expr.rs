@@ -74,7 +74,7 @@ fn binary_op(r: Rule) -> BinaryOp {
     }
 }
 
-impl Builder {
+impl Builder<'_> {
     /// `expr` pair to an expression.
     pub(super) fn expr(&self, pair: Pair<'_>) -> Expr {
         self.built(pair).expr

@@ -44,12 +44,7 @@ pub fn parse(sources: &Sources, file: FileId) -> (ast::File, Vec<Diagnostic>) {
             );
         }
     };
-    let builder = Builder {
-        file,
-        diagnostics: RefCell::new(Vec::new()),
-        depth: Cell::new(0),
-        too_deep: Cell::new(false),
-    };
+    let mut builder = Builder::new(file, text);
     for pair in root.clone().into_inner().flatten() {
         if pair.as_rule() == Rule::COMMENT {
             let span = builder.span(&pair);
@@ -59,6 +54,11 @@ pub fn parse(sources: &Sources, file: FileId) -> (ast::File, Vec<Diagnostic>) {
             });
         }
     }
+    builder.comments = out
+        .comments
+        .iter()
+        .map(|c| (c.span.start as usize, c.span.end as usize))
+        .collect();
     for pair in builder.children(root) {
         if pair.as_rule() != Rule::EOI {
             out.decls.push(builder.decl(pair));
@@ -83,12 +83,7 @@ pub fn parse_expression(sources: &Sources, file: FileId) -> Result<ast::Expr, Ve
             )]);
         }
     };
-    let builder = Builder {
-        file,
-        diagnostics: RefCell::new(Vec::new()),
-        depth: Cell::new(0),
-        too_deep: Cell::new(false),
-    };
+    let builder = Builder::new(file, text);
     let pair = builder
         .children(root)
         .next()
@@ -116,17 +111,41 @@ pub fn parse_all(sources: &Sources) -> (Vec<ast::File>, Vec<Diagnostic>) {
 
 /// Turns pairs of one file into AST nodes, collecting the problems it finds
 /// in literals along the way (the grammar accepted their shape).
-pub(crate) struct Builder {
+pub(crate) struct Builder<'t> {
     file: FileId,
+    text: &'t str,
+    /// Byte ranges of the file's comments, in order, for trimming spans.
+    comments: Vec<(usize, usize)>,
     diagnostics: RefCell<Vec<Diagnostic>>,
     depth: Cell<u32>,
     too_deep: Cell<bool>,
 }
 
-impl Builder {
+impl<'t> Builder<'t> {
+    fn new(file: FileId, text: &'t str) -> Builder<'t> {
+        Builder {
+            file,
+            text,
+            comments: Vec::new(),
+            diagnostics: RefCell::new(Vec::new()),
+            depth: Cell::new(0),
+            too_deep: Cell::new(false),
+        }
+    }
+
+    /// A pair's span without the white space and comments pest may have
+    /// skipped at its end (looking for an optional part that was not there).
     fn span(&self, pair: &Pair<'_>) -> Span {
         let s = pair.as_span();
-        Span::new(self.file, s.start(), s.end())
+        let (start, mut end) = (s.start(), s.end());
+        loop {
+            end = start + self.text[start..end].trim_end().len();
+            match self.comments.binary_search_by_key(&end, |c| c.1) {
+                Ok(i) if self.comments[i].0 >= start => end = self.comments[i].0,
+                _ => break,
+            }
+        }
+        Span::new(self.file, start, end)
     }
 
     fn report(&self, diagnostic: Diagnostic) {

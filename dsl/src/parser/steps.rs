@@ -3,7 +3,7 @@
 use super::{Builder, Pair, Rule};
 use crate::ast::{self, StepKind};
 
-impl Builder {
+impl Builder<'_> {
     pub(super) fn block(&self, pair: Pair<'_>) -> ast::Block {
         let span = self.span(&pair);
         self.nested(

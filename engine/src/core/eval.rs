@@ -31,11 +31,24 @@ pub struct Env<'a> {
 pub fn user_value(state: &UserState) -> Value {
     let mut map = state.traits.clone();
     map.insert("id".into(), Value::String(state.id.clone()));
-    map.insert("created_at".into(), state.created_at.map(Value::Timestamp).unwrap_or(Value::Null));
-    map.insert("tags".into(), Value::List(state.tags.iter().cloned().map(Value::String).collect()));
+    map.insert(
+        "created_at".into(),
+        state
+            .created_at
+            .map(Value::Timestamp)
+            .unwrap_or(Value::Null),
+    );
+    map.insert(
+        "tags".into(),
+        Value::List(state.tags.iter().cloned().map(Value::String).collect()),
+    );
     map.insert("points".into(), Value::Number(state.points.balance()));
-    map.insert("coupons".into(), Value::List(state.coupons.iter().map(|c| c.as_value()).collect()));
-    map.entry("consent".into()).or_insert_with(|| Value::Record(BTreeMap::new()));
+    map.insert(
+        "coupons".into(),
+        Value::List(state.coupons.iter().map(|c| c.as_value()).collect()),
+    );
+    map.entry("consent".into())
+        .or_insert_with(|| Value::Record(BTreeMap::new()));
     map.entry("timezone".into()).or_insert(Value::Null);
     Value::Record(map)
 }
@@ -49,7 +62,17 @@ impl<'a> Env<'a> {
         now: DateTime<Utc>,
         tz: chrono_tz::Tz,
     ) -> Env<'a> {
-        Env { plan, state, user: user_value(state), event, journey: Value::Null, bindings, now, tz, depth: 0 }
+        Env {
+            plan,
+            state,
+            user: user_value(state),
+            event,
+            journey: Value::Null,
+            bindings,
+            now,
+            tz,
+            depth: 0,
+        }
     }
 
     /// A condition: true only for `true`; null is false; an error is the caller's to record.
@@ -57,7 +80,10 @@ impl<'a> Env<'a> {
         match self.eval(expr)? {
             Value::Bool(b) => Ok(b),
             Value::Null => Ok(false),
-            other => Err(format!("a condition must be true or false, got a {}", other.type_of())),
+            other => Err(format!(
+                "a condition must be true or false, got a {}",
+                other.type_of()
+            )),
         }
     }
 
@@ -78,15 +104,20 @@ impl<'a> Env<'a> {
             Expr::Index(base, index) => {
                 let (base, index) = (self.eval(base)?, self.eval(index)?);
                 match (&base, &index) {
-                    (Value::List(items), Value::Number(n)) => {
-                        usize::try_from(n.trunc().mantissa()).ok().and_then(|i| items.get(i)).cloned().unwrap_or(Value::Null)
-                    }
+                    (Value::List(items), Value::Number(n)) => usize::try_from(n.trunc().mantissa())
+                        .ok()
+                        .and_then(|i| items.get(i))
+                        .cloned()
+                        .unwrap_or(Value::Null),
                     (Value::Record(_), Value::String(k)) => base.field(k).clone(),
                     _ => Value::Null,
                 }
             }
             Expr::Call { function, args } => {
-                let args = args.iter().map(|a| self.eval(a)).collect::<Result<Vec<_>, _>>()?;
+                let args = args
+                    .iter()
+                    .map(|a| self.eval(a))
+                    .collect::<Result<Vec<_>, _>>()?;
                 let cx = StdContext { env: self };
                 waymark_stdlib::call(function, &cx, &args).map_err(|e| e.to_string())?
             }
@@ -97,13 +128,25 @@ impl<'a> Env<'a> {
                 Value::Null => return Err("cannot negate null".into()),
                 other => return Err(format!("cannot negate a {}", other.type_of())),
             },
-            Expr::Binary(BinaryOp::And, l, r) => Value::Bool(self.condition(l)? && self.condition(r)?),
-            Expr::Binary(BinaryOp::Or, l, r) => Value::Bool(self.condition(l)? || self.condition(r)?),
-            Expr::Binary(op, l, r) => binary(*op, self.eval(l)?, self.eval(r)?)?,
-            Expr::List(items) => Value::List(items.iter().map(|e| self.eval(e)).collect::<Result<_, _>>()?),
-            Expr::Record(fields) => {
-                Value::Record(fields.iter().map(|(k, e)| Ok((k.clone(), self.eval(e)?))).collect::<Result<_, String>>()?)
+            Expr::Binary(BinaryOp::And, l, r) => {
+                Value::Bool(self.condition(l)? && self.condition(r)?)
             }
+            Expr::Binary(BinaryOp::Or, l, r) => {
+                Value::Bool(self.condition(l)? || self.condition(r)?)
+            }
+            Expr::Binary(op, l, r) => binary(*op, self.eval(l)?, self.eval(r)?)?,
+            Expr::List(items) => Value::List(
+                items
+                    .iter()
+                    .map(|e| self.eval(e))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Expr::Record(fields) => Value::Record(
+                fields
+                    .iter()
+                    .map(|(k, e)| Ok((k.clone(), self.eval(e)?)))
+                    .collect::<Result<_, String>>()?,
+            ),
             Expr::Interpolate(parts) => {
                 let mut out = String::new();
                 for part in parts {
@@ -117,9 +160,13 @@ impl<'a> Env<'a> {
     /// Whether the user is in a segment (decided from the user's state alone).
     pub fn segment(&self, name: &str) -> Result<bool, String> {
         if self.depth >= MAX_SEGMENT_DEPTH {
-            return Err(format!("segment `{name}` refers to segments more than {MAX_SEGMENT_DEPTH} deep"));
+            return Err(format!(
+                "segment `{name}` refers to segments more than {MAX_SEGMENT_DEPTH} deep"
+            ));
         }
-        let Some(segment) = self.plan.segment(name) else { return Err(format!("no segment `{name}`")) };
+        let Some(segment) = self.plan.segment(name) else {
+            return Err(format!("no segment `{name}`"));
+        };
         let empty = BTreeMap::new();
         let inner = Env {
             plan: self.plan,
@@ -132,7 +179,9 @@ impl<'a> Env<'a> {
             tz: self.tz,
             depth: self.depth + 1,
         };
-        inner.condition(&segment.expr).map_err(|e| format!("in segment `{name}`: {e}"))
+        inner
+            .condition(&segment.expr)
+            .map_err(|e| format!("in segment `{name}`: {e}"))
     }
 }
 
@@ -154,7 +203,10 @@ impl waymark_stdlib::Context for StdContext<'_, '_> {
         self.env.state.history.count(event, within, self.env.now)
     }
     fn sum(&self, event: &str, field: &str, within: i64) -> Decimal {
-        self.env.state.history.sum(event, field, within, self.env.now)
+        self.env
+            .state
+            .history
+            .sum(event, field, within, self.env.now)
     }
     fn last(&self, event: &str) -> Value {
         self.env.state.history.last(event)
@@ -212,18 +264,28 @@ fn binary(op: BinaryOp, l: Value, r: Value) -> Result<Value, String> {
             (V::Date(a), V::Timestamp(b)) => Ok(cmp(a.cmp(&b.date_naive()))),
             (V::Duration(a), V::Duration(b)) => Ok(cmp(a.cmp(b))),
             (V::TimeOfDay(a), V::TimeOfDay(b)) => Ok(cmp(a.cmp(b))),
-            _ => Err(format!("cannot compare a {} with a {}", l.type_of(), r.type_of())),
+            _ => Err(format!(
+                "cannot compare a {} with a {}",
+                l.type_of(),
+                r.type_of()
+            )),
         },
         B::In => match &r {
             V::List(items) => Ok(V::Bool(items.contains(&l))),
             V::String(s) => match &l {
                 V::String(needle) => Ok(V::Bool(s.contains(needle.as_str()))),
                 V::Null => Ok(V::Bool(false)),
-                other => Err(format!("`in` a string needs a string on the left, got a {}", other.type_of())),
+                other => Err(format!(
+                    "`in` a string needs a string on the left, got a {}",
+                    other.type_of()
+                )),
             },
             V::Record(map) => Ok(V::Bool(l.as_str().is_some_and(|k| map.contains_key(k)))),
             V::Null => Ok(V::Bool(false)),
-            other => Err(format!("`in` needs a list, string or record on the right, got a {}", other.type_of())),
+            other => Err(format!(
+                "`in` needs a list, string or record on the right, got a {}",
+                other.type_of()
+            )),
         },
         _ => arithmetic(op, l, r),
     }
@@ -236,35 +298,73 @@ fn arithmetic(op: BinaryOp, l: Value, r: Value) -> Result<Value, String> {
     let seconds = |d: i64| Duration::try_seconds(d).ok_or_else(overflow);
     match (op, &l, &r) {
         (_, V::Null, _) | (_, _, V::Null) => Err(format!("arithmetic on null (`{}`)", op.symbol())),
-        (B::Add, V::Number(a), V::Number(b)) => a.checked_add(*b).map(V::Number).ok_or_else(overflow),
-        (B::Sub, V::Number(a), V::Number(b)) => a.checked_sub(*b).map(V::Number).ok_or_else(overflow),
-        (B::Mul, V::Number(a), V::Number(b)) => a.checked_mul(*b).map(V::Number).ok_or_else(overflow),
-        (B::Div | B::Rem, V::Number(_), V::Number(b)) if b.is_zero() => Err("division by zero".into()),
-        (B::Div, V::Number(a), V::Number(b)) => a.checked_div(*b).map(V::Number).ok_or_else(overflow),
-        (B::Rem, V::Number(a), V::Number(b)) => a.checked_rem(*b).map(V::Number).ok_or_else(overflow),
-        (B::Add, V::String(a), V::String(b)) => Ok(V::String(format!("{a}{b}"))),
-        (B::Add, V::Timestamp(t), V::Duration(d)) | (B::Add, V::Duration(d), V::Timestamp(t)) => {
-            t.checked_add_signed(seconds(*d)?).map(V::Timestamp).ok_or_else(overflow)
+        (B::Add, V::Number(a), V::Number(b)) => {
+            a.checked_add(*b).map(V::Number).ok_or_else(overflow)
         }
-        (B::Sub, V::Timestamp(t), V::Duration(d)) => t.checked_sub_signed(seconds(*d)?).map(V::Timestamp).ok_or_else(overflow),
+        (B::Sub, V::Number(a), V::Number(b)) => {
+            a.checked_sub(*b).map(V::Number).ok_or_else(overflow)
+        }
+        (B::Mul, V::Number(a), V::Number(b)) => {
+            a.checked_mul(*b).map(V::Number).ok_or_else(overflow)
+        }
+        (B::Div | B::Rem, V::Number(_), V::Number(b)) if b.is_zero() => {
+            Err("division by zero".into())
+        }
+        (B::Div, V::Number(a), V::Number(b)) => {
+            a.checked_div(*b).map(V::Number).ok_or_else(overflow)
+        }
+        (B::Rem, V::Number(a), V::Number(b)) => {
+            a.checked_rem(*b).map(V::Number).ok_or_else(overflow)
+        }
+        (B::Add, V::String(a), V::String(b)) => Ok(V::String(format!("{a}{b}"))),
+        (B::Add, V::Timestamp(t), V::Duration(d)) | (B::Add, V::Duration(d), V::Timestamp(t)) => t
+            .checked_add_signed(seconds(*d)?)
+            .map(V::Timestamp)
+            .ok_or_else(overflow),
+        (B::Sub, V::Timestamp(t), V::Duration(d)) => t
+            .checked_sub_signed(seconds(*d)?)
+            .map(V::Timestamp)
+            .ok_or_else(overflow),
         (B::Sub, V::Timestamp(a), V::Timestamp(b)) => Ok(V::Duration((*a - *b).num_seconds())),
-        (B::Add, V::Date(a), V::Duration(d)) => a.checked_add_signed(Duration::days(d / 86_400)).map(V::Date).ok_or_else(overflow),
-        (B::Sub, V::Date(a), V::Duration(d)) => a.checked_sub_signed(Duration::days(d / 86_400)).map(V::Date).ok_or_else(overflow),
+        (B::Add, V::Date(a), V::Duration(d)) => a
+            .checked_add_signed(Duration::days(d / 86_400))
+            .map(V::Date)
+            .ok_or_else(overflow),
+        (B::Sub, V::Date(a), V::Duration(d)) => a
+            .checked_sub_signed(Duration::days(d / 86_400))
+            .map(V::Date)
+            .ok_or_else(overflow),
         (B::Sub, V::Date(a), V::Date(b)) => Ok(V::Duration((*a - *b).num_seconds())),
-        (B::Add, V::Duration(a), V::Duration(b)) => a.checked_add(*b).map(V::Duration).ok_or_else(overflow),
-        (B::Sub, V::Duration(a), V::Duration(b)) => a.checked_sub(*b).map(V::Duration).ok_or_else(overflow),
+        (B::Add, V::Duration(a), V::Duration(b)) => {
+            a.checked_add(*b).map(V::Duration).ok_or_else(overflow)
+        }
+        (B::Sub, V::Duration(a), V::Duration(b)) => {
+            a.checked_sub(*b).map(V::Duration).ok_or_else(overflow)
+        }
         (B::Mul, V::Duration(d), V::Number(n)) | (B::Mul, V::Number(n), V::Duration(d)) => {
             let product = Decimal::from(*d).checked_mul(*n).ok_or_else(overflow)?;
-            i64::try_from(product.round()).map(V::Duration).map_err(|_| overflow())
+            i64::try_from(product.round())
+                .map(V::Duration)
+                .map_err(|_| overflow())
         }
         (B::Div, V::Duration(_), V::Number(n)) if n.is_zero() => Err("division by zero".into()),
         (B::Div, V::Duration(d), V::Number(n)) => {
             let q = Decimal::from(*d).checked_div(*n).ok_or_else(overflow)?;
-            i64::try_from(q.round()).map(V::Duration).map_err(|_| overflow())
+            i64::try_from(q.round())
+                .map(V::Duration)
+                .map_err(|_| overflow())
         }
         (B::Div, V::Duration(_), V::Duration(0)) => Err("division by zero".into()),
-        (B::Div, V::Duration(a), V::Duration(b)) => Decimal::from(*a).checked_div(Decimal::from(*b)).map(V::Number).ok_or_else(overflow),
-        _ => Err(format!("`{}` cannot combine a {} and a {}", op.symbol(), l.type_of(), r.type_of())),
+        (B::Div, V::Duration(a), V::Duration(b)) => Decimal::from(*a)
+            .checked_div(Decimal::from(*b))
+            .map(V::Number)
+            .ok_or_else(overflow),
+        _ => Err(format!(
+            "`{}` cannot combine a {} and a {}",
+            op.symbol(),
+            l.type_of(),
+            r.type_of()
+        )),
     }
 }
 
@@ -279,23 +379,54 @@ mod tests {
 
     #[test]
     fn decimal_arithmetic_is_exact_and_null_arithmetic_is_an_error() {
-        assert_eq!(binary(BinaryOp::Eq, binary(BinaryOp::Add, n("0.1"), n("0.2")).unwrap(), n("0.3")).unwrap(), Value::Bool(true));
+        assert_eq!(
+            binary(
+                BinaryOp::Eq,
+                binary(BinaryOp::Add, n("0.1"), n("0.2")).unwrap(),
+                n("0.3")
+            )
+            .unwrap(),
+            Value::Bool(true)
+        );
         assert!(binary(BinaryOp::Add, Value::Null, n("1")).is_err());
         assert!(binary(BinaryOp::Div, n("1"), n("0")).is_err());
     }
 
     #[test]
     fn null_compared_with_anything_but_null_is_false() {
-        assert_eq!(binary(BinaryOp::Lt, Value::Null, n("1")).unwrap(), Value::Bool(false));
-        assert_eq!(binary(BinaryOp::Eq, Value::Null, n("1")).unwrap(), Value::Bool(false));
-        assert_eq!(binary(BinaryOp::Eq, Value::Null, Value::Null).unwrap(), Value::Bool(true));
+        assert_eq!(
+            binary(BinaryOp::Lt, Value::Null, n("1")).unwrap(),
+            Value::Bool(false)
+        );
+        assert_eq!(
+            binary(BinaryOp::Eq, Value::Null, n("1")).unwrap(),
+            Value::Bool(false)
+        );
+        assert_eq!(
+            binary(BinaryOp::Eq, Value::Null, Value::Null).unwrap(),
+            Value::Bool(true)
+        );
     }
 
     #[test]
     fn timestamps_compare_with_rfc3339_strings() {
-        let t = Value::Timestamp(DateTime::parse_from_rfc3339("2025-11-10T12:00:00Z").unwrap().to_utc());
+        let t = Value::Timestamp(
+            DateTime::parse_from_rfc3339("2025-11-10T12:00:00Z")
+                .unwrap()
+                .to_utc(),
+        );
         let s = Value::String("2025-11-10T20:00:00+08:00".into());
-        assert_eq!(binary(BinaryOp::Eq, t.clone(), s).unwrap(), Value::Bool(true));
-        assert_eq!(binary(BinaryOp::Sub, t.clone(), Value::Duration(3600)).unwrap().as_timestamp().unwrap().to_rfc3339(), "2025-11-10T11:00:00+00:00");
+        assert_eq!(
+            binary(BinaryOp::Eq, t.clone(), s).unwrap(),
+            Value::Bool(true)
+        );
+        assert_eq!(
+            binary(BinaryOp::Sub, t.clone(), Value::Duration(3600))
+                .unwrap()
+                .as_timestamp()
+                .unwrap()
+                .to_rfc3339(),
+            "2025-11-10T11:00:00+00:00"
+        );
     }
 }

@@ -13,14 +13,22 @@ use waymark_dsl::value::Value;
 pub(crate) enum Verdict {
     Send,
     Suppress(&'static str),
-    Defer { until: DateTime<Utc>, reason: &'static str },
+    Defer {
+        until: DateTime<Utc>,
+        reason: &'static str,
+    },
 }
 
 impl Cx<'_> {
     pub(crate) fn guard(&self, owner: &Owner<'_>, channel: &str, tz: chrono_tz::Tz) -> Verdict {
         let policy = owner.policy;
         if policy.consent_required {
-            let consent = self.user.traits.get("consent").map(|c| c.field(channel)).unwrap_or(&Value::Null);
+            let consent = self
+                .user
+                .traits
+                .get("consent")
+                .map(|c| c.field(channel))
+                .unwrap_or(&Value::Null);
             if consent != &Value::Bool(true) {
                 return Verdict::Suppress("consent");
             }
@@ -28,7 +36,11 @@ impl Cx<'_> {
         if owner.transactional {
             return Verdict::Send;
         }
-        let policy_tz = policy.tz.as_deref().and_then(|z| waymark_dsl::schedule::parse_time_zone(z).ok()).unwrap_or(chrono_tz::UTC);
+        let policy_tz = policy
+            .tz
+            .as_deref()
+            .and_then(|z| waymark_dsl::schedule::parse_time_zone(z).ok())
+            .unwrap_or(chrono_tz::UTC);
         let mut defer_until: Option<DateTime<Utc>> = None;
         for cap in &policy.caps {
             let counts = |s: &&crate::model::SentMessage| match &cap.counts {
@@ -45,7 +57,14 @@ impl Cx<'_> {
                 continue;
             }
             let since = super::window_start(Some(cap.per), self.now, policy_tz).unwrap_or(self.now);
-            let mut sent: Vec<DateTime<Utc>> = self.user.sends.iter().filter(counts).map(|s| s.at).filter(|t| *t > since || matches!(cap.per, Window::Calendar(_)) && *t >= since).collect();
+            let mut sent: Vec<DateTime<Utc>> = self
+                .user
+                .sends
+                .iter()
+                .filter(counts)
+                .map(|s| s.at)
+                .filter(|t| *t > since || matches!(cap.per, Window::Calendar(_)) && *t >= since)
+                .collect();
             if (sent.len() as u64) < cap.limit {
                 continue;
             }
@@ -54,18 +73,26 @@ impl Cx<'_> {
             }
             sent.sort();
             let opens = match cap.per {
-                Window::Rolling(seconds) => sent[sent.len() - cap.limit as usize] + Duration::seconds(seconds),
+                Window::Rolling(seconds) => {
+                    sent[sent.len() - cap.limit as usize] + Duration::seconds(seconds)
+                }
                 Window::Calendar(period) => next_period_start(period, self.now, policy_tz),
             };
             defer_until = Some(defer_until.map_or(opens, |d| d.max(opens)));
         }
         if let Some(until) = defer_until {
-            return Verdict::Defer { until, reason: "cap" };
+            return Verdict::Defer {
+                until,
+                reason: "cap",
+            };
         }
         if let Some((start, end)) = policy.quiet_hours
             && let Some(until) = quiet_until(self.now, start, end, tz)
         {
-            return Verdict::Defer { until, reason: "quiet_hours" };
+            return Verdict::Defer {
+                until,
+                reason: "quiet_hours",
+            };
         }
         Verdict::Send
     }
@@ -73,10 +100,19 @@ impl Cx<'_> {
 
 /// When quiet hours (minutes after midnight, possibly wrapping) end, if
 /// `now` falls inside them.
-pub(crate) fn quiet_until(now: DateTime<Utc>, start: u32, end: u32, tz: chrono_tz::Tz) -> Option<DateTime<Utc>> {
+pub(crate) fn quiet_until(
+    now: DateTime<Utc>,
+    start: u32,
+    end: u32,
+    tz: chrono_tz::Tz,
+) -> Option<DateTime<Utc>> {
     let local = now.with_timezone(&tz);
     let minute = local.hour_minute();
-    let inside = if start < end { minute >= start && minute < end } else { minute >= start || minute < end };
+    let inside = if start < end {
+        minute >= start && minute < end
+    } else {
+        minute >= start || minute < end
+    };
     inside.then(|| super::run::next_local_time(now, end, tz))
 }
 
@@ -94,29 +130,46 @@ fn local_midnight(date: chrono::NaiveDate, tz: chrono_tz::Tz) -> DateTime<Utc> {
     let naive = date.and_time(NaiveTime::MIN);
     tz.from_local_datetime(&naive)
         .earliest()
-        .or_else(|| tz.from_local_datetime(&(naive + Duration::hours(1))).earliest())
+        .or_else(|| {
+            tz.from_local_datetime(&(naive + Duration::hours(1)))
+                .earliest()
+        })
         .map(|t| t.with_timezone(&Utc))
         .unwrap_or_else(|| naive.and_utc())
 }
 
 /// The start of the calendar period holding `now`, in `tz` (weeks start on Monday).
-pub(crate) fn period_start(period: CalendarPeriod, now: DateTime<Utc>, tz: chrono_tz::Tz) -> DateTime<Utc> {
+pub(crate) fn period_start(
+    period: CalendarPeriod,
+    now: DateTime<Utc>,
+    tz: chrono_tz::Tz,
+) -> DateTime<Utc> {
     let today = now.with_timezone(&tz).date_naive();
     let first = match period {
         CalendarPeriod::Day => today,
-        CalendarPeriod::Week => today - Duration::days(i64::from(today.weekday().num_days_from_monday())),
+        CalendarPeriod::Week => {
+            today - Duration::days(i64::from(today.weekday().num_days_from_monday()))
+        }
         CalendarPeriod::Month => today.with_day(1).unwrap_or(today),
     };
     local_midnight(first, tz)
 }
 
 /// The start of the next calendar period after the one holding `now`.
-pub(crate) fn next_period_start(period: CalendarPeriod, now: DateTime<Utc>, tz: chrono_tz::Tz) -> DateTime<Utc> {
-    let start = period_start(period, now, tz).with_timezone(&tz).date_naive();
+pub(crate) fn next_period_start(
+    period: CalendarPeriod,
+    now: DateTime<Utc>,
+    tz: chrono_tz::Tz,
+) -> DateTime<Utc> {
+    let start = period_start(period, now, tz)
+        .with_timezone(&tz)
+        .date_naive();
     let next = match period {
         CalendarPeriod::Day => start + Duration::days(1),
         CalendarPeriod::Week => start + Duration::days(7),
-        CalendarPeriod::Month => start.checked_add_months(chrono::Months::new(1)).unwrap_or(start + Duration::days(31)),
+        CalendarPeriod::Month => start
+            .checked_add_months(chrono::Months::new(1))
+            .unwrap_or(start + Duration::days(31)),
     };
     local_midnight(next, tz)
 }
@@ -133,11 +186,20 @@ mod tests {
     fn quiet_hours_wrap_midnight_and_end_at_the_local_time() {
         let tz = chrono_tz::Asia::Shanghai;
         // 23:30 Shanghai is inside 22:00–08:00; it ends at 08:00 the next morning.
-        assert_eq!(quiet_until(t("2025-11-10T15:30:00Z"), 22 * 60, 8 * 60, tz), Some(t("2025-11-11T00:00:00Z")));
+        assert_eq!(
+            quiet_until(t("2025-11-10T15:30:00Z"), 22 * 60, 8 * 60, tz),
+            Some(t("2025-11-11T00:00:00Z"))
+        );
         // 07:59 is inside, 08:00 is not.
         assert!(quiet_until(t("2025-11-10T23:59:00Z"), 22 * 60, 8 * 60, tz).is_some());
-        assert_eq!(quiet_until(t("2025-11-11T00:00:00Z"), 22 * 60, 8 * 60, tz), None);
-        assert_eq!(quiet_until(t("2025-11-11T04:00:00Z"), 22 * 60, 8 * 60, tz), None);
+        assert_eq!(
+            quiet_until(t("2025-11-11T00:00:00Z"), 22 * 60, 8 * 60, tz),
+            None
+        );
+        assert_eq!(
+            quiet_until(t("2025-11-11T04:00:00Z"), 22 * 60, 8 * 60, tz),
+            None
+        );
     }
 
     #[test]
@@ -145,9 +207,21 @@ mod tests {
         let tz = chrono_tz::Asia::Shanghai;
         // Wednesday 2025-11-12 10:00 Shanghai.
         let now = t("2025-11-12T02:00:00Z");
-        assert_eq!(period_start(CalendarPeriod::Day, now, tz), t("2025-11-11T16:00:00Z"));
-        assert_eq!(period_start(CalendarPeriod::Week, now, tz), t("2025-11-09T16:00:00Z"));
-        assert_eq!(period_start(CalendarPeriod::Month, now, tz), t("2025-10-31T16:00:00Z"));
-        assert_eq!(next_period_start(CalendarPeriod::Month, now, tz), t("2025-11-30T16:00:00Z"));
+        assert_eq!(
+            period_start(CalendarPeriod::Day, now, tz),
+            t("2025-11-11T16:00:00Z")
+        );
+        assert_eq!(
+            period_start(CalendarPeriod::Week, now, tz),
+            t("2025-11-09T16:00:00Z")
+        );
+        assert_eq!(
+            period_start(CalendarPeriod::Month, now, tz),
+            t("2025-10-31T16:00:00Z")
+        );
+        assert_eq!(
+            next_period_start(CalendarPeriod::Month, now, tz),
+            t("2025-11-30T16:00:00Z")
+        );
     }
 }

@@ -43,8 +43,23 @@ pub struct Globals {
 /// Handles one input for one user at `now`, returning the journal records
 /// in the order things happened. Never panics on script errors: they are
 /// `error` records.
-pub fn handle(d: &Deployment, globals: &mut Globals, user: &mut UserState, input: &Input, now: DateTime<Utc>) -> Vec<Record> {
-    let mut cx = Cx { d, globals, user, now, records: Vec::new(), emitted: VecDeque::new(), steps_left: STEP_BUDGET, emits_left: EMIT_BUDGET };
+pub fn handle(
+    d: &Deployment,
+    globals: &mut Globals,
+    user: &mut UserState,
+    input: &Input,
+    now: DateTime<Utc>,
+) -> Vec<Record> {
+    let mut cx = Cx {
+        d,
+        globals,
+        user,
+        now,
+        records: Vec::new(),
+        emitted: VecDeque::new(),
+        steps_left: STEP_BUDGET,
+        emits_left: EMIT_BUDGET,
+    };
     if cx.user.created_at.is_none() {
         cx.user.created_at = Some(now);
     }
@@ -53,7 +68,10 @@ pub fn handle(d: &Deployment, globals: &mut Globals, user: &mut UserState, input
         Input::Identify { traits, .. } => {
             if let Value::Record(map) = traits {
                 for (k, v) in map {
-                    merge(cx.user.traits.entry(k.clone()).or_insert(Value::Null), v.clone());
+                    merge(
+                        cx.user.traits.entry(k.clone()).or_insert(Value::Null),
+                        v.clone(),
+                    );
                 }
             }
             cx.run_ready();
@@ -66,7 +84,9 @@ pub fn handle(d: &Deployment, globals: &mut Globals, user: &mut UserState, input
                     _ => None,
                 });
                 if let Some(audience) = audience {
-                    let fits = audience.as_ref().is_none_or(|a| cx.condition_for_user(a, plan, &Value::Null));
+                    let fits = audience
+                        .as_ref()
+                        .is_none_or(|a| cx.condition_for_user(a, plan, &Value::Null));
                     if fits {
                         cx.try_enter(plan, Value::Null, "schedule");
                     }
@@ -116,7 +136,9 @@ pub(crate) struct Cx<'a> {
 impl<'a> Cx<'a> {
     fn event(&mut self, event: &Event) {
         let d = self.d;
-        self.user.history.record(&event.name, event.at, &event.properties);
+        self.user
+            .history
+            .record(&event.name, event.at, &event.properties);
         let value = event.as_value();
         // Exits and goals of active instances.
         let mut index = 0;
@@ -126,7 +148,11 @@ impl<'a> Cx<'a> {
                 index += 1;
                 continue;
             };
-            if plan.exit_on.iter().any(|f| self.filter_matches(f, &event.name, &value, plan)) {
+            if plan
+                .exit_on
+                .iter()
+                .any(|f| self.filter_matches(f, &event.name, &value, plan))
+            {
                 let inst = self.user.instances.remove(index);
                 let mut r = self.instance_record(&inst, Kind::Exit);
                 r.reason = Some("exit_on".into());
@@ -137,7 +163,10 @@ impl<'a> Cx<'a> {
             if let Some(goal) = &plan.goal {
                 let inst = &self.user.instances[index];
                 let in_time = (self.now - inst.entered_at).num_seconds() <= goal.within;
-                if !inst.goal_reached && in_time && self.filter_matches(&goal.event, &event.name, &value, plan) {
+                if !inst.goal_reached
+                    && in_time
+                    && self.filter_matches(&goal.event, &event.name, &value, plan)
+                {
                     self.user.instances[index].goal_reached = true;
                     let mut r = self.instance_record(&self.user.instances[index], Kind::Goal);
                     r.event = Some(event.name.clone());
@@ -159,9 +188,21 @@ impl<'a> Cx<'a> {
             if !matches!(inst.wait, Wait::ForEvent { .. }) {
                 continue;
             }
-            let Some(plan) = d.version(&inst.journey, &inst.version) else { continue };
-            let Some(step) = plan.steps.get(inst.step) else { continue };
-            let waymark_dsl::plan::StepKind::WaitForEvent { event: filter, bind, on_event, .. } = &step.kind else { continue };
+            let Some(plan) = d.version(&inst.journey, &inst.version) else {
+                continue;
+            };
+            let Some(step) = plan.steps.get(inst.step) else {
+                continue;
+            };
+            let waymark_dsl::plan::StepKind::WaitForEvent {
+                event: filter,
+                bind,
+                on_event,
+                ..
+            } = &step.kind
+            else {
+                continue;
+            };
             if self.filter_matches(filter, &event.name, &value, plan) {
                 let inst = &mut self.user.instances[index];
                 if let Some(name) = bind {
@@ -193,7 +234,13 @@ impl<'a> Cx<'a> {
     }
 
     /// `event E where EXPR` against an event.
-    fn filter_matches(&mut self, filter: &EventFilter, name: &str, event: &Value, journey: &JourneyPlan) -> bool {
+    fn filter_matches(
+        &mut self,
+        filter: &EventFilter,
+        name: &str,
+        event: &Value,
+        journey: &JourneyPlan,
+    ) -> bool {
         if filter.event != name {
             return false;
         }
@@ -204,7 +251,12 @@ impl<'a> Cx<'a> {
     }
 
     /// A condition outside any step; an error is recorded and counts as false.
-    fn condition_for_user(&mut self, expr: &waymark_dsl::plan::Expr, journey: &JourneyPlan, event: &Value) -> bool {
+    fn condition_for_user(
+        &mut self,
+        expr: &waymark_dsl::plan::Expr,
+        journey: &JourneyPlan,
+        event: &Value,
+    ) -> bool {
         let tz = self.zone(None, journey.tz.as_deref(), &journey.policy);
         let empty = BTreeMap::new();
         let env = Env::new(&self.d.plan, self.user, event, &empty, self.now, tz);
@@ -227,11 +279,18 @@ impl<'a> Cx<'a> {
         if self.user.instance(&journey.name).is_some() {
             return;
         }
-        let memo = self.user.journeys.get(&journey.name).cloned().unwrap_or_default();
+        let memo = self
+            .user
+            .journeys
+            .get(&journey.name)
+            .cloned()
+            .unwrap_or_default();
         let allowed = match journey.entry {
             Entry::Once => memo.entries == 0,
             Entry::Always => true,
-            Entry::Every(d) => memo.last_entered.is_none_or(|t| (self.now - t).num_seconds() >= d),
+            Entry::Every(d) => memo
+                .last_entered
+                .is_none_or(|t| (self.now - t).num_seconds() >= d),
         };
         if !allowed {
             return;
@@ -260,8 +319,15 @@ impl<'a> Cx<'a> {
         if let Some(limit) = &journey.limit {
             let tz = self.zone(None, journey.tz.as_deref(), &journey.policy);
             let since = window_start(limit.per, self.now, tz);
-            let entries = self.globals.entries.entry(journey.name.clone()).or_default();
-            while entries.front().is_some_and(|t| since.is_some_and(|s| *t < s)) {
+            let entries = self
+                .globals
+                .entries
+                .entry(journey.name.clone())
+                .or_default();
+            while entries
+                .front()
+                .is_some_and(|t| since.is_some_and(|s| *t < s))
+            {
                 entries.pop_front();
             }
             if entries.len() as u64 >= limit.entries {
@@ -298,13 +364,24 @@ impl<'a> Cx<'a> {
     /// `wait for` timeouts, held instances of resumed journeys.
     fn wake(&mut self) {
         let now = self.now;
-        let expired: rust_decimal::Decimal =
-            self.user.points.lots.iter().filter(|l| l.expires_at.is_some_and(|t| t <= now)).map(|l| l.amount).sum();
+        let expired: rust_decimal::Decimal = self
+            .user
+            .points
+            .lots
+            .iter()
+            .filter(|l| l.expires_at.is_some_and(|t| t <= now))
+            .map(|l| l.amount)
+            .sum();
         if !expired.is_zero() {
-            self.user.points.lots.retain(|l| l.expires_at.is_none_or(|t| t > now));
+            self.user
+                .points
+                .lots
+                .retain(|l| l.expires_at.is_none_or(|t| t > now));
             let mut r = Record::new(now, &self.user.id, Kind::Points);
             r.delta = Some(waymark_dsl::value::decimal_to_json(-expired));
-            r.balance = Some(waymark_dsl::value::decimal_to_json(self.user.points.balance()));
+            r.balance = Some(waymark_dsl::value::decimal_to_json(
+                self.user.points.balance(),
+            ));
             r.reason = Some("expired".into());
             self.records.push(r);
         }
@@ -318,7 +395,8 @@ impl<'a> Cx<'a> {
                 Wait::ForEvent { until } if until <= now => {
                     if let Some(plan) = d.version(&inst.journey, &inst.version)
                         && let Some(step) = plan.steps.get(inst.step)
-                        && let waymark_dsl::plan::StepKind::WaitForEvent { on_timeout, .. } = &step.kind
+                        && let waymark_dsl::plan::StepKind::WaitForEvent { on_timeout, .. } =
+                            &step.kind
                     {
                         inst.step = *on_timeout;
                     }
@@ -383,12 +461,20 @@ impl<'a> Cx<'a> {
                 }
             }
         }
-        let newly: Vec<String> = now_in.iter().filter(|s| !self.user.segments.contains(*s)).cloned().collect();
+        let newly: Vec<String> = now_in
+            .iter()
+            .filter(|s| !self.user.segments.contains(*s))
+            .cloned()
+            .collect();
         self.user.segments = now_in.into_iter().collect();
         self.user.segments_due = Some(self.now + Duration::days(1));
         for segment in newly {
             for journey in &plan.journeys {
-                if journey.triggers.iter().any(|t| matches!(t, Trigger::Segment(s) if *s == segment)) {
+                if journey
+                    .triggers
+                    .iter()
+                    .any(|t| matches!(t, Trigger::Segment(s) if *s == segment))
+                {
                     self.try_enter(journey, Value::Null, &segment);
                 }
             }
@@ -427,7 +513,11 @@ pub(crate) const RESUMED: &str = "\u{0}resumed";
 
 /// Where a counting window starts: rolling windows end now; calendar
 /// windows start at the period's start in `tz`. `None`: no window (all time).
-pub(crate) fn window_start(window: Option<Window>, now: DateTime<Utc>, tz: chrono_tz::Tz) -> Option<DateTime<Utc>> {
+pub(crate) fn window_start(
+    window: Option<Window>,
+    now: DateTime<Utc>,
+    tz: chrono_tz::Tz,
+) -> Option<DateTime<Utc>> {
     match window? {
         Window::Rolling(seconds) => Some(now - Duration::seconds(seconds)),
         Window::Calendar(period) => Some(guard::period_start(period, now, tz)),

@@ -43,7 +43,10 @@ impl Cx<'_> {
         let d = self.d;
         let Some(plan) = d.version(&inst.journey, &inst.version) else {
             let mut r = self.instance_record(inst, Kind::Error);
-            r.message = Some(format!("version {} of journey `{}` is no longer deployed", inst.version, inst.journey));
+            r.message = Some(format!(
+                "version {} of journey `{}` is no longer deployed",
+                inst.version, inst.journey
+            ));
             self.records.push(r);
             return false;
         };
@@ -75,7 +78,10 @@ impl Cx<'_> {
         loop {
             if self.steps_left == 0 {
                 let mut r = self.step_record(owner, inst, Kind::Error);
-                r.message = Some(format!("more than {} steps ran without waiting; stopped", super::STEP_BUDGET));
+                r.message = Some(format!(
+                    "more than {} steps ran without waiting; stopped",
+                    super::STEP_BUDGET
+                ));
                 self.records.push(r);
                 return self.end(owner, inst, "error");
             }
@@ -115,11 +121,21 @@ impl Cx<'_> {
 
     fn env<'e>(&'e self, owner: &Owner<'_>, inst: &'e Instance, step_tz: Option<&str>) -> Env<'e> {
         let tz = self.zone(step_tz, owner.tz, &owner.policy.name);
-        let mut env = Env::new(&self.d.plan, self.user, &inst.event, &inst.bindings, self.now, tz);
+        let mut env = Env::new(
+            &self.d.plan,
+            self.user,
+            &inst.event,
+            &inst.bindings,
+            self.now,
+            tz,
+        );
         if owner.can_wait {
             env.journey = Value::Record(BTreeMap::from([
                 ("name".to_string(), Value::String(owner.name.to_string())),
-                ("version".to_string(), Value::String(owner.version.to_string())),
+                (
+                    "version".to_string(),
+                    Value::String(owner.version.to_string()),
+                ),
                 ("entered_at".to_string(), Value::Timestamp(inst.entered_at)),
             ]));
         }
@@ -145,7 +161,12 @@ impl Cx<'_> {
         }
     }
 
-    fn fields(&mut self, owner: &Owner<'_>, inst: &Instance, fields: &[(String, Expr)]) -> Option<BTreeMap<String, Value>> {
+    fn fields(
+        &mut self,
+        owner: &Owner<'_>,
+        inst: &Instance,
+        fields: &[(String, Expr)],
+    ) -> Option<BTreeMap<String, Value>> {
         let mut out = BTreeMap::new();
         for (k, e) in fields {
             out.insert(k.clone(), self.value(owner, inst, e)?);
@@ -175,15 +196,25 @@ impl Cx<'_> {
     /// A key unique to (journey version, user, instance, step, iteration).
     fn idempotency_key(&self, owner: &Owner<'_>, inst: &Instance) -> String {
         let visit = inst.visits.get(&inst.step.0).copied().unwrap_or(0);
-        format!("{}/{}/{}/{}/s{}/{}", owner.name, owner.version, self.user.id, inst.id, inst.step.0, visit)
+        format!(
+            "{}/{}/{}/{}/s{}/{}",
+            owner.name, owner.version, self.user.id, inst.id, inst.step.0, visit
+        )
     }
 
     fn step(&mut self, owner: &Owner<'_>, inst: &mut Instance) -> Flow {
-        let Some(step) = owner.steps.get(inst.step) else { return Flow::End("error") };
+        let Some(step) = owner.steps.get(inst.step) else {
+            return Flow::End("error");
+        };
         match &step.kind {
             StepKind::End => Flow::End("completed"),
             StepKind::Exit => Flow::End("exit"),
-            StepKind::Send { channel, template, fields, next } => self.send(owner, inst, channel, template.as_deref(), fields, *next),
+            StepKind::Send {
+                channel,
+                template,
+                fields,
+                next,
+            } => self.send(owner, inst, channel, template.as_deref(), fields, *next),
             StepKind::Wait { seconds, next } => {
                 inst.wait = Wait::Until(self.now + Duration::seconds(*seconds));
                 inst.step = *next;
@@ -200,8 +231,14 @@ impl Cx<'_> {
                 Flow::Wait
             }
             StepKind::WaitUntil { at, next } => {
-                let Some(value) = self.value(owner, inst, at) else { return Flow::Next(*next) };
-                match value.as_timestamp().or_else(|| value.as_date().map(|d| d.and_time(NaiveTime::MIN).and_utc())) {
+                let Some(value) = self.value(owner, inst, at) else {
+                    return Flow::Next(*next);
+                };
+                match value.as_timestamp().or_else(|| {
+                    value
+                        .as_date()
+                        .map(|d| d.and_time(NaiveTime::MIN).and_utc())
+                }) {
                     Some(t) if t > self.now => {
                         inst.wait = Wait::Until(t);
                         inst.step = *next;
@@ -209,18 +246,30 @@ impl Cx<'_> {
                     }
                     Some(_) => Flow::Next(*next),
                     None => {
-                        self.error(owner, inst, format!("`wait until` needs a timestamp, got a {}", value.type_of()));
+                        self.error(
+                            owner,
+                            inst,
+                            format!("`wait until` needs a timestamp, got a {}", value.type_of()),
+                        );
                         Flow::Next(*next)
                     }
                 }
             }
             StepKind::WaitForEvent { within, .. } => {
-                inst.wait = Wait::ForEvent { until: self.now + Duration::seconds(*within) };
+                inst.wait = Wait::ForEvent {
+                    until: self.now + Duration::seconds(*within),
+                };
                 Flow::Wait
             }
-            StepKind::Branch { condition, then, otherwise } => {
-                Flow::Next(if self.condition(owner, inst, condition) { *then } else { *otherwise })
-            }
+            StepKind::Branch {
+                condition,
+                then,
+                otherwise,
+            } => Flow::Next(if self.condition(owner, inst, condition) {
+                *then
+            } else {
+                *otherwise
+            }),
             StepKind::Split { name, arms } => {
                 let bucket = stable_hash(&[owner.name, name, &self.user.id]) % 10_000;
                 let mut upper = Decimal::ZERO;
@@ -240,25 +289,48 @@ impl Cx<'_> {
                     None => Flow::End("error"),
                 }
             }
-            StepKind::GiveCoupon { coupon, expiry, fields, bind, next } => {
+            StepKind::GiveCoupon {
+                coupon,
+                expiry,
+                fields,
+                bind,
+                next,
+            } => {
                 let expires_at = match expiry {
                     None => None,
                     Some(CouponExpiry::In(s)) => Some(self.now + Duration::seconds(*s)),
                     Some(CouponExpiry::At(e)) => {
-                        let Some(v) = self.value(owner, inst, e) else { return Flow::Next(*next) };
+                        let Some(v) = self.value(owner, inst, e) else {
+                            return Flow::Next(*next);
+                        };
                         match v.as_timestamp() {
                             Some(t) => Some(t),
                             None => {
-                                self.error(owner, inst, format!("`expires at` needs a timestamp, got a {}", v.type_of()));
+                                self.error(
+                                    owner,
+                                    inst,
+                                    format!(
+                                        "`expires at` needs a timestamp, got a {}",
+                                        v.type_of()
+                                    ),
+                                );
                                 return Flow::Next(*next);
                             }
                         }
                     }
                 };
-                let Some(fields) = self.fields(owner, inst, fields) else { return Flow::Next(*next) };
+                let Some(fields) = self.fields(owner, inst, fields) else {
+                    return Flow::Next(*next);
+                };
                 let key = self.idempotency_key(owner, inst);
                 let code = coupon_code(coupon, &key);
-                let issued = Coupon { id: coupon.clone(), code: code.clone(), issued_at: self.now, expires_at, fields: Value::Record(fields) };
+                let issued = Coupon {
+                    id: coupon.clone(),
+                    code: code.clone(),
+                    issued_at: self.now,
+                    expires_at,
+                    fields: Value::Record(fields),
+                };
                 if let Some(name) = bind {
                     inst.bindings.insert(name.clone(), issued.as_value());
                 }
@@ -270,21 +342,43 @@ impl Cx<'_> {
                 self.records.push(r);
                 Flow::Next(*next)
             }
-            StepKind::GivePoints { amount, reason, expires_in, next } => {
-                let Some(amount) = self.points_amount(owner, inst, amount, "give") else { return Flow::Next(*next) };
+            StepKind::GivePoints {
+                amount,
+                reason,
+                expires_in,
+                next,
+            } => {
+                let Some(amount) = self.points_amount(owner, inst, amount, "give") else {
+                    return Flow::Next(*next);
+                };
                 let expires_at = expires_in.map(|s| self.now + Duration::seconds(s));
                 self.user.points.lots.push(PointLot { amount, expires_at });
                 self.points_record(owner, inst, amount, reason.as_deref(), false);
                 Flow::Next(*next)
             }
-            StepKind::TakePoints { amount, reason, next } => {
-                let Some(amount) = self.points_amount(owner, inst, amount, "take") else { return Flow::Next(*next) };
+            StepKind::TakePoints {
+                amount,
+                reason,
+                next,
+            } => {
+                let Some(amount) = self.points_amount(owner, inst, amount, "take") else {
+                    return Flow::Next(*next);
+                };
                 if amount > self.user.points.balance() {
-                    self.points_record(owner, inst, Decimal::ZERO, Some("insufficient points"), true);
+                    self.points_record(
+                        owner,
+                        inst,
+                        Decimal::ZERO,
+                        Some("insufficient points"),
+                        true,
+                    );
                     return Flow::Next(*next);
                 }
                 // Spend the lots that expire first.
-                self.user.points.lots.sort_by_key(|l| (l.expires_at.is_none(), l.expires_at));
+                self.user
+                    .points
+                    .lots
+                    .sort_by_key(|l| (l.expires_at.is_none(), l.expires_at));
                 let mut left = amount;
                 for lot in &mut self.user.points.lots {
                     let used = lot.amount.min(left);
@@ -302,13 +396,16 @@ impl Cx<'_> {
                 } else {
                     self.user.tags.remove(tag);
                 }
-                let mut r = self.step_record(owner, inst, if adding { Kind::Tag } else { Kind::Untag });
+                let mut r =
+                    self.step_record(owner, inst, if adding { Kind::Tag } else { Kind::Untag });
                 r.tag = Some(tag.clone());
                 self.records.push(r);
                 Flow::Next(*next)
             }
             StepKind::Set { path, value, next } => {
-                let Some(v) = self.value(owner, inst, value) else { return Flow::Next(*next) };
+                let Some(v) = self.value(owner, inst, value) else {
+                    return Flow::Next(*next);
+                };
                 self.set_trait(owner, inst, path, Some(v));
                 Flow::Next(*next)
             }
@@ -316,10 +413,23 @@ impl Cx<'_> {
                 self.set_trait(owner, inst, path, None);
                 Flow::Next(*next)
             }
-            StepKind::Emit { event, fields, next } => {
-                let Some(fields) = self.fields(owner, inst, fields) else { return Flow::Next(*next) };
+            StepKind::Emit {
+                event,
+                fields,
+                next,
+            } => {
+                let Some(fields) = self.fields(owner, inst, fields) else {
+                    return Flow::Next(*next);
+                };
                 if self.emits_left == 0 {
-                    self.error(owner, inst, format!("more than {} events emitted in one go; `{event}` dropped", super::EMIT_BUDGET));
+                    self.error(
+                        owner,
+                        inst,
+                        format!(
+                            "more than {} events emitted in one go; `{event}` dropped",
+                            super::EMIT_BUDGET
+                        ),
+                    );
                     return Flow::Next(*next);
                 }
                 self.emits_left -= 1;
@@ -336,7 +446,12 @@ impl Cx<'_> {
                 });
                 Flow::Next(*next)
             }
-            StepKind::Repeat { times, every, body, next } => {
+            StepKind::Repeat {
+                times,
+                every,
+                body,
+                next,
+            } => {
                 let done = inst.loops.get(&inst.step.0).copied().unwrap_or(0);
                 if done >= *times {
                     inst.loops.remove(&inst.step.0);
@@ -352,8 +467,18 @@ impl Cx<'_> {
         }
     }
 
-    fn send(&mut self, owner: &Owner<'_>, inst: &mut Instance, channel: &str, template: Option<&str>, fields: &[(String, Expr)], next: StepId) -> Flow {
-        let Some(values) = self.fields(owner, inst, fields) else { return Flow::Next(next) };
+    fn send(
+        &mut self,
+        owner: &Owner<'_>,
+        inst: &mut Instance,
+        channel: &str,
+        template: Option<&str>,
+        fields: &[(String, Expr)],
+        next: StepId,
+    ) -> Flow {
+        let Some(values) = self.fields(owner, inst, fields) else {
+            return Flow::Next(next);
+        };
         let tz = self.zone(None, owner.tz, &owner.policy.name);
         match self.guard(owner, channel, tz) {
             Verdict::Suppress(reason) => {
@@ -389,7 +514,11 @@ impl Cx<'_> {
                 r.idempotency_key = Some(self.idempotency_key(owner, inst));
                 self.records.push(r);
                 if !owner.transactional {
-                    self.user.sends.push(SentMessage { at: self.now, channel: channel.to_string(), category: owner.category.to_string() });
+                    self.user.sends.push(SentMessage {
+                        at: self.now,
+                        channel: channel.to_string(),
+                        category: owner.category.to_string(),
+                    });
                     let horizon = self.now - Duration::days(35);
                     self.user.sends.retain(|s| s.at > horizon);
                     let excess = self.user.sends.len().saturating_sub(1000);
@@ -400,18 +529,38 @@ impl Cx<'_> {
         }
     }
 
-    fn points_amount(&mut self, owner: &Owner<'_>, inst: &Instance, amount: &Expr, verb: &str) -> Option<Decimal> {
+    fn points_amount(
+        &mut self,
+        owner: &Owner<'_>,
+        inst: &Instance,
+        amount: &Expr,
+        verb: &str,
+    ) -> Option<Decimal> {
         let v = self.value(owner, inst, amount)?;
         match v.as_number() {
             Some(n) if n >= Decimal::ZERO => Some(n),
             _ => {
-                self.error(owner, inst, format!("`{verb} points` needs a number of points of 0 or more, got {}", v.to_json()));
+                self.error(
+                    owner,
+                    inst,
+                    format!(
+                        "`{verb} points` needs a number of points of 0 or more, got {}",
+                        v.to_json()
+                    ),
+                );
                 None
             }
         }
     }
 
-    fn points_record(&mut self, owner: &Owner<'_>, inst: &Instance, delta: Decimal, reason: Option<&str>, refused: bool) {
+    fn points_record(
+        &mut self,
+        owner: &Owner<'_>,
+        inst: &Instance,
+        delta: Decimal,
+        reason: Option<&str>,
+        refused: bool,
+    ) {
         let mut r = self.step_record(owner, inst, Kind::Points);
         r.delta = Some(decimal_to_json(delta));
         r.balance = Some(decimal_to_json(self.user.points.balance()));
@@ -422,10 +571,23 @@ impl Cx<'_> {
         self.records.push(r);
     }
 
-    fn set_trait(&mut self, owner: &Owner<'_>, inst: &Instance, path: &[String], value: Option<Value>) {
+    fn set_trait(
+        &mut self,
+        owner: &Owner<'_>,
+        inst: &Instance,
+        path: &[String],
+        value: Option<Value>,
+    ) {
         const BUILT_IN: &[&str] = &["id", "created_at", "tags", "points", "coupons"];
         if path.first().is_some_and(|f| BUILT_IN.contains(&f.as_str())) {
-            self.error(owner, inst, format!("`user.{}` is kept by the engine and cannot be set", path.join(".")));
+            self.error(
+                owner,
+                inst,
+                format!(
+                    "`user.{}` is kept by the engine and cannot be set",
+                    path.join(".")
+                ),
+            );
             return;
         }
         let mut slot = &mut self.user.traits;
@@ -441,30 +603,46 @@ impl Cx<'_> {
                 }
                 break;
             }
-            let entry = slot.entry(key.clone()).or_insert_with(|| Value::Record(BTreeMap::new()));
+            let entry = slot
+                .entry(key.clone())
+                .or_insert_with(|| Value::Record(BTreeMap::new()));
             if !matches!(entry, Value::Record(_)) {
                 *entry = Value::Record(BTreeMap::new());
             }
-            let Value::Record(map) = entry else { unreachable!("just made a record") };
+            let Value::Record(map) = entry else {
+                unreachable!("just made a record")
+            };
             slot = map;
         }
         let mut r = self.step_record(owner, inst, Kind::Set);
         r.path = Some(path.join("."));
-        r.value = Some(value.map(|v| v.to_json()).unwrap_or(serde_json::Value::Null));
+        r.value = Some(
+            value
+                .map(|v| v.to_json())
+                .unwrap_or(serde_json::Value::Null),
+        );
         self.records.push(r);
     }
 }
 
 /// The next moment (at or after `now`) the local clock in `tz` shows `minutes`.
-pub(crate) fn next_local_time(now: chrono::DateTime<chrono::Utc>, minutes: u32, tz: chrono_tz::Tz) -> chrono::DateTime<chrono::Utc> {
+pub(crate) fn next_local_time(
+    now: chrono::DateTime<chrono::Utc>,
+    minutes: u32,
+    tz: chrono_tz::Tz,
+) -> chrono::DateTime<chrono::Utc> {
     let local = now.with_timezone(&tz);
     let time = NaiveTime::from_hms_opt(minutes / 60, minutes % 60, 0).unwrap_or(NaiveTime::MIN);
     for days in 0..3 {
         let date = local.date_naive() + Duration::days(days);
         // A time that does not exist that day (a DST gap) is taken an hour later.
-        let candidate = tz.from_local_datetime(&date.and_time(time)).earliest().or_else(|| {
-            tz.from_local_datetime(&(date.and_time(time) + Duration::hours(1))).earliest()
-        });
+        let candidate = tz
+            .from_local_datetime(&date.and_time(time))
+            .earliest()
+            .or_else(|| {
+                tz.from_local_datetime(&(date.and_time(time) + Duration::hours(1)))
+                    .earliest()
+            });
         if let Some(candidate) = candidate {
             let candidate = candidate.with_timezone(&chrono::Utc);
             if candidate >= now {

@@ -13,7 +13,13 @@ use waymark_dsl::plan::{RulePlan, TaskPlan, TaskProgress};
 use waymark_dsl::value::Value;
 
 impl Cx<'_> {
-    fn transient(&mut self, name: &str, version: &str, start: waymark_dsl::plan::StepId, event: &Value) -> Instance {
+    fn transient(
+        &mut self,
+        name: &str,
+        version: &str,
+        start: waymark_dsl::plan::StepId,
+        event: &Value,
+    ) -> Instance {
         let id = self.user.next_instance;
         self.user.next_instance += 1;
         Instance {
@@ -69,7 +75,14 @@ impl Cx<'_> {
 
     fn env_for<'e>(&'e self, owner: &Owner<'_>, inst: &'e Instance) -> super::Env<'e> {
         let tz = self.zone(None, owner.tz, &owner.policy.name);
-        super::Env::new(&self.d.plan, self.user, &inst.event, &inst.bindings, self.now, tz)
+        super::Env::new(
+            &self.d.plan,
+            self.user,
+            &inst.event,
+            &inst.bindings,
+            self.now,
+            tz,
+        )
     }
 
     pub(crate) fn task(&mut self, task: &TaskPlan, event: &Event, value: &Value) {
@@ -137,7 +150,10 @@ impl Cx<'_> {
                 if let Some(k) = &key {
                     let counted_before = match within {
                         None => !state.seen.insert(k.clone()),
-                        Some(_) => state.counted.iter().any(|(_, c)| c.as_deref() == Some(k.as_str())),
+                        Some(_) => state
+                            .counted
+                            .iter()
+                            .any(|(_, c)| c.as_deref() == Some(k.as_str())),
                     };
                     if counted_before {
                         return;
