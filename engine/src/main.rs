@@ -7,8 +7,6 @@
 
 mod cli;
 
-use waymark_engine as _;
-
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,6 +35,14 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Run every `test` block against the deployment in the same paths.
+    Test {
+        /// Files or directories.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Run the real engine on recorded events with a virtual clock.
+    Simulate(cli::simulate::SimulateArgs),
     /// Explain a diagnostic code (e.g. `waymark explain E0101`), or list them all.
     Explain { code: Option<String> },
 }
@@ -47,6 +53,8 @@ fn main() -> ExitCode {
         Command::Check(a) => cli::check::run(&a),
         Command::Fmt { check, paths } => cli::fmt::run(&paths, check),
         Command::Explain { code } => cli::explain::run(code.as_deref()),
+        Command::Test { paths } => cli::test::run(&paths),
+        Command::Simulate(a) => cli::simulate::run(&a),
     };
     match outcome {
         Ok(code) => code,

@@ -3,6 +3,8 @@
 pub mod check;
 pub mod explain;
 pub mod fmt;
+pub mod simulate;
+pub mod test;
 
 use anyhow::{Context as _, Result};
 use std::path::{Path, PathBuf};

@@ -148,18 +148,7 @@ impl<'a> Cx<'a> {
                 index += 1;
                 continue;
             };
-            if plan
-                .exit_on
-                .iter()
-                .any(|f| self.filter_matches(f, &event.name, &value, plan))
-            {
-                let inst = self.user.instances.remove(index);
-                let mut r = self.instance_record(&inst, Kind::Exit);
-                r.reason = Some("exit_on".into());
-                r.event = Some(event.name.clone());
-                self.records.push(r);
-                continue;
-            }
+            // A goal counts even when the same event also exits the journey.
             if let Some(goal) = &plan.goal {
                 let inst = &self.user.instances[index];
                 let in_time = (self.now - inst.entered_at).num_seconds() <= goal.within;
@@ -179,6 +168,18 @@ impl<'a> Cx<'a> {
                         continue;
                     }
                 }
+            }
+            if plan
+                .exit_on
+                .iter()
+                .any(|f| self.filter_matches(f, &event.name, &value, plan))
+            {
+                let inst = self.user.instances.remove(index);
+                let mut r = self.instance_record(&inst, Kind::Exit);
+                r.reason = Some("exit_on".into());
+                r.event = Some(event.name.clone());
+                self.records.push(r);
+                continue;
             }
             index += 1;
         }

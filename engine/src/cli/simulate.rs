@@ -1,0 +1,277 @@
+//! `waymark simulate`: the real engine on a virtual clock and a temporary
+//! store, fed recorded events (Segment-shaped JSON lines, in timestamp
+//! order). Prints every record as a timeline (or JSON lines), then a
+//! per-journey summary. The same inputs give byte-identical output.
+
+use anyhow::{Context as _, Result, bail};
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use clap::Args;
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use waymark_dsl::check::{self, Options};
+use waymark_dsl::render;
+use waymark_engine::deployment::Deployment;
+use waymark_engine::journal::{Kind, Record};
+use waymark_engine::runtime::Runtime;
+use waymark_engine::store::{MemoryKv, Store};
+
+#[derive(Args)]
+pub struct SimulateArgs {
+    /// Journey files or directories.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Events, one Segment-shaped JSON object per line.
+    #[arg(long)]
+    pub events: PathBuf,
+    /// How long to run past the last event (a duration such as 30d).
+    #[arg(long, default_value = "30d")]
+    pub until: String,
+    /// `human` (a timeline) or `json` (journal records, one per line).
+    #[arg(long, default_value = "human", value_parser = ["human", "json"])]
+    pub format: String,
+    /// Time zone for the human timeline.
+    #[arg(long, default_value = "UTC")]
+    pub tz: String,
+}
+
+pub fn run(args: &SimulateArgs) -> Result<ExitCode> {
+    let Some(until) = waymark_dsl::parser::parse_duration(&args.until).filter(|s| *s > 0) else {
+        bail!(
+            "--until: `{}` is not a duration such as 30d or 12h",
+            args.until
+        );
+    };
+    let tz = waymark_dsl::schedule::parse_time_zone(&args.tz)
+        .map_err(|e| anyhow::anyhow!("--tz: {}", e.message))?;
+    let files = super::journey_files(&args.paths)?;
+    let sources = super::load(&files)?;
+    let checked = check::check(
+        &sources,
+        Options {
+            functions: waymark_stdlib::stdlib(),
+            channels: None,
+        },
+    );
+    let Some(plan) = checked.plan else {
+        print!("{}", render::human(&sources, &checked.diagnostics));
+        eprintln!("{}", render::summary(files.len(), &checked.diagnostics));
+        return Ok(ExitCode::from(1));
+    };
+    let name = args.events.display().to_string();
+    let reader = BufReader::new(
+        std::fs::File::open(&args.events).with_context(|| format!("cannot read {name}"))?,
+    );
+    let mut runtime = Runtime::new(Store::new(MemoryKv::default()), Deployment::new(plan));
+    let json = args.format == "json";
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut summary = Summary::default();
+    let mut emit = |records: Vec<Record>, out: &mut dyn Write| -> Result<()> {
+        for r in records {
+            if json {
+                writeln!(out, "{}", r.to_json_line())?;
+            } else {
+                writeln!(out, "{}", timeline_line(&r, tz))?;
+            }
+            summary.add(&r);
+        }
+        Ok(())
+    };
+    let progress = std::io::stderr().is_terminal();
+    let mut last: Option<DateTime<Utc>> = None;
+    let mut count = 0u64;
+    for (index, line) in reader.lines().enumerate() {
+        let line = line.with_context(|| format!("cannot read {name}"))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let number = index + 1;
+        let value: serde_json::Value = serde_json::from_str(&line)
+            .map_err(|e| anyhow::anyhow!("{name}:{number}: not JSON: {e}"))?;
+        let (input, at) = waymark_engine::ingest::input(&value, None)
+            .map_err(|e| anyhow::anyhow!("{name}:{number}: {e}"))?;
+        match last {
+            None => runtime.start_schedules_at(at),
+            Some(previous) if at < previous => bail!(
+                "{name}:{number}: timestamp {} is before the previous event's; events must be in timestamp order",
+                show(at, chrono_tz::UTC)
+            ),
+            _ => {}
+        }
+        emit(runtime.advance_to(at)?, &mut out)?;
+        emit(runtime.ingest(&[input], at)?, &mut out)?;
+        last = Some(at);
+        count += 1;
+        if progress && count.is_multiple_of(10_000) {
+            eprint!("\r{count} events, clock at {}", show(at, chrono_tz::UTC));
+        }
+    }
+    if progress && count >= 10_000 {
+        eprintln!();
+    }
+    let Some(last) = last else {
+        bail!("{name}: no events")
+    };
+    emit(
+        runtime.advance_to(last + Duration::seconds(until as i64))?,
+        &mut out,
+    )?;
+    if json {
+        out.flush()?;
+        eprint!("{}", summary.render());
+    } else {
+        writeln!(out)?;
+        write!(out, "{}", summary.render())?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn show(t: DateTime<Utc>, tz: chrono_tz::Tz) -> String {
+    if tz == chrono_tz::UTC {
+        t.to_rfc3339_opts(SecondsFormat::Secs, true)
+    } else {
+        t.with_timezone(&tz)
+            .to_rfc3339_opts(SecondsFormat::Secs, false)
+    }
+}
+
+/// One record as a marketer reads it.
+fn timeline_line(r: &Record, tz: chrono_tz::Tz) -> String {
+    let mut what = match r.kind {
+        Kind::Send => format!(
+            "send {}{}{}",
+            r.channel.as_deref().unwrap_or("?"),
+            r.template
+                .as_ref()
+                .map(|t| format!(" template {t}"))
+                .unwrap_or_default(),
+            r.fields
+                .as_ref()
+                .filter(|f| f.as_object().is_some_and(|o| !o.is_empty()))
+                .map(|f| format!(" {f}"))
+                .unwrap_or_default()
+        ),
+        Kind::Suppressed => format!(
+            "suppressed{} ({})",
+            r.channel
+                .as_ref()
+                .map(|c| format!(" {c}"))
+                .unwrap_or_default(),
+            r.reason.as_deref().unwrap_or("?")
+        ),
+        Kind::Deferred => format!(
+            "deferred{} until {} ({})",
+            r.channel
+                .as_ref()
+                .map(|c| format!(" {c}"))
+                .unwrap_or_default(),
+            r.until.map(|u| show(u, tz)).unwrap_or_default(),
+            r.reason.as_deref().unwrap_or("?")
+        ),
+        Kind::Coupon => format!(
+            "coupon {} code {}",
+            r.coupon.as_deref().unwrap_or("?"),
+            r.code.as_deref().unwrap_or("?")
+        ),
+        Kind::Points => format!(
+            "points {} (balance {}){}",
+            r.delta.as_ref().map(|d| d.to_string()).unwrap_or_default(),
+            r.balance
+                .as_ref()
+                .map(|d| d.to_string())
+                .unwrap_or_default(),
+            r.reason
+                .as_ref()
+                .map(|x| format!(" {x}"))
+                .unwrap_or_default()
+        ),
+        Kind::Tag | Kind::Untag => {
+            format!("{} {}", r.kind.as_str(), r.tag.as_deref().unwrap_or("?"))
+        }
+        Kind::Set => format!(
+            "set user.{} = {}",
+            r.path.as_deref().unwrap_or("?"),
+            r.value.as_ref().map(|v| v.to_string()).unwrap_or_default()
+        ),
+        Kind::Emit => format!("emit {}", r.event.as_deref().unwrap_or("?")),
+        Kind::Reward => format!("reward {}", r.task.as_deref().unwrap_or("?")),
+        Kind::Enter => format!("enter (on {})", r.event.as_deref().unwrap_or("?")),
+        Kind::Goal => format!("goal (on {})", r.event.as_deref().unwrap_or("?")),
+        Kind::Exit => format!("exit ({})", r.reason.as_deref().unwrap_or("?")),
+        Kind::Error => format!("ERROR {}", r.message.as_deref().unwrap_or("?")),
+    };
+    if let Some(line) = r.line {
+        what.push_str(&format!("  [line {line}]"));
+    }
+    format!(
+        "{}  {:<10} {:<18} {}",
+        show(r.at, tz),
+        r.user,
+        r.journey.as_deref().unwrap_or("-"),
+        what
+    )
+}
+
+#[derive(Default)]
+struct Summary {
+    journeys: BTreeMap<String, Counts>,
+}
+
+#[derive(Default)]
+struct Counts {
+    entered: u64,
+    goals: u64,
+    sends: u64,
+    errors: u64,
+    suppressed: BTreeMap<String, u64>,
+}
+
+impl Summary {
+    fn add(&mut self, r: &Record) {
+        let Some(journey) = &r.journey else { return };
+        let c = self.journeys.entry(journey.clone()).or_default();
+        match r.kind {
+            Kind::Enter => c.entered += 1,
+            Kind::Goal => c.goals += 1,
+            Kind::Send => c.sends += 1,
+            Kind::Error => c.errors += 1,
+            Kind::Suppressed => {
+                *c.suppressed
+                    .entry(r.reason.clone().unwrap_or_default())
+                    .or_default() += 1
+            }
+            _ => {}
+        }
+    }
+
+    fn render(&self) -> String {
+        let mut out = String::from("summary\n");
+        out.push_str(&format!(
+            "  {:<20} {:>8} {:>6} {:>6} {:>6}  suppressed\n",
+            "journey", "entered", "goals", "sends", "errors"
+        ));
+        for (name, c) in &self.journeys {
+            let suppressed: Vec<String> = c
+                .suppressed
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            out.push_str(&format!(
+                "  {:<20} {:>8} {:>6} {:>6} {:>6}  {}\n",
+                name,
+                c.entered,
+                c.goals,
+                c.sends,
+                c.errors,
+                if suppressed.is_empty() {
+                    "-".to_string()
+                } else {
+                    suppressed.join(", ")
+                }
+            ));
+        }
+        out
+    }
+}

@@ -1,0 +1,61 @@
+//! `waymark test`: check the scripts, then run every `test` block against
+//! the deployment in the same paths; exit 1 on any failure.
+
+use anyhow::Result;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use waymark_dsl::check::{self, Options};
+use waymark_dsl::render;
+use waymark_engine::testing;
+
+pub fn run(paths: &[PathBuf]) -> Result<ExitCode> {
+    let files = super::journey_files(paths)?;
+    let sources = super::load(&files)?;
+    let checked = check::check(
+        &sources,
+        Options {
+            functions: waymark_stdlib::stdlib(),
+            channels: None,
+        },
+    );
+    let Some(plan) = checked.plan else {
+        print!("{}", render::human(&sources, &checked.diagnostics));
+        eprintln!("{}", render::summary(files.len(), &checked.diagnostics));
+        return Ok(ExitCode::from(1));
+    };
+    let (mut passed, mut failed) = (0, 0);
+    for test in &plan.tests {
+        let outcome = testing::run(&plan, test)?;
+        if outcome.failures.is_empty() {
+            passed += 1;
+            println!("test \"{}\" ... ok", outcome.name);
+            continue;
+        }
+        failed += 1;
+        println!(
+            "test \"{}\" ... FAILED ({})",
+            outcome.name, outcome.location
+        );
+        for f in &outcome.failures {
+            println!("  {}: {}", f.location, f.expectation);
+            println!("    but {}", f.found);
+        }
+        println!("  what happened:");
+        for r in &outcome.records {
+            println!("    {}", testing::describe(r));
+        }
+    }
+    if plan.tests.is_empty() {
+        println!(
+            "no test blocks in {} file{}",
+            files.len(),
+            if files.len() == 1 { "" } else { "s" }
+        );
+    }
+    println!("tests: {passed} passed, {failed} failed");
+    Ok(if failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,166 @@
+//! The shell around the core that `simulate`, `test` and the daemon share.
+//! It loads each user's state, calls the core, and commits every change of
+//! a batch of inputs in one atomic write followed by one flush (group
+//! commit) before anything is acknowledged. Timers fire in order of (due
+//! time, user), each with the clock at its due time, so runs are
+//! deterministic; cron triggers fire the same way, scanning users page by
+//! page.
+
+use crate::core::{self, Globals};
+use crate::deployment::Deployment;
+use crate::journal::Record;
+use crate::model::{Input, UserState};
+use crate::store::{Batch, Kv, Store, StoreError};
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+
+/// How many users an audience scan loads per page.
+const PAGE: usize = 500;
+
+pub struct Runtime<K: Kv> {
+    pub store: Store<K>,
+    pub deployment: Deployment,
+    /// The last moment cron schedules were fired up to.
+    schedules_done: Option<DateTime<Utc>>,
+}
+
+impl<K: Kv> Runtime<K> {
+    pub fn new(store: Store<K>, deployment: Deployment) -> Runtime<K> {
+        Runtime {
+            store,
+            deployment,
+            schedules_done: None,
+        }
+    }
+
+    /// Starts cron schedules from `at` (they fire only after it).
+    pub fn start_schedules_at(&mut self, at: DateTime<Utc>) {
+        self.schedules_done = Some(at);
+    }
+
+    /// Processes inputs at `now` as one batch: one commit, one flush.
+    /// Events whose message id was seen are dropped. Returns the records.
+    pub fn ingest(
+        &mut self,
+        inputs: &[Input],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Record>, StoreError> {
+        let mut globals = self.store.globals()?;
+        let mut users: BTreeMap<String, (UserState, Option<DateTime<Utc>>)> = BTreeMap::new();
+        let mut batch = Batch::default();
+        let mut records = Vec::new();
+        for input in inputs {
+            let message_id = match input {
+                Input::Track(e) => e.message_id.as_deref(),
+                Input::Identify { message_id, .. } => message_id.as_deref(),
+                _ => None,
+            };
+            if let Some(id) = message_id {
+                if self.store.seen(id)? || batch.dedup.iter().any(|(seen, _)| seen == id) {
+                    continue;
+                }
+                batch.dedup.push((id.to_string(), now));
+            }
+            let user = input.user().to_string();
+            if !users.contains_key(&user) {
+                let state = self
+                    .store
+                    .user(&user)?
+                    .unwrap_or_else(|| UserState::new(&user));
+                let wake = state.next_wake();
+                users.insert(user.clone(), (state, wake));
+            }
+            let (state, _) = users.get_mut(&user).expect("just inserted");
+            records.extend(core::handle(
+                &self.deployment,
+                &mut globals,
+                state,
+                input,
+                now,
+            ));
+        }
+        batch.users = users.into_values().collect();
+        batch.journal = records.clone();
+        batch.globals = Some(globals);
+        self.store.commit(batch)?;
+        self.store.flush()?;
+        Ok(records)
+    }
+
+    /// Fires every timer and cron trigger due up to and including `until`,
+    /// in time order, each at its own time.
+    pub fn advance_to(&mut self, until: DateTime<Utc>) -> Result<Vec<Record>, StoreError> {
+        let mut records = Vec::new();
+        loop {
+            let timer = self.store.next_due()?.filter(|t| *t <= until);
+            let after = self.schedules_done.unwrap_or(until);
+            let cron = self
+                .deployment
+                .next_schedule_fire(after)
+                .filter(|(t, _)| *t <= until);
+            match (timer, cron) {
+                (None, None) => break,
+                (Some(t), Some((c, _))) if t <= c => records.extend(self.fire_timers(t)?),
+                (Some(t), None) => records.extend(self.fire_timers(t)?),
+                (_, Some((c, journeys))) => {
+                    records.extend(self.fire_schedules(c, &journeys)?);
+                    self.schedules_done = Some(c);
+                }
+            }
+        }
+        if self.schedules_done.is_none_or(|d| d < until) {
+            self.schedules_done = Some(until);
+        }
+        Ok(records)
+    }
+
+    /// Wakes every user whose timer is due at `at`.
+    fn fire_timers(&mut self, at: DateTime<Utc>) -> Result<Vec<Record>, StoreError> {
+        let mut records = Vec::new();
+        loop {
+            let due: Vec<Input> = self
+                .store
+                .due(at, PAGE)?
+                .into_iter()
+                .map(|(_, user)| Input::Wake { user })
+                .collect();
+            if due.is_empty() {
+                return Ok(records);
+            }
+            records.extend(self.ingest(&due, at)?);
+        }
+    }
+
+    fn fire_schedules(
+        &mut self,
+        at: DateTime<Utc>,
+        journeys: &[String],
+    ) -> Result<Vec<Record>, StoreError> {
+        let mut records = Vec::new();
+        // Timers due at the same moment fire first.
+        records.extend(self.fire_timers(at)?);
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.store.users_after(after.as_deref(), PAGE)?;
+            let Some(last) = page.last().cloned() else {
+                break;
+            };
+            let inputs: Vec<Input> = page
+                .iter()
+                .flat_map(|user| {
+                    journeys.iter().map(move |j| Input::Scheduled {
+                        user: user.clone(),
+                        journey: j.clone(),
+                    })
+                })
+                .collect();
+            records.extend(self.ingest(&inputs, at)?);
+            after = Some(last);
+        }
+        Ok(records)
+    }
+
+    pub fn globals(&self) -> Result<Globals, StoreError> {
+        self.store.globals()
+    }
+}

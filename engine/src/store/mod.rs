@@ -1,0 +1,321 @@
+//! Durable state behind a trait. A backend is an ordered key-value space
+//! with atomic batches ([`Kv`]); [`Store`] lays out Waymark's data on it
+//! once, for every backend:
+//!
+//! | key | value |
+//! | --- | --- |
+//! | `u/{user}` | the user's state |
+//! | `t/{due}/{user}` | a timer: the user's next wake-up (`due` big-endian, so a range scan yields timers in order, ties by user) |
+//! | `w/{user}` | the user's timer due time (the per-user index: erasure and rescheduling are one lookup) |
+//! | `d/{message id}` and `D/{at}/{message id}` | dedup of ingested events, by id and by time (for pruning after 7 days) |
+//! | `j/{user}/{seq}` | the user's journal |
+//! | `o/{seq}` | the outbox: sends waiting for delivery |
+//! | `g` | state shared by all users |
+//! | `s` | the last sequence number used |
+//!
+//! Values are MessagePack with field names (self-describing), so stored
+//! structs can gain fields. Everything one input batch changes is written
+//! in one atomic batch; [`Store::flush`] makes it durable (group commit).
+
+mod memory;
+mod sled_kv;
+
+pub use memory::MemoryKv;
+pub use sled_kv::SledKv;
+
+use crate::core::Globals;
+use crate::journal::Record;
+use crate::model::UserState;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage: {0}")]
+    Backend(String),
+    #[error("stored value at {key} is unreadable: {message}")]
+    Corrupt { key: String, message: String },
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// One change in a batch.
+#[derive(Debug, Clone)]
+pub enum Op {
+    Put(Vec<u8>, Vec<u8>),
+    Delete(Vec<u8>),
+}
+
+/// An ordered key-value backend with atomic batches.
+pub trait Kv: Send + Sync {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
+    /// Applies every op or none.
+    fn apply(&self, ops: Vec<Op>) -> Result<()>;
+    /// Pairs with keys in `[from, to)`, in key order, at most `limit`.
+    fn range(&self, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
+    /// Makes every applied batch durable.
+    fn flush(&self) -> Result<()>;
+}
+
+/// An outbox entry: one send for an adapter to deliver.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    pub seq: u64,
+    pub record: Record,
+    pub attempts: u32,
+    pub next_attempt: DateTime<Utc>,
+    pub last_error: Option<String>,
+}
+
+/// Everything one batch of inputs changed, written together.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Users whose state changed, with the timer they had when loaded.
+    pub users: Vec<(UserState, Option<DateTime<Utc>>)>,
+    pub dedup: Vec<(String, DateTime<Utc>)>,
+    pub journal: Vec<Record>,
+    pub globals: Option<Globals>,
+}
+
+pub struct Store<K: Kv> {
+    kv: K,
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    rmp_serde::to_vec_named(value).expect("engine state serializes")
+}
+
+fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T> {
+    rmp_serde::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        key: String::from_utf8_lossy(key).into_owned(),
+        message: e.to_string(),
+    })
+}
+
+fn key(prefix: &str, parts: &[&[u8]]) -> Vec<u8> {
+    let mut k = prefix.as_bytes().to_vec();
+    for p in parts {
+        k.push(b'/');
+        k.extend_from_slice(p);
+    }
+    k
+}
+
+/// Timestamps in keys: big-endian microseconds, offset so that order holds.
+fn time_key(t: DateTime<Utc>) -> [u8; 8] {
+    ((t.timestamp_micros() as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+fn time_from_key(bytes: &[u8]) -> Option<DateTime<Utc>> {
+    let raw = u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?) ^ (1 << 63);
+    DateTime::from_timestamp_micros(raw as i64)
+}
+
+/// The smallest key after every key starting with `prefix`.
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    end.push(0xff);
+    end
+}
+
+/// How long dedup keys are kept.
+pub const DEDUP_DAYS: i64 = 7;
+
+impl<K: Kv> Store<K> {
+    pub fn new(kv: K) -> Store<K> {
+        Store { kv }
+    }
+
+    pub fn kv(&self) -> &K {
+        &self.kv
+    }
+
+    pub fn user(&self, id: &str) -> Result<Option<UserState>> {
+        let k = key("u", &[id.as_bytes()]);
+        self.kv.get(&k)?.map(|b| decode(&k, &b)).transpose()
+    }
+
+    pub fn globals(&self) -> Result<Globals> {
+        Ok(self
+            .kv
+            .get(b"g")?
+            .map(|b| decode(b"g", &b))
+            .transpose()?
+            .unwrap_or_default())
+    }
+
+    pub fn seen(&self, message_id: &str) -> Result<bool> {
+        Ok(self.kv.get(&key("d", &[message_id.as_bytes()]))?.is_some())
+    }
+
+    fn sequence(&self) -> Result<u64> {
+        Ok(self
+            .kv
+            .get(b"s")?
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_be_bytes)
+            .unwrap_or(0))
+    }
+
+    /// Writes a batch atomically: states, timers, dedup keys, journal and outbox.
+    pub fn commit(&self, batch: Batch) -> Result<()> {
+        let mut ops = Vec::new();
+        let mut seq = self.sequence()?;
+        for (user, old_wake) in &batch.users {
+            let id = user.id.as_bytes();
+            ops.push(Op::Put(key("u", &[id]), encode(user)));
+            let new_wake = user.next_wake();
+            if old_wake != &new_wake {
+                if let Some(old) = old_wake {
+                    ops.push(Op::Delete(key("t", &[&time_key(*old), id])));
+                }
+                match new_wake {
+                    Some(due) => {
+                        ops.push(Op::Put(key("t", &[&time_key(due), id]), Vec::new()));
+                        ops.push(Op::Put(key("w", &[id]), time_key(due).to_vec()));
+                    }
+                    None => ops.push(Op::Delete(key("w", &[id]))),
+                }
+            }
+        }
+        for (message_id, at) in &batch.dedup {
+            ops.push(Op::Put(
+                key("d", &[message_id.as_bytes()]),
+                time_key(*at).to_vec(),
+            ));
+            ops.push(Op::Put(
+                key("D", &[&time_key(*at), message_id.as_bytes()]),
+                Vec::new(),
+            ));
+        }
+        for record in &batch.journal {
+            seq += 1;
+            ops.push(Op::Put(
+                key("j", &[record.user.as_bytes(), &seq.to_be_bytes()]),
+                encode(record),
+            ));
+            if record.kind == crate::journal::Kind::Send {
+                let entry = OutboxEntry {
+                    seq,
+                    record: record.clone(),
+                    attempts: 0,
+                    next_attempt: record.at,
+                    last_error: None,
+                };
+                ops.push(Op::Put(key("o", &[&seq.to_be_bytes()]), encode(&entry)));
+            }
+        }
+        ops.push(Op::Put(b"s".to_vec(), seq.to_be_bytes().to_vec()));
+        if let Some(globals) = &batch.globals {
+            ops.push(Op::Put(b"g".to_vec(), encode(globals)));
+        }
+        self.kv.apply(ops)
+    }
+
+    pub fn flush(&self) -> Result<()> {
+        self.kv.flush()
+    }
+
+    /// Users with a timer due at or before `until`, earliest first (ties by user).
+    pub fn due(&self, until: DateTime<Utc>, limit: usize) -> Result<Vec<(DateTime<Utc>, String)>> {
+        let from = key("t", &[]);
+        let mut to = key("t", &[&time_key(until)]);
+        to.push(0xff);
+        let mut out = Vec::new();
+        for (k, _) in self.kv.range(&from, &to, limit)? {
+            let rest = &k[2..];
+            if let Some(due) = time_from_key(rest) {
+                out.push((due, String::from_utf8_lossy(&rest[9..]).into_owned()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The earliest timer, if any.
+    pub fn next_due(&self) -> Result<Option<DateTime<Utc>>> {
+        let from = key("t", &[]);
+        Ok(self
+            .kv
+            .range(&from, &prefix_end(b"t/"), 1)?
+            .first()
+            .and_then(|(k, _)| time_from_key(&k[2..])))
+    }
+
+    /// A page of user ids after `after`, in order: audience scans never hold every user.
+    pub fn users_after(&self, after: Option<&str>, limit: usize) -> Result<Vec<String>> {
+        let from = match after {
+            Some(a) => {
+                let mut k = key("u", &[a.as_bytes()]);
+                k.push(0);
+                k
+            }
+            None => key("u", &[]),
+        };
+        Ok(self
+            .kv
+            .range(&from, &prefix_end(b"u/"), limit)?
+            .into_iter()
+            .map(|(k, _)| String::from_utf8_lossy(&k[2..]).into_owned())
+            .collect())
+    }
+
+    /// The user's journal, oldest first.
+    pub fn journal(&self, user: &str, limit: usize) -> Result<Vec<Record>> {
+        let prefix = key("j", &[user.as_bytes(), b""]);
+        self.kv
+            .range(&prefix, &prefix_end(&prefix), limit)?
+            .into_iter()
+            .map(|(k, v)| decode(&k, &v))
+            .collect()
+    }
+
+    /// Outbox entries in order.
+    pub fn outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
+        self.kv
+            .range(b"o/", &prefix_end(b"o/"), limit)?
+            .into_iter()
+            .map(|(k, v)| decode(&k, &v))
+            .collect()
+    }
+
+    /// Drops dedup keys older than [`DEDUP_DAYS`] before `now`.
+    pub fn prune_dedup(&self, now: DateTime<Utc>) -> Result<usize> {
+        let horizon = now - chrono::Duration::days(DEDUP_DAYS);
+        let to = key("D", &[&time_key(horizon)]);
+        let old = self.kv.range(b"D/", &to, 10_000)?;
+        let mut ops = Vec::new();
+        for (k, _) in &old {
+            ops.push(Op::Delete(key("d", &[&k[11..]])));
+            ops.push(Op::Delete(k.clone()));
+        }
+        let n = old.len();
+        self.kv.apply(ops)?;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_keys_sort_like_times_including_before_1970() {
+        let times = [
+            "1960-01-01T00:00:00Z",
+            "1970-01-01T00:00:00Z",
+            "2025-11-10T12:00:00Z",
+            "2025-11-10T12:00:00.000001Z",
+        ];
+        let keys: Vec<[u8; 8]> = times
+            .iter()
+            .map(|t| time_key(DateTime::parse_from_rfc3339(t).unwrap().to_utc()))
+            .collect();
+        assert!(keys.windows(2).all(|w| w[0] < w[1]));
+        for (t, k) in times.iter().zip(&keys) {
+            assert_eq!(
+                time_from_key(k).unwrap(),
+                DateTime::parse_from_rfc3339(t).unwrap().to_utc()
+            );
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! The sled backend. Everything lives in one tree with key prefixes, so a
+//! batch is one `apply_batch` — atomic, and far cheaper than sled's
+//! multi-tree transactions. sled buffers writes until `flush`; the shell
+//! acknowledges inputs only after the flush that covers them.
+
+use super::{Kv, Op, Result, StoreError};
+use std::path::Path;
+
+#[derive(Debug, Clone)]
+pub struct SledKv {
+    db: sled::Db,
+}
+
+fn backend(e: sled::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+impl SledKv {
+    pub fn open(path: &Path) -> Result<SledKv> {
+        let db = sled::Config::new().path(path).open().map_err(backend)?;
+        Ok(SledKv { db })
+    }
+
+    /// A store in a temporary directory, removed when dropped.
+    pub fn temporary() -> Result<SledKv> {
+        let db = sled::Config::new()
+            .temporary(true)
+            .open()
+            .map_err(backend)?;
+        Ok(SledKv { db })
+    }
+}
+
+impl Kv for SledKv {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.db.get(key).map_err(backend)?.map(|v| v.to_vec()))
+    }
+
+    fn apply(&self, ops: Vec<Op>) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        for op in ops {
+            match op {
+                Op::Put(k, v) => batch.insert(k, v),
+                Op::Delete(k) => batch.remove(k),
+            }
+        }
+        self.db.apply_batch(batch).map_err(backend)
+    }
+
+    fn range(&self, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.db
+            .range(from..to)
+            .take(limit)
+            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(backend))
+            .collect()
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.db.flush().map(|_| ()).map_err(backend)
+    }
+}

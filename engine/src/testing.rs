@@ -1,0 +1,205 @@
+//! `waymark test`: each `test` block drives the real engine (runtime, core,
+//! an in-memory store) on a virtual clock, then checks its expectations
+//! against the journal since the test started. A failure names the test,
+//! the expectation and what happened instead.
+
+use crate::deployment::Deployment;
+use crate::journal::{Kind, Record};
+use crate::model::{Event, Input};
+use crate::runtime::Runtime;
+use crate::store::{MemoryKv, Store, StoreError};
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use waymark_dsl::plan::{Expectation, Expected, Plan, TestPlan, TestStepKind};
+use waymark_dsl::value::decimal_to_json;
+
+/// Where a test's clock starts when it sets none.
+pub fn default_start() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2025-01-01T00:00:00Z")
+        .expect("a valid timestamp")
+        .to_utc()
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    /// `file:line` of the statement.
+    pub location: String,
+    pub expectation: String,
+    pub found: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub name: String,
+    pub location: String,
+    pub failures: Vec<Failure>,
+    pub records: Vec<Record>,
+}
+
+/// Runs one test block against the deployment.
+pub fn run(plan: &Plan, test: &TestPlan) -> Result<Outcome, StoreError> {
+    let mut runtime = Runtime::new(
+        Store::new(MemoryKv::default()),
+        Deployment::new(plan.clone()),
+    );
+    let start = test
+        .steps
+        .iter()
+        .find_map(|s| match s.kind {
+            TestStepKind::At(t) => Some(t),
+            _ => None,
+        })
+        .unwrap_or_else(default_start);
+    runtime.start_schedules_at(start);
+    let mut now = start;
+    let mut records = Vec::new();
+    let mut failures = Vec::new();
+    let mut sequence = 0u64;
+    for step in &test.steps {
+        match &step.kind {
+            TestStepKind::User { id, traits } => {
+                let input = Input::Identify {
+                    user: id.clone(),
+                    traits: traits.clone(),
+                    at: now,
+                    message_id: None,
+                };
+                records.extend(runtime.ingest(&[input], now)?);
+            }
+            TestStepKind::At(t) => {
+                if *t < now {
+                    failures.push(Failure {
+                        location: step.location.clone(),
+                        expectation: format!("at \"{}\"", show(*t)),
+                        found: format!(
+                            "the clock is already at {}; `at` only moves forward",
+                            show(now)
+                        ),
+                    });
+                    continue;
+                }
+                records.extend(runtime.advance_to(*t)?);
+                now = *t;
+            }
+            TestStepKind::Advance(seconds) => {
+                let to = now + Duration::seconds(*seconds);
+                records.extend(runtime.advance_to(to)?);
+                now = to;
+            }
+            TestStepKind::Event { name, user, props } => {
+                sequence += 1;
+                let event = Event {
+                    user: user.clone(),
+                    name: name.clone(),
+                    properties: props.clone(),
+                    at: now,
+                    message_id: Some(format!("test-{sequence}")),
+                };
+                records.extend(runtime.ingest(&[Input::Track(event)], now)?);
+            }
+            TestStepKind::Expect(expectation) => {
+                if let Some(found) = check(expectation, &records) {
+                    failures.push(Failure {
+                        location: step.location.clone(),
+                        expectation: expectation.text.clone(),
+                        found,
+                    });
+                }
+            }
+        }
+    }
+    Ok(Outcome {
+        name: test.name.clone(),
+        location: test.location.clone(),
+        failures,
+        records,
+    })
+}
+
+fn show(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+fn kind_of(what: &Expected) -> Kind {
+    match what {
+        Expected::Send { .. } => Kind::Send,
+        Expected::Coupon(_) => Kind::Coupon,
+        Expected::Points(_) => Kind::Points,
+        Expected::Tag(_) => Kind::Tag,
+        Expected::Untag(_) => Kind::Untag,
+        Expected::Goal(_) => Kind::Goal,
+        Expected::Exit(_) => Kind::Exit,
+        Expected::Enter(_) => Kind::Enter,
+        Expected::Suppressed(_) => Kind::Suppressed,
+        Expected::Reward(_) => Kind::Reward,
+    }
+}
+
+fn matches(e: &Expectation, r: &Record) -> bool {
+    if r.kind != kind_of(&e.what)
+        || e.user.as_ref().is_some_and(|u| *u != r.user)
+        || e.at.is_some_and(|t| t != r.at)
+    {
+        return false;
+    }
+    let eq = |field: &Option<String>, want: &str| field.as_deref() == Some(want);
+    match &e.what {
+        Expected::Send { channel, template } => {
+            channel.as_ref().is_none_or(|c| eq(&r.channel, c))
+                && template.as_ref().is_none_or(|t| eq(&r.template, t))
+        }
+        Expected::Coupon(id) => eq(&r.coupon, id),
+        Expected::Points(n) => r.delta.as_ref() == Some(&decimal_to_json(*n)),
+        Expected::Tag(t) | Expected::Untag(t) => eq(&r.tag, t),
+        Expected::Goal(j) | Expected::Exit(j) | Expected::Enter(j) => eq(&r.journey, j),
+        Expected::Suppressed(reason) => reason.as_ref().is_none_or(|x| eq(&r.reason, x)),
+        Expected::Reward(t) => eq(&r.task, t),
+    }
+}
+
+/// `None` when the expectation holds; otherwise what happened instead.
+fn check(e: &Expectation, records: &[Record]) -> Option<String> {
+    let hits: Vec<&Record> = records.iter().filter(|r| matches(e, r)).collect();
+    if e.negated {
+        return hits.first().map(|r| format!("found {}", describe(r)));
+    }
+    if !hits.is_empty() {
+        return None;
+    }
+    let kind = kind_of(&e.what);
+    let same_kind: Vec<String> = records
+        .iter()
+        .filter(|r| r.kind == kind)
+        .map(describe)
+        .collect();
+    Some(if same_kind.is_empty() {
+        format!("no `{}` record at all", kind.as_str())
+    } else {
+        format!("only: {}", same_kind.join("; "))
+    })
+}
+
+/// A record in a few words: `send sms template SMS_X for u1 at 2025-…`.
+pub fn describe(r: &Record) -> String {
+    let mut parts = vec![r.kind.as_str().to_string()];
+    for (label, value) in [
+        ("", &r.channel),
+        ("template ", &r.template),
+        ("coupon ", &r.coupon),
+        ("tag ", &r.tag),
+        ("reason ", &r.reason),
+        ("task ", &r.task),
+        ("journey ", &r.journey),
+    ] {
+        if let Some(v) = value {
+            parts.push(format!("{label}{v}"));
+        }
+    }
+    if let Some(delta) = &r.delta {
+        parts.push(format!("delta {delta}"));
+    }
+    if let Some(message) = &r.message {
+        parts.push(format!("({message})"));
+    }
+    parts.push(format!("for {} at {}", r.user, show(r.at)));
+    parts.join(" ")
+}
