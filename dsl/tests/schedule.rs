@@ -828,7 +828,7 @@ fn item(
     let value = move |v: u32, use_name: bool| match names {
         Some((list, first)) if use_name && v >= first && ((v - first) as usize) < list.len() => {
             let name = list[(v - first) as usize];
-            if v % 2 == 0 {
+            if v.is_multiple_of(2) {
                 name.to_lowercase()
             } else {
                 name.to_string()
