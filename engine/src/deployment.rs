@@ -92,6 +92,17 @@ impl Deployment {
         report
     }
 
+    /// Every journey version kept (for storing them).
+    pub fn versions(&self) -> impl Iterator<Item = &JourneyPlan> {
+        self.versions.values().map(|p| p.as_ref())
+    }
+
+    /// Makes an older version available again (loaded from the store).
+    pub fn keep_version(&mut self, plan: JourneyPlan) {
+        self.versions
+            .insert((plan.name.clone(), plan.version.clone()), Arc::new(plan));
+    }
+
     /// The plan an instance runs on.
     pub fn version(&self, journey: &str, version: &str) -> Option<&JourneyPlan> {
         self.versions

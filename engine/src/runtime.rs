@@ -7,7 +7,7 @@
 //! page.
 
 use crate::core::{self, Globals};
-use crate::deployment::Deployment;
+use crate::deployment::{DeployReport, Deployment};
 use crate::journal::Record;
 use crate::model::{Input, UserState};
 use crate::store::{Batch, Kv, Store, StoreError};
@@ -162,5 +162,87 @@ impl<K: Kv> Runtime<K> {
 
     pub fn globals(&self) -> Result<Globals, StoreError> {
         self.store.globals()
+    }
+
+    /// Replaces the script set atomically (the caller has checked it).
+    /// Changed journeys get a new version for new entries; instances finish
+    /// on the version they started. Instances of removed journeys drain,
+    /// unless `cancel_removed`, which ends them (`exit`, reason `cancelled`).
+    pub fn deploy(
+        &mut self,
+        plan: waymark_dsl::plan::Plan,
+        cancel_removed: bool,
+        now: DateTime<Utc>,
+    ) -> Result<(DeployReport, Vec<Record>), StoreError> {
+        let report = self.deployment.replace(plan);
+        self.store.save_deployment(&self.deployment)?;
+        let mut records = Vec::new();
+        if cancel_removed && !report.removed.is_empty() {
+            let removed = report.removed.clone();
+            records = self.each_user(now, |_, user| {
+                removed
+                    .iter()
+                    .map(|j| Input::Cancel {
+                        user: user.to_string(),
+                        journey: j.clone(),
+                    })
+                    .collect()
+            })?;
+        }
+        Ok((report, records))
+    }
+
+    /// Pauses a journey: no new entries (suppressed, reason `paused`);
+    /// instances hold at their next step until it resumes.
+    pub fn pause(&mut self, journey: &str) -> Result<(), StoreError> {
+        self.deployment.paused.insert(journey.to_string());
+        self.store.save_deployment(&self.deployment)
+    }
+
+    /// Resumes a paused journey; held instances go on at once.
+    pub fn resume(&mut self, journey: &str, now: DateTime<Utc>) -> Result<Vec<Record>, StoreError> {
+        self.deployment.paused.remove(journey);
+        self.store.save_deployment(&self.deployment)?;
+        let journey = journey.to_string();
+        self.each_user(now, |state, user| {
+            let held = state.is_some_and(|s| {
+                s.instances
+                    .iter()
+                    .any(|i| i.journey == journey && i.wait == crate::model::Wait::Held)
+            });
+            if held {
+                vec![Input::Wake {
+                    user: user.to_string(),
+                }]
+            } else {
+                Vec::new()
+            }
+        })
+    }
+
+    /// Feeds the inputs `f` makes for each stored user, page by page.
+    fn each_user(
+        &mut self,
+        now: DateTime<Utc>,
+        f: impl Fn(Option<&UserState>, &str) -> Vec<Input>,
+    ) -> Result<Vec<Record>, StoreError> {
+        let mut records = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.store.users_after(after.as_deref(), PAGE)?;
+            let Some(last) = page.last().cloned() else {
+                break;
+            };
+            let mut inputs = Vec::new();
+            for user in &page {
+                let state = self.store.user(user)?;
+                inputs.extend(f(state.as_ref(), user));
+            }
+            if !inputs.is_empty() {
+                records.extend(self.ingest(&inputs, now)?);
+            }
+            after = Some(last);
+        }
+        Ok(records)
     }
 }

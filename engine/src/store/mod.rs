@@ -278,6 +278,39 @@ impl<K: Kv> Store<K> {
             .collect()
     }
 
+    /// Stores the deployment: the current plan, paused journeys, and every
+    /// journey version (kept so that instances finish on their version).
+    pub fn save_deployment(&self, d: &crate::deployment::Deployment) -> Result<()> {
+        let mut ops = vec![
+            Op::Put(b"P".to_vec(), encode(d.plan.as_ref())),
+            Op::Put(b"Q".to_vec(), encode(&d.paused)),
+        ];
+        for v in d.versions() {
+            ops.push(Op::Put(
+                key("p", &[v.name.as_bytes(), v.version.as_bytes()]),
+                encode(v),
+            ));
+        }
+        self.kv.apply(ops)?;
+        self.kv.flush()
+    }
+
+    /// The stored deployment, if one was saved.
+    pub fn load_deployment(&self) -> Result<Option<crate::deployment::Deployment>> {
+        let Some(bytes) = self.kv.get(b"P")? else {
+            return Ok(None);
+        };
+        let plan: waymark_dsl::plan::Plan = decode(b"P", &bytes)?;
+        let mut d = crate::deployment::Deployment::new(plan);
+        if let Some(bytes) = self.kv.get(b"Q")? {
+            d.paused = decode(b"Q", &bytes)?;
+        }
+        for (k, v) in self.kv.range(b"p/", &prefix_end(b"p/"), usize::MAX)? {
+            d.keep_version(decode(&k, &v)?);
+        }
+        Ok(Some(d))
+    }
+
     /// Drops dedup keys older than [`DEDUP_DAYS`] before `now`.
     pub fn prune_dedup(&self, now: DateTime<Utc>) -> Result<usize> {
         let horizon = now - chrono::Duration::days(DEDUP_DAYS);
