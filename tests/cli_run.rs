@@ -9,11 +9,22 @@ fn fmt_check_lists_unformatted_files_and_fmt_rewrites_them_once() {
     std::fs::write(dir.join("j.journey"), messy).unwrap();
     let check = run(&dir, &["fmt", "--check", "."]);
     assert_eq!(check.status.code(), Some(1));
-    assert!(stdout(&check).contains("j.journey is not formatted"), "{}", stdout(&check));
-    assert_eq!(std::fs::read_to_string(dir.join("j.journey")).unwrap(), messy, "--check writes nothing");
+    assert!(
+        stdout(&check).contains("j.journey is not formatted"),
+        "{}",
+        stdout(&check)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("j.journey")).unwrap(),
+        messy,
+        "--check writes nothing"
+    );
     assert_eq!(run(&dir, &["fmt", "."]).status.code(), Some(0));
     let formatted = std::fs::read_to_string(dir.join("j.journey")).unwrap();
-    assert_eq!(formatted, "journey j {\n  trigger event a  # why\n  send wecom { text: \"hi\" }\n}\n");
+    assert_eq!(
+        formatted,
+        "journey j {\n  trigger event a  # why\n  send wecom { text: \"hi\" }\n}\n"
+    );
     assert_eq!(run(&dir, &["fmt", "--check", "."]).status.code(), Some(0));
 }
 
@@ -40,7 +51,10 @@ test "greets on wecom" {
     assert_eq!(out.status.code(), Some(1));
     let text = stdout(&out);
     assert!(text.contains("test \"greets by sms\" ... FAILED"), "{text}");
-    assert!(text.contains("hello.journey:8: expect send sms for \"u1\""), "{text}");
+    assert!(
+        text.contains("hello.journey:8: expect send sms for \"u1\""),
+        "{text}"
+    );
     assert!(text.contains("but only: send wecom"), "{text}");
     assert!(text.contains("test \"greets on wecom\" ... ok"), "{text}");
     assert!(text.contains("tests: 1 passed, 1 failed"), "{text}");
@@ -48,18 +62,36 @@ test "greets on wecom" {
 
 #[test]
 fn simulate_is_deterministic_and_prints_the_journal_shape() {
-    let args = ["simulate", "examples/journeys", "--events", "examples/events/cart.jsonl", "--format", "json"];
+    let args = [
+        "simulate",
+        "examples/journeys",
+        "--events",
+        "examples/events/cart.jsonl",
+        "--format",
+        "json",
+    ];
     let first = run(&root(), &args);
     let second = run(&root(), &args);
     assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
     assert_eq!(first.stdout, second.stdout, "same inputs, same bytes");
-    let lines: Vec<serde_json::Value> = stdout(&first).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert!(lines.iter().any(|r| r["kind"] == "send" && r["channel"] == "wechat" && r["template"] == "CART_REMINDER"));
+    let lines: Vec<serde_json::Value> = stdout(&first)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.iter().any(|r| r["kind"] == "send"
+        && r["channel"] == "wechat"
+        && r["template"] == "CART_REMINDER"));
     for r in &lines {
-        assert!(r["at"].as_str().unwrap().ends_with('Z'), "RFC 3339 UTC: {r}");
+        assert!(
+            r["at"].as_str().unwrap().ends_with('Z'),
+            "RFC 3339 UTC: {r}"
+        );
         assert!(r["user"].is_string() && r["kind"].is_string());
     }
-    assert!(stderr(&first).contains("cart_recovery"), "the summary goes to stderr with --format json");
+    assert!(
+        stderr(&first).contains("cart_recovery"),
+        "the summary goes to stderr with --format json"
+    );
 }
 
 #[test]
@@ -69,5 +101,9 @@ fn simulate_names_the_line_and_field_of_a_bad_event() {
     std::fs::write(dir.join("j.journey"), "journey j {\n  trigger event a\n}\n").unwrap();
     let out = run(&dir, &["simulate", "j.journey", "--events", "events.jsonl"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("events.jsonl:2: userId: missing"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("events.jsonl:2: userId: missing"),
+        "{}",
+        stderr(&out)
+    );
 }

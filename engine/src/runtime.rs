@@ -117,17 +117,28 @@ impl<K: Kv> Runtime<K> {
     /// Wakes every user whose timer is due at `at`.
     fn fire_timers(&mut self, at: DateTime<Utc>) -> Result<Vec<Record>, StoreError> {
         let mut records = Vec::new();
+        let mut previous: Vec<(DateTime<Utc>, String)> = Vec::new();
         loop {
-            let due: Vec<Input> = self
-                .store
-                .due(at, PAGE)?
-                .into_iter()
-                .map(|(_, user)| Input::Wake { user })
-                .collect();
+            let due = self.store.due(at, PAGE)?;
             if due.is_empty() {
                 return Ok(records);
             }
-            records.extend(self.ingest(&due, at)?);
+            if due == previous {
+                // Waking these users did not move their timers: a broken
+                // invariant. Say so rather than loop forever.
+                for (_, user) in &due {
+                    let mut r = Record::new(at, user, crate::journal::Kind::Error);
+                    r.message = Some("a timer did not advance after it fired".into());
+                    records.push(r);
+                }
+                return Ok(records);
+            }
+            let inputs: Vec<Input> = due
+                .iter()
+                .map(|(_, user)| Input::Wake { user: user.clone() })
+                .collect();
+            records.extend(self.ingest(&inputs, at)?);
+            previous = due;
         }
     }
 

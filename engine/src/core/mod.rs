@@ -437,6 +437,8 @@ impl<'a> Cx<'a> {
     fn segments(&mut self) {
         let d = self.d;
         if !d.has_segment_triggers() {
+            // A deploy may have removed the segment triggers this was for.
+            self.user.segments_due = None;
             return;
         }
         let plan = d.plan.clone();
