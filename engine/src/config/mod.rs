@@ -1,0 +1,744 @@
+//! Configuration in layers — the embedded default, a TOML file, `WAYMARK_…`
+//! environment variables, command-line flags — then `${VAR}` secrets, then
+//! one pure validation that reports every problem with its TOML path.
+//! Unknown keys are errors. Channel settings are validated by their kind.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use toml::{Table, Value};
+
+/// The embedded default configuration.
+pub const DEFAULT: &str = include_str!("default.toml");
+
+/// A problem in the configuration: where (a TOML path such as
+/// `channels.sms.rate_limit`) and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub path: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+fn error(path: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        path: path.to_string(),
+        message: message.into(),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Scope {
+    Ingest,
+    Read,
+    Admin,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token {
+    pub token: String,
+    pub scopes: Vec<Scope>,
+}
+
+/// How failed deliveries are retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retry {
+    pub max_attempts: u32,
+    pub initial_backoff: std::time::Duration,
+    pub max_backoff: std::time::Duration,
+    pub max_age: std::time::Duration,
+}
+
+/// `50/s`: at most this many deliveries per period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub count: u32,
+    pub per: std::time::Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Channel {
+    pub kind: String,
+    /// The kind's own settings (the keys below removed), `${VAR}` resolved.
+    pub settings: Table,
+    pub rate_limit: Option<Rate>,
+    pub concurrency: u32,
+    pub retry: Retry,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub scripts: PathBuf,
+    pub flush_interval: std::time::Duration,
+    pub tokens: Vec<Token>,
+    pub channels: BTreeMap<String, Channel>,
+    pub retry: Retry,
+    pub log_format: LogFormat,
+    pub log_level: String,
+}
+
+/// Command-line overrides (the last layer).
+#[derive(Debug, Clone, Default)]
+pub struct Flags {
+    pub listen: Option<String>,
+    pub data_dir: Option<String>,
+    pub scripts: Option<String>,
+    pub log_format: Option<String>,
+}
+
+/// What a channel kind checks about its settings (pure, no I/O).
+pub trait KindCheck {
+    /// Every problem in `settings`; `path` is the channel's TOML path.
+    fn validate(&self, kind: &str, path: &str, settings: &Table) -> Option<Vec<ConfigError>>;
+}
+
+/// Accepts any kind without checking its settings (for tests of the layers).
+pub struct AnyKind;
+
+impl KindCheck for AnyKind {
+    fn validate(&self, _: &str, _: &str, _: &Table) -> Option<Vec<ConfigError>> {
+        Some(Vec::new())
+    }
+}
+
+/// Loads the layers and validates the result. `file` is the text and name
+/// of a config file; `env` the process environment.
+pub fn load(
+    file: Option<(&str, &str)>,
+    env: &BTreeMap<String, String>,
+    flags: &Flags,
+    kinds: &dyn KindCheck,
+) -> Result<Config, Vec<ConfigError>> {
+    let mut table: Table = DEFAULT
+        .parse()
+        .expect("the embedded default configuration parses");
+    if let Some((name, text)) = file {
+        let layer: Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| vec![error(name, e.to_string().trim_end())])?;
+        merge(&mut table, layer);
+    }
+    let mut errors = Vec::new();
+    for (key, value) in env {
+        let Some(rest) = key.strip_prefix("WAYMARK_") else {
+            continue;
+        };
+        if rest == "TOKEN" || rest.is_empty() {
+            continue; // WAYMARK_TOKEN is a secret for ${WAYMARK_TOKEN}, not a key.
+        }
+        let path: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
+        set_path(&mut table, &path, parse_scalar(value));
+    }
+    for (key, value) in [
+        ("listen", &flags.listen),
+        ("data_dir", &flags.data_dir),
+        ("scripts", &flags.scripts),
+    ] {
+        if let Some(v) = value {
+            table.insert(key.into(), Value::String(v.clone()));
+        }
+    }
+    if let Some(format) = &flags.log_format {
+        set_path(
+            &mut table,
+            &["log".into(), "format".into()],
+            Value::String(format.clone()),
+        );
+    }
+    substitute(&mut table, "", env, &mut errors);
+    let config = validate(&table, kinds, &mut errors);
+    if errors.is_empty() {
+        Ok(config.expect("no errors means a config"))
+    } else {
+        Err(errors)
+    }
+}
+
+/// Deep-merges tables; anything else in `over` replaces.
+fn merge(base: &mut Table, over: Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(Value::Table(b)), Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+fn set_path(table: &mut Table, path: &[String], value: Value) {
+    let (last, parents) = path.split_last().expect("a non-empty path");
+    let mut t = table;
+    for p in parents {
+        let entry = t
+            .entry(p.clone())
+            .or_insert_with(|| Value::Table(Table::new()));
+        if !entry.is_table() {
+            *entry = Value::Table(Table::new());
+        }
+        t = entry.as_table_mut().expect("just made a table");
+    }
+    t.insert(last.clone(), value);
+}
+
+/// An environment value as TOML if it reads as a number or bool, else a string.
+fn parse_scalar(text: &str) -> Value {
+    if let Ok(i) = text.parse::<i64>() {
+        return Value::Integer(i);
+    }
+    match text {
+        "true" => Value::Boolean(true),
+        "false" => Value::Boolean(false),
+        _ => Value::String(text.to_string()),
+    }
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+/// Replaces `${VAR}` in every string with the environment's value.
+fn substitute(
+    table: &mut Table,
+    path: &str,
+    env: &BTreeMap<String, String>,
+    errors: &mut Vec<ConfigError>,
+) {
+    for (k, v) in table.iter_mut() {
+        substitute_value(v, &join(path, k), env, errors);
+    }
+}
+
+fn substitute_value(
+    value: &mut Value,
+    path: &str,
+    env: &BTreeMap<String, String>,
+    errors: &mut Vec<ConfigError>,
+) {
+    match value {
+        Value::String(s) if s.contains("${") => {
+            let mut out = String::new();
+            let mut rest = s.as_str();
+            while let Some(start) = rest.find("${") {
+                out.push_str(&rest[..start]);
+                let Some(end) = rest[start..].find('}') else {
+                    errors.push(error(path, "`${` without a closing `}`"));
+                    return;
+                };
+                let name = &rest[start + 2..start + end];
+                match env.get(name) {
+                    Some(v) => out.push_str(v),
+                    None => errors.push(error(
+                        path,
+                        format!("environment variable `{name}` is not set"),
+                    )),
+                }
+                rest = &rest[start + end + 1..];
+            }
+            out.push_str(rest);
+            *s = out;
+        }
+        Value::Table(t) => substitute(t, path, env, errors),
+        Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                substitute_value(item, &format!("{path}[{i}]"), env, errors);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A duration such as `2ms`, `1s`, `10m`, `24h`, `7d`.
+pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
+    if let Some(ms) = text.strip_suffix("ms") {
+        return ms.parse().ok().map(std::time::Duration::from_millis);
+    }
+    waymark_dsl::parser::parse_duration(text)
+        .filter(|_| {
+            text.chars().next().is_some_and(|c| c.is_ascii_digit())
+                && text.chars().all(|c| c.is_ascii_alphanumeric())
+        })
+        .map(std::time::Duration::from_secs)
+}
+
+fn parse_rate(text: &str) -> Option<Rate> {
+    let (count, per) = text.split_once('/')?;
+    let count: u32 = count.trim().parse().ok().filter(|c| *c > 0)?;
+    let per = match per.trim() {
+        "s" | "sec" | "second" => std::time::Duration::from_secs(1),
+        "m" | "min" | "minute" => std::time::Duration::from_secs(60),
+        "h" | "hour" => std::time::Duration::from_secs(3600),
+        other => parse_duration(other).filter(|d| !d.is_zero())?,
+    };
+    Some(Rate { count, per })
+}
+
+/// Reads typed values out of a table, recording every problem.
+struct Reader<'e> {
+    errors: &'e mut Vec<ConfigError>,
+}
+
+impl Reader<'_> {
+    fn unknown(&mut self, table: &Table, path: &str, known: &[&str]) {
+        for key in table.keys() {
+            if !known.contains(&key.as_str()) {
+                let near = waymark_dsl::diagnostic::closest(key, known.iter().copied());
+                let help = near
+                    .map(|n| format!("; did you mean `{n}`?"))
+                    .unwrap_or_default();
+                self.errors
+                    .push(error(&join(path, key), format!("unknown key{help}")));
+            }
+        }
+    }
+
+    fn string(&mut self, table: &Table, path: &str, key: &str) -> Option<String> {
+        match table.get(key)? {
+            Value::String(s) => Some(s.clone()),
+            other => {
+                self.errors.push(error(
+                    &join(path, key),
+                    format!("must be a string, found {}", other.type_str()),
+                ));
+                None
+            }
+        }
+    }
+
+    fn integer(&mut self, table: &Table, path: &str, key: &str, min: i64, max: i64) -> Option<i64> {
+        match table.get(key)? {
+            Value::Integer(i) if (min..=max).contains(i) => Some(*i),
+            Value::Integer(i) => {
+                self.errors.push(error(
+                    &join(path, key),
+                    format!("must be between {min} and {max}, found {i}"),
+                ));
+                None
+            }
+            other => {
+                self.errors.push(error(
+                    &join(path, key),
+                    format!("must be a whole number, found {}", other.type_str()),
+                ));
+                None
+            }
+        }
+    }
+
+    fn duration(&mut self, table: &Table, path: &str, key: &str) -> Option<std::time::Duration> {
+        let text = self.string(table, path, key)?;
+        let parsed = parse_duration(&text);
+        if parsed.is_none() {
+            self.errors.push(error(
+                &join(path, key),
+                format!("`{text}` is not a duration such as 500ms, 30s, 10m, 24h or 7d"),
+            ));
+        }
+        parsed
+    }
+
+    fn table<'t>(&mut self, table: &'t Table, path: &str, key: &str) -> Option<&'t Table> {
+        match table.get(key)? {
+            Value::Table(t) => Some(t),
+            other => {
+                self.errors.push(error(
+                    &join(path, key),
+                    format!("must be a table, found {}", other.type_str()),
+                ));
+                None
+            }
+        }
+    }
+
+    fn retry(&mut self, table: &Table, path: &str, base: Retry) -> Retry {
+        Retry {
+            max_attempts: self
+                .integer(table, path, "max_attempts", 1, 1000)
+                .map_or(base.max_attempts, |v| v as u32),
+            initial_backoff: self
+                .duration(table, path, "initial_backoff")
+                .unwrap_or(base.initial_backoff),
+            max_backoff: self
+                .duration(table, path, "max_backoff")
+                .unwrap_or(base.max_backoff),
+            max_age: self
+                .duration(table, path, "max_age")
+                .unwrap_or(base.max_age),
+        }
+    }
+}
+
+const RETRY_KEYS: &[&str] = &["max_attempts", "initial_backoff", "max_backoff", "max_age"];
+const CHANNEL_KEYS: &[&str] = &[
+    "kind",
+    "rate_limit",
+    "concurrency",
+    "max_attempts",
+    "initial_backoff",
+    "max_backoff",
+    "max_age",
+];
+
+fn validate(table: &Table, kinds: &dyn KindCheck, errors: &mut Vec<ConfigError>) -> Option<Config> {
+    let mut r = Reader { errors };
+    r.unknown(
+        table,
+        "",
+        &[
+            "listen",
+            "data_dir",
+            "scripts",
+            "flush_interval",
+            "auth",
+            "channels",
+            "retry",
+            "log",
+        ],
+    );
+    let listen_text = r.string(table, "", "listen").unwrap_or_default();
+    let listen = listen_text.parse::<SocketAddr>().ok();
+    if listen.is_none() {
+        r.errors.push(error(
+            "listen",
+            format!("`{listen_text}` is not an address such as 127.0.0.1:7878"),
+        ));
+    }
+    let data_dir = r.string(table, "", "data_dir").unwrap_or_default();
+    let scripts = r.string(table, "", "scripts").unwrap_or_default();
+    for (key, value) in [("data_dir", &data_dir), ("scripts", &scripts)] {
+        if value.is_empty() {
+            r.errors.push(error(key, "must not be empty"));
+        }
+    }
+    let flush_interval = r
+        .duration(table, "", "flush_interval")
+        .unwrap_or(std::time::Duration::from_millis(2));
+    if flush_interval > std::time::Duration::from_secs(1) {
+        r.errors.push(error(
+            "flush_interval",
+            "at most 1s: ingest calls wait this long for their flush",
+        ));
+    }
+    let defaults = Retry {
+        max_attempts: 8,
+        initial_backoff: std::time::Duration::from_secs(1),
+        max_backoff: std::time::Duration::from_secs(600),
+        max_age: std::time::Duration::from_secs(86_400),
+    };
+    let retry = match r.table(table, "", "retry") {
+        Some(t) => {
+            r.unknown(t, "retry", RETRY_KEYS);
+            r.retry(t, "retry", defaults)
+        }
+        None => defaults,
+    };
+    let (mut log_format, mut log_level) = (LogFormat::Text, "info".to_string());
+    if let Some(t) = r.table(table, "", "log") {
+        r.unknown(t, "log", &["format", "level"]);
+        match r.string(t, "log", "format").as_deref() {
+            Some("text") | None => {}
+            Some("json") => log_format = LogFormat::Json,
+            Some(other) => r.errors.push(error(
+                "log.format",
+                format!("`{other}` is not `text` or `json`"),
+            )),
+        }
+        if let Some(level) = r.string(t, "log", "level") {
+            if ["error", "warn", "info", "debug", "trace"].contains(&level.as_str()) {
+                log_level = level;
+            } else {
+                r.errors.push(error(
+                    "log.level",
+                    format!("`{level}` is not one of error, warn, info, debug, trace"),
+                ));
+            }
+        }
+    }
+    let mut tokens = Vec::new();
+    if let Some(auth) = r.table(table, "", "auth") {
+        r.unknown(auth, "auth", &["tokens"]);
+        match auth.get("tokens") {
+            None => {}
+            Some(Value::Array(items)) => {
+                for (i, item) in items.iter().enumerate() {
+                    let path = format!("auth.tokens[{i}]");
+                    let Value::Table(t) = item else {
+                        r.errors
+                            .push(error(&path, "must be a table with `token` and `scopes`"));
+                        continue;
+                    };
+                    r.unknown(t, &path, &["token", "scopes"]);
+                    let token = r.string(t, &path, "token").unwrap_or_default();
+                    if token.len() < 16 {
+                        r.errors.push(error(
+                            &join(&path, "token"),
+                            "must be at least 16 characters",
+                        ));
+                    }
+                    let mut scopes = Vec::new();
+                    match t.get("scopes") {
+                        Some(Value::Array(list)) if !list.is_empty() => {
+                            for (j, s) in list.iter().enumerate() {
+                                match s.as_str() {
+                                    Some("ingest") => scopes.push(Scope::Ingest),
+                                    Some("read") => scopes.push(Scope::Read),
+                                    Some("admin") => scopes.push(Scope::Admin),
+                                    _ => r.errors.push(error(
+                                        &format!("{path}.scopes[{j}]"),
+                                        "must be \"ingest\", \"read\" or \"admin\"",
+                                    )),
+                                }
+                            }
+                        }
+                        _ => r.errors.push(error(
+                            &join(&path, "scopes"),
+                            "must be a non-empty list of \"ingest\", \"read\", \"admin\"",
+                        )),
+                    }
+                    tokens.push(Token { token, scopes });
+                }
+            }
+            Some(other) => r.errors.push(error(
+                "auth.tokens",
+                format!("must be an array of tables, found {}", other.type_str()),
+            )),
+        }
+    }
+    let mut channels = BTreeMap::new();
+    if let Some(list) = r.table(table, "", "channels") {
+        for (name, value) in list {
+            let path = format!("channels.{name}");
+            let Value::Table(t) = value else {
+                r.errors
+                    .push(error(&path, "must be a table with at least `kind`"));
+                continue;
+            };
+            let Some(kind) = r.string(t, &path, "kind") else {
+                if !t.contains_key("kind") {
+                    r.errors.push(error(&join(&path, "kind"), "missing"));
+                }
+                continue;
+            };
+            let rate_limit = match r.string(t, &path, "rate_limit") {
+                None => None,
+                Some(text) => {
+                    let rate = parse_rate(&text);
+                    if rate.is_none() {
+                        r.errors.push(error(
+                            &join(&path, "rate_limit"),
+                            format!("`{text}` is not a rate such as \"50/s\" or \"600/m\""),
+                        ));
+                    }
+                    rate
+                }
+            };
+            let concurrency = r
+                .integer(t, &path, "concurrency", 1, 1024)
+                .map_or(4, |c| c as u32);
+            let retry = r.retry(t, &path, retry);
+            let settings: Table = t
+                .iter()
+                .filter(|(k, _)| !CHANNEL_KEYS.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            match kinds.validate(&kind, &path, &settings) {
+                Some(problems) => r.errors.extend(problems),
+                None => r.errors.push(error(
+                    &join(&path, "kind"),
+                    format!("unknown channel kind `{kind}`"),
+                )),
+            }
+            channels.insert(
+                name.clone(),
+                Channel {
+                    kind,
+                    settings,
+                    rate_limit,
+                    concurrency,
+                    retry,
+                },
+            );
+        }
+    }
+    let listen = listen?;
+    Some(Config {
+        listen,
+        data_dir: PathBuf::from(data_dir),
+        scripts: PathBuf::from(scripts),
+        flush_interval,
+        tokens,
+        channels,
+        retry,
+        log_format,
+        log_level,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_embedded_default_is_valid() {
+        let c = load(None, &env(&[]), &Flags::default(), &AnyKind).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:7878");
+        assert_eq!(c.data_dir, PathBuf::from("./waymark-data"));
+        assert!(c.tokens.is_empty() && c.channels.is_empty());
+    }
+
+    #[test]
+    fn layers_apply_in_order_file_env_flags() {
+        let file = "listen = \"127.0.0.1:9000\"\ndata_dir = \"/var/lib/w\"\n[channels.sms]\nkind = \"log\"\npath = \"./a.jsonl\"\n";
+        let e = env(&[
+            ("WAYMARK_DATA_DIR", "/tmp/w"),
+            ("WAYMARK_CHANNELS__SMS__PATH", "./b.jsonl"),
+            ("WAYMARK_LISTEN", "127.0.0.1:9100"),
+        ]);
+        let flags = Flags {
+            listen: Some("127.0.0.1:9200".into()),
+            ..Flags::default()
+        };
+        let c = load(Some(("w.toml", file)), &e, &flags, &AnyKind).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:9200");
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/w"));
+        assert_eq!(
+            c.channels["sms"].settings["path"].as_str(),
+            Some("./b.jsonl")
+        );
+        assert_eq!(
+            c.retry.max_attempts, 8,
+            "defaults survive a file that does not set them"
+        );
+    }
+
+    #[test]
+    fn secrets_come_from_the_environment_and_missing_ones_are_named() {
+        let file =
+            "[[auth.tokens]]\ntoken = \"${WAYMARK_TOKEN}\"\nscopes = [\"ingest\", \"read\"]\n";
+        let c = load(
+            Some(("w.toml", file)),
+            &env(&[("WAYMARK_TOKEN", "0123456789abcdef0123")]),
+            &Flags::default(),
+            &AnyKind,
+        )
+        .unwrap();
+        assert_eq!(c.tokens[0].token, "0123456789abcdef0123");
+        assert_eq!(c.tokens[0].scopes, vec![Scope::Ingest, Scope::Read]);
+        let errors = load(
+            Some(("w.toml", file)),
+            &env(&[]),
+            &Flags::default(),
+            &AnyKind,
+        )
+        .unwrap_err();
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.path == "auth.tokens[0].token" && e.message.contains("WAYMARK_TOKEN")),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn every_error_is_reported_with_its_path() {
+        let file = "lisen = \"x\"\nflush_interval = \"soon\"\n[retry]\nmax_attempts = 0\n[channels.sms]\nrate_limit = \"fast\"\n[channels.mail]\nkind = \"pigeon\"\n[log]\nformat = \"xml\"\n";
+        struct OnlyLog;
+        impl KindCheck for OnlyLog {
+            fn validate(&self, kind: &str, _: &str, _: &Table) -> Option<Vec<ConfigError>> {
+                (kind == "log").then(Vec::new)
+            }
+        }
+        let errors = load(
+            Some(("w.toml", file)),
+            &env(&[]),
+            &Flags::default(),
+            &OnlyLog,
+        )
+        .unwrap_err();
+        let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+        for expected in [
+            "lisen",
+            "flush_interval",
+            "retry.max_attempts",
+            "channels.sms.kind",
+            "channels.mail.kind",
+            "log.format",
+        ] {
+            assert!(
+                paths.contains(&expected),
+                "{expected} missing from {errors:?}"
+            );
+        }
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.path == "lisen" && e.message.contains("did you mean `listen`"))
+        );
+    }
+
+    #[test]
+    fn a_file_that_is_not_toml_names_the_file_and_position() {
+        let errors = load(
+            Some(("w.toml", "listen = \n")),
+            &env(&[]),
+            &Flags::default(),
+            &AnyKind,
+        )
+        .unwrap_err();
+        assert_eq!(errors[0].path, "w.toml");
+        assert!(
+            errors[0].message.contains("line 1"),
+            "{}",
+            errors[0].message
+        );
+    }
+
+    #[test]
+    fn rates_and_durations_read_like_people_write_them() {
+        assert_eq!(
+            parse_rate("50/s"),
+            Some(Rate {
+                count: 50,
+                per: std::time::Duration::from_secs(1)
+            })
+        );
+        assert_eq!(
+            parse_rate("600/m").unwrap().per,
+            std::time::Duration::from_secs(60)
+        );
+        assert_eq!(parse_rate("0/s"), None);
+        assert_eq!(
+            parse_duration("2ms"),
+            Some(std::time::Duration::from_millis(2))
+        );
+        assert_eq!(
+            parse_duration("24h"),
+            Some(std::time::Duration::from_secs(86_400))
+        );
+        assert_eq!(parse_duration("soon"), None);
+    }
+}
