@@ -4,9 +4,11 @@
 
 #![forbid(unsafe_code)]
 
+pub mod adapters;
 pub mod clock;
 pub mod config;
 pub mod core;
+pub mod daemon;
 pub mod deployment;
 pub mod history;
 pub mod ingest;

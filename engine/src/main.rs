@@ -43,6 +43,8 @@ enum Command {
     },
     /// Run the real engine on recorded events with a virtual clock.
     Simulate(cli::simulate::SimulateArgs),
+    /// Run the daemon: HTTP ingestion, durable timers, delivery through channels.
+    Run(cli::run::RunArgs),
     /// Explain a diagnostic code (e.g. `waymark explain E0101`), or list them all.
     Explain { code: Option<String> },
 }
@@ -55,6 +57,7 @@ fn main() -> ExitCode {
         Command::Explain { code } => cli::explain::run(code.as_deref()),
         Command::Test { paths } => cli::test::run(&paths),
         Command::Simulate(a) => cli::simulate::run(&a),
+        Command::Run(a) => cli::run::run(&a),
     };
     match outcome {
         Ok(code) => code,

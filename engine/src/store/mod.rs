@@ -10,6 +10,8 @@
 //! | `d/{message id}` and `D/{at}/{message id}` | dedup of ingested events, by id and by time (for pruning after 7 days) |
 //! | `j/{user}/{seq}` | the user's journal |
 //! | `o/{seq}` | the outbox: sends waiting for delivery |
+//! | `x/{seq}` | dead letters: sends given up on, with their last error |
+//! | `P`, `Q`, `p/{journey}/{version}` | the deployment: current plan, paused journeys, every journey version |
 //! | `g` | state shared by all users |
 //! | `s` | the last sequence number used |
 //!
@@ -309,6 +311,53 @@ impl<K: Kv> Store<K> {
             d.keep_version(decode(&k, &v)?);
         }
         Ok(Some(d))
+    }
+
+    /// A delivered send leaves the outbox.
+    pub fn outbox_delivered(&self, seq: u64) -> Result<()> {
+        self.kv
+            .apply(vec![Op::Delete(key("o", &[&seq.to_be_bytes()]))])
+    }
+
+    /// A failed attempt: the entry stays with its next attempt time.
+    pub fn outbox_retry(&self, entry: &OutboxEntry) -> Result<()> {
+        self.kv.apply(vec![Op::Put(
+            key("o", &[&entry.seq.to_be_bytes()]),
+            encode(entry),
+        )])
+    }
+
+    /// Gives up on an entry: it moves to the dead letters, with its last error.
+    pub fn dead_letter(&self, entry: &OutboxEntry) -> Result<()> {
+        let seq = entry.seq.to_be_bytes();
+        self.kv.apply(vec![
+            Op::Delete(key("o", &[&seq])),
+            Op::Put(key("x", &[&seq]), encode(entry)),
+        ])
+    }
+
+    pub fn dead_letters(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
+        self.kv
+            .range(b"x/", &prefix_end(b"x/"), limit)?
+            .into_iter()
+            .map(|(k, v)| decode(&k, &v))
+            .collect()
+    }
+
+    /// Puts a dead letter back in the outbox for another round of attempts.
+    pub fn replay(&self, seq: u64, now: DateTime<Utc>) -> Result<bool> {
+        let k = key("x", &[&seq.to_be_bytes()]);
+        let Some(bytes) = self.kv.get(&k)? else {
+            return Ok(false);
+        };
+        let mut entry: OutboxEntry = decode(&k, &bytes)?;
+        entry.attempts = 0;
+        entry.next_attempt = now;
+        self.kv.apply(vec![
+            Op::Delete(k),
+            Op::Put(key("o", &[&seq.to_be_bytes()]), encode(&entry)),
+        ])?;
+        Ok(true)
     }
 
     /// Drops dedup keys older than [`DEDUP_DAYS`] before `now`.

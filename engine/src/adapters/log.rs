@@ -1,0 +1,97 @@
+//! The `log` kind: each delivered message is one JSON line — its journal
+//! record plus `idempotency_key` — appended to a file, or written to
+//! stdout with `path = "-"`. For demos, and for seeing what would be sent.
+
+use super::{
+    Channel, ChannelKind, Delivery, DeliveryError, MessageFields, Receipt, unknown_settings,
+};
+use crate::config::ConfigError;
+use crate::journal::Record;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use toml::Table;
+
+pub struct LogKind;
+
+impl ChannelKind for LogKind {
+    fn name(&self) -> &'static str {
+        "log"
+    }
+
+    fn message_fields(&self) -> MessageFields {
+        MessageFields {
+            required: Vec::new(),
+            accepted: None,
+        }
+    }
+
+    fn validate(&self, path: &str, settings: &Table) -> Vec<ConfigError> {
+        let mut errors = unknown_settings(path, settings, &["path"]);
+        match settings.get("path") {
+            None => {}
+            Some(toml::Value::String(s)) if !s.is_empty() => {}
+            Some(_) => errors.push(ConfigError {
+                path: format!("{path}.path"),
+                message: "must be a file path, or \"-\" for stdout".into(),
+            }),
+        }
+        errors
+    }
+
+    fn build(&self, _name: &str, settings: &Table) -> Result<Arc<dyn Channel>, String> {
+        let path = settings.get("path").and_then(|p| p.as_str()).unwrap_or("-");
+        let target = if path == "-" {
+            Target::Stdout
+        } else {
+            let path = PathBuf::from(path);
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            }
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+            Target::File(Mutex::new(file))
+        };
+        Ok(Arc::new(LogChannel { target }))
+    }
+}
+
+enum Target {
+    Stdout,
+    File(Mutex<std::fs::File>),
+}
+
+struct LogChannel {
+    target: Target,
+}
+
+impl Channel for LogChannel {
+    fn deliver<'a>(&'a self, message: &'a Record, key: &'a str) -> Delivery<'a> {
+        Box::pin(async move {
+            let mut line = serde_json::to_value(message)
+                .map_err(|e| DeliveryError::Permanent(e.to_string()))?;
+            line["idempotency_key"] = serde_json::Value::String(key.to_string());
+            let mut text = line.to_string();
+            text.push('\n');
+            let written = match &self.target {
+                Target::Stdout => std::io::stdout().lock().write_all(text.as_bytes()),
+                Target::File(file) => file
+                    .lock()
+                    .map_err(|_| std::io::Error::other("log file lock poisoned"))?
+                    .write_all(text.as_bytes()),
+            };
+            written.map_err(|e| DeliveryError::Retryable(e.to_string()))?;
+            Ok(Receipt::default())
+        })
+    }
+}
+
+impl From<std::io::Error> for DeliveryError {
+    fn from(e: std::io::Error) -> Self {
+        DeliveryError::Retryable(e.to_string())
+    }
+}

@@ -1,0 +1,79 @@
+//! `waymark run`: load the configuration layers, validate them, start the daemon.
+
+use anyhow::{Context as _, Result};
+use clap::Args;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use waymark_engine::adapters::Registry;
+use waymark_engine::config::{self, Flags, LogFormat};
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// A TOML config file (layered over the embedded default).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Listen address, e.g. 127.0.0.1:7878.
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Where the store lives.
+    #[arg(long)]
+    pub data_dir: Option<String>,
+    /// The journey scripts to deploy.
+    #[arg(long)]
+    pub scripts: Option<String>,
+    /// `text` or `json` logs (on stderr).
+    #[arg(long)]
+    pub log_format: Option<String>,
+}
+
+pub fn run(args: &RunArgs) -> Result<ExitCode> {
+    let file = match &args.config {
+        Some(path) => Some((
+            path.display().to_string(),
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?,
+        )),
+        None => None,
+    };
+    let env: std::collections::BTreeMap<String, String> = std::env::vars().collect();
+    let flags = Flags {
+        listen: args.listen.clone(),
+        data_dir: args.data_dir.clone(),
+        scripts: args.scripts.clone(),
+        log_format: args.log_format.clone(),
+    };
+    let registry = Registry::builtin();
+    let config = match config::load(
+        file.as_ref().map(|(n, t)| (n.as_str(), t.as_str())),
+        &env,
+        &flags,
+        &registry,
+    ) {
+        Ok(c) => c,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("config error: {e}");
+            }
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match runtime.block_on(waymark_engine::daemon::run(config, registry)) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}

@@ -1,0 +1,528 @@
+//! The HTTP API (axum). Ingestion takes Segment's tracking-API shape
+//! (`/v1/track`, `/v1/identify`, `/v1/batch`), gzip bodies, bearer tokens
+//! or a Segment write key as Basic user name (or `writeKey` in the body),
+//! and answers only after the batch holding the request is durable. Every
+//! bad request gets a 4xx with a JSON error naming the field.
+
+use super::writer::{Command, Handle};
+use crate::config::{Scope, Token};
+use crate::store::{SledKv, Store};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine as _;
+use serde_json::{Value as Json, json};
+use std::io::Read;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+/// The largest request body, compressed or not.
+const MAX_BODY: usize = 8 * 1024 * 1024;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub writer: Handle,
+    pub store: Arc<Store<SledKv>>,
+    pub tokens: Arc<Vec<Token>>,
+    /// Configured channels, when a config names them (deploys are checked against them).
+    pub channels: Option<Arc<waymark_dsl::check::ChannelCatalog>>,
+}
+
+/// A JSON error: `{"error": {"field": …, "message": …}}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    field: String,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, field: impl Into<String>, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            axum::Json(json!({"error": {"field": self.field, "message": self.message}})),
+        )
+            .into_response()
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/healthz",
+            get(|| async { axum::Json(json!({"status": "ok"})) }),
+        )
+        .route("/metrics", get(metrics))
+        .route("/v1/track", post(track))
+        .route("/v1/identify", post(identify))
+        .route("/v1/batch", post(batch))
+        .route("/v1/users/{id}", get(user))
+        .route("/v1/users/{id}/journal", get(journal))
+        .route("/v1/deadletters", get(dead_letters))
+        .route("/v1/deadletters/{seq}/replay", post(replay))
+        .route("/v1/deploy", post(deploy))
+        .route("/v1/journeys", get(journeys))
+        .route("/v1/journeys/{name}/pause", post(pause))
+        .route("/v1/journeys/{name}/resume", post(resume))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "path", "no such route") })
+        .with_state(state)
+}
+
+/// The token a request carries: `Authorization: Bearer T`, Basic with T as
+/// user name (Segment's SDKs), or `writeKey` in the body.
+fn presented_token(headers: &HeaderMap, body: Option<&Json>) -> Option<String> {
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if let Some(auth) = auth {
+        if let Some(t) = auth.strip_prefix("Bearer ") {
+            return Some(t.trim().to_string());
+        }
+        if let Some(b) = auth.strip_prefix("Basic ")
+            && let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(b.trim())
+        {
+            let text = String::from_utf8_lossy(&decoded).into_owned();
+            return Some(
+                text.split_once(':')
+                    .map_or(text.clone(), |(user, _)| user.to_string()),
+            );
+        }
+    }
+    body.and_then(|b| b.get("writeKey"))
+        .and_then(Json::as_str)
+        .map(str::to_string)
+}
+
+fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Option<&Json>,
+    scope: Scope,
+) -> Result<(), ApiError> {
+    if state.tokens.is_empty() {
+        return Ok(()); // No tokens: the daemon listens on loopback only.
+    }
+    let Some(token) = presented_token(headers, body) else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "authorization",
+            "a token is required (Authorization: Bearer TOKEN)",
+        ));
+    };
+    match state
+        .tokens
+        .iter()
+        .find(|t| constant_time_eq(t.token.as_bytes(), token.as_bytes()))
+    {
+        None => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "authorization",
+            "unknown token",
+        )),
+        Some(t) if t.scopes.contains(&scope) || t.scopes.contains(&Scope::Admin) => Ok(()),
+        Some(_) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "authorization",
+            format!("this token lacks the `{}` scope", scope_name(&scope)),
+        )),
+    }
+}
+
+fn scope_name(scope: &Scope) -> &'static str {
+    match scope {
+        Scope::Ingest => "ingest",
+        Scope::Read => "read",
+        Scope::Admin => "admin",
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The body as JSON, gunzipped when it says so.
+fn json_body(headers: &HeaderMap, body: &Bytes) -> Result<Json, ApiError> {
+    let gzip = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
+    let bytes: std::borrow::Cow<'_, [u8]> = if gzip {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&body[..])
+            .take(MAX_BODY as u64 + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "body",
+                    format!("not valid gzip: {e}"),
+                )
+            })?;
+        if out.len() > MAX_BODY {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body",
+                format!("more than {MAX_BODY} bytes once decompressed"),
+            ));
+        }
+        out.into()
+    } else {
+        body[..].into()
+    };
+    serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "body",
+            format!("not valid JSON: {e}"),
+        )
+    })
+}
+
+async fn submit(state: &AppState, inputs: Vec<crate::model::Input>) -> Result<(), ApiError> {
+    let (reply, answer) = oneshot::channel();
+    state
+        .writer
+        .send(Command::Ingest { inputs, reply })
+        .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server", "shutting down"))?;
+    match answer.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server",
+            format!("not stored: {e}"),
+        )),
+        Err(_) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server",
+            "shutting down",
+        )),
+    }
+}
+
+fn one(body: &Json, kind: &str, prefix: &str) -> Result<crate::model::Input, ApiError> {
+    let mut body = body.clone();
+    if let Json::Object(map) = &mut body {
+        map.entry("type")
+            .or_insert_with(|| Json::String(kind.to_string()));
+    }
+    crate::ingest::input(&body, Some(chrono::Utc::now()))
+        .map(|(input, _)| input)
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("{prefix}{}", e.field),
+                e.message,
+            )
+        })
+}
+
+async fn track(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let json = json_body(&headers, &body)?;
+    authorize(&state, &headers, Some(&json), Scope::Ingest)?;
+    submit(&state, vec![one(&json, "track", "")?]).await?;
+    Ok(axum::Json(json!({"success": true})))
+}
+
+async fn identify(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let json = json_body(&headers, &body)?;
+    authorize(&state, &headers, Some(&json), Scope::Ingest)?;
+    submit(&state, vec![one(&json, "identify", "")?]).await?;
+    Ok(axum::Json(json!({"success": true})))
+}
+
+async fn batch(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let json = json_body(&headers, &body)?;
+    authorize(&state, &headers, Some(&json), Scope::Ingest)?;
+    let Some(items) = json.get("batch").and_then(Json::as_array) else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "batch",
+            "missing: the body must be {\"batch\": [messages…]}",
+        ));
+    };
+    if items.len() > 10_000 {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch",
+            "at most 10000 messages per batch",
+        ));
+    }
+    // Every message is checked before any is stored: a batch is all or nothing.
+    let inputs = items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let kind = item.get("type").and_then(Json::as_str).unwrap_or("track");
+            one(item, kind, &format!("batch[{i}]."))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    submit(&state, inputs).await?;
+    Ok(axum::Json(json!({"success": true})))
+}
+
+async fn user(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    authorize(&state, &headers, None, Scope::Read)?;
+    let store = state.store.clone();
+    let found = tokio::task::spawn_blocking(move || store.user(&id))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server", e.to_string()))?
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server", e.to_string()))?;
+    let Some(u) = found else {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "id", "no such user"));
+    };
+    Ok(axum::Json(json!({
+        "id": u.id,
+        "created_at": u.created_at,
+        "profile": crate::core::user_value(&u).to_json(),
+        "tags": u.tags,
+        "points": waymark_dsl::value::decimal_to_json(u.points.balance()),
+        "coupons": u.coupons.iter().map(|c| c.as_value().to_json()).collect::<Vec<_>>(),
+        "journeys": u.instances.iter().map(|i| json!({
+            "journey": i.journey, "version": i.version, "instance": i.id, "step": format!("s{}", i.step.0),
+            "entered_at": i.entered_at, "waiting": format!("{:?}", i.wait),
+        })).collect::<Vec<_>>(),
+        "timers": u.next_wake(),
+        "tasks": u.tasks.iter().map(|(name, t)| (name.clone(), json!({"counted": t.counted.len(), "streak": t.streak, "rewards": t.rewards}))).collect::<serde_json::Map<_, _>>(),
+    })))
+}
+
+async fn journal(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    authorize(&state, &headers, None, Scope::Read)?;
+    let records = state
+        .store
+        .journal(&id, 10_000)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server", e.to_string()))?;
+    Ok(axum::Json(json!({"user": id, "records": records})))
+}
+
+async fn dead_letters(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    authorize(&state, &headers, None, Scope::Read)?;
+    let entries = state
+        .store
+        .dead_letters(1000)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server", e.to_string()))?;
+    let items: Vec<Json> = entries
+        .iter()
+        .map(|e| json!({"id": e.seq, "attempts": e.attempts, "last_error": e.last_error, "record": e.record}))
+        .collect();
+    Ok(axum::Json(json!({"deadletters": items})))
+}
+
+async fn replay(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(seq): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    authorize(&state, &headers, None, Scope::Admin)?;
+    let seq: u64 = seq.parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "id",
+            "must be a dead letter's numeric id",
+        )
+    })?;
+    let found = state
+        .store
+        .replay(seq, chrono::Utc::now())
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server", e.to_string()))?;
+    if !found {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "id",
+            "no such dead letter",
+        ));
+    }
+    Ok(axum::Json(json!({"replayed": seq})))
+}
+
+async fn pause(
+    state: State<AppState>,
+    headers: HeaderMap,
+    name: Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    pause_or_resume(state, headers, name, true).await
+}
+
+async fn resume(
+    state: State<AppState>,
+    headers: HeaderMap,
+    name: Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    pause_or_resume(state, headers, name, false).await
+}
+
+async fn pause_or_resume(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    pausing: bool,
+) -> Result<impl IntoResponse, ApiError> {
+    authorize(&state, &headers, None, Scope::Admin)?;
+    let deployed = state
+        .store
+        .load_deployment()
+        .ok()
+        .flatten()
+        .is_some_and(|d| d.current(&name).is_some());
+    if !deployed {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "name",
+            format!("no journey `{name}` is deployed"),
+        ));
+    }
+    let (reply, answer) = oneshot::channel();
+    let command = if pausing {
+        Command::Pause {
+            journey: name.clone(),
+            reply,
+        }
+    } else {
+        Command::Resume {
+            journey: name.clone(),
+            reply,
+        }
+    };
+    state
+        .writer
+        .send(command)
+        .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server", "shutting down"))?;
+    answer
+        .await
+        .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server", "shutting down"))?
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server", e))?;
+    Ok(axum::Json(json!({"journey": name, "paused": pausing})))
+}
+
+/// `{"files": {"name.journey": "text", …}, "cancel_removed": false}`: the
+/// whole script set, deployed only if it checks clean.
+async fn deploy(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let json = json_body(&headers, &body)?;
+    authorize(&state, &headers, None, Scope::Admin)?;
+    let Some(files) = json.get("files").and_then(Json::as_object) else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "files",
+            "missing: an object of file name to script text",
+        ));
+    };
+    let cancel_removed = match json.get("cancel_removed") {
+        None | Some(Json::Null) => false,
+        Some(Json::Bool(b)) => *b,
+        Some(_) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "cancel_removed",
+                "must be true or false",
+            ));
+        }
+    };
+    let mut sources = waymark_dsl::Sources::new();
+    for (name, text) in files {
+        let Some(text) = text.as_str() else {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("files.{name}"),
+                "must be the script's text",
+            ));
+        };
+        sources.add(name.clone(), text);
+    }
+    let options = waymark_dsl::check::Options {
+        functions: waymark_stdlib::stdlib(),
+        channels: state.channels.as_deref(),
+    };
+    let checked = waymark_dsl::check::check(&sources, options);
+    let Some(plan) = checked.plan else {
+        let diagnostics = waymark_dsl::render::json(&sources, &checked.diagnostics);
+        let body = json!({"error": {"field": "files", "message": "the scripts have errors; the running set is unchanged"}, "diagnostics": diagnostics});
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, axum::Json(body)).into_response());
+    };
+    let (reply, answer) = oneshot::channel();
+    state
+        .writer
+        .send(Command::Deploy {
+            plan,
+            cancel_removed,
+            reply,
+        })
+        .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server", "shutting down"))?;
+    let report = answer
+        .await
+        .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server", "shutting down"))?
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server", e))?;
+    let warnings = waymark_dsl::render::json(&sources, &checked.diagnostics);
+    Ok(axum::Json(json!({"added": report.added, "changed": report.changed, "removed": report.removed, "diagnostics": warnings})).into_response())
+}
+
+async fn journeys(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    authorize(&state, &headers, None, Scope::Read)?;
+    let deployment = state
+        .store
+        .load_deployment()
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server", e.to_string()))?;
+    let items: Vec<Json> = deployment
+        .iter()
+        .flat_map(|d| {
+            d.plan.journeys.iter().map(|j| json!({"name": j.name, "title": j.title, "version": j.version, "paused": d.is_paused(&j.name)})).collect::<Vec<_>>()
+        })
+        .collect();
+    Ok(axum::Json(json!({"journeys": items})))
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let depth = state.store.outbox(100_000).map(|o| o.len()).unwrap_or(0);
+    let dead = state
+        .store
+        .dead_letters(100_000)
+        .map(|o| o.len())
+        .unwrap_or(0);
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        super::metrics::render(depth, dead),
+    )
+}

@@ -1,0 +1,253 @@
+//! `waymark run`: the long-lived daemon. It checks and deploys the scripts
+//! (refusing to start on errors), opens the sled store, starts the writer
+//! thread (group commit and timers), the outbox worker and the HTTP API,
+//! and on SIGTERM or SIGINT stops taking requests, finishes the commits
+//! and deliveries under way, and returns.
+
+mod http;
+pub mod metrics;
+mod outbox;
+mod writer;
+
+use crate::adapters::Registry;
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::deployment::Deployment;
+use crate::runtime::Runtime;
+use crate::store::{SledKv, Store};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use waymark_dsl::check::{self, ChannelCatalog, ChannelSpec, Options};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Config(String),
+    #[error("the scripts in {path} have errors:\n{rendered}")]
+    Scripts { path: String, rendered: String },
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("cannot listen on {addr}: {error}")]
+    Listen { addr: String, error: std::io::Error },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The channel catalog `check` validates `send` steps against.
+pub fn catalog(config: &Config, registry: &Registry) -> ChannelCatalog {
+    let mut catalog = ChannelCatalog::default();
+    for (name, channel) in &config.channels {
+        if let Some(kind) = registry.get(&channel.kind) {
+            let fields = kind.message_fields();
+            catalog.insert(
+                name.clone(),
+                ChannelSpec {
+                    kind: channel.kind.clone(),
+                    required: fields.required.iter().map(|s| s.to_string()).collect(),
+                    accepted: fields.accepted.map(|a| {
+                        a.iter()
+                            .map(|s| s.to_string())
+                            .chain(["to".to_string()])
+                            .collect()
+                    }),
+                },
+            );
+        }
+    }
+    catalog
+}
+
+/// Loads and checks the scripts of `dir` against the configured channels.
+fn load_scripts(
+    config: &Config,
+    registry: &Registry,
+) -> Result<waymark_dsl::plan::Plan, StartError> {
+    let mut files = Vec::new();
+    collect(&config.scripts, &mut files).map_err(|e| {
+        StartError::Config(format!(
+            "scripts: cannot read {}: {e}",
+            config.scripts.display()
+        ))
+    })?;
+    files.sort();
+    let mut sources = waymark_dsl::Sources::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).map_err(|e| {
+            StartError::Config(format!("scripts: cannot read {}: {e}", f.display()))
+        })?;
+        sources.add(f.display().to_string(), text);
+    }
+    let catalog = catalog(config, registry);
+    let channels = (!config.channels.is_empty()).then_some(&catalog);
+    let checked = check::check(
+        &sources,
+        Options {
+            functions: waymark_stdlib::stdlib(),
+            channels,
+        },
+    );
+    match checked.plan {
+        Some(plan) => Ok(plan),
+        None => Err(StartError::Scripts {
+            path: config.scripts.display().to_string(),
+            rendered: waymark_dsl::render::human(&sources, &checked.diagnostics),
+        }),
+    }
+}
+
+fn collect(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {
+    if dir.is_file() {
+        out.push(dir.to_path_buf());
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "journey") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
+    if config.tokens.is_empty() && !config.listen.ip().is_loopback() {
+        return Err(StartError::Config(format!(
+            "listen = \"{}\" is not a loopback address, and there are no [[auth.tokens]]: add a token or listen on 127.0.0.1",
+            config.listen
+        )));
+    }
+    if config.tokens.is_empty() {
+        tracing::warn!(listen = %config.listen, "no [[auth.tokens]] configured: listening on loopback only, without authentication");
+    }
+    let plan = load_scripts(&config, &registry)?;
+    std::fs::create_dir_all(&config.data_dir)?;
+    let kv = SledKv::open(&config.data_dir.join("store"))?;
+    let store = Store::new(kv.clone());
+    let deployment = store
+        .load_deployment()?
+        .unwrap_or_else(|| Deployment::new(Default::default()));
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let mut runtime = Runtime::new(store, deployment);
+    runtime.start_schedules_at(clock.now());
+    let (report, _) = runtime.deploy(plan.clone(), false, clock.now())?;
+    tracing::info!(added = ?report.added, changed = ?report.changed, removed = ?report.removed, journeys = plan.journeys.len(), "scripts deployed");
+
+    // Channels: the configured ones, or a `log` channel on stdout for every
+    // channel the scripts send on.
+    let mut configured = config.channels.clone();
+    if configured.is_empty() {
+        let mut used = std::collections::BTreeSet::new();
+        for j in &plan.journeys {
+            for s in &j.steps.table {
+                if let waymark_dsl::plan::StepKind::Send { channel, .. } = &s.kind {
+                    used.insert(channel.clone());
+                }
+            }
+        }
+        for r in &plan.rules {
+            for s in &r.steps.table {
+                if let waymark_dsl::plan::StepKind::Send { channel, .. } = &s.kind {
+                    used.insert(channel.clone());
+                }
+            }
+        }
+        for name in used {
+            configured.insert(
+                name,
+                crate::config::Channel {
+                    kind: "log".into(),
+                    settings: toml::Table::new(),
+                    rate_limit: None,
+                    concurrency: 1,
+                    retry: config.retry,
+                },
+            );
+        }
+    }
+    let mut channels = BTreeMap::new();
+    for (name, c) in &configured {
+        let kind = registry.get(&c.kind).ok_or_else(|| {
+            StartError::Config(format!("channels.{name}.kind: unknown kind `{}`", c.kind))
+        })?;
+        let channel = kind
+            .build(name, &c.settings)
+            .map_err(|e| StartError::Config(format!("channels.{name}: {e}")))?;
+        channels.insert(
+            name.clone(),
+            outbox::ChannelRuntime {
+                channel,
+                retry: c.retry,
+                rate: c.rate_limit,
+                permits: Arc::new(tokio::sync::Semaphore::new(c.concurrency as usize)),
+                recent: Default::default(),
+            },
+        );
+    }
+
+    let (commands, receiver) = std::sync::mpsc::channel();
+    let writer = writer::spawn(runtime, clock.clone(), config.flush_interval, receiver);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let reader = Arc::new(Store::new(kv.clone()));
+    let worker = tokio::spawn(outbox::run(
+        reader.clone(),
+        Arc::new(channels),
+        clock.clone(),
+        stopped,
+    ));
+    let channels = (!config.channels.is_empty()).then(|| Arc::new(catalog(&config, &registry)));
+    let state = http::AppState {
+        writer: commands.clone(),
+        store: reader,
+        tokens: Arc::new(config.tokens.clone()),
+        channels,
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|error| StartError::Listen {
+            addr: config.listen.to_string(),
+            error,
+        })?;
+    tracing::info!(listen = %config.listen, data_dir = %config.data_dir.display(), "waymark is running");
+    axum::serve(listener, http::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("stopping: finishing commits and deliveries");
+    let _ = commands.send(writer::Command::Shutdown);
+    let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+    let _ = stop.send(true);
+    let _ = worker.await;
+    kv_flush(&kv);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn kv_flush(kv: &SledKv) {
+    use crate::store::Kv;
+    if let Err(e) = kv.flush() {
+        tracing::error!(error = %e, "final flush failed");
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

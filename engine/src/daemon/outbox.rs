@@ -1,0 +1,201 @@
+//! The outbox worker: hands each committed send to its channel with its
+//! idempotency key, at most `concurrency` at a time per channel and within
+//! its rate limit; retryable failures back off exponentially with jitter
+//! up to the channel's attempts and age, then become dead letters with
+//! their last error. Delivery is at-least-once toward providers.
+
+use crate::adapters::{Channel, DeliveryError};
+use crate::clock::Clock;
+use crate::config::{Rate, Retry};
+use crate::store::{OutboxEntry, SledKv, Store};
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Semaphore, watch};
+
+pub struct ChannelRuntime {
+    pub channel: Arc<dyn Channel>,
+    pub retry: Retry,
+    pub rate: Option<Rate>,
+    pub permits: Arc<Semaphore>,
+    /// Start times of recent deliveries, for the rate limit.
+    pub recent: tokio::sync::Mutex<std::collections::VecDeque<std::time::Instant>>,
+}
+
+/// The delay before attempt `attempt` (1-based): doubling from the initial
+/// backoff up to the maximum, with up to ±20% jitter from `seed`.
+pub fn backoff(retry: &Retry, attempt: u32, seed: u64) -> Duration {
+    let base = retry.initial_backoff.saturating_mul(
+        1u32.checked_shl(attempt.saturating_sub(1).min(20))
+            .unwrap_or(u32::MAX),
+    );
+    let capped = base.min(retry.max_backoff);
+    let jitter = (seed % 401) as f64 / 1000.0 - 0.2;
+    capped.mul_f64(1.0 + jitter)
+}
+
+pub async fn run(
+    store: Arc<Store<SledKv>>,
+    channels: Arc<BTreeMap<String, ChannelRuntime>>,
+    clock: Arc<dyn Clock>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut in_flight = tokio::task::JoinSet::new();
+    let mut busy: std::collections::BTreeSet<u64> = Default::default();
+    loop {
+        while let Some(done) = in_flight.try_join_next() {
+            if let Ok(seq) = done {
+                busy.remove(&seq);
+            }
+        }
+        if *stop.borrow() {
+            break;
+        }
+        let now = clock.now();
+        let entries = match store.outbox(1000) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(error = %e, "reading the outbox failed");
+                Vec::new()
+            }
+        };
+        let ready: Vec<OutboxEntry> = entries
+            .into_iter()
+            .filter(|e| e.next_attempt <= now && !busy.contains(&e.seq))
+            .collect();
+        for entry in ready {
+            let channel_name = entry.record.channel.clone().unwrap_or_default();
+            if !channels.contains_key(&channel_name) {
+                let mut entry = entry;
+                entry.last_error = Some(format!("no channel `{channel_name}` is configured"));
+                let _ = store.dead_letter(&entry);
+                super::metrics::delivery(&channel_name, "dead");
+                continue;
+            };
+            busy.insert(entry.seq);
+            let (store, channels, clock) = (store.clone(), channels.clone(), clock.clone());
+            in_flight.spawn(async move {
+                let seq = entry.seq;
+                if let Some(channel) = channels.get(&channel_name) {
+                    deliver(&store, &channel_name, channel, entry, clock.as_ref()).await;
+                }
+                seq
+            });
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            _ = stop.changed() => {}
+        }
+    }
+    // Finish the deliveries already started.
+    while in_flight.join_next().await.is_some() {}
+    tracing::info!("outbox worker stopped");
+}
+
+async fn deliver(
+    store: &Store<SledKv>,
+    name: &str,
+    channel: &ChannelRuntime,
+    mut entry: OutboxEntry,
+    clock: &dyn Clock,
+) {
+    let Ok(_permit) = channel.permits.acquire().await else {
+        return;
+    };
+    if let Some(rate) = channel.rate {
+        loop {
+            let mut recent = channel.recent.lock().await;
+            let now = std::time::Instant::now();
+            while recent
+                .front()
+                .is_some_and(|t| now.duration_since(*t) >= rate.per)
+            {
+                recent.pop_front();
+            }
+            if (recent.len() as u32) < rate.count {
+                recent.push_back(now);
+                break;
+            }
+            let wait = rate
+                .per
+                .saturating_sub(now.duration_since(*recent.front().expect("non-empty")));
+            drop(recent);
+            tokio::time::sleep(wait).await;
+        }
+    }
+    let key = entry
+        .record
+        .idempotency_key
+        .clone()
+        .unwrap_or_else(|| format!("outbox/{}", entry.seq));
+    let span = tracing::info_span!("delivery", channel = name, user = %entry.record.user, key = %key, attempt = entry.attempts + 1);
+    let _enter = span.enter();
+    let result = tokio::time::timeout(
+        Duration::from_secs(30),
+        channel.channel.deliver(&entry.record, &key),
+    )
+    .await;
+    let result =
+        result.unwrap_or_else(|_| Err(DeliveryError::Retryable("timed out after 30s".into())));
+    entry.attempts += 1;
+    let now: DateTime<Utc> = clock.now();
+    match result {
+        Ok(_) => {
+            if let Err(e) = store.outbox_delivered(entry.seq) {
+                tracing::error!(error = %e, "recording a delivery failed; it may be delivered again");
+            }
+            super::metrics::delivery(name, "delivered");
+        }
+        Err(error) => {
+            let age = (now - entry.record.at).to_std().unwrap_or_default();
+            entry.last_error = Some(error.to_string());
+            let give_up = matches!(error, DeliveryError::Permanent(_))
+                || entry.attempts >= channel.retry.max_attempts
+                || age >= channel.retry.max_age;
+            if give_up {
+                tracing::warn!(error = %error, "delivery failed for good; dead-lettered");
+                let _ = store.dead_letter(&entry);
+                super::metrics::delivery(name, "dead");
+            } else {
+                let delay = backoff(
+                    &channel.retry,
+                    entry.attempts,
+                    entry.seq.wrapping_mul(2_654_435_761) ^ u64::from(entry.attempts),
+                );
+                entry.next_attempt = now + chrono::Duration::from_std(delay).unwrap_or_default();
+                tracing::info!(error = %error, retry_in_ms = delay.as_millis() as u64, "delivery failed; will retry");
+                let _ = store.outbox_retry(&entry);
+                super::metrics::delivery(name, "retry");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_with_bounded_jitter() {
+        let retry = Retry {
+            max_attempts: 8,
+            initial_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(60),
+            max_age: Duration::from_secs(3600),
+        };
+        for seed in [0, 7, 400, 12345] {
+            let first = backoff(&retry, 1, seed);
+            assert!(
+                first >= Duration::from_millis(800) && first <= Duration::from_millis(1200),
+                "{first:?}"
+            );
+            let fourth = backoff(&retry, 4, seed);
+            assert!(
+                fourth >= Duration::from_millis(6400) && fourth <= Duration::from_millis(9600),
+                "{fourth:?}"
+            );
+            assert!(backoff(&retry, 30, seed) <= Duration::from_secs(72));
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! The writer: one thread owns the runtime. It takes ingest requests from
+//! any number of HTTP handlers, gathers those that arrive within the flush
+//! interval into one batch, commits and flushes it once (group commit),
+//! and only then answers each request. Between batches it fires due timers
+//! and cron triggers. One writer keeps per-user order and determinism.
+
+use crate::clock::Clock;
+use crate::deployment::DeployReport;
+use crate::model::Input;
+use crate::runtime::Runtime;
+use crate::store::SledKv;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// Most inputs one batch takes.
+const MAX_BATCH: usize = 10_000;
+
+pub enum Command {
+    /// Inputs to ingest; answered once durable.
+    Ingest {
+        inputs: Vec<Input>,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    Deploy {
+        plan: waymark_dsl::plan::Plan,
+        cancel_removed: bool,
+        reply: oneshot::Sender<Result<DeployReport, String>>,
+    },
+    Pause {
+        journey: String,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    Resume {
+        journey: String,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    /// Finish what is queued, then stop.
+    Shutdown,
+}
+
+pub type Handle = Sender<Command>;
+
+pub fn spawn(
+    mut runtime: Runtime<SledKv>,
+    clock: Arc<dyn Clock>,
+    flush_interval: Duration,
+    commands: Receiver<Command>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("waymark-writer".into())
+        .spawn(move || run(&mut runtime, clock.as_ref(), flush_interval, &commands))
+        .expect("the writer thread starts")
+}
+
+fn run(
+    runtime: &mut Runtime<SledKv>,
+    clock: &dyn Clock,
+    flush_interval: Duration,
+    commands: &Receiver<Command>,
+) {
+    let mut stopping = false;
+    while !stopping {
+        // Wait for work, or until the next timer is due (at most a second).
+        let wait = match runtime.store.next_due() {
+            Ok(Some(due)) => (due - clock.now())
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+                .min(Duration::from_secs(1)),
+            _ => Duration::from_secs(1),
+        };
+        let first = match commands.recv_timeout(wait) {
+            Ok(c) => Some(c),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        let mut pending = Vec::new();
+        if let Some(first) = first {
+            pending.push(first);
+            let deadline = Instant::now() + flush_interval;
+            let mut size = 0;
+            while size < MAX_BATCH {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match commands.recv_timeout(left) {
+                    Ok(c) => {
+                        if let Command::Ingest { inputs, .. } = &c {
+                            size += inputs.len();
+                        }
+                        pending.push(c)
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        let mut inputs = Vec::new();
+        let mut replies = Vec::new();
+        for command in pending {
+            match command {
+                Command::Ingest {
+                    inputs: more,
+                    reply,
+                } => {
+                    inputs.extend(more);
+                    replies.push(reply);
+                }
+                Command::Shutdown => stopping = true,
+                other => {
+                    // Admin commands run between batches, in order.
+                    flush(runtime, clock, &mut inputs, &mut replies);
+                    admin(runtime, clock, other);
+                }
+            }
+        }
+        flush(runtime, clock, &mut inputs, &mut replies);
+        let now = clock.now();
+        match runtime.advance_to(now) {
+            Ok(records) => super::metrics::records(&records),
+            Err(e) => tracing::error!(error = %e, "firing timers failed"),
+        }
+    }
+    tracing::info!("writer stopped");
+}
+
+fn flush(
+    runtime: &mut Runtime<SledKv>,
+    clock: &dyn Clock,
+    inputs: &mut Vec<Input>,
+    replies: &mut Vec<oneshot::Sender<Result<(), String>>>,
+) {
+    if replies.is_empty() {
+        return;
+    }
+    let started = Instant::now();
+    let now = clock.now();
+    let result = runtime.ingest(inputs, now);
+    super::metrics::commit(started.elapsed(), inputs.len());
+    let answer = match result {
+        Ok(records) => {
+            super::metrics::records(&records);
+            Ok(())
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "commit failed; the batch was not acknowledged");
+            Err(e.to_string())
+        }
+    };
+    for reply in replies.drain(..) {
+        let _ = reply.send(answer.clone());
+    }
+    inputs.clear();
+}
+
+fn admin(runtime: &mut Runtime<SledKv>, clock: &dyn Clock, command: Command) {
+    let now = clock.now();
+    match command {
+        Command::Deploy {
+            plan,
+            cancel_removed,
+            reply,
+        } => {
+            let _ = reply.send(
+                runtime
+                    .deploy(plan, cancel_removed, now)
+                    .map(|(report, _)| report)
+                    .map_err(|e| e.to_string()),
+            );
+        }
+        Command::Pause { journey, reply } => {
+            let _ = reply.send(runtime.pause(&journey).map_err(|e| e.to_string()));
+        }
+        Command::Resume { journey, reply } => {
+            let _ = reply.send(
+                runtime
+                    .resume(&journey, now)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string()),
+            );
+        }
+        Command::Ingest { .. } | Command::Shutdown => {}
+    }
+}
