@@ -104,8 +104,10 @@ fn key(prefix: &str, parts: &[&[u8]]) -> Vec<u8> {
 }
 
 /// Timestamps in keys: big-endian microseconds, offset so that order holds.
+/// Sub-microsecond times round up, so a timer never fires before its time.
 fn time_key(t: DateTime<Utc>) -> [u8; 8] {
-    ((t.timestamp_micros() as u64) ^ (1 << 63)).to_be_bytes()
+    let micros = t.timestamp_micros() + i64::from(t.timestamp_subsec_nanos() % 1000 != 0);
+    ((micros as u64) ^ (1 << 63)).to_be_bytes()
 }
 
 fn time_from_key(bytes: &[u8]) -> Option<DateTime<Utc>> {
@@ -379,6 +381,14 @@ impl<K: Kv> Store<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_timer_key_is_never_earlier_than_its_time() {
+        let t = DateTime::parse_from_rfc3339("2025-11-10T12:00:00.000000500Z")
+            .unwrap()
+            .to_utc();
+        assert!(time_from_key(&time_key(t)).unwrap() >= t);
+    }
 
     #[test]
     fn time_keys_sort_like_times_including_before_1970() {
