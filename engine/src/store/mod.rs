@@ -106,7 +106,7 @@ fn key(prefix: &str, parts: &[&[u8]]) -> Vec<u8> {
 /// Timestamps in keys: big-endian microseconds, offset so that order holds.
 /// Sub-microsecond times round up, so a timer never fires before its time.
 fn time_key(t: DateTime<Utc>) -> [u8; 8] {
-    let micros = t.timestamp_micros() + i64::from(t.timestamp_subsec_nanos() % 1000 != 0);
+    let micros = t.timestamp_micros() + i64::from(!t.timestamp_subsec_nanos().is_multiple_of(1000));
     ((micros as u64) ^ (1 << 63)).to_be_bytes()
 }
 
