@@ -152,6 +152,21 @@ fn events_in_messages_out_and_the_journal_explains_them() {
     assert!(user.contains("\"points\":10"), "{user}");
     let (status, _) = http(port, "GET", "/v1/users/nobody", "");
     assert_eq!(status, 404);
+    let (status, export) = http(port, "GET", "/v1/users/u1/export", "");
+    assert_eq!(status, 200);
+    assert!(
+        export.contains("\"journal\"") && export.contains("小王"),
+        "{export}"
+    );
+    let (status, _) = http(port, "DELETE", "/v1/users/u1", "");
+    assert_eq!(status, 200);
+    assert_eq!(http(port, "GET", "/v1/users/u1", "").0, 404, "erased");
+    let (_, journal) = http(port, "GET", "/v1/users/u1/journal", "");
+    assert!(
+        !journal.contains("\"send\""),
+        "the journal is erased too: {journal}"
+    );
+    assert_eq!(http(port, "DELETE", "/v1/users/u1", "").0, 404);
     let (_, metrics) = http(port, "GET", "/metrics", "");
     assert!(
         metrics.contains("waymark_deliveries_total{channel=\"wecom\",outcome=\"delivered\"} 2"),

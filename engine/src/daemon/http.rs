@@ -69,7 +69,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/track", post(track))
         .route("/v1/identify", post(identify))
         .route("/v1/batch", post(batch))
-        .route("/v1/users/{id}", get(user))
+        .route("/v1/users/{id}", get(user).delete(erase))
+        .route("/v1/users/{id}/export", get(export))
         .route("/v1/users/{id}/journal", get(journal))
         .route("/v1/deadletters", get(dead_letters))
         .route("/v1/deadletters/{seq}/replay", post(replay))
@@ -314,6 +315,53 @@ async fn user(
         "timers": u.next_wake(),
         "tasks": u.tasks.iter().map(|(name, t)| (name.clone(), json!({"counted": t.counted.len(), "streak": t.streak, "rewards": t.rewards}))).collect::<serde_json::Map<_, _>>(),
     })))
+}
+
+/// Erasure under PIPL: the user's data is gone from every store and their
+/// pending effects (timers, sends waiting for delivery) are cancelled.
+async fn erase(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    authorize(&state, &headers, None, Scope::Admin)?;
+    let (reply, answer) = oneshot::channel();
+    state
+        .writer
+        .send(Command::Erase {
+            user: id.clone(),
+            reply,
+        })
+        .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server", "shutting down"))?;
+    let existed = answer
+        .await
+        .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server", "shutting down"))?
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server", e))?;
+    if !existed {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "id", "no such user"));
+    }
+    Ok(axum::Json(json!({"erased": id})))
+}
+
+/// Everything stored about a user, in one document.
+async fn export(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    authorize(&state, &headers, None, Scope::Read)?;
+    let internal = |e: crate::store::StoreError| {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server", e.to_string())
+    };
+    let Some(user) = state.store.user(&id).map_err(internal)? else {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "id", "no such user"));
+    };
+    let journal = state.store.journal(&id, usize::MAX).map_err(internal)?;
+    let state_json = serde_json::to_value(&user)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server", e.to_string()))?;
+    Ok(axum::Json(
+        json!({"user": id, "state": state_json, "journal": journal}),
+    ))
 }
 
 async fn journal(

@@ -36,6 +36,11 @@ pub enum Command {
         journey: String,
         reply: oneshot::Sender<Result<(), String>>,
     },
+    /// Erase a user's data and cancel their pending effects.
+    Erase {
+        user: String,
+        reply: oneshot::Sender<Result<bool, String>>,
+    },
     /// Finish what is queued, then stop.
     Shutdown,
 }
@@ -176,6 +181,12 @@ fn admin(runtime: &mut Runtime<SledKv>, clock: &dyn Clock, command: Command) {
                     .map(|_| ())
                     .map_err(|e| e.to_string()),
             );
+        }
+        Command::Erase { user, reply } => {
+            let existed = runtime.store.user(&user).map(|u| u.is_some());
+            let result =
+                existed.and_then(|existed| runtime.store.erase_user(&user).map(|_| existed));
+            let _ = reply.send(result.map_err(|e| e.to_string()));
         }
         Command::Ingest { .. } | Command::Shutdown => {}
     }

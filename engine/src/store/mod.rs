@@ -362,6 +362,32 @@ impl<K: Kv> Store<K> {
         Ok(true)
     }
 
+    /// Erases a user (PIPL): state, timer, journal, pending sends and dead
+    /// letters, in one batch. Returns how many keys went.
+    pub fn erase_user(&self, id: &str) -> Result<usize> {
+        let uid = id.as_bytes();
+        let mut ops = vec![Op::Delete(key("u", &[uid])), Op::Delete(key("w", &[uid]))];
+        if let Some(due) = self.kv.get(&key("w", &[uid]))? {
+            ops.push(Op::Delete(key("t", &[&due, uid])));
+        }
+        let journal = key("j", &[uid, b""]);
+        for (k, _) in self.kv.range(&journal, &prefix_end(&journal), usize::MAX)? {
+            ops.push(Op::Delete(k));
+        }
+        for prefix in [&b"o/"[..], &b"x/"[..]] {
+            for (k, v) in self.kv.range(prefix, &prefix_end(prefix), usize::MAX)? {
+                let entry: OutboxEntry = decode(&k, &v)?;
+                if entry.record.user == id {
+                    ops.push(Op::Delete(k));
+                }
+            }
+        }
+        let n = ops.len();
+        self.kv.apply(ops)?;
+        self.kv.flush()?;
+        Ok(n)
+    }
+
     /// Drops dedup keys older than [`DEDUP_DAYS`] before `now`.
     pub fn prune_dedup(&self, now: DateTime<Utc>) -> Result<usize> {
         let horizon = now - chrono::Duration::days(DEDUP_DAYS);
