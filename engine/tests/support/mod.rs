@@ -244,7 +244,7 @@ impl Harness {
     pub fn dump(&self) -> String {
         self.records
             .iter()
-            .map(|r| waymark_engine::testing::describe(r))
+            .map(waymark_engine::testing::describe)
             .collect::<Vec<_>>()
             .join("\n")
     }
