@@ -67,15 +67,22 @@ impl Deployment {
                 report.removed.push(old.name.clone());
             }
         }
+        let all = &plan;
         self.schedules = plan
             .journeys
             .iter()
             .flat_map(|j| {
                 j.triggers.iter().filter_map(move |t| match t {
                     Trigger::Schedule { cron, tz, .. } => {
+                        // The trigger's, the journey's, then its policy's (language.md §6).
+                        let policy_tz = all
+                            .policy(&j.policy)
+                            .or_else(|| all.policy("default"))
+                            .and_then(|p| p.tz.as_deref());
                         let zone = tz
                             .as_deref()
                             .or(j.tz.as_deref())
+                            .or(policy_tz)
                             .and_then(|z| parse_time_zone(z).ok())
                             .unwrap_or(chrono_tz::UTC);
                         CronSchedule::parse(cron).ok().map(|cron| Schedule {

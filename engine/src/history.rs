@@ -119,7 +119,7 @@ impl History {
             return h
                 .recent
                 .iter()
-                .filter(|(t, _)| *t >= cutoff && *t <= now)
+                .filter(|(t, _)| *t > cutoff && *t <= now)
                 .count() as u64;
         }
         h.days
@@ -137,7 +137,7 @@ impl History {
             return h
                 .recent
                 .iter()
-                .filter(|(t, _)| *t >= cutoff && *t <= now)
+                .filter(|(t, _)| *t > cutoff && *t <= now)
                 .filter_map(|(_, n)| n.get(field))
                 .sum();
         }

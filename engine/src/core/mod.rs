@@ -325,9 +325,12 @@ impl<'a> Cx<'a> {
                 .entries
                 .entry(journey.name.clone())
                 .or_default();
+            // As for caps: a rolling window ending now leaves out its start
+            // instant; a calendar period includes its first instant.
+            let rolling = matches!(limit.per, Some(Window::Rolling(_)));
             while entries
                 .front()
-                .is_some_and(|t| since.is_some_and(|s| *t < s))
+                .is_some_and(|t| since.is_some_and(|s| *t < s || rolling && *t == s))
             {
                 entries.pop_front();
             }

@@ -215,9 +215,21 @@ impl Cx<'_> {
                 fields,
                 next,
             } => self.send(owner, inst, channel, template.as_deref(), fields, *next),
-            StepKind::Wait { seconds, next } => {
+            // Timed waits stay on their own step and go on when their timer
+            // wakes them, so the wake-up mark is not mistaken for that of
+            // the step after (a `repeat … every` would skip its pause).
+            StepKind::Wait { .. } | StepKind::WaitUntilTime { .. } | StepKind::WaitUntil { .. }
+                if inst.bindings.contains_key(RESUMED) =>
+            {
+                match &step.kind {
+                    StepKind::Wait { next, .. }
+                    | StepKind::WaitUntilTime { next, .. }
+                    | StepKind::WaitUntil { next, .. } => Flow::Next(*next),
+                    _ => unreachable!("matched above"),
+                }
+            }
+            StepKind::Wait { seconds, .. } => {
                 inst.wait = Wait::Until(self.now + Duration::seconds(*seconds));
-                inst.step = *next;
                 Flow::Wait
             }
             StepKind::WaitUntilTime { minutes, tz, next } => {
@@ -227,7 +239,6 @@ impl Cx<'_> {
                     return Flow::Next(*next);
                 }
                 inst.wait = Wait::Until(at);
-                inst.step = *next;
                 Flow::Wait
             }
             StepKind::WaitUntil { at, next } => {
@@ -241,7 +252,6 @@ impl Cx<'_> {
                 }) {
                     Some(t) if t > self.now => {
                         inst.wait = Wait::Until(t);
-                        inst.step = *next;
                         Flow::Wait
                     }
                     Some(_) => Flow::Next(*next),

@@ -1,0 +1,251 @@
+//! A small harness for engine behaviour tests: compile a script from a
+//! string, drive the real runtime (core, in-memory store) on a manual
+//! clock, and look at the journal records it produced.
+
+#![allow(dead_code)]
+
+use chrono::{DateTime, Duration, Utc};
+use waymark_dsl::check::{self, Options};
+use waymark_dsl::plan::Plan;
+use waymark_dsl::render;
+use waymark_dsl::source::Sources;
+use waymark_dsl::value::Value;
+use waymark_engine::deployment::Deployment;
+use waymark_engine::journal::{Kind, Record};
+use waymark_engine::model::{Event, Input, UserState};
+use waymark_engine::runtime::Runtime;
+use waymark_engine::store::{MemoryKv, Store};
+
+/// Checks a one-file deployment; panics with the rendered diagnostics if it
+/// does not check clean.
+pub fn compile(script: &str) -> Plan {
+    let mut sources = Sources::new();
+    sources.add("test.journey", script);
+    let checked = check::check(
+        &sources,
+        Options {
+            functions: waymark_stdlib::stdlib(),
+            channels: None,
+        },
+    );
+    match checked.plan {
+        Some(plan) => plan,
+        None => panic!(
+            "the script does not check:\n{}",
+            render::human(&sources, &checked.diagnostics)
+        ),
+    }
+}
+
+/// An RFC 3339 timestamp.
+pub fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s)
+        .unwrap_or_else(|e| panic!("bad timestamp {s}: {e}"))
+        .to_utc()
+}
+
+pub fn mins(n: i64) -> Duration {
+    Duration::minutes(n)
+}
+pub fn hours(n: i64) -> Duration {
+    Duration::hours(n)
+}
+pub fn days(n: i64) -> Duration {
+    Duration::days(n)
+}
+
+/// The runtime with a current time and every record it produced so far.
+pub struct Harness {
+    pub runtime: Runtime<MemoryKv>,
+    pub now: DateTime<Utc>,
+    records: Vec<Record>,
+    mark: usize,
+    sequence: u64,
+}
+
+/// Monday 2025-11-10 00:00 UTC (08:00 in Shanghai).
+pub const START: &str = "2025-11-10T00:00:00Z";
+
+impl Harness {
+    /// A harness at [`START`].
+    pub fn new(script: &str) -> Harness {
+        Harness::at(script, START)
+    }
+
+    pub fn at(script: &str, start: &str) -> Harness {
+        let now = t(start);
+        let mut runtime = Runtime::new(
+            Store::new(MemoryKv::default()),
+            Deployment::new(compile(script)),
+        );
+        runtime.start_schedules_at(now);
+        Harness {
+            runtime,
+            now,
+            records: Vec::new(),
+            mark: 0,
+            sequence: 0,
+        }
+    }
+
+    fn ingest(&mut self, input: Input) -> &[Record] {
+        let out = self
+            .runtime
+            .ingest(&[input], self.now)
+            .expect("the memory store does not fail");
+        let from = self.records.len();
+        self.records.extend(out);
+        &self.records[from..]
+    }
+
+    /// Merges profile traits (Segment's `identify`).
+    pub fn identify(&mut self, user: &str, traits: serde_json::Value) -> &[Record] {
+        self.ingest(Input::Identify {
+            user: user.to_string(),
+            traits: Value::from_json(&traits),
+            at: self.now,
+            message_id: None,
+        })
+    }
+
+    /// Tracks an event now, with a fresh message id.
+    pub fn track(&mut self, user: &str, event: &str, props: serde_json::Value) -> &[Record] {
+        let at = self.now;
+        self.track_at(user, event, props, at)
+    }
+
+    /// Tracks an event that happened at `at` (possibly long ago), ingested now.
+    pub fn track_at(
+        &mut self,
+        user: &str,
+        event: &str,
+        props: serde_json::Value,
+        at: DateTime<Utc>,
+    ) -> &[Record] {
+        self.sequence += 1;
+        let id = format!("m{}", self.sequence);
+        self.track_with_id(user, event, props, at, &id)
+    }
+
+    pub fn track_with_id(
+        &mut self,
+        user: &str,
+        event: &str,
+        props: serde_json::Value,
+        at: DateTime<Utc>,
+        message_id: &str,
+    ) -> &[Record] {
+        self.ingest(Input::Track(Event {
+            user: user.to_string(),
+            name: event.to_string(),
+            properties: Value::from_json(&props),
+            at,
+            message_id: Some(message_id.to_string()),
+        }))
+    }
+
+    /// Moves the clock forward, firing every timer and cron trigger due.
+    pub fn advance(&mut self, by: Duration) -> &[Record] {
+        let to = self.now + by;
+        self.advance_to(to)
+    }
+
+    pub fn advance_to(&mut self, to: DateTime<Utc>) -> &[Record] {
+        assert!(to >= self.now, "the clock only moves forward");
+        let out = self.runtime.advance_to(to).expect("memory store");
+        self.now = to;
+        let from = self.records.len();
+        self.records.extend(out);
+        &self.records[from..]
+    }
+
+    pub fn pause(&mut self, journey: &str) {
+        self.runtime.deployment.paused.insert(journey.to_string());
+    }
+
+    pub fn records(&self) -> &[Record] {
+        &self.records
+    }
+
+    /// Records since the last [`Harness::mark`].
+    pub fn records_since_mark(&self) -> &[Record] {
+        &self.records[self.mark..]
+    }
+
+    pub fn mark(&mut self) {
+        self.mark = self.records.len();
+    }
+
+    pub fn of_kind(&self, kind: Kind) -> Vec<&Record> {
+        self.records.iter().filter(|r| r.kind == kind).collect()
+    }
+
+    pub fn for_user(&self, kind: Kind, user: &str) -> Vec<&Record> {
+        self.records
+            .iter()
+            .filter(|r| r.kind == kind && r.user == user)
+            .collect()
+    }
+
+    pub fn for_journey(&self, kind: Kind, journey: &str) -> Vec<&Record> {
+        self.records
+            .iter()
+            .filter(|r| r.kind == kind && r.journey.as_deref() == Some(journey))
+            .collect()
+    }
+
+    /// Sends to `user`, as (time, channel, template).
+    pub fn sends(&self, user: &str) -> Vec<(DateTime<Utc>, String, Option<String>)> {
+        self.for_user(Kind::Send, user)
+            .into_iter()
+            .map(|r| {
+                (
+                    r.at,
+                    r.channel.clone().unwrap_or_default(),
+                    r.template.clone(),
+                )
+            })
+            .collect()
+    }
+
+    /// Templates sent to `user`, in order.
+    pub fn templates(&self, user: &str) -> Vec<String> {
+        self.for_user(Kind::Send, user)
+            .into_iter()
+            .filter_map(|r| r.template.clone())
+            .collect()
+    }
+
+    /// Suppression reasons for `user`, in order.
+    pub fn suppressions(&self, user: &str) -> Vec<String> {
+        self.for_user(Kind::Suppressed, user)
+            .into_iter()
+            .filter_map(|r| r.reason.clone())
+            .collect()
+    }
+
+    pub fn errors(&self) -> Vec<&Record> {
+        self.of_kind(Kind::Error)
+    }
+
+    pub fn user(&self, id: &str) -> UserState {
+        self.runtime
+            .store
+            .user(id)
+            .expect("memory store")
+            .unwrap_or_else(|| panic!("no user {id}"))
+    }
+
+    pub fn trait_of(&self, user: &str, key: &str) -> Option<Value> {
+        self.user(user).traits.get(key).cloned()
+    }
+
+    /// Every record, one per line, for failure messages.
+    pub fn dump(&self) -> String {
+        self.records
+            .iter()
+            .map(waymark_engine::testing::describe)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
