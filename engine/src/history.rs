@@ -191,12 +191,12 @@ mod tests {
         h.record("order_paid", at(10, 23), &amount(20));
         h.record("order_paid", at(11, 5), &amount(30));
         let now = at(11, 6);
-        assert_eq!(h.count("order_paid", Some(3599), now), 0);
         assert_eq!(
             h.count("order_paid", Some(3600), now),
-            1,
-            "the window includes its start"
+            0,
+            "like caps, a rolling window leaves out its start instant"
         );
+        assert_eq!(h.count("order_paid", Some(3601), now), 1);
         assert_eq!(h.count("order_paid", Some(2 * 3600), now), 1);
         assert_eq!(h.count("order_paid", Some(8 * 3600), now), 2);
         assert_eq!(h.count("order_paid", None, now), 3);

@@ -106,7 +106,7 @@ impl FixedContext {
         });
         self.events
             .iter()
-            .filter(move |e| e.name == event && since.is_none_or(|s| e.at >= s))
+            .filter(move |e| e.name == event && since.is_none_or(|s| e.at > s))
     }
 }
 

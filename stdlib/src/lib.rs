@@ -41,11 +41,12 @@ pub trait Context {
     /// The user's profile record: traits plus `id`, `tags` (a list of
     /// strings), `points`, `coupons`, `consent`, `timezone`, …
     fn user(&self) -> &Value;
-    /// How many events named `event` the user has, only those at or after
-    /// `now - within` seconds when `within` is given.
+    /// How many events named `event` the user has, only those after
+    /// `now - within` seconds when `within` is given (a rolling window
+    /// leaves out its start instant, as caps do).
     fn count(&self, event: &str, within: Option<i64>) -> u64;
-    /// The sum of the numeric property `field` over the user's `event`s at
-    /// or after `now - within` seconds; values that are not numbers are
+    /// The sum of the numeric property `field` over the user's `event`s
+    /// after `now - within` seconds; values that are not numbers are
     /// skipped.
     fn sum(&self, event: &str, field: &str, within: i64) -> Decimal;
     /// The user's latest `event` as a record with `name`, `at` and its

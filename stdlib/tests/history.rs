@@ -20,8 +20,13 @@ fn count_within_window_counts_only_recent_events() {
         run(&ctx, "count", &[s("order_paid"), Value::Duration(30 * DAY)]),
         num("2")
     );
+    // The last order is exactly a day old: a rolling window leaves out its start.
     assert_eq!(
         run(&ctx, "count", &[s("order_paid"), Value::Duration(DAY)]),
+        num("0")
+    );
+    assert_eq!(
+        run(&ctx, "count", &[s("order_paid"), Value::Duration(DAY + 1)]),
         num("1")
     );
     assert_eq!(
