@@ -22,6 +22,8 @@ pub struct Deployment {
 #[derive(Debug, Clone)]
 pub struct Schedule {
     pub journey: String,
+    /// Which of the journey's triggers (its index), for its audience.
+    pub trigger: usize,
     pub cron: CronSchedule,
     pub tz: chrono_tz::Tz,
 }
@@ -72,7 +74,7 @@ impl Deployment {
             .journeys
             .iter()
             .flat_map(|j| {
-                j.triggers.iter().filter_map(move |t| match t {
+                j.triggers.iter().enumerate().filter_map(move |(trigger, t)| match t {
                     Trigger::Schedule { cron, tz, .. } => {
                         // The trigger's, the journey's, then its policy's (language.md §6).
                         let policy_tz = all
@@ -87,6 +89,7 @@ impl Deployment {
                             .unwrap_or(chrono_tz::UTC);
                         CronSchedule::parse(cron).ok().map(|cron| Schedule {
                             journey: j.name.clone(),
+                            trigger,
                             cron,
                             tz: zone,
                         })
@@ -136,17 +139,18 @@ impl Deployment {
         &self.schedules
     }
 
-    /// The earliest cron fire strictly after `after`, with its journeys.
-    pub fn next_schedule_fire(&self, after: DateTime<Utc>) -> Option<(DateTime<Utc>, Vec<String>)> {
-        let mut best: Option<(DateTime<Utc>, Vec<String>)> = None;
+    /// The earliest cron fire strictly after `after`, with the (journey,
+    /// trigger index) pairs that fire then.
+    pub fn next_schedule_fire(&self, after: DateTime<Utc>) -> Option<(DateTime<Utc>, Vec<(String, usize)>)> {
+        let mut best: Option<(DateTime<Utc>, Vec<(String, usize)>)> = None;
         for s in &self.schedules {
             let Some(at) = s.cron.next_after(after, s.tz) else {
                 continue;
             };
             match &mut best {
-                Some((t, names)) if *t == at => names.push(s.journey.clone()),
+                Some((t, names)) if *t == at => names.push((s.journey.clone(), s.trigger)),
                 Some((t, _)) if *t < at => {}
-                _ => best = Some((at, vec![s.journey.clone()])),
+                _ => best = Some((at, vec![(s.journey.clone(), s.trigger)])),
             }
         }
         best

@@ -52,7 +52,8 @@ pub enum Input {
     /// Run everything of this user that is due at or before `now`.
     Wake { user: String },
     /// A schedule trigger of `journey` fired; enter the user if its audience holds.
-    Scheduled { user: String, journey: String },
+    /// `trigger` is the index of the schedule trigger among the journey's triggers.
+    Scheduled { user: String, journey: String, trigger: usize },
     /// Remove the user's instances of a journey (a deploy that cancels it).
     Cancel { user: String, journey: String },
 }

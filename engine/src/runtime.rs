@@ -145,7 +145,7 @@ impl<K: Kv> Runtime<K> {
     fn fire_schedules(
         &mut self,
         at: DateTime<Utc>,
-        journeys: &[String],
+        journeys: &[(String, usize)],
     ) -> Result<Vec<Record>, StoreError> {
         let mut records = Vec::new();
         // Timers due at the same moment fire first.
@@ -159,9 +159,10 @@ impl<K: Kv> Runtime<K> {
             let inputs: Vec<Input> = page
                 .iter()
                 .flat_map(|user| {
-                    journeys.iter().map(move |j| Input::Scheduled {
+                    journeys.iter().map(move |(j, trigger)| Input::Scheduled {
                         user: user.clone(),
                         journey: j.clone(),
+                        trigger: *trigger,
                     })
                 })
                 .collect();

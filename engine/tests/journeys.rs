@@ -471,3 +471,24 @@ journey j {
     let s = h.for_user(Kind::Send, "u1");
     assert_eq!(s[0].fields, Some(json!({ "total": 19.9, "who": "j" })));
 }
+
+#[test]
+fn each_schedule_trigger_enters_its_own_audience() {
+    // Two schedules on one journey: daily readers at 09:00, weekly readers
+    // on Mondays at 10:00 (2025-11-10 is a Monday), each with its own `for`.
+    let mut h = Harness::new(
+        r#"
+journey digest {
+  trigger schedule "0 9 * * *" tz "Asia/Shanghai" for user.plan == "daily"
+  trigger schedule "0 10 * * 1" tz "Asia/Shanghai" for user.plan == "weekly"
+  entry always
+  send email { subject: "digest" }
+}
+"#,
+    );
+    h.identify("d", json!({ "plan": "daily" }));
+    h.identify("w", json!({ "plan": "weekly" }));
+    h.advance_to(t("2025-11-10T03:00:00Z"));
+    assert_eq!(h.sends("d").iter().map(|s| s.0).collect::<Vec<_>>(), [t("2025-11-10T01:00:00Z")], "{}", h.dump());
+    assert_eq!(h.sends("w").iter().map(|s| s.0).collect::<Vec<_>>(), [t("2025-11-10T02:00:00Z")], "{}", h.dump());
+}

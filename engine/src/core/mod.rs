@@ -77,12 +77,13 @@ pub fn handle(
             cx.run_ready();
         }
         Input::Wake { .. } => cx.wake(),
-        Input::Scheduled { journey, .. } => {
+        Input::Scheduled { journey, trigger, .. } => {
             if let Some(plan) = d.current(journey) {
-                let audience = plan.triggers.iter().find_map(|t| match t {
-                    Trigger::Schedule { audience, .. } => Some(audience.clone()),
+                // The audience of the trigger that fired.
+                let audience = match plan.triggers.get(*trigger) {
+                    Some(Trigger::Schedule { audience, .. }) => Some(audience.clone()),
                     _ => None,
-                });
+                };
                 if let Some(audience) = audience {
                     let fits = audience
                         .as_ref()
