@@ -74,28 +74,31 @@ impl Deployment {
             .journeys
             .iter()
             .flat_map(|j| {
-                j.triggers.iter().enumerate().filter_map(move |(trigger, t)| match t {
-                    Trigger::Schedule { cron, tz, .. } => {
-                        // The trigger's, the journey's, then its policy's (language.md §6).
-                        let policy_tz = all
-                            .policy(&j.policy)
-                            .or_else(|| all.policy("default"))
-                            .and_then(|p| p.tz.as_deref());
-                        let zone = tz
-                            .as_deref()
-                            .or(j.tz.as_deref())
-                            .or(policy_tz)
-                            .and_then(|z| parse_time_zone(z).ok())
-                            .unwrap_or(chrono_tz::UTC);
-                        CronSchedule::parse(cron).ok().map(|cron| Schedule {
-                            journey: j.name.clone(),
-                            trigger,
-                            cron,
-                            tz: zone,
-                        })
-                    }
-                    _ => None,
-                })
+                j.triggers
+                    .iter()
+                    .enumerate()
+                    .filter_map(move |(trigger, t)| match t {
+                        Trigger::Schedule { cron, tz, .. } => {
+                            // The trigger's, the journey's, then its policy's (language.md §6).
+                            let policy_tz = all
+                                .policy(&j.policy)
+                                .or_else(|| all.policy("default"))
+                                .and_then(|p| p.tz.as_deref());
+                            let zone = tz
+                                .as_deref()
+                                .or(j.tz.as_deref())
+                                .or(policy_tz)
+                                .and_then(|z| parse_time_zone(z).ok())
+                                .unwrap_or(chrono_tz::UTC);
+                            CronSchedule::parse(cron).ok().map(|cron| Schedule {
+                                journey: j.name.clone(),
+                                trigger,
+                                cron,
+                                tz: zone,
+                            })
+                        }
+                        _ => None,
+                    })
             })
             .collect();
         self.plan = Arc::new(plan);
@@ -141,7 +144,10 @@ impl Deployment {
 
     /// The earliest cron fire strictly after `after`, with the (journey,
     /// trigger index) pairs that fire then.
-    pub fn next_schedule_fire(&self, after: DateTime<Utc>) -> Option<(DateTime<Utc>, Vec<(String, usize)>)> {
+    pub fn next_schedule_fire(
+        &self,
+        after: DateTime<Utc>,
+    ) -> Option<(DateTime<Utc>, Vec<(String, usize)>)> {
         let mut best: Option<(DateTime<Utc>, Vec<(String, usize)>)> = None;
         for s in &self.schedules {
             let Some(at) = s.cron.next_after(after, s.tz) else {

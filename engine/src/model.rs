@@ -53,7 +53,11 @@ pub enum Input {
     Wake { user: String },
     /// A schedule trigger of `journey` fired; enter the user if its audience holds.
     /// `trigger` is the index of the schedule trigger among the journey's triggers.
-    Scheduled { user: String, journey: String, trigger: usize },
+    Scheduled {
+        user: String,
+        journey: String,
+        trigger: usize,
+    },
     /// Remove the user's instances of a journey (a deploy that cancels it).
     Cancel { user: String, journey: String },
 }

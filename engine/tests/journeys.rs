@@ -489,6 +489,16 @@ journey digest {
     h.identify("d", json!({ "plan": "daily" }));
     h.identify("w", json!({ "plan": "weekly" }));
     h.advance_to(t("2025-11-10T03:00:00Z"));
-    assert_eq!(h.sends("d").iter().map(|s| s.0).collect::<Vec<_>>(), [t("2025-11-10T01:00:00Z")], "{}", h.dump());
-    assert_eq!(h.sends("w").iter().map(|s| s.0).collect::<Vec<_>>(), [t("2025-11-10T02:00:00Z")], "{}", h.dump());
+    assert_eq!(
+        h.sends("d").iter().map(|s| s.0).collect::<Vec<_>>(),
+        [t("2025-11-10T01:00:00Z")],
+        "{}",
+        h.dump()
+    );
+    assert_eq!(
+        h.sends("w").iter().map(|s| s.0).collect::<Vec<_>>(),
+        [t("2025-11-10T02:00:00Z")],
+        "{}",
+        h.dump()
+    );
 }

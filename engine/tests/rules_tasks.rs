@@ -221,3 +221,51 @@ fn task_progress_is_part_of_user_state() {
     h.track("u1", "buy", json!({}));
     assert_eq!(h.user("u1").tasks["t"].counted.len(), 2);
 }
+
+#[test]
+fn a_rule_send_in_quiet_hours_is_deferred_to_the_window_end_not_dropped() {
+    // 23:00 in Shanghai is 15:00 UTC; quiet hours end at 08:00 (00:00 UTC).
+    let mut h = Harness::at(
+        r#"
+policy default {
+  tz "Asia/Shanghai"
+  quiet hours 22:00 to 08:00
+}
+
+rule thanks {
+  when event order_paid
+  then {
+    give points 5
+    send wecom { text: "谢谢" }
+    tag "thanked"
+  }
+}
+"#,
+        "2025-11-10T15:00:00Z",
+    );
+    h.track("u1", "order_paid", json!({}));
+    assert!(h.sends("u1").is_empty(), "{}", h.dump());
+    assert!(
+        h.of_kind(Kind::Deferred)
+            .iter()
+            .any(|r| r.reason.as_deref() == Some("quiet_hours") && r.template.is_none())
+    );
+    assert_eq!(
+        h.of_kind(Kind::Points).len(),
+        1,
+        "steps before the send ran at once"
+    );
+    h.advance(hours(9));
+    let sends = h.sends("u1");
+    assert_eq!(sends.len(), 1, "{}", h.dump());
+    assert_eq!(sends[0].0, t("2025-11-11T00:00:00Z"));
+    assert!(
+        h.user("u1").tags.contains("thanked"),
+        "the rest of the rule ran after the send"
+    );
+    assert!(h.user("u1").instances.is_empty(), "nothing left held");
+    assert!(
+        h.of_kind(Kind::Exit).is_empty() && h.of_kind(Kind::Enter).is_empty(),
+        "rules have no enter/exit records"
+    );
+}

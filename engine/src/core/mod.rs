@@ -77,7 +77,9 @@ pub fn handle(
             cx.run_ready();
         }
         Input::Wake { .. } => cx.wake(),
-        Input::Scheduled { journey, trigger, .. } => {
+        Input::Scheduled {
+            journey, trigger, ..
+        } => {
             if let Some(plan) = d.current(journey) {
                 // The audience of the trigger that fired.
                 let audience = match plan.triggers.get(*trigger) {

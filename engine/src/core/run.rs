@@ -24,9 +24,18 @@ pub(crate) struct Owner<'p> {
     pub transactional: bool,
     pub tz: Option<&'p str>,
     pub exit_if: &'p [Expr],
-    /// Journeys keep instances across calls; rules and tasks may not wait.
+    /// The run may wait: journeys always; rules and task rewards only to
+    /// defer a send (their scripts cannot hold a `wait`).
     pub can_wait: bool,
+    /// A journey: its instance has enter and exit records and `journey` in
+    /// expressions. Rules and task rewards run without.
+    pub lifecycle: bool,
 }
+
+/// The version marker of a rule's or task reward's held run (a send
+/// deferred by quiet hours or `on cap defer`).
+pub(crate) const RULE: &str = "rule";
+pub(crate) const TASK: &str = "task";
 
 enum Flow {
     /// Go on with this step.
@@ -41,6 +50,9 @@ impl Cx<'_> {
     /// Runs a journey instance; false when it ended.
     pub(crate) fn run_instance(&mut self, inst: &mut Instance) -> bool {
         let d = self.d;
+        if inst.version == RULE || inst.version == TASK {
+            return self.run_held_action(inst);
+        }
         let Some(plan) = d.version(&inst.journey, &inst.version) else {
             let mut r = self.instance_record(inst, Kind::Error);
             r.message = Some(format!(
@@ -69,6 +81,48 @@ impl Cx<'_> {
             tz: plan.tz.as_deref(),
             exit_if: &plan.exit_if,
             can_wait: true,
+            lifecycle: true,
+        };
+        self.run(&owner, inst)
+    }
+
+    /// A rule or task reward that was held for a deferred send goes on
+    /// with the current deployment's steps.
+    fn run_held_action(&mut self, inst: &mut Instance) -> bool {
+        let d = self.d;
+        let plan = d.plan.clone();
+        let found = if inst.version == RULE {
+            plan.rules
+                .iter()
+                .find(|r| r.name == inst.journey)
+                .map(|r| (&r.steps, None))
+        } else {
+            plan.tasks
+                .iter()
+                .find(|t| t.name == inst.journey)
+                .map(|t| (&t.reward, t.tz.as_deref()))
+        };
+        let Some((steps, tz)) = found else {
+            let mut r = self.instance_record(inst, Kind::Error);
+            r.message = Some(format!(
+                "{} `{}` is no longer deployed; its held send is dropped",
+                inst.version, inst.journey
+            ));
+            self.records.push(r);
+            return false;
+        };
+        let name = inst.journey.clone();
+        let owner = Owner {
+            name: &name,
+            version: if inst.version == RULE { RULE } else { TASK },
+            steps,
+            policy: d.policy("default"),
+            category: "marketing",
+            transactional: false,
+            tz,
+            exit_if: &[],
+            can_wait: true,
+            lifecycle: false,
         };
         self.run(&owner, inst)
     }
@@ -101,7 +155,7 @@ impl Cx<'_> {
                 Flow::Wait if owner.can_wait => return true,
                 Flow::Wait => {
                     let mut r = self.step_record(owner, inst, Kind::Error);
-                    r.message = Some("a rule or task reward cannot wait".into());
+                    r.message = Some("this run cannot wait".into());
                     self.records.push(r);
                     return self.end(owner, inst, "error");
                 }
@@ -111,7 +165,7 @@ impl Cx<'_> {
     }
 
     fn end(&mut self, owner: &Owner<'_>, inst: &Instance, reason: &str) -> bool {
-        if owner.can_wait {
+        if owner.lifecycle {
             let mut r = self.instance_record(inst, Kind::Exit);
             r.reason = Some(reason.into());
             self.records.push(r);
@@ -129,7 +183,7 @@ impl Cx<'_> {
             self.now,
             tz,
         );
-        if owner.can_wait {
+        if owner.lifecycle {
             env.journey = Value::Record(BTreeMap::from([
                 ("name".to_string(), Value::String(owner.name.to_string())),
                 (
@@ -500,17 +554,10 @@ impl Cx<'_> {
                 Flow::Next(next)
             }
             Verdict::Defer { until, reason } => {
-                if !owner.can_wait {
-                    // Rules and rewards cannot be held: the send is dropped, and says why.
-                    let mut r = self.step_record(owner, inst, Kind::Suppressed);
-                    r.channel = Some(channel.to_string());
-                    r.reason = Some(reason.into());
-                    self.records.push(r);
-                    return Flow::Next(next);
-                }
                 inst.wait = Wait::Until(until);
                 let mut r = self.step_record(owner, inst, Kind::Deferred);
                 r.channel = Some(channel.to_string());
+                r.template = template.map(str::to_string);
                 r.until = Some(until);
                 r.reason = Some(reason.into());
                 self.records.push(r);

@@ -53,7 +53,8 @@ impl Cx<'_> {
             transactional: false,
             tz: None,
             exit_if: &[],
-            can_wait: false,
+            can_wait: true,
+            lifecycle: false,
         };
         let mut inst = self.transient(&rule.name, "rule", rule.steps.start, value);
         let conditions = rule.when.filter.iter().chain(rule.condition.iter());
@@ -70,7 +71,10 @@ impl Cx<'_> {
                 }
             }
         }
-        self.run(&owner, &mut inst);
+        // A send deferred by quiet hours or a cap holds the run until then.
+        if self.run(&owner, &mut inst) {
+            self.user.instances.push(inst);
+        }
     }
 
     fn env_for<'e>(&'e self, owner: &Owner<'_>, inst: &'e Instance) -> super::Env<'e> {
@@ -108,7 +112,8 @@ impl Cx<'_> {
             transactional: false,
             tz: task.tz.as_deref(),
             exit_if: &[],
-            can_wait: false,
+            can_wait: true,
+            lifecycle: false,
         };
         let probe = self.transient(&task.name, "task", task.reward.start, value);
         self.user.next_instance -= 1;
@@ -190,6 +195,9 @@ impl Cx<'_> {
         r.task = Some(task.name.clone());
         self.records.push(r);
         let mut inst = self.transient(&task.name, "task", task.reward.start, value);
-        self.run(&owner, &mut inst);
+        // A send deferred by quiet hours or a cap holds the run until then.
+        if self.run(&owner, &mut inst) {
+            self.user.instances.push(inst);
+        }
     }
 }
