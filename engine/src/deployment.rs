@@ -28,6 +28,9 @@ pub struct Schedule {
     pub tz: chrono_tz::Tz,
 }
 
+/// A schedule trigger: its journey and the trigger's index among the journey's triggers.
+pub type ScheduleRef = (String, usize);
+
 /// What a deploy changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeployReport {
@@ -147,8 +150,8 @@ impl Deployment {
     pub fn next_schedule_fire(
         &self,
         after: DateTime<Utc>,
-    ) -> Option<(DateTime<Utc>, Vec<(String, usize)>)> {
-        let mut best: Option<(DateTime<Utc>, Vec<(String, usize)>)> = None;
+    ) -> Option<(DateTime<Utc>, Vec<ScheduleRef>)> {
+        let mut best: Option<(DateTime<Utc>, Vec<ScheduleRef>)> = None;
         for s in &self.schedules {
             let Some(at) = s.cron.next_after(after, s.tz) else {
                 continue;
