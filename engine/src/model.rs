@@ -170,6 +170,17 @@ impl Coupon {
 pub struct JourneyMemo {
     pub entries: u64,
     pub last_entered: Option<DateTime<Utc>>,
+    /// A goal still open after the instance finished its steps: a
+    /// conversion within the goal's window counts even then.
+    #[serde(default)]
+    pub open_goal: Option<OpenGoal>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpenGoal {
+    pub instance: u64,
+    pub version: String,
+    pub until: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]

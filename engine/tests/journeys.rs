@@ -502,3 +502,41 @@ journey digest {
         h.dump()
     );
 }
+
+#[test]
+fn a_goal_within_its_window_counts_even_after_the_last_step() {
+    let mut h = Harness::new(
+        r#"
+journey welcome {
+  trigger event signed_up
+  goal order_paid within 14d
+  send wecom { text: "hi" }
+}
+"#,
+    );
+    h.track("u1", "signed_up", json!({}));
+    assert_eq!(
+        h.for_journey(Kind::Exit, "welcome").len(),
+        1,
+        "completed at once"
+    );
+    h.advance(days(10));
+    h.track("u1", "order_paid", json!({}));
+    assert_eq!(
+        h.for_journey(Kind::Goal, "welcome").len(),
+        1,
+        "{}",
+        h.dump()
+    );
+    h.track("u1", "order_paid", json!({}));
+    assert_eq!(
+        h.for_journey(Kind::Goal, "welcome").len(),
+        1,
+        "a goal counts once"
+    );
+    // Past the window, a conversion no longer counts.
+    h.track("u2", "signed_up", json!({}));
+    h.advance(days(15));
+    h.track("u2", "order_paid", json!({}));
+    assert!(h.for_user(Kind::Goal, "u2").is_empty(), "{}", h.dump());
+}

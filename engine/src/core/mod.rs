@@ -186,6 +186,36 @@ impl<'a> Cx<'a> {
             }
             index += 1;
         }
+        // Goals still open after their instance finished its steps.
+        let open: Vec<(String, crate::model::OpenGoal)> = self
+            .user
+            .journeys
+            .iter()
+            .filter_map(|(name, memo)| memo.open_goal.clone().map(|g| (name.clone(), g)))
+            .collect();
+        for (name, open) in open {
+            let plan = d.version(&name, &open.version);
+            let goal = plan.and_then(|p| p.goal.as_ref().map(|g| (p, g)));
+            let reached = match goal {
+                Some((plan, goal)) if self.now <= open.until => {
+                    self.filter_matches(&goal.event, &event.name, &value, plan)
+                }
+                _ => false,
+            };
+            if reached || self.now > open.until || goal.is_none() {
+                if let Some(memo) = self.user.journeys.get_mut(&name) {
+                    memo.open_goal = None;
+                }
+            }
+            if reached {
+                let mut r = Record::new(self.now, &self.user.id, Kind::Goal);
+                r.journey = Some(name.clone());
+                r.version = Some(open.version.clone());
+                r.instance = Some(open.instance);
+                r.event = Some(event.name.clone());
+                self.records.push(r);
+            }
+        }
         // Instances waiting for this event resume.
         for index in 0..self.user.instances.len() {
             let inst = &self.user.instances[index];

@@ -169,6 +169,25 @@ impl Cx<'_> {
             let mut r = self.instance_record(inst, Kind::Exit);
             r.reason = Some(reason.into());
             self.records.push(r);
+            // Finishing the steps does not close the conversion window.
+            let goal = self
+                .d
+                .version(&inst.journey, &inst.version)
+                .and_then(|p| p.goal.as_ref());
+            if let Some(goal) = goal
+                && !inst.goal_reached
+                && matches!(reason, "completed" | "exit")
+            {
+                let until = inst.entered_at + chrono::Duration::seconds(goal.within);
+                if until > self.now {
+                    let memo = self.user.journeys.entry(inst.journey.clone()).or_default();
+                    memo.open_goal = Some(crate::model::OpenGoal {
+                        instance: inst.id,
+                        version: inst.version.clone(),
+                        until,
+                    });
+                }
+            }
         }
         false
     }
