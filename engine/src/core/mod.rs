@@ -202,10 +202,10 @@ impl<'a> Cx<'a> {
                 }
                 _ => false,
             };
-            if reached || self.now > open.until || goal.is_none() {
-                if let Some(memo) = self.user.journeys.get_mut(&name) {
-                    memo.open_goal = None;
-                }
+            if (reached || self.now > open.until || goal.is_none())
+                && let Some(memo) = self.user.journeys.get_mut(&name)
+            {
+                memo.open_goal = None;
             }
             if reached {
                 let mut r = Record::new(self.now, &self.user.id, Kind::Goal);
