@@ -71,6 +71,14 @@ impl<K: Kv> Runtime<K> {
                 users.insert(user.clone(), (state, wake));
             }
             let (state, _) = users.get_mut(&user).expect("just inserted");
+            let kind = match input {
+                Input::Track(e) => e.name.as_str(),
+                Input::Identify { .. } => "identify",
+                Input::Wake { .. } => "wake",
+                Input::Scheduled { .. } => "schedule",
+                Input::Cancel { .. } => "cancel",
+            };
+            let _span = tracing::debug_span!("input", user = %user, kind).entered();
             records.extend(core::handle(
                 &self.deployment,
                 &mut globals,

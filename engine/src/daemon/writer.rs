@@ -119,6 +119,9 @@ fn run(
         }
         flush(runtime, clock, &mut inputs, &mut replies);
         let now = clock.now();
+        if let Ok(Some(due)) = runtime.store.next_due() {
+            super::metrics::timer_lag((now - due).to_std().unwrap_or_default());
+        }
         match runtime.advance_to(now) {
             Ok(records) => super::metrics::records(&records),
             Err(e) => tracing::error!(error = %e, "firing timers failed"),
