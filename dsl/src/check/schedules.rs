@@ -76,7 +76,7 @@ fn inner_span(cx: &Cx<'_>, text: &ast::Text, range: Option<std::ops::Range<usize
     let Some(range) = range else { return text.span };
     let quote = if text.triple { 3 } else { 1 };
     let source = cx.sources.slice(text.span);
-    if source.len() >= 2 * quote && &source[quote..source.len() - quote] == text.value {
+    if source.len() >= 2 * quote && source[quote..source.len() - quote] == text.value {
         let start = text.span.start as usize + quote;
         Span::new(
             text.span.file,

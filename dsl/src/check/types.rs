@@ -329,7 +329,7 @@ impl<'a> Infer<'_, 'a> {
             let coercible = t == Type::String
                 && matches!(wanted, Type::Timestamp | Type::Date)
                 && text_parses(arg, wanted);
-            if !t.fits(wanted) && !coercible && !(wanted == Type::Date && t == Type::Timestamp) {
+            if !(t.fits(wanted) || coercible || (wanted == Type::Date && t == Type::Timestamp)) {
                 self.out.push(
                     Diagnostic::new(
                         Code::TypeMismatch,

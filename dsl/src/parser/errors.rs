@@ -174,10 +174,10 @@ fn hint(text: &str, offset: usize, found: &str) -> Option<String> {
 fn is_whole_token(token: &str) -> bool {
     const PIECES: &[&str] = &["\"", "\"\"\"", "_", "\u{feff}", "#", "\\"];
     let letters = token.chars().all(|c| c.is_ascii_alphabetic());
-    !token.trim().is_empty()
-        && !PIECES.contains(&token)
-        && !(letters && token.len() == 1)
-        && token != "BUILTIN_RULE"
+    !(token.trim().is_empty()
+        || PIECES.contains(&token)
+        || (letters && token.len() == 1)
+        || token == "BUILTIN_RULE")
         && !(token.chars().count() == 4 && token.contains(".."))
 }
 
