@@ -89,7 +89,7 @@ impl Builder {
             })
         };
         self.nested(span, error, || {
-            let pairs = pair.into_inner().filter(|p| p.as_rule() != Rule::COMMENT);
+            let pairs = pair.into_inner().filter(|p| p.as_rule() != Rule::comment);
             pratt()
                 .map_primary(|p| self.primary(p))
                 .map_prefix(|op, rhs| {
