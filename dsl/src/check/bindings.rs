@@ -14,7 +14,6 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
     }
     impl<'a> Visitor<'a> for V<'_, 'a> {
         fn expr(&mut self, expr: &'a Expr, _: Role, scope: &Scope<'a>) {
-            let bound = walk::all_bindings(scope.owner);
             walk::each_subexpr(expr, Child::Value, self.cx.functions, &mut |e, child| {
                 let ExprKind::Name(name) = &e.kind else {
                     return;
@@ -27,6 +26,9 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
                 {
                     return;
                 }
+                // Computed only for an unknown name: walking the declaration
+                // for every expression made checking quadratic in its size.
+                let bound = walk::all_bindings(scope.owner);
                 if let Some(binding) = bound.iter().find(|b| &b.name == name) {
                     self.out.push(
                         Diagnostic::new(Code::BindingOutOfScope, e.span, format!("`{name}` is not in scope here"))

@@ -15,7 +15,6 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
     }
     impl<'a> Visitor<'a> for V<'_, 'a> {
         fn expr(&mut self, expr: &'a Expr, _: Role, scope: &Scope<'a>) {
-            let elsewhere = walk::all_bindings(scope.owner);
             walk::each_subexpr(expr, Child::Value, self.cx.functions, &mut |e, child| {
                 let ExprKind::Name(name) = &e.kind else {
                     return;
@@ -24,7 +23,12 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
                     return;
                 }
                 match walk::resolve(name, scope, &self.cx.symbols) {
-                    Resolved::Unknown if elsewhere.iter().any(|b| &b.name == name) => {}
+                    // Computed only here: walking the declaration for every
+                    // expression made checking quadratic in its size.
+                    Resolved::Unknown
+                        if walk::all_bindings(scope.owner)
+                            .iter()
+                            .any(|b| &b.name == name) => {}
                     Resolved::Unknown => {
                         let mut candidates: Vec<&str> = vec!["user", "event", "journey", "now"];
                         candidates.extend(self.cx.symbols.names_of("segment"));

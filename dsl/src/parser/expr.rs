@@ -89,7 +89,13 @@ impl Builder<'_> {
             })
         };
         self.nested(span, error, || {
-            let pairs = pair.into_inner().filter(|p| p.as_rule() != Rule::COMMENT);
+            let pairs: Vec<Pair<'_>> = pair
+                .into_inner()
+                .filter(|p| p.as_rule() != Rule::comment)
+                .collect();
+            if open_prefixes(&pairs) >= super::MAX_DEPTH {
+                return self.too_deep_expr(span);
+            }
             pratt()
                 .map_primary(|p| self.primary(p))
                 .map_prefix(|op, rhs| {
@@ -134,30 +140,35 @@ impl Builder<'_> {
                         ExprKind::Binary(op, Box::new(lhs.expr), Box::new(rhs.expr))
                     })
                 })
-                .parse(pairs)
+                .parse(pairs.into_iter())
+        })
+    }
+
+    /// Reports (once per file) an expression nested too deeply.
+    fn too_deep_expr(&self, span: Span) -> Built {
+        if !self.too_deep.replace(true) {
+            self.report(
+                Diagnostic::new(
+                    Code::TooDeep,
+                    span,
+                    format!(
+                        "expression nested more than {} levels deep",
+                        super::MAX_DEPTH
+                    ),
+                )
+                .label("too deep"),
+            );
+        }
+        Built::leaf(Expr {
+            kind: ExprKind::Error,
+            span,
         })
     }
 
     /// A new node over children at most `depth` deep, unless that is too deep.
     fn grow(&self, span: Span, depth: u32, kind: impl FnOnce() -> ExprKind) -> Built {
         if depth >= super::MAX_DEPTH {
-            if !self.too_deep.replace(true) {
-                self.report(
-                    Diagnostic::new(
-                        Code::TooDeep,
-                        span,
-                        format!(
-                            "expression nested more than {} levels deep",
-                            super::MAX_DEPTH
-                        ),
-                    )
-                    .label("too deep"),
-                );
-            }
-            return Built::leaf(Expr {
-                kind: ExprKind::Error,
-                span,
-            });
+            return self.too_deep_expr(span);
         }
         Built {
             expr: Expr { kind: kind(), span },
@@ -379,6 +390,27 @@ impl Builder<'_> {
             span,
         }
     }
+}
+
+/// How many prefix operators are open at once in one expression's flat
+/// pairs: each is an ancestor of the next in the tree, and the Pratt parser
+/// recurses once per open operator before `grow` can refuse the result, so
+/// `not a == not a == …` or `- - - … 1` must be refused before parsing.
+/// A `not` stays open until `and` or `or` (looser than it); a `-` until
+/// its operand ends (every infix operator is looser than it), unless that
+/// operand starts with a `not`, which keeps it open as long as the `not`.
+fn open_prefixes(pairs: &[Pair<'_>]) -> u32 {
+    let (mut nots, mut negs, mut most) = (0u32, 0u32, 0u32);
+    for pair in pairs {
+        match pair.as_rule() {
+            Rule::op_not => nots += std::mem::take(&mut negs) + 1,
+            Rule::op_neg => negs += 1,
+            Rule::op_and | Rule::op_or => nots = 0,
+            _ => negs = 0,
+        }
+        most = most.max(nots + negs);
+    }
+    most
 }
 
 /// An exact decimal from a literal such as `1_000` or `-19.90`.

@@ -46,7 +46,7 @@ pub fn parse(sources: &Sources, file: FileId) -> (ast::File, Vec<Diagnostic>) {
     };
     let mut builder = Builder::new(file, text);
     for pair in root.clone().into_inner().flatten() {
-        if pair.as_rule() == Rule::COMMENT {
+        if pair.as_rule() == Rule::comment {
             let span = builder.span(&pair);
             out.comments.push(ast::Comment {
                 text: pair.as_str()[1..].trim_end().to_string(),
@@ -289,7 +289,7 @@ fn is_noise(r: Rule) -> bool {
             if table.len() <= index {
                 table.resize(index + 1, false);
             }
-            table[index] = *r == Rule::COMMENT || format!("{r:?}").starts_with("k_");
+            table[index] = *r == Rule::comment || format!("{r:?}").starts_with("k_");
         }
         table
     });

@@ -153,7 +153,7 @@ impl<'a> Lowering<'_, 'a> {
             }
         }
         plan.steps = self.steps(&j.steps, scope);
-        plan.version = version(&plan);
+        plan.version = version(&mut plan);
         plan
     }
 
@@ -582,17 +582,35 @@ fn path_of(path: &ast::UserPath) -> Vec<String> {
 }
 
 /// FNV-1a of the plan as JSON, without source lines: a stable version id.
-fn version(plan: &JourneyPlan) -> String {
-    let mut copy = plan.clone();
-    copy.version.clear();
-    for step in &mut copy.steps.table {
-        step.line = 0;
+/// The lines are zeroed in place and put back (rather than hashing a
+/// clone), and the JSON is hashed as it is written (rather than buffered):
+/// this runs once per journey on every check.
+fn version(plan: &mut JourneyPlan) -> String {
+    struct Fnv(u64);
+    impl std::io::Write for Fnv {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            for &byte in bytes {
+                self.0 ^= u64::from(byte);
+                self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+            }
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
     }
-    let json = serde_json::to_vec(&copy).expect("plans serialize");
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in json {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    let version = std::mem::take(&mut plan.version);
+    let lines: Vec<u32> = plan
+        .steps
+        .table
+        .iter_mut()
+        .map(|step| std::mem::take(&mut step.line))
+        .collect();
+    let mut hash = Fnv(0xcbf2_9ce4_8422_2325);
+    serde_json::to_writer(&mut hash, &*plan).expect("plans serialize");
+    for (step, line) in plan.steps.table.iter_mut().zip(lines) {
+        step.line = line;
     }
-    format!("{hash:016x}")
+    plan.version = version;
+    format!("{:016x}", hash.0)
 }
