@@ -91,7 +91,7 @@ impl Builder<'_> {
         self.nested(span, error, || {
             let pairs: Vec<Pair<'_>> = pair
                 .into_inner()
-                .filter(|p| p.as_rule() != Rule::comment)
+                .filter(|p| p.as_rule() != Rule::COMMENT)
                 .collect();
             if open_prefixes(&pairs) >= super::MAX_DEPTH {
                 return self.too_deep_expr(span);

@@ -46,7 +46,7 @@ pub fn parse(sources: &Sources, file: FileId) -> (ast::File, Vec<Diagnostic>) {
     };
     let mut builder = Builder::new(file, text);
     for pair in root.clone().into_inner().flatten() {
-        if pair.as_rule() == Rule::comment {
+        if pair.as_rule() == Rule::COMMENT {
             let span = builder.span(&pair);
             out.comments.push(ast::Comment {
                 text: pair.as_str()[1..].trim_end().to_string(),
@@ -289,7 +289,7 @@ fn is_noise(r: Rule) -> bool {
             if table.len() <= index {
                 table.resize(index + 1, false);
             }
-            table[index] = *r == Rule::comment || format!("{r:?}").starts_with("k_");
+            table[index] = *r == Rule::COMMENT || format!("{r:?}").starts_with("k_");
         }
         table
     });
@@ -299,6 +299,16 @@ fn is_noise(r: Rule) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_comment_is_collected_for_the_formatter() {
+        let mut sources = Sources::new();
+        let id = sources.add("c.journey", "# top\njourney j {  # after brace\n  trigger event e\n  # own line\n  send sms  # trailing\n}\n# end\n");
+        let (file, diagnostics) = parse(&sources, id);
+        assert!(diagnostics.is_empty());
+        let texts: Vec<&str> = file.comments.iter().map(|c| c.text.trim()).collect();
+        assert_eq!(texts, ["top", "after brace", "own line", "trailing", "end"]);
+    }
 
     #[test]
     fn durations_combine_units() {
