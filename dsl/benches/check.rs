@@ -309,7 +309,7 @@ fn journey(rng: &mut Lcg, out: &mut String, file: usize, index: usize) {
 
 /// The deployment as (file name, text) pairs.
 fn deployment() -> Vec<(String, String)> {
-    let mut rng = Lcg(0x5eed_0f_3a7a);
+    let mut rng = Lcg(0x005e_ed0f_3a7a);
     let mut files = Vec::with_capacity(FILES + 1);
     let mut text = String::new();
     shared(&mut text);
