@@ -11,6 +11,7 @@
 //!
 //! `cargo bench -p waymark-engine --bench ingest` runs it in full; under
 //! `cargo test` (no `--bench` argument) it runs a small smoke version.
+//! `WAYMARK_BENCH_TIMERS=N` sets how many timers the memory phase makes.
 
 use chrono::{DateTime, Duration, Utc};
 use criterion::{Criterion, Throughput};
@@ -375,9 +376,11 @@ fn raw(c: &mut Criterion, size: usize) -> Tally {
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
+    let timers_env = std::env::var("WAYMARK_BENCH_TIMERS").ok();
     let sizes = if full {
         Sizes {
-            timers: 1_000_000,
+            // Override to iterate on the throughput figures faster.
+            timers: timers_env.map_or(1_000_000, |n| n.parse().unwrap()),
             timer_batch: 10_000,
         }
     } else {
