@@ -21,6 +21,18 @@ impl SledKv {
         Ok(SledKv { db })
     }
 
+    /// Like [`SledKv::open`], with sled's page cache bounded to `bytes`
+    /// (sled's default is 1 GiB). Resident memory for a large store — a
+    /// million pending timers — is bounded by this cache, not by the data.
+    pub fn open_with_cache(path: &Path, bytes: u64) -> Result<SledKv> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(bytes)
+            .open()
+            .map_err(backend)?;
+        Ok(SledKv { db })
+    }
+
     /// A store in a temporary directory, removed when dropped.
     pub fn temporary() -> Result<SledKv> {
         let db = sled::Config::new()

@@ -1,0 +1,436 @@
+//! Throughput and memory of the durable path, in one run:
+//!
+//! - **timers**: a million users, each with a pending timer, written
+//!   through `Store::commit` in large batches into sled with an explicit
+//!   cache; resident memory before and after, and the size on disk;
+//! - **ingest**: events per second through `Runtime::ingest` on sled with
+//!   a durable group commit per batch, for a small realistic deployment
+//!   (cart recovery, its policy, a check-in task) over 10k users;
+//! - **raw**: sled `apply_batch` + `flush` of as many values of the same
+//!   size (the mean stored user state) per batch: the ceiling for ingest.
+//!
+//! `cargo bench -p waymark-engine --bench ingest` runs it in full; under
+//! `cargo test` (no `--bench` argument) it runs a small smoke version.
+//! `WAYMARK_BENCH_TIMERS=N` sets how many timers the memory phase makes.
+
+use chrono::{DateTime, Duration, Utc};
+use criterion::{Criterion, Throughput};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use waymark_dsl::check::{self, Options};
+use waymark_dsl::source::Sources;
+use waymark_dsl::value::Value;
+use waymark_engine::deployment::Deployment;
+use waymark_engine::model::{Event, Input, UserState, Wait};
+use waymark_engine::runtime::Runtime;
+use waymark_engine::store::{Batch, Kv, MemoryKv, SledKv, Store};
+
+/// Events per `ingest` call (and values per raw batch).
+const BATCH: usize = 256;
+const USERS: u64 = 10_000;
+/// sled's page cache for every store here (sled's default is 1 GiB).
+const CACHE_BYTES: u64 = 64 << 20;
+
+const TASK: &str = r#"
+task daily_checkin "每日签到" {
+  on event checkin
+  tz "Asia/Shanghai"
+  streak 7 days {
+    give points 100 reason "连续签到7天"
+  }
+  repeatable
+}
+"#;
+
+struct Sizes {
+    timers: u64,
+    timer_batch: usize,
+}
+
+/// splitmix64: a fixed, dependency-free event mix.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+fn base() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2025-11-10T02:00:00Z")
+        .unwrap()
+        .to_utc()
+}
+
+fn deployment() -> Deployment {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/journeys");
+    let mut sources = Sources::new();
+    for name in ["cart_recovery.journey", "policy.journey"] {
+        sources.add(name, std::fs::read_to_string(dir.join(name)).unwrap());
+    }
+    sources.add("checkin.journey", TASK);
+    let checked = check::check(
+        &sources,
+        Options {
+            functions: waymark_stdlib::stdlib(),
+            channels: None,
+        },
+    );
+    Deployment::new(checked.plan.expect("the bench deployment checks clean"))
+}
+
+fn record(pairs: &[(&str, Value)]) -> Value {
+    Value::Record(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect::<BTreeMap<_, _>>(),
+    )
+}
+
+/// Segment-like traffic: carts, check-ins, payments, profile updates.
+struct Traffic {
+    rng: Rng,
+    batch: u64,
+    message: u64,
+}
+
+impl Traffic {
+    fn next_batch(&mut self) -> (Vec<Input>, DateTime<Utc>) {
+        let now = base() + Duration::seconds(30 * self.batch as i64);
+        self.batch += 1;
+        let inputs = (0..BATCH)
+            .map(|_| {
+                let r = self.rng.next();
+                let user = format!("user{:05}", r % USERS);
+                self.message += 1;
+                let message_id = Some(format!("msg-{:012}", self.message));
+                let event = |name: &str, properties: Value| {
+                    Input::Track(Event {
+                        user: user.clone(),
+                        name: name.into(),
+                        properties,
+                        at: now,
+                        message_id: message_id.clone(),
+                    })
+                };
+                match (r >> 32) % 100 {
+                    0..50 => event(
+                        "cart_updated",
+                        record(&[
+                            ("value", Value::Number((r % 500 + 1).into())),
+                            (
+                                "items",
+                                Value::List(vec![
+                                    Value::String(format!("sku-{}", r % 977)),
+                                    Value::String(format!("sku-{}", r % 113)),
+                                ]),
+                            ),
+                        ]),
+                    ),
+                    50..85 => event("checkin", record(&[])),
+                    85..95 => event(
+                        "order_paid",
+                        record(&[
+                            ("amount", Value::Number((r % 300 + 1).into())),
+                            ("order_id", Value::String(format!("o{}", self.message))),
+                        ]),
+                    ),
+                    _ => Input::Identify {
+                        user: user.clone(),
+                        traits: record(&[
+                            ("nickname", Value::String(format!("顾客{}", r % 1000))),
+                            (
+                                "consent",
+                                record(&[
+                                    ("sms", Value::Bool(true)),
+                                    ("wechat", Value::Bool(true)),
+                                ]),
+                            ),
+                        ]),
+                        at: now,
+                        message_id,
+                    },
+                }
+            })
+            .collect();
+        (inputs, now)
+    }
+}
+
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn disk_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => disk_bytes(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("waymark-bench-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn open(dir: &Path) -> SledKv {
+    SledKv::open_with_cache(dir, CACHE_BYTES).unwrap()
+}
+
+/// A user as the cart journey leaves them: inside it, waiting an hour.
+fn template_user(deployment: &Deployment) -> UserState {
+    let mut runtime = Runtime::new(Store::new(MemoryKv::default()), deployment.clone());
+    let mut traffic = Traffic {
+        rng: Rng(7),
+        batch: 0,
+        message: 0,
+    };
+    let (inputs, now) = traffic.next_batch();
+    let cart = inputs
+        .into_iter()
+        .find(|i| matches!(i, Input::Track(e) if e.name == "cart_updated"))
+        .unwrap();
+    let user = cart.user().to_string();
+    runtime.ingest(&[cart], now).unwrap();
+    let state = runtime.store.user(&user).unwrap().unwrap();
+    assert!(state.next_wake().is_some(), "the template user waits");
+    state
+}
+
+struct TimerReport {
+    timers: u64,
+    seconds: f64,
+    rss_before: u64,
+    rss_after: u64,
+    disk: u64,
+    value: usize,
+}
+
+fn timers(deployment: &Deployment, sizes: &Sizes) -> TimerReport {
+    let template = template_user(deployment);
+    let dir = scratch("timers");
+    let rss_before = rss_kib();
+    let store = Store::new(open(&dir));
+    let started = Instant::now();
+    let mut value = 0;
+    let mut made = 0;
+    while made < sizes.timers {
+        let mut batch = Batch::default();
+        for _ in 0..sizes.timer_batch.min((sizes.timers - made) as usize) {
+            let mut user = template.clone();
+            user.id = format!("t{made:08}");
+            let due = base() + Duration::seconds(made as i64);
+            for i in &mut user.instances {
+                i.wait = Wait::Until(due);
+            }
+            if made == 0 {
+                value = rmp_size(&user);
+            }
+            batch.users.push((user, None));
+            made += 1;
+        }
+        store.commit(batch).unwrap();
+        store.flush().unwrap();
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let rss_after = rss_kib();
+    // Every timer is there, in order, read page by page.
+    let mut counted = 0u64;
+    let mut from = b"t/".to_vec();
+    loop {
+        let page = store.kv().range(&from, b"t0", 10_000).unwrap();
+        let Some((last, _)) = page.last() else { break };
+        counted += page.len() as u64;
+        from = last.clone();
+        from.push(0);
+    }
+    assert_eq!(counted, sizes.timers, "every pending timer is stored");
+    drop(store);
+    let disk = disk_bytes(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    TimerReport {
+        timers: sizes.timers,
+        seconds,
+        rss_before,
+        rss_after,
+        disk,
+        value,
+    }
+}
+
+/// The size of a user's state as the store writes it.
+fn rmp_size(user: &UserState) -> usize {
+    rmp_serde::to_vec_named(user).unwrap().len()
+}
+
+/// Totals over every timed iteration, for the summary.
+#[derive(Default)]
+struct Tally {
+    units: u64,
+    seconds: f64,
+}
+
+impl Tally {
+    fn rate(&self) -> f64 {
+        self.units as f64 / self.seconds
+    }
+}
+
+/// Events through the runtime; returns the rate and the mean stored user size.
+fn ingest(c: &mut Criterion, deployment: &Deployment) -> (Tally, usize) {
+    let dir = scratch("ingest");
+    let mut runtime = Runtime::new(Store::new(open(&dir)), deployment.clone());
+    let mut traffic = Traffic {
+        rng: Rng(42),
+        batch: 0,
+        message: 0,
+    };
+    // Most users exist before timing starts.
+    for _ in 0..(4 * USERS as usize / BATCH) {
+        let (inputs, now) = traffic.next_batch();
+        runtime.ingest(&inputs, now).unwrap();
+    }
+    let mut tally = Tally::default();
+    let mut group = c.benchmark_group("durable");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.bench_function("runtime_ingest_256_events", |b| {
+        b.iter_custom(|iters| {
+            let batches: Vec<_> = (0..iters).map(|_| traffic.next_batch()).collect();
+            let started = Instant::now();
+            for (inputs, now) in &batches {
+                runtime.ingest(inputs, *now).unwrap();
+            }
+            let elapsed = started.elapsed();
+            tally.units += iters * BATCH as u64;
+            tally.seconds += elapsed.as_secs_f64();
+            elapsed
+        })
+    });
+    group.finish();
+    let users = runtime.store.kv().range(b"u/", b"u0", usize::MAX).unwrap();
+    let mean = users.iter().map(|(_, v)| v.len()).sum::<usize>() / users.len().max(1);
+    drop(runtime);
+    let _ = std::fs::remove_dir_all(&dir);
+    (tally, mean)
+}
+
+/// sled alone: `BATCH` values of `size` bytes per atomic batch, one flush each.
+fn raw(c: &mut Criterion, size: usize) -> Tally {
+    let dir = scratch("raw");
+    let db = sled::Config::new()
+        .path(&dir)
+        .cache_capacity(CACHE_BYTES)
+        .open()
+        .unwrap();
+    let mut rng = Rng(42);
+    let value: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    let mut tally = Tally::default();
+    let mut group = c.benchmark_group("durable");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.bench_function(
+        format!("sled_apply_batch_256_values_of_{size}_bytes"),
+        |b| {
+            b.iter_custom(|iters| {
+                let started = Instant::now();
+                for _ in 0..iters {
+                    let mut batch = sled::Batch::default();
+                    for _ in 0..BATCH {
+                        let key = format!("u/user{:05}", rng.next() % USERS);
+                        batch.insert(key.as_bytes(), value.clone());
+                    }
+                    db.apply_batch(batch).unwrap();
+                    db.flush().unwrap();
+                }
+                let elapsed = started.elapsed();
+                tally.units += iters * BATCH as u64;
+                tally.seconds += elapsed.as_secs_f64();
+                elapsed
+            })
+        },
+    );
+    group.finish();
+    drop(db);
+    let _ = std::fs::remove_dir_all(&dir);
+    tally
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let timers_env = std::env::var("WAYMARK_BENCH_TIMERS").ok();
+    let sizes = if full {
+        Sizes {
+            // Override to iterate on the throughput figures faster.
+            timers: timers_env.map_or(1_000_000, |n| n.parse().unwrap()),
+            timer_batch: 10_000,
+        }
+    } else {
+        Sizes {
+            timers: 20_000,
+            timer_batch: 5_000,
+        }
+    };
+    let mut c = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(std::time::Duration::from_secs(2))
+        .measurement_time(std::time::Duration::from_secs(10))
+        .configure_from_args();
+    let deployment = deployment();
+
+    // Memory first, while the process is fresh.
+    let t = timers(&deployment, &sizes);
+    let (events, value) = ingest(&mut c, &deployment);
+    let inserts = raw(&mut c, value);
+    c.final_summary();
+
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    let per_million = 1_000_000.0 / t.timers as f64;
+    println!();
+    println!(
+        "== waymark durable path (sled, cache_capacity {} MiB) ==",
+        CACHE_BYTES >> 20
+    );
+    println!(
+        "ingest: {:.0} events/s through Runtime::ingest ({BATCH} events per commit+flush, {USERS} users)",
+        events.rate()
+    );
+    println!(
+        "raw:    {:.0} inserts/s, sled apply_batch of {BATCH} values of {value} B (mean stored user state) + flush",
+        inserts.rate()
+    );
+    println!(
+        "ratio:  {:.2} (ingest events/s ÷ raw inserts/s; goal ≥ 0.5)",
+        events.rate() / inserts.rate()
+    );
+    println!(
+        "timers: {} users with a pending timer ({} B state each) in {:.1}s; RSS {:.0} → {:.0} MiB (+{:.0} MiB, {:.0} MiB per million); disk {:.0} MiB ({:.0} MiB per million)",
+        t.timers,
+        t.value,
+        t.seconds,
+        mib(t.rss_before),
+        mib(t.rss_after),
+        mib(t.rss_after.saturating_sub(t.rss_before)),
+        mib(t.rss_after.saturating_sub(t.rss_before)) * per_million,
+        t.disk as f64 / (1 << 20) as f64,
+        t.disk as f64 / (1 << 20) as f64 * per_million,
+    );
+}
