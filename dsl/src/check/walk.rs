@@ -333,17 +333,21 @@ pub fn decl_blocks(decl: &Decl) -> Vec<&[ast::Step]> {
     match decl {
         Decl::Journey(j) => vec![&j.steps],
         Decl::Rule(r) => vec![&r.then.steps],
-        Decl::Task(t) => t
-            .clauses
-            .iter()
-            .filter_map(|c| match &c.kind {
-                ast::TaskClauseKind::Count { reward, .. }
-                | ast::TaskClauseKind::Streak { reward, .. } => Some(reward.steps.as_slice()),
-                _ => None,
-            })
-            .collect(),
+        Decl::Task(t) => task_rewards(t),
         _ => Vec::new(),
     }
+}
+
+/// A task's reward step lists.
+fn task_rewards(t: &ast::Task) -> Vec<&[ast::Step]> {
+    t.clauses
+        .iter()
+        .filter_map(|c| match &c.kind {
+            ast::TaskClauseKind::Count { reward, .. }
+            | ast::TaskClauseKind::Streak { reward, .. } => Some(reward.steps.as_slice()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The blocks directly inside a step.
@@ -434,15 +438,7 @@ pub fn all_bindings<'a>(owner: Owner<'a>) -> Vec<&'a ast::Ident> {
     let lists: Vec<&'a [ast::Step]> = match owner {
         Owner::Journey(j) => vec![&j.steps],
         Owner::Rule(r) => vec![&r.then.steps],
-        Owner::Task(t) => t
-            .clauses
-            .iter()
-            .filter_map(|c| match &c.kind {
-                ast::TaskClauseKind::Count { reward, .. }
-                | ast::TaskClauseKind::Streak { reward, .. } => Some(reward.steps.as_slice()),
-                _ => None,
-            })
-            .collect(),
+        Owner::Task(t) => task_rewards(t),
         _ => Vec::new(),
     };
     fn go<'a>(list: &'a [ast::Step], out: &mut Vec<&'a ast::Ident>) {

@@ -44,6 +44,29 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
+/// Checks the `.journey` files under `paths`; prints the diagnostics and
+/// returns `None` when they have errors, else the plan.
+pub fn plan_of(paths: &[PathBuf]) -> Result<Option<waymark_dsl::plan::Plan>> {
+    let files = journey_files(paths)?;
+    let sources = load(&files)?;
+    let options = waymark_dsl::check::Options {
+        functions: waymark_stdlib::stdlib(),
+        channels: None,
+    };
+    let checked = waymark_dsl::check::check(&sources, options);
+    if checked.plan.is_none() {
+        print!(
+            "{}",
+            waymark_dsl::render::human(&sources, &checked.diagnostics)
+        );
+        eprintln!(
+            "{}",
+            waymark_dsl::render::summary(files.len(), &checked.diagnostics)
+        );
+    }
+    Ok(checked.plan)
+}
+
 /// Reads files into a deployment's sources, named by their paths.
 pub fn load(files: &[PathBuf]) -> Result<Sources> {
     let mut sources = Sources::new();

@@ -10,8 +10,6 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use waymark_dsl::check::{self, Options};
-use waymark_dsl::render;
 use waymark_engine::deployment::Deployment;
 use waymark_engine::journal::{Kind, Record};
 use waymark_engine::runtime::Runtime;
@@ -45,18 +43,7 @@ pub fn run(args: &SimulateArgs) -> Result<ExitCode> {
     };
     let tz = waymark_dsl::schedule::parse_time_zone(&args.tz)
         .map_err(|e| anyhow::anyhow!("--tz: {}", e.message))?;
-    let files = super::journey_files(&args.paths)?;
-    let sources = super::load(&files)?;
-    let checked = check::check(
-        &sources,
-        Options {
-            functions: waymark_stdlib::stdlib(),
-            channels: None,
-        },
-    );
-    let Some(plan) = checked.plan else {
-        print!("{}", render::human(&sources, &checked.diagnostics));
-        eprintln!("{}", render::summary(files.len(), &checked.diagnostics));
+    let Some(plan) = super::plan_of(&args.paths)? else {
         return Ok(ExitCode::from(1));
     };
     let name = args.events.display().to_string();

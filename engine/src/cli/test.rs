@@ -4,23 +4,10 @@
 use anyhow::Result;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use waymark_dsl::check::{self, Options};
-use waymark_dsl::render;
 use waymark_engine::testing;
 
 pub fn run(paths: &[PathBuf]) -> Result<ExitCode> {
-    let files = super::journey_files(paths)?;
-    let sources = super::load(&files)?;
-    let checked = check::check(
-        &sources,
-        Options {
-            functions: waymark_stdlib::stdlib(),
-            channels: None,
-        },
-    );
-    let Some(plan) = checked.plan else {
-        print!("{}", render::human(&sources, &checked.diagnostics));
-        eprintln!("{}", render::summary(files.len(), &checked.diagnostics));
+    let Some(plan) = super::plan_of(paths)? else {
         return Ok(ExitCode::from(1));
     };
     let (mut passed, mut failed) = (0, 0);
@@ -46,11 +33,7 @@ pub fn run(paths: &[PathBuf]) -> Result<ExitCode> {
         }
     }
     if plan.tests.is_empty() {
-        println!(
-            "no test blocks in {} file{}",
-            files.len(),
-            if files.len() == 1 { "" } else { "s" }
-        );
+        println!("no test blocks in the scripts");
     }
     println!("tests: {passed} passed, {failed} failed");
     Ok(if failed > 0 {

@@ -232,24 +232,31 @@ fn one(body: &Json, kind: &str, prefix: &str) -> Result<crate::model::Input, Api
 }
 
 async fn track(
-    State(state): State<AppState>,
+    state: State<AppState>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
-    let json = json_body(&headers, &body)?;
-    authorize(&state, &headers, Some(&json), Scope::Ingest)?;
-    submit(&state, vec![one(&json, "track", "")?]).await?;
-    Ok(axum::Json(json!({"success": true})))
+    single(state, headers, body, "track").await
 }
 
 async fn identify(
-    State(state): State<AppState>,
+    state: State<AppState>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
+    single(state, headers, body, "identify").await
+}
+
+/// One message (`track` or `identify`), answered once durable.
+async fn single(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+    kind: &str,
+) -> Result<impl IntoResponse, ApiError> {
     let json = json_body(&headers, &body)?;
     authorize(&state, &headers, Some(&json), Scope::Ingest)?;
-    submit(&state, vec![one(&json, "identify", "")?]).await?;
+    submit(&state, vec![one(&json, kind, "")?]).await?;
     Ok(axum::Json(json!({"success": true})))
 }
 
