@@ -82,3 +82,51 @@ fn explain_prints_what_a_code_means() {
     let unknown = run(&root(), &["explain", "E9999"]);
     assert_eq!(unknown.status.code(), Some(2));
 }
+
+#[test]
+fn check_with_a_config_refuses_channels_it_does_not_define_and_bad_configs() {
+    let dir = scratch("check_config");
+    std::fs::write(
+        dir.join("j.journey"),
+        "journey j {\n  trigger event a\n  send smss { text: \"x\" }\n}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("ok.toml"),
+        "[channels.sms]\nkind = \"log\"\npath = \"./sms.jsonl\"\n",
+    )
+    .unwrap();
+    let out = run(&dir, &["check", "--config", "ok.toml", "j.journey"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("no channel named `smss` is configured"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stdout(&out).contains("did you mean `sms`?"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        run(&dir, &["check", "j.journey"]).status.code(),
+        Some(0),
+        "without a config any channel name goes"
+    );
+    std::fs::write(
+        dir.join("bad.toml"),
+        "[channels.sms]\nkind = \"pigeon\"\n[retry]\nmax_atempts = 3\n",
+    )
+    .unwrap();
+    let bad = run(&dir, &["check", "--config", "bad.toml", "j.journey"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let err = stderr(&bad);
+    assert!(
+        err.contains("channels.sms.kind: unknown channel kind `pigeon`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("retry.max_atempts: unknown key; did you mean `max_attempts`?"),
+        "{err}"
+    );
+}

@@ -19,6 +19,9 @@ pub struct CheckArgs {
     /// Treat warnings as errors (exit 1 on any).
     #[arg(long)]
     pub deny_warnings: bool,
+    /// Check `send` steps against the channels this config defines.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -28,13 +31,26 @@ pub enum Format {
 }
 
 pub fn run(args: &CheckArgs) -> Result<ExitCode> {
+    let catalog = match &args.config {
+        None => None,
+        Some(path) => {
+            let registry = waymark_engine::adapters::Registry::builtin();
+            let Some(config) = super::load_config(Some(path), &Default::default(), &registry)?
+            else {
+                return Ok(ExitCode::from(2));
+            };
+            // With no channels configured every channel is a `log` channel: nothing to check.
+            (!config.channels.is_empty())
+                .then(|| waymark_engine::daemon::catalog(&config, &registry))
+        }
+    };
     let files = super::journey_files(&args.paths)?;
     let sources = super::load(&files)?;
     let checked = check::check(
         &sources,
         Options {
             functions: waymark_stdlib::stdlib(),
-            channels: None,
+            channels: catalog.as_ref(),
         },
     );
     let mut stdout = std::io::stdout().lock();

@@ -67,6 +67,37 @@ pub fn plan_of(paths: &[PathBuf]) -> Result<Option<waymark_dsl::plan::Plan>> {
     Ok(checked.plan)
 }
 
+/// The configuration layers, validated; prints every error (with its TOML
+/// path) and returns `None` when there are any.
+pub fn load_config(
+    path: Option<&Path>,
+    flags: &waymark_engine::config::Flags,
+    registry: &waymark_engine::adapters::Registry,
+) -> Result<Option<waymark_engine::config::Config>> {
+    let file = match path {
+        Some(p) => Some((
+            p.display().to_string(),
+            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?,
+        )),
+        None => None,
+    };
+    let env: std::collections::BTreeMap<String, String> = std::env::vars().collect();
+    match waymark_engine::config::load(
+        file.as_ref().map(|(n, t)| (n.as_str(), t.as_str())),
+        &env,
+        flags,
+        registry,
+    ) {
+        Ok(config) => Ok(Some(config)),
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("config error: {e}");
+            }
+            Ok(None)
+        }
+    }
+}
+
 /// Reads files into a deployment's sources, named by their paths.
 pub fn load(files: &[PathBuf]) -> Result<Sources> {
     let mut sources = Sources::new();

@@ -1,11 +1,11 @@
 //! `waymark run`: load the configuration layers, validate them, start the daemon.
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use waymark_engine::adapters::Registry;
-use waymark_engine::config::{self, Flags, LogFormat};
+use waymark_engine::config::{Flags, LogFormat};
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -27,15 +27,6 @@ pub struct RunArgs {
 }
 
 pub fn run(args: &RunArgs) -> Result<ExitCode> {
-    let file = match &args.config {
-        Some(path) => Some((
-            path.display().to_string(),
-            std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?,
-        )),
-        None => None,
-    };
-    let env: std::collections::BTreeMap<String, String> = std::env::vars().collect();
     let flags = Flags {
         listen: args.listen.clone(),
         data_dir: args.data_dir.clone(),
@@ -43,19 +34,8 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         log_format: args.log_format.clone(),
     };
     let registry = Registry::builtin();
-    let config = match config::load(
-        file.as_ref().map(|(n, t)| (n.as_str(), t.as_str())),
-        &env,
-        &flags,
-        &registry,
-    ) {
-        Ok(c) => c,
-        Err(errors) => {
-            for e in &errors {
-                eprintln!("config error: {e}");
-            }
-            return Ok(ExitCode::from(2));
-        }
+    let Some(config) = super::load_config(args.config.as_deref(), &flags, &registry)? else {
+        return Ok(ExitCode::from(2));
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log_level));
