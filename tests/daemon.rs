@@ -79,7 +79,8 @@ fn sent_lines(dir: &Path) -> Vec<serde_json::Value> {
 }
 
 fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    // Generous: CI machines can be slow; a pass takes well under a second.
+    let deadline = Instant::now() + Duration::from_secs(60);
     while !f() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(50));
@@ -152,6 +153,26 @@ fn events_in_messages_out_and_the_journal_explains_them() {
     assert!(user.contains("\"points\":10"), "{user}");
     let (status, _) = http(port, "GET", "/v1/users/nobody", "");
     assert_eq!(status, 404);
+    let (status, stats) = http(port, "GET", "/v1/journeys/welcome/stats", "");
+    assert_eq!(status, 200);
+    let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
+    let version = stats["versions"]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (
+            version["entered"].as_u64(),
+            version["completed"].as_u64(),
+            version["sends"].as_u64()
+        ),
+        (Some(1), Some(1), Some(2)),
+        "{version}"
+    );
+    assert_eq!(http(port, "GET", "/v1/journeys/nope/stats", "").0, 404);
     let (status, export) = http(port, "GET", "/v1/users/u1/export", "");
     assert_eq!(status, 200);
     assert!(

@@ -15,5 +15,6 @@ pub mod ingest;
 pub mod journal;
 pub mod model;
 pub mod runtime;
+pub mod stats;
 pub mod store;
 pub mod testing;

@@ -76,6 +76,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/deadletters/{seq}/replay", post(replay))
         .route("/v1/deploy", post(deploy))
         .route("/v1/journeys", get(journeys))
+        .route("/v1/journeys/{name}/stats", get(stats))
         .route("/v1/journeys/{name}/pause", post(pause))
         .route("/v1/journeys/{name}/resume", post(resume))
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -425,6 +426,37 @@ async fn replay(
         ));
     }
     Ok(axum::Json(json!({"replayed": seq})))
+}
+
+async fn stats(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    authorize(&state, &headers, None, Scope::Read)?;
+    let internal = |e: crate::store::StoreError| {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server", e.to_string())
+    };
+    let known = state
+        .store
+        .load_deployment()
+        .map_err(internal)?
+        .is_some_and(|d| d.versions().any(|v| v.name == name));
+    if !known {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "name",
+            format!("no journey `{name}` was ever deployed"),
+        ));
+    }
+    let versions: serde_json::Map<String, Json> = state
+        .store
+        .journey_stats(&name)
+        .map_err(internal)?
+        .into_iter()
+        .map(|(v, s)| (v, s.to_json()))
+        .collect();
+    Ok(axum::Json(json!({"journey": name, "versions": versions})))
 }
 
 async fn pause(

@@ -12,6 +12,7 @@
 //! | `o/{seq}` | the outbox: sends waiting for delivery |
 //! | `x/{seq}` | dead letters: sends given up on, with their last error |
 //! | `P`, `Q`, `p/{journey}/{version}` | the deployment: current plan, paused journeys, every journey version |
+//! | `k/{journey}/{version}` | journey stats per version |
 //! | `g` | state shared by all users |
 //! | `s` | the last sequence number used |
 //!
@@ -209,6 +210,26 @@ impl<K: Kv> Store<K> {
                 ops.push(Op::Put(key("o", &[&seq.to_be_bytes()]), encode(&entry)));
             }
         }
+        // Journey stats, per version, folded from this batch's records.
+        let mut touched: std::collections::BTreeMap<(String, String), crate::stats::VersionStats> =
+            Default::default();
+        for record in &batch.journal {
+            let (Some(journey), Some(version)) = (&record.journey, &record.version) else {
+                continue;
+            };
+            let k = (journey.clone(), version.clone());
+            if !touched.contains_key(&k) {
+                let stored = self.stats(journey, version)?;
+                touched.insert(k.clone(), stored);
+            }
+            touched.get_mut(&k).expect("just inserted").add(record);
+        }
+        for ((journey, version), stats) in &touched {
+            ops.push(Op::Put(
+                key("k", &[journey.as_bytes(), version.as_bytes()]),
+                encode(stats),
+            ));
+        }
         ops.push(Op::Put(b"s".to_vec(), seq.to_be_bytes().to_vec()));
         if let Some(globals) = &batch.globals {
             ops.push(Op::Put(b"g".to_vec(), encode(globals)));
@@ -313,6 +334,35 @@ impl<K: Kv> Store<K> {
             d.keep_version(decode(&k, &v)?);
         }
         Ok(Some(d))
+    }
+
+    /// A journey version's stats.
+    pub fn stats(&self, journey: &str, version: &str) -> Result<crate::stats::VersionStats> {
+        let k = key("k", &[journey.as_bytes(), version.as_bytes()]);
+        Ok(self
+            .kv
+            .get(&k)?
+            .map(|b| decode(&k, &b))
+            .transpose()?
+            .unwrap_or_default())
+    }
+
+    /// Every version's stats of a journey, by version.
+    pub fn journey_stats(
+        &self,
+        journey: &str,
+    ) -> Result<Vec<(String, crate::stats::VersionStats)>> {
+        let prefix = key("k", &[journey.as_bytes(), b""]);
+        self.kv
+            .range(&prefix, &prefix_end(&prefix), usize::MAX)?
+            .into_iter()
+            .map(|(k, v)| {
+                Ok((
+                    String::from_utf8_lossy(&k[prefix.len()..]).into_owned(),
+                    decode(&k, &v)?,
+                ))
+            })
+            .collect()
     }
 
     /// A delivered send leaves the outbox.

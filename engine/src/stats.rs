@@ -1,0 +1,147 @@
+//! Journey statistics per version, folded from journal records as they are
+//! committed (in the same batch), so they always agree with the journal:
+//! entered, active, completed, exits by reason, goals, per-step counts,
+//! sends, suppressions by reason, failures, and split arms with their goal
+//! rates.
+
+use crate::journal::{Kind, Record};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct VersionStats {
+    pub entered: u64,
+    pub completed: u64,
+    pub exits: BTreeMap<String, u64>,
+    pub goals: u64,
+    pub sends: u64,
+    pub suppressed: BTreeMap<String, u64>,
+    pub deferred: u64,
+    pub failures: u64,
+    /// Records per step id (`s3` → how many times it did something).
+    pub steps: BTreeMap<String, u64>,
+    /// Per split, per arm: instances that finished in it and goals reached.
+    pub arms: BTreeMap<String, BTreeMap<String, ArmStats>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ArmStats {
+    pub finished: u64,
+    pub goals: u64,
+}
+
+impl VersionStats {
+    /// Instances still inside.
+    pub fn active(&self) -> u64 {
+        self.entered.saturating_sub(self.exits.values().sum())
+    }
+
+    pub fn add(&mut self, r: &Record) {
+        match r.kind {
+            Kind::Enter => self.entered += 1,
+            Kind::Exit => {
+                let reason = r.reason.clone().unwrap_or_default();
+                if reason == "completed" {
+                    self.completed += 1;
+                }
+                *self.exits.entry(reason).or_default() += 1;
+                for (split, arm) in r.arms.iter().flatten() {
+                    self.arms
+                        .entry(split.clone())
+                        .or_default()
+                        .entry(arm.clone())
+                        .or_default()
+                        .finished += 1;
+                }
+            }
+            Kind::Goal => {
+                self.goals += 1;
+                for (split, arm) in r.arms.iter().flatten() {
+                    self.arms
+                        .entry(split.clone())
+                        .or_default()
+                        .entry(arm.clone())
+                        .or_default()
+                        .goals += 1;
+                }
+            }
+            Kind::Send => self.sends += 1,
+            Kind::Suppressed => {
+                *self
+                    .suppressed
+                    .entry(r.reason.clone().unwrap_or_default())
+                    .or_default() += 1
+            }
+            Kind::Deferred => self.deferred += 1,
+            Kind::Error => self.failures += 1,
+            _ => {}
+        }
+        if let Some(step) = &r.step {
+            *self.steps.entry(step.clone()).or_default() += 1;
+        }
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        let arms: serde_json::Map<String, serde_json::Value> = self
+            .arms
+            .iter()
+            .map(|(split, arms)| {
+                let arms: serde_json::Map<String, serde_json::Value> = arms
+                    .iter()
+                    .map(|(arm, a)| {
+                        let rate = if a.finished == 0 { serde_json::Value::Null } else { serde_json::json!(a.goals as f64 / a.finished as f64) };
+                        (arm.clone(), serde_json::json!({"finished": a.finished, "goals": a.goals, "goal_rate": rate}))
+                    })
+                    .collect();
+                (split.clone(), serde_json::Value::Object(arms))
+            })
+            .collect();
+        serde_json::json!({
+            "entered": self.entered,
+            "active": self.active(),
+            "completed": self.completed,
+            "exits": self.exits,
+            "goals": self.goals,
+            "sends": self.sends,
+            "suppressed": self.suppressed,
+            "deferred": self.deferred,
+            "failures": self.failures,
+            "steps": self.steps,
+            "arms": arms,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+
+    fn rec(kind: Kind, reason: Option<&str>, arm: Option<&str>) -> Record {
+        let mut r = Record::new(Utc::now(), "u", kind);
+        r.reason = reason.map(str::to_string);
+        r.arms = arm.map(|a| BTreeMap::from([("offer".to_string(), a.to_string())]));
+        r
+    }
+
+    #[test]
+    fn stats_count_entries_exits_goals_and_arm_goal_rates() {
+        let mut s = VersionStats::default();
+        for r in [
+            rec(Kind::Enter, None, None),
+            rec(Kind::Enter, None, None),
+            rec(Kind::Enter, None, None),
+            rec(Kind::Goal, None, Some("coupon")),
+            rec(Kind::Exit, Some("goal"), Some("coupon")),
+            rec(Kind::Exit, Some("completed"), Some("holdout")),
+            rec(Kind::Suppressed, Some("cap"), None),
+        ] {
+            s.add(&r);
+        }
+        assert_eq!((s.entered, s.active(), s.completed, s.goals), (3, 1, 1, 1));
+        assert_eq!(s.suppressed["cap"], 1);
+        let json = s.to_json();
+        assert_eq!(json["arms"]["offer"]["coupon"]["goal_rate"], 1.0);
+        assert_eq!(json["arms"]["offer"]["holdout"]["goal_rate"], 0.0);
+    }
+}
