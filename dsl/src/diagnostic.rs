@@ -96,10 +96,17 @@ pub fn sort(diagnostics: &mut Vec<Diagnostic>) {
 /// "did you mean" for a misspelt name: the closest candidate within an edit
 /// distance that grows with the name's length.
 pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let limit = (name.chars().count() / 3).max(1);
+    let len = name.chars().count();
+    // Nobody misspells a name this long; and edit distance is quadratic.
+    if len > 64 {
+        return None;
+    }
+    let limit = (len / 3).max(1);
     candidates
         .into_iter()
         .filter(|c| *c != name)
+        // The distance is at least the difference in length: skip cheaply.
+        .filter(|c| c.chars().count().abs_diff(len) <= limit)
         .map(|c| (edit_distance(name, c), c))
         .filter(|(d, _)| *d <= limit)
         .min()
@@ -145,5 +152,10 @@ mod tests {
         assert_eq!(closest("evnet", names), Some("event"));
         assert_eq!(closest("banana", names), None);
         assert_eq!(edit_distance("新客欢迎", "新客欢"), 1);
+        assert_eq!(
+            closest(&"x".repeat(200), ["x"]),
+            None,
+            "long names get no suggestion"
+        );
     }
 }

@@ -129,3 +129,12 @@ fn operator_chains_inside_nested_calls_stay_bounded() {
     );
     check_survives(in_journey(&steps));
 }
+
+#[test]
+fn long_misspelt_time_zones_are_reported_without_a_costly_suggestion() {
+    // Found by the fuzzer as a timeout: every long misspelt zone name was
+    // compared by edit distance with every IANA name.
+    let text = include_str!("fuzz_regressions/long_misspelt_time_zones.journey").to_string();
+    let codes = check_survives(text);
+    assert!(codes.contains(&Code::BadTimeZone), "{codes:?}");
+}
