@@ -81,6 +81,18 @@ impl VersionStats {
         }
     }
 
+    /// Applies `f` to the stats of every arm the record's instance is in.
+    fn each_arm(&mut self, r: &Record, f: impl Fn(&mut ArmStats)) {
+        for (split, arm) in r.arms.iter().flatten() {
+            f(self
+                .arms
+                .entry(split.clone())
+                .or_default()
+                .entry(arm.clone())
+                .or_default());
+        }
+    }
+
     pub fn to_json(&self) -> serde_json::Value {
         let arms: serde_json::Map<String, serde_json::Value> = self
             .arms
