@@ -45,25 +45,11 @@ impl VersionStats {
                     self.completed += 1;
                 }
                 *self.exits.entry(reason).or_default() += 1;
-                for (split, arm) in r.arms.iter().flatten() {
-                    self.arms
-                        .entry(split.clone())
-                        .or_default()
-                        .entry(arm.clone())
-                        .or_default()
-                        .finished += 1;
-                }
+                self.each_arm(r, |a| a.finished += 1);
             }
             Kind::Goal => {
                 self.goals += 1;
-                for (split, arm) in r.arms.iter().flatten() {
-                    self.arms
-                        .entry(split.clone())
-                        .or_default()
-                        .entry(arm.clone())
-                        .or_default()
-                        .goals += 1;
-                }
+                self.each_arm(r, |a| a.goals += 1);
             }
             Kind::Send => self.sends += 1,
             Kind::Suppressed => {
