@@ -11,7 +11,8 @@
 //!
 //! `cargo bench -p waymark-engine --bench ingest` runs it in full; under
 //! `cargo test` (no `--bench` argument) it runs a small smoke version.
-//! `WAYMARK_BENCH_TIMERS=N` sets how many timers the memory phase makes.
+//! `WAYMARK_BENCH_TIMERS=N` sets how many timers the memory phase makes;
+//! `WAYMARK_BENCH_CACHE_MIB=N` sets sled's page cache (64 MiB by default).
 
 use chrono::{DateTime, Duration, Utc};
 use criterion::{Criterion, Throughput};
@@ -29,8 +30,14 @@ use waymark_engine::store::{Batch, Kv, MemoryKv, SledKv, Store};
 /// Events per `ingest` call (and values per raw batch).
 const BATCH: usize = 256;
 const USERS: u64 = 10_000;
-/// sled's page cache for every store here (sled's default is 1 GiB).
-const CACHE_BYTES: u64 = 64 << 20;
+/// sled's page cache for every store here (sled's default is 1 GiB),
+/// unless `WAYMARK_BENCH_CACHE_MIB` says otherwise.
+fn cache_bytes() -> u64 {
+    std::env::var("WAYMARK_BENCH_CACHE_MIB")
+        .ok()
+        .map_or(64, |n| n.parse().unwrap())
+        << 20
+}
 
 const TASK: &str = r#"
 task daily_checkin "每日签到" {
@@ -194,7 +201,7 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 fn open(dir: &Path) -> SledKv {
-    SledKv::open_with_cache(dir, CACHE_BYTES).unwrap()
+    SledKv::open_with_cache(dir, cache_bytes()).unwrap()
 }
 
 /// A user as the cart journey leaves them: inside it, waiting an hour.
@@ -339,7 +346,7 @@ fn raw(c: &mut Criterion, size: usize) -> Tally {
     let dir = scratch("raw");
     let db = sled::Config::new()
         .path(&dir)
-        .cache_capacity(CACHE_BYTES)
+        .cache_capacity(cache_bytes())
         .open()
         .unwrap();
     let mut rng = Rng(42);
@@ -407,7 +414,7 @@ fn main() {
     println!();
     println!(
         "== waymark durable path (sled, cache_capacity {} MiB) ==",
-        CACHE_BYTES >> 20
+        cache_bytes() >> 20
     );
     println!(
         "ingest: {:.0} events/s through Runtime::ingest ({BATCH} events per commit+flush, {USERS} users)",

@@ -12,7 +12,7 @@ use crate::journal::Record;
 use crate::model::{Input, UserState};
 use crate::store::{Batch, Kv, Store, StoreError};
 use chrono::{DateTime, Utc};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 /// How many users an audience scan loads per page.
 const PAGE: usize = 500;
@@ -22,6 +22,9 @@ pub struct Runtime<K: Kv> {
     pub deployment: Deployment,
     /// The last moment cron schedules were fired up to.
     schedules_done: Option<DateTime<Utc>>,
+    /// The shared state as last committed, once read: the runtime is the
+    /// only writer of it, so it need not be read back for every batch.
+    globals: Option<Globals>,
 }
 
 impl<K: Kv> Runtime<K> {
@@ -30,6 +33,7 @@ impl<K: Kv> Runtime<K> {
             store,
             deployment,
             schedules_done: None,
+            globals: None,
         }
     }
 
@@ -45,10 +49,14 @@ impl<K: Kv> Runtime<K> {
         inputs: &[Input],
         now: DateTime<Utc>,
     ) -> Result<Vec<Record>, StoreError> {
-        let mut globals = self.store.globals()?;
+        let mut globals = match self.globals.take() {
+            Some(g) => g,
+            None => self.store.globals()?,
+        };
+        let before = globals.clone();
         let mut users: BTreeMap<String, (UserState, Option<DateTime<Utc>>)> = BTreeMap::new();
         let mut batch = Batch::default();
-        let mut records = Vec::new();
+        let mut fresh: HashSet<&str> = HashSet::new();
         for input in inputs {
             let message_id = match input {
                 Input::Track(e) => e.message_id.as_deref(),
@@ -56,21 +64,22 @@ impl<K: Kv> Runtime<K> {
                 _ => None,
             };
             if let Some(id) = message_id {
-                if self.store.seen(id)? || batch.dedup.iter().any(|(seen, _)| seen == id) {
+                if fresh.contains(id) || self.store.seen(id)? {
                     continue;
                 }
+                fresh.insert(id);
                 batch.dedup.push((id.to_string(), now));
             }
-            let user = input.user().to_string();
-            if !users.contains_key(&user) {
+            let user = input.user();
+            if !users.contains_key(user) {
                 let state = self
                     .store
-                    .user(&user)?
-                    .unwrap_or_else(|| UserState::new(&user));
+                    .user(user)?
+                    .unwrap_or_else(|| UserState::new(user));
                 let wake = state.next_wake();
-                users.insert(user.clone(), (state, wake));
+                users.insert(user.to_string(), (state, wake));
             }
-            let (state, _) = users.get_mut(&user).expect("just inserted");
+            let (state, _) = users.get_mut(user).expect("just inserted");
             let kind = match input {
                 Input::Track(e) => e.name.as_str(),
                 Input::Identify { .. } => "identify",
@@ -79,7 +88,7 @@ impl<K: Kv> Runtime<K> {
                 Input::Cancel { .. } => "cancel",
             };
             let _span = tracing::debug_span!("input", user = %user, kind).entered();
-            records.extend(core::handle(
+            batch.journal.extend(core::handle(
                 &self.deployment,
                 &mut globals,
                 state,
@@ -88,11 +97,17 @@ impl<K: Kv> Runtime<K> {
             ));
         }
         batch.users = users.into_values().collect();
-        batch.journal = records.clone();
-        batch.globals = Some(globals);
-        self.store.commit(batch)?;
+        // Unchanged shared state is not rewritten.
+        let globals = if globals == before {
+            before
+        } else {
+            batch.globals = Some(globals.clone());
+            globals
+        };
+        self.store.commit_ref(&batch)?;
         self.store.flush()?;
-        Ok(records)
+        self.globals = Some(globals);
+        Ok(batch.journal)
     }
 
     /// Fires every timer and cron trigger due up to and including `until`,

@@ -7,14 +7,18 @@
 //! | `u/{user}` | the user's state |
 //! | `t/{due}/{user}` | a timer: the user's next wake-up (`due` big-endian, so a range scan yields timers in order, ties by user) |
 //! | `w/{user}` | the user's timer due time (the per-user index: erasure and rescheduling are one lookup) |
-//! | `d/{message id}` and `D/{at}/{message id}` | dedup of ingested events, by id and by time (for pruning after 7 days) |
-//! | `j/{user}/{seq}` | the user's journal |
+//! | `d/{message id}` | dedup of ingested events; the value is the time it was seen (pruning after 7 days scans these) |
+//! | `j/{user}/{seq}` | the user's journal: the user's records of one batch, oldest first, under the sequence number of the first |
 //! | `o/{seq}` | the outbox: sends waiting for delivery |
 //! | `x/{seq}` | dead letters: sends given up on, with their last error |
 //! | `P`, `Q`, `p/{journey}/{version}` | the deployment: current plan, paused journeys, every journey version |
 //! | `k/{journey}/{version}` | journey stats per version |
 //! | `g` | state shared by all users |
-//! | `s` | the last sequence number used |
+//! | `s` | the last sequence number used (one per journal record) |
+//!
+//! Stores written before journal records were grouped hold one record per
+//! `j/` key, and a `D/{at}/{message id}` time index of dedup keys; both are
+//! still read (and the index pruned).
 //!
 //! Values are MessagePack with field names (self-describing), so stored
 //! structs can gain fields. Everything one input batch changes is written
@@ -31,6 +35,8 @@ use crate::journal::Record;
 use crate::model::UserState;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -70,6 +76,17 @@ pub struct OutboxEntry {
     pub last_error: Option<String>,
 }
 
+/// An outbox entry as written: [`OutboxEntry`] by reference (same fields,
+/// same encoding), so a commit does not clone its records.
+#[derive(Serialize)]
+struct OutboxEntryRef<'a> {
+    seq: u64,
+    record: &'a Record,
+    attempts: u32,
+    next_attempt: DateTime<Utc>,
+    last_error: Option<&'a str>,
+}
+
 /// Everything one batch of inputs changed, written together.
 #[derive(Debug, Default)]
 pub struct Batch {
@@ -77,15 +94,36 @@ pub struct Batch {
     pub users: Vec<(UserState, Option<DateTime<Utc>>)>,
     pub dedup: Vec<(String, DateTime<Utc>)>,
     pub journal: Vec<Record>,
+    /// Shared state to write, if it changed.
     pub globals: Option<Globals>,
 }
 
 pub struct Store<K: Kv> {
     kv: K,
+    /// The last sequence number used, once read: this store is the only
+    /// writer of `s`, so it need not be read again for every batch.
+    seq: Mutex<Option<u64>>,
 }
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    rmp_serde::to_vec_named(value).expect("engine state serializes")
+    encode_sized(value, 128)
+}
+
+/// Encodes into a buffer of `capacity` bytes, sparing the reallocations of
+/// growing from empty for large values.
+fn encode_sized<T: Serialize>(value: &T, capacity: usize) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(capacity);
+    rmp_serde::encode::write_named(&mut buf, value).expect("engine state serializes");
+    buf
+}
+
+/// A journal value: the records of one batch, or a single record (as
+/// stores written before grouping hold them).
+fn decode_records(key: &[u8], bytes: &[u8]) -> Result<Vec<Record>> {
+    match rmp_serde::from_slice::<Vec<Record>>(bytes) {
+        Ok(records) => Ok(records),
+        Err(_) => decode(key, bytes).map(|r| vec![r]),
+    }
 }
 
 fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T> {
@@ -128,7 +166,10 @@ pub const DEDUP_DAYS: i64 = 7;
 
 impl<K: Kv> Store<K> {
     pub fn new(kv: K) -> Store<K> {
-        Store { kv }
+        Store {
+            kv,
+            seq: Mutex::new(None),
+        }
     }
 
     pub fn kv(&self) -> &K {
@@ -164,11 +205,22 @@ impl<K: Kv> Store<K> {
 
     /// Writes a batch atomically: states, timers, dedup keys, journal and outbox.
     pub fn commit(&self, batch: Batch) -> Result<()> {
-        let mut ops = Vec::new();
-        let mut seq = self.sequence()?;
+        self.commit_ref(&batch)
+    }
+
+    /// [`Store::commit`] by reference: the caller keeps the batch (and its
+    /// journal, to return) without cloning it.
+    pub fn commit_ref(&self, batch: &Batch) -> Result<()> {
+        let mut cached = self.seq.lock().expect("no panics while holding the lock");
+        let first = match *cached {
+            Some(seq) => seq,
+            None => self.sequence()?,
+        };
+        let mut ops =
+            Vec::with_capacity(2 * batch.users.len() + batch.dedup.len() + batch.journal.len() + 2);
         for (user, old_wake) in &batch.users {
             let id = user.id.as_bytes();
-            ops.push(Op::Put(key("u", &[id]), encode(user)));
+            ops.push(Op::Put(key("u", &[id]), encode_sized(user, 2048)));
             let new_wake = user.next_wake();
             if old_wake != &new_wake {
                 if let Some(old) = old_wake {
@@ -188,26 +240,31 @@ impl<K: Kv> Store<K> {
                 key("d", &[message_id.as_bytes()]),
                 time_key(*at).to_vec(),
             ));
-            ops.push(Op::Put(
-                key("D", &[&time_key(*at), message_id.as_bytes()]),
-                Vec::new(),
-            ));
         }
+        // One journal key per user and batch, under the sequence number of
+        // the user's first record; every record still takes a number.
+        let mut groups: Vec<(u64, Vec<&Record>)> = Vec::new();
+        let mut group_of: HashMap<&str, usize> = HashMap::new();
+        let mut seq = first;
         for record in &batch.journal {
             seq += 1;
-            ops.push(Op::Put(
-                key("j", &[record.user.as_bytes(), &seq.to_be_bytes()]),
-                encode(record),
-            ));
+            let g = *group_of.entry(record.user.as_str()).or_insert_with(|| {
+                groups.push((seq, Vec::new()));
+                groups.len() - 1
+            });
+            groups[g].1.push(record);
             if record.kind == crate::journal::Kind::Send {
-                let entry = OutboxEntry {
+                let entry = OutboxEntryRef {
                     seq,
-                    record: record.clone(),
+                    record,
                     attempts: 0,
                     next_attempt: record.at,
                     last_error: None,
                 };
-                ops.push(Op::Put(key("o", &[&seq.to_be_bytes()]), encode(&entry)));
+                ops.push(Op::Put(
+                    key("o", &[&seq.to_be_bytes()]),
+                    encode_sized(&entry, 512),
+                ));
             }
         }
         // Journey stats, per version, folded from this batch's records.
@@ -230,11 +287,28 @@ impl<K: Kv> Store<K> {
                 encode(stats),
             ));
         }
-        ops.push(Op::Put(b"s".to_vec(), seq.to_be_bytes().to_vec()));
+        for (at, records) in &groups {
+            ops.push(Op::Put(
+                key("j", &[records[0].user.as_bytes(), &at.to_be_bytes()]),
+                encode_sized(records, 256 * records.len()),
+            ));
+        }
+        if seq != first {
+            ops.push(Op::Put(b"s".to_vec(), seq.to_be_bytes().to_vec()));
+        }
         if let Some(globals) = &batch.globals {
             ops.push(Op::Put(b"g".to_vec(), encode(globals)));
         }
-        self.kv.apply(ops)
+        match self.kv.apply(ops) {
+            Ok(()) => {
+                *cached = Some(seq);
+                Ok(())
+            }
+            Err(e) => {
+                *cached = None;
+                Err(e)
+            }
+        }
     }
 
     pub fn flush(&self) -> Result<()> {
@@ -287,11 +361,16 @@ impl<K: Kv> Store<K> {
     /// The user's journal, oldest first.
     pub fn journal(&self, user: &str, limit: usize) -> Result<Vec<Record>> {
         let prefix = key("j", &[user.as_bytes(), b""]);
-        self.kv
-            .range(&prefix, &prefix_end(&prefix), limit)?
-            .into_iter()
-            .map(|(k, v)| decode(&k, &v))
-            .collect()
+        let mut out = Vec::new();
+        // Each key holds at least one record: `limit` keys are enough.
+        for (k, v) in self.kv.range(&prefix, &prefix_end(&prefix), limit)? {
+            if out.len() >= limit {
+                break;
+            }
+            out.extend(decode_records(&k, &v)?);
+        }
+        out.truncate(limit);
+        Ok(out)
     }
 
     /// Outbox entries in order.
@@ -438,17 +517,34 @@ impl<K: Kv> Store<K> {
         Ok(n)
     }
 
-    /// Drops dedup keys older than [`DEDUP_DAYS`] before `now`.
+    /// Drops dedup keys older than [`DEDUP_DAYS`] before `now`, at most
+    /// 10,000 per call. It scans every dedup key (their values hold the
+    /// time): it runs rarely, and ingest writes one key per event instead
+    /// of two.
     pub fn prune_dedup(&self, now: DateTime<Utc>) -> Result<usize> {
-        let horizon = now - chrono::Duration::days(DEDUP_DAYS);
-        let to = key("D", &[&time_key(horizon)]);
-        let old = self.kv.range(b"D/", &to, 10_000)?;
+        const MAX: usize = 10_000;
+        let horizon = time_key(now - chrono::Duration::days(DEDUP_DAYS));
         let mut ops = Vec::new();
-        for (k, _) in &old {
-            ops.push(Op::Delete(key("d", &[&k[11..]])));
-            ops.push(Op::Delete(k.clone()));
+        let mut n = 0;
+        let end = prefix_end(b"d/");
+        let mut from = b"d/".to_vec();
+        while n < MAX {
+            let page = self.kv.range(&from, &end, MAX)?;
+            let Some((last, _)) = page.last() else { break };
+            from = last.clone();
+            from.push(0);
+            for (k, v) in page {
+                if n < MAX && v.as_slice() < horizon.as_slice() {
+                    ops.push(Op::Delete(k));
+                    n += 1;
+                }
+            }
         }
-        let n = old.len();
+        // The time index of stores written before it was dropped.
+        let to = key("D", &[&horizon]);
+        for (k, _) in self.kv.range(b"D/", &to, MAX)? {
+            ops.push(Op::Delete(k));
+        }
         self.kv.apply(ops)?;
         Ok(n)
     }
@@ -485,5 +581,85 @@ mod tests {
                 DateTime::parse_from_rfc3339(t).unwrap().to_utc()
             );
         }
+    }
+
+    fn at(t: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(t).unwrap().to_utc()
+    }
+
+    fn record(t: &str, user: &str, message: &str) -> Record {
+        let mut r = Record::new(at(t), user, crate::journal::Kind::Error);
+        r.message = Some(message.into());
+        r
+    }
+
+    fn messages(records: &[Record]) -> Vec<&str> {
+        records
+            .iter()
+            .filter_map(|r| r.message.as_deref())
+            .collect()
+    }
+
+    #[test]
+    fn the_journal_reads_oldest_first_across_grouped_and_single_record_keys() {
+        let store = Store::new(MemoryKv::default());
+        // A record as stores written before grouping hold it.
+        let legacy = record("2025-11-10T00:00:00Z", "a", "0");
+        store
+            .kv()
+            .apply(vec![
+                Op::Put(key("j", &[b"a", &1u64.to_be_bytes()]), encode(&legacy)),
+                Op::Put(b"s".to_vec(), 1u64.to_be_bytes().to_vec()),
+            ])
+            .unwrap();
+        let t = "2025-11-10T01:00:00Z";
+        store
+            .commit(Batch {
+                journal: vec![
+                    record(t, "a", "1"),
+                    record(t, "b", "x"),
+                    record(t, "a", "2"),
+                ],
+                ..Batch::default()
+            })
+            .unwrap();
+        store
+            .commit(Batch {
+                journal: vec![record(t, "a", "3")],
+                ..Batch::default()
+            })
+            .unwrap();
+        assert_eq!(
+            messages(&store.journal("a", 100).unwrap()),
+            ["0", "1", "2", "3"]
+        );
+        assert_eq!(messages(&store.journal("a", 2).unwrap()), ["0", "1"]);
+        assert_eq!(messages(&store.journal("b", 100).unwrap()), ["x"]);
+        assert_eq!(store.sequence().unwrap(), 5);
+    }
+
+    #[test]
+    fn dedup_keys_older_than_the_window_are_pruned() {
+        let store = Store::new(MemoryKv::default());
+        let old = at("2025-11-01T00:00:00Z");
+        let new = at("2025-11-09T00:00:00Z");
+        store
+            .commit(Batch {
+                dedup: vec![("m1".into(), old), ("m2".into(), new)],
+                ..Batch::default()
+            })
+            .unwrap();
+        // The time index of stores written before it was dropped.
+        store
+            .kv()
+            .apply(vec![Op::Put(
+                key("D", &[&time_key(old), b"m1"]),
+                Vec::new(),
+            )])
+            .unwrap();
+        assert_eq!(store.prune_dedup(at("2025-11-10T00:00:00Z")).unwrap(), 1);
+        assert!(!store.seen("m1").unwrap());
+        assert!(store.seen("m2").unwrap());
+        assert!(store.kv().range(b"D/", b"D0", 10).unwrap().is_empty());
     }
 }
