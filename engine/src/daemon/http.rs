@@ -602,12 +602,7 @@ async fn journeys(
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let depth = state.store.outbox(100_000).map(|o| o.len()).unwrap_or(0);
-    let dead = state
-        .store
-        .dead_letters(100_000)
-        .map(|o| o.len())
-        .unwrap_or(0);
+    let (depth, dead) = state.store.outbox_depths().unwrap_or((0, 0));
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         super::metrics::render(depth, dead),

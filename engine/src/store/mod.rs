@@ -444,6 +444,18 @@ impl<K: Kv> Store<K> {
             .collect()
     }
 
+    /// How many sends wait for delivery and how many were given up on,
+    /// counted from keys without decoding entries (for /metrics).
+    pub fn outbox_depths(&self) -> Result<(usize, usize)> {
+        let count = |prefix: &[u8]| -> Result<usize> {
+            Ok(self
+                .kv
+                .range(prefix, &prefix_end(prefix), usize::MAX)?
+                .len())
+        };
+        Ok((count(b"o/")?, count(b"x/")?))
+    }
+
     /// A delivered send leaves the outbox.
     pub fn outbox_delivered(&self, seq: u64) -> Result<()> {
         self.kv
