@@ -16,6 +16,22 @@ pub struct Deployment {
     pub paused: BTreeSet<String>,
     schedules: Vec<Schedule>,
     empty_policy: PolicyPlan,
+    /// Where each configured channel finds a user's address. Channels not
+    /// listed (and every channel when no config is given, as in
+    /// `simulate`) address the user by id. Set from the config at start;
+    /// not stored.
+    pub recipients: BTreeMap<String, Recipient>,
+}
+
+/// Where a channel finds the address to send to, unless a `send` step
+/// gives a `to` field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recipient {
+    /// The user id itself (`log`, `webhook`).
+    UserId,
+    /// A user trait (`email`, `phone`, `openid`, …); a user without it is
+    /// suppressed with reason `no_address`.
+    Trait(String),
 }
 
 /// A cron trigger of a journey.
@@ -50,6 +66,7 @@ impl Deployment {
                 name: "default".into(),
                 ..PolicyPlan::default()
             },
+            recipients: BTreeMap::new(),
         };
         d.replace(plan);
         d

@@ -78,6 +78,10 @@ pub struct Record {
     pub channel: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub template: Option<String>,
+    /// For sends: the address the channel delivers to (the `to` field of
+    /// the step, else the user trait the channel reads, else the user id).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub to: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fields: Option<serde_json::Value>,
     /// For `suppressed`, `exit` and `deferred`: why.
@@ -142,6 +146,7 @@ impl Record {
             kind,
             channel: None,
             template: None,
+            to: None,
             fields: None,
             reason: None,
             until: None,

@@ -28,6 +28,66 @@ fn send_records_channel_template_and_evaluated_fields() {
 }
 
 #[test]
+fn send_addresses_the_channels_trait_the_steps_to_field_or_is_suppressed_without_one() {
+    use waymark_engine::deployment::Recipient;
+    let mut h = journey(
+        "  send email { subject: \"Hi\", body: \"…\" }\n  send email { to: \"ops@example.com\", subject: \"Copy\", body: \"…\" }\n  send wechat template \"T\"",
+    );
+    let recipients = &mut h.runtime.deployment.recipients;
+    recipients.insert("email".into(), Recipient::Trait("email".into()));
+    recipients.insert("wechat".into(), Recipient::Trait("contact.openid".into()));
+    h.identify(
+        "has",
+        json!({ "email": "a@example.com", "contact": { "openid": "o-1" } }),
+    );
+    h.identify("blank", json!({ "email": "  " }));
+    h.track("has", "go", json!({}));
+    h.track("blank", "go", json!({}));
+    h.track("none", "go", json!({}));
+
+    let to = |user: &str| -> Vec<Option<String>> {
+        h.for_user(Kind::Send, user)
+            .iter()
+            .map(|r| r.to.clone())
+            .collect()
+    };
+    assert_eq!(
+        to("has"),
+        [
+            Some("a@example.com".into()),
+            Some("ops@example.com".into()),
+            Some("o-1".into())
+        ]
+    );
+    // The `to` field addresses the send and is not one of its fields.
+    let copy = &h.for_user(Kind::Send, "has")[1];
+    assert_eq!(copy.fields, Some(json!({ "subject": "Copy", "body": "…" })));
+    for user in ["blank", "none"] {
+        assert_eq!(to(user), [Some("ops@example.com".into())], "{user}");
+        let reasons: Vec<_> = h
+            .for_user(Kind::Suppressed, user)
+            .iter()
+            .map(|r| (r.channel.clone().unwrap(), r.reason.clone().unwrap()))
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                ("email".to_string(), "no_address".to_string()),
+                ("wechat".to_string(), "no_address".to_string())
+            ],
+            "{user}"
+        );
+    }
+}
+
+#[test]
+fn send_without_configured_channels_addresses_the_user_id() {
+    let mut h = journey("  send sms template \"T\"");
+    h.track("u1", "go", json!({}));
+    assert_eq!(h.for_user(Kind::Send, "u1")[0].to.as_deref(), Some("u1"));
+}
+
+#[test]
 fn wait_duration_resumes_after_it() {
     let mut h = journey("  wait 2h\n  send sms template \"T\"");
     h.track("u1", "go", json!({}));

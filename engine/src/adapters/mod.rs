@@ -10,6 +10,7 @@ mod log;
 pub use log::LogKind;
 
 use crate::config::{ConfigError, KindCheck};
+pub use crate::deployment::Recipient;
 use crate::journal::Record;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -52,6 +53,12 @@ pub trait Channel: Send + Sync {
 pub trait ChannelKind: Send + Sync {
     fn name(&self) -> &'static str;
     fn message_fields(&self) -> MessageFields;
+    /// Where its messages find the user's address when a `send` step gives
+    /// no `to` field: the user id (the default) or a user trait, whose
+    /// absence suppresses the send with reason `no_address`.
+    fn recipient(&self) -> Recipient {
+        Recipient::UserId
+    }
     /// Every problem in the settings, each with its TOML path. No I/O.
     fn validate(&self, path: &str, settings: &Table) -> Vec<ConfigError>;
     /// Makes an instance (clients, token caches) from valid settings.

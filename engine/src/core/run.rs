@@ -6,6 +6,7 @@
 
 use super::guard::Verdict;
 use super::{Cx, Env, RESUMED};
+use crate::deployment::Recipient;
 use crate::journal::{Kind, Record};
 use crate::model::{Coupon, Event, Instance, PointLot, SentMessage, Wait};
 use chrono::{Duration, NaiveTime, TimeZone};
@@ -559,7 +560,15 @@ impl Cx<'_> {
         fields: &[(String, Expr)],
         next: StepId,
     ) -> Flow {
-        let Some(values) = self.fields(owner, inst, fields) else {
+        let Some(mut values) = self.fields(owner, inst, fields) else {
+            return Flow::Next(next);
+        };
+        let Some(to) = self.recipient(channel, values.remove("to")) else {
+            let mut r = self.step_record(owner, inst, Kind::Suppressed);
+            r.channel = Some(channel.to_string());
+            r.template = template.map(str::to_string);
+            r.reason = Some("no_address".into());
+            self.records.push(r);
             return Flow::Next(next);
         };
         let tz = self.zone(None, owner.tz, &owner.policy.name);
@@ -586,6 +595,7 @@ impl Cx<'_> {
                 let mut r = self.step_record(owner, inst, Kind::Send);
                 r.channel = Some(channel.to_string());
                 r.template = template.map(str::to_string);
+                r.to = Some(to);
                 r.fields = Some(Value::Record(values).to_json());
                 r.idempotency_key = Some(self.idempotency_key(owner, inst));
                 self.records.push(r);
@@ -601,6 +611,29 @@ impl Cx<'_> {
                     self.user.sends.drain(..excess);
                 }
                 Flow::Next(next)
+            }
+        }
+    }
+
+    /// The address a send goes to: the step's `to` field, else what the
+    /// channel reads from the user; `None` when the user has no address.
+    fn recipient(&self, channel: &str, to: Option<Value>) -> Option<String> {
+        let text = |v: &Value| match v {
+            Value::Null => None,
+            Value::String(s) if s.trim().is_empty() => None,
+            Value::String(s) => Some(s.clone()),
+            other => Some(other.to_json().to_string()),
+        };
+        if let Some(to) = to {
+            return text(&to);
+        }
+        match self.d.recipients.get(channel) {
+            None | Some(Recipient::UserId) => Some(self.user.id.clone()),
+            Some(Recipient::Trait(path)) => {
+                // A dotted path reaches into record traits (`contact.phone`).
+                let mut parts = path.split('.');
+                let first = self.user.traits.get(parts.next().unwrap_or_default())?;
+                text(parts.fold(first, |v, key| v.field(key)))
             }
         }
     }

@@ -172,6 +172,10 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
         let kind = registry.get(&c.kind).ok_or_else(|| {
             StartError::Config(format!("channels.{name}.kind: unknown kind `{}`", c.kind))
         })?;
+        runtime
+            .deployment
+            .recipients
+            .insert(name.clone(), kind.recipient());
         let channel = kind
             .build(name, &c.settings)
             .map_err(|e| StartError::Config(format!("channels.{name}: {e}")))?;
