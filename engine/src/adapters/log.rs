@@ -95,3 +95,31 @@ impl From<std::io::Error> for DeliveryError {
         DeliveryError::Retryable(e.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::conformance::{check_kind, sample_send};
+
+    #[tokio::test]
+    async fn the_log_kind_conforms_and_writes_one_line_per_delivery_with_its_key() {
+        let dir = std::env::temp_dir().join(format!("waymark-log-kind-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let file = dir.join("sub/sent.jsonl");
+        let mut settings = Table::new();
+        settings.insert("path".into(), file.display().to_string().into());
+        let message = sample_send("sms", Some("u1"), Some("T1"), serde_json::json!({ "n": 1 }));
+        let delivered = check_kind(&LogKind, &settings, &message).await;
+        let text = std::fs::read_to_string(&file).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), delivered.accepted);
+        assert_eq!(lines[0]["idempotency_key"], delivered.key.as_str());
+        assert_eq!(lines[0]["template"], "T1");
+        assert_eq!(lines[0]["fields"], serde_json::json!({ "n": 1 }));
+        assert_eq!(lines[1]["idempotency_key"], delivered.key.as_str());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

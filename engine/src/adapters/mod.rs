@@ -5,6 +5,7 @@
 //! the outbox worker, not here. Kinds are registered on a [`Registry`], so
 //! another crate can add one without editing the engine.
 
+pub mod conformance;
 mod log;
 
 pub use log::LogKind;
