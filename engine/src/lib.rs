@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod adapters;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod core;
@@ -18,3 +19,42 @@ pub mod runtime;
 pub mod stats;
 pub mod store;
 pub mod testing;
+
+/// The engine builder: the channel kinds it knows, then the `waymark`
+/// command or the daemon. A crate with its own kind writes
+/// `Waymark::new().channel_kind(MyKind).main()` as its `main`.
+#[derive(Clone)]
+pub struct Waymark {
+    registry: adapters::Registry,
+}
+
+impl Default for Waymark {
+    fn default() -> Self {
+        Waymark::new()
+    }
+}
+
+impl Waymark {
+    /// The built-in kinds (`log`, and those listed in engine.md).
+    pub fn new() -> Waymark {
+        Waymark {
+            registry: adapters::Registry::builtin(),
+        }
+    }
+
+    /// Adds a channel kind; a kind with a built-in kind's name replaces it.
+    pub fn channel_kind(mut self, kind: impl adapters::ChannelKind + 'static) -> Waymark {
+        self.registry = self.registry.with(kind);
+        self
+    }
+
+    /// The kinds registered so far.
+    pub fn registry(&self) -> &adapters::Registry {
+        &self.registry
+    }
+
+    /// Runs the `waymark` command line (check, fmt, test, simulate, run, …).
+    pub fn main(self) -> std::process::ExitCode {
+        cli::main(self.registry)
+    }
+}

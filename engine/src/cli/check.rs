@@ -30,18 +30,16 @@ pub enum Format {
     Json,
 }
 
-pub fn run(args: &CheckArgs) -> Result<ExitCode> {
+pub fn run(args: &CheckArgs, registry: &crate::adapters::Registry) -> Result<ExitCode> {
     let catalog = match &args.config {
         None => None,
         Some(path) => {
-            let registry = waymark_engine::adapters::Registry::builtin();
-            let Some(config) = super::load_config(Some(path), &Default::default(), &registry)?
+            let Some(config) = super::load_config(Some(path), &Default::default(), registry)?
             else {
                 return Ok(ExitCode::from(2));
             };
             // With no channels configured every channel is a `log` channel: nothing to check.
-            (!config.channels.is_empty())
-                .then(|| waymark_engine::daemon::catalog(&config, &registry))
+            (!config.channels.is_empty()).then(|| crate::daemon::catalog(&config, registry))
         }
     };
     let files = super::journey_files(&args.paths)?;

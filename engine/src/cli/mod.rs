@@ -1,4 +1,6 @@
-//! Subcommands of `waymark`, one module each, and the file loading they share.
+//! The `waymark` command: its arguments, one module per subcommand, and the
+//! file loading they share. It lives in the library so that a crate adding
+//! its own channel kinds can run the same command (see [`crate::Waymark`]).
 
 pub mod check;
 pub mod explain;
@@ -8,7 +10,9 @@ pub mod simulate;
 pub mod test;
 
 use anyhow::{Context as _, Result};
+use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use waymark_dsl::Sources;
 
 /// The `.journey` files a list of paths names: files as given, directories
@@ -71,9 +75,9 @@ pub fn plan_of(paths: &[PathBuf]) -> Result<Option<waymark_dsl::plan::Plan>> {
 /// path) and returns `None` when there are any.
 pub fn load_config(
     path: Option<&Path>,
-    flags: &waymark_engine::config::Flags,
-    registry: &waymark_engine::adapters::Registry,
-) -> Result<Option<waymark_engine::config::Config>> {
+    flags: &crate::config::Flags,
+    registry: &crate::adapters::Registry,
+) -> Result<Option<crate::config::Config>> {
     let file = match path {
         Some(p) => Some((
             p.display().to_string(),
@@ -82,7 +86,7 @@ pub fn load_config(
         None => None,
     };
     let env: std::collections::BTreeMap<String, String> = std::env::vars().collect();
-    match waymark_engine::config::load(
+    match crate::config::load(
         file.as_ref().map(|(n, t)| (n.as_str(), t.as_str())),
         &env,
         flags,
@@ -107,4 +111,63 @@ pub fn load(files: &[PathBuf]) -> Result<Sources> {
         sources.add(file.display().to_string(), text);
     }
     Ok(sources)
+}
+
+#[derive(Parser)]
+#[command(
+    name = "waymark",
+    version,
+    about = "Journeys as code: check, test, simulate and run marketing journeys"
+)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check journey scripts like a compiler: every error, with line, column and help.
+    Check(check::CheckArgs),
+    /// Format journey scripts in the one canonical layout (comments kept).
+    Fmt {
+        /// Do not write; exit 1 if any file would change.
+        #[arg(long)]
+        check: bool,
+        /// Files or directories (every `.journey` inside).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Run every `test` block against the deployment in the same paths.
+    Test {
+        /// Files or directories.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Run the real engine on recorded events with a virtual clock.
+    Simulate(simulate::SimulateArgs),
+    /// Run the daemon: HTTP ingestion, durable timers, delivery through channels.
+    Run(run::RunArgs),
+    /// Explain a diagnostic code (e.g. `waymark explain E0101`), or list them all.
+    Explain { code: Option<String> },
+}
+
+/// Parses the command line and runs the subcommand with the channel kinds
+/// of `registry`; the exit code is 0 clean, 1 findings, 2 usage or I/O errors.
+pub fn main(registry: crate::adapters::Registry) -> ExitCode {
+    let args = Args::parse();
+    let outcome = match args.command {
+        Command::Check(a) => check::run(&a, &registry),
+        Command::Fmt { check, paths } => fmt::run(&paths, check),
+        Command::Explain { code } => explain::run(code.as_deref()),
+        Command::Test { paths } => test::run(&paths),
+        Command::Simulate(a) => simulate::run(&a),
+        Command::Run(a) => run::run(&a, registry),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
 }

@@ -1,11 +1,11 @@
 //! `waymark run`: load the configuration layers, validate them, start the daemon.
 
+use crate::adapters::Registry;
+use crate::config::{Flags, LogFormat};
 use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use waymark_engine::adapters::Registry;
-use waymark_engine::config::{Flags, LogFormat};
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -26,14 +26,13 @@ pub struct RunArgs {
     pub log_format: Option<String>,
 }
 
-pub fn run(args: &RunArgs) -> Result<ExitCode> {
+pub fn run(args: &RunArgs, registry: Registry) -> Result<ExitCode> {
     let flags = Flags {
         listen: args.listen.clone(),
         data_dir: args.data_dir.clone(),
         scripts: args.scripts.clone(),
         log_format: args.log_format.clone(),
     };
-    let registry = Registry::builtin();
     let Some(config) = super::load_config(args.config.as_deref(), &flags, &registry)? else {
         return Ok(ExitCode::from(2));
     };
@@ -49,7 +48,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    match runtime.block_on(waymark_engine::daemon::run(config, registry)) {
+    match runtime.block_on(crate::daemon::run(config, registry)) {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(e) => {
             eprintln!("error: {e}");

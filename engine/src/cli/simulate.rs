@@ -3,6 +3,10 @@
 //! order). Prints every record as a timeline (or JSON lines), then a
 //! per-journey summary. The same inputs give byte-identical output.
 
+use crate::deployment::Deployment;
+use crate::journal::{Kind, Record};
+use crate::runtime::Runtime;
+use crate::store::{MemoryKv, Store};
 use anyhow::{Context as _, Result, bail};
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use clap::Args;
@@ -10,10 +14,6 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use waymark_engine::deployment::Deployment;
-use waymark_engine::journal::{Kind, Record};
-use waymark_engine::runtime::Runtime;
-use waymark_engine::store::{MemoryKv, Store};
 
 #[derive(Args)]
 pub struct SimulateArgs {
@@ -76,7 +76,7 @@ pub fn run(args: &SimulateArgs) -> Result<ExitCode> {
         let number = index + 1;
         let value: serde_json::Value = serde_json::from_str(&line)
             .map_err(|e| anyhow::anyhow!("{name}:{number}: not JSON: {e}"))?;
-        let (input, at) = waymark_engine::ingest::input(&value, None)
+        let (input, at) = crate::ingest::input(&value, None)
             .map_err(|e| anyhow::anyhow!("{name}:{number}: {e}"))?;
         match last {
             None => runtime.start_schedules_at(at),

@@ -1,10 +1,10 @@
 //! `waymark test`: check the scripts, then run every `test` block against
 //! the deployment in the same paths; exit 1 on any failure.
 
+use crate::testing;
 use anyhow::Result;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use waymark_engine::testing;
 
 pub fn run(paths: &[PathBuf]) -> Result<ExitCode> {
     let Some(plan) = super::plan_of(paths)? else {
