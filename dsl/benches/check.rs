@@ -358,6 +358,17 @@ fn bench_check(c: &mut Criterion) {
         checked.diagnostics.len()
     );
 
+    // For profilers (`valgrind --tool=callgrind`): a fixed number of checks, no statistics.
+    if let Some(runs) = std::env::var("WAYMARK_CHECK_RUNS")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+    {
+        for _ in 0..runs {
+            black_box(check(black_box(&sources), options));
+        }
+        return;
+    }
+
     let mut group = c.benchmark_group("check");
     group.throughput(Throughput::Bytes(bytes as u64));
     group.sample_size(20);

@@ -4,6 +4,10 @@
 
 #![forbid(unsafe_code)]
 
+// pest is built without `std` (its per-call native stack probe cost a fifth
+// of check time; `parser` bounds nesting itself); its derive names `alloc`.
+extern crate alloc;
+
 pub mod ast;
 pub mod check;
 pub mod codes;

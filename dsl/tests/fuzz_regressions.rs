@@ -110,6 +110,42 @@ fn deeply_nested_calls_lists_records_and_interpolations_are_refused() {
     }
 }
 
+/// pest runs without its own stack probe; the bracket scan before it lets
+/// through nesting up to twice the builder's limit (128 levels). At that
+/// depth, in every bracket shape, pest and the builder must still fit a
+/// 2 MiB stack and the builder refuse it as too deep.
+#[test]
+fn nesting_just_under_the_scan_limit_parses_on_a_small_stack_and_is_refused() {
+    let depth = 2 * waymark_dsl::parser::MAX_DEPTH as usize;
+    // (open, close, scan levels each repetition opens)
+    for (open, close, levels) in [
+        ("(", ")", 1),
+        ("coalesce(", ")", 1),
+        ("[", "]", 1),
+        ("{ k: ", " }", 1),
+        ("\"{", "}\"", 2),
+        ("x[", "]", 1),
+        ("(not -", ")", 1),
+    ] {
+        let text = format!(
+            "segment s = {}1{} == 1",
+            open.repeat(depth / levels),
+            close.repeat(depth / levels)
+        );
+        assert!(
+            check_survives(text).contains(&Code::TooDeep),
+            "{open}…{close}"
+        );
+    }
+    // Blocks: the journey's own braces count, so the steps nest two fewer.
+    let steps = format!(
+        "{}tag \"x\"{}",
+        "if true {\n".repeat(depth - 2),
+        "\n}".repeat(depth - 2)
+    );
+    assert!(check_survives(in_journey(&steps)).contains(&Code::TooDeep));
+}
+
 /// Each nesting level may hold an operator chain just under the limit; the
 /// tree is then far deeper than either limit alone.
 #[test]

@@ -19,9 +19,16 @@ pub(super) fn syntax_error_in(
     text: &str,
     error: pest::error::Error<Rule>,
 ) -> Diagnostic {
-    pest::set_error_detail(true);
-    let detailed = Grammar::parse(start, text).err();
-    pest::set_error_detail(false);
+    // The switch is global to pest and files parse on several threads: one
+    // detailed parse at a time, so none is switched off under another.
+    static DETAIL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let detailed = {
+        let _only_one = DETAIL.lock().unwrap_or_else(|e| e.into_inner());
+        pest::set_error_detail(true);
+        let detailed = Grammar::parse(start, text).err();
+        pest::set_error_detail(false);
+        detailed
+    };
     let error = detailed.unwrap_or(error);
 
     let offset = match error.location {

@@ -6,6 +6,7 @@
 mod decls;
 mod errors;
 mod expr;
+mod nesting;
 mod steps;
 
 use crate::ast;
@@ -35,6 +36,9 @@ pub fn parse(sources: &Sources, file: FileId) -> (ast::File, Vec<Diagnostic>) {
         decls: Vec::new(),
         comments: Vec::new(),
     };
+    if let Some(d) = nested_too_deep(file, text) {
+        return (out, vec![d]);
+    }
     let root = match Grammar::parse(Rule::file, text) {
         Ok(mut pairs) => pairs.next().expect("the file rule always yields one pair"),
         Err(error) => {
@@ -67,9 +71,26 @@ pub fn parse(sources: &Sources, file: FileId) -> (ast::File, Vec<Diagnostic>) {
     (out, builder.diagnostics.into_inner())
 }
 
+/// Text nested too deeply to hand to pest, as the diagnostic the builder
+/// gives for nesting past [`MAX_DEPTH`].
+fn nested_too_deep(file: FileId, text: &str) -> Option<Diagnostic> {
+    let at = nesting::too_deep(text)?;
+    Some(
+        Diagnostic::new(
+            Code::TooDeep,
+            Span::new(file, at, at + 1),
+            format!("nested more than {MAX_DEPTH} levels deep"),
+        )
+        .label("too deep"),
+    )
+}
+
 /// Parses a lone expression (a stdlib example, say) from file `file` of `sources`.
 pub fn parse_expression(sources: &Sources, file: FileId) -> Result<ast::Expr, Vec<Diagnostic>> {
     let text = &sources.get(file).text;
+    if let Some(d) = nested_too_deep(file, text) {
+        return Err(vec![d]);
+    }
     let root = match Grammar::parse(Rule::expression_only, text) {
         Ok(mut pairs) => pairs
             .next()
@@ -99,14 +120,77 @@ pub fn parse_expression(sources: &Sources, file: FileId) -> Result<ast::Expr, Ve
 
 /// Parses every file of a deployment.
 pub fn parse_all(sources: &Sources) -> (Vec<ast::File>, Vec<Diagnostic>) {
-    let mut files = Vec::new();
+    let ids: Vec<FileId> = sources.ids().collect();
+    let bytes: usize = ids.iter().map(|id| sources.get(*id).text.len()).sum();
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(ids.len());
+    let parsed = if workers > 1 && bytes >= PARALLEL_FROM_BYTES {
+        parse_in_parallel(sources, &ids, workers)
+    } else {
+        ids.iter().map(|id| parse(sources, *id)).collect()
+    };
+    let mut files = Vec::with_capacity(parsed.len());
     let mut diagnostics = Vec::new();
-    for id in sources.ids() {
-        let (file, mut d) = parse(sources, id);
+    for (file, mut d) in parsed {
         files.push(file);
         diagnostics.append(&mut d);
     }
     (files, diagnostics)
+}
+
+/// Below this much text, starting threads costs more than it saves.
+const PARALLEL_FROM_BYTES: usize = 64 * 1024;
+
+/// Parses files on `workers` scoped threads, each taking the next unparsed
+/// file, and returns them in file order (so output never depends on
+/// scheduling). The calling thread works too, so a thread that cannot be
+/// started only means fewer workers.
+fn parse_in_parallel(
+    sources: &Sources,
+    ids: &[FileId],
+    workers: usize,
+) -> Vec<(ast::File, Vec<Diagnostic>)> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(id) = ids.get(i) else { break };
+            done.push((i, parse(sources, *id)));
+        }
+        done
+    };
+    let mut results: Vec<Option<(ast::File, Vec<Diagnostic>)>> = Vec::new();
+    results.resize_with(ids.len(), || None);
+    let started = std::thread::scope(|scope| {
+        let mut handles = Vec::new();
+        for _ in 1..workers {
+            // Nesting is bounded before pest runs, so 2 MiB is enough
+            // (dsl/tests/fuzz_regressions.rs); this leaves room.
+            match std::thread::Builder::new()
+                .stack_size(4 << 20)
+                .spawn_scoped(scope, work)
+            {
+                Ok(h) => handles.push(h),
+                Err(_) => break,
+            }
+        }
+        let mut all = work();
+        for h in handles {
+            // A panic in a worker is a bug; surface it as the caller's.
+            all.extend(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        }
+        all
+    });
+    for (i, parsed) in started {
+        results[i] = Some(parsed);
+    }
+    results
+        .into_iter()
+        .map(|r| r.expect("every file is taken by some worker"))
+        .collect()
 }
 
 /// Turns pairs of one file into AST nodes, collecting the problems it finds
@@ -308,6 +392,38 @@ mod tests {
         assert!(diagnostics.is_empty());
         let texts: Vec<&str> = file.comments.iter().map(|c| c.text.trim()).collect();
         assert_eq!(texts, ["top", "after brace", "own line", "trailing", "end"]);
+    }
+
+    #[test]
+    fn files_parsed_in_parallel_come_back_in_order_with_the_same_diagnostics() {
+        let mut sources = Sources::new();
+        for i in 0..60 {
+            let body = if i % 7 == 3 {
+                // A syntax error in some files: their detailed errors are
+                // collected while other files are still parsing.
+                format!("journey j{i} {{\n  trigger event e\n  send sms {{ a: 1 +* 2 }}\n}}\n")
+            } else {
+                format!(
+                    "journey j{i} {{\n  trigger event e\n{}}}\n",
+                    "  send sms template \"T\" { n: 1 + 2, s: \"hi {user.name}\" }\n".repeat(30)
+                )
+            };
+            sources.add(format!("f{i}.journey"), body);
+        }
+        let total: usize = sources.ids().map(|id| sources.get(id).text.len()).sum();
+        assert!(total >= PARALLEL_FROM_BYTES, "the deployment must take the parallel path");
+        let (files, diagnostics) = parse_all(&sources);
+        let one_by_one: Vec<_> = sources.ids().map(|id| parse(&sources, id)).collect();
+        assert_eq!(files.len(), one_by_one.len());
+        for (file, (alone, _)) in files.iter().zip(&one_by_one) {
+            assert_eq!(file, alone);
+        }
+        let alone: Vec<Diagnostic> = one_by_one.into_iter().flat_map(|(_, d)| d).collect();
+        assert_eq!(diagnostics, alone);
+        assert_eq!(diagnostics.len(), 9);
+        for _ in 0..3 {
+            assert_eq!(parse_all(&sources).1, diagnostics);
+        }
     }
 
     #[test]
