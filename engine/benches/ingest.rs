@@ -2,7 +2,10 @@
 //!
 //! - **timers**: a million users, each with a pending timer, written
 //!   through `Store::commit` in large batches into sled with an explicit
-//!   cache; resident memory before and after, and the size on disk;
+//!   cache; resident memory before and after, and the size on disk; then,
+//!   in a fresh process as a restarted daemon would be, the store reopened
+//!   and the first 10k timers fired through `Runtime::advance_to`, with
+//!   that process's resident memory against one that opens an empty store;
 //! - **ingest**: events per second through `Runtime::ingest` on sled with
 //!   a durable group commit per batch, for a small realistic deployment
 //!   (cart recovery, its policy, a check-in task) over 10k users;
@@ -171,12 +174,7 @@ impl Traffic {
 }
 
 fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
+    status_kib("VmRSS:")
 }
 
 fn disk_bytes(dir: &Path) -> u64 {
@@ -225,6 +223,8 @@ fn template_user(deployment: &Deployment) -> UserState {
 }
 
 struct TimerReport {
+    reopened: Reopened,
+    empty: Reopened,
     timers: u64,
     seconds: f64,
     rss_before: u64,
@@ -274,8 +274,18 @@ fn timers(deployment: &Deployment, sizes: &Sizes) -> TimerReport {
     assert_eq!(counted, sizes.timers, "every pending timer is stored");
     drop(store);
     let disk = disk_bytes(&dir);
+    let reopened = reopen_in_child(&dir);
+    assert!(
+        reopened.fired > 0,
+        "the reopened store fires its due timers"
+    );
+    let empty_dir = scratch("empty");
+    let empty = reopen_in_child(&empty_dir);
     let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&empty_dir);
     TimerReport {
+        reopened,
+        empty,
         timers: sizes.timers,
         seconds,
         rss_before,
@@ -283,6 +293,64 @@ fn timers(deployment: &Deployment, sizes: &Sizes) -> TimerReport {
         disk,
         value,
     }
+}
+
+/// What a fresh process measured after reopening a store.
+struct Reopened {
+    /// Resident memory once timers fired, KiB.
+    rss: u64,
+    /// Peak resident memory, KiB.
+    peak: u64,
+    fired: usize,
+}
+
+const REOPEN: &str = "WAYMARK_BENCH_REOPEN";
+/// How many timers the reopened store fires (the first 10k seconds' worth).
+const FIRE_SECONDS: i64 = 10_000;
+
+/// Runs this bench binary again to reopen `dir` as a restarted daemon would.
+fn reopen_in_child(dir: &Path) -> Reopened {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .env(REOPEN, dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix("reopened "))
+        .unwrap_or_else(|| {
+            panic!(
+                "the reopening process failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    let n: Vec<u64> = line.split(' ').map(|v| v.parse().unwrap()).collect();
+    Reopened {
+        rss: n[0],
+        peak: n[1],
+        fired: n[2] as usize,
+    }
+}
+
+/// The child's side: open the store, fire the timers due in the first
+/// [`FIRE_SECONDS`], report resident memory.
+fn reopen(dir: &Path) {
+    let store = Store::new(open(dir));
+    let mut runtime = Runtime::new(store, deployment());
+    let fired = runtime
+        .advance_to(base() + Duration::seconds(FIRE_SECONDS))
+        .unwrap()
+        .len();
+    println!("reopened {} {} {fired}", rss_kib(), status_kib("VmHWM:"));
+}
+
+fn status_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// The size of a user's state as the store writes it.
@@ -382,6 +450,9 @@ fn raw(c: &mut Criterion, size: usize) -> Tally {
 }
 
 fn main() {
+    if let Some(dir) = std::env::var_os(REOPEN) {
+        return reopen(Path::new(&dir));
+    }
     let full = std::env::args().any(|a| a == "--bench");
     let timers_env = std::env::var("WAYMARK_BENCH_TIMERS").ok();
     let sizes = if full {
@@ -439,5 +510,15 @@ fn main() {
         mib(t.rss_after.saturating_sub(t.rss_before)) * per_million,
         t.disk as f64 / (1 << 20) as f64,
         t.disk as f64 / (1 << 20) as f64 * per_million,
+    );
+    println!(
+        "reopened with {} pending timers, {} fired: RSS {:.0} MiB (peak {:.0}); an empty store: {:.0} MiB (peak {:.0}); difference {:.0} MiB",
+        t.timers,
+        t.reopened.fired,
+        mib(t.reopened.rss),
+        mib(t.reopened.peak),
+        mib(t.empty.rss),
+        mib(t.empty.peak),
+        mib(t.reopened.rss.saturating_sub(t.empty.rss)),
     );
 }

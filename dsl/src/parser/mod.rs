@@ -411,7 +411,10 @@ mod tests {
             sources.add(format!("f{i}.journey"), body);
         }
         let total: usize = sources.ids().map(|id| sources.get(id).text.len()).sum();
-        assert!(total >= PARALLEL_FROM_BYTES, "the deployment must take the parallel path");
+        assert!(
+            total >= PARALLEL_FROM_BYTES,
+            "the deployment must take the parallel path"
+        );
         let (files, diagnostics) = parse_all(&sources);
         let one_by_one: Vec<_> = sources.ids().map(|id| parse(&sources, id)).collect();
         assert_eq!(files.len(), one_by_one.len());
