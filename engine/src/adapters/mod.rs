@@ -4,9 +4,15 @@
 //! idempotency key. Retries, backoff, rate limits and dead letters live in
 //! the outbox worker, not here. Kinds are registered on a [`Registry`], so
 //! another crate can add one without editing the engine.
+//!
+//! Built in: `log`, and over HTTP `webhook`, `sms` (Alibaba Cloud),
+//! `wecom` (企业微信) and `wechat` (公众号), which share [`http`] (client,
+//! timeouts, status mapping, `Idempotency-Key`) and [`settings`].
 
 pub mod conformance;
+pub mod http;
 mod log;
+pub mod settings;
 
 pub use log::LogKind;
 
