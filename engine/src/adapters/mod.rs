@@ -13,8 +13,10 @@ pub mod conformance;
 pub mod http;
 mod log;
 pub mod settings;
+mod webhook;
 
 pub use log::LogKind;
+pub use webhook::{SIGNATURE_HEADER, WebhookKind};
 
 use crate::config::{ConfigError, KindCheck};
 pub use crate::deployment::Recipient;
@@ -81,7 +83,7 @@ pub struct Registry {
 impl Registry {
     /// The built-in kinds.
     pub fn builtin() -> Registry {
-        Registry::default().with(LogKind)
+        Registry::default().with(LogKind).with(WebhookKind)
     }
 
     /// Adds a kind (from another crate, say).
