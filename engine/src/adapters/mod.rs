@@ -9,13 +9,16 @@
 //! `wecom` (企业微信) and `wechat` (公众号), which share [`http`] (client,
 //! timeouts, status mapping, `Idempotency-Key`) and [`settings`].
 
+pub mod acs3;
 pub mod conformance;
 pub mod http;
 mod log;
 pub mod settings;
+mod sms;
 mod webhook;
 
 pub use log::LogKind;
+pub use sms::SmsKind;
 pub use webhook::{SIGNATURE_HEADER, WebhookKind};
 
 use crate::config::{ConfigError, KindCheck};
@@ -83,7 +86,10 @@ pub struct Registry {
 impl Registry {
     /// The built-in kinds.
     pub fn builtin() -> Registry {
-        Registry::default().with(LogKind).with(WebhookKind)
+        Registry::default()
+            .with(LogKind)
+            .with(WebhookKind)
+            .with(SmsKind)
     }
 
     /// Adds a kind (from another crate, say).
