@@ -16,10 +16,15 @@ mod log;
 pub mod settings;
 mod sms;
 mod webhook;
+mod wechat;
+mod wecom;
+mod weixin;
 
 pub use log::LogKind;
 pub use sms::SmsKind;
 pub use webhook::{SIGNATURE_HEADER, WebhookKind};
+pub use wechat::WechatKind;
+pub use wecom::WecomKind;
 
 use crate::config::{ConfigError, KindCheck};
 pub use crate::deployment::Recipient;
@@ -90,6 +95,8 @@ impl Registry {
             .with(LogKind)
             .with(WebhookKind)
             .with(SmsKind)
+            .with(WecomKind)
+            .with(WechatKind)
     }
 
     /// Adds a kind (from another crate, say).
