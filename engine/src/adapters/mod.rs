@@ -125,12 +125,17 @@ pub fn unknown_settings(path: &str, settings: &Table, known: &[&str]) -> Vec<Con
     settings
         .keys()
         .filter(|k| !known.contains(&k.as_str()))
-        .map(|k| ConfigError {
-            path: format!("{path}.{k}"),
-            message: format!(
-                "unknown setting for this kind (it takes: {})",
-                known.join(", ")
-            ),
+        .map(|k| {
+            let near = waymark_dsl::diagnostic::closest(k, known.iter().copied())
+                .map(|n| format!("; did you mean `{n}`?"))
+                .unwrap_or_default();
+            ConfigError {
+                path: format!("{path}.{k}"),
+                message: format!(
+                    "unknown setting for this kind (it takes: {}){near}",
+                    known.join(", ")
+                ),
+            }
         })
         .collect()
 }
