@@ -57,7 +57,12 @@ impl Answer {
             t if t.is_empty() => String::new(),
             t => format!(": {t}"),
         };
-        let message = format!("{what} answered {status}{said}");
+        let hint = if status.is_redirection() {
+            " (redirects are not followed: configure the address it points to)"
+        } else {
+            ""
+        };
+        let message = format!("{what} answered {status}{hint}{said}");
         Some(
             if status.is_server_error()
                 || status == StatusCode::TOO_MANY_REQUESTS
