@@ -130,3 +130,67 @@ fn check_with_a_config_refuses_channels_it_does_not_define_and_bad_configs() {
         "{err}"
     );
 }
+
+#[test]
+fn check_with_a_config_holds_sends_to_their_channel_kinds_fields() {
+    let dir = scratch("check_kinds");
+    std::fs::write(
+        dir.join("j.journey"),
+        "journey j {\n  trigger event a\n  send sms { code: \"1\" }\n  send sms template \"SMS_1\" { code: \"1\" }\n  send staff { txt: \"x\" }\n  send staff { text: \"ok\" }\n  send mp template \"T\" { url: \"https://example.invalid\", order: \"1\" }\n  send hook { anything: 1 }\n}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("w.toml"),
+        "[channels.sms]\nkind = \"sms\"\naccess_key_id = \"id\"\naccess_key_secret = \"secret\"\nsign_name = \"签名\"\n\
+         [channels.staff]\nkind = \"wecom\"\ncorp_id = \"ww1\"\ncorp_secret = \"s\"\nagent_id = 1000002\n\
+         [channels.mp]\nkind = \"wechat\"\napp_id = \"wx1\"\napp_secret = \"s\"\n\
+         [channels.hook]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/hook\"\n",
+    )
+    .unwrap();
+    let out = run(&dir, &["check", "--config", "w.toml", "j.journey"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}{}", stderr(&out));
+    assert!(
+        text.contains("channel `sms` (sms) needs the field `template`"),
+        "{text}"
+    );
+    assert!(text.contains("j.journey:3:3"), "{text}");
+    assert!(
+        text.contains("channel `staff` (wecom) has no field `txt`"),
+        "{text}"
+    );
+    assert!(text.contains("did you mean `text`?"), "{text}");
+    assert!(
+        stderr(&out).contains("2 errors"),
+        "only those two: {}{text}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn check_with_a_config_names_every_bad_channel_setting_by_path() {
+    let dir = scratch("check_kind_settings");
+    std::fs::write(dir.join("j.journey"), "journey j {\n  trigger event a\n}\n").unwrap();
+    std::fs::write(
+        dir.join("bad.toml"),
+        "[channels.sms]\nkind = \"sms\"\ntimeout = \"forever\"\n\
+         [channels.staff]\nkind = \"wecom\"\ncorp_id = \"ww1\"\ncorp_secret = \"s\"\nagent_id = true\n\
+         [channels.hook]\nkind = \"webhook\"\nurl = \"ftp://example.invalid\"\nsecrte = \"s\"\n",
+    )
+    .unwrap();
+    let out = run(&dir, &["check", "--config", "bad.toml", "j.journey"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    for path in [
+        "channels.sms.access_key_id: missing",
+        "channels.sms.access_key_secret: missing",
+        "channels.sms.sign_name: missing",
+        "channels.sms.timeout:",
+        "channels.staff.agent_id: must be a whole number",
+        "channels.hook.url:",
+        "channels.hook.secrte: unknown setting",
+        "did you mean `secret`?",
+    ] {
+        assert!(err.contains(path), "{path} missing from:\n{err}");
+    }
+}

@@ -4,11 +4,27 @@
 //! idempotency key. Retries, backoff, rate limits and dead letters live in
 //! the outbox worker, not here. Kinds are registered on a [`Registry`], so
 //! another crate can add one without editing the engine.
+//!
+//! Built in: `log`, and over HTTP `webhook`, `sms` (Alibaba Cloud),
+//! `wecom` (企业微信) and `wechat` (公众号), which share [`http`] (client,
+//! timeouts, status mapping, `Idempotency-Key`) and [`settings`].
 
+pub mod acs3;
 pub mod conformance;
+pub mod http;
 mod log;
+pub mod settings;
+mod sms;
+mod webhook;
+mod wechat;
+mod wecom;
+mod weixin;
 
 pub use log::LogKind;
+pub use sms::SmsKind;
+pub use webhook::{SIGNATURE_HEADER, WebhookKind};
+pub use wechat::WechatKind;
+pub use wecom::WecomKind;
 
 use crate::config::{ConfigError, KindCheck};
 pub use crate::deployment::Recipient;
@@ -75,7 +91,12 @@ pub struct Registry {
 impl Registry {
     /// The built-in kinds.
     pub fn builtin() -> Registry {
-        Registry::default().with(LogKind)
+        Registry::default()
+            .with(LogKind)
+            .with(WebhookKind)
+            .with(SmsKind)
+            .with(WecomKind)
+            .with(WechatKind)
     }
 
     /// Adds a kind (from another crate, say).
@@ -104,12 +125,17 @@ pub fn unknown_settings(path: &str, settings: &Table, known: &[&str]) -> Vec<Con
     settings
         .keys()
         .filter(|k| !known.contains(&k.as_str()))
-        .map(|k| ConfigError {
-            path: format!("{path}.{k}"),
-            message: format!(
-                "unknown setting for this kind (it takes: {})",
-                known.join(", ")
-            ),
+        .map(|k| {
+            let near = waymark_dsl::diagnostic::closest(k, known.iter().copied())
+                .map(|n| format!("; did you mean `{n}`?"))
+                .unwrap_or_default();
+            ConfigError {
+                path: format!("{path}.{k}"),
+                message: format!(
+                    "unknown setting for this kind (it takes: {}){near}",
+                    known.join(", ")
+                ),
+            }
         })
         .collect()
 }

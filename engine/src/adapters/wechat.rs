@@ -1,0 +1,272 @@
+//! The `wechat` kind: 公众号 template messages to a follower's openid. It
+//! gets its access token from `POST /cgi-bin/stable_token` — not
+//! `cgi-bin/token`, which would invalidate the token every other process
+//! of the account uses — caches it (see [`super::weixin`]), forcing a
+//! refresh only when a plain one hands back the token just rejected, and
+//! sends with `POST /cgi-bin/message/template/send`. The send's template is
+//! the `template_id`, its `url` field the link, its other fields the `data`
+//! entries, and the message's key the `client_msg_id`, with which WeChat
+//! drops a repeat of the same message to the same openid.
+
+use super::http::{self, IDEMPOTENCY_KEY, field_text};
+use super::settings::{Settings, joined};
+use super::weixin::{self, Fetched, TokenCache, TokenSource};
+use super::{Channel, ChannelKind, Delivery, DeliveryError, MessageFields, Receipt, Recipient};
+use crate::config::ConfigError;
+use crate::journal::Record;
+use reqwest::{Client, Url};
+use std::sync::Arc;
+use toml::Table;
+
+pub const DEFAULT_BASE_URL: &str = "https://api.weixin.qq.com";
+
+/// `client_msg_id` is at most this long.
+const CLIENT_MSG_ID_LIMIT: usize = 64;
+
+/// errcodes worth trying again later: system busy (-1), API call limits
+/// (45009 daily quota, 45011 too frequent).
+const RETRYABLE: &[i64] = &[-1, 45009, 45011];
+
+pub struct WechatKind;
+
+struct WechatSettings {
+    base_url: Url,
+    app_id: String,
+    app_secret: String,
+    timeout: std::time::Duration,
+}
+
+fn read(path: &str, table: &Table) -> Result<WechatSettings, Vec<ConfigError>> {
+    let mut s = Settings::new(
+        path,
+        table,
+        &["base_url", "app_id", "app_secret", "timeout"],
+    );
+    let base_url = s.url("base_url", Some(DEFAULT_BASE_URL), "the WeChat API address");
+    if let Some(url) = &base_url
+        && url.query().is_some()
+    {
+        s.error("base_url", "must not have a query string");
+    }
+    let app_id = s.required("app_id", "the official account's AppID");
+    let app_secret = s.required("app_secret", "the official account's AppSecret");
+    let timeout = s.timeout();
+    s.finish(())?;
+    let missing = "a missing or bad setting is an error, reported above";
+    Ok(WechatSettings {
+        base_url: base_url.expect(missing),
+        app_id: app_id.expect(missing).to_string(),
+        app_secret: app_secret.expect(missing).to_string(),
+        timeout,
+    })
+}
+
+impl ChannelKind for WechatKind {
+    fn name(&self) -> &'static str {
+        "wechat"
+    }
+
+    fn message_fields(&self) -> MessageFields {
+        MessageFields {
+            required: vec!["template"],
+            accepted: None,
+        }
+    }
+
+    fn recipient(&self) -> Recipient {
+        Recipient::Trait("openid".into())
+    }
+
+    fn validate(&self, path: &str, settings: &Table) -> Vec<ConfigError> {
+        read(path, settings).err().unwrap_or_default()
+    }
+
+    fn build(&self, name: &str, settings: &Table) -> Result<Arc<dyn Channel>, String> {
+        let s = read(&format!("channels.{name}"), settings).map_err(joined)?;
+        let base = s.base_url.as_str().trim_end_matches('/').to_string();
+        let url = |path: &str| {
+            Url::parse(&format!("{base}{path}")).map_err(|e| format!("{base}{path}: {e}"))
+        };
+        Ok(Arc::new(WechatChannel {
+            tokens: TokenCache::default(),
+            source: StableToken {
+                client: http::client(s.timeout)?,
+                url: url("/cgi-bin/stable_token")?,
+                app_id: s.app_id,
+                app_secret: s.app_secret,
+            },
+            send_url: url("/cgi-bin/message/template/send")?,
+        }))
+    }
+}
+
+/// `POST /cgi-bin/stable_token`.
+struct StableToken {
+    client: Client,
+    url: Url,
+    app_id: String,
+    app_secret: String,
+}
+
+impl TokenSource for StableToken {
+    async fn fetch(&self, force: bool) -> Result<Fetched, DeliveryError> {
+        let what = format!("wechat POST {}", self.url);
+        let body = serde_json::json!({
+            "grant_type": "client_credential",
+            "appid": self.app_id,
+            "secret": self.app_secret,
+            "force_refresh": force,
+        })
+        .to_string();
+        let request = self
+            .client
+            .post(self.url.clone())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
+        let reply = weixin::call(&what, request).await?;
+        weixin::fetched(&what, &reply, RETRYABLE).map_err(|e| match e {
+            DeliveryError::Permanent(m) => DeliveryError::Permanent(format!(
+                "{m} (check app_id, app_secret and the account's IP allowlist)"
+            )),
+            retryable => retryable,
+        })
+    }
+
+    fn can_force(&self) -> bool {
+        true
+    }
+}
+
+struct WechatChannel {
+    tokens: TokenCache,
+    source: StableToken,
+    send_url: Url,
+}
+
+/// The `message/template/send` body, or why there is none.
+fn body(message: &Record, key: &str) -> Result<serde_json::Value, DeliveryError> {
+    let openid = message
+        .to
+        .as_deref()
+        .filter(|o| !o.trim().is_empty())
+        .ok_or_else(|| {
+            DeliveryError::Permanent(
+                "wechat: no openid (no `to`, and the user has no `openid`)".into(),
+            )
+        })?;
+    let fields = message.fields.as_ref().and_then(|f| f.as_object());
+    let template = message
+        .template
+        .clone()
+        .or_else(|| {
+            fields
+                .and_then(|f| f.get("template"))
+                .and_then(|t| t.as_str())
+                .map(str::to_string)
+        })
+        .filter(|t| !t.trim().is_empty())
+        .ok_or_else(|| {
+            DeliveryError::Permanent(
+                "wechat: no template: a send needs `template \"…\"`, the template_id".into(),
+            )
+        })?;
+    let mut data = serde_json::Map::new();
+    let mut link = None;
+    for (k, v) in fields.into_iter().flatten() {
+        match k.as_str() {
+            "template" => {}
+            "url" => link = Some(field_text(v)).filter(|u| !u.is_empty()),
+            _ => {
+                data.insert(k.clone(), serde_json::json!({ "value": field_text(v) }));
+            }
+        }
+    }
+    let mut body = serde_json::json!({
+        "touser": openid,
+        "template_id": template,
+        "data": data,
+        "client_msg_id": http::bounded_key(key, CLIENT_MSG_ID_LIMIT),
+    });
+    if let Some(link) = link {
+        body["url"] = serde_json::Value::String(link);
+    }
+    Ok(body)
+}
+
+impl Channel for WechatChannel {
+    fn deliver<'a>(&'a self, message: &'a Record, key: &'a str) -> Delivery<'a> {
+        Box::pin(async move {
+            let body = body(message, key)?.to_string();
+            let what = format!("wechat POST {}", self.send_url);
+            let post = |token: String| {
+                let mut url = self.send_url.clone();
+                url.query_pairs_mut().append_pair("access_token", &token);
+                let request = self
+                    .source
+                    .client
+                    .post(url)
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .header(IDEMPOTENCY_KEY, key)
+                    .body(body.clone());
+                let what = what.clone();
+                async move { weixin::call(&what, request).await }
+            };
+            let reply = weixin::with_token(&what, &self.tokens, &self.source, post).await?;
+            reply.outcome(&what, RETRYABLE)?;
+            Ok(Receipt {
+                provider_id: reply.text("msgid"),
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::conformance::sample_send;
+    use serde_json::json;
+
+    #[test]
+    fn the_body_takes_the_template_the_link_and_the_other_fields_as_data() {
+        let m = sample_send(
+            "wechat",
+            Some("o6_bmjrPTlm6_2sgVt7hMZOPfL2M"),
+            Some("TPL_1"),
+            json!({ "url": "https://example.invalid/o/1", "amount": 9.5, "name": "Li" }),
+        );
+        assert_eq!(
+            body(&m, "k1").unwrap(),
+            json!({
+                "touser": "o6_bmjrPTlm6_2sgVt7hMZOPfL2M",
+                "template_id": "TPL_1",
+                "url": "https://example.invalid/o/1",
+                "data": { "amount": { "value": "9.5" }, "name": { "value": "Li" } },
+                "client_msg_id": "k1",
+            })
+        );
+        let long_key = "k".repeat(80);
+        assert_eq!(
+            body(&m, &long_key).unwrap()["client_msg_id"]
+                .as_str()
+                .unwrap()
+                .len(),
+            64
+        );
+    }
+
+    #[test]
+    fn missing_settings_are_each_named() {
+        let errors =
+            WechatKind.validate("channels.mp", &"base_url = \"mailto:x\"\n".parse().unwrap());
+        let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "channels.mp.base_url",
+                "channels.mp.app_id",
+                "channels.mp.app_secret",
+            ],
+            "{errors:?}"
+        );
+    }
+}
