@@ -6,6 +6,7 @@
 //! another crate can add one without editing the engine.
 
 pub mod conformance;
+pub mod email;
 mod log;
 
 pub use log::LogKind;
@@ -75,7 +76,7 @@ pub struct Registry {
 impl Registry {
     /// The built-in kinds.
     pub fn builtin() -> Registry {
-        Registry::default().with(LogKind)
+        Registry::default().with(LogKind).with(email::EmailKind)
     }
 
     /// Adds a kind (from another crate, say).
