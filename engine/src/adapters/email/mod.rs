@@ -1,13 +1,21 @@
-//! The `email` kind: SMTP through lettre, async on tokio, TLS by rustls
-//! (implicit, STARTTLS, or none for a trusted relay). Each channel keeps
-//! one pooled transport. A message goes to `user.email` (or the step's
-//! `to`) with a `subject`, a plain-text `body` and, optionally, an `html`
-//! alternative. Its `Message-ID` is derived from the idempotency key, so a
-//! retry after a lost reply carries the same id and the receiving side can
-//! drop the duplicate; the key itself travels as
-//! `X-Waymark-Idempotency-Key`. SMTP 4xx replies, connection failures and
-//! timeouts are retryable; 5xx replies are permanent, with the server's
-//! text.
+//! The `email` kind: SMTP through lettre, async on tokio, TLS by rustls.
+//! Each channel keeps one pooled transport. A message goes to
+//! `user.email` (or the step's `to`) with a `subject`, a plain-text `body`
+//! and, optionally, an `html` alternative. Its `Message-ID` is derived
+//! from the idempotency key, so a retry after a lost reply carries the same
+//! id and the receiving side can drop the duplicate; the key itself
+//! travels as `X-Waymark-Idempotency-Key`. SMTP 4xx replies, connection
+//! failures and timeouts are retryable; 5xx replies are permanent, with
+//! the server's text.
+//!
+//! Settings: `host`; `tls` = `starttls` (the default; the relay must offer
+//! it), `implicit` or `none`; `port` (default 587, 465 or 25 by `tls`);
+//! `username` and `password`, both or neither (PLAIN or LOGIN, whichever
+//! the relay offers; with `tls = "none"` they cross the network in clear);
+//! `from`, a mailbox such as `"品牌 <news@example.com>"`; `timeout` for a
+//! whole send (default `10s`, at most `30s`); `ca_file`, a PEM file of CA
+//! certificates to trust besides the public roots (a relay with a private
+//! CA).
 
 mod settings;
 #[cfg(test)]

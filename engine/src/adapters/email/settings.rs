@@ -10,7 +10,7 @@ use std::time::Duration;
 use toml::{Table, Value};
 
 /// Every key the kind takes.
-pub(super) const KEYS: &[&str] = &[
+const KEYS: &[&str] = &[
     "host", "port", "tls", "username", "password", "from", "timeout", "ca_file",
 ];
 

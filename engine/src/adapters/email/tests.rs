@@ -329,6 +329,79 @@ async fn a_server_that_accepts_but_never_greets_is_retryable_within_the_timeout(
     );
 }
 
+/// A relay that speaks just enough SMTP to take a message, waiting
+/// `delay` before each reply.
+fn slow_relay(delay: Duration) -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut writer = stream;
+                let mut reply = |text: &str| {
+                    std::thread::sleep(delay);
+                    writer.write_all(format!("{text}\r\n").as_bytes()).is_ok()
+                };
+                reply("220 slow.test ESMTP");
+                let (mut line, mut in_data) = (String::new(), false);
+                while reader.read_line(&mut line).unwrap_or(0) > 0 {
+                    let command = line.trim_end().to_ascii_uppercase();
+                    line.clear();
+                    let answered = match command.as_str() {
+                        "." if in_data => {
+                            in_data = false;
+                            reply("250 queued")
+                        }
+                        _ if in_data => true,
+                        "DATA" => {
+                            in_data = true;
+                            reply("354 go ahead")
+                        }
+                        "QUIT" => {
+                            reply("221 bye");
+                            false
+                        }
+                        _ => reply("250 OK"),
+                    };
+                    if !answered {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn a_relay_that_answers_each_command_slowly_is_cut_off_at_the_send_timeout() {
+    // Each reply comes well within the timeout, the whole exchange
+    // (greeting, EHLO, MAIL, RCPT, DATA, the end of data) does not.
+    let port = slow_relay(Duration::from_millis(250));
+    let mut settings = settings(port, "");
+    settings.insert("timeout".into(), "1s".into());
+    let started = Instant::now();
+    let error = channel(&settings)
+        .deliver(&cart_message(), "k")
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    match error {
+        DeliveryError::Retryable(text) => assert!(text.contains("took over 1s"), "{text}"),
+        other => panic!("expected a retryable failure, got {other:?}"),
+    }
+    assert!(took < Duration::from_millis(1400), "gave up after {took:?}");
+    // With time enough, the same relay takes the message.
+    settings.insert("timeout".into(), "10s".into());
+    let receipt = channel(&settings)
+        .deliver(&cart_message(), "k")
+        .await
+        .unwrap();
+    assert_eq!(receipt.provider_id.as_deref(), Some("queued"));
+}
+
 #[tokio::test]
 async fn a_refused_connection_is_retryable() {
     let port = {
