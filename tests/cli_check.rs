@@ -194,3 +194,39 @@ fn check_with_a_config_names_every_bad_channel_setting_by_path() {
         assert!(err.contains(path), "{path} missing from:\n{err}");
     }
 }
+
+#[test]
+fn check_with_an_email_channel_wants_subject_and_body_and_names_bad_settings() {
+    let dir = scratch("check_email");
+    std::fs::write(
+        dir.join("j.journey"),
+        "journey j {\n  trigger event a\n  send email { subject: \"双十一\", text: \"x\" }\n}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("ok.toml"),
+        "[channels.email]\nkind = \"email\"\nhost = \"smtp.example.com\"\nfrom = \"品牌 <news@example.com>\"\n",
+    )
+    .unwrap();
+    let out = run(&dir, &["check", "--config", "ok.toml", "j.journey"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(text.contains("needs the field `body`"), "{text}");
+    assert!(text.contains("`text`"), "{text}");
+
+    std::fs::write(
+        dir.join("bad.toml"),
+        "[channels.email]\nkind = \"email\"\nhost = \"smtp.example.com\"\ntls = \"ssl\"\nusername = \"u\"\nfrom = \"news at example.com\"\n",
+    )
+    .unwrap();
+    let bad = run(&dir, &["check", "--config", "bad.toml", "j.journey"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let err = stderr(&bad);
+    for path in [
+        "channels.email.tls:",
+        "channels.email.password: missing",
+        "channels.email.from:",
+    ] {
+        assert!(err.contains(path), "{path} missing from {err}");
+    }
+}

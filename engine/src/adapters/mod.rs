@@ -5,12 +5,13 @@
 //! the outbox worker, not here. Kinds are registered on a [`Registry`], so
 //! another crate can add one without editing the engine.
 //!
-//! Built in: `log`, and over HTTP `webhook`, `sms` (Alibaba Cloud),
+//! Built in: `log`, `email` (SMTP through lettre), and over HTTP `webhook`, `sms` (Alibaba Cloud),
 //! `wecom` (企业微信) and `wechat` (公众号), which share [`http`] (client,
 //! timeouts, status mapping, `Idempotency-Key`) and [`settings`].
 
 pub mod acs3;
 pub mod conformance;
+pub mod email;
 pub mod http;
 mod log;
 pub mod settings;
@@ -97,6 +98,7 @@ impl Registry {
             .with(SmsKind)
             .with(WecomKind)
             .with(WechatKind)
+            .with(email::EmailKind)
     }
 
     /// Adds a kind (from another crate, say).
