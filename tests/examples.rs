@@ -4,7 +4,7 @@
 //! every sample event file simulates to a timeline with at least one send.
 
 use std::path::{Path, PathBuf};
-use waymark_tests::{root, run, stderr, stdout};
+use waymark_tests::{root, run, stderr, stdout, waymark};
 
 /// The longest an example may be, test blocks excluded.
 const MAX_LINES: usize = 30;
@@ -312,4 +312,65 @@ fn tier_upgrades_set_one_tier_per_step() {
     };
     assert_eq!(of("u1"), ["silver", "gold", "platinum"]);
     assert_eq!(of("u2"), ["gold"]);
+}
+
+/// The production-shaped config maps every channel the examples send on to
+/// a real kind; the scripts' `send` steps must carry what those kinds need
+/// (templates for sms and wechat, `text` for wecom, subject and body for
+/// email), and the config itself must validate once its secrets are set.
+#[test]
+fn the_examples_check_clean_against_the_production_config() {
+    let root = root();
+    let secrets = [
+        ("WAYMARK_INGEST_TOKEN", "ingest-0123456789abcdef"),
+        ("WAYMARK_ADMIN_TOKEN", "admin-0123456789abcdef"),
+        ("WECHAT_APP_ID", "wx0123456789"),
+        ("WECHAT_APP_SECRET", "secret"),
+        ("ALIYUN_ACCESS_KEY_ID", "id"),
+        ("ALIYUN_ACCESS_KEY_SECRET", "secret"),
+        ("SMS_SIGN_NAME", "品牌"),
+        ("WECOM_CORP_ID", "ww0123456789"),
+        ("WECOM_CORP_SECRET", "secret"),
+        ("WECOM_AGENT_ID", "1000002"),
+        ("SMTP_PASSWORD", "secret"),
+    ];
+    let out = std::process::Command::new(waymark())
+        .current_dir(&root)
+        .args([
+            "check",
+            "--deny-warnings",
+            "--config",
+            "examples/waymark.toml",
+            "examples/journeys",
+        ])
+        .envs(secrets)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    // Without its secrets the config names each missing one.
+    let out = std::process::Command::new(waymark())
+        .current_dir(&root)
+        .args([
+            "check",
+            "--config",
+            "examples/waymark.toml",
+            "examples/journeys",
+        ])
+        .envs(secrets.into_iter().filter(|(k, _)| *k != "SMTP_PASSWORD"))
+        .env_remove("SMTP_PASSWORD")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out)
+            .contains("channels.email.password: environment variable `SMTP_PASSWORD` is not set"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -132,11 +132,15 @@ pub fn load(
         merge(&mut table, layer);
     }
     let mut errors = Vec::new();
+    // A variable the file names as `${WAYMARK_…}` is a secret, not a key.
+    let secrets = file
+        .map(|(_, text)| referenced_variables(text))
+        .unwrap_or_default();
     for (key, value) in env {
         let Some(rest) = key.strip_prefix("WAYMARK_") else {
             continue;
         };
-        if rest == "TOKEN" || rest.is_empty() {
+        if rest == "TOKEN" || rest.is_empty() || secrets.contains(key.as_str()) {
             continue; // WAYMARK_TOKEN is a secret for ${WAYMARK_TOKEN}, not a key.
         }
         let path: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
@@ -165,6 +169,14 @@ pub fn load(
     } else {
         Err(errors)
     }
+}
+
+/// The names of the `${VAR}` references in a config file's text.
+fn referenced_variables(text: &str) -> std::collections::BTreeSet<&str> {
+    text.split("${")
+        .skip(1)
+        .filter_map(|rest| rest.split_once('}').map(|(name, _)| name.trim()))
+        .collect()
 }
 
 /// Deep-merges tables; anything else in `over` replaces.
@@ -661,6 +673,32 @@ mod tests {
                 .any(|e| e.path == "auth.tokens[0].token" && e.message.contains("WAYMARK_TOKEN")),
             "{errors:?}"
         );
+    }
+
+    #[test]
+    fn a_waymark_variable_the_file_names_as_a_secret_is_not_read_as_a_key() {
+        let file = "[[auth.tokens]]\ntoken = \"${WAYMARK_ADMIN_TOKEN}\"\nscopes = [\"admin\"]\n";
+        let c = load(
+            Some(("w.toml", file)),
+            &env(&[
+                ("WAYMARK_ADMIN_TOKEN", "0123456789abcdef0123"),
+                ("WAYMARK_LISTEN", "127.0.0.1:9300"),
+            ]),
+            &Flags::default(),
+            &AnyKind,
+        )
+        .unwrap();
+        assert_eq!(c.tokens[0].token, "0123456789abcdef0123");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:9300");
+        // Not named by the file: still an override, and an unknown key.
+        let errors = load(
+            Some(("w.toml", "")),
+            &env(&[("WAYMARK_ADMIN_TOKEN", "0123456789abcdef0123")]),
+            &Flags::default(),
+            &AnyKind,
+        )
+        .unwrap_err();
+        assert!(errors.iter().any(|e| e.path == "admin_token"), "{errors:?}");
     }
 
     #[test]
