@@ -11,7 +11,8 @@ use crate::store::{SledKv, Store};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -87,6 +88,22 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .with_state(state)
+}
+
+/// A route's one path parameter. One that is not UTF-8 once
+/// percent-decoded is refused with a JSON error naming `path` (axum's own
+/// rejection is plain text).
+struct Param(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Param {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Param, ApiError> {
+        Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|Path(p)| Param(p))
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "path", e.body_text()))
+    }
 }
 
 /// The token a request carries: `Authorization: Bearer T`, Basic with T as
@@ -260,7 +277,7 @@ async fn ingest(
 async fn user(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Param(id): Param,
 ) -> Result<impl IntoResponse, ApiError> {
     authorize(&state, &headers, None, Scope::Read)?;
     let store = state.store.clone();
@@ -292,7 +309,7 @@ async fn user(
 async fn erase(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Param(id): Param,
 ) -> Result<impl IntoResponse, ApiError> {
     authorize(&state, &headers, None, Scope::Admin)?;
     let (reply, answer) = oneshot::channel();
@@ -317,7 +334,7 @@ async fn erase(
 async fn export(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Param(id): Param,
 ) -> Result<impl IntoResponse, ApiError> {
     authorize(&state, &headers, None, Scope::Read)?;
     let internal = |e: crate::store::StoreError| {
@@ -337,7 +354,7 @@ async fn export(
 async fn journal(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Param(id): Param,
 ) -> Result<impl IntoResponse, ApiError> {
     authorize(&state, &headers, None, Scope::Read)?;
     let records = state
@@ -366,7 +383,7 @@ async fn dead_letters(
 async fn replay(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(seq): Path<String>,
+    Param(seq): Param,
 ) -> Result<impl IntoResponse, ApiError> {
     authorize(&state, &headers, None, Scope::Admin)?;
     let seq: u64 = seq.parse().map_err(|_| {
@@ -393,7 +410,7 @@ async fn replay(
 async fn stats(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(name): Path<String>,
+    Param(name): Param,
 ) -> Result<impl IntoResponse, ApiError> {
     authorize(&state, &headers, None, Scope::Read)?;
     let internal = |e: crate::store::StoreError| {
@@ -424,7 +441,7 @@ async fn stats(
 async fn pause(
     state: State<AppState>,
     headers: HeaderMap,
-    name: Path<String>,
+    name: Param,
 ) -> Result<impl IntoResponse, ApiError> {
     pause_or_resume(state, headers, name, true).await
 }
@@ -432,7 +449,7 @@ async fn pause(
 async fn resume(
     state: State<AppState>,
     headers: HeaderMap,
-    name: Path<String>,
+    name: Param,
 ) -> Result<impl IntoResponse, ApiError> {
     pause_or_resume(state, headers, name, false).await
 }
@@ -440,7 +457,7 @@ async fn resume(
 async fn pause_or_resume(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(name): Path<String>,
+    Param(name): Param,
     pausing: bool,
 ) -> Result<impl IntoResponse, ApiError> {
     authorize(&state, &headers, None, Scope::Admin)?;
@@ -569,4 +586,92 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         super::metrics::render(depth, dead),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::{SledKv, Store};
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt;
+
+    /// The API over a scratch store, with every ingest call accepted.
+    fn api(name: &str) -> axum::Router {
+        let dir = std::env::temp_dir().join(format!("waymark-http-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::new(SledKv::open(&dir).unwrap());
+        super::super::api_without_writer(store, Vec::new(), |_| Ok(()))
+    }
+
+    async fn answer(
+        api: &axum::Router,
+        method: &str,
+        uri: &str,
+        body: &str,
+    ) -> (StatusCode, serde_json::Value) {
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let response = api.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let json = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|e| panic!("{status}: not JSON ({e}): {bytes:?}"));
+        (status, json)
+    }
+
+    // Found by the http_body fuzz target: `/v1/users/u1'\xee\xff…`.
+    #[tokio::test]
+    async fn a_path_parameter_that_is_not_utf8_gets_a_json_error_naming_the_path() {
+        let api = api("path-utf8");
+        for (method, uri) in [
+            ("GET", "/v1/users/u1%EE%FF"),
+            ("GET", "/v1/users/%FF/journal"),
+            ("GET", "/v1/users/%FF/export"),
+            ("DELETE", "/v1/users/%FF"),
+            ("GET", "/v1/journeys/%C3/stats"),
+            ("POST", "/v1/journeys/%C3/pause"),
+            ("POST", "/v1/deadletters/%FF/replay"),
+        ] {
+            let (status, json) = answer(&api, method, uri, "").await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {uri}: {json}");
+            assert_eq!(json["error"]["field"], "path", "{method} {uri}: {json}");
+        }
+        let (status, json) = answer(&api, "GET", "/v1/users/%E5%B0%8F", "").await;
+        assert_eq!(
+            (status, &json["error"]["field"]),
+            (StatusCode::NOT_FOUND, &"id".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn ingest_calls_answer_as_the_pure_functions_say() {
+        let api = api("ingest");
+        let (status, json) =
+            answer(&api, "POST", "/v1/track", r#"{"userId":"u","event":"x"}"#).await;
+        assert_eq!(
+            (status, json),
+            (StatusCode::OK, serde_json::json!({"success": true}))
+        );
+        let (status, json) = answer(
+            &api,
+            "POST",
+            "/v1/batch",
+            r#"{"batch":[{"userId":"u"},{"event":"x"}]}"#,
+        )
+        .await;
+        assert_eq!(
+            (status, &json["error"]["field"]),
+            (StatusCode::BAD_REQUEST, &"batch[0].event".into())
+        );
+        let (status, json) = answer(&api, "PUT", "/v1/identify", "{}").await;
+        assert_eq!(
+            (status, &json["error"]["field"]),
+            (StatusCode::METHOD_NOT_ALLOWED, &"method".into())
+        );
+    }
 }
