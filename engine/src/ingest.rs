@@ -84,10 +84,11 @@ pub fn decode_body(content_encoding: Option<&str>, body: &[u8]) -> Result<Json, 
         .map_err(|e| BodyError::new(Refusal::Invalid, "body", format!("not valid JSON: {e}")))
 }
 
-/// Inflates a gzip body, refusing it once it passes `limit` bytes.
+/// Inflates a gzip body — every member of it, as RFC 1952 allows several
+/// — refusing it once it passes `limit` bytes.
 fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, BodyError> {
     let mut out = Vec::new();
-    flate2::read::GzDecoder::new(body)
+    flate2::read::MultiGzDecoder::new(body)
         .take(limit as u64 + 1)
         .read_to_end(&mut out)
         .map_err(|e| BodyError::new(Refusal::Invalid, "body", format!("not valid gzip: {e}")))?;
@@ -376,6 +377,13 @@ mod tests {
         let e = decode_body(Some("gzip"), message).unwrap_err();
         assert_eq!((e.refusal, e.field.as_str()), (Refusal::Invalid, "body"));
         assert!(e.message.contains("gzip"), "{e}");
+        // Members after the first are not dropped, and neither is trailing junk.
+        let mut two = gzip(br#"{"userId":"u1","#);
+        two.extend(gzip(br#""event":"x"}"#));
+        assert_eq!(decode_body(Some("gzip"), &two), decode_body(None, message));
+        let mut junk = gzip(message);
+        junk.extend(b"junk");
+        assert!(decode_body(Some("gzip"), &junk).is_err());
         let e = decode_body(None, &gzip(message)).unwrap_err();
         assert_eq!((e.refusal, e.field.as_str()), (Refusal::Invalid, "body"));
         assert!(decode_body(None, b"").is_err());
