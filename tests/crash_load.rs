@@ -26,7 +26,7 @@ use std::time::Duration;
 use waymark_tests::{Client, RequestError, free_port, http, scratch, start_daemon, wait_for};
 
 const CLIENTS: usize = 4;
-const ROUNDS: usize = 4;
+const ROUNDS: usize = 5;
 const DEADLINE: Duration = Duration::from_secs(60);
 
 const SCRIPTS: &str = r#"
@@ -322,7 +322,7 @@ fn sigkill_under_concurrent_load_loses_no_acknowledged_event_and_doubles_nothing
 
     for round in 1..=ROUNDS {
         // New traffic until this many requests are acknowledged, then SIGKILL.
-        let kill_after = 40 + kill_points.below(60) as usize;
+        let kill_after = 60 + kill_points.below(90) as usize;
         let acked = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let clients: Vec<_> = ledgers
@@ -371,6 +371,12 @@ fn sigkill_under_concurrent_load_loses_no_acknowledged_event_and_doubles_nothing
         outstanding_at_kills > 0,
         "no kill came while a delayed send was pending: the test tests nothing"
     );
+
+    let acked_in_rounds = ledgers
+        .iter()
+        .flat_map(|l| &l.requests)
+        .filter(|r| r.outcome == Outcome::Acked)
+        .count();
 
     // As SDKs retry: everything again, from all clients at once.
     let resenders: Vec<_> = ledgers
@@ -458,7 +464,8 @@ fn sigkill_under_concurrent_load_loses_no_acknowledged_event_and_doubles_nothing
     eprintln!(
         "crash under load: {ROUNDS} rounds, {ROUNDS} kills, {CLIENTS} clients; \
          {requests} requests carrying {events} events ({purchases} purchases, {} sign-ups) \
-         for {} users, every request resent once at the end; \
+         for {} users, {acked_in_rounds} acknowledged during the rounds \
+         (unanswered ones retried in the next), every request resent once at the end; \
          {in_flight_at_kills} requests in flight at the kills; \
          delayed sends outstanding at a kill: {} users, {outstanding_at_kills} (user, kill) pairs; \
          {} lines delivered under {} keys ({} redelivered, {torn} torn)",
