@@ -93,7 +93,8 @@ pub fn start_daemon(dir: &Path, port: u16, log: &Path) -> Child {
         .append(true)
         .open(log)
         .expect("the daemon's log file");
-    let child = Command::new(waymark())
+    let mut command = Command::new(waymark());
+    command
         .args([
             "run",
             "--config",
@@ -103,10 +104,22 @@ pub fn start_daemon(dir: &Path, port: u16, log: &Path) -> Child {
         ])
         .current_dir(dir)
         .stdout(Stdio::null())
-        .stderr(Stdio::from(stderr))
-        .spawn()
-        .expect("waymark starts");
+        .stderr(Stdio::from(stderr));
+    // Every WAYMARK_… variable is a config layer to the daemon (a bench's
+    // WAYMARK_BENCH_SECONDS would be an unknown key): the config file rules.
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("WAYMARK_") {
+            command.env_remove(name);
+        }
+    }
+    let mut child = command.spawn().expect("waymark starts");
     wait_for("the daemon to listen", Duration::from_secs(60), || {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "the daemon exited ({status}): {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
         TcpStream::connect(("127.0.0.1", port)).is_ok()
     });
     child

@@ -14,7 +14,8 @@
 //!
 //! `cargo bench -p waymark-tests --bench http_ingest` runs it in full;
 //! under `cargo test` (no `--bench` argument) a short smoke run checks
-//! that it works. `WAYMARK_BENCH_SECONDS=N` sets each phase's length.
+//! that it works. `WAYMARK_BENCH_SECONDS=N` sets each phase's length,
+//! `WAYMARK_BENCH_RATES=100,500,…` the offered `/v1/track` rates.
 
 use serde_json::json;
 use std::sync::Arc;
@@ -190,7 +191,11 @@ fn main() {
     let port = free_port();
     let mut daemon = start_daemon(&dir, port, &dir.join("daemon.log"));
     let connections: &[usize] = if full { &[1, 4, 16] } else { &[2] };
-    let rates: &[u64] = if full { &[100, 500, 1000] } else { &[50] };
+    let rates: Vec<u64> = match std::env::var("WAYMARK_BENCH_RATES") {
+        Ok(list) => list.split(',').map(|r| r.trim().parse().unwrap()).collect(),
+        Err(_) if full => vec![100, 500, 1000],
+        Err(_) => vec![50],
+    };
 
     // Warm up: every user exists, sled's cache holds them.
     batches(port, 4, length.min(Duration::from_secs(3)));
