@@ -1,73 +1,16 @@
 //! The real daemon over HTTP: events in, messages out through the `log`
-//! channel, the journal, and a `kill -9` restart that loses nothing
-//! acknowledged and sends nothing twice.
+//! channel, the journal, gzip bodies within the size limit, and a
+//! `kill -9` restart that loses nothing acknowledged and sends nothing
+//! twice.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-use waymark_tests::{scratch, waymark};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A minimal HTTP/1.1 request; returns (status, body).
-fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
-}
+use std::process::Child;
+use std::time::Duration;
+use waymark_tests::{Client, free_port, http, scratch, start_daemon};
 
 fn start(dir: &Path, port: u16) -> Child {
-    let child = Command::new(waymark())
-        .args([
-            "run",
-            "--config",
-            "waymark.toml",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(
-            std::fs::File::create(dir.join("daemon.log")).unwrap(),
-        ))
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "the daemon did not start: {}",
-            std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child
+    start_daemon(dir, port, &dir.join("daemon.log"))
 }
 
 fn sent_lines(dir: &Path) -> Vec<serde_json::Value> {
@@ -78,13 +21,9 @@ fn sent_lines(dir: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+fn wait_for(what: &str, f: impl FnMut() -> bool) {
     // Generous: CI machines can be slow; a pass takes well under a second.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    waymark_tests::wait_for(what, Duration::from_secs(60), f)
 }
 
 fn setup(name: &str) -> std::path::PathBuf {
@@ -258,6 +197,112 @@ fn a_kill_9_loses_no_acknowledged_event_and_sends_nothing_twice() {
             "points not doubled for u{i}: {user}"
         );
     }
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+/// The `error` object of a JSON error answer.
+fn error_of(body: &[u8]) -> serde_json::Value {
+    let json: serde_json::Value = serde_json::from_slice(body)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(body)));
+    json["error"].clone()
+}
+
+#[test]
+fn gzip_bodies_are_taken_and_bombs_and_bad_requests_get_json_errors() {
+    let dir = setup("daemon_gzip");
+    let port = free_port();
+    let mut daemon = start(&dir, port);
+    let mut client = Client::new(port);
+    let gzip_header = [("Content-Encoding", "gzip")];
+    let message = br#"{"userId":"g1","event":"signed_up","messageId":"g1"}"#;
+    let (status, _) = client
+        .request("POST", "/v1/track", &gzip_header, &gzip(message))
+        .unwrap();
+    assert_eq!(status, 200);
+    wait_for("the gzipped event's message", || {
+        sent_lines(&dir).iter().any(|l| l["user"] == "g1")
+    });
+
+    // 9 MiB of whitespace around a message inflates past the 8 MiB limit
+    // from a body of a few kilobytes.
+    let mut bomb = message.to_vec();
+    bomb.resize(9 << 20, b' ');
+    let bomb = gzip(&bomb);
+    assert!(bomb.len() < 64 << 10, "{}", bomb.len());
+    let (status, body) = client
+        .request("POST", "/v1/batch", &gzip_header, &bomb)
+        .unwrap();
+    assert_eq!(status, 413, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(error_of(&body)["field"], "body");
+    assert!(
+        error_of(&body)["message"]
+            .as_str()
+            .unwrap()
+            .contains("decompressed")
+    );
+
+    // Uncompressed, the same size is refused as soon as it passes the limit
+    // (the daemon may answer before reading all of it: write on a thread).
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let upload = std::thread::spawn(move || {
+        let size = 9 << 20;
+        let head = format!("POST /v1/track HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\n\r\n");
+        let _ = writer.write_all(head.as_bytes());
+        let _ = writer.write_all(&vec![b' '; size]);
+    });
+    let mut answer = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut stream, &mut answer);
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    let body = answer.split_once("\r\n\r\n").unwrap().1;
+    assert_eq!(error_of(body.as_bytes())["field"], "body", "{answer}");
+    upload.join().unwrap();
+
+    let mut client = Client::new(port);
+    let (status, body) = client
+        .request("POST", "/v1/track", &gzip_header, message)
+        .unwrap();
+    assert_eq!(
+        (status, error_of(&body)["field"].as_str()),
+        (400, Some("body"))
+    );
+    let (status, body) = client
+        .request("POST", "/v1/track", &[("Content-Encoding", "br")], message)
+        .unwrap();
+    assert_eq!(
+        (status, error_of(&body)["field"].as_str()),
+        (415, Some("content-encoding"))
+    );
+    let (status, body) = client.request("GET", "/v1/track", &[], b"").unwrap();
+    assert_eq!(
+        (status, error_of(&body)["field"].as_str()),
+        (405, Some("method"))
+    );
+    let (status, body) = client
+        .request(
+            "POST",
+            "/v1/track",
+            &[],
+            br#"{"userId":"g2","event":"x","messageId":""}"#,
+        )
+        .unwrap();
+    assert_eq!(
+        (status, error_of(&body)["field"].as_str()),
+        (400, Some("messageId"))
+    );
+    // The daemon is still well.
+    assert_eq!(http(port, "GET", "/healthz", "").0, 200);
     daemon.kill().unwrap();
     daemon.wait().unwrap();
 }

@@ -1,11 +1,172 @@
-//! Ingested JSON in Segment's tracking-API shape (`track`, `identify`), as
-//! `simulate --events` reads it and the HTTP API takes it. Errors name the
-//! field that is wrong.
+//! Ingested JSON in Segment's tracking-API shape (`track`, `identify`,
+//! `batch`), as `simulate --events` reads it and the HTTP API takes it:
+//! a request body decoded (gzip within a size limit, then JSON), then
+//! validated and turned into engine inputs. Pure functions, no I/O, so
+//! the fuzz target runs exactly what the daemon runs before its writer.
+//! Errors name the field that is wrong.
 
 use crate::model::{Event, Input};
 use chrono::{DateTime, Utc};
 use serde_json::Value as Json;
+use std::io::Read;
 use waymark_dsl::value::Value;
+
+/// The largest request body, and the most a gzipped one may inflate to.
+pub const MAX_BODY: usize = 8 * 1024 * 1024;
+/// The most messages one `batch` call takes.
+pub const MAX_BATCH: usize = 10_000;
+
+/// The ingest call a body was sent to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Call {
+    Track,
+    Identify,
+    Batch,
+}
+
+/// Why a body was refused; the HTTP API maps it to a status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Malformed: 400.
+    Invalid,
+    /// Past a size limit: 413.
+    TooLarge,
+    /// A `Content-Encoding` other than gzip: 415.
+    UnsupportedEncoding,
+}
+
+/// A refused request body: the field at fault (`body`, `batch[3].userId`, …).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct BodyError {
+    pub refusal: Refusal,
+    pub field: String,
+    pub message: String,
+}
+
+impl BodyError {
+    fn new(refusal: Refusal, field: impl Into<String>, message: impl Into<String>) -> BodyError {
+        BodyError {
+            refusal,
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A request body as JSON. `content_encoding` is the header's value:
+/// `gzip` (or `x-gzip`) bodies are inflated, to at most [`MAX_BODY`]
+/// bytes, so a small gzip bomb is refused rather than inflated.
+pub fn decode_body(content_encoding: Option<&str>, body: &[u8]) -> Result<Json, BodyError> {
+    let encoding = content_encoding.map(str::trim).unwrap_or("");
+    let inflated;
+    let bytes = if encoding.eq_ignore_ascii_case("gzip") || encoding.eq_ignore_ascii_case("x-gzip")
+    {
+        inflated = gunzip(body, MAX_BODY)?;
+        &inflated[..]
+    } else if encoding.is_empty() || encoding.eq_ignore_ascii_case("identity") {
+        body
+    } else {
+        return Err(BodyError::new(
+            Refusal::UnsupportedEncoding,
+            "content-encoding",
+            format!("`{encoding}` is not supported (send gzip or no encoding)"),
+        ));
+    };
+    if bytes.len() > MAX_BODY {
+        return Err(BodyError::new(
+            Refusal::TooLarge,
+            "body",
+            format!("more than {MAX_BODY} bytes"),
+        ));
+    }
+    serde_json::from_slice(bytes)
+        .map_err(|e| BodyError::new(Refusal::Invalid, "body", format!("not valid JSON: {e}")))
+}
+
+/// Inflates a gzip body — every member of it, as RFC 1952 allows several
+/// — refusing it once it passes `limit` bytes.
+fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, BodyError> {
+    let mut out = Vec::new();
+    flate2::read::MultiGzDecoder::new(body)
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| BodyError::new(Refusal::Invalid, "body", format!("not valid gzip: {e}")))?;
+    if out.len() > limit {
+        return Err(BodyError::new(
+            Refusal::TooLarge,
+            "body",
+            format!("more than {limit} bytes once decompressed"),
+        ));
+    }
+    Ok(out)
+}
+
+/// The inputs of a decoded body sent to `call`: one message for `track`
+/// and `identify` (whose `type` defaults to the call's), or
+/// `{"batch": [messages…]}`, every one checked before any is returned,
+/// so a batch is taken whole or not at all. `now` is the time of messages
+/// without a `timestamp`.
+pub fn messages(json: &Json, call: Call, now: DateTime<Utc>) -> Result<Vec<Input>, BodyError> {
+    let invalid = |prefix: &str, e: IngestError| {
+        let field = match e.field.as_str() {
+            "(message)" => prefix.trim_end_matches('.').to_string(),
+            field => format!("{prefix}{field}"),
+        };
+        BodyError::new(Refusal::Invalid, field, e.message)
+    };
+    let single = |kind: &str| {
+        if !json.is_object() {
+            return Err(BodyError::new(
+                Refusal::Invalid,
+                "body",
+                "must be a JSON object (one message)",
+            ));
+        }
+        input_as(json, Some(kind), Some(now))
+            .map(|(input, _)| vec![input])
+            .map_err(|e| invalid("", e))
+    };
+    match call {
+        Call::Track => single("track"),
+        Call::Identify => single("identify"),
+        Call::Batch => {
+            let items = match json.get("batch") {
+                Some(Json::Array(items)) => items,
+                Some(_) => {
+                    return Err(BodyError::new(
+                        Refusal::Invalid,
+                        "batch",
+                        "must be an array of messages",
+                    ));
+                }
+                None => {
+                    return Err(BodyError::new(
+                        Refusal::Invalid,
+                        "batch",
+                        "missing: the body must be {\"batch\": [messages…]}",
+                    ));
+                }
+            };
+            if items.len() > MAX_BATCH {
+                return Err(BodyError::new(
+                    Refusal::TooLarge,
+                    "batch",
+                    format!("at most {MAX_BATCH} messages per batch"),
+                ));
+            }
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    input_as(item, Some("track"), Some(now))
+                        .map(|(input, _)| input)
+                        .map_err(|e| invalid(&format!("batch[{i}]."), e))
+                })
+                .collect()
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
@@ -41,19 +202,30 @@ pub fn input(
     json: &Json,
     default_time: Option<DateTime<Utc>>,
 ) -> Result<(Input, DateTime<Utc>), IngestError> {
+    input_as(json, None, default_time)
+}
+
+/// One Segment message as an input; `default_kind` is its type when it
+/// has no `type`.
+fn input_as(
+    json: &Json,
+    default_kind: Option<&str>,
+    default_time: Option<DateTime<Utc>>,
+) -> Result<(Input, DateTime<Utc>), IngestError> {
     let Json::Object(_) = json else {
         return Err(err("(message)", "must be a JSON object"));
     };
-    let kind = match json.get("type") {
-        Some(Json::String(s)) => s.as_str(),
-        None => {
+    let kind = match (json.get("type"), default_kind) {
+        (Some(Json::String(s)), _) => s.as_str(),
+        (None, Some(kind)) => kind,
+        (None, None) => {
             if json.get("event").is_some() {
                 "track"
             } else {
                 return Err(err("type", "missing (\"track\" or \"identify\")"));
             }
         }
-        Some(_) => return Err(err("type", "must be a string")),
+        (Some(_), _) => return Err(err("type", "must be a string")),
     };
     let user = match json.get("userId").or_else(|| json.get("anonymousId")) {
         Some(Json::String(s)) if !s.is_empty() && s.len() <= 256 => s.clone(),
@@ -64,7 +236,11 @@ pub fn input(
     };
     let at = timestamp(json, default_time)?;
     let message_id = match json.get("messageId") {
-        Some(Json::String(s)) => Some(s.clone()),
+        Some(Json::String(s)) if !s.is_empty() => Some(s.clone()),
+        Some(Json::String(_)) => {
+            // Every message sent with "" would be dropped as a duplicate of the first.
+            return Err(err("messageId", "must not be empty (leave it out instead)"));
+        }
         Some(Json::Null) | None => None,
         Some(_) => return Err(err("messageId", "must be a string")),
     };
@@ -156,5 +332,91 @@ mod tests {
         assert_eq!(e.field, "type");
         let e = input(&json!({"type":"track","userId":"u","event":"x","properties":[1],"timestamp":"2025-11-10T12:00:00Z"}), None).unwrap_err();
         assert_eq!(e.field, "properties");
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        encoder.write_all(bytes).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    fn now() -> DateTime<Utc> {
+        "2025-11-10T12:00:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn a_gzip_bomb_is_refused_once_it_inflates_past_the_body_limit() {
+        // Whitespace around a message is valid JSON: exactly the limit passes.
+        let mut fits = b"{}".to_vec();
+        fits.resize(MAX_BODY, b' ');
+        let small = gzip(&fits);
+        assert!(small.len() < 64 * 1024, "{}", small.len());
+        assert_eq!(decode_body(Some("gzip"), &small), Ok(json!({})));
+        fits.push(b' ');
+        let bomb = gzip(&fits);
+        let e = decode_body(Some("gzip"), &bomb).unwrap_err();
+        assert_eq!((e.refusal, e.field.as_str()), (Refusal::TooLarge, "body"));
+        let e = decode_body(Some("x-gzip"), &gzip(&vec![0; 2 * MAX_BODY])).unwrap_err();
+        assert_eq!(e.refusal, Refusal::TooLarge);
+    }
+
+    #[test]
+    fn bodies_decode_by_their_content_encoding() {
+        let message = br#"{"userId":"u1","event":"x"}"#;
+        assert_eq!(
+            decode_body(Some("GZIP"), &gzip(message)),
+            decode_body(None, message)
+        );
+        assert!(decode_body(Some("identity"), message).is_ok());
+        let e = decode_body(Some("br"), message).unwrap_err();
+        assert_eq!(
+            (e.refusal, e.field.as_str()),
+            (Refusal::UnsupportedEncoding, "content-encoding")
+        );
+        let e = decode_body(Some("gzip"), message).unwrap_err();
+        assert_eq!((e.refusal, e.field.as_str()), (Refusal::Invalid, "body"));
+        assert!(e.message.contains("gzip"), "{e}");
+        // Members after the first are not dropped, and neither is trailing junk.
+        let mut two = gzip(br#"{"userId":"u1","#);
+        two.extend(gzip(br#""event":"x"}"#));
+        assert_eq!(decode_body(Some("gzip"), &two), decode_body(None, message));
+        let mut junk = gzip(message);
+        junk.extend(b"junk");
+        assert!(decode_body(Some("gzip"), &junk).is_err());
+        let e = decode_body(None, &gzip(message)).unwrap_err();
+        assert_eq!((e.refusal, e.field.as_str()), (Refusal::Invalid, "body"));
+        assert!(decode_body(None, b"").is_err());
+    }
+
+    #[test]
+    fn bodies_become_inputs_and_refusals_name_the_field() {
+        let track = json!({"userId":"u1","event":"x","messageId":"m1"});
+        let inputs = messages(&track, Call::Track, now()).unwrap();
+        assert!(matches!(&inputs[..], [Input::Track(e)] if e.at == now()));
+        let inputs = messages(&json!({"userId":"u1"}), Call::Identify, now()).unwrap();
+        assert!(matches!(&inputs[..], [Input::Identify { .. }]));
+        let field = |json: Json, call| messages(&json, call, now()).unwrap_err().field;
+        assert_eq!(field(json!([track]), Call::Track), "body");
+        assert_eq!(field(json!("x"), Call::Identify), "body");
+        assert_eq!(field(json!([]), Call::Batch), "batch");
+        assert_eq!(field(json!({"batch": {}}), Call::Batch), "batch");
+        assert_eq!(
+            field(json!({"batch": [track, {"event":"x"}]}), Call::Batch),
+            "batch[1].userId"
+        );
+        assert_eq!(field(json!({"batch": [1]}), Call::Batch), "batch[0]");
+        assert_eq!(
+            field(
+                json!({"userId":"u","event":"x","messageId":""}),
+                Call::Track
+            ),
+            "messageId"
+        );
+        let many = json!({"batch": vec![track.clone(); MAX_BATCH + 1]});
+        let e = messages(&many, Call::Batch, now()).unwrap_err();
+        assert_eq!((e.refusal, e.field.as_str()), (Refusal::TooLarge, "batch"));
+        let batch = json!({"batch": [track, {"type":"identify","userId":"u2"}]});
+        assert_eq!(messages(&batch, Call::Batch, now()).unwrap().len(), 2);
     }
 }

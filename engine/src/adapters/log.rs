@@ -49,15 +49,35 @@ impl ChannelKind for LogKind {
                 std::fs::create_dir_all(dir)
                     .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
             }
-            let file = std::fs::OpenOptions::new()
+            let mut file = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
+                .read(true)
                 .open(&path)
                 .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+            end_torn_line(&mut file)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
             Target::File(Mutex::new(file))
         };
         Ok(Arc::new(LogChannel { target }))
     }
+}
+
+/// Ends a line left without its newline (a process killed in the middle
+/// of writing it), so the next record starts a line of its own. The torn
+/// message was never recorded as delivered, so it is written again whole.
+fn end_torn_line(file: &mut std::fs::File) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    if file.metadata()?.len() == 0 {
+        return Ok(());
+    }
+    file.seek(SeekFrom::End(-1))?;
+    let mut last = [0u8];
+    file.read_exact(&mut last)?;
+    if last[0] != b'\n' {
+        file.write_all(b"\n")?;
+    }
+    Ok(())
 }
 
 enum Target {
@@ -100,6 +120,29 @@ impl From<std::io::Error> for DeliveryError {
 mod tests {
     use super::*;
     use crate::adapters::conformance::{check_kind, sample_send};
+
+    #[tokio::test]
+    async fn a_line_torn_by_a_crash_is_ended_before_the_next_one() {
+        let dir = std::env::temp_dir().join(format!("waymark-log-torn-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("sent.jsonl");
+        std::fs::write(&file, "{\"whole\":1}\n{\"torn").unwrap();
+        let mut settings = Table::new();
+        settings.insert("path".into(), file.display().to_string().into());
+        let channel = LogKind.build("sms", &settings).unwrap();
+        let message = sample_send("sms", Some("u1"), Some("T1"), serde_json::json!({}));
+        channel.deliver(&message, "k1").await.unwrap();
+        let text = std::fs::read_to_string(&file).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[..2], ["{\"whole\":1}", "{\"torn"]);
+        let last: serde_json::Value = serde_json::from_str(lines[2]).unwrap();
+        assert_eq!(last["idempotency_key"], "k1");
+        // A file that ends whole is left alone.
+        LogKind.build("sms", &settings).unwrap();
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[tokio::test]
     async fn the_log_kind_conforms_and_writes_one_line_per_delivery_with_its_key() {

@@ -6,21 +6,20 @@
 
 use super::writer::{Command, Handle};
 use crate::config::{Scope, Token};
+use crate::ingest::{self, Call, Refusal};
 use crate::store::{SledKv, Store};
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine as _;
 use serde_json::{Value as Json, json};
-use std::io::Read;
 use std::sync::Arc;
 use tokio::sync::oneshot;
-
-/// The largest request body, compressed or not.
-const MAX_BODY: usize = 8 * 1024 * 1024;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -79,9 +78,32 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/journeys/{name}/stats", get(stats))
         .route("/v1/journeys/{name}/pause", post(pause))
         .route("/v1/journeys/{name}/resume", post(resume))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(DefaultBodyLimit::max(ingest::MAX_BODY))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "path", "no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method",
+                "this route does not take that method",
+            )
+        })
         .with_state(state)
+}
+
+/// A route's one path parameter. One that is not UTF-8 once
+/// percent-decoded is refused with a JSON error naming `path` (axum's own
+/// rejection is plain text).
+struct Param(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Param {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Param, ApiError> {
+        Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|Path(p)| Param(p))
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "path", e.body_text()))
+    }
 }
 
 /// The token a request carries: `Authorization: Bearer T`, Basic with T as
@@ -156,42 +178,42 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// The body as JSON, gunzipped when it says so.
-fn json_body(headers: &HeaderMap, body: &Bytes) -> Result<Json, ApiError> {
-    let gzip = headers
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
-    let bytes: std::borrow::Cow<'_, [u8]> = if gzip {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&body[..])
-            .take(MAX_BODY as u64 + 1)
-            .read_to_end(&mut out)
-            .map_err(|e| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "body",
-                    format!("not valid gzip: {e}"),
-                )
-            })?;
-        if out.len() > MAX_BODY {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body",
-                format!("more than {MAX_BODY} bytes once decompressed"),
-            ));
-        }
-        out.into()
-    } else {
-        body[..].into()
-    };
-    serde_json::from_slice(&bytes).map_err(|e| {
+/// The body as JSON, gunzipped when it says so (within the size limit).
+fn json_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Json, ApiError> {
+    let body = body.map_err(|e| {
+        let status = e.status();
         ApiError::new(
-            StatusCode::BAD_REQUEST,
+            if status.is_client_error() {
+                status
+            } else {
+                StatusCode::BAD_REQUEST
+            },
             "body",
-            format!("not valid JSON: {e}"),
+            e.body_text(),
         )
-    })
+    })?;
+    let encoding = match headers.get(header::CONTENT_ENCODING) {
+        None => None,
+        Some(v) => Some(v.to_str().map_err(|_| {
+            ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "content-encoding",
+                "not a supported encoding (send gzip or no encoding)",
+            )
+        })?),
+    };
+    ingest::decode_body(encoding, &body).map_err(ApiError::from)
+}
+
+impl From<ingest::BodyError> for ApiError {
+    fn from(e: ingest::BodyError) -> ApiError {
+        let status = match e.refusal {
+            Refusal::Invalid => StatusCode::BAD_REQUEST,
+            Refusal::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Refusal::UnsupportedEncoding => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        };
+        ApiError::new(status, e.field, e.message)
+    }
 }
 
 async fn submit(state: &AppState, inputs: Vec<crate::model::Input>) -> Result<(), ApiError> {
@@ -215,90 +237,47 @@ async fn submit(state: &AppState, inputs: Vec<crate::model::Input>) -> Result<()
     }
 }
 
-fn one(body: &Json, kind: &str, prefix: &str) -> Result<crate::model::Input, ApiError> {
-    let mut body = body.clone();
-    if let Json::Object(map) = &mut body {
-        map.entry("type")
-            .or_insert_with(|| Json::String(kind.to_string()));
-    }
-    crate::ingest::input(&body, Some(chrono::Utc::now()))
-        .map(|(input, _)| input)
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("{prefix}{}", e.field),
-                e.message,
-            )
-        })
-}
-
 async fn track(
     state: State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    single(state, headers, body, "track").await
+    ingest(state, headers, body, Call::Track).await
 }
 
 async fn identify(
     state: State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    single(state, headers, body, "identify").await
-}
-
-/// One message (`track` or `identify`), answered once durable.
-async fn single(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-    kind: &str,
-) -> Result<impl IntoResponse, ApiError> {
-    let json = json_body(&headers, &body)?;
-    authorize(&state, &headers, Some(&json), Scope::Ingest)?;
-    submit(&state, vec![one(&json, kind, "")?]).await?;
-    Ok(axum::Json(json!({"success": true})))
+    ingest(state, headers, body, Call::Identify).await
 }
 
 async fn batch(
+    state: State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    ingest(state, headers, body, Call::Batch).await
+}
+
+/// One ingest call, answered once the batch holding it is durable.
+async fn ingest(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
+    call: Call,
 ) -> Result<impl IntoResponse, ApiError> {
-    let json = json_body(&headers, &body)?;
+    let json = json_body(&headers, body)?;
     authorize(&state, &headers, Some(&json), Scope::Ingest)?;
-    let Some(items) = json.get("batch").and_then(Json::as_array) else {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "batch",
-            "missing: the body must be {\"batch\": [messages…]}",
-        ));
-    };
-    if items.len() > 10_000 {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "batch",
-            "at most 10000 messages per batch",
-        ));
-    }
-    // Every message is checked before any is stored: a batch is all or nothing.
-    let inputs = items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| {
-            let kind = item.get("type").and_then(Json::as_str).unwrap_or("track");
-            one(item, kind, &format!("batch[{i}]."))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    submit(&state, inputs).await?;
+    submit(&state, ingest::messages(&json, call, chrono::Utc::now())?).await?;
     Ok(axum::Json(json!({"success": true})))
 }
 
 async fn user(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Param(id): Param,
 ) -> Result<impl IntoResponse, ApiError> {
     authorize(&state, &headers, None, Scope::Read)?;
     let store = state.store.clone();
@@ -330,7 +309,7 @@ async fn user(
 async fn erase(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Param(id): Param,
 ) -> Result<impl IntoResponse, ApiError> {
     authorize(&state, &headers, None, Scope::Admin)?;
     let (reply, answer) = oneshot::channel();
@@ -355,7 +334,7 @@ async fn erase(
 async fn export(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Param(id): Param,
 ) -> Result<impl IntoResponse, ApiError> {
     authorize(&state, &headers, None, Scope::Read)?;
     let internal = |e: crate::store::StoreError| {
@@ -375,7 +354,7 @@ async fn export(
 async fn journal(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Param(id): Param,
 ) -> Result<impl IntoResponse, ApiError> {
     authorize(&state, &headers, None, Scope::Read)?;
     let records = state
@@ -404,7 +383,7 @@ async fn dead_letters(
 async fn replay(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(seq): Path<String>,
+    Param(seq): Param,
 ) -> Result<impl IntoResponse, ApiError> {
     authorize(&state, &headers, None, Scope::Admin)?;
     let seq: u64 = seq.parse().map_err(|_| {
@@ -431,7 +410,7 @@ async fn replay(
 async fn stats(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(name): Path<String>,
+    Param(name): Param,
 ) -> Result<impl IntoResponse, ApiError> {
     authorize(&state, &headers, None, Scope::Read)?;
     let internal = |e: crate::store::StoreError| {
@@ -462,7 +441,7 @@ async fn stats(
 async fn pause(
     state: State<AppState>,
     headers: HeaderMap,
-    name: Path<String>,
+    name: Param,
 ) -> Result<impl IntoResponse, ApiError> {
     pause_or_resume(state, headers, name, true).await
 }
@@ -470,7 +449,7 @@ async fn pause(
 async fn resume(
     state: State<AppState>,
     headers: HeaderMap,
-    name: Path<String>,
+    name: Param,
 ) -> Result<impl IntoResponse, ApiError> {
     pause_or_resume(state, headers, name, false).await
 }
@@ -478,7 +457,7 @@ async fn resume(
 async fn pause_or_resume(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(name): Path<String>,
+    Param(name): Param,
     pausing: bool,
 ) -> Result<impl IntoResponse, ApiError> {
     authorize(&state, &headers, None, Scope::Admin)?;
@@ -523,9 +502,9 @@ async fn pause_or_resume(
 async fn deploy(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let json = json_body(&headers, &body)?;
+    let json = json_body(&headers, body)?;
     authorize(&state, &headers, None, Scope::Admin)?;
     let Some(files) = json.get("files").and_then(Json::as_object) else {
         return Err(ApiError::new(
@@ -607,4 +586,92 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         super::metrics::render(depth, dead),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::{SledKv, Store};
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt;
+
+    /// The API over a scratch store, with every ingest call accepted.
+    fn api(name: &str) -> axum::Router {
+        let dir = std::env::temp_dir().join(format!("waymark-http-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::new(SledKv::open(&dir).unwrap());
+        super::super::api_without_writer(store, Vec::new(), |_| Ok(()))
+    }
+
+    async fn answer(
+        api: &axum::Router,
+        method: &str,
+        uri: &str,
+        body: &str,
+    ) -> (StatusCode, serde_json::Value) {
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let response = api.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let json = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|e| panic!("{status}: not JSON ({e}): {bytes:?}"));
+        (status, json)
+    }
+
+    // Found by the http_body fuzz target: `/v1/users/u1'\xee\xff…`.
+    #[tokio::test]
+    async fn a_path_parameter_that_is_not_utf8_gets_a_json_error_naming_the_path() {
+        let api = api("path-utf8");
+        for (method, uri) in [
+            ("GET", "/v1/users/u1%EE%FF"),
+            ("GET", "/v1/users/%FF/journal"),
+            ("GET", "/v1/users/%FF/export"),
+            ("DELETE", "/v1/users/%FF"),
+            ("GET", "/v1/journeys/%C3/stats"),
+            ("POST", "/v1/journeys/%C3/pause"),
+            ("POST", "/v1/deadletters/%FF/replay"),
+        ] {
+            let (status, json) = answer(&api, method, uri, "").await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {uri}: {json}");
+            assert_eq!(json["error"]["field"], "path", "{method} {uri}: {json}");
+        }
+        let (status, json) = answer(&api, "GET", "/v1/users/%E5%B0%8F", "").await;
+        assert_eq!(
+            (status, &json["error"]["field"]),
+            (StatusCode::NOT_FOUND, &"id".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn ingest_calls_answer_as_the_pure_functions_say() {
+        let api = api("ingest");
+        let (status, json) =
+            answer(&api, "POST", "/v1/track", r#"{"userId":"u","event":"x"}"#).await;
+        assert_eq!(
+            (status, json),
+            (StatusCode::OK, serde_json::json!({"success": true}))
+        );
+        let (status, json) = answer(
+            &api,
+            "POST",
+            "/v1/batch",
+            r#"{"batch":[{"userId":"u"},{"event":"x"}]}"#,
+        )
+        .await;
+        assert_eq!(
+            (status, &json["error"]["field"]),
+            (StatusCode::BAD_REQUEST, &"batch[0].event".into())
+        );
+        let (status, json) = answer(&api, "PUT", "/v1/identify", "{}").await;
+        assert_eq!(
+            (status, &json["error"]["field"]),
+            (StatusCode::METHOD_NOT_ALLOWED, &"method".into())
+        );
+    }
 }

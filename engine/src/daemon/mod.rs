@@ -111,6 +111,31 @@ fn collect(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) -> std::io:
     Ok(())
 }
 
+/// The HTTP API with each ingest call's inputs handed to `accept` instead
+/// of the writer thread: nothing is committed, and admin commands are
+/// answered as if shutting down. For fuzzing the request path in-process.
+pub fn api_without_writer(
+    store: Store<SledKv>,
+    tokens: Vec<crate::config::Token>,
+    mut accept: impl FnMut(Vec<crate::model::Input>) -> Result<(), String> + Send + 'static,
+) -> axum::Router {
+    let (commands, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // Ends when the router, which holds every sender, is dropped.
+        for command in receiver {
+            if let writer::Command::Ingest { inputs, reply } = command {
+                let _ = reply.send(accept(inputs));
+            }
+        }
+    });
+    http::router(http::AppState {
+        writer: commands,
+        store: Arc::new(store),
+        tokens: Arc::new(tokens),
+        channels: None,
+    })
+}
+
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
     if config.tokens.is_empty() && !config.listen.ip().is_loopback() {

@@ -1,0 +1,272 @@
+//! HTTP ingest, end to end over loopback: the real `waymark` daemon (a
+//! release build) with the example journeys, a fresh data directory and
+//! the default 2 ms flush interval, measured from outside as an SDK sees
+//! it:
+//!
+//! - **batch**: events per second through `/v1/batch`, batches of 100
+//!   Segment-shaped events, from 1, 4 and 16 keep-alive connections that
+//!   each send their next batch as soon as the last one is acknowledged;
+//! - **track**: latency of single `/v1/track` calls offered open-loop at
+//!   fixed rates: call `i` is due at `start + i / rate`, and its latency
+//!   is counted from that moment, not from when it was sent, so a daemon
+//!   that falls behind shows its queue (no coordinated omission). Calls
+//!   are spread over 64 connections, each taking every 64th call.
+//!
+//! `cargo bench -p waymark-tests --bench http_ingest` runs it in full;
+//! under `cargo test` (no `--bench` argument) a short smoke run checks
+//! that it works. `WAYMARK_BENCH_SECONDS=N` sets each phase's length,
+//! `WAYMARK_BENCH_RATES=100,500,…` the offered `/v1/track` rates.
+
+use serde_json::json;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use waymark_tests::{Client, free_port, http, root, scratch, start_daemon};
+
+const BATCH: usize = 100;
+const USERS: u64 = 10_000;
+const TRACK_CONNECTIONS: usize = 64;
+
+/// splitmix64: a fixed, dependency-free event mix.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+/// Unique message ids across every thread of the run.
+static MESSAGES: AtomicU64 = AtomicU64::new(0);
+
+/// One Segment message: carts, payments, check-ins, sign-ups, profiles.
+fn message(rng: &mut Rng) -> serde_json::Value {
+    let r = rng.next();
+    let user = format!("user{:05}", r % USERS);
+    let id = format!("m{}", MESSAGES.fetch_add(1, Ordering::Relaxed));
+    match (r >> 32) % 10 {
+        0..=3 => json!({"type": "track", "userId": user, "event": "cart_updated", "messageId": id,
+            "properties": {"value": 50 + (r >> 40) % 500, "items": [{"sku": "A1", "qty": 1}]}}),
+        4..=5 => json!({"type": "track", "userId": user, "event": "order_paid", "messageId": id,
+            "properties": {"amount": 20 + (r >> 40) % 2000, "order_id": id}}),
+        6..=7 => json!({"type": "track", "userId": user, "event": "checkin", "messageId": id}),
+        8 => json!({"type": "track", "userId": user, "event": "signed_up", "messageId": id}),
+        _ => json!({"type": "identify", "userId": user, "messageId": id,
+            "traits": {"nickname": "小王", "phone": "13800000000", "birthday": "1990-05-01"}}),
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1000.0)
+}
+
+struct BatchRow {
+    connections: usize,
+    events_per_s: f64,
+    latencies: Vec<Duration>,
+}
+
+/// Closed loop: each connection sends its next batch once the last is acknowledged.
+fn batches(port: u16, connections: usize, length: Duration) -> BatchRow {
+    let started = Instant::now();
+    let threads: Vec<_> = (0..connections)
+        .map(|c| {
+            std::thread::spawn(move || {
+                let mut rng = Rng(0xba7c_0000 + c as u64);
+                let mut client = Client::new(port);
+                let mut latencies = Vec::new();
+                while started.elapsed() < length {
+                    let batch: Vec<_> = (0..BATCH).map(|_| message(&mut rng)).collect();
+                    let body = json!({ "batch": batch }).to_string();
+                    let sent = Instant::now();
+                    let (status, answer) = client
+                        .request("POST", "/v1/batch", &[], body.as_bytes())
+                        .unwrap_or_else(|e| panic!("batch: {e}"));
+                    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+                    latencies.push(sent.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies: Vec<Duration> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    let elapsed = started.elapsed();
+    latencies.sort();
+    BatchRow {
+        connections,
+        events_per_s: (latencies.len() * BATCH) as f64 / elapsed.as_secs_f64(),
+        latencies,
+    }
+}
+
+struct TrackRow {
+    rate: u64,
+    achieved: f64,
+    latencies: Vec<Duration>,
+    /// Calls sent more than 1 ms after they were due (their connection was busy).
+    late: usize,
+}
+
+/// Open loop: call `i` is due at `start + i / rate`; latency counts from then.
+fn tracks(port: u16, rate: u64, length: Duration) -> TrackRow {
+    let calls = (rate as f64 * length.as_secs_f64()) as u64;
+    let start = Instant::now() + Duration::from_millis(100);
+    let late = Arc::new(AtomicU64::new(0));
+    let threads: Vec<_> = (0..TRACK_CONNECTIONS)
+        .map(|c| {
+            let late = late.clone();
+            std::thread::spawn(move || {
+                let mut rng = Rng(0x7ac0_0000 + rate * 1000 + c as u64);
+                let mut client = Client::new(port);
+                let mut latencies = Vec::new();
+                for i in (c as u64..calls).step_by(TRACK_CONNECTIONS) {
+                    let body = message(&mut rng).to_string();
+                    let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
+                    let now = Instant::now();
+                    if now < due {
+                        std::thread::sleep(due - now);
+                    } else if now - due > Duration::from_millis(1) {
+                        late.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let path = if body.contains("\"identify\"") {
+                        "/v1/identify"
+                    } else {
+                        "/v1/track"
+                    };
+                    let (status, answer) = client
+                        .request("POST", path, &[], body.as_bytes())
+                        .unwrap_or_else(|e| panic!("track: {e}"));
+                    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+                    latencies.push(due.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies: Vec<Duration> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    let elapsed = start.elapsed();
+    latencies.sort();
+    TrackRow {
+        rate,
+        achieved: latencies.len() as f64 / elapsed.as_secs_f64(),
+        late: late.load(Ordering::Relaxed) as usize,
+        latencies,
+    }
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let seconds: u64 = std::env::var("WAYMARK_BENCH_SECONDS")
+        .ok()
+        .map_or(if full { 10 } else { 1 }, |s| s.parse().unwrap());
+    let length = Duration::from_secs(seconds);
+    let dir = scratch("bench_http_ingest");
+    let scripts = root().join("examples/journeys");
+    std::fs::write(
+        dir.join("waymark.toml"),
+        format!(
+            "data_dir = \"./data\"\nscripts = \"{}\"\n\n[log]\nlevel = \"warn\"\n",
+            scripts.display()
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let mut daemon = start_daemon(&dir, port, &dir.join("daemon.log"));
+    let connections: &[usize] = if full { &[1, 4, 16] } else { &[2] };
+    let rates: Vec<u64> = match std::env::var("WAYMARK_BENCH_RATES") {
+        Ok(list) => list.split(',').map(|r| r.trim().parse().unwrap()).collect(),
+        Err(_) if full => vec![100, 500, 1000],
+        Err(_) => vec![50],
+    };
+
+    // Warm up: every user exists, sled's cache holds them.
+    batches(port, 4, length.min(Duration::from_secs(3)));
+    let batch_rows: Vec<BatchRow> = connections
+        .iter()
+        .map(|&c| batches(port, c, length))
+        .collect();
+    let track_rows: Vec<TrackRow> = rates.iter().map(|&r| tracks(port, r, length)).collect();
+    let (status, metrics) = http(port, "GET", "/metrics", "");
+    assert_eq!(status, 200);
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!(
+        "\nHTTP ingest over loopback: {} daemon, example journeys, {USERS} users, \
+         flush interval 2 ms, {cores} cores, {seconds} s per row\n",
+        if cfg!(debug_assertions) {
+            "debug (smoke run)"
+        } else {
+            "release"
+        }
+    );
+    println!("/v1/batch ({BATCH} events per call, closed loop)");
+    println!("| connections | events/s | batch p50 ms | batch p99 ms | batch max ms |");
+    println!("|---:|---:|---:|---:|---:|");
+    for row in &batch_rows {
+        let l = &row.latencies;
+        println!(
+            "| {} | {:.0} | {} | {} | {} |",
+            row.connections,
+            row.events_per_s,
+            ms(percentile(l, 50.0)),
+            ms(percentile(l, 99.0)),
+            ms(*l.last().unwrap_or(&Duration::ZERO)),
+        );
+    }
+    println!(
+        "\n/v1/track (open loop, latency from the scheduled time, {TRACK_CONNECTIONS} connections)"
+    );
+    println!(
+        "| offered/s | achieved/s | calls | p50 ms | p99 ms | p99.9 ms | max ms | sent late |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for row in &track_rows {
+        let l = &row.latencies;
+        println!(
+            "| {} | {:.0} | {} | {} | {} | {} | {} | {} |",
+            row.rate,
+            row.achieved,
+            l.len(),
+            ms(percentile(l, 50.0)),
+            ms(percentile(l, 99.0)),
+            ms(percentile(l, 99.9)),
+            ms(*l.last().unwrap_or(&Duration::ZERO)),
+            row.late,
+        );
+    }
+    let metric = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let (inputs, commits) = (
+        metric("waymark_ingested_inputs_total"),
+        metric("waymark_commit_seconds_count"),
+    );
+    println!(
+        "\ngroup commit: {inputs} inputs in {commits} commits ({:.1} per commit, {:.2} ms per commit on average)",
+        inputs / commits.max(1.0),
+        1000.0 * metric("waymark_commit_seconds_sum") / commits.max(1.0),
+    );
+}
