@@ -53,23 +53,19 @@ pub async fn run(
             break;
         }
         let now = clock.now();
-        let entries = match store.outbox(1000) {
+        let ready = match store.outbox_ready(now, 1000, &|seq| busy.contains(&seq)) {
             Ok(e) => e,
             Err(e) => {
                 tracing::error!(error = %e, "reading the outbox failed");
                 Vec::new()
             }
         };
-        let ready: Vec<OutboxEntry> = entries
-            .into_iter()
-            .filter(|e| e.next_attempt <= now && !busy.contains(&e.seq))
-            .collect();
         for entry in ready {
             let channel_name = entry.record.channel.clone().unwrap_or_default();
             if !channels.contains_key(&channel_name) {
-                let mut entry = entry;
-                entry.last_error = Some(format!("no channel `{channel_name}` is configured"));
-                let _ = store.dead_letter(&entry);
+                let mut dead = entry.clone();
+                dead.last_error = Some(format!("no channel `{channel_name}` is configured"));
+                let _ = store.dead_letter(&entry, &dead);
                 super::metrics::delivery(&channel_name, "dead");
                 continue;
             };
@@ -97,9 +93,10 @@ async fn deliver(
     store: &Store<SledKv>,
     name: &str,
     channel: &ChannelRuntime,
-    mut entry: OutboxEntry,
+    was: OutboxEntry,
     clock: &dyn Clock,
 ) {
+    let mut entry = was.clone();
     let Ok(_permit) = channel.permits.acquire().await else {
         return;
     };
@@ -142,7 +139,7 @@ async fn deliver(
     let now: DateTime<Utc> = clock.now();
     match result {
         Ok(_) => {
-            if let Err(e) = store.outbox_delivered(entry.seq) {
+            if let Err(e) = store.outbox_delivered(&was) {
                 tracing::error!(error = %e, "recording a delivery failed; it may be delivered again");
             }
             super::metrics::delivery(name, "delivered");
@@ -155,7 +152,7 @@ async fn deliver(
                 || age >= channel.retry.max_age;
             if give_up {
                 tracing::warn!(error = %error, "delivery failed for good; dead-lettered");
-                let _ = store.dead_letter(&entry);
+                let _ = store.dead_letter(&was, &entry);
                 super::metrics::delivery(name, "dead");
             } else {
                 let delay = backoff(
@@ -165,7 +162,7 @@ async fn deliver(
                 );
                 entry.next_attempt = now + chrono::Duration::from_std(delay).unwrap_or_default();
                 tracing::info!(error = %error, retry_in_ms = delay.as_millis() as u64, "delivery failed; will retry");
-                let _ = store.outbox_retry(&entry);
+                let _ = store.outbox_retry(&was, &entry);
                 super::metrics::delivery(name, "retry");
             }
         }

@@ -9,7 +9,8 @@
 //! | `w/{user}` | the user's timer due time (the per-user index: erasure and rescheduling are one lookup) |
 //! | `d/{message id}` | dedup of ingested events; the value is the time it was seen (pruning after 7 days scans these) |
 //! | `j/{user}/{seq}` | the user's journal: the user's records of one batch, oldest first, under the sequence number of the first |
-//! | `o/{seq}` | the outbox: sends waiting for delivery |
+//! | `o/{seq}` | the outbox: sends not yet attempted, in order |
+//! | `r/{next attempt}/{seq}` | sends that failed and wait to be tried again, by when (so sends to a channel that is down never hold up the rest) |
 //! | `x/{seq}` | dead letters: sends given up on, with their last error |
 //! | `P`, `Q`, `p/{journey}/{version}` | the deployment: current plan, paused journeys, every journey version |
 //! | `k/{journey}/{version}` | journey stats per version |
@@ -153,6 +154,9 @@ fn time_from_key(bytes: &[u8]) -> Option<DateTime<Utc>> {
     let raw = u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?) ^ (1 << 63);
     DateTime::from_timestamp_micros(raw as i64)
 }
+
+/// How many outbox keys one look for ready sends reads at most.
+const OUTBOX_SCAN: usize = 20_000;
 
 /// The smallest key after every key starting with `prefix`.
 fn prefix_end(prefix: &[u8]) -> Vec<u8> {
@@ -373,13 +377,55 @@ impl<K: Kv> Store<K> {
         Ok(out)
     }
 
-    /// Outbox entries in order.
+    /// Sends ready for an attempt at `now`: retries whose time has come,
+    /// then sends not yet attempted, oldest first, skipping those `busy`
+    /// (being delivered) — at most `limit`, reading at most a bounded
+    /// number past busy ones, so a slow channel cannot hide the rest.
+    pub fn outbox_ready(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        busy: &dyn Fn(u64) -> bool,
+    ) -> Result<Vec<OutboxEntry>> {
+        let mut out = Vec::new();
+        let until = key("r", &[&time_key(now + chrono::Duration::microseconds(1))]);
+        for prefix in [&b"r/"[..], &b"o/"[..]] {
+            let end = if prefix == b"r/" {
+                until.clone()
+            } else {
+                prefix_end(prefix)
+            };
+            let mut from = prefix.to_vec();
+            let mut scanned = 0;
+            while out.len() < limit && scanned < OUTBOX_SCAN {
+                let page = self.kv.range(&from, &end, 1000)?;
+                let Some((last, _)) = page.last() else { break };
+                let next = [last.as_slice(), &[0]].concat();
+                scanned += page.len();
+                for (k, v) in page {
+                    let entry: OutboxEntry = decode(&k, &v)?;
+                    if !busy(entry.seq) && out.len() < limit {
+                        out.push(entry);
+                    }
+                }
+                from = next;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Outbox entries in order: not yet attempted, then waiting to retry.
     pub fn outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
-        self.kv
-            .range(b"o/", &prefix_end(b"o/"), limit)?
-            .into_iter()
-            .map(|(k, v)| decode(&k, &v))
-            .collect()
+        let mut out = Vec::new();
+        for prefix in [&b"o/"[..], &b"r/"[..]] {
+            for (k, v) in self
+                .kv
+                .range(prefix, &prefix_end(prefix), limit - out.len())?
+            {
+                out.push(decode(&k, &v)?);
+            }
+        }
+        Ok(out)
     }
 
     /// Stores the deployment: the current plan, paused journeys, and every
@@ -453,29 +499,40 @@ impl<K: Kv> Store<K> {
                 .range(prefix, &prefix_end(prefix), usize::MAX)?
                 .len())
         };
-        Ok((count(b"o/")?, count(b"x/")?))
+        Ok((count(b"o/")? + count(b"r/")?, count(b"x/")?))
     }
 
-    /// A delivered send leaves the outbox.
-    pub fn outbox_delivered(&self, seq: u64) -> Result<()> {
-        self.kv
-            .apply(vec![Op::Delete(key("o", &[&seq.to_be_bytes()]))])
-    }
-
-    /// A failed attempt: the entry stays with its next attempt time.
-    pub fn outbox_retry(&self, entry: &OutboxEntry) -> Result<()> {
-        self.kv.apply(vec![Op::Put(
-            key("o", &[&entry.seq.to_be_bytes()]),
-            encode(entry),
-        )])
-    }
-
-    /// Gives up on an entry: it moves to the dead letters, with its last error.
-    pub fn dead_letter(&self, entry: &OutboxEntry) -> Result<()> {
+    /// Where an entry lives in the outbox: `o/` until its first failure,
+    /// then `r/` under its next attempt time.
+    fn outbox_key(entry: &OutboxEntry) -> Vec<u8> {
         let seq = entry.seq.to_be_bytes();
+        if entry.attempts == 0 {
+            key("o", &[&seq])
+        } else {
+            key("r", &[&time_key(entry.next_attempt), &seq])
+        }
+    }
+
+    /// A delivered send leaves the outbox. `entry` is as it was read.
+    pub fn outbox_delivered(&self, entry: &OutboxEntry) -> Result<()> {
+        self.kv.apply(vec![Op::Delete(Self::outbox_key(entry))])
+    }
+
+    /// A failed attempt: `was` is the entry as it was read, `entry` with its
+    /// attempts counted and its next attempt time; it moves to that time.
+    pub fn outbox_retry(&self, was: &OutboxEntry, entry: &OutboxEntry) -> Result<()> {
         self.kv.apply(vec![
-            Op::Delete(key("o", &[&seq])),
-            Op::Put(key("x", &[&seq]), encode(entry)),
+            Op::Delete(Self::outbox_key(was)),
+            Op::Put(Self::outbox_key(entry), encode(entry)),
+        ])
+    }
+
+    /// Gives up on an entry (`was` as it was read): it moves to the dead
+    /// letters, with its last error.
+    pub fn dead_letter(&self, was: &OutboxEntry, entry: &OutboxEntry) -> Result<()> {
+        self.kv.apply(vec![
+            Op::Delete(Self::outbox_key(was)),
+            Op::Put(key("x", &[&entry.seq.to_be_bytes()]), encode(entry)),
         ])
     }
 
@@ -515,7 +572,7 @@ impl<K: Kv> Store<K> {
         for (k, _) in self.kv.range(&journal, &prefix_end(&journal), usize::MAX)? {
             ops.push(Op::Delete(k));
         }
-        for prefix in [&b"o/"[..], &b"x/"[..]] {
+        for prefix in [&b"o/"[..], &b"r/"[..], &b"x/"[..]] {
             for (k, v) in self.kv.range(prefix, &prefix_end(prefix), usize::MAX)? {
                 let entry: OutboxEntry = decode(&k, &v)?;
                 if entry.record.user == id {
@@ -565,6 +622,72 @@ impl<K: Kv> Store<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sends(store: &Store<MemoryKv>, n: usize, channel: &str, at: DateTime<Utc>) {
+        let journal = (0..n)
+            .map(|i| {
+                let mut r = Record::new(at, &format!("u{i}"), crate::journal::Kind::Send);
+                r.channel = Some(channel.into());
+                r
+            })
+            .collect();
+        store
+            .commit(Batch {
+                journal,
+                ..Batch::default()
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn sends_waiting_to_retry_never_hold_up_fresh_ones_and_come_back_when_due() {
+        let store = Store::new(MemoryKv::default());
+        let t0 = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        // A channel that is down: 1,500 sends failed and wait an hour.
+        sends(&store, 1_500, "down", t0);
+        let none = |_| false;
+        let failed = store.outbox_ready(t0, 2_000, &none).unwrap();
+        assert_eq!(failed.len(), 1_500);
+        for was in &failed {
+            let mut entry = was.clone();
+            entry.attempts = 1;
+            entry.next_attempt = t0 + chrono::Duration::hours(1);
+            store.outbox_retry(was, &entry).unwrap();
+        }
+        // Newer sends on a healthy channel are ready at once.
+        sends(&store, 3, "up", t0 + chrono::Duration::seconds(1));
+        let ready = store
+            .outbox_ready(t0 + chrono::Duration::seconds(2), 1_000, &none)
+            .unwrap();
+        let channels: Vec<_> = ready.iter().map(|e| e.record.channel.clone()).collect();
+        assert_eq!(channels, vec![Some("up".to_string()); 3]);
+        assert_eq!(store.outbox_depths().unwrap(), (1_503, 0));
+        // An hour on, the retries are due again, before anything fresh.
+        let later = store
+            .outbox_ready(t0 + chrono::Duration::hours(1), 10, &none)
+            .unwrap();
+        assert_eq!(later.len(), 10);
+        assert!(later.iter().all(|e| e.attempts == 1));
+        // Delivered and dead-lettered entries leave from where they are.
+        store.outbox_delivered(&later[0]).unwrap();
+        store.dead_letter(&later[1], &later[1]).unwrap();
+        store.outbox_delivered(&ready[0]).unwrap();
+        assert_eq!(store.outbox_depths().unwrap(), (1_500, 1));
+    }
+
+    #[test]
+    fn sends_being_delivered_are_skipped_without_hiding_the_ones_after_them() {
+        let store = Store::new(MemoryKv::default());
+        let t0 = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        sends(&store, 2_500, "slow", t0);
+        let first = store.outbox_ready(t0, 2_400, &|_| false).unwrap();
+        let busy: std::collections::BTreeSet<u64> = first.iter().map(|e| e.seq).collect();
+        let rest = store
+            .outbox_ready(t0, 1_000, &|seq| busy.contains(&seq))
+            .unwrap();
+        assert_eq!(rest.len(), 100);
+        assert!(rest.iter().all(|e| !busy.contains(&e.seq)));
+    }
 
     #[test]
     fn a_timer_key_is_never_earlier_than_its_time() {
