@@ -414,20 +414,6 @@ impl<K: Kv> Store<K> {
         Ok(out)
     }
 
-    /// Outbox entries in order: not yet attempted, then waiting to retry.
-    pub fn outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
-        let mut out = Vec::new();
-        for prefix in [&b"o/"[..], &b"r/"[..]] {
-            for (k, v) in self
-                .kv
-                .range(prefix, &prefix_end(prefix), limit - out.len())?
-            {
-                out.push(decode(&k, &v)?);
-            }
-        }
-        Ok(out)
-    }
-
     /// Stores the deployment: the current plan, paused journeys, and every
     /// journey version (kept so that instances finish on their version).
     pub fn save_deployment(&self, d: &crate::deployment::Deployment) -> Result<()> {
