@@ -30,12 +30,130 @@ pub struct History {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 struct EventHistory {
     total: u64,
+    #[serde(with = "stamp::opt_pair")]
     first: Option<(DateTime<Utc>, Value)>,
+    #[serde(with = "stamp::opt_pair")]
     last: Option<(DateTime<Utc>, Value)>,
     days: BTreeMap<i64, Bucket>,
+    #[serde(with = "stamp::pairs")]
     recent: VecDeque<(DateTime<Utc>, BTreeMap<String, Decimal>)>,
     /// The recent list dropped entries newer than 48 hours before `last`.
+    #[serde(with = "stamp::opt")]
     truncated_at: Option<DateTime<Utc>>,
+}
+
+/// Times in the history as the store keeps them: integer microseconds in
+/// binary formats (chrono writes RFC 3339 text, whose formatting and
+/// parsing were a sixth of ingest), RFC 3339 for people (JSON). Either
+/// form is read, so stores written before keep working.
+mod stamp {
+    use chrono::{DateTime, Utc};
+    use serde::de::{self, Deserializer, Visitor};
+    use serde::{Deserialize, Serialize, Serializer};
+
+    pub(super) struct Stamp(pub DateTime<Utc>);
+
+    impl Serialize for Stamp {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            if s.is_human_readable() {
+                self.0.serialize(s)
+            } else {
+                s.serialize_i64(self.0.timestamp_micros())
+            }
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Stamp {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Stamp, D::Error> {
+            struct Either;
+            impl Visitor<'_> for Either {
+                type Value = Stamp;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("microseconds since 1970 or an RFC 3339 timestamp")
+                }
+                fn visit_i64<E: de::Error>(self, v: i64) -> Result<Stamp, E> {
+                    DateTime::from_timestamp_micros(v)
+                        .map(Stamp)
+                        .ok_or_else(|| E::custom(format!("{v} µs is out of range")))
+                }
+                fn visit_u64<E: de::Error>(self, v: u64) -> Result<Stamp, E> {
+                    let v = i64::try_from(v).map_err(|_| E::custom("timestamp out of range"))?;
+                    self.visit_i64(v)
+                }
+                fn visit_str<E: de::Error>(self, v: &str) -> Result<Stamp, E> {
+                    DateTime::parse_from_rfc3339(v)
+                        .map(|t| Stamp(t.to_utc()))
+                        .map_err(E::custom)
+                }
+            }
+            if d.is_human_readable() {
+                DateTime::<Utc>::deserialize(d).map(Stamp)
+            } else {
+                d.deserialize_any(Either)
+            }
+        }
+    }
+
+    pub(super) mod opt {
+        use super::Stamp;
+        use chrono::{DateTime, Utc};
+        use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+        pub fn serialize<S: Serializer>(
+            v: &Option<DateTime<Utc>>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            v.map(Stamp).serialize(s)
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<DateTime<Utc>>, D::Error> {
+            Ok(Option::<Stamp>::deserialize(d)?.map(|s| s.0))
+        }
+    }
+
+    pub(super) mod opt_pair {
+        use super::Stamp;
+        use chrono::{DateTime, Utc};
+        use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+        pub fn serialize<S: Serializer, T: Serialize>(
+            v: &Option<(DateTime<Utc>, T)>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            v.as_ref().map(|(t, x)| (Stamp(*t), x)).serialize(s)
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+            d: D,
+        ) -> Result<Option<(DateTime<Utc>, T)>, D::Error> {
+            Ok(Option::<(Stamp, T)>::deserialize(d)?.map(|(t, x)| (t.0, x)))
+        }
+    }
+
+    pub(super) mod pairs {
+        use super::Stamp;
+        use chrono::{DateTime, Utc};
+        use serde::{Deserialize, Deserializer, Serialize, Serializer};
+        use std::collections::VecDeque;
+
+        pub fn serialize<S: Serializer, T: Serialize>(
+            v: &VecDeque<(DateTime<Utc>, T)>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            s.collect_seq(v.iter().map(|(t, x)| (Stamp(*t), x)))
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+            d: D,
+        ) -> Result<VecDeque<(DateTime<Utc>, T)>, D::Error> {
+            Ok(Vec::<(Stamp, T)>::deserialize(d)?
+                .into_iter()
+                .map(|(t, x)| (t.0, x))
+                .collect())
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -173,6 +291,44 @@ impl History {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn the_store_keeps_times_as_integers_and_still_reads_the_text_it_wrote_before() {
+        let mut h = History::default();
+        let props = Value::from_json(&serde_json::json!({ "amount": 12.5 }));
+        h.record("order_paid", at(1, 9), &props);
+        h.record("order_paid", at(2, 10), &props);
+        let stored = rmp_serde::to_vec_named(&h).unwrap();
+        assert_eq!(rmp_serde::from_slice::<History>(&stored).unwrap(), h);
+        // No RFC 3339 text is written for the history's times.
+        let text = String::from_utf8_lossy(&stored);
+        assert!(!text.contains("2025-"), "{text}");
+        // What earlier versions stored: the same fields, with chrono's
+        // RFC 3339 strings for times.
+        #[derive(Serialize, Deserialize)]
+        struct Before {
+            events: BTreeMap<String, BeforeEvent>,
+        }
+        #[derive(Serialize, Deserialize)]
+        struct BeforeEvent {
+            total: u64,
+            first: Option<(DateTime<Utc>, Value)>,
+            last: Option<(DateTime<Utc>, Value)>,
+            days: BTreeMap<i64, Bucket>,
+            recent: VecDeque<(DateTime<Utc>, BTreeMap<String, Decimal>)>,
+            truncated_at: Option<DateTime<Utc>>,
+        }
+        let json = serde_json::to_value(&h).unwrap();
+        assert!(
+            json.to_string().contains("2025-"),
+            "JSON keeps text: {json}"
+        );
+        let before: Before = serde_json::from_value(json.clone()).unwrap();
+        let older = rmp_serde::to_vec_named(&before).unwrap();
+        assert!(String::from_utf8_lossy(&older).contains("2025-"));
+        assert_eq!(rmp_serde::from_slice::<History>(&older).unwrap(), h);
+        assert_eq!(serde_json::from_value::<History>(json).unwrap(), h);
+    }
 
     fn at(day: u32, hour: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap()
