@@ -8,7 +8,7 @@
 //! entries, and the message's key the `client_msg_id`, with which WeChat
 //! drops a repeat of the same message to the same openid.
 
-use super::http::{self, IDEMPOTENCY_KEY, field_text};
+use super::http::{self, field_text};
 use super::settings::{Settings, joined};
 use super::weixin::{self, Fetched, TokenCache, TokenSource};
 use super::{Channel, ChannelKind, Delivery, DeliveryError, MessageFields, Receipt, Recipient};
@@ -198,20 +198,16 @@ impl Channel for WechatChannel {
         Box::pin(async move {
             let body = body(message, key)?.to_string();
             let what = format!("wechat POST {}", self.send_url);
-            let post = |token: String| {
-                let mut url = self.send_url.clone();
-                url.query_pairs_mut().append_pair("access_token", &token);
-                let request = self
-                    .source
-                    .client
-                    .post(url)
-                    .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .header(IDEMPOTENCY_KEY, key)
-                    .body(body.clone());
-                let what = what.clone();
-                async move { weixin::call(&what, request).await }
-            };
-            let reply = weixin::with_token(&what, &self.tokens, &self.source, post).await?;
+            let reply = weixin::post_with_token(
+                &what,
+                &self.tokens,
+                &self.source,
+                &self.source.client,
+                &self.send_url,
+                key,
+                body,
+            )
+            .await?;
             reply.outcome(&what, RETRYABLE)?;
             Ok(Receipt {
                 provider_id: reply.text("msgid"),

@@ -6,7 +6,7 @@
 //! that a retry after a lost answer does not show twice. A user WeCom lists
 //! as invalid or unlicensed did not get the message: a permanent failure.
 
-use super::http::{self, IDEMPOTENCY_KEY, field_text};
+use super::http::{self, field_text};
 use super::settings::{Settings, joined};
 use super::weixin::{self, Fetched, TokenCache, TokenSource};
 use super::{Channel, ChannelKind, Delivery, DeliveryError, MessageFields, Receipt, Recipient};
@@ -194,20 +194,16 @@ impl Channel for WecomChannel {
             })
             .to_string();
             let what = format!("wecom POST {}", self.send_url);
-            let post = |token: String| {
-                let mut url = self.send_url.clone();
-                url.query_pairs_mut().append_pair("access_token", &token);
-                let request = self
-                    .source
-                    .client
-                    .post(url)
-                    .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .header(IDEMPOTENCY_KEY, key)
-                    .body(body.clone());
-                let what = what.clone();
-                async move { weixin::call(&what, request).await }
-            };
-            let reply = weixin::with_token(&what, &self.tokens, &self.source, post).await?;
+            let reply = weixin::post_with_token(
+                &what,
+                &self.tokens,
+                &self.source,
+                &self.source.client,
+                &self.send_url,
+                key,
+                body,
+            )
+            .await?;
             reply.outcome(&what, RETRYABLE)?;
             for list in ["invaliduser", "unlicenseduser"] {
                 if let Some(users) = reply.text(list) {

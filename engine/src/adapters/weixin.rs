@@ -154,6 +154,31 @@ pub async fn call(what: &str, request: RequestBuilder) -> Result<Reply, Delivery
     })
 }
 
+/// POSTs the JSON `body` to `url` with the cached token as `access_token`
+/// and the idempotency key as a header, replacing a rejected token once
+/// (see [`with_token`]); the reply's errcode is the caller's to read.
+pub async fn post_with_token<S: TokenSource>(
+    what: &str,
+    cache: &TokenCache,
+    source: &S,
+    client: &reqwest::Client,
+    url: &reqwest::Url,
+    key: &str,
+    body: String,
+) -> Result<Reply, DeliveryError> {
+    let post = |token: String| {
+        let mut url = url.clone();
+        url.query_pairs_mut().append_pair("access_token", &token);
+        let request = client
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(http::IDEMPOTENCY_KEY, key)
+            .body(body.clone());
+        async move { call(what, request).await }
+    };
+    with_token(what, cache, source, post).await
+}
+
 /// Runs `post` with the cached token; if the provider rejects the token,
 /// posts once more with a replacement. A second rejection is retryable:
 /// the outbox tries again later, with whatever token is current then.
