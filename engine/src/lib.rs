@@ -19,6 +19,7 @@ pub mod runtime;
 pub mod stats;
 pub mod store;
 pub mod testing;
+pub mod user_cache;
 
 /// The engine builder: the channel kinds it knows, then the `waymark`
 /// command or the daemon. A crate with its own kind writes

@@ -11,6 +11,7 @@ use crate::deployment::{DeployReport, Deployment};
 use crate::journal::Record;
 use crate::model::{Input, UserState};
 use crate::store::{Batch, Kv, Store, StoreError};
+use crate::user_cache::UserCache;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashSet};
 
@@ -25,6 +26,8 @@ pub struct Runtime<K: Kv> {
     /// The shared state as last committed, once read: the runtime is the
     /// only writer of it, so it need not be read back for every batch.
     globals: Option<Globals>,
+    /// Users as last committed, kept decoded between batches.
+    users: UserCache,
 }
 
 impl<K: Kv> Runtime<K> {
@@ -34,7 +37,21 @@ impl<K: Kv> Runtime<K> {
             deployment,
             schedules_done: None,
             globals: None,
+            users: UserCache::new(crate::user_cache::DEFAULT_USERS),
         }
+    }
+
+    /// Keeps at most `users` users decoded between batches (0: none).
+    pub fn set_user_cache(&mut self, users: usize) {
+        self.users = UserCache::new(users);
+    }
+
+    /// Erases a user's state, timers and journal; whether they existed.
+    pub fn erase_user(&mut self, user: &str) -> Result<bool, StoreError> {
+        self.users.forget(user);
+        let existed = self.store.user(user)?.is_some();
+        self.store.erase_user(user)?;
+        Ok(existed)
     }
 
     /// Starts cron schedules from `at` (they fire only after it).
@@ -72,10 +89,13 @@ impl<K: Kv> Runtime<K> {
             }
             let user = input.user();
             if !users.contains_key(user) {
-                let state = self
-                    .store
-                    .user(user)?
-                    .unwrap_or_else(|| UserState::new(user));
+                let state = match self.users.take(user) {
+                    Some(state) => state,
+                    None => self
+                        .store
+                        .user(user)?
+                        .unwrap_or_else(|| UserState::new(user)),
+                };
                 let wake = state.next_wake();
                 users.insert(user.to_string(), (state, wake));
             }
@@ -104,9 +124,14 @@ impl<K: Kv> Runtime<K> {
             batch.globals = Some(globals.clone());
             globals
         };
+        // Users taken from the cache are not put back if this fails: the
+        // store, not the cache, then says what they are.
         self.store.commit_ref(&batch)?;
         self.store.flush()?;
         self.globals = Some(globals);
+        for (state, _) in batch.users {
+            self.users.put(state);
+        }
         Ok(batch.journal)
     }
 

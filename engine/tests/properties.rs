@@ -64,8 +64,18 @@ fn op() -> impl Strategy<Value = (usize, usize, i64)> {
 }
 
 /// Runs the ops, calling `check` after every ingest and every advance.
-fn run(ops: &[(usize, usize, i64)], mut check: impl FnMut(&Harness)) -> Harness {
+fn run(ops: &[(usize, usize, i64)], check: impl FnMut(&Harness)) -> Harness {
+    run_caching(ops, waymark_engine::user_cache::DEFAULT_USERS, check)
+}
+
+/// [`run`] with a runtime that keeps at most `cached` users decoded.
+fn run_caching(
+    ops: &[(usize, usize, i64)],
+    cached: usize,
+    mut check: impl FnMut(&Harness),
+) -> Harness {
     let mut h = Harness::new(SCRIPT);
+    h.runtime.set_user_cache(cached);
     for (i, &(user, event, gap)) in ops.iter().enumerate() {
         h.advance(mins(gap));
         check(&h);
@@ -89,6 +99,20 @@ proptest! {
         let a = run(&ops, |_| {});
         let b = run(&ops, |_| {});
         prop_assert_eq!(lines(a.records()), lines(b.records()));
+    }
+
+    #[test]
+    fn keeping_users_decoded_between_batches_changes_nothing(ops in prop::collection::vec(op(), 1..30)) {
+        // Fewer cache slots than users, so users are dropped and read back.
+        let uncached = run_caching(&ops, 0, |_| {});
+        let cached = run_caching(&ops, 2, |_| {});
+        prop_assert_eq!(lines(uncached.records()), lines(cached.records()));
+        for user in USERS {
+            prop_assert_eq!(
+                uncached.runtime.store.user(user).unwrap(),
+                cached.runtime.store.user(user).unwrap()
+            );
+        }
     }
 
     #[test]

@@ -186,10 +186,7 @@ fn admin(runtime: &mut Runtime<SledKv>, clock: &dyn Clock, command: Command) {
             );
         }
         Command::Erase { user, reply } => {
-            let existed = runtime.store.user(&user).map(|u| u.is_some());
-            let result =
-                existed.and_then(|existed| runtime.store.erase_user(&user).map(|_| existed));
-            let _ = reply.send(result.map_err(|e| e.to_string()));
+            let _ = reply.send(runtime.erase_user(&user).map_err(|e| e.to_string()));
         }
         Command::Ingest { .. } | Command::Shutdown => {}
     }
