@@ -19,6 +19,7 @@ pub mod plan;
 pub mod render;
 pub mod schedule;
 pub mod source;
+pub mod stored;
 pub mod types;
 pub mod value;
 

@@ -17,9 +17,9 @@ pub enum Value {
     #[default]
     Null,
     Bool(bool),
-    Number(Decimal),
+    Number(#[serde(with = "crate::stored::num")] Decimal),
     String(String),
-    Timestamp(DateTime<Utc>),
+    Timestamp(#[serde(with = "crate::stored::stamp")] DateTime<Utc>),
     Date(NaiveDate),
     /// Seconds.
     Duration(i64),

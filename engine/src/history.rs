@@ -30,136 +30,80 @@ pub struct History {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 struct EventHistory {
     total: u64,
-    #[serde(with = "stamp::opt_pair")]
+    #[serde(with = "waymark_dsl::stored::stamp_opt_pair", default)]
     first: Option<(DateTime<Utc>, Value)>,
-    #[serde(with = "stamp::opt_pair")]
+    #[serde(with = "waymark_dsl::stored::stamp_opt_pair", default)]
     last: Option<(DateTime<Utc>, Value)>,
     days: BTreeMap<i64, Bucket>,
-    #[serde(with = "stamp::pairs")]
+    #[serde(with = "recent")]
     recent: VecDeque<(DateTime<Utc>, BTreeMap<String, Decimal>)>,
     /// The recent list dropped entries newer than 48 hours before `last`.
-    #[serde(with = "stamp::opt")]
+    #[serde(with = "waymark_dsl::stored::stamp_opt", default)]
     truncated_at: Option<DateTime<Utc>>,
 }
 
-/// Times in the history as the store keeps them: integer microseconds in
-/// binary formats (chrono writes RFC 3339 text, whose formatting and
-/// parsing were a sixth of ingest), RFC 3339 for people (JSON). Either
-/// form is read, so stores written before keep working.
-mod stamp {
+/// The recent list as stored: `[time, {field: number}]` pairs, compact
+/// in binary formats (see [`waymark_dsl::stored`]).
+mod recent {
     use chrono::{DateTime, Utc};
-    use serde::de::{self, Deserializer, Visitor};
-    use serde::{Deserialize, Serialize, Serializer};
+    use rust_decimal::Decimal;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::{BTreeMap, VecDeque};
+    use waymark_dsl::stored::{Num, Stamp};
 
-    pub(super) struct Stamp(pub DateTime<Utc>);
+    type Recent = VecDeque<(DateTime<Utc>, BTreeMap<String, Decimal>)>;
 
-    impl Serialize for Stamp {
+    struct Sums<'a>(&'a BTreeMap<String, Decimal>);
+
+    impl Serialize for Sums<'_> {
         fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            if s.is_human_readable() {
-                self.0.serialize(s)
-            } else {
-                s.serialize_i64(self.0.timestamp_micros())
-            }
+            s.collect_map(self.0.iter().map(|(k, n)| (k, Num(*n))))
         }
     }
 
-    impl<'de> Deserialize<'de> for Stamp {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Stamp, D::Error> {
-            struct Either;
-            impl Visitor<'_> for Either {
-                type Value = Stamp;
-                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                    f.write_str("microseconds since 1970 or an RFC 3339 timestamp")
-                }
-                fn visit_i64<E: de::Error>(self, v: i64) -> Result<Stamp, E> {
-                    DateTime::from_timestamp_micros(v)
-                        .map(Stamp)
-                        .ok_or_else(|| E::custom(format!("{v} µs is out of range")))
-                }
-                fn visit_u64<E: de::Error>(self, v: u64) -> Result<Stamp, E> {
-                    let v = i64::try_from(v).map_err(|_| E::custom("timestamp out of range"))?;
-                    self.visit_i64(v)
-                }
-                fn visit_str<E: de::Error>(self, v: &str) -> Result<Stamp, E> {
-                    DateTime::parse_from_rfc3339(v)
-                        .map(|t| Stamp(t.to_utc()))
-                        .map_err(E::custom)
-                }
-            }
-            if d.is_human_readable() {
-                DateTime::<Utc>::deserialize(d).map(Stamp)
-            } else {
-                d.deserialize_any(Either)
-            }
-        }
+    pub fn serialize<S: Serializer>(v: &Recent, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.iter().map(|(t, sums)| (Stamp(*t), Sums(sums))))
     }
 
-    pub(super) mod opt {
-        use super::Stamp;
-        use chrono::{DateTime, Utc};
-        use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-        pub fn serialize<S: Serializer>(
-            v: &Option<DateTime<Utc>>,
-            s: S,
-        ) -> Result<S::Ok, S::Error> {
-            v.map(Stamp).serialize(s)
-        }
-
-        pub fn deserialize<'de, D: Deserializer<'de>>(
-            d: D,
-        ) -> Result<Option<DateTime<Utc>>, D::Error> {
-            Ok(Option::<Stamp>::deserialize(d)?.map(|s| s.0))
-        }
-    }
-
-    pub(super) mod opt_pair {
-        use super::Stamp;
-        use chrono::{DateTime, Utc};
-        use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-        pub fn serialize<S: Serializer, T: Serialize>(
-            v: &Option<(DateTime<Utc>, T)>,
-            s: S,
-        ) -> Result<S::Ok, S::Error> {
-            v.as_ref().map(|(t, x)| (Stamp(*t), x)).serialize(s)
-        }
-
-        pub fn deserialize<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-            d: D,
-        ) -> Result<Option<(DateTime<Utc>, T)>, D::Error> {
-            Ok(Option::<(Stamp, T)>::deserialize(d)?.map(|(t, x)| (t.0, x)))
-        }
-    }
-
-    pub(super) mod pairs {
-        use super::Stamp;
-        use chrono::{DateTime, Utc};
-        use serde::{Deserialize, Deserializer, Serialize, Serializer};
-        use std::collections::VecDeque;
-
-        pub fn serialize<S: Serializer, T: Serialize>(
-            v: &VecDeque<(DateTime<Utc>, T)>,
-            s: S,
-        ) -> Result<S::Ok, S::Error> {
-            s.collect_seq(v.iter().map(|(t, x)| (Stamp(*t), x)))
-        }
-
-        pub fn deserialize<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-            d: D,
-        ) -> Result<VecDeque<(DateTime<Utc>, T)>, D::Error> {
-            Ok(Vec::<(Stamp, T)>::deserialize(d)?
-                .into_iter()
-                .map(|(t, x)| (t.0, x))
-                .collect())
-        }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Recent, D::Error> {
+        Ok(Vec::<(Stamp, BTreeMap<String, Num>)>::deserialize(d)?
+            .into_iter()
+            .map(|(t, sums)| (t.0, sums.into_iter().map(|(k, n)| (k, n.0)).collect()))
+            .collect())
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+/// One UTC day: `[count, sums]` in binary formats (no field names
+/// repeated on each of up to 400 days), a struct in JSON. Both forms are
+/// read.
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
 struct Bucket {
     count: u64,
+    #[serde(with = "waymark_dsl::stored::num_map")]
     sums: BTreeMap<String, Decimal>,
+}
+
+impl Serialize for Bucket {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeStruct, SerializeTuple};
+        struct Sums<'a>(&'a BTreeMap<String, Decimal>);
+        impl Serialize for Sums<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                waymark_dsl::stored::num_map::serialize(self.0, s)
+            }
+        }
+        if s.is_human_readable() {
+            let mut st = s.serialize_struct("Bucket", 2)?;
+            st.serialize_field("count", &self.count)?;
+            st.serialize_field("sums", &Sums(&self.sums))?;
+            st.end()
+        } else {
+            let mut t = s.serialize_tuple(2)?;
+            t.serialize_element(&self.count)?;
+            t.serialize_element(&Sums(&self.sums))?;
+            t.end()
+        }
+    }
 }
 
 fn day(t: DateTime<Utc>) -> i64 {
@@ -303,6 +247,11 @@ mod tests {
         // No RFC 3339 text is written for the history's times.
         let text = String::from_utf8_lossy(&stored);
         assert!(!text.contains("2025-"), "{text}");
+        assert!(
+            !text.contains("12.5"),
+            "numbers are not text either: {text}"
+        );
+        assert!(!text.contains("count"), "days are [count, sums]: {text}");
         // What earlier versions stored: the same fields, with chrono's
         // RFC 3339 strings for times.
         #[derive(Serialize, Deserialize)]
@@ -314,9 +263,14 @@ mod tests {
             total: u64,
             first: Option<(DateTime<Utc>, Value)>,
             last: Option<(DateTime<Utc>, Value)>,
-            days: BTreeMap<i64, Bucket>,
+            days: BTreeMap<i64, BeforeBucket>,
             recent: VecDeque<(DateTime<Utc>, BTreeMap<String, Decimal>)>,
             truncated_at: Option<DateTime<Utc>>,
+        }
+        #[derive(Serialize, Deserialize)]
+        struct BeforeBucket {
+            count: u64,
+            sums: BTreeMap<String, Decimal>,
         }
         let json = serde_json::to_value(&h).unwrap();
         assert!(

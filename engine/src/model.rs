@@ -78,6 +78,7 @@ impl Input {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct UserState {
     pub id: String,
+    #[serde(with = "waymark_dsl::stored::stamp_opt", default)]
     pub created_at: Option<DateTime<Utc>>,
     /// Traits from identify calls and `set` steps.
     pub traits: BTreeMap<String, Value>,
@@ -95,6 +96,7 @@ pub struct UserState {
     /// Segments the user matched when last evaluated (for segment triggers).
     pub segments: BTreeSet<String>,
     /// When segment membership is next re-evaluated without an event.
+    #[serde(with = "waymark_dsl::stored::stamp_opt", default)]
     pub segments_due: Option<DateTime<Utc>>,
     pub next_instance: u64,
 }
@@ -136,7 +138,9 @@ impl Points {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PointLot {
+    #[serde(with = "waymark_dsl::stored::num")]
     pub amount: Decimal,
+    #[serde(with = "waymark_dsl::stored::stamp_opt", default)]
     pub expires_at: Option<DateTime<Utc>>,
 }
 
@@ -144,7 +148,9 @@ pub struct PointLot {
 pub struct Coupon {
     pub id: String,
     pub code: String,
+    #[serde(with = "waymark_dsl::stored::stamp")]
     pub issued_at: DateTime<Utc>,
+    #[serde(with = "waymark_dsl::stored::stamp_opt", default)]
     pub expires_at: Option<DateTime<Utc>>,
     pub fields: Value,
 }
@@ -169,6 +175,7 @@ impl Coupon {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct JourneyMemo {
     pub entries: u64,
+    #[serde(with = "waymark_dsl::stored::stamp_opt", default)]
     pub last_entered: Option<DateTime<Utc>>,
     /// A goal still open after the instance finished its steps: a
     /// conversion within the goal's window counts even then.
@@ -180,12 +187,14 @@ pub struct JourneyMemo {
 pub struct OpenGoal {
     pub instance: u64,
     pub version: String,
+    #[serde(with = "waymark_dsl::stored::stamp")]
     pub until: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct TaskState {
     /// Counted events (time and distinct key) since the last reward.
+    #[serde(with = "waymark_dsl::stored::stamp_pairs")]
     pub counted: Vec<(DateTime<Utc>, Option<String>)>,
     /// Distinct keys ever counted, when the task has no window.
     pub seen: BTreeSet<String>,
@@ -197,6 +206,7 @@ pub struct TaskState {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SentMessage {
+    #[serde(with = "waymark_dsl::stored::stamp")]
     pub at: DateTime<Utc>,
     pub channel: String,
     pub category: String,
@@ -210,6 +220,7 @@ pub struct Instance {
     pub journey: String,
     pub version: String,
     pub step: StepId,
+    #[serde(with = "waymark_dsl::stored::stamp")]
     pub entered_at: DateTime<Utc>,
     /// The event that entered or last resumed it (`event` in expressions).
     pub event: Value,
@@ -231,9 +242,12 @@ pub enum Wait {
     /// Runnable now.
     Ready,
     /// Resume at this time (a wait, a deferred send).
-    Until(DateTime<Utc>),
+    Until(#[serde(with = "waymark_dsl::stored::stamp")] DateTime<Utc>),
     /// Resume when the current `wait for` step's event arrives, or time out.
-    ForEvent { until: DateTime<Utc> },
+    ForEvent {
+        #[serde(with = "waymark_dsl::stored::stamp")]
+        until: DateTime<Utc>,
+    },
     /// Its journey is paused; resumes with the journey.
     Held,
 }
