@@ -10,17 +10,24 @@
 //!   a durable group commit per batch, for a small realistic deployment
 //!   (cart recovery, its policy, a check-in task) over 10k users;
 //! - **raw**: sled `apply_batch` + `flush` of as many values of the same
-//!   size (the mean stored user state) per batch: the ceiling for ingest.
+//!   size (the mean stored user state) per batch: the ceiling for ingest;
+//! - **replay**: the very writes that ingest made for 100 batches (every
+//!   key and value of each commit, recorded), applied to a fresh sled with
+//!   the same flushes: what the store layout alone costs, with no engine
+//!   work. ingest ÷ replay is the engine's share; replay ÷ raw the layout's.
 //!
 //! `cargo bench -p waymark-engine --bench ingest` runs it in full; under
 //! `cargo test` (no `--bench` argument) it runs a small smoke version.
 //! `WAYMARK_BENCH_TIMERS=N` sets how many timers the memory phase makes;
-//! `WAYMARK_BENCH_CACHE_MIB=N` sets sled's page cache (64 MiB by default).
+//! `WAYMARK_BENCH_CACHE_MIB=N` sets sled's page cache (64 MiB by default);
+//! `WAYMARK_BENCH_USER_CACHE=N` how many users the runtime keeps decoded
+//! (its default otherwise; 0 reads and decodes every user every batch).
 
 use chrono::{DateTime, Duration, Utc};
 use criterion::{Criterion, Throughput};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 use waymark_dsl::check::{self, Options};
 use waymark_dsl::source::Sources;
@@ -28,7 +35,7 @@ use waymark_dsl::value::Value;
 use waymark_engine::deployment::Deployment;
 use waymark_engine::model::{Event, Input, UserState, Wait};
 use waymark_engine::runtime::Runtime;
-use waymark_engine::store::{Batch, Kv, MemoryKv, SledKv, Store};
+use waymark_engine::store::{Batch, Kv, MemoryKv, Op, SledKv, Store, StoreError};
 
 /// Events per `ingest` call (and values per raw batch).
 const BATCH: usize = 256;
@@ -358,11 +365,113 @@ fn rmp_size(user: &UserState) -> usize {
     rmp_serde::to_vec_named(user).unwrap().len()
 }
 
+/// A backend that can keep a copy of every batch it applies, and times
+/// its applies and flushes (nanoseconds).
+struct Recording {
+    kv: SledKv,
+    batches: std::sync::Mutex<Option<Vec<Vec<Op>>>>,
+    applying: AtomicU64,
+    flushing: AtomicU64,
+}
+
+fn timed<T>(total: &AtomicU64, f: impl FnOnce() -> T) -> T {
+    let started = Instant::now();
+    let out = f();
+    total.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    out
+}
+
+impl Kv for Recording {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.kv.get(key)
+    }
+    fn apply(&self, ops: Vec<Op>) -> Result<(), StoreError> {
+        if let Some(batches) = self.batches.lock().unwrap().as_mut() {
+            batches.push(ops.clone());
+        }
+        timed(&self.applying, || self.kv.apply(ops))
+    }
+    fn range(
+        &self,
+        from: &[u8],
+        to: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        self.kv.range(from, to, limit)
+    }
+    fn flush(&self) -> Result<(), StoreError> {
+        timed(&self.flushing, || self.kv.flush())
+    }
+}
+
+/// What ingest wrote for [`REPLAYED`] batches, and how fast sled alone takes it.
+struct Replay {
+    events: u64,
+    keys: u64,
+    bytes: u64,
+    seconds: f64,
+}
+
+const REPLAYED: usize = 100;
+
+/// Runs [`REPLAYED`] more batches through `runtime` recording each commit,
+/// then applies the recorded commits to a fresh sled, one flush each.
+fn replay(runtime: &mut Runtime<Recording>, traffic: &mut Traffic) -> Replay {
+    *runtime.store.kv().batches.lock().unwrap() = Some(Vec::new());
+    for _ in 0..REPLAYED {
+        let (inputs, now) = traffic.next_batch();
+        runtime.ingest(&inputs, now).unwrap();
+    }
+    let batches = runtime.store.kv().batches.lock().unwrap().take().unwrap();
+    let ops = batches.iter().flatten();
+    let keys = ops.clone().count() as u64;
+    let bytes = ops
+        .map(|op| match op {
+            Op::Put(k, v) => k.len() + v.len(),
+            Op::Delete(k) => k.len(),
+        })
+        .sum::<usize>() as u64;
+    let dir = scratch("replay");
+    let kv = open(&dir);
+    // The same starting point: the store as ingest found it.
+    let mut from = Vec::new();
+    loop {
+        let page = runtime.store.kv().range(&from, &[0xff], 10_000).unwrap();
+        let Some((last, _)) = page.last() else { break };
+        from = [last.as_slice(), &[0]].concat();
+        kv.apply(page.into_iter().map(|(k, v)| Op::Put(k, v)).collect())
+            .unwrap();
+    }
+    kv.flush().unwrap();
+    // Once to warm sled up as the ingest run had, then timed.
+    for batch in batches.clone() {
+        kv.apply(batch).unwrap();
+        kv.flush().unwrap();
+    }
+    let started = Instant::now();
+    for batch in batches {
+        kv.apply(batch).unwrap();
+        kv.flush().unwrap();
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    drop(kv);
+    let _ = std::fs::remove_dir_all(&dir);
+    Replay {
+        events: (REPLAYED * BATCH) as u64,
+        keys,
+        bytes,
+        seconds,
+    }
+}
+
 /// Totals over every timed iteration, for the summary.
 #[derive(Default)]
 struct Tally {
     units: u64,
     seconds: f64,
+    /// Of `seconds`, in sled's `apply_batch` and in `flush` (ingest only).
+    applying: f64,
+    flushing: f64,
 }
 
 impl Tally {
@@ -371,10 +480,20 @@ impl Tally {
     }
 }
 
-/// Events through the runtime; returns the rate and the mean stored user size.
-fn ingest(c: &mut Criterion, deployment: &Deployment) -> (Tally, usize) {
+/// Events through the runtime; returns the rate, the mean stored user
+/// size, and the replay of what it wrote.
+fn ingest(c: &mut Criterion, deployment: &Deployment) -> (Tally, usize, Replay) {
     let dir = scratch("ingest");
-    let mut runtime = Runtime::new(Store::new(open(&dir)), deployment.clone());
+    let kv = Recording {
+        kv: open(&dir),
+        batches: Default::default(),
+        applying: AtomicU64::new(0),
+        flushing: AtomicU64::new(0),
+    };
+    let mut runtime = Runtime::new(Store::new(kv), deployment.clone());
+    if let Ok(n) = std::env::var("WAYMARK_BENCH_USER_CACHE") {
+        runtime.set_user_cache(n.parse().unwrap());
+    }
     let mut traffic = Traffic {
         rng: Rng(42),
         batch: 0,
@@ -391,6 +510,11 @@ fn ingest(c: &mut Criterion, deployment: &Deployment) -> (Tally, usize) {
     group.bench_function("runtime_ingest_256_events", |b| {
         b.iter_custom(|iters| {
             let batches: Vec<_> = (0..iters).map(|_| traffic.next_batch()).collect();
+            let kv = runtime.store.kv();
+            let (applying, flushing) = (
+                kv.applying.load(Ordering::Relaxed),
+                kv.flushing.load(Ordering::Relaxed),
+            );
             let started = Instant::now();
             for (inputs, now) in &batches {
                 runtime.ingest(inputs, *now).unwrap();
@@ -398,18 +522,23 @@ fn ingest(c: &mut Criterion, deployment: &Deployment) -> (Tally, usize) {
             let elapsed = started.elapsed();
             tally.units += iters * BATCH as u64;
             tally.seconds += elapsed.as_secs_f64();
+            let kv = runtime.store.kv();
+            tally.applying += (kv.applying.load(Ordering::Relaxed) - applying) as f64 / 1e9;
+            tally.flushing += (kv.flushing.load(Ordering::Relaxed) - flushing) as f64 / 1e9;
             elapsed
         })
     });
     group.finish();
     let users = runtime.store.kv().range(b"u/", b"u0", usize::MAX).unwrap();
     let mean = users.iter().map(|(_, v)| v.len()).sum::<usize>() / users.len().max(1);
+    let replayed = replay(&mut runtime, &mut traffic);
     drop(runtime);
     let _ = std::fs::remove_dir_all(&dir);
-    (tally, mean)
+    (tally, mean, replayed)
 }
 
-/// sled alone: `BATCH` values of `size` bytes per atomic batch, one flush each.
+/// sled alone: `BATCH` values of `size` bytes per atomic batch, one flush
+/// each, to keys of the same users.
 fn raw(c: &mut Criterion, size: usize) -> Tally {
     let dir = scratch("raw");
     let db = sled::Config::new()
@@ -430,8 +559,15 @@ fn raw(c: &mut Criterion, size: usize) -> Tally {
                 for _ in 0..iters {
                     let mut batch = sled::Batch::default();
                     for _ in 0..BATCH {
-                        let key = format!("u/user{:05}", rng.next() % USERS);
-                        batch.insert(key.as_bytes(), value.clone());
+                        let r = rng.next();
+                        let key = format!("u/user{:05}", r % USERS);
+                        // Every value differs from the one it replaces:
+                        // sled skips a write of the bytes already stored,
+                        // which would make this measure nothing.
+                        let mut value = value.clone();
+                        let n = value.len().min(8);
+                        value[..n].copy_from_slice(&r.to_le_bytes()[..n]);
+                        batch.insert(key.as_bytes(), value);
                     }
                     db.apply_batch(batch).unwrap();
                     db.flush().unwrap();
@@ -476,7 +612,7 @@ fn main() {
 
     // Memory first, while the process is fresh.
     let t = timers(&deployment, &sizes);
-    let (events, value) = ingest(&mut c, &deployment);
+    let (events, value, replayed) = ingest(&mut c, &deployment);
     let inserts = raw(&mut c, value);
     c.final_summary();
 
@@ -492,12 +628,31 @@ fn main() {
         events.rate()
     );
     println!(
+        "        of which sled apply_batch {:.0}%, flush {:.0}%, the engine (state, core, encoding) {:.0}%",
+        100.0 * events.applying / events.seconds,
+        100.0 * events.flushing / events.seconds,
+        100.0 * (1.0 - (events.applying + events.flushing) / events.seconds),
+    );
+    println!(
         "raw:    {:.0} inserts/s, sled apply_batch of {BATCH} values of {value} B (mean stored user state) + flush",
         inserts.rate()
     );
     println!(
         "ratio:  {:.2} (ingest events/s ÷ raw inserts/s; goal ≥ 0.5)",
         events.rate() / inserts.rate()
+    );
+    let replay_rate = replayed.events as f64 / replayed.seconds;
+    println!(
+        "replay: {:.0} events/s: sled alone applying what ingest wrote for {} events ({:.2} keys, {:.0} B per event) with the same flushes",
+        replay_rate,
+        replayed.events,
+        replayed.keys as f64 / replayed.events as f64,
+        replayed.bytes as f64 / replayed.events as f64,
+    );
+    println!(
+        "        engine share: ingest ÷ replay {:.2}; layout share: replay ÷ raw {:.2}",
+        events.rate() / replay_rate,
+        replay_rate / inserts.rate(),
     );
     println!(
         "timers: {} users with a pending timer ({} B state each) in {:.1}s; RSS {:.0} → {:.0} MiB (+{:.0} MiB, {:.0} MiB per million); disk {:.0} MiB ({:.0} MiB per million)",
