@@ -118,6 +118,38 @@ fn encode_sized<T: Serialize>(value: &T, capacity: usize) -> Vec<u8> {
     buf
 }
 
+/// Below this many users a batch's states are encoded on the calling thread.
+const PARALLEL_ENCODE: usize = 64;
+
+/// Encodes the users' states, in order. Large batches are split across
+/// the machine's cores: encoding is most of a commit's own work, and each
+/// user's is independent (the output does not depend on the split).
+fn encode_users(users: &[(UserState, Option<DateTime<Utc>>)]) -> Vec<Vec<u8>> {
+    let encode_all = |part: &[(UserState, Option<DateTime<Utc>>)]| -> Vec<Vec<u8>> {
+        part.iter().map(|(u, _)| encode_sized(u, 2048)).collect()
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if users.len() < PARALLEL_ENCODE || cores < 2 {
+        return encode_all(users);
+    }
+    let chunk = users
+        .len()
+        .div_ceil(cores.min(users.len() / (PARALLEL_ENCODE / 2)));
+    std::thread::scope(|scope| {
+        let mut parts = users.chunks(chunk);
+        let first = parts.next().unwrap_or_default();
+        let others: Vec<_> = parts.map(|p| scope.spawn(move || encode_all(p))).collect();
+        let mut out = encode_all(first);
+        for handle in others {
+            match handle.join() {
+                Ok(part) => out.extend(part),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        out
+    })
+}
+
 /// A journal value: the records of one batch, or a single record (as
 /// stores written before grouping hold them).
 fn decode_records(key: &[u8], bytes: &[u8]) -> Result<Vec<Record>> {
@@ -222,9 +254,10 @@ impl<K: Kv> Store<K> {
         };
         let mut ops =
             Vec::with_capacity(2 * batch.users.len() + batch.dedup.len() + batch.journal.len() + 2);
-        for (user, old_wake) in &batch.users {
+        let states = encode_users(&batch.users);
+        for ((user, old_wake), state) in batch.users.iter().zip(states) {
             let id = user.id.as_bytes();
-            ops.push(Op::Put(key("u", &[id]), encode_sized(user, 2048)));
+            ops.push(Op::Put(key("u", &[id]), state));
             let new_wake = user.next_wake();
             if old_wake != &new_wake {
                 if let Some(old) = old_wake {
