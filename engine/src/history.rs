@@ -27,45 +27,91 @@ pub struct History {
     events: BTreeMap<String, EventHistory>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+/// One event name's aggregates. Days and recent occurrences are kept in
+/// flat columns rather than a map per day and per occurrence: a user's
+/// state is decoded, walked and encoded on every event, and one allocation
+/// per column instead of one per entry is most of what that costs.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(try_from = "StoredEventHistory")]
 struct EventHistory {
+    total: u64,
+    first: Option<(DateTime<Utc>, Value)>,
+    last: Option<(DateTime<Utc>, Value)>,
+    /// The numeric properties summed, in the order first seen (at most
+    /// [`MAX_SUMS`]); each sums column has one entry per field.
+    fields: Vec<String>,
+    /// UTC days with occurrences, oldest first, with their counts and sums.
+    days: VecDeque<i64>,
+    day_counts: VecDeque<u64>,
+    day_sums: VecDeque<Decimal>,
+    /// The last occurrences within 48 hours, oldest first, with their numbers.
+    recent: VecDeque<DateTime<Utc>>,
+    recent_sums: VecDeque<Decimal>,
+    /// The recent list dropped entries newer than 48 hours before `last`.
+    truncated_at: Option<DateTime<Utc>>,
+}
+
+impl Serialize for EventHistory {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        use waymark_dsl::stored::{Num, Stamp};
+        let nums = |c: &VecDeque<Decimal>| c.iter().map(|n| Num(*n)).collect::<Vec<_>>();
+        let mut st = s.serialize_struct("EventHistory", 10)?;
+        st.serialize_field("total", &self.total)?;
+        st.serialize_field("first", &self.first.as_ref().map(|(t, v)| (Stamp(*t), v)))?;
+        st.serialize_field("last", &self.last.as_ref().map(|(t, v)| (Stamp(*t), v)))?;
+        st.serialize_field("fields", &self.fields)?;
+        st.serialize_field("days_at", &self.days)?;
+        st.serialize_field("day_counts", &self.day_counts)?;
+        st.serialize_field("day_sums", &nums(&self.day_sums))?;
+        let recent: Vec<Stamp> = self.recent.iter().map(|t| Stamp(*t)).collect();
+        st.serialize_field("recent_at", &recent)?;
+        st.serialize_field("recent_sums", &nums(&self.recent_sums))?;
+        st.serialize_field("truncated_at", &self.truncated_at.map(Stamp))?;
+        st.end()
+    }
+}
+
+/// An [`EventHistory`] as stored: the columns, or (as versions before
+/// them wrote) a map of day buckets and a list of `[time, {field: n}]`.
+#[derive(Deserialize)]
+struct StoredEventHistory {
     total: u64,
     #[serde(with = "waymark_dsl::stored::stamp_opt_pair", default)]
     first: Option<(DateTime<Utc>, Value)>,
     #[serde(with = "waymark_dsl::stored::stamp_opt_pair", default)]
     last: Option<(DateTime<Utc>, Value)>,
-    days: BTreeMap<i64, Bucket>,
-    #[serde(with = "recent")]
-    recent: VecDeque<(DateTime<Utc>, BTreeMap<String, Decimal>)>,
-    /// The recent list dropped entries newer than 48 hours before `last`.
+    #[serde(default)]
+    fields: Vec<String>,
+    #[serde(default)]
+    days_at: VecDeque<i64>,
+    #[serde(default)]
+    day_counts: VecDeque<u64>,
+    #[serde(default)]
+    day_sums: Vec<waymark_dsl::stored::Num>,
+    #[serde(default)]
+    recent_at: Vec<waymark_dsl::stored::Stamp>,
+    #[serde(default)]
+    recent_sums: Vec<waymark_dsl::stored::Num>,
     #[serde(with = "waymark_dsl::stored::stamp_opt", default)]
     truncated_at: Option<DateTime<Utc>>,
+    /// Written before the columns.
+    #[serde(default)]
+    days: BTreeMap<i64, Bucket>,
+    #[serde(default, deserialize_with = "legacy_recent::deserialize")]
+    recent: Vec<(DateTime<Utc>, BTreeMap<String, Decimal>)>,
 }
 
-/// The recent list as stored: `[time, {field: number}]` pairs, compact
-/// in binary formats (see [`waymark_dsl::stored`]).
-mod recent {
+mod legacy_recent {
     use chrono::{DateTime, Utc};
     use rust_decimal::Decimal;
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-    use std::collections::{BTreeMap, VecDeque};
+    use serde::{Deserialize, Deserializer};
+    use std::collections::BTreeMap;
     use waymark_dsl::stored::{Num, Stamp};
 
-    type Recent = VecDeque<(DateTime<Utc>, BTreeMap<String, Decimal>)>;
+    type Pairs = Vec<(DateTime<Utc>, BTreeMap<String, Decimal>)>;
 
-    struct Sums<'a>(&'a BTreeMap<String, Decimal>);
-
-    impl Serialize for Sums<'_> {
-        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            s.collect_map(self.0.iter().map(|(k, n)| (k, Num(*n))))
-        }
-    }
-
-    pub fn serialize<S: Serializer>(v: &Recent, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(v.iter().map(|(t, sums)| (Stamp(*t), Sums(sums))))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Recent, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Pairs, D::Error> {
         Ok(Vec::<(Stamp, BTreeMap<String, Num>)>::deserialize(d)?
             .into_iter()
             .map(|(t, sums)| (t.0, sums.into_iter().map(|(k, n)| (k, n.0)).collect()))
@@ -73,36 +119,112 @@ mod recent {
     }
 }
 
-/// One UTC day: `[count, sums]` in binary formats (no field names
-/// repeated on each of up to 400 days), a struct in JSON. Both forms are
-/// read.
-#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+/// A day as versions before the columns stored it.
+#[derive(Deserialize)]
 struct Bucket {
     count: u64,
     #[serde(with = "waymark_dsl::stored::num_map")]
     sums: BTreeMap<String, Decimal>,
 }
 
-impl Serialize for Bucket {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::{SerializeStruct, SerializeTuple};
-        struct Sums<'a>(&'a BTreeMap<String, Decimal>);
-        impl Serialize for Sums<'_> {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                waymark_dsl::stored::num_map::serialize(self.0, s)
+impl TryFrom<StoredEventHistory> for EventHistory {
+    type Error = String;
+
+    fn try_from(s: StoredEventHistory) -> Result<EventHistory, String> {
+        let width = s.fields.len();
+        if s.day_counts.len() != s.days_at.len() || s.day_sums.len() != s.days_at.len() * width {
+            return Err(format!(
+                "{} days with {} counts and {} sums of {width} fields",
+                s.days_at.len(),
+                s.day_counts.len(),
+                s.day_sums.len()
+            ));
+        }
+        if s.recent_sums.len() != s.recent_at.len() * width {
+            return Err(format!(
+                "{} recent times with {} sums of {width} fields",
+                s.recent_at.len(),
+                s.recent_sums.len()
+            ));
+        }
+        let mut h = EventHistory {
+            total: s.total,
+            first: s.first,
+            last: s.last,
+            fields: s.fields,
+            days: s.days_at,
+            day_counts: s.day_counts,
+            day_sums: s.day_sums.into_iter().map(|n| n.0).collect(),
+            recent: s.recent_at.into_iter().map(|t| t.0).collect(),
+            recent_sums: s.recent_sums.into_iter().map(|n| n.0).collect(),
+            truncated_at: s.truncated_at,
+        };
+        // What versions before the columns stored (and only that).
+        for (day, bucket) in s.days {
+            let row = h.row(&bucket.sums);
+            h.days.push_back(day);
+            h.day_counts.push_back(bucket.count);
+            h.day_sums.extend(row);
+        }
+        for (at, sums) in s.recent {
+            let row = h.row(&sums);
+            h.recent.push_back(at);
+            h.recent_sums.extend(row);
+        }
+        Ok(h)
+    }
+}
+
+impl EventHistory {
+    fn width(&self) -> usize {
+        self.fields.len()
+    }
+
+    /// A row of sums for `numbers`, in field order, adding columns for
+    /// fields not seen before (while there is room).
+    fn row<'a, I>(&mut self, numbers: I) -> Vec<Decimal>
+    where
+        I: IntoIterator<Item = (&'a String, &'a Decimal)>,
+    {
+        let mut row = vec![Decimal::ZERO; self.width()];
+        for (field, n) in numbers {
+            let i = match self.fields.iter().position(|f| f == field) {
+                Some(i) => i,
+                None if self.fields.len() < MAX_SUMS => {
+                    self.add_field(field);
+                    row.push(Decimal::ZERO);
+                    self.width() - 1
+                }
+                None => continue,
+            };
+            row[i] += *n;
+        }
+        row
+    }
+
+    /// A new column: zero for every day and recent occurrence so far.
+    fn add_field(&mut self, field: &str) {
+        let old = self.width();
+        self.fields.push(field.to_string());
+        let widen = |column: &VecDeque<Decimal>, rows: usize| {
+            let mut widened = VecDeque::with_capacity(rows * (old + 1));
+            for r in 0..rows {
+                widened.extend(column.range(r * old..(r + 1) * old).copied());
+                widened.push_back(Decimal::ZERO);
             }
-        }
-        if s.is_human_readable() {
-            let mut st = s.serialize_struct("Bucket", 2)?;
-            st.serialize_field("count", &self.count)?;
-            st.serialize_field("sums", &Sums(&self.sums))?;
-            st.end()
-        } else {
-            let mut t = s.serialize_tuple(2)?;
-            t.serialize_element(&self.count)?;
-            t.serialize_element(&Sums(&self.sums))?;
-            t.end()
-        }
+            widened
+        };
+        self.day_sums = widen(&self.day_sums, self.days.len());
+        self.recent_sums = widen(&self.recent_sums, self.recent.len());
+    }
+
+    fn field(&self, name: &str) -> Option<usize> {
+        self.fields.iter().position(|f| f == name)
+    }
+
+    /// Positions of the days from `from` to `to`, inclusive.
+    fn day_range(&self, from: i64, to: i64) -> std::ops::Range<usize> {
+        self.days.partition_point(|d| *d < from)..self.days.partition_point(|d| *d <= to)
     }
 }
 
@@ -123,7 +245,10 @@ impl History {
                 self.events.remove(&oldest);
             }
         }
-        let h = self.events.entry(name.to_string()).or_default();
+        let h = match self.events.get_mut(name) {
+            Some(h) => h,
+            None => self.events.entry(name.to_string()).or_default(),
+        };
         h.total += 1;
         if h.first.as_ref().is_none_or(|(t, _)| at < *t) {
             h.first = Some((at, properties.clone()));
@@ -131,36 +256,55 @@ impl History {
         if h.last.as_ref().is_none_or(|(t, _)| at >= *t) {
             h.last = Some((at, properties.clone()));
         }
-        let numbers: BTreeMap<String, Decimal> = match properties {
-            Value::Record(map) => map
-                .iter()
-                .filter_map(|(k, v)| v.as_number().map(|n| (k.clone(), n)))
-                .take(MAX_SUMS)
-                .collect(),
-            _ => BTreeMap::new(),
+        let empty = BTreeMap::new();
+        let props = match properties {
+            Value::Record(map) => map,
+            _ => &empty,
         };
-        let bucket = h.days.entry(day(at)).or_default();
-        bucket.count += 1;
-        for (k, v) in &numbers {
-            if bucket.sums.contains_key(k) || bucket.sums.len() < MAX_SUMS {
-                *bucket.sums.entry(k.clone()).or_default() += *v;
+        let numbers: Vec<(&String, Decimal)> = props
+            .iter()
+            .filter_map(|(k, v)| v.as_number().map(|n| (k, n)))
+            .take(MAX_SUMS)
+            .collect();
+        let row = h.row(numbers.iter().map(|(k, n)| (*k, n)));
+        let width = h.width();
+
+        // The day's bucket.
+        let d = day(at);
+        let i = h.days.partition_point(|x| *x < d);
+        if h.days.get(i) != Some(&d) {
+            h.days.insert(i, d);
+            h.day_counts.insert(i, 0);
+            for k in 0..width {
+                h.day_sums.insert(i * width + k, Decimal::ZERO);
             }
         }
-        let horizon = day(at) - MAX_DAYS;
-        while h.days.first_key_value().is_some_and(|(d, _)| *d < horizon) {
-            h.days.pop_first();
+        h.day_counts[i] += 1;
+        for (k, n) in row.iter().enumerate() {
+            h.day_sums[i * width + k] += *n;
         }
-        let position = h.recent.partition_point(|(t, _)| *t <= at);
-        h.recent.insert(position, (at, numbers));
-        let newest = h.recent.back().map(|r| r.0).unwrap_or(at);
+        let newest = h.days.back().copied().unwrap_or(d);
+        while h.days.front().is_some_and(|x| *x < newest - MAX_DAYS) {
+            h.days.pop_front();
+            h.day_counts.pop_front();
+            h.day_sums.drain(..width);
+        }
+
+        // The exact recent list.
+        let position = h.recent.partition_point(|t| *t <= at);
+        h.recent.insert(position, at);
+        for (k, n) in row.into_iter().enumerate() {
+            h.recent_sums.insert(position * width + k, n);
+        }
+        let newest = h.recent.back().copied().unwrap_or(at);
         while h.recent.len() > RECENT
             || h.recent
                 .front()
-                .is_some_and(|(t, _)| (newest - *t).num_seconds() > EXACT_SECONDS)
+                .is_some_and(|t| (newest - *t).num_seconds() > EXACT_SECONDS)
         {
-            if let Some((t, _)) = h.recent.pop_front()
-                && (newest - t).num_seconds() <= EXACT_SECONDS
-            {
+            let Some(t) = h.recent.pop_front() else { break };
+            h.recent_sums.drain(..width);
+            if (newest - t).num_seconds() <= EXACT_SECONDS {
                 h.truncated_at = Some(h.truncated_at.map_or(t, |old| old.max(t)));
             }
         }
@@ -181,12 +325,11 @@ impl History {
             return h
                 .recent
                 .iter()
-                .filter(|(t, _)| *t > cutoff && *t <= now)
+                .filter(|t| **t > cutoff && **t <= now)
                 .count() as u64;
         }
-        h.days
-            .range(day(cutoff)..=day(now))
-            .map(|(_, b)| b.count)
+        h.day_range(day(cutoff), day(now))
+            .map(|i| h.day_counts[i])
             .sum()
     }
 
@@ -194,18 +337,22 @@ impl History {
         let Some(h) = self.events.get(name) else {
             return Decimal::ZERO;
         };
+        let Some(k) = h.field(field) else {
+            return Decimal::ZERO;
+        };
+        let width = h.width();
         let cutoff = now - Duration::seconds(within);
         if Self::exact_since(h, cutoff, now) {
             return h
                 .recent
                 .iter()
-                .filter(|(t, _)| *t > cutoff && *t <= now)
-                .filter_map(|(_, n)| n.get(field))
+                .enumerate()
+                .filter(|(_, t)| **t > cutoff && **t <= now)
+                .map(|(i, _)| h.recent_sums[i * width + k])
                 .sum();
         }
-        h.days
-            .range(day(cutoff)..=day(now))
-            .filter_map(|(_, b)| b.sums.get(field))
+        h.day_range(day(cutoff), day(now))
+            .map(|i| h.day_sums[i * width + k])
             .sum()
     }
 
@@ -251,7 +398,9 @@ mod tests {
             !text.contains("12.5"),
             "numbers are not text either: {text}"
         );
-        assert!(!text.contains("count"), "days are [count, sums]: {text}");
+        // The field's name is written once for the columns (and in the
+        // first and last events), not once per day and per occurrence.
+        assert_eq!(text.matches("amount").count(), 3, "{text}");
         // What earlier versions stored: the same fields, with chrono's
         // RFC 3339 strings for times.
         #[derive(Serialize, Deserialize)]
@@ -272,16 +421,100 @@ mod tests {
             count: u64,
             sums: BTreeMap<String, Decimal>,
         }
-        let json = serde_json::to_value(&h).unwrap();
-        assert!(
-            json.to_string().contains("2025-"),
-            "JSON keeps text: {json}"
-        );
-        let before: Before = serde_json::from_value(json.clone()).unwrap();
-        let older = rmp_serde::to_vec_named(&before).unwrap();
+        let n = Decimal::new(125, 1);
+        let sums = |k: u64| BTreeMap::from([("amount".to_string(), n * Decimal::from(k))]);
+        let bucket = |count| BeforeBucket {
+            count,
+            sums: sums(count),
+        };
+        let before = Before {
+            events: BTreeMap::from([(
+                "order_paid".to_string(),
+                BeforeEvent {
+                    total: 2,
+                    first: Some((at(1, 9), props.clone())),
+                    last: Some((at(2, 10), props.clone())),
+                    days: BTreeMap::from([(day(at(1, 9)), bucket(1)), (day(at(2, 10)), bucket(1))]),
+                    recent: VecDeque::from([(at(1, 9), sums(1)), (at(2, 10), sums(1))]),
+                    truncated_at: None,
+                },
+            )]),
+        };
+        let mut older = Vec::new();
+        before
+            .serialize(
+                &mut rmp_serde::Serializer::new(&mut older)
+                    .with_struct_map()
+                    .with_human_readable(),
+            )
+            .unwrap();
         assert!(String::from_utf8_lossy(&older).contains("2025-"));
         assert_eq!(rmp_serde::from_slice::<History>(&older).unwrap(), h);
+        // JSON keeps text, and reads back.
+        let json = serde_json::to_value(&h).unwrap();
+        assert!(json.to_string().contains("2025-"), "{json}");
         assert_eq!(serde_json::from_value::<History>(json).unwrap(), h);
+    }
+
+    #[test]
+    fn a_history_with_columns_of_the_wrong_length_is_refused() {
+        let mut h = History::default();
+        h.record("order_paid", at(1, 9), &amount(3));
+        let mut json = serde_json::to_value(&h).unwrap();
+        json["events"]["order_paid"]["day_sums"] = serde_json::json!([]);
+        let bytes = rmp_serde::to_vec_named(&json).unwrap();
+        let e = rmp_serde::from_slice::<History>(&bytes).unwrap_err();
+        assert!(
+            e.to_string().contains("1 days with 1 counts and 0 sums"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn fields_first_seen_later_get_a_column_of_zeros_before_them() {
+        let mut h = History::default();
+        let now = at(3, 12);
+        h.record("order_paid", at(1, 9), &amount(10));
+        let both = Value::from_json(&serde_json::json!({ "amount": 5, "coupon": 2 }));
+        h.record("order_paid", at(3, 10), &both);
+        h.record("order_paid", at(3, 11), &Value::Record(BTreeMap::new()));
+        assert_eq!(
+            h.sum("order_paid", "amount", 30 * 86_400, now),
+            Decimal::from(15)
+        );
+        assert_eq!(
+            h.sum("order_paid", "coupon", 30 * 86_400, now),
+            Decimal::from(2)
+        );
+        assert_eq!(
+            h.sum("order_paid", "coupon", 3600 * 3, now),
+            Decimal::from(2)
+        );
+        assert_eq!(h.sum("order_paid", "amount", 3600 * 2, now), Decimal::ZERO);
+        assert_eq!(h.sum("order_paid", "nothing", 3600 * 3, now), Decimal::ZERO);
+        let e = &h.events["order_paid"];
+        assert_eq!(e.day_sums.len(), e.days.len() * 2);
+        assert_eq!(e.recent_sums.len(), e.recent.len() * 2);
+        let bytes = rmp_serde::to_vec_named(&h).unwrap();
+        assert_eq!(rmp_serde::from_slice::<History>(&bytes).unwrap(), h);
+    }
+
+    #[test]
+    fn an_event_arriving_late_lands_in_its_own_day_and_place() {
+        let mut h = History::default();
+        h.record("order_paid", at(5, 9), &amount(1));
+        h.record("order_paid", at(2, 9), &amount(2));
+        h.record("order_paid", at(5, 8), &amount(4));
+        let e = &h.events["order_paid"];
+        assert_eq!(e.days, [day(at(2, 9)), day(at(5, 9))]);
+        assert_eq!(e.day_counts, [1, 2]);
+        assert_eq!(e.day_sums, [Decimal::from(2), Decimal::from(5)]);
+        assert_eq!(e.recent, [at(5, 8), at(5, 9)], "day 2 is past 48 hours");
+        assert_eq!(
+            h.sum("order_paid", "amount", 3 * 3600, at(5, 10)),
+            Decimal::from(5)
+        );
+        assert_eq!(h.count("order_paid", Some(30 * 86_400), at(5, 10)), 3);
     }
 
     fn at(day: u32, hour: u32) -> DateTime<Utc> {
