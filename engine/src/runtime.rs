@@ -14,6 +14,7 @@ use crate::store::{Batch, Kv, Store, StoreError};
 use crate::user_cache::UserCache;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashSet};
+use std::sync::mpsc;
 
 /// How many users an audience scan loads per page.
 const PAGE: usize = 500;
@@ -28,7 +29,44 @@ pub struct Runtime<K: Kv> {
     globals: Option<Globals>,
     /// Users as last committed, kept decoded between batches.
     users: UserCache,
+    /// The thread that applies and flushes pipelined batches, once started.
+    committer: Option<Committer>,
+    /// The pipelined batch being applied and flushed, if any.
+    in_flight: Option<InFlight>,
 }
+
+/// What one pipelined batch wrote that reads must not miss while it is
+/// being applied.
+struct InFlight {
+    users: HashSet<String>,
+    messages: HashSet<String>,
+    applied: mpsc::Receiver<Result<(), StoreError>>,
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// One thread that applies and flushes batches in the order given.
+struct Committer {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Committer {
+    fn start() -> Committer {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("waymark-commit".into())
+            .spawn(move || {
+                for job in queue {
+                    job();
+                }
+            })
+            .expect("the commit thread starts");
+        Committer { jobs }
+    }
+}
+
+/// Called once a pipelined batch is durable (or failed to be).
+pub type Durable = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 
 impl<K: Kv> Runtime<K> {
     pub fn new(store: Store<K>, deployment: Deployment) -> Runtime<K> {
@@ -38,6 +76,8 @@ impl<K: Kv> Runtime<K> {
             schedules_done: None,
             globals: None,
             users: UserCache::new(crate::user_cache::DEFAULT_USERS),
+            committer: None,
+            in_flight: None,
         }
     }
 
@@ -48,6 +88,7 @@ impl<K: Kv> Runtime<K> {
 
     /// Erases a user's state, timers and journal; whether they existed.
     pub fn erase_user(&mut self, user: &str) -> Result<bool, StoreError> {
+        self.drain()?;
         self.users.forget(user);
         let existed = self.store.user(user)?.is_some();
         self.store.erase_user(user)?;
@@ -59,6 +100,25 @@ impl<K: Kv> Runtime<K> {
         self.schedules_done = Some(at);
     }
 
+    /// Waits until the pipelined batch, if any, is applied and flushed. If
+    /// it failed, everything kept in memory on top of it is forgotten (and
+    /// read from the store again) and the error returned.
+    pub fn drain(&mut self) -> Result<(), StoreError> {
+        let Some(in_flight) = self.in_flight.take() else {
+            return Ok(());
+        };
+        let result = in_flight
+            .applied
+            .recv()
+            .unwrap_or_else(|_| Err(StoreError::Backend("the commit thread stopped".into())));
+        if result.is_err() {
+            self.users.clear();
+            self.globals = None;
+            self.store.forget_prepared();
+        }
+        result
+    }
+
     /// Processes inputs at `now` as one batch: one commit, one flush.
     /// Events whose message id was seen are dropped. Returns the records.
     pub fn ingest(
@@ -66,6 +126,22 @@ impl<K: Kv> Runtime<K> {
         inputs: &[Input],
         now: DateTime<Utc>,
     ) -> Result<Vec<Record>, StoreError> {
+        self.drain()?;
+        let (batch, globals) = self.evaluate(inputs, now)?;
+        // Users taken from the cache are not put back if this fails: the
+        // store, not the cache, then says what they are.
+        self.store.commit_ref(&batch)?;
+        self.store.flush()?;
+        Ok(self.keep(batch, globals))
+    }
+
+    /// Runs a batch through the core: its users (from the cache or the
+    /// store), duplicates dropped, every input handled in order.
+    fn evaluate(
+        &mut self,
+        inputs: &[Input],
+        now: DateTime<Utc>,
+    ) -> Result<(Batch, Globals), StoreError> {
         let mut globals = match self.globals.take() {
             Some(g) => g,
             None => self.store.globals()?,
@@ -81,7 +157,11 @@ impl<K: Kv> Runtime<K> {
                 _ => None,
             };
             if let Some(id) = message_id {
-                if fresh.contains(id) || self.store.seen(id)? {
+                let in_flight = self
+                    .in_flight
+                    .as_ref()
+                    .is_some_and(|f| f.messages.contains(id));
+                if fresh.contains(id) || in_flight || self.store.seen(id)? {
                     continue;
                 }
                 fresh.insert(id);
@@ -91,10 +171,20 @@ impl<K: Kv> Runtime<K> {
             if !users.contains_key(user) {
                 let state = match self.users.take(user) {
                     Some(state) => state,
-                    None => self
-                        .store
-                        .user(user)?
-                        .unwrap_or_else(|| UserState::new(user)),
+                    None => {
+                        // Not kept in memory: the store has them, once the
+                        // batch in flight (if it has them) is applied.
+                        if self
+                            .in_flight
+                            .as_ref()
+                            .is_some_and(|f| f.users.contains(user))
+                        {
+                            self.drain()?;
+                        }
+                        self.store
+                            .user(user)?
+                            .unwrap_or_else(|| UserState::new(user))
+                    }
                 };
                 let wake = state.next_wake();
                 users.insert(user.to_string(), (state, wake));
@@ -118,26 +208,38 @@ impl<K: Kv> Runtime<K> {
         }
         batch.users = users.into_values().collect();
         // Unchanged shared state is not rewritten.
-        let globals = if globals == before {
-            before
-        } else {
+        if globals != before {
             batch.globals = Some(globals.clone());
-            globals
-        };
-        // Users taken from the cache are not put back if this fails: the
-        // store, not the cache, then says what they are.
-        self.store.commit_ref(&batch)?;
-        self.store.flush()?;
+        }
+        Ok((batch, globals))
+    }
+
+    /// Keeps what a committed (or pipelined) batch left in memory and
+    /// returns its records.
+    fn keep(&mut self, batch: Batch, globals: Globals) -> Vec<Record> {
         self.globals = Some(globals);
         for (state, _) in batch.users {
             self.users.put(state);
         }
-        Ok(batch.journal)
+        batch.journal
     }
 
     /// Fires every timer and cron trigger due up to and including `until`,
     /// in time order, each at its own time.
     pub fn advance_to(&mut self, until: DateTime<Utc>) -> Result<Vec<Record>, StoreError> {
+        if self.in_flight.is_some() {
+            // Only wait for the batch in flight if something is due: what
+            // it schedules is in the future (what is due at once runs in
+            // the batch itself), so without it the timers read the same.
+            let timer = self.store.next_due()?.is_some_and(|t| t <= until);
+            let cron = self
+                .deployment
+                .next_schedule_fire(self.schedules_done.unwrap_or(until))
+                .is_some_and(|(t, _)| t <= until);
+            if timer || cron {
+                self.drain()?;
+            }
+        }
         let mut records = Vec::new();
         loop {
             let timer = self.store.next_due()?.filter(|t| *t <= until);
@@ -220,7 +322,8 @@ impl<K: Kv> Runtime<K> {
         Ok(records)
     }
 
-    pub fn globals(&self) -> Result<Globals, StoreError> {
+    pub fn globals(&mut self) -> Result<Globals, StoreError> {
+        self.drain()?;
         self.store.globals()
     }
 
@@ -234,6 +337,7 @@ impl<K: Kv> Runtime<K> {
         cancel_removed: bool,
         now: DateTime<Utc>,
     ) -> Result<(DeployReport, Vec<Record>), StoreError> {
+        self.drain()?;
         let report = self.deployment.replace(plan);
         self.store.save_deployment(&self.deployment)?;
         let mut records = Vec::new();
@@ -255,12 +359,14 @@ impl<K: Kv> Runtime<K> {
     /// Pauses a journey: no new entries (suppressed, reason `paused`);
     /// instances hold at their next step until it resumes.
     pub fn pause(&mut self, journey: &str) -> Result<(), StoreError> {
+        self.drain()?;
         self.deployment.paused.insert(journey.to_string());
         self.store.save_deployment(&self.deployment)
     }
 
     /// Resumes a paused journey; held instances go on at once.
     pub fn resume(&mut self, journey: &str, now: DateTime<Utc>) -> Result<Vec<Record>, StoreError> {
+        self.drain()?;
         self.deployment.paused.remove(journey);
         self.store.save_deployment(&self.deployment)?;
         let journey = journey.to_string();
@@ -304,5 +410,73 @@ impl<K: Kv> Runtime<K> {
             after = Some(last);
         }
         Ok(records)
+    }
+}
+
+impl<K: Kv + Clone + 'static> Runtime<K> {
+    /// Like [`Runtime::ingest`], but returns once the batch is handed to
+    /// the commit thread: the next batch is evaluated while this one is
+    /// applied and flushed (one batch in flight at most; the next waits for
+    /// it before it is handed over). `durable` is called on the commit
+    /// thread once this batch is flushed — acknowledge inputs there, not
+    /// before — or at once if it cannot be handed over: always exactly
+    /// once. Reads made meanwhile see the batch in flight: its users stay
+    /// in memory and its message ids count as seen. If a batch fails, the
+    /// one after it fails too (it was built on it) and nothing kept in
+    /// memory outlives the failure.
+    pub fn ingest_pipelined(
+        &mut self,
+        inputs: &[Input],
+        now: DateTime<Utc>,
+        durable: Durable,
+    ) -> Result<Vec<Record>, StoreError> {
+        let failed = |durable: Durable, e: StoreError| {
+            durable(Err(e.clone()));
+            Err(e)
+        };
+        // If this fails, the users taken out for the batch are gone from
+        // memory; the store still has them.
+        let (batch, globals) = match self.evaluate(inputs, now) {
+            Ok(evaluated) => evaluated,
+            Err(e) => return failed(durable, e),
+        };
+        let ops = self.store.prepare(&batch);
+        // The batch before must be durable before this one is handed over.
+        let previous = self.drain();
+        let ops = match (previous, ops) {
+            (Ok(()), Ok(ops)) => ops,
+            (Err(e), _) | (_, Err(e)) => {
+                self.store.forget_prepared();
+                return failed(durable, e);
+            }
+        };
+        let (done, applied) = mpsc::channel();
+        let kv = self.store.kv().clone();
+        let job: Job = Box::new(move || {
+            let result = kv.apply(ops).and_then(|()| kv.flush());
+            durable(result.clone());
+            let _ = done.send(result);
+        });
+        let committer = self.committer.get_or_insert_with(Committer::start);
+        if let Err(mpsc::SendError(job)) = committer.jobs.send(job) {
+            // The thread is gone: apply here, so the batch is not lost.
+            self.committer = None;
+            job();
+        }
+        self.in_flight = Some(InFlight {
+            users: batch.users.iter().map(|(u, _)| u.id.clone()).collect(),
+            messages: batch.dedup.iter().map(|(id, _)| id.clone()).collect(),
+            applied,
+        });
+        Ok(self.keep(batch, globals))
+    }
+}
+
+impl<K: Kv> Drop for Runtime<K> {
+    /// A batch in flight is finished (and acknowledged) before the runtime goes.
+    fn drop(&mut self) {
+        if let Err(e) = self.drain() {
+            tracing::error!(error = %e, "the last batch failed to commit");
+        }
     }
 }

@@ -1,8 +1,11 @@
 //! The writer: one thread owns the runtime. It takes ingest requests from
 //! any number of HTTP handlers, gathers those that arrive within the flush
 //! interval into one batch, commits and flushes it once (group commit),
-//! and only then answers each request. Between batches it fires due timers
-//! and cron triggers. One writer keeps per-user order and determinism.
+//! and only then answers each request. Batches are pipelined: while one is
+//! applied and flushed on the commit thread (which answers its requests),
+//! the writer gathers and evaluates the next. Between batches it fires due
+//! timers and cron triggers. One writer keeps per-user order and
+//! determinism.
 
 use crate::clock::Clock;
 use crate::deployment::DeployReport;
@@ -127,6 +130,10 @@ fn run(
             Err(e) => tracing::error!(error = %e, "firing timers failed"),
         }
     }
+    // The last batch is durable, and answered, before the writer goes.
+    if let Err(e) = runtime.drain() {
+        tracing::error!(error = %e, "the last batch failed to commit");
+    }
     tracing::info!("writer stopped");
 }
 
@@ -141,20 +148,23 @@ fn flush(
     }
     let started = Instant::now();
     let now = clock.now();
-    let result = runtime.ingest(inputs, now);
-    super::metrics::commit(started.elapsed(), inputs.len());
-    let answer = match result {
-        Ok(records) => {
-            super::metrics::records(&records);
-            Ok(())
-        }
-        Err(e) => {
+    let count = inputs.len();
+    let waiting = std::mem::take(replies);
+    // Answered on the commit thread once durable, while this thread goes
+    // on with the next batch.
+    let durable: crate::runtime::Durable = Box::new(move |result| {
+        super::metrics::commit(started.elapsed(), count);
+        if let Err(e) = &result {
             tracing::error!(error = %e, "commit failed; the batch was not acknowledged");
-            Err(e.to_string())
         }
-    };
-    for reply in replies.drain(..) {
-        let _ = reply.send(answer.clone());
+        let answer = result.map_err(|e| e.to_string());
+        for reply in waiting {
+            let _ = reply.send(answer.clone());
+        }
+    });
+    // An error is already answered through `durable`.
+    if let Ok(records) = runtime.ingest_pipelined(inputs, now, durable) {
+        super::metrics::records(&records);
     }
     inputs.clear();
 }

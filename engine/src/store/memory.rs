@@ -3,11 +3,12 @@
 
 use super::{Kv, Op, Result};
 use std::collections::BTreeMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
-#[derive(Debug, Default)]
+/// Clones share the same map (a handle, like `SledKv`).
+#[derive(Debug, Default, Clone)]
 pub struct MemoryKv {
-    map: RwLock<BTreeMap<Vec<u8>, Vec<u8>>>,
+    map: Arc<RwLock<BTreeMap<Vec<u8>, Vec<u8>>>>,
 }
 
 impl Kv for MemoryKv {

@@ -39,7 +39,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("storage: {0}")]
     Backend(String),
@@ -104,6 +104,10 @@ pub struct Store<K: Kv> {
     /// The last sequence number used, once read: this store is the only
     /// writer of `s`, so it need not be read again for every batch.
     seq: Mutex<Option<u64>>,
+    /// Journey stats as last prepared, once read (this store is their only
+    /// writer too): a batch prepared while the one before it is still
+    /// being applied must build on that one's stats.
+    stats: Mutex<HashMap<(String, String), crate::stats::VersionStats>>,
 }
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -205,6 +209,7 @@ impl<K: Kv> Store<K> {
         Store {
             kv,
             seq: Mutex::new(None),
+            stats: Mutex::new(HashMap::new()),
         }
     }
 
@@ -247,6 +252,15 @@ impl<K: Kv> Store<K> {
     /// [`Store::commit`] by reference: the caller keeps the batch (and its
     /// journal, to return) without cloning it.
     pub fn commit_ref(&self, batch: &Batch) -> Result<()> {
+        let ops = self.prepare(batch)?;
+        self.kv.apply(ops).inspect_err(|_| self.forget_prepared())
+    }
+
+    /// The writes of a batch, to apply as one: [`Store::commit_ref`] is
+    /// this then [`Kv::apply`]. Sequence numbers and stats are taken as
+    /// if the batch were applied; if it is not, call
+    /// [`Store::forget_prepared`] before preparing another.
+    pub fn prepare(&self, batch: &Batch) -> Result<Vec<Op>> {
         let mut cached = self.seq.lock().expect("no panics while holding the lock");
         let first = match *cached {
             Some(seq) => seq,
@@ -313,7 +327,16 @@ impl<K: Kv> Store<K> {
             };
             let k = (journey.clone(), version.clone());
             if !touched.contains_key(&k) {
-                let stored = self.stats(journey, version)?;
+                let known = self
+                    .stats
+                    .lock()
+                    .expect("no panics while holding the lock")
+                    .get(&k)
+                    .cloned();
+                let stored = match known {
+                    Some(stats) => stats,
+                    None => self.stats(journey, version)?,
+                };
                 touched.insert(k.clone(), stored);
             }
             touched.get_mut(&k).expect("just inserted").add(record);
@@ -324,6 +347,10 @@ impl<K: Kv> Store<K> {
                 encode(stats),
             ));
         }
+        self.stats
+            .lock()
+            .expect("no panics while holding the lock")
+            .extend(touched);
         for (at, records) in &groups {
             ops.push(Op::Put(
                 key("j", &[records[0].user.as_bytes(), &at.to_be_bytes()]),
@@ -336,16 +363,18 @@ impl<K: Kv> Store<K> {
         if let Some(globals) = &batch.globals {
             ops.push(Op::Put(b"g".to_vec(), encode(globals)));
         }
-        match self.kv.apply(ops) {
-            Ok(()) => {
-                *cached = Some(seq);
-                Ok(())
-            }
-            Err(e) => {
-                *cached = None;
-                Err(e)
-            }
-        }
+        *cached = Some(seq);
+        Ok(ops)
+    }
+
+    /// Forgets the sequence number and stats taken by prepared batches
+    /// (one was not applied): they are read from the store again.
+    pub fn forget_prepared(&self) {
+        *self.seq.lock().expect("no panics while holding the lock") = None;
+        self.stats
+            .lock()
+            .expect("no panics while holding the lock")
+            .clear();
     }
 
     pub fn flush(&self) -> Result<()> {
