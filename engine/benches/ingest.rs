@@ -22,7 +22,9 @@
 //! `WAYMARK_BENCH_TIMERS=N` sets how many timers the memory phase makes;
 //! `WAYMARK_BENCH_CACHE_MIB=N` sets sled's page cache (64 MiB by default);
 //! `WAYMARK_BENCH_USER_CACHE=N` how many users the runtime keeps decoded
-//! (its default otherwise; 0 reads and decodes every user every batch).
+//! (its default otherwise; 0 reads and decodes every user every batch);
+//! `WAYMARK_BENCH_FSYNC_MS=N` makes every ingest flush take N ms longer,
+//! as on a disk whose fsync is slow.
 
 use chrono::{DateTime, Duration, Utc};
 use criterion::{Criterion, Throughput};
@@ -377,6 +379,12 @@ struct Recording {
     flushing: Arc<AtomicU64>,
 }
 
+fn slow_fsync_ms() -> Option<u64> {
+    std::env::var("WAYMARK_BENCH_FSYNC_MS")
+        .ok()
+        .map(|n| n.parse().unwrap())
+}
+
 fn timed<T>(total: &AtomicU64, f: impl FnOnce() -> T) -> T {
     let started = Instant::now();
     let out = f();
@@ -403,7 +411,14 @@ impl Kv for Recording {
         self.kv.range(from, to, limit)
     }
     fn flush(&self) -> Result<(), StoreError> {
-        timed(&self.flushing, || self.kv.flush())
+        timed(&self.flushing, || {
+            // A disk whose cache flush takes this long (this machine's
+            // virtual disk answers fsync at once).
+            if let Some(ms) = slow_fsync_ms() {
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+            }
+            self.kv.flush()
+        })
     }
 }
 
