@@ -83,6 +83,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub scripts: PathBuf,
     pub flush_interval: std::time::Duration,
+    /// Users the writer keeps decoded in memory.
+    pub user_cache: usize,
     pub tokens: Vec<Token>,
     pub channels: BTreeMap<String, Channel>,
     pub retry: Retry,
@@ -418,6 +420,7 @@ fn validate(table: &Table, kinds: &dyn KindCheck, errors: &mut Vec<ConfigError>)
             "data_dir",
             "scripts",
             "flush_interval",
+            "user_cache",
             "auth",
             "channels",
             "retry",
@@ -448,6 +451,9 @@ fn validate(table: &Table, kinds: &dyn KindCheck, errors: &mut Vec<ConfigError>)
             "at most 1s: ingest calls wait this long for their flush",
         ));
     }
+    let user_cache = r
+        .integer(table, "", "user_cache", 0, 10_000_000)
+        .unwrap_or(crate::user_cache::DEFAULT_USERS as i64) as usize;
     let defaults = Retry {
         max_attempts: 8,
         initial_backoff: std::time::Duration::from_secs(1),
@@ -595,6 +601,7 @@ fn validate(table: &Table, kinds: &dyn KindCheck, errors: &mut Vec<ConfigError>)
         data_dir: PathBuf::from(data_dir),
         scripts: PathBuf::from(scripts),
         flush_interval,
+        user_cache,
         tokens,
         channels,
         retry,
@@ -620,6 +627,7 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:7878");
         assert_eq!(c.data_dir, PathBuf::from("./waymark-data"));
         assert!(c.tokens.is_empty() && c.channels.is_empty());
+        assert_eq!(c.user_cache, crate::user_cache::DEFAULT_USERS);
     }
 
     #[test]
@@ -629,6 +637,7 @@ mod tests {
             ("WAYMARK_DATA_DIR", "/tmp/w"),
             ("WAYMARK_CHANNELS__SMS__PATH", "./b.jsonl"),
             ("WAYMARK_LISTEN", "127.0.0.1:9100"),
+            ("WAYMARK_USER_CACHE", "500"),
         ]);
         let flags = Flags {
             listen: Some("127.0.0.1:9200".into()),
@@ -645,6 +654,7 @@ mod tests {
             c.retry.max_attempts, 8,
             "defaults survive a file that does not set them"
         );
+        assert_eq!(c.user_cache, 500);
     }
 
     #[test]
@@ -703,7 +713,7 @@ mod tests {
 
     #[test]
     fn every_error_is_reported_with_its_path() {
-        let file = "lisen = \"x\"\nflush_interval = \"soon\"\n[retry]\nmax_attempts = 0\n[channels.sms]\nrate_limit = \"fast\"\n[channels.mail]\nkind = \"pigeon\"\n[log]\nformat = \"xml\"\n";
+        let file = "lisen = \"x\"\nflush_interval = \"soon\"\nuser_cache = -1\n[retry]\nmax_attempts = 0\n[channels.sms]\nrate_limit = \"fast\"\n[channels.mail]\nkind = \"pigeon\"\n[log]\nformat = \"xml\"\n";
         struct OnlyLog;
         impl KindCheck for OnlyLog {
             fn validate(&self, kind: &str, _: &str, _: &Table) -> Option<Vec<ConfigError>> {
@@ -721,6 +731,7 @@ mod tests {
         for expected in [
             "lisen",
             "flush_interval",
+            "user_cache",
             "retry.max_attempts",
             "channels.sms.kind",
             "channels.mail.kind",

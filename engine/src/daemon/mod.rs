@@ -156,6 +156,7 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
         .unwrap_or_else(|| Deployment::new(Default::default()));
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let mut runtime = Runtime::new(store, deployment);
+    runtime.set_user_cache(config.user_cache);
     runtime.start_schedules_at(clock.now());
     let (report, _) = runtime.deploy(plan.clone(), false, clock.now())?;
     tracing::info!(added = ?report.added, changed = ?report.changed, removed = ?report.removed, journeys = plan.journeys.len(), "scripts deployed");
