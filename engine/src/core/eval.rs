@@ -18,7 +18,9 @@ const MAX_SEGMENT_DEPTH: u32 = 16;
 pub struct Env<'a> {
     pub plan: &'a Plan,
     pub state: &'a UserState,
-    pub user: Value,
+    /// The user as a value, built on first use (most conditions read a
+    /// field or two, or none, and building it copies every trait).
+    user: std::cell::OnceCell<Value>,
     pub event: &'a Value,
     pub journey: Value,
     pub bindings: &'a BTreeMap<String, Value>,
@@ -53,7 +55,32 @@ pub fn user_value(state: &UserState) -> Value {
     Value::Record(map)
 }
 
+/// One field of [`user_value`], without building the rest.
+fn user_field(state: &UserState, field: &str) -> Value {
+    match field {
+        "id" => Value::String(state.id.clone()),
+        "created_at" => state
+            .created_at
+            .map(Value::Timestamp)
+            .unwrap_or(Value::Null),
+        "tags" => Value::List(state.tags.iter().cloned().map(Value::String).collect()),
+        "points" => Value::Number(state.points.balance()),
+        "coupons" => Value::List(state.coupons.iter().map(|c| c.as_value()).collect()),
+        "consent" => state
+            .traits
+            .get(field)
+            .cloned()
+            .unwrap_or_else(|| Value::Record(BTreeMap::new())),
+        _ => state.traits.get(field).cloned().unwrap_or(Value::Null),
+    }
+}
+
 impl<'a> Env<'a> {
+    /// The user as expressions see it.
+    pub fn user(&self) -> &Value {
+        self.user.get_or_init(|| user_value(self.state))
+    }
+
     pub fn new(
         plan: &'a Plan,
         state: &'a UserState,
@@ -65,7 +92,7 @@ impl<'a> Env<'a> {
         Env {
             plan,
             state,
-            user: user_value(state),
+            user: std::cell::OnceCell::new(),
             event,
             journey: Value::Null,
             bindings,
@@ -90,15 +117,15 @@ impl<'a> Env<'a> {
     pub fn eval(&self, expr: &Expr) -> Result<Value, String> {
         Ok(match expr {
             Expr::Literal(v) => v.clone(),
-            Expr::User => self.user.clone(),
+            Expr::User => self.user().clone(),
             Expr::Event => self.event.clone(),
             Expr::Journey => self.journey.clone(),
             Expr::Now => Value::Timestamp(self.now),
             Expr::Binding(name) => self.bindings.get(name).cloned().unwrap_or(Value::Null),
             Expr::Segment(name) => Value::Bool(self.segment(name)?),
             Expr::Field(base, field) => match (base.as_ref(), field.as_str()) {
-                // Avoid cloning the whole profile for `user.x`.
-                (Expr::User, f) => self.user.field(f).clone(),
+                // Avoid building the whole profile for `user.x`.
+                (Expr::User, f) => user_field(self.state, f),
                 _ => self.eval(base)?.field(field).clone(),
             },
             Expr::Index(base, index) => {
@@ -197,7 +224,7 @@ impl waymark_stdlib::Context for StdContext<'_, '_> {
         self.env.tz
     }
     fn user(&self) -> &Value {
-        &self.env.user
+        self.env.user()
     }
     fn count(&self, event: &str, within: Option<i64>) -> u64 {
         self.env.state.history.count(event, within, self.env.now)
@@ -428,5 +455,45 @@ mod tests {
                 .to_rfc3339(),
             "2025-11-10T11:00:00+00:00"
         );
+    }
+
+    #[test]
+    fn a_user_field_read_alone_is_that_field_of_the_whole_user() {
+        let mut state = UserState::new("u1");
+        for (k, v) in [
+            ("phone", Value::String("138".into())),
+            // Built-in names win over traits of the same name.
+            ("id", Value::String("not-the-id".into())),
+            ("tags", Value::Bool(true)),
+            ("points", n("9")),
+        ] {
+            state.traits.insert(k.into(), v);
+        }
+        state.tags.insert("vip".into());
+        let user = user_value(&state);
+        let names = [
+            "id",
+            "created_at",
+            "tags",
+            "points",
+            "coupons",
+            "consent",
+            "timezone",
+            "phone",
+            "missing",
+        ];
+        for name in names {
+            assert_eq!(user_field(&state, name), *user.field(name), "{name}");
+        }
+        let consent = Value::Record(BTreeMap::from([("sms".to_string(), Value::Bool(true))]));
+        state.traits.insert("consent".into(), consent.clone());
+        state
+            .traits
+            .insert("timezone".into(), Value::String("Asia/Shanghai".into()));
+        let user = user_value(&state);
+        for name in names {
+            assert_eq!(user_field(&state, name), *user.field(name), "{name}");
+        }
+        assert_eq!(user_field(&state, "consent"), consent);
     }
 }
