@@ -100,6 +100,21 @@ impl<K: Kv> Runtime<K> {
         self.schedules_done = Some(at);
     }
 
+    /// Drops dedup keys past the dedup window; how many.
+    pub fn prune_dedup(&mut self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        self.drain()?;
+        let mut total = 0;
+        // Each call drops at most 10,000 (and reads every dedup key).
+        for _ in 0..100 {
+            let n = self.store.prune_dedup(now)?;
+            total += n;
+            if n < 10_000 {
+                break;
+            }
+        }
+        Ok(total)
+    }
+
     /// Waits until the pipelined batch, if any, is applied and flushed. If
     /// it failed, everything kept in memory on top of it is forgotten (and
     /// read from the store again) and the error returned.

@@ -4,8 +4,8 @@
 //! and only then answers each request. Batches are pipelined: while one is
 //! applied and flushed on the commit thread (which answers its requests),
 //! the writer gathers and evaluates the next. Between batches it fires due
-//! timers and cron triggers. One writer keeps per-user order and
-//! determinism.
+//! timers and cron triggers, and once an hour drops dedup keys past the
+//! dedup window. One writer keeps per-user order and determinism.
 
 use crate::clock::Clock;
 use crate::deployment::DeployReport;
@@ -16,6 +16,9 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
+
+/// How often dedup keys past the dedup window are dropped.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Most inputs one batch takes.
 const MAX_BATCH: usize = 10_000;
@@ -69,6 +72,8 @@ fn run(
     commands: &Receiver<Command>,
 ) {
     let mut stopping = false;
+    // At start (a daemon restarted often still prunes), then hourly.
+    let mut pruned: Option<Instant> = None;
     while !stopping {
         // Wait for work, or until the next timer is due (at most a second).
         let wait = match runtime.store.next_due() {
@@ -128,6 +133,13 @@ fn run(
         match runtime.advance_to(now) {
             Ok(records) => super::metrics::records(&records),
             Err(e) => tracing::error!(error = %e, "firing timers failed"),
+        }
+        if pruned.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+            pruned = Some(Instant::now());
+            match runtime.prune_dedup(now) {
+                Ok(n) => tracing::debug!(dropped = n, "dedup keys past the window dropped"),
+                Err(e) => tracing::error!(error = %e, "dropping old dedup keys failed"),
+            }
         }
     }
     // The last batch is durable, and answered, before the writer goes.
