@@ -11,7 +11,8 @@
 //! with no cache at all.
 
 use crate::model::UserState;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 /// Users kept decoded by default (each typically a few KiB in memory).
 pub const DEFAULT_USERS: usize = 20_000;
@@ -19,9 +20,10 @@ pub const DEFAULT_USERS: usize = 20_000;
 #[derive(Debug)]
 pub struct UserCache {
     /// Each user with the tick of their last use.
-    users: HashMap<String, (UserState, u64)>,
-    /// Users by last use, oldest first.
-    order: BTreeMap<u64, String>,
+    users: HashMap<Arc<str>, (UserState, u64)>,
+    /// Uses, oldest first. An entry whose tick is no longer its user's
+    /// (used again since, or taken) is stale and skipped.
+    order: VecDeque<(u64, Arc<str>)>,
     tick: u64,
     capacity: usize,
 }
@@ -31,7 +33,7 @@ impl UserCache {
     pub fn new(capacity: usize) -> UserCache {
         UserCache {
             users: HashMap::new(),
-            order: BTreeMap::new(),
+            order: VecDeque::new(),
             tick: 0,
             capacity,
         }
@@ -39,9 +41,7 @@ impl UserCache {
 
     /// Takes the user out (the caller puts them back after committing).
     pub fn take(&mut self, id: &str) -> Option<UserState> {
-        let (user, tick) = self.users.remove(id)?;
-        self.order.remove(&tick);
-        Some(user)
+        self.users.remove(id).map(|(user, _)| user)
     }
 
     /// Keeps a user's state as just committed, as the most recently used.
@@ -49,23 +49,30 @@ impl UserCache {
         if self.capacity == 0 {
             return;
         }
-        self.forget(&user.id);
-        while self.users.len() >= self.capacity {
-            let Some((_, oldest)) = self.order.pop_first() else {
-                break;
-            };
-            self.users.remove(&oldest);
-        }
         self.tick += 1;
-        self.order.insert(self.tick, user.id.clone());
-        self.users.insert(user.id.clone(), (user, self.tick));
+        let id: Arc<str> = Arc::from(user.id.as_str());
+        if self.users.insert(id.clone(), (user, self.tick)).is_none() {
+            while self.users.len() > self.capacity {
+                let Some((tick, oldest)) = self.order.pop_front() else {
+                    break;
+                };
+                if self.users.get(&oldest).is_some_and(|(_, t)| *t == tick) {
+                    self.users.remove(&oldest);
+                }
+            }
+        }
+        self.order.push_back((self.tick, id));
+        // Stale entries never outnumber live ones by much.
+        if self.order.len() > 2 * self.users.len() + 64 {
+            let users = &self.users;
+            self.order
+                .retain(|(tick, id)| users.get(id).is_some_and(|(_, t)| t == tick));
+        }
     }
 
     /// Forgets a user (erased, or their commit failed).
     pub fn forget(&mut self, id: &str) {
-        if let Some((_, tick)) = self.users.remove(id) {
-            self.order.remove(&tick);
-        }
+        self.users.remove(id);
     }
 
     pub fn clear(&mut self) {
@@ -108,6 +115,22 @@ mod tests {
     }
 
     #[test]
+    fn stale_uses_do_not_pile_up_when_the_same_users_come_back() {
+        let mut cache = UserCache::new(100);
+        for round in 0..1000 {
+            let u = cache.take("u1").unwrap_or_else(|| user(1));
+            cache.put(u);
+            cache.put(user(round % 7));
+        }
+        assert!(
+            cache.order.len() <= 2 * cache.len() + 65,
+            "{}",
+            cache.order.len()
+        );
+        assert_eq!(cache.len(), 7);
+    }
+
+    #[test]
     fn a_taken_user_is_gone_until_put_back_and_forget_drops_it() {
         let mut cache = UserCache::new(4);
         cache.put(user(1));
@@ -136,6 +159,5 @@ mod tests {
         }
         cache.put(user(3)); // put again: still one entry
         assert_eq!(cache.len(), 3);
-        assert_eq!(cache.order.len(), 3);
     }
 }
