@@ -132,7 +132,9 @@ fn encode_users(users: &[(UserState, Option<DateTime<Utc>>)]) -> Vec<Vec<u8>> {
     let encode_all = |part: &[(UserState, Option<DateTime<Utc>>)]| -> Vec<Vec<u8>> {
         part.iter().map(|(u, _)| encode_sized(u, 2048)).collect()
     };
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Asked once: the answer reads cgroup files.
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let cores = *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     if users.len() < PARALLEL_ENCODE || cores < 2 {
         return encode_all(users);
     }
