@@ -1,7 +1,9 @@
 //! The shell around the core that `simulate`, `test` and the daemon share.
-//! It loads each user's state, calls the core, and commits every change of
-//! a batch of inputs in one atomic write followed by one flush (group
-//! commit) before anything is acknowledged. Timers fire in order of (due
+//! It loads each user's state (recently active users stay decoded in a
+//! bounded cache), calls the core, and commits every change of a batch of
+//! inputs in one atomic write followed by one flush (group commit) before
+//! anything is acknowledged. The daemon pipelines batches: the next one is
+//! evaluated while the last is applied and flushed on a commit thread. Timers fire in order of (due
 //! time, user), each with the clock at its due time, so runs are
 //! deterministic; cron triggers fire the same way, scanning users page by
 //! page.
