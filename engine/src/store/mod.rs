@@ -26,6 +26,7 @@
 //! in one atomic batch; [`Store::flush`] makes it durable (group commit).
 
 mod memory;
+mod seen_filter;
 mod sled_kv;
 
 pub use memory::MemoryKv;
@@ -108,6 +109,9 @@ pub struct Store<K: Kv> {
     /// writer too): a batch prepared while the one before it is still
     /// being applied must build on that one's stats.
     stats: Mutex<HashMap<(String, String), crate::stats::VersionStats>>,
+    /// Which message ids may have dedup keys, once built: a fresh id needs
+    /// no read (see [`seen_filter`]).
+    seen_filter: Mutex<Option<seen_filter::SeenFilter>>,
 }
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -212,6 +216,7 @@ impl<K: Kv> Store<K> {
             kv,
             seq: Mutex::new(None),
             stats: Mutex::new(HashMap::new()),
+            seen_filter: Mutex::new(None),
         }
     }
 
@@ -233,8 +238,45 @@ impl<K: Kv> Store<K> {
             .unwrap_or_default())
     }
 
+    /// Whether a message id has a dedup key. Answered from memory for an
+    /// id that surely has none, from the store otherwise. The filter learns
+    /// the ids this `Store` writes: ask the store that writes them.
     pub fn seen(&self, message_id: &str) -> Result<bool> {
+        {
+            let mut filter = self
+                .seen_filter
+                .lock()
+                .expect("no panics while holding the lock");
+            if filter.is_none() {
+                *filter = Some(self.build_seen_filter()?);
+            }
+            if filter
+                .as_ref()
+                .is_some_and(|f| !f.maybe_contains(message_id.as_bytes()))
+            {
+                return Ok(false);
+            }
+        }
         Ok(self.kv.get(&key("d", &[message_id.as_bytes()]))?.is_some())
+    }
+
+    /// A filter holding every message id with a dedup key.
+    fn build_seen_filter(&self) -> Result<seen_filter::SeenFilter> {
+        let mut ids = Vec::new();
+        let end = prefix_end(b"d/");
+        let mut from = b"d/".to_vec();
+        loop {
+            let page = self.kv.range(&from, &end, 10_000)?;
+            let Some((last, _)) = page.last() else { break };
+            from = [last.as_slice(), &[0]].concat();
+            ids.extend(page.into_iter().map(|(k, _)| k));
+        }
+        // Room to grow before it is rebuilt.
+        let mut filter = seen_filter::SeenFilter::with_capacity(2 * ids.len());
+        for k in &ids {
+            filter.insert(&k[2..]);
+        }
+        Ok(filter)
     }
 
     fn sequence(&self) -> Result<u64> {
@@ -288,11 +330,23 @@ impl<K: Kv> Store<K> {
                 }
             }
         }
-        for (message_id, at) in &batch.dedup {
-            ops.push(Op::Put(
-                key("d", &[message_id.as_bytes()]),
-                time_key(*at).to_vec(),
-            ));
+        {
+            let mut filter = self
+                .seen_filter
+                .lock()
+                .expect("no panics while holding the lock");
+            for (message_id, at) in &batch.dedup {
+                ops.push(Op::Put(
+                    key("d", &[message_id.as_bytes()]),
+                    time_key(*at).to_vec(),
+                ));
+                if let Some(f) = filter.as_mut() {
+                    f.insert(message_id.as_bytes());
+                }
+            }
+            if filter.as_ref().is_some_and(|f| f.is_crowded()) {
+                *filter = None; // rebuilt, larger, when next asked
+            }
         }
         // One journal key per user and batch, under the sequence number of
         // the user's first record; every record still takes a number.
@@ -665,6 +719,13 @@ impl<K: Kv> Store<K> {
             ops.push(Op::Delete(k));
         }
         self.kv.apply(ops)?;
+        if n > 0 {
+            // A Bloom filter cannot forget: rebuilt when next asked.
+            *self
+                .seen_filter
+                .lock()
+                .expect("no panics while holding the lock") = None;
+        }
         Ok(n)
     }
 }
@@ -846,5 +907,39 @@ mod tests {
         assert!(!store.seen("m1").unwrap());
         assert!(store.seen("m2").unwrap());
         assert!(store.kv().range(b"D/", b"D0", 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_seen_filter_never_hides_an_id_the_store_has() {
+        let kv = MemoryKv::default();
+        let store = Store::new(kv.clone());
+        let now = at("2025-11-09T00:00:00Z");
+        let commit = |ids: &[&str]| {
+            store
+                .commit(Batch {
+                    dedup: ids.iter().map(|id| (id.to_string(), now)).collect(),
+                    ..Batch::default()
+                })
+                .unwrap()
+        };
+        commit(&["before"]);
+        // Built from the keys on first use, then told of each new one.
+        assert!(store.seen("before").unwrap());
+        assert!(!store.seen("after").unwrap());
+        commit(&["after"]);
+        assert!(store.seen("after").unwrap());
+        // Many more than it was sized for: rebuilt larger, still exact.
+        let many: Vec<String> = (0..200_000).map(|i| format!("m{i}")).collect();
+        for chunk in many.chunks(10_000) {
+            commit(&chunk.iter().map(String::as_str).collect::<Vec<_>>());
+        }
+        assert!(many.iter().step_by(997).all(|id| store.seen(id).unwrap()));
+        assert!(!store.seen("never").unwrap());
+        // Another store over the same keys builds its own.
+        let other = Store::new(kv);
+        assert!(other.seen("before").unwrap() && other.seen("m199999").unwrap());
+        // After pruning, forgotten ids are fresh again and kept ones seen.
+        assert!(store.prune_dedup(at("2025-11-17T00:00:00Z")).unwrap() > 0);
+        assert!(!store.seen("before").unwrap());
     }
 }

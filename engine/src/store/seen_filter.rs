@@ -1,0 +1,102 @@
+//! A Bloom filter over the message ids that have dedup keys, so that a
+//! fresh event — nearly every event — is known to be fresh without a read
+//! of the store. A "maybe" is checked against the store, so the filter
+//! changes no answer: it must only never miss an id the store has. The
+//! store builds it from a scan of its dedup keys on first use, adds every
+//! id it writes, and rebuilds it when the keys are pruned (a Bloom filter
+//! cannot forget). Its memory is bounded; past that it only answers
+//! "maybe" more often.
+
+use std::hash::{BuildHasher, Hasher};
+
+/// Bits per expected id (about 0.1% false "maybe" with 7 probes).
+const BITS_PER_ID: usize = 16;
+const PROBES: u64 = 7;
+const MIN_BITS: usize = 1 << 20;
+/// At most 64 MiB of bits.
+const MAX_BITS: usize = 1 << 29;
+
+#[derive(Debug)]
+pub struct SeenFilter {
+    bits: Vec<u64>,
+    /// Ids added, to know when to grow.
+    ids: usize,
+}
+
+/// Two independent 64-bit hashes of an id (SipHash with fixed keys: the
+/// filter lives in memory only, so nothing depends on them across runs).
+fn hashes(id: &[u8]) -> (u64, u64) {
+    let mut a =
+        std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+            .build_hasher();
+    a.write(id);
+    let h1 = a.finish();
+    let mut b =
+        std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+            .build_hasher();
+    b.write_u64(0x9e37_79b9_7f4a_7c15);
+    b.write(id);
+    (h1, b.finish() | 1)
+}
+
+impl SeenFilter {
+    /// A filter sized for `expected` ids.
+    pub fn with_capacity(expected: usize) -> SeenFilter {
+        let bits = expected
+            .saturating_mul(BITS_PER_ID)
+            .clamp(MIN_BITS, MAX_BITS);
+        SeenFilter {
+            bits: vec![0; bits.div_ceil(64)],
+            ids: 0,
+        }
+    }
+
+    fn positions(&self, id: &[u8]) -> impl Iterator<Item = usize> + use<> {
+        let (h1, h2) = hashes(id);
+        let m = (self.bits.len() * 64) as u64;
+        (0..PROBES).map(move |i| (h1.wrapping_add(i.wrapping_mul(h2)) % m) as usize)
+    }
+
+    pub fn insert(&mut self, id: &[u8]) {
+        for p in self.positions(id) {
+            self.bits[p / 64] |= 1 << (p % 64);
+        }
+        self.ids += 1;
+    }
+
+    /// False only if `id` was never inserted.
+    pub fn maybe_contains(&self, id: &[u8]) -> bool {
+        self.positions(id)
+            .all(|p| self.bits[p / 64] & (1 << (p % 64)) != 0)
+    }
+
+    /// Whether it holds more ids than it was sized for (and would answer
+    /// "maybe" too often): time to rebuild it from the store.
+    pub fn is_crowded(&self) -> bool {
+        let bits = self.bits.len() * 64;
+        bits < MAX_BITS && self.ids * BITS_PER_ID > 2 * bits
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn never_misses_an_inserted_id_and_rarely_says_maybe_for_others() {
+        let mut f = SeenFilter::with_capacity(100_000);
+        for i in 0..100_000 {
+            f.insert(format!("msg-{i}").as_bytes());
+        }
+        assert!((0..100_000).all(|i| f.maybe_contains(format!("msg-{i}").as_bytes())));
+        let false_maybe = (0..100_000)
+            .filter(|i| f.maybe_contains(format!("other-{i}").as_bytes()))
+            .count();
+        assert!(false_maybe < 1_000, "{false_maybe} of 100,000");
+        assert!(!f.is_crowded());
+        for i in 0..200_000 {
+            f.insert(format!("more-{i}").as_bytes());
+        }
+        assert!(f.is_crowded());
+    }
+}
