@@ -344,9 +344,6 @@ impl<K: Kv> Store<K> {
                     f.insert(message_id.as_bytes());
                 }
             }
-            if filter.as_ref().is_some_and(|f| f.is_crowded()) {
-                *filter = None; // rebuilt, larger, when next asked
-            }
         }
         // One journal key per user and batch, under the sequence number of
         // the user's first record; every record still takes a number.
@@ -699,17 +696,25 @@ impl<K: Kv> Store<K> {
         let horizon = time_key(now - chrono::Duration::days(DEDUP_DAYS));
         let mut ops = Vec::new();
         let mut n = 0;
+        // The ids kept, to rebuild the seen filter from this same scan.
+        let mut kept: Vec<Vec<u8>> = Vec::new();
+        let mut complete = false;
         let end = prefix_end(b"d/");
         let mut from = b"d/".to_vec();
         while n < MAX {
             let page = self.kv.range(&from, &end, MAX)?;
-            let Some((last, _)) = page.last() else { break };
+            let Some((last, _)) = page.last() else {
+                complete = true;
+                break;
+            };
             from = last.clone();
             from.push(0);
             for (k, v) in page {
                 if n < MAX && v.as_slice() < horizon.as_slice() {
                     ops.push(Op::Delete(k));
                     n += 1;
+                } else {
+                    kept.push(k);
                 }
             }
         }
@@ -720,11 +725,19 @@ impl<K: Kv> Store<K> {
         }
         self.kv.apply(ops)?;
         if n > 0 {
-            // A Bloom filter cannot forget: rebuilt when next asked.
+            // A Bloom filter cannot forget: rebuilt from the ids kept, or
+            // (if this scan stopped early) when next asked.
+            let rebuilt = complete.then(|| {
+                let mut filter = seen_filter::SeenFilter::with_capacity(2 * kept.len());
+                for k in &kept {
+                    filter.insert(&k[2..]);
+                }
+                filter
+            });
             *self
                 .seen_filter
                 .lock()
-                .expect("no panics while holding the lock") = None;
+                .expect("no panics while holding the lock") = rebuilt;
         }
         Ok(n)
     }
@@ -938,8 +951,20 @@ mod tests {
         // Another store over the same keys builds its own.
         let other = Store::new(kv);
         assert!(other.seen("before").unwrap() && other.seen("m199999").unwrap());
-        // After pruning, forgotten ids are fresh again and kept ones seen.
-        assert!(store.prune_dedup(at("2025-11-17T00:00:00Z")).unwrap() > 0);
-        assert!(!store.seen("before").unwrap());
+        // After pruning, forgotten ids are fresh again and kept ones seen
+        // (the filter is rebuilt from the pruning scan).
+        store
+            .commit(Batch {
+                dedup: vec![("recent".into(), at("2025-11-15T00:00:00Z"))],
+                ..Batch::default()
+            })
+            .unwrap();
+        let mut pruned = 0;
+        while let n @ 1.. = store.prune_dedup(at("2025-11-17T00:00:00Z")).unwrap() {
+            pruned += n;
+        }
+        assert_eq!(pruned, 200_002);
+        assert!(!store.seen("before").unwrap() && !store.seen("m7").unwrap());
+        assert!(store.seen("recent").unwrap());
     }
 }

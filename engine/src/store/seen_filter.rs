@@ -18,9 +18,35 @@ const MAX_BITS: usize = 1 << 29;
 
 #[derive(Debug)]
 pub struct SeenFilter {
+    /// Each layer twice the size of the one before; new ids go to the
+    /// last. Growing adds a layer instead of rereading every id.
+    layers: Vec<Layer>,
+}
+
+#[derive(Debug)]
+struct Layer {
     bits: Vec<u64>,
-    /// Ids added, to know when to grow.
+    /// Ids added, to know when it is full.
     ids: usize,
+}
+
+impl Layer {
+    fn new(bits: usize) -> Layer {
+        Layer {
+            bits: vec![0; bits.div_ceil(64)],
+            ids: 0,
+        }
+    }
+
+    fn positions(&self, id: &[u8]) -> impl Iterator<Item = usize> + use<> {
+        let (h1, h2) = hashes(id);
+        let m = (self.bits.len() * 64) as u64;
+        (0..PROBES).map(move |i| (h1.wrapping_add(i.wrapping_mul(h2)) % m) as usize)
+    }
+
+    fn is_full(&self) -> bool {
+        self.ids * BITS_PER_ID >= self.bits.len() * 64
+    }
 }
 
 /// Two independent 64-bit hashes of an id (SipHash with fixed keys: the
@@ -46,35 +72,37 @@ impl SeenFilter {
             .saturating_mul(BITS_PER_ID)
             .clamp(MIN_BITS, MAX_BITS);
         SeenFilter {
-            bits: vec![0; bits.div_ceil(64)],
-            ids: 0,
+            layers: vec![Layer::new(bits)],
         }
     }
 
-    fn positions(&self, id: &[u8]) -> impl Iterator<Item = usize> + use<> {
-        let (h1, h2) = hashes(id);
-        let m = (self.bits.len() * 64) as u64;
-        (0..PROBES).map(move |i| (h1.wrapping_add(i.wrapping_mul(h2)) % m) as usize)
+    fn bits(&self) -> usize {
+        self.layers.iter().map(|l| l.bits.len() * 64).sum()
     }
 
     pub fn insert(&mut self, id: &[u8]) {
-        for p in self.positions(id) {
-            self.bits[p / 64] |= 1 << (p % 64);
+        let full = self.layers.last().is_none_or(Layer::is_full);
+        let size = self
+            .layers
+            .last()
+            .map_or(MIN_BITS, |l| 2 * l.bits.len() * 64);
+        if full && self.bits() + size <= MAX_BITS {
+            self.layers.push(Layer::new(size));
         }
-        self.ids += 1;
+        let layer = self.layers.last_mut().expect("a filter has a layer");
+        for p in layer.positions(id) {
+            layer.bits[p / 64] |= 1 << (p % 64);
+        }
+        layer.ids += 1;
     }
 
     /// False only if `id` was never inserted.
     pub fn maybe_contains(&self, id: &[u8]) -> bool {
-        self.positions(id)
-            .all(|p| self.bits[p / 64] & (1 << (p % 64)) != 0)
-    }
-
-    /// Whether it holds more ids than it was sized for (and would answer
-    /// "maybe" too often): time to rebuild it from the store.
-    pub fn is_crowded(&self) -> bool {
-        let bits = self.bits.len() * 64;
-        bits < MAX_BITS && self.ids * BITS_PER_ID > 2 * bits
+        self.layers.iter().any(|layer| {
+            layer
+                .positions(id)
+                .all(|p| layer.bits[p / 64] & (1 << (p % 64)) != 0)
+        })
     }
 }
 
@@ -93,10 +121,15 @@ mod tests {
             .filter(|i| f.maybe_contains(format!("other-{i}").as_bytes()))
             .count();
         assert!(false_maybe < 1_000, "{false_maybe} of 100,000");
-        assert!(!f.is_crowded());
-        for i in 0..200_000 {
+        // Five times what it was sized for: it grows, and stays useful.
+        for i in 0..400_000 {
             f.insert(format!("more-{i}").as_bytes());
         }
-        assert!(f.is_crowded());
+        assert!(f.layers.len() > 1);
+        assert!((0..400_000).all(|i| f.maybe_contains(format!("more-{i}").as_bytes())));
+        let false_maybe = (0..100_000)
+            .filter(|i| f.maybe_contains(format!("other-{i}").as_bytes()))
+            .count();
+        assert!(false_maybe < 3_000, "{false_maybe} of 100,000");
     }
 }
