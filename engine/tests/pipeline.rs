@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::*;
@@ -12,40 +12,18 @@ use waymark_dsl::value::Value;
 use waymark_engine::deployment::Deployment;
 use waymark_engine::model::{Event, Input};
 use waymark_engine::runtime::{Durable, Runtime};
-use waymark_engine::store::{Kv, MemoryKv, Op, Store, StoreError};
+use waymark_engine::store::Store;
 
 const SCRIPT: &str = r#"
 rule paid { when event order_paid then { give points 10 reason "paid" } }
 "#;
 
-/// A memory store whose writes are slow, and fail while `failing` is set.
-#[derive(Clone, Default)]
-struct Slow {
-    inner: MemoryKv,
-    failing: Arc<AtomicBool>,
-}
-
-impl Kv for Slow {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.get(key)
-    }
-    fn apply(&self, ops: Vec<Op>) -> Result<(), StoreError> {
-        std::thread::sleep(Duration::from_millis(30));
-        if self.failing.load(Ordering::SeqCst) {
-            return Err(StoreError::Backend("disk full".into()));
-        }
-        self.inner.apply(ops)
-    }
-    fn range(
-        &self,
-        from: &[u8],
-        to: &[u8],
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
-        self.inner.range(from, to, limit)
-    }
-    fn flush(&self) -> Result<(), StoreError> {
-        self.inner.flush()
+/// A store whose writes take long enough for the next batch to be
+/// evaluated while one is in flight.
+fn slow() -> TestKv {
+    TestKv {
+        delay: Duration::from_millis(30),
+        ..TestKv::default()
     }
 }
 
@@ -59,7 +37,7 @@ fn paid(user: &str, message: &str) -> Input {
     })
 }
 
-fn runtime(kv: &Slow, cached: usize) -> Runtime<Slow> {
+fn runtime(kv: &TestKv, cached: usize) -> Runtime<TestKv> {
     let mut runtime = Runtime::new(Store::new(kv.clone()), Deployment::new(compile(SCRIPT)));
     runtime.set_user_cache(cached);
     runtime
@@ -79,7 +57,7 @@ fn note(outcomes: &Outcomes, name: &str) -> Durable {
     })
 }
 
-fn balance(kv: &Slow, user: &str) -> String {
+fn balance(kv: &TestKv, user: &str) -> String {
     Store::new(kv.inner.clone())
         .user(user)
         .unwrap()
@@ -89,7 +67,7 @@ fn balance(kv: &Slow, user: &str) -> String {
 
 #[test]
 fn a_batch_is_acknowledged_only_once_it_is_in_the_store() {
-    let kv = Slow::default();
+    let kv = slow();
     let mut rt = runtime(&kv, 100);
     let outcomes = Outcomes::default();
     rt.ingest_pipelined(&[paid("u1", "m1")], t(START), note(&outcomes, "b1"))
@@ -104,7 +82,7 @@ fn a_batch_is_acknowledged_only_once_it_is_in_the_store() {
 #[test]
 fn the_next_batch_sees_the_users_and_message_ids_of_the_one_in_flight() {
     for cached in [0, 100] {
-        let kv = Slow::default();
+        let kv = slow();
         let mut rt = runtime(&kv, cached);
         let outcomes = Outcomes::default();
         rt.ingest_pipelined(&[paid("u1", "m1")], t(START), note(&outcomes, "b1"))
@@ -125,7 +103,7 @@ fn the_next_batch_sees_the_users_and_message_ids_of_the_one_in_flight() {
 
 #[test]
 fn a_failed_batch_fails_the_one_built_on_it_and_leaves_nothing_in_memory() {
-    let kv = Slow::default();
+    let kv = slow();
     let mut rt = runtime(&kv, 100);
     let outcomes = Outcomes::default();
     rt.ingest_pipelined(&[paid("u1", "m1")], t(START), note(&outcomes, "b1"))
@@ -164,7 +142,7 @@ fn a_failed_batch_fails_the_one_built_on_it_and_leaves_nothing_in_memory() {
 
 #[test]
 fn dropping_the_runtime_finishes_the_batch_in_flight() {
-    let kv = Slow::default();
+    let kv = slow();
     let outcomes = Outcomes::default();
     {
         let mut rt = runtime(&kv, 100);

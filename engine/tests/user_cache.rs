@@ -3,48 +3,17 @@
 
 mod support;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use support::*;
 use waymark_dsl::value::Value;
 use waymark_engine::deployment::Deployment;
 use waymark_engine::model::{Event, Input};
 use waymark_engine::runtime::Runtime;
-use waymark_engine::store::{Kv, MemoryKv, Op, Store, StoreError};
+use waymark_engine::store::{Kv, Store};
 
 const SCRIPT: &str = r#"
 rule paid { when event order_paid then { give points 10 reason "paid" } }
 "#;
-
-/// A memory store whose writes fail while `failing` is set.
-#[derive(Clone, Default)]
-struct Flaky {
-    inner: Arc<MemoryKv>,
-    failing: Arc<AtomicBool>,
-}
-
-impl Kv for Flaky {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.get(key)
-    }
-    fn apply(&self, ops: Vec<Op>) -> Result<(), StoreError> {
-        if self.failing.load(Ordering::SeqCst) {
-            return Err(StoreError::Backend("disk full".into()));
-        }
-        self.inner.apply(ops)
-    }
-    fn range(
-        &self,
-        from: &[u8],
-        to: &[u8],
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
-        self.inner.range(from, to, limit)
-    }
-    fn flush(&self) -> Result<(), StoreError> {
-        self.inner.flush()
-    }
-}
 
 fn paid(user: &str, n: u32) -> Input {
     Input::Track(Event {
@@ -67,7 +36,7 @@ fn balance<K: Kv>(runtime: &Runtime<K>, user: &str) -> String {
 
 #[test]
 fn a_failed_commit_leaves_no_cached_state_ahead_of_the_store() {
-    let kv = Flaky::default();
+    let kv = TestKv::default();
     let mut runtime = Runtime::new(Store::new(kv.clone()), Deployment::new(compile(SCRIPT)));
     runtime.ingest(&[paid("u1", 1)], t(START)).unwrap();
     kv.failing.store(true, Ordering::SeqCst);

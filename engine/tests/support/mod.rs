@@ -14,7 +14,7 @@ use waymark_engine::deployment::Deployment;
 use waymark_engine::journal::{Kind, Record};
 use waymark_engine::model::{Event, Input, UserState};
 use waymark_engine::runtime::Runtime;
-use waymark_engine::store::{MemoryKv, Store};
+use waymark_engine::store::{Kv, MemoryKv, Op, Store, StoreError};
 
 /// Checks a one-file deployment; panics with the rendered diagnostics if it
 /// does not check clean.
@@ -247,5 +247,38 @@ impl Harness {
             .map(waymark_engine::testing::describe)
             .collect::<Vec<_>>()
             .join("\n")
+    }
+}
+
+/// A memory store whose writes take `delay`, and fail while `failing` is
+/// set: for what a slow or broken disk does to commits.
+#[derive(Clone, Default)]
+pub struct TestKv {
+    pub inner: MemoryKv,
+    pub failing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    pub delay: std::time::Duration,
+}
+
+impl Kv for TestKv {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(key)
+    }
+    fn apply(&self, ops: Vec<Op>) -> Result<(), StoreError> {
+        std::thread::sleep(self.delay);
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::Backend("disk full".into()));
+        }
+        self.inner.apply(ops)
+    }
+    fn range(
+        &self,
+        from: &[u8],
+        to: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        self.inner.range(from, to, limit)
+    }
+    fn flush(&self) -> Result<(), StoreError> {
+        self.inner.flush()
     }
 }
