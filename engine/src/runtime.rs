@@ -102,7 +102,9 @@ impl<K: Kv> Runtime<K> {
         self.schedules_done = Some(at);
     }
 
-    /// Drops dedup keys past the dedup window; how many.
+    /// Drops dedup keys past the dedup window; how many. The filter that
+    /// spares fresh events a read is ready after it (the daemon calls this
+    /// at start, so the first events do not wait for it).
     pub fn prune_dedup(&mut self, now: DateTime<Utc>) -> Result<usize, StoreError> {
         self.drain()?;
         let mut total = 0;
@@ -114,6 +116,7 @@ impl<K: Kv> Runtime<K> {
                 break;
             }
         }
+        self.store.warm_seen_filter()?;
         Ok(total)
     }
 

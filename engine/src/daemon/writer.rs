@@ -72,9 +72,18 @@ fn run(
     commands: &Receiver<Command>,
 ) {
     let mut stopping = false;
-    // At start (a daemon restarted often still prunes), then hourly.
+    // When dedup keys were last pruned (a daemon restarted often still prunes).
     let mut pruned: Option<Instant> = None;
     while !stopping {
+        // First thing at start (before any event waits on the filter it
+        // warms), then hourly.
+        if pruned.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+            pruned = Some(Instant::now());
+            match runtime.prune_dedup(clock.now()) {
+                Ok(n) => tracing::debug!(dropped = n, "dedup keys past the window dropped"),
+                Err(e) => tracing::error!(error = %e, "dropping old dedup keys failed"),
+            }
+        }
         // Wait for work, or until the next timer is due (at most a second).
         let wait = match runtime.store.next_due() {
             Ok(Some(due)) => (due - clock.now())
@@ -133,13 +142,6 @@ fn run(
         match runtime.advance_to(now) {
             Ok(records) => super::metrics::records(&records),
             Err(e) => tracing::error!(error = %e, "firing timers failed"),
-        }
-        if pruned.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
-            pruned = Some(Instant::now());
-            match runtime.prune_dedup(now) {
-                Ok(n) => tracing::debug!(dropped = n, "dedup keys past the window dropped"),
-                Err(e) => tracing::error!(error = %e, "dropping old dedup keys failed"),
-            }
         }
     }
     // The last batch is durable, and answered, before the writer goes.

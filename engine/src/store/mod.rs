@@ -243,13 +243,11 @@ impl<K: Kv> Store<K> {
     /// the ids this `Store` writes: ask the store that writes them.
     pub fn seen(&self, message_id: &str) -> Result<bool> {
         {
-            let mut filter = self
+            self.warm_seen_filter()?;
+            let filter = self
                 .seen_filter
                 .lock()
                 .expect("no panics while holding the lock");
-            if filter.is_none() {
-                *filter = Some(self.build_seen_filter()?);
-            }
             if filter
                 .as_ref()
                 .is_some_and(|f| !f.maybe_contains(message_id.as_bytes()))
@@ -258,6 +256,19 @@ impl<K: Kv> Store<K> {
             }
         }
         Ok(self.kv.get(&key("d", &[message_id.as_bytes()]))?.is_some())
+    }
+
+    /// Builds the seen filter now if it is not built (it is otherwise
+    /// built by the first [`Store::seen`], which then waits for the scan).
+    pub fn warm_seen_filter(&self) -> Result<()> {
+        let mut filter = self
+            .seen_filter
+            .lock()
+            .expect("no panics while holding the lock");
+        if filter.is_none() {
+            *filter = Some(self.build_seen_filter()?);
+        }
+        Ok(())
     }
 
     /// A filter holding every message id with a dedup key.
