@@ -198,32 +198,6 @@ pub mod stamp_pairs {
     }
 }
 
-/// `#[serde(with = "stamps")]` for a sequence of `DateTime<Utc>`.
-pub mod stamps {
-    use super::Stamp;
-    use chrono::{DateTime, Utc};
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<'a, S, C>(v: &'a C, s: S) -> Result<S::Ok, S::Error>
-    where
-        S: Serializer,
-        &'a C: IntoIterator<Item = &'a DateTime<Utc>>,
-    {
-        s.collect_seq(v.into_iter().map(|t| Stamp(*t)))
-    }
-
-    pub fn deserialize<'de, D, C>(d: D) -> Result<C, D::Error>
-    where
-        D: Deserializer<'de>,
-        C: FromIterator<DateTime<Utc>>,
-    {
-        Ok(Vec::<Stamp>::deserialize(d)?
-            .into_iter()
-            .map(|t| t.0)
-            .collect())
-    }
-}
-
 /// `#[serde(with = "num")]` for a `Decimal`.
 pub mod num {
     use super::Num;
