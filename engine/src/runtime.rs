@@ -38,10 +38,10 @@ pub struct Runtime<K: Kv> {
 }
 
 /// What one pipelined batch wrote that reads must not miss while it is
-/// being applied.
+/// being applied. (Its message ids need nothing here: the store counts
+/// them as seen from when it prepares them.)
 struct InFlight {
     users: HashSet<String>,
-    messages: HashSet<String>,
     applied: mpsc::Receiver<Result<(), StoreError>>,
 }
 
@@ -102,22 +102,24 @@ impl<K: Kv> Runtime<K> {
         self.schedules_done = Some(at);
     }
 
-    /// Drops dedup keys past the dedup window; how many. The filter that
-    /// spares fresh events a read is ready after it (the daemon calls this
-    /// at start, so the first events do not wait for it).
-    pub fn prune_dedup(&mut self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+    /// Forgets message ids seen before the dedup window; how many. What
+    /// spares fresh events a read of the store is ready after it (the
+    /// daemon calls this at start, so the first events do not wait for it).
+    pub fn prune_dedup(&mut self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         self.drain()?;
-        let mut total = 0;
-        // Each call drops at most 10,000 (and reads every dedup key).
-        for _ in 0..100 {
-            let n = self.store.prune_dedup(now)?;
-            total += n;
-            if n < 10_000 {
-                break;
-            }
+        let n = self.store.prune_dedup(now)?;
+        self.store.warm_dedup()?;
+        Ok(n)
+    }
+
+    /// Compacts the message ids of recent batches when there are enough
+    /// (see `store::dedup`): after the batch in flight, which may hold some.
+    fn tidy_dedup(&mut self) -> Result<(), StoreError> {
+        if self.store.dedup_wants_tidy() {
+            self.drain()?;
+            self.store.tidy_dedup()?;
         }
-        self.store.warm_seen_filter()?;
-        Ok(total)
+        Ok(())
     }
 
     /// Waits until the pipelined batch, if any, is applied and flushed. If
@@ -147,6 +149,7 @@ impl<K: Kv> Runtime<K> {
         now: DateTime<Utc>,
     ) -> Result<Vec<Record>, StoreError> {
         self.drain()?;
+        self.tidy_dedup()?;
         let (batch, globals) = self.evaluate(inputs, now)?;
         // Users taken from the cache are not put back if this fails: the
         // store, not the cache, then says what they are.
@@ -177,11 +180,7 @@ impl<K: Kv> Runtime<K> {
                 _ => None,
             };
             if let Some(id) = message_id {
-                let in_flight = self
-                    .in_flight
-                    .as_ref()
-                    .is_some_and(|f| f.messages.contains(id));
-                if fresh.contains(id) || in_flight || self.store.seen(id)? {
+                if fresh.contains(id) || self.store.seen(id)? {
                     continue;
                 }
                 fresh.insert(id);
@@ -454,6 +453,9 @@ impl<K: Kv + Clone + 'static> Runtime<K> {
             durable(Err(e.clone()));
             Err(e)
         };
+        if let Err(e) = self.tidy_dedup() {
+            return failed(durable, e);
+        }
         // If this fails, the users taken out for the batch are gone from
         // memory; the store still has them.
         let (batch, globals) = match self.evaluate(inputs, now) {
@@ -485,7 +487,6 @@ impl<K: Kv + Clone + 'static> Runtime<K> {
         }
         self.in_flight = Some(InFlight {
             users: batch.users.iter().map(|(u, _)| u.id.clone()).collect(),
-            messages: batch.dedup.iter().map(|(id, _)| id.clone()).collect(),
             applied,
         });
         Ok(self.keep(batch, globals))

@@ -4,7 +4,7 @@
 //! and only then answers each request. Batches are pipelined: while one is
 //! applied and flushed on the commit thread (which answers its requests),
 //! the writer gathers and evaluates the next. Between batches it fires due
-//! timers and cron triggers, and once an hour drops dedup keys past the
+//! timers and cron triggers, and once an hour forgets message ids past the
 //! dedup window. One writer keeps per-user order and determinism.
 
 use crate::clock::Clock;
@@ -17,7 +17,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
-/// How often dedup keys past the dedup window are dropped.
+/// How often message ids past the dedup window are forgotten.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Most inputs one batch takes.
@@ -72,7 +72,7 @@ fn run(
     commands: &Receiver<Command>,
 ) {
     let mut stopping = false;
-    // When dedup keys were last pruned (a daemon restarted often still prunes).
+    // When message ids were last pruned (a daemon restarted often still prunes).
     let mut pruned: Option<Instant> = None;
     while !stopping {
         // First thing at start (before any event waits on the filter it
@@ -80,8 +80,10 @@ fn run(
         if pruned.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
             pruned = Some(Instant::now());
             match runtime.prune_dedup(clock.now()) {
-                Ok(n) => tracing::debug!(dropped = n, "dedup keys past the window dropped"),
-                Err(e) => tracing::error!(error = %e, "dropping old dedup keys failed"),
+                Ok(n) => {
+                    tracing::debug!(dropped = n, "message ids past the dedup window forgotten")
+                }
+                Err(e) => tracing::error!(error = %e, "forgetting old message ids failed"),
             }
         }
         // Wait for work, or until the next timer is due (at most a second).

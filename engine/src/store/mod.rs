@@ -7,7 +7,8 @@
 //! | `u/{user}` | the user's state |
 //! | `t/{due}/{user}` | a timer: the user's next wake-up (`due` big-endian, so a range scan yields timers in order, ties by user) |
 //! | `w/{user}` | the user's timer due time (the per-user index: erasure and rescheduling are one lookup) |
-//! | `d/{message id}` | dedup of ingested events; the value is the time it was seen (pruning after 7 days scans these) |
+//! | `m/{chunk}` | message ids of ingested events, one key per batch, until compacted into a run |
+//! | `n/{run}/{hash}`, `N/{run}` | message ids in runs sorted by hash, in blocks keyed by the last hash each holds; the run's size and times (see [`dedup`]) |
 //! | `j/{user}/{seq}` | the user's journal: the user's records of one batch, oldest first, under the sequence number of the first |
 //! | `o/{seq}` | the outbox: sends not yet attempted, in order |
 //! | `r/{next attempt}/{seq}` | sends that failed and wait to be tried again, by when (so sends to a channel that is down never hold up the rest) |
@@ -18,13 +19,16 @@
 //! | `s` | the last sequence number used (one per journal record) |
 //!
 //! Stores written before journal records were grouped hold one record per
-//! `j/` key, and a `D/{at}/{message id}` time index of dedup keys; both are
-//! still read (and the index pruned).
+//! `j/` key; stores written before message ids were kept in chunks and runs
+//! hold a `d/{message id}` key per id (valued with the time it was seen)
+//! and perhaps a `D/{at}/{message id}` time index of them. All are still
+//! read, and the dedup keys pruned.
 //!
 //! Values are MessagePack with field names (self-describing), so stored
 //! structs can gain fields. Everything one input batch changes is written
 //! in one atomic batch; [`Store::flush`] makes it durable (group commit).
 
+mod dedup;
 mod memory;
 mod seen_filter;
 mod sled_kv;
@@ -109,9 +113,8 @@ pub struct Store<K: Kv> {
     /// writer too): a batch prepared while the one before it is still
     /// being applied must build on that one's stats.
     stats: Mutex<HashMap<(String, String), crate::stats::VersionStats>>,
-    /// Which message ids may have dedup keys, once built: a fresh id needs
-    /// no read (see [`seen_filter`]).
-    seen_filter: Mutex<Option<seen_filter::SeenFilter>>,
+    /// The message ids seen within the dedup window (see [`dedup`]).
+    dedup: Mutex<dedup::Seen>,
 }
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -134,7 +137,8 @@ const PARALLEL_ENCODE: usize = 64;
 /// user's is independent (the output does not depend on the split).
 fn encode_users(users: &[(UserState, Option<DateTime<Utc>>)]) -> Vec<Vec<u8>> {
     let encode_all = |part: &[(UserState, Option<DateTime<Utc>>)]| -> Vec<Vec<u8>> {
-        part.iter().map(|(u, _)| encode_sized(u, 2048)).collect()
+        // Room for most states at once.
+        part.iter().map(|(u, _)| encode_sized(u, 4096)).collect()
     };
     // Asked once: the answer reads cgroup files.
     static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
@@ -207,7 +211,7 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     end
 }
 
-/// How long dedup keys are kept.
+/// How long message ids are kept for dedup, at least.
 pub const DEDUP_DAYS: i64 = 7;
 
 impl<K: Kv> Store<K> {
@@ -216,7 +220,7 @@ impl<K: Kv> Store<K> {
             kv,
             seq: Mutex::new(None),
             stats: Mutex::new(HashMap::new()),
-            seen_filter: Mutex::new(None),
+            dedup: Mutex::new(dedup::Seen::default()),
         }
     }
 
@@ -238,56 +242,33 @@ impl<K: Kv> Store<K> {
             .unwrap_or_default())
     }
 
-    /// Whether a message id has a dedup key. Answered from memory for an
-    /// id that surely has none, from the store otherwise. The filter learns
-    /// the ids this `Store` writes: ask the store that writes them.
+    /// Whether a message id was seen within the dedup window. Nearly
+    /// every fresh id is answered from memory. What is in memory follows
+    /// what this `Store` writes: ask the store that writes the ids.
     pub fn seen(&self, message_id: &str) -> Result<bool> {
-        {
-            self.warm_seen_filter()?;
-            let filter = self
-                .seen_filter
-                .lock()
-                .expect("no panics while holding the lock");
-            if filter
-                .as_ref()
-                .is_some_and(|f| !f.maybe_contains(message_id.as_bytes()))
-            {
-                return Ok(false);
-            }
-        }
-        Ok(self.kv.get(&key("d", &[message_id.as_bytes()]))?.is_some())
+        self.dedup().contains(&self.kv, message_id)
     }
 
-    /// Builds the seen filter now if it is not built (it is otherwise
-    /// built by the first [`Store::seen`], which then waits for the scan).
-    pub fn warm_seen_filter(&self) -> Result<()> {
-        let mut filter = self
-            .seen_filter
-            .lock()
-            .expect("no panics while holding the lock");
-        if filter.is_none() {
-            *filter = Some(self.build_seen_filter()?);
-        }
-        Ok(())
+    /// Reads what dedup keeps in memory now if it is not read (it is
+    /// otherwise read by the first [`Store::seen`], which then waits).
+    pub fn warm_dedup(&self) -> Result<()> {
+        self.dedup().load(&self.kv)
     }
 
-    /// A filter holding every message id with a dedup key.
-    fn build_seen_filter(&self) -> Result<seen_filter::SeenFilter> {
-        let mut ids = Vec::new();
-        let end = prefix_end(b"d/");
-        let mut from = b"d/".to_vec();
-        loop {
-            let page = self.kv.range(&from, &end, 10_000)?;
-            let Some((last, _)) = page.last() else { break };
-            from = [last.as_slice(), &[0]].concat();
-            ids.extend(page.into_iter().map(|(k, _)| k));
-        }
-        // Room to grow before it is rebuilt.
-        let mut filter = seen_filter::SeenFilter::with_capacity(2 * ids.len());
-        for k in &ids {
-            filter.insert(&k[2..]);
-        }
-        Ok(filter)
+    /// Whether [`Store::tidy_dedup`] has work to do.
+    pub fn dedup_wants_tidy(&self) -> bool {
+        self.dedup().wants_tidy()
+    }
+
+    /// Compacts the message ids of recent batches and merges their runs
+    /// (see [`dedup`]), each step one atomic write; it forgets none. Call
+    /// it only when every prepared batch has been applied.
+    pub fn tidy_dedup(&self) -> Result<()> {
+        self.dedup().tidy(&self.kv)
+    }
+
+    fn dedup(&self) -> std::sync::MutexGuard<'_, dedup::Seen> {
+        self.dedup.lock().expect("no panics while holding the lock")
     }
 
     fn sequence(&self) -> Result<u64> {
@@ -299,7 +280,7 @@ impl<K: Kv> Store<K> {
             .unwrap_or(0))
     }
 
-    /// Writes a batch atomically: states, timers, dedup keys, journal and outbox.
+    /// Writes a batch atomically: states, timers, message ids, journal and outbox.
     pub fn commit(&self, batch: Batch) -> Result<()> {
         self.commit_ref(&batch)
     }
@@ -312,8 +293,8 @@ impl<K: Kv> Store<K> {
     }
 
     /// The writes of a batch, to apply as one: [`Store::commit_ref`] is
-    /// this then [`Kv::apply`]. Sequence numbers and stats are taken as
-    /// if the batch were applied; if it is not, call
+    /// this then [`Kv::apply`]. Sequence numbers, stats and message ids
+    /// are taken as if the batch were applied; if it is not, call
     /// [`Store::forget_prepared`] before preparing another.
     pub fn prepare(&self, batch: &Batch) -> Result<Vec<Op>> {
         let mut cached = self.seq.lock().expect("no panics while holding the lock");
@@ -341,21 +322,7 @@ impl<K: Kv> Store<K> {
                 }
             }
         }
-        {
-            let mut filter = self
-                .seen_filter
-                .lock()
-                .expect("no panics while holding the lock");
-            for (message_id, at) in &batch.dedup {
-                ops.push(Op::Put(
-                    key("d", &[message_id.as_bytes()]),
-                    time_key(*at).to_vec(),
-                ));
-                if let Some(f) = filter.as_mut() {
-                    f.insert(message_id.as_bytes());
-                }
-            }
-        }
+        self.dedup().record(&self.kv, &batch.dedup, &mut ops)?;
         // One journal key per user and batch, under the sequence number of
         // the user's first record; every record still takes a number.
         let mut groups: Vec<(u64, Vec<&Record>)> = Vec::new();
@@ -431,10 +398,12 @@ impl<K: Kv> Store<K> {
         Ok(ops)
     }
 
-    /// Forgets the sequence number and stats taken by prepared batches
-    /// (one was not applied): they are read from the store again.
+    /// Forgets the sequence number, stats and message ids taken by
+    /// prepared batches (one was not applied): they are read from the
+    /// store again.
     pub fn forget_prepared(&self) {
         *self.seq.lock().expect("no panics while holding the lock") = None;
+        self.dedup().forget();
         self.stats
             .lock()
             .expect("no panics while holding the lock")
@@ -698,59 +667,12 @@ impl<K: Kv> Store<K> {
         Ok(n)
     }
 
-    /// Drops dedup keys older than [`DEDUP_DAYS`] before `now`, at most
-    /// 10,000 per call. It scans every dedup key (their values hold the
-    /// time): it runs rarely, and ingest writes one key per event instead
-    /// of two.
-    pub fn prune_dedup(&self, now: DateTime<Utc>) -> Result<usize> {
-        const MAX: usize = 10_000;
-        let horizon = time_key(now - chrono::Duration::days(DEDUP_DAYS));
-        let mut ops = Vec::new();
-        let mut n = 0;
-        // The ids kept, to rebuild the seen filter from this same scan.
-        let mut kept: Vec<Vec<u8>> = Vec::new();
-        let mut complete = false;
-        let end = prefix_end(b"d/");
-        let mut from = b"d/".to_vec();
-        while n < MAX {
-            let page = self.kv.range(&from, &end, MAX)?;
-            let Some((last, _)) = page.last() else {
-                complete = true;
-                break;
-            };
-            from = last.clone();
-            from.push(0);
-            for (k, v) in page {
-                if n < MAX && v.as_slice() < horizon.as_slice() {
-                    ops.push(Op::Delete(k));
-                    n += 1;
-                } else {
-                    kept.push(k);
-                }
-            }
-        }
-        // The time index of stores written before it was dropped.
-        let to = key("D", &[&horizon]);
-        for (k, _) in self.kv.range(b"D/", &to, MAX)? {
-            ops.push(Op::Delete(k));
-        }
-        self.kv.apply(ops)?;
-        if n > 0 {
-            // A Bloom filter cannot forget: rebuilt from the ids kept, or
-            // (if this scan stopped early) when next asked.
-            let rebuilt = complete.then(|| {
-                let mut filter = seen_filter::SeenFilter::with_capacity(2 * kept.len());
-                for k in &kept {
-                    filter.insert(&k[2..]);
-                }
-                filter
-            });
-            *self
-                .seen_filter
-                .lock()
-                .expect("no panics while holding the lock") = rebuilt;
-        }
-        Ok(n)
+    /// Forgets message ids seen more than [`DEDUP_DAYS`] before `now`
+    /// (the dedup window); how many. Ids are kept in runs that are dropped
+    /// or rewritten as a whole, so an id may be kept somewhat longer than
+    /// the window, never shorter.
+    pub fn prune_dedup(&self, now: DateTime<Utc>) -> Result<u64> {
+        self.dedup().prune(&self.kv, now)
     }
 }
 
@@ -919,17 +841,21 @@ mod tests {
                 ..Batch::default()
             })
             .unwrap();
-        // The time index of stores written before it was dropped.
+        // Dedup keys of stores written before chunks and runs, and the
+        // time index of yet older ones.
         store
             .kv()
-            .apply(vec![Op::Put(
-                key("D", &[&time_key(old), b"m1"]),
-                Vec::new(),
-            )])
+            .apply(vec![
+                Op::Put(key("d", &[b"o1"]), time_key(old).to_vec()),
+                Op::Put(key("d", &[b"o2"]), time_key(new).to_vec()),
+                Op::Put(key("D", &[&time_key(old), b"o1"]), Vec::new()),
+            ])
             .unwrap();
-        assert_eq!(store.prune_dedup(at("2025-11-10T00:00:00Z")).unwrap(), 1);
-        assert!(!store.seen("m1").unwrap());
-        assert!(store.seen("m2").unwrap());
+        let store = Store::new(store.kv().clone());
+        assert!(store.seen("o1").unwrap() && store.seen("o2").unwrap());
+        assert_eq!(store.prune_dedup(at("2025-11-10T00:00:00Z")).unwrap(), 2);
+        assert!(!store.seen("m1").unwrap() && !store.seen("o1").unwrap());
+        assert!(store.seen("m2").unwrap() && store.seen("o2").unwrap());
         assert!(store.kv().range(b"D/", b"D0", 10).unwrap().is_empty());
     }
 

@@ -1,9 +1,9 @@
-//! A Bloom filter over the message ids that have dedup keys, so that a
-//! fresh event — nearly every event — is known to be fresh without a read
-//! of the store. A "maybe" is checked against the store, so the filter
-//! changes no answer: it must only never miss an id the store has. The
-//! store builds it from a scan of its dedup keys on first use, adds every
-//! id it writes, and rebuilds it when the keys are pruned (a Bloom filter
+//! A Bloom filter over the message ids the store holds, so that a fresh
+//! event — nearly every event — is known to be fresh without a read of
+//! the store. A "maybe" is checked against the store, so the filter
+//! changes no answer: it must only never miss an id the store has.
+//! [`super::dedup`] builds it from a scan of the ids on first use, adds
+//! every id it writes, and rebuilds it when ids are pruned (a Bloom filter
 //! cannot forget). Its memory is bounded; past that it only answers
 //! "maybe" more often.
 

@@ -1,0 +1,678 @@
+//! Which message ids were seen within the dedup window, kept in few keys.
+//! sled's cost is per key, and a small key per event halved ingest, so:
+//!
+//! - a batch's ids go in one **chunk** key, `m/{chunk}`, and are held in
+//!   memory as well until there are [`COMPACT_AT`] of them;
+//! - then they are compacted into a **run**: every id sorted by a stable
+//!   hash ([`id_hash`]), in blocks of about [`BLOCK`] keyed by the last
+//!   hash each holds (`n/{run}/{hash}`), with the run's size and times
+//!   under `N/{run}`. Finding an id in a run is one read;
+//! - runs of like size (the same power of four) are merged four at a time,
+//!   up to [`MERGE_UP_TO`] ids, so there are few of them to read;
+//! - a Bloom filter over every id held ([`SeenFilter`]) spares a fresh
+//!   id — nearly every id — any read at all;
+//! - pruning drops a run whole once its newest id is past the window, and
+//!   rewrites one that is mostly past it, so an id is kept at least the
+//!   window and not much longer.
+//!
+//! Dedup keys of earlier stores, one per id (`d/{id}`, valued with the
+//! time), are still read until they are pruned.
+//!
+//! Every change is a batch of ops, applied atomically: a chunk with the
+//! batch that saw its ids, a compaction or a merge on its own. Memory
+//! follows the store; if a batch may not have been applied, [`Seen::forget`]
+//! has everything read again.
+
+use super::seen_filter::SeenFilter;
+use super::{Kv, Op, Result, decode, encode_sized};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// Fresh ids held in chunks (and memory) before they are compacted.
+pub const COMPACT_AT: usize = 16_384;
+/// Ids per run block, about (equal hashes are never split across blocks).
+pub const BLOCK: usize = 256;
+/// Runs are merged four of one size at a time.
+const MERGE: usize = 4;
+/// Runs this large are not merged further: a merge stops the writer while
+/// it reads and writes them, and past this size fewer runs to read on a
+/// "maybe" is not worth it.
+pub const MERGE_UP_TO: u64 = 1 << 20;
+
+/// A stable 64-bit hash of an id: FNV-1a, then splitmix64's finalizer to
+/// spread it. It orders stored runs, so it must never change.
+pub fn id_hash(id: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in id {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
+}
+
+/// Ids and when each was seen (microseconds since 1970): a chunk's in
+/// arrival order, a run block's in hash order.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Ids {
+    ids: Vec<String>,
+    at: Vec<i64>,
+}
+
+/// A run's size and the times of its oldest and newest ids (µs).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct RunInfo {
+    ids: u64,
+    first: i64,
+    last: i64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    number: u64,
+    info: RunInfo,
+}
+
+impl Run {
+    /// Runs of one size class merge together.
+    fn size_class(&self) -> u32 {
+        self.info.ids.max(1).ilog2() / 2
+    }
+}
+
+/// An id held in a run: its hash, the id, when it was seen.
+type Entry = (u64, Box<str>, i64);
+
+fn chunk_key(chunk: u64) -> Vec<u8> {
+    [b"m/".as_slice(), &chunk.to_be_bytes()].concat()
+}
+
+fn info_key(run: u64) -> Vec<u8> {
+    [b"N/".as_slice(), &run.to_be_bytes()].concat()
+}
+
+/// `n/{run}/`: the start of a run's blocks.
+fn blocks_start(run: u64) -> Vec<u8> {
+    [b"n/".as_slice(), &run.to_be_bytes(), b"/"].concat()
+}
+
+/// After every block of `run` (the next run's prefix, without its slash).
+fn blocks_end(run: u64) -> Vec<u8> {
+    [b"n/".as_slice(), &(run + 1).to_be_bytes()].concat()
+}
+
+fn number_in(key: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(key.get(2..10)?.try_into().ok()?))
+}
+
+fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+/// Every pair in `[from, to)`, a page at a time.
+fn scan<K: Kv>(
+    kv: &K,
+    from: &[u8],
+    to: &[u8],
+    page: usize,
+    mut each: impl FnMut(Vec<u8>, Vec<u8>) -> Result<()>,
+) -> Result<()> {
+    let mut from = from.to_vec();
+    loop {
+        let pairs = kv.range(&from, to, page)?;
+        let Some((last, _)) = pairs.last() else {
+            return Ok(());
+        };
+        from = [last.as_slice(), &[0]].concat();
+        for (k, v) in pairs {
+            each(k, v)?;
+        }
+    }
+}
+
+/// What is known of the ids held; see the module docs.
+#[derive(Debug, Default)]
+pub struct Seen {
+    /// Whether the rest was read from the store (and followed since).
+    loaded: bool,
+    filter: Option<SeenFilter>,
+    /// Ids in chunks, with when they were seen.
+    fresh: HashMap<Box<str>, i64>,
+    /// The chunks holding `fresh`.
+    chunks: Vec<u64>,
+    next_chunk: u64,
+    /// Oldest first.
+    runs: Vec<Run>,
+    next_run: u64,
+    /// Whether keys of the one-key-per-id layout may remain.
+    legacy: bool,
+}
+
+impl Seen {
+    /// Reads what the store holds, once (and again after [`Seen::forget`]).
+    pub fn load<K: Kv>(&mut self, kv: &K) -> Result<()> {
+        if self.loaded {
+            return Ok(());
+        }
+        *self = Seen::default();
+        scan(kv, b"m/", b"m0", 64, |k, v| {
+            let chunk: Ids = decode(&k, &v)?;
+            self.chunks.extend(number_in(&k));
+            self.fresh
+                .extend(chunk.ids.into_iter().map(Box::from).zip(chunk.at));
+            Ok(())
+        })?;
+        self.next_chunk = self.chunks.last().map_or(0, |c| c + 1);
+        scan(kv, b"N/", b"N0", 1024, |k, v| {
+            if let Some(number) = number_in(&k) {
+                self.runs.push(Run {
+                    number,
+                    info: decode(&k, &v)?,
+                });
+            }
+            Ok(())
+        })?;
+        self.next_run = self.runs.last().map_or(0, |r| r.number + 1);
+        self.legacy = !kv.range(b"d/", b"d0", 1)?.is_empty();
+        self.filter = Some(self.build_filter(kv)?);
+        self.loaded = true;
+        Ok(())
+    }
+
+    /// Has everything read from the store again when next needed: a
+    /// batch recorded here may not have been applied.
+    pub fn forget(&mut self) {
+        *self = Seen::default();
+    }
+
+    /// A filter holding every id held, from a scan of them all.
+    fn build_filter<K: Kv>(&self, kv: &K) -> Result<SeenFilter> {
+        let held = self.fresh.len() as u64 + self.runs.iter().map(|r| r.info.ids).sum::<u64>();
+        let mut legacy = Vec::new();
+        if self.legacy {
+            scan(kv, b"d/", b"d0", 10_000, |k, _| {
+                legacy.push(k);
+                Ok(())
+            })?;
+        }
+        // Room to grow before it is rebuilt.
+        let mut filter = SeenFilter::with_capacity(2 * (held as usize + legacy.len()));
+        for k in &legacy {
+            filter.insert(&k[2..]);
+        }
+        for id in self.fresh.keys() {
+            filter.insert(id.as_bytes());
+        }
+        scan(kv, b"n/", b"n0", 64, |k, v| {
+            let block: Ids = decode(&k, &v)?;
+            for id in &block.ids {
+                filter.insert(id.as_bytes());
+            }
+            Ok(())
+        })?;
+        Ok(filter)
+    }
+
+    /// Whether `id` is held.
+    pub fn contains<K: Kv>(&mut self, kv: &K, id: &str) -> Result<bool> {
+        self.load(kv)?;
+        if !self
+            .filter
+            .as_ref()
+            .is_some_and(|f| f.maybe_contains(id.as_bytes()))
+        {
+            return Ok(false);
+        }
+        if self.fresh.contains_key(id) {
+            return Ok(true);
+        }
+        if self.legacy && kv.get(&super::key("d", &[id.as_bytes()]))?.is_some() {
+            return Ok(true);
+        }
+        let hash = id_hash(id.as_bytes());
+        // Newest first: a duplicate is most often a recent retry.
+        for run in self.runs.iter().rev() {
+            let from = [blocks_start(run.number).as_slice(), &hash.to_be_bytes()].concat();
+            if let Some((k, v)) = kv.range(&from, &blocks_end(run.number), 1)?.pop() {
+                let block: Ids = decode(&k, &v)?;
+                if block.ids.iter().any(|held| held == id) {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// Records a batch's ids: one chunk key among `ops`.
+    pub fn record<K: Kv>(
+        &mut self,
+        kv: &K,
+        ids: &[(String, DateTime<Utc>)],
+        ops: &mut Vec<Op>,
+    ) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.load(kv)?;
+        let chunk = Ids {
+            ids: ids.iter().map(|(id, _)| id.clone()).collect(),
+            at: ids.iter().map(|(_, at)| micros(*at)).collect(),
+        };
+        ops.push(Op::Put(
+            chunk_key(self.next_chunk),
+            encode_sized(&chunk, 32 * ids.len()),
+        ));
+        self.chunks.push(self.next_chunk);
+        self.next_chunk += 1;
+        let filter = self.filter.as_mut().expect("loaded");
+        for (id, at) in chunk.ids.into_iter().zip(chunk.at) {
+            filter.insert(id.as_bytes());
+            self.fresh.insert(id.into(), at);
+        }
+        Ok(())
+    }
+
+    /// Whether [`Seen::tidy`] has work: enough fresh ids to compact, or
+    /// runs to merge.
+    pub fn wants_tidy(&self) -> bool {
+        self.loaded && (self.fresh.len() >= COMPACT_AT || self.mergeable().is_some())
+    }
+
+    /// Compacts the fresh ids if there are enough, then merges runs while
+    /// four are of one size; it forgets nothing (that is
+    /// [`Seen::prune`]'s). Each step is applied on its own: call it only
+    /// when every batch recorded here has been applied.
+    pub fn tidy<K: Kv>(&mut self, kv: &K) -> Result<()> {
+        let result = self.tidy_inner(kv, i64::MIN);
+        if result.is_err() {
+            self.forget();
+        }
+        result.map(|_| ())
+    }
+
+    /// [`Seen::tidy`], dropping ids seen before `horizon` on the way; how
+    /// many it dropped.
+    fn tidy_inner<K: Kv>(&mut self, kv: &K, horizon: i64) -> Result<u64> {
+        self.load(kv)?;
+        let mut dropped = 0;
+        if self.fresh.len() >= COMPACT_AT {
+            dropped += self.compact(kv, horizon)?;
+        }
+        while let Some(runs) = self.mergeable() {
+            dropped += self.rewrite(kv, &runs, horizon)?;
+        }
+        Ok(dropped)
+    }
+
+    /// Turns every fresh id not past `horizon` into a run, deleting the
+    /// chunks; how many it dropped.
+    fn compact<K: Kv>(&mut self, kv: &K, horizon: i64) -> Result<u64> {
+        let before = self.fresh.len();
+        let entries: Vec<Entry> = self
+            .fresh
+            .drain()
+            .filter(|(_, at)| *at >= horizon)
+            .map(|(id, at)| (id_hash(id.as_bytes()), id, at))
+            .collect();
+        let dropped = (before - entries.len()) as u64;
+        let mut ops: Vec<Op> = self
+            .chunks
+            .drain(..)
+            .map(|c| Op::Delete(chunk_key(c)))
+            .collect();
+        self.write_run(entries, &mut ops);
+        kv.apply(ops)?;
+        Ok(dropped)
+    }
+
+    /// Replaces `runs` by one run of their ids not past `horizon`; how
+    /// many it dropped.
+    fn rewrite<K: Kv>(&mut self, kv: &K, runs: &[u64], horizon: i64) -> Result<u64> {
+        let mut ops = Vec::new();
+        let mut entries = Vec::new();
+        let mut dropped = 0;
+        for &number in runs {
+            scan(
+                kv,
+                &blocks_start(number),
+                &blocks_end(number),
+                64,
+                |k, v| {
+                    let block: Ids = decode(&k, &v)?;
+                    for (id, at) in block.ids.into_iter().zip(block.at) {
+                        if at >= horizon {
+                            entries.push((id_hash(id.as_bytes()), id.into(), at));
+                        } else {
+                            dropped += 1;
+                        }
+                    }
+                    ops.push(Op::Delete(k));
+                    Ok(())
+                },
+            )?;
+            ops.push(Op::Delete(info_key(number)));
+        }
+        self.runs.retain(|r| !runs.contains(&r.number));
+        self.write_run(entries, &mut ops);
+        kv.apply(ops)?;
+        Ok(dropped)
+    }
+
+    /// The ops writing `entries` as a new run (none if it is empty).
+    fn write_run(&mut self, mut entries: Vec<Entry>, ops: &mut Vec<Op>) {
+        if entries.is_empty() {
+            return;
+        }
+        entries.sort_unstable();
+        // An id is held once; if twice, the later time counts.
+        entries.dedup_by(|next, kept| {
+            let same = next.0 == kept.0 && next.1 == kept.1;
+            if same {
+                kept.2 = kept.2.max(next.2);
+            }
+            same
+        });
+        let number = self.next_run;
+        self.next_run += 1;
+        let info = RunInfo {
+            ids: entries.len() as u64,
+            first: entries.iter().map(|e| e.2).min().unwrap_or_default(),
+            last: entries.iter().map(|e| e.2).max().unwrap_or_default(),
+        };
+        let mut block = Ids::default();
+        let mut entries = entries.into_iter().peekable();
+        while let Some((hash, id, at)) = entries.next() {
+            block.ids.push(id.into());
+            block.at.push(at);
+            let ends = match entries.peek() {
+                None => true,
+                Some(next) => block.ids.len() >= BLOCK && next.0 != hash,
+            };
+            if ends {
+                let key = [blocks_start(number).as_slice(), &hash.to_be_bytes()].concat();
+                let value = encode_sized(&block, 32 * block.ids.len());
+                ops.push(Op::Put(key, value));
+                block = Ids::default();
+            }
+        }
+        ops.push(Op::Put(info_key(number), encode_sized(&info, 32)));
+        self.runs.push(Run { number, info });
+    }
+
+    /// The oldest [`MERGE`] runs of the smallest size class that has that
+    /// many, below [`MERGE_UP_TO`].
+    fn mergeable(&self) -> Option<Vec<u64>> {
+        let mut by_class: std::collections::BTreeMap<u32, Vec<u64>> = Default::default();
+        for run in &self.runs {
+            if run.info.ids < MERGE_UP_TO {
+                by_class
+                    .entry(run.size_class())
+                    .or_default()
+                    .push(run.number);
+            }
+        }
+        by_class
+            .into_values()
+            .find(|runs| runs.len() >= MERGE)
+            .map(|mut runs| {
+                runs.truncate(MERGE);
+                runs
+            })
+    }
+
+    /// Forgets ids seen before the window that ends at `now`: runs wholly
+    /// before it are deleted, runs mostly before it rewritten, fresh ids
+    /// before it compacted away (with the others), and keys of the
+    /// one-key-per-id layout before it deleted. Returns how many ids were
+    /// dropped; the filter is rebuilt if any were.
+    pub fn prune<K: Kv>(&mut self, kv: &K, now: DateTime<Utc>) -> Result<u64> {
+        let result = self.prune_inner(kv, now);
+        if result.is_err() {
+            self.forget();
+        }
+        result
+    }
+
+    fn prune_inner<K: Kv>(&mut self, kv: &K, now: DateTime<Utc>) -> Result<u64> {
+        self.load(kv)?;
+        let horizon = micros(horizon(now));
+        let mut dropped = 0;
+        if self.fresh.values().any(|at| *at < horizon) {
+            dropped += self.compact(kv, horizon)?;
+        }
+        let past: Vec<Run> = self
+            .runs
+            .iter()
+            .filter(|r| r.info.first < horizon)
+            .copied()
+            .collect();
+        for run in past {
+            if run.info.last < horizon {
+                let mut ops = vec![Op::Delete(info_key(run.number))];
+                scan(
+                    kv,
+                    &blocks_start(run.number),
+                    &blocks_end(run.number),
+                    64,
+                    |k, _| {
+                        ops.push(Op::Delete(k));
+                        Ok(())
+                    },
+                )?;
+                kv.apply(ops)?;
+                self.runs.retain(|r| r.number != run.number);
+                dropped += run.info.ids;
+            } else if (horizon - run.info.first) * 2 >= run.info.last - run.info.first {
+                // About half of it is past, if ids came evenly.
+                dropped += self.rewrite(kv, &[run.number], horizon)?;
+            }
+        }
+        // Even with no `d/` keys left, their time index may remain.
+        dropped += self.prune_legacy(kv, now)?;
+        dropped += self.tidy_inner(kv, horizon)?;
+        if dropped > 0 {
+            // A Bloom filter cannot forget.
+            self.filter = Some(self.build_filter(kv)?);
+        }
+        Ok(dropped)
+    }
+
+    /// Deletes `d/{id}` keys (and their old time index, `D/{at}/{id}`)
+    /// from before the window; how many.
+    fn prune_legacy<K: Kv>(&mut self, kv: &K, now: DateTime<Utc>) -> Result<u64> {
+        let horizon = super::time_key(horizon(now));
+        let mut ops = Vec::new();
+        let (mut kept, mut dropped) = (0, 0);
+        scan(kv, b"d/", b"d0", 10_000, |k, v| {
+            if v.as_slice() < horizon.as_slice() {
+                ops.push(Op::Delete(k));
+                dropped += 1;
+                // Stores from then may hold millions: a batch at a time.
+                if ops.len() >= 10_000 {
+                    kv.apply(std::mem::take(&mut ops))?;
+                }
+            } else {
+                kept += 1;
+            }
+            Ok(())
+        })?;
+        scan(kv, b"D/", &super::key("D", &[&horizon]), 10_000, |k, _| {
+            ops.push(Op::Delete(k));
+            Ok(())
+        })?;
+        kv.apply(ops)?;
+        self.legacy = kept > 0;
+        Ok(dropped)
+    }
+}
+
+/// The start of the dedup window that ends at `now`.
+fn horizon(now: DateTime<Utc>) -> DateTime<Utc> {
+    now - chrono::Duration::days(super::DEDUP_DAYS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryKv;
+
+    #[test]
+    fn the_id_hash_never_changes() {
+        // Stored runs are sorted by it: these values hold for ever.
+        assert_eq!(id_hash(b""), 0xf52a_15e9_a9b5_e89b);
+        assert_eq!(id_hash(b"msg-1"), 0x0f66_7c04_e2ed_1114);
+        assert_eq!(id_hash("消息-42".as_bytes()), 0x7852_cc27_6ef8_80b2);
+    }
+
+    fn at(t: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(t).unwrap().to_utc()
+    }
+
+    /// Records `ids` as one batch, applied.
+    fn record(seen: &mut Seen, kv: &MemoryKv, ids: &[String], when: DateTime<Utc>) {
+        let mut ops = Vec::new();
+        let ids: Vec<_> = ids.iter().map(|id| (id.clone(), when)).collect();
+        seen.record(kv, &ids, &mut ops).unwrap();
+        kv.apply(ops).unwrap();
+    }
+
+    fn keys(kv: &MemoryKv, prefix: &[u8]) -> usize {
+        let end = [&prefix[..1], b"0"].concat();
+        kv.range(prefix, &end, usize::MAX).unwrap().len()
+    }
+
+    fn batch(n: usize, size: usize) -> Vec<String> {
+        (0..size).map(|i| format!("b{n}-{i}")).collect()
+    }
+
+    #[test]
+    fn ids_stay_seen_through_compaction_and_merges_in_few_keys() {
+        let kv = MemoryKv::default();
+        let mut seen = Seen::default();
+        let now = at("2025-11-09T00:00:00Z");
+        // 4 × 4 compactions: runs merged twice over.
+        let batches = 16 * COMPACT_AT / 1024;
+        for n in 0..batches {
+            record(&mut seen, &kv, &batch(n, 1024), now);
+            if seen.wants_tidy() {
+                seen.tidy(&kv).unwrap();
+            }
+        }
+        assert!(!seen.wants_tidy());
+        assert_eq!(seen.runs.len(), 1, "{:?}", seen.runs);
+        assert_eq!(seen.runs[0].info.ids, (16 * COMPACT_AT) as u64);
+        assert_eq!(keys(&kv, b"m/"), 0, "chunks are deleted once compacted");
+        assert_eq!(keys(&kv, b"N/"), 1);
+        let blocks = keys(&kv, b"n/");
+        assert!(
+            (16 * COMPACT_AT / BLOCK..=16 * COMPACT_AT / BLOCK + 1).contains(&blocks),
+            "{blocks} blocks"
+        );
+        for n in (0..batches).step_by(7) {
+            for id in batch(n, 1024).iter().step_by(31) {
+                assert!(seen.contains(&kv, id).unwrap(), "{id}");
+            }
+        }
+        assert!(!seen.contains(&kv, "b0-1024").unwrap());
+        // What a restarted process reads back is the same.
+        let mut again = Seen::default();
+        assert!(again.contains(&kv, "b0-0").unwrap());
+        assert!(
+            again
+                .contains(&kv, &format!("b{}-1023", batches - 1))
+                .unwrap()
+        );
+        assert!(!again.contains(&kv, "b0-1024").unwrap());
+    }
+
+    #[test]
+    fn an_id_is_found_in_any_block_even_when_the_filter_says_maybe_for_all() {
+        let kv = MemoryKv::default();
+        let mut seen = Seen::default();
+        let now = at("2025-11-09T00:00:00Z");
+        let ids = batch(0, 3 * BLOCK + 7);
+        record(&mut seen, &kv, &ids, now);
+        seen.compact(&kv, 0).unwrap();
+        // Every id, and ids not held, go past the filter to the blocks.
+        let mut filter = SeenFilter::with_capacity(1);
+        for i in 0..1 << 18 {
+            filter.insert(format!("fill{i}").as_bytes());
+        }
+        seen.filter = Some(filter);
+        for id in &ids {
+            seen.filter.as_mut().unwrap().insert(id.as_bytes());
+        }
+        assert!(ids.iter().all(|id| seen.contains(&kv, id).unwrap()));
+        let others = (0..500).filter(|i| seen.contains(&kv, &format!("x{i}")).unwrap());
+        assert_eq!(others.count(), 0);
+    }
+
+    #[test]
+    fn equal_hashes_never_straddle_two_blocks() {
+        let mut seen = Seen::default();
+        // The same hash for every id of a block and beyond it.
+        let entries: Vec<Entry> = (0..BLOCK + 10)
+            .map(|i| (7, format!("same{i}").into(), 0))
+            .chain((0..5).map(|i| (9, format!("next{i}").into(), 0)))
+            .collect();
+        let mut ops = Vec::new();
+        seen.write_run(entries, &mut ops);
+        let blocks: Vec<_> = ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Put(k, v) if k.starts_with(b"n/") => Some(decode::<Ids>(k, v).unwrap()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(blocks.len(), 2);
+        assert_eq!(blocks[0].ids.len(), BLOCK + 10);
+    }
+
+    #[test]
+    fn pruning_drops_runs_past_the_window_and_rewrites_mostly_past_ones() {
+        let kv = MemoryKv::default();
+        let mut seen = Seen::default();
+        let day = |d: u32| at(&format!("2025-11-{d:02}T00:00:00Z"));
+        // A run of day 1, one spanning days 2 to 9, one of day 10.
+        record(&mut seen, &kv, &batch(1, 10), day(1));
+        seen.compact(&kv, 0).unwrap();
+        record(&mut seen, &kv, &batch(2, 10), day(2));
+        record(&mut seen, &kv, &batch(9, 10), day(9));
+        seen.compact(&kv, 0).unwrap();
+        record(&mut seen, &kv, &batch(10, 10), day(10));
+        seen.compact(&kv, 0).unwrap();
+        // And fresh ids of days 3 and 11, and a key of the old layout.
+        record(&mut seen, &kv, &batch(3, 10), day(3));
+        record(&mut seen, &kv, &batch(11, 10), day(11));
+        kv.apply(vec![
+            Op::Put(b"d/old".to_vec(), super::super::time_key(day(1)).to_vec()),
+            Op::Put(b"d/kept".to_vec(), super::super::time_key(day(11)).to_vec()),
+        ])
+        .unwrap();
+        let mut seen = Seen::default();
+        assert!(seen.contains(&kv, "old").unwrap() && seen.contains(&kv, "kept").unwrap());
+
+        // On day 11 the window starts on day 4: the day-1 run goes, the
+        // day 2–9 run is kept (less than half past), day 3 dropped.
+        assert_eq!(seen.prune(&kv, day(11)).unwrap(), 10 + 10 + 1);
+        assert!(!seen.contains(&kv, "b1-0").unwrap());
+        assert!(!seen.contains(&kv, "b3-0").unwrap());
+        assert!(!seen.contains(&kv, "old").unwrap());
+        for id in ["b2-0", "b9-9", "b10-5", "b11-3", "kept"] {
+            assert!(seen.contains(&kv, id).unwrap(), "{id}");
+        }
+        // On day 13 (window from day 6) most of days 2–9 is past: rewritten
+        // without day 2.
+        assert_eq!(seen.prune(&kv, day(13)).unwrap(), 10);
+        assert!(!seen.contains(&kv, "b2-0").unwrap());
+        assert!(seen.contains(&kv, "b9-0").unwrap());
+        // Another reader agrees.
+        let mut again = Seen::default();
+        assert!(!again.contains(&kv, "b2-0").unwrap() && again.contains(&kv, "b9-0").unwrap());
+        // Day 30: nothing left, and nothing of it in the store.
+        assert_eq!(seen.prune(&kv, day(30)).unwrap(), 10 + 10 + 10 + 1);
+        assert_eq!(kv.range(b"", &[0xff], usize::MAX).unwrap().len(), 0);
+    }
+}
