@@ -55,7 +55,7 @@ impl Serialize for EventHistory {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
         use waymark_dsl::stored::{Num, Stamp};
-        let nums = |c: &VecDeque<Decimal>| c.iter().map(|n| Num(*n)).collect::<Vec<_>>();
+        let nums = |c| Column(c, |n: &Decimal| Num(*n));
         let mut st = s.serialize_struct("EventHistory", 10)?;
         st.serialize_field("total", &self.total)?;
         st.serialize_field("first", &self.first.as_ref().map(|(t, v)| (Stamp(*t), v)))?;
@@ -64,11 +64,24 @@ impl Serialize for EventHistory {
         st.serialize_field("days_at", &self.days)?;
         st.serialize_field("day_counts", &self.day_counts)?;
         st.serialize_field("day_sums", &nums(&self.day_sums))?;
-        let recent: Vec<Stamp> = self.recent.iter().map(|t| Stamp(*t)).collect();
-        st.serialize_field("recent_at", &recent)?;
+        st.serialize_field(
+            "recent_at",
+            &Column(&self.recent, |t: &DateTime<Utc>| Stamp(*t)),
+        )?;
         st.serialize_field("recent_sums", &nums(&self.recent_sums))?;
         st.serialize_field("truncated_at", &self.truncated_at.map(Stamp))?;
         st.end()
+    }
+}
+
+/// A column written element by element as each converts, without
+/// collecting the converted ones first (a user's history is encoded on
+/// every event).
+struct Column<'a, T, F>(&'a VecDeque<T>, F);
+
+impl<T, U: Serialize, F: Fn(&T) -> U> Serialize for Column<'_, T, F> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(&self.1))
     }
 }
 
