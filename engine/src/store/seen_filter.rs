@@ -7,8 +7,6 @@
 //! cannot forget). Its memory is bounded; past that it only answers
 //! "maybe" more often.
 
-use std::hash::{BuildHasher, Hasher};
-
 /// Bits per expected id (about 0.1% false "maybe" with 7 probes).
 const BITS_PER_ID: usize = 16;
 const PROBES: u64 = 7;
@@ -49,20 +47,16 @@ impl Layer {
     }
 }
 
-/// Two independent 64-bit hashes of an id (SipHash with fixed keys: the
-/// filter lives in memory only, so nothing depends on them across runs).
+/// Two 64-bit hashes of an id for double hashing: the stable id hash
+/// (cheap, and already good at spreading), and a second mixed from it.
+/// Ids whose 64-bit hashes collide share every probe; with 64 bits that
+/// is negligible next to the filter's own false "maybe".
 fn hashes(id: &[u8]) -> (u64, u64) {
-    let mut a =
-        std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
-            .build_hasher();
-    a.write(id);
-    let h1 = a.finish();
-    let mut b =
-        std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
-            .build_hasher();
-    b.write_u64(0x9e37_79b9_7f4a_7c15);
-    b.write(id);
-    (h1, b.finish() | 1)
+    let h1 = super::dedup::id_hash(id);
+    let mut z = h1 ^ 0x9e37_79b9_7f4a_7c15;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (h1, (z ^ (z >> 31)) | 1)
 }
 
 impl SeenFilter {
