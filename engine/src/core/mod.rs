@@ -40,6 +40,26 @@ pub struct Globals {
     pub entries: BTreeMap<String, VecDeque<DateTime<Utc>>>,
 }
 
+/// An event as conditions see it (its properties, `name` and `at`), made
+/// on first use.
+pub(crate) struct EventValue<'a> {
+    event: &'a Event,
+    value: std::cell::OnceCell<Value>,
+}
+
+impl<'a> EventValue<'a> {
+    fn new(event: &'a Event) -> EventValue<'a> {
+        EventValue {
+            event,
+            value: std::cell::OnceCell::new(),
+        }
+    }
+
+    pub(crate) fn get(&self) -> &Value {
+        self.value.get_or_init(|| self.event.as_value())
+    }
+}
+
 /// Handles one input for one user at `now`, returning the journal records
 /// in the order things happened. Never panics on script errors: they are
 /// `error` records.
@@ -142,7 +162,9 @@ impl<'a> Cx<'a> {
         self.user
             .history
             .record(&event.name, event.at, &event.properties);
-        let value = event.as_value();
+        // Built only if a condition or a binding reads it: most events
+        // match no filter.
+        let value = EventValue::new(event);
         // Exits and goals of active instances.
         let mut index = 0;
         while index < self.user.instances.len() {
@@ -240,9 +262,9 @@ impl<'a> Cx<'a> {
             if self.filter_matches(filter, &event.name, &value, plan) {
                 let inst = &mut self.user.instances[index];
                 if let Some(name) = bind {
-                    inst.bindings.insert(name.clone(), value.clone());
+                    inst.bindings.insert(name.clone(), value.get().clone());
                 }
-                inst.event = value.clone();
+                inst.event = value.get().clone();
                 inst.step = *on_event;
                 inst.wait = Wait::Ready;
             }
@@ -255,7 +277,7 @@ impl<'a> Cx<'a> {
                 _ => false,
             });
             if triggered {
-                self.try_enter(journey, value.clone(), &event.name);
+                self.try_enter(journey, value.get().clone(), &event.name);
             }
         }
         for rule in &plan.rules {
@@ -272,7 +294,7 @@ impl<'a> Cx<'a> {
         &mut self,
         filter: &EventFilter,
         name: &str,
-        event: &Value,
+        event: &EventValue,
         journey: &JourneyPlan,
     ) -> bool {
         if filter.event != name {
@@ -280,7 +302,7 @@ impl<'a> Cx<'a> {
         }
         match &filter.filter {
             None => true,
-            Some(expr) => self.condition_for_user(expr, journey, event),
+            Some(expr) => self.condition_for_user(expr, journey, event.get()),
         }
     }
 

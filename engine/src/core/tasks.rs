@@ -3,8 +3,8 @@
 //! or consecutive local days, and runs its reward on reaching the target,
 //! as often as `repeatable` / `max N per user` allow.
 
-use super::Cx;
 use super::run::Owner;
+use super::{Cx, EventValue};
 use crate::journal::{Kind, Record};
 use crate::model::{Event, Instance, Wait};
 use chrono::Duration;
@@ -38,10 +38,11 @@ impl Cx<'_> {
         }
     }
 
-    pub(crate) fn rule(&mut self, rule: &RulePlan, event: &Event, value: &Value) {
+    pub(crate) fn rule(&mut self, rule: &RulePlan, event: &Event, value: &EventValue) {
         if rule.when.event != event.name {
             return;
         }
+        let value = value.get();
         let d = self.d;
         let policy = d.policy("default");
         let owner = Owner {
@@ -89,10 +90,11 @@ impl Cx<'_> {
         )
     }
 
-    pub(crate) fn task(&mut self, task: &TaskPlan, event: &Event, value: &Value) {
+    pub(crate) fn task(&mut self, task: &TaskPlan, event: &Event, value: &EventValue) {
         if task.on.event != event.name {
             return;
         }
+        let value = value.get();
         if let Some(window) = &task.active
             && (self.now < window.from || window.until.is_some_and(|u| self.now >= u))
         {
