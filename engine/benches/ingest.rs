@@ -12,6 +12,10 @@
 //!   recovery, its policy, a check-in task) over 10k users;
 //! - **raw**: sled `apply_batch` + `flush` of as many values of the same
 //!   size (the mean stored user state) per batch: the ceiling for ingest;
+//! - **sustained**: ingest (pipelined) and raw again, each for 1,000
+//!   batches back to back, in alternating rounds, with the cores each
+//!   used: a daemon under constant load (criterion pauses between samples,
+//!   and sled's IO threads catch up in the pauses, outside the timed part);
 //! - **replay**: the very writes that ingest made for 100 batches (every
 //!   key and value of each commit, recorded), applied to a fresh sled with
 //!   the same flushes: what the store layout alone costs, with no engine
@@ -67,6 +71,8 @@ task daily_checkin "每日签到" {
 struct Sizes {
     timers: u64,
     timer_batch: usize,
+    sustained_rounds: usize,
+    sustained_batches: usize,
 }
 
 /// splitmix64: a fixed, dependency-free event mix.
@@ -485,6 +491,85 @@ fn replay(runtime: &mut Runtime<Recording>, traffic: &mut Traffic) -> Replay {
     }
 }
 
+/// The mean size of a stored user state.
+fn mean_state<K: Kv>(store: &Store<K>) -> usize {
+    let users = store.kv().range(b"u/", b"u0", usize::MAX).unwrap();
+    users.iter().map(|(_, v)| v.len()).sum::<usize>() / users.len().max(1)
+}
+
+/// Seconds of CPU this process has used, all threads.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command name; utime and stime are 14 and 15.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+    match (ticks(11), ticks(12)) {
+        (Some(user), Some(system)) => (user + system) / 100.0,
+        _ => f64::NAN,
+    }
+}
+
+/// Ingest and raw inserts, each for `batches` batches back to back, in
+/// `rounds` alternating rounds: a daemon under constant load. Criterion's
+/// pauses between samples let sled's IO threads catch up outside the
+/// timed part, which flatters raw (whose cost is nearly all sled's) more
+/// than ingest (bound by the writer thread). Each raw round writes values
+/// of the mean stored state size after the ingest round before it, so
+/// both write the same sizes as the states grow.
+fn sustained(
+    runtime: &mut Runtime<Recording>,
+    traffic: &mut Traffic,
+    rounds: usize,
+    batches: usize,
+) -> Sustained {
+    let dir = scratch("sustained");
+    let db = open_raw(&dir);
+    let mut rng = Rng(43);
+    // Every key there before timing starts, as ingest's users are.
+    let mut value = raw_value(mean_state(&runtime.store));
+    for _ in 0..(4 * USERS as usize / BATCH) {
+        raw_batch(&db, &mut rng, &value);
+    }
+    let (mut ingest, mut raw) = (Tally::default(), Tally::default());
+    let (mut ingest_cpu, mut raw_cpu) = (0.0, 0.0);
+    for _ in 0..rounds {
+        let inputs: Vec<_> = (0..batches).map(|_| traffic.next_batch()).collect();
+        let cpu = cpu_seconds();
+        let started = Instant::now();
+        for (inputs, now) in &inputs {
+            let durable = Box::new(|r: Result<(), StoreError>| r.unwrap());
+            runtime.ingest_pipelined(inputs, *now, durable).unwrap();
+        }
+        runtime.drain().unwrap();
+        ingest.seconds += started.elapsed().as_secs_f64();
+        ingest.units += (batches * BATCH) as u64;
+        ingest_cpu += cpu_seconds() - cpu;
+
+        value = raw_value(mean_state(&runtime.store));
+        let cpu = cpu_seconds();
+        let started = Instant::now();
+        for _ in 0..batches {
+            raw_batch(&db, &mut rng, &value);
+        }
+        raw.seconds += started.elapsed().as_secs_f64();
+        raw.units += (batches * BATCH) as u64;
+        raw_cpu += cpu_seconds() - cpu;
+    }
+    drop(db);
+    let _ = std::fs::remove_dir_all(&dir);
+    Sustained {
+        ingest_cores: ingest_cpu / ingest.seconds,
+        raw_cores: raw_cpu / raw.seconds,
+        ingest,
+        raw,
+        mean: value.len(),
+    }
+}
+
 /// Totals over every timed iteration, for the summary.
 #[derive(Default)]
 struct Tally {
@@ -503,7 +588,28 @@ impl Tally {
 
 /// Events through the runtime; returns the rate, the mean stored user
 /// size, and the replay of what it wrote.
-fn ingest(c: &mut Criterion, deployment: &Deployment) -> (Tally, Tally, usize, Replay) {
+/// What the ingest phase measured.
+struct IngestReport {
+    /// Criterion's figures, not pipelined and pipelined.
+    sync: Tally,
+    pipelined: Tally,
+    /// The mean stored state size after them (raw's value size).
+    mean: usize,
+    sustained: Sustained,
+    replay: Replay,
+}
+
+/// The sustained runs: ingest (pipelined) and raw, with the cores each used.
+struct Sustained {
+    ingest: Tally,
+    raw: Tally,
+    ingest_cores: f64,
+    raw_cores: f64,
+    /// The mean stored state size at the end.
+    mean: usize,
+}
+
+fn ingest(c: &mut Criterion, deployment: &Deployment, sizes: &Sizes) -> IngestReport {
     let dir = scratch("ingest");
     let kv = Recording {
         kv: open(&dir),
@@ -564,25 +670,63 @@ fn ingest(c: &mut Criterion, deployment: &Deployment) -> (Tally, Tally, usize, R
         });
     }
     group.finish();
-    let users = runtime.store.kv().range(b"u/", b"u0", usize::MAX).unwrap();
-    let mean = users.iter().map(|(_, v)| v.len()).sum::<usize>() / users.len().max(1);
-    let replayed = replay(&mut runtime, &mut traffic);
+    let mean = mean_state(&runtime.store);
+    let sustained = sustained(
+        &mut runtime,
+        &mut traffic,
+        sizes.sustained_rounds,
+        sizes.sustained_batches,
+    );
+    let replay = replay(&mut runtime, &mut traffic);
     drop(runtime);
     let _ = std::fs::remove_dir_all(&dir);
-    (sync, pipelined, mean, replayed)
+    IngestReport {
+        sync,
+        pipelined,
+        mean,
+        sustained,
+        replay,
+    }
+}
+
+/// A raw value of `size` bytes.
+fn raw_value(size: usize) -> Vec<u8> {
+    (0..size).map(|i| (i % 251) as u8).collect()
+}
+
+/// One raw batch: `BATCH` values like `value` to keys of the bench's
+/// users, applied atomically, then a flush.
+fn raw_batch(db: &sled::Db, rng: &mut Rng, value: &[u8]) {
+    let mut batch = sled::Batch::default();
+    for _ in 0..BATCH {
+        let r = rng.next();
+        let key = format!("u/user{:05}", r % USERS);
+        // Every value differs from the one it replaces: sled skips a
+        // write of the bytes already stored, which would measure nothing.
+        let mut value = value.to_vec();
+        let n = value.len().min(8);
+        value[..n].copy_from_slice(&r.to_le_bytes()[..n]);
+        batch.insert(key.as_bytes(), value);
+    }
+    db.apply_batch(batch).unwrap();
+    db.flush().unwrap();
+}
+
+fn open_raw(dir: &Path) -> sled::Db {
+    sled::Config::new()
+        .path(dir)
+        .cache_capacity(cache_bytes())
+        .open()
+        .unwrap()
 }
 
 /// sled alone: `BATCH` values of `size` bytes per atomic batch, one flush
 /// each, to keys of the same users.
 fn raw(c: &mut Criterion, size: usize) -> Tally {
     let dir = scratch("raw");
-    let db = sled::Config::new()
-        .path(&dir)
-        .cache_capacity(cache_bytes())
-        .open()
-        .unwrap();
+    let db = open_raw(&dir);
     let mut rng = Rng(42);
-    let value: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    let value = raw_value(size);
     let mut tally = Tally::default();
     let mut group = c.benchmark_group("durable");
     group.throughput(Throughput::Elements(BATCH as u64));
@@ -592,20 +736,7 @@ fn raw(c: &mut Criterion, size: usize) -> Tally {
             b.iter_custom(|iters| {
                 let started = Instant::now();
                 for _ in 0..iters {
-                    let mut batch = sled::Batch::default();
-                    for _ in 0..BATCH {
-                        let r = rng.next();
-                        let key = format!("u/user{:05}", r % USERS);
-                        // Every value differs from the one it replaces:
-                        // sled skips a write of the bytes already stored,
-                        // which would make this measure nothing.
-                        let mut value = value.clone();
-                        let n = value.len().min(8);
-                        value[..n].copy_from_slice(&r.to_le_bytes()[..n]);
-                        batch.insert(key.as_bytes(), value);
-                    }
-                    db.apply_batch(batch).unwrap();
-                    db.flush().unwrap();
+                    raw_batch(&db, &mut rng, &value);
                 }
                 let elapsed = started.elapsed();
                 tally.units += iters * BATCH as u64;
@@ -631,11 +762,15 @@ fn main() {
             // Override to iterate on the throughput figures faster.
             timers: timers_env.map_or(1_000_000, |n| n.parse().unwrap()),
             timer_batch: 10_000,
+            sustained_rounds: 4,
+            sustained_batches: 1_000,
         }
     } else {
         Sizes {
             timers: 20_000,
             timer_batch: 5_000,
+            sustained_rounds: 1,
+            sustained_batches: 20,
         }
     };
     let mut c = Criterion::default()
@@ -647,7 +782,13 @@ fn main() {
 
     // Memory first, while the process is fresh.
     let t = timers(&deployment, &sizes);
-    let (sync, events, value, replayed) = ingest(&mut c, &deployment);
+    let IngestReport {
+        sync,
+        pipelined: events,
+        mean: value,
+        sustained,
+        replay: replayed,
+    } = ingest(&mut c, &deployment, &sizes);
     let inserts = raw(&mut c, value);
     c.final_summary();
 
@@ -677,6 +818,20 @@ fn main() {
         "ratio:  {:.2} (ingest events/s ÷ raw inserts/s; goal ≥ 0.5); {:.2} unpipelined",
         events.rate() / inserts.rate(),
         sync.rate() / inserts.rate()
+    );
+    println!(
+        "sustained: {} rounds of {} batches back to back, alternating: ingest (pipelined) {:.0} events/s on {:.2} cores; raw {:.0} inserts/s on {:.2} cores (values of the mean state size then, {} B at the end)",
+        sizes.sustained_rounds,
+        sizes.sustained_batches,
+        sustained.ingest.rate(),
+        sustained.ingest_cores,
+        sustained.raw.rate(),
+        sustained.raw_cores,
+        sustained.mean,
+    );
+    println!(
+        "        ratio {:.2} (sustained ingest events/s ÷ sustained raw inserts/s; goal ≥ 0.5)",
+        sustained.ingest.rate() / sustained.raw.rate()
     );
     let replay_rate = replayed.events as f64 / replayed.seconds;
     println!(
