@@ -7,7 +7,7 @@
 //!   hash ([`id_hash`]), in blocks of about [`BLOCK`] keyed by the last
 //!   hash each holds (`n/{run}/{hash}`), with the run's size and times
 //!   under `N/{run}`. Finding an id in a run is one read;
-//! - runs of like size (the same power of four) are merged four at a time,
+//! - runs of like size (the same power of eight) are merged eight at a time,
 //!   up to [`MERGE_UP_TO`] ids, so there are few of them to read;
 //! - a Bloom filter over every id held ([`SeenFilter`]) spares a fresh
 //!   id — nearly every id — any read at all;
@@ -33,8 +33,9 @@ use std::collections::HashMap;
 pub const COMPACT_AT: usize = 16_384;
 /// Ids per run block, about (equal hashes are never split across blocks).
 pub const BLOCK: usize = 256;
-/// Runs are merged four of one size at a time.
-const MERGE: usize = 4;
+/// Runs are merged eight of one size at a time: each id is rewritten once
+/// per merge, and a run filter (see [`Run`]) keeps many runs cheap to ask.
+const MERGE: usize = 8;
 /// Runs this large are not merged further: a merge stops the writer while
 /// it reads and writes them, and past this size fewer runs to read on a
 /// "maybe" is not worth it.
@@ -69,16 +70,19 @@ struct RunInfo {
     last: i64,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 struct Run {
     number: u64,
     info: RunInfo,
+    /// The run's own ids (in memory only): a "maybe" of the filter over
+    /// all ids reads only the runs that may hold the id, not every run.
+    filter: SeenFilter,
 }
 
 impl Run {
     /// Runs of one size class merge together.
     fn size_class(&self) -> u32 {
-        self.info.ids.max(1).ilog2() / 2
+        self.info.ids.max(1).ilog2() / 3
     }
 }
 
@@ -167,9 +171,11 @@ impl Seen {
         self.next_chunk = self.chunks.last().map_or(0, |c| c + 1);
         scan(kv, b"N/", b"N0", 1024, |k, v| {
             if let Some(number) = number_in(&k) {
+                let info: RunInfo = decode(&k, &v)?;
                 self.runs.push(Run {
                     number,
-                    info: decode(&k, &v)?,
+                    filter: SeenFilter::exact(info.ids as usize),
+                    info,
                 });
             }
             Ok(())
@@ -187,8 +193,9 @@ impl Seen {
         *self = Seen::default();
     }
 
-    /// A filter holding every id held, from a scan of them all.
-    fn build_filter<K: Kv>(&self, kv: &K) -> Result<SeenFilter> {
+    /// A filter holding every id held, from a scan of them all (which
+    /// fills each run's own filter too).
+    fn build_filter<K: Kv>(&mut self, kv: &K) -> Result<SeenFilter> {
         let held = self.fresh.len() as u64 + self.runs.iter().map(|r| r.info.ids).sum::<u64>();
         let mut legacy = Vec::new();
         if self.legacy {
@@ -205,10 +212,21 @@ impl Seen {
         for id in self.fresh.keys() {
             filter.insert(id.as_bytes());
         }
+        for run in &mut self.runs {
+            run.filter = SeenFilter::exact(run.info.ids as usize);
+        }
+        let mut run = None;
         scan(kv, b"n/", b"n0", 64, |k, v| {
             let block: Ids = decode(&k, &v)?;
+            let number = number_in(&k);
+            if run.is_none_or(|i: usize| Some(self.runs[i].number) != number) {
+                run = self.runs.iter().position(|r| Some(r.number) == number);
+            }
             for id in &block.ids {
                 filter.insert(id.as_bytes());
+                if let Some(i) = run {
+                    self.runs[i].filter.insert(id.as_bytes());
+                }
             }
             Ok(())
         })?;
@@ -234,6 +252,9 @@ impl Seen {
         let hash = id_hash(id.as_bytes());
         // Newest first: a duplicate is most often a recent retry.
         for run in self.runs.iter().rev() {
+            if !run.filter.maybe_contains(id.as_bytes()) {
+                continue;
+            }
             let from = [blocks_start(run.number).as_slice(), &hash.to_be_bytes()].concat();
             if let Some((k, v)) = kv.range(&from, &blocks_end(run.number), 1)?.pop() {
                 let block: Ids = decode(&k, &v)?;
@@ -281,7 +302,7 @@ impl Seen {
     }
 
     /// Compacts the fresh ids if there are enough, then merges runs while
-    /// four are of one size; it forgets nothing (that is
+    /// eight are of one size; it forgets nothing (that is
     /// [`Seen::prune`]'s). Each step is applied on its own: call it only
     /// when every batch recorded here has been applied.
     pub fn tidy<K: Kv>(&mut self, kv: &K) -> Result<()> {
@@ -381,6 +402,10 @@ impl Seen {
             first: entries.iter().map(|e| e.2).min().unwrap_or_default(),
             last: entries.iter().map(|e| e.2).max().unwrap_or_default(),
         };
+        let mut filter = SeenFilter::exact(entries.len());
+        for (_, id, _) in &entries {
+            filter.insert(id.as_bytes());
+        }
         let mut block = Ids::default();
         let mut entries = entries.into_iter().peekable();
         while let Some((hash, id, at)) = entries.next() {
@@ -398,7 +423,11 @@ impl Seen {
             }
         }
         ops.push(Op::Put(info_key(number), encode_sized(&info, 32)));
-        self.runs.push(Run { number, info });
+        self.runs.push(Run {
+            number,
+            info,
+            filter,
+        });
     }
 
     /// The oldest [`MERGE`] runs of the smallest size class that has that
@@ -442,19 +471,19 @@ impl Seen {
         if self.fresh.values().any(|at| *at < horizon) {
             dropped += self.compact(kv, horizon)?;
         }
-        let past: Vec<Run> = self
+        let past: Vec<(u64, RunInfo)> = self
             .runs
             .iter()
             .filter(|r| r.info.first < horizon)
-            .copied()
+            .map(|r| (r.number, r.info))
             .collect();
-        for run in past {
-            if run.info.last < horizon {
-                let mut ops = vec![Op::Delete(info_key(run.number))];
+        for (number, info) in past {
+            if info.last < horizon {
+                let mut ops = vec![Op::Delete(info_key(number))];
                 scan(
                     kv,
-                    &blocks_start(run.number),
-                    &blocks_end(run.number),
+                    &blocks_start(number),
+                    &blocks_end(number),
                     64,
                     |k, _| {
                         ops.push(Op::Delete(k));
@@ -462,11 +491,11 @@ impl Seen {
                     },
                 )?;
                 kv.apply(ops)?;
-                self.runs.retain(|r| r.number != run.number);
-                dropped += run.info.ids;
-            } else if (horizon - run.info.first) * 2 >= run.info.last - run.info.first {
+                self.runs.retain(|r| r.number != number);
+                dropped += info.ids;
+            } else if (horizon - info.first) * 2 >= info.last - info.first {
                 // About half of it is past, if ids came evenly.
-                dropped += self.rewrite(kv, &[run.number], horizon)?;
+                dropped += self.rewrite(kv, &[number], horizon)?;
             }
         }
         // Even with no `d/` keys left, their time index may remain.
@@ -552,7 +581,7 @@ mod tests {
         let kv = MemoryKv::default();
         let mut seen = Seen::default();
         let now = at("2025-11-09T00:00:00Z");
-        // 4 × 4 compactions: runs merged twice over.
+        // 16 compactions: two merges of eight.
         let batches = 16 * COMPACT_AT / 1024;
         for n in 0..batches {
             record(&mut seen, &kv, &batch(n, 1024), now);
@@ -561,13 +590,13 @@ mod tests {
             }
         }
         assert!(!seen.wants_tidy());
-        assert_eq!(seen.runs.len(), 1, "{:?}", seen.runs);
-        assert_eq!(seen.runs[0].info.ids, (16 * COMPACT_AT) as u64);
+        let sizes: Vec<u64> = seen.runs.iter().map(|r| r.info.ids).collect();
+        assert_eq!(sizes, [8 * COMPACT_AT as u64; 2]);
         assert_eq!(keys(&kv, b"m/"), 0, "chunks are deleted once compacted");
-        assert_eq!(keys(&kv, b"N/"), 1);
+        assert_eq!(keys(&kv, b"N/"), 2);
         let blocks = keys(&kv, b"n/");
         assert!(
-            (16 * COMPACT_AT / BLOCK..=16 * COMPACT_AT / BLOCK + 1).contains(&blocks),
+            (16 * COMPACT_AT / BLOCK..=16 * COMPACT_AT / BLOCK + 2).contains(&blocks),
             "{blocks} blocks"
         );
         for n in (0..batches).step_by(7) {

@@ -70,6 +70,14 @@ impl SeenFilter {
         }
     }
 
+    /// A filter sized for exactly `ids` ids, however few (a run's, whose
+    /// ids are known and fixed).
+    pub fn exact(ids: usize) -> SeenFilter {
+        SeenFilter {
+            layers: vec![Layer::new((ids * BITS_PER_ID).clamp(64, MAX_BITS))],
+        }
+    }
+
     fn bits(&self) -> usize {
         self.layers.iter().map(|l| l.bits.len() * 64).sum()
     }
