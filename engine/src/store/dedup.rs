@@ -7,10 +7,12 @@
 //!   hash ([`id_hash`]), in blocks of about [`BLOCK`] keyed by the last
 //!   hash each holds (`n/{run}/{hash}`), with the run's size and times
 //!   under `N/{run}`. Finding an id in a run is one read;
-//! - runs of like size (the same power of eight) are merged eight at a time,
-//!   up to [`MERGE_UP_TO`] ids, so there are few of them to read;
 //! - a Bloom filter over every id held ([`SeenFilter`]) spares a fresh
-//!   id — nearly every id — any read at all;
+//!   id — nearly every id — any read at all; on a "maybe", each run's own
+//!   filter (in memory) says which runs to read;
+//! - small runs of like size (the same power of eight) are merged eight at
+//!   a time, up to [`MERGE_UP_TO`] ids, so that low traffic does not leave
+//!   many tiny runs;
 //! - pruning drops a run whole once its newest id is past the window, and
 //!   rewrites one that is mostly past it, so an id is kept at least the
 //!   window and not much longer.
@@ -36,10 +38,12 @@ pub const BLOCK: usize = 256;
 /// Runs are merged eight of one size at a time: each id is rewritten once
 /// per merge, and a run filter (see [`Run`]) keeps many runs cheap to ask.
 const MERGE: usize = 8;
-/// Runs this large are not merged further: a merge stops the writer while
-/// it reads and writes them, and past this size fewer runs to read on a
-/// "maybe" is not worth it.
-pub const MERGE_UP_TO: u64 = 1 << 20;
+/// Runs this large are not merged further. A merge rewrites every id it
+/// holds (on the writer, which it stops meanwhile), while more runs cost
+/// little: a "maybe" probes each run's filter and reads a block only of
+/// those that may hold the id. At 1,000 events/s a week's ids make some
+/// 5,000 runs of this size; run filters take 2 bytes an id.
+pub const MERGE_UP_TO: u64 = 1 << 17;
 
 /// A stable 64-bit hash of an id: FNV-1a, then splitmix64's finalizer to
 /// spread it. It orders stored runs, so it must never change.
