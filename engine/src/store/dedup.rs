@@ -66,6 +66,13 @@ struct Ids {
     at: Vec<i64>,
 }
 
+/// [`Ids`] as written from borrowed ids (the same encoding).
+#[derive(Serialize)]
+struct IdsRef<'a> {
+    ids: Vec<&'a str>,
+    at: Vec<i64>,
+}
+
 /// A run's size and the times of its oldest and newest ids (µs).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 struct RunInfo {
@@ -281,8 +288,8 @@ impl Seen {
             return Ok(());
         }
         self.load(kv)?;
-        let chunk = Ids {
-            ids: ids.iter().map(|(id, _)| id.clone()).collect(),
+        let chunk = IdsRef {
+            ids: ids.iter().map(|(id, _)| id.as_str()).collect(),
             at: ids.iter().map(|(_, at)| micros(*at)).collect(),
         };
         ops.push(Op::Put(
