@@ -19,8 +19,10 @@ pub const DEFAULT_USERS: usize = 20_000;
 
 #[derive(Debug)]
 pub struct UserCache {
-    /// Each user with the tick of their last use.
-    users: HashMap<Arc<str>, (UserState, u64)>,
+    /// Each user with the tick of their last use. A user taken out for a
+    /// batch keeps their entry, empty, so that putting them back reuses
+    /// it (every batch takes and puts back each of its users).
+    users: HashMap<Arc<str>, (Option<UserState>, u64)>,
     /// Uses, oldest first. An entry whose tick is no longer its user's
     /// (used again since, or taken) is stale and skipped.
     order: VecDeque<(u64, Arc<str>)>,
@@ -41,7 +43,7 @@ impl UserCache {
 
     /// Takes the user out (the caller puts them back after committing).
     pub fn take(&mut self, id: &str) -> Option<UserState> {
-        self.users.remove(id).map(|(user, _)| user)
+        self.users.get_mut(id).and_then(|(user, _)| user.take())
     }
 
     /// Keeps a user's state as just committed, as the most recently used.
@@ -50,8 +52,20 @@ impl UserCache {
             return;
         }
         self.tick += 1;
+        if let Some((id, _)) = self.users.get_key_value(user.id.as_str()) {
+            let id = id.clone();
+            let entry = self.users.get_mut(&id).expect("just found");
+            *entry = (Some(user), self.tick);
+            self.order.push_back((self.tick, id));
+            self.forget_stale_uses();
+            return;
+        }
         let id: Arc<str> = Arc::from(user.id.as_str());
-        if self.users.insert(id.clone(), (user, self.tick)).is_none() {
+        if self
+            .users
+            .insert(id.clone(), (Some(user), self.tick))
+            .is_none()
+        {
             while self.users.len() > self.capacity {
                 let Some((tick, oldest)) = self.order.pop_front() else {
                     break;
@@ -62,7 +76,11 @@ impl UserCache {
             }
         }
         self.order.push_back((self.tick, id));
-        // Stale entries never outnumber live ones by much.
+        self.forget_stale_uses();
+    }
+
+    /// Stale uses never outnumber live ones by much.
+    fn forget_stale_uses(&mut self) {
         if self.order.len() > 2 * self.users.len() + 64 {
             let users = &self.users;
             self.order
@@ -90,7 +108,7 @@ impl UserCache {
 
     #[cfg(test)]
     fn contains(&self, id: &str) -> bool {
-        self.users.contains_key(id)
+        self.users.get(id).is_some_and(|(user, _)| user.is_some())
     }
 }
 
