@@ -586,8 +586,6 @@ impl Tally {
     }
 }
 
-/// Events through the runtime; returns the rate, the mean stored user
-/// size, and the replay of what it wrote.
 /// What the ingest phase measured.
 struct IngestReport {
     /// Criterion's figures, not pipelined and pipelined.
@@ -609,6 +607,8 @@ struct Sustained {
     mean: usize,
 }
 
+/// Events through the runtime: criterion's samples, the sustained rounds
+/// against raw inserts, and the replay of what ingest wrote.
 fn ingest(c: &mut Criterion, deployment: &Deployment, sizes: &Sizes) -> IngestReport {
     let dir = scratch("ingest");
     let kv = Recording {
