@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Semaphore, watch};
+use tracing::Instrument;
 
 pub struct ChannelRuntime {
     pub channel: Arc<dyn Channel>,
@@ -96,7 +97,7 @@ async fn deliver(
     was: OutboxEntry,
     clock: &dyn Clock,
 ) {
-    let mut entry = was.clone();
+    let entry = was.clone();
     let Ok(_permit) = channel.permits.acquire().await else {
         return;
     };
@@ -126,11 +127,28 @@ async fn deliver(
         .idempotency_key
         .clone()
         .unwrap_or_else(|| format!("outbox/{}", entry.seq));
+    // The span is attached to the future, not entered across its awaits:
+    // an entered guard stays on this thread's span stack while the task is
+    // parked, so concurrent deliveries would log each other's fields.
     let span = tracing::info_span!("delivery", channel = name, user = %entry.record.user, key = %key, attempt = entry.attempts + 1);
-    let _enter = span.enter();
+    attempt(store, name, channel, was, entry, &key, clock)
+        .instrument(span)
+        .await;
+}
+
+/// One attempt at a send and what follows from its outcome.
+async fn attempt(
+    store: &Store<SledKv>,
+    name: &str,
+    channel: &ChannelRuntime,
+    was: OutboxEntry,
+    mut entry: OutboxEntry,
+    key: &str,
+    clock: &dyn Clock,
+) {
     let result = tokio::time::timeout(
         Duration::from_secs(30),
-        channel.channel.deliver(&entry.record, &key),
+        channel.channel.deliver(&entry.record, key),
     )
     .await;
     let result =
@@ -172,6 +190,107 @@ async fn deliver(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::adapters::{Delivery, Receipt};
+    use crate::journal::{Kind, Record};
+    use std::sync::Mutex;
+
+    /// A provider that holds every delivery until two are in flight, then
+    /// fails each naming the user it was for; `bob`'s answer comes later, so
+    /// the first delivery finishes while the second is still in flight.
+    struct DownTogether(tokio::sync::Barrier);
+
+    impl Channel for DownTogether {
+        fn deliver<'a>(&'a self, message: &'a Record, _key: &'a str) -> Delivery<'a> {
+            Box::pin(async move {
+                self.0.wait().await;
+                if message.user == "bob" {
+                    for _ in 0..3 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+                Err::<Receipt, _>(DeliveryError::Retryable(format!(
+                    "down for {}",
+                    message.user
+                )))
+            })
+        }
+    }
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn concurrent_failing_deliveries_log_their_own_user_and_key() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let store = Store::new(SledKv::temporary().unwrap());
+        let channel = ChannelRuntime {
+            channel: Arc::new(DownTogether(tokio::sync::Barrier::new(2))),
+            retry: Retry {
+                max_attempts: 5,
+                initial_backoff: Duration::from_secs(1),
+                max_backoff: Duration::from_secs(60),
+                max_age: Duration::from_secs(3600),
+            },
+            rate: None,
+            permits: Arc::new(Semaphore::new(4)),
+            recent: Default::default(),
+        };
+        let clock = crate::clock::ManualClock::new(Utc::now());
+        let entry = |seq: u64, user: &str| {
+            let mut record = Record::new(Utc::now(), user, Kind::Send);
+            record.channel = Some("sms".into());
+            record.idempotency_key = Some(format!("key-of-{user}"));
+            OutboxEntry {
+                seq,
+                record,
+                attempts: 0,
+                next_attempt: Utc::now(),
+                last_error: None,
+            }
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            tokio::join!(
+                deliver(&store, "sms", &channel, entry(1, "alice"), &clock),
+                deliver(&store, "sms", &channel, entry(2, "bob"), &clock),
+            );
+        });
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let mut checked = 0;
+        for line in text.lines() {
+            let line: serde_json::Value = serde_json::from_str(line).unwrap();
+            let Some(error) = line["fields"]["error"].as_str() else {
+                continue;
+            };
+            let (_, user) = error.split_once("down for ").expect("the provider's error");
+            assert_eq!(line["span"]["user"], user, "{line}");
+            assert_eq!(line["span"]["key"], format!("key-of-{user}"), "{line}");
+            assert_eq!(line["span"]["channel"], "sms", "{line}");
+            checked += 1;
+        }
+        assert_eq!(checked, 2, "one retry line per delivery: {text}");
+    }
 
     #[test]
     fn backoff_doubles_up_to_the_cap_with_bounded_jitter() {
