@@ -306,3 +306,56 @@ fn gzip_bodies_are_taken_and_bombs_and_bad_requests_get_json_errors() {
     daemon.kill().unwrap();
     daemon.wait().unwrap();
 }
+
+#[test]
+fn a_second_daemon_on_the_same_data_dir_names_the_first_and_sighup_is_survived() {
+    let dir = setup("daemon_in_use");
+    let port = free_port();
+    let mut daemon = start(&dir, port);
+    let pid = daemon.id();
+
+    let second = std::process::Command::new(waymark_tests::waymark())
+        .args([
+            "run",
+            "--config",
+            "waymark.toml",
+            "--listen",
+            &format!("127.0.0.1:{}", free_port()),
+        ])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(second.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "data dir ./data is in use by another waymark (pid {pid})"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("Os {"),
+        "no Debug of an io::Error: {stderr}"
+    );
+
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    wait_for("the SIGHUP to be logged", || {
+        std::fs::read_to_string(dir.join("daemon.log"))
+            .unwrap_or_default()
+            .contains("SIGHUP received")
+    });
+    assert!(
+        daemon.try_wait().unwrap().is_none(),
+        "SIGHUP stopped the daemon"
+    );
+    let (status, _) = http(port, "GET", "/healthz", "");
+    assert_eq!(status, 200);
+    let log = std::fs::read_to_string(dir.join("daemon.log")).unwrap();
+    assert!(!log.contains('\u{1b}'), "ANSI escapes in a log file: {log}");
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+}

@@ -25,6 +25,8 @@ pub enum StartError {
     Config(String),
     #[error("the scripts in {path} have errors:\n{rendered}")]
     Scripts { path: String, rendered: String },
+    #[error("data dir {dir} is in use by another waymark{}", pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    InUse { dir: String, pid: Option<u32> },
     #[error("store: {0}")]
     Store(#[from] crate::store::StoreError),
     #[error("cannot listen on {addr}: {error}")]
@@ -149,7 +151,21 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
     }
     let plan = load_scripts(&config, &registry)?;
     std::fs::create_dir_all(&config.data_dir)?;
-    let kv = SledKv::open(&config.data_dir.join("store"))?;
+    let pid_file = config.data_dir.join("waymark.pid");
+    let kv = match SledKv::open(&config.data_dir.join("store")) {
+        Ok(kv) => kv,
+        Err(crate::store::StoreError::InUse { .. }) => {
+            return Err(StartError::InUse {
+                dir: config.data_dir.display().to_string(),
+                pid: std::fs::read_to_string(&pid_file)
+                    .ok()
+                    .and_then(|p| p.trim().parse().ok()),
+            });
+        }
+        Err(e) => return Err(e.into()),
+    };
+    // Only for the message above: the store's own lock is what excludes.
+    let _ = std::fs::write(&pid_file, format!("{}\n", std::process::id()));
     let store = Store::new(kv.clone());
     let deployment = store
         .load_deployment()?
@@ -240,10 +256,14 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
             addr: config.listen.to_string(),
             error,
         })?;
+    #[cfg(unix)]
+    let hangups = tokio::spawn(ignore_hangups());
     tracing::info!(listen = %config.listen, data_dir = %config.data_dir.display(), "waymark is running");
     axum::serve(listener, http::router(state))
         .with_graceful_shutdown(shutdown_signal())
         .await?;
+    #[cfg(unix)]
+    hangups.abort();
     tracing::info!("stopping: finishing commits and deliveries");
     let _ = commands.send(writer::Command::Shutdown);
     let _ = tokio::task::spawn_blocking(move || writer.join()).await;
@@ -258,6 +278,23 @@ fn kv_flush(kv: &SledKv) {
     use crate::store::Kv;
     if let Err(e) = kv.flush() {
         tracing::error!(error = %e, "final flush failed");
+    }
+}
+
+/// SIGHUP's default action ends a process; a daemon whose terminal or
+/// supervisor sends one must keep running. Reload is not supported yet, so
+/// each one is logged and otherwise ignored.
+#[cfg(unix)]
+async fn ignore_hangups() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; one would stop the daemon");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        tracing::warn!(
+            "SIGHUP received and ignored: reloading is not supported; restart to redeploy the scripts folder or change the log level"
+        );
     }
 }
 

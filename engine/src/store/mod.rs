@@ -48,6 +48,9 @@ use std::sync::Mutex;
 pub enum StoreError {
     #[error("storage: {0}")]
     Backend(String),
+    /// Another process holds the store's lock.
+    #[error("{path} is in use by another process")]
+    InUse { path: String },
     #[error("stored value at {key} is unreadable: {message}")]
     Corrupt { key: String, message: String },
 }

@@ -15,9 +15,25 @@ fn backend(e: sled::Error) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
+/// An error opening the store at `path`: sled reports a lock another
+/// process holds only as an I/O error whose text says so.
+fn opening(path: &Path, e: sled::Error) -> StoreError {
+    match &e {
+        sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+            StoreError::InUse {
+                path: path.display().to_string(),
+            }
+        }
+        _ => backend(e),
+    }
+}
+
 impl SledKv {
     pub fn open(path: &Path) -> Result<SledKv> {
-        let db = sled::Config::new().path(path).open().map_err(backend)?;
+        let db = sled::Config::new()
+            .path(path)
+            .open()
+            .map_err(|e| opening(path, e))?;
         Ok(SledKv { db })
     }
 
@@ -29,7 +45,7 @@ impl SledKv {
             .path(path)
             .cache_capacity(bytes)
             .open()
-            .map_err(backend)?;
+            .map_err(|e| opening(path, e))?;
         Ok(SledKv { db })
     }
 
@@ -40,6 +56,25 @@ impl SledKv {
             .open()
             .map_err(backend)?;
         Ok(SledKv { db })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_open_elsewhere_is_reported_as_in_use() {
+        let dir = std::env::temp_dir().join(format!("waymark-inuse-{}", std::process::id()));
+        let _first = SledKv::open(&dir).unwrap();
+        // sled's lock is a file lock, which a second open in the same
+        // process also fails to take.
+        match SledKv::open(&dir) {
+            Err(StoreError::InUse { path }) => assert_eq!(path, dir.display().to_string()),
+            other => panic!("expected InUse, got {other:?}"),
+        }
+        drop(_first);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
 
