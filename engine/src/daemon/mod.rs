@@ -150,7 +150,7 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
     let plan = load_scripts(&config, &registry)?;
     std::fs::create_dir_all(&config.data_dir)?;
     let kv = SledKv::open(&config.data_dir.join("store"))?;
-    let store = Store::new(kv.clone());
+    let store = Store::open(kv.clone())?;
     let deployment = store
         .load_deployment()?
         .unwrap_or_else(|| Deployment::new(Default::default()));
