@@ -29,7 +29,9 @@
 //! `j/` key; stores written before message ids were kept in chunks and runs
 //! hold a `d/{message id}` key per id (valued with the time it was seen)
 //! and perhaps a `D/{at}/{message id}` time index of them. All are still
-//! read, and the dedup keys pruned.
+//! read, and the dedup keys pruned; such stores are of format 1, though,
+//! which [`Store::open`] refuses, so only a store handed to [`Store::new`]
+//! unchecked can hold them.
 //!
 //! Values are MessagePack with field names (self-describing), so stored
 //! structs can gain fields. Everything one input batch changes is written
@@ -846,6 +848,22 @@ mod tests {
             .unwrap();
         assert_eq!(rest.len(), 100);
         assert!(rest.iter().all(|e| !busy.contains(&e.seq)));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn user_parts_read_back_sort_like_ids_and_none_starts_another(
+            a in "[a\\x00\\x01/\u{ff}\u{10ffff}]{0,6}",
+            b in "[a\\x00\\x01/\u{ff}\u{10ffff}]{0,6}",
+        ) {
+            let (pa, pb) = (user_part(&a), user_part(&b));
+            let rest = [pa.as_slice(), b"/tail"].concat();
+            proptest::prop_assert_eq!(split_user_part(&rest), Some((a.clone(), &b"/tail"[..])));
+            proptest::prop_assert_eq!(pa.cmp(&pb), a.cmp(&b));
+            if a != b {
+                proptest::prop_assert!(!pb.starts_with(&pa) && !pa.starts_with(&pb));
+            }
+        }
     }
 
     #[test]
