@@ -183,11 +183,7 @@ fn facts<K: Kv>(store: &Store<K>, timers: &BTreeSet<String>, n: u64) -> Vec<(Str
             out.push((format!("timer {user}"), timers.contains(&user)));
             out.push((
                 format!("timer index {user}"),
-                store
-                    .kv()
-                    .get(format!("w/{user}").as_bytes())
-                    .unwrap()
-                    .is_some(),
+                store.timer_of(&user).unwrap().is_some(),
             ));
         }
     }
@@ -238,11 +234,7 @@ fn verify(dir: &Path, from: u64, acked: Option<u64>, attempted: Option<u64>) -> 
             );
             assert_eq!(timers.contains(&first), !paid, "{first}'s timer");
             assert_eq!(
-                store
-                    .kv()
-                    .get(format!("w/{first}").as_bytes())
-                    .unwrap()
-                    .is_some(),
+                store.timer_of(&first).unwrap().is_some(),
                 !paid,
                 "{first}'s timer index"
             );

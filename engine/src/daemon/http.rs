@@ -649,6 +649,54 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_users_journal_and_export_hold_only_theirs_beside_an_id_starting_with_theirs() {
+        let dir = std::env::temp_dir().join(format!("waymark-http-prefix-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(SledKv::open(&dir).unwrap()).unwrap();
+        let at = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let users = ["alice", "alice/x", "a", "ab"];
+        store
+            .commit(crate::store::Batch {
+                users: users
+                    .iter()
+                    .map(|u| (crate::model::UserState::new(u), None))
+                    .collect(),
+                journal: users
+                    .iter()
+                    .map(|u| crate::journal::Record::new(at, u, crate::journal::Kind::Error))
+                    .collect(),
+                ..Default::default()
+            })
+            .unwrap();
+        let api = super::super::api_without_writer(store, Vec::new(), |_| Ok(()));
+        for (user, path) in [
+            ("alice", "alice"),
+            ("alice/x", "alice%2Fx"),
+            ("a", "a"),
+            ("ab", "ab"),
+        ] {
+            let (status, json) =
+                answer(&api, "GET", &format!("/v1/users/{path}/journal"), "").await;
+            assert_eq!(status, StatusCode::OK, "{json}");
+            assert_eq!(
+                json["records"].as_array().unwrap().len(),
+                1,
+                "{user}: {json}"
+            );
+            assert_eq!(json["records"][0]["user"], user, "{json}");
+            let (status, json) = answer(&api, "GET", &format!("/v1/users/{path}/export"), "").await;
+            assert_eq!(status, StatusCode::OK, "{json}");
+            assert_eq!(
+                json["journal"].as_array().unwrap().len(),
+                1,
+                "{user}: {json}"
+            );
+            assert_eq!(json["journal"][0]["user"], user, "{json}");
+            assert_eq!(json["state"]["id"], user, "{json}");
+        }
+    }
+
+    #[tokio::test]
     async fn ingest_calls_answer_as_the_pure_functions_say() {
         let api = api("ingest");
         let (status, json) =

@@ -166,7 +166,7 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
     };
     // Only for the message above: the store's own lock is what excludes.
     let _ = std::fs::write(&pid_file, format!("{}\n", std::process::id()));
-    let store = Store::new(kv.clone());
+    let store = Store::open(kv.clone())?;
     let deployment = store
         .load_deployment()?
         .unwrap_or_else(|| Deployment::new(Default::default()));

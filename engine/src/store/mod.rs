@@ -4,6 +4,7 @@
 //!
 //! | key | value |
 //! | --- | --- |
+//! | `V` | the store's format version ([`FORMAT`]) |
 //! | `u/{user}` | the user's state |
 //! | `t/{due}/{user}` | a timer: the user's next wake-up (`due` big-endian, so a range scan yields timers in order, ties by user) |
 //! | `w/{user}` | the user's timer due time (the per-user index: erasure and rescheduling are one lookup) |
@@ -18,11 +19,19 @@
 //! | `g` | state shared by all users |
 //! | `s` | the last sequence number used (one per journal record) |
 //!
+//! `{user}` is the user id as [`user_part`] writes it, never the bare id:
+//! the id's own bytes may hold anything, `/` included, so a bare id would
+//! make one user's key range (`j/alice/…`) hold another's (`j/alice/x/…`).
+//! Written this way no user's keys fall in another's range, and ids sort as
+//! they compare.
+//!
 //! Stores written before journal records were grouped hold one record per
 //! `j/` key; stores written before message ids were kept in chunks and runs
 //! hold a `d/{message id}` key per id (valued with the time it was seen)
 //! and perhaps a `D/{at}/{message id}` time index of them. All are still
-//! read, and the dedup keys pruned.
+//! read, and the dedup keys pruned; such stores are of format 1, though,
+//! which [`Store::open`] refuses, so only a store handed to [`Store::new`]
+//! unchecked can hold them.
 //!
 //! Values are MessagePack with field names (self-describing), so stored
 //! structs can gain fields. Everything one input batch changes is written
@@ -53,6 +62,10 @@ pub enum StoreError {
     InUse { path: String },
     #[error("stored value at {key} is unreadable: {message}")]
     Corrupt { key: String, message: String },
+    #[error(
+        "the store is in format {found}, and this Waymark reads format {expected} only: open it with the Waymark that wrote it, or start from an empty data directory"
+    )]
+    Format { found: u32, expected: u32 },
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -183,6 +196,55 @@ fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T> {
     })
 }
 
+/// The layout of keys this store writes, kept under `V`. Format 1 (stores
+/// without `V`) wrote bare user ids in keys.
+pub const FORMAT: u32 = 2;
+
+/// A user id as every key that holds one writes it: the id's bytes with
+/// each `0x00` written as `0x00 0xff`, then `0x00 0x01` to end it.
+///
+/// Every per-user key range is exact because of it: the end marker occurs
+/// nowhere else in the part, so no user's part starts with another's, and
+/// a scan of `j/{user}/` (or any other prefix ending with a user's part)
+/// holds that user's keys only. Bare ids did not: `alice` was a prefix of
+/// `alice/x`, and reading or erasing one reached the other's journal.
+/// Ids still sort as they compare (a shorter id's `0x00 0x01` sorts before
+/// any byte that could follow it in a longer one), so pages of users and
+/// timers due at the same time stay in id order.
+fn user_part(id: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(id.len() + 2);
+    for &b in id.as_bytes() {
+        out.push(b);
+        if b == 0 {
+            out.push(0xff);
+        }
+    }
+    out.extend_from_slice(&[0, 1]);
+    out
+}
+
+/// The id in a user part written by [`user_part`] that starts `bytes`, and
+/// the rest of `bytes` after it; `None` if `bytes` does not start with one.
+fn split_user_part(bytes: &[u8]) -> Option<(String, &[u8])> {
+    let mut id = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    loop {
+        match (*bytes.get(i)?, bytes.get(i + 1)) {
+            (0, Some(0xff)) => {
+                id.push(0);
+                i += 2;
+            }
+            (0, Some(1)) => break,
+            (0, _) => return None,
+            (b, _) => {
+                id.push(b);
+                i += 1;
+            }
+        }
+    }
+    Some((String::from_utf8(id).ok()?, &bytes[i + 2..]))
+}
+
 fn key(prefix: &str, parts: &[&[u8]]) -> Vec<u8> {
     let mut k = prefix.as_bytes().to_vec();
     for p in parts {
@@ -227,13 +289,54 @@ impl<K: Kv> Store<K> {
         }
     }
 
+    /// A store over `kv` once its format is known to be [`FORMAT`]: an
+    /// empty `kv` is marked with it, and one in any other format (or in
+    /// format 1, which had no mark) is refused with [`StoreError::Format`].
+    pub fn open(kv: K) -> Result<Store<K>> {
+        match kv.get(b"V")? {
+            Some(bytes) => {
+                let found = <[u8; 4]>::try_from(bytes.as_slice())
+                    .map(u32::from_be_bytes)
+                    .map_err(|_| StoreError::Corrupt {
+                        key: "V".into(),
+                        message: format!("a format version is 4 bytes, found {}", bytes.len()),
+                    })?;
+                if found != FORMAT {
+                    return Err(StoreError::Format {
+                        found,
+                        expected: FORMAT,
+                    });
+                }
+            }
+            None if kv.range(b"", &[0xff], 1)?.is_empty() => {
+                kv.apply(vec![Op::Put(b"V".to_vec(), FORMAT.to_be_bytes().to_vec())])?;
+                kv.flush()?;
+            }
+            None => {
+                return Err(StoreError::Format {
+                    found: 1,
+                    expected: FORMAT,
+                });
+            }
+        }
+        Ok(Store::new(kv))
+    }
+
     pub fn kv(&self) -> &K {
         &self.kv
     }
 
     pub fn user(&self, id: &str) -> Result<Option<UserState>> {
-        let k = key("u", &[id.as_bytes()]);
+        let k = key("u", &[&user_part(id)]);
         self.kv.get(&k)?.map(|b| decode(&k, &b)).transpose()
+    }
+
+    /// The user's timer as its index (`w/`) holds it, if they have one.
+    pub fn timer_of(&self, id: &str) -> Result<Option<DateTime<Utc>>> {
+        Ok(self
+            .kv
+            .get(&key("w", &[&user_part(id)]))?
+            .and_then(|due| time_from_key(&due)))
     }
 
     pub fn globals(&self) -> Result<Globals> {
@@ -309,7 +412,7 @@ impl<K: Kv> Store<K> {
             Vec::with_capacity(2 * batch.users.len() + batch.dedup.len() + batch.journal.len() + 2);
         let states = encode_users(&batch.users);
         for ((user, old_wake), state) in batch.users.iter().zip(states) {
-            let id = user.id.as_bytes();
+            let id = &user_part(&user.id)[..];
             ops.push(Op::Put(key("u", &[id]), state));
             let new_wake = user.next_wake();
             if old_wake != &new_wake {
@@ -387,7 +490,7 @@ impl<K: Kv> Store<K> {
             .extend(touched);
         for (at, records) in &groups {
             ops.push(Op::Put(
-                key("j", &[records[0].user.as_bytes(), &at.to_be_bytes()]),
+                key("j", &[&user_part(&records[0].user), &at.to_be_bytes()]),
                 encode_sized(records, 256 * records.len()),
             ));
         }
@@ -425,8 +528,9 @@ impl<K: Kv> Store<K> {
         let mut out = Vec::new();
         for (k, _) in self.kv.range(&from, &to, limit)? {
             let rest = &k[2..];
-            if let Some(due) = time_from_key(rest) {
-                out.push((due, String::from_utf8_lossy(&rest[9..]).into_owned()));
+            let user = rest.get(9..).and_then(split_user_part);
+            if let (Some(due), Some((user, _))) = (time_from_key(rest), user) {
+                out.push((due, user));
             }
         }
         Ok(out)
@@ -446,7 +550,7 @@ impl<K: Kv> Store<K> {
     pub fn users_after(&self, after: Option<&str>, limit: usize) -> Result<Vec<String>> {
         let from = match after {
             Some(a) => {
-                let mut k = key("u", &[a.as_bytes()]);
+                let mut k = key("u", &[&user_part(a)]);
                 k.push(0);
                 k
             }
@@ -456,13 +560,13 @@ impl<K: Kv> Store<K> {
             .kv
             .range(&from, &prefix_end(b"u/"), limit)?
             .into_iter()
-            .map(|(k, _)| String::from_utf8_lossy(&k[2..]).into_owned())
+            .filter_map(|(k, _)| split_user_part(&k[2..]).map(|(id, _)| id))
             .collect())
     }
 
     /// The user's journal, oldest first.
     pub fn journal(&self, user: &str, limit: usize) -> Result<Vec<Record>> {
-        let prefix = key("j", &[user.as_bytes(), b""]);
+        let prefix = key("j", &[&user_part(user), b""]);
         let mut out = Vec::new();
         // Each key holds at least one record: `limit` keys are enough.
         for (k, v) in self.kv.range(&prefix, &prefix_end(&prefix), limit)? {
@@ -647,7 +751,7 @@ impl<K: Kv> Store<K> {
     /// Erases a user (PIPL): state, timer, journal, pending sends and dead
     /// letters, in one batch. Returns how many keys went.
     pub fn erase_user(&self, id: &str) -> Result<usize> {
-        let uid = id.as_bytes();
+        let uid = &user_part(id)[..];
         let mut ops = vec![Op::Delete(key("u", &[uid])), Op::Delete(key("w", &[uid]))];
         if let Some(due) = self.kv.get(&key("w", &[uid]))? {
             ops.push(Op::Delete(key("t", &[&due, uid])));
@@ -749,6 +853,22 @@ mod tests {
         assert!(rest.iter().all(|e| !busy.contains(&e.seq)));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn user_parts_read_back_sort_like_ids_and_none_starts_another(
+            a in "[a\\x00\\x01/\u{ff}\u{10ffff}]{0,6}",
+            b in "[a\\x00\\x01/\u{ff}\u{10ffff}]{0,6}",
+        ) {
+            let (pa, pb) = (user_part(&a), user_part(&b));
+            let rest = [pa.as_slice(), b"/tail"].concat();
+            proptest::prop_assert_eq!(split_user_part(&rest), Some((a.clone(), &b"/tail"[..])));
+            proptest::prop_assert_eq!(pa.cmp(&pb), a.cmp(&b));
+            if a != b {
+                proptest::prop_assert!(!pb.starts_with(&pa) && !pa.starts_with(&pb));
+            }
+        }
+    }
+
     #[test]
     fn a_timer_key_is_never_earlier_than_its_time() {
         let t = DateTime::parse_from_rfc3339("2025-11-10T12:00:00.000000500Z")
@@ -803,7 +923,10 @@ mod tests {
         store
             .kv()
             .apply(vec![
-                Op::Put(key("j", &[b"a", &1u64.to_be_bytes()]), encode(&legacy)),
+                Op::Put(
+                    key("j", &[&user_part("a"), &1u64.to_be_bytes()]),
+                    encode(&legacy),
+                ),
                 Op::Put(b"s".to_vec(), 1u64.to_be_bytes().to_vec()),
             ])
             .unwrap();
