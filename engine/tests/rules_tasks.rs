@@ -269,3 +269,32 @@ rule thanks {
         "rules have no enter/exit records"
     );
 }
+
+#[test]
+fn channels_used_by_journeys_rules_and_task_rewards_are_all_found() {
+    // The daemon maps every channel the scripts send on to a default `log`
+    // channel when none are configured; one used only by a task reward was
+    // missed, so every such send dead-lettered.
+    let plan = compile(
+        r#"
+journey hello {
+  trigger event signed_up
+  send wechat template "HELLO" { }
+}
+
+rule thanks {
+  when event order_paid
+  then { send wecom { text: "谢谢" } }
+}
+
+task daily {
+  on event checkin
+  streak 1 days {
+    send sms template "SMS_CHECKIN" { }
+  }
+}
+"#,
+    );
+    let used: Vec<String> = plan.channels_used().into_iter().collect();
+    assert_eq!(used, ["sms", "wechat", "wecom"]);
+}

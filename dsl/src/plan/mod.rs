@@ -48,6 +48,29 @@ impl Plan {
     pub fn task(&self, name: &str) -> Option<&TaskPlan> {
         self.tasks.iter().find(|t| t.name == name)
     }
+
+    /// Every step that can run: journeys', rules' and task rewards'. The one
+    /// place that walks them all, so a question about "what the scripts
+    /// do" (which channels they send on, say) cannot forget a kind.
+    pub fn all_steps(&self) -> impl Iterator<Item = &Step> {
+        let journeys = self.journeys.iter().map(|j| &j.steps);
+        let rules = self.rules.iter().map(|r| &r.steps);
+        let rewards = self.tasks.iter().map(|t| &t.reward);
+        journeys
+            .chain(rules)
+            .chain(rewards)
+            .flat_map(|steps| steps.table.iter())
+    }
+
+    /// The names of the channels any step sends on, sorted.
+    pub fn channels_used(&self) -> std::collections::BTreeSet<String> {
+        self.all_steps()
+            .filter_map(|s| match &s.kind {
+                StepKind::Send { channel, .. } => Some(channel.clone()),
+                _ => None,
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -181,21 +181,7 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
     // channel the scripts send on.
     let mut configured = config.channels.clone();
     if configured.is_empty() {
-        let mut used = std::collections::BTreeSet::new();
-        for j in &plan.journeys {
-            for s in &j.steps.table {
-                if let waymark_dsl::plan::StepKind::Send { channel, .. } = &s.kind {
-                    used.insert(channel.clone());
-                }
-            }
-        }
-        for r in &plan.rules {
-            for s in &r.steps.table {
-                if let waymark_dsl::plan::StepKind::Send { channel, .. } = &s.kind {
-                    used.insert(channel.clone());
-                }
-            }
-        }
+        let used = plan.channels_used();
         for name in used {
             configured.insert(
                 name,
