@@ -113,11 +113,14 @@ fn presented_token(headers: &HeaderMap, body: Option<&Json>) -> Option<String> {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     if let Some(auth) = auth {
-        if let Some(t) = auth.strip_prefix("Bearer ") {
-            return Some(t.trim().to_string());
+        // Auth schemes are case-insensitive (RFC 9110 §11.1).
+        let (scheme, credentials) = auth.trim_start().split_once(' ').unwrap_or((auth, ""));
+        if scheme.eq_ignore_ascii_case("bearer") {
+            return Some(credentials.trim().to_string());
         }
-        if let Some(b) = auth.strip_prefix("Basic ")
-            && let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(b.trim())
+        if scheme.eq_ignore_ascii_case("basic")
+            && let Ok(decoded) =
+                base64::engine::general_purpose::STANDARD.decode(credentials.trim())
         {
             let text = String::from_utf8_lossy(&decoded).into_owned();
             return Some(
@@ -594,6 +597,26 @@ mod tests {
     use axum::body::Body;
     use axum::http::{Request, StatusCode};
     use tower::ServiceExt;
+
+    #[test]
+    fn the_auth_scheme_is_read_case_insensitively() {
+        use axum::http::{HeaderMap, HeaderValue, header};
+        use base64::Engine;
+        let token = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+            super::presented_token(&headers, None)
+        };
+        for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+            assert_eq!(
+                token(&format!("{scheme} s3cret")).as_deref(),
+                Some("s3cret")
+            );
+        }
+        let basic = base64::engine::general_purpose::STANDARD.encode("wk:");
+        assert_eq!(token(&format!("basic {basic}")).as_deref(), Some("wk"));
+        assert_eq!(token("Token s3cret"), None);
+    }
 
     /// The API over a scratch store, with every ingest call accepted.
     fn api(name: &str) -> axum::Router {
