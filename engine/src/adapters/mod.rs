@@ -120,6 +120,10 @@ impl KindCheck for Registry {
     fn validate(&self, kind: &str, path: &str, settings: &Table) -> Option<Vec<ConfigError>> {
         self.get(kind).map(|k| k.validate(path, settings))
     }
+
+    fn kinds(&self) -> Vec<&str> {
+        self.names().collect()
+    }
 }
 
 /// Settings keys a kind does not know, as errors.

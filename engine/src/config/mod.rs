@@ -105,6 +105,10 @@ pub struct Flags {
 pub trait KindCheck {
     /// Every problem in `settings`; `path` is the channel's TOML path.
     fn validate(&self, kind: &str, path: &str, settings: &Table) -> Option<Vec<ConfigError>>;
+    /// The kinds there are, for the message about an unknown one.
+    fn kinds(&self) -> Vec<&str> {
+        Vec::new()
+    }
 }
 
 /// Accepts any kind without checking its settings (for tests of the layers).
@@ -578,10 +582,21 @@ fn validate(table: &Table, kinds: &dyn KindCheck, errors: &mut Vec<ConfigError>)
                 .collect();
             match kinds.validate(&kind, &path, &settings) {
                 Some(problems) => r.errors.extend(problems),
-                None => r.errors.push(error(
-                    &join(&path, "kind"),
-                    format!("unknown channel kind `{kind}`"),
-                )),
+                None => {
+                    let known = kinds.kinds();
+                    let near = waymark_dsl::diagnostic::closest(&kind, known.iter().copied())
+                        .map(|n| format!("; did you mean `{n}`?"))
+                        .unwrap_or_default();
+                    let list = if known.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (the kinds are: {})", known.join(", "))
+                    };
+                    r.errors.push(error(
+                        &join(&path, "kind"),
+                        format!("unknown channel kind `{kind}`{near}{list}"),
+                    ))
+                }
             }
             channels.insert(
                 name.clone(),
@@ -720,6 +735,20 @@ mod tests {
                 (kind == "log").then(Vec::new)
             }
         }
+        let errors = load(
+            Some(("w.toml", "[channels.mail]\nkind = \"lgo\"\n")),
+            &env(&[]),
+            &Flags::default(),
+            &crate::adapters::Registry::builtin(),
+        )
+        .unwrap_err();
+        assert!(
+            errors.iter().any(|e| e.path == "channels.mail.kind"
+                && e.message.contains("did you mean `log`?")
+                && e.message
+                    .contains("email, log, sms, webhook, wechat, wecom")),
+            "{errors:?}"
+        );
         let errors = load(
             Some(("w.toml", file)),
             &env(&[]),
