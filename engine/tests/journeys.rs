@@ -338,6 +338,31 @@ journey promo {
 }
 
 #[test]
+fn a_date_only_active_window_is_local_midnight_in_the_journeys_zone() {
+    // 2025-11-11 in Shanghai is 2025-11-10T16:00Z to 2025-11-11T16:00Z.
+    for (zone_lines, start) in [
+        ("  tz \"Asia/Shanghai\"\n", ""),
+        ("  policy cn\n", "policy cn {\n  tz \"Asia/Shanghai\"\n}\n"),
+    ] {
+        let script = format!(
+            "{start}journey promo {{\n  trigger event ping\n  entry always\n{zone_lines}  active from \"2025-11-11\" until \"2025-11-12\"\n  send sms template \"P\"\n}}\n"
+        );
+        let mut h = Harness::at(&script, "2025-11-10T15:59:00Z");
+        h.track("before", "ping", json!({}));
+        h.advance(mins(2));
+        h.track("first_local_minute", "ping", json!({}));
+        h.advance_to(t("2025-11-11T15:59:00Z"));
+        h.track("last_local_minute", "ping", json!({}));
+        h.advance(mins(2));
+        h.track("after", "ping", json!({}));
+        assert!(h.sends("before").is_empty(), "{script}");
+        assert_eq!(h.templates("first_local_minute"), ["P"], "{script}");
+        assert_eq!(h.templates("last_local_minute"), ["P"], "{script}");
+        assert!(h.sends("after").is_empty(), "{script}");
+    }
+}
+
+#[test]
 fn limit_entries_per_window_suppresses_with_reason_budget() {
     let mut h = Harness::new(
         r#"

@@ -181,21 +181,34 @@ fn active(a: &ast::Active, out: &mut Vec<Diagnostic>) {
 
 /// An RFC 3339 timestamp, or a date (`2025-11-11`, midnight UTC).
 pub fn parse_timestamp(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    parse_timestamp_in(text, chrono_tz::UTC)
+}
+
+/// An RFC 3339 timestamp, or a date (`2025-11-11`), which is the first
+/// instant of that day in `zone` (midnight, or the end of a DST gap there).
+pub fn parse_timestamp_in(
+    text: &str,
+    zone: chrono_tz::Tz,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    use chrono::TimeZone;
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
         return Some(t.to_utc());
     }
-    text.parse::<chrono::NaiveDate>()
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|t| t.and_utc())
+    let day = text.parse::<chrono::NaiveDate>().ok()?;
+    (0..24 * 60).find_map(|minutes| {
+        let local = day.and_hms_opt(0, 0, 0)? + chrono::Duration::minutes(minutes);
+        zone.from_local_datetime(&local)
+            .earliest()
+            .map(|t| t.to_utc())
+    })
 }
 
 fn timestamp(text: &ast::Text, out: &mut Vec<Diagnostic>) {
     if parse_timestamp(&text.value).is_none() {
         out.push(
             Diagnostic::new(Code::BadLiteral, text.span, format!("`{}` is not a timestamp", text.value))
-                .label("not RFC 3339")
-                .help("write a timestamp with its offset, e.g. \"2025-11-10T20:00:00+08:00\", or a date, e.g. \"2025-11-11\""),
+                .label("not a date or an RFC 3339 timestamp")
+                .help("two forms are accepted: a date, \"YYYY-MM-DD\" (e.g. \"2025-11-11\"), meaning midnight in the journey's or task's `tz`, else its policy's, else UTC; or an RFC 3339 timestamp with seconds and an offset, \"YYYY-MM-DDTHH:MM:SS+HH:MM\" or \"…Z\" (e.g. \"2025-11-10T20:00:00+08:00\")"),
         );
     }
 }

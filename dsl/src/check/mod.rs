@@ -21,7 +21,7 @@ mod types;
 mod unreachable;
 pub mod walk;
 
-pub use literals::{is_literal, parse_timestamp};
+pub use literals::{is_literal, parse_timestamp, parse_timestamp_in};
 pub use symbols::Symbols;
 pub use unreachable::always_exits;
 

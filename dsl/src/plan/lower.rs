@@ -9,16 +9,29 @@ use crate::check::walk::{BindingKind, EventCtx, Owner, Scope};
 use crate::check::{self, Symbols};
 use crate::library::FunctionTable;
 use crate::source::{Sources, Span};
+use std::collections::BTreeMap;
 
 /// Lowers a deployment that checked without errors.
 pub fn lower(sources: &Sources, files: &[ast::File], functions: &dyn FunctionTable) -> Plan {
     let symbols = Symbols::build(files);
+    let policy_zones = files
+        .iter()
+        .flat_map(|f| &f.decls)
+        .filter_map(|d| match d {
+            Decl::Policy(p) => p.clauses.iter().find_map(|c| match &c.kind {
+                PolicyClauseKind::Tz(t) => Some((p.name.name.clone(), t.value.clone())),
+                _ => None,
+            }),
+            _ => None,
+        })
+        .collect();
     let cx = Lowering {
         sources,
         exprs: ExprLowering {
             symbols: &symbols,
             functions,
         },
+        policy_zones,
     };
     let mut plan = Plan::default();
     for decl in files.iter().flat_map(|f| &f.decls) {
@@ -57,9 +70,20 @@ pub fn lower(sources: &Sources, files: &[ast::File], functions: &dyn FunctionTab
 struct Lowering<'c, 'a> {
     sources: &'c Sources,
     exprs: ExprLowering<'c, 'a>,
+    /// Each policy's `tz`, for date-only `active` bounds.
+    policy_zones: BTreeMap<String, String>,
 }
 
 impl<'a> Lowering<'_, 'a> {
+    /// The zone a journey's or task's calendar dates are read in: its own
+    /// `tz`, else its policy's, else UTC. (Not the user's: a campaign
+    /// window is one window for everybody.)
+    fn zone(&self, own: Option<&str>, policy: &str) -> chrono_tz::Tz {
+        own.or(self.policy_zones.get(policy).map(String::as_str))
+            .and_then(|z| crate::schedule::parse_time_zone(z).ok())
+            .unwrap_or(chrono_tz::UTC)
+    }
+
     fn scope(&self, owner: Owner<'a>) -> Scope<'a> {
         Scope {
             owner,
@@ -103,6 +127,7 @@ impl<'a> Lowering<'_, 'a> {
             transactional: false,
             steps: Steps::default(),
         };
+        let mut active_bounds = None;
         for header in &j.headers {
             match &header.kind {
                 HeaderKind::Trigger(ast::Trigger::Event(m)) => {
@@ -139,7 +164,7 @@ impl<'a> Lowering<'_, 'a> {
                         and_continue: *and_continue,
                     })
                 }
-                HeaderKind::Active(a) => plan.active = active(a),
+                HeaderKind::Active(a) => active_bounds = Some(a),
                 HeaderKind::Limit { entries, per } => {
                     plan.limit = Some(EntryLimit {
                         entries: entries.value,
@@ -151,6 +176,9 @@ impl<'a> Lowering<'_, 'a> {
                 HeaderKind::Policy(p) => plan.policy = p.name.clone(),
                 HeaderKind::Transactional => plan.transactional = true,
             }
+        }
+        if let Some(a) = active_bounds {
+            plan.active = active(a, self.zone(plan.tz.as_deref(), &plan.policy));
         }
         plan.steps = self.steps(&j.steps, scope);
         plan.version = version(&mut plan);
@@ -170,7 +198,7 @@ impl<'a> Lowering<'_, 'a> {
         };
         let mut reward = Steps::default();
         let (mut repeatable, mut max) = (false, None);
-        let (mut active_window, mut tz) = (None, None);
+        let (mut active_bounds, mut tz) = (None, None);
         for clause in &t.clauses {
             match &clause.kind {
                 TaskClauseKind::On(m) => on = self.filter(m, &scope),
@@ -195,10 +223,12 @@ impl<'a> Lowering<'_, 'a> {
                 }
                 TaskClauseKind::Repeatable => repeatable = true,
                 TaskClauseKind::MaxPerUser(n) => max = Some(n.value),
-                TaskClauseKind::Active(a) => active_window = active(a),
+                TaskClauseKind::Active(a) => active_bounds = Some(a),
                 TaskClauseKind::Tz(z) => tz = Some(z.value.clone()),
             }
         }
+        let active_window =
+            active_bounds.and_then(|a| active(a, self.zone(tz.as_deref(), "default")));
         // `max N per user` bounds a repeatable task; without either the reward is earned once.
         let max_rewards = match (repeatable, max) {
             (_, Some(n)) => Some(n),
@@ -567,13 +597,14 @@ fn window(w: &ast::Window) -> Window {
     }
 }
 
-fn active(a: &ast::Active) -> Option<ActiveWindow> {
+/// A campaign window; a date-only bound is local midnight in `zone`.
+fn active(a: &ast::Active, zone: chrono_tz::Tz) -> Option<ActiveWindow> {
     Some(ActiveWindow {
-        from: check::parse_timestamp(&a.from.value)?,
+        from: check::parse_timestamp_in(&a.from.value, zone)?,
         until: a
             .until
             .as_ref()
-            .and_then(|u| check::parse_timestamp(&u.value)),
+            .and_then(|u| check::parse_timestamp_in(&u.value, zone)),
     })
 }
 
