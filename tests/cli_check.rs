@@ -75,6 +75,27 @@ fn a_missing_path_is_a_usage_error_naming_it() {
 }
 
 #[test]
+fn a_directory_without_journey_files_is_an_error_naming_it() {
+    let dir = scratch("check_empty_dir");
+    std::fs::create_dir_all(dir.join("scripts/nested")).unwrap();
+    std::fs::write(dir.join("scripts/readme.txt"), "not a script").unwrap();
+    for command in [
+        &["check", "scripts"][..],
+        &["fmt", "--check", "scripts"],
+        &["test", "scripts"],
+        &["simulate", "--events", "events.jsonl", "scripts"],
+    ] {
+        let out = run(&dir, command);
+        assert_eq!(out.status.code(), Some(2), "{command:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("no `.journey` files in scripts"),
+            "{command:?}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
 fn explain_prints_what_a_code_means() {
     let out = run(&root(), &["explain", "E0401"]);
     assert_eq!(out.status.code(), Some(0));
