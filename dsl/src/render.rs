@@ -60,7 +60,11 @@ pub fn human_one(sources: &Sources, d: &Diagnostic) -> String {
             } else {
                 (":::", at)
             };
-            let _ = writeln!(out, "{pad}{arrow} {}:{}:{}", file.name, head.line, head.column);
+            let _ = writeln!(
+                out,
+                "{pad}{arrow} {}:{}:{}",
+                file.name, head.line, head.column
+            );
             let _ = writeln!(out, "{pad} |");
             last_file = Some(label.span.file);
             last_line = None;

@@ -107,7 +107,9 @@ fn stray_percent(file: FileId, text: &str, offset: usize) -> Option<Diagnostic> 
             "a percentage (`%`) belongs in a split arm",
         )
         .label("not in a split arm")
-        .help("write the number alone (`give points 50`), or a split arm such as `50% treated { … }`"),
+        .help(
+            "write the number alone (`give points 50`), or a split arm such as `50% treated { … }`",
+        ),
     )
 }
 
