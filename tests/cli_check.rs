@@ -1,6 +1,6 @@
 //! `waymark check` and `waymark explain` as a user runs them.
 
-use waymark_tests::{root, run, scratch, stderr, stdout};
+use waymark_tests::{root, run, scratch, stderr, stdout, waymark};
 
 const BROKEN: &str = "journey welcome {\n  trigger event signed_up\n  if usr.tier == \"gold\" { exit }\n  wait until 3d\n}\n";
 
@@ -72,6 +72,27 @@ fn a_missing_path_is_a_usage_error_naming_it() {
     let out = run(&dir, &["check", "nowhere.journey"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("nowhere.journey"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_directory_without_journey_files_is_an_error_naming_it() {
+    let dir = scratch("check_empty_dir");
+    std::fs::create_dir_all(dir.join("scripts/nested")).unwrap();
+    std::fs::write(dir.join("scripts/readme.txt"), "not a script").unwrap();
+    for command in [
+        &["check", "scripts"][..],
+        &["fmt", "--check", "scripts"],
+        &["test", "scripts"],
+        &["simulate", "--events", "events.jsonl", "scripts"],
+    ] {
+        let out = run(&dir, command);
+        assert_eq!(out.status.code(), Some(2), "{command:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("no `.journey` files in scripts"),
+            "{command:?}: {}",
+            stderr(&out)
+        );
+    }
 }
 
 #[test]
@@ -229,4 +250,46 @@ fn check_with_an_email_channel_wants_subject_and_body_and_names_bad_settings() {
     ] {
         assert!(err.contains(path), "{path} missing from {err}");
     }
+}
+
+#[test]
+fn check_with_the_production_config_needs_none_of_its_secrets() {
+    let mut command = std::process::Command::new(waymark());
+    command
+        .args([
+            "check",
+            "--config",
+            "examples/waymark.toml",
+            "examples/journeys",
+        ])
+        .current_dir(root());
+    for (key, _) in std::env::vars() {
+        if key.starts_with("WAYMARK_") || key.contains("SECRET") || key.starts_with("SMTP_") {
+            command.env_remove(key);
+        }
+    }
+    for secret in [
+        "WAYMARK_INGEST_TOKEN",
+        "WAYMARK_ADMIN_TOKEN",
+        "WECHAT_APP_ID",
+        "WECHAT_APP_SECRET",
+        "ALIYUN_ACCESS_KEY_ID",
+        "ALIYUN_ACCESS_KEY_SECRET",
+        "SMS_SIGN_NAME",
+        "WECOM_CORP_ID",
+        "WECOM_CORP_SECRET",
+        "WECOM_AGENT_ID",
+        "SMTP_PASSWORD",
+    ] {
+        command.env_remove(secret);
+    }
+    let out = command.output().expect("waymark runs");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("0 errors"), "{}", stderr(&out));
 }

@@ -53,8 +53,18 @@ pub fn human_one(sources: &Sources, d: &Diagnostic) -> String {
         let at = position(sources, label.span);
         let file = sources.get(label.span.file);
         if last_file != Some(label.span.file) {
-            let arrow = if last_file.is_none() { "-->" } else { ":::" };
-            let _ = writeln!(out, "{pad}{arrow} {}:{}:{}", file.name, at.line, at.column);
+            // The header names the primary label's place, as rustc does,
+            // even when a secondary label comes first in its file.
+            let (arrow, head) = if last_file.is_none() {
+                ("-->", position(sources, primary))
+            } else {
+                (":::", at)
+            };
+            let _ = writeln!(
+                out,
+                "{pad}{arrow} {}:{}:{}",
+                file.name, head.line, head.column
+            );
             let _ = writeln!(out, "{pad} |");
             last_file = Some(label.span.file);
             last_line = None;

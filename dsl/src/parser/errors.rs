@@ -52,6 +52,9 @@ pub(super) fn syntax_error_in(
             }
         }
     }
+    if let Some(diagnostic) = stray_percent(file, text, offset) {
+        return diagnostic;
+    }
     let expected_words = expected.clone();
     let expected = summarise(expected);
     let found = found_at(text, offset);
@@ -77,6 +80,37 @@ pub(super) fn syntax_error_in(
         diagnostic = diagnostic.help(help);
     }
     diagnostic
+}
+
+/// `give points 50%` outside a split: the `%` reads as a remainder whose
+/// right side is missing, so pest reports what follows (often the `}` on
+/// the next line). A number's `%` with nothing after it is a percentage,
+/// and percentages belong in split arms: say so, at the `%`.
+fn stray_percent(file: FileId, text: &str, offset: usize) -> Option<Diagnostic> {
+    let before = text[..offset.min(text.len())].trim_end();
+    let percent = before.strip_suffix('%')?;
+    if !percent.ends_with(|c: char| c.is_ascii_digit()) {
+        return None;
+    }
+    // A number opening a line (or following a brace) starts a split arm:
+    // an error there is the arm's own, not a stray `%`.
+    let number_at = percent.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
+    let opens = number_at.trim_end_matches([' ', '\t']);
+    if opens.is_empty() || opens.ends_with(['\n', '{', '}']) {
+        return None;
+    }
+    let at = percent.len();
+    Some(
+        Diagnostic::new(
+            Code::Syntax,
+            Span::new(file, at, at + 1),
+            "a percentage (`%`) belongs in a split arm",
+        )
+        .label("not in a split arm")
+        .help(
+            "write the number alone (`give points 50`), or a split arm such as `50% treated { … }`",
+        ),
+    )
 }
 
 /// Every keyword, for "did you mean" on a misspelt one.

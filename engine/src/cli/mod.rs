@@ -16,14 +16,22 @@ use std::process::ExitCode;
 use waymark_dsl::Sources;
 
 /// The `.journey` files a list of paths names: files as given, directories
-/// searched recursively, in a stable (sorted) order.
+/// searched recursively, in a stable (sorted) order. A directory without
+/// any `.journey` file is an error naming it: a mistyped path must not
+/// pass as a clean deployment of zero files.
 pub fn journey_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for path in paths {
         let meta =
             std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
         if meta.is_dir() {
+            let before = out.len();
             collect(path, &mut out)?;
+            anyhow::ensure!(
+                out.len() > before,
+                "no `.journey` files in {}",
+                path.display()
+            );
         } else {
             out.push(path.clone());
         }

@@ -32,6 +32,7 @@ pub fn run(args: &RunArgs, registry: Registry) -> Result<ExitCode> {
         data_dir: args.data_dir.clone(),
         scripts: args.scripts.clone(),
         log_format: args.log_format.clone(),
+        secrets_unset_ok: false,
     };
     let Some(config) = super::load_config(args.config.as_deref(), &flags, &registry)? else {
         return Ok(ExitCode::from(2));

@@ -99,6 +99,11 @@ pub struct Flags {
     pub data_dir: Option<String>,
     pub scripts: Option<String>,
     pub log_format: Option<String>,
+    /// Leave an unset `${VAR}` as written instead of failing: for `check`,
+    /// which lints scripts against a production config but never starts a
+    /// channel, so never needs its secrets. The daemon leaves this off and
+    /// names every missing variable.
+    pub secrets_unset_ok: bool,
 }
 
 /// What a channel kind checks about its settings (pure, no I/O).
@@ -169,7 +174,21 @@ pub fn load(
         );
     }
     substitute(&mut table, "", env, &mut errors);
+    // The settings whose secret is not set cannot be judged without it.
+    let deferred: std::collections::BTreeSet<String> = if flags.secrets_unset_ok {
+        let unset = |e: &ConfigError| e.message.starts_with("environment variable `");
+        let paths = errors
+            .iter()
+            .filter(|e| unset(e))
+            .map(|e| e.path.clone())
+            .collect();
+        errors.retain(|e| !unset(e));
+        paths
+    } else {
+        Default::default()
+    };
     let config = validate(&table, kinds, &mut errors);
+    errors.retain(|e| !deferred.contains(&e.path));
     if errors.is_empty() {
         Ok(config.expect("no errors means a config"))
     } else {
@@ -263,10 +282,14 @@ fn substitute_value(
                 let name = &rest[start + 2..start + end];
                 match env.get(name) {
                     Some(v) => out.push_str(v),
-                    None => errors.push(error(
-                        path,
-                        format!("environment variable `{name}` is not set"),
-                    )),
+                    None => {
+                        // Kept as written, for a caller that defers secrets.
+                        out.push_str(&rest[start..start + end + 1]);
+                        errors.push(error(
+                            path,
+                            format!("environment variable `{name}` is not set"),
+                        ));
+                    }
                 }
                 rest = &rest[start + end + 1..];
             }
