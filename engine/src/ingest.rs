@@ -229,7 +229,7 @@ fn input_as(
     };
     let user = match json.get("userId").or_else(|| json.get("anonymousId")) {
         Some(Json::String(s)) if !s.is_empty() && s.len() <= 256 => s.clone(),
-        Some(Json::String(_)) => return Err(err("userId", "must be 1 to 256 characters")),
+        Some(Json::String(_)) => return Err(err("userId", "must be 1 to 256 bytes of UTF-8")),
         Some(Json::Number(n)) => n.to_string(),
         Some(_) => return Err(err("userId", "must be a string")),
         None => return Err(err("userId", "missing")),
@@ -308,6 +308,20 @@ mod tests {
         );
         let (identify, _) = super::input(&json!({"type":"identify","userId":"u1","traits":{"nickname":"小王"},"timestamp":"2025-11-10T12:00:00Z"}), None).unwrap();
         assert!(matches!(identify, Input::Identify { .. }));
+    }
+
+    #[test]
+    fn the_user_id_limit_is_stated_in_the_unit_it_counts() {
+        // 100 CJK characters are 300 bytes: refused, and the message says
+        // bytes, since that is what is counted.
+        let id = "王".repeat(100);
+        let e = input(
+            &json!({"type":"track","userId":id,"event":"x","timestamp":"2025-11-10T12:00:00Z"}),
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "userId");
+        assert_eq!(e.message, "must be 1 to 256 bytes of UTF-8");
     }
 
     #[test]

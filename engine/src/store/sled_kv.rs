@@ -59,25 +59,6 @@ impl SledKv {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_store_open_elsewhere_is_reported_as_in_use() {
-        let dir = std::env::temp_dir().join(format!("waymark-inuse-{}", std::process::id()));
-        let _first = SledKv::open(&dir).unwrap();
-        // sled's lock is a file lock, which a second open in the same
-        // process also fails to take.
-        match SledKv::open(&dir) {
-            Err(StoreError::InUse { path }) => assert_eq!(path, dir.display().to_string()),
-            other => panic!("expected InUse, got {other:?}"),
-        }
-        drop(_first);
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-}
-
 impl Kv for SledKv {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         Ok(self.db.get(key).map_err(backend)?.map(|v| v.to_vec()))
@@ -104,5 +85,24 @@ impl Kv for SledKv {
 
     fn flush(&self) -> Result<()> {
         self.db.flush().map(|_| ()).map_err(backend)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_open_elsewhere_is_reported_as_in_use() {
+        let dir = std::env::temp_dir().join(format!("waymark-inuse-{}", std::process::id()));
+        let _first = SledKv::open(&dir).unwrap();
+        // sled's lock is a file lock, which a second open in the same
+        // process also fails to take.
+        match SledKv::open(&dir) {
+            Err(StoreError::InUse { path }) => assert_eq!(path, dir.display().to_string()),
+            other => panic!("expected InUse, got {other:?}"),
+        }
+        drop(_first);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
