@@ -353,7 +353,10 @@ fn the_examples_check_clean_against_the_production_config() {
         stdout(&out),
         stderr(&out)
     );
-    // Without its secrets the config names each missing one.
+    // Linting scripts against the production config needs none of its
+    // secrets (CI has them not): `check` leaves an unset `${VAR}` unread;
+    // `waymark run` still resolves every secret at start and names a
+    // missing one (config::tests).
     let out = std::process::Command::new(waymark())
         .current_dir(&root)
         .args([
@@ -366,11 +369,11 @@ fn the_examples_check_clean_against_the_production_config() {
         .env_remove("SMTP_PASSWORD")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out)
-            .contains("channels.email.password: environment variable `SMTP_PASSWORD` is not set"),
-        "{}",
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
         stderr(&out)
     );
 }

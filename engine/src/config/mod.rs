@@ -750,6 +750,28 @@ mod tests {
     }
 
     #[test]
+    fn an_unset_secret_stops_the_daemon_and_not_check() {
+        let file = "[channels.mail]\nkind = \"log\"\npath = \"${WAYMARK_TEST_UNSET_SECRET}\"\n";
+        let errors = load(
+            Some(("w.toml", file)),
+            &env(&[]),
+            &Flags::default(),
+            &AnyKind,
+        )
+        .unwrap_err();
+        assert!(
+            errors.iter().any(|e| e.path == "channels.mail.path"
+                && e.message == "environment variable `WAYMARK_TEST_UNSET_SECRET` is not set"),
+            "{errors:?}"
+        );
+        let checking = Flags {
+            secrets_unset_ok: true,
+            ..Flags::default()
+        };
+        assert!(load(Some(("w.toml", file)), &env(&[]), &checking, &AnyKind).is_ok());
+    }
+
+    #[test]
     fn every_error_is_reported_with_its_path() {
         let file = "lisen = \"x\"\nflush_interval = \"soon\"\nuser_cache = -1\n[retry]\nmax_attempts = 0\n[channels.sms]\nrate_limit = \"fast\"\n[channels.mail]\nkind = \"pigeon\"\n[log]\nformat = \"xml\"\n";
         struct OnlyLog;
