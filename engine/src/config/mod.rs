@@ -173,18 +173,13 @@ pub fn load(
             Value::String(format.clone()),
         );
     }
-    substitute(&mut table, "", env, &mut errors);
+    let mut unset = Vec::new();
+    substitute(&mut table, "", env, &mut errors, &mut unset);
     // The settings whose secret is not set cannot be judged without it.
     let deferred: std::collections::BTreeSet<String> = if flags.secrets_unset_ok {
-        let unset = |e: &ConfigError| e.message.starts_with("environment variable `");
-        let paths = errors
-            .iter()
-            .filter(|e| unset(e))
-            .map(|e| e.path.clone())
-            .collect();
-        errors.retain(|e| !unset(e));
-        paths
+        unset.into_iter().map(|e| e.path).collect()
     } else {
+        errors.extend(unset);
         Default::default()
     };
     let config = validate(&table, kinds, &mut errors);
@@ -251,15 +246,19 @@ fn join(path: &str, key: &str) -> String {
     }
 }
 
-/// Replaces `${VAR}` in every string with the environment's value.
+/// Replaces `${VAR}` in every string with the environment's value. A
+/// variable that is not set is left as written and reported in `unset`,
+/// apart from other errors, so that a caller that never starts a channel
+/// (`check`) can defer it.
 fn substitute(
     table: &mut Table,
     path: &str,
     env: &BTreeMap<String, String>,
     errors: &mut Vec<ConfigError>,
+    unset: &mut Vec<ConfigError>,
 ) {
     for (k, v) in table.iter_mut() {
-        substitute_value(v, &join(path, k), env, errors);
+        substitute_value(v, &join(path, k), env, errors, unset);
     }
 }
 
@@ -268,6 +267,7 @@ fn substitute_value(
     path: &str,
     env: &BTreeMap<String, String>,
     errors: &mut Vec<ConfigError>,
+    unset: &mut Vec<ConfigError>,
 ) {
     match value {
         Value::String(s) if s.contains("${") => {
@@ -283,9 +283,8 @@ fn substitute_value(
                 match env.get(name) {
                     Some(v) => out.push_str(v),
                     None => {
-                        // Kept as written, for a caller that defers secrets.
                         out.push_str(&rest[start..start + end + 1]);
-                        errors.push(error(
+                        unset.push(error(
                             path,
                             format!("environment variable `{name}` is not set"),
                         ));
@@ -296,10 +295,10 @@ fn substitute_value(
             out.push_str(rest);
             *s = out;
         }
-        Value::Table(t) => substitute(t, path, env, errors),
+        Value::Table(t) => substitute(t, path, env, errors, unset),
         Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
-                substitute_value(item, &format!("{path}[{i}]"), env, errors);
+                substitute_value(item, &format!("{path}[{i}]"), env, errors, unset);
             }
         }
         _ => {}
