@@ -6,7 +6,8 @@
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use waymark_dsl::plan::{JourneyPlan, Plan, PolicyPlan, Trigger};
+use waymark_dsl::ast::CalendarPeriod;
+use waymark_dsl::plan::{Cap, CapScope, JourneyPlan, Plan, PolicyPlan, Trigger, Window};
 use waymark_dsl::schedule::{CronSchedule, parse_time_zone};
 
 #[derive(Debug, Clone)]
@@ -53,6 +54,9 @@ pub struct DeployReport {
     pub added: Vec<String>,
     pub changed: Vec<String>,
     pub removed: Vec<String>,
+    /// Things the operator should know about the new set, e.g. a cap that
+    /// needs more send history than the deployment before kept.
+    pub warnings: Vec<String>,
 }
 
 impl Deployment {
@@ -74,7 +78,10 @@ impl Deployment {
 
     /// Replaces the script set. Old versions stay available for instances.
     pub fn replace(&mut self, plan: Plan) -> DeployReport {
-        let mut report = DeployReport::default();
+        let mut report = DeployReport {
+            warnings: history_warnings(&self.plan, &plan),
+            ..DeployReport::default()
+        };
         for j in &plan.journeys {
             match self.plan.journey(&j.name) {
                 None => report.added.push(j.name.clone()),
@@ -189,4 +196,88 @@ impl Deployment {
             .iter()
             .any(|j| j.triggers.iter().any(|t| matches!(t, Trigger::Segment(_))))
     }
+}
+
+/// Caps of `new` that need send history `old` did not keep. Users' send
+/// histories are pruned to what the deployed caps need (the `limit` most
+/// recent sends each cap counts, within its window), so a cap that reaches
+/// further back, or counts more sends, than any cap of the same scope
+/// before it counts too few until its window has passed once. Nothing to
+/// say when the old set could not send.
+fn history_warnings(old: &Plan, new: &Plan) -> Vec<String> {
+    if old.all_steps().next().is_none() {
+        return Vec::new();
+    }
+    let old_caps: Vec<&Cap> = old.policies.iter().flat_map(|p| &p.caps).collect();
+    let mut warnings = Vec::new();
+    for policy in &new.policies {
+        for cap in &policy.caps {
+            let kept = old_caps
+                .iter()
+                .filter(|c| c.counts == cap.counts)
+                .max_by_key(|c| (reach(c.per), c.limit));
+            let covered = old_caps.iter().any(|c| {
+                c.counts == cap.counts && c.limit >= cap.limit && reach(c.per) >= reach(cap.per)
+            });
+            if covered {
+                continue;
+            }
+            let before = match kept {
+                Some(c) => format!(
+                    "the sets deployed before kept only what `{}` needs",
+                    cap_text(c)
+                ),
+                None => format!(
+                    "the sets deployed before had no cap on {} and kept none of them",
+                    scope_text(&cap.counts)
+                ),
+            };
+            warnings.push(format!(
+                "policy {}: `{}` counts sends older than the history kept until now ({before}); it may let through sends it would have stopped until {} have passed",
+                policy.name,
+                cap_text(cap),
+                window_text(cap.per),
+            ));
+        }
+    }
+    warnings
+}
+
+/// How far back a window can reach, in seconds.
+fn reach(per: Window) -> i64 {
+    match per {
+        Window::Rolling(seconds) => seconds,
+        Window::Calendar(CalendarPeriod::Day) => 86_400,
+        Window::Calendar(CalendarPeriod::Week) => 7 * 86_400,
+        Window::Calendar(CalendarPeriod::Month) => 31 * 86_400,
+    }
+}
+
+fn scope_text(scope: &CapScope) -> String {
+    match scope {
+        CapScope::All => "messages".into(),
+        CapScope::Channel(c) | CapScope::Category(c) => c.clone(),
+    }
+}
+
+fn window_text(per: Window) -> String {
+    match per {
+        Window::Rolling(s) if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        Window::Rolling(s) if s % 3_600 == 0 => format!("{}h", s / 3_600),
+        Window::Rolling(s) if s % 60 == 0 => format!("{}m", s / 60),
+        Window::Rolling(s) => format!("{s}s"),
+        Window::Calendar(CalendarPeriod::Day) => "a day".into(),
+        Window::Calendar(CalendarPeriod::Week) => "a week".into(),
+        Window::Calendar(CalendarPeriod::Month) => "a month".into(),
+    }
+}
+
+fn cap_text(cap: &Cap) -> String {
+    let per = match cap.per {
+        Window::Calendar(CalendarPeriod::Day) => "day".to_string(),
+        Window::Calendar(CalendarPeriod::Week) => "week".to_string(),
+        Window::Calendar(CalendarPeriod::Month) => "month".to_string(),
+        rolling => window_text(rolling),
+    };
+    format!("cap {} {} per {per}", cap.limit, scope_text(&cap.counts))
 }

@@ -203,3 +203,90 @@ journey b { trigger event ping send sms template "B" }
     assert_eq!(h.templates("u1").len(), 1);
     assert_eq!(h.suppressions("u1"), ["cap"]);
 }
+
+/// Issue 10 item 1: send history is kept for as long as a cap looks back,
+/// not a fixed month; the issue's own case.
+#[test]
+fn a_sixty_day_cap_remembers_a_send_from_fifty_four_days_ago() {
+    let mut h = Harness::at(
+        r#"
+policy default { cap 1 email per 60d }
+journey mail { trigger event ping entry always
+  send email template "E" }
+journey chat { trigger event chat entry always
+  send wechat template "W" }
+"#,
+        "2025-09-01T02:00:00Z",
+    );
+    h.track("u1", "ping", json!({}));
+    h.advance_to(t("2025-10-10T02:00:00Z"));
+    h.track("u1", "chat", json!({}));
+    h.advance_to(t("2025-10-25T02:00:00Z"));
+    h.track("u1", "ping", json!({}));
+    assert_eq!(h.templates("u1"), ["E", "W"]);
+    assert_eq!(h.suppressions("u1"), ["cap"]);
+    // The window is exact: one second past 60 days the cap opens again.
+    h.advance_to(t("2025-10-31T02:00:01Z"));
+    h.track("u1", "ping", json!({}));
+    assert_eq!(h.templates("u1"), ["E", "W", "E"]);
+}
+
+/// The history a user keeps is what the caps need — the `limit` most
+/// recent sends each cap counts within its window — so it stays small
+/// however long the windows, and uncapped sends are not kept at all.
+#[test]
+fn a_users_send_history_holds_only_what_the_caps_can_count() {
+    let mut h = pinging(
+        "  cap 3 sms per 90d\n  cap 1 wechat per 1h",
+        "",
+        "  send sms template \"S\"\n  send wechat template \"W\"\n  send email template \"E\"",
+    );
+    for _ in 0..10 {
+        h.track("u1", "ping", json!({}));
+        h.advance(days(1));
+    }
+    let sends = h.user("u1").sends;
+    let channels: Vec<&str> = sends.iter().map(|s| s.channel.as_str()).collect();
+    // The three latest SMS (the cap's limit), the WeChat message of the
+    // last ping (the earlier ones fell out of its hour), and no email: no
+    // cap counts it.
+    assert_eq!(channels, ["sms", "sms", "sms", "wechat"]);
+    // The cap let three through, on the first three days.
+    assert_eq!(sends[0].at, h.now - days(10));
+    assert_eq!(h.templates("u1").iter().filter(|t| *t == "S").count(), 3);
+}
+
+/// A deploy whose cap needs more history than was kept says so, naming
+/// the policy; one that needs no more says nothing.
+#[test]
+fn a_deploy_that_lengthens_a_cap_window_warns_that_older_sends_were_not_kept() {
+    let script = |cap: &str| {
+        format!(
+            "policy default {{ {cap} }}\njourney j {{ trigger event ping entry always\n  send email template \"E\" }}\n"
+        )
+    };
+    let mut h = Harness::new(&script("cap 1 email per 30d"));
+    let (report, _) = h
+        .runtime
+        .deploy(compile(&script("cap 1 email per 60d")), false, h.now)
+        .unwrap();
+    assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
+    let warning = &report.warnings[0];
+    assert!(
+        warning.starts_with("policy default: `cap 1 email per 60d`"),
+        "{warning}"
+    );
+    assert!(warning.contains("cap 1 email per 30d"), "{warning}");
+
+    let (report, _) = h
+        .runtime
+        .deploy(compile(&script("cap 1 email per 7d")), false, h.now)
+        .unwrap();
+    assert_eq!(report.warnings, Vec::<String>::new());
+    // Counting more sends over the same window needs more history too.
+    let (report, _) = h
+        .runtime
+        .deploy(compile(&script("cap 2 email per 7d")), false, h.now)
+        .unwrap();
+    assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
+}

@@ -5,9 +5,10 @@
 
 use super::Cx;
 use super::run::Owner;
+use crate::model::SentMessage;
 use chrono::{DateTime, Datelike, Duration, NaiveTime, TimeZone, Utc};
 use waymark_dsl::ast::CalendarPeriod;
-use waymark_dsl::plan::{CapScope, Window};
+use waymark_dsl::plan::{Cap, CapScope, PolicyPlan, Window};
 use waymark_dsl::value::Value;
 
 pub(crate) enum Verdict {
@@ -36,18 +37,10 @@ impl Cx<'_> {
         if owner.transactional {
             return Verdict::Send;
         }
-        let policy_tz = policy
-            .tz
-            .as_deref()
-            .and_then(|z| waymark_dsl::schedule::parse_time_zone(z).ok())
-            .unwrap_or(chrono_tz::UTC);
+        let policy_tz = policy_zone(policy);
         let mut defer_until: Option<DateTime<Utc>> = None;
         for cap in &policy.caps {
-            let counts = |s: &&crate::model::SentMessage| match &cap.counts {
-                CapScope::All => true,
-                CapScope::Channel(c) => s.channel == *c,
-                CapScope::Category(c) => s.category == *c,
-            };
+            let counts = |s: &&SentMessage| cap.counts_send(s);
             let matches_this = match &cap.counts {
                 CapScope::All => true,
                 CapScope::Channel(c) => c == channel,
@@ -96,6 +89,66 @@ impl Cx<'_> {
         }
         Verdict::Send
     }
+}
+
+/// Drops the sends no deployed cap can count again. A cap needs, of the
+/// sends it counts, the `limit` most recent within its window: whether a
+/// new send fits, and when a full cap opens again, depend on those alone.
+/// So each send is kept while some cap of some policy still needs it, and
+/// a user's history is bounded by the caps' limits, however long their
+/// windows. Sends are kept in time order.
+pub(crate) fn keep_needed_sends(
+    policies: &[PolicyPlan],
+    sends: &mut Vec<SentMessage>,
+    now: DateTime<Utc>,
+) {
+    sends.sort_by_key(|s| s.at);
+    let mut keep = vec![false; sends.len()];
+    for policy in policies {
+        let tz = policy_zone(policy);
+        for cap in &policy.caps {
+            let Some(since) = super::window_start(Some(cap.per), now, tz) else {
+                continue;
+            };
+            let calendar = matches!(cap.per, Window::Calendar(_));
+            let mut needed = cap.limit;
+            for (i, s) in sends.iter().enumerate().rev() {
+                if needed == 0 || s.at < since || !calendar && s.at == since {
+                    break;
+                }
+                if cap.counts_send(s) {
+                    keep[i] = true;
+                    needed -= 1;
+                }
+            }
+        }
+    }
+    let mut flags = keep.into_iter();
+    sends.retain(|_| flags.next().unwrap_or(false));
+}
+
+/// Whether `cap` counts this send.
+trait CountsSend {
+    fn counts_send(&self, s: &SentMessage) -> bool;
+}
+
+impl CountsSend for Cap {
+    fn counts_send(&self, s: &SentMessage) -> bool {
+        match &self.counts {
+            CapScope::All => true,
+            CapScope::Channel(c) => s.channel == *c,
+            CapScope::Category(c) => s.category == *c,
+        }
+    }
+}
+
+/// A policy's zone, for its calendar windows (UTC when it names none).
+pub(crate) fn policy_zone(policy: &PolicyPlan) -> chrono_tz::Tz {
+    policy
+        .tz
+        .as_deref()
+        .and_then(|z| waymark_dsl::schedule::parse_time_zone(z).ok())
+        .unwrap_or(chrono_tz::UTC)
 }
 
 /// When quiet hours (minutes after midnight, possibly wrapping) end, if

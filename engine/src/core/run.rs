@@ -605,10 +605,11 @@ impl Cx<'_> {
                         channel: channel.to_string(),
                         category: owner.category.to_string(),
                     });
-                    let horizon = self.now - Duration::days(35);
-                    self.user.sends.retain(|s| s.at > horizon);
-                    let excess = self.user.sends.len().saturating_sub(1000);
-                    self.user.sends.drain(..excess);
+                    super::guard::keep_needed_sends(
+                        &self.d.plan.policies,
+                        &mut self.user.sends,
+                        self.now,
+                    );
                 }
                 Flow::Next(next)
             }

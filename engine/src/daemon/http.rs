@@ -562,7 +562,7 @@ async fn deploy(
         .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server", "shutting down"))?
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server", e))?;
     let warnings = waymark_dsl::render::json(&sources, &checked.diagnostics);
-    Ok(axum::Json(json!({"added": report.added, "changed": report.changed, "removed": report.removed, "diagnostics": warnings})).into_response())
+    Ok(axum::Json(json!({"added": report.added, "changed": report.changed, "removed": report.removed, "warnings": report.warnings, "diagnostics": warnings})).into_response())
 }
 
 async fn journeys(

@@ -176,6 +176,9 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
     runtime.start_schedules_at(clock.now());
     let (report, _) = runtime.deploy(plan.clone(), false, clock.now())?;
     tracing::info!(added = ?report.added, changed = ?report.changed, removed = ?report.removed, journeys = plan.journeys.len(), "scripts deployed");
+    for warning in &report.warnings {
+        tracing::warn!("{warning}");
+    }
 
     // Channels: the configured ones, or a `log` channel on stdout for every
     // channel the scripts send on.
