@@ -196,7 +196,7 @@ pub struct TaskState {
     /// Counted events (time and distinct key) since the last reward.
     #[serde(with = "waymark_dsl::stored::stamp_pairs")]
     pub counted: Vec<(DateTime<Utc>, Option<String>)>,
-    /// Distinct keys ever counted, when the task has no window.
+    /// Distinct values ever counted, kept while the task can pay out.
     pub seen: BTreeSet<String>,
     /// The last local day with a counted event, and the streak length.
     pub streak_day: Option<chrono::NaiveDate>,

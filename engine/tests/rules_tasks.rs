@@ -298,3 +298,39 @@ task daily {
     let used: Vec<String> = plan.channels_used().into_iter().collect();
     assert_eq!(used, ["sms", "wechat", "wecom"]);
 }
+
+/// Issue 10 item 2: a repeatable referral task with `distinct` pays again
+/// only for invitees never counted before, across rewards and after a
+/// value slides out of the window.
+#[test]
+fn a_repeat_of_a_distinct_task_needs_values_never_counted_before() {
+    let mut h = Harness::new(
+        r#"
+task invite {
+  on event invite_accepted
+  distinct event.invitee_id
+  count 2 within 7d { give points 10 }
+  repeatable
+}
+"#,
+    );
+    let invite = |h: &mut Harness, id: &str| {
+        h.track("u1", "invite_accepted", json!({ "invitee_id": id }));
+    };
+    invite(&mut h, "a");
+    invite(&mut h, "b");
+    assert_eq!(reward_count(&h, "u1"), 1);
+    // The same two again: the count has reset, but they were counted.
+    invite(&mut h, "a");
+    invite(&mut h, "b");
+    assert_eq!(reward_count(&h, "u1"), 1, "{}", h.dump());
+    // "c" counts; it slides out of the window before a second new value,
+    // and coming back does not make it new.
+    invite(&mut h, "c");
+    h.advance(days(8));
+    invite(&mut h, "c");
+    invite(&mut h, "d");
+    assert_eq!(reward_count(&h, "u1"), 1, "{}", h.dump());
+    invite(&mut h, "e");
+    assert_eq!(reward_count(&h, "u1"), 2);
+}

@@ -1,5 +1,6 @@
 //! Rules and tasks. A rule runs its steps on every matching event. A task
-//! counts matching events (distinct values only, within a sliding window)
+//! counts matching events (each distinct value once for the task's life,
+//! within a sliding window)
 //! or consecutive local days, and runs its reward on reaching the target,
 //! as often as `repeatable` / `max N per user` allow.
 
@@ -154,17 +155,13 @@ impl Cx<'_> {
                     let horizon = now - Duration::seconds(w);
                     state.counted.retain(|(t, _)| *t > horizon);
                 }
-                if let Some(k) = &key {
-                    let counted_before = match within {
-                        None => !state.seen.insert(k.clone()),
-                        Some(_) => state
-                            .counted
-                            .iter()
-                            .any(|(_, c)| c.as_deref() == Some(k.as_str())),
-                    };
-                    if counted_before {
-                        return;
-                    }
+                // A distinct value counts once for as long as the task can
+                // pay out: not again after a reward (a repeat needs new
+                // values), nor after sliding out of the window.
+                if let Some(k) = &key
+                    && !state.seen.insert(k.clone())
+                {
+                    return;
                 }
                 state.counted.push((now, key));
                 let reached = state.counted.len() as u64 >= times;
@@ -192,6 +189,11 @@ impl Cx<'_> {
             return;
         }
         state.rewards += 1;
+        if task.max_rewards.is_some_and(|m| state.rewards >= m) {
+            // It cannot pay out again: what it remembered is of no more use.
+            state.seen.clear();
+            state.counted.clear();
+        }
         let mut r = Record::new(now, &self.user.id, Kind::Reward);
         r.journey = Some(task.name.clone());
         r.task = Some(task.name.clone());
