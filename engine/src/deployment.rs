@@ -22,6 +22,10 @@ pub struct Deployment {
     /// `simulate`) address the user by id. Set from the config at start;
     /// not stored.
     pub recipients: BTreeMap<String, Recipient>,
+    /// What coupon codes are derived under: the store's secret in the
+    /// daemon, the fixed preview seed otherwise. Set at start; not stored
+    /// with the deployment.
+    pub coupon_secret: crate::core::CouponSecret,
 }
 
 /// Where a channel finds the address to send to, unless a `send` step
@@ -71,6 +75,7 @@ impl Deployment {
                 ..PolicyPlan::default()
             },
             recipients: BTreeMap::new(),
+            coupon_secret: Default::default(),
         };
         d.replace(plan);
         d

@@ -11,11 +11,13 @@
 //! waits or ends. Events emitted along the way are processed the same way,
 //! after, in the same call.
 
+mod coupon_codes;
 mod eval;
 mod guard;
 mod run;
 mod tasks;
 
+pub use coupon_codes::{CouponSecret, coupon_code};
 pub use eval::{Env, user_value};
 
 use crate::deployment::Deployment;
@@ -38,6 +40,9 @@ const EMIT_BUDGET: u32 = 32;
 pub struct Globals {
     /// Entry times per journey, kept only as far back as its limit window.
     pub entries: BTreeMap<String, VecDeque<DateTime<Utc>>>,
+    /// Codes issued so far per coupon name: the number of the next code.
+    #[serde(default)]
+    pub coupons_issued: BTreeMap<String, u64>,
 }
 
 /// An event as conditions see it (its properties, `name` and `at`), made

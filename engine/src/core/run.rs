@@ -406,8 +406,13 @@ impl Cx<'_> {
                 let Some(fields) = self.fields(owner, inst, fields) else {
                     return Flow::Next(*next);
                 };
-                let key = self.idempotency_key(owner, inst);
-                let code = coupon_code(coupon, &key);
+                let issued = self
+                    .globals
+                    .coupons_issued
+                    .entry(coupon.clone())
+                    .or_insert(0);
+                let code = super::coupon_codes::coupon_code(&self.d.coupon_secret, coupon, *issued);
+                *issued += 1;
                 let issued = Coupon {
                     id: coupon.clone(),
                     code: code.clone(),
@@ -773,18 +778,4 @@ pub(crate) fn stable_hash(parts: &[&str]) -> u64 {
         }
     }
     hash
-}
-
-/// A coupon code unique to the issuing step run: `CART10-7KX2P9QA`.
-fn coupon_code(coupon: &str, key: &str) -> String {
-    const ALPHABET: &[u8] = b"23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
-    let mut hash = stable_hash(&[coupon, key]);
-    let mut code = String::with_capacity(coupon.len() + 9);
-    code.push_str(coupon);
-    code.push('-');
-    for _ in 0..8 {
-        code.push(ALPHABET[(hash % 32) as usize] as char);
-        hash /= 32;
-    }
-    code
 }

@@ -167,9 +167,10 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
     // Only for the message above: the store's own lock is what excludes.
     let _ = std::fs::write(&pid_file, format!("{}\n", std::process::id()));
     let store = Store::open(kv.clone())?;
-    let deployment = store
+    let mut deployment = store
         .load_deployment()?
         .unwrap_or_else(|| Deployment::new(Default::default()));
+    deployment.coupon_secret = store.coupon_secret()?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let mut runtime = Runtime::new(store, deployment);
     runtime.set_user_cache(config.user_cache);

@@ -5,6 +5,8 @@
 //! | key | value |
 //! | --- | --- |
 //! | `V` | the store's format version ([`FORMAT`]) |
+//! | `K` | the store's secret (32 random bytes, made with the store): coupon codes are derived under it |
+//! | `c/{coupon}/{code}` | the coupon-code index: who holds each code (empty once they are erased); a commit that would issue a code twice is refused |
 //! | `u/{user}` | the user's state |
 //! | `t/{due}/{user}` | a timer: the user's next wake-up (`due` big-endian, so a range scan yields timers in order, ties by user) |
 //! | `w/{user}` | the user's timer due time (the per-user index: erasure and rescheduling are one lookup) |
@@ -66,6 +68,11 @@ pub enum StoreError {
         "the store is in format {found}, and this Waymark reads format {expected} only: open it with the Waymark that wrote it, or start from an empty data directory"
     )]
     Format { found: u32, expected: u32 },
+    /// A commit would issue a coupon code that was issued before.
+    #[error(
+        "coupon {coupon}: code {code} was issued before; the batch is refused so no two users hold one code"
+    )]
+    DuplicateCoupon { coupon: String, code: String },
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -198,7 +205,7 @@ fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T> {
 
 /// The layout of keys this store writes, kept under `V`. Format 1 (stores
 /// without `V`) wrote bare user ids in keys.
-pub const FORMAT: u32 = 2;
+pub const FORMAT: u32 = 3;
 
 /// A user id as every key that holds one writes it: the id's bytes with
 /// each `0x00` written as `0x00 0xff`, then `0x00 0x01` to end it.
@@ -309,7 +316,14 @@ impl<K: Kv> Store<K> {
                 }
             }
             None if kv.range(b"", &[0xff], 1)?.is_empty() => {
-                kv.apply(vec![Op::Put(b"V".to_vec(), FORMAT.to_be_bytes().to_vec())])?;
+                let mut secret = [0u8; 32];
+                getrandom::fill(&mut secret).map_err(|e| {
+                    StoreError::Backend(format!("no randomness for the store's secret: {e}"))
+                })?;
+                kv.apply(vec![
+                    Op::Put(b"V".to_vec(), FORMAT.to_be_bytes().to_vec()),
+                    Op::Put(b"K".to_vec(), secret.to_vec()),
+                ])?;
                 kv.flush()?;
             }
             None => {
@@ -324,6 +338,29 @@ impl<K: Kv> Store<K> {
 
     pub fn kv(&self) -> &K {
         &self.kv
+    }
+
+    /// The secret coupon codes are derived under, made with the store.
+    pub fn coupon_secret(&self) -> Result<crate::core::CouponSecret> {
+        let bytes = self.kv.get(b"K")?.ok_or_else(|| StoreError::Corrupt {
+            key: "K".into(),
+            message: "the store's secret is missing".into(),
+        })?;
+        <[u8; 32]>::try_from(bytes.as_slice())
+            .map(crate::core::CouponSecret)
+            .map_err(|_| StoreError::Corrupt {
+                key: "K".into(),
+                message: format!("the secret is 32 bytes, found {}", bytes.len()),
+            })
+    }
+
+    /// Who holds a coupon code: `Some("")` once its holder was erased.
+    pub fn coupon_holder(&self, coupon: &str, code: &str) -> Result<Option<String>> {
+        let k = key("c", &[&user_part(coupon), code.as_bytes()]);
+        Ok(self
+            .kv
+            .get(&k)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
     pub fn user(&self, id: &str) -> Result<Option<UserState>> {
@@ -429,6 +466,22 @@ impl<K: Kv> Store<K> {
             }
         }
         self.dedup().record(&self.kv, &batch.dedup, &mut ops)?;
+        // The coupon-code index: a code is issued once per coupon, ever.
+        let mut issued = std::collections::HashSet::new();
+        for r in &batch.journal {
+            if let (crate::journal::Kind::Coupon, Some(coupon), Some(code)) =
+                (r.kind, &r.coupon, &r.code)
+            {
+                let k = key("c", &[&user_part(coupon), code.as_bytes()]);
+                if !issued.insert(k.clone()) || self.kv.get(&k)?.is_some() {
+                    return Err(StoreError::DuplicateCoupon {
+                        coupon: coupon.clone(),
+                        code: code.clone(),
+                    });
+                }
+                ops.push(Op::Put(k, r.user.as_bytes().to_vec()));
+            }
+        }
         // One journal key per user and batch, under the sequence number of
         // the user's first record; every record still takes a number.
         let mut groups: Vec<(u64, Vec<&Record>)> = Vec::new();
@@ -755,6 +808,15 @@ impl<K: Kv> Store<K> {
         let mut ops = vec![Op::Delete(key("u", &[uid])), Op::Delete(key("w", &[uid]))];
         if let Some(due) = self.kv.get(&key("w", &[uid]))? {
             ops.push(Op::Delete(key("t", &[&due, uid])));
+        }
+        // Their codes stay taken, held by nobody.
+        if let Some(state) = self.user(id)? {
+            for c in &state.coupons {
+                ops.push(Op::Put(
+                    key("c", &[&user_part(&c.id), c.code.as_bytes()]),
+                    Vec::new(),
+                ));
+            }
         }
         let journal = key("j", &[uid, b""]);
         for (k, _) in self.kv.range(&journal, &prefix_end(&journal), usize::MAX)? {
