@@ -22,6 +22,16 @@ pub enum Kind {
     Goal,
     Exit,
     Error,
+    /// A split put the instance in an arm (`split`, `arm`).
+    Split,
+    /// A trigger matched but the journey did not take the user in
+    /// (`reason`: `once`, `every`, `audience`, `window`, `budget`, `paused`).
+    Skipped,
+    /// A send was given up on (dead-lettered): `channel`, `reason`,
+    /// `attempts`, `idempotency_key`.
+    Failed,
+    /// A dead-lettered send delivered when it was replayed.
+    Delivered,
 }
 
 impl Kind {
@@ -41,6 +51,10 @@ impl Kind {
             Kind::Goal => "goal",
             Kind::Exit => "exit",
             Kind::Error => "error",
+            Kind::Split => "split",
+            Kind::Skipped => "skipped",
+            Kind::Failed => "failed",
+            Kind::Delivered => "delivered",
         }
     }
 }
@@ -132,6 +146,14 @@ pub struct Record {
     /// For sends: the key the adapter passes to the provider.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
+    /// For `split`: the split and the arm the instance was put in.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub split: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub arm: Option<String>,
+    /// For `failed` and `delivered`: delivery attempts made.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub attempts: Option<u32>,
 }
 
 impl Record {
@@ -164,6 +186,9 @@ impl Record {
             instance: None,
             arms: None,
             idempotency_key: None,
+            split: None,
+            arm: None,
+            attempts: None,
         }
     }
 

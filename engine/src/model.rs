@@ -189,6 +189,9 @@ pub struct OpenGoal {
     pub version: String,
     #[serde(with = "waymark_dsl::stored::stamp")]
     pub until: DateTime<Utc>,
+    /// The arms its splits put the instance in: a late goal counts for them.
+    #[serde(default)]
+    pub arms: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]

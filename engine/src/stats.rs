@@ -18,14 +18,27 @@ pub struct VersionStats {
     pub suppressed: BTreeMap<String, u64>,
     pub deferred: u64,
     pub failures: u64,
+    /// Sends given up on (dead-lettered), by channel.
+    #[serde(default)]
+    pub failed: BTreeMap<String, u64>,
+    /// Dead-lettered sends delivered when replayed, by channel.
+    #[serde(default)]
+    pub delivered_on_replay: BTreeMap<String, u64>,
+    /// Triggers that matched but did not take the user in, by reason.
+    #[serde(default)]
+    pub skipped: BTreeMap<String, u64>,
     /// Records per step id (`s3` → how many times it did something).
     pub steps: BTreeMap<String, u64>,
-    /// Per split, per arm: instances that finished in it and goals reached.
+    /// Per split, per arm: instances put in it, that finished in it, and
+    /// goals reached by them (also after they finished, within the goal's
+    /// window).
     pub arms: BTreeMap<String, BTreeMap<String, ArmStats>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct ArmStats {
+    #[serde(default)]
+    pub assigned: u64,
     pub finished: u64,
     pub goals: u64,
 }
@@ -60,6 +73,34 @@ impl VersionStats {
             }
             Kind::Deferred => self.deferred += 1,
             Kind::Error => self.failures += 1,
+            Kind::Split => {
+                if let (Some(split), Some(arm)) = (&r.split, &r.arm) {
+                    self.arms
+                        .entry(split.clone())
+                        .or_default()
+                        .entry(arm.clone())
+                        .or_default()
+                        .assigned += 1;
+                }
+            }
+            Kind::Failed => {
+                *self
+                    .failed
+                    .entry(r.channel.clone().unwrap_or_default())
+                    .or_default() += 1
+            }
+            Kind::Delivered => {
+                *self
+                    .delivered_on_replay
+                    .entry(r.channel.clone().unwrap_or_default())
+                    .or_default() += 1
+            }
+            Kind::Skipped => {
+                *self
+                    .skipped
+                    .entry(r.reason.clone().unwrap_or_default())
+                    .or_default() += 1
+            }
             _ => {}
         }
         if let Some(step) = &r.step {
@@ -79,29 +120,50 @@ impl VersionStats {
         }
     }
 
-    pub fn to_json(&self) -> serde_json::Value {
-        let arms: serde_json::Map<String, serde_json::Value> = self
+    /// The stats as the API answers them. `holdouts` names, per split, its
+    /// holdout arm (an empty one): every other arm then reports its lift,
+    /// its goal rate minus the holdout's. Goal rates are over the users
+    /// put in the arm, whether or not they have finished.
+    pub fn to_json(&self, holdouts: &BTreeMap<String, String>) -> serde_json::Value {
+        use serde_json::{Value as Json, json};
+        let rate = |a: &ArmStats| (a.assigned > 0).then(|| a.goals as f64 / a.assigned as f64);
+        let arms: serde_json::Map<String, Json> = self
             .arms
             .iter()
             .map(|(split, arms)| {
-                let arms: serde_json::Map<String, serde_json::Value> = arms
+                let holdout = holdouts.get(split);
+                let baseline = holdout.and_then(|h| arms.get(h)).and_then(rate);
+                let arms: serde_json::Map<String, Json> = arms
                     .iter()
                     .map(|(arm, a)| {
-                        let rate = if a.finished == 0 { serde_json::Value::Null } else { serde_json::json!(a.goals as f64 / a.finished as f64) };
-                        (arm.clone(), serde_json::json!({"finished": a.finished, "goals": a.goals, "goal_rate": rate}))
+                        let mut out = json!({
+                            "assigned": a.assigned,
+                            "finished": a.finished,
+                            "goals": a.goals,
+                            "goal_rate": rate(a),
+                        });
+                        if holdout == Some(arm) {
+                            out["holdout"] = json!(true);
+                        } else if holdout.is_some() {
+                            out["lift"] = json!(rate(a).zip(baseline).map(|(r, b)| r - b));
+                        }
+                        (arm.clone(), out)
                     })
                     .collect();
-                (split.clone(), serde_json::Value::Object(arms))
+                (split.clone(), Json::Object(arms))
             })
             .collect();
-        serde_json::json!({
+        json!({
             "entered": self.entered,
             "active": self.active(),
             "completed": self.completed,
             "exits": self.exits,
             "goals": self.goals,
             "sends": self.sends,
+            "failed": self.failed,
+            "delivered_on_replay": self.delivered_on_replay,
             "suppressed": self.suppressed,
+            "skipped": self.skipped,
             "deferred": self.deferred,
             "failures": self.failures,
             "steps": self.steps,
@@ -122,6 +184,13 @@ mod tests {
         r
     }
 
+    fn split(arm: &str) -> Record {
+        let mut r = rec(Kind::Split, None, None);
+        r.split = Some("offer".into());
+        r.arm = Some(arm.into());
+        r
+    }
+
     #[test]
     fn stats_count_entries_exits_goals_and_arm_goal_rates() {
         let mut s = VersionStats::default();
@@ -129,6 +198,8 @@ mod tests {
             rec(Kind::Enter, None, None),
             rec(Kind::Enter, None, None),
             rec(Kind::Enter, None, None),
+            split("coupon"),
+            split("holdout"),
             rec(Kind::Goal, None, Some("coupon")),
             rec(Kind::Exit, Some("goal"), Some("coupon")),
             rec(Kind::Exit, Some("completed"), Some("holdout")),
@@ -138,8 +209,11 @@ mod tests {
         }
         assert_eq!((s.entered, s.active(), s.completed, s.goals), (3, 1, 1, 1));
         assert_eq!(s.suppressed["cap"], 1);
-        let json = s.to_json();
+        let holdouts = BTreeMap::from([("offer".to_string(), "holdout".to_string())]);
+        let json = s.to_json(&holdouts);
         assert_eq!(json["arms"]["offer"]["coupon"]["goal_rate"], 1.0);
+        assert_eq!(json["arms"]["offer"]["coupon"]["lift"], 1.0);
         assert_eq!(json["arms"]["offer"]["holdout"]["goal_rate"], 0.0);
+        assert_eq!(json["arms"]["offer"]["holdout"]["holdout"], true);
     }
 }

@@ -495,6 +495,7 @@ impl<'a> Lowering<'_, 'a> {
                         name: a.name.name.clone(),
                         percent: a.percent.value,
                         start: self.block(table, &a.body.steps, scope.clone(), next),
+                        holdout: a.body.steps.is_empty(),
                     })
                     .collect(),
             },

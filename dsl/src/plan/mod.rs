@@ -105,6 +105,20 @@ impl Steps {
     pub fn get(&self, id: StepId) -> Option<&Step> {
         self.table.get(id.0 as usize)
     }
+
+    /// Per split, its holdout arm (the empty one), if it has one.
+    pub fn holdouts(&self) -> std::collections::BTreeMap<String, String> {
+        self.table
+            .iter()
+            .filter_map(|s| match &s.kind {
+                StepKind::Split { name, arms } => arms
+                    .iter()
+                    .find(|a| a.holdout)
+                    .map(|a| (name.clone(), a.name.clone())),
+                _ => None,
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -288,6 +302,10 @@ pub struct SplitArm {
     pub name: String,
     pub percent: Decimal,
     pub start: StepId,
+    /// An empty arm: its users get nothing, as the baseline the other arms
+    /// are measured against.
+    #[serde(default)]
+    pub holdout: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

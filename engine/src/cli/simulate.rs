@@ -188,6 +188,22 @@ fn timeline_line(r: &Record, tz: chrono_tz::Tz) -> String {
         Kind::Goal => format!("goal (on {})", r.event.as_deref().unwrap_or("?")),
         Kind::Exit => format!("exit ({})", r.reason.as_deref().unwrap_or("?")),
         Kind::Error => format!("ERROR {}", r.message.as_deref().unwrap_or("?")),
+        Kind::Split => format!(
+            "split {}: arm {}",
+            r.split.as_deref().unwrap_or("?"),
+            r.arm.as_deref().unwrap_or("?")
+        ),
+        Kind::Skipped => format!("skipped ({})", r.reason.as_deref().unwrap_or("?")),
+        Kind::Failed => format!(
+            "failed {} after {} attempts ({})",
+            r.channel.as_deref().unwrap_or("?"),
+            r.attempts.unwrap_or(0),
+            r.reason.as_deref().unwrap_or("?")
+        ),
+        Kind::Delivered => format!(
+            "delivered {} on replay",
+            r.channel.as_deref().unwrap_or("?")
+        ),
     };
     if let Some(line) = r.line {
         what.push_str(&format!("  [line {line}]"));

@@ -240,6 +240,9 @@ impl<'a> Cx<'a> {
                 r.version = Some(open.version.clone());
                 r.instance = Some(open.instance);
                 r.event = Some(event.name.clone());
+                if !open.arms.is_empty() {
+                    r.arms = Some(open.arms.clone());
+                }
                 self.records.push(r);
             }
         }

@@ -186,6 +186,7 @@ impl Cx<'_> {
                         instance: inst.id,
                         version: inst.version.clone(),
                         until,
+                        arms: inst.arms.clone(),
                     });
                 }
             }
@@ -368,6 +369,10 @@ impl Cx<'_> {
                 match chosen {
                     Some(arm) => {
                         inst.arms.insert(name.clone(), arm.name.clone());
+                        let mut r = self.step_record(owner, inst, Kind::Split);
+                        r.split = Some(name.clone());
+                        r.arm = Some(arm.name.clone());
+                        self.records.push(r);
                         Flow::Next(arm.start)
                     }
                     None => Flow::End("error"),

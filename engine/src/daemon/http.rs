@@ -419,10 +419,9 @@ async fn stats(
     let internal = |e: crate::store::StoreError| {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server", e.to_string())
     };
-    let known = state
-        .store
-        .load_deployment()
-        .map_err(internal)?
+    let deployment = state.store.load_deployment().map_err(internal)?;
+    let known = deployment
+        .as_ref()
         .is_some_and(|d| d.versions().any(|v| v.name == name));
     if !known {
         return Err(ApiError::new(
@@ -436,7 +435,14 @@ async fn stats(
         .journey_stats(&name)
         .map_err(internal)?
         .into_iter()
-        .map(|(v, s)| (v, s.to_json()))
+        .map(|(v, s)| {
+            let holdouts = deployment
+                .as_ref()
+                .and_then(|d| d.version(&name, &v))
+                .map(|p| p.steps.holdouts())
+                .unwrap_or_default();
+            (v, s.to_json(&holdouts))
+        })
         .collect();
     Ok(axum::Json(json!({"journey": name, "versions": versions})))
 }
