@@ -359,3 +359,142 @@ fn a_second_daemon_on_the_same_data_dir_names_the_first_and_sighup_is_survived()
     daemon.kill().unwrap();
     daemon.wait().unwrap();
 }
+
+/// A loopback HTTP server standing in for a provider: answers every
+/// request with the status in `status`, counting requests.
+fn provider(
+    status: std::sync::Arc<std::sync::atomic::AtomicU16>,
+    requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> u16 {
+    use std::io::{BufRead, BufReader, Read};
+    use std::sync::atomic::Ordering;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream);
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                let lower = line.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                if line == "\r\n" {
+                    let mut body = vec![0; length];
+                    let _ = reader.read_exact(&mut body);
+                    requests.fetch_add(1, Ordering::SeqCst);
+                    let code = status.load(Ordering::SeqCst);
+                    let answer = format!(
+                        "HTTP/1.1 {code} X\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{{}}"
+                    );
+                    let _ = reader.get_mut().write_all(answer.as_bytes());
+                    break;
+                }
+            }
+        }
+    });
+    port
+}
+
+/// Issue 10 item 6: a send given up on is a `failed` record in the user's
+/// journal and the journey's stats; a replay that gets through appends
+/// `delivered`.
+#[test]
+fn a_send_given_up_on_is_journaled_failed_and_a_replay_that_gets_through_delivered() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+    let status = Arc::new(AtomicU16::new(400));
+    let requests = Arc::new(AtomicUsize::new(0));
+    let hook = provider(status.clone(), requests.clone());
+    let dir = scratch("daemon_failed_sends");
+    std::fs::create_dir_all(dir.join("scripts")).unwrap();
+    std::fs::write(
+        dir.join("scripts/notify.journey"),
+        "journey notify {\n  trigger event ordered\n  send hook { text: \"thanks\" }\n}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("waymark.toml"),
+        format!(
+            "data_dir = \"./data\"\nscripts = \"./scripts\"\n\n[channels.hook]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{hook}/in\"\n"
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let mut daemon = start(&dir, port);
+    let (code, _) = http(
+        port,
+        "POST",
+        "/v1/track",
+        r#"{"userId":"u1","event":"ordered"}"#,
+    );
+    assert_eq!(code, 200);
+    let journal = || -> Vec<serde_json::Value> {
+        let (_, body) = http(port, "GET", "/v1/users/u1/journal", "");
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        body["records"].as_array().unwrap().clone()
+    };
+    let of_kind = |records: &[serde_json::Value], kind: &str| -> Vec<serde_json::Value> {
+        records
+            .iter()
+            .filter(|r| r["kind"] == kind)
+            .cloned()
+            .collect()
+    };
+    wait_for("the failed record", || {
+        !of_kind(&journal(), "failed").is_empty()
+    });
+    let records = journal();
+    let send = &of_kind(&records, "send")[0];
+    let failed = &of_kind(&records, "failed")[0];
+    assert_eq!(failed["channel"], "hook");
+    assert_eq!(failed["journey"], "notify");
+    assert_eq!(failed["attempts"], 1, "a 400 is not retried");
+    assert_eq!(failed["idempotency_key"], send["idempotency_key"]);
+    assert!(
+        failed["reason"].as_str().unwrap().contains("400"),
+        "{failed}"
+    );
+    let (_, stats) = http(port, "GET", "/v1/journeys/notify/stats", "");
+    let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
+    let version = stats["versions"]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap();
+    assert_eq!(version["failed"]["hook"], 1, "{stats}");
+    assert_eq!(version["sends"], 1, "{stats}");
+
+    // The provider is fixed; the operator replays the dead letter.
+    status.store(200, Ordering::SeqCst);
+    let (_, dead) = http(port, "GET", "/v1/deadletters", "");
+    let dead: serde_json::Value = serde_json::from_str(&dead).unwrap();
+    let id = dead["deadletters"][0]["id"].as_u64().unwrap();
+    let (code, _) = http(port, "POST", &format!("/v1/deadletters/{id}/replay"), "");
+    assert_eq!(code, 200);
+    wait_for("the delivered record", || {
+        !of_kind(&journal(), "delivered").is_empty()
+    });
+    let delivered = &of_kind(&journal(), "delivered")[0];
+    assert_eq!(delivered["channel"], "hook");
+    assert_eq!(delivered["idempotency_key"], send["idempotency_key"]);
+    assert_eq!(requests.load(Ordering::SeqCst), 2);
+    let (_, stats) = http(port, "GET", "/v1/journeys/notify/stats", "");
+    let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
+    let version = stats["versions"]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap();
+    assert_eq!(version["delivered_on_replay"]["hook"], 1, "{stats}");
+    let (_, dead) = http(port, "GET", "/v1/deadletters", "");
+    assert!(dead.contains("\"deadletters\":[]"), "{dead}");
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+}

@@ -10,9 +10,9 @@
 
 use crate::core::{self, Globals};
 use crate::deployment::{DeployReport, Deployment};
-use crate::journal::Record;
+use crate::journal::{Kind, Record};
 use crate::model::{Input, UserState};
-use crate::store::{Batch, Kv, Store, StoreError};
+use crate::store::{Batch, Kv, Settled, Store, StoreError};
 use crate::user_cache::UserCache;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashSet};
@@ -341,6 +341,26 @@ impl<K: Kv> Runtime<K> {
         Ok(records)
     }
 
+    /// Journals sends leaving the outbox — `failed` when given up on,
+    /// `delivered` when a replayed one got through — and moves them, in
+    /// one commit. Returns the records.
+    pub fn settle(
+        &mut self,
+        settled: Vec<Settled>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Record>, StoreError> {
+        self.drain()?;
+        let journal: Vec<Record> = settled.iter().map(|s| settlement_record(s, now)).collect();
+        let batch = Batch {
+            journal,
+            settled,
+            ..Batch::default()
+        };
+        self.store.commit_ref(&batch)?;
+        self.store.flush()?;
+        Ok(batch.journal)
+    }
+
     pub fn globals(&mut self) -> Result<Globals, StoreError> {
         self.drain()?;
         self.store.globals()
@@ -500,4 +520,23 @@ impl<K: Kv> Drop for Runtime<K> {
             tracing::error!(error = %e, "the last batch failed to commit");
         }
     }
+}
+
+/// The record telling how a send left the outbox: the send's own record
+/// (journey, step, channel, address, key) without its message fields.
+fn settlement_record(settled: &Settled, now: DateTime<Utc>) -> Record {
+    let (entry, kind) = match settled {
+        Settled::DeadLettered { entry, .. } => (entry, Kind::Failed),
+        Settled::Delivered { entry, .. } => (entry, Kind::Delivered),
+    };
+    let mut r = entry.record.clone();
+    r.at = now;
+    r.kind = kind;
+    r.fields = None;
+    r.attempts = Some(entry.attempts);
+    r.reason = match settled {
+        Settled::DeadLettered { entry, .. } => entry.last_error.clone(),
+        Settled::Delivered { .. } => None,
+    };
+    r
 }

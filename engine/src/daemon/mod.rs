@@ -229,6 +229,7 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
     let reader = Arc::new(Store::new(kv.clone()));
     let worker = tokio::spawn(outbox::run(
         reader.clone(),
+        commands.clone(),
         Arc::new(channels),
         clock.clone(),
         stopped,

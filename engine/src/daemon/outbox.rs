@@ -2,12 +2,14 @@
 //! idempotency key, at most `concurrency` at a time per channel and within
 //! its rate limit; retryable failures back off exponentially with jitter
 //! up to the channel's attempts and age, then become dead letters with
-//! their last error. Delivery is at-least-once toward providers.
+//! their last error. Delivery is at-least-once toward providers. A send
+//! given up on, and a replayed one delivered, is settled through the
+//! writer, which journals it (`failed`, `delivered`) with the move.
 
 use crate::adapters::{Channel, DeliveryError};
 use crate::clock::Clock;
 use crate::config::{Rate, Retry};
-use crate::store::{OutboxEntry, SledKv, Store};
+use crate::store::{OutboxEntry, Settled, SledKv, Store};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -38,6 +40,7 @@ pub fn backoff(retry: &Retry, attempt: u32, seed: u64) -> Duration {
 
 pub async fn run(
     store: Arc<Store<SledKv>>,
+    writer: super::writer::Handle,
     channels: Arc<BTreeMap<String, ChannelRuntime>>,
     clock: Arc<dyn Clock>,
     mut stop: watch::Receiver<bool>,
@@ -66,16 +69,28 @@ pub async fn run(
             if !channels.contains_key(&channel_name) {
                 let mut dead = entry.clone();
                 dead.last_error = Some(format!("no channel `{channel_name}` is configured"));
-                let _ = store.dead_letter(&entry, &dead);
-                super::metrics::delivery(&channel_name, "dead");
+                busy.insert(entry.seq);
+                let (store, writer) = (store.clone(), writer.clone());
+                in_flight.spawn(async move {
+                    let seq = entry.seq;
+                    give_up(&store, &writer, entry, dead).await;
+                    super::metrics::delivery(&channel_name, "dead");
+                    seq
+                });
                 continue;
             };
             busy.insert(entry.seq);
             let (store, channels, clock) = (store.clone(), channels.clone(), clock.clone());
+            let writer = writer.clone();
             in_flight.spawn(async move {
                 let seq = entry.seq;
                 if let Some(channel) = channels.get(&channel_name) {
-                    deliver(&store, &channel_name, channel, entry, clock.as_ref()).await;
+                    let outbox = Outbox {
+                        store: &store,
+                        writer: &writer,
+                        clock: clock.as_ref(),
+                    };
+                    deliver(&outbox, &channel_name, channel, entry).await;
                 }
                 seq
             });
@@ -90,13 +105,49 @@ pub async fn run(
     tracing::info!("outbox worker stopped");
 }
 
-async fn deliver(
+/// What a delivery reports its outcome to.
+struct Outbox<'a> {
+    store: &'a Store<SledKv>,
+    writer: &'a super::writer::Handle,
+    clock: &'a dyn Clock,
+}
+
+/// Settles a send through the writer and waits until that is durable, so
+/// the entry is not read as ready again before it has moved.
+async fn settle(writer: &super::writer::Handle, settled: Settled) -> Result<(), String> {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    writer
+        .send(super::writer::Command::Settle { settled, reply })
+        .map_err(|_| "the writer has stopped".to_string())?;
+    answer
+        .await
+        .map_err(|_| "the writer has stopped".to_string())?
+}
+
+/// Dead-letters a send with a `failed` record. If the writer has stopped
+/// (the daemon is going down), the send stays in the outbox with its
+/// attempts counted, due at once: the next start gives up on it again.
+async fn give_up(
     store: &Store<SledKv>,
-    name: &str,
-    channel: &ChannelRuntime,
+    writer: &super::writer::Handle,
     was: OutboxEntry,
-    clock: &dyn Clock,
+    entry: OutboxEntry,
 ) {
+    let settled = Settled::DeadLettered {
+        was: was.clone(),
+        entry: entry.clone(),
+    };
+    if let Err(e) = settle(writer, settled).await {
+        tracing::warn!(error = %e, "a send given up on stays in the outbox until the next start");
+        let mut entry = entry;
+        entry.next_attempt = was.next_attempt;
+        if let Err(e) = store.outbox_retry(&was, &entry) {
+            tracing::error!(error = %e, "recording a failed delivery failed");
+        }
+    }
+}
+
+async fn deliver(outbox: &Outbox<'_>, name: &str, channel: &ChannelRuntime, was: OutboxEntry) {
     let entry = was.clone();
     let Ok(_permit) = channel.permits.acquire().await else {
         return;
@@ -131,21 +182,21 @@ async fn deliver(
     // an entered guard stays on this thread's span stack while the task is
     // parked, so concurrent deliveries would log each other's fields.
     let span = tracing::info_span!("delivery", channel = name, user = %entry.record.user, key = %key, attempt = entry.attempts + 1);
-    attempt(store, name, channel, was, entry, &key, clock)
+    attempt(outbox, name, channel, was, entry, &key)
         .instrument(span)
         .await;
 }
 
 /// One attempt at a send and what follows from its outcome.
 async fn attempt(
-    store: &Store<SledKv>,
+    outbox: &Outbox<'_>,
     name: &str,
     channel: &ChannelRuntime,
     was: OutboxEntry,
     mut entry: OutboxEntry,
     key: &str,
-    clock: &dyn Clock,
 ) {
+    let (store, clock) = (outbox.store, outbox.clock);
     let result = tokio::time::timeout(
         Duration::from_secs(30),
         channel.channel.deliver(&entry.record, key),
@@ -157,7 +208,18 @@ async fn attempt(
     let now: DateTime<Utc> = clock.now();
     match result {
         Ok(_) => {
-            if let Err(e) = store.outbox_delivered(&was) {
+            let recorded = if was.replayed {
+                let settled = Settled::Delivered {
+                    was: was.clone(),
+                    entry: entry.clone(),
+                };
+                settle(outbox.writer, settled).await
+            } else {
+                Err(String::new())
+            };
+            if recorded.is_err()
+                && let Err(e) = store.outbox_delivered(&was)
+            {
                 tracing::error!(error = %e, "recording a delivery failed; it may be delivered again");
             }
             super::metrics::delivery(name, "delivered");
@@ -165,12 +227,12 @@ async fn attempt(
         Err(error) => {
             let age = (now - entry.record.at).to_std().unwrap_or_default();
             entry.last_error = Some(error.to_string());
-            let give_up = matches!(error, DeliveryError::Permanent(_))
+            let hopeless = matches!(error, DeliveryError::Permanent(_))
                 || entry.attempts >= channel.retry.max_attempts
                 || age >= channel.retry.max_age;
-            if give_up {
+            if hopeless {
                 tracing::warn!(error = %error, "delivery failed for good; dead-lettered");
-                let _ = store.dead_letter(&was, &entry);
+                give_up(store, outbox.writer, was, entry).await;
                 super::metrics::delivery(name, "dead");
             } else {
                 let delay = backoff(
@@ -264,7 +326,15 @@ mod tests {
                 attempts: 0,
                 next_attempt: Utc::now(),
                 last_error: None,
+                replayed: false,
             }
+        };
+        // Nothing is settled through the writer here: both are retried.
+        let (writer, _commands) = std::sync::mpsc::channel();
+        let outbox = Outbox {
+            store: &store,
+            writer: &writer,
+            clock: &clock,
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -272,8 +342,8 @@ mod tests {
             .unwrap();
         runtime.block_on(async {
             tokio::join!(
-                deliver(&store, "sms", &channel, entry(1, "alice"), &clock),
-                deliver(&store, "sms", &channel, entry(2, "bob"), &clock),
+                deliver(&outbox, "sms", &channel, entry(1, "alice")),
+                deliver(&outbox, "sms", &channel, entry(2, "bob")),
             );
         });
         let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();

@@ -47,6 +47,12 @@ pub enum Command {
         user: String,
         reply: oneshot::Sender<Result<bool, String>>,
     },
+    /// A send leaving the outbox in a way the journal tells (given up on,
+    /// or a replay delivered); answered once durable.
+    Settle {
+        settled: crate::store::Settled,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
     /// Finish what is queued, then stop.
     Shutdown,
 }
@@ -213,6 +219,13 @@ fn admin(runtime: &mut Runtime<SledKv>, clock: &dyn Clock, command: Command) {
         }
         Command::Erase { user, reply } => {
             let _ = reply.send(runtime.erase_user(&user).map_err(|e| e.to_string()));
+        }
+        Command::Settle { settled, reply } => {
+            let result = runtime.settle(vec![settled], now);
+            if let Ok(records) = &result {
+                super::metrics::records(records);
+            }
+            let _ = reply.send(result.map(|_| ()).map_err(|e| e.to_string()));
         }
         Command::Ingest { .. } | Command::Shutdown => {}
     }

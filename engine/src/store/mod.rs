@@ -103,6 +103,26 @@ pub struct OutboxEntry {
     pub attempts: u32,
     pub next_attempt: DateTime<Utc>,
     pub last_error: Option<String>,
+    /// Put back from the dead letters by a replay: its delivery is
+    /// journaled (`delivered`), as its giving up was (`failed`).
+    #[serde(default)]
+    pub replayed: bool,
+}
+
+/// How a send left the outbox, when that is journaled: written with the
+/// record that tells it, in one batch.
+#[derive(Debug, Clone)]
+pub enum Settled {
+    /// Given up on: `was` as read, `entry` with its attempts and last error.
+    DeadLettered {
+        was: OutboxEntry,
+        entry: OutboxEntry,
+    },
+    /// A replayed send delivered: `was` as read, `entry` with its attempts.
+    Delivered {
+        was: OutboxEntry,
+        entry: OutboxEntry,
+    },
 }
 
 /// An outbox entry as written: [`OutboxEntry`] by reference (same fields,
@@ -114,6 +134,7 @@ struct OutboxEntryRef<'a> {
     attempts: u32,
     next_attempt: DateTime<Utc>,
     last_error: Option<&'a str>,
+    replayed: bool,
 }
 
 /// Everything one batch of inputs changed, written together.
@@ -125,6 +146,8 @@ pub struct Batch {
     pub journal: Vec<Record>,
     /// Shared state to write, if it changed.
     pub globals: Option<Globals>,
+    /// Sends leaving the outbox with this batch (its journal tells how).
+    pub settled: Vec<Settled>,
 }
 
 pub struct Store<K: Kv> {
@@ -501,6 +524,7 @@ impl<K: Kv> Store<K> {
                     attempts: 0,
                     next_attempt: record.at,
                     last_error: None,
+                    replayed: false,
                 };
                 ops.push(Op::Put(
                     key("o", &[&seq.to_be_bytes()]),
@@ -552,6 +576,18 @@ impl<K: Kv> Store<K> {
         }
         if let Some(globals) = &batch.globals {
             ops.push(Op::Put(b"g".to_vec(), encode(globals)));
+        }
+        for settled in &batch.settled {
+            match settled {
+                Settled::DeadLettered { was, entry } => {
+                    ops.push(Op::Delete(Self::outbox_key(was)));
+                    ops.push(Op::Put(
+                        key("x", &[&entry.seq.to_be_bytes()]),
+                        encode(entry),
+                    ));
+                }
+                Settled::Delivered { was, .. } => ops.push(Op::Delete(Self::outbox_key(was))),
+            }
         }
         *cached = Some(seq);
         Ok(ops)
@@ -793,6 +829,7 @@ impl<K: Kv> Store<K> {
         };
         let mut entry: OutboxEntry = decode(&k, &bytes)?;
         entry.attempts = 0;
+        entry.replayed = true;
         entry.next_attempt = now;
         self.kv.apply(vec![
             Op::Delete(k),
