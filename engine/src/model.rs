@@ -181,6 +181,9 @@ pub struct JourneyMemo {
     /// conversion within the goal's window counts even then.
     #[serde(default)]
     pub open_goal: Option<OpenGoal>,
+    /// Per reason, the last local day a refused entry was journaled.
+    #[serde(default)]
+    pub skipped: BTreeMap<String, chrono::NaiveDate>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

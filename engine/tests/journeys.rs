@@ -363,7 +363,7 @@ fn a_date_only_active_window_is_local_midnight_in_the_journeys_zone() {
 }
 
 #[test]
-fn limit_entries_per_window_suppresses_with_reason_budget() {
+fn limit_entries_per_window_skips_with_reason_budget() {
     let mut h = Harness::new(
         r#"
 journey promo {
@@ -378,8 +378,8 @@ journey promo {
         h.track(u, "ping", json!({}));
     }
     assert_eq!(h.of_kind(Kind::Enter).len(), 2);
-    assert_eq!(h.suppressions("c"), ["budget"]);
-    assert_eq!(h.suppressions("d"), ["budget"]);
+    assert_eq!(h.skips("c"), ["budget"]);
+    assert_eq!(h.skips("d"), ["budget"]);
     // The rolling window slides: a day later there is budget again.
     h.advance(days(1));
     h.track("c", "ping", json!({}));
@@ -401,7 +401,7 @@ journey promo {
     h.track("a", "ping", json!({}));
     h.advance(days(400));
     h.track("b", "ping", json!({}));
-    assert_eq!(h.suppressions("b"), ["budget"]);
+    assert_eq!(h.skips("b"), ["budget"]);
 }
 
 #[test]
@@ -417,7 +417,7 @@ journey j {
     h.pause("j");
     h.track("u1", "ping", json!({}));
     assert!(h.for_user(Kind::Enter, "u1").is_empty());
-    assert_eq!(h.suppressions("u1"), ["paused"]);
+    assert_eq!(h.skips("u1"), ["paused"]);
     let state = h.user("u1");
     assert!(state.instances.is_empty());
 }
@@ -564,4 +564,85 @@ journey welcome {
     h.advance(days(15));
     h.track("u2", "order_paid", json!({}));
     assert!(h.for_user(Kind::Goal, "u2").is_empty(), "{}", h.dump());
+}
+
+/// Issue 10 item 7: every refused entry says why, once per user, journey
+/// and reason per local day.
+#[test]
+fn a_refused_entry_is_skipped_with_its_reason_once_a_local_day() {
+    let mut h = Harness::new(
+        r#"
+journey welcome {
+  trigger event page
+  entry once
+  tz "Asia/Shanghai"
+  audience user.member == true
+  send sms template "W"
+}
+"#,
+    );
+    // Not in the audience: one record however many page views.
+    for _ in 0..5 {
+        h.track("u1", "page", json!({}));
+    }
+    assert_eq!(h.skips("u1"), ["audience"]);
+    h.identify("u1", json!({ "member": true }));
+    h.track("u1", "page", json!({}));
+    assert_eq!(h.templates("u1"), ["W"]);
+    // Once: refused from now on, journaled once a day in Shanghai. START
+    // is 08:00 there; 15:59 UTC is 23:59, 16:00 the next local day.
+    h.track("u1", "page", json!({}));
+    h.advance_to(t("2025-11-10T15:59:00Z"));
+    h.track("u1", "page", json!({}));
+    assert_eq!(h.skips("u1"), ["audience", "once"]);
+    h.advance_to(t("2025-11-10T16:00:00Z"));
+    h.track("u1", "page", json!({}));
+    assert_eq!(h.skips("u1"), ["audience", "once", "once"]);
+    let skipped = h.for_user(Kind::Skipped, "u1");
+    assert!(
+        skipped
+            .iter()
+            .all(|r| r.journey.as_deref() == Some("welcome") && r.event.as_deref() == Some("page"))
+    );
+}
+
+#[test]
+fn entries_refused_by_every_window_and_an_instance_in_progress_are_skipped() {
+    let mut h = Harness::new(
+        r#"
+journey nudge {
+  trigger event cart
+  entry every 7d
+  wait 1d
+  send sms template "N"
+}
+journey autumn {
+  trigger event cart
+  active from "2025-09-01" until "2025-10-01"
+  send sms template "A"
+}
+"#,
+    );
+    h.track("u1", "cart", json!({}));
+    h.track("u1", "cart", json!({}));
+    h.advance(days(2));
+    h.track("u1", "cart", json!({}));
+    let skipped: Vec<(String, String)> = h
+        .for_user(Kind::Skipped, "u1")
+        .iter()
+        .map(|r| (r.journey.clone().unwrap(), r.reason.clone().unwrap()))
+        .collect();
+    assert_eq!(
+        skipped,
+        [
+            ("autumn".to_string(), "window".to_string()),
+            ("nudge".into(), "in_journey".into()),
+            ("nudge".into(), "every".into()),
+            ("autumn".into(), "window".into()),
+        ]
+    );
+    h.runtime.drain().unwrap();
+    let stats = &h.runtime.store.journey_stats("nudge").unwrap()[0].1;
+    assert_eq!(stats.skipped["every"], 1);
+    assert_eq!(stats.skipped["in_journey"], 1);
 }

@@ -128,7 +128,7 @@ fn a_paused_journey_refuses_entries_and_holds_instances_until_resumed() {
     assert!(
         refused
             .iter()
-            .any(|r| r.kind == Kind::Suppressed && r.reason.as_deref() == Some("paused"))
+            .any(|r| r.kind == Kind::Skipped && r.reason.as_deref() == Some("paused"))
     );
     let held = rt.advance_to(t0() + Duration::days(2)).unwrap();
     assert!(sends(&held).is_empty());

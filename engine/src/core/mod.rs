@@ -338,10 +338,11 @@ impl<'a> Cx<'a> {
     }
 
     /// Enters the user into the current version of a journey if its entry
-    /// rules, window, audience, pause state and budget allow.
+    /// rules, window, audience, pause state and budget allow; a refusal is
+    /// a `skipped` record (see [`Cx::skip`]).
     fn try_enter(&mut self, journey: &JourneyPlan, event: Value, trigger: &str) {
         if self.user.instance(&journey.name).is_some() {
-            return;
+            return self.skip(journey, trigger, "in_journey");
         }
         let memo = self
             .user
@@ -349,36 +350,29 @@ impl<'a> Cx<'a> {
             .get(&journey.name)
             .cloned()
             .unwrap_or_default();
-        let allowed = match journey.entry {
-            Entry::Once => memo.entries == 0,
-            Entry::Always => true,
+        let refused = match journey.entry {
+            Entry::Once => (memo.entries > 0).then_some("once"),
+            Entry::Always => None,
             Entry::Every(d) => memo
                 .last_entered
-                .is_none_or(|t| (self.now - t).num_seconds() >= d),
+                .is_some_and(|t| (self.now - t).num_seconds() < d)
+                .then_some("every"),
         };
-        if !allowed {
-            return;
+        if let Some(reason) = refused {
+            return self.skip(journey, trigger, reason);
         }
         if let Some(window) = &journey.active
             && (self.now < window.from || window.until.is_some_and(|u| self.now >= u))
         {
-            return;
+            return self.skip(journey, trigger, "window");
         }
         if let Some(audience) = &journey.audience
             && !self.condition_for_user(audience, journey, &event)
         {
-            return;
+            return self.skip(journey, trigger, "audience");
         }
-        let suppressed = |cx: &mut Self, reason: &str| {
-            let mut r = Record::new(cx.now, &cx.user.id, Kind::Suppressed);
-            r.journey = Some(journey.name.clone());
-            r.version = Some(journey.version.clone());
-            r.reason = Some(reason.into());
-            r.event = Some(trigger.to_string());
-            cx.records.push(r);
-        };
         if self.d.is_paused(&journey.name) {
-            return suppressed(self, "paused");
+            return self.skip(journey, trigger, "paused");
         }
         if let Some(limit) = &journey.limit {
             let tz = self.zone(None, journey.tz.as_deref(), &journey.policy);
@@ -398,7 +392,7 @@ impl<'a> Cx<'a> {
                 entries.pop_front();
             }
             if entries.len() as u64 >= limit.entries {
-                return suppressed(self, "budget");
+                return self.skip(journey, trigger, "budget");
             }
             entries.push_back(self.now);
         }
@@ -553,6 +547,26 @@ impl<'a> Cx<'a> {
 
     /// Time zone resolution (language.md §6): the step's, the journey's (or
     /// task's), the user's, the policy's, then UTC.
+    /// A trigger matched but the journey did not take the user in: a
+    /// `skipped` record with the reason, at most one per user, journey and
+    /// reason per local day, so a trigger on a frequent event (page views)
+    /// cannot flood the journal.
+    fn skip(&mut self, journey: &JourneyPlan, trigger: &str, reason: &'static str) {
+        let tz = self.zone(None, journey.tz.as_deref(), &journey.policy);
+        let today = self.now.with_timezone(&tz).date_naive();
+        let memo = self.user.journeys.entry(journey.name.clone()).or_default();
+        if memo.skipped.get(reason) == Some(&today) {
+            return;
+        }
+        memo.skipped.insert(reason.to_string(), today);
+        let mut r = Record::new(self.now, &self.user.id, Kind::Skipped);
+        r.journey = Some(journey.name.clone());
+        r.version = Some(journey.version.clone());
+        r.reason = Some(reason.into());
+        r.event = Some(trigger.to_string());
+        self.records.push(r);
+    }
+
     fn zone(&self, step: Option<&str>, owner: Option<&str>, policy: &str) -> chrono_tz::Tz {
         let user = self.user.traits.get("timezone").and_then(Value::as_str);
         let policy = self.d.policy(policy).tz.as_deref();

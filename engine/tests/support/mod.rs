@@ -224,6 +224,14 @@ impl Harness {
             .collect()
     }
 
+    /// Reasons entries of `user` were refused (`skipped`), in order.
+    pub fn skips(&self, user: &str) -> Vec<String> {
+        self.for_user(Kind::Skipped, user)
+            .into_iter()
+            .filter_map(|r| r.reason.clone())
+            .collect()
+    }
+
     pub fn errors(&self) -> Vec<&Record> {
         self.of_kind(Kind::Error)
     }
