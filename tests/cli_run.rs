@@ -107,3 +107,39 @@ fn simulate_names_the_line_and_field_of_a_bad_event() {
         stderr(&out)
     );
 }
+
+/// Test blocks send events named as Segment names them, and `fmt` keeps
+/// the quotes those names need.
+#[test]
+fn test_blocks_send_quoted_segment_event_names() {
+    let dir = scratch("quoted_events");
+    let script = r#"journey thanks {
+  trigger event "Order Completed" where event.revenue > 100
+  entry always
+  if count("Order Completed", 30d) >= 2 {
+    send wecom { text: "again" }
+  } else {
+    send wecom { text: "thanks" }
+  }
+}
+
+test "a big order is thanked" {
+  at "2025-11-10T12:00:00Z" event "Order Completed" for "u1" { revenue: 120 }
+  expect enter thanks for "u1"
+  expect send wecom for "u1"
+}
+
+test "a small order is not" {
+  at "2025-11-10T12:00:00Z" event "Order Completed" for "u1" { revenue: 20 }
+  event order_completed for "u1" { revenue: 500 }
+  expect no enter thanks for "u1"
+}
+"#;
+    std::fs::write(dir.join("thanks.journey"), script).unwrap();
+    let out = run(&dir, &["test", "thanks.journey"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
+    assert!(text.contains("tests: 2 passed, 0 failed"), "{text}");
+    let fmt = run(&dir, &["fmt", "--check", "thanks.journey"]);
+    assert_eq!(fmt.status.code(), Some(0), "{}", stdout(&fmt));
+}
