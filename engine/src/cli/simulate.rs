@@ -24,7 +24,7 @@ pub struct SimulateArgs {
     /// Events, one Segment-shaped JSON object per line.
     #[arg(long)]
     pub events: PathBuf,
-    /// How long to run past the last event (a duration such as 30d).
+    /// How long to run past the last event (a duration such as 30d; 0d stops at it).
     #[arg(long, default_value = "30d")]
     pub until: String,
     /// `human` (a timeline) or `json` (journal records, one per line).
@@ -54,7 +54,7 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 fn simulate(args: &SimulateArgs) -> Result<ExitCode> {
     let Some(until) = waymark_dsl::parser::parse_duration(&args.until) else {
         bail!(
-            "--until: `{}` is not a duration such as 30d or 12h",
+            "--until: `{}` is not a duration such as 30d, 12h or 0d",
             args.until
         );
     };
