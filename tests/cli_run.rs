@@ -107,3 +107,180 @@ fn simulate_names_the_line_and_field_of_a_bad_event() {
         stderr(&out)
     );
 }
+
+/// Test blocks send events named as Segment names them, and `fmt` keeps
+/// the quotes those names need.
+#[test]
+fn test_blocks_send_quoted_segment_event_names() {
+    let dir = scratch("quoted_events");
+    let script = r#"journey thanks {
+  trigger event "Order Completed" where event.revenue > 100
+  entry always
+  if count("Order Completed", 30d) >= 2 {
+    send wecom { text: "again" }
+  } else {
+    send wecom { text: "thanks" }
+  }
+}
+
+test "a big order is thanked" {
+  at "2025-11-10T12:00:00Z" event "Order Completed" for "u1" { revenue: 120 }
+  expect enter thanks for "u1"
+  expect send wecom for "u1"
+}
+
+test "a small order is not" {
+  at "2025-11-10T12:00:00Z" event "Order Completed" for "u1" { revenue: 20 }
+  event order_completed for "u1" { revenue: 500 }
+  expect no enter thanks for "u1"
+}
+"#;
+    std::fs::write(dir.join("thanks.journey"), script).unwrap();
+    let out = run(&dir, &["test", "thanks.journey"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
+    assert!(text.contains("tests: 2 passed, 0 failed"), "{text}");
+    let fmt = run(&dir, &["fmt", "--check", "thanks.journey"]);
+    assert_eq!(fmt.status.code(), Some(0), "{}", stdout(&fmt));
+}
+
+/// Item 29: `page`, `screen`, `group` and `alias` lines are taken as the
+/// daemon takes them (item 9) instead of aborting half-way: a page event
+/// starts a journey, and the alias is noted on stderr.
+#[test]
+fn simulate_takes_every_segment_type_as_the_daemon_does() {
+    let dir = scratch("simulate_segment_types");
+    let events = [
+        r#"{"type":"group","userId":"u1","groupId":"acme","traits":{"plan":"pro"},"timestamp":"2025-11-10T12:00:00Z"}"#,
+        r#"{"type":"alias","userId":"u1","previousId":"anon-1","timestamp":"2025-11-10T12:00:00Z"}"#,
+        r#"{"type":"screen","userId":"u1","name":"Home","timestamp":"2025-11-10T12:01:00Z"}"#,
+        r#"{"type":"page","userId":"u1","name":"Pricing","properties":{"url":"/pricing"},"timestamp":"2025-11-10T12:02:00Z"}"#,
+    ];
+    std::fs::write(dir.join("events.jsonl"), events.join("\n") + "\n").unwrap();
+    std::fs::write(
+        dir.join("j.journey"),
+        "journey pricing {\n  trigger event page where event.name == \"Pricing\" and user.groups.acme.plan == \"pro\"\n  send wecom { text: \"{event.url}\" }\n}\n",
+    )
+    .unwrap();
+    let out = run(
+        &dir,
+        &[
+            "simulate",
+            "j.journey",
+            "--events",
+            "events.jsonl",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let sends: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["kind"] == "send")
+        .collect();
+    assert_eq!(sends.len(), 1, "{}", stdout(&out));
+    assert_eq!(sends[0]["fields"]["text"], "/pricing");
+    assert!(
+        stderr(&out).contains("1 `alias` message(s) taken but not acted on"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// Item 29: `--until 0d` stops the clock at the last event.
+#[test]
+fn simulate_until_zero_stops_at_the_last_event() {
+    let dir = scratch("simulate_until_zero");
+    std::fs::write(
+        dir.join("events.jsonl"),
+        "{\"type\":\"track\",\"userId\":\"u1\",\"event\":\"a\",\"timestamp\":\"2025-11-10T12:00:00Z\"}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("j.journey"),
+        "journey j {\n  trigger event a\n  send wecom { text: \"now\" }\n  wait 1h\n  send wecom { text: \"later\" }\n}\n",
+    )
+    .unwrap();
+    let sends = |until: &str| {
+        let out = run(
+            &dir,
+            &[
+                "simulate",
+                "j.journey",
+                "--events",
+                "events.jsonl",
+                "--format",
+                "json",
+                "--until",
+                until,
+            ],
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "--until {until}: {}",
+            stderr(&out)
+        );
+        stdout(&out)
+            .lines()
+            .filter(|l| l.contains("\"kind\":\"send\""))
+            .count()
+    };
+    assert_eq!(sends("0d"), 1);
+    assert_eq!(sends("2h"), 2);
+}
+
+/// Item 29: `simulate … | head` ends quietly when the reader goes away.
+#[test]
+fn simulate_ends_quietly_when_its_reader_closes_the_pipe() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let dir = scratch("simulate_pipe");
+    let events: Vec<String> = (0..5_000)
+        .map(|i| {
+            format!(
+                "{{\"type\":\"track\",\"userId\":\"u{i}\",\"event\":\"a\",\"timestamp\":\"2025-11-10T12:00:00Z\"}}"
+            )
+        })
+        .collect();
+    std::fs::write(dir.join("events.jsonl"), events.join("\n") + "\n").unwrap();
+    std::fs::write(
+        dir.join("j.journey"),
+        "journey j {\n  trigger event a\n  send wecom { text: \"hi\" }\n}\n",
+    )
+    .unwrap();
+    let mut child = Command::new(waymark_tests::waymark())
+        .args(["simulate", "j.journey", "--events", "events.jsonl"])
+        .current_dir(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(!first.is_empty());
+    // The reader is dropped here, as `head -1` exits.
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "");
+}
+
+/// Item 29: `waymark explain functions`, which diagnostics promise, lists
+/// the built-in functions.
+#[test]
+fn explain_functions_lists_the_built_in_functions() {
+    let out = run(&root(), &["explain", "functions"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    for wanted in [
+        "history:",
+        "count(event, within?)",
+        "sum(event_property, within)",
+        "round(",
+    ] {
+        assert!(text.contains(wanted), "{wanted} missing from {text}");
+    }
+}

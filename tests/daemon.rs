@@ -68,9 +68,10 @@ fn events_in_messages_out_and_the_journal_explains_them() {
         port,
         "POST",
         "/v1/batch",
-        r#"{"batch":[{"type":"track","userId":"u2","event":"signed_up"},{"type":"track","event":"x"}]}"#,
+        r#"{"batch":[{"type":"track","event":"x"},{"type":"track"}]}"#,
     );
-    assert_eq!(status, 400);
+    assert_eq!(status, 400, "every item refused: {body}");
+    assert!(body.contains("batch[0].userId"), "{body}");
     assert!(body.contains("batch[1].userId"), "{body}");
     wait_for("the welcome message", || sent_lines(&dir).len() == 1);
     let first = &sent_lines(&dir)[0];
@@ -495,6 +496,78 @@ fn a_send_given_up_on_is_journaled_failed_and_a_replay_that_gets_through_deliver
     assert_eq!(version["delivered_on_replay"]["hook"], 1, "{stats}");
     let (_, dead) = http(port, "GET", "/v1/deadletters", "");
     assert!(dead.contains("\"deadletters\":[]"), "{dead}");
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+}
+
+/// Item 9: a Segment batch of every type is taken item by item. `page`
+/// becomes an event named `page` whose `event.name` is the page's name,
+/// `group` sets the `groups` trait, `alias` is taken and reported as not
+/// acted on, and a bad item is refused by index without losing the rest.
+#[test]
+fn a_segment_batch_of_every_type_is_taken_item_by_item() {
+    let dir = setup("daemon_segment_types");
+    std::fs::write(
+        dir.join("scripts/segment.journey"),
+        r#"journey pricing {
+  trigger event page where event.name == "Pricing"
+  send wecom { text: "pricing {event.url}" }
+}
+
+journey thanks {
+  trigger event "Order Completed"
+  send wecom { text: "thanks {event.revenue}" }
+}
+"#,
+    )
+    .unwrap();
+    let port = free_port();
+    let mut daemon = start(&dir, port);
+    let (status, body) = http(
+        port,
+        "POST",
+        "/v1/batch",
+        r#"{"batch":[
+            {"type":"track","userId":"u1","event":"Order Completed","properties":{"revenue":42}},
+            {"type":"page","userId":"u1","name":"Pricing","properties":{"url":"/pricing"}},
+            {"type":"screen","userId":"u1","name":"Home"},
+            {"type":"group","userId":"u1","groupId":"acme","traits":{"plan":"pro"}},
+            {"type":"alias","userId":"u1","previousId":"anon-1"},
+            {"type":"track","userId":"u1"},
+            {"type":"identify","userId":"u1","traits":{"nickname":"小王"}}
+        ]}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer["taken"], 6, "{answer}");
+    assert_eq!(
+        answer["refused"],
+        serde_json::json!([{"index": 5, "field": "batch[5].event", "message": "missing"}]),
+        "{answer}"
+    );
+    assert_eq!(answer["unsupported"][0]["index"], 4, "{answer}");
+    assert_eq!(answer["unsupported"][0]["type"], "alias", "{answer}");
+    wait_for("both journeys' messages", || sent_lines(&dir).len() == 2);
+    let mut texts: Vec<String> = sent_lines(&dir)
+        .iter()
+        .map(|l| l["fields"]["text"].as_str().unwrap().to_string())
+        .collect();
+    texts.sort();
+    assert_eq!(texts, ["pricing /pricing", "thanks 42"]);
+    let (status, user) = http(port, "GET", "/v1/users/u1", "");
+    assert_eq!(status, 200);
+    let user: serde_json::Value = serde_json::from_str(&user).unwrap();
+    assert_eq!(
+        user["profile"]["groups"],
+        serde_json::json!({"acme": {"plan": "pro"}}),
+        "{user}"
+    );
+    assert_eq!(user["profile"]["nickname"], "小王", "{user}");
+    let (_, metrics) = http(port, "GET", "/metrics", "");
+    assert!(
+        metrics.contains("waymark_unsupported_messages_total{type=\"alias\"} 1"),
+        "{metrics}"
+    );
     daemon.kill().unwrap();
     daemon.wait().unwrap();
 }

@@ -373,13 +373,7 @@ impl History {
         let Some((at, props)) = entry else {
             return Value::Null;
         };
-        let mut map = match props {
-            Value::Record(m) => m.clone(),
-            _ => BTreeMap::new(),
-        };
-        map.insert("name".into(), Value::String(name.to_string()));
-        map.insert("at".into(), Value::Timestamp(*at));
-        Value::Record(map)
+        crate::model::event_value(name, props, *at)
     }
 
     pub fn last(&self, name: &str) -> Value {

@@ -1,9 +1,13 @@
 //! Ingested JSON in Segment's tracking-API shape (`track`, `identify`,
-//! `batch`), as `simulate --events` reads it and the HTTP API takes it:
-//! a request body decoded (gzip within a size limit, then JSON), then
-//! validated and turned into engine inputs. Pure functions, no I/O, so
-//! the fuzz target runs exactly what the daemon runs before its writer.
-//! Errors name the field that is wrong.
+//! `page`, `screen`, `group`, `alias`, `batch`), as `simulate --events`
+//! reads it and the HTTP API takes it: a request body decoded (gzip within
+//! a size limit, then JSON), then validated and turned into engine inputs.
+//! `page` and `screen` become events named `page` and `screen`, `group`
+//! sets the `groups` trait, and `alias` is taken but not acted on until
+//! identity merge lands. A batch is taken item by item: a refused item
+//! loses no other. Pure functions, no I/O, so the fuzz target runs exactly
+//! what the daemon runs before its writer. Errors name the field that is
+//! wrong.
 
 use crate::model::{Event, Input};
 use chrono::{DateTime, Utc};
@@ -102,12 +106,59 @@ fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, BodyError> {
     Ok(out)
 }
 
-/// The inputs of a decoded body sent to `call`: one message for `track`
-/// and `identify` (whose `type` defaults to the call's), or
-/// `{"batch": [messages…]}`, every one checked before any is returned,
-/// so a batch is taken whole or not at all. `now` is the time of messages
-/// without a `timestamp`.
-pub fn messages(json: &Json, call: Call, now: DateTime<Utc>) -> Result<Vec<Input>, BodyError> {
+/// One Segment message, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    /// Acted on: a `track`, `page` or `screen` event, or an `identify` or
+    /// `group` update of the profile.
+    Input(Input),
+    /// Taken but not acted on: Segment's `alias`, until identity merge
+    /// lands. Never an error; counted and reported as unsupported.
+    Unsupported { kind: &'static str, user: String },
+}
+
+/// A batch item taken but not acted on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsupported {
+    /// Its place in the batch (0 for a single message).
+    pub index: usize,
+    /// Its Segment type (`alias`).
+    pub kind: &'static str,
+    pub user: String,
+}
+
+/// A batch item refused: its place, the field at fault
+/// (`batch[3].userId`) and why. The other items are taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub index: usize,
+    pub field: String,
+    pub message: String,
+}
+
+/// What a body gave: the inputs to commit, in order, the items taken but
+/// not acted on, and the batch items refused.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Taken {
+    pub inputs: Vec<Input>,
+    pub unsupported: Vec<Unsupported>,
+    pub refused: Vec<Refused>,
+}
+
+impl Taken {
+    /// How many messages were taken (acted on or not).
+    pub fn taken(&self) -> usize {
+        self.inputs.len() + self.unsupported.len()
+    }
+}
+
+/// The messages of a decoded body sent to `call`: one message for `track`
+/// and `identify` (whose `type` defaults to the call's), refused whole if
+/// it is bad, or `{"batch": [messages…]}`, taken item by item: a bad item
+/// is listed in [`Taken::refused`] and the others are taken. A body that is
+/// not of that shape, or holds more than [`MAX_BATCH`] items, is refused
+/// whole. `now` is the time of messages without a `timestamp`.
+pub fn messages(json: &Json, call: Call, now: DateTime<Utc>) -> Result<Taken, BodyError> {
     let invalid = |prefix: &str, e: IngestError| {
         let field = match e.field.as_str() {
             "(message)" => prefix.trim_end_matches('.').to_string(),
@@ -115,7 +166,14 @@ pub fn messages(json: &Json, call: Call, now: DateTime<Utc>) -> Result<Vec<Input
         };
         BodyError::new(Refusal::Invalid, field, e.message)
     };
-    let single = |kind: &str| {
+    let mut taken = Taken::default();
+    let take = |taken: &mut Taken, index: usize, message: Message| match message {
+        Message::Input(input) => taken.inputs.push(input),
+        Message::Unsupported { kind, user } => {
+            taken.unsupported.push(Unsupported { index, kind, user })
+        }
+    };
+    let mut single = |kind: &str| {
         if !json.is_object() {
             return Err(BodyError::new(
                 Refusal::Invalid,
@@ -123,9 +181,9 @@ pub fn messages(json: &Json, call: Call, now: DateTime<Utc>) -> Result<Vec<Input
                 "must be a JSON object (one message)",
             ));
         }
-        input_as(json, Some(kind), Some(now))
-            .map(|(input, _)| vec![input])
-            .map_err(|e| invalid("", e))
+        let (message, _) = input_as(json, Some(kind), Some(now)).map_err(|e| invalid("", e))?;
+        take(&mut taken, 0, message);
+        Ok(std::mem::take(&mut taken))
     };
     match call {
         Call::Track => single("track"),
@@ -155,15 +213,20 @@ pub fn messages(json: &Json, call: Call, now: DateTime<Utc>) -> Result<Vec<Input
                     format!("at most {MAX_BATCH} messages per batch"),
                 ));
             }
-            items
-                .iter()
-                .enumerate()
-                .map(|(i, item)| {
-                    input_as(item, Some("track"), Some(now))
-                        .map(|(input, _)| input)
-                        .map_err(|e| invalid(&format!("batch[{i}]."), e))
-                })
-                .collect()
+            for (index, item) in items.iter().enumerate() {
+                match input_as(item, Some("track"), Some(now)) {
+                    Ok((message, _)) => take(&mut taken, index, message),
+                    Err(e) => {
+                        let e = invalid(&format!("batch[{index}]."), e);
+                        taken.refused.push(Refused {
+                            index,
+                            field: e.field,
+                            message: e.message,
+                        });
+                    }
+                }
+            }
+            Ok(taken)
         }
     }
 }
@@ -197,13 +260,16 @@ pub fn timestamp(
     }
 }
 
-/// One Segment message as an input.
+/// One Segment message, and its time.
 pub fn input(
     json: &Json,
     default_time: Option<DateTime<Utc>>,
-) -> Result<(Input, DateTime<Utc>), IngestError> {
+) -> Result<(Message, DateTime<Utc>), IngestError> {
     input_as(json, None, default_time)
 }
+
+/// The Segment types taken, for messages about the others.
+const TYPES: &str = "\"track\", \"identify\", \"page\", \"screen\", \"group\" or \"alias\"";
 
 /// One Segment message as an input; `default_kind` is its type when it
 /// has no `type`.
@@ -211,7 +277,7 @@ fn input_as(
     json: &Json,
     default_kind: Option<&str>,
     default_time: Option<DateTime<Utc>>,
-) -> Result<(Input, DateTime<Utc>), IngestError> {
+) -> Result<(Message, DateTime<Utc>), IngestError> {
     let Json::Object(_) = json else {
         return Err(err("(message)", "must be a JSON object"));
     };
@@ -222,17 +288,23 @@ fn input_as(
             if json.get("event").is_some() {
                 "track"
             } else {
-                return Err(err("type", "missing (\"track\" or \"identify\")"));
+                return Err(err("type", format!("missing ({TYPES})")));
             }
         }
         (Some(_), _) => return Err(err("type", "must be a string")),
     };
-    let user = match json.get("userId").or_else(|| json.get("anonymousId")) {
+    // SDKs send `"userId": null` beside an `anonymousId`, and the reverse.
+    let present = |field: &str| json.get(field).filter(|v| !v.is_null());
+    let (user_field, user) = match present("userId") {
+        Some(v) => ("userId", Some(v)),
+        None => ("anonymousId", present("anonymousId")),
+    };
+    let user = match user {
         Some(Json::String(s)) if !s.is_empty() && s.len() <= 256 => s.clone(),
-        Some(Json::String(_)) => return Err(err("userId", "must be 1 to 256 bytes of UTF-8")),
+        Some(Json::String(_)) => return Err(err(user_field, "must be 1 to 256 bytes of UTF-8")),
         Some(Json::Number(n)) => n.to_string(),
-        Some(_) => return Err(err("userId", "must be a string")),
-        None => return Err(err("userId", "missing")),
+        Some(_) => return Err(err(user_field, "must be a string")),
+        None => return Err(err("userId", "missing (or give an anonymousId)")),
     };
     let at = timestamp(json, default_time)?;
     let message_id = match json.get("messageId") {
@@ -251,6 +323,25 @@ fn input_as(
             Some(_) => Err(err(field, "must be an object")),
         }
     };
+    let optional_text = |field: &str| -> Result<Option<String>, IngestError> {
+        match json.get(field) {
+            Some(Json::String(s)) => Ok(Some(s.clone())),
+            Some(Json::Null) | None => Ok(None),
+            Some(_) => Err(err(field, "must be a string")),
+        }
+    };
+    let event = |name: String, properties: Value| {
+        Ok((
+            Message::Input(Input::Track(Event {
+                user: user.clone(),
+                name,
+                properties,
+                at,
+                message_id: message_id.clone(),
+            })),
+            at,
+        ))
+    };
     match kind {
         "track" => {
             let name = match json.get("event") {
@@ -258,30 +349,62 @@ fn input_as(
                 Some(_) => return Err(err("event", "must be a non-empty string")),
                 None => return Err(err("event", "missing")),
             };
-            let properties = record("properties")?;
+            event(name, record("properties")?)
+        }
+        // A page or screen view: an event named `page` or `screen` whose
+        // `name` and `category` (when sent) join its properties.
+        "page" | "screen" => {
+            let mut properties = match record("properties")? {
+                Value::Record(map) => map,
+                _ => Default::default(),
+            };
+            for field in ["name", "category"] {
+                if let Some(text) = optional_text(field)? {
+                    properties.insert(field.to_string(), Value::String(text));
+                }
+            }
+            event(kind.to_string(), Value::Record(properties))
+        }
+        "identify" => Ok((
+            Message::Input(Input::Identify {
+                user,
+                traits: record("traits")?,
+                at,
+                message_id,
+            }),
+            at,
+        )),
+        // The user belongs to a group: `groups.GROUP_ID` holds the group's
+        // traits (`{}` without any), merged like every trait.
+        "group" => {
+            let group = match json.get("groupId") {
+                Some(Json::String(s)) if !s.is_empty() && s.len() <= 256 => s.clone(),
+                Some(Json::Number(n)) => n.to_string(),
+                Some(Json::Null) | None => return Err(err("groupId", "missing")),
+                Some(_) => return Err(err("groupId", "must be 1 to 256 bytes of UTF-8")),
+            };
+            let traits = record("traits")?;
+            let groups = Value::Record([(group, traits)].into_iter().collect());
             Ok((
-                Input::Track(Event {
+                Message::Input(Input::Identify {
                     user,
-                    name,
-                    properties,
+                    traits: Value::Record([("groups".to_string(), groups)].into_iter().collect()),
                     at,
                     message_id,
                 }),
                 at,
             ))
         }
-        "identify" => Ok((
-            Input::Identify {
+        "alias" => Ok((
+            Message::Unsupported {
+                kind: "alias",
                 user,
-                traits: record("traits")?,
-                at,
-                message_id,
             },
             at,
         )),
         other => Err(err(
             "type",
-            format!("`{other}` is not supported (use \"track\" or \"identify\")"),
+            format!("`{other}` is not a Segment type (use {TYPES})"),
         )),
     }
 }
@@ -299,7 +422,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(at.to_rfc3339(), "2025-11-10T12:00:00+00:00");
-        let Input::Track(e) = input else {
+        let Message::Input(Input::Track(e)) = input else {
             panic!("a track")
         };
         assert_eq!(
@@ -307,7 +430,7 @@ mod tests {
             ("u1", "cart_updated", Some("m1"))
         );
         let (identify, _) = super::input(&json!({"type":"identify","userId":"u1","traits":{"nickname":"小王"},"timestamp":"2025-11-10T12:00:00Z"}), None).unwrap();
-        assert!(matches!(identify, Input::Identify { .. }));
+        assert!(matches!(identify, Message::Input(Input::Identify { .. })));
     }
 
     #[test]
@@ -339,11 +462,12 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.field, "timestamp");
         let e = input(
-            &json!({"type":"page","userId":"u","timestamp":"2025-11-10T12:00:00Z"}),
+            &json!({"type":"pageview","userId":"u","timestamp":"2025-11-10T12:00:00Z"}),
             None,
         )
         .unwrap_err();
         assert_eq!(e.field, "type");
+        assert!(e.message.contains("\"page\""), "{e}");
         let e = input(&json!({"type":"track","userId":"u","event":"x","properties":[1],"timestamp":"2025-11-10T12:00:00Z"}), None).unwrap_err();
         assert_eq!(e.field, "properties");
     }
@@ -406,20 +530,33 @@ mod tests {
     #[test]
     fn bodies_become_inputs_and_refusals_name_the_field() {
         let track = json!({"userId":"u1","event":"x","messageId":"m1"});
-        let inputs = messages(&track, Call::Track, now()).unwrap();
+        let inputs = messages(&track, Call::Track, now()).unwrap().inputs;
         assert!(matches!(&inputs[..], [Input::Track(e)] if e.at == now()));
-        let inputs = messages(&json!({"userId":"u1"}), Call::Identify, now()).unwrap();
+        let inputs = messages(&json!({"userId":"u1"}), Call::Identify, now())
+            .unwrap()
+            .inputs;
         assert!(matches!(&inputs[..], [Input::Identify { .. }]));
         let field = |json: Json, call| messages(&json, call, now()).unwrap_err().field;
         assert_eq!(field(json!([track]), Call::Track), "body");
         assert_eq!(field(json!("x"), Call::Identify), "body");
         assert_eq!(field(json!([]), Call::Batch), "batch");
         assert_eq!(field(json!({"batch": {}}), Call::Batch), "batch");
+        let refused = |json: Json| -> Vec<(usize, String)> {
+            let taken = messages(&json, Call::Batch, now()).unwrap();
+            taken
+                .refused
+                .into_iter()
+                .map(|r| (r.index, r.field))
+                .collect()
+        };
         assert_eq!(
-            field(json!({"batch": [track, {"event":"x"}]}), Call::Batch),
-            "batch[1].userId"
+            refused(json!({"batch": [track, {"event":"x"}]})),
+            [(1, "batch[1].userId".to_string())]
         );
-        assert_eq!(field(json!({"batch": [1]}), Call::Batch), "batch[0]");
+        assert_eq!(
+            refused(json!({"batch": [1]})),
+            [(0, "batch[0]".to_string())]
+        );
         assert_eq!(
             field(
                 json!({"userId":"u","event":"x","messageId":""}),
@@ -431,6 +568,68 @@ mod tests {
         let e = messages(&many, Call::Batch, now()).unwrap_err();
         assert_eq!((e.refusal, e.field.as_str()), (Refusal::TooLarge, "batch"));
         let batch = json!({"batch": [track, {"type":"identify","userId":"u2"}]});
-        assert_eq!(messages(&batch, Call::Batch, now()).unwrap().len(), 2);
+        assert_eq!(
+            messages(&batch, Call::Batch, now()).unwrap().inputs.len(),
+            2
+        );
+    }
+
+    /// Item 9: a batch of every Segment type is taken item by item; a bad
+    /// item is refused by index and loses none of the others.
+    #[test]
+    fn every_segment_type_is_taken_and_a_bad_item_loses_no_other() {
+        let batch = json!({"batch": [
+            {"type":"track","userId":"u1","event":"Order Completed","properties":{"revenue":10}},
+            {"type":"page","userId":"u1","name":"Pricing","category":"Docs","properties":{"url":"/pricing","name":"ignored"}},
+            {"type":"screen","userId":null,"anonymousId":"a1","name":"Home"},
+            {"type":"group","userId":"u1","groupId":"acme","traits":{"plan":"pro"}},
+            {"type":"alias","userId":"u1","previousId":"a1"},
+            {"type":"page","timestamp":"yesterday","userId":"u1"},
+            {"type":"group","userId":"u1"},
+            {"type":"identify","userId":"u1","traits":{"vip":true}},
+        ]});
+        let taken = messages(&batch, Call::Batch, now()).unwrap();
+        let refused: Vec<(usize, &str)> = taken
+            .refused
+            .iter()
+            .map(|r| (r.index, r.field.as_str()))
+            .collect();
+        assert_eq!(
+            refused,
+            [(5, "batch[5].timestamp"), (6, "batch[6].groupId")]
+        );
+        assert_eq!(
+            taken.unsupported,
+            [Unsupported {
+                index: 4,
+                kind: "alias",
+                user: "u1".into()
+            }]
+        );
+        assert_eq!(taken.taken(), 6);
+        let [
+            Input::Track(order),
+            Input::Track(page),
+            Input::Track(screen),
+            Input::Identify { traits, .. },
+            Input::Identify { .. },
+        ] = &taken.inputs[..]
+        else {
+            panic!("{:?}", taken.inputs)
+        };
+        assert_eq!(order.name, "Order Completed");
+        assert_eq!(page.name, "page");
+        assert_eq!(
+            page.properties.to_json(),
+            json!({"name": "Pricing", "category": "Docs", "url": "/pricing"})
+        );
+        assert_eq!(
+            (screen.name.as_str(), screen.user.as_str()),
+            ("screen", "a1")
+        );
+        assert_eq!(
+            traits.to_json(),
+            json!({"groups": {"acme": {"plan": "pro"}}})
+        );
     }
 }

@@ -27,14 +27,30 @@ pub struct Event {
 impl Event {
     /// The event as expressions see it: its properties plus `name` and `at`.
     pub fn as_value(&self) -> Value {
-        let mut map = match &self.properties {
-            Value::Record(m) => m.clone(),
-            _ => BTreeMap::new(),
-        };
-        map.insert("name".into(), Value::String(self.name.clone()));
-        map.insert("at".into(), Value::Timestamp(self.at));
-        Value::Record(map)
+        event_value(&self.name, &self.properties, self.at)
     }
+}
+
+/// The events Segment's `page` and `screen` calls become. Their `name`
+/// property is the page's or screen's name (`"Pricing"`), and `event.name`
+/// reads it: which event it is, the trigger already says.
+pub const VIEW_EVENTS: [&str; 2] = ["page", "screen"];
+
+/// An event as expressions see it (`event`, `last(E)`, a `wait for`
+/// binding): its properties plus `name` (the event's name, or for a
+/// [`VIEW_EVENTS`] event its page's name when sent) and `at`.
+pub fn event_value(name: &str, properties: &Value, at: DateTime<Utc>) -> Value {
+    let mut map = match properties {
+        Value::Record(m) => m.clone(),
+        _ => BTreeMap::new(),
+    };
+    let named_view =
+        VIEW_EVENTS.contains(&name) && matches!(map.get("name"), Some(Value::String(_)));
+    if !named_view {
+        map.insert("name".into(), Value::String(name.to_string()));
+    }
+    map.insert("at".into(), Value::Timestamp(at));
+    Value::Record(map)
 }
 
 /// What the core takes for one user.

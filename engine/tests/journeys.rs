@@ -646,3 +646,44 @@ journey autumn {
     assert_eq!(stats.skipped["every"], 1);
     assert_eq!(stats.skipped["in_journey"], 1);
 }
+
+/// Segment names events with spaces and capitals; a journey written with
+/// the quoted name runs on such an event, waits for one, reads its history
+/// and reaches a quoted goal.
+#[test]
+fn a_journey_triggered_by_a_quoted_segment_name_runs_on_that_event() {
+    let mut h = Harness::new(
+        r#"
+journey thanks {
+  trigger event "Order Completed" where event.revenue > 100
+  goal "Product Reviewed" within 7d
+  entry always
+  if count("Order Completed", 30d) >= 2 and sum("Order Completed".revenue, 30d) > 300 {
+    send sms template "LOYAL"
+  } else {
+    send sms template "THANKS"
+  }
+  wait for event "Product Viewed" within 1d as viewed {
+    set user.viewed = viewed.name
+    send sms template "VIEWED"
+  }
+  wait 10d
+}
+"#,
+    );
+    h.track("u1", "order_completed", json!({ "revenue": 500 }));
+    assert!(h.for_user(Kind::Enter, "u1").is_empty(), "{}", h.dump());
+    h.track("u1", "Order Completed", json!({ "revenue": 50 }));
+    assert!(h.for_user(Kind::Enter, "u1").is_empty(), "{}", h.dump());
+    h.track("u1", "Order Completed", json!({ "revenue": 300 }));
+    assert_eq!(h.for_user(Kind::Enter, "u1").len(), 1, "{}", h.dump());
+    assert_eq!(h.templates("u1"), ["LOYAL"]);
+    h.track("u1", "Product Viewed", json!({}));
+    assert_eq!(h.templates("u1"), ["LOYAL", "VIEWED"]);
+    assert_eq!(
+        h.trait_of("u1", "viewed"),
+        Some(waymark_dsl::value::Value::String("Product Viewed".into()))
+    );
+    h.track("u1", "Product Reviewed", json!({}));
+    assert_eq!(h.for_user(Kind::Goal, "u1").len(), 1, "{}", h.dump());
+}

@@ -184,8 +184,11 @@ fuzz_target!(|data: &[u8]| {
     {
         assert!(!e.field.is_empty() && !e.message.is_empty(), "{e:?}");
     }
-    if let Some(Ok(inputs)) = &converted {
-        run(inputs).expect("the in-memory store does not fail");
+    if let Some(Ok(taken)) = &converted {
+        for r in &taken.refused {
+            assert!(!r.field.is_empty() && !r.message.is_empty(), "{r:?}");
+        }
+        run(&taken.inputs).expect("the in-memory store does not fail");
     }
 
     // The router, in-process.
@@ -245,12 +248,22 @@ fuzz_target!(|data: &[u8]| {
         (Ok(_), Some(Err(e))) => Some(e),
         _ => None,
     };
-    match expected {
-        Some(e) => assert_eq!(
+    // A batch whose every item was refused is answered 400, naming the first.
+    let all_refused = match &converted {
+        Some(Ok(taken)) if taken.taken() == 0 => taken.refused.first(),
+        _ => None,
+    };
+    match (expected, all_refused) {
+        (Some(e), _) => assert_eq!(
             (status, field.as_deref()),
             (status_of(e), Some(e.field.as_str())),
             "{text:?}"
         ),
-        None => assert_eq!(status, StatusCode::OK, "{text:?}"),
+        (None, Some(first)) => assert_eq!(
+            (status, field.as_deref()),
+            (StatusCode::BAD_REQUEST, Some(first.field.as_str())),
+            "{text:?}"
+        ),
+        (None, None) => assert_eq!(status, StatusCode::OK, "{text:?}"),
     }
 });

@@ -83,9 +83,10 @@ fn accepts(wanted: Type, value: &Value) -> bool {
     }
 }
 
-/// `E.PROP` split at its first dot.
+/// `E.PROP` split at its last dot.
 pub(crate) fn split_event_field(s: &str) -> Option<(&str, &str)> {
-    let (event, field) = s.split_once('.')?;
+    // The property is a plain name; the event's name may hold dots.
+    let (event, field) = s.rsplit_once('.')?;
     (!event.is_empty() && !field.is_empty()).then_some((event, field))
 }
 

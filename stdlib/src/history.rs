@@ -1,7 +1,8 @@
 //! History built-ins: aggregates over the user's past events (`count`,
 //! `sum`, `last`, `first`), read through [`Context`], and the clock
 //! distances `days_since` and `hours_since`. Event arguments are written
-//! bare in scripts (`count(order_paid)`) and arrive here as strings.
+//! bare in scripts (`count(order_paid)`) or quoted (`count("Order
+//! Completed")`) and arrive here as strings; `sum`'s as `EVENT.PROPERTY`.
 
 use crate::args::{self, split_event_field};
 use crate::{Builtin, Context, EvalError, Group};

@@ -16,7 +16,10 @@ pub fn reference_markdown() -> String {
     out.push_str(
         "Every deployment has these functions. A function given `null` returns `null` unless its \
          entry says it takes null. Arguments written `E` are event names and `E.PROP` event \
-         properties, both written bare (`count(order_paid)`, `sum(order_paid.amount, 30d)`). \
+         properties, both written bare (`count(order_paid)`, `sum(order_paid.amount, 30d)`); \
+         a name that is not a plain name, as Segment's are, is written quoted \
+         (`count(\"Order Completed\", 30d)`, `sum(\"Order Completed\".revenue, 30d)`, \
+         `last(\"Order Completed\").revenue`). \
          Timestamps may also be given as RFC 3339 strings, and dates as `YYYY-MM-DD` strings or \
          timestamps (read as their local date). `tz` is an IANA time-zone name; without it, the \
          time zone in force applies (the step's, the journey's, `user.timezone`, the policy's, \

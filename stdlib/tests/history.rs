@@ -156,3 +156,37 @@ fn days_since_text_that_is_not_a_timestamp_is_an_error() {
         "days_since: time must be a timestamp like \"2025-11-10T20:00:00+08:00\", got the string \"yesterday\""
     );
 }
+
+/// Events named as Segment names them (`"Order Completed"`, or with a dot)
+/// are found by their whole name; `sum`'s property is what follows the
+/// last dot, since a property is a plain name.
+#[test]
+fn history_reads_events_with_spaces_and_dots_in_their_names() {
+    use std::collections::BTreeMap;
+    use waymark_stdlib::RecordedEvent;
+    let mut ctx = ctx();
+    for (name, revenue) in [("Order Completed", "30"), ("Order.Completed", "7")] {
+        ctx.events.push(RecordedEvent {
+            name: name.to_string(),
+            at: instant("2025-11-10T10:00:00Z"),
+            properties: BTreeMap::from([("revenue".to_string(), num(revenue))]),
+        });
+    }
+    assert_eq!(run(&ctx, "count", &[s("Order Completed")]), num("1"));
+    assert_eq!(
+        run(
+            &ctx,
+            "sum",
+            &[s("Order Completed.revenue"), Value::Duration(DAY)]
+        ),
+        num("30")
+    );
+    assert_eq!(
+        run(
+            &ctx,
+            "sum",
+            &[s("Order.Completed.revenue"), Value::Duration(DAY)]
+        ),
+        num("7")
+    );
+}

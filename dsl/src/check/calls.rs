@@ -1,5 +1,5 @@
 //! Calls: unknown functions (E0102), wrong arity (E0201), and event-name
-//! arguments that are not names (`count("x")` instead of `count(x)`).
+//! arguments that are not event names (`count(1)`, `count("{x}")`).
 
 use super::Cx;
 use super::walk::{self, Child, Role, Scope, Visitor};
@@ -17,13 +17,17 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
             let functions = self.cx.functions;
             walk::each_subexpr(expr, Child::Value, functions, &mut |e, child| {
                 match child {
-                    Child::EventName if !matches!(e.kind, ExprKind::Name(_)) => self.out.push(
+                    Child::EventName if walk::event_name_arg(e).is_none() => self.out.push(
                         Diagnostic::new(Code::TypeMismatch, e.span, "expected an event name")
-                            .label("write the event's name without quotes, e.g. `order_paid`"),
+                            .label(
+                                "write the event's name, e.g. `order_paid` or `\"Order Completed\"`",
+                            ),
                     ),
                     Child::EventField if walk::event_field(e).is_none() => self.out.push(
                         Diagnostic::new(Code::TypeMismatch, e.span, "expected an event property")
-                            .label("write it as `event_name.property`, e.g. `order_paid.amount`"),
+                            .label(
+                                "write it as `event_name.property`, e.g. `order_paid.amount` or `\"Order Completed\".revenue`",
+                            ),
                     ),
                     _ => {}
                 }

@@ -57,7 +57,9 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
                             first,
                             &format!(
                                 "schema for {}",
-                                key.map_or("user".to_string(), |e| format!("event `{e}`"))
+                                key.map_or("user".to_string(), |e| {
+                                    format!("event `{}`", crate::fmt::event_name(e))
+                                })
                             ),
                         ));
                     }

@@ -154,7 +154,7 @@ fn event_fields<'a>(
         .unwrap_or_default();
     (
         symbols.event_field(Some(event), field).is_some(),
-        format!("event `{event}`"),
+        format!("event `{}`", crate::fmt::event_name(event)),
         fields,
     )
 }

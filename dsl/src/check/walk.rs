@@ -415,19 +415,29 @@ pub fn children<'a>(expr: &'a Expr, functions: &dyn FunctionTable) -> Vec<(&'a E
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Child {
     Value,
-    /// `count(order_paid)`: a bare event name.
+    /// `count(order_paid)`, `count("Order Completed")`: an event name.
     EventName,
-    /// `sum(order_paid.amount, 30d)`: `E.PROP`.
+    /// `sum(order_paid.amount, 30d)`, `sum("Order Completed".revenue, 30d)`: `E.PROP`.
     EventField,
 }
 
-/// The event and property an `EventField` argument names, if well formed.
-pub fn event_field(expr: &Expr) -> Option<(&str, &ast::Ident)> {
+/// The event an `EventName` argument names, if well formed: a bare name
+/// (`count(order_paid)`) or a quoted one (`count("Order Completed")`).
+pub fn event_name_arg(expr: &Expr) -> Option<String> {
     match &expr.kind {
-        ExprKind::Field(base, field) => match &base.kind {
-            ExprKind::Name(event) => Some((event, field)),
-            _ => None,
-        },
+        ExprKind::Name(event) => Some(event.clone()),
+        ExprKind::Str(t) => t
+            .as_plain()
+            .filter(|name| !t.triple && !name.trim().is_empty()),
+        _ => None,
+    }
+}
+
+/// The event and property an `EventField` argument names, if well formed:
+/// `order_paid.amount` or `"Order Completed".revenue`.
+pub fn event_field(expr: &Expr) -> Option<(String, &ast::Ident)> {
+    match &expr.kind {
+        ExprKind::Field(base, field) => event_name_arg(base).map(|event| (event, field)),
         _ => None,
     }
 }

@@ -128,8 +128,12 @@ impl Printer<'_> {
     /// `event E [where EXPR]`.
     pub(super) fn event_match(&self, m: &EventMatch) -> String {
         match &m.filter {
-            Some(filter) => format!("event {} where {}", m.event.name, expr(filter, self.src)),
-            None => format!("event {}", m.event.name),
+            Some(filter) => format!(
+                "event {} where {}",
+                super::event_name(&m.event.name),
+                expr(filter, self.src)
+            ),
+            None => format!("event {}", super::event_name(&m.event.name)),
         }
     }
 
@@ -177,7 +181,7 @@ impl Printer<'_> {
                 within,
                 and_continue,
             } => {
-                let mut line = format!("goal {}", event.event.name);
+                let mut line = format!("goal {}", super::event_name(&event.event.name));
                 if let Some(filter) = &event.filter {
                     line += &format!(" where {}", expr(filter, self.src));
                 }
@@ -238,7 +242,7 @@ impl Printer<'_> {
         let from = match &entry.event {
             Some(event) => {
                 self.push("event ");
-                self.push(&event.name);
+                self.push(&super::event_name(&event.name));
                 self.end_of(event.span)
             }
             None => {
@@ -323,7 +327,11 @@ impl Printer<'_> {
     }
 
     fn test_event(&self, event: &ast::TestEvent) -> String {
-        let mut line = format!("event {} for {}", event.name.name, text(&event.user));
+        let mut line = format!(
+            "event {} for {}",
+            super::event_name(&event.name.name),
+            text(&event.user)
+        );
         if let Some(props) = &event.props {
             line += " ";
             line += &record(props, self.src);

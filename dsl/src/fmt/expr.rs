@@ -168,6 +168,13 @@ pub(super) fn text(t: &Text) -> String {
     out
 }
 
+/// `value` in plain quotes, escaped.
+pub(super) fn quoted(value: &str) -> String {
+    let mut out = String::new();
+    write_text(&mut out, value, false);
+    out
+}
+
 fn write_text(out: &mut String, value: &str, triple: bool) {
     let quote = if triple { "\"\"\"" } else { "\"" };
     out.push_str(quote);

@@ -17,6 +17,17 @@ use crate::diagnostic::Diagnostic;
 use crate::parser;
 use crate::source::Sources;
 
+/// An event's name as a script writes it: bare when it is a plain name
+/// (`order_paid`), quoted otherwise (`"Order Completed"`). `fmt` prints
+/// event names this way, and diagnostics that name an event quote it so.
+pub fn event_name(name: &str) -> String {
+    if parser::is_plain_name(name) {
+        name.to_string()
+    } else {
+        expr::quoted(name)
+    }
+}
+
 /// Formats a parsed file. `source` is the text `file` was parsed from: the
 /// comments' and nodes' spans point into it. A file with parse errors is
 /// printed as well as it can be, but only a clean one is guaranteed to

@@ -172,8 +172,12 @@ impl Printer<'_> {
             }
             StepKind::Unset(path) => format!("unset {}", user_path(path)),
             StepKind::Emit { event, fields } => match fields {
-                Some(fields) => format!("emit {} {}", event.name, record(fields, src)),
-                None => format!("emit {}", event.name),
+                Some(fields) => format!(
+                    "emit {} {}",
+                    super::event_name(&event.name),
+                    record(fields, src)
+                ),
+                None => format!("emit {}", super::event_name(&event.name)),
             },
             StepKind::Exit => "exit".to_string(),
             StepKind::WaitFor { .. }

@@ -163,7 +163,7 @@ impl Builder<'_> {
             }
             Rule::goal => {
                 let mut parts = self.children(pair).peekable();
-                let event = self.ident(parts.next().expect("grammar: goal event"));
+                let event = self.event_name(parts.next().expect("grammar: goal event"));
                 let filter = parts
                     .next_if(|p| p.as_rule() == Rule::where_clause)
                     .map(|p| self.where_clause(p));
@@ -197,7 +197,7 @@ impl Builder<'_> {
 
     pub(super) fn event_match(&self, pair: Pair<'_>) -> ast::EventMatch {
         let mut parts = self.children(pair);
-        let event = self.ident(parts.next().expect("grammar: event name"));
+        let event = self.event_name(parts.next().expect("grammar: event name"));
         let filter = parts.next().map(|p| self.where_clause(p));
         ast::EventMatch { event, filter }
     }
@@ -285,7 +285,7 @@ impl Builder<'_> {
         let is_event = pair.as_rule() == Rule::schema_event;
         let mut parts = self.children(pair).peekable();
         let event = if is_event {
-            Some(self.ident(parts.next().expect("grammar: event name")))
+            Some(self.event_name(parts.next().expect("grammar: event name")))
         } else {
             None
         };
@@ -332,7 +332,7 @@ impl Builder<'_> {
     fn test_event(&self, pair: Pair<'_>) -> ast::TestEvent {
         let span = self.span(&pair);
         let mut parts = self.children(pair);
-        let name = self.ident(parts.next().expect("grammar: event name"));
+        let name = self.event_name(parts.next().expect("grammar: event name"));
         let user = self.text(parts.next().expect("grammar: user id"));
         let props = parts.next().map(|p| self.record(p));
         ast::TestEvent {

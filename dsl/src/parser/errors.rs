@@ -325,6 +325,7 @@ fn describe(r: Rule) -> Option<String> {
     let words = match r {
         Rule::EOI => "the end of the file",
         Rule::ident => "a name",
+        Rule::event_name => "an event name",
         Rule::field_name => "a field name",
         Rule::number | Rule::signed_number => "a number",
         Rule::integer => "a whole number",

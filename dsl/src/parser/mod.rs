@@ -27,6 +27,16 @@ type Pair<'i> = pest::iterators::Pair<'i, Rule>;
 /// it keeps every recursive pass over the tree well inside a thread's stack.
 pub const MAX_DEPTH: u32 = 64;
 
+/// Whether `text` can be written bare where a name goes: a name that is
+/// not a reserved word. Event names that are not (`Order Completed`) are
+/// written quoted.
+pub fn is_plain_name(text: &str) -> bool {
+    Grammar::parse(Rule::ident, text)
+        .ok()
+        .and_then(|mut pairs| pairs.next())
+        .is_some_and(|pair| pair.as_str().len() == text.len())
+}
+
 /// Parses one file of `sources`. On a syntax error the file has no
 /// declarations and the error is the one diagnostic.
 pub fn parse(sources: &Sources, file: FileId) -> (ast::File, Vec<Diagnostic>) {
@@ -267,6 +277,38 @@ impl<'t> Builder<'t> {
         ast::Ident {
             name: pair.as_str().to_string(),
             span: self.span(&pair),
+        }
+    }
+
+    /// An event's name, bare or quoted. A quoted one keeps its span with
+    /// the quotes; its name is the text between them.
+    fn event_name(&self, pair: Pair<'_>) -> ast::Ident {
+        let inner = self
+            .children(pair)
+            .next()
+            .expect("grammar: event name has a body");
+        if inner.as_rule() == Rule::ident {
+            return self.ident(inner);
+        }
+        let text = self.text(inner);
+        let problem = if text.triple {
+            Some("write an event name in plain quotes, on one line")
+        } else if text.value.trim().is_empty() {
+            Some("an event name cannot be empty")
+        } else if text.value.chars().any(char::is_control) {
+            Some("an event name cannot hold control characters")
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            self.report(
+                Diagnostic::new(Code::BadLiteral, text.span, "this is not an event name")
+                    .label(problem),
+            );
+        }
+        ast::Ident {
+            name: text.value,
+            span: text.span,
         }
     }
 

@@ -166,7 +166,7 @@ impl Builder<'_> {
             }
             Rule::unset => StepKind::Unset(self.user_path(parts.next().expect("grammar: path"))),
             Rule::emit => {
-                let event = self.ident(parts.next().expect("grammar: event"));
+                let event = self.event_name(parts.next().expect("grammar: event"));
                 let fields = parts.next().map(|p| self.record(p));
                 StepKind::Emit { event, fields }
             }

@@ -65,9 +65,9 @@ impl<'a> ExprLowering<'_, 'a> {
                     .zip(children)
                     .map(|(arg, (_, child))| match child {
                         Child::Value => self.expr(arg, scope),
-                        Child::EventName => match &arg.kind {
-                            ExprKind::Name(n) => Expr::Literal(Value::String(n.clone())),
-                            _ => Expr::Literal(Value::Null),
+                        Child::EventName => match walk::event_name_arg(arg) {
+                            Some(n) => Expr::Literal(Value::String(n)),
+                            None => Expr::Literal(Value::Null),
                         },
                         Child::EventField => match walk::event_field(arg) {
                             Some((event, field)) => {

@@ -155,7 +155,7 @@ enum Command {
     Simulate(simulate::SimulateArgs),
     /// Run the daemon: HTTP ingestion, durable timers, delivery through channels.
     Run(run::RunArgs),
-    /// Explain a diagnostic code (e.g. `waymark explain E0101`), or list them all.
+    /// Explain a diagnostic code (e.g. `waymark explain E0101`), list them all, or list the built-in functions (`waymark explain functions`).
     Explain { code: Option<String> },
 }
 

@@ -4,6 +4,7 @@
 //! per-journey summary. The same inputs give byte-identical output.
 
 use crate::deployment::Deployment;
+use crate::ingest::Message;
 use crate::journal::{Kind, Record};
 use crate::runtime::Runtime;
 use crate::store::{MemoryKv, Store};
@@ -23,7 +24,7 @@ pub struct SimulateArgs {
     /// Events, one Segment-shaped JSON object per line.
     #[arg(long)]
     pub events: PathBuf,
-    /// How long to run past the last event (a duration such as 30d).
+    /// How long to run past the last event (a duration such as 30d; 0d stops at it).
     #[arg(long, default_value = "30d")]
     pub until: String,
     /// `human` (a timeline) or `json` (journal records, one per line).
@@ -35,9 +36,25 @@ pub struct SimulateArgs {
 }
 
 pub fn run(args: &SimulateArgs) -> Result<ExitCode> {
-    let Some(until) = waymark_dsl::parser::parse_duration(&args.until).filter(|s| *s > 0) else {
+    match simulate(args) {
+        // `simulate … | head`: the reader has all it wanted.
+        Err(e) if is_broken_pipe(&e) => Ok(ExitCode::SUCCESS),
+        outcome => outcome,
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn simulate(args: &SimulateArgs) -> Result<ExitCode> {
+    let Some(until) = waymark_dsl::parser::parse_duration(&args.until) else {
         bail!(
-            "--until: `{}` is not a duration such as 30d or 12h",
+            "--until: `{}` is not a duration such as 30d, 12h or 0d",
             args.until
         );
     };
@@ -66,6 +83,7 @@ pub fn run(args: &SimulateArgs) -> Result<ExitCode> {
         Ok(())
     };
     let progress = std::io::stderr().is_terminal();
+    let mut unsupported: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     let mut last: Option<DateTime<Utc>> = None;
     let mut count = 0u64;
     for (index, line) in reader.lines().enumerate() {
@@ -76,8 +94,16 @@ pub fn run(args: &SimulateArgs) -> Result<ExitCode> {
         let number = index + 1;
         let value: serde_json::Value = serde_json::from_str(&line)
             .map_err(|e| anyhow::anyhow!("{name}:{number}: not JSON: {e}"))?;
-        let (input, at) = crate::ingest::input(&value, None)
+        let (message, at) = crate::ingest::input(&value, None)
             .map_err(|e| anyhow::anyhow!("{name}:{number}: {e}"))?;
+        let input = match message {
+            Message::Input(input) => input,
+            Message::Unsupported { kind, .. } => {
+                // Taken but not acted on, as the daemon does.
+                unsupported.entry(kind).or_default().push(number);
+                continue;
+            }
+        };
         match last {
             None => runtime.start_schedules_at(at),
             Some(previous) if at < previous => bail!(
@@ -104,6 +130,15 @@ pub fn run(args: &SimulateArgs) -> Result<ExitCode> {
         runtime.advance_to(last + Duration::seconds(until as i64))?,
         &mut out,
     )?;
+    for (kind, lines) in &unsupported {
+        let shown: Vec<String> = lines.iter().take(10).map(|n| n.to_string()).collect();
+        let more = if lines.len() > 10 { ", …" } else { "" };
+        eprintln!(
+            "note: {} `{kind}` message(s) taken but not acted on (not supported yet): {name} line {}{more}",
+            lines.len(),
+            shown.join(", ")
+        );
+    }
     if json {
         out.flush()?;
         eprint!("{}", summary.render());

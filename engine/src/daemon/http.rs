@@ -264,17 +264,61 @@ async fn batch(
     ingest(state, headers, body, Call::Batch).await
 }
 
-/// One ingest call, answered once the batch holding it is durable.
+/// One ingest call, answered once the batch holding it is durable. A
+/// batch is taken item by item: 200 when any item was taken, listing the
+/// refused items (by index, field and message) and those taken but not
+/// acted on (`alias`); 400 with the same lists when every item was refused.
 async fn ingest(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
     call: Call,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Response, ApiError> {
     let json = json_body(&headers, body)?;
     authorize(&state, &headers, Some(&json), Scope::Ingest)?;
-    submit(&state, ingest::messages(&json, call, chrono::Utc::now())?).await?;
-    Ok(axum::Json(json!({"success": true})))
+    let taken = ingest::messages(&json, call, chrono::Utc::now())?;
+    let refused: Vec<Json> = taken
+        .refused
+        .iter()
+        .map(|r| json!({"index": r.index, "field": r.field, "message": r.message}))
+        .collect();
+    let unsupported: Vec<Json> = taken
+        .unsupported
+        .iter()
+        .map(|u| json!({"index": u.index, "type": u.kind, "message": "taken but not acted on: identity merge is not supported yet"}))
+        .collect();
+    if taken.taken() == 0
+        && let Some(first) = taken.refused.first()
+    {
+        let answer = json!({
+            "error": {"field": first.field, "message": first.message},
+            "taken": 0,
+            "refused": refused,
+            "unsupported": unsupported,
+        });
+        return Ok((StatusCode::BAD_REQUEST, axum::Json(answer)).into_response());
+    }
+    let count = taken.taken();
+    if !taken.inputs.is_empty() {
+        submit(&state, taken.inputs).await?;
+    }
+    for u in &taken.unsupported {
+        super::metrics::unsupported(u.kind, &u.user);
+    }
+    if !taken.refused.is_empty() {
+        super::metrics::refused_items(taken.refused.len());
+    }
+    let answer = match call {
+        Call::Batch => json!({
+            "success": true,
+            "taken": count,
+            "refused": refused,
+            "unsupported": unsupported,
+        }),
+        Call::Track | Call::Identify if unsupported.is_empty() => json!({"success": true}),
+        Call::Track | Call::Identify => json!({"success": true, "unsupported": unsupported}),
+    };
+    Ok(axum::Json(answer).into_response())
 }
 
 async fn user(

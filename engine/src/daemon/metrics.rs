@@ -16,6 +16,8 @@ static COMMIT_BUCKETS: [AtomicU64; 9] = [const { AtomicU64::new(0) }; 9];
 static RECORDS: Mutex<BTreeMap<(String, String), u64>> = Mutex::new(BTreeMap::new());
 static DELIVERIES: Mutex<BTreeMap<(String, String), u64>> = Mutex::new(BTreeMap::new());
 static TIMER_LAG_MS: AtomicU64 = AtomicU64::new(0);
+static UNSUPPORTED: Mutex<BTreeMap<(String, String), u64>> = Mutex::new(BTreeMap::new());
+static REFUSED_ITEMS: AtomicU64 = AtomicU64::new(0);
 
 fn bump(map: &Mutex<BTreeMap<(String, String), u64>>, a: &str, b: &str) {
     if let Ok(mut m) = map.lock() {
@@ -54,6 +56,22 @@ pub fn records(records: &[Record]) {
 /// A delivery attempt ended.
 pub fn delivery(channel: &str, outcome: &str) {
     bump(&DELIVERIES, channel, outcome);
+}
+
+/// A Segment message taken but not acted on (`alias`, until identity
+/// merge lands): logged and counted by type.
+pub fn unsupported(kind: &str, user: &str) {
+    tracing::info!(
+        kind,
+        user,
+        "Segment message taken but not acted on (not supported yet)"
+    );
+    bump(&UNSUPPORTED, kind, "");
+}
+
+/// Batch items refused while the others were taken.
+pub fn refused_items(n: usize) {
+    REFUSED_ITEMS.fetch_add(n as u64, Ordering::Relaxed);
 }
 
 /// How late the oldest due timer fired.
@@ -119,6 +137,22 @@ pub fn render(outbox_depth: usize, dead_letters: usize) -> String {
             ));
         }
     }
+    line("# HELP waymark_unsupported_messages_total Segment messages taken but not acted on, by type.".into());
+    line("# TYPE waymark_unsupported_messages_total counter".into());
+    if let Ok(m) = UNSUPPORTED.lock() {
+        for ((kind, _), n) in m.iter() {
+            line(format!(
+                "waymark_unsupported_messages_total{{type=\"{}\"}} {n}",
+                escape(kind)
+            ));
+        }
+    }
+    line("# HELP waymark_refused_batch_items_total Batch items refused while the rest of their batch was taken.".into());
+    line("# TYPE waymark_refused_batch_items_total counter".into());
+    line(format!(
+        "waymark_refused_batch_items_total {}",
+        REFUSED_ITEMS.load(Ordering::Relaxed)
+    ));
     line("# HELP waymark_records_total Journal records by kind (suppressions by reason) and journey.".into());
     line("# TYPE waymark_records_total counter".into());
     if let Ok(m) = RECORDS.lock() {
