@@ -12,7 +12,7 @@ mod writer;
 use crate::adapters::Registry;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::deployment::Deployment;
+use crate::deployment::{DeploySource, Deployment};
 use crate::runtime::Runtime;
 use crate::store::{SledKv, Store};
 use std::collections::BTreeMap;
@@ -57,6 +57,49 @@ pub fn catalog(config: &Config, registry: &Registry) -> ChannelCatalog {
         }
     }
     catalog
+}
+
+/// How the scripts folder differs from the deployed set, by journey.
+#[derive(Debug, Default)]
+struct Difference {
+    only_in_folder: Vec<String>,
+    only_deployed: Vec<String>,
+    /// Journeys in both, at different versions.
+    different: Vec<String>,
+    /// Policies, rules, tasks or segments differ (tests do not count).
+    others: bool,
+}
+
+impl Difference {
+    fn between(deployed: &waymark_dsl::plan::Plan, folder: &waymark_dsl::plan::Plan) -> Difference {
+        let mut d = Difference::default();
+        for j in &folder.journeys {
+            match deployed.journey(&j.name) {
+                None => d.only_in_folder.push(j.name.clone()),
+                Some(old) if old.version != j.version => d.different.push(j.name.clone()),
+                Some(_) => {}
+            }
+        }
+        for j in &deployed.journeys {
+            if folder.journey(&j.name).is_none() {
+                d.only_deployed.push(j.name.clone());
+            }
+        }
+        let without_journeys = |p: &waymark_dsl::plan::Plan| waymark_dsl::plan::Plan {
+            journeys: Vec::new(),
+            tests: Vec::new(),
+            ..p.clone()
+        };
+        d.others = without_journeys(deployed) != without_journeys(folder);
+        d
+    }
+
+    fn is_empty(&self) -> bool {
+        self.only_in_folder.is_empty()
+            && self.only_deployed.is_empty()
+            && self.different.is_empty()
+            && !self.others
+    }
 }
 
 /// Loads and checks the scripts of `dir` against the configured channels.
@@ -167,15 +210,48 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
     // Only for the message above: the store's own lock is what excludes.
     let _ = std::fs::write(&pid_file, format!("{}\n", std::process::id()));
     let store = Store::open(kv.clone())?;
-    let deployment = store
-        .load_deployment()?
-        .unwrap_or_else(|| Deployment::new(Default::default()));
+    let stored = store.load_deployment()?;
+    let folder = DeploySource::Folder(
+        std::fs::canonicalize(&config.scripts)
+            .unwrap_or_else(|_| config.scripts.clone())
+            .display()
+            .to_string(),
+    );
+    // The stored set is the truth: the folder replaces it only if it came
+    // from the folder (or there is none), so a restart never undoes a
+    // deploy made over the API.
+    let deploy_folder = stored
+        .as_ref()
+        .is_none_or(|d| d.source == folder || d.source == DeploySource::Unrecorded);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let mut runtime = Runtime::new(store, deployment);
+    let mut runtime = Runtime::new(
+        store,
+        stored.unwrap_or_else(|| Deployment::new(Default::default())),
+    );
     runtime.set_user_cache(config.user_cache);
     runtime.start_schedules_at(clock.now());
-    let (report, _) = runtime.deploy(plan.clone(), false, clock.now())?;
-    tracing::info!(added = ?report.added, changed = ?report.changed, removed = ?report.removed, journeys = plan.journeys.len(), "scripts deployed");
+    if deploy_folder {
+        runtime.deployment.source = folder;
+        let (report, _) = runtime.deploy(plan.clone(), false, clock.now())?;
+        tracing::info!(added = ?report.added, changed = ?report.changed, removed = ?report.removed, journeys = plan.journeys.len(), "scripts deployed");
+    } else {
+        let difference = Difference::between(&runtime.deployment.plan, &plan);
+        if difference.is_empty() {
+            tracing::info!(deployed_by = %runtime.deployment.source, journeys = plan.journeys.len(), "keeping the deployed set, which the scripts folder matches");
+        } else {
+            tracing::warn!(
+                deployed_by = %runtime.deployment.source,
+                scripts = %config.scripts.display(),
+                only_in_folder = ?difference.only_in_folder,
+                only_deployed = ?difference.only_deployed,
+                different = ?difference.different,
+                other_declarations_differ = difference.others,
+                "the scripts folder differs from the set last deployed by {}; keeping the deployed set (deploy the folder over the API to use it)",
+                runtime.deployment.source
+            );
+        }
+    }
+    let plan = runtime.deployment.plan.as_ref().clone();
 
     // Channels: the configured ones, or a `log` channel on stdout for every
     // channel the scripts send on.

@@ -193,6 +193,7 @@ fn admin(runtime: &mut Runtime<SledKv>, clock: &dyn Clock, command: Command) {
             cancel_removed,
             reply,
         } => {
+            runtime.deployment.source = crate::deployment::DeploySource::Api;
             let _ = reply.send(
                 runtime
                     .deploy(plan, cancel_removed, now)

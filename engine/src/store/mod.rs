@@ -622,6 +622,7 @@ impl<K: Kv> Store<K> {
         let mut ops = vec![
             Op::Put(b"P".to_vec(), encode(d.plan.as_ref())),
             Op::Put(b"Q".to_vec(), encode(&d.paused)),
+            Op::Put(b"S".to_vec(), encode(&d.source)),
         ];
         for v in d.versions() {
             ops.push(Op::Put(
@@ -642,6 +643,9 @@ impl<K: Kv> Store<K> {
         let mut d = crate::deployment::Deployment::new(plan);
         if let Some(bytes) = self.kv.get(b"Q")? {
             d.paused = decode(b"Q", &bytes)?;
+        }
+        if let Some(bytes) = self.kv.get(b"S")? {
+            d.source = decode(b"S", &bytes)?;
         }
         for (k, v) in self.kv.range(b"p/", &prefix_end(b"p/"), usize::MAX)? {
             d.keep_version(decode(&k, &v)?);
