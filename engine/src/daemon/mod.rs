@@ -1,8 +1,9 @@
 //! `waymark run`: the long-lived daemon. It checks and deploys the scripts
 //! (refusing to start on errors), opens the sled store, starts the writer
 //! thread (group commit and timers), the outbox worker and the HTTP API,
-//! and on SIGTERM or SIGINT stops taking requests, finishes the commits
-//! and deliveries under way, and returns.
+//! and on SIGTERM or SIGINT stops taking requests and starting deliveries,
+//! finishes the commits under way and the deliveries under way within a
+//! grace period (the rest stay in the outbox), and returns.
 
 mod http;
 pub mod metrics;
@@ -298,12 +299,14 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
     let (commands, receiver) = std::sync::mpsc::channel();
     let writer = writer::spawn(runtime, clock.clone(), config.flush_interval, receiver);
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let stop = Arc::new(stop);
     let reader = Arc::new(Store::new(kv.clone()));
     let worker = tokio::spawn(outbox::run(
         reader.clone(),
         Arc::new(channels),
         clock.clone(),
         stopped,
+        config.shutdown_grace,
     ));
     let channels = (!config.channels.is_empty()).then(|| Arc::new(catalog(&config, &registry)));
     let state = http::AppState {
@@ -321,15 +324,24 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
     #[cfg(unix)]
     let hangups = tokio::spawn(ignore_hangups());
     tracing::info!(listen = %config.listen, data_dir = %config.data_dir.display(), "waymark is running");
+    let stop_deliveries = stop.clone();
     axum::serve(listener, http::router(state))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            // No new delivery starts from here; those under way get the
+            // grace period while requests and commits finish.
+            let _ = stop_deliveries.send(true);
+        })
         .await?;
     #[cfg(unix)]
     hangups.abort();
-    tracing::info!("stopping: finishing commits and deliveries");
+    tracing::info!(
+        grace_ms = config.shutdown_grace.as_millis() as u64,
+        "stopping: finishing commits, and deliveries under way within the grace period"
+    );
+    let _ = stop.send(true);
     let _ = commands.send(writer::Command::Shutdown);
     let _ = tokio::task::spawn_blocking(move || writer.join()).await;
-    let _ = stop.send(true);
     let _ = worker.await;
     kv_flush(&kv);
     tracing::info!("stopped");
