@@ -71,6 +71,10 @@ codes! {
         "The arms of a `split` must add up to exactly 100%. An arm with an empty block is a holdout.";
     Unreachable = "W0501", Warning, "unreachable step",
         "A step follows `exit` on the same path and can never run.";
+    LongLoop = "W0502", Warning, "loop runs many steps at once",
+        "A `repeat` without a wait in its body runs all its iterations when the event arrives (nested loops multiply), and every other user's events wait meanwhile. Past 1,000 steps for one event this warns. Repeat fewer times, add `every DURATION` or a `wait` to the loop, or use one step for the total (`give points 100` rather than 100 times `give points 1`).";
+    LoopOverBudget = "E0503", Error, "loop exceeds the step budget",
+        "A `repeat` without a wait would run more steps for one event than the engine runs for any one event (10,000): it could never finish, and the engine would stop it with an `error` record. Repeat counts are literals, so this is known when checking. Repeat fewer times, add `every DURATION` or a `wait` to the loop, or use one step for the total.";
     BadCron = "E0601", Error, "invalid cron expression",
         "A schedule takes a 5-field crontab line (minute hour day-of-month month day-of-week; 0 and 7 are Sunday, 1 is Monday) or a 6/7-field line with seconds (the `cron` crate's form, 1 is Sunday).";
     BadTimeZone = "E0602", Error, "unknown time zone",

@@ -8,6 +8,7 @@ mod calls;
 mod channels;
 mod duplicates;
 mod literals;
+mod loops;
 mod names;
 mod placement;
 mod references;
@@ -48,6 +49,7 @@ pub const RULES: &[(&str, Rule)] = &[
     ("splits", splits::check),
     ("placement", placement::check),
     ("unreachable", unreachable::check),
+    ("loops", loops::check),
     ("schedules", schedules::check),
     ("literals", literals::check),
     ("channels", channels::check),

@@ -29,7 +29,7 @@ use waymark_dsl::value::Value;
 
 /// At most this many steps run in one call; a script that would run more
 /// (a long `repeat` without waits) stops with an error record.
-const STEP_BUDGET: u32 = 10_000;
+const STEP_BUDGET: u32 = waymark_dsl::plan::STEP_BUDGET;
 /// At most this many events may be emitted in one call (emit loops).
 const EMIT_BUDGET: u32 = 32;
 
