@@ -70,6 +70,18 @@ pub fn handle(
     input: &Input,
     now: DateTime<Utc>,
 ) -> Vec<Record> {
+    handle_counted(d, globals, user, input, now).0
+}
+
+/// [`handle`], also saying how many steps ran (at most the step budget),
+/// for the runtime's budget per batch.
+pub fn handle_counted(
+    d: &Deployment,
+    globals: &mut Globals,
+    user: &mut UserState,
+    input: &Input,
+    now: DateTime<Utc>,
+) -> (Vec<Record>, u32) {
     let mut cx = Cx {
         d,
         globals,
@@ -129,7 +141,7 @@ pub fn handle(
     cx.drain_emitted();
     cx.segments();
     cx.drain_emitted();
-    cx.records
+    (cx.records, STEP_BUDGET - cx.steps_left)
 }
 
 /// Merges identify traits: records merge key by key (so `consent.sms`

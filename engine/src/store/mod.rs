@@ -14,7 +14,8 @@
 //! | `o/{seq}` | the outbox: sends not yet attempted, in order |
 //! | `r/{next attempt}/{seq}` | sends that failed and wait to be tried again, by when (so sends to a channel that is down never hold up the rest) |
 //! | `x/{seq}` | dead letters: sends given up on, with their last error |
-//! | `P`, `Q`, `p/{journey}/{version}` | the deployment: current plan, paused journeys, every journey version |
+//! | `P`, `Q`, `S`, `p/{journey}/{version}` | the deployment: current plan, paused journeys, where it came from, every journey version |
+//! | `i/{n}` | inputs deferred by a batch that used up its step budget, in arrival order (`n` big-endian), until a later batch runs them |
 //! | `k/{journey}/{version}` | journey stats per version |
 //! | `g` | state shared by all users |
 //! | `s` | the last sequence number used (one per journal record) |
@@ -118,6 +119,10 @@ pub struct Batch {
     pub journal: Vec<Record>,
     /// Shared state to write, if it changed.
     pub globals: Option<Globals>,
+    /// Inputs this batch leaves for a later one, by their number.
+    pub deferred: Vec<(u64, crate::model::Input)>,
+    /// Deferred inputs (by number) this batch ran.
+    pub resumed: Vec<u64>,
 }
 
 pub struct Store<K: Kv> {
@@ -197,8 +202,9 @@ fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T> {
 }
 
 /// The layout of keys this store writes, kept under `V`. Format 1 (stores
-/// without `V`) wrote bare user ids in keys.
-pub const FORMAT: u32 = 2;
+/// without `V`) wrote bare user ids in keys; format 2 had no deferred
+/// inputs (`i/`), which a binary that knows only it would lose.
+pub const FORMAT: u32 = 3;
 
 /// A user id as every key that holds one writes it: the id's bytes with
 /// each `0x00` written as `0x00 0xff`, then `0x00 0x01` to end it.
@@ -500,6 +506,12 @@ impl<K: Kv> Store<K> {
         if let Some(globals) = &batch.globals {
             ops.push(Op::Put(b"g".to_vec(), encode(globals)));
         }
+        for n in &batch.resumed {
+            ops.push(Op::Delete(key("i", &[&n.to_be_bytes()])));
+        }
+        for (n, input) in &batch.deferred {
+            ops.push(Op::Put(key("i", &[&n.to_be_bytes()]), encode(input)));
+        }
         *cached = Some(seq);
         Ok(ops)
     }
@@ -614,6 +626,40 @@ impl<K: Kv> Store<K> {
             }
         }
         Ok(out)
+    }
+
+    /// The inputs deferred by batches that used up their step budget, in
+    /// the order they arrived, with their numbers.
+    pub fn deferred_inputs(&self) -> Result<Vec<(u64, crate::model::Input)>> {
+        self.kv
+            .range(b"i/", &prefix_end(b"i/"), usize::MAX)?
+            .into_iter()
+            .map(|(k, v)| {
+                let n = k
+                    .get(2..10)
+                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                    .map(u64::from_be_bytes)
+                    .ok_or_else(|| StoreError::Corrupt {
+                        key: String::from_utf8_lossy(&k).into_owned(),
+                        message: "a deferred input's key ends with 8 bytes".into(),
+                    })?;
+                Ok((n, decode(&k, &v)?))
+            })
+            .collect()
+    }
+
+    /// Forgets deferred inputs (an erased user's), by number.
+    pub fn drop_deferred(&self, numbers: &[u64]) -> Result<()> {
+        if numbers.is_empty() {
+            return Ok(());
+        }
+        self.kv.apply(
+            numbers
+                .iter()
+                .map(|n| Op::Delete(key("i", &[&n.to_be_bytes()])))
+                .collect(),
+        )?;
+        self.kv.flush()
     }
 
     /// Stores the deployment: the current plan, paused journeys, and every
