@@ -14,9 +14,11 @@ mod placement;
 mod references;
 mod schedules;
 mod schema;
+mod schema_events;
 mod segments;
 mod splits;
 mod symbols;
+mod traits;
 mod triggers;
 mod types;
 mod unreachable;
@@ -45,6 +47,8 @@ pub const RULES: &[(&str, Rule)] = &[
     ("calls", calls::check),
     ("types", types::check),
     ("schema", schema::check),
+    ("schema_events", schema_events::check),
+    ("traits", traits::check),
     ("segments", segments::check),
     ("splits", splits::check),
     ("placement", placement::check),
