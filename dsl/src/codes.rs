@@ -52,7 +52,7 @@ codes! {
     UnknownReference = "E0104", Error, "unknown declaration",
         "A clause names a segment, journey, task, policy or channel that is not declared in the deployment (or, for channels, not configured when `--config` is given).";
     UnknownField = "E0105", Error, "unknown field",
-        "A field is read that cannot exist: `journey.X` other than name, version and entered_at, or a field of `user` or of an event that the `schema` does not list.";
+        "A field is read that cannot exist: `journey.X` other than name, version and entered_at, or a field of `user` or of an event that the `schema` does not list. With a schema, `set user.X = …` must also name a trait its `user { … }` declares (or a built-in one).";
     SegmentCycle = "E0106", Error, "segment defined in terms of itself",
         "A segment refers to itself, directly or through other segments, so its membership cannot be decided.";
     ContextUnavailable = "E0107", Error, "name not available here",
@@ -60,17 +60,23 @@ codes! {
     Arity = "E0201", Error, "wrong number of arguments",
         "A function is called with too few or too many arguments. The message shows its signature.";
     TypeMismatch = "E0202", Error, "type mismatch",
-        "A value of one type is used where another is needed, and the literals or the schema make that certain: `\"a\" > 3`, a duration where a timestamp is needed (`wait until 3d`), a condition that is not a boolean.";
+        "A value of one type is used where another is needed, and the literals or the schema make that certain: `\"a\" > 3`, a duration where a timestamp is needed (`wait until 3d`), a condition that is not a boolean, or `set user.X = …` with a value of another type than the schema declares for `X`.";
     ChainedComparison = "E0203", Error, "comparisons do not chain",
         "`a < b < c` is not allowed. Write `a < b and b < c`.";
     AlwaysFalse = "W0204", Warning, "comparison is always false",
         "Values of two different types are compared with `==`, which is always false (and `!=` always true).";
     BadSchema = "E0301", Error, "invalid schema",
         "A schema declares a field with an unknown type. Types are string, number, bool, timestamp, date, duration, list, record and any. The user's built-in fields cannot be redeclared with another type.";
+    UndeclaredEvent = "W0302", Warning, "event not in the schema",
+        "A journey trigger, rule `when` or task `on` names an event that the `schema` does not declare, while the schema declares others. It is most often a misspelling, and the trigger would never fire. The help line suggests the closest declared event; if the event is real, declare it in the schema (`event NAME { … }`).";
     SplitSum = "E0401", Error, "split percentages do not sum to 100",
         "The arms of a `split` must add up to exactly 100%. An arm with an empty block is a holdout.";
     Unreachable = "W0501", Warning, "unreachable step",
         "A step follows `exit` on the same path and can never run.";
+    LongLoop = "W0502", Warning, "loop runs many steps at once",
+        "A `repeat` without a wait in its body runs all its iterations when the event arrives (nested loops multiply), and every other user's events wait meanwhile. Past 1,000 steps for one event this warns. Repeat fewer times, add `every DURATION` or a `wait` to the loop, or use one step for the total (`give points 100` rather than 100 times `give points 1`).";
+    LoopOverBudget = "E0503", Error, "loop exceeds the step budget",
+        "A `repeat` without a wait would run more steps for one event than the engine runs for any one event (10,000): it could never finish, and the engine would stop it with an `error` record. Repeat counts are literals, so this is known when checking. Repeat fewer times, add `every DURATION` or a `wait` to the loop, or use one step for the total.";
     BadCron = "E0601", Error, "invalid cron expression",
         "A schedule takes a 5-field crontab line (minute hour day-of-month month day-of-week; 0 and 7 are Sunday, 1 is Monday) or a 6/7-field line with seconds (the `cron` crate's form, 1 is Sunday).";
     BadTimeZone = "E0602", Error, "unknown time zone",

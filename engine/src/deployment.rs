@@ -26,6 +26,34 @@ pub struct Deployment {
     /// daemon, the fixed preview seed otherwise. Set at start; not stored
     /// with the deployment.
     pub coupon_secret: crate::core::CouponSecret,
+    /// Where the current set was deployed from (stored with it).
+    pub source: DeploySource,
+}
+
+/// Where a deployed set came from. The daemon deploys its scripts folder
+/// at start only when the stored set came from that folder (or there is
+/// none): a set deployed over the API survives restarts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum DeploySource {
+    /// Not recorded: a store written before sources were, or a deployment
+    /// made by `simulate`/`test`. The daemon treats it as its folder (what
+    /// it did before sources were recorded).
+    #[default]
+    Unrecorded,
+    /// The daemon's scripts folder at start, by its canonical path.
+    Folder(String),
+    /// `POST /v1/deploy`.
+    Api,
+}
+
+impl std::fmt::Display for DeploySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeploySource::Unrecorded => f.write_str("an unrecorded source"),
+            DeploySource::Folder(path) => write!(f, "the scripts folder {path}"),
+            DeploySource::Api => f.write_str("POST /v1/deploy"),
+        }
+    }
 }
 
 /// Where a channel finds the address to send to, unless a `send` step
@@ -76,6 +104,7 @@ impl Deployment {
             },
             recipients: BTreeMap::new(),
             coupon_secret: Default::default(),
+            source: DeploySource::default(),
         };
         d.replace(plan);
         d

@@ -21,6 +21,13 @@ use std::sync::mpsc;
 /// How many users an audience scan loads per page.
 const PAGE: usize = 500;
 
+/// Most steps one batch of the daemon's inputs runs (each input counts
+/// one besides its steps): a batch that reaches it commits what it ran and
+/// defers the rest, durably, to the batches after it. One script that runs
+/// its per-input budget on every event of a batch would otherwise hold up
+/// every other user's acknowledgement for the whole batch.
+pub const BATCH_STEP_BUDGET: u64 = 50_000;
+
 pub struct Runtime<K: Kv> {
     pub store: Store<K>,
     pub deployment: Deployment,
@@ -35,6 +42,13 @@ pub struct Runtime<K: Kv> {
     committer: Option<Committer>,
     /// The pipelined batch being applied and flushed, if any.
     in_flight: Option<InFlight>,
+    /// Inputs deferred by batches that used up their step budget, oldest
+    /// first, with their numbers (as stored), once read from the store.
+    deferred: Option<std::collections::VecDeque<(u64, Input)>>,
+    /// The number the next deferred input takes.
+    next_deferred: u64,
+    /// Most steps one budgeted batch runs.
+    batch_budget: u64,
 }
 
 /// What one pipelined batch wrote that reads must not miss while it is
@@ -80,7 +94,34 @@ impl<K: Kv> Runtime<K> {
             users: UserCache::new(crate::user_cache::DEFAULT_USERS),
             committer: None,
             in_flight: None,
+            deferred: None,
+            next_deferred: 0,
+            batch_budget: BATCH_STEP_BUDGET,
         }
+    }
+
+    /// Sets the most steps one batch of [`Runtime::ingest_pipelined`] runs.
+    pub fn set_batch_step_budget(&mut self, steps: u64) {
+        self.batch_budget = steps.max(1);
+    }
+
+    /// How many inputs wait, deferred by batches that used up their step
+    /// budget; the writer runs batches while any do.
+    pub fn deferred(&mut self) -> Result<usize, StoreError> {
+        Ok(self.deferred_queue()?.len())
+    }
+
+    /// The deferred inputs, read from the store the first time.
+    fn deferred_queue(
+        &mut self,
+    ) -> Result<&mut std::collections::VecDeque<(u64, Input)>, StoreError> {
+        if self.deferred.is_none() {
+            self.drain()?;
+            let stored = self.store.deferred_inputs()?;
+            self.next_deferred = stored.last().map_or(0, |(n, _)| n + 1);
+            self.deferred = Some(stored.into());
+        }
+        Ok(self.deferred.as_mut().expect("just read"))
     }
 
     /// Keeps at most `users` users decoded between batches (0: none).
@@ -94,6 +135,15 @@ impl<K: Kv> Runtime<K> {
         self.users.forget(user);
         let existed = self.store.user(user)?.is_some();
         self.store.erase_user(user)?;
+        // Inputs of theirs still deferred go too.
+        let queue = self.deferred_queue()?;
+        let theirs: Vec<u64> = queue
+            .iter()
+            .filter(|(_, input)| input.user() == user)
+            .map(|(n, _)| *n)
+            .collect();
+        queue.retain(|(_, input)| input.user() != user);
+        self.store.drop_deferred(&theirs)?;
         Ok(existed)
     }
 
@@ -136,6 +186,7 @@ impl<K: Kv> Runtime<K> {
         if result.is_err() {
             self.users.clear();
             self.globals = None;
+            self.deferred = None;
             self.store.forget_prepared();
         }
         result
@@ -150,7 +201,7 @@ impl<K: Kv> Runtime<K> {
     ) -> Result<Vec<Record>, StoreError> {
         self.drain()?;
         self.tidy_dedup()?;
-        let (batch, globals) = self.evaluate(inputs, now)?;
+        let (batch, globals) = self.evaluate(inputs, now, false)?;
         // Users taken from the cache are not put back if this fails: the
         // store, not the cache, then says what they are.
         self.store.commit_ref(&batch)?;
@@ -159,11 +210,35 @@ impl<K: Kv> Runtime<K> {
     }
 
     /// Runs a batch through the core: its users (from the cache or the
-    /// store), duplicates dropped, every input handled in order.
+    /// store), duplicates dropped, every input handled in order. If
+    /// `budgeted`, inputs deferred before run first, and once the batch
+    /// has run its step budget the inputs left (deferred ones and new
+    /// ones, in order) are deferred in the batch's own commit.
     fn evaluate(
         &mut self,
         inputs: &[Input],
         now: DateTime<Utc>,
+        budgeted: bool,
+    ) -> Result<(Batch, Globals), StoreError> {
+        let earlier = if budgeted {
+            std::mem::take(self.deferred_queue()?)
+        } else {
+            Default::default()
+        };
+        let result = self.evaluate_in_order(&earlier, inputs, now, budgeted);
+        if result.is_err() {
+            // Read them again from the store.
+            self.deferred = None;
+        }
+        result
+    }
+
+    fn evaluate_in_order(
+        &mut self,
+        earlier: &std::collections::VecDeque<(u64, Input)>,
+        inputs: &[Input],
+        now: DateTime<Utc>,
+        budgeted: bool,
     ) -> Result<(Batch, Globals), StoreError> {
         let mut globals = match self.globals.take() {
             Some(g) => g,
@@ -173,7 +248,30 @@ impl<K: Kv> Runtime<K> {
         let mut users: BTreeMap<String, (UserState, Option<DateTime<Utc>>)> = BTreeMap::new();
         let mut batch = Batch::default();
         let mut fresh: HashSet<&str> = HashSet::new();
-        for input in inputs {
+        let mut spent: u64 = 0;
+        let mut left = std::collections::VecDeque::new();
+        let queue = earlier
+            .iter()
+            .map(|(n, input)| (Some(*n), input))
+            .chain(inputs.iter().map(|input| (None, input)));
+        for (number, input) in queue {
+            if budgeted && spent >= self.batch_budget {
+                // Out of budget: the rest waits, durably, in order.
+                let n = match number {
+                    Some(n) => n,
+                    None => {
+                        let n = self.next_deferred;
+                        self.next_deferred += 1;
+                        batch.deferred.push((n, input.clone()));
+                        n
+                    }
+                };
+                left.push_back((n, input.clone()));
+                continue;
+            }
+            if let Some(n) = number {
+                batch.resumed.push(n);
+            }
             let message_id = match input {
                 Input::Track(e) => e.message_id.as_deref(),
                 Input::Identify { message_id, .. } => message_id.as_deref(),
@@ -217,13 +315,20 @@ impl<K: Kv> Runtime<K> {
                 Input::Cancel { .. } => "cancel",
             };
             let _span = tracing::debug_span!("input", user = %user, kind).entered();
-            batch.journal.extend(core::handle(
-                &self.deployment,
-                &mut globals,
-                state,
-                input,
-                now,
-            ));
+            let (records, steps) =
+                core::handle_counted(&self.deployment, &mut globals, state, input, now);
+            batch.journal.extend(records);
+            spent = spent.saturating_add(1 + u64::from(steps));
+        }
+        if budgeted {
+            if !left.is_empty() {
+                tracing::info!(
+                    deferred = left.len(),
+                    steps = spent,
+                    "the batch ran its step budget; the inputs left run in the batches after it"
+                );
+            }
+            self.deferred = Some(left);
         }
         batch.users = users.into_values().collect();
         // Unchanged shared state is not rewritten.
@@ -478,7 +583,7 @@ impl<K: Kv + Clone + 'static> Runtime<K> {
         }
         // If this fails, the users taken out for the batch are gone from
         // memory; the store still has them.
-        let (batch, globals) = match self.evaluate(inputs, now) {
+        let (batch, globals) = match self.evaluate(inputs, now, true) {
             Ok(evaluated) => evaluated,
             Err(e) => return failed(durable, e),
         };
@@ -489,6 +594,7 @@ impl<K: Kv + Clone + 'static> Runtime<K> {
             (Ok(()), Ok(ops)) => ops,
             (Err(e), _) | (_, Err(e)) => {
                 self.store.forget_prepared();
+                self.deferred = None;
                 return failed(durable, e);
             }
         };

@@ -10,6 +10,7 @@ use std::time::Duration;
 use support::*;
 use waymark_dsl::value::Value;
 use waymark_engine::deployment::Deployment;
+use waymark_engine::journal::Kind;
 use waymark_engine::model::{Event, Input};
 use waymark_engine::runtime::{Durable, Runtime};
 use waymark_engine::store::Store;
@@ -151,4 +152,94 @@ fn dropping_the_runtime_finishes_the_batch_in_flight() {
     }
     assert_eq!(outcomes.lock().unwrap().len(), 1);
     assert_eq!(balance(&kv, "u1"), "10");
+}
+
+/// Each `step` event runs about 800 steps, then records its `n`.
+const HEAVY: &str = r#"
+rule heavy { when event step then {
+  repeat 400 times { give points 1 }
+  set user.last = event.n
+} }
+"#;
+
+fn step(user: &str, n: u32) -> Input {
+    let mut properties = std::collections::BTreeMap::new();
+    properties.insert("n".to_string(), Value::Number(n.into()));
+    Input::Track(Event {
+        user: user.into(),
+        name: "step".into(),
+        properties: Value::Record(properties),
+        at: t(START),
+        message_id: Some(format!("{user}-{n}")),
+    })
+}
+
+fn heavy(kv: &TestKv) -> Runtime<TestKv> {
+    let mut runtime = Runtime::new(Store::new(kv.clone()), Deployment::new(compile(HEAVY)));
+    // About two and a half events' worth.
+    runtime.set_batch_step_budget(2_000);
+    runtime
+}
+
+#[test]
+fn a_batch_over_its_step_budget_commits_what_ran_and_later_batches_run_the_rest_once_in_order() {
+    let kv = TestKv::default();
+    let mut rt = heavy(&kv);
+    let outcomes = Outcomes::default();
+    let first: Vec<Input> = (1..=4)
+        .flat_map(|n| ["a", "b", "c"].map(|u| step(u, n)))
+        .collect();
+    let records = rt
+        .ingest_pipelined(&first, t(START), note(&outcomes, "first"))
+        .unwrap();
+    rt.drain().unwrap();
+    // Acknowledged: what ran is committed, and the rest is in the store.
+    assert_eq!(*outcomes.lock().unwrap(), vec![("first".into(), Ok(()))]);
+    let points = records.iter().filter(|r| r.kind == Kind::Points).count();
+    assert!(
+        (400..12 * 400).contains(&points),
+        "the batch stopped at its budget: {points} points records"
+    );
+    let stored = Store::new(kv.inner.clone()).deferred_inputs().unwrap();
+    assert_eq!(
+        stored.len(),
+        12 - points / 400,
+        "every input not run is stored"
+    );
+    drop(rt);
+
+    // A restart finds them; new inputs (one of them a retry of an input
+    // that was deferred) queue behind them.
+    let mut rt = heavy(&kv);
+    assert_eq!(rt.deferred().unwrap(), stored.len());
+    rt.ingest_pipelined(
+        &[step("a", 5), step("c", 4)],
+        t(START),
+        note(&outcomes, "second"),
+    )
+    .unwrap();
+    let mut batches = 0;
+    while rt.deferred().unwrap() > 0 {
+        batches += 1;
+        assert!(batches < 20, "the deferred inputs never ran out");
+        rt.ingest_pipelined(&[], t(START), note(&outcomes, "more"))
+            .unwrap();
+    }
+    rt.drain().unwrap();
+    assert!(outcomes.lock().unwrap().iter().all(|(_, r)| r.is_ok()));
+    let store = Store::new(kv.inner.clone());
+    assert!(store.deferred_inputs().unwrap().is_empty());
+    for (user, events, last) in [("a", 5, 5), ("b", 4, 4), ("c", 4, 4)] {
+        let state = store.user(user).unwrap().unwrap();
+        assert_eq!(
+            state.points.balance().to_string(),
+            (400 * events).to_string(),
+            "{user}: each event ran exactly once"
+        );
+        assert_eq!(
+            state.traits.get("last"),
+            Some(&Value::Number(last.into())),
+            "{user}: events ran in the order they came"
+        );
+    }
 }

@@ -8,14 +8,17 @@ mod calls;
 mod channels;
 mod duplicates;
 mod literals;
+mod loops;
 mod names;
 mod placement;
 mod references;
 mod schedules;
 mod schema;
+mod schema_events;
 mod segments;
 mod splits;
 mod symbols;
+mod traits;
 mod triggers;
 mod types;
 mod unreachable;
@@ -44,10 +47,13 @@ pub const RULES: &[(&str, Rule)] = &[
     ("calls", calls::check),
     ("types", types::check),
     ("schema", schema::check),
+    ("schema_events", schema_events::check),
+    ("traits", traits::check),
     ("segments", segments::check),
     ("splits", splits::check),
     ("placement", placement::check),
     ("unreachable", unreachable::check),
+    ("loops", loops::check),
     ("schedules", schedules::check),
     ("literals", literals::check),
     ("channels", channels::check),

@@ -50,6 +50,18 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
     walk::walk(cx.files, &mut V { cx, out });
 }
 
+/// The type of `expr` where `scope` holds, as far as it is certain
+/// (`Any` where it is not); reports nothing.
+pub(super) fn type_of<'a>(cx: &Cx<'a>, scope: &Scope<'a>, expr: &'a Expr) -> Type {
+    let mut ignored = Vec::new();
+    Infer {
+        cx,
+        scope,
+        out: &mut ignored,
+    }
+    .expr(expr)
+}
+
 /// A string literal that is an RFC 3339 timestamp.
 fn is_timestamp_text(expr: &Expr) -> bool {
     match &expr.kind {

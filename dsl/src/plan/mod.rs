@@ -18,6 +18,11 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+/// At most this many steps run for one input (an event, a wake-up); the
+/// engine stops a script that would run more with an `error` record, and
+/// `check` refuses a loop that certainly would.
+pub const STEP_BUDGET: u32 = 10_000;
+
 /// A step's address within one journey, rule or task.
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,

@@ -83,6 +83,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub scripts: PathBuf,
     pub flush_interval: std::time::Duration,
+    /// How long deliveries under way at SIGTERM may finish; what is left
+    /// stays in the outbox for the next start.
+    pub shutdown_grace: std::time::Duration,
     /// Users the writer keeps decoded in memory.
     pub user_cache: usize,
     pub tokens: Vec<Token>,
@@ -446,6 +449,7 @@ fn validate(table: &Table, kinds: &dyn KindCheck, errors: &mut Vec<ConfigError>)
             "data_dir",
             "scripts",
             "flush_interval",
+            "shutdown_grace",
             "user_cache",
             "auth",
             "channels",
@@ -477,6 +481,9 @@ fn validate(table: &Table, kinds: &dyn KindCheck, errors: &mut Vec<ConfigError>)
             "at most 1s: ingest calls wait this long for their flush",
         ));
     }
+    let shutdown_grace = r
+        .duration(table, "", "shutdown_grace")
+        .unwrap_or(std::time::Duration::from_secs(10));
     let user_cache = r
         .integer(table, "", "user_cache", 0, 10_000_000)
         .unwrap_or(crate::user_cache::DEFAULT_USERS as i64) as usize;
@@ -638,6 +645,7 @@ fn validate(table: &Table, kinds: &dyn KindCheck, errors: &mut Vec<ConfigError>)
         data_dir: PathBuf::from(data_dir),
         scripts: PathBuf::from(scripts),
         flush_interval,
+        shutdown_grace,
         user_cache,
         tokens,
         channels,

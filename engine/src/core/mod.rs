@@ -31,7 +31,7 @@ use waymark_dsl::value::Value;
 
 /// At most this many steps run in one call; a script that would run more
 /// (a long `repeat` without waits) stops with an error record.
-const STEP_BUDGET: u32 = 10_000;
+const STEP_BUDGET: u32 = waymark_dsl::plan::STEP_BUDGET;
 /// At most this many events may be emitted in one call (emit loops).
 const EMIT_BUDGET: u32 = 32;
 
@@ -75,6 +75,18 @@ pub fn handle(
     input: &Input,
     now: DateTime<Utc>,
 ) -> Vec<Record> {
+    handle_counted(d, globals, user, input, now).0
+}
+
+/// [`handle`], also saying how many steps ran (at most the step budget),
+/// for the runtime's budget per batch.
+pub fn handle_counted(
+    d: &Deployment,
+    globals: &mut Globals,
+    user: &mut UserState,
+    input: &Input,
+    now: DateTime<Utc>,
+) -> (Vec<Record>, u32) {
     let mut cx = Cx {
         d,
         globals,
@@ -134,7 +146,7 @@ pub fn handle(
     cx.drain_emitted();
     cx.segments();
     cx.drain_emitted();
-    cx.records
+    (cx.records, STEP_BUDGET - cx.steps_left)
 }
 
 /// Merges identify traits: records merge key by key (so `consent.sms`

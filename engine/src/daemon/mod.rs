@@ -1,8 +1,9 @@
 //! `waymark run`: the long-lived daemon. It checks and deploys the scripts
 //! (refusing to start on errors), opens the sled store, starts the writer
 //! thread (group commit and timers), the outbox worker and the HTTP API,
-//! and on SIGTERM or SIGINT stops taking requests, finishes the commits
-//! and deliveries under way, and returns.
+//! and on SIGTERM or SIGINT stops taking requests and starting deliveries,
+//! finishes the commits under way and the deliveries under way within a
+//! grace period (the rest stay in the outbox), and returns.
 
 mod http;
 pub mod metrics;
@@ -12,7 +13,7 @@ mod writer;
 use crate::adapters::Registry;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::deployment::Deployment;
+use crate::deployment::{DeploySource, Deployment};
 use crate::runtime::Runtime;
 use crate::store::{SledKv, Store};
 use std::collections::BTreeMap;
@@ -57,6 +58,49 @@ pub fn catalog(config: &Config, registry: &Registry) -> ChannelCatalog {
         }
     }
     catalog
+}
+
+/// How the scripts folder differs from the deployed set, by journey.
+#[derive(Debug, Default)]
+struct Difference {
+    only_in_folder: Vec<String>,
+    only_deployed: Vec<String>,
+    /// Journeys in both, at different versions.
+    different: Vec<String>,
+    /// Policies, rules, tasks or segments differ (tests do not count).
+    others: bool,
+}
+
+impl Difference {
+    fn between(deployed: &waymark_dsl::plan::Plan, folder: &waymark_dsl::plan::Plan) -> Difference {
+        let mut d = Difference::default();
+        for j in &folder.journeys {
+            match deployed.journey(&j.name) {
+                None => d.only_in_folder.push(j.name.clone()),
+                Some(old) if old.version != j.version => d.different.push(j.name.clone()),
+                Some(_) => {}
+            }
+        }
+        for j in &deployed.journeys {
+            if folder.journey(&j.name).is_none() {
+                d.only_deployed.push(j.name.clone());
+            }
+        }
+        let without_journeys = |p: &waymark_dsl::plan::Plan| waymark_dsl::plan::Plan {
+            journeys: Vec::new(),
+            tests: Vec::new(),
+            ..p.clone()
+        };
+        d.others = without_journeys(deployed) != without_journeys(folder);
+        d
+    }
+
+    fn is_empty(&self) -> bool {
+        self.only_in_folder.is_empty()
+            && self.only_deployed.is_empty()
+            && self.different.is_empty()
+            && !self.others
+    }
 }
 
 /// Loads and checks the scripts of `dir` against the configured channels.
@@ -167,19 +211,50 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
     // Only for the message above: the store's own lock is what excludes.
     let _ = std::fs::write(&pid_file, format!("{}\n", std::process::id()));
     let store = Store::open(kv.clone())?;
-    let mut deployment = store
-        .load_deployment()?
-        .unwrap_or_else(|| Deployment::new(Default::default()));
-    deployment.coupon_secret = store.coupon_secret()?;
+    let stored = store.load_deployment()?;
+    let folder = DeploySource::Folder(
+        std::fs::canonicalize(&config.scripts)
+            .unwrap_or_else(|_| config.scripts.clone())
+            .display()
+            .to_string(),
+    );
+    // The stored set is the truth: the folder replaces it only if it came
+    // from the folder (or there is none), so a restart never undoes a
+    // deploy made over the API.
+    let deploy_folder = stored
+        .as_ref()
+        .is_none_or(|d| d.source == folder || d.source == DeploySource::Unrecorded);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let mut deployment = stored.unwrap_or_else(|| Deployment::new(Default::default()));
+    deployment.coupon_secret = store.coupon_secret()?;
     let mut runtime = Runtime::new(store, deployment);
     runtime.set_user_cache(config.user_cache);
     runtime.start_schedules_at(clock.now());
-    let (report, _) = runtime.deploy(plan.clone(), false, clock.now())?;
-    tracing::info!(added = ?report.added, changed = ?report.changed, removed = ?report.removed, journeys = plan.journeys.len(), "scripts deployed");
-    for warning in &report.warnings {
-        tracing::warn!("{warning}");
+    if deploy_folder {
+        runtime.deployment.source = folder;
+        let (report, _) = runtime.deploy(plan.clone(), false, clock.now())?;
+        tracing::info!(added = ?report.added, changed = ?report.changed, removed = ?report.removed, journeys = plan.journeys.len(), "scripts deployed");
+        for warning in &report.warnings {
+            tracing::warn!("{warning}");
+        }
+    } else {
+        let difference = Difference::between(&runtime.deployment.plan, &plan);
+        if difference.is_empty() {
+            tracing::info!(deployed_by = %runtime.deployment.source, journeys = plan.journeys.len(), "keeping the deployed set, which the scripts folder matches");
+        } else {
+            tracing::warn!(
+                deployed_by = %runtime.deployment.source,
+                scripts = %config.scripts.display(),
+                only_in_folder = ?difference.only_in_folder,
+                only_deployed = ?difference.only_deployed,
+                different = ?difference.different,
+                other_declarations_differ = difference.others,
+                "the scripts folder differs from the set last deployed by {}; keeping the deployed set (deploy the folder over the API to use it)",
+                runtime.deployment.source
+            );
+        }
     }
+    let plan = runtime.deployment.plan.as_ref().clone();
 
     // Channels: the configured ones, or a `log` channel on stdout for every
     // channel the scripts send on.
@@ -226,6 +301,7 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
     let (commands, receiver) = std::sync::mpsc::channel();
     let writer = writer::spawn(runtime, clock.clone(), config.flush_interval, receiver);
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let stop = Arc::new(stop);
     let reader = Arc::new(Store::new(kv.clone()));
     let worker = tokio::spawn(outbox::run(
         reader.clone(),
@@ -233,6 +309,7 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
         Arc::new(channels),
         clock.clone(),
         stopped,
+        config.shutdown_grace,
     ));
     let channels = (!config.channels.is_empty()).then(|| Arc::new(catalog(&config, &registry)));
     let state = http::AppState {
@@ -250,16 +327,27 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
     #[cfg(unix)]
     let hangups = tokio::spawn(ignore_hangups());
     tracing::info!(listen = %config.listen, data_dir = %config.data_dir.display(), "waymark is running");
+    let stop_deliveries = stop.clone();
     axum::serve(listener, http::router(state))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            // No new delivery starts from here; those under way get the
+            // grace period while requests and commits finish.
+            let _ = stop_deliveries.send(true);
+        })
         .await?;
     #[cfg(unix)]
     hangups.abort();
-    tracing::info!("stopping: finishing commits and deliveries");
+    tracing::info!(
+        grace_ms = config.shutdown_grace.as_millis() as u64,
+        "stopping: finishing commits, and deliveries under way within the grace period"
+    );
+    let _ = stop.send(true);
+    // The worker first: a delivery settled in the grace period (given up
+    // on, or a replay delivered) is journaled through the writer.
+    let _ = worker.await;
     let _ = commands.send(writer::Command::Shutdown);
     let _ = tokio::task::spawn_blocking(move || writer.join()).await;
-    let _ = stop.send(true);
-    let _ = worker.await;
     kv_flush(&kv);
     tracing::info!("stopped");
     Ok(())

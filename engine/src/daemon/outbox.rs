@@ -4,7 +4,10 @@
 //! up to the channel's attempts and age, then become dead letters with
 //! their last error. Delivery is at-least-once toward providers. A send
 //! given up on, and a replayed one delivered, is settled through the
-//! writer, which journals it (`failed`, `delivered`) with the move.
+//! writer, which journals it (`failed`, `delivered`) with the move. On
+//! stop it takes no new delivery at once, gives those already handed to a
+//! provider a bounded grace period, and leaves the rest in the outbox for
+//! the next start.
 
 use crate::adapters::{Channel, DeliveryError};
 use crate::clock::Clock;
@@ -44,6 +47,7 @@ pub async fn run(
     channels: Arc<BTreeMap<String, ChannelRuntime>>,
     clock: Arc<dyn Clock>,
     mut stop: watch::Receiver<bool>,
+    grace: Duration,
 ) {
     let mut in_flight = tokio::task::JoinSet::new();
     let mut busy: std::collections::BTreeSet<u64> = Default::default();
@@ -82,6 +86,7 @@ pub async fn run(
             busy.insert(entry.seq);
             let (store, channels, clock) = (store.clone(), channels.clone(), clock.clone());
             let writer = writer.clone();
+            let stop = stop.clone();
             in_flight.spawn(async move {
                 let seq = entry.seq;
                 if let Some(channel) = channels.get(&channel_name) {
@@ -90,7 +95,7 @@ pub async fn run(
                         writer: &writer,
                         clock: clock.as_ref(),
                     };
-                    deliver(&outbox, &channel_name, channel, entry).await;
+                    deliver(&outbox, &channel_name, channel, entry, stop).await;
                 }
                 seq
             });
@@ -100,9 +105,33 @@ pub async fn run(
             _ = stop.changed() => {}
         }
     }
-    // Finish the deliveries already started.
-    while in_flight.join_next().await.is_some() {}
-    tracing::info!("outbox worker stopped");
+    // Sends still waiting for a permit or the rate limit give up at once
+    // (see `deliver`); those handed to a provider get the grace period.
+    let deadline = tokio::time::Instant::now() + grace;
+    let mut cut_off = 0;
+    loop {
+        tokio::select! {
+            next = in_flight.join_next() => if next.is_none() { break },
+            _ = tokio::time::sleep_until(deadline) => {
+                cut_off = in_flight.len();
+                in_flight.abort_all();
+                while in_flight.join_next().await.is_some() {}
+                break;
+            }
+        }
+    }
+    match store.outbox_depths() {
+        Ok((0, _)) => tracing::info!("outbox worker stopped; no sends left"),
+        Ok((left, _)) => tracing::warn!(
+            left,
+            cut_off,
+            grace_ms = grace.as_millis() as u64,
+            "outbox worker stopped; {left} sends left in the outbox for the next start ({cut_off} unanswered after the grace period)"
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "outbox worker stopped; reading what was left failed")
+        }
+    }
 }
 
 /// What a delivery reports its outcome to.
@@ -147,9 +176,26 @@ async fn give_up(
     }
 }
 
-async fn deliver(outbox: &Outbox<'_>, name: &str, channel: &ChannelRuntime, was: OutboxEntry) {
+async fn deliver(
+    outbox: &Outbox<'_>,
+    name: &str,
+    channel: &ChannelRuntime,
+    was: OutboxEntry,
+    mut stop: watch::Receiver<bool>,
+) {
     let entry = was.clone();
-    let Ok(_permit) = channel.permits.acquire().await else {
+    // A send not yet handed to its provider when the worker stops stays in
+    // the outbox: stopping does not wait for a queue of them.
+    let stopping = stop.clone();
+    let stopped = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    tokio::pin!(stopped);
+    let permit = tokio::select! {
+        permit = channel.permits.acquire() => permit,
+        _ = &mut stopped => return,
+    };
+    let Ok(_permit) = permit else {
         return;
     };
     if let Some(rate) = channel.rate {
@@ -170,8 +216,14 @@ async fn deliver(outbox: &Outbox<'_>, name: &str, channel: &ChannelRuntime, was:
                 .per
                 .saturating_sub(now.duration_since(*recent.front().expect("non-empty")));
             drop(recent);
-            tokio::time::sleep(wait).await;
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = &mut stopped => return,
+            }
         }
+    }
+    if *stopping.borrow() {
+        return;
     }
     let key = entry
         .record
@@ -341,9 +393,10 @@ mod tests {
             .build()
             .unwrap();
         runtime.block_on(async {
+            let (_stop, stopped) = watch::channel(false);
             tokio::join!(
-                deliver(&outbox, "sms", &channel, entry(1, "alice")),
-                deliver(&outbox, "sms", &channel, entry(2, "bob")),
+                deliver(&outbox, "sms", &channel, entry(1, "alice"), stopped.clone()),
+                deliver(&outbox, "sms", &channel, entry(2, "bob"), stopped),
             );
         });
         let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();

@@ -5,7 +5,9 @@
 //! applied and flushed on the commit thread (which answers its requests),
 //! the writer gathers and evaluates the next. Between batches it fires due
 //! timers and cron triggers, and once an hour forgets message ids past the
-//! dedup window. One writer keeps per-user order and determinism.
+//! dedup window. A batch that runs its step budget defers the rest of its
+//! inputs in its own commit (so they are durable before anyone is
+//! answered); the writer runs them next, before new inputs. One writer keeps per-user order and determinism.
 
 use crate::clock::Clock;
 use crate::deployment::DeployReport;
@@ -92,8 +94,14 @@ fn run(
                 Err(e) => tracing::error!(error = %e, "forgetting old message ids failed"),
             }
         }
-        // Wait for work, or until the next timer is due (at most a second).
+        // Wait for work, or until the next timer is due (at most a second);
+        // inputs deferred by a batch over its step budget are work.
+        let deferred = runtime.deferred().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "reading deferred inputs failed");
+            0
+        });
         let wait = match runtime.store.next_due() {
+            _ if deferred > 0 => Duration::ZERO,
             Ok(Some(due)) => (due - clock.now())
                 .to_std()
                 .unwrap_or(Duration::ZERO)
@@ -141,6 +149,10 @@ fn run(
                     admin(runtime, clock, other);
                 }
             }
+        }
+        if replies.is_empty() && deferred > 0 {
+            // No new inputs: a batch of deferred ones alone.
+            flush_deferred(runtime, clock);
         }
         flush(runtime, clock, &mut inputs, &mut replies);
         let now = clock.now();
@@ -191,6 +203,20 @@ fn flush(
     inputs.clear();
 }
 
+/// Runs a batch of deferred inputs only (nobody waits for its answer).
+fn flush_deferred(runtime: &mut Runtime<SledKv>, clock: &dyn Clock) {
+    let started = Instant::now();
+    let durable: crate::runtime::Durable = Box::new(move |result| {
+        super::metrics::commit(started.elapsed(), 0);
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "commit of deferred inputs failed; they stay deferred");
+        }
+    });
+    if let Ok(records) = runtime.ingest_pipelined(&[], clock.now(), durable) {
+        super::metrics::records(&records);
+    }
+}
+
 fn admin(runtime: &mut Runtime<SledKv>, clock: &dyn Clock, command: Command) {
     let now = clock.now();
     match command {
@@ -199,6 +225,7 @@ fn admin(runtime: &mut Runtime<SledKv>, clock: &dyn Clock, command: Command) {
             cancel_removed,
             reply,
         } => {
+            runtime.deployment.source = crate::deployment::DeploySource::Api;
             let _ = reply.send(
                 runtime
                     .deploy(plan, cancel_removed, now)

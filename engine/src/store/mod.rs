@@ -16,7 +16,8 @@
 //! | `o/{seq}` | the outbox: sends not yet attempted, in order |
 //! | `r/{next attempt}/{seq}` | sends that failed and wait to be tried again, by when (so sends to a channel that is down never hold up the rest) |
 //! | `x/{seq}` | dead letters: sends given up on, with their last error |
-//! | `P`, `Q`, `p/{journey}/{version}` | the deployment: current plan, paused journeys, every journey version |
+//! | `P`, `Q`, `S`, `p/{journey}/{version}` | the deployment: current plan, paused journeys, where it came from, every journey version |
+//! | `i/{n}` | inputs deferred by a batch that used up its step budget, in arrival order (`n` big-endian), until a later batch runs them |
 //! | `k/{journey}/{version}` | journey stats per version |
 //! | `g` | state shared by all users |
 //! | `s` | the last sequence number used (one per journal record) |
@@ -148,6 +149,10 @@ pub struct Batch {
     pub globals: Option<Globals>,
     /// Sends leaving the outbox with this batch (its journal tells how).
     pub settled: Vec<Settled>,
+    /// Inputs this batch leaves for a later one, by their number.
+    pub deferred: Vec<(u64, crate::model::Input)>,
+    /// Deferred inputs (by number) this batch ran.
+    pub resumed: Vec<u64>,
 }
 
 pub struct Store<K: Kv> {
@@ -227,7 +232,8 @@ fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T> {
 }
 
 /// The layout of keys this store writes, kept under `V`. Format 1 (stores
-/// without `V`) wrote bare user ids in keys.
+/// without `V`) wrote bare user ids in keys; format 2 had no deferred
+/// inputs (`i/`), no store secret (`K`) and no coupon-code index (`c/`).
 pub const FORMAT: u32 = 3;
 
 /// A user id as every key that holds one writes it: the id's bytes with
@@ -589,6 +595,12 @@ impl<K: Kv> Store<K> {
                 Settled::Delivered { was, .. } => ops.push(Op::Delete(Self::outbox_key(was))),
             }
         }
+        for n in &batch.resumed {
+            ops.push(Op::Delete(key("i", &[&n.to_be_bytes()])));
+        }
+        for (n, input) in &batch.deferred {
+            ops.push(Op::Put(key("i", &[&n.to_be_bytes()]), encode(input)));
+        }
         *cached = Some(seq);
         Ok(ops)
     }
@@ -705,12 +717,47 @@ impl<K: Kv> Store<K> {
         Ok(out)
     }
 
+    /// The inputs deferred by batches that used up their step budget, in
+    /// the order they arrived, with their numbers.
+    pub fn deferred_inputs(&self) -> Result<Vec<(u64, crate::model::Input)>> {
+        self.kv
+            .range(b"i/", &prefix_end(b"i/"), usize::MAX)?
+            .into_iter()
+            .map(|(k, v)| {
+                let n = k
+                    .get(2..10)
+                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                    .map(u64::from_be_bytes)
+                    .ok_or_else(|| StoreError::Corrupt {
+                        key: String::from_utf8_lossy(&k).into_owned(),
+                        message: "a deferred input's key ends with 8 bytes".into(),
+                    })?;
+                Ok((n, decode(&k, &v)?))
+            })
+            .collect()
+    }
+
+    /// Forgets deferred inputs (an erased user's), by number.
+    pub fn drop_deferred(&self, numbers: &[u64]) -> Result<()> {
+        if numbers.is_empty() {
+            return Ok(());
+        }
+        self.kv.apply(
+            numbers
+                .iter()
+                .map(|n| Op::Delete(key("i", &[&n.to_be_bytes()])))
+                .collect(),
+        )?;
+        self.kv.flush()
+    }
+
     /// Stores the deployment: the current plan, paused journeys, and every
     /// journey version (kept so that instances finish on their version).
     pub fn save_deployment(&self, d: &crate::deployment::Deployment) -> Result<()> {
         let mut ops = vec![
             Op::Put(b"P".to_vec(), encode(d.plan.as_ref())),
             Op::Put(b"Q".to_vec(), encode(&d.paused)),
+            Op::Put(b"S".to_vec(), encode(&d.source)),
         ];
         for v in d.versions() {
             ops.push(Op::Put(
@@ -731,6 +778,9 @@ impl<K: Kv> Store<K> {
         let mut d = crate::deployment::Deployment::new(plan);
         if let Some(bytes) = self.kv.get(b"Q")? {
             d.paused = decode(b"Q", &bytes)?;
+        }
+        if let Some(bytes) = self.kv.get(b"S")? {
+            d.source = decode(b"S", &bytes)?;
         }
         for (k, v) in self.kv.range(b"p/", &prefix_end(b"p/"), usize::MAX)? {
             d.keep_version(decode(&k, &v)?);
