@@ -291,20 +291,7 @@ async fn user(
     let Some(u) = found else {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "id", "no such user"));
     };
-    Ok(axum::Json(json!({
-        "id": u.id,
-        "created_at": u.created_at,
-        "profile": crate::core::user_value(&u).to_json(),
-        "tags": u.tags,
-        "points": waymark_dsl::value::decimal_to_json(u.points.balance()),
-        "coupons": u.coupons.iter().map(|c| c.as_value().to_json()).collect::<Vec<_>>(),
-        "journeys": u.instances.iter().map(|i| json!({
-            "journey": i.journey, "version": i.version, "instance": i.id, "step": format!("s{}", i.step.0),
-            "entered_at": i.entered_at, "waiting": format!("{:?}", i.wait),
-        })).collect::<Vec<_>>(),
-        "timers": u.next_wake(),
-        "tasks": u.tasks.iter().map(|(name, t)| (name.clone(), json!({"counted": t.counted.len(), "streak": t.streak, "rewards": t.rewards}))).collect::<serde_json::Map<_, _>>(),
-    })))
+    Ok(axum::Json(crate::export::summary(&u)))
 }
 
 /// Erasure under PIPL: the user's data is gone from every store and their
@@ -347,10 +334,8 @@ async fn export(
         return Err(ApiError::new(StatusCode::NOT_FOUND, "id", "no such user"));
     };
     let journal = state.store.journal(&id, usize::MAX).map_err(internal)?;
-    let state_json = serde_json::to_value(&user)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server", e.to_string()))?;
     Ok(axum::Json(
-        json!({"user": id, "state": state_json, "journal": journal}),
+        json!({"user": id, "state": crate::export::state(&user), "journal": journal}),
     ))
 }
 
