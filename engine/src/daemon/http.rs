@@ -28,6 +28,8 @@ pub struct AppState {
     pub tokens: Arc<Vec<Token>>,
     /// Configured channels, when a config names them (deploys are checked against them).
     pub channels: Option<Arc<waymark_dsl::check::ChannelCatalog>>,
+    /// Caps on what one message may carry.
+    pub limits: ingest::Limits,
 }
 
 /// A JSON error: `{"error": {"field": …, "message": …}}`.
@@ -273,7 +275,11 @@ async fn ingest(
 ) -> Result<impl IntoResponse, ApiError> {
     let json = json_body(&headers, body)?;
     authorize(&state, &headers, Some(&json), Scope::Ingest)?;
-    submit(&state, ingest::messages(&json, call, chrono::Utc::now())?).await?;
+    submit(
+        &state,
+        ingest::messages_within(&json, call, chrono::Utc::now(), &state.limits)?,
+    )
+    .await?;
     Ok(axum::Json(json!({"success": true})))
 }
 
@@ -723,6 +729,18 @@ mod tests {
         assert_eq!(
             (status, &json["error"]["field"]),
             (StatusCode::BAD_REQUEST, &"batch[0].event".into())
+        );
+        let long = format!(r#"{{"userId":"u","event":"{}"}}"#, "x".repeat(4 << 20));
+        let (status, json) = answer(&api, "POST", "/v1/track", &long).await;
+        assert_eq!(
+            (status, &json["error"]["field"]),
+            (StatusCode::BAD_REQUEST, &"event".into())
+        );
+        assert!(
+            json["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("limits.event_name_bytes")
         );
         let (status, json) = answer(&api, "PUT", "/v1/identify", "{}").await;
         assert_eq!(

@@ -135,6 +135,7 @@ pub fn api_without_writer(
         store: Arc::new(store),
         tokens: Arc::new(tokens),
         channels: None,
+        limits: Default::default(),
     })
 }
 
@@ -173,6 +174,7 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let mut runtime = Runtime::new(store, deployment);
     runtime.set_user_cache(config.user_cache);
+    runtime.store.set_max_user_bytes(config.limits.user_state);
     runtime.start_schedules_at(clock.now());
     let (report, _) = runtime.deploy(plan.clone(), false, clock.now())?;
     tracing::info!(added = ?report.added, changed = ?report.changed, removed = ?report.removed, journeys = plan.journeys.len(), "scripts deployed");
@@ -235,6 +237,7 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
         store: reader,
         tokens: Arc::new(config.tokens.clone()),
         channels,
+        limits: config.limits,
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -131,6 +131,10 @@ pub struct Store<K: Kv> {
     stats: Mutex<HashMap<(String, String), crate::stats::VersionStats>>,
     /// The message ids seen within the dedup window (see [`dedup`]).
     dedup: Mutex<dedup::Seen>,
+    /// The most bytes a user's state may take, and the users whose state
+    /// was past it when last read or written (see [`Store::oversize`]).
+    max_user_bytes: std::sync::atomic::AtomicUsize,
+    oversize: Mutex<std::collections::HashSet<String>>,
 }
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -286,6 +290,38 @@ impl<K: Kv> Store<K> {
             seq: Mutex::new(None),
             stats: Mutex::new(HashMap::new()),
             dedup: Mutex::new(dedup::Seen::default()),
+            max_user_bytes: std::sync::atomic::AtomicUsize::new(
+                crate::ingest::Limits::default().user_state,
+            ),
+            oversize: Mutex::new(Default::default()),
+        }
+    }
+
+    /// Sets the most bytes a user's stored state may take (`limits.user_state_bytes`).
+    pub fn set_max_user_bytes(&self, bytes: usize) {
+        self.max_user_bytes
+            .store(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The size of `user`'s state if it was past the limit when last read
+    /// or written: their events are then refused with an `error` record
+    /// rather than making every later event of theirs slower.
+    pub fn oversize(&self, user: &str) -> bool {
+        self.oversize
+            .lock()
+            .expect("no panics while holding the lock")
+            .contains(user)
+    }
+
+    fn note_size(&self, user: &str, bytes: usize) {
+        let over = bytes > self.max_user_bytes.load(std::sync::atomic::Ordering::Relaxed);
+        let mut oversize = self.oversize.lock().expect("no panics while holding the lock");
+        if over {
+            if !oversize.contains(user) {
+                oversize.insert(user.to_string());
+            }
+        } else if !oversize.is_empty() {
+            oversize.remove(user);
         }
     }
 
@@ -328,7 +364,11 @@ impl<K: Kv> Store<K> {
 
     pub fn user(&self, id: &str) -> Result<Option<UserState>> {
         let k = key("u", &[&user_part(id)]);
-        self.kv.get(&k)?.map(|b| decode(&k, &b)).transpose()
+        let Some(bytes) = self.kv.get(&k)? else {
+            return Ok(None);
+        };
+        self.note_size(id, bytes.len());
+        decode(&k, &bytes).map(Some)
     }
 
     /// The user's timer as its index (`w/`) holds it, if they have one.
@@ -413,6 +453,7 @@ impl<K: Kv> Store<K> {
         let states = encode_users(&batch.users);
         for ((user, old_wake), state) in batch.users.iter().zip(states) {
             let id = &user_part(&user.id)[..];
+            self.note_size(&user.id, state.len());
             ops.push(Op::Put(key("u", &[id]), state));
             let new_wake = user.next_wake();
             if old_wake != &new_wake {
