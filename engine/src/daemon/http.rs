@@ -81,6 +81,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/journeys/{name}/pause", post(pause))
         .route("/v1/journeys/{name}/resume", post(resume))
         .layer(DefaultBodyLimit::max(ingest::MAX_BODY))
+        .layer(axum::middleware::from_fn(refuse_oversize))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "path", "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -90,6 +91,29 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .with_state(state)
+}
+
+/// A body whose `Content-Length` is past the limit is refused before it is
+/// read: with `Expect: 100-continue` the client gets 413 instead of
+/// `100 Continue` (hyper sends that only once a handler reads the body).
+async fn refuse_oversize(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let length = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if length.is_some_and(|n| n > ingest::MAX_BODY as u64) {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body",
+            format!("more than {} bytes", ingest::MAX_BODY),
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 /// A route's one path parameter. One that is not UTF-8 once
@@ -187,6 +211,16 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 fn json_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Json, ApiError> {
     let body = body.map_err(|e| {
         let status = e.status();
+        let timed_out = std::error::Error::source(&e)
+            .is_some_and(|s| s.to_string().contains("body_read_timeout"))
+            || e.body_text().contains("body_read_timeout");
+        if timed_out {
+            return ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body",
+                super::serve::BodyTimeout.to_string(),
+            );
+        }
         ApiError::new(
             if status.is_client_error() {
                 status
@@ -273,8 +307,17 @@ async fn ingest(
     body: Result<Bytes, BytesRejection>,
     call: Call,
 ) -> Result<impl IntoResponse, ApiError> {
-    let json = json_body(&headers, body)?;
-    authorize(&state, &headers, Some(&json), Scope::Ingest)?;
+    // A token in the headers is checked before the body is read; only a
+    // request without one (Segment's `writeKey` in the body) is decoded,
+    // within the size limit, before it is refused.
+    let json = if presented_token(&headers, None).is_some() {
+        authorize(&state, &headers, None, Scope::Ingest)?;
+        json_body(&headers, body)?
+    } else {
+        let json = json_body(&headers, body)?;
+        authorize(&state, &headers, Some(&json), Scope::Ingest)?;
+        json
+    };
     submit(
         &state,
         ingest::messages_within(&json, call, chrono::Utc::now(), &state.limits)?,
@@ -498,8 +541,8 @@ async fn deploy(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let json = json_body(&headers, body)?;
     authorize(&state, &headers, None, Scope::Admin)?;
+    let json = json_body(&headers, body)?;
     let Some(files) = json.get("files").and_then(Json::as_object) else {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,

@@ -7,6 +7,7 @@
 mod http;
 pub mod metrics;
 mod outbox;
+mod serve;
 mod writer;
 
 use crate::adapters::Registry;
@@ -248,9 +249,7 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
     #[cfg(unix)]
     let hangups = tokio::spawn(ignore_hangups());
     tracing::info!(listen = %config.listen, data_dir = %config.data_dir.display(), "waymark is running");
-    axum::serve(listener, http::router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    serve::serve(listener, http::router(state), config.http, shutdown_signal()).await;
     #[cfg(unix)]
     hangups.abort();
     tracing::info!("stopping: finishing commits and deliveries");
