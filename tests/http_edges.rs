@@ -213,3 +213,76 @@ fn hypers_own_refusals_expect_continue_and_auth_before_the_body() {
     daemon.kill().unwrap();
     daemon.wait().unwrap();
 }
+
+#[test]
+fn metrics_are_valid_exposition_and_count_what_happened() {
+    let dir = setup("http_metrics", "");
+    let port = free_port();
+    let mut daemon = waymark_tests::start_daemon(&dir, port, &dir.join("daemon.log"));
+    let mut client = Client::new(port);
+    let event = br#"{"userId":"m1","event":"signed_up","messageId":"once"}"#;
+    for _ in 0..2 {
+        let (status, _) = client.request("POST", "/v1/track", &[], event).unwrap();
+        assert_eq!(status, 200);
+    }
+    assert_eq!(client.request("GET", "/v1/users/m1", &[], b"").unwrap().0, 200);
+    assert_eq!(client.request("GET", "/v1/users/nobody", &[], b"").unwrap().0, 404);
+    wait_for("the delivery", Duration::from_secs(60), || {
+        std::fs::read_to_string(dir.join("sent.jsonl")).is_ok_and(|s| s.contains("m1"))
+    });
+    let mut text = String::new();
+    wait_for("the delivery to be counted", Duration::from_secs(60), || {
+        let (status, body) = client.request("GET", "/metrics", &[], b"").unwrap();
+        assert_eq!(status, 200);
+        text = String::from_utf8(body).unwrap();
+        text.contains("outcome=\"delivered\"")
+    });
+    let parsed = openmetrics_parser::prometheus::parse_prometheus(&text)
+        .unwrap_or_else(|e| panic!("not valid exposition format ({e:?}):\n{text}"));
+    for family in [
+        "waymark_build_info",
+        "waymark_ingested_inputs_total",
+        "waymark_duplicate_inputs_total",
+        "waymark_commit_seconds",
+        "waymark_batch_inputs",
+        "waymark_http_requests_total",
+        "waymark_http_request_seconds",
+        "waymark_deliveries_total",
+        "waymark_delivery_seconds",
+        "waymark_records_total",
+        "waymark_record_reasons_total",
+        "waymark_outbox_depth",
+        "waymark_pending_timers",
+        "waymark_dead_letters",
+    ] {
+        assert!(parsed.families.contains_key(family), "no {family}:\n{text}");
+    }
+    let line = |prefix: &str| -> String {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix}:\n{text}"))
+            .to_string()
+    };
+    // The duplicate is not an ingested input.
+    assert_eq!(line("waymark_ingested_inputs_total "), "waymark_ingested_inputs_total 1");
+    assert_eq!(line("waymark_duplicate_inputs_total "), "waymark_duplicate_inputs_total 1");
+    // Routes are templates: user ids are not label values.
+    assert!(
+        text.contains(r#"waymark_http_requests_total{route="/v1/users/{id}",method="GET",status="404"} 1"#),
+        "{text}"
+    );
+    assert!(!text.contains("nobody") && !text.contains("\"m1\""), "{text}");
+    assert!(text.contains(r#"waymark_build_info{version=""#), "{text}");
+    assert!(
+        text.contains(r#"waymark_delivery_seconds_count{channel="wecom"} 1"#),
+        "{text}"
+    );
+    // No label is written with an empty value.
+    assert!(!text.contains("=\"\""), "{text}");
+    assert!(
+        text.contains(r#"waymark_records_total{kind="send",journey="welcome"} 1"#),
+        "{text}"
+    );
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+}

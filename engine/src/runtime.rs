@@ -68,7 +68,14 @@ impl Committer {
 }
 
 /// Called once a pipelined batch is durable (or failed to be).
-pub type Durable = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+pub type Durable = Box<dyn FnOnce(Result<Committed, StoreError>) + Send>;
+
+/// What a durable pipelined batch took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Committed {
+    /// Inputs dropped as duplicates of a message id already taken.
+    pub duplicates: usize,
+}
 
 impl<K: Kv> Runtime<K> {
     pub fn new(store: Store<K>, deployment: Deployment) -> Runtime<K> {
@@ -181,6 +188,7 @@ impl<K: Kv> Runtime<K> {
             };
             if let Some(id) = message_id {
                 if fresh.contains(id) || self.store.seen(id)? {
+                    batch.duplicates += 1;
                     continue;
                 }
                 fresh.insert(id);
@@ -485,9 +493,10 @@ impl<K: Kv + Clone + 'static> Runtime<K> {
         };
         let (done, applied) = mpsc::channel();
         let kv = self.store.kv().clone();
+        let duplicates = batch.duplicates;
         let job: Job = Box::new(move || {
             let result = kv.apply(ops).and_then(|()| kv.flush());
-            durable(result.clone());
+            durable(result.clone().map(|()| Committed { duplicates }));
             let _ = done.send(result);
         });
         let committer = self.committer.get_or_insert_with(Committer::start);

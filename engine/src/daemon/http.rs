@@ -82,6 +82,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/journeys/{name}/resume", post(resume))
         .layer(DefaultBodyLimit::max(ingest::MAX_BODY))
         .layer(axum::middleware::from_fn(refuse_oversize))
+        .layer(axum::middleware::from_fn(count_requests))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "path", "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -618,11 +619,41 @@ async fn journeys(
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let (depth, dead) = state.store.outbox_depths().unwrap_or((0, 0));
+    let store = state.store.clone();
+    let gauges = tokio::task::spawn_blocking(move || super::metrics::Gauges {
+        outbox_depth: store.outbox_depths().map_or(0, |(depth, _)| depth),
+        pending_timers: store.pending_timers().unwrap_or(0),
+        dead_letters: store.dead_letters_by_channel().unwrap_or_default(),
+    })
+    .await
+    .unwrap_or_default();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        super::metrics::render(depth, dead),
+        super::metrics::render(&gauges),
     )
+}
+
+/// Counts each request by its route's template (`/v1/users/{id}`, so user
+/// ids do not become label values), method and status, with its latency.
+async fn count_requests(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_string();
+    let method = request.method().as_str().to_string();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    super::metrics::http_request(
+        &route,
+        &method,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
 }
 
 #[cfg(test)]

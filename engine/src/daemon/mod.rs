@@ -177,7 +177,8 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
     runtime.set_user_cache(config.user_cache);
     runtime.store.set_max_user_bytes(config.limits.user_state);
     runtime.start_schedules_at(clock.now());
-    let (report, _) = runtime.deploy(plan.clone(), false, clock.now())?;
+    let (report, records) = runtime.deploy(plan.clone(), false, clock.now())?;
+    metrics::records(&records);
     tracing::info!(added = ?report.added, changed = ?report.changed, removed = ?report.removed, journeys = plan.journeys.len(), "scripts deployed");
 
     // Channels: the configured ones, or a `log` channel on stdout for every

@@ -67,7 +67,7 @@ pub async fn run(
                 let mut dead = entry.clone();
                 dead.last_error = Some(format!("no channel `{channel_name}` is configured"));
                 let _ = store.dead_letter(&entry, &dead);
-                super::metrics::delivery(&channel_name, "dead");
+                super::metrics::delivery(&channel_name, "dead", Duration::ZERO);
                 continue;
             };
             busy.insert(entry.seq);
@@ -146,6 +146,7 @@ async fn attempt(
     key: &str,
     clock: &dyn Clock,
 ) {
+    let started = std::time::Instant::now();
     let result = tokio::time::timeout(
         Duration::from_secs(30),
         channel.channel.deliver(&entry.record, key),
@@ -160,7 +161,7 @@ async fn attempt(
             if let Err(e) = store.outbox_delivered(&was) {
                 tracing::error!(error = %e, "recording a delivery failed; it may be delivered again");
             }
-            super::metrics::delivery(name, "delivered");
+            super::metrics::delivery(name, "delivered", started.elapsed());
         }
         Err(error) => {
             let age = (now - entry.record.at).to_std().unwrap_or_default();
@@ -171,7 +172,7 @@ async fn attempt(
             if give_up {
                 tracing::warn!(error = %error, "delivery failed for good; dead-lettered");
                 let _ = store.dead_letter(&was, &entry);
-                super::metrics::delivery(name, "dead");
+                super::metrics::delivery(name, "dead", started.elapsed());
             } else {
                 let delay = backoff(
                     &channel.retry,
@@ -181,7 +182,7 @@ async fn attempt(
                 entry.next_attempt = now + chrono::Duration::from_std(delay).unwrap_or_default();
                 tracing::info!(error = %error, retry_in_ms = delay.as_millis() as u64, "delivery failed; will retry");
                 let _ = store.outbox_retry(&was, &entry);
-                super::metrics::delivery(name, "retry");
+                super::metrics::delivery(name, "retry", started.elapsed());
             }
         }
     }

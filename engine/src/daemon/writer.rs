@@ -169,11 +169,16 @@ fn flush(
     // Answered on the commit thread once durable, while this thread goes
     // on with the next batch.
     let durable: crate::runtime::Durable = Box::new(move |result| {
-        super::metrics::commit(started.elapsed(), count);
-        if let Err(e) = &result {
-            tracing::error!(error = %e, "commit failed; the batch was not acknowledged");
+        match &result {
+            Ok(committed) => {
+                super::metrics::commit(started.elapsed(), count - committed.duplicates);
+                super::metrics::duplicates(committed.duplicates);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "commit failed; the batch was not acknowledged")
+            }
         }
-        let answer = result.map_err(|e| e.to_string());
+        let answer = result.map(|_| ()).map_err(|e| e.to_string());
         for reply in waiting {
             let _ = reply.send(answer.clone());
         }
@@ -196,7 +201,10 @@ fn admin(runtime: &mut Runtime<SledKv>, clock: &dyn Clock, command: Command) {
             let _ = reply.send(
                 runtime
                     .deploy(plan, cancel_removed, now)
-                    .map(|(report, _)| report)
+                    .map(|(report, records)| {
+                        super::metrics::records(&records);
+                        report
+                    })
                     .map_err(|e| e.to_string()),
             );
         }
@@ -207,7 +215,7 @@ fn admin(runtime: &mut Runtime<SledKv>, clock: &dyn Clock, command: Command) {
             let _ = reply.send(
                 runtime
                     .resume(&journey, now)
-                    .map(|_| ())
+                    .map(|records| super::metrics::records(&records))
                     .map_err(|e| e.to_string()),
             );
         }

@@ -86,6 +86,10 @@ pub trait Kv: Send + Sync {
     fn range(&self, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
     /// Makes every applied batch durable.
     fn flush(&self) -> Result<()>;
+    /// How many keys are in `[from, to)`.
+    fn count(&self, from: &[u8], to: &[u8]) -> Result<usize> {
+        Ok(self.range(from, to, usize::MAX)?.len())
+    }
 }
 
 /// An outbox entry: one send for an adapter to deliver.
@@ -118,6 +122,8 @@ pub struct Batch {
     pub journal: Vec<Record>,
     /// Shared state to write, if it changed.
     pub globals: Option<Globals>,
+    /// Inputs dropped as duplicates of a message id already taken.
+    pub duplicates: usize,
 }
 
 pub struct Store<K: Kv> {
@@ -771,6 +777,21 @@ impl<K: Kv> Store<K> {
             .into_iter()
             .map(|(k, v)| decode(&k, &v))
             .collect()
+    }
+
+    /// Dead letters by channel (for `/metrics`).
+    pub fn dead_letters_by_channel(&self) -> Result<std::collections::BTreeMap<String, usize>> {
+        let mut by = std::collections::BTreeMap::new();
+        for entry in self.dead_letters(usize::MAX)? {
+            *by.entry(entry.record.channel.unwrap_or_default())
+                .or_insert(0) += 1;
+        }
+        Ok(by)
+    }
+
+    /// Users with a timer pending.
+    pub fn pending_timers(&self) -> Result<usize> {
+        self.kv.count(b"w/", &prefix_end(b"w/"))
     }
 
     /// Puts a dead letter back in the outbox for another round of attempts.

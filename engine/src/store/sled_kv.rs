@@ -83,6 +83,15 @@ impl Kv for SledKv {
             .collect()
     }
 
+    fn count(&self, from: &[u8], to: &[u8]) -> Result<usize> {
+        let mut n = 0;
+        for item in self.db.range(from..to) {
+            item.map_err(backend)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
     fn flush(&self) -> Result<()> {
         self.db.flush().map(|_| ()).map_err(backend)
     }
