@@ -286,3 +286,119 @@ fn metrics_are_valid_exposition_and_count_what_happened() {
     daemon.kill().unwrap();
     daemon.wait().unwrap();
 }
+
+/// Status, headers and body of one request on a fresh connection.
+fn request(port: u16, method: &str, path: &str, body: &str) -> (u16, String, String) {
+    let answer = raw(
+        port,
+        format!(
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status: {answer:?}"));
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    (status, head.to_string(), body.to_string())
+}
+
+/// Fills the file system holding `path` with one file, to its last block.
+fn fill(path: &Path) {
+    let mut file = std::fs::File::create(path).unwrap();
+    let chunk = vec![0u8; 64 << 10];
+    while file.write_all(&chunk).is_ok() {}
+    let mut small = vec![0u8; 512];
+    while !small.is_empty() {
+        if file.write_all(&small).is_err() {
+            small.truncate(small.len() / 2);
+        }
+    }
+    let _ = file.sync_all();
+}
+
+#[test]
+fn a_full_disk_answers_503_with_retry_after_is_not_ready_and_recovers_by_itself() {
+    let dir = setup("http_disk_full", "");
+    let data = dir.join("data");
+    let _ = Command::new("umount").arg(&data).status();
+    std::fs::create_dir_all(&data).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"])
+        .arg(&data)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!(
+            "SKIPPED: cannot mount a tmpfs at {} (this test needs root and mount permission to fill a small disk)",
+            data.display()
+        );
+        return;
+    }
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(data.clone());
+    let port = free_port();
+    let mut daemon = waymark_tests::start_daemon(&dir, port, &dir.join("daemon.log"));
+    let (status, _, body) = request(port, "GET", "/readyz", "");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["checks"],
+        serde_json::json!({"store": "ok", "scripts": "ok", "outbox": "ok"})
+    );
+
+    let filler = data.join("filler");
+    fill(&filler);
+    let padding = "p".repeat(20_000);
+    let mut refused = None;
+    for i in 0..400 {
+        let event = format!(
+            r#"{{"userId":"d{i}","event":"signed_up","properties":{{"pad":"{padding}"}}}}"#
+        );
+        let (status, head, body) = request(port, "POST", "/v1/track", &event);
+        match status {
+            200 => continue,
+            503 => {
+                refused = Some((head, body));
+                break;
+            }
+            other => panic!("{other}: {head}\n{body}"),
+        }
+    }
+    let (head, body) = refused.expect("a write failed with the disk full");
+    assert!(head.to_ascii_lowercase().contains("retry-after: 5"), "{head}");
+    let error: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(error["error"]["field"], "server", "{body}");
+    let (status, _, body) = request(port, "GET", "/readyz", "");
+    assert_eq!(status, 503, "{body}");
+    let ready: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_ne!(ready["checks"]["store"], "ok", "{body}");
+    assert_eq!(ready["checks"]["scripts"], "ok", "{body}");
+    // Liveness is about the process, which is alive.
+    assert_eq!(request(port, "GET", "/healthz", "").0, 200);
+
+    // Space is freed: the daemon takes writes again without a restart.
+    std::fs::remove_file(&filler).unwrap();
+    wait_for("readiness after space is freed", Duration::from_secs(60), || {
+        request(port, "GET", "/readyz", "").0 == 200
+    });
+    let (status, _, body) = request(
+        port,
+        "POST",
+        "/v1/track",
+        r#"{"userId":"after","event":"signed_up"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, _, body) = request(port, "GET", "/v1/users/after", "");
+    assert_eq!(status, 200, "{body}");
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+}

@@ -30,6 +30,8 @@ pub struct AppState {
     pub channels: Option<Arc<waymark_dsl::check::ChannelCatalog>>,
     /// Caps on what one message may carry.
     pub limits: ingest::Limits,
+    /// What `/readyz` reports.
+    pub health: Arc<super::health::Health>,
 }
 
 /// A JSON error: `{"error": {"field": …, "message": …}}`.
@@ -38,6 +40,8 @@ pub struct ApiError {
     status: StatusCode,
     field: String,
     message: String,
+    /// Seconds for a `Retry-After` header.
+    retry_after: Option<u32>,
 }
 
 impl ApiError {
@@ -46,17 +50,36 @@ impl ApiError {
             status,
             field: field.into(),
             message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// The store cannot take writes now: 503, try again in a few seconds.
+    fn store_unavailable(error: impl std::fmt::Display) -> ApiError {
+        ApiError {
+            retry_after: Some(5),
+            ..ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server",
+                format!("not stored, try again later: {error}"),
+            )
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
+        let mut response = (
             self.status,
             axum::Json(json!({"error": {"field": self.field, "message": self.message}})),
         )
-            .into_response()
+            .into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 
@@ -66,6 +89,7 @@ pub fn router(state: AppState) -> Router {
             "/healthz",
             get(|| async { axum::Json(json!({"status": "ok"})) }),
         )
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/v1/track", post(track))
         .route("/v1/identify", post(identify))
@@ -264,11 +288,7 @@ async fn submit(state: &AppState, inputs: Vec<crate::model::Input>) -> Result<()
         .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server", "shutting down"))?;
     match answer.await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server",
-            format!("not stored: {e}"),
-        )),
+        Ok(Err(e)) => Err(ApiError::store_unavailable(e)),
         Err(_) => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "server",
@@ -616,6 +636,23 @@ async fn journeys(
         })
         .collect();
     Ok(axum::Json(json!({"journeys": items})))
+}
+
+/// Readiness: 200 when the store answers and its last write succeeded,
+/// the scripts are deployed and the outbox worker runs; else 503 naming
+/// what is wrong.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let store = state.store.clone();
+    let read = tokio::task::spawn_blocking(move || store.load_deployment().err())
+        .await
+        .unwrap_or_else(|e| Some(crate::store::StoreError::Backend(e.to_string())));
+    let (ready, checks) = state.health.checks(read.map(|e| e.to_string()));
+    let (status, word) = if ready {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+    };
+    (status, axum::Json(json!({"status": word, "checks": checks}))).into_response()
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {

@@ -4,6 +4,7 @@
 //! and on SIGTERM or SIGINT stops taking requests, finishes the commits
 //! and deliveries under way, and returns.
 
+mod health;
 mod http;
 pub mod metrics;
 mod outbox;
@@ -137,6 +138,7 @@ pub fn api_without_writer(
         tokens: Arc::new(tokens),
         channels: None,
         limits: Default::default(),
+        health: Default::default(),
     })
 }
 
@@ -179,6 +181,8 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
     runtime.start_schedules_at(clock.now());
     let (report, records) = runtime.deploy(plan.clone(), false, clock.now())?;
     metrics::records(&records);
+    let health = Arc::new(health::Health::default());
+    health.deployed();
     tracing::info!(added = ?report.added, changed = ?report.changed, removed = ?report.removed, journeys = plan.journeys.len(), "scripts deployed");
 
     // Channels: the configured ones, or a `log` channel on stdout for every
@@ -224,15 +228,23 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
     }
 
     let (commands, receiver) = std::sync::mpsc::channel();
-    let writer = writer::spawn(runtime, clock.clone(), config.flush_interval, receiver);
+    let writer = writer::spawn(
+        runtime,
+        clock.clone(),
+        config.flush_interval,
+        receiver,
+        health.clone(),
+    );
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let reader = Arc::new(Store::new(kv.clone()));
-    let worker = tokio::spawn(outbox::run(
-        reader.clone(),
-        Arc::new(channels),
-        clock.clone(),
-        stopped,
-    ));
+    let worker = {
+        let (reader, clock, health) = (reader.clone(), clock.clone(), health.clone());
+        tokio::spawn(async move {
+            health.outbox(true);
+            outbox::run(reader, Arc::new(channels), clock, stopped).await;
+            health.outbox(false);
+        })
+    };
     let channels = (!config.channels.is_empty()).then(|| Arc::new(catalog(&config, &registry)));
     let state = http::AppState {
         writer: commands.clone(),
@@ -240,6 +252,7 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
         tokens: Arc::new(config.tokens.clone()),
         channels,
         limits: config.limits,
+        health,
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -567,6 +567,14 @@ impl<K: Kv> Store<K> {
         self.kv.flush()
     }
 
+    /// A small durable write (key `H`, the time of the probe), to learn
+    /// whether the store takes writes again after a failure.
+    pub fn probe(&self) -> Result<()> {
+        let now = chrono::Utc::now().timestamp_micros().to_be_bytes().to_vec();
+        self.kv.apply(vec![Op::Put(b"H".to_vec(), now)])?;
+        self.kv.flush()
+    }
+
     /// Users with a timer due at or before `until`, earliest first (ties by user).
     pub fn due(&self, until: DateTime<Utc>, limit: usize) -> Result<Vec<(DateTime<Utc>, String)>> {
         let from = key("t", &[]);
