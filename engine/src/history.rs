@@ -246,6 +246,62 @@ fn day(t: DateTime<Utc>) -> i64 {
 }
 
 impl History {
+    /// Plain JSON for exports: per event name its total, first and last
+    /// occurrence (`at`, `properties`), the numeric properties summed, and
+    /// per UTC day (`YYYY-MM-DD`) its count and sums.
+    pub fn to_json(&self) -> serde_json::Value {
+        use waymark_dsl::value::decimal_to_json;
+        let occurrence = |o: &Option<(DateTime<Utc>, Value)>| match o {
+            Some((at, properties)) => serde_json::json!({
+                "at": Value::Timestamp(*at).to_json(),
+                "properties": properties.to_json(),
+            }),
+            None => serde_json::Value::Null,
+        };
+        let events: serde_json::Map<String, serde_json::Value> = self
+            .events
+            .iter()
+            .map(|(name, h)| {
+                let width = h.width();
+                let days: Vec<serde_json::Value> = h
+                    .days
+                    .iter()
+                    .enumerate()
+                    .map(|(i, d)| {
+                        let date = chrono::DateTime::from_timestamp(d * 86_400, 0)
+                            .map(|t| t.date_naive().to_string())
+                            .unwrap_or_default();
+                        let sums: serde_json::Map<_, _> = h
+                            .fields
+                            .iter()
+                            .enumerate()
+                            .map(|(f, field)| {
+                                (field.clone(), decimal_to_json(h.day_sums[i * width + f]))
+                            })
+                            .collect();
+                        serde_json::json!({"day": date, "count": h.day_counts[i], "sums": sums})
+                    })
+                    .collect();
+                let recent: Vec<serde_json::Value> = h
+                    .recent
+                    .iter()
+                    .map(|t| Value::Timestamp(*t).to_json())
+                    .collect();
+                (
+                    name.clone(),
+                    serde_json::json!({
+                        "total": h.total,
+                        "first": occurrence(&h.first),
+                        "last": occurrence(&h.last),
+                        "days": days,
+                        "recent": recent,
+                    }),
+                )
+            })
+            .collect();
+        serde_json::Value::Object(events)
+    }
+
     /// Adds one event (its properties as a record).
     pub fn record(&mut self, name: &str, at: DateTime<Utc>, properties: &Value) {
         if !self.events.contains_key(name) && self.events.len() >= MAX_NAMES {

@@ -20,6 +20,33 @@ pub const MAX_BODY: usize = 8 * 1024 * 1024;
 /// The most messages one `batch` call takes.
 pub const MAX_BATCH: usize = 10_000;
 
+/// Caps on what one message may carry, so one sender cannot make a
+/// user's state (read and written on each of their events) huge. Sizes
+/// are bytes; the config keys are under `[limits]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// An event's name (`limits.event_name_bytes`).
+    pub event_name: usize,
+    /// A property or trait name, at any depth (`limits.property_name_bytes`).
+    pub property_name: usize,
+    /// A message's `properties` or `traits`, as JSON text (`limits.properties_bytes`).
+    pub properties: usize,
+    /// A user's stored state (`limits.user_state_bytes`): a user past it
+    /// gets an `error` journal record for each event instead of the event.
+    pub user_state: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            event_name: 256,
+            property_name: 256,
+            properties: 32 * 1024,
+            user_state: 1024 * 1024,
+        }
+    }
+}
+
 /// The ingest call a body was sent to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Call {
@@ -159,6 +186,17 @@ impl Taken {
 /// not of that shape, or holds more than [`MAX_BATCH`] items, is refused
 /// whole. `now` is the time of messages without a `timestamp`.
 pub fn messages(json: &Json, call: Call, now: DateTime<Utc>) -> Result<Taken, BodyError> {
+    messages_within(json, call, now, &Limits::default())
+}
+
+/// [`messages`] with the configured [`Limits`]: a message past one is
+/// refused (a batch item by itself) with the field and the limit's key.
+pub fn messages_within(
+    json: &Json,
+    call: Call,
+    now: DateTime<Utc>,
+    limits: &Limits,
+) -> Result<Taken, BodyError> {
     let invalid = |prefix: &str, e: IngestError| {
         let field = match e.field.as_str() {
             "(message)" => prefix.trim_end_matches('.').to_string(),
@@ -181,7 +219,8 @@ pub fn messages(json: &Json, call: Call, now: DateTime<Utc>) -> Result<Taken, Bo
                 "must be a JSON object (one message)",
             ));
         }
-        let (message, _) = input_as(json, Some(kind), Some(now)).map_err(|e| invalid("", e))?;
+        let (message, _) =
+            input_as(json, Some(kind), Some(now), limits).map_err(|e| invalid("", e))?;
         take(&mut taken, 0, message);
         Ok(std::mem::take(&mut taken))
     };
@@ -214,7 +253,7 @@ pub fn messages(json: &Json, call: Call, now: DateTime<Utc>) -> Result<Taken, Bo
                 ));
             }
             for (index, item) in items.iter().enumerate() {
-                match input_as(item, Some("track"), Some(now)) {
+                match input_as(item, Some("track"), Some(now), limits) {
                     Ok((message, _)) => take(&mut taken, index, message),
                     Err(e) => {
                         let e = invalid(&format!("batch[{index}]."), e);
@@ -265,7 +304,48 @@ pub fn input(
     json: &Json,
     default_time: Option<DateTime<Utc>>,
 ) -> Result<(Message, DateTime<Utc>), IngestError> {
-    input_as(json, None, default_time)
+    input_as(json, None, default_time, &Limits::default())
+}
+
+/// The first property name past the limit, as a dotted path, if any.
+fn long_name(json: &Json, limit: usize, path: &str) -> Option<String> {
+    match json {
+        Json::Object(map) => map.iter().find_map(|(k, v)| {
+            let here = format!("{path}.{k}");
+            if k.len() > limit {
+                let short: String = k.chars().take(16).collect();
+                let more = if short.len() < k.len() { "…" } else { "" };
+                Some(format!("{path}.{short}{more}"))
+            } else {
+                long_name(v, limit, &here)
+            }
+        }),
+        Json::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| long_name(v, limit, &format!("{path}[{i}]"))),
+        _ => None,
+    }
+}
+
+/// The JSON text length of `json`, counting no further than `limit + 1`.
+fn json_len(json: &Json, limit: usize) -> usize {
+    struct Counter(usize, usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            if self.0 > self.1 {
+                return Err(std::io::Error::other("past the limit"));
+            }
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0, limit);
+    let _ = serde_json::to_writer(&mut counter, json);
+    counter.0
 }
 
 /// The Segment types taken, for messages about the others.
@@ -277,6 +357,7 @@ fn input_as(
     json: &Json,
     default_kind: Option<&str>,
     default_time: Option<DateTime<Utc>>,
+    limits: &Limits,
 ) -> Result<(Message, DateTime<Utc>), IngestError> {
     let Json::Object(_) = json else {
         return Err(err("(message)", "must be a JSON object"));
@@ -318,7 +399,27 @@ fn input_as(
     };
     let record = |field: &str| -> Result<Value, IngestError> {
         match json.get(field) {
-            Some(v @ Json::Object(_)) => Ok(Value::from_json(v)),
+            Some(v @ Json::Object(_)) => {
+                if let Some(name) = long_name(v, limits.property_name, field) {
+                    return Err(err(
+                        &name,
+                        format!(
+                            "names are at most {} bytes (limits.property_name_bytes)",
+                            limits.property_name
+                        ),
+                    ));
+                }
+                if json_len(v, limits.properties) > limits.properties {
+                    return Err(err(
+                        field,
+                        format!(
+                            "at most {} bytes as JSON (limits.properties_bytes)",
+                            limits.properties
+                        ),
+                    ));
+                }
+                Ok(Value::from_json(v))
+            }
             Some(Json::Null) | None => Ok(Value::Record(Default::default())),
             Some(_) => Err(err(field, "must be an object")),
         }
@@ -345,6 +446,16 @@ fn input_as(
     match kind {
         "track" => {
             let name = match json.get("event") {
+                Some(Json::String(s)) if s.len() > limits.event_name => {
+                    return Err(err(
+                        "event",
+                        format!(
+                            "at most {} bytes (limits.event_name_bytes); this one is {}",
+                            limits.event_name,
+                            s.len()
+                        ),
+                    ));
+                }
                 Some(Json::String(s)) if !s.is_empty() => s.clone(),
                 Some(_) => return Err(err("event", "must be a non-empty string")),
                 None => return Err(err("event", "missing")),
@@ -413,6 +524,63 @@ fn input_as(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn event_and_property_names_and_properties_are_capped_naming_the_limit() {
+        let now = chrono::Utc::now();
+        let limits = Limits {
+            event_name: 8,
+            property_name: 4,
+            properties: 64,
+            user_state: 1000,
+        };
+        let refused = |body: Json, call: Call| {
+            messages_within(&body, call, now, &limits).expect_err("refused")
+        };
+        let e = refused(json!({"userId": "u", "event": "x".repeat(9)}), Call::Track);
+        assert_eq!((e.refusal, e.field.as_str()), (Refusal::Invalid, "event"));
+        assert!(e.message.contains("limits.event_name_bytes"), "{e}");
+        assert!(
+            messages_within(
+                &json!({"userId": "u", "event": "x".repeat(8)}),
+                Call::Track,
+                now,
+                &limits
+            )
+            .is_ok()
+        );
+        let e = refused(
+            json!({"userId": "u", "event": "x", "properties": {"cart": {"items": 1}}}),
+            Call::Track,
+        );
+        assert_eq!(e.field, "properties.cart.items");
+        assert!(e.message.contains("limits.property_name_bytes"), "{e}");
+        // In a batch, the item past a limit is refused by itself.
+        let taken = messages_within(
+            &json!({"batch": [{"userId": "u", "event": "x"}, {"type": "identify", "userId": "u", "traits": {"bio": "y".repeat(100)}}]}),
+            Call::Batch,
+            now,
+            &limits,
+        )
+        .unwrap();
+        assert_eq!(taken.inputs.len(), 1);
+        let e = &taken.refused[0];
+        assert_eq!((e.index, e.field.as_str()), (1, "batch[1].traits"));
+        assert!(
+            e.message
+                .contains("at most 64 bytes as JSON (limits.properties_bytes)"),
+            "{}",
+            e.message
+        );
+        // The defaults take what Segment's SDKs send and refuse a 4 MiB name.
+        let e = messages(
+            &json!({"userId": "u", "event": "x".repeat(4 << 20)}),
+            Call::Track,
+            now,
+        )
+        .expect_err("refused");
+        assert_eq!(e.field, "event");
+    }
 
     #[test]
     fn track_and_identify_in_segment_shape() {

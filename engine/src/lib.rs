@@ -11,6 +11,7 @@ pub mod config;
 pub mod core;
 pub mod daemon;
 pub mod deployment;
+pub mod export;
 pub mod history;
 pub mod ingest;
 pub mod journal;

@@ -82,7 +82,14 @@ impl Committer {
 }
 
 /// Called once a pipelined batch is durable (or failed to be).
-pub type Durable = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+pub type Durable = Box<dyn FnOnce(Result<Committed, StoreError>) + Send>;
+
+/// What a durable pipelined batch took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Committed {
+    /// Inputs dropped as duplicates of a message id already taken.
+    pub duplicates: usize,
+}
 
 impl<K: Kv> Runtime<K> {
     pub fn new(store: Store<K>, deployment: Deployment) -> Runtime<K> {
@@ -279,6 +286,7 @@ impl<K: Kv> Runtime<K> {
             };
             if let Some(id) = message_id {
                 if fresh.contains(id) || self.store.seen(id)? {
+                    batch.duplicates += 1;
                     continue;
                 }
                 fresh.insert(id);
@@ -307,6 +315,17 @@ impl<K: Kv> Runtime<K> {
                 users.insert(user.to_string(), (state, wake));
             }
             let (state, _) = users.get_mut(user).expect("just inserted");
+            if matches!(input, Input::Track(_) | Input::Identify { .. })
+                && self.store.oversize(user)
+            {
+                let mut r = crate::journal::Record::new(now, user, crate::journal::Kind::Error);
+                r.message = Some(
+                    "the user's stored state is past limits.user_state_bytes: this event was not applied (erase the user or raise the limit)"
+                        .into(),
+                );
+                batch.journal.push(r);
+                continue;
+            }
             let kind = match input {
                 Input::Track(e) => e.name.as_str(),
                 Input::Identify { .. } => "identify",
@@ -600,9 +619,10 @@ impl<K: Kv + Clone + 'static> Runtime<K> {
         };
         let (done, applied) = mpsc::channel();
         let kv = self.store.kv().clone();
+        let duplicates = batch.duplicates;
         let job: Job = Box::new(move || {
             let result = kv.apply(ops).and_then(|()| kv.flush());
-            durable(result.clone());
+            durable(result.clone().map(|()| Committed { duplicates }));
             let _ = done.send(result);
         });
         let committer = self.committer.get_or_insert_with(Committer::start);
@@ -645,4 +665,77 @@ fn settlement_record(settled: &Settled, now: DateTime<Utc>) -> Record {
         Settled::Delivered { .. } => None,
     };
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::Kind;
+    use crate::store::MemoryKv;
+    use waymark_dsl::value::Value;
+
+    fn identify(user: &str, traits: serde_json::Value, at: DateTime<Utc>) -> Input {
+        Input::Identify {
+            user: user.into(),
+            traits: Value::from_json(&traits),
+            at,
+            message_id: None,
+        }
+    }
+
+    #[test]
+    fn a_user_past_the_state_limit_gets_an_error_record_instead_of_the_event() {
+        let store = Store::open(MemoryKv::default()).unwrap();
+        store.set_max_user_bytes(600);
+        let mut runtime = Runtime::new(store, Deployment::new(Default::default()));
+        let now = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let records = runtime
+            .ingest(
+                &[identify(
+                    "big",
+                    serde_json::json!({"bio": "x".repeat(400)}),
+                    now,
+                )],
+                now,
+            )
+            .unwrap();
+        assert!(records.iter().all(|r| r.kind != Kind::Error), "{records:?}");
+        // Still under: the next trait is taken and tips the state over.
+        runtime
+            .ingest(
+                &[identify(
+                    "big",
+                    serde_json::json!({"note": "y".repeat(400)}),
+                    now,
+                )],
+                now,
+            )
+            .unwrap();
+        let records = runtime
+            .ingest(
+                &[
+                    identify("big", serde_json::json!({"more": "z"}), now),
+                    identify("small", serde_json::json!({"more": "z"}), now),
+                ],
+                now,
+            )
+            .unwrap();
+        let errors: Vec<_> = records.iter().filter(|r| r.kind == Kind::Error).collect();
+        assert_eq!(errors.len(), 1, "{records:?}");
+        assert_eq!(errors[0].user, "big");
+        assert!(
+            errors[0]
+                .message
+                .as_deref()
+                .unwrap()
+                .contains("limits.user_state_bytes")
+        );
+        let big = runtime.store.user("big").unwrap().unwrap();
+        assert!(
+            !big.traits.contains_key("more"),
+            "the event was not applied"
+        );
+        let small = runtime.store.user("small").unwrap().unwrap();
+        assert!(small.traits.contains_key("more"));
+    }
 }

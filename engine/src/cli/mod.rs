@@ -5,6 +5,7 @@
 pub mod check;
 pub mod explain;
 pub mod fmt;
+mod json_log;
 pub mod run;
 pub mod simulate;
 pub mod test;

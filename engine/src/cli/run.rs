@@ -46,7 +46,10 @@ pub fn run(args: &RunArgs, registry: Registry) -> Result<ExitCode> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match config.log_format {
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Json => builder
+            .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+            .event_format(super::json_log::JsonLines)
+            .init(),
         LogFormat::Text => builder.init(),
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()

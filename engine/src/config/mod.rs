@@ -93,6 +93,35 @@ pub struct Config {
     pub retry: Retry,
     pub log_format: LogFormat,
     pub log_level: String,
+    /// Caps on what one ingested message may carry (`[limits]`).
+    pub limits: crate::ingest::Limits,
+    /// Timeouts and the connection cap of the HTTP server (`[http]`).
+    pub http: Http,
+}
+
+/// How long the HTTP server waits for slow clients, and how many
+/// connections it holds at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Http {
+    /// A request's head (line and headers) must arrive within this.
+    pub header_read_timeout: std::time::Duration,
+    /// A request's body must arrive within this.
+    pub body_read_timeout: std::time::Duration,
+    /// A keep-alive connection with no request under way is closed after this.
+    pub idle_timeout: std::time::Duration,
+    /// Connections held at once; more wait to be accepted.
+    pub max_connections: usize,
+}
+
+impl Default for Http {
+    fn default() -> Http {
+        Http {
+            header_read_timeout: std::time::Duration::from_secs(10),
+            body_read_timeout: std::time::Duration::from_secs(30),
+            idle_timeout: std::time::Duration::from_secs(60),
+            max_connections: 1024,
+        }
+    }
 }
 
 /// Command-line overrides (the last layer).
@@ -455,6 +484,8 @@ fn validate(table: &Table, kinds: &dyn KindCheck, errors: &mut Vec<ConfigError>)
             "channels",
             "retry",
             "log",
+            "limits",
+            "http",
         ],
     );
     let listen_text = r.string(table, "", "listen").unwrap_or_default();
@@ -520,6 +551,57 @@ fn validate(table: &Table, kinds: &dyn KindCheck, errors: &mut Vec<ConfigError>)
                     format!("`{level}` is not one of error, warn, info, debug, trace"),
                 ));
             }
+        }
+    }
+    let mut limits = crate::ingest::Limits::default();
+    if let Some(t) = r.table(table, "", "limits") {
+        r.unknown(
+            t,
+            "limits",
+            &[
+                "event_name_bytes",
+                "property_name_bytes",
+                "properties_bytes",
+                "user_state_bytes",
+            ],
+        );
+        let mut size = |key: &str, value: &mut usize| {
+            if let Some(n) = r.integer(t, "limits", key, 1, 1 << 30) {
+                *value = n as usize;
+            }
+        };
+        size("event_name_bytes", &mut limits.event_name);
+        size("property_name_bytes", &mut limits.property_name);
+        size("properties_bytes", &mut limits.properties);
+        size("user_state_bytes", &mut limits.user_state);
+    }
+    let mut http = Http::default();
+    if let Some(t) = r.table(table, "", "http") {
+        r.unknown(
+            t,
+            "http",
+            &[
+                "header_read_timeout",
+                "body_read_timeout",
+                "idle_timeout",
+                "max_connections",
+            ],
+        );
+        for (key, value) in [
+            ("header_read_timeout", &mut http.header_read_timeout),
+            ("body_read_timeout", &mut http.body_read_timeout),
+            ("idle_timeout", &mut http.idle_timeout),
+        ] {
+            match r.duration(t, "http", key) {
+                Some(d) if d.is_zero() => r
+                    .errors
+                    .push(error(&join("http", key), "must be longer than 0s")),
+                Some(d) => *value = d,
+                None => {}
+            }
+        }
+        if let Some(n) = r.integer(t, "http", "max_connections", 1, 1_000_000) {
+            http.max_connections = n as usize;
         }
     }
     let mut tokens = Vec::new();
@@ -652,6 +734,8 @@ fn validate(table: &Table, kinds: &dyn KindCheck, errors: &mut Vec<ConfigError>)
         retry,
         log_format,
         log_level,
+        limits,
+        http,
     })
 }
 
@@ -673,6 +757,41 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("./waymark-data"));
         assert!(c.tokens.is_empty() && c.channels.is_empty());
         assert_eq!(c.user_cache, crate::user_cache::DEFAULT_USERS);
+    }
+
+    #[test]
+    fn limits_and_http_timeouts_have_defaults_and_are_checked() {
+        let c = load(None, &env(&[]), &Flags::default(), &AnyKind).unwrap();
+        assert_eq!(c.limits, crate::ingest::Limits::default());
+        assert_eq!(c.http, Http::default());
+        let file = "[limits]\nevent_name_bytes = 64\n[http]\nheader_read_timeout = \"2s\"\nmax_connections = 8\n";
+        let c = load(
+            Some(("w.toml", file)),
+            &env(&[]),
+            &Flags::default(),
+            &AnyKind,
+        )
+        .unwrap();
+        assert_eq!(c.limits.event_name, 64);
+        assert_eq!(
+            c.http.header_read_timeout,
+            std::time::Duration::from_secs(2)
+        );
+        assert_eq!(c.http.max_connections, 8);
+        assert_eq!(c.http.idle_timeout, Http::default().idle_timeout);
+        let file =
+            "[limits]\nevent_name_bytes = 0\nuser_state = 5\n[http]\nidle_timeout = \"0s\"\n";
+        let errors = load(
+            Some(("w.toml", file)),
+            &env(&[]),
+            &Flags::default(),
+            &AnyKind,
+        )
+        .unwrap_err();
+        let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+        assert!(paths.contains(&"limits.event_name_bytes"), "{errors:?}");
+        assert!(paths.contains(&"limits.user_state"), "{errors:?}");
+        assert!(paths.contains(&"http.idle_timeout"), "{errors:?}");
     }
 
     #[test]

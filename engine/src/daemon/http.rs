@@ -28,6 +28,10 @@ pub struct AppState {
     pub tokens: Arc<Vec<Token>>,
     /// Configured channels, when a config names them (deploys are checked against them).
     pub channels: Option<Arc<waymark_dsl::check::ChannelCatalog>>,
+    /// Caps on what one message may carry.
+    pub limits: ingest::Limits,
+    /// What `/readyz` reports.
+    pub health: Arc<super::health::Health>,
 }
 
 /// A JSON error: `{"error": {"field": …, "message": …}}`.
@@ -36,6 +40,8 @@ pub struct ApiError {
     status: StatusCode,
     field: String,
     message: String,
+    /// Seconds for a `Retry-After` header.
+    retry_after: Option<u32>,
 }
 
 impl ApiError {
@@ -44,17 +50,36 @@ impl ApiError {
             status,
             field: field.into(),
             message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// The store cannot take writes now: 503, try again in a few seconds.
+    fn store_unavailable(error: impl std::fmt::Display) -> ApiError {
+        ApiError {
+            retry_after: Some(5),
+            ..ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server",
+                format!("not stored, try again later: {error}"),
+            )
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
+        let mut response = (
             self.status,
             axum::Json(json!({"error": {"field": self.field, "message": self.message}})),
         )
-            .into_response()
+            .into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 
@@ -64,6 +89,7 @@ pub fn router(state: AppState) -> Router {
             "/healthz",
             get(|| async { axum::Json(json!({"status": "ok"})) }),
         )
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/v1/track", post(track))
         .route("/v1/identify", post(identify))
@@ -79,6 +105,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/journeys/{name}/pause", post(pause))
         .route("/v1/journeys/{name}/resume", post(resume))
         .layer(DefaultBodyLimit::max(ingest::MAX_BODY))
+        .layer(axum::middleware::from_fn(refuse_oversize))
+        .layer(axum::middleware::from_fn(count_requests))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "path", "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -88,6 +116,29 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .with_state(state)
+}
+
+/// A body whose `Content-Length` is past the limit is refused before it is
+/// read: with `Expect: 100-continue` the client gets 413 instead of
+/// `100 Continue` (hyper sends that only once a handler reads the body).
+async fn refuse_oversize(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let length = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if length.is_some_and(|n| n > ingest::MAX_BODY as u64) {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body",
+            format!("more than {} bytes", ingest::MAX_BODY),
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 /// A route's one path parameter. One that is not UTF-8 once
@@ -185,6 +236,16 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 fn json_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Json, ApiError> {
     let body = body.map_err(|e| {
         let status = e.status();
+        let timed_out = std::error::Error::source(&e)
+            .is_some_and(|s| s.to_string().contains("body_read_timeout"))
+            || e.body_text().contains("body_read_timeout");
+        if timed_out {
+            return ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body",
+                super::serve::BodyTimeout.to_string(),
+            );
+        }
         ApiError::new(
             if status.is_client_error() {
                 status
@@ -227,11 +288,7 @@ async fn submit(state: &AppState, inputs: Vec<crate::model::Input>) -> Result<()
         .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server", "shutting down"))?;
     match answer.await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server",
-            format!("not stored: {e}"),
-        )),
+        Ok(Err(e)) => Err(ApiError::store_unavailable(e)),
         Err(_) => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "server",
@@ -274,9 +331,18 @@ async fn ingest(
     body: Result<Bytes, BytesRejection>,
     call: Call,
 ) -> Result<Response, ApiError> {
-    let json = json_body(&headers, body)?;
-    authorize(&state, &headers, Some(&json), Scope::Ingest)?;
-    let taken = ingest::messages(&json, call, chrono::Utc::now())?;
+    // A token in the headers is checked before the body is read; only a
+    // request without one (Segment's `writeKey` in the body) is decoded,
+    // within the size limit, before it is refused.
+    let json = if presented_token(&headers, None).is_some() {
+        authorize(&state, &headers, None, Scope::Ingest)?;
+        json_body(&headers, body)?
+    } else {
+        let json = json_body(&headers, body)?;
+        authorize(&state, &headers, Some(&json), Scope::Ingest)?;
+        json
+    };
+    let taken = ingest::messages_within(&json, call, chrono::Utc::now(), &state.limits)?;
     let refused: Vec<Json> = taken
         .refused
         .iter()
@@ -335,20 +401,7 @@ async fn user(
     let Some(u) = found else {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "id", "no such user"));
     };
-    Ok(axum::Json(json!({
-        "id": u.id,
-        "created_at": u.created_at,
-        "profile": crate::core::user_value(&u).to_json(),
-        "tags": u.tags,
-        "points": waymark_dsl::value::decimal_to_json(u.points.balance()),
-        "coupons": u.coupons.iter().map(|c| c.as_value().to_json()).collect::<Vec<_>>(),
-        "journeys": u.instances.iter().map(|i| json!({
-            "journey": i.journey, "version": i.version, "instance": i.id, "step": format!("s{}", i.step.0),
-            "entered_at": i.entered_at, "waiting": format!("{:?}", i.wait),
-        })).collect::<Vec<_>>(),
-        "timers": u.next_wake(),
-        "tasks": u.tasks.iter().map(|(name, t)| (name.clone(), json!({"counted": t.counted.len(), "streak": t.streak, "rewards": t.rewards}))).collect::<serde_json::Map<_, _>>(),
-    })))
+    Ok(axum::Json(crate::export::summary(&u)))
 }
 
 /// Erasure under PIPL: the user's data is gone from every store and their
@@ -391,10 +444,8 @@ async fn export(
         return Err(ApiError::new(StatusCode::NOT_FOUND, "id", "no such user"));
     };
     let journal = state.store.journal(&id, usize::MAX).map_err(internal)?;
-    let state_json = serde_json::to_value(&user)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server", e.to_string()))?;
     Ok(axum::Json(
-        json!({"user": id, "state": state_json, "journal": journal}),
+        json!({"user": id, "state": crate::export::state(&user), "journal": journal}),
     ))
 }
 
@@ -557,8 +608,8 @@ async fn deploy(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let json = json_body(&headers, body)?;
     authorize(&state, &headers, None, Scope::Admin)?;
+    let json = json_body(&headers, body)?;
     let Some(files) = json.get("files").and_then(Json::as_object) else {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -633,12 +684,60 @@ async fn journeys(
     Ok(axum::Json(json!({"journeys": items})))
 }
 
+/// Readiness: 200 when the store answers and its last write succeeded,
+/// the scripts are deployed and the outbox worker runs; else 503 naming
+/// what is wrong.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let store = state.store.clone();
+    let read = tokio::task::spawn_blocking(move || store.load_deployment().err())
+        .await
+        .unwrap_or_else(|e| Some(crate::store::StoreError::Backend(e.to_string())));
+    let (ready, checks) = state.health.checks(read.map(|e| e.to_string()));
+    let (status, word) = if ready {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+    };
+    (
+        status,
+        axum::Json(json!({"status": word, "checks": checks})),
+    )
+        .into_response()
+}
+
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let (depth, dead) = state.store.outbox_depths().unwrap_or((0, 0));
+    let store = state.store.clone();
+    let gauges = tokio::task::spawn_blocking(move || super::metrics::Gauges {
+        outbox_depth: store.outbox_depths().map_or(0, |(depth, _)| depth),
+        pending_timers: store.pending_timers().unwrap_or(0),
+        dead_letters: store.dead_letters_by_channel().unwrap_or_default(),
+    })
+    .await
+    .unwrap_or_default();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        super::metrics::render(depth, dead),
+        super::metrics::render(&gauges),
     )
+}
+
+/// Counts each request by its route's template (`/v1/users/{id}`, so user
+/// ids do not become label values), method and status, with its latency.
+async fn count_requests(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_string();
+    let method = request.method().as_str().to_string();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    super::metrics::http_request(
+        &route,
+        &method,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
 }
 
 #[cfg(test)]
@@ -788,6 +887,18 @@ mod tests {
         assert_eq!(
             (status, &json["error"]["field"]),
             (StatusCode::BAD_REQUEST, &"batch[0].event".into())
+        );
+        let long = format!(r#"{{"userId":"u","event":"{}"}}"#, "x".repeat(4 << 20));
+        let (status, json) = answer(&api, "POST", "/v1/track", &long).await;
+        assert_eq!(
+            (status, &json["error"]["field"]),
+            (StatusCode::BAD_REQUEST, &"event".into())
+        );
+        assert!(
+            json["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("limits.event_name_bytes")
         );
         let (status, json) = answer(&api, "PUT", "/v1/identify", "{}").await;
         assert_eq!(

@@ -1,172 +1,410 @@
 //! Telemetry in one place: one function per event that both logs (through
 //! `tracing`) and counts, and the Prometheus text rendering of the counts.
+//! Every sample of a family has the same label names, and a label whose
+//! value would be empty (a record of no journey, a send on no channel) is
+//! written as `(none)`, never as `label=""`; every family has its HELP and
+//! TYPE even before it has a sample.
 
 use crate::journal::{Kind, Record};
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-static INPUTS: AtomicU64 = AtomicU64::new(0);
-static COMMITS: AtomicU64 = AtomicU64::new(0);
-static COMMIT_MICROS: AtomicU64 = AtomicU64::new(0);
-/// Commit latency buckets (upper bounds in ms) and counts.
-const BUCKETS_MS: [u64; 8] = [1, 2, 5, 10, 25, 50, 100, 500];
-static COMMIT_BUCKETS: [AtomicU64; 9] = [const { AtomicU64::new(0) }; 9];
-static RECORDS: Mutex<BTreeMap<(String, String), u64>> = Mutex::new(BTreeMap::new());
-static DELIVERIES: Mutex<BTreeMap<(String, String), u64>> = Mutex::new(BTreeMap::new());
-static TIMER_LAG_MS: AtomicU64 = AtomicU64::new(0);
-static UNSUPPORTED: Mutex<BTreeMap<(String, String), u64>> = Mutex::new(BTreeMap::new());
-static REFUSED_ITEMS: AtomicU64 = AtomicU64::new(0);
+/// Latency buckets, in seconds.
+const SECONDS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+/// Batch size buckets, in inputs.
+const INPUTS: &[f64] = &[
+    1.0, 2.0, 5.0, 10.0, 50.0, 100.0, 500.0, 1000.0, 5000.0, 10000.0,
+];
 
-fn bump(map: &Mutex<BTreeMap<(String, String), u64>>, a: &str, b: &str) {
-    if let Ok(mut m) = map.lock() {
-        *m.entry((a.to_string(), b.to_string())).or_default() += 1;
-    }
+/// A family: its name, type, help, and buckets if a histogram.
+struct Family {
+    name: &'static str,
+    kind: &'static str,
+    help: &'static str,
+    buckets: &'static [f64],
 }
 
-/// A batch committed and flushed.
-pub fn commit(took: Duration, inputs: usize) {
-    INPUTS.fetch_add(inputs as u64, Ordering::Relaxed);
-    COMMITS.fetch_add(1, Ordering::Relaxed);
-    COMMIT_MICROS.fetch_add(took.as_micros() as u64, Ordering::Relaxed);
-    let ms = took.as_millis() as u64;
-    let bucket = BUCKETS_MS
+const FAMILIES: &[Family] = &[
+    Family {
+        name: "waymark_build_info",
+        kind: "gauge",
+        help: "1, labelled with the version of this waymark.",
+        buckets: &[],
+    },
+    Family {
+        name: "waymark_ingested_inputs_total",
+        kind: "counter",
+        help: "Events and identifies committed, duplicates not counted.",
+        buckets: &[],
+    },
+    Family {
+        name: "waymark_duplicate_inputs_total",
+        kind: "counter",
+        help: "Events and identifies dropped as duplicates of a message id already taken.",
+        buckets: &[],
+    },
+    Family {
+        name: "waymark_commit_seconds",
+        kind: "histogram",
+        help: "Latency of the writer's batch commits, flush included.",
+        buckets: SECONDS,
+    },
+    Family {
+        name: "waymark_batch_inputs",
+        kind: "histogram",
+        help: "Inputs per batch the writer commits.",
+        buckets: INPUTS,
+    },
+    Family {
+        name: "waymark_http_requests_total",
+        kind: "counter",
+        help: "HTTP requests by route (the route's template, not the path), method and status.",
+        buckets: &[],
+    },
+    Family {
+        name: "waymark_http_request_seconds",
+        kind: "histogram",
+        help: "HTTP request latency by route, until the answer's head.",
+        buckets: SECONDS,
+    },
+    Family {
+        name: "waymark_deliveries_total",
+        kind: "counter",
+        help: "Delivery attempts by channel and outcome (delivered, retry, dead).",
+        buckets: &[],
+    },
+    Family {
+        name: "waymark_delivery_seconds",
+        kind: "histogram",
+        help: "Latency of delivery attempts by channel.",
+        buckets: SECONDS,
+    },
+    Family {
+        name: "waymark_records_total",
+        kind: "counter",
+        help: "Journal records by kind and journey (or rule or task), however made: events, timers, deploys, resumes.",
+        buckets: &[],
+    },
+    Family {
+        name: "waymark_record_reasons_total",
+        kind: "counter",
+        help: "Journal records that give a reason (suppressed, exit, deferred) by kind, reason and journey.",
+        buckets: &[],
+    },
+    Family {
+        name: "waymark_timer_lag_seconds",
+        kind: "gauge",
+        help: "How late the last due timers fired.",
+        buckets: &[],
+    },
+    Family {
+        name: "waymark_outbox_depth",
+        kind: "gauge",
+        help: "Sends waiting for delivery.",
+        buckets: &[],
+    },
+    Family {
+        name: "waymark_pending_timers",
+        kind: "gauge",
+        help: "Users with a timer pending.",
+        buckets: &[],
+    },
+    Family {
+        name: "waymark_dead_letters",
+        kind: "gauge",
+        help: "Sends given up on, by channel.",
+        buckets: &[],
+    },
+    Family {
+        name: "waymark_failed_sends_total",
+        kind: "counter",
+        help: "Sends given up on (journaled as failed), by journey and channel.",
+        buckets: &[],
+    },
+    Family {
+        name: "waymark_unsupported_messages_total",
+        kind: "counter",
+        help: "Segment messages taken but not acted on, by type.",
+        buckets: &[],
+    },
+    Family {
+        name: "waymark_refused_batch_items_total",
+        kind: "counter",
+        help: "Batch items refused while the rest of their batch was taken.",
+        buckets: &[],
+    },
+];
+
+type Labels = Vec<(&'static str, String)>;
+
+#[derive(Default)]
+struct Histogram {
+    counts: Vec<u64>,
+    sum: f64,
+    count: u64,
+}
+
+#[derive(Default)]
+struct Registry {
+    /// Counters and gauges by family and labels.
+    values: BTreeMap<(&'static str, Labels), f64>,
+    histograms: BTreeMap<(&'static str, Labels), Histogram>,
+}
+
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
+    values: BTreeMap::new(),
+    histograms: BTreeMap::new(),
+});
+
+fn with<T>(f: impl FnOnce(&mut Registry) -> T) -> T {
+    f(&mut REGISTRY.lock().unwrap_or_else(|p| p.into_inner()))
+}
+
+/// Labels, an empty value written as `(none)`.
+fn labels(pairs: &[(&'static str, &str)]) -> Labels {
+    pairs
         .iter()
-        .position(|b| ms <= *b)
-        .unwrap_or(BUCKETS_MS.len());
-    COMMIT_BUCKETS[bucket].fetch_add(1, Ordering::Relaxed);
+        .map(|(k, v)| (*k, if v.is_empty() { "(none)" } else { v }.to_string()))
+        .collect()
+}
+
+fn add(name: &'static str, pairs: &[(&'static str, &str)], by: f64) {
+    with(|r| *r.values.entry((name, labels(pairs))).or_default() += by);
+}
+
+fn set(name: &'static str, pairs: &[(&'static str, &str)], value: f64) {
+    with(|r| {
+        r.values.insert((name, labels(pairs)), value);
+    });
+}
+
+fn observe(name: &'static str, pairs: &[(&'static str, &str)], value: f64) {
+    let buckets = FAMILIES
+        .iter()
+        .find(|f| f.name == name)
+        .map_or(&[][..], |f| f.buckets);
+    with(|r| {
+        let h = r.histograms.entry((name, labels(pairs))).or_default();
+        if h.counts.is_empty() {
+            h.counts = vec![0; buckets.len()];
+        }
+        if let Some(i) = buckets.iter().position(|b| value <= *b) {
+            h.counts[i] += 1;
+        }
+        h.sum += value;
+        h.count += 1;
+    });
+}
+
+/// A batch committed and flushed: `inputs` were taken (duplicates not among them).
+pub fn commit(took: Duration, inputs: usize) {
+    add("waymark_ingested_inputs_total", &[], inputs as f64);
+    observe("waymark_commit_seconds", &[], took.as_secs_f64());
+    observe("waymark_batch_inputs", &[], inputs as f64);
     tracing::debug!(inputs, took_us = took.as_micros() as u64, "batch committed");
 }
 
-/// Journal records of a batch: counted by kind (suppressions by reason).
+/// An input dropped as a duplicate of a message id already taken.
+pub fn duplicates(n: usize) {
+    if n > 0 {
+        add("waymark_duplicate_inputs_total", &[], n as f64);
+    }
+}
+
+/// Journal records, however made (ingest, timers, deploy, resume): counted
+/// by kind, reason and journey.
 pub fn records(records: &[Record]) {
     for r in records {
-        let label = match r.kind {
-            Kind::Suppressed => format!("suppressed:{}", r.reason.as_deref().unwrap_or("")),
-            k => k.as_str().to_string(),
-        };
-        bump(&RECORDS, &label, r.journey.as_deref().unwrap_or(""));
+        let journey = r.journey.as_deref().unwrap_or("");
+        add(
+            "waymark_records_total",
+            &[("kind", r.kind.as_str()), ("journey", journey)],
+            1.0,
+        );
+        if let Some(reason) = r.reason.as_deref().filter(|r| !r.is_empty()) {
+            add(
+                "waymark_record_reasons_total",
+                &[
+                    ("kind", r.kind.as_str()),
+                    ("reason", reason),
+                    ("journey", journey),
+                ],
+                1.0,
+            );
+        }
+        if r.kind == Kind::Failed {
+            add(
+                "waymark_failed_sends_total",
+                &[
+                    ("journey", journey),
+                    ("channel", r.channel.as_deref().unwrap_or("")),
+                ],
+                1.0,
+            );
+        }
         if r.kind == Kind::Error {
             tracing::warn!(user = %r.user, journey = ?r.journey, step = ?r.step, message = ?r.message, "runtime error in a script");
         }
     }
 }
 
-/// A delivery attempt ended.
-pub fn delivery(channel: &str, outcome: &str) {
-    bump(&DELIVERIES, channel, outcome);
-}
-
 /// A Segment message taken but not acted on (`alias`, until identity
-/// merge lands): logged and counted by type.
+/// merge lands).
 pub fn unsupported(kind: &str, user: &str) {
-    tracing::info!(
-        kind,
-        user,
-        "Segment message taken but not acted on (not supported yet)"
-    );
-    bump(&UNSUPPORTED, kind, "");
+    add("waymark_unsupported_messages_total", &[("type", kind)], 1.0);
+    tracing::info!(user, kind, "Segment message taken but not acted on");
 }
 
-/// Batch items refused while the others were taken.
+/// Batch items refused while the rest of their batch was taken.
 pub fn refused_items(n: usize) {
-    REFUSED_ITEMS.fetch_add(n as u64, Ordering::Relaxed);
+    add("waymark_refused_batch_items_total", &[], n as f64);
+}
+
+/// A delivery attempt ended with `outcome` after `took`.
+pub fn delivery(channel: &str, outcome: &str, took: Duration) {
+    add(
+        "waymark_deliveries_total",
+        &[("channel", channel), ("outcome", outcome)],
+        1.0,
+    );
+    observe(
+        "waymark_delivery_seconds",
+        &[("channel", channel)],
+        took.as_secs_f64(),
+    );
+}
+
+/// An HTTP request was answered; `route` is the matched route's template.
+pub fn http_request(route: &str, method: &str, status: u16, took: Duration) {
+    let status = status.to_string();
+    add(
+        "waymark_http_requests_total",
+        &[("route", route), ("method", method), ("status", &status)],
+        1.0,
+    );
+    observe(
+        "waymark_http_request_seconds",
+        &[("route", route)],
+        took.as_secs_f64(),
+    );
 }
 
 /// How late the oldest due timer fired.
 pub fn timer_lag(lag: Duration) {
-    TIMER_LAG_MS.store(lag.as_millis() as u64, Ordering::Relaxed);
+    set("waymark_timer_lag_seconds", &[], lag.as_secs_f64());
 }
 
-/// Prometheus text exposition format.
-pub fn render(outbox_depth: usize, dead_letters: usize) -> String {
+/// What the store holds right now, read when `/metrics` is scraped.
+#[derive(Debug, Default)]
+pub struct Gauges {
+    pub outbox_depth: usize,
+    pub pending_timers: usize,
+    pub dead_letters: BTreeMap<String, usize>,
+}
+
+/// Prometheus text exposition format (version 0.0.4).
+pub fn render(gauges: &Gauges) -> String {
+    set(
+        "waymark_build_info",
+        &[("version", env!("CARGO_PKG_VERSION"))],
+        1.0,
+    );
+    set("waymark_outbox_depth", &[], gauges.outbox_depth as f64);
+    set("waymark_pending_timers", &[], gauges.pending_timers as f64);
+    with(|r| {
+        r.values
+            .retain(|(name, _), _| *name != "waymark_dead_letters");
+        for (channel, n) in &gauges.dead_letters {
+            r.values.insert(
+                ("waymark_dead_letters", labels(&[("channel", channel)])),
+                *n as f64,
+            );
+        }
+    });
     let mut out = String::new();
-    let mut line = |s: String| {
-        out.push_str(&s);
-        out.push('\n');
-    };
-    line("# HELP waymark_ingested_inputs_total Events and identifies committed.".into());
-    line("# TYPE waymark_ingested_inputs_total counter".into());
-    line(format!(
-        "waymark_ingested_inputs_total {}",
-        INPUTS.load(Ordering::Relaxed)
-    ));
-    line("# HELP waymark_commit_seconds Latency of a batch commit including its flush.".into());
-    line("# TYPE waymark_commit_seconds histogram".into());
-    let mut cumulative = 0;
-    for (i, bound) in BUCKETS_MS.iter().enumerate() {
-        cumulative += COMMIT_BUCKETS[i].load(Ordering::Relaxed);
-        line(format!(
-            "waymark_commit_seconds_bucket{{le=\"{}\"}} {cumulative}",
-            *bound as f64 / 1000.0
-        ));
-    }
-    cumulative += COMMIT_BUCKETS[BUCKETS_MS.len()].load(Ordering::Relaxed);
-    line(format!(
-        "waymark_commit_seconds_bucket{{le=\"+Inf\"}} {cumulative}"
-    ));
-    line(format!(
-        "waymark_commit_seconds_sum {}",
-        COMMIT_MICROS.load(Ordering::Relaxed) as f64 / 1e6
-    ));
-    line(format!(
-        "waymark_commit_seconds_count {}",
-        COMMITS.load(Ordering::Relaxed)
-    ));
-    line("# HELP waymark_timer_lag_seconds How late the last due timers fired.".into());
-    line("# TYPE waymark_timer_lag_seconds gauge".into());
-    line(format!(
-        "waymark_timer_lag_seconds {}",
-        TIMER_LAG_MS.load(Ordering::Relaxed) as f64 / 1000.0
-    ));
-    line("# HELP waymark_outbox_depth Sends waiting for delivery.".into());
-    line("# TYPE waymark_outbox_depth gauge".into());
-    line(format!("waymark_outbox_depth {outbox_depth}"));
-    line("# HELP waymark_dead_letters Sends given up on.".into());
-    line("# TYPE waymark_dead_letters gauge".into());
-    line(format!("waymark_dead_letters {dead_letters}"));
-    line("# HELP waymark_deliveries_total Delivery attempts by channel and outcome.".into());
-    line("# TYPE waymark_deliveries_total counter".into());
-    if let Ok(m) = DELIVERIES.lock() {
-        for ((channel, outcome), n) in m.iter() {
-            line(format!(
-                "waymark_deliveries_total{{channel=\"{}\",outcome=\"{}\"}} {n}",
-                escape(channel),
-                escape(outcome)
-            ));
+    with(|r| {
+        for family in FAMILIES {
+            let _ = writeln!(out, "# HELP {} {}", family.name, family.help);
+            let _ = writeln!(out, "# TYPE {} {}", family.name, family.kind);
+            for ((name, labels), value) in r.values.range((family.name, Vec::new())..) {
+                if *name != family.name {
+                    break;
+                }
+                let _ = writeln!(
+                    out,
+                    "{}{} {}",
+                    family.name,
+                    text(labels, None),
+                    number(*value)
+                );
+            }
+            for ((name, labels), h) in r.histograms.range((family.name, Vec::new())..) {
+                if *name != family.name {
+                    break;
+                }
+                let mut cumulative = 0;
+                for (i, bound) in family.buckets.iter().enumerate() {
+                    cumulative += h.counts.get(i).copied().unwrap_or(0);
+                    let _ = writeln!(
+                        out,
+                        "{}_bucket{} {cumulative}",
+                        family.name,
+                        text(labels, Some(&number(*bound)))
+                    );
+                }
+                let _ = writeln!(
+                    out,
+                    "{}_bucket{} {}",
+                    family.name,
+                    text(labels, Some("+Inf")),
+                    h.count
+                );
+                let _ = writeln!(
+                    out,
+                    "{}_sum{} {}",
+                    family.name,
+                    text(labels, None),
+                    number(h.sum)
+                );
+                let _ = writeln!(
+                    out,
+                    "{}_count{} {}",
+                    family.name,
+                    text(labels, None),
+                    h.count
+                );
+            }
         }
-    }
-    line("# HELP waymark_unsupported_messages_total Segment messages taken but not acted on, by type.".into());
-    line("# TYPE waymark_unsupported_messages_total counter".into());
-    if let Ok(m) = UNSUPPORTED.lock() {
-        for ((kind, _), n) in m.iter() {
-            line(format!(
-                "waymark_unsupported_messages_total{{type=\"{}\"}} {n}",
-                escape(kind)
-            ));
-        }
-    }
-    line("# HELP waymark_refused_batch_items_total Batch items refused while the rest of their batch was taken.".into());
-    line("# TYPE waymark_refused_batch_items_total counter".into());
-    line(format!(
-        "waymark_refused_batch_items_total {}",
-        REFUSED_ITEMS.load(Ordering::Relaxed)
-    ));
-    line("# HELP waymark_records_total Journal records by kind (suppressions by reason) and journey.".into());
-    line("# TYPE waymark_records_total counter".into());
-    if let Ok(m) = RECORDS.lock() {
-        for ((kind, journey), n) in m.iter() {
-            let (kind, reason) = kind.split_once(':').unwrap_or((kind, ""));
-            line(format!(
-                "waymark_records_total{{kind=\"{}\",reason=\"{}\",journey=\"{}\"}} {n}",
-                escape(kind),
-                escape(reason),
-                escape(journey)
-            ));
-        }
-    }
+    });
     out
+}
+
+fn number(n: f64) -> String {
+    if n.fract() == 0.0 && n.abs() < 1e15 {
+        format!("{}", n as i64)
+    } else {
+        format!("{n}")
+    }
+}
+
+/// `{a="x",b="y"}` (with `le` last for buckets), or nothing without labels.
+fn text(labels: &Labels, le: Option<&str>) -> String {
+    let mut parts: Vec<String> = labels
+        .iter()
+        .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+        .collect();
+    if let Some(le) = le {
+        parts.push(format!("le=\"{le}\""));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("{{{}}}", parts.join(","))
+    }
 }
 
 fn escape(s: &str) -> String {

@@ -5,9 +5,11 @@
 //! finishes the commits under way and the deliveries under way within a
 //! grace period (the rest stay in the outbox), and returns.
 
+mod health;
 mod http;
 pub mod metrics;
 mod outbox;
+mod serve;
 mod writer;
 
 use crate::adapters::Registry;
@@ -179,6 +181,8 @@ pub fn api_without_writer(
         store: Arc::new(store),
         tokens: Arc::new(tokens),
         channels: None,
+        limits: Default::default(),
+        health: Default::default(),
     })
 }
 
@@ -229,10 +233,12 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
     deployment.coupon_secret = store.coupon_secret()?;
     let mut runtime = Runtime::new(store, deployment);
     runtime.set_user_cache(config.user_cache);
+    runtime.store.set_max_user_bytes(config.limits.user_state);
     runtime.start_schedules_at(clock.now());
     if deploy_folder {
         runtime.deployment.source = folder;
-        let (report, _) = runtime.deploy(plan.clone(), false, clock.now())?;
+        let (report, records) = runtime.deploy(plan.clone(), false, clock.now())?;
+        metrics::records(&records);
         tracing::info!(added = ?report.added, changed = ?report.changed, removed = ?report.removed, journeys = plan.journeys.len(), "scripts deployed");
         for warning in &report.warnings {
             tracing::warn!("{warning}");
@@ -255,6 +261,8 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
         }
     }
     let plan = runtime.deployment.plan.as_ref().clone();
+    let health = Arc::new(health::Health::default());
+    health.deployed();
 
     // Channels: the configured ones, or a `log` channel on stdout for every
     // channel the scripts send on.
@@ -299,24 +307,34 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
     }
 
     let (commands, receiver) = std::sync::mpsc::channel();
-    let writer = writer::spawn(runtime, clock.clone(), config.flush_interval, receiver);
+    let writer = writer::spawn(
+        runtime,
+        clock.clone(),
+        config.flush_interval,
+        receiver,
+        health.clone(),
+    );
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let stop = Arc::new(stop);
     let reader = Arc::new(Store::new(kv.clone()));
-    let worker = tokio::spawn(outbox::run(
-        reader.clone(),
-        commands.clone(),
-        Arc::new(channels),
-        clock.clone(),
-        stopped,
-        config.shutdown_grace,
-    ));
+    let worker = {
+        let (reader, clock, health) = (reader.clone(), clock.clone(), health.clone());
+        let writer = commands.clone();
+        let grace = config.shutdown_grace;
+        tokio::spawn(async move {
+            health.outbox(true);
+            outbox::run(reader, writer, Arc::new(channels), clock, stopped, grace).await;
+            health.outbox(false);
+        })
+    };
     let channels = (!config.channels.is_empty()).then(|| Arc::new(catalog(&config, &registry)));
     let state = http::AppState {
         writer: commands.clone(),
         store: reader,
         tokens: Arc::new(config.tokens.clone()),
         channels,
+        limits: config.limits,
+        health,
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -328,14 +346,13 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
     let hangups = tokio::spawn(ignore_hangups());
     tracing::info!(listen = %config.listen, data_dir = %config.data_dir.display(), "waymark is running");
     let stop_deliveries = stop.clone();
-    axum::serve(listener, http::router(state))
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            // No new delivery starts from here; those under way get the
-            // grace period while requests and commits finish.
-            let _ = stop_deliveries.send(true);
-        })
-        .await?;
+    let stopping = async move {
+        shutdown_signal().await;
+        // No new delivery starts from here; those under way get the grace
+        // period while requests and commits finish.
+        let _ = stop_deliveries.send(true);
+    };
+    serve::serve(listener, http::router(state), config.http, stopping).await;
     #[cfg(unix)]
     hangups.abort();
     tracing::info!(

@@ -78,7 +78,7 @@ pub async fn run(
                 in_flight.spawn(async move {
                     let seq = entry.seq;
                     give_up(&store, &writer, entry, dead).await;
-                    super::metrics::delivery(&channel_name, "dead");
+                    super::metrics::delivery(&channel_name, "dead", Duration::ZERO);
                     seq
                 });
                 continue;
@@ -249,6 +249,7 @@ async fn attempt(
     key: &str,
 ) {
     let (store, clock) = (outbox.store, outbox.clock);
+    let started = std::time::Instant::now();
     let result = tokio::time::timeout(
         Duration::from_secs(30),
         channel.channel.deliver(&entry.record, key),
@@ -274,7 +275,7 @@ async fn attempt(
             {
                 tracing::error!(error = %e, "recording a delivery failed; it may be delivered again");
             }
-            super::metrics::delivery(name, "delivered");
+            super::metrics::delivery(name, "delivered", started.elapsed());
         }
         Err(error) => {
             let age = (now - entry.record.at).to_std().unwrap_or_default();
@@ -285,7 +286,7 @@ async fn attempt(
             if hopeless {
                 tracing::warn!(error = %error, "delivery failed for good; dead-lettered");
                 give_up(store, outbox.writer, was, entry).await;
-                super::metrics::delivery(name, "dead");
+                super::metrics::delivery(name, "dead", started.elapsed());
             } else {
                 let delay = backoff(
                     &channel.retry,
@@ -295,7 +296,7 @@ async fn attempt(
                 entry.next_attempt = now + chrono::Duration::from_std(delay).unwrap_or_default();
                 tracing::info!(error = %error, retry_in_ms = delay.as_millis() as u64, "delivery failed; will retry");
                 let _ = store.outbox_retry(&was, &entry);
-                super::metrics::delivery(name, "retry");
+                super::metrics::delivery(name, "retry", started.elapsed());
             }
         }
     }

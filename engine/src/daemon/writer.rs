@@ -9,6 +9,7 @@
 //! inputs in its own commit (so they are durable before anyone is
 //! answered); the writer runs them next, before new inputs. One writer keeps per-user order and determinism.
 
+use super::health::Health;
 use crate::clock::Clock;
 use crate::deployment::DeployReport;
 use crate::model::Input;
@@ -66,11 +67,48 @@ pub fn spawn(
     clock: Arc<dyn Clock>,
     flush_interval: Duration,
     commands: Receiver<Command>,
+    health: Arc<Health>,
 ) -> std::thread::JoinHandle<()> {
     std::thread::Builder::new()
         .name("waymark-writer".into())
-        .spawn(move || run(&mut runtime, clock.as_ref(), flush_interval, &commands))
+        .spawn(move || {
+            run(
+                &mut runtime,
+                clock.as_ref(),
+                flush_interval,
+                &commands,
+                &health,
+            )
+        })
         .expect("the writer thread starts")
+}
+
+/// After a failed write: sled refuses everything once a flush has failed,
+/// so the store is reopened from disk (the runtime has already dropped
+/// what it kept in memory of the failed batches), then probed with a
+/// small write; the daemon is ready again once that succeeds. One try a
+/// second at most: `tried` is when the last one was.
+fn recover(runtime: &mut Runtime<SledKv>, health: &Health, tried: &mut Option<Instant>) {
+    if health.store_error().is_none() {
+        *tried = None;
+        return;
+    }
+    match tried {
+        Some(t) if t.elapsed() < Duration::from_secs(1) => return,
+        None => {
+            *tried = Some(Instant::now());
+            return;
+        }
+        Some(t) => *t = Instant::now(),
+    }
+    if let Err(e) = runtime.drain() {
+        tracing::debug!(error = %e, "the batch in flight failed too");
+    }
+    let kv = runtime.store.kv();
+    match kv.reopen().and_then(|()| runtime.store.probe()) {
+        Ok(()) => health.store_ok(),
+        Err(e) => health.store_failed(e),
+    }
 }
 
 fn run(
@@ -78,11 +116,14 @@ fn run(
     clock: &dyn Clock,
     flush_interval: Duration,
     commands: &Receiver<Command>,
+    health: &Arc<Health>,
 ) {
     let mut stopping = false;
     // When message ids were last pruned (a daemon restarted often still prunes).
     let mut pruned: Option<Instant> = None;
+    let mut tried_recovery = None;
     while !stopping {
+        recover(runtime, health, &mut tried_recovery);
         // First thing at start (before any event waits on the filter it
         // warms), then hourly.
         if pruned.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
@@ -145,23 +186,26 @@ fn run(
                 Command::Shutdown => stopping = true,
                 other => {
                     // Admin commands run between batches, in order.
-                    flush(runtime, clock, &mut inputs, &mut replies);
+                    flush(runtime, clock, &mut inputs, &mut replies, health);
                     admin(runtime, clock, other);
                 }
             }
         }
         if replies.is_empty() && deferred > 0 {
             // No new inputs: a batch of deferred ones alone.
-            flush_deferred(runtime, clock);
+            flush_deferred(runtime, clock, health);
         }
-        flush(runtime, clock, &mut inputs, &mut replies);
+        flush(runtime, clock, &mut inputs, &mut replies, health);
         let now = clock.now();
         if let Ok(Some(due)) = runtime.store.next_due() {
             super::metrics::timer_lag((now - due).to_std().unwrap_or_default());
         }
         match runtime.advance_to(now) {
             Ok(records) => super::metrics::records(&records),
-            Err(e) => tracing::error!(error = %e, "firing timers failed"),
+            Err(e) => {
+                tracing::error!(error = %e, "firing timers failed");
+                health.store_failed(e);
+            }
         }
     }
     // The last batch is durable, and answered, before the writer goes.
@@ -176,6 +220,7 @@ fn flush(
     clock: &dyn Clock,
     inputs: &mut Vec<Input>,
     replies: &mut Vec<oneshot::Sender<Result<(), String>>>,
+    health: &Arc<Health>,
 ) {
     if replies.is_empty() {
         return;
@@ -184,14 +229,22 @@ fn flush(
     let now = clock.now();
     let count = inputs.len();
     let waiting = std::mem::take(replies);
+    let health = health.clone();
     // Answered on the commit thread once durable, while this thread goes
     // on with the next batch.
     let durable: crate::runtime::Durable = Box::new(move |result| {
-        super::metrics::commit(started.elapsed(), count);
-        if let Err(e) = &result {
-            tracing::error!(error = %e, "commit failed; the batch was not acknowledged");
+        match &result {
+            Ok(committed) => {
+                super::metrics::commit(started.elapsed(), count - committed.duplicates);
+                super::metrics::duplicates(committed.duplicates);
+                health.store_ok();
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "commit failed; the batch was not acknowledged");
+                health.store_failed(e);
+            }
         }
-        let answer = result.map_err(|e| e.to_string());
+        let answer = result.map(|_| ()).map_err(|e| e.to_string());
         for reply in waiting {
             let _ = reply.send(answer.clone());
         }
@@ -204,12 +257,18 @@ fn flush(
 }
 
 /// Runs a batch of deferred inputs only (nobody waits for its answer).
-fn flush_deferred(runtime: &mut Runtime<SledKv>, clock: &dyn Clock) {
+fn flush_deferred(runtime: &mut Runtime<SledKv>, clock: &dyn Clock, health: &Arc<Health>) {
     let started = Instant::now();
-    let durable: crate::runtime::Durable = Box::new(move |result| {
-        super::metrics::commit(started.elapsed(), 0);
-        if let Err(e) = &result {
+    let health = health.clone();
+    let durable: crate::runtime::Durable = Box::new(move |result| match &result {
+        Ok(committed) => {
+            super::metrics::commit(started.elapsed(), 0);
+            super::metrics::duplicates(committed.duplicates);
+            health.store_ok();
+        }
+        Err(e) => {
             tracing::error!(error = %e, "commit of deferred inputs failed; they stay deferred");
+            health.store_failed(e);
         }
     });
     if let Ok(records) = runtime.ingest_pipelined(&[], clock.now(), durable) {
@@ -229,7 +288,10 @@ fn admin(runtime: &mut Runtime<SledKv>, clock: &dyn Clock, command: Command) {
             let _ = reply.send(
                 runtime
                     .deploy(plan, cancel_removed, now)
-                    .map(|(report, _)| report)
+                    .map(|(report, records)| {
+                        super::metrics::records(&records);
+                        report
+                    })
                     .map_err(|e| e.to_string()),
             );
         }
@@ -240,7 +302,7 @@ fn admin(runtime: &mut Runtime<SledKv>, clock: &dyn Clock, command: Command) {
             let _ = reply.send(
                 runtime
                     .resume(&journey, now)
-                    .map(|_| ())
+                    .map(|records| super::metrics::records(&records))
                     .map_err(|e| e.to_string()),
             );
         }

@@ -94,6 +94,10 @@ pub trait Kv: Send + Sync {
     fn range(&self, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
     /// Makes every applied batch durable.
     fn flush(&self) -> Result<()>;
+    /// How many keys are in `[from, to)`.
+    fn count(&self, from: &[u8], to: &[u8]) -> Result<usize> {
+        Ok(self.range(from, to, usize::MAX)?.len())
+    }
 }
 
 /// An outbox entry: one send for an adapter to deliver.
@@ -153,6 +157,8 @@ pub struct Batch {
     pub deferred: Vec<(u64, crate::model::Input)>,
     /// Deferred inputs (by number) this batch ran.
     pub resumed: Vec<u64>,
+    /// Inputs dropped as duplicates of a message id already taken.
+    pub duplicates: usize,
 }
 
 pub struct Store<K: Kv> {
@@ -166,6 +172,10 @@ pub struct Store<K: Kv> {
     stats: Mutex<HashMap<(String, String), crate::stats::VersionStats>>,
     /// The message ids seen within the dedup window (see [`dedup`]).
     dedup: Mutex<dedup::Seen>,
+    /// The most bytes a user's state may take, and the users whose state
+    /// was past it when last read or written (see [`Store::oversize`]).
+    max_user_bytes: std::sync::atomic::AtomicUsize,
+    oversize: Mutex<std::collections::HashSet<String>>,
 }
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -322,6 +332,44 @@ impl<K: Kv> Store<K> {
             seq: Mutex::new(None),
             stats: Mutex::new(HashMap::new()),
             dedup: Mutex::new(dedup::Seen::default()),
+            max_user_bytes: std::sync::atomic::AtomicUsize::new(
+                crate::ingest::Limits::default().user_state,
+            ),
+            oversize: Mutex::new(Default::default()),
+        }
+    }
+
+    /// Sets the most bytes a user's stored state may take (`limits.user_state_bytes`).
+    pub fn set_max_user_bytes(&self, bytes: usize) {
+        self.max_user_bytes
+            .store(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The size of `user`'s state if it was past the limit when last read
+    /// or written: their events are then refused with an `error` record
+    /// rather than making every later event of theirs slower.
+    pub fn oversize(&self, user: &str) -> bool {
+        self.oversize
+            .lock()
+            .expect("no panics while holding the lock")
+            .contains(user)
+    }
+
+    fn note_size(&self, user: &str, bytes: usize) {
+        let over = bytes
+            > self
+                .max_user_bytes
+                .load(std::sync::atomic::Ordering::Relaxed);
+        let mut oversize = self
+            .oversize
+            .lock()
+            .expect("no panics while holding the lock");
+        if over {
+            if !oversize.contains(user) {
+                oversize.insert(user.to_string());
+            }
+        } else if !oversize.is_empty() {
+            oversize.remove(user);
         }
     }
 
@@ -394,7 +442,11 @@ impl<K: Kv> Store<K> {
 
     pub fn user(&self, id: &str) -> Result<Option<UserState>> {
         let k = key("u", &[&user_part(id)]);
-        self.kv.get(&k)?.map(|b| decode(&k, &b)).transpose()
+        let Some(bytes) = self.kv.get(&k)? else {
+            return Ok(None);
+        };
+        self.note_size(id, bytes.len());
+        decode(&k, &bytes).map(Some)
     }
 
     /// The user's timer as its index (`w/`) holds it, if they have one.
@@ -479,6 +531,7 @@ impl<K: Kv> Store<K> {
         let states = encode_users(&batch.users);
         for ((user, old_wake), state) in batch.users.iter().zip(states) {
             let id = &user_part(&user.id)[..];
+            self.note_size(&user.id, state.len());
             ops.push(Op::Put(key("u", &[id]), state));
             let new_wake = user.next_wake();
             if old_wake != &new_wake {
@@ -618,6 +671,14 @@ impl<K: Kv> Store<K> {
     }
 
     pub fn flush(&self) -> Result<()> {
+        self.kv.flush()
+    }
+
+    /// A small durable write (key `H`, the time of the probe), to learn
+    /// whether the store takes writes again after a failure.
+    pub fn probe(&self) -> Result<()> {
+        let now = chrono::Utc::now().timestamp_micros().to_be_bytes().to_vec();
+        self.kv.apply(vec![Op::Put(b"H".to_vec(), now)])?;
         self.kv.flush()
     }
 
@@ -869,6 +930,21 @@ impl<K: Kv> Store<K> {
             .into_iter()
             .map(|(k, v)| decode(&k, &v))
             .collect()
+    }
+
+    /// Dead letters by channel (for `/metrics`).
+    pub fn dead_letters_by_channel(&self) -> Result<std::collections::BTreeMap<String, usize>> {
+        let mut by = std::collections::BTreeMap::new();
+        for entry in self.dead_letters(usize::MAX)? {
+            *by.entry(entry.record.channel.unwrap_or_default())
+                .or_insert(0) += 1;
+        }
+        Ok(by)
+    }
+
+    /// Users with a timer pending.
+    pub fn pending_timers(&self) -> Result<usize> {
+        self.kv.count(b"w/", &prefix_end(b"w/"))
     }
 
     /// Puts a dead letter back in the outbox for another round of attempts.
