@@ -447,4 +447,9 @@ pub enum Expected {
     Enter(String),
     Suppressed(Option<String>),
     Reward(String),
+    /// The user got arm `arm` of split `split`.
+    Arm {
+        arm: String,
+        split: String,
+    },
 }
