@@ -465,7 +465,17 @@ impl<K: Kv> Runtime<K> {
         let report = self.deployment.replace(plan);
         // Old versions no user is on are dropped: kept forever, every
         // deploy of a changed journey would grow the store and each load.
-        let in_use = self.versions_in_use(now)?;
+        // (Users are read only when there is an old version to decide on.)
+        let plan = self.deployment.plan.clone();
+        let old = self
+            .deployment
+            .versions()
+            .any(|v| plan.journey(&v.name).is_none_or(|j| j.version != v.version));
+        let in_use = if old {
+            self.versions_in_use(now)?
+        } else {
+            HashSet::new()
+        };
         let dropped = self.deployment.prune_versions(&in_use);
         if !dropped.is_empty() {
             tracing::debug!(
