@@ -284,3 +284,69 @@ fn explain_functions_lists_the_built_in_functions() {
         assert!(text.contains(wanted), "{wanted} missing from {text}");
     }
 }
+#[test]
+fn test_blocks_change_traits_mid_test_assert_split_arms_and_show_times_in_the_tests_zone() {
+    let dir = scratch("test_identify_arm_zone");
+    let script = r#"policy default {
+  tz "Asia/Shanghai"
+}
+
+segment vip = user.tier == "gold"
+
+journey vip_welcome {
+  trigger segment vip
+  split copy {
+    50% short {
+      send wecom { text: "hi" }
+    }
+    50% long {
+      send wecom { text: "hello there" }
+    }
+  }
+}
+
+test "a user who turns gold enters and gets an arm" {
+  at "2025-11-10T12:00:00Z"
+  user "u1" { tier: "silver" }
+  expect no enter vip_welcome for "u1"
+  identify "u1" { tier: "gold" }
+  expect enter vip_welcome for "u1"
+  expect arm short of copy for "u1"
+  expect no arm long of copy for "u1"
+}
+
+test "the wrong arm" {
+  at "2025-11-10T12:00:00Z"
+  identify "u1" { tier: "gold" }
+  expect arm long of copy for "u1"
+  expect send sms for "u1"
+}
+"#;
+    std::fs::write(dir.join("vip.journey"), script).unwrap();
+    assert_eq!(
+        run(&dir, &["fmt", "--check", "."]).status.code(),
+        Some(0),
+        "identify and expect arm are in the canonical layout"
+    );
+    let out = run(&dir, &["test", "vip.journey"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}{}", stderr(&out));
+    assert!(
+        text.contains("test \"a user who turns gold enters and gets an arm\" ... ok"),
+        "{text}"
+    );
+    assert!(
+        text.contains("expect arm long of copy for \"u1\"\n    but got arm short for u1"),
+        "{text}"
+    );
+    // 12:00 UTC is 20:00 in the default policy's zone, and every time of
+    // the failure says so.
+    assert!(
+        text.contains("send wecom journey vip_welcome for u1 at 2025-11-10T20:00:00+08:00"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("T12:00:00Z"),
+        "a time in another zone: {text}"
+    );
+}

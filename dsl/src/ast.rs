@@ -510,6 +510,11 @@ pub enum TestStmtKind {
         event: Option<TestEvent>,
     },
     Advance(DurationLit),
+    /// `identify "ID" { … }`: traits changed mid-test.
+    Identify {
+        id: Text,
+        traits: Record,
+    },
     Event(TestEvent),
     Expect(Expectation),
 }
@@ -549,6 +554,11 @@ pub enum Expected {
     Enter(Ident),
     Suppressed(Option<Ident>),
     Reward(Ident),
+    /// `arm ARM of SPLIT`.
+    Arm {
+        arm: Ident,
+        split: Ident,
+    },
 }
 
 // ------------------------------------------------------------------ expressions

@@ -171,6 +171,28 @@ impl Deployment {
         self.versions.values().map(|p| p.as_ref())
     }
 
+    /// Drops the versions that are not current and that `in_use` does not
+    /// name (journey, version); returns what it dropped.
+    pub fn prune_versions(
+        &mut self,
+        in_use: &std::collections::HashSet<(String, String)>,
+    ) -> Vec<(String, String)> {
+        let plan = self.plan.clone();
+        let dropped: Vec<(String, String)> = self
+            .versions
+            .keys()
+            .filter(|(name, version)| {
+                plan.journey(name).is_none_or(|j| &j.version != version)
+                    && !in_use.contains(&(name.clone(), version.clone()))
+            })
+            .cloned()
+            .collect();
+        for key in &dropped {
+            self.versions.remove(key);
+        }
+        dropped
+    }
+
     /// Makes an older version available again (loaded from the store).
     pub fn keep_version(&mut self, plan: JourneyPlan) {
         self.versions

@@ -151,6 +151,9 @@ pub struct Record {
     pub split: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub arm: Option<String>,
+    /// For `split`: the arm is the split's holdout (an empty arm).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub holdout: Option<bool>,
     /// For `failed` and `delivered`: delivery attempts made.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub attempts: Option<u32>,
@@ -188,6 +191,7 @@ impl Record {
             idempotency_key: None,
             split: None,
             arm: None,
+            holdout: None,
             attempts: None,
         }
     }

@@ -502,6 +502,26 @@ impl<K: Kv> Runtime<K> {
     ) -> Result<(DeployReport, Vec<Record>), StoreError> {
         self.drain()?;
         let report = self.deployment.replace(plan);
+        // Old versions no user is on are dropped: kept forever, every
+        // deploy of a changed journey would grow the store and each load.
+        // (Users are read only when there is an old version to decide on.)
+        let plan = self.deployment.plan.clone();
+        let old = self
+            .deployment
+            .versions()
+            .any(|v| plan.journey(&v.name).is_none_or(|j| j.version != v.version));
+        let in_use = if old {
+            self.versions_in_use(now)?
+        } else {
+            HashSet::new()
+        };
+        let dropped = self.deployment.prune_versions(&in_use);
+        if !dropped.is_empty() {
+            tracing::debug!(
+                dropped = dropped.len(),
+                "journey versions no user is on were dropped"
+            );
+        }
         self.store.save_deployment(&self.deployment)?;
         let mut records = Vec::new();
         if cancel_removed && !report.removed.is_empty() {
@@ -517,6 +537,37 @@ impl<K: Kv> Runtime<K> {
             })?;
         }
         Ok((report, records))
+    }
+
+    /// The journey versions some user is in, or has a goal still open on
+    /// (the goal's window outlives the instance), read page by page.
+    fn versions_in_use(
+        &mut self,
+        now: DateTime<Utc>,
+    ) -> Result<HashSet<(String, String)>, StoreError> {
+        let mut in_use = HashSet::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.store.users_after(after.as_deref(), PAGE)?;
+            let Some(last) = page.last().cloned() else {
+                break;
+            };
+            for user in &page {
+                let Some(state) = self.store.user(user)? else {
+                    continue;
+                };
+                for i in &state.instances {
+                    in_use.insert((i.journey.clone(), i.version.clone()));
+                }
+                for (name, memo) in &state.journeys {
+                    if let Some(goal) = memo.open_goal.as_ref().filter(|g| g.until >= now) {
+                        in_use.insert((name.clone(), goal.version.clone()));
+                    }
+                }
+            }
+            after = Some(last);
+        }
+        Ok(in_use)
     }
 
     /// Pauses a journey: no new entries (suppressed, reason `paused`);

@@ -37,6 +37,9 @@ pub struct VersionStats {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct ArmStats {
+    /// The split's holdout (an empty arm): the others' lift is over it.
+    #[serde(default)]
+    pub holdout: bool,
     #[serde(default)]
     pub assigned: u64,
     pub finished: u64,
@@ -75,12 +78,14 @@ impl VersionStats {
             Kind::Error => self.failures += 1,
             Kind::Split => {
                 if let (Some(split), Some(arm)) = (&r.split, &r.arm) {
-                    self.arms
+                    let stats = self
+                        .arms
                         .entry(split.clone())
                         .or_default()
                         .entry(arm.clone())
-                        .or_default()
-                        .assigned += 1;
+                        .or_default();
+                    stats.assigned += 1;
+                    stats.holdout |= r.holdout == Some(true);
                 }
             }
             Kind::Failed => {
@@ -120,18 +125,18 @@ impl VersionStats {
         }
     }
 
-    /// The stats as the API answers them. `holdouts` names, per split, its
-    /// holdout arm (an empty one): every other arm then reports its lift,
-    /// its goal rate minus the holdout's. Goal rates are over the users
-    /// put in the arm, whether or not they have finished.
-    pub fn to_json(&self, holdouts: &BTreeMap<String, String>) -> serde_json::Value {
+    /// The stats as the API answers them. Beside a split's holdout arm (an
+    /// empty one), every other arm reports its lift: its goal rate minus
+    /// the holdout's. Goal rates are over the users put in the arm,
+    /// whether or not they have finished.
+    pub fn to_json(&self) -> serde_json::Value {
         use serde_json::{Value as Json, json};
         let rate = |a: &ArmStats| (a.assigned > 0).then(|| a.goals as f64 / a.assigned as f64);
         let arms: serde_json::Map<String, Json> = self
             .arms
             .iter()
             .map(|(split, arms)| {
-                let holdout = holdouts.get(split);
+                let holdout = arms.iter().find(|(_, a)| a.holdout).map(|(name, _)| name);
                 let baseline = holdout.and_then(|h| arms.get(h)).and_then(rate);
                 let arms: serde_json::Map<String, Json> = arms
                     .iter()
@@ -188,6 +193,7 @@ mod tests {
         let mut r = rec(Kind::Split, None, None);
         r.split = Some("offer".into());
         r.arm = Some(arm.into());
+        r.holdout = (arm == "holdout").then_some(true);
         r
     }
 
@@ -209,8 +215,7 @@ mod tests {
         }
         assert_eq!((s.entered, s.active(), s.completed, s.goals), (3, 1, 1, 1));
         assert_eq!(s.suppressed["cap"], 1);
-        let holdouts = BTreeMap::from([("offer".to_string(), "holdout".to_string())]);
-        let json = s.to_json(&holdouts);
+        let json = s.to_json();
         assert_eq!(json["arms"]["offer"]["coupon"]["goal_rate"], 1.0);
         assert_eq!(json["arms"]["offer"]["coupon"]["lift"], 1.0);
         assert_eq!(json["arms"]["offer"]["holdout"]["goal_rate"], 0.0);

@@ -1,7 +1,9 @@
 //! `waymark test`: each `test` block drives the real engine (runtime, core,
 //! an in-memory store) on a virtual clock, then checks its expectations
 //! against the journal since the test started. A failure names the test,
-//! the expectation and what happened instead.
+//! the expectation and what happened instead. Every time in a failure is
+//! printed in the test's zone: the `tz` of the default policy (the zone
+//! its journeys' local times are in), else UTC.
 
 use crate::deployment::Deployment;
 use crate::journal::{Kind, Record};
@@ -30,6 +32,8 @@ pub struct Failure {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
     pub name: String,
+    /// The zone times are shown in.
+    pub zone: chrono_tz::Tz,
     pub location: String,
     pub failures: Vec<Failure>,
     pub records: Vec<Record>,
@@ -50,6 +54,8 @@ pub fn run(plan: &Plan, test: &TestPlan) -> Result<Outcome, StoreError> {
         })
         .unwrap_or_else(default_start);
     runtime.start_schedules_at(start);
+    let zone = zone_of(plan);
+    let show = |t: DateTime<Utc>| show(t, zone);
     let mut now = start;
     let mut records = Vec::new();
     let mut failures = Vec::new();
@@ -97,7 +103,7 @@ pub fn run(plan: &Plan, test: &TestPlan) -> Result<Outcome, StoreError> {
                 records.extend(runtime.ingest(&[Input::Track(event)], now)?);
             }
             TestStepKind::Expect(expectation) => {
-                if let Some(found) = check(expectation, &records) {
+                if let Some(found) = check(expectation, &records, zone) {
                     failures.push(Failure {
                         location: step.location.clone(),
                         expectation: expectation.text.clone(),
@@ -109,14 +115,26 @@ pub fn run(plan: &Plan, test: &TestPlan) -> Result<Outcome, StoreError> {
     }
     Ok(Outcome {
         name: test.name.clone(),
+        zone,
         location: test.location.clone(),
         failures,
         records,
     })
 }
 
-fn show(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+/// The test's zone: the default policy's `tz`, else UTC.
+pub fn zone_of(plan: &Plan) -> chrono_tz::Tz {
+    plan.policy("default")
+        .and_then(|p| p.tz.as_deref())
+        .and_then(|z| waymark_dsl::schedule::parse_time_zone(z).ok())
+        .unwrap_or(chrono_tz::UTC)
+}
+
+/// A time in `zone`, with its offset (`Z` in UTC).
+fn show(t: DateTime<Utc>, zone: chrono_tz::Tz) -> String {
+    t.with_timezone(&zone)
+        .fixed_offset()
+        .to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
 fn kind_of(what: &Expected) -> Kind {
@@ -131,6 +149,8 @@ fn kind_of(what: &Expected) -> Kind {
         Expected::Enter(_) => Kind::Enter,
         Expected::Suppressed(_) => Kind::Suppressed,
         Expected::Reward(_) => Kind::Reward,
+        // Any record of the instance after the split carries its arms.
+        Expected::Arm { .. } => Kind::Enter,
     }
 }
 
@@ -153,11 +173,16 @@ fn matches(e: &Expectation, r: &Record) -> bool {
         Expected::Goal(j) | Expected::Exit(j) | Expected::Enter(j) => eq(&r.journey, j),
         Expected::Suppressed(reason) => reason.as_ref().is_none_or(|x| eq(&r.reason, x)),
         Expected::Reward(t) => eq(&r.task, t),
+        Expected::Arm { .. } => unreachable!("arms are checked by `check_arm`"),
     }
 }
 
 /// `None` when the expectation holds; otherwise what happened instead.
-fn check(e: &Expectation, records: &[Record]) -> Option<String> {
+fn check(e: &Expectation, records: &[Record], zone: chrono_tz::Tz) -> Option<String> {
+    if let Expected::Arm { arm, split } = &e.what {
+        return check_arm(e, arm, split, records);
+    }
+    let describe = |r: &Record| describe(r, zone);
     let hits: Vec<&Record> = records.iter().filter(|r| matches(e, r)).collect();
     if e.negated {
         return hits.first().map(|r| format!("found {}", describe(r)));
@@ -178,8 +203,39 @@ fn check(e: &Expectation, records: &[Record]) -> Option<String> {
     })
 }
 
-/// A record in a few words: `send sms template SMS_X for u1 at 2025-…`.
-pub fn describe(r: &Record) -> String {
+/// `expect [no] arm ARM of SPLIT [for "ID"]`: the arms users got of
+/// `SPLIT`, as the records of their instances after it carry them.
+fn check_arm(e: &Expectation, arm: &str, split: &str, records: &[Record]) -> Option<String> {
+    let mut got: Vec<(String, String)> = Vec::new();
+    for r in records {
+        if e.user.as_ref().is_some_and(|u| *u != r.user) || e.at.is_some_and(|t| t != r.at) {
+            continue;
+        }
+        if let Some(chosen) = r.arms.as_ref().and_then(|a| a.get(split)) {
+            let pair = (r.user.clone(), chosen.clone());
+            if !got.contains(&pair) {
+                got.push(pair);
+            }
+        }
+    }
+    let hit = got.iter().find(|(_, chosen)| chosen == arm);
+    match (e.negated, hit) {
+        (true, None) | (false, Some(_)) => None,
+        (true, Some((user, _))) => Some(format!("{user} got arm {arm} of split {split}")),
+        (false, None) if got.is_empty() => Some(format!("nobody went through split {split}")),
+        (false, None) => Some(format!(
+            "got {}",
+            got.iter()
+                .map(|(user, chosen)| format!("arm {chosen} for {user}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        )),
+    }
+}
+
+/// A record in a few words: `send sms template SMS_X for u1 at 2025-…`,
+/// its time in `zone`.
+pub fn describe(r: &Record, zone: chrono_tz::Tz) -> String {
     let mut parts = vec![r.kind.as_str().to_string()];
     for (label, value) in [
         ("", &r.channel),
@@ -200,6 +256,6 @@ pub fn describe(r: &Record) -> String {
     if let Some(message) = &r.message {
         parts.push(format!("({message})"));
     }
-    parts.push(format!("for {} at {}", r.user, show(r.at)));
+    parts.push(format!("for {} at {}", r.user, show(r.at, zone)));
     parts.join(" ")
 }

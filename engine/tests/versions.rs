@@ -161,3 +161,80 @@ fn old_versions_survive_a_restart_of_the_store() {
     assert_eq!(sends(&records), vec![("u1".into(), "v1".into())]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The stored versions of `promo`.
+fn promo_versions(store: &Store<MemoryKv>) -> Vec<String> {
+    store
+        .stored_versions()
+        .unwrap()
+        .into_iter()
+        .filter(|(name, _)| name == "promo")
+        .map(|(_, version)| version)
+        .collect()
+}
+
+#[test]
+fn old_versions_no_user_is_on_are_dropped_and_one_a_user_waits_on_survives_until_they_finish() {
+    let kv = MemoryKv::default();
+    let store = Store::new(kv.clone());
+    let mut rt = Runtime::new(
+        Store::new(kv.clone()),
+        Deployment::new(plan(&journey("v0"))),
+    );
+    rt.deploy(plan(&journey("v0")), false, t0()).unwrap();
+    // Nobody is on any version: however often it changes, one is kept.
+    for n in 1..=30 {
+        rt.deploy(plan(&journey(&format!("v{n}"))), false, t0())
+            .unwrap();
+    }
+    assert_eq!(promo_versions(&store).len(), 1);
+
+    // A user waits a day on this version.
+    let waited_on = rt.deployment.current("promo").unwrap().version.clone();
+    rt.ingest(&[track("ann", "signed_up", t0())], t0()).unwrap();
+    for n in 31..=40 {
+        rt.deploy(plan(&journey(&format!("v{n}"))), false, t0())
+            .unwrap();
+    }
+    let kept = promo_versions(&store);
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert!(kept.contains(&waited_on));
+
+    // Once she finishes on it, the next deploy drops it.
+    let records = rt.advance_to(t0() + Duration::days(2)).unwrap();
+    assert_eq!(sends(&records), [("ann".to_string(), "v30".to_string())]);
+    rt.deploy(plan(&journey("v41")), false, t0()).unwrap();
+    assert_eq!(promo_versions(&store).len(), 1);
+    assert!(!promo_versions(&store).contains(&waited_on));
+}
+
+#[test]
+fn the_list_of_deployed_journeys_is_read_without_decoding_any_version() {
+    let kv = MemoryKv::default();
+    let store = Store::new(kv.clone());
+    let mut rt = Runtime::new(Store::new(kv.clone()), Deployment::new(Default::default()));
+    rt.deploy(plan(&journey("v1")), false, t0()).unwrap();
+    let version = rt.deployment.current("promo").unwrap().version.clone();
+    // Every stored plan made unreadable: a read that decoded one would fail.
+    let plans: Vec<Vec<u8>> = kv
+        .range(b"p/", b"p0", usize::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .chain([b"P".to_vec()])
+        .collect();
+    kv.apply(
+        plans
+            .into_iter()
+            .map(|k| waymark_engine::store::Op::Put(k, b"junk".to_vec()))
+            .collect(),
+    )
+    .unwrap();
+    assert!(store.load_deployment().is_err(), "the plans are unreadable");
+    let listed = store.deployed_journeys().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (listed[0].name.as_str(), listed[0].version.as_str()),
+        ("promo", version.as_str())
+    );
+}

@@ -20,15 +20,17 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
         if declared.contains_key(name) {
             return;
         }
+        // Names as a script writes them: `order_paid`, `"Order Completed"`.
+        let shown = crate::fmt::event_name(name);
         let mut d = Diagnostic::new(
             Code::UndeclaredEvent,
             m.event.span,
-            format!("the schema declares no event `{name}`"),
+            format!("the schema declares no event `{shown}`"),
         )
         .label("not in the schema");
         d = d.help(match closest(name, declared.keys().copied()) {
-            Some(near) => format!("did you mean `{near}`?"),
-            None => format!("declare it in the schema: `event {name} {{ … }}`"),
+            Some(near) => format!("did you mean `{}`?", crate::fmt::event_name(near)),
+            None => format!("declare it in the schema: `event {shown} {{ … }}`"),
         });
         out.push(d);
     };

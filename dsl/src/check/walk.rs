@@ -181,6 +181,7 @@ fn walk_decl<'a>(decl: &'a Decl, v: &mut impl Visitor<'a>) {
             for stmt in &t.stmts {
                 let records: Vec<&ast::Record> = match &stmt.kind {
                     ast::TestStmtKind::User { traits, .. } => traits.iter().collect(),
+                    ast::TestStmtKind::Identify { traits, .. } => vec![traits],
                     ast::TestStmtKind::At { event: Some(e), .. } | ast::TestStmtKind::Event(e) => {
                         e.props.iter().collect()
                     }

@@ -285,6 +285,9 @@ impl Printer<'_> {
                 line
             }
             TestStmtKind::Advance(d) => format!("advance {}", d.text),
+            TestStmtKind::Identify { id, traits } => {
+                format!("identify {} {}", text(id), record(traits, self.src))
+            }
             TestStmtKind::Event(event) => self.test_event(event),
             TestStmtKind::Expect(e) => {
                 let mut line = String::from("expect ");
@@ -380,5 +383,6 @@ fn expected(what: &ast::Expected) -> String {
         E::Suppressed(Some(reason)) => format!("suppressed {}", reason.name),
         E::Suppressed(None) => "suppressed".to_string(),
         E::Reward(t) => format!("reward {}", t.name),
+        E::Arm { arm, split } => format!("arm {} of {}", arm.name, split.name),
     }
 }

@@ -320,6 +320,12 @@ impl Builder<'_> {
                 let event = parts.next().map(|p| self.test_event(p));
                 T::At { time, event }
             }
+            Rule::test_identify => {
+                let mut parts = self.children(pair);
+                let id = self.text(parts.next().expect("grammar: user id"));
+                let traits = self.record(parts.next().expect("grammar: traits"));
+                T::Identify { id, traits }
+            }
             Rule::test_advance => {
                 T::Advance(self.duration(self.children(pair).next().expect("grammar: duration")))
             }
@@ -370,6 +376,11 @@ impl Builder<'_> {
             Rule::expect_exit => E::Exit(self.ident(inner.next().expect("grammar: journey"))),
             Rule::expect_enter => E::Enter(self.ident(inner.next().expect("grammar: journey"))),
             Rule::expect_suppressed => E::Suppressed(inner.next().map(|p| self.ident(p))),
+            Rule::expect_arm => {
+                let arm = self.ident(inner.next().expect("grammar: arm"));
+                let split = self.ident(inner.next().expect("grammar: split"));
+                E::Arm { arm, split }
+            }
             _ => E::Reward(self.ident(inner.next().expect("grammar: task"))),
         };
         let user = parts

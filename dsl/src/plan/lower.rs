@@ -311,6 +311,13 @@ impl<'a> Lowering<'_, 'a> {
                         });
                     }
                 }
+                ast::TestStmtKind::Identify { id, traits } => steps.push(TestStep {
+                    kind: TestStepKind::User {
+                        id: id.value.clone(),
+                        traits: literal_record(Some(traits)),
+                    },
+                    location,
+                }),
                 ast::TestStmtKind::Advance(d) => steps.push(TestStep {
                     kind: TestStepKind::Advance(seconds(d)),
                     location,
@@ -337,6 +344,10 @@ impl<'a> Lowering<'_, 'a> {
                             Expected::Suppressed(r.as_ref().map(|r| r.name.clone()))
                         }
                         A::Reward(t) => Expected::Reward(t.name.clone()),
+                        A::Arm { arm, split } => Expected::Arm {
+                            arm: arm.name.clone(),
+                            split: split.name.clone(),
+                        },
                     };
                     steps.push(TestStep {
                         kind: TestStepKind::Expect(Expectation {

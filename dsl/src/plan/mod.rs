@@ -110,20 +110,6 @@ impl Steps {
     pub fn get(&self, id: StepId) -> Option<&Step> {
         self.table.get(id.0 as usize)
     }
-
-    /// Per split, its holdout arm (the empty one), if it has one.
-    pub fn holdouts(&self) -> std::collections::BTreeMap<String, String> {
-        self.table
-            .iter()
-            .filter_map(|s| match &s.kind {
-                StepKind::Split { name, arms } => arms
-                    .iter()
-                    .find(|a| a.holdout)
-                    .map(|a| (name.clone(), a.name.clone())),
-                _ => None,
-            })
-            .collect()
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -465,4 +451,9 @@ pub enum Expected {
     Enter(String),
     Suppressed(Option<String>),
     Reward(String),
+    /// The user got arm `arm` of split `split`.
+    Arm {
+        arm: String,
+        split: String,
+    },
 }

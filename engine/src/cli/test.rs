@@ -29,7 +29,7 @@ pub fn run(paths: &[PathBuf]) -> Result<ExitCode> {
         }
         println!("  what happened:");
         for r in &outcome.records {
-            println!("    {}", testing::describe(r));
+            println!("    {}", testing::describe(r, outcome.zone));
         }
     }
     if plan.tests.is_empty() {

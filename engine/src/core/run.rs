@@ -372,6 +372,7 @@ impl Cx<'_> {
                         let mut r = self.step_record(owner, inst, Kind::Split);
                         r.split = Some(name.clone());
                         r.arm = Some(arm.name.clone());
+                        r.holdout = arm.holdout.then_some(true);
                         self.records.push(r);
                         Flow::Next(arm.start)
                     }

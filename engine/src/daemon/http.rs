@@ -514,31 +514,24 @@ async fn stats(
     let internal = |e: crate::store::StoreError| {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server", e.to_string())
     };
-    let deployment = state.store.load_deployment().map_err(internal)?;
-    let known = deployment
-        .as_ref()
-        .is_some_and(|d| d.versions().any(|v| v.name == name));
-    if !known {
+    // Stats outlive the versions they count, which are dropped once no
+    // user is on them: a journey is known by its stats or as current.
+    let stats = state.store.journey_stats(&name).map_err(internal)?;
+    let current = state
+        .store
+        .deployed_journeys()
+        .map_err(internal)?
+        .iter()
+        .any(|j| j.name == name);
+    if stats.is_empty() && !current {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "name",
             format!("no journey `{name}` was ever deployed"),
         ));
     }
-    let versions: serde_json::Map<String, Json> = state
-        .store
-        .journey_stats(&name)
-        .map_err(internal)?
-        .into_iter()
-        .map(|(v, s)| {
-            let holdouts = deployment
-                .as_ref()
-                .and_then(|d| d.version(&name, &v))
-                .map(|p| p.steps.holdouts())
-                .unwrap_or_default();
-            (v, s.to_json(&holdouts))
-        })
-        .collect();
+    let versions: serde_json::Map<String, Json> =
+        stats.into_iter().map(|(v, s)| (v, s.to_json())).collect();
     Ok(axum::Json(json!({"journey": name, "versions": versions})))
 }
 
@@ -567,10 +560,8 @@ async fn pause_or_resume(
     authorize(&state, &headers, None, Scope::Admin)?;
     let deployed = state
         .store
-        .load_deployment()
-        .ok()
-        .flatten()
-        .is_some_and(|d| d.current(&name).is_some());
+        .deployed_journeys()
+        .is_ok_and(|current| current.iter().any(|j| j.name == name));
     if !deployed {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -671,15 +662,17 @@ async fn journeys(
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
     authorize(&state, &headers, None, Scope::Read)?;
-    let deployment = state
+    // From the list of current journeys: no plan is decoded to answer.
+    let internal = |e: crate::store::StoreError| {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server", e.to_string())
+    };
+    let paused = state.store.paused_journeys().map_err(internal)?;
+    let items: Vec<Json> = state
         .store
-        .load_deployment()
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server", e.to_string()))?;
-    let items: Vec<Json> = deployment
-        .iter()
-        .flat_map(|d| {
-            d.plan.journeys.iter().map(|j| json!({"name": j.name, "title": j.title, "version": j.version, "paused": d.is_paused(&j.name)})).collect::<Vec<_>>()
-        })
+        .deployed_journeys()
+        .map_err(internal)?
+        .into_iter()
+        .map(|j| json!({"name": j.name, "title": j.title, "version": j.version, "paused": paused.contains(&j.name)}))
         .collect();
     Ok(axum::Json(json!({"journeys": items})))
 }

@@ -16,7 +16,7 @@
 //! | `o/{seq}` | the outbox: sends not yet attempted, in order |
 //! | `r/{next attempt}/{seq}` | sends that failed and wait to be tried again, by when (so sends to a channel that is down never hold up the rest) |
 //! | `x/{seq}` | dead letters: sends given up on, with their last error |
-//! | `P`, `Q`, `S`, `p/{journey}/{version}` | the deployment: current plan, paused journeys, where it came from, every journey version |
+//! | `P`, `C`, `Q`, `S`, `p/{journey}/{version}` | the deployment: current plan, its journeys' names, titles and versions (what reads answer from, decoding no plan), paused journeys, where it came from, and the journey versions kept: current ones and those that users are still in or have a goal open on |
 //! | `i/{n}` | inputs deferred by a batch that used up its step budget, in arrival order (`n` big-endian), until a later batch runs them |
 //! | `k/{journey}/{version}` | journey stats per version |
 //! | `g` | state shared by all users |
@@ -140,6 +140,14 @@ struct OutboxEntryRef<'a> {
     next_attempt: DateTime<Utc>,
     last_error: Option<&'a str>,
     replayed: bool,
+}
+
+/// A journey of the current deployment, as reads list it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct DeployedJourney {
+    pub name: String,
+    pub title: Option<String>,
+    pub version: String,
 }
 
 /// Everything one batch of inputs changed, written together.
@@ -812,22 +820,75 @@ impl<K: Kv> Store<K> {
         self.kv.flush()
     }
 
-    /// Stores the deployment: the current plan, paused journeys, and every
-    /// journey version (kept so that instances finish on their version).
+    /// Stores the deployment: the current plan, the list of current
+    /// journeys (what reads answer from), paused journeys, and the journey
+    /// versions it keeps (so that instances finish on their version): new
+    /// ones are written, and stored ones it no longer keeps are deleted.
     pub fn save_deployment(&self, d: &crate::deployment::Deployment) -> Result<()> {
+        let current: Vec<DeployedJourney> = d
+            .plan
+            .journeys
+            .iter()
+            .map(|j| DeployedJourney {
+                name: j.name.clone(),
+                title: j.title.clone(),
+                version: j.version.clone(),
+            })
+            .collect();
         let mut ops = vec![
             Op::Put(b"P".to_vec(), encode(d.plan.as_ref())),
+            Op::Put(b"C".to_vec(), encode(&current)),
             Op::Put(b"Q".to_vec(), encode(&d.paused)),
             Op::Put(b"S".to_vec(), encode(&d.source)),
         ];
+        let mut stored: std::collections::HashSet<Vec<u8>> = self
+            .kv
+            .range(b"p/", &prefix_end(b"p/"), usize::MAX)?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
         for v in d.versions() {
-            ops.push(Op::Put(
-                key("p", &[v.name.as_bytes(), v.version.as_bytes()]),
-                encode(v),
-            ));
+            let k = key("p", &[v.name.as_bytes(), v.version.as_bytes()]);
+            // A version's plan never changes: one stored is not rewritten.
+            if !stored.remove(&k) {
+                ops.push(Op::Put(k, encode(v)));
+            }
         }
+        ops.extend(stored.into_iter().map(Op::Delete));
         self.kv.apply(ops)?;
         self.kv.flush()
+    }
+
+    /// The journeys of the current deployment, read without decoding any
+    /// plan (empty before the first deploy).
+    pub fn deployed_journeys(&self) -> Result<Vec<DeployedJourney>> {
+        match self.kv.get(b"C")? {
+            Some(bytes) => decode(b"C", &bytes),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The paused journeys.
+    pub fn paused_journeys(&self) -> Result<std::collections::BTreeSet<String>> {
+        match self.kv.get(b"Q")? {
+            Some(bytes) => decode(b"Q", &bytes),
+            None => Ok(Default::default()),
+        }
+    }
+
+    /// The journey versions stored, as (journey, version), from their keys
+    /// alone.
+    pub fn stored_versions(&self) -> Result<Vec<(String, String)>> {
+        Ok(self
+            .kv
+            .range(b"p/", &prefix_end(b"p/"), usize::MAX)?
+            .into_iter()
+            .filter_map(|(k, _)| {
+                let text = String::from_utf8_lossy(&k[2..]).into_owned();
+                let (name, version) = text.rsplit_once('/')?;
+                Some((name.to_string(), version.to_string()))
+            })
+            .collect())
     }
 
     /// The stored deployment, if one was saved.

@@ -252,7 +252,7 @@ impl Harness {
     pub fn dump(&self) -> String {
         self.records
             .iter()
-            .map(waymark_engine::testing::describe)
+            .map(|r| waymark_engine::testing::describe(r, chrono_tz::UTC))
             .collect::<Vec<_>>()
             .join("\n")
     }
