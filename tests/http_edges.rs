@@ -399,6 +399,20 @@ fn a_full_disk_answers_503_with_retry_after_is_not_ready_and_recovers_by_itself(
     assert_eq!(status, 200, "{body}");
     let (status, _, body) = request(port, "GET", "/v1/users/after", "");
     assert_eq!(status, 200, "{body}");
+    // A send delivered while its delivery could not be recorded is not
+    // delivered again and again meanwhile.
+    wait_for("the send after recovery", Duration::from_secs(60), || {
+        std::fs::read_to_string(dir.join("sent.jsonl")).is_ok_and(|s| s.contains("\"after\""))
+    });
+    let sent = std::fs::read_to_string(dir.join("sent.jsonl")).unwrap();
+    let mut users: Vec<String> = sent
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["user"].to_string())
+        .collect();
+    let all = users.len();
+    users.sort();
+    users.dedup();
+    assert_eq!(users.len(), all, "a send was delivered twice:\n{sent}");
     daemon.kill().unwrap();
     daemon.wait().unwrap();
 }

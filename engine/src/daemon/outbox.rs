@@ -44,17 +44,25 @@ pub async fn run(
 ) {
     let mut in_flight = tokio::task::JoinSet::new();
     let mut busy: std::collections::BTreeSet<u64> = Default::default();
+    // Outcomes the store could not record (a full disk): kept here and
+    // written again each round, so the send is not attempted again meanwhile.
+    let mut unrecorded: BTreeMap<u64, Outcome> = BTreeMap::new();
     loop {
         while let Some(done) = in_flight.try_join_next() {
-            if let Ok(seq) = done {
+            if let Ok((seq, outcome)) = done {
                 busy.remove(&seq);
+                if let Some(outcome) = outcome {
+                    unrecorded.insert(seq, outcome);
+                }
             }
         }
+        unrecorded.retain(|_, outcome| outcome.record_later(&store).is_err());
         if *stop.borrow() {
             break;
         }
         let now = clock.now();
-        let ready = match store.outbox_ready(now, 1000, &|seq| busy.contains(&seq)) {
+        let skip = |seq| busy.contains(&seq) || unrecorded.contains_key(&seq);
+        let ready = match store.outbox_ready(now, 1000, &skip) {
             Ok(e) => e,
             Err(e) => {
                 tracing::error!(error = %e, "reading the outbox failed");
@@ -74,10 +82,12 @@ pub async fn run(
             let (store, channels, clock) = (store.clone(), channels.clone(), clock.clone());
             in_flight.spawn(async move {
                 let seq = entry.seq;
+                let mut unrecorded = None;
                 if let Some(channel) = channels.get(&channel_name) {
-                    deliver(&store, &channel_name, channel, entry, clock.as_ref()).await;
+                    unrecorded =
+                        deliver(&store, &channel_name, channel, entry, clock.as_ref()).await;
                 }
-                seq
+                (seq, unrecorded)
             });
         }
         tokio::select! {
@@ -90,16 +100,46 @@ pub async fn run(
     tracing::info!("outbox worker stopped");
 }
 
+/// What became of an attempt, to write to the store.
+enum Outcome {
+    Delivered { was: OutboxEntry },
+    Retry { was: OutboxEntry, entry: OutboxEntry },
+    Dead { was: OutboxEntry, entry: OutboxEntry },
+}
+
+impl Outcome {
+    fn record(&self, store: &Store<SledKv>) -> crate::store::Result<()> {
+        match self {
+            Outcome::Delivered { was } => store.outbox_delivered(was),
+            Outcome::Retry { was, entry } => store.outbox_retry(was, entry),
+            Outcome::Dead { was, entry } => store.dead_letter(was, entry),
+        }
+    }
+
+    /// Records it once the store takes writes again, unless the entry is
+    /// no longer there as it was read: a store reopened from disk after a
+    /// failure may have lost it, and given its number to another send.
+    fn record_later(&self, store: &Store<SledKv>) -> crate::store::Result<()> {
+        let (Outcome::Delivered { was } | Outcome::Retry { was, .. } | Outcome::Dead { was, .. }) =
+            self;
+        if !store.outbox_holds(was)? {
+            return Ok(());
+        }
+        self.record(store)
+    }
+}
+
+/// Delivers one send; the outcome if the store could not record it.
 async fn deliver(
     store: &Store<SledKv>,
     name: &str,
     channel: &ChannelRuntime,
     was: OutboxEntry,
     clock: &dyn Clock,
-) {
+) -> Option<Outcome> {
     let entry = was.clone();
     let Ok(_permit) = channel.permits.acquire().await else {
-        return;
+        return None;
     };
     if let Some(rate) = channel.rate {
         loop {
@@ -133,7 +173,7 @@ async fn deliver(
     let span = tracing::info_span!("delivery", channel = name, user = %entry.record.user, key = %key, attempt = entry.attempts + 1);
     attempt(store, name, channel, was, entry, &key, clock)
         .instrument(span)
-        .await;
+        .await
 }
 
 /// One attempt at a send and what follows from its outcome.
@@ -145,7 +185,7 @@ async fn attempt(
     mut entry: OutboxEntry,
     key: &str,
     clock: &dyn Clock,
-) {
+) -> Option<Outcome> {
     let started = std::time::Instant::now();
     let result = tokio::time::timeout(
         Duration::from_secs(30),
@@ -158,10 +198,13 @@ async fn attempt(
     let now: DateTime<Utc> = clock.now();
     match result {
         Ok(_) => {
-            if let Err(e) = store.outbox_delivered(&was) {
-                tracing::error!(error = %e, "recording a delivery failed; it may be delivered again");
-            }
             super::metrics::delivery(name, "delivered", started.elapsed());
+            let outcome = Outcome::Delivered { was };
+            if let Err(e) = outcome.record(store) {
+                tracing::error!(error = %e, "recording a delivery failed; it is kept in memory and recorded once the store takes writes (a restart before then may deliver it again)");
+                return Some(outcome);
+            }
+            None
         }
         Err(error) => {
             let age = (now - entry.record.at).to_std().unwrap_or_default();
@@ -171,8 +214,9 @@ async fn attempt(
                 || age >= channel.retry.max_age;
             if give_up {
                 tracing::warn!(error = %error, "delivery failed for good; dead-lettered");
-                let _ = store.dead_letter(&was, &entry);
                 super::metrics::delivery(name, "dead", started.elapsed());
+                let outcome = Outcome::Dead { was, entry };
+                outcome.record(store).err().map(|_| outcome)
             } else {
                 let delay = backoff(
                     &channel.retry,
@@ -181,8 +225,9 @@ async fn attempt(
                 );
                 entry.next_attempt = now + chrono::Duration::from_std(delay).unwrap_or_default();
                 tracing::info!(error = %error, retry_in_ms = delay.as_millis() as u64, "delivery failed; will retry");
-                let _ = store.outbox_retry(&was, &entry);
                 super::metrics::delivery(name, "retry", started.elapsed());
+                let outcome = Outcome::Retry { was, entry };
+                outcome.record(store).err().map(|_| outcome)
             }
         }
     }
