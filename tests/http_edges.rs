@@ -169,14 +169,22 @@ fn hypers_own_refusals_expect_continue_and_auth_before_the_body() {
     assert_eq!(error_in(&answer)["field"], "request", "{answer}");
     let long_uri = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(70_000));
     let answer = raw(port, long_uri.as_bytes());
-    assert!(answer.starts_with("HTTP/1.1 414"), "{}", &answer[..answer.len().min(200)]);
+    assert!(
+        answer.starts_with("HTTP/1.1 414"),
+        "{}",
+        &answer[..answer.len().min(200)]
+    );
     assert_eq!(error_in(&answer)["field"], "uri", "{answer}");
     let big_header = format!(
         "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
         "b".repeat(500_000)
     );
     let answer = raw(port, big_header.as_bytes());
-    assert!(answer.starts_with("HTTP/1.1 431"), "{}", &answer[..answer.len().min(200)]);
+    assert!(
+        answer.starts_with("HTTP/1.1 431"),
+        "{}",
+        &answer[..answer.len().min(200)]
+    );
     assert_eq!(error_in(&answer)["field"], "headers", "{answer}");
 
     // Expect: 100-continue with a body past the limit: 413 at once, never
@@ -225,18 +233,31 @@ fn metrics_are_valid_exposition_and_count_what_happened() {
         let (status, _) = client.request("POST", "/v1/track", &[], event).unwrap();
         assert_eq!(status, 200);
     }
-    assert_eq!(client.request("GET", "/v1/users/m1", &[], b"").unwrap().0, 200);
-    assert_eq!(client.request("GET", "/v1/users/nobody", &[], b"").unwrap().0, 404);
+    assert_eq!(
+        client.request("GET", "/v1/users/m1", &[], b"").unwrap().0,
+        200
+    );
+    assert_eq!(
+        client
+            .request("GET", "/v1/users/nobody", &[], b"")
+            .unwrap()
+            .0,
+        404
+    );
     wait_for("the delivery", Duration::from_secs(60), || {
         std::fs::read_to_string(dir.join("sent.jsonl")).is_ok_and(|s| s.contains("m1"))
     });
     let mut text = String::new();
-    wait_for("the delivery to be counted", Duration::from_secs(60), || {
-        let (status, body) = client.request("GET", "/metrics", &[], b"").unwrap();
-        assert_eq!(status, 200);
-        text = String::from_utf8(body).unwrap();
-        text.contains("outcome=\"delivered\"")
-    });
+    wait_for(
+        "the delivery to be counted",
+        Duration::from_secs(60),
+        || {
+            let (status, body) = client.request("GET", "/metrics", &[], b"").unwrap();
+            assert_eq!(status, 200);
+            text = String::from_utf8(body).unwrap();
+            text.contains("outcome=\"delivered\"")
+        },
+    );
     let parsed = openmetrics_parser::prometheus::parse_prometheus(&text)
         .unwrap_or_else(|e| panic!("not valid exposition format ({e:?}):\n{text}"));
     for family in [
@@ -264,14 +285,25 @@ fn metrics_are_valid_exposition_and_count_what_happened() {
             .to_string()
     };
     // The duplicate is not an ingested input.
-    assert_eq!(line("waymark_ingested_inputs_total "), "waymark_ingested_inputs_total 1");
-    assert_eq!(line("waymark_duplicate_inputs_total "), "waymark_duplicate_inputs_total 1");
+    assert_eq!(
+        line("waymark_ingested_inputs_total "),
+        "waymark_ingested_inputs_total 1"
+    );
+    assert_eq!(
+        line("waymark_duplicate_inputs_total "),
+        "waymark_duplicate_inputs_total 1"
+    );
     // Routes are templates: user ids are not label values.
     assert!(
-        text.contains(r#"waymark_http_requests_total{route="/v1/users/{id}",method="GET",status="404"} 1"#),
+        text.contains(
+            r#"waymark_http_requests_total{route="/v1/users/{id}",method="GET",status="404"} 1"#
+        ),
         "{text}"
     );
-    assert!(!text.contains("nobody") && !text.contains("\"m1\""), "{text}");
+    assert!(
+        !text.contains("nobody") && !text.contains("\"m1\""),
+        "{text}"
+    );
     assert!(text.contains(r#"waymark_build_info{version=""#), "{text}");
     assert!(
         text.contains(r#"waymark_delivery_seconds_count{channel="wecom"} 1"#),
@@ -374,7 +406,10 @@ fn a_full_disk_answers_503_with_retry_after_is_not_ready_and_recovers_by_itself(
         }
     }
     let (head, body) = refused.expect("a write failed with the disk full");
-    assert!(head.to_ascii_lowercase().contains("retry-after: 5"), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("retry-after: 5"),
+        "{head}"
+    );
     let error: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(error["error"]["field"], "server", "{body}");
     let (status, _, body) = request(port, "GET", "/readyz", "");
@@ -387,9 +422,11 @@ fn a_full_disk_answers_503_with_retry_after_is_not_ready_and_recovers_by_itself(
 
     // Space is freed: the daemon takes writes again without a restart.
     std::fs::remove_file(&filler).unwrap();
-    wait_for("readiness after space is freed", Duration::from_secs(60), || {
-        request(port, "GET", "/readyz", "").0 == 200
-    });
+    wait_for(
+        "readiness after space is freed",
+        Duration::from_secs(60),
+        || request(port, "GET", "/readyz", "").0 == 200,
+    );
     let (status, _, body) = request(
         port,
         "POST",

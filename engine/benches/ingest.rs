@@ -541,9 +541,11 @@ fn sustained(
         let cpu = cpu_seconds();
         let started = Instant::now();
         for (inputs, now) in &inputs {
-            let durable = Box::new(|r: Result<waymark_engine::runtime::Committed, StoreError>| {
-                r.unwrap();
-            });
+            let durable = Box::new(
+                |r: Result<waymark_engine::runtime::Committed, StoreError>| {
+                    r.unwrap();
+                },
+            );
             runtime.ingest_pipelined(inputs, *now, durable).unwrap();
         }
         runtime.drain().unwrap();
@@ -653,9 +655,11 @@ fn ingest(c: &mut Criterion, deployment: &Deployment, sizes: &Sizes) -> IngestRe
                 let started = Instant::now();
                 for (inputs, now) in &batches {
                     if pipeline {
-                        let durable = Box::new(|r: Result<waymark_engine::runtime::Committed, StoreError>| {
-                r.unwrap();
-            });
+                        let durable = Box::new(
+                            |r: Result<waymark_engine::runtime::Committed, StoreError>| {
+                                r.unwrap();
+                            },
+                        );
                         runtime.ingest_pipelined(inputs, *now, durable).unwrap();
                     } else {
                         runtime.ingest(inputs, *now).unwrap();

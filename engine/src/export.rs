@@ -137,7 +137,8 @@ mod tests {
         let mut u = UserState::new("u1");
         u.created_at = Some(at);
         u.traits.insert("name".into(), Value::String("小王".into()));
-        u.traits.insert("address".into(), Value::Record(BTreeMap::new()));
+        u.traits
+            .insert("address".into(), Value::Record(BTreeMap::new()));
         u.traits.insert("seen".into(), Value::Timestamp(at));
         u.points.lots.push(PointLot {
             amount: 50.into(),
@@ -173,12 +174,16 @@ mod tests {
             let mut all = Vec::new();
             words(&json, &mut all);
             for rust in [
-                "String", "Record", "Number", "Timestamp", "Until", "ForEvent", "Held", "Ready",
+                "String",
+                "Record",
+                "Number",
+                "Timestamp",
+                "Until",
+                "ForEvent",
+                "Held",
+                "Ready",
             ] {
-                assert!(
-                    !all.iter().any(|w| w.contains(rust)),
-                    "{rust} in {json:#}"
-                );
+                assert!(!all.iter().any(|w| w.contains(rust)), "{rust} in {json:#}");
             }
         }
         let s = state(&u);
@@ -191,10 +196,7 @@ mod tests {
         assert_eq!(s["events"]["order_paid"]["total"], 1);
         assert_eq!(s["events"]["order_paid"]["days"][0]["day"], "2026-03-01");
         assert_eq!(s["events"]["order_paid"]["days"][0]["sums"]["value"], 199);
-        assert_eq!(
-            s["events"]["order_paid"]["last"]["properties"]["sku"],
-            "x"
-        );
+        assert_eq!(s["events"]["order_paid"]["last"]["properties"]["sku"], "x");
         let summary = summary(&u);
         assert_eq!(summary["journeys"][0]["status"], "waiting");
         assert_eq!(summary["journeys"][0]["until"], "2026-03-01T12:00:00Z");

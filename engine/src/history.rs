@@ -282,8 +282,11 @@ impl History {
                         serde_json::json!({"day": date, "count": h.day_counts[i], "sums": sums})
                     })
                     .collect();
-                let recent: Vec<serde_json::Value> =
-                    h.recent.iter().map(|t| Value::Timestamp(*t).to_json()).collect();
+                let recent: Vec<serde_json::Value> = h
+                    .recent
+                    .iter()
+                    .map(|t| Value::Timestamp(*t).to_json())
+                    .collect();
                 (
                     name.clone(),
                     serde_json::json!({

@@ -416,8 +416,13 @@ mod tests {
         assert_eq!((e.refusal, e.field.as_str()), (Refusal::Invalid, "event"));
         assert!(e.message.contains("limits.event_name_bytes"), "{e}");
         assert!(
-            messages_within(&json!({"userId": "u", "event": "x".repeat(8)}), Call::Track, now, &limits)
-                .is_ok()
+            messages_within(
+                &json!({"userId": "u", "event": "x".repeat(8)}),
+                Call::Track,
+                now,
+                &limits
+            )
+            .is_ok()
         );
         let e = refused(
             json!({"userId": "u", "event": "x", "properties": {"cart": {"items": 1}}}),
@@ -430,10 +435,18 @@ mod tests {
             Call::Batch,
         );
         assert_eq!(e.field, "batch[1].traits");
-        assert!(e.message.contains("at most 64 bytes as JSON (limits.properties_bytes)"), "{e}");
+        assert!(
+            e.message
+                .contains("at most 64 bytes as JSON (limits.properties_bytes)"),
+            "{e}"
+        );
         // The defaults take what Segment's SDKs send and refuse a 4 MiB name.
-        let e = messages(&json!({"userId": "u", "event": "x".repeat(4 << 20)}), Call::Track, now)
-            .expect_err("refused");
+        let e = messages(
+            &json!({"userId": "u", "event": "x".repeat(4 << 20)}),
+            Call::Track,
+            now,
+        )
+        .expect_err("refused");
         assert_eq!(e.field, "event");
     }
 

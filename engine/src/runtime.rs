@@ -545,12 +545,26 @@ mod tests {
         let mut runtime = Runtime::new(store, Deployment::new(Default::default()));
         let now = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
         let records = runtime
-            .ingest(&[identify("big", serde_json::json!({"bio": "x".repeat(400)}), now)], now)
+            .ingest(
+                &[identify(
+                    "big",
+                    serde_json::json!({"bio": "x".repeat(400)}),
+                    now,
+                )],
+                now,
+            )
             .unwrap();
         assert!(records.iter().all(|r| r.kind != Kind::Error), "{records:?}");
         // Still under: the next trait is taken and tips the state over.
         runtime
-            .ingest(&[identify("big", serde_json::json!({"note": "y".repeat(400)}), now)], now)
+            .ingest(
+                &[identify(
+                    "big",
+                    serde_json::json!({"note": "y".repeat(400)}),
+                    now,
+                )],
+                now,
+            )
             .unwrap();
         let records = runtime
             .ingest(
@@ -572,7 +586,10 @@ mod tests {
                 .contains("limits.user_state_bytes")
         );
         let big = runtime.store.user("big").unwrap().unwrap();
-        assert!(!big.traits.contains_key("more"), "the event was not applied");
+        assert!(
+            !big.traits.contains_key("more"),
+            "the event was not applied"
+        );
         let small = runtime.store.user("small").unwrap().unwrap();
         assert!(small.traits.contains_key("more"));
     }

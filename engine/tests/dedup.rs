@@ -73,7 +73,13 @@ fn ids_stay_seen_once_compacted_into_runs_and_after_a_restart() {
     let all: Vec<Input> = (0..events).map(buy).collect();
     for batch in all.chunks(1_000) {
         runtime
-            .ingest_pipelined(batch, now, Box::new(|r| r.unwrap()))
+            .ingest_pipelined(
+                batch,
+                now,
+                Box::new(|r| {
+                    r.unwrap();
+                }),
+            )
             .unwrap();
     }
     runtime.drain().unwrap();

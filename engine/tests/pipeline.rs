@@ -53,7 +53,7 @@ fn note(outcomes: &Outcomes, name: &str) -> Durable {
         outcomes
             .lock()
             .unwrap()
-            .push((name, r.map_err(|e| e.to_string())))
+            .push((name, r.map(|_| ()).map_err(|e| e.to_string())))
     })
 }
 

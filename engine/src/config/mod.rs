@@ -757,14 +757,29 @@ mod tests {
         assert_eq!(c.limits, crate::ingest::Limits::default());
         assert_eq!(c.http, Http::default());
         let file = "[limits]\nevent_name_bytes = 64\n[http]\nheader_read_timeout = \"2s\"\nmax_connections = 8\n";
-        let c = load(Some(("w.toml", file)), &env(&[]), &Flags::default(), &AnyKind).unwrap();
+        let c = load(
+            Some(("w.toml", file)),
+            &env(&[]),
+            &Flags::default(),
+            &AnyKind,
+        )
+        .unwrap();
         assert_eq!(c.limits.event_name, 64);
-        assert_eq!(c.http.header_read_timeout, std::time::Duration::from_secs(2));
+        assert_eq!(
+            c.http.header_read_timeout,
+            std::time::Duration::from_secs(2)
+        );
         assert_eq!(c.http.max_connections, 8);
         assert_eq!(c.http.idle_timeout, Http::default().idle_timeout);
-        let file = "[limits]\nevent_name_bytes = 0\nuser_state = 5\n[http]\nidle_timeout = \"0s\"\n";
-        let errors = load(Some(("w.toml", file)), &env(&[]), &Flags::default(), &AnyKind)
-            .unwrap_err();
+        let file =
+            "[limits]\nevent_name_bytes = 0\nuser_state = 5\n[http]\nidle_timeout = \"0s\"\n";
+        let errors = load(
+            Some(("w.toml", file)),
+            &env(&[]),
+            &Flags::default(),
+            &AnyKind,
+        )
+        .unwrap_err();
         let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
         assert!(paths.contains(&"limits.event_name_bytes"), "{errors:?}");
         assert!(paths.contains(&"limits.user_state"), "{errors:?}");

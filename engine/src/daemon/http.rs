@@ -652,7 +652,11 @@ async fn readyz(State(state): State<AppState>) -> Response {
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready")
     };
-    (status, axum::Json(json!({"status": word, "checks": checks}))).into_response()
+    (
+        status,
+        axum::Json(json!({"status": word, "checks": checks})),
+    )
+        .into_response()
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
@@ -672,10 +676,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 
 /// Counts each request by its route's template (`/v1/users/{id}`, so user
 /// ids do not become label values), method and status, with its latency.
-async fn count_requests(
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
+async fn count_requests(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let route = request
         .extensions()
         .get::<axum::extract::MatchedPath>()

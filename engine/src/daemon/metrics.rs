@@ -16,7 +16,9 @@ const SECONDS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 /// Batch size buckets, in inputs.
-const INPUTS: &[f64] = &[1.0, 2.0, 5.0, 10.0, 50.0, 100.0, 500.0, 1000.0, 5000.0, 10000.0];
+const INPUTS: &[f64] = &[
+    1.0, 2.0, 5.0, 10.0, 50.0, 100.0, 500.0, 1000.0, 5000.0, 10000.0,
+];
 
 /// A family: its name, type, help, and buckets if a histogram.
 struct Family {
@@ -274,7 +276,8 @@ pub fn render(gauges: &Gauges) -> String {
     set("waymark_outbox_depth", &[], gauges.outbox_depth as f64);
     set("waymark_pending_timers", &[], gauges.pending_timers as f64);
     with(|r| {
-        r.values.retain(|(name, _), _| *name != "waymark_dead_letters");
+        r.values
+            .retain(|(name, _), _| *name != "waymark_dead_letters");
         for (channel, n) in &gauges.dead_letters {
             r.values.insert(
                 ("waymark_dead_letters", labels(&[("channel", channel)])),
@@ -291,7 +294,13 @@ pub fn render(gauges: &Gauges) -> String {
                 if *name != family.name {
                     break;
                 }
-                let _ = writeln!(out, "{}{} {}", family.name, text(labels, None), number(*value));
+                let _ = writeln!(
+                    out,
+                    "{}{} {}",
+                    family.name,
+                    text(labels, None),
+                    number(*value)
+                );
             }
             for ((name, labels), h) in r.histograms.range((family.name, Vec::new())..) {
                 if *name != family.name {
@@ -314,8 +323,20 @@ pub fn render(gauges: &Gauges) -> String {
                     text(labels, Some("+Inf")),
                     h.count
                 );
-                let _ = writeln!(out, "{}_sum{} {}", family.name, text(labels, None), number(h.sum));
-                let _ = writeln!(out, "{}_count{} {}", family.name, text(labels, None), h.count);
+                let _ = writeln!(
+                    out,
+                    "{}_sum{} {}",
+                    family.name,
+                    text(labels, None),
+                    number(h.sum)
+                );
+                let _ = writeln!(
+                    out,
+                    "{}_count{} {}",
+                    family.name,
+                    text(labels, None),
+                    h.count
+                );
             }
         }
     });

@@ -263,7 +263,13 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
     #[cfg(unix)]
     let hangups = tokio::spawn(ignore_hangups());
     tracing::info!(listen = %config.listen, data_dir = %config.data_dir.display(), "waymark is running");
-    serve::serve(listener, http::router(state), config.http, shutdown_signal()).await;
+    serve::serve(
+        listener,
+        http::router(state),
+        config.http,
+        shutdown_signal(),
+    )
+    .await;
     #[cfg(unix)]
     hangups.abort();
     tracing::info!("stopping: finishing commits and deliveries");

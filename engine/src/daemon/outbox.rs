@@ -102,9 +102,17 @@ pub async fn run(
 
 /// What became of an attempt, to write to the store.
 enum Outcome {
-    Delivered { was: OutboxEntry },
-    Retry { was: OutboxEntry, entry: OutboxEntry },
-    Dead { was: OutboxEntry, entry: OutboxEntry },
+    Delivered {
+        was: OutboxEntry,
+    },
+    Retry {
+        was: OutboxEntry,
+        entry: OutboxEntry,
+    },
+    Dead {
+        was: OutboxEntry,
+        entry: OutboxEntry,
+    },
 }
 
 impl Outcome {

@@ -357,7 +357,9 @@ mod tests {
         let json: serde_json::Value = serde_json::from_str(body).unwrap();
         assert_eq!(json["error"]["field"], "headers");
         // An answer with a body, or a success, passes through as it is.
-        assert!(json_error_answer(b"HTTP/1.1 404 Not Found\r\ncontent-length: 12\r\n\r\n").is_none());
+        assert!(
+            json_error_answer(b"HTTP/1.1 404 Not Found\r\ncontent-length: 12\r\n\r\n").is_none()
+        );
         assert!(json_error_answer(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").is_none());
     }
 }

@@ -320,8 +320,14 @@ impl<K: Kv> Store<K> {
     }
 
     fn note_size(&self, user: &str, bytes: usize) {
-        let over = bytes > self.max_user_bytes.load(std::sync::atomic::Ordering::Relaxed);
-        let mut oversize = self.oversize.lock().expect("no panics while holding the lock");
+        let over = bytes
+            > self
+                .max_user_bytes
+                .load(std::sync::atomic::Ordering::Relaxed);
+        let mut oversize = self
+            .oversize
+            .lock()
+            .expect("no panics while holding the lock");
         if over {
             if !oversize.contains(user) {
                 oversize.insert(user.to_string());

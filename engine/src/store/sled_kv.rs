@@ -168,7 +168,8 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let kv = SledKv::open(&dir).unwrap();
         let clone = kv.clone();
-        kv.apply(vec![Op::Put(b"k".to_vec(), b"v".to_vec())]).unwrap();
+        kv.apply(vec![Op::Put(b"k".to_vec(), b"v".to_vec())])
+            .unwrap();
         kv.flush().unwrap();
         // The lock of the old database is released, or this would be InUse.
         kv.reopen().unwrap();
