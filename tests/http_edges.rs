@@ -453,3 +453,41 @@ fn a_full_disk_answers_503_with_retry_after_is_not_ready_and_recovers_by_itself(
     daemon.kill().unwrap();
     daemon.wait().unwrap();
 }
+
+#[test]
+fn records_made_by_a_deploy_are_counted_in_metrics() {
+    let dir = setup("http_metrics_deploy", "");
+    std::fs::write(
+        dir.join("scripts/nudge.journey"),
+        "journey nudge {\n  trigger event browsed\n  wait 1h\n  send wecom { text: \"still there?\" }\n}\n",
+    )
+    .unwrap();
+    let port = free_port();
+    let mut daemon = waymark_tests::start_daemon(&dir, port, &dir.join("daemon.log"));
+    let (status, _, body) = request(
+        port,
+        "POST",
+        "/v1/track",
+        r#"{"userId":"n1","event":"browsed"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    // A deploy without `nudge` that cancels it ends n1's instance: an exit
+    // record made by the deploy, not by an event.
+    let welcome = std::fs::read_to_string(dir.join("scripts/welcome.journey")).unwrap();
+    let deploy = serde_json::json!({"files": {"welcome.journey": welcome}, "cancel_removed": true});
+    let (status, _, body) = request(port, "POST", "/v1/deploy", &deploy.to_string());
+    assert_eq!(status, 200, "{body}");
+    let (_, _, metrics) = request(port, "GET", "/metrics", "");
+    assert!(
+        metrics.contains(r#"waymark_records_total{kind="exit",journey="nudge"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            r#"waymark_record_reasons_total{kind="exit",reason="cancelled",journey="nudge"} 1"#
+        ),
+        "{metrics}"
+    );
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+}
