@@ -436,6 +436,58 @@ fn a_full_disk_answers_503_with_retry_after_is_not_ready_and_recovers_by_itself(
     assert_eq!(status, 200, "{body}");
     let (status, _, body) = request(port, "GET", "/v1/users/after", "");
     assert_eq!(status, 200, "{body}");
+    // A send delivered while its delivery could not be recorded is not
+    // delivered again and again meanwhile.
+    wait_for("the send after recovery", Duration::from_secs(60), || {
+        std::fs::read_to_string(dir.join("sent.jsonl")).is_ok_and(|s| s.contains("\"after\""))
+    });
+    let sent = std::fs::read_to_string(dir.join("sent.jsonl")).unwrap();
+    let mut users: Vec<String> = sent
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["user"].to_string())
+        .collect();
+    let all = users.len();
+    users.sort();
+    users.dedup();
+    assert_eq!(users.len(), all, "a send was delivered twice:\n{sent}");
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+}
+
+#[test]
+fn records_made_by_a_deploy_are_counted_in_metrics() {
+    let dir = setup("http_metrics_deploy", "");
+    std::fs::write(
+        dir.join("scripts/nudge.journey"),
+        "journey nudge {\n  trigger event browsed\n  wait 1h\n  send wecom { text: \"still there?\" }\n}\n",
+    )
+    .unwrap();
+    let port = free_port();
+    let mut daemon = waymark_tests::start_daemon(&dir, port, &dir.join("daemon.log"));
+    let (status, _, body) = request(
+        port,
+        "POST",
+        "/v1/track",
+        r#"{"userId":"n1","event":"browsed"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    // A deploy without `nudge` that cancels it ends n1's instance: an exit
+    // record made by the deploy, not by an event.
+    let welcome = std::fs::read_to_string(dir.join("scripts/welcome.journey")).unwrap();
+    let deploy = serde_json::json!({"files": {"welcome.journey": welcome}, "cancel_removed": true});
+    let (status, _, body) = request(port, "POST", "/v1/deploy", &deploy.to_string());
+    assert_eq!(status, 200, "{body}");
+    let (_, _, metrics) = request(port, "GET", "/metrics", "");
+    assert!(
+        metrics.contains(r#"waymark_records_total{kind="exit",journey="nudge"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            r#"waymark_record_reasons_total{kind="exit",reason="cancelled",journey="nudge"} 1"#
+        ),
+        "{metrics}"
+    );
     daemon.kill().unwrap();
     daemon.wait().unwrap();
 }

@@ -51,17 +51,38 @@ pub async fn run(
 ) {
     let mut in_flight = tokio::task::JoinSet::new();
     let mut busy: std::collections::BTreeSet<u64> = Default::default();
+    // Outcomes the store could not record (a full disk): kept here and
+    // written again each round, so the send is not attempted again meanwhile.
+    let mut unrecorded: BTreeMap<u64, Outcome> = BTreeMap::new();
     loop {
         while let Some(done) = in_flight.try_join_next() {
-            if let Ok(seq) = done {
+            if let Ok((seq, outcome)) = done {
                 busy.remove(&seq);
+                if let Some(outcome) = outcome {
+                    unrecorded.insert(seq, outcome);
+                }
             }
+        }
+        if !unrecorded.is_empty() {
+            let outbox = Outbox {
+                store: &store,
+                writer: &writer,
+                clock: clock.as_ref(),
+            };
+            let mut still = BTreeMap::new();
+            for (seq, outcome) in std::mem::take(&mut unrecorded) {
+                if outcome.record_later(&outbox).await.is_err() {
+                    still.insert(seq, outcome);
+                }
+            }
+            unrecorded = still;
         }
         if *stop.borrow() {
             break;
         }
         let now = clock.now();
-        let ready = match store.outbox_ready(now, 1000, &|seq| busy.contains(&seq)) {
+        let skip = |seq| busy.contains(&seq) || unrecorded.contains_key(&seq);
+        let ready = match store.outbox_ready(now, 1000, &skip) {
             Ok(e) => e,
             Err(e) => {
                 tracing::error!(error = %e, "reading the outbox failed");
@@ -70,34 +91,33 @@ pub async fn run(
         };
         for entry in ready {
             let channel_name = entry.record.channel.clone().unwrap_or_default();
-            if !channels.contains_key(&channel_name) {
-                let mut dead = entry.clone();
-                dead.last_error = Some(format!("no channel `{channel_name}` is configured"));
-                busy.insert(entry.seq);
-                let (store, writer) = (store.clone(), writer.clone());
-                in_flight.spawn(async move {
-                    let seq = entry.seq;
-                    give_up(&store, &writer, entry, dead).await;
-                    super::metrics::delivery(&channel_name, "dead", Duration::ZERO);
-                    seq
-                });
-                continue;
-            };
             busy.insert(entry.seq);
             let (store, channels, clock) = (store.clone(), channels.clone(), clock.clone());
             let writer = writer.clone();
             let stop = stop.clone();
             in_flight.spawn(async move {
                 let seq = entry.seq;
-                if let Some(channel) = channels.get(&channel_name) {
-                    let outbox = Outbox {
-                        store: &store,
-                        writer: &writer,
-                        clock: clock.as_ref(),
-                    };
-                    deliver(&outbox, &channel_name, channel, entry, stop).await;
-                }
-                seq
+                let outbox = Outbox {
+                    store: &store,
+                    writer: &writer,
+                    clock: clock.as_ref(),
+                };
+                let unrecorded = match channels.get(&channel_name) {
+                    Some(channel) => deliver(&outbox, &channel_name, channel, entry, stop).await,
+                    None => {
+                        let mut dead = entry.clone();
+                        dead.last_error =
+                            Some(format!("no channel `{channel_name}` is configured"));
+                        super::metrics::delivery(&channel_name, "dead", Duration::ZERO);
+                        Outcome::Dead {
+                            was: entry,
+                            entry: dead,
+                        }
+                        .record_now(&outbox)
+                        .await
+                    }
+                };
+                (seq, unrecorded)
             });
         }
         tokio::select! {
@@ -153,36 +173,87 @@ async fn settle(writer: &super::writer::Handle, settled: Settled) -> Result<(), 
         .map_err(|_| "the writer has stopped".to_string())?
 }
 
-/// Dead-letters a send with a `failed` record. If the writer has stopped
-/// (the daemon is going down), the send stays in the outbox with its
-/// attempts counted, due at once: the next start gives up on it again.
-async fn give_up(
-    store: &Store<SledKv>,
-    writer: &super::writer::Handle,
-    was: OutboxEntry,
-    entry: OutboxEntry,
-) {
-    let settled = Settled::DeadLettered {
-        was: was.clone(),
-        entry: entry.clone(),
-    };
-    if let Err(e) = settle(writer, settled).await {
-        tracing::warn!(error = %e, "a send given up on stays in the outbox until the next start");
-        let mut entry = entry;
-        entry.next_attempt = was.next_attempt;
-        if let Err(e) = store.outbox_retry(&was, &entry) {
-            tracing::error!(error = %e, "recording a failed delivery failed");
+/// What became of an attempt, to write to the store.
+enum Outcome {
+    Delivered {
+        was: OutboxEntry,
+        entry: OutboxEntry,
+    },
+    Retry {
+        was: OutboxEntry,
+        entry: OutboxEntry,
+    },
+    Dead {
+        was: OutboxEntry,
+        entry: OutboxEntry,
+    },
+}
+
+impl Outcome {
+    /// Writes it: a send given up on, or a replayed one delivered, is
+    /// settled through the writer (which journals it); the others move in
+    /// the outbox directly.
+    async fn record(&self, outbox: &Outbox<'_>) -> Result<(), String> {
+        match self {
+            Outcome::Delivered { was, entry } if was.replayed => {
+                let settled = Settled::Delivered {
+                    was: was.clone(),
+                    entry: entry.clone(),
+                };
+                settle(outbox.writer, settled).await
+            }
+            Outcome::Delivered { was, .. } => outbox
+                .store
+                .outbox_delivered(was)
+                .map_err(|e| e.to_string()),
+            Outcome::Retry { was, entry } => outbox
+                .store
+                .outbox_retry(was, entry)
+                .map_err(|e| e.to_string()),
+            Outcome::Dead { was, entry } => {
+                let settled = Settled::DeadLettered {
+                    was: was.clone(),
+                    entry: entry.clone(),
+                };
+                settle(outbox.writer, settled).await
+            }
         }
+    }
+
+    /// Records it; if that fails, says so and hands it back to be kept in
+    /// memory and recorded later.
+    async fn record_now(self, outbox: &Outbox<'_>) -> Option<Outcome> {
+        match self.record(outbox).await {
+            Ok(()) => None,
+            Err(e) => {
+                tracing::error!(error = %e, "recording a delivery's outcome failed; it is kept in memory and recorded once the store takes writes (a restart before then may deliver it again)");
+                Some(self)
+            }
+        }
+    }
+
+    /// Records it once the store takes writes again, unless the entry is
+    /// no longer there as it was read: a store reopened from disk after a
+    /// failure may have lost it, and given its number to another send.
+    async fn record_later(&self, outbox: &Outbox<'_>) -> Result<(), String> {
+        let (Outcome::Delivered { was, .. }
+        | Outcome::Retry { was, .. }
+        | Outcome::Dead { was, .. }) = self;
+        if !outbox.store.outbox_holds(was).map_err(|e| e.to_string())? {
+            return Ok(());
+        }
+        self.record(outbox).await
     }
 }
 
+/// Delivers one send; the outcome if the store could not record it.
 async fn deliver(
     outbox: &Outbox<'_>,
     name: &str,
     channel: &ChannelRuntime,
     was: OutboxEntry,
     mut stop: watch::Receiver<bool>,
-) {
+) -> Option<Outcome> {
     let entry = was.clone();
     // A send not yet handed to its provider when the worker stops stays in
     // the outbox: stopping does not wait for a queue of them.
@@ -193,10 +264,10 @@ async fn deliver(
     tokio::pin!(stopped);
     let permit = tokio::select! {
         permit = channel.permits.acquire() => permit,
-        _ = &mut stopped => return,
+        _ = &mut stopped => return None,
     };
     let Ok(_permit) = permit else {
-        return;
+        return None;
     };
     if let Some(rate) = channel.rate {
         loop {
@@ -218,12 +289,12 @@ async fn deliver(
             drop(recent);
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
-                _ = &mut stopped => return,
+                _ = &mut stopped => return None,
             }
         }
     }
     if *stopping.borrow() {
-        return;
+        return None;
     }
     let key = entry
         .record
@@ -236,10 +307,11 @@ async fn deliver(
     let span = tracing::info_span!("delivery", channel = name, user = %entry.record.user, key = %key, attempt = entry.attempts + 1);
     attempt(outbox, name, channel, was, entry, &key)
         .instrument(span)
-        .await;
+        .await
 }
 
-/// One attempt at a send and what follows from its outcome.
+/// One attempt at a send and what follows from its outcome; the outcome
+/// if the store could not record it.
 async fn attempt(
     outbox: &Outbox<'_>,
     name: &str,
@@ -247,8 +319,7 @@ async fn attempt(
     was: OutboxEntry,
     mut entry: OutboxEntry,
     key: &str,
-) {
-    let (store, clock) = (outbox.store, outbox.clock);
+) -> Option<Outcome> {
     let started = std::time::Instant::now();
     let result = tokio::time::timeout(
         Duration::from_secs(30),
@@ -258,24 +329,11 @@ async fn attempt(
     let result =
         result.unwrap_or_else(|_| Err(DeliveryError::Retryable("timed out after 30s".into())));
     entry.attempts += 1;
-    let now: DateTime<Utc> = clock.now();
-    match result {
+    let now: DateTime<Utc> = outbox.clock.now();
+    let outcome = match result {
         Ok(_) => {
-            let recorded = if was.replayed {
-                let settled = Settled::Delivered {
-                    was: was.clone(),
-                    entry: entry.clone(),
-                };
-                settle(outbox.writer, settled).await
-            } else {
-                Err(String::new())
-            };
-            if recorded.is_err()
-                && let Err(e) = store.outbox_delivered(&was)
-            {
-                tracing::error!(error = %e, "recording a delivery failed; it may be delivered again");
-            }
             super::metrics::delivery(name, "delivered", started.elapsed());
+            Outcome::Delivered { was, entry }
         }
         Err(error) => {
             let age = (now - entry.record.at).to_std().unwrap_or_default();
@@ -285,8 +343,8 @@ async fn attempt(
                 || age >= channel.retry.max_age;
             if hopeless {
                 tracing::warn!(error = %error, "delivery failed for good; dead-lettered");
-                give_up(store, outbox.writer, was, entry).await;
                 super::metrics::delivery(name, "dead", started.elapsed());
+                Outcome::Dead { was, entry }
             } else {
                 let delay = backoff(
                     &channel.retry,
@@ -295,11 +353,12 @@ async fn attempt(
                 );
                 entry.next_attempt = now + chrono::Duration::from_std(delay).unwrap_or_default();
                 tracing::info!(error = %error, retry_in_ms = delay.as_millis() as u64, "delivery failed; will retry");
-                let _ = store.outbox_retry(&was, &entry);
                 super::metrics::delivery(name, "retry", started.elapsed());
+                Outcome::Retry { was, entry }
             }
         }
-    }
+    };
+    outcome.record_now(outbox).await
 }
 
 #[cfg(test)]

@@ -962,6 +962,16 @@ impl<K: Kv> Store<K> {
         }
     }
 
+    /// Whether the outbox still holds `entry` as it was read (after a
+    /// store reopened from disk, its sequence number may be another's).
+    pub fn outbox_holds(&self, entry: &OutboxEntry) -> Result<bool> {
+        let k = Self::outbox_key(entry);
+        match self.kv.get(&k)? {
+            Some(bytes) => Ok(decode::<OutboxEntry>(&k, &bytes)? == *entry),
+            None => Ok(false),
+        }
+    }
+
     /// A delivered send leaves the outbox. `entry` is as it was read.
     pub fn outbox_delivered(&self, entry: &OutboxEntry) -> Result<()> {
         self.kv.apply(vec![Op::Delete(Self::outbox_key(entry))])
