@@ -27,16 +27,22 @@ fn wait_for(what: &str, f: impl FnMut() -> bool) {
 }
 
 fn setup(name: &str) -> std::path::PathBuf {
+    setup_with(
+        name,
+        "journey welcome {\n  trigger event signed_up\n  send wecom { text: \"欢迎 {user.nickname}\" }\n  wait 2s\n  give points 10 reason \"welcome\"\n  send wecom { text: \"+10\" }\n}\n",
+        "[channels.wecom]\nkind = \"log\"\npath = \"./sent.jsonl\"\n",
+    )
+}
+
+/// A scratch dir with `script` as its one journey file and a config of
+/// `channels` beside the data dir and scripts folder.
+fn setup_with(name: &str, script: &str, channels: &str) -> std::path::PathBuf {
     let dir = scratch(name);
     std::fs::create_dir_all(dir.join("scripts")).unwrap();
-    std::fs::write(
-        dir.join("scripts/welcome.journey"),
-        "journey welcome {\n  trigger event signed_up\n  send wecom { text: \"欢迎 {user.nickname}\" }\n  wait 2s\n  give points 10 reason \"welcome\"\n  send wecom { text: \"+10\" }\n}\n",
-    )
-    .unwrap();
+    std::fs::write(dir.join("scripts/welcome.journey"), script).unwrap();
     std::fs::write(
         dir.join("waymark.toml"),
-        "data_dir = \"./data\"\nscripts = \"./scripts\"\n\n[channels.wecom]\nkind = \"log\"\npath = \"./sent.jsonl\"\n",
+        format!("data_dir = \"./data\"\nscripts = \"./scripts\"\n\n{channels}"),
     )
     .unwrap();
     dir
@@ -411,20 +417,11 @@ fn a_send_given_up_on_is_journaled_failed_and_a_replay_that_gets_through_deliver
     let status = Arc::new(AtomicU16::new(400));
     let requests = Arc::new(AtomicUsize::new(0));
     let hook = provider(status.clone(), requests.clone());
-    let dir = scratch("daemon_failed_sends");
-    std::fs::create_dir_all(dir.join("scripts")).unwrap();
-    std::fs::write(
-        dir.join("scripts/notify.journey"),
+    let dir = setup_with(
+        "daemon_failed_sends",
         "journey notify {\n  trigger event ordered\n  send hook { text: \"thanks\" }\n}\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("waymark.toml"),
-        format!(
-            "data_dir = \"./data\"\nscripts = \"./scripts\"\n\n[channels.hook]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{hook}/in\"\n"
-        ),
-    )
-    .unwrap();
+        &format!("[channels.hook]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{hook}/in\"\n"),
+    );
     let port = free_port();
     let mut daemon = start(&dir, port);
     let (code, _) = http(

@@ -90,8 +90,9 @@ pub fn state(u: &UserState) -> Json {
             "entries": m.entries,
             "last_entered": time_opt(m.last_entered),
             "open_goal": m.open_goal.as_ref().map(|g| json!({
-                "instance": g.instance, "version": g.version, "until": time(g.until),
+                "instance": g.instance, "version": g.version, "until": time(g.until), "arms": g.arms,
             })),
+            "skipped": m.skipped.iter().map(|(reason, day)| (reason.clone(), json!(day.to_string()))).collect::<Map<_, _>>(),
         }))).collect::<Map<_, _>>(),
         "tasks": u.tasks.iter().map(|(name, t)| (name.clone(), json!({
             "counted": t.counted.iter().map(|(at, key)| json!({"at": time(*at), "key": key})).collect::<Vec<_>>(),
