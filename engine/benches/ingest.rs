@@ -37,11 +37,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
+use waymark_core::deployment::Deployment;
+use waymark_core::model::{Event, Input, UserState, Wait};
 use waymark_dsl::check::{self, Options};
 use waymark_dsl::source::Sources;
 use waymark_dsl::value::Value;
-use waymark_engine::deployment::Deployment;
-use waymark_engine::model::{Event, Input, UserState, Wait};
 use waymark_engine::runtime::Runtime;
 use waymark_engine::store::{Batch, Kv, MemoryKv, Op, SledKv, Store, StoreError};
 

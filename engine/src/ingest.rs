@@ -9,10 +9,10 @@
 //! what the daemon runs before its writer. Errors name the field that is
 //! wrong.
 
-use crate::model::{Event, Input};
 use chrono::{DateTime, Utc};
 use serde_json::Value as Json;
 use std::io::Read;
+use waymark_core::model::{Event, Input};
 use waymark_dsl::value::Value;
 
 /// The largest request body, and the most a gzipped one may inflate to.

@@ -1,23 +1,17 @@
-//! The Waymark runtime: a pure core that runs journey plans against
-//! per-user state, the store that keeps that state durable, and the shells
-//! around the core (`simulate`, `test`, the daemon) that share it.
+//! The Waymark engine: the shells around the pure core (`waymark-core`) —
+//! `simulate`, `test` and the durable daemon — with the store that keeps
+//! user state, timers, the journal and the outbox; the runtime that turns
+//! inputs into one atomic commit each batch; the built-in channel kinds;
+//! the configuration; the HTTP API; and the `waymark` command line.
 
 #![forbid(unsafe_code)]
 
-pub mod adapters;
+pub mod channels;
 pub mod cli;
-pub mod clock;
 pub mod config;
-pub mod core;
 pub mod daemon;
-pub mod deployment;
-pub mod export;
-pub mod history;
 pub mod ingest;
-pub mod journal;
-pub mod model;
 pub mod runtime;
-pub mod stats;
 pub mod store;
 pub mod testing;
 pub mod user_cache;
@@ -27,7 +21,7 @@ pub mod user_cache;
 /// `Waymark::new().channel_kind(MyKind).main()` as its `main`.
 #[derive(Clone)]
 pub struct Waymark {
-    registry: adapters::Registry,
+    registry: channels::Registry,
 }
 
 impl Default for Waymark {
@@ -40,18 +34,18 @@ impl Waymark {
     /// The built-in kinds (`log`, and those listed in engine.md).
     pub fn new() -> Waymark {
         Waymark {
-            registry: adapters::Registry::builtin(),
+            registry: channels::Registry::builtin(),
         }
     }
 
     /// Adds a channel kind; a kind with a built-in kind's name replaces it.
-    pub fn channel_kind(mut self, kind: impl adapters::ChannelKind + 'static) -> Waymark {
+    pub fn channel_kind(mut self, kind: impl channels::ChannelKind) -> Waymark {
         self.registry = self.registry.with(kind);
         self
     }
 
     /// The kinds registered so far.
-    pub fn registry(&self) -> &adapters::Registry {
+    pub fn registry(&self) -> &channels::Registry {
         &self.registry
     }
 

@@ -8,15 +8,15 @@
 //! deterministic; cron triggers fire the same way, scanning users page by
 //! page.
 
-use crate::core::{self, Globals};
-use crate::deployment::{DeployReport, Deployment};
-use crate::journal::{Kind, Record};
-use crate::model::{Input, UserState};
 use crate::store::{Batch, Kv, Settled, Store, StoreError};
 use crate::user_cache::UserCache;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::mpsc;
+use waymark_core::deployment::{DeployReport, Deployment};
+use waymark_core::journal::{Kind, Record};
+use waymark_core::machine::{self as core, Globals};
+use waymark_core::model::{Input, UserState};
 
 /// How many users an audience scan loads per page.
 const PAGE: usize = 500;
@@ -318,7 +318,11 @@ impl<K: Kv> Runtime<K> {
             if matches!(input, Input::Track(_) | Input::Identify { .. })
                 && self.store.oversize(user)
             {
-                let mut r = crate::journal::Record::new(now, user, crate::journal::Kind::Error);
+                let mut r = waymark_core::journal::Record::new(
+                    now,
+                    user,
+                    waymark_core::journal::Kind::Error,
+                );
                 r.message = Some(
                     "the user's stored state is past limits.user_state_bytes: this event was not applied (erase the user or raise the limit)"
                         .into(),
@@ -420,7 +424,7 @@ impl<K: Kv> Runtime<K> {
                 // Waking these users did not move their timers: a broken
                 // invariant. Say so rather than loop forever.
                 for (_, user) in &due {
-                    let mut r = Record::new(at, user, crate::journal::Kind::Error);
+                    let mut r = Record::new(at, user, waymark_core::journal::Kind::Error);
                     r.message = Some("a timer did not advance after it fired".into());
                     records.push(r);
                 }
@@ -588,7 +592,7 @@ impl<K: Kv> Runtime<K> {
             let held = state.is_some_and(|s| {
                 s.instances
                     .iter()
-                    .any(|i| i.journey == journey && i.wait == crate::model::Wait::Held)
+                    .any(|i| i.journey == journey && i.wait == waymark_core::model::Wait::Held)
             });
             if held {
                 vec![Input::Wake {
@@ -721,8 +725,8 @@ fn settlement_record(settled: &Settled, now: DateTime<Utc>) -> Record {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::journal::Kind;
     use crate::store::MemoryKv;
+    use waymark_core::journal::Kind;
     use waymark_dsl::value::Value;
 
     fn identify(user: &str, traits: serde_json::Value, at: DateTime<Utc>) -> Input {

@@ -5,12 +5,12 @@
 //! printed in the test's zone: the `tz` of the default policy (the zone
 //! its journeys' local times are in), else UTC.
 
-use crate::deployment::Deployment;
-use crate::journal::{Kind, Record};
-use crate::model::{Event, Input};
 use crate::runtime::Runtime;
 use crate::store::{MemoryKv, Store, StoreError};
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use waymark_core::deployment::Deployment;
+use waymark_core::journal::{Kind, Record};
+use waymark_core::model::{Event, Input};
 use waymark_dsl::plan::{Expectation, Expected, Plan, TestPlan, TestStepKind};
 use waymark_dsl::value::decimal_to_json;
 

@@ -10,9 +10,9 @@
 //! never read again, and one that does not costs a decode per miss, as
 //! with no cache at all.
 
-use crate::model::UserState;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use waymark_core::model::UserState;
 
 /// Users kept decoded by default (each typically a few KiB in memory).
 pub const DEFAULT_USERS: usize = 20_000;

@@ -8,7 +8,7 @@ mod support;
 use serde_json::json;
 use std::collections::BTreeMap;
 use support::*;
-use waymark_engine::journal::Kind;
+use waymark_core::journal::Kind;
 
 const OFFER: &str = r#"
 journey winback {

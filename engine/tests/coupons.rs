@@ -7,10 +7,10 @@ mod support;
 use serde_json::json;
 use std::collections::BTreeSet;
 use support::*;
-use waymark_engine::core::{CouponSecret, coupon_code};
-use waymark_engine::deployment::Deployment;
-use waymark_engine::journal::{Kind, Record};
-use waymark_engine::model::{Event, Input};
+use waymark_core::deployment::Deployment;
+use waymark_core::journal::{Kind, Record};
+use waymark_core::machine::{CouponSecret, coupon_code};
+use waymark_core::model::{Event, Input};
 use waymark_engine::runtime::Runtime;
 use waymark_engine::store::{Batch, MemoryKv, SledKv, Store, StoreError};
 

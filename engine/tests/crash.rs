@@ -15,11 +15,11 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
+use waymark_core::deployment::Deployment;
+use waymark_core::model::{Event, Input};
 use waymark_dsl::check::{self, Options};
 use waymark_dsl::source::Sources;
 use waymark_dsl::value::Value;
-use waymark_engine::deployment::Deployment;
-use waymark_engine::model::{Event, Input};
 use waymark_engine::runtime::Runtime;
 use waymark_engine::store::{Kv, SledKv, Store};
 

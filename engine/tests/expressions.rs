@@ -5,7 +5,7 @@ mod support;
 
 use serde_json::json;
 use support::*;
-use waymark_engine::journal::Kind;
+use waymark_core::journal::Kind;
 
 #[test]
 fn segment_names_are_booleans_in_expressions() {

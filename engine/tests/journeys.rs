@@ -5,7 +5,7 @@ mod support;
 
 use serde_json::json;
 use support::*;
-use waymark_engine::journal::Kind;
+use waymark_core::journal::Kind;
 
 #[test]
 fn event_trigger_enters_only_when_where_holds() {

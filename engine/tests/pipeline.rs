@@ -8,10 +8,10 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::*;
+use waymark_core::deployment::Deployment;
+use waymark_core::journal::Kind;
+use waymark_core::model::{Event, Input};
 use waymark_dsl::value::Value;
-use waymark_engine::deployment::Deployment;
-use waymark_engine::journal::Kind;
-use waymark_engine::model::{Event, Input};
 use waymark_engine::runtime::{Durable, Runtime};
 use waymark_engine::store::Store;
 

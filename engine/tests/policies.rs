@@ -6,7 +6,7 @@ mod support;
 
 use serde_json::json;
 use support::*;
-use waymark_engine::journal::Kind;
+use waymark_core::journal::Kind;
 
 fn pinging(policy: &str, header: &str, steps: &str) -> Harness {
     Harness::new(&format!(

@@ -7,8 +7,8 @@ mod support;
 use proptest::prelude::*;
 use serde_json::json;
 use support::*;
-use waymark_engine::journal::{Kind, Record};
-use waymark_engine::model::Wait;
+use waymark_core::journal::{Kind, Record};
+use waymark_core::model::Wait;
 
 const USERS: [&str; 4] = ["u0", "u1", "u2", "u3"];
 const EVENTS: [&str; 4] = ["cart_updated", "order_paid", "checkin", "ping"];

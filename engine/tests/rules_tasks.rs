@@ -5,7 +5,7 @@ mod support;
 
 use serde_json::json;
 use support::*;
-use waymark_engine::journal::Kind;
+use waymark_core::journal::Kind;
 
 #[test]
 fn rule_runs_on_every_event_where_filter_and_if_hold() {

@@ -6,7 +6,7 @@ mod support;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use support::*;
-use waymark_engine::journal::Kind;
+use waymark_core::journal::Kind;
 
 fn journey(steps: &str) -> Harness {
     Harness::new(&format!(
@@ -29,7 +29,7 @@ fn send_records_channel_template_and_evaluated_fields() {
 
 #[test]
 fn send_addresses_the_channels_trait_the_steps_to_field_or_is_suppressed_without_one() {
-    use waymark_engine::deployment::Recipient;
+    use waymark_core::deployment::Recipient;
     let mut h = journey(
         "  send email { subject: \"Hi\", body: \"…\" }\n  send email { to: \"ops@example.com\", subject: \"Copy\", body: \"…\" }\n  send wechat template \"T\"",
     );

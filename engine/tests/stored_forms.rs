@@ -8,7 +8,7 @@ mod support;
 use serde::Serialize;
 use serde_json::json;
 use support::*;
-use waymark_engine::model::UserState;
+use waymark_core::model::UserState;
 
 const SCRIPT: &str = r#"
 journey welcome {

@@ -5,9 +5,9 @@ mod support;
 
 use std::sync::atomic::Ordering;
 use support::*;
+use waymark_core::deployment::Deployment;
+use waymark_core::model::{Event, Input};
 use waymark_dsl::value::Value;
-use waymark_engine::deployment::Deployment;
-use waymark_engine::model::{Event, Input};
 use waymark_engine::runtime::Runtime;
 use waymark_engine::store::{Kv, Store};
 

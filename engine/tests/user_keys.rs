@@ -10,8 +10,8 @@ use chrono::{DateTime, Duration, Utc};
 use proptest::prelude::*;
 use serde_json::json;
 use support::*;
-use waymark_engine::journal::{Kind, Record};
-use waymark_engine::model::UserState;
+use waymark_core::journal::{Kind, Record};
+use waymark_core::model::UserState;
 use waymark_engine::store::{Batch, FORMAT, Kv, MemoryKv, Op, SledKv, Store, StoreError};
 
 fn start() -> DateTime<Utc> {

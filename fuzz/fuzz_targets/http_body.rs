@@ -21,9 +21,9 @@ use tower::ServiceExt;
 use waymark_dsl::check::{self, Options};
 use waymark_dsl::source::Sources;
 use waymark_engine::config::{Scope, Token};
-use waymark_engine::deployment::Deployment;
+use waymark_core::deployment::Deployment;
 use waymark_engine::ingest::{self, BodyError, Call, Refusal};
-use waymark_engine::model::Input;
+use waymark_core::model::Input;
 use waymark_engine::runtime::Runtime;
 use waymark_engine::store::{MemoryKv, SledKv, Store};
 

@@ -30,7 +30,7 @@ pub enum Format {
     Json,
 }
 
-pub fn run(args: &CheckArgs, registry: &crate::adapters::Registry) -> Result<ExitCode> {
+pub fn run(args: &CheckArgs, registry: &crate::channels::Registry) -> Result<ExitCode> {
     let catalog = match &args.config {
         None => None,
         Some(path) => {

@@ -85,7 +85,7 @@ pub fn plan_of(paths: &[PathBuf]) -> Result<Option<waymark_dsl::plan::Plan>> {
 pub fn load_config(
     path: Option<&Path>,
     flags: &crate::config::Flags,
-    registry: &crate::adapters::Registry,
+    registry: &crate::channels::Registry,
 ) -> Result<Option<crate::config::Config>> {
     let file = match path {
         Some(p) => Some((
@@ -162,7 +162,7 @@ enum Command {
 
 /// Parses the command line and runs the subcommand with the channel kinds
 /// of `registry`; the exit code is 0 clean, 1 findings, 2 usage or I/O errors.
-pub fn main(registry: crate::adapters::Registry) -> ExitCode {
+pub fn main(registry: crate::channels::Registry) -> ExitCode {
     let args = Args::parse();
     let outcome = match args.command {
         Command::Check(a) => check::run(&a, &registry),

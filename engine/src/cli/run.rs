@@ -1,6 +1,6 @@
 //! `waymark run`: load the configuration layers, validate them, start the daemon.
 
-use crate::adapters::Registry;
+use crate::channels::Registry;
 use crate::config::{Flags, LogFormat};
 use anyhow::Result;
 use clap::Args;

@@ -3,9 +3,7 @@
 //! order). Prints every record as a timeline (or JSON lines), then a
 //! per-journey summary. The same inputs give byte-identical output.
 
-use crate::deployment::Deployment;
 use crate::ingest::Message;
-use crate::journal::{Kind, Record};
 use crate::runtime::Runtime;
 use crate::store::{MemoryKv, Store};
 use anyhow::{Context as _, Result, bail};
@@ -15,6 +13,8 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use waymark_core::deployment::Deployment;
+use waymark_core::journal::{Kind, Record};
 
 #[derive(Args)]
 pub struct SimulateArgs {

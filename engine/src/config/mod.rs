@@ -7,29 +7,14 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use toml::{Table, Value};
+use waymark_channel::Validated;
+pub use waymark_channel::{ConfigError, parse_duration};
 
 /// The embedded default configuration.
 pub const DEFAULT: &str = include_str!("default.toml");
 
-/// A problem in the configuration: where (a TOML path such as
-/// `channels.sms.rate_limit`) and what.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    pub path: String,
-    pub message: String,
-}
-
-impl std::fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.path, self.message)
-    }
-}
-
 fn error(path: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError {
-        path: path.to_string(),
-        message: message.into(),
-    }
+    ConfigError::new(path, message)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -61,11 +46,13 @@ pub struct Rate {
     pub per: std::time::Duration,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Channel {
     pub kind: String,
     /// The kind's own settings (the keys below removed), `${VAR}` resolved.
     pub settings: Table,
+    /// The same settings as the kind read them: what it builds from.
+    pub validated: Validated,
     pub rate_limit: Option<Rate>,
     pub concurrency: u32,
     pub retry: Retry,
@@ -77,7 +64,7 @@ pub enum LogFormat {
     Json,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
@@ -140,20 +127,26 @@ pub struct Flags {
 
 /// What a channel kind checks about its settings (pure, no I/O).
 pub trait KindCheck {
-    /// Every problem in `settings`; `path` is the channel's TOML path.
-    fn validate(&self, kind: &str, path: &str, settings: &Table) -> Option<Vec<ConfigError>>;
+    /// The settings of a channel of `kind` at `path`, read by the kind, or
+    /// every problem in them; `None` for a kind there is not.
+    fn validate(
+        &self,
+        kind: &str,
+        path: &str,
+        settings: &Table,
+    ) -> Option<Result<Validated, Vec<ConfigError>>>;
     /// The kinds there are, for the message about an unknown one.
     fn kinds(&self) -> Vec<&str> {
         Vec::new()
     }
 }
 
-/// Accepts any kind without checking its settings (for tests of the layers).
-pub struct AnyKind;
+/// Accepts any kind without reading its settings (for tests of the layers).
+pub struct AcceptAnyKind;
 
-impl KindCheck for AnyKind {
-    fn validate(&self, _: &str, _: &str, _: &Table) -> Option<Vec<ConfigError>> {
-        Some(Vec::new())
+impl KindCheck for AcceptAnyKind {
+    fn validate(&self, _: &str, _: &str, _: &Table) -> Option<Result<Validated, Vec<ConfigError>>> {
+        Some(Ok(Validated::new("any", ())))
     }
 }
 
@@ -335,19 +328,6 @@ fn substitute_value(
         }
         _ => {}
     }
-}
-
-/// A duration such as `2ms`, `1s`, `10m`, `24h`, `7d`.
-pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
-    if let Some(ms) = text.strip_suffix("ms") {
-        return ms.parse().ok().map(std::time::Duration::from_millis);
-    }
-    waymark_dsl::parser::parse_duration(text)
-        .filter(|_| {
-            text.chars().next().is_some_and(|c| c.is_ascii_digit())
-                && text.chars().all(|c| c.is_ascii_alphanumeric())
-        })
-        .map(std::time::Duration::from_secs)
 }
 
 fn parse_rate(text: &str) -> Option<Rate> {
@@ -691,8 +671,12 @@ fn validate(table: &Table, kinds: &dyn KindCheck, errors: &mut Vec<ConfigError>)
                 .filter(|(k, _)| !CHANNEL_KEYS.contains(&k.as_str()))
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
-            match kinds.validate(&kind, &path, &settings) {
-                Some(problems) => r.errors.extend(problems),
+            let validated = match kinds.validate(&kind, &path, &settings) {
+                Some(Ok(validated)) => Some(validated),
+                Some(Err(problems)) => {
+                    r.errors.extend(problems);
+                    None
+                }
                 None => {
                     let known = kinds.kinds();
                     let near = waymark_dsl::diagnostic::closest(&kind, known.iter().copied())
@@ -706,19 +690,23 @@ fn validate(table: &Table, kinds: &dyn KindCheck, errors: &mut Vec<ConfigError>)
                     r.errors.push(error(
                         &join(&path, "kind"),
                         format!("unknown channel kind `{kind}`{near}{list}"),
-                    ))
+                    ));
+                    None
                 }
+            };
+            if let Some(validated) = validated {
+                channels.insert(
+                    name.clone(),
+                    Channel {
+                        kind,
+                        settings,
+                        validated,
+                        rate_limit,
+                        concurrency,
+                        retry,
+                    },
+                );
             }
-            channels.insert(
-                name.clone(),
-                Channel {
-                    kind,
-                    settings,
-                    rate_limit,
-                    concurrency,
-                    retry,
-                },
-            );
         }
     }
     let listen = listen?;
@@ -752,7 +740,7 @@ mod tests {
 
     #[test]
     fn the_embedded_default_is_valid() {
-        let c = load(None, &env(&[]), &Flags::default(), &AnyKind).unwrap();
+        let c = load(None, &env(&[]), &Flags::default(), &AcceptAnyKind).unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:7878");
         assert_eq!(c.data_dir, PathBuf::from("./waymark-data"));
         assert!(c.tokens.is_empty() && c.channels.is_empty());
@@ -761,7 +749,7 @@ mod tests {
 
     #[test]
     fn limits_and_http_timeouts_have_defaults_and_are_checked() {
-        let c = load(None, &env(&[]), &Flags::default(), &AnyKind).unwrap();
+        let c = load(None, &env(&[]), &Flags::default(), &AcceptAnyKind).unwrap();
         assert_eq!(c.limits, crate::ingest::Limits::default());
         assert_eq!(c.http, Http::default());
         let file = "[limits]\nevent_name_bytes = 64\n[http]\nheader_read_timeout = \"2s\"\nmax_connections = 8\n";
@@ -769,7 +757,7 @@ mod tests {
             Some(("w.toml", file)),
             &env(&[]),
             &Flags::default(),
-            &AnyKind,
+            &AcceptAnyKind,
         )
         .unwrap();
         assert_eq!(c.limits.event_name, 64);
@@ -785,7 +773,7 @@ mod tests {
             Some(("w.toml", file)),
             &env(&[]),
             &Flags::default(),
-            &AnyKind,
+            &AcceptAnyKind,
         )
         .unwrap_err();
         let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
@@ -807,7 +795,7 @@ mod tests {
             listen: Some("127.0.0.1:9200".into()),
             ..Flags::default()
         };
-        let c = load(Some(("w.toml", file)), &e, &flags, &AnyKind).unwrap();
+        let c = load(Some(("w.toml", file)), &e, &flags, &AcceptAnyKind).unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:9200");
         assert_eq!(c.data_dir, PathBuf::from("/tmp/w"));
         assert_eq!(
@@ -829,7 +817,7 @@ mod tests {
             Some(("w.toml", file)),
             &env(&[("WAYMARK_TOKEN", "0123456789abcdef0123")]),
             &Flags::default(),
-            &AnyKind,
+            &AcceptAnyKind,
         )
         .unwrap();
         assert_eq!(c.tokens[0].token, "0123456789abcdef0123");
@@ -838,7 +826,7 @@ mod tests {
             Some(("w.toml", file)),
             &env(&[]),
             &Flags::default(),
-            &AnyKind,
+            &AcceptAnyKind,
         )
         .unwrap_err();
         assert!(
@@ -859,7 +847,7 @@ mod tests {
                 ("WAYMARK_LISTEN", "127.0.0.1:9300"),
             ]),
             &Flags::default(),
-            &AnyKind,
+            &AcceptAnyKind,
         )
         .unwrap();
         assert_eq!(c.tokens[0].token, "0123456789abcdef0123");
@@ -869,7 +857,7 @@ mod tests {
             Some(("w.toml", "")),
             &env(&[("WAYMARK_ADMIN_TOKEN", "0123456789abcdef0123")]),
             &Flags::default(),
-            &AnyKind,
+            &AcceptAnyKind,
         )
         .unwrap_err();
         assert!(errors.iter().any(|e| e.path == "admin_token"), "{errors:?}");
@@ -882,7 +870,7 @@ mod tests {
             Some(("w.toml", file)),
             &env(&[]),
             &Flags::default(),
-            &AnyKind,
+            &AcceptAnyKind,
         )
         .unwrap_err();
         assert!(
@@ -894,7 +882,7 @@ mod tests {
             secrets_unset_ok: true,
             ..Flags::default()
         };
-        assert!(load(Some(("w.toml", file)), &env(&[]), &checking, &AnyKind).is_ok());
+        assert!(load(Some(("w.toml", file)), &env(&[]), &checking, &AcceptAnyKind).is_ok());
     }
 
     #[test]
@@ -902,15 +890,20 @@ mod tests {
         let file = "lisen = \"x\"\nflush_interval = \"soon\"\nuser_cache = -1\n[retry]\nmax_attempts = 0\n[channels.sms]\nrate_limit = \"fast\"\n[channels.mail]\nkind = \"pigeon\"\n[log]\nformat = \"xml\"\n";
         struct OnlyLog;
         impl KindCheck for OnlyLog {
-            fn validate(&self, kind: &str, _: &str, _: &Table) -> Option<Vec<ConfigError>> {
-                (kind == "log").then(Vec::new)
+            fn validate(
+                &self,
+                kind: &str,
+                _: &str,
+                _: &Table,
+            ) -> Option<Result<Validated, Vec<ConfigError>>> {
+                (kind == "log").then(|| Ok(Validated::new("log", ())))
             }
         }
         let errors = load(
             Some(("w.toml", "[channels.mail]\nkind = \"lgo\"\n")),
             &env(&[]),
             &Flags::default(),
-            &crate::adapters::Registry::builtin(),
+            &crate::channels::Registry::builtin(),
         )
         .unwrap_err();
         assert!(
@@ -955,7 +948,7 @@ mod tests {
             Some(("w.toml", "listen = \n")),
             &env(&[]),
             &Flags::default(),
-            &AnyKind,
+            &AcceptAnyKind,
         )
         .unwrap_err();
         assert_eq!(errors[0].path, "w.toml");

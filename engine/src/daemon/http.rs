@@ -280,7 +280,7 @@ impl From<ingest::BodyError> for ApiError {
     }
 }
 
-async fn submit(state: &AppState, inputs: Vec<crate::model::Input>) -> Result<(), ApiError> {
+async fn submit(state: &AppState, inputs: Vec<waymark_core::model::Input>) -> Result<(), ApiError> {
     let (reply, answer) = oneshot::channel();
     state
         .writer
@@ -401,7 +401,7 @@ async fn user(
     let Some(u) = found else {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "id", "no such user"));
     };
-    Ok(axum::Json(crate::export::summary(&u)))
+    Ok(axum::Json(waymark_core::export::summary(&u)))
 }
 
 /// Erasure under PIPL: the user's data is gone from every store and their
@@ -445,7 +445,7 @@ async fn export(
     };
     let journal = state.store.journal(&id, usize::MAX).map_err(internal)?;
     Ok(axum::Json(
-        json!({"user": id, "state": crate::export::state(&user), "journal": journal}),
+        json!({"user": id, "state": waymark_core::export::state(&user), "journal": journal}),
     ))
 }
 
@@ -824,11 +824,17 @@ mod tests {
             .commit(crate::store::Batch {
                 users: users
                     .iter()
-                    .map(|u| (crate::model::UserState::new(u), None))
+                    .map(|u| (waymark_core::model::UserState::new(u), None))
                     .collect(),
                 journal: users
                     .iter()
-                    .map(|u| crate::journal::Record::new(at, u, crate::journal::Kind::Error))
+                    .map(|u| {
+                        waymark_core::journal::Record::new(
+                            at,
+                            u,
+                            waymark_core::journal::Kind::Error,
+                        )
+                    })
                     .collect(),
                 ..Default::default()
             })

@@ -5,11 +5,11 @@
 //! written as `(none)`, never as `label=""`; every family has its HELP and
 //! TYPE even before it has a sample.
 
-use crate::journal::{Kind, Record};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::Duration;
+use waymark_core::journal::{Kind, Record};
 
 /// Latency buckets, in seconds.
 const SECONDS: &[f64] = &[

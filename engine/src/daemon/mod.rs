@@ -12,14 +12,14 @@ mod outbox;
 mod serve;
 mod writer;
 
-use crate::adapters::Registry;
-use crate::clock::{Clock, SystemClock};
+use crate::channels::Registry;
 use crate::config::Config;
-use crate::deployment::{DeploySource, Deployment};
 use crate::runtime::Runtime;
 use crate::store::{SledKv, Store};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use waymark_core::clock::{Clock, SystemClock};
+use waymark_core::deployment::{DeploySource, Deployment};
 use waymark_dsl::check::{self, ChannelCatalog, ChannelSpec, Options};
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +36,14 @@ pub enum StartError {
     Listen { addr: String, error: std::io::Error },
     #[error("{0}")]
     Io(#[from] std::io::Error),
+}
+
+/// Where the core finds a channel's address, from what its kind says.
+fn recipient(from: crate::channels::Recipient) -> waymark_core::deployment::Recipient {
+    match from {
+        crate::channels::Recipient::UserId => waymark_core::deployment::Recipient::UserId,
+        crate::channels::Recipient::Trait(name) => waymark_core::deployment::Recipient::Trait(name),
+    }
 }
 
 /// The channel catalog `check` validates `send` steps against.
@@ -165,7 +173,7 @@ fn collect(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) -> std::io:
 pub fn api_without_writer(
     store: Store<SledKv>,
     tokens: Vec<crate::config::Token>,
-    mut accept: impl FnMut(Vec<crate::model::Input>) -> Result<(), String> + Send + 'static,
+    mut accept: impl FnMut(Vec<waymark_core::model::Input>) -> Result<(), String> + Send + 'static,
 ) -> axum::Router {
     let (commands, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -270,11 +278,18 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
     if configured.is_empty() {
         let used = plan.channels_used();
         for name in used {
+            let stdout = crate::channels::AnyKind::validate(
+                &crate::channels::LogKind,
+                &format!("channels.{name}"),
+                &toml::Table::new(),
+            )
+            .expect("the log kind takes no settings");
             configured.insert(
                 name,
                 crate::config::Channel {
                     kind: "log".into(),
                     settings: toml::Table::new(),
+                    validated: stdout,
                     rate_limit: None,
                     concurrency: 1,
                     retry: config.retry,
@@ -290,9 +305,9 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
         runtime
             .deployment
             .recipients
-            .insert(name.clone(), kind.recipient());
+            .insert(name.clone(), recipient(kind.recipient()));
         let channel = kind
-            .build(name, &c.settings)
+            .build(name, &c.validated)
             .map_err(|e| StartError::Config(format!("channels.{name}: {e}")))?;
         channels.insert(
             name.clone(),

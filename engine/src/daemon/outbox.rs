@@ -9,8 +9,7 @@
 //! provider a bounded grace period, and leaves the rest in the outbox for
 //! the next start.
 
-use crate::adapters::{Channel, DeliveryError};
-use crate::clock::Clock;
+use crate::channels::{Channel, DeliveryError, Message};
 use crate::config::{Rate, Retry};
 use crate::store::{OutboxEntry, Settled, SledKv, Store};
 use chrono::{DateTime, Utc};
@@ -19,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Semaphore, watch};
 use tracing::Instrument;
+use waymark_core::clock::Clock;
 
 pub struct ChannelRuntime {
     pub channel: Arc<dyn Channel>,
@@ -310,6 +310,27 @@ async fn deliver(
         .await
 }
 
+/// The message a `send` record asks its channel to deliver, under `key`.
+fn message(record: &waymark_core::journal::Record, key: &str) -> Message {
+    Message {
+        at: record.at,
+        user: record.user.clone(),
+        journey: record.journey.clone(),
+        version: record.version.clone(),
+        step: record.step.clone(),
+        channel: record.channel.clone().unwrap_or_default(),
+        // The core resolves every send's address (or suppresses it with
+        // `no_address`); a kind refuses a blank one for good.
+        to: record.to.clone().unwrap_or_default(),
+        template: record.template.clone(),
+        fields: match &record.fields {
+            Some(serde_json::Value::Object(fields)) => fields.clone(),
+            _ => serde_json::Map::new(),
+        },
+        idempotency_key: key.to_string(),
+    }
+}
+
 /// One attempt at a send and what follows from its outcome; the outcome
 /// if the store could not record it.
 async fn attempt(
@@ -321,11 +342,9 @@ async fn attempt(
     key: &str,
 ) -> Option<Outcome> {
     let started = std::time::Instant::now();
-    let result = tokio::time::timeout(
-        Duration::from_secs(30),
-        channel.channel.deliver(&entry.record, key),
-    )
-    .await;
+    let message = message(&entry.record, key);
+    let result =
+        tokio::time::timeout(Duration::from_secs(30), channel.channel.deliver(&message)).await;
     let result =
         result.unwrap_or_else(|_| Err(DeliveryError::Retryable("timed out after 30s".into())));
     entry.attempts += 1;
@@ -364,9 +383,9 @@ async fn attempt(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::adapters::{Delivery, Receipt};
-    use crate::journal::{Kind, Record};
+    use crate::channels::{Delivery, Receipt};
     use std::sync::Mutex;
+    use waymark_core::journal::{Kind, Record};
 
     /// A provider that holds every delivery until two are in flight, then
     /// fails each naming the user it was for; `bob`'s answer comes later, so
@@ -374,7 +393,7 @@ mod tests {
     struct DownTogether(tokio::sync::Barrier);
 
     impl Channel for DownTogether {
-        fn deliver<'a>(&'a self, message: &'a Record, _key: &'a str) -> Delivery<'a> {
+        fn deliver<'a>(&'a self, message: &'a Message) -> Delivery<'a> {
             Box::pin(async move {
                 self.0.wait().await;
                 if message.user == "bob" {
@@ -427,7 +446,7 @@ mod tests {
             permits: Arc::new(Semaphore::new(4)),
             recent: Default::default(),
         };
-        let clock = crate::clock::ManualClock::new(Utc::now());
+        let clock = waymark_core::clock::ManualClock::new(Utc::now());
         let entry = |seq: u64, user: &str| {
             let mut record = Record::new(Utc::now(), user, Kind::Send);
             record.channel = Some("sms".into());

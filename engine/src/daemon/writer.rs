@@ -10,15 +10,15 @@
 //! answered); the writer runs them next, before new inputs. One writer keeps per-user order and determinism.
 
 use super::health::Health;
-use crate::clock::Clock;
-use crate::deployment::DeployReport;
-use crate::model::Input;
 use crate::runtime::Runtime;
 use crate::store::SledKv;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
+use waymark_core::clock::Clock;
+use waymark_core::deployment::DeployReport;
+use waymark_core::model::Input;
 
 /// How often message ids past the dedup window are forgotten.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
@@ -284,7 +284,7 @@ fn admin(runtime: &mut Runtime<SledKv>, clock: &dyn Clock, command: Command) {
             cancel_removed,
             reply,
         } => {
-            runtime.deployment.source = crate::deployment::DeploySource::Api;
+            runtime.deployment.source = waymark_core::deployment::DeploySource::Api;
             let _ = reply.send(
                 runtime
                     .deploy(plan, cancel_removed, now)

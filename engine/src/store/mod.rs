@@ -48,13 +48,13 @@ mod sled_kv;
 pub use memory::MemoryKv;
 pub use sled_kv::SledKv;
 
-use crate::core::Globals;
-use crate::journal::Record;
-use crate::model::UserState;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use std::collections::HashMap;
 use std::sync::Mutex;
+use waymark_core::journal::Record;
+use waymark_core::machine::Globals;
+use waymark_core::model::UserState;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
@@ -162,7 +162,7 @@ pub struct Batch {
     /// Sends leaving the outbox with this batch (its journal tells how).
     pub settled: Vec<Settled>,
     /// Inputs this batch leaves for a later one, by their number.
-    pub deferred: Vec<(u64, crate::model::Input)>,
+    pub deferred: Vec<(u64, waymark_core::model::Input)>,
     /// Deferred inputs (by number) this batch ran.
     pub resumed: Vec<u64>,
     /// Inputs dropped as duplicates of a message id already taken.
@@ -177,7 +177,7 @@ pub struct Store<K: Kv> {
     /// Journey stats as last prepared, once read (this store is their only
     /// writer too): a batch prepared while the one before it is still
     /// being applied must build on that one's stats.
-    stats: Mutex<HashMap<(String, String), crate::stats::VersionStats>>,
+    stats: Mutex<HashMap<(String, String), waymark_core::stats::VersionStats>>,
     /// The message ids seen within the dedup window (see [`dedup`]).
     dedup: Mutex<dedup::Seen>,
     /// The most bytes a user's state may take, and the users whose state
@@ -426,13 +426,13 @@ impl<K: Kv> Store<K> {
     }
 
     /// The secret coupon codes are derived under, made with the store.
-    pub fn coupon_secret(&self) -> Result<crate::core::CouponSecret> {
+    pub fn coupon_secret(&self) -> Result<waymark_core::machine::CouponSecret> {
         let bytes = self.kv.get(b"K")?.ok_or_else(|| StoreError::Corrupt {
             key: "K".into(),
             message: "the store's secret is missing".into(),
         })?;
         <[u8; 32]>::try_from(bytes.as_slice())
-            .map(crate::core::CouponSecret)
+            .map(waymark_core::machine::CouponSecret)
             .map_err(|_| StoreError::Corrupt {
                 key: "K".into(),
                 message: format!("the secret is 32 bytes, found {}", bytes.len()),
@@ -559,7 +559,7 @@ impl<K: Kv> Store<K> {
         // The coupon-code index: a code is issued once per coupon, ever.
         let mut issued = std::collections::HashSet::new();
         for r in &batch.journal {
-            if let (crate::journal::Kind::Coupon, Some(coupon), Some(code)) =
+            if let (waymark_core::journal::Kind::Coupon, Some(coupon), Some(code)) =
                 (r.kind, &r.coupon, &r.code)
             {
                 let k = key("c", &[&user_part(coupon), code.as_bytes()]);
@@ -584,7 +584,7 @@ impl<K: Kv> Store<K> {
                 groups.len() - 1
             });
             groups[g].1.push(record);
-            if record.kind == crate::journal::Kind::Send {
+            if record.kind == waymark_core::journal::Kind::Send {
                 let entry = OutboxEntryRef {
                     seq,
                     record,
@@ -600,8 +600,10 @@ impl<K: Kv> Store<K> {
             }
         }
         // Journey stats, per version, folded from this batch's records.
-        let mut touched: std::collections::BTreeMap<(String, String), crate::stats::VersionStats> =
-            Default::default();
+        let mut touched: std::collections::BTreeMap<
+            (String, String),
+            waymark_core::stats::VersionStats,
+        > = Default::default();
         for record in &batch.journal {
             let (Some(journey), Some(version)) = (&record.journey, &record.version) else {
                 continue;
@@ -788,7 +790,7 @@ impl<K: Kv> Store<K> {
 
     /// The inputs deferred by batches that used up their step budget, in
     /// the order they arrived, with their numbers.
-    pub fn deferred_inputs(&self) -> Result<Vec<(u64, crate::model::Input)>> {
+    pub fn deferred_inputs(&self) -> Result<Vec<(u64, waymark_core::model::Input)>> {
         self.kv
             .range(b"i/", &prefix_end(b"i/"), usize::MAX)?
             .into_iter()
@@ -824,7 +826,7 @@ impl<K: Kv> Store<K> {
     /// journeys (what reads answer from), paused journeys, and the journey
     /// versions it keeps (so that instances finish on their version): new
     /// ones are written, and stored ones it no longer keeps are deleted.
-    pub fn save_deployment(&self, d: &crate::deployment::Deployment) -> Result<()> {
+    pub fn save_deployment(&self, d: &waymark_core::deployment::Deployment) -> Result<()> {
         let current: Vec<DeployedJourney> = d
             .plan
             .journeys
@@ -892,12 +894,12 @@ impl<K: Kv> Store<K> {
     }
 
     /// The stored deployment, if one was saved.
-    pub fn load_deployment(&self) -> Result<Option<crate::deployment::Deployment>> {
+    pub fn load_deployment(&self) -> Result<Option<waymark_core::deployment::Deployment>> {
         let Some(bytes) = self.kv.get(b"P")? else {
             return Ok(None);
         };
         let plan: waymark_dsl::plan::Plan = decode(b"P", &bytes)?;
-        let mut d = crate::deployment::Deployment::new(plan);
+        let mut d = waymark_core::deployment::Deployment::new(plan);
         if let Some(bytes) = self.kv.get(b"Q")? {
             d.paused = decode(b"Q", &bytes)?;
         }
@@ -911,7 +913,7 @@ impl<K: Kv> Store<K> {
     }
 
     /// A journey version's stats.
-    pub fn stats(&self, journey: &str, version: &str) -> Result<crate::stats::VersionStats> {
+    pub fn stats(&self, journey: &str, version: &str) -> Result<waymark_core::stats::VersionStats> {
         let k = key("k", &[journey.as_bytes(), version.as_bytes()]);
         Ok(self
             .kv
@@ -925,7 +927,7 @@ impl<K: Kv> Store<K> {
     pub fn journey_stats(
         &self,
         journey: &str,
-    ) -> Result<Vec<(String, crate::stats::VersionStats)>> {
+    ) -> Result<Vec<(String, waymark_core::stats::VersionStats)>> {
         let prefix = key("k", &[journey.as_bytes(), b""]);
         self.kv
             .range(&prefix, &prefix_end(&prefix), usize::MAX)?
@@ -1086,7 +1088,7 @@ mod tests {
     fn sends(store: &Store<MemoryKv>, n: usize, channel: &str, at: DateTime<Utc>) {
         let journal = (0..n)
             .map(|i| {
-                let mut r = Record::new(at, &format!("u{i}"), crate::journal::Kind::Send);
+                let mut r = Record::new(at, &format!("u{i}"), waymark_core::journal::Kind::Send);
                 r.channel = Some(channel.into());
                 r
             })
@@ -1199,7 +1201,7 @@ mod tests {
     }
 
     fn record(t: &str, user: &str, message: &str) -> Record {
-        let mut r = Record::new(at(t), user, crate::journal::Kind::Error);
+        let mut r = Record::new(at(t), user, waymark_core::journal::Kind::Error);
         r.message = Some(message.into());
         r
     }

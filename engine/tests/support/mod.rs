@@ -5,14 +5,14 @@
 #![allow(dead_code)]
 
 use chrono::{DateTime, Duration, Utc};
+use waymark_core::deployment::Deployment;
+use waymark_core::journal::{Kind, Record};
+use waymark_core::model::{Event, Input, UserState};
 use waymark_dsl::check::{self, Options};
 use waymark_dsl::plan::Plan;
 use waymark_dsl::render;
 use waymark_dsl::source::Sources;
 use waymark_dsl::value::Value;
-use waymark_engine::deployment::Deployment;
-use waymark_engine::journal::{Kind, Record};
-use waymark_engine::model::{Event, Input, UserState};
 use waymark_engine::runtime::Runtime;
 use waymark_engine::store::{Kv, MemoryKv, Op, Store, StoreError};
 

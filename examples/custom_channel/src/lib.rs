@@ -1,8 +1,10 @@
 //! A channel kind in its own crate: `feishu`, a Feishu (飞书) group robot —
 //! the custom bot a group adds to post alerts through a webhook. It is an
-//! example of adding a kind without editing the engine: `FeishuKind`
-//! implements the engine's two adapter traits and `main.rs` registers it
-//! on the builder. Use it for staff alerts (a big order for the sales group
+//! example of adding a kind without editing the engine: this library
+//! depends on `waymark-channel` alone (not the engine, its store or its
+//! HTTP server), `FeishuKind` implements its two traits, and the small
+//! `bundle/` crate registers it on the engine builder as the
+//! `waymark-feishu` command. Use it for staff alerts (a big order for the sales group
 //! to follow up), not for customers: the robot posts to its group.
 //!
 //! Settings: `url` (the robot's webhook), `secret` (optional; the robot's
@@ -15,12 +17,11 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use toml::{Table, Value};
-use waymark_engine::adapters::{
-    Channel, ChannelKind, Delivery, DeliveryError, MessageFields, Receipt, unknown_settings,
+use toml::Table;
+use waymark_channel::{
+    BuildError, Channel, ChannelKind, ConfigError, Delivery, DeliveryError, Message, MessageFields,
+    Receipt,
 };
-use waymark_engine::config::{ConfigError, parse_duration};
-use waymark_engine::journal::Record;
 
 /// Sent with every post; the robot ignores it (it has no way to drop a
 /// duplicate), but proxies and a test server can see it.
@@ -34,6 +35,8 @@ const KEYS: &[&str] = &["url", "secret", "timeout"];
 pub struct FeishuKind;
 
 impl ChannelKind for FeishuKind {
+    type Settings = Settings;
+
     fn name(&self) -> &'static str {
         "feishu"
     }
@@ -48,27 +51,23 @@ impl ChannelKind for FeishuKind {
     // `recipient` keeps its default, the user id: the robot posts to its
     // group, and the user is who the message is about.
 
-    fn validate(&self, path: &str, settings: &Table) -> Vec<ConfigError> {
-        Settings::read(path, settings).err().unwrap_or_default()
+    fn settings(&self, path: &str, table: &Table) -> Result<Settings, Vec<ConfigError>> {
+        Settings::read(path, table)
     }
 
-    fn build(&self, name: &str, settings: &Table) -> Result<Arc<dyn Channel>, String> {
-        let settings = Settings::read(&format!("channels.{name}"), settings).map_err(|errors| {
-            errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ")
-        })?;
+    fn build(&self, _name: &str, settings: Settings) -> Result<Arc<dyn Channel>, BuildError> {
         let client = reqwest::Client::builder()
             .timeout(settings.timeout)
             .build()
-            .map_err(|e| format!("cannot make an HTTP client: {e}"))?;
+            .map_err(|e| BuildError::Client(e.to_string()))?;
         Ok(Arc::new(FeishuChannel { client, settings }))
     }
 }
 
-struct Settings {
+/// The settings, read: the robot's address, its signing secret, and the
+/// most one post may take.
+#[derive(Debug, Clone)]
+pub struct Settings {
     url: reqwest::Url,
     secret: Option<String>,
     /// The most one post may take, connecting included.
@@ -77,79 +76,22 @@ struct Settings {
 
 impl Settings {
     /// The settings, or every problem with them, each at its TOML path.
-    /// Pure: `validate` must not do I/O.
+    /// Pure: no I/O.
     fn read(path: &str, table: &Table) -> Result<Settings, Vec<ConfigError>> {
-        let mut errors = unknown_settings(path, table, KEYS);
-        let mut error = |key: &str, message: String| {
-            errors.push(ConfigError {
-                path: format!("{path}.{key}"),
-                message,
-            })
-        };
-        let url = match table.get("url") {
-            None => {
-                error("url", "missing: the robot's webhook address".into());
-                None
-            }
-            Some(Value::String(text)) => match reqwest::Url::parse(text) {
-                Ok(url) if matches!(url.scheme(), "https" | "http") => Some(url),
-                _ => {
-                    error(
-                        "url",
-                        format!(
-                            "`{text}` is not an http(s) URL such as https://open.feishu.cn/open-apis/bot/v2/hook/…"
-                        ),
-                    );
-                    None
-                }
-            },
-            Some(other) => {
-                error(
-                    "url",
-                    format!("must be a string, found {}", other.type_str()),
-                );
-                None
-            }
-        };
-        let secret = match table.get("secret") {
-            None => None,
-            Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
-            Some(_) => {
-                error(
-                    "secret",
-                    "must be the robot's signing secret, a non-empty string".into(),
-                );
-                None
-            }
-        };
-        let timeout = match table.get("timeout") {
-            None => Some(Duration::from_secs(10)),
-            Some(Value::String(text)) => match parse_duration(text) {
-                Some(d) if !d.is_zero() && d <= Duration::from_secs(30) => Some(d),
-                _ => {
-                    error(
-                        "timeout",
-                        format!("`{text}` is not a duration between 1ms and 30s, such as 10s"),
-                    );
-                    None
-                }
-            },
-            Some(other) => {
-                error(
-                    "timeout",
-                    format!("must be a string, found {}", other.type_str()),
-                );
-                None
-            }
-        };
-        match (url, timeout) {
-            (Some(url), Some(timeout)) if errors.is_empty() => Ok(Settings {
-                url,
-                secret,
-                timeout,
-            }),
-            _ => Err(errors),
-        }
+        let mut s = waymark_channel::Settings::new(path, table, KEYS);
+        let url = s.url(
+            "url",
+            None,
+            "the robot's webhook address, https://open.feishu.cn/open-apis/bot/v2/hook/…",
+        );
+        let secret = s.string("secret").map(str::to_string);
+        let timeout = s.timeout();
+        s.finish(())?;
+        Ok(Settings {
+            url: url.expect("a missing or bad url is an error, reported above"),
+            secret,
+            timeout,
+        })
     }
 }
 
@@ -166,10 +108,11 @@ struct FeishuChannel {
 }
 
 impl Channel for FeishuChannel {
-    fn deliver<'a>(&'a self, message: &'a Record, key: &'a str) -> Delivery<'a> {
+    fn deliver<'a>(&'a self, message: &'a Message) -> Delivery<'a> {
         Box::pin(async move {
+            let key = message.idempotency_key.as_str();
             // A message without its text is as wrong on the next attempt.
-            let text = match message.fields.as_ref().and_then(|f| f.get("text")) {
+            let text = match message.fields.get("text") {
                 Some(serde_json::Value::String(text)) if !text.is_empty() => text,
                 _ => return Err(DeliveryError::Permanent("the message has no `text`".into())),
             };
@@ -237,8 +180,8 @@ mod tests {
         let table: Table = "url = \"ftp://x\"\nsecret = \"\"\ntimeout = \"2m\"\ncolour = \"red\""
             .parse()
             .unwrap();
-        let mut paths: Vec<String> = FeishuKind
-            .validate("channels.ops", &table)
+        let mut paths: Vec<String> = Settings::read("channels.ops", &table)
+            .unwrap_err()
             .into_iter()
             .map(|e| e.path)
             .collect();
@@ -252,7 +195,7 @@ mod tests {
                 "channels.ops.url"
             ]
         );
-        let missing = FeishuKind.validate("channels.ops", &Table::new());
+        let missing = Settings::read("channels.ops", &Table::new()).unwrap_err();
         assert_eq!(missing.len(), 1);
         assert_eq!(missing[0].path, "channels.ops.url");
     }

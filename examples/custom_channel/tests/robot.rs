@@ -7,9 +7,8 @@ mod support;
 use std::sync::Arc;
 use support::{Reply, RobotServer, SECRET};
 use toml::Table;
-use waymark_engine::adapters::conformance::{check_kind, sample_send};
-use waymark_engine::adapters::{Channel, ChannelKind, DeliveryError};
-use waymark_engine::journal::Record;
+use waymark_channel::conformance::{DeliverKeyed, check_kind, sample_message};
+use waymark_channel::{Channel, DeliveryError, Message};
 use waymark_feishu::FeishuKind;
 
 fn settings(url: &str, secret: &str) -> Table {
@@ -20,18 +19,17 @@ fn settings(url: &str, secret: &str) -> Table {
     t
 }
 
-fn alert() -> Record {
-    sample_send(
+fn alert() -> Message {
+    sample_message(
         "ops",
-        Some("u1"),
+        "u1",
         None,
         serde_json::json!({ "text": "大单提醒：用户 u1 实付 2999 元" }),
     )
 }
 
 fn channel(settings: &Table) -> Arc<dyn Channel> {
-    assert_eq!(FeishuKind.validate("channels.ops", settings), Vec::new());
-    FeishuKind.build("ops", settings).unwrap()
+    waymark_channel::conformance::build(&FeishuKind, settings)
 }
 
 #[tokio::test]
@@ -55,7 +53,7 @@ async fn the_feishu_kind_conforms_and_the_robot_gets_two_signed_posts_under_one_
 async fn a_wrong_secret_is_refused_by_the_robot_and_fails_permanently() {
     let robot = RobotServer::start(Reply::Accept).await;
     let error = channel(&settings(&robot.url, "not-the-secret"))
-        .deliver(&alert(), "k")
+        .deliver_keyed(&alert(), "k")
         .await
         .unwrap_err();
     match error {
@@ -76,7 +74,7 @@ async fn rate_limits_and_server_errors_are_retryable_other_refusals_permanent() 
     ] {
         let robot = RobotServer::start(reply).await;
         let error = channel(&settings(&robot.url, SECRET))
-            .deliver(&alert(), "k")
+            .deliver_keyed(&alert(), "k")
             .await
             .unwrap_err();
         assert_eq!(
@@ -101,7 +99,10 @@ async fn a_robot_that_never_answers_is_retryable_within_the_timeout() {
     let mut settings = settings(&url, SECRET);
     settings.insert("timeout".into(), "300ms".into());
     let started = std::time::Instant::now();
-    let error = channel(&settings).deliver(&alert(), "k").await.unwrap_err();
+    let error = channel(&settings)
+        .deliver_keyed(&alert(), "k")
+        .await
+        .unwrap_err();
     assert!(matches!(error, DeliveryError::Retryable(_)), "{error:?}");
     assert!(started.elapsed() < std::time::Duration::from_secs(3));
 }

@@ -1,0 +1,339 @@
+//! The deployed script set: the current plan, every journey version that
+//! instances may still be on (plans are kept per version so that running
+//! instances finish on the version they started), paused journeys, and the
+//! parsed schedules of cron triggers.
+
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use waymark_dsl::ast::CalendarPeriod;
+use waymark_dsl::plan::{Cap, CapScope, JourneyPlan, Plan, PolicyPlan, Trigger, Window};
+use waymark_dsl::schedule::{CronSchedule, parse_time_zone};
+
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    pub plan: Arc<Plan>,
+    versions: BTreeMap<(String, String), Arc<JourneyPlan>>,
+    pub paused: BTreeSet<String>,
+    schedules: Vec<Schedule>,
+    empty_policy: PolicyPlan,
+    /// Where each configured channel finds a user's address. Channels not
+    /// listed (and every channel when no config is given, as in
+    /// `simulate`) address the user by id. Set from the config at start;
+    /// not stored.
+    pub recipients: BTreeMap<String, Recipient>,
+    /// What coupon codes are derived under: the store's secret in the
+    /// daemon, the fixed preview seed otherwise. Set at start; not stored
+    /// with the deployment.
+    pub coupon_secret: crate::machine::CouponSecret,
+    /// Where the current set was deployed from (stored with it).
+    pub source: DeploySource,
+}
+
+/// Where a deployed set came from. The daemon deploys its scripts folder
+/// at start only when the stored set came from that folder (or there is
+/// none): a set deployed over the API survives restarts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum DeploySource {
+    /// Not recorded: a store written before sources were, or a deployment
+    /// made by `simulate`/`test`. The daemon treats it as its folder (what
+    /// it did before sources were recorded).
+    #[default]
+    Unrecorded,
+    /// The daemon's scripts folder at start, by its canonical path.
+    Folder(String),
+    /// `POST /v1/deploy`.
+    Api,
+}
+
+impl std::fmt::Display for DeploySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeploySource::Unrecorded => f.write_str("an unrecorded source"),
+            DeploySource::Folder(path) => write!(f, "the scripts folder {path}"),
+            DeploySource::Api => f.write_str("POST /v1/deploy"),
+        }
+    }
+}
+
+/// Where a channel finds the address to send to, unless a `send` step
+/// gives a `to` field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recipient {
+    /// The user id itself (`log`, `webhook`).
+    UserId,
+    /// A user trait (`email`, `phone`, `openid`, …); a user without it is
+    /// suppressed with reason `no_address`.
+    Trait(String),
+}
+
+/// A cron trigger of a journey.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    pub journey: String,
+    /// Which of the journey's triggers (its index), for its audience.
+    pub trigger: usize,
+    pub cron: CronSchedule,
+    pub tz: chrono_tz::Tz,
+}
+
+/// A schedule trigger: its journey and the trigger's index among the journey's triggers.
+pub type ScheduleRef = (String, usize);
+
+/// What a deploy changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeployReport {
+    pub added: Vec<String>,
+    pub changed: Vec<String>,
+    pub removed: Vec<String>,
+    /// Things the operator should know about the new set, e.g. a cap that
+    /// needs more send history than the deployment before kept.
+    pub warnings: Vec<String>,
+}
+
+impl Deployment {
+    pub fn new(plan: Plan) -> Deployment {
+        let mut d = Deployment {
+            plan: Arc::new(Plan::default()),
+            versions: BTreeMap::new(),
+            paused: BTreeSet::new(),
+            schedules: Vec::new(),
+            empty_policy: PolicyPlan {
+                name: "default".into(),
+                ..PolicyPlan::default()
+            },
+            recipients: BTreeMap::new(),
+            coupon_secret: Default::default(),
+            source: DeploySource::default(),
+        };
+        d.replace(plan);
+        d
+    }
+
+    /// Replaces the script set. Old versions stay available for instances.
+    pub fn replace(&mut self, plan: Plan) -> DeployReport {
+        let mut report = DeployReport {
+            warnings: history_warnings(&self.plan, &plan),
+            ..DeployReport::default()
+        };
+        for j in &plan.journeys {
+            match self.plan.journey(&j.name) {
+                None => report.added.push(j.name.clone()),
+                Some(old) if old.version != j.version => report.changed.push(j.name.clone()),
+                Some(_) => {}
+            }
+            self.versions
+                .insert((j.name.clone(), j.version.clone()), Arc::new(j.clone()));
+        }
+        for old in &self.plan.journeys {
+            if plan.journey(&old.name).is_none() {
+                report.removed.push(old.name.clone());
+            }
+        }
+        let all = &plan;
+        self.schedules = plan
+            .journeys
+            .iter()
+            .flat_map(|j| {
+                j.triggers
+                    .iter()
+                    .enumerate()
+                    .filter_map(move |(trigger, t)| match t {
+                        Trigger::Schedule { cron, tz, .. } => {
+                            // The trigger's, the journey's, then its policy's (language.md §6).
+                            let policy_tz = all
+                                .policy(&j.policy)
+                                .or_else(|| all.policy("default"))
+                                .and_then(|p| p.tz.as_deref());
+                            let zone = tz
+                                .as_deref()
+                                .or(j.tz.as_deref())
+                                .or(policy_tz)
+                                .and_then(|z| parse_time_zone(z).ok())
+                                .unwrap_or(chrono_tz::UTC);
+                            CronSchedule::parse(cron).ok().map(|cron| Schedule {
+                                journey: j.name.clone(),
+                                trigger,
+                                cron,
+                                tz: zone,
+                            })
+                        }
+                        _ => None,
+                    })
+            })
+            .collect();
+        self.plan = Arc::new(plan);
+        report
+    }
+
+    /// Every journey version kept (for storing them).
+    pub fn versions(&self) -> impl Iterator<Item = &JourneyPlan> {
+        self.versions.values().map(|p| p.as_ref())
+    }
+
+    /// Drops the versions that are not current and that `in_use` does not
+    /// name (journey, version); returns what it dropped.
+    pub fn prune_versions(
+        &mut self,
+        in_use: &std::collections::HashSet<(String, String)>,
+    ) -> Vec<(String, String)> {
+        let plan = self.plan.clone();
+        let dropped: Vec<(String, String)> = self
+            .versions
+            .keys()
+            .filter(|(name, version)| {
+                plan.journey(name).is_none_or(|j| &j.version != version)
+                    && !in_use.contains(&(name.clone(), version.clone()))
+            })
+            .cloned()
+            .collect();
+        for key in &dropped {
+            self.versions.remove(key);
+        }
+        dropped
+    }
+
+    /// Makes an older version available again (loaded from the store).
+    pub fn keep_version(&mut self, plan: JourneyPlan) {
+        self.versions
+            .insert((plan.name.clone(), plan.version.clone()), Arc::new(plan));
+    }
+
+    /// The plan an instance runs on.
+    pub fn version(&self, journey: &str, version: &str) -> Option<&JourneyPlan> {
+        self.versions
+            .get(&(journey.to_string(), version.to_string()))
+            .map(|p| p.as_ref())
+    }
+
+    pub fn current(&self, journey: &str) -> Option<&JourneyPlan> {
+        self.plan.journey(journey)
+    }
+
+    pub fn policy(&self, name: &str) -> &PolicyPlan {
+        self.plan
+            .policy(name)
+            .or_else(|| self.plan.policy("default"))
+            .unwrap_or(&self.empty_policy)
+    }
+
+    pub fn is_paused(&self, journey: &str) -> bool {
+        self.paused.contains(journey)
+    }
+
+    pub fn schedules(&self) -> &[Schedule] {
+        &self.schedules
+    }
+
+    /// The earliest cron fire strictly after `after`, with the (journey,
+    /// trigger index) pairs that fire then.
+    pub fn next_schedule_fire(
+        &self,
+        after: DateTime<Utc>,
+    ) -> Option<(DateTime<Utc>, Vec<ScheduleRef>)> {
+        let mut best: Option<(DateTime<Utc>, Vec<ScheduleRef>)> = None;
+        for s in &self.schedules {
+            let Some(at) = s.cron.next_after(after, s.tz) else {
+                continue;
+            };
+            match &mut best {
+                Some((t, names)) if *t == at => names.push((s.journey.clone(), s.trigger)),
+                Some((t, _)) if *t < at => {}
+                _ => best = Some((at, vec![(s.journey.clone(), s.trigger)])),
+            }
+        }
+        best
+    }
+
+    /// Whether any journey enters users on segment membership.
+    pub fn has_segment_triggers(&self) -> bool {
+        self.plan
+            .journeys
+            .iter()
+            .any(|j| j.triggers.iter().any(|t| matches!(t, Trigger::Segment(_))))
+    }
+}
+
+/// Caps of `new` that need send history `old` did not keep. Users' send
+/// histories are pruned to what the deployed caps need (the `limit` most
+/// recent sends each cap counts, within its window), so a cap that reaches
+/// further back, or counts more sends, than any cap of the same scope
+/// before it counts too few until its window has passed once. Nothing to
+/// say when the old set could not send.
+fn history_warnings(old: &Plan, new: &Plan) -> Vec<String> {
+    if old.all_steps().next().is_none() {
+        return Vec::new();
+    }
+    let old_caps: Vec<&Cap> = old.policies.iter().flat_map(|p| &p.caps).collect();
+    let mut warnings = Vec::new();
+    for policy in &new.policies {
+        for cap in &policy.caps {
+            let kept = old_caps
+                .iter()
+                .filter(|c| c.counts == cap.counts)
+                .max_by_key(|c| (reach(c.per), c.limit));
+            let covered = old_caps.iter().any(|c| {
+                c.counts == cap.counts && c.limit >= cap.limit && reach(c.per) >= reach(cap.per)
+            });
+            if covered {
+                continue;
+            }
+            let before = match kept {
+                Some(c) => format!(
+                    "the sets deployed before kept only what `{}` needs",
+                    cap_text(c)
+                ),
+                None => format!(
+                    "the sets deployed before had no cap on {} and kept none of them",
+                    scope_text(&cap.counts)
+                ),
+            };
+            warnings.push(format!(
+                "policy {}: `{}` counts sends older than the history kept until now ({before}); it may let through sends it would have stopped until {} have passed",
+                policy.name,
+                cap_text(cap),
+                window_text(cap.per),
+            ));
+        }
+    }
+    warnings
+}
+
+/// How far back a window can reach, in seconds.
+fn reach(per: Window) -> i64 {
+    match per {
+        Window::Rolling(seconds) => seconds,
+        Window::Calendar(CalendarPeriod::Day) => 86_400,
+        Window::Calendar(CalendarPeriod::Week) => 7 * 86_400,
+        Window::Calendar(CalendarPeriod::Month) => 31 * 86_400,
+    }
+}
+
+fn scope_text(scope: &CapScope) -> String {
+    match scope {
+        CapScope::All => "messages".into(),
+        CapScope::Channel(c) | CapScope::Category(c) => c.clone(),
+    }
+}
+
+fn window_text(per: Window) -> String {
+    match per {
+        Window::Rolling(s) if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        Window::Rolling(s) if s % 3_600 == 0 => format!("{}h", s / 3_600),
+        Window::Rolling(s) if s % 60 == 0 => format!("{}m", s / 60),
+        Window::Rolling(s) => format!("{s}s"),
+        Window::Calendar(CalendarPeriod::Day) => "a day".into(),
+        Window::Calendar(CalendarPeriod::Week) => "a week".into(),
+        Window::Calendar(CalendarPeriod::Month) => "a month".into(),
+    }
+}
+
+fn cap_text(cap: &Cap) -> String {
+    let per = match cap.per {
+        Window::Calendar(CalendarPeriod::Day) => "day".to_string(),
+        Window::Calendar(CalendarPeriod::Week) => "week".to_string(),
+        Window::Calendar(CalendarPeriod::Month) => "month".to_string(),
+        rolling => window_text(rolling),
+    };
+    format!("cap {} {} per {per}", cap.limit, scope_text(&cap.counts))
+}

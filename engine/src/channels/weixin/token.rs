@@ -1,0 +1,379 @@
+//! What the `wecom` (企业微信) and `wechat` (公众号) kinds share: an access
+//! token cached per channel until shortly before its `expires_in`, fetched
+//! by one delivery at a time while the others wait for it (no stampede on
+//! the token endpoint); a send that, when the provider says the token is
+//! expired or invalid (errcode 40001, 40014, 42001), drops that token, gets
+//! another and sends once more; and the reading of `{errcode, errmsg}`
+//! answers into receipts and retryable or permanent errors.
+
+use crate::channels::http;
+use reqwest::{RequestBuilder, Url};
+use std::future::Future;
+use std::time::Duration;
+use tokio::time::Instant;
+use waymark_channel::DeliveryError;
+use waymark_channel::Settings;
+
+/// How long before its stated expiry a token is no longer used, at most.
+const SAFETY_MARGIN: Duration = Duration::from_secs(300);
+
+/// Reads `base_url` (else `default`, the provider's address) and appends
+/// each of `paths` to it: the API endpoints, or `None` with the problem
+/// recorded at `base_url`. The address may have a path prefix (a proxy),
+/// not a query.
+pub fn endpoints<const N: usize>(
+    s: &mut Settings,
+    default: &str,
+    what: &str,
+    paths: [&str; N],
+) -> Option<[Url; N]> {
+    let url = s.url("base_url", Some(default), what)?;
+    if url.query().is_some() {
+        s.error("base_url", "must not have a query string");
+        return None;
+    }
+    let base = url.as_str().trim_end_matches('/');
+    let mut endpoints = Vec::with_capacity(N);
+    for path in paths {
+        match Url::parse(&format!("{base}{path}")) {
+            Ok(url) => endpoints.push(url),
+            Err(e) => {
+                s.error("base_url", format!("`{base}{path}` is not an address: {e}"));
+                return None;
+            }
+        }
+    }
+    endpoints.try_into().ok()
+}
+
+/// What a token endpoint gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    pub token: String,
+    pub expires_in: Duration,
+}
+
+/// Where a channel gets its access tokens.
+pub trait TokenSource: Send + Sync {
+    /// Asks for a token; `force` asks for a new one even if the current
+    /// one is still valid (when the endpoint can, see [`Self::can_force`]).
+    fn fetch(&self, force: bool) -> impl Future<Output = Result<Fetched, DeliveryError>> + Send;
+    /// Whether `fetch(true)` differs from `fetch(false)`.
+    fn can_force(&self) -> bool;
+}
+
+/// The errcodes that say the access token is invalid or expired.
+pub fn is_token_error(errcode: i64) -> bool {
+    matches!(errcode, 40001 | 40014 | 42001)
+}
+
+/// One channel's access token.
+#[derive(Default)]
+pub struct TokenCache {
+    slot: tokio::sync::Mutex<Option<Cached>>,
+}
+
+struct Cached {
+    token: String,
+    fresh_until: Instant,
+}
+
+impl Cached {
+    fn new(fetched: Fetched) -> Cached {
+        let margin = SAFETY_MARGIN.min(fetched.expires_in / 10);
+        Cached {
+            token: fetched.token,
+            fresh_until: Instant::now() + fetched.expires_in.saturating_sub(margin),
+        }
+    }
+
+    fn fresh(&self) -> bool {
+        Instant::now() < self.fresh_until
+    }
+}
+
+impl TokenCache {
+    /// The cached token, or a new one if there is none or it is about to
+    /// expire. Concurrent callers wait for a single fetch.
+    pub async fn get(&self, source: &impl TokenSource) -> Result<String, DeliveryError> {
+        let mut slot = self.slot.lock().await;
+        if let Some(cached) = slot.as_ref().filter(|c| c.fresh()) {
+            return Ok(cached.token.clone());
+        }
+        let cached = Cached::new(source.fetch(false).await?);
+        let token = cached.token.clone();
+        *slot = Some(cached);
+        Ok(token)
+    }
+
+    /// A token other than `rejected`, which the provider refused: the one
+    /// another delivery already fetched, else a new one — forced if the
+    /// endpoint hands back the rejected token and can be forced.
+    pub async fn replace(
+        &self,
+        rejected: &str,
+        source: &impl TokenSource,
+    ) -> Result<String, DeliveryError> {
+        let mut slot = self.slot.lock().await;
+        if let Some(cached) = slot.as_ref().filter(|c| c.fresh() && c.token != rejected) {
+            return Ok(cached.token.clone());
+        }
+        *slot = None;
+        let mut fetched = source.fetch(false).await?;
+        if fetched.token == rejected && source.can_force() {
+            fetched = source.fetch(true).await?;
+        }
+        let cached = Cached::new(fetched);
+        let token = cached.token.clone();
+        *slot = Some(cached);
+        Ok(token)
+    }
+}
+
+/// An answer of the WeChat/WeCom APIs: `errcode` (absent means 0),
+/// `errmsg`, and the rest.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Reply {
+    #[serde(default)]
+    pub errcode: i64,
+    #[serde(default)]
+    pub errmsg: String,
+    #[serde(flatten)]
+    pub rest: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Reply {
+    /// A string (or number) the answer carries under `key`.
+    pub fn text(&self, key: &str) -> Option<String> {
+        match self.rest.get(key)? {
+            serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    }
+
+    /// `Ok` for errcode 0, else the error it means: retryable for the
+    /// codes in `retryable`, permanent for the others.
+    pub fn outcome(&self, what: &str, retryable: &[i64]) -> Result<(), DeliveryError> {
+        if self.errcode == 0 {
+            return Ok(());
+        }
+        let message = format!("{what}: errcode {} {}", self.errcode, self.errmsg);
+        Err(if retryable.contains(&self.errcode) {
+            DeliveryError::Retryable(message)
+        } else {
+            DeliveryError::Permanent(message)
+        })
+    }
+}
+
+/// Sends `request` and reads its `{errcode, …}` answer. An HTTP error
+/// status maps as for any HTTP kind; a success without JSON is retryable
+/// (a proxy's page, a truncated answer).
+pub async fn call(what: &str, request: RequestBuilder) -> Result<Reply, DeliveryError> {
+    let answer = http::exchange(what, request).await?;
+    if let Some(e) = answer.status_error(what) {
+        return Err(e);
+    }
+    serde_json::from_slice(&answer.body).map_err(|_| {
+        DeliveryError::Retryable(format!(
+            "{what} answered {} without JSON: {}",
+            answer.status,
+            answer.text()
+        ))
+    })
+}
+
+/// POSTs the JSON `body` to `url` with the cached token as `access_token`
+/// and the idempotency key as a header, replacing a rejected token once
+/// (see [`with_token`]); the reply's errcode is the caller's to read.
+pub async fn post_with_token<S: TokenSource>(
+    what: &str,
+    cache: &TokenCache,
+    source: &S,
+    client: &reqwest::Client,
+    url: &reqwest::Url,
+    key: &str,
+    body: String,
+) -> Result<Reply, DeliveryError> {
+    let post = |token: String| {
+        let mut url = url.clone();
+        url.query_pairs_mut().append_pair("access_token", &token);
+        let request = client
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(http::IDEMPOTENCY_KEY, key)
+            .body(body.clone());
+        async move { call(what, request).await }
+    };
+    with_token(what, cache, source, post).await
+}
+
+/// Runs `post` with the cached token; if the provider rejects the token,
+/// posts once more with a replacement. A second rejection is retryable:
+/// the outbox tries again later, with whatever token is current then.
+pub async fn with_token<S, P, F>(
+    what: &str,
+    cache: &TokenCache,
+    source: &S,
+    post: P,
+) -> Result<Reply, DeliveryError>
+where
+    S: TokenSource,
+    P: Fn(String) -> F,
+    F: Future<Output = Result<Reply, DeliveryError>>,
+{
+    let token = cache.get(source).await?;
+    let reply = post(token.clone()).await?;
+    if !is_token_error(reply.errcode) {
+        return Ok(reply);
+    }
+    let fresh = cache.replace(&token, source).await?;
+    let again = post(fresh).await?;
+    if is_token_error(again.errcode) {
+        return Err(DeliveryError::Retryable(format!(
+            "{what}: errcode {} {} even with a newly fetched access token",
+            again.errcode, again.errmsg
+        )));
+    }
+    Ok(again)
+}
+
+/// Reads a token endpoint's answer: `access_token` and `expires_in`
+/// (seconds; 7200 when absent, as both platforms document).
+pub fn fetched(what: &str, reply: &Reply, retryable: &[i64]) -> Result<Fetched, DeliveryError> {
+    reply.outcome(what, retryable)?;
+    let token = reply.text("access_token").ok_or_else(|| {
+        DeliveryError::Retryable(format!("{what}: the answer has no access_token"))
+    })?;
+    let seconds = reply
+        .rest
+        .get("expires_in")
+        .and_then(|e| e.as_u64())
+        .unwrap_or(7200);
+    Ok(Fetched {
+        token,
+        expires_in: Duration::from_secs(seconds),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Hands out `t1`, `t2`, …; with `sticky`, a plain fetch returns the
+    /// previous token again (as `stable_token` does while it is valid).
+    #[derive(Default)]
+    struct Counter {
+        fetches: AtomicUsize,
+        forced: AtomicUsize,
+        sticky: bool,
+        expires_in: u64,
+    }
+
+    impl TokenSource for Counter {
+        async fn fetch(&self, force: bool) -> Result<Fetched, DeliveryError> {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if force {
+                self.forced.fetch_add(1, Ordering::SeqCst);
+            }
+            let n = self.fetches.fetch_add(1, Ordering::SeqCst);
+            let n = if self.sticky && !force && n > 0 {
+                n
+            } else {
+                n + 1
+            };
+            Ok(Fetched {
+                token: format!("t{n}"),
+                expires_in: Duration::from_secs(self.expires_in.max(1)),
+            })
+        }
+
+        fn can_force(&self) -> bool {
+            true
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_deliveries_share_one_fetch() {
+        let cache = Arc::new(TokenCache::default());
+        let source = Arc::new(Counter {
+            expires_in: 7200,
+            ..Counter::default()
+        });
+        let tasks: Vec<_> = (0..20)
+            .map(|_| {
+                let (cache, source) = (cache.clone(), source.clone());
+                tokio::spawn(async move { cache.get(source.as_ref()).await.unwrap() })
+            })
+            .collect();
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), "t1");
+        }
+        assert_eq!(source.fetches.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_rejected_token_is_replaced_once_for_all_who_saw_it_rejected() {
+        let cache = TokenCache::default();
+        let source = Counter {
+            expires_in: 7200,
+            ..Counter::default()
+        };
+        assert_eq!(cache.get(&source).await.unwrap(), "t1");
+        assert_eq!(cache.replace("t1", &source).await.unwrap(), "t2");
+        assert_eq!(
+            cache.replace("t1", &source).await.unwrap(),
+            "t2",
+            "a second delivery that saw t1 rejected takes t2"
+        );
+        assert_eq!(source.fetches.load(Ordering::SeqCst), 2);
+        assert_eq!(source.forced.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn a_refresh_that_returns_the_rejected_token_is_forced() {
+        let cache = TokenCache::default();
+        let source = Counter {
+            sticky: true,
+            expires_in: 7200,
+            ..Counter::default()
+        };
+        assert_eq!(cache.get(&source).await.unwrap(), "t1");
+        assert_eq!(cache.replace("t1", &source).await.unwrap(), "t3");
+        assert_eq!(source.forced.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_token_is_fetched_again_shortly_before_it_expires() {
+        let cache = TokenCache::default();
+        let source = Counter {
+            expires_in: 1,
+            ..Counter::default()
+        };
+        assert_eq!(cache.get(&source).await.unwrap(), "t1");
+        assert_eq!(cache.get(&source).await.unwrap(), "t1");
+        tokio::time::sleep(Duration::from_millis(950)).await;
+        assert_eq!(cache.get(&source).await.unwrap(), "t2");
+    }
+
+    #[test]
+    fn errcodes_map_to_outcomes() {
+        let reply = |code: i64| Reply {
+            errcode: code,
+            errmsg: "msg".into(),
+            rest: Default::default(),
+        };
+        assert_eq!(reply(0).outcome("w", &[-1]), Ok(()));
+        assert!(matches!(
+            reply(-1).outcome("w", &[-1]),
+            Err(DeliveryError::Retryable(m)) if m == "w: errcode -1 msg"
+        ));
+        assert!(matches!(
+            reply(81013).outcome("w", &[-1]),
+            Err(DeliveryError::Permanent(_))
+        ));
+    }
+}

@@ -1,0 +1,259 @@
+//! The `wechat` kind: 公众号 template messages to a follower's openid. It
+//! gets its access token from `POST /cgi-bin/stable_token` — not
+//! `cgi-bin/token`, which would invalidate the token every other process
+//! of the account uses — caches it (see [`super::weixin`]), forcing a
+//! refresh only when a plain one hands back the token just rejected, and
+//! sends with `POST /cgi-bin/message/template/send`. The send's template is
+//! the `template_id`, its `url` field the link, its other fields the `data`
+//! entries, and the message's key the `client_msg_id`, with which WeChat
+//! drops a repeat of the same message to the same openid.
+
+use super::token::{self as weixin, Fetched, TokenCache, TokenSource};
+use crate::channels::http::{self, field_text};
+use reqwest::{Client, Url};
+use std::sync::Arc;
+use toml::Table;
+use waymark_channel::ConfigError;
+use waymark_channel::Message;
+use waymark_channel::Settings;
+use waymark_channel::{
+    BuildError, Channel, ChannelKind, Delivery, DeliveryError, MessageFields, Receipt, Recipient,
+};
+
+pub const DEFAULT_BASE_URL: &str = "https://api.weixin.qq.com";
+
+/// `client_msg_id` is at most this long.
+const CLIENT_MSG_ID_LIMIT: usize = 64;
+
+/// errcodes worth trying again later: system busy (-1), API call limits
+/// (45009 daily quota, 45011 too frequent).
+const RETRYABLE: &[i64] = &[-1, 45009, 45011];
+
+pub struct WechatKind;
+
+/// The settings, read.
+#[derive(Clone)]
+pub struct WechatSettings {
+    stable_token: Url,
+    send: Url,
+    app_id: String,
+    app_secret: String,
+    timeout: std::time::Duration,
+}
+
+fn read(path: &str, table: &Table) -> Result<WechatSettings, Vec<ConfigError>> {
+    let mut s = Settings::new(
+        path,
+        table,
+        &["base_url", "app_id", "app_secret", "timeout"],
+    );
+    let endpoints = weixin::endpoints(
+        &mut s,
+        DEFAULT_BASE_URL,
+        "the WeChat API address",
+        ["/cgi-bin/stable_token", "/cgi-bin/message/template/send"],
+    );
+    let app_id = s.required("app_id", "the official account's AppID");
+    let app_secret = s.required("app_secret", "the official account's AppSecret");
+    let timeout = s.timeout();
+    s.finish(())?;
+    let missing = "a missing or bad setting is an error, reported above";
+    let [stable_token, send] = endpoints.expect(missing);
+    Ok(WechatSettings {
+        stable_token,
+        send,
+        app_id: app_id.expect(missing).to_string(),
+        app_secret: app_secret.expect(missing).to_string(),
+        timeout,
+    })
+}
+
+impl ChannelKind for WechatKind {
+    type Settings = WechatSettings;
+
+    fn name(&self) -> &'static str {
+        "wechat"
+    }
+
+    fn message_fields(&self) -> MessageFields {
+        MessageFields {
+            required: vec!["template"],
+            accepted: None,
+        }
+    }
+
+    fn recipient(&self) -> Recipient {
+        Recipient::Trait("openid".into())
+    }
+
+    fn settings(&self, path: &str, table: &Table) -> Result<Self::Settings, Vec<ConfigError>> {
+        read(path, table)
+    }
+
+    fn build(&self, _name: &str, s: Self::Settings) -> Result<Arc<dyn Channel>, BuildError> {
+        Ok(Arc::new(WechatChannel {
+            tokens: TokenCache::default(),
+            source: StableToken {
+                client: http::client(s.timeout)?,
+                url: s.stable_token,
+                app_id: s.app_id,
+                app_secret: s.app_secret,
+            },
+            send_url: s.send,
+        }))
+    }
+}
+
+/// `POST /cgi-bin/stable_token`.
+struct StableToken {
+    client: Client,
+    url: Url,
+    app_id: String,
+    app_secret: String,
+}
+
+impl TokenSource for StableToken {
+    async fn fetch(&self, force: bool) -> Result<Fetched, DeliveryError> {
+        let what = format!("wechat POST {}", self.url);
+        let body = serde_json::json!({
+            "grant_type": "client_credential",
+            "appid": self.app_id,
+            "secret": self.app_secret,
+            "force_refresh": force,
+        })
+        .to_string();
+        let request = self
+            .client
+            .post(self.url.clone())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
+        let reply = weixin::call(&what, request).await?;
+        weixin::fetched(&what, &reply, RETRYABLE).map_err(|e| match e {
+            DeliveryError::Permanent(m) => DeliveryError::Permanent(format!(
+                "{m} (check app_id, app_secret and the account's IP allowlist)"
+            )),
+            retryable => retryable,
+        })
+    }
+
+    fn can_force(&self) -> bool {
+        true
+    }
+}
+
+struct WechatChannel {
+    tokens: TokenCache,
+    source: StableToken,
+    send_url: Url,
+}
+
+/// The `message/template/send` body, or why there is none.
+fn body(message: &Message, key: &str) -> Result<serde_json::Value, DeliveryError> {
+    let openid = message.address().ok_or_else(|| {
+        DeliveryError::Permanent("wechat: no openid (no `to`, and the user has no `openid`)".into())
+    })?;
+    let fields = &message.fields;
+    let template = message.template_name().map(str::to_string).ok_or_else(|| {
+        DeliveryError::Permanent(
+            "wechat: no template: a send needs `template \"…\"`, the template_id".into(),
+        )
+    })?;
+    let mut data = serde_json::Map::new();
+    let mut link = None;
+    for (k, v) in fields {
+        match k.as_str() {
+            "template" => {}
+            "url" => link = Some(field_text(v)).filter(|u| !u.is_empty()),
+            _ => {
+                data.insert(k.clone(), serde_json::json!({ "value": field_text(v) }));
+            }
+        }
+    }
+    let mut body = serde_json::json!({
+        "touser": openid,
+        "template_id": template,
+        "data": data,
+        "client_msg_id": http::bounded_key(key, CLIENT_MSG_ID_LIMIT),
+    });
+    if let Some(link) = link {
+        body["url"] = serde_json::Value::String(link);
+    }
+    Ok(body)
+}
+
+impl Channel for WechatChannel {
+    fn deliver<'a>(&'a self, message: &'a Message) -> Delivery<'a> {
+        Box::pin(async move {
+            let key = message.idempotency_key.as_str();
+            let body = body(message, key)?.to_string();
+            let what = format!("wechat POST {}", self.send_url);
+            let reply = weixin::post_with_token(
+                &what,
+                &self.tokens,
+                &self.source,
+                &self.source.client,
+                &self.send_url,
+                key,
+                body,
+            )
+            .await?;
+            reply.outcome(&what, RETRYABLE)?;
+            Ok(Receipt {
+                provider_id: reply.text("msgid"),
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use waymark_channel::conformance::sample_message;
+
+    #[test]
+    fn the_body_takes_the_template_the_link_and_the_other_fields_as_data() {
+        let m = sample_message(
+            "wechat",
+            "o6_bmjrPTlm6_2sgVt7hMZOPfL2M",
+            Some("TPL_1"),
+            json!({ "url": "https://example.invalid/o/1", "amount": 9.5, "name": "Li" }),
+        );
+        assert_eq!(
+            body(&m, "k1").unwrap(),
+            json!({
+                "touser": "o6_bmjrPTlm6_2sgVt7hMZOPfL2M",
+                "template_id": "TPL_1",
+                "url": "https://example.invalid/o/1",
+                "data": { "amount": { "value": "9.5" }, "name": { "value": "Li" } },
+                "client_msg_id": "k1",
+            })
+        );
+        let long_key = "k".repeat(80);
+        assert_eq!(
+            body(&m, &long_key).unwrap()["client_msg_id"]
+                .as_str()
+                .unwrap()
+                .len(),
+            64
+        );
+    }
+
+    #[test]
+    fn missing_settings_are_each_named() {
+        let errors = WechatKind
+            .settings("channels.mp", &"base_url = \"mailto:x\"\n".parse().unwrap())
+            .err()
+            .unwrap_or_default();
+        let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "channels.mp.base_url",
+                "channels.mp.app_id",
+                "channels.mp.app_secret",
+            ],
+            "{errors:?}"
+        );
+    }
+}

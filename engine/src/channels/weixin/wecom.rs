@@ -1,0 +1,269 @@
+//! The `wecom` kind: 企业微信 application messages (`text` or `markdown`)
+//! to an employee's WeCom user id, for staff follow-up. It gets an access
+//! token with `GET /cgi-bin/gettoken`, caches it (see [`super::weixin`]),
+//! and sends with `POST /cgi-bin/message/send`, asking WeCom to drop
+//! duplicates of the same content within [`DUPLICATE_CHECK_INTERVAL`] so
+//! that a retry after a lost answer does not show twice. A user WeCom lists
+//! as invalid or unlicensed did not get the message: a permanent failure.
+
+use super::token::{self as weixin, Fetched, TokenCache, TokenSource};
+use crate::channels::http::{self, field_text};
+use reqwest::{Client, Url};
+use std::sync::Arc;
+use toml::Table;
+use waymark_channel::ConfigError;
+use waymark_channel::Message;
+use waymark_channel::Settings;
+use waymark_channel::{
+    BuildError, Channel, ChannelKind, Delivery, DeliveryError, MessageFields, Receipt, Recipient,
+};
+
+pub const DEFAULT_BASE_URL: &str = "https://qyapi.weixin.qq.com";
+
+/// Seconds within which WeCom drops a repeat of the same message (its
+/// default; the most it allows is 4 hours).
+pub const DUPLICATE_CHECK_INTERVAL: u64 = 1800;
+
+/// errcodes worth trying again later: system busy (-1), data version
+/// conflict (6000), API call limits (45009, 45011, 45033).
+const RETRYABLE: &[i64] = &[-1, 6000, 45009, 45011, 45033];
+
+pub struct WecomKind;
+
+/// The settings, read.
+#[derive(Clone)]
+pub struct WecomSettings {
+    gettoken: Url,
+    send: Url,
+    corp_id: String,
+    corp_secret: String,
+    agent_id: i64,
+    timeout: std::time::Duration,
+}
+
+fn read(path: &str, table: &Table) -> Result<WecomSettings, Vec<ConfigError>> {
+    let mut s = Settings::new(
+        path,
+        table,
+        &["base_url", "corp_id", "corp_secret", "agent_id", "timeout"],
+    );
+    let endpoints = weixin::endpoints(
+        &mut s,
+        DEFAULT_BASE_URL,
+        "the WeCom API address",
+        ["/cgi-bin/gettoken", "/cgi-bin/message/send"],
+    );
+    let corp_id = s.required("corp_id", "the corporation's CorpID (企业ID)");
+    let corp_secret = s.required(
+        "corp_secret",
+        "the application's Secret, from its page in the admin console",
+    );
+    let agent_id = if table.contains_key("agent_id") {
+        s.integer("agent_id", 1, i64::from(u32::MAX))
+    } else {
+        s.error("agent_id", "missing: the application's AgentId, a number");
+        None
+    };
+    let timeout = s.timeout();
+    s.finish(())?;
+    let missing = "a missing or bad setting is an error, reported above";
+    let [gettoken, send] = endpoints.expect(missing);
+    Ok(WecomSettings {
+        gettoken,
+        send,
+        corp_id: corp_id.expect(missing).to_string(),
+        corp_secret: corp_secret.expect(missing).to_string(),
+        agent_id: agent_id.expect(missing),
+        timeout,
+    })
+}
+
+impl ChannelKind for WecomKind {
+    type Settings = WecomSettings;
+
+    fn name(&self) -> &'static str {
+        "wecom"
+    }
+
+    /// Exactly one of `text` and `markdown`; which one cannot be said here,
+    /// so a message with neither or both fails permanently at delivery.
+    fn message_fields(&self) -> MessageFields {
+        MessageFields {
+            required: Vec::new(),
+            accepted: Some(vec!["text", "markdown"]),
+        }
+    }
+
+    fn recipient(&self) -> Recipient {
+        Recipient::Trait("wecom_userid".into())
+    }
+
+    fn settings(&self, path: &str, table: &Table) -> Result<Self::Settings, Vec<ConfigError>> {
+        read(path, table)
+    }
+
+    fn build(&self, _name: &str, s: Self::Settings) -> Result<Arc<dyn Channel>, BuildError> {
+        Ok(Arc::new(WecomChannel {
+            tokens: TokenCache::default(),
+            source: Gettoken {
+                client: http::client(s.timeout)?,
+                url: s.gettoken,
+                corp_id: s.corp_id,
+                corp_secret: s.corp_secret,
+            },
+            send_url: s.send,
+            agent_id: s.agent_id,
+        }))
+    }
+}
+
+/// `GET /cgi-bin/gettoken?corpid=…&corpsecret=…`.
+struct Gettoken {
+    client: Client,
+    url: Url,
+    corp_id: String,
+    corp_secret: String,
+}
+
+impl TokenSource for Gettoken {
+    async fn fetch(&self, _force: bool) -> Result<Fetched, DeliveryError> {
+        let what = format!("wecom GET {}", self.url);
+        let mut url = self.url.clone();
+        url.query_pairs_mut()
+            .append_pair("corpid", &self.corp_id)
+            .append_pair("corpsecret", &self.corp_secret);
+        let reply = weixin::call(&what, self.client.get(url)).await?;
+        weixin::fetched(&what, &reply, RETRYABLE).map_err(|e| match e {
+            DeliveryError::Permanent(m) => {
+                DeliveryError::Permanent(format!("{m} (check corp_id and corp_secret)"))
+            }
+            retryable => retryable,
+        })
+    }
+
+    fn can_force(&self) -> bool {
+        false
+    }
+}
+
+struct WecomChannel {
+    tokens: TokenCache,
+    source: Gettoken,
+    send_url: Url,
+    agent_id: i64,
+}
+
+/// The message body, or why there is none.
+fn content(message: &Message) -> Result<(&'static str, String), DeliveryError> {
+    let fields = &message.fields;
+    let get = |k: &str| fields.get(k).filter(|v| !v.is_null()).map(field_text);
+    match (get("text"), get("markdown")) {
+        (Some(text), None) => Ok(("text", text)),
+        (None, Some(markdown)) => Ok(("markdown", markdown)),
+        (Some(_), Some(_)) => Err(DeliveryError::Permanent(
+            "wecom: a message has `text` or `markdown`, not both".into(),
+        )),
+        (None, None) => Err(DeliveryError::Permanent(
+            "wecom: a message needs a `text` or a `markdown` field".into(),
+        )),
+    }
+}
+
+impl Channel for WecomChannel {
+    fn deliver<'a>(&'a self, message: &'a Message) -> Delivery<'a> {
+        Box::pin(async move {
+            let key = message.idempotency_key.as_str();
+            let user = message.address().ok_or_else(|| {
+                DeliveryError::Permanent(
+                    "wecom: no user id (no `to`, and the user has no `wecom_userid`)".into(),
+                )
+            })?;
+            let (msgtype, content) = content(message)?;
+            let body = serde_json::json!({
+                "touser": user,
+                "msgtype": msgtype,
+                "agentid": self.agent_id,
+                msgtype: { "content": content },
+                "enable_duplicate_check": 1,
+                "duplicate_check_interval": DUPLICATE_CHECK_INTERVAL,
+            })
+            .to_string();
+            let what = format!("wecom POST {}", self.send_url);
+            let reply = weixin::post_with_token(
+                &what,
+                &self.tokens,
+                &self.source,
+                &self.source.client,
+                &self.send_url,
+                key,
+                body,
+            )
+            .await?;
+            reply.outcome(&what, RETRYABLE)?;
+            for list in ["invaliduser", "unlicenseduser"] {
+                if let Some(users) = reply.text(list) {
+                    return Err(DeliveryError::Permanent(format!(
+                        "{what}: WeCom did not deliver to {users} ({list}: not in the application's visible range, or without a license)"
+                    )));
+                }
+            }
+            Ok(Receipt {
+                provider_id: reply.text("msgid"),
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use waymark_channel::conformance::sample_message;
+
+    #[test]
+    fn missing_settings_are_each_named_and_agent_id_must_be_a_number() {
+        let errors = WecomKind
+            .settings("channels.staff", &"agent_id = \"x\"\n".parse().unwrap())
+            .err()
+            .unwrap_or_default();
+        let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "channels.staff.corp_id",
+                "channels.staff.corp_secret",
+                "channels.staff.agent_id",
+            ],
+            "{errors:?}"
+        );
+        let ok = "corp_id = \"ww1\"\ncorp_secret = \"s\"\nagent_id = 1000002\n";
+        assert!(
+            WecomKind
+                .settings("c", &ok.parse().unwrap())
+                .err()
+                .unwrap_or_default()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_message_takes_text_or_markdown_but_not_both_or_neither() {
+        let m = |fields| sample_message("wecom", "zhangsan", None, fields);
+        assert_eq!(
+            content(&m(serde_json::json!({ "text": "hi" }))).unwrap(),
+            ("text", "hi".to_string())
+        );
+        assert_eq!(
+            content(&m(serde_json::json!({ "markdown": "**hi**" }))).unwrap(),
+            ("markdown", "**hi**".to_string())
+        );
+        for fields in [
+            serde_json::json!({ "text": "a", "markdown": "b" }),
+            serde_json::json!({}),
+        ] {
+            assert!(matches!(
+                content(&m(fields)),
+                Err(DeliveryError::Permanent(_))
+            ));
+        }
+    }
+}
