@@ -37,9 +37,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use waymark_dsl::check::{self, Options};
 use waymark_dsl::source::Sources;
 use waymark_dsl::value::Value;
+use waymark_dsl::{Options, compile};
 use waymark_engine::deployment::Deployment;
 use waymark_engine::model::{Event, Input, UserState, Wait};
 use waymark_engine::runtime::Runtime;
@@ -101,8 +101,8 @@ fn deployment() -> Deployment {
         sources.add(name, std::fs::read_to_string(dir.join(name)).unwrap());
     }
     sources.add("checkin.journey", TASK);
-    let checked = check::check(
-        &sources,
+    let checked = compile(
+        sources,
         Options {
             functions: waymark_stdlib::stdlib(),
             channels: None,

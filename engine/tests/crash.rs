@@ -15,9 +15,9 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
-use waymark_dsl::check::{self, Options};
 use waymark_dsl::source::Sources;
 use waymark_dsl::value::Value;
+use waymark_dsl::{Options, compile};
 use waymark_engine::deployment::Deployment;
 use waymark_engine::model::{Event, Input};
 use waymark_engine::runtime::Runtime;
@@ -119,8 +119,8 @@ fn batch(n: u64) -> (Vec<Input>, DateTime<Utc>) {
 fn deployment() -> Deployment {
     let mut sources = Sources::new();
     sources.add("crash.journey", JOURNEY);
-    let checked = check::check(
-        &sources,
+    let checked = compile(
+        sources,
         Options {
             functions: waymark_stdlib::stdlib(),
             channels: None,

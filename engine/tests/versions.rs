@@ -2,10 +2,9 @@
 //! manual clock.
 
 use chrono::{DateTime, Duration, Utc};
-use waymark_dsl::Sources;
-use waymark_dsl::check::{self, Options};
 use waymark_dsl::plan::Plan;
 use waymark_dsl::value::Value;
+use waymark_dsl::{Options, Sources, compile};
 use waymark_engine::deployment::Deployment;
 use waymark_engine::journal::{Kind, Record};
 use waymark_engine::model::{Event, Input};
@@ -15,8 +14,8 @@ use waymark_engine::store::{Kv, MemoryKv, SledKv, Store};
 fn plan(text: &str) -> Plan {
     let mut sources = Sources::new();
     sources.add("test.journey", text);
-    let checked = check::check(
-        &sources,
+    let checked = compile(
+        sources,
         Options {
             functions: waymark_stdlib::stdlib(),
             channels: None,
@@ -25,7 +24,7 @@ fn plan(text: &str) -> Plan {
     checked.plan.unwrap_or_else(|| {
         panic!(
             "{}",
-            waymark_dsl::render::human(&sources, &checked.diagnostics)
+            waymark_dsl::render::human(&checked.sources, &checked.diagnostics)
         )
     })
 }

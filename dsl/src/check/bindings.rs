@@ -2,10 +2,10 @@
 //! the same declaration, but not on the path to this use.
 
 use super::Cx;
-use super::walk::{self, Child, Resolved, Role, Scope, Visitor};
 use crate::ast::{Expr, ExprKind};
 use crate::codes::Code;
 use crate::diagnostic::Diagnostic;
+use crate::scope::walk::{self, Child, Resolved, Role, Scope, Visitor};
 
 pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
     struct V<'c, 'a> {

@@ -3,10 +3,10 @@
 //! bindings declared elsewhere are left to `bindings.rs`.
 
 use super::Cx;
-use super::walk::{self, Child, Resolved, Role, Scope, Visitor};
 use crate::ast::{Expr, ExprKind};
 use crate::codes::Code;
 use crate::diagnostic::{Diagnostic, closest};
+use crate::scope::walk::{self, Child, Resolved, Role, Scope, Visitor};
 
 pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
     struct V<'c, 'a> {

@@ -2,10 +2,10 @@
 //! run to completion when their event arrives, so they cannot wait.
 
 use super::Cx;
-use super::walk;
 use crate::ast::{self, Decl, StepKind};
 use crate::codes::Code;
 use crate::diagnostic::Diagnostic;
+use crate::scope::walk;
 
 pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
     for decl in cx.files.iter().flat_map(|f| &f.decls) {

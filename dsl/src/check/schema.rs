@@ -3,11 +3,11 @@
 //! of a listed event names a declared field.
 
 use super::Cx;
-use super::symbols::BUILT_IN_USER_FIELDS;
-use super::walk::{self, Child, EventCtx, Resolved, Role, Scope, Visitor};
 use crate::ast::{Decl, Expr, ExprKind};
 use crate::codes::Code;
 use crate::diagnostic::{Diagnostic, closest};
+use crate::scope::symbols::BUILT_IN_USER_FIELDS;
+use crate::scope::walk::{self, Child, EventCtx, Resolved, Role, Scope, Visitor};
 use crate::types::Type;
 
 pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
@@ -89,7 +89,7 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
                             ..
                         }) => event_fields(symbols, event, &field.name),
                         Resolved::Journey => {
-                            let fields: Vec<&str> = super::symbols::JOURNEY_FIELDS
+                            let fields: Vec<&str> = crate::scope::symbols::JOURNEY_FIELDS
                                 .iter()
                                 .map(|(n, _)| *n)
                                 .collect();
@@ -103,7 +103,7 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
                             kind: walk::BindingKind::Coupon,
                             ..
                         }) => {
-                            let fields: Vec<&str> = super::symbols::COUPON_FIELDS
+                            let fields: Vec<&str> = crate::scope::symbols::COUPON_FIELDS
                                 .iter()
                                 .map(|(n, _)| *n)
                                 .collect();
@@ -134,7 +134,7 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
 }
 
 fn event_fields<'a>(
-    symbols: &super::symbols::Symbols<'a>,
+    symbols: &crate::scope::symbols::Symbols<'a>,
     event: &str,
     field: &str,
 ) -> (bool, String, Vec<&'a str>) {
@@ -145,7 +145,7 @@ fn event_fields<'a>(
             f.keys()
                 .copied()
                 .chain(
-                    super::symbols::BUILT_IN_EVENT_FIELDS
+                    crate::scope::symbols::BUILT_IN_EVENT_FIELDS
                         .iter()
                         .map(|(n, _)| *n),
                 )

@@ -3,12 +3,12 @@
 //! know is `Any` and passes; run-time checks cover the rest.
 
 use super::Cx;
-use super::symbols::{COUPON_FIELDS, JOURNEY_FIELDS};
-use super::walk::{self, BindingKind, EventCtx, Resolved, Role, Scope, Visitor};
 use crate::ast::{self, BinaryOp, Expr, ExprKind, UnaryOp};
 use crate::codes::Code;
 use crate::diagnostic::Diagnostic;
 use crate::library::{ParamKind, Returns};
+use crate::scope::symbols::{COUPON_FIELDS, JOURNEY_FIELDS};
+use crate::scope::walk::{self, BindingKind, EventCtx, Resolved, Role, Scope, Visitor};
 use crate::types::Type;
 
 pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {

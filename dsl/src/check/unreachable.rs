@@ -3,10 +3,10 @@
 //! arms all exit).
 
 use super::Cx;
-use super::walk;
 use crate::ast::{self, StepKind};
 use crate::codes::Code;
 use crate::diagnostic::Diagnostic;
+use crate::scope::walk;
 
 pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
     for decl in cx.files.iter().flat_map(|f| &f.decls) {

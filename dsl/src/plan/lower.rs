@@ -5,9 +5,9 @@
 use super::expr::{ExprLowering, literal_record};
 use super::*;
 use crate::ast::{self, Decl, HeaderKind, PolicyClauseKind, TaskClauseKind};
-use crate::check::walk::{BindingKind, EventCtx, Owner, Scope};
-use crate::check::{self, Symbols};
 use crate::library::FunctionTable;
+use crate::scope::walk::{Binding, BindingKind, EventCtx, Owner, Scope};
+use crate::scope::{self, Symbols};
 use crate::source::{Sources, Span};
 use std::collections::BTreeMap;
 
@@ -261,7 +261,7 @@ impl<'a> Lowering<'_, 'a> {
                 }
                 PolicyClauseKind::Cap { limit, what, per } => {
                     let word = what.name.as_str();
-                    let counts = if check::CAP_ALL.contains(&word) {
+                    let counts = if scope::CAP_ALL.contains(&word) {
                         CapScope::All
                     } else if symbols.categories.contains(word) {
                         CapScope::Category(word.to_string())
@@ -299,7 +299,7 @@ impl<'a> Lowering<'_, 'a> {
                     location,
                 }),
                 ast::TestStmtKind::At { time, event: e } => {
-                    let at = check::parse_timestamp(&time.value).unwrap_or_default();
+                    let at = scope::parse_timestamp(&time.value).unwrap_or_default();
                     steps.push(TestStep {
                         kind: TestStepKind::At(at),
                         location: location.clone(),
@@ -354,7 +354,7 @@ impl<'a> Lowering<'_, 'a> {
                             negated: e.negated,
                             what,
                             user: e.user.as_ref().map(|u| u.value.clone()),
-                            at: e.at.as_ref().and_then(|a| check::parse_timestamp(&a.value)),
+                            at: e.at.as_ref().and_then(|a| scope::parse_timestamp(&a.value)),
                             text: self.sources.slice(stmt.span).to_string(),
                         }),
                         location,
@@ -444,7 +444,7 @@ impl<'a> Lowering<'_, 'a> {
             } => {
                 let mut inner = scope.clone();
                 if let Some(name) = bind {
-                    inner.bindings.push(crate::check::walk::Binding {
+                    inner.bindings.push(Binding {
                         name,
                         kind: BindingKind::Event(&event.event.name),
                     });
@@ -527,7 +527,7 @@ impl<'a> Lowering<'_, 'a> {
                     next,
                 };
                 if let Some(name) = bind {
-                    scope.bindings.push(crate::check::walk::Binding {
+                    scope.bindings.push(Binding {
                         name,
                         kind: BindingKind::Coupon,
                     });
@@ -612,11 +612,11 @@ fn window(w: &ast::Window) -> Window {
 /// A campaign window; a date-only bound is local midnight in `zone`.
 fn active(a: &ast::Active, zone: chrono_tz::Tz) -> Option<ActiveWindow> {
     Some(ActiveWindow {
-        from: check::parse_timestamp_in(&a.from.value, zone)?,
+        from: scope::parse_timestamp_in(&a.from.value, zone)?,
         until: a
             .until
             .as_ref()
-            .and_then(|u| check::parse_timestamp_in(&u.value, zone)),
+            .and_then(|u| scope::parse_timestamp_in(&u.value, zone)),
     })
 }
 
