@@ -87,11 +87,12 @@ impl<'a> Infer<'_, 'a> {
 
     fn expr(&mut self, expr: &'a Expr) -> Type {
         match &expr.kind {
-            ExprKind::Null => Type::Null,
-            ExprKind::Bool(_) => Type::Bool,
-            ExprKind::Number { .. } => Type::Number,
-            ExprKind::Duration { .. } => Type::Duration,
-            ExprKind::TimeOfDay(_) => Type::TimeOfDay,
+            // Typed by their form alone, as in a const.
+            ExprKind::Null
+            | ExprKind::Bool(_)
+            | ExprKind::Number { .. }
+            | ExprKind::Duration { .. }
+            | ExprKind::TimeOfDay(_) => literal_type(expr),
             ExprKind::Str(t) => {
                 for part in &t.parts {
                     if let ast::TemplatePart::Expr(e) = part {

@@ -521,6 +521,30 @@ pub fn resolve<'a>(
     Resolved::Unknown
 }
 
+/// Calls `f` with every sub-expression of the deployment that is read as a
+/// value (not an event-name argument), and the scope it stands in: the walk
+/// the rules about names and fields share.
+pub fn each_value<'a>(
+    files: &'a [ast::File],
+    functions: &dyn FunctionTable,
+    f: impl FnMut(&'a Expr, &Scope<'a>),
+) {
+    struct Values<'t, F> {
+        functions: &'t dyn FunctionTable,
+        f: F,
+    }
+    impl<'a, F: FnMut(&'a Expr, &Scope<'a>)> Visitor<'a> for Values<'_, F> {
+        fn expr(&mut self, expr: &'a Expr, _: Role, scope: &Scope<'a>) {
+            each_subexpr(expr, Child::Value, self.functions, &mut |e, child| {
+                if child == Child::Value {
+                    (self.f)(e, scope);
+                }
+            });
+        }
+    }
+    walk(files, &mut Values { functions, f });
+}
+
 /// Calls `f` on `expr` and every sub-expression that is a value, with the
 /// role it has; event-name arguments are passed to `f` but not entered.
 pub fn each_subexpr<'a>(
