@@ -109,7 +109,7 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
                 positive_duration(d, "`every`", out);
             }
         }
-        StepKind::WaitFor { within, .. } => positive_duration(within, "`within`", out),
+        StepKind::WaitFor(wait) => positive_duration(&wait.within, "`within`", out),
         _ => {}
     });
 }

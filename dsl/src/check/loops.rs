@@ -115,7 +115,7 @@ fn waits(step: &Step) -> bool {
         StepKind::Wait(_)
         | StepKind::WaitUntil(_)
         | StepKind::WaitUntilTime { .. }
-        | StepKind::WaitFor { .. } => true,
+        | StepKind::WaitFor(_) => true,
         StepKind::Repeat { every: Some(_), .. } => true,
         _ => walk::child_blocks(step)
             .iter()

@@ -27,7 +27,7 @@ fn no_waits(steps: &[ast::Step], what: &str, out: &mut Vec<Diagnostic>) {
             StepKind::Wait(_)
                 | StepKind::WaitUntil(_)
                 | StepKind::WaitUntilTime { .. }
-                | StepKind::WaitFor { .. }
+                | StepKind::WaitFor(_)
         ) || matches!(&step.kind, StepKind::Repeat { every: Some(_), .. })
         {
             out.push(

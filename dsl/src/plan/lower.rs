@@ -435,32 +435,26 @@ impl<'a> Lowering<'_, 'a> {
                 at: e.expr(at, scope),
                 next,
             },
-            S::WaitFor {
-                event,
-                within,
-                bind,
-                on_event,
-                on_timeout,
-            } => {
+            S::WaitFor(wait) => {
                 let mut inner = scope.clone();
-                if let Some(name) = bind {
+                if let Some(name) = &wait.bind {
                     inner.bindings.push(Binding {
                         name,
-                        kind: BindingKind::Event(&event.event.name),
+                        kind: BindingKind::Event(&wait.event.event.name),
                     });
                 }
-                let on_event = match on_event {
+                let on_event = match &wait.on_event {
                     Some(b) => self.block(table, &b.steps, inner, next),
                     None => next,
                 };
-                let on_timeout = match on_timeout {
+                let on_timeout = match &wait.on_timeout {
                     Some(b) => self.block(table, &b.steps, scope.clone(), next),
                     None => next,
                 };
                 StepKind::WaitForEvent {
-                    event: self.filter(event, scope),
-                    within: seconds(within),
-                    bind: bind.as_ref().map(|b| b.name.clone()),
+                    event: self.filter(&wait.event, scope),
+                    within: seconds(&wait.within),
+                    bind: wait.bind.as_ref().map(|b| b.name.clone()),
                     on_event,
                     on_timeout,
                 }
