@@ -1,6 +1,8 @@
 //! The Waymark journey language: source text to a checked, lowered plan,
 //! with diagnostics as data. Pure: no I/O, no clock, no threads. The
 //! built-in function table is passed in (it lives in `waymark-stdlib`).
+//! [`compile()`] is the one way in: sources (read by the caller) to
+//! diagnostics and a plan, in one file order.
 
 #![forbid(unsafe_code)]
 
