@@ -188,6 +188,17 @@ impl HeaderKind {
     }
 }
 
+/// `wait for E within D [as NAME] [{ … }] [else { … }]`: the blocks run when
+/// the event comes and when the wait times out.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WaitFor {
+    pub event: EventMatch,
+    pub within: DurationLit,
+    pub bind: Option<Ident>,
+    pub on_event: Option<Block>,
+    pub on_timeout: Option<Block>,
+}
+
 /// `event E [where EXPR]`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EventMatch {
@@ -246,13 +257,7 @@ pub enum StepKind {
         tz: Option<Text>,
     },
     WaitUntil(Expr),
-    WaitFor {
-        event: EventMatch,
-        within: DurationLit,
-        bind: Option<Ident>,
-        on_event: Option<Block>,
-        on_timeout: Option<Block>,
-    },
+    WaitFor(WaitFor),
     If {
         branches: Vec<(Expr, Block)>,
         otherwise: Option<Block>,
@@ -301,7 +306,7 @@ impl StepKind {
         match self {
             StepKind::Send { .. } => "send",
             StepKind::Wait(_) | StepKind::WaitUntilTime { .. } | StepKind::WaitUntil(_) => "wait",
-            StepKind::WaitFor { .. } => "wait for",
+            StepKind::WaitFor(_) => "wait for",
             StepKind::If { .. } => "if",
             StepKind::Split { .. } => "split",
             StepKind::GiveCoupon { .. } => "give coupon",

@@ -140,6 +140,12 @@ impl Sources {
         self.files.is_empty()
     }
 
+    /// Puts the files in the order `by_name` gives their names (a stable
+    /// sort). Only before anything holds a [`FileId`]: ids are positions.
+    pub(crate) fn sort_by_name(&mut self, by_name: impl Fn(&str, &str) -> std::cmp::Ordering) {
+        self.files.sort_by(|a, b| by_name(&a.name, &b.name));
+    }
+
     /// The source text a span covers.
     pub fn slice(&self, span: Span) -> &str {
         let text = &self.get(span.file).text;

@@ -4,8 +4,7 @@
 //! case runs on a thread with a 2 MiB stack — the default for spawned and
 //! async worker threads, where an embedding engine would check scripts.
 
-use waymark_dsl::check::{Options, check};
-use waymark_dsl::{Code, Sources, render};
+use waymark_dsl::{Code, Options, Sources, compile, render};
 
 /// Checks `text` as a one-file deployment on a small stack, renders the
 /// diagnostics both ways, and returns their codes.
@@ -15,15 +14,15 @@ fn check_survives(text: String) -> Vec<Code> {
         .spawn(move || {
             let mut sources = Sources::new();
             sources.add("fuzz.journey", text);
-            let checked = check(
-                &sources,
+            let checked = compile(
+                sources,
                 Options {
                     functions: waymark_stdlib::stdlib(),
                     channels: None,
                 },
             );
-            let _ = render::human(&sources, &checked.diagnostics);
-            let _ = render::json(&sources, &checked.diagnostics);
+            let _ = render::human(&checked.sources, &checked.diagnostics);
+            let _ = render::json(&checked.sources, &checked.diagnostics);
             checked.diagnostics.iter().map(|d| d.code).collect()
         })
         .unwrap()

@@ -7,8 +7,9 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use waymark_dsl::check::{self, ChannelCatalog, ChannelSpec, Options};
-use waymark_dsl::{Code, Sources, parser, render};
+use waymark_dsl::{
+    ChannelCatalog, ChannelSpec, Code, Compiled, Options, Sources, compile, parser, render,
+};
 
 fn cases(kind: &str) -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -80,17 +81,15 @@ fn catalog(dir: &Path) -> Option<ChannelCatalog> {
     Some(catalog)
 }
 
-fn check_case(dir: &Path) -> (Sources, check::Checked) {
-    let sources = load(dir);
+fn check_case(dir: &Path) -> Compiled {
     let catalog = catalog(dir);
-    let checked = check::check(
-        &sources,
+    compile(
+        load(dir),
         Options {
             functions: waymark_stdlib::stdlib(),
             channels: catalog.as_ref(),
         },
-    );
-    (sources, checked)
+    )
 }
 
 #[test]
@@ -112,13 +111,14 @@ fn parse_fixtures() {
 #[test]
 fn check_fixtures() {
     for dir in cases("check") {
-        let (sources, checked) = check_case(&dir);
+        let checked = check_case(&dir);
+        let sources = &checked.sources;
         let human = format!(
             "{}{}\n",
-            render::human(&sources, &checked.diagnostics),
+            render::human(sources, &checked.diagnostics),
             render::summary(sources.len(), &checked.diagnostics)
         );
-        let json = render::json(&sources, &checked.diagnostics);
+        let json = render::json(sources, &checked.diagnostics);
         settings(&dir).bind(|| {
             insta::assert_snapshot!("human", human);
             insta::assert_json_snapshot!("json", json);
@@ -129,12 +129,13 @@ fn check_fixtures() {
 #[test]
 fn plan_fixtures() {
     for dir in cases("plan") {
-        let (sources, checked) = check_case(&dir);
+        let checked = check_case(&dir);
+        let sources = &checked.sources;
         let plan = checked.plan.unwrap_or_else(|| {
             panic!(
                 "{}: {}",
                 dir.display(),
-                render::human(&sources, &checked.diagnostics)
+                render::human(sources, &checked.diagnostics)
             )
         });
         settings(&dir).bind(|| insta::assert_json_snapshot!("plan", plan));
@@ -147,12 +148,13 @@ fn plan_fixtures() {
 fn clean_and_failing_fixtures_are_what_their_names_say() {
     for dir in cases("check") {
         let name = dir.file_name().unwrap().to_string_lossy().to_string();
-        let (sources, checked) = check_case(&dir);
+        let checked = check_case(&dir);
+        let sources = &checked.sources;
         if name.starts_with("ok_") || name.starts_with("spec_") {
             assert!(
                 checked.diagnostics.is_empty(),
                 "{name} should be clean:\n{}",
-                render::human(&sources, &checked.diagnostics)
+                render::human(sources, &checked.diagnostics)
             );
         } else {
             assert!(
@@ -168,7 +170,7 @@ fn clean_and_failing_fixtures_are_what_their_names_say() {
 fn every_code_has_a_failing_fixture() {
     let mut seen = BTreeSet::new();
     for dir in cases("check") {
-        let (_, checked) = check_case(&dir);
+        let checked = check_case(&dir);
         seen.extend(checked.diagnostics.iter().map(|d| d.code));
     }
     let missing: Vec<&str> = Code::ALL

@@ -6,7 +6,7 @@ use chrono::{
 use chrono_tz::Tz;
 use proptest::prelude::*;
 use std::collections::BTreeSet;
-use waymark_dsl::schedule::{CronError, CronSchedule, parse_time_zone};
+use waymark_dsl::schedule::{CronError, CronSchedule, MACROS, parse_time_zone};
 
 const SHANGHAI: Tz = chrono_tz::Asia::Shanghai;
 const NEW_YORK: Tz = chrono_tz::America::New_York;
@@ -281,25 +281,37 @@ fn month_names_and_numbers_select_months() {
 
 // ----------------------------------------------------------------- macros
 
+/// Written as the instants each shortcut fires at, not as crontab lines, so
+/// a wrong expansion in `MACROS` shows here.
 #[test]
-fn macros_stand_for_their_crontab_expansions() {
-    let after = utc(2025, 1, 1, 0, 0);
-    for (mac, expansion) in [
-        ("@hourly", "0 * * * *"),
-        ("@daily", "0 0 * * *"),
-        ("@midnight", "0 0 * * *"),
-        ("@weekly", "0 0 * * 0"),
-        ("@monthly", "0 0 1 * *"),
-        ("@yearly", "0 0 1 1 *"),
-        ("@annually", "0 0 1 1 *"),
-        ("@DAILY", "0 0 * * *"),
-    ] {
+fn macros_fire_when_their_names_say() {
+    // A Wednesday, half past midnight.
+    let after = utc(2025, 1, 1, 0, 30);
+    let cases = [
+        ("@hourly", [utc(2025, 1, 1, 1, 0), utc(2025, 1, 1, 2, 0)]),
+        ("@daily", [utc(2025, 1, 2, 0, 0), utc(2025, 1, 3, 0, 0)]),
+        ("@midnight", [utc(2025, 1, 2, 0, 0), utc(2025, 1, 3, 0, 0)]),
+        ("@weekly", [utc(2025, 1, 5, 0, 0), utc(2025, 1, 12, 0, 0)]),
+        ("@monthly", [utc(2025, 2, 1, 0, 0), utc(2025, 3, 1, 0, 0)]),
+        ("@yearly", [utc(2026, 1, 1, 0, 0), utc(2027, 1, 1, 0, 0)]),
+        ("@annually", [utc(2026, 1, 1, 0, 0), utc(2027, 1, 1, 0, 0)]),
+    ];
+    for (mac, fires) in cases {
         assert_eq!(
-            sched(mac).upcoming(after, SHANGHAI, 5),
-            sched(expansion).upcoming(after, SHANGHAI, 5),
+            sched(mac).upcoming(after, chrono_tz::UTC, 2),
+            fires,
             "{mac}"
         );
+        let upper = mac.to_ascii_uppercase();
+        assert_eq!(
+            sched(&upper).upcoming(after, chrono_tz::UTC, 2),
+            fires,
+            "{upper}"
+        );
     }
+    let covered: Vec<&str> = cases.iter().map(|(m, _)| *m).collect();
+    let known: Vec<&str> = MACROS.iter().map(|(m, _)| *m).collect();
+    assert_eq!(covered, known, "every shortcut has a case");
 }
 
 #[test]

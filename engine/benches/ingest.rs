@@ -39,9 +39,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use waymark_core::deployment::Deployment;
 use waymark_core::model::{Event, Input, UserState, Wait};
-use waymark_dsl::check::{self, Options};
 use waymark_dsl::source::Sources;
 use waymark_dsl::value::Value;
+use waymark_dsl::{Options, compile};
 use waymark_engine::runtime::Runtime;
 use waymark_engine::store::{Batch, Kv, MemoryKv, Op, SledKv, Store, StoreError};
 
@@ -101,8 +101,8 @@ fn deployment() -> Deployment {
         sources.add(name, std::fs::read_to_string(dir.join(name)).unwrap());
     }
     sources.add("checkin.journey", TASK);
-    let checked = check::check(
-        &sources,
+    let checked = compile(
+        sources,
         Options {
             functions: waymark_stdlib::stdlib(),
             channels: None,

@@ -17,9 +17,9 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 use waymark_core::deployment::Deployment;
 use waymark_core::model::{Event, Input};
-use waymark_dsl::check::{self, Options};
 use waymark_dsl::source::Sources;
 use waymark_dsl::value::Value;
+use waymark_dsl::{Options, compile};
 use waymark_engine::runtime::Runtime;
 use waymark_engine::store::{Kv, SledKv, Store};
 
@@ -119,8 +119,8 @@ fn batch(n: u64) -> (Vec<Input>, DateTime<Utc>) {
 fn deployment() -> Deployment {
     let mut sources = Sources::new();
     sources.add("crash.journey", JOURNEY);
-    let checked = check::check(
-        &sources,
+    let checked = compile(
+        sources,
         Options {
             functions: waymark_stdlib::stdlib(),
             channels: None,

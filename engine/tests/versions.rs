@@ -5,18 +5,17 @@ use chrono::{DateTime, Duration, Utc};
 use waymark_core::deployment::Deployment;
 use waymark_core::journal::{Kind, Record};
 use waymark_core::model::{Event, Input};
-use waymark_dsl::Sources;
-use waymark_dsl::check::{self, Options};
 use waymark_dsl::plan::Plan;
 use waymark_dsl::value::Value;
+use waymark_dsl::{Options, Sources, compile};
 use waymark_engine::runtime::Runtime;
 use waymark_engine::store::{Kv, MemoryKv, SledKv, Store};
 
 fn plan(text: &str) -> Plan {
     let mut sources = Sources::new();
     sources.add("test.journey", text);
-    let checked = check::check(
-        &sources,
+    let checked = compile(
+        sources,
         Options {
             functions: waymark_stdlib::stdlib(),
             channels: None,
@@ -25,7 +24,7 @@ fn plan(text: &str) -> Plan {
     checked.plan.unwrap_or_else(|| {
         panic!(
             "{}",
-            waymark_dsl::render::human(&sources, &checked.diagnostics)
+            waymark_dsl::render::human(&checked.sources, &checked.diagnostics)
         )
     })
 }

@@ -18,8 +18,8 @@ use libfuzzer_sys::fuzz_target;
 use std::io::Write;
 use std::sync::OnceLock;
 use tower::ServiceExt;
-use waymark_dsl::check::{self, Options};
 use waymark_dsl::source::Sources;
+use waymark_dsl::{Options, compile};
 use waymark_engine::config::{Scope, Token};
 use waymark_core::deployment::Deployment;
 use waymark_engine::ingest::{self, BodyError, Call, Refusal};
@@ -59,8 +59,8 @@ fn deployment() -> &'static Deployment {
                 std::fs::read_to_string(&path).unwrap(),
             );
         }
-        let checked = check::check(
-            &sources,
+        let checked = compile(
+            sources,
             Options {
                 functions: waymark_stdlib::stdlib(),
                 channels: None,

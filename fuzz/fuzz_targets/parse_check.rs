@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use waymark_dsl::check::{Options, check};
+use waymark_dsl::{Options, compile};
 use waymark_dsl::{Sources, render};
 
 fuzz_target!(|data: &[u8]| {
@@ -14,13 +14,13 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut sources = Sources::new();
     sources.add("fuzz.journey", text);
-    let checked = check(
-        &sources,
+    let checked = compile(
+        sources,
         Options {
             functions: waymark_stdlib::stdlib(),
             channels: None,
         },
     );
-    let _ = render::human(&sources, &checked.diagnostics);
-    let _ = render::json(&sources, &checked.diagnostics);
+    let _ = render::human(&checked.sources, &checked.diagnostics);
+    let _ = render::json(&checked.sources, &checked.diagnostics);
 });

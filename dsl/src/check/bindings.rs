@@ -2,43 +2,29 @@
 //! the same declaration, but not on the path to this use.
 
 use super::Cx;
-use super::walk::{self, Child, Resolved, Role, Scope, Visitor};
-use crate::ast::{Expr, ExprKind};
+use crate::ast::ExprKind;
 use crate::codes::Code;
 use crate::diagnostic::Diagnostic;
+use crate::scope::walk::{self, Resolved};
 
 pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
-    struct V<'c, 'a> {
-        cx: &'c Cx<'a>,
-        out: &'c mut Vec<Diagnostic>,
-    }
-    impl<'a> Visitor<'a> for V<'_, 'a> {
-        fn expr(&mut self, expr: &'a Expr, _: Role, scope: &Scope<'a>) {
-            walk::each_subexpr(expr, Child::Value, self.cx.functions, &mut |e, child| {
-                let ExprKind::Name(name) = &e.kind else {
-                    return;
-                };
-                if child != Child::Value
-                    || !matches!(
-                        walk::resolve(name, scope, &self.cx.symbols),
-                        Resolved::Unknown
-                    )
-                {
-                    return;
-                }
-                // Computed only for an unknown name: walking the declaration
-                // for every expression made checking quadratic in its size.
-                let bound = walk::all_bindings(scope.owner);
-                if let Some(binding) = bound.iter().find(|b| &b.name == name) {
-                    self.out.push(
-                        Diagnostic::new(Code::BindingOutOfScope, e.span, format!("`{name}` is not in scope here"))
-                            .label("used here")
-                            .also(binding.span, "bound here")
-                            .help("a `wait for … as` binding is visible in the block that runs on the event; a `give coupon … as` binding in the steps after it, in the same block"),
-                    );
-                }
-            });
+    walk::each_value(cx.files, cx.functions, |e, scope| {
+        let ExprKind::Name(name) = &e.kind else {
+            return;
+        };
+        if !matches!(walk::resolve(name, scope, &cx.symbols), Resolved::Unknown) {
+            return;
         }
-    }
-    walk::walk(cx.files, &mut V { cx, out });
+        // Computed only for an unknown name: walking the declaration for
+        // every expression made checking quadratic in its size.
+        let bound = walk::all_bindings(scope.owner);
+        if let Some(binding) = bound.iter().find(|b| &b.name == name) {
+            out.push(
+                Diagnostic::new(Code::BindingOutOfScope, e.span, format!("`{name}` is not in scope here"))
+                    .label("used here")
+                    .also(binding.span, "bound here")
+                    .help("a `wait for … as` binding is visible in the block that runs on the event; a `give coupon … as` binding in the steps after it, in the same block"),
+            );
+        }
+    });
 }

@@ -2,10 +2,10 @@
 //! arguments that are not event names (`count(1)`, `count("{x}")`).
 
 use super::Cx;
-use super::walk::{self, Child, Role, Scope, Visitor};
 use crate::ast::{Expr, ExprKind};
 use crate::codes::Code;
 use crate::diagnostic::{Diagnostic, closest};
+use crate::scope::walk::{self, Child, Role, Scope, Visitor};
 
 pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
     struct V<'c, 'a> {

@@ -3,10 +3,10 @@
 //! unknown fields reported.
 
 use super::Cx;
-use super::walk;
 use crate::ast::StepKind;
 use crate::codes::Code;
 use crate::diagnostic::{Diagnostic, closest};
+use crate::scope::walk;
 
 pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
     let Some(catalog) = cx.channels else { return };

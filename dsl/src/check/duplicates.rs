@@ -3,10 +3,10 @@
 //! schema fields and test names.
 
 use super::Cx;
-use super::walk;
 use crate::ast::{self, Decl, ExprKind, StepKind};
 use crate::codes::Code;
 use crate::diagnostic::Diagnostic;
+use crate::scope::walk;
 use crate::source::Span;
 use std::collections::BTreeMap;
 

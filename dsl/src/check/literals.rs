@@ -4,12 +4,11 @@
 //! RFC 3339.
 
 use super::Cx;
-use super::walk::{self, Role, Scope, Visitor};
-use crate::ast::{
-    self, Decl, ExprKind, HeaderKind, PolicyClauseKind, StepKind, TaskClauseKind, UnaryOp,
-};
+use crate::ast::{self, Decl, HeaderKind, PolicyClauseKind, StepKind, TaskClauseKind};
 use crate::codes::Code;
 use crate::diagnostic::Diagnostic;
+use crate::scope::walk::{self, Role, Scope, Visitor};
+use crate::scope::{is_literal, parse_timestamp};
 
 pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
     struct Literals<'o>(&'o mut Vec<Diagnostic>);
@@ -110,29 +109,9 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
                 positive_duration(d, "`every`", out);
             }
         }
-        StepKind::WaitFor { within, .. } => positive_duration(within, "`within`", out),
+        StepKind::WaitFor(wait) => positive_duration(&wait.within, "`within`", out),
         _ => {}
     });
-}
-
-/// A literal: what a const or test data may be.
-pub fn is_literal(expr: &ast::Expr) -> bool {
-    match &expr.kind {
-        // An expression the parser could not build has been reported already.
-        ExprKind::Error
-        | ExprKind::Null
-        | ExprKind::Bool(_)
-        | ExprKind::Number { .. }
-        | ExprKind::Duration { .. }
-        | ExprKind::TimeOfDay(_) => true,
-        ExprKind::Str(t) => t.as_plain().is_some(),
-        ExprKind::List(items) => items.iter().all(is_literal),
-        ExprKind::Record(r) => r.fields.iter().all(|f| is_literal(&f.value)),
-        ExprKind::Unary(UnaryOp::Neg, e) => {
-            matches!(e.kind, ExprKind::Number { .. } | ExprKind::Duration { .. })
-        }
-        _ => false,
-    }
 }
 
 fn positive(n: &ast::Integer, what: &str, out: &mut Vec<Diagnostic>) {
@@ -177,30 +156,6 @@ fn active(a: &ast::Active, out: &mut Vec<Diagnostic>) {
             );
         }
     }
-}
-
-/// An RFC 3339 timestamp, or a date (`2025-11-11`, midnight UTC).
-pub fn parse_timestamp(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
-    parse_timestamp_in(text, chrono_tz::UTC)
-}
-
-/// An RFC 3339 timestamp, or a date (`2025-11-11`), which is the first
-/// instant of that day in `zone` (midnight, or the end of a DST gap there).
-pub fn parse_timestamp_in(
-    text: &str,
-    zone: chrono_tz::Tz,
-) -> Option<chrono::DateTime<chrono::Utc>> {
-    use chrono::TimeZone;
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
-        return Some(t.to_utc());
-    }
-    let day = text.parse::<chrono::NaiveDate>().ok()?;
-    (0..24 * 60).find_map(|minutes| {
-        let local = day.and_hms_opt(0, 0, 0)? + chrono::Duration::minutes(minutes);
-        zone.from_local_datetime(&local)
-            .earliest()
-            .map(|t| t.to_utc())
-    })
 }
 
 fn timestamp(text: &ast::Text, out: &mut Vec<Diagnostic>) {

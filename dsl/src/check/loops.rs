@@ -8,11 +8,11 @@
 //! these are the only loops there are to refuse.
 
 use super::Cx;
-use super::walk;
 use crate::ast::{Step, StepKind};
 use crate::codes::Code;
 use crate::diagnostic::Diagnostic;
 use crate::plan::STEP_BUDGET;
+use crate::scope::walk;
 
 /// Steps one loop may run for one event before `check` warns.
 pub const WARN_STEPS: u64 = 1_000;
@@ -115,7 +115,7 @@ fn waits(step: &Step) -> bool {
         StepKind::Wait(_)
         | StepKind::WaitUntil(_)
         | StepKind::WaitUntilTime { .. }
-        | StepKind::WaitFor { .. } => true,
+        | StepKind::WaitFor(_) => true,
         StepKind::Repeat { every: Some(_), .. } => true,
         _ => walk::child_blocks(step)
             .iter()

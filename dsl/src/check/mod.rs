@@ -1,7 +1,7 @@
-//! `check`: parse every file of a deployment, run each static rule over the
-//! whole set, and — when there are no errors — lower it to a plan. Each
-//! rule is one small file and one entry in [`RULES`]; rules only read the
-//! AST and push diagnostics.
+//! `check`: run each static rule over the parsed files of a deployment.
+//! Each rule is one small file and one entry in [`RULES`]; rules only read
+//! the AST and push diagnostics. Parsing, file order and lowering to a plan
+//! are the driver's ([`crate::compile()`]).
 
 mod bindings;
 mod calls;
@@ -17,20 +17,17 @@ mod schema;
 mod schema_events;
 mod segments;
 mod splits;
-mod symbols;
 mod traits;
 mod triggers;
 mod types;
 mod unreachable;
-pub mod walk;
 
-pub use literals::{is_literal, parse_timestamp, parse_timestamp_in};
-pub use symbols::Symbols;
 pub use unreachable::always_exits;
 
 use crate::ast;
-use crate::diagnostic::{self, Diagnostic};
+use crate::diagnostic::Diagnostic;
 use crate::library::FunctionTable;
+use crate::scope::Symbols;
 use crate::source::Sources;
 use std::collections::BTreeMap;
 
@@ -106,49 +103,23 @@ pub struct Options<'a> {
     pub channels: Option<&'a ChannelCatalog>,
 }
 
-/// The outcome of checking a deployment.
-#[derive(Debug)]
-pub struct Checked {
-    pub files: Vec<ast::File>,
-    /// Sorted by file and offset.
-    pub diagnostics: Vec<Diagnostic>,
-    /// The lowered deployment, when there are no errors (warnings allowed).
-    pub plan: Option<crate::plan::Plan>,
-}
-
-impl Checked {
-    pub fn has_errors(&self) -> bool {
-        self.diagnostics.iter().any(Diagnostic::is_error)
-    }
-}
-
-/// Parses and checks every file of `sources`, collecting every diagnostic.
-pub fn check(sources: &Sources, options: Options<'_>) -> Checked {
-    let (files, mut diagnostics) = crate::parser::parse_all(sources);
+/// Runs every rule over a parsed deployment, adding to `diagnostics`
+/// (unsorted). The whole pipeline, with its file order, is
+/// [`crate::compile()`].
+pub(crate) fn run(
+    sources: &Sources,
+    files: &[ast::File],
+    options: Options<'_>,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
     let cx = Cx {
         sources,
-        files: &files,
-        symbols: Symbols::build(&files),
+        files,
+        symbols: Symbols::build(files),
         functions: options.functions,
         channels: options.channels,
     };
     for (_, rule) in RULES {
-        rule(&cx, &mut diagnostics);
+        rule(&cx, diagnostics);
     }
-    diagnostic::sort(&mut diagnostics);
-    let plan = (!diagnostics.iter().any(Diagnostic::is_error))
-        .then(|| crate::plan::lower(sources, &files, options.functions));
-    Checked {
-        files,
-        diagnostics,
-        plan,
-    }
-}
-
-/// Words a cap can use to count every non-transactional send.
-pub const CAP_ALL: &[&str] = &["messages", "message", "sends", "all"];
-
-/// A cap's word names all sends or a category (not a channel).
-pub fn cap_is_category_or_all(symbols: &Symbols<'_>, word: &str) -> bool {
-    CAP_ALL.contains(&word) || symbols.categories.contains(word)
 }

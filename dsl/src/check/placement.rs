@@ -2,10 +2,10 @@
 //! run to completion when their event arrives, so they cannot wait.
 
 use super::Cx;
-use super::walk;
 use crate::ast::{self, Decl, StepKind};
 use crate::codes::Code;
 use crate::diagnostic::Diagnostic;
+use crate::scope::walk;
 
 pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
     for decl in cx.files.iter().flat_map(|f| &f.decls) {
@@ -27,7 +27,7 @@ fn no_waits(steps: &[ast::Step], what: &str, out: &mut Vec<Diagnostic>) {
             StepKind::Wait(_)
                 | StepKind::WaitUntil(_)
                 | StepKind::WaitUntilTime { .. }
-                | StepKind::WaitFor { .. }
+                | StepKind::WaitFor(_)
         ) || matches!(&step.kind, StepKind::Repeat { every: Some(_), .. })
         {
             out.push(

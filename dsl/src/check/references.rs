@@ -3,10 +3,10 @@
 //! is given — channels in `send` steps and caps.
 
 use super::Cx;
-use super::walk;
 use crate::ast::{self, Decl, HeaderKind};
 use crate::codes::Code;
 use crate::diagnostic::{Diagnostic, closest};
+use crate::scope::walk;
 
 pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
     let expect = |ident: &ast::Ident, kind: &str, implicit: &[&str], out: &mut Vec<Diagnostic>| {
@@ -71,7 +71,7 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
             Decl::Policy(p) => {
                 for clause in &p.clauses {
                     if let ast::PolicyClauseKind::Cap { what, .. } = &clause.kind
-                        && !super::cap_is_category_or_all(&cx.symbols, &what.name)
+                        && !crate::scope::cap_is_category_or_all(&cx.symbols, &what.name)
                     {
                         channel(cx, what, out);
                     }

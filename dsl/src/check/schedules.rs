@@ -3,11 +3,11 @@
 //! names an IANA zone.
 
 use super::Cx;
-use super::walk;
 use crate::ast::{self, Decl, HeaderKind, PolicyClauseKind, StepKind, TaskClauseKind};
 use crate::codes::Code;
 use crate::diagnostic::Diagnostic;
 use crate::schedule::{CronSchedule, parse_time_zone};
+use crate::scope::walk;
 use crate::source::Span;
 
 pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {

@@ -3,11 +3,11 @@
 //! of a listed event names a declared field.
 
 use super::Cx;
-use super::symbols::BUILT_IN_USER_FIELDS;
-use super::walk::{self, Child, EventCtx, Resolved, Role, Scope, Visitor};
-use crate::ast::{Decl, Expr, ExprKind};
+use crate::ast::{Decl, ExprKind};
 use crate::codes::Code;
 use crate::diagnostic::{Diagnostic, closest};
+use crate::scope::symbols::BUILT_IN_USER_FIELDS;
+use crate::scope::walk::{self, EventCtx, Resolved};
 use crate::types::Type;
 
 pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
@@ -51,90 +51,78 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
         }
     }
 
-    struct V<'c, 'a> {
-        cx: &'c Cx<'a>,
-        out: &'c mut Vec<Diagnostic>,
-    }
-    impl<'a> Visitor<'a> for V<'_, 'a> {
-        fn expr(&mut self, expr: &'a Expr, _: Role, scope: &Scope<'a>) {
-            walk::each_subexpr(expr, Child::Value, self.cx.functions, &mut |e, child| {
-                let ExprKind::Field(base, field) = &e.kind else {
-                    return;
-                };
-                let ExprKind::Name(name) = &base.kind else {
-                    return;
-                };
-                if child != Child::Value {
-                    return;
-                }
-                let symbols = &self.cx.symbols;
-                let (known, subject, fields): (bool, String, Vec<&str>) =
-                    match walk::resolve(name, scope, symbols) {
-                        Resolved::User => (
-                            symbols.user_field(&field.name).is_some(),
-                            "the user".into(),
-                            symbols
-                                .user_fields
-                                .iter()
-                                .flat_map(|f| f.keys().copied())
-                                .chain(BUILT_IN_USER_FIELDS.iter().map(|(n, _)| *n))
-                                .collect(),
-                        ),
-                        Resolved::Event => match scope.event {
-                            EventCtx::Known(event) => event_fields(symbols, event, &field.name),
-                            EventCtx::Unknown => return,
-                        },
-                        Resolved::Binding(walk::Binding {
-                            kind: walk::BindingKind::Event(event),
-                            ..
-                        }) => event_fields(symbols, event, &field.name),
-                        Resolved::Journey => {
-                            let fields: Vec<&str> = super::symbols::JOURNEY_FIELDS
-                                .iter()
-                                .map(|(n, _)| *n)
-                                .collect();
-                            (
-                                fields.contains(&field.name.as_str()),
-                                "`journey`".into(),
-                                fields,
-                            )
-                        }
-                        Resolved::Binding(walk::Binding {
-                            kind: walk::BindingKind::Coupon,
-                            ..
-                        }) => {
-                            let fields: Vec<&str> = super::symbols::COUPON_FIELDS
-                                .iter()
-                                .map(|(n, _)| *n)
-                                .collect();
-                            (
-                                fields.contains(&field.name.as_str()),
-                                "a coupon".into(),
-                                fields,
-                            )
-                        }
-                        _ => return,
-                    };
-                if !known {
-                    let mut d = Diagnostic::new(
-                        Code::UnknownField,
-                        field.span,
-                        format!("{subject} has no field `{}`", field.name),
+    walk::each_value(cx.files, cx.functions, |e, scope| {
+        let ExprKind::Field(base, field) = &e.kind else {
+            return;
+        };
+        let ExprKind::Name(name) = &base.kind else {
+            return;
+        };
+        let symbols = &cx.symbols;
+        let (known, subject, fields): (bool, String, Vec<&str>) =
+            match walk::resolve(name, scope, symbols) {
+                Resolved::User => (
+                    symbols.user_field(&field.name).is_some(),
+                    "the user".into(),
+                    symbols
+                        .user_fields
+                        .iter()
+                        .flat_map(|f| f.keys().copied())
+                        .chain(BUILT_IN_USER_FIELDS.iter().map(|(n, _)| *n))
+                        .collect(),
+                ),
+                Resolved::Event => match scope.event {
+                    EventCtx::Known(event) => event_fields(symbols, event, &field.name),
+                    EventCtx::Unknown => return,
+                },
+                Resolved::Binding(walk::Binding {
+                    kind: walk::BindingKind::Event(event),
+                    ..
+                }) => event_fields(symbols, event, &field.name),
+                Resolved::Journey => {
+                    let fields: Vec<&str> = crate::scope::symbols::JOURNEY_FIELDS
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .collect();
+                    (
+                        fields.contains(&field.name.as_str()),
+                        "`journey`".into(),
+                        fields,
                     )
-                    .label("unknown field");
-                    if let Some(near) = closest(&field.name, fields.iter().copied()) {
-                        d = d.help(format!("did you mean `{near}`?"));
-                    }
-                    self.out.push(d);
                 }
-            });
+                Resolved::Binding(walk::Binding {
+                    kind: walk::BindingKind::Coupon,
+                    ..
+                }) => {
+                    let fields: Vec<&str> = crate::scope::symbols::COUPON_FIELDS
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .collect();
+                    (
+                        fields.contains(&field.name.as_str()),
+                        "a coupon".into(),
+                        fields,
+                    )
+                }
+                _ => return,
+            };
+        if !known {
+            let mut d = Diagnostic::new(
+                Code::UnknownField,
+                field.span,
+                format!("{subject} has no field `{}`", field.name),
+            )
+            .label("unknown field");
+            if let Some(near) = closest(&field.name, fields.iter().copied()) {
+                d = d.help(format!("did you mean `{near}`?"));
+            }
+            out.push(d);
         }
-    }
-    walk::walk(cx.files, &mut V { cx, out });
+    });
 }
 
 fn event_fields<'a>(
-    symbols: &super::symbols::Symbols<'a>,
+    symbols: &crate::scope::symbols::Symbols<'a>,
     event: &str,
     field: &str,
 ) -> (bool, String, Vec<&'a str>) {
@@ -145,7 +133,7 @@ fn event_fields<'a>(
             f.keys()
                 .copied()
                 .chain(
-                    super::symbols::BUILT_IN_EVENT_FIELDS
+                    crate::scope::symbols::BUILT_IN_EVENT_FIELDS
                         .iter()
                         .map(|(n, _)| *n),
                 )

@@ -2,10 +2,10 @@
 //! other segments.
 
 use super::Cx;
-use super::walk::{self, Child};
 use crate::ast::{Decl, ExprKind};
 use crate::codes::Code;
 use crate::diagnostic::Diagnostic;
+use crate::scope::walk::{self, Child};
 use std::collections::BTreeMap;
 
 pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {

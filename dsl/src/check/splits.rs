@@ -2,10 +2,10 @@
 //! is 0%.
 
 use super::Cx;
-use super::walk;
 use crate::ast::StepKind;
 use crate::codes::Code;
 use crate::diagnostic::Diagnostic;
+use crate::scope::walk;
 use rust_decimal::Decimal;
 
 pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {

@@ -4,11 +4,11 @@
 //! certain and not the declared one.
 
 use super::Cx;
-use super::symbols::BUILT_IN_USER_FIELDS;
-use super::walk::{self, Scope, Visitor};
 use crate::ast::{Expr, ExprKind, Step, StepKind};
 use crate::codes::Code;
 use crate::diagnostic::{Diagnostic, closest};
+use crate::scope::symbols::BUILT_IN_USER_FIELDS;
+use crate::scope::walk::{self, Scope, Visitor};
 use crate::types::Type;
 
 pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {

@@ -3,12 +3,12 @@
 //! know is `Any` and passes; run-time checks cover the rest.
 
 use super::Cx;
-use super::symbols::{COUPON_FIELDS, JOURNEY_FIELDS};
-use super::walk::{self, BindingKind, EventCtx, Resolved, Role, Scope, Visitor};
 use crate::ast::{self, BinaryOp, Expr, ExprKind, UnaryOp};
 use crate::codes::Code;
 use crate::diagnostic::Diagnostic;
 use crate::library::{ParamKind, Returns};
+use crate::scope::symbols::{COUPON_FIELDS, JOURNEY_FIELDS};
+use crate::scope::walk::{self, BindingKind, EventCtx, Resolved, Role, Scope, Visitor};
 use crate::types::Type;
 
 pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
@@ -87,11 +87,12 @@ impl<'a> Infer<'_, 'a> {
 
     fn expr(&mut self, expr: &'a Expr) -> Type {
         match &expr.kind {
-            ExprKind::Null => Type::Null,
-            ExprKind::Bool(_) => Type::Bool,
-            ExprKind::Number { .. } => Type::Number,
-            ExprKind::Duration { .. } => Type::Duration,
-            ExprKind::TimeOfDay(_) => Type::TimeOfDay,
+            // Typed by their form alone, as in a const.
+            ExprKind::Null
+            | ExprKind::Bool(_)
+            | ExprKind::Number { .. }
+            | ExprKind::Duration { .. }
+            | ExprKind::TimeOfDay(_) => literal_type(expr),
             ExprKind::Str(t) => {
                 for part in &t.parts {
                     if let ast::TemplatePart::Expr(e) = part {

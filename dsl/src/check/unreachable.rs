@@ -3,10 +3,10 @@
 //! arms all exit).
 
 use super::Cx;
-use super::walk;
 use crate::ast::{self, StepKind};
 use crate::codes::Code;
 use crate::diagnostic::Diagnostic;
+use crate::scope::walk;
 
 pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
     for decl in cx.files.iter().flat_map(|f| &f.decls) {
@@ -51,11 +51,11 @@ pub fn always_exits(step: &ast::Step) -> bool {
         StepKind::Split { arms, .. } => {
             !arms.is_empty() && arms.iter().all(|a| block_exits(&a.body))
         }
-        StepKind::WaitFor {
+        StepKind::WaitFor(ast::WaitFor {
             on_event: Some(a),
             on_timeout: Some(b),
             ..
-        } => block_exits(a) && block_exits(b),
+        }) => block_exits(a) && block_exits(b),
         _ => false,
     }
 }

@@ -25,29 +25,23 @@ impl Printer<'_> {
         self.line(step.span.start as usize, false);
         let src = self.src;
         match &step.kind {
-            StepKind::WaitFor {
-                event,
-                within,
-                bind,
-                on_event,
-                on_timeout,
-            } => {
+            StepKind::WaitFor(wait) => {
                 let mut line = format!(
                     "wait for {} within {}",
-                    self.event_match(event),
-                    within.text
+                    self.event_match(&wait.event),
+                    wait.within.text
                 );
-                if let Some(bind) = bind {
+                if let Some(bind) = &wait.bind {
                     line += &format!(" as {}", bind.name);
                 }
                 self.push(&line);
-                if on_event.is_none() && on_timeout.is_none() {
+                if wait.on_event.is_none() && wait.on_timeout.is_none() {
                     self.ends_at(self.end_of(step.span));
                 }
-                if let Some(block) = on_event {
+                if let Some(block) = &wait.on_event {
                     self.block(block);
                 }
-                if let Some(block) = on_timeout {
+                if let Some(block) = &wait.on_timeout {
                     self.push(" else");
                     self.block(block);
                 }
@@ -180,7 +174,7 @@ impl Printer<'_> {
                 None => format!("emit {}", super::event_name(&event.name)),
             },
             StepKind::Exit => "exit".to_string(),
-            StepKind::WaitFor { .. }
+            StepKind::WaitFor(_)
             | StepKind::If { .. }
             | StepKind::Split { .. }
             | StepKind::Repeat { .. } => {

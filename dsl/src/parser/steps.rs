@@ -47,26 +47,19 @@ impl Builder<'_> {
             Rule::wait_until => {
                 StepKind::WaitUntil(self.expr(parts.next().expect("grammar: until expr")))
             }
-            Rule::wait_for => {
-                let event = self.event_match(parts.next().expect("grammar: event"));
-                let within = self.duration(parts.next().expect("grammar: within"));
-                let bind = parts
+            Rule::wait_for => StepKind::WaitFor(ast::WaitFor {
+                event: self.event_match(parts.next().expect("grammar: event")),
+                within: self.duration(parts.next().expect("grammar: within")),
+                bind: parts
                     .next_if(|p| p.as_rule() == Rule::binding)
-                    .map(|p| self.ident(self.children(p).next().expect("grammar: name")));
-                let on_event = parts
+                    .map(|p| self.ident(self.children(p).next().expect("grammar: name"))),
+                on_event: parts
                     .next_if(|p| p.as_rule() == Rule::block)
-                    .map(|p| self.block(p));
-                let on_timeout = parts
+                    .map(|p| self.block(p)),
+                on_timeout: parts
                     .next()
-                    .map(|p| self.block(self.children(p).next().expect("grammar: else block")));
-                StepKind::WaitFor {
-                    event,
-                    within,
-                    bind,
-                    on_event,
-                    on_timeout,
-                }
-            }
+                    .map(|p| self.block(self.children(p).next().expect("grammar: else block"))),
+            }),
             Rule::if_step => {
                 let cond = self.expr(parts.next().expect("grammar: condition"));
                 let then = self.block(parts.next().expect("grammar: then block"));

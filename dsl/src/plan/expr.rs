@@ -4,9 +4,9 @@
 
 use super::Expr;
 use crate::ast::{self, ExprKind, UnaryOp};
-use crate::check::Symbols;
-use crate::check::walk::{self, Child, Resolved, Scope};
 use crate::library::FunctionTable;
+use crate::scope::walk::{self, Child, Resolved, Scope};
+use crate::scope::{Symbols, is_literal};
 use crate::value::Value;
 use std::collections::BTreeMap;
 
@@ -43,13 +43,13 @@ impl<'a> ExprLowering<'_, 'a> {
                     None => Expr::Interpolate(parts),
                 }
             }
-            ExprKind::List(items) if crate::check::is_literal(expr) => {
+            ExprKind::List(items) if is_literal(expr) => {
                 Expr::Literal(Value::List(items.iter().map(literal).collect()))
             }
             ExprKind::List(items) => {
                 Expr::List(items.iter().map(|e| self.expr(e, scope)).collect())
             }
-            ExprKind::Record(_) if crate::check::is_literal(expr) => Expr::Literal(literal(expr)),
+            ExprKind::Record(_) if is_literal(expr) => Expr::Literal(literal(expr)),
             ExprKind::Record(r) => Expr::Record(self.record(r, scope)),
             ExprKind::Field(base, field) => {
                 Expr::Field(Box::new(self.expr(base, scope)), field.name.clone())

@@ -5,9 +5,9 @@
 use super::expr::{ExprLowering, literal_record};
 use super::*;
 use crate::ast::{self, Decl, HeaderKind, PolicyClauseKind, TaskClauseKind};
-use crate::check::walk::{BindingKind, EventCtx, Owner, Scope};
-use crate::check::{self, Symbols};
 use crate::library::FunctionTable;
+use crate::scope::walk::{Binding, BindingKind, EventCtx, Owner, Scope};
+use crate::scope::{self, Symbols};
 use crate::source::{Sources, Span};
 use std::collections::BTreeMap;
 
@@ -261,7 +261,7 @@ impl<'a> Lowering<'_, 'a> {
                 }
                 PolicyClauseKind::Cap { limit, what, per } => {
                     let word = what.name.as_str();
-                    let counts = if check::CAP_ALL.contains(&word) {
+                    let counts = if scope::CAP_ALL.contains(&word) {
                         CapScope::All
                     } else if symbols.categories.contains(word) {
                         CapScope::Category(word.to_string())
@@ -299,7 +299,7 @@ impl<'a> Lowering<'_, 'a> {
                     location,
                 }),
                 ast::TestStmtKind::At { time, event: e } => {
-                    let at = check::parse_timestamp(&time.value).unwrap_or_default();
+                    let at = scope::parse_timestamp(&time.value).unwrap_or_default();
                     steps.push(TestStep {
                         kind: TestStepKind::At(at),
                         location: location.clone(),
@@ -354,7 +354,7 @@ impl<'a> Lowering<'_, 'a> {
                             negated: e.negated,
                             what,
                             user: e.user.as_ref().map(|u| u.value.clone()),
-                            at: e.at.as_ref().and_then(|a| check::parse_timestamp(&a.value)),
+                            at: e.at.as_ref().and_then(|a| scope::parse_timestamp(&a.value)),
                             text: self.sources.slice(stmt.span).to_string(),
                         }),
                         location,
@@ -435,32 +435,26 @@ impl<'a> Lowering<'_, 'a> {
                 at: e.expr(at, scope),
                 next,
             },
-            S::WaitFor {
-                event,
-                within,
-                bind,
-                on_event,
-                on_timeout,
-            } => {
+            S::WaitFor(wait) => {
                 let mut inner = scope.clone();
-                if let Some(name) = bind {
-                    inner.bindings.push(crate::check::walk::Binding {
+                if let Some(name) = &wait.bind {
+                    inner.bindings.push(Binding {
                         name,
-                        kind: BindingKind::Event(&event.event.name),
+                        kind: BindingKind::Event(&wait.event.event.name),
                     });
                 }
-                let on_event = match on_event {
+                let on_event = match &wait.on_event {
                     Some(b) => self.block(table, &b.steps, inner, next),
                     None => next,
                 };
-                let on_timeout = match on_timeout {
+                let on_timeout = match &wait.on_timeout {
                     Some(b) => self.block(table, &b.steps, scope.clone(), next),
                     None => next,
                 };
                 StepKind::WaitForEvent {
-                    event: self.filter(event, scope),
-                    within: seconds(within),
-                    bind: bind.as_ref().map(|b| b.name.clone()),
+                    event: self.filter(&wait.event, scope),
+                    within: seconds(&wait.within),
+                    bind: wait.bind.as_ref().map(|b| b.name.clone()),
                     on_event,
                     on_timeout,
                 }
@@ -527,7 +521,7 @@ impl<'a> Lowering<'_, 'a> {
                     next,
                 };
                 if let Some(name) = bind {
-                    scope.bindings.push(crate::check::walk::Binding {
+                    scope.bindings.push(Binding {
                         name,
                         kind: BindingKind::Coupon,
                     });
@@ -612,11 +606,11 @@ fn window(w: &ast::Window) -> Window {
 /// A campaign window; a date-only bound is local midnight in `zone`.
 fn active(a: &ast::Active, zone: chrono_tz::Tz) -> Option<ActiveWindow> {
     Some(ActiveWindow {
-        from: check::parse_timestamp_in(&a.from.value, zone)?,
+        from: scope::parse_timestamp_in(&a.from.value, zone)?,
         until: a
             .until
             .as_ref()
-            .and_then(|u| check::parse_timestamp_in(&u.value, zone)),
+            .and_then(|u| scope::parse_timestamp_in(&u.value, zone)),
     })
 }
 

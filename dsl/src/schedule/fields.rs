@@ -44,22 +44,32 @@ const fn spec(name: &'static str, min: u32, max: u32, range_note: &'static str) 
     }
 }
 
+/// The month field, the same in both forms.
+const MONTH: FieldSpec = FieldSpec {
+    names: Some((MONTH_NAMES, 1)),
+    names_note: "JAN–DEC",
+    ..spec("month", 1, 12, "1–12")
+};
+
+/// The day-of-week field, counted from Sunday = `sunday` (the forms differ).
+const fn day_of_week(sunday: u32, max: u32, range_note: &'static str) -> FieldSpec {
+    FieldSpec {
+        value_label: "day-of-week value",
+        names: Some((DAY_NAMES, sunday)),
+        names_note: "SUN–SAT",
+        ..spec("day-of-week", sunday, max, range_note)
+    }
+}
+
 /// The five crontab fields: minute hour day-of-month month day-of-week.
 pub(crate) const CRONTAB: [FieldSpec; 5] = [
     spec("minute", 0, 59, "0–59"),
     spec("hour", 0, 23, "0–23"),
     spec("day-of-month", 1, 31, "1–31"),
+    MONTH,
     FieldSpec {
-        names: Some((MONTH_NAMES, 1)),
-        names_note: "JAN–DEC",
-        ..spec("month", 1, 12, "1–12")
-    },
-    FieldSpec {
-        value_label: "day-of-week value",
-        names: Some((DAY_NAMES, 0)),
-        names_note: "SUN–SAT",
         wrap: Some(7),
-        ..spec("day-of-week", 0, 7, "0–7, where 0 and 7 are Sunday")
+        ..day_of_week(0, 7, "0–7, where 0 and 7 are Sunday")
     },
 ];
 
@@ -73,22 +83,10 @@ pub(crate) const WITH_SECONDS: [FieldSpec; 7] = [
         question: true,
         ..spec("day-of-month", 1, 31, "1–31")
     },
+    MONTH,
     FieldSpec {
-        names: Some((MONTH_NAMES, 1)),
-        names_note: "JAN–DEC",
-        ..spec("month", 1, 12, "1–12")
-    },
-    FieldSpec {
-        value_label: "day-of-week value",
-        names: Some((DAY_NAMES, 1)),
-        names_note: "SUN–SAT",
         question: true,
-        ..spec(
-            "day-of-week",
-            1,
-            7,
-            "1–7 in the form with seconds, where 1 is Sunday",
-        )
+        ..day_of_week(1, 7, "1–7 in the form with seconds, where 1 is Sunday")
     },
     spec("year", 1970, 2100, "1970–2100"),
 ];

@@ -97,7 +97,9 @@ impl std::error::Error for CronError {}
 const COUNT_HINT: &str =
     "expected 5 fields (minute hour day-of-month month day-of-week) or 6–7 with seconds";
 
-const MACROS: &[(&str, &str)] = &[
+/// The shortcuts a schedule may use (any case), and the crontab lines
+/// they stand for.
+pub const MACROS: &[(&str, &str)] = &[
     ("@hourly", "0 * * * *"),
     ("@daily", "0 0 * * *"),
     ("@midnight", "0 0 * * *"),

@@ -5,8 +5,7 @@ use clap::{Args, ValueEnum};
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use waymark_dsl::check::{self, Options};
-use waymark_dsl::render;
+use waymark_dsl::{Options, compile, render};
 
 #[derive(Args)]
 pub struct CheckArgs {
@@ -48,9 +47,8 @@ pub fn run(args: &CheckArgs, registry: &crate::channels::Registry) -> Result<Exi
         }
     };
     let files = super::journey_files(&args.paths)?;
-    let sources = super::load(&files)?;
-    let checked = check::check(
-        &sources,
+    let checked = compile(
+        super::load(&files)?,
         Options {
             functions: waymark_stdlib::stdlib(),
             channels: catalog.as_ref(),
@@ -61,10 +59,14 @@ pub fn run(args: &CheckArgs, registry: &crate::channels::Registry) -> Result<Exi
         Format::Json => writeln!(
             stdout,
             "{}",
-            serde_json::to_string_pretty(&render::json(&sources, &checked.diagnostics))?
+            serde_json::to_string_pretty(&render::json(&checked.sources, &checked.diagnostics))?
         )?,
         Format::Human => {
-            write!(stdout, "{}", render::human(&sources, &checked.diagnostics))?;
+            write!(
+                stdout,
+                "{}",
+                render::human(&checked.sources, &checked.diagnostics)
+            )?;
             eprintln!("{}", render::summary(files.len(), &checked.diagnostics));
         }
     }

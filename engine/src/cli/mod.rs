@@ -23,21 +23,30 @@ use waymark_dsl::Sources;
 pub fn journey_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for path in paths {
-        let meta =
-            std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
-        if meta.is_dir() {
-            let before = out.len();
-            collect(path, &mut out)?;
-            anyhow::ensure!(
-                out.len() > before,
-                "no `.journey` files in {}",
-                path.display()
-            );
-        } else {
-            out.push(path.clone());
-        }
+        let found = journey_files_under(path)?;
+        anyhow::ensure!(
+            !found.is_empty(),
+            "no `.journey` files in {}",
+            path.display()
+        );
+        out.extend(found);
     }
     out.dedup();
+    Ok(out)
+}
+
+/// The `.journey` files one path names: the file itself, or every
+/// `.journey` file under a directory (recursively, sorted; none is not an
+/// error here).
+pub fn journey_files_under(path: &Path) -> Result<Vec<PathBuf>> {
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut out = Vec::new();
+    if meta.is_dir() {
+        collect(path, &mut out)?;
+    } else {
+        out.push(path.to_path_buf());
+    }
     Ok(out)
 }
 
@@ -61,16 +70,15 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 /// returns `None` when they have errors, else the plan.
 pub fn plan_of(paths: &[PathBuf]) -> Result<Option<waymark_dsl::plan::Plan>> {
     let files = journey_files(paths)?;
-    let sources = load(&files)?;
-    let options = waymark_dsl::check::Options {
+    let options = waymark_dsl::Options {
         functions: waymark_stdlib::stdlib(),
         channels: None,
     };
-    let checked = waymark_dsl::check::check(&sources, options);
+    let checked = waymark_dsl::compile(load(&files)?, options);
     if checked.plan.is_none() {
         print!(
             "{}",
-            waymark_dsl::render::human(&sources, &checked.diagnostics)
+            waymark_dsl::render::human(&checked.sources, &checked.diagnostics)
         );
         eprintln!(
             "{}",
@@ -111,7 +119,9 @@ pub fn load_config(
     }
 }
 
-/// Reads files into a deployment's sources, named by their paths.
+/// Reads files into a deployment's sources, named by their paths. The one
+/// place scripts are read from disk; [`waymark_dsl::compile`] puts them in
+/// its own order.
 pub fn load(files: &[PathBuf]) -> Result<Sources> {
     let mut sources = Sources::new();
     for file in files {

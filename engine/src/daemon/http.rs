@@ -630,13 +630,13 @@ async fn deploy(
         };
         sources.add(name.clone(), text);
     }
-    let options = waymark_dsl::check::Options {
+    let options = waymark_dsl::Options {
         functions: waymark_stdlib::stdlib(),
         channels: state.channels.as_deref(),
     };
-    let checked = waymark_dsl::check::check(&sources, options);
+    let checked = waymark_dsl::compile(sources, options);
     let Some(plan) = checked.plan else {
-        let diagnostics = waymark_dsl::render::json(&sources, &checked.diagnostics);
+        let diagnostics = waymark_dsl::render::json(&checked.sources, &checked.diagnostics);
         let body = json!({"error": {"field": "files", "message": "the scripts have errors; the running set is unchanged"}, "diagnostics": diagnostics});
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, axum::Json(body)).into_response());
     };
@@ -653,7 +653,7 @@ async fn deploy(
         .await
         .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server", "shutting down"))?
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server", e))?;
-    let warnings = waymark_dsl::render::json(&sources, &checked.diagnostics);
+    let warnings = waymark_dsl::render::json(&checked.sources, &checked.diagnostics);
     Ok(axum::Json(json!({"added": report.added, "changed": report.changed, "removed": report.removed, "warnings": report.warnings, "diagnostics": warnings})).into_response())
 }
 

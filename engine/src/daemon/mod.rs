@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use waymark_core::clock::{Clock, SystemClock};
 use waymark_core::deployment::{DeploySource, Deployment};
-use waymark_dsl::check::{self, ChannelCatalog, ChannelSpec, Options};
+use waymark_dsl::{ChannelCatalog, ChannelSpec, Options};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -118,25 +118,15 @@ fn load_scripts(
     config: &Config,
     registry: &Registry,
 ) -> Result<waymark_dsl::plan::Plan, StartError> {
-    let mut files = Vec::new();
-    collect(&config.scripts, &mut files).map_err(|e| {
-        StartError::Config(format!(
-            "scripts: cannot read {}: {e}",
-            config.scripts.display()
-        ))
-    })?;
-    files.sort();
-    let mut sources = waymark_dsl::Sources::new();
-    for f in &files {
-        let text = std::fs::read_to_string(f).map_err(|e| {
-            StartError::Config(format!("scripts: cannot read {}: {e}", f.display()))
-        })?;
-        sources.add(f.display().to_string(), text);
-    }
+    // A folder without scripts starts an empty deployment (scripts can be
+    // deployed over HTTP later), unlike `waymark check`, which refuses it.
+    let sources = crate::cli::journey_files_under(&config.scripts)
+        .and_then(|files| crate::cli::load(&files))
+        .map_err(|e| StartError::Config(format!("scripts: {e:#}")))?;
     let catalog = catalog(config, registry);
     let channels = (!config.channels.is_empty()).then_some(&catalog);
-    let checked = check::check(
-        &sources,
+    let checked = waymark_dsl::compile(
+        sources,
         Options {
             functions: waymark_stdlib::stdlib(),
             channels,
@@ -146,25 +136,9 @@ fn load_scripts(
         Some(plan) => Ok(plan),
         None => Err(StartError::Scripts {
             path: config.scripts.display().to_string(),
-            rendered: waymark_dsl::render::human(&sources, &checked.diagnostics),
+            rendered: waymark_dsl::render::human(&checked.sources, &checked.diagnostics),
         }),
     }
-}
-
-fn collect(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {
-    if dir.is_file() {
-        out.push(dir.to_path_buf());
-        return Ok(());
-    }
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.is_dir() {
-            collect(&path, out)?;
-        } else if path.extension().is_some_and(|e| e == "journey") {
-            out.push(path);
-        }
-    }
-    Ok(())
 }
 
 /// The HTTP API with each ingest call's inputs handed to `accept` instead

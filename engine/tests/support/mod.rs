@@ -8,11 +8,11 @@ use chrono::{DateTime, Duration, Utc};
 use waymark_core::deployment::Deployment;
 use waymark_core::journal::{Kind, Record};
 use waymark_core::model::{Event, Input, UserState};
-use waymark_dsl::check::{self, Options};
 use waymark_dsl::plan::Plan;
 use waymark_dsl::render;
 use waymark_dsl::source::Sources;
 use waymark_dsl::value::Value;
+use waymark_dsl::{Options, compile as compile_sources};
 use waymark_engine::runtime::Runtime;
 use waymark_engine::store::{Kv, MemoryKv, Op, Store, StoreError};
 
@@ -21,8 +21,8 @@ use waymark_engine::store::{Kv, MemoryKv, Op, Store, StoreError};
 pub fn compile(script: &str) -> Plan {
     let mut sources = Sources::new();
     sources.add("test.journey", script);
-    let checked = check::check(
-        &sources,
+    let checked = compile_sources(
+        sources,
         Options {
             functions: waymark_stdlib::stdlib(),
             channels: None,
@@ -32,7 +32,7 @@ pub fn compile(script: &str) -> Plan {
         Some(plan) => plan,
         None => panic!(
             "the script does not check:\n{}",
-            render::human(&sources, &checked.diagnostics)
+            render::human(&checked.sources, &checked.diagnostics)
         ),
     }
 }

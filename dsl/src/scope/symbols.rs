@@ -153,3 +153,11 @@ impl<'a> Symbols<'a> {
         }
     }
 }
+
+/// Words a cap can use to count every non-transactional send.
+pub const CAP_ALL: &[&str] = &["messages", "message", "sends", "all"];
+
+/// A cap's word names all sends or a category (not a channel).
+pub fn cap_is_category_or_all(symbols: &Symbols<'_>, word: &str) -> bool {
+    CAP_ALL.contains(&word) || symbols.categories.contains(word)
+}

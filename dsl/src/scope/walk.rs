@@ -217,13 +217,13 @@ fn steps<'a>(list: &'a [ast::Step], scope: &mut Scope<'a>, v: &mut impl Visitor<
                 record(fields.as_ref(), scope, v)
             }
             StepKind::WaitUntil(e) => v.expr(e, Role::Timestamp, scope),
-            StepKind::WaitFor {
+            StepKind::WaitFor(ast::WaitFor {
                 event,
                 bind,
                 on_event,
                 on_timeout,
                 ..
-            } => {
+            }) => {
                 if let Some(filter) = &event.filter {
                     let inner = Scope {
                         event: EventCtx::Known(&event.event.name),
@@ -354,11 +354,7 @@ fn task_rewards(t: &ast::Task) -> Vec<&[ast::Step]> {
 /// The blocks directly inside a step.
 pub fn child_blocks(step: &ast::Step) -> Vec<&ast::Block> {
     match &step.kind {
-        StepKind::WaitFor {
-            on_event,
-            on_timeout,
-            ..
-        } => on_event.iter().chain(on_timeout.iter()).collect(),
+        StepKind::WaitFor(wait) => wait.on_event.iter().chain(&wait.on_timeout).collect(),
         StepKind::If {
             branches,
             otherwise,
@@ -455,7 +451,7 @@ pub fn all_bindings<'a>(owner: Owner<'a>) -> Vec<&'a ast::Ident> {
     fn go<'a>(list: &'a [ast::Step], out: &mut Vec<&'a ast::Ident>) {
         for step in list {
             match &step.kind {
-                StepKind::WaitFor { bind: Some(b), .. }
+                StepKind::WaitFor(ast::WaitFor { bind: Some(b), .. })
                 | StepKind::GiveCoupon { bind: Some(b), .. } => out.push(b),
                 _ => {}
             }
@@ -519,6 +515,30 @@ pub fn resolve<'a>(
         };
     }
     Resolved::Unknown
+}
+
+/// Calls `f` with every sub-expression of the deployment that is read as a
+/// value (not an event-name argument), and the scope it stands in: the walk
+/// the rules about names and fields share.
+pub fn each_value<'a>(
+    files: &'a [ast::File],
+    functions: &dyn FunctionTable,
+    f: impl FnMut(&'a Expr, &Scope<'a>),
+) {
+    struct Values<'t, F> {
+        functions: &'t dyn FunctionTable,
+        f: F,
+    }
+    impl<'a, F: FnMut(&'a Expr, &Scope<'a>)> Visitor<'a> for Values<'_, F> {
+        fn expr(&mut self, expr: &'a Expr, _: Role, scope: &Scope<'a>) {
+            each_subexpr(expr, Child::Value, self.functions, &mut |e, child| {
+                if child == Child::Value {
+                    (self.f)(e, scope);
+                }
+            });
+        }
+    }
+    walk(files, &mut Values { functions, f });
 }
 
 /// Calls `f` on `expr` and every sub-expression that is a value, with the
