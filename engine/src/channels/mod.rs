@@ -5,9 +5,9 @@
 //! without editing the engine. Retries, backoff, rate limits and dead
 //! letters live in the outbox worker, not in the kinds.
 //!
-//! Built in, one folder or file per kind: `log`, `email` (SMTP through
-//! lettre), and over HTTP `webhook`, `sms` (Alibaba Cloud) and the two
-//! Weixin kinds, `wecom` (企业微信) and `wechat` (公众号), which share an
+//! Built in, one folder per kind: `log`, `email` (SMTP through lettre),
+//! and over HTTP `webhook`, `sms` (Alibaba Cloud) and the two Weixin kinds
+//! in one folder, `wecom` (企业微信) and `wechat` (公众号), which share an
 //! access-token cache ([`weixin::token`]). The HTTP kinds share [`http`]
 //! (client, timeouts, status mapping, `Idempotency-Key`).
 
