@@ -52,7 +52,10 @@ pub struct Channel {
     /// The kind's own settings (the keys below removed), `${VAR}` resolved.
     pub settings: Table,
     /// The same settings as the kind read them: what it builds from.
-    pub validated: Validated,
+    /// `None` only when they could not be read because `check` left a
+    /// secret unset (`secrets_unset_ok`); the daemon never gets such a
+    /// config, since an unset secret stops it.
+    pub validated: Option<Validated>,
     pub rate_limit: Option<Rate>,
     pub concurrency: u32,
     pub retry: Retry,
@@ -694,19 +697,17 @@ fn validate(table: &Table, kinds: &dyn KindCheck, errors: &mut Vec<ConfigError>)
                     None
                 }
             };
-            if let Some(validated) = validated {
-                channels.insert(
-                    name.clone(),
-                    Channel {
-                        kind,
-                        settings,
-                        validated,
-                        rate_limit,
-                        concurrency,
-                        retry,
-                    },
-                );
-            }
+            channels.insert(
+                name.clone(),
+                Channel {
+                    kind,
+                    settings,
+                    validated,
+                    rate_limit,
+                    concurrency,
+                    retry,
+                },
+            );
         }
     }
     let listen = listen?;

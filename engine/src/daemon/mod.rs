@@ -263,7 +263,7 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
                 crate::config::Channel {
                     kind: "log".into(),
                     settings: toml::Table::new(),
-                    validated: stdout,
+                    validated: Some(stdout),
                     rate_limit: None,
                     concurrency: 1,
                     retry: config.retry,
@@ -280,8 +280,13 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
             .deployment
             .recipients
             .insert(name.clone(), recipient(kind.recipient()));
+        let validated = c.validated.as_ref().ok_or_else(|| {
+            StartError::Config(format!(
+                "channels.{name}: its settings were not validated (a secret left unset)"
+            ))
+        })?;
         let channel = kind
-            .build(name, &c.validated)
+            .build(name, validated)
             .map_err(|e| StartError::Config(format!("channels.{name}: {e}")))?;
         channels.insert(
             name.clone(),
