@@ -143,18 +143,23 @@ fn load_scripts(
 
 /// The HTTP API with each ingest call's inputs handed to `accept` instead
 /// of the writer thread: nothing is committed, and admin commands are
-/// answered as if shutting down. For fuzzing the request path in-process.
+/// answered as if shutting down. For fuzzing the request path in-process
+/// (the `fuzzing` feature, which only `fuzz/` turns on) and the router's
+/// unit tests.
+#[cfg(any(test, feature = "fuzzing"))]
 pub fn api_without_writer(
     store: Store<SledKv>,
     tokens: Vec<crate::config::Token>,
-    mut accept: impl FnMut(Vec<waymark_core::model::Input>) -> Result<(), String> + Send + 'static,
+    mut accept: impl FnMut(Vec<waymark_core::model::Input>) -> Result<(), crate::store::StoreError>
+    + Send
+    + 'static,
 ) -> axum::Router {
     let (commands, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         // Ends when the router, which holds every sender, is dropped.
         for command in receiver {
             if let writer::Command::Ingest { inputs, reply } = command {
-                let _ = reply.send(accept(inputs));
+                let _ = reply.send(accept(inputs).map_err(writer::WriterError::ingest));
             }
         }
     });
@@ -165,6 +170,7 @@ pub fn api_without_writer(
         channels: None,
         limits: Default::default(),
         health: Default::default(),
+        clock: Arc::new(SystemClock),
     })
 }
 
@@ -324,6 +330,7 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
         channels,
         limits: config.limits,
         health,
+        clock: clock.clone(),
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
