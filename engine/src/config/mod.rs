@@ -141,15 +141,6 @@ pub trait KindCheck {
     }
 }
 
-/// Accepts any kind without reading its settings (for tests of the layers).
-pub struct AcceptAnyKind;
-
-impl KindCheck for AcceptAnyKind {
-    fn validate(&self, _: &str, _: &str, _: &Table) -> Option<Result<Validated, Vec<ConfigError>>> {
-        Some(Ok(Validated::new("any", ())))
-    }
-}
-
 /// Loads the layers and validates the result. `file` is the text and name
 /// of a config file; `env` the process environment.
 pub fn load(
@@ -730,6 +721,20 @@ fn validate(table: &Table, kinds: &dyn KindCheck, errors: &mut Vec<ConfigError>)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Accepts any kind without reading its settings, for tests of the layers.
+    struct AcceptAnyKind;
+
+    impl KindCheck for AcceptAnyKind {
+        fn validate(
+            &self,
+            _: &str,
+            _: &str,
+            _: &Table,
+        ) -> Option<Result<Validated, Vec<ConfigError>>> {
+            Some(Ok(Validated::new("any", ())))
+        }
+    }
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
