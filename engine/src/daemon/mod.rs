@@ -24,8 +24,22 @@ use waymark_dsl::{ChannelCatalog, ChannelSpec, Options};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("{0}")]
-    Config(String),
+    /// Listening beyond this machine with nobody to authenticate.
+    #[error(
+        "listen = \"{listen}\" is not a loopback address, and there are no [[auth.tokens]]: add a token or listen on 127.0.0.1"
+    )]
+    OpenListen { listen: std::net::SocketAddr },
+    /// The scripts folder could not be listed or read.
+    #[error("scripts: {error:#}")]
+    ScriptsUnreadable { error: anyhow::Error },
+    #[error("channels.{channel}.kind: unknown kind `{kind}`")]
+    UnknownKind { channel: String, kind: String },
+    /// A kind refused to build a channel from its (valid) settings.
+    #[error("channels.{channel}: {error}")]
+    Channel {
+        channel: String,
+        error: waymark_channel::BuildError,
+    },
     #[error("the scripts in {path} have errors:\n{rendered}")]
     Scripts { path: String, rendered: String },
     #[error("data dir {dir} is in use by another waymark{}", pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
@@ -122,7 +136,7 @@ fn load_scripts(
     // deployed over HTTP later), unlike `waymark check`, which refuses it.
     let sources = crate::cli::journey_files_under(&config.scripts)
         .and_then(|files| crate::cli::load(&files))
-        .map_err(|e| StartError::Config(format!("scripts: {e:#}")))?;
+        .map_err(|error| StartError::ScriptsUnreadable { error })?;
     let catalog = catalog(config, registry);
     let channels = (!config.channels.is_empty()).then_some(&catalog);
     let checked = waymark_dsl::compile(
@@ -177,10 +191,9 @@ pub fn api_without_writer(
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
     if config.tokens.is_empty() && !config.listen.ip().is_loopback() {
-        return Err(StartError::Config(format!(
-            "listen = \"{}\" is not a loopback address, and there are no [[auth.tokens]]: add a token or listen on 127.0.0.1",
-            config.listen
-        )));
+        return Err(StartError::OpenListen {
+            listen: config.listen,
+        });
     }
     if config.tokens.is_empty() {
         tracing::warn!(listen = %config.listen, "no [[auth.tokens]] configured: listening on loopback only, without authentication");
@@ -279,16 +292,22 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
     }
     let mut channels = BTreeMap::new();
     for (name, c) in &configured {
-        let kind = registry.get(&c.kind).ok_or_else(|| {
-            StartError::Config(format!("channels.{name}.kind: unknown kind `{}`", c.kind))
-        })?;
+        let kind = registry
+            .get(&c.kind)
+            .ok_or_else(|| StartError::UnknownKind {
+                channel: name.clone(),
+                kind: c.kind.clone(),
+            })?;
         runtime
             .deployment
             .recipients
             .insert(name.clone(), recipient(kind.recipient()));
         let channel = kind
             .build(name, &c.validated)
-            .map_err(|e| StartError::Config(format!("channels.{name}: {e}")))?;
+            .map_err(|error| StartError::Channel {
+                channel: name.clone(),
+                error,
+            })?;
         channels.insert(
             name.clone(),
             outbox::ChannelRuntime {
