@@ -1,6 +1,10 @@
 //! The injected clock. The core never reads time; the shells hand it `now`
-//! from a [`Clock`]: the wall clock in the daemon, a [`ManualClock`] in
-//! `simulate`, `test` and the engine's tests.
+//! from a [`Clock`]: the wall clock ([`SystemClock`]) in the daemon (its
+//! writer, outbox, HTTP API and log lines) and in the adapters that sign
+//! requests with the date, a [`ManualClock`] in `simulate` (moved by the
+//! events' timestamps), `test` (moved by `at` and `advance`) and the
+//! engine's tests. [`SystemClock`] is the one place that reads the wall
+//! clock.
 
 use chrono::{DateTime, Utc};
 use std::sync::Mutex;

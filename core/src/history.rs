@@ -140,25 +140,44 @@ struct Bucket {
     sums: BTreeMap<String, Decimal>,
 }
 
-impl TryFrom<StoredEventHistory> for EventHistory {
-    type Error = String;
+/// Why stored columns do not make an event's history: their lengths
+/// disagree (the store reports it as a corrupt value at its key).
+#[derive(Debug, thiserror::Error)]
+pub enum ColumnsError {
+    #[error("{days} days with {counts} counts and {sums} sums of {width} fields")]
+    Days {
+        days: usize,
+        counts: usize,
+        sums: usize,
+        width: usize,
+    },
+    #[error("{times} recent times with {sums} sums of {width} fields")]
+    Recent {
+        times: usize,
+        sums: usize,
+        width: usize,
+    },
+}
 
-    fn try_from(s: StoredEventHistory) -> Result<EventHistory, String> {
+impl TryFrom<StoredEventHistory> for EventHistory {
+    type Error = ColumnsError;
+
+    fn try_from(s: StoredEventHistory) -> Result<EventHistory, ColumnsError> {
         let width = s.fields.len();
         if s.day_counts.len() != s.days_at.len() || s.day_sums.len() != s.days_at.len() * width {
-            return Err(format!(
-                "{} days with {} counts and {} sums of {width} fields",
-                s.days_at.len(),
-                s.day_counts.len(),
-                s.day_sums.len()
-            ));
+            return Err(ColumnsError::Days {
+                days: s.days_at.len(),
+                counts: s.day_counts.len(),
+                sums: s.day_sums.len(),
+                width,
+            });
         }
         if s.recent_sums.len() != s.recent_at.len() * width {
-            return Err(format!(
-                "{} recent times with {} sums of {width} fields",
-                s.recent_at.len(),
-                s.recent_sums.len()
-            ));
+            return Err(ColumnsError::Recent {
+                times: s.recent_at.len(),
+                sums: s.recent_sums.len(),
+                width,
+            });
         }
         let mut h = EventHistory {
             total: s.total,
@@ -541,20 +560,17 @@ mod tests {
         let both = Value::from_json(&serde_json::json!({ "amount": 5, "coupon": 2 }));
         h.record("order_paid", at(3, 10), &both);
         h.record("order_paid", at(3, 11), &Value::Record(BTreeMap::new()));
-        assert_eq!(
-            h.sum("order_paid", "amount", 30 * 86_400, now),
-            Decimal::from(15)
+        assert_sums(
+            &h,
+            now,
+            &[
+                ("amount", 30 * 86_400, 15),
+                ("coupon", 30 * 86_400, 2),
+                ("coupon", 3600 * 3, 2),
+                ("amount", 3600 * 2, 0),
+                ("nothing", 3600 * 3, 0),
+            ],
         );
-        assert_eq!(
-            h.sum("order_paid", "coupon", 30 * 86_400, now),
-            Decimal::from(2)
-        );
-        assert_eq!(
-            h.sum("order_paid", "coupon", 3600 * 3, now),
-            Decimal::from(2)
-        );
-        assert_eq!(h.sum("order_paid", "amount", 3600 * 2, now), Decimal::ZERO);
-        assert_eq!(h.sum("order_paid", "nothing", 3600 * 3, now), Decimal::ZERO);
         let e = &h.events["order_paid"];
         assert_eq!(e.day_sums.len(), e.days.len() * 2);
         assert_eq!(e.recent_sums.len(), e.recent.len() * 2);
@@ -586,6 +602,17 @@ mod tests {
             + Duration::hours(i64::from(hour))
     }
 
+    /// Each `(field, window in seconds, sum)` of `order_paid` at `now`.
+    fn assert_sums(h: &History, now: DateTime<Utc>, expected: &[(&str, i64, i64)]) {
+        for &(field, within, sum) in expected {
+            assert_eq!(
+                h.sum("order_paid", field, within, now),
+                Decimal::from(sum),
+                "{field} within {within}s"
+            );
+        }
+    }
+
     fn amount(n: i64) -> Value {
         Value::Record([("amount".to_string(), Value::Number(Decimal::from(n)))].into())
     }
@@ -606,13 +633,10 @@ mod tests {
         assert_eq!(h.count("order_paid", Some(2 * 3600), now), 1);
         assert_eq!(h.count("order_paid", Some(8 * 3600), now), 2);
         assert_eq!(h.count("order_paid", None, now), 3);
-        assert_eq!(
-            h.sum("order_paid", "amount", 30 * 86_400, now),
-            Decimal::from(60)
-        );
-        assert_eq!(
-            h.sum("order_paid", "amount", 8 * 3600, now),
-            Decimal::from(50)
+        assert_sums(
+            &h,
+            now,
+            &[("amount", 30 * 86_400, 60), ("amount", 8 * 3600, 50)],
         );
         assert_eq!(
             h.last("order_paid").field("amount"),

@@ -180,10 +180,10 @@ impl VersionStats {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::Utc;
 
     fn rec(kind: Kind, reason: Option<&str>, arm: Option<&str>) -> Record {
-        let mut r = Record::new(Utc::now(), "u", kind);
+        let at = "2025-11-10T12:00:00Z".parse().expect("a valid timestamp");
+        let mut r = Record::new(at, "u", kind);
         r.reason = reason.map(str::to_string);
         r.arms = arm.map(|a| BTreeMap::from([("offer".to_string(), a.to_string())]));
         r

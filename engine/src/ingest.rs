@@ -527,7 +527,7 @@ mod tests {
 
     #[test]
     fn event_and_property_names_and_properties_are_capped_naming_the_limit() {
-        let now = chrono::Utc::now();
+        let now = "2025-11-10T12:00:00Z".parse().unwrap();
         let limits = Limits {
             event_name: 8,
             property_name: 4,

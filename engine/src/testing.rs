@@ -8,6 +8,7 @@
 use crate::runtime::Runtime;
 use crate::store::{MemoryKv, Store, StoreError};
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use waymark_core::clock::{Clock, ManualClock};
 use waymark_core::deployment::Deployment;
 use waymark_core::journal::{Kind, Record};
 use waymark_core::model::{Event, Input};
@@ -56,7 +57,8 @@ pub fn run(plan: &Plan, test: &TestPlan) -> Result<Outcome, StoreError> {
     runtime.start_schedules_at(start);
     let zone = zone_of(plan);
     let show = |t: DateTime<Utc>| show(t, zone);
-    let mut now = start;
+    // The daemon's loop with a clock that moves only when the test says.
+    let clock = ManualClock::new(start);
     let mut records = Vec::new();
     let mut failures = Vec::new();
     let mut sequence = 0u64;
@@ -66,30 +68,29 @@ pub fn run(plan: &Plan, test: &TestPlan) -> Result<Outcome, StoreError> {
                 let input = Input::Identify {
                     user: id.clone(),
                     traits: traits.clone(),
-                    at: now,
+                    at: clock.now(),
                     message_id: None,
                 };
-                records.extend(runtime.ingest(&[input], now)?);
+                records.extend(runtime.ingest(&[input], clock.now())?);
             }
             TestStepKind::At(t) => {
-                if *t < now {
+                if *t < clock.now() {
                     failures.push(Failure {
                         location: step.location.clone(),
                         expectation: format!("at \"{}\"", show(*t)),
                         found: format!(
                             "the clock is already at {}; `at` only moves forward",
-                            show(now)
+                            show(clock.now())
                         ),
                     });
                     continue;
                 }
-                records.extend(runtime.advance_to(*t)?);
-                now = *t;
+                clock.advance_to(*t);
+                records.extend(runtime.advance_to(clock.now())?);
             }
             TestStepKind::Advance(seconds) => {
-                let to = now + Duration::seconds(*seconds);
-                records.extend(runtime.advance_to(to)?);
-                now = to;
+                clock.advance_to(clock.now() + Duration::seconds(*seconds));
+                records.extend(runtime.advance_to(clock.now())?);
             }
             TestStepKind::Event { name, user, props } => {
                 sequence += 1;
@@ -97,10 +98,10 @@ pub fn run(plan: &Plan, test: &TestPlan) -> Result<Outcome, StoreError> {
                     user: user.clone(),
                     name: name.clone(),
                     properties: props.clone(),
-                    at: now,
+                    at: clock.now(),
                     message_id: Some(format!("test-{sequence}")),
                 };
-                records.extend(runtime.ingest(&[Input::Track(event)], now)?);
+                records.extend(runtime.ingest(&[Input::Track(event)], clock.now())?);
             }
             TestStepKind::Expect(expectation) => {
                 if let Some(found) = check(expectation, &records, zone) {

@@ -25,7 +25,7 @@ use waymark_core::deployment::Deployment;
 use waymark_engine::ingest::{self, BodyError, Call, Refusal};
 use waymark_core::model::Input;
 use waymark_engine::runtime::Runtime;
-use waymark_engine::store::{MemoryKv, SledKv, Store};
+use waymark_engine::store::{MemoryKv, SledKv, Store, StoreError};
 
 const TOKEN: &str = "fuzz-token";
 
@@ -71,12 +71,10 @@ fn deployment() -> &'static Deployment {
 }
 
 /// The writer's work on a fresh in-memory store: ingest, then a month of timers.
-fn run(inputs: &[Input]) -> Result<(), String> {
+fn run(inputs: &[Input]) -> Result<(), StoreError> {
     let mut runtime = Runtime::new(Store::new(MemoryKv::default()), deployment().clone());
-    runtime.ingest(inputs, now()).map_err(|e| e.to_string())?;
-    runtime
-        .advance_to(now() + Duration::days(30))
-        .map_err(|e| e.to_string())?;
+    runtime.ingest(inputs, now())?;
+    runtime.advance_to(now() + Duration::days(30))?;
     Ok(())
 }
 

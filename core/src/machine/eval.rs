@@ -1,7 +1,7 @@
 //! Evaluating plan expressions against one user at one moment. Null
 //! follows language.md §6: missing fields are null, comparisons with null
-//! are false, arithmetic on null is an error. Errors are strings that name
-//! what went wrong; the caller records them.
+//! are false, arithmetic on null is an error. An [`EvalError`] names what
+//! went wrong; the caller records its text in the journal's `error` record.
 
 use crate::model::UserState;
 use chrono::{DateTime, Duration, Utc};
@@ -9,10 +9,54 @@ use rust_decimal::Decimal;
 use std::collections::BTreeMap;
 use waymark_dsl::ast::BinaryOp;
 use waymark_dsl::plan::{Expr, Plan};
+use waymark_dsl::types::Type;
 use waymark_dsl::value::Value;
 
 /// How deep segments may refer to segments at run time.
 const MAX_SEGMENT_DEPTH: u32 = 16;
+
+/// Why an expression has no value. The text is what the journal's `error`
+/// record says, so a person reading it learns the operator, the types, the
+/// segment or the function at fault.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EvalError {
+    #[error("a condition must be true or false, got a {0}")]
+    NotACondition(Type),
+    /// A built-in refused its arguments; its message names the function.
+    #[error("{0}")]
+    Function(#[from] waymark_stdlib::EvalError),
+    #[error("cannot negate null")]
+    NegateNull,
+    #[error("cannot negate a {0}")]
+    Negate(Type),
+    #[error("segment `{0}` refers to segments more than {MAX_SEGMENT_DEPTH} deep")]
+    SegmentsTooDeep(String),
+    #[error("no segment `{0}`")]
+    NoSegment(String),
+    #[error("in segment `{segment}`: {error}")]
+    InSegment {
+        segment: String,
+        error: Box<EvalError>,
+    },
+    #[error("cannot compare a {left} with a {right}")]
+    Compare { left: Type, right: Type },
+    #[error("`in` a string needs a string on the left, got a {0}")]
+    InStringNeedsString(Type),
+    #[error("`in` needs a list, string or record on the right, got a {0}")]
+    InNeedsCollection(Type),
+    #[error("arithmetic on null (`{}`)", .0.symbol())]
+    NullArithmetic(BinaryOp),
+    #[error("division by zero")]
+    DivisionByZero,
+    #[error("`{}` overflowed", .0.symbol())]
+    Overflow(BinaryOp),
+    #[error("`{}` cannot combine a {left} and a {right}", .op.symbol())]
+    Combine {
+        op: BinaryOp,
+        left: Type,
+        right: Type,
+    },
+}
 
 /// What an expression can see.
 pub struct Env<'a> {
@@ -103,18 +147,15 @@ impl<'a> Env<'a> {
     }
 
     /// A condition: true only for `true`; null is false; an error is the caller's to record.
-    pub fn condition(&self, expr: &Expr) -> Result<bool, String> {
+    pub fn condition(&self, expr: &Expr) -> Result<bool, EvalError> {
         match self.eval(expr)? {
             Value::Bool(b) => Ok(b),
             Value::Null => Ok(false),
-            other => Err(format!(
-                "a condition must be true or false, got a {}",
-                other.type_of()
-            )),
+            other => Err(EvalError::NotACondition(other.type_of())),
         }
     }
 
-    pub fn eval(&self, expr: &Expr) -> Result<Value, String> {
+    pub fn eval(&self, expr: &Expr) -> Result<Value, EvalError> {
         Ok(match expr {
             Expr::Literal(v) => v.clone(),
             Expr::User => self.user().clone(),
@@ -146,14 +187,14 @@ impl<'a> Env<'a> {
                     .map(|a| self.eval(a))
                     .collect::<Result<Vec<_>, _>>()?;
                 let cx = StdContext { env: self };
-                waymark_stdlib::call(function, &cx, &args).map_err(|e| e.to_string())?
+                waymark_stdlib::call(function, &cx, &args)?
             }
             Expr::Not(e) => Value::Bool(!self.condition(e)?),
             Expr::Neg(e) => match self.eval(e)? {
                 Value::Number(n) => Value::Number(-n),
                 Value::Duration(s) => Value::Duration(-s),
-                Value::Null => return Err("cannot negate null".into()),
-                other => return Err(format!("cannot negate a {}", other.type_of())),
+                Value::Null => return Err(EvalError::NegateNull),
+                other => return Err(EvalError::Negate(other.type_of())),
             },
             Expr::Binary(BinaryOp::And, l, r) => {
                 Value::Bool(self.condition(l)? && self.condition(r)?)
@@ -172,7 +213,7 @@ impl<'a> Env<'a> {
                 fields
                     .iter()
                     .map(|(k, e)| Ok((k.clone(), self.eval(e)?)))
-                    .collect::<Result<_, String>>()?,
+                    .collect::<Result<_, EvalError>>()?,
             ),
             Expr::Interpolate(parts) => {
                 let mut out = String::new();
@@ -185,14 +226,12 @@ impl<'a> Env<'a> {
     }
 
     /// Whether the user is in a segment (decided from the user's state alone).
-    pub fn segment(&self, name: &str) -> Result<bool, String> {
+    pub fn segment(&self, name: &str) -> Result<bool, EvalError> {
         if self.depth >= MAX_SEGMENT_DEPTH {
-            return Err(format!(
-                "segment `{name}` refers to segments more than {MAX_SEGMENT_DEPTH} deep"
-            ));
+            return Err(EvalError::SegmentsTooDeep(name.to_string()));
         }
         let Some(segment) = self.plan.segment(name) else {
-            return Err(format!("no segment `{name}`"));
+            return Err(EvalError::NoSegment(name.to_string()));
         };
         let empty = BTreeMap::new();
         let inner = Env {
@@ -208,7 +247,10 @@ impl<'a> Env<'a> {
         };
         inner
             .condition(&segment.expr)
-            .map_err(|e| format!("in segment `{name}`: {e}"))
+            .map_err(|e| EvalError::InSegment {
+                segment: name.to_string(),
+                error: Box::new(e),
+            })
     }
 }
 
@@ -266,7 +308,7 @@ fn coerce(l: Value, r: Value) -> (Value, Value) {
     }
 }
 
-fn binary(op: BinaryOp, l: Value, r: Value) -> Result<Value, String> {
+fn binary(op: BinaryOp, l: Value, r: Value) -> Result<Value, EvalError> {
     use BinaryOp as B;
     use Value as V;
     let (l, r) = coerce(l, r);
@@ -291,40 +333,33 @@ fn binary(op: BinaryOp, l: Value, r: Value) -> Result<Value, String> {
             (V::Date(a), V::Timestamp(b)) => Ok(cmp(a.cmp(&b.date_naive()))),
             (V::Duration(a), V::Duration(b)) => Ok(cmp(a.cmp(b))),
             (V::TimeOfDay(a), V::TimeOfDay(b)) => Ok(cmp(a.cmp(b))),
-            _ => Err(format!(
-                "cannot compare a {} with a {}",
-                l.type_of(),
-                r.type_of()
-            )),
+            _ => Err(EvalError::Compare {
+                left: l.type_of(),
+                right: r.type_of(),
+            }),
         },
         B::In => match &r {
             V::List(items) => Ok(V::Bool(items.contains(&l))),
             V::String(s) => match &l {
                 V::String(needle) => Ok(V::Bool(s.contains(needle.as_str()))),
                 V::Null => Ok(V::Bool(false)),
-                other => Err(format!(
-                    "`in` a string needs a string on the left, got a {}",
-                    other.type_of()
-                )),
+                other => Err(EvalError::InStringNeedsString(other.type_of())),
             },
             V::Record(map) => Ok(V::Bool(l.as_str().is_some_and(|k| map.contains_key(k)))),
             V::Null => Ok(V::Bool(false)),
-            other => Err(format!(
-                "`in` needs a list, string or record on the right, got a {}",
-                other.type_of()
-            )),
+            other => Err(EvalError::InNeedsCollection(other.type_of())),
         },
         _ => arithmetic(op, l, r),
     }
 }
 
-fn arithmetic(op: BinaryOp, l: Value, r: Value) -> Result<Value, String> {
+fn arithmetic(op: BinaryOp, l: Value, r: Value) -> Result<Value, EvalError> {
     use BinaryOp as B;
     use Value as V;
-    let overflow = || format!("`{}` overflowed", op.symbol());
+    let overflow = || EvalError::Overflow(op);
     let seconds = |d: i64| Duration::try_seconds(d).ok_or_else(overflow);
     match (op, &l, &r) {
-        (_, V::Null, _) | (_, _, V::Null) => Err(format!("arithmetic on null (`{}`)", op.symbol())),
+        (_, V::Null, _) | (_, _, V::Null) => Err(EvalError::NullArithmetic(op)),
         (B::Add, V::Number(a), V::Number(b)) => {
             a.checked_add(*b).map(V::Number).ok_or_else(overflow)
         }
@@ -335,7 +370,7 @@ fn arithmetic(op: BinaryOp, l: Value, r: Value) -> Result<Value, String> {
             a.checked_mul(*b).map(V::Number).ok_or_else(overflow)
         }
         (B::Div | B::Rem, V::Number(_), V::Number(b)) if b.is_zero() => {
-            Err("division by zero".into())
+            Err(EvalError::DivisionByZero)
         }
         (B::Div, V::Number(a), V::Number(b)) => {
             a.checked_div(*b).map(V::Number).ok_or_else(overflow)
@@ -374,24 +409,23 @@ fn arithmetic(op: BinaryOp, l: Value, r: Value) -> Result<Value, String> {
                 .map(V::Duration)
                 .map_err(|_| overflow())
         }
-        (B::Div, V::Duration(_), V::Number(n)) if n.is_zero() => Err("division by zero".into()),
+        (B::Div, V::Duration(_), V::Number(n)) if n.is_zero() => Err(EvalError::DivisionByZero),
         (B::Div, V::Duration(d), V::Number(n)) => {
             let q = Decimal::from(*d).checked_div(*n).ok_or_else(overflow)?;
             i64::try_from(q.round())
                 .map(V::Duration)
                 .map_err(|_| overflow())
         }
-        (B::Div, V::Duration(_), V::Duration(0)) => Err("division by zero".into()),
+        (B::Div, V::Duration(_), V::Duration(0)) => Err(EvalError::DivisionByZero),
         (B::Div, V::Duration(a), V::Duration(b)) => Decimal::from(*a)
             .checked_div(Decimal::from(*b))
             .map(V::Number)
             .ok_or_else(overflow),
-        _ => Err(format!(
-            "`{}` cannot combine a {} and a {}",
-            op.symbol(),
-            l.type_of(),
-            r.type_of()
-        )),
+        _ => Err(EvalError::Combine {
+            op,
+            left: l.type_of(),
+            right: r.type_of(),
+        }),
     }
 }
 

@@ -260,21 +260,26 @@ mod tests {
         let tz = chrono_tz::Asia::Shanghai;
         // Wednesday 2025-11-12 10:00 Shanghai.
         let now = t("2025-11-12T02:00:00Z");
-        assert_eq!(
-            period_start(CalendarPeriod::Day, now, tz),
-            t("2025-11-11T16:00:00Z")
-        );
-        assert_eq!(
-            period_start(CalendarPeriod::Week, now, tz),
-            t("2025-11-09T16:00:00Z")
-        );
-        assert_eq!(
-            period_start(CalendarPeriod::Month, now, tz),
-            t("2025-10-31T16:00:00Z")
-        );
-        assert_eq!(
-            next_period_start(CalendarPeriod::Month, now, tz),
-            t("2025-11-30T16:00:00Z")
-        );
+        let expected = [
+            (
+                period_start(CalendarPeriod::Day, now, tz),
+                "2025-11-11T16:00:00Z",
+            ),
+            (
+                period_start(CalendarPeriod::Week, now, tz),
+                "2025-11-09T16:00:00Z",
+            ),
+            (
+                period_start(CalendarPeriod::Month, now, tz),
+                "2025-10-31T16:00:00Z",
+            ),
+            (
+                next_period_start(CalendarPeriod::Month, now, tz),
+                "2025-11-30T16:00:00Z",
+            ),
+        ];
+        for (found, start) in expected {
+            assert_eq!(found, t(start));
+        }
     }
 }

@@ -338,11 +338,11 @@ impl<'a> Cx<'a> {
         let env = Env::new(&self.d.plan, self.user, event, &empty, self.now, tz);
         match env.condition(expr) {
             Ok(b) => b,
-            Err(message) => {
+            Err(error) => {
                 let mut r = Record::new(self.now, &self.user.id, Kind::Error);
                 r.journey = Some(journey.name.clone());
                 r.version = Some(journey.version.clone());
-                r.message = Some(message);
+                r.message = Some(error.to_string());
                 self.records.push(r);
                 false
             }
@@ -408,16 +408,32 @@ impl<'a> Cx<'a> {
             }
             entries.push_back(self.now);
         }
-        let id = self.user.next_instance;
-        self.user.next_instance += 1;
+        let inst = self.new_instance(&journey.name, &journey.version, journey.steps.start, event);
         let memo = self.user.journeys.entry(journey.name.clone()).or_default();
         memo.entries += 1;
         memo.last_entered = Some(self.now);
-        let inst = Instance {
+        let mut r = self.instance_record(&inst, Kind::Enter);
+        r.event = Some(trigger.to_string());
+        self.records.push(r);
+        self.user.instances.push(inst);
+    }
+
+    /// A new instance of `journey` at `start`, ready to run, with the
+    /// user's next instance id.
+    fn new_instance(
+        &mut self,
+        journey: &str,
+        version: &str,
+        start: waymark_dsl::plan::StepId,
+        event: Value,
+    ) -> Instance {
+        let id = self.user.next_instance;
+        self.user.next_instance += 1;
+        Instance {
             id,
-            journey: journey.name.clone(),
-            version: journey.version.clone(),
-            step: journey.steps.start,
+            journey: journey.to_string(),
+            version: version.to_string(),
+            step: start,
             entered_at: self.now,
             event,
             bindings: BTreeMap::new(),
@@ -426,11 +442,7 @@ impl<'a> Cx<'a> {
             arms: BTreeMap::new(),
             wait: Wait::Ready,
             goal_reached: false,
-        };
-        let mut r = self.instance_record(&inst, Kind::Enter);
-        r.event = Some(trigger.to_string());
-        self.records.push(r);
-        self.user.instances.push(inst);
+        }
     }
 
     /// Timers due at or before now: expiring points, waits that ended,

@@ -217,23 +217,24 @@ impl Cx<'_> {
         env
     }
 
-    fn condition(&mut self, owner: &Owner<'_>, inst: &Instance, expr: &Expr) -> bool {
+    /// A condition in a step, a rule or a task; an error is recorded and counts as false.
+    pub(super) fn condition(&mut self, owner: &Owner<'_>, inst: &Instance, expr: &Expr) -> bool {
         let result = self.env(owner, inst, None).condition(expr);
-        result.unwrap_or_else(|message| {
-            self.error(owner, inst, message);
+        result.unwrap_or_else(|error| {
+            self.error(owner, inst, error);
             false
         })
     }
 
-    fn value(&mut self, owner: &Owner<'_>, inst: &Instance, expr: &Expr) -> Option<Value> {
+    /// An expression's value; an error is recorded and gives none.
+    pub(super) fn value(
+        &mut self,
+        owner: &Owner<'_>,
+        inst: &Instance,
+        expr: &Expr,
+    ) -> Option<Value> {
         let result = self.env(owner, inst, None).eval(expr);
-        match result {
-            Ok(v) => Some(v),
-            Err(message) => {
-                self.error(owner, inst, message);
-                None
-            }
-        }
+        result.map_err(|error| self.error(owner, inst, error)).ok()
     }
 
     fn fields(
@@ -249,9 +250,10 @@ impl Cx<'_> {
         Some(out)
     }
 
-    fn error(&mut self, owner: &Owner<'_>, inst: &Instance, message: String) {
+    /// An `error` record for the step: its message is what a person reads.
+    fn error(&mut self, owner: &Owner<'_>, inst: &Instance, error: impl std::fmt::Display) {
         let mut r = self.step_record(owner, inst, Kind::Error);
-        r.message = Some(message);
+        r.message = Some(error.to_string());
         self.records.push(r);
     }
 

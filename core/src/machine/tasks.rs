@@ -7,38 +7,12 @@
 use super::run::Owner;
 use super::{Cx, EventValue};
 use crate::journal::{Kind, Record};
-use crate::model::{Event, Instance, Wait};
+use crate::model::Event;
 use chrono::Duration;
-use std::collections::BTreeMap;
 use waymark_dsl::plan::{RulePlan, TaskPlan, TaskProgress};
 use waymark_dsl::value::Value;
 
 impl Cx<'_> {
-    fn transient(
-        &mut self,
-        name: &str,
-        version: &str,
-        start: waymark_dsl::plan::StepId,
-        event: &Value,
-    ) -> Instance {
-        let id = self.user.next_instance;
-        self.user.next_instance += 1;
-        Instance {
-            id,
-            journey: name.to_string(),
-            version: version.to_string(),
-            step: start,
-            entered_at: self.now,
-            event: event.clone(),
-            bindings: BTreeMap::new(),
-            loops: BTreeMap::new(),
-            visits: BTreeMap::new(),
-            arms: BTreeMap::new(),
-            wait: Wait::Ready,
-            goal_reached: false,
-        }
-    }
-
     pub(crate) fn rule(&mut self, rule: &RulePlan, event: &Event, value: &EventValue) {
         if rule.when.event != event.name {
             return;
@@ -58,37 +32,17 @@ impl Cx<'_> {
             can_wait: true,
             lifecycle: false,
         };
-        let mut inst = self.transient(&rule.name, "rule", rule.steps.start, value);
+        let mut inst = self.new_instance(&rule.name, "rule", rule.steps.start, value.clone());
         let conditions = rule.when.filter.iter().chain(rule.condition.iter());
         for condition in conditions {
-            let result = self.env_for(&owner, &inst).condition(condition);
-            match result {
-                Ok(true) => {}
-                Ok(false) => return,
-                Err(message) => {
-                    let mut r = self.step_record(&owner, &inst, Kind::Error);
-                    r.message = Some(message);
-                    self.records.push(r);
-                    return;
-                }
+            if !self.condition(&owner, &inst, condition) {
+                return;
             }
         }
         // A send deferred by quiet hours or a cap holds the run until then.
         if self.run(&owner, &mut inst) {
             self.user.instances.push(inst);
         }
-    }
-
-    fn env_for<'e>(&'e self, owner: &Owner<'_>, inst: &'e Instance) -> super::Env<'e> {
-        let tz = self.zone(None, owner.tz, &owner.policy.name);
-        super::Env::new(
-            &self.d.plan,
-            self.user,
-            &inst.event,
-            &inst.bindings,
-            self.now,
-            tz,
-        )
     }
 
     pub(crate) fn task(&mut self, task: &TaskPlan, event: &Event, value: &EventValue) {
@@ -118,35 +72,21 @@ impl Cx<'_> {
             can_wait: true,
             lifecycle: false,
         };
-        let probe = self.transient(&task.name, "task", task.reward.start, value);
+        let probe = self.new_instance(&task.name, "task", task.reward.start, value.clone());
         self.user.next_instance -= 1;
-        let env = self.env_for(&owner, &probe);
-        if let Some(filter) = &task.on.filter {
-            match env.condition(filter) {
-                Ok(true) => {}
-                Ok(false) => return,
-                Err(message) => {
-                    let mut r = self.step_record(&owner, &probe, Kind::Error);
-                    r.message = Some(message);
-                    self.records.push(r);
-                    return;
-                }
-            }
+        if let Some(filter) = &task.on.filter
+            && !self.condition(&owner, &probe, filter)
+        {
+            return;
         }
         let key = match &task.distinct {
             None => None,
-            Some(expr) => match env.eval(expr) {
-                Ok(Value::Null) => return,
-                Ok(v) => Some(v.to_text()),
-                Err(message) => {
-                    let mut r = self.step_record(&owner, &probe, Kind::Error);
-                    r.message = Some(message);
-                    self.records.push(r);
-                    return;
-                }
+            Some(expr) => match self.value(&owner, &probe, expr) {
+                None | Some(Value::Null) => return,
+                Some(v) => Some(v.to_text()),
             },
         };
-        let tz = env.tz;
+        let tz = self.zone(None, owner.tz, &owner.policy.name);
         let now = self.now;
         let state = self.user.tasks.entry(task.name.clone()).or_default();
         let reached = match task.progress {
@@ -198,7 +138,7 @@ impl Cx<'_> {
         r.journey = Some(task.name.clone());
         r.task = Some(task.name.clone());
         self.records.push(r);
-        let mut inst = self.transient(&task.name, "task", task.reward.start, value);
+        let mut inst = self.new_instance(&task.name, "task", task.reward.start, value.clone());
         // A send deferred by quiet hours or a cap holds the run until then.
         if self.run(&owner, &mut inst) {
             self.user.instances.push(inst);

@@ -8,15 +8,26 @@
 
 use serde_json::{Map, Value as Json};
 use std::fmt;
+use std::sync::Arc;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::{JsonFields, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
+use waymark_core::clock::Clock;
 
 /// The event formatter; pair it with `.fmt_fields(JsonFields::new())` so
 /// span fields are JSON too.
-pub struct JsonLines;
+pub struct JsonLines {
+    /// Where each line's `timestamp` comes from.
+    clock: Arc<dyn Clock>,
+}
+
+impl JsonLines {
+    pub fn new(clock: Arc<dyn Clock>) -> JsonLines {
+        JsonLines { clock }
+    }
+}
 
 /// A recorded field value: a Debug text that is a JSON array becomes the array.
 fn debug_value(text: String) -> Json {
@@ -69,7 +80,8 @@ where
         let mut line = Map::new();
         line.insert(
             "timestamp".into(),
-            chrono::Utc::now()
+            self.clock
+                .now()
                 .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
                 .into(),
         );
@@ -107,7 +119,8 @@ where
 mod tests {
     use super::*;
     use std::io::Write;
-    use std::sync::{Arc, Mutex};
+    use std::sync::Mutex;
+    use waymark_core::clock::ManualClock;
 
     #[derive(Clone, Default)]
     struct Buffer(Arc<Mutex<Vec<u8>>>);
@@ -129,7 +142,9 @@ mod tests {
         let subscriber = tracing_subscriber::fmt()
             .with_ansi(false)
             .fmt_fields(JsonFields::new())
-            .event_format(JsonLines)
+            .event_format(JsonLines::new(Arc::new(ManualClock::new(
+                "2025-11-10T12:00:00.123456Z".parse().unwrap(),
+            ))))
             .with_writer(move || writer.clone())
             .finish();
         tracing::subscriber::with_default(subscriber, || {
@@ -153,6 +168,7 @@ mod tests {
         assert_eq!(fields["journey"], "Some(\"welcome\")", "{line}");
         assert_eq!(fields["message"], "scripts deployed", "{line}");
         assert_eq!(line["level"], "INFO", "{line}");
+        assert_eq!(line["timestamp"], "2025-11-10T12:00:00.123456Z", "{line}");
         assert_eq!(line["span"]["channel"], "sms", "{line}");
         assert_eq!(line["span"]["keys"], serde_json::json!(["k1"]), "{line}");
     }

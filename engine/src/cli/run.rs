@@ -6,6 +6,8 @@ use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use waymark_core::clock::SystemClock;
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -48,7 +50,7 @@ pub fn run(args: &RunArgs, registry: Registry) -> Result<ExitCode> {
     match config.log_format {
         LogFormat::Json => builder
             .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
-            .event_format(super::json_log::JsonLines)
+            .event_format(super::json_log::JsonLines::new(Arc::new(SystemClock)))
             .init(),
         LogFormat::Text => builder.init(),
     }

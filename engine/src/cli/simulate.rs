@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use waymark_core::clock::{Clock, ManualClock};
 use waymark_core::deployment::Deployment;
 use waymark_core::journal::{Kind, Record};
 
@@ -84,7 +85,9 @@ fn simulate(args: &SimulateArgs) -> Result<ExitCode> {
     };
     let progress = std::io::stderr().is_terminal();
     let mut unsupported: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    let mut last: Option<DateTime<Utc>> = None;
+    // Starts at the first event's time and moves with the events, as the
+    // wall clock does under the daemon.
+    let mut clock: Option<ManualClock> = None;
     let mut count = 0u64;
     for (index, line) in reader.lines().enumerate() {
         let line = line.with_context(|| format!("cannot read {name}"))?;
@@ -104,17 +107,19 @@ fn simulate(args: &SimulateArgs) -> Result<ExitCode> {
                 continue;
             }
         };
-        match last {
-            None => runtime.start_schedules_at(at),
-            Some(previous) if at < previous => bail!(
+        let clock = clock.get_or_insert_with(|| {
+            runtime.start_schedules_at(at);
+            ManualClock::new(at)
+        });
+        if at < clock.now() {
+            bail!(
                 "{name}:{number}: timestamp {} is before the previous event's; events must be in timestamp order",
                 show(at, chrono_tz::UTC)
-            ),
-            _ => {}
+            );
         }
-        emit(runtime.advance_to(at)?, &mut out)?;
-        emit(runtime.ingest(&[input], at)?, &mut out)?;
-        last = Some(at);
+        clock.advance_to(at);
+        emit(runtime.advance_to(clock.now())?, &mut out)?;
+        emit(runtime.ingest(&[input], clock.now())?, &mut out)?;
         count += 1;
         if progress && count.is_multiple_of(10_000) {
             eprint!("\r{count} events, clock at {}", show(at, chrono_tz::UTC));
@@ -123,13 +128,11 @@ fn simulate(args: &SimulateArgs) -> Result<ExitCode> {
     if progress && count >= 10_000 {
         eprintln!();
     }
-    let Some(last) = last else {
+    let Some(clock) = clock else {
         bail!("{name}: no events")
     };
-    emit(
-        runtime.advance_to(last + Duration::seconds(until as i64))?,
-        &mut out,
-    )?;
+    clock.advance_to(clock.now() + Duration::seconds(until as i64));
+    emit(runtime.advance_to(clock.now())?, &mut out)?;
     for (kind, lines) in &unsupported {
         let shown: Vec<String> = lines.iter().take(10).map(|n| n.to_string()).collect();
         let more = if lines.len() > 10 { ", …" } else { "" };

@@ -144,15 +144,6 @@ pub trait KindCheck {
     }
 }
 
-/// Accepts any kind without reading its settings (for tests of the layers).
-pub struct AcceptAnyKind;
-
-impl KindCheck for AcceptAnyKind {
-    fn validate(&self, _: &str, _: &str, _: &Table) -> Option<Result<Validated, Vec<ConfigError>>> {
-        Some(Ok(Validated::new("any", ())))
-    }
-}
-
 /// Loads the layers and validates the result. `file` is the text and name
 /// of a config file; `env` the process environment.
 pub fn load(
@@ -732,6 +723,30 @@ fn validate(table: &Table, kinds: &dyn KindCheck, errors: &mut Vec<ConfigError>)
 mod tests {
     use super::*;
 
+    /// Accepts any kind without reading its settings, for tests of the layers.
+    struct AcceptAnyKind;
+
+    impl KindCheck for AcceptAnyKind {
+        fn validate(
+            &self,
+            _: &str,
+            _: &str,
+            _: &Table,
+        ) -> Option<Result<Validated, Vec<ConfigError>>> {
+            Some(Ok(Validated::new("any", ())))
+        }
+    }
+
+    /// `file` as `w.toml`, with the variables `vars`, no flags and any kind.
+    fn load_file(file: &str, vars: &[(&str, &str)]) -> Result<Config, Vec<ConfigError>> {
+        load(
+            Some(("w.toml", file)),
+            &env(vars),
+            &Flags::default(),
+            &AcceptAnyKind,
+        )
+    }
+
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
             .iter()
@@ -754,13 +769,7 @@ mod tests {
         assert_eq!(c.limits, crate::ingest::Limits::default());
         assert_eq!(c.http, Http::default());
         let file = "[limits]\nevent_name_bytes = 64\n[http]\nheader_read_timeout = \"2s\"\nmax_connections = 8\n";
-        let c = load(
-            Some(("w.toml", file)),
-            &env(&[]),
-            &Flags::default(),
-            &AcceptAnyKind,
-        )
-        .unwrap();
+        let c = load_file(file, &[]).unwrap();
         assert_eq!(c.limits.event_name, 64);
         assert_eq!(
             c.http.header_read_timeout,
@@ -770,13 +779,7 @@ mod tests {
         assert_eq!(c.http.idle_timeout, Http::default().idle_timeout);
         let file =
             "[limits]\nevent_name_bytes = 0\nuser_state = 5\n[http]\nidle_timeout = \"0s\"\n";
-        let errors = load(
-            Some(("w.toml", file)),
-            &env(&[]),
-            &Flags::default(),
-            &AcceptAnyKind,
-        )
-        .unwrap_err();
+        let errors = load_file(file, &[]).unwrap_err();
         let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
         assert!(paths.contains(&"limits.event_name_bytes"), "{errors:?}");
         assert!(paths.contains(&"limits.user_state"), "{errors:?}");
@@ -814,22 +817,10 @@ mod tests {
     fn secrets_come_from_the_environment_and_missing_ones_are_named() {
         let file =
             "[[auth.tokens]]\ntoken = \"${WAYMARK_TOKEN}\"\nscopes = [\"ingest\", \"read\"]\n";
-        let c = load(
-            Some(("w.toml", file)),
-            &env(&[("WAYMARK_TOKEN", "0123456789abcdef0123")]),
-            &Flags::default(),
-            &AcceptAnyKind,
-        )
-        .unwrap();
+        let c = load_file(file, &[("WAYMARK_TOKEN", "0123456789abcdef0123")]).unwrap();
         assert_eq!(c.tokens[0].token, "0123456789abcdef0123");
         assert_eq!(c.tokens[0].scopes, vec![Scope::Ingest, Scope::Read]);
-        let errors = load(
-            Some(("w.toml", file)),
-            &env(&[]),
-            &Flags::default(),
-            &AcceptAnyKind,
-        )
-        .unwrap_err();
+        let errors = load_file(file, &[]).unwrap_err();
         assert!(
             errors
                 .iter()
@@ -841,39 +832,25 @@ mod tests {
     #[test]
     fn a_waymark_variable_the_file_names_as_a_secret_is_not_read_as_a_key() {
         let file = "[[auth.tokens]]\ntoken = \"${WAYMARK_ADMIN_TOKEN}\"\nscopes = [\"admin\"]\n";
-        let c = load(
-            Some(("w.toml", file)),
-            &env(&[
+        let c = load_file(
+            file,
+            &[
                 ("WAYMARK_ADMIN_TOKEN", "0123456789abcdef0123"),
                 ("WAYMARK_LISTEN", "127.0.0.1:9300"),
-            ]),
-            &Flags::default(),
-            &AcceptAnyKind,
+            ],
         )
         .unwrap();
         assert_eq!(c.tokens[0].token, "0123456789abcdef0123");
         assert_eq!(c.listen.to_string(), "127.0.0.1:9300");
         // Not named by the file: still an override, and an unknown key.
-        let errors = load(
-            Some(("w.toml", "")),
-            &env(&[("WAYMARK_ADMIN_TOKEN", "0123456789abcdef0123")]),
-            &Flags::default(),
-            &AcceptAnyKind,
-        )
-        .unwrap_err();
+        let errors = load_file("", &[("WAYMARK_ADMIN_TOKEN", "0123456789abcdef0123")]).unwrap_err();
         assert!(errors.iter().any(|e| e.path == "admin_token"), "{errors:?}");
     }
 
     #[test]
     fn an_unset_secret_stops_the_daemon_and_not_check() {
         let file = "[channels.mail]\nkind = \"log\"\npath = \"${WAYMARK_TEST_UNSET_SECRET}\"\n";
-        let errors = load(
-            Some(("w.toml", file)),
-            &env(&[]),
-            &Flags::default(),
-            &AcceptAnyKind,
-        )
-        .unwrap_err();
+        let errors = load_file(file, &[]).unwrap_err();
         assert!(
             errors.iter().any(|e| e.path == "channels.mail.path"
                 && e.message == "environment variable `WAYMARK_TEST_UNSET_SECRET` is not set"),
@@ -945,13 +922,7 @@ mod tests {
 
     #[test]
     fn a_file_that_is_not_toml_names_the_file_and_position() {
-        let errors = load(
-            Some(("w.toml", "listen = \n")),
-            &env(&[]),
-            &Flags::default(),
-            &AcceptAnyKind,
-        )
-        .unwrap_err();
+        let errors = load_file("listen = \n", &[]).unwrap_err();
         assert_eq!(errors[0].path, "w.toml");
         assert!(
             errors[0].message.contains("line 1"),

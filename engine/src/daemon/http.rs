@@ -32,6 +32,8 @@ pub struct AppState {
     pub limits: ingest::Limits,
     /// What `/readyz` reports.
     pub health: Arc<super::health::Health>,
+    /// The daemon's clock: when an ingest call is received, when a replay is due.
+    pub clock: Arc<dyn waymark_core::clock::Clock>,
 }
 
 /// A JSON error: `{"error": {"field": …, "message": …}}`.
@@ -342,7 +344,7 @@ async fn ingest(
         authorize(&state, &headers, Some(&json), Scope::Ingest)?;
         json
     };
-    let taken = ingest::messages_within(&json, call, chrono::Utc::now(), &state.limits)?;
+    let taken = ingest::messages_within(&json, call, state.clock.now(), &state.limits)?;
     let refused: Vec<Json> = taken
         .refused
         .iter()
@@ -423,7 +425,7 @@ async fn erase(
     let existed = answer
         .await
         .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server", "shutting down"))?
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server", e))?;
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server", e.to_string()))?;
     if !existed {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "id", "no such user"));
     }
@@ -493,7 +495,7 @@ async fn replay(
     })?;
     let found = state
         .store
-        .replay(seq, chrono::Utc::now())
+        .replay(seq, state.clock.now())
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server", e.to_string()))?;
     if !found {
         return Err(ApiError::new(
@@ -588,7 +590,7 @@ async fn pause_or_resume(
     answer
         .await
         .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server", "shutting down"))?
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server", e))?;
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server", e.to_string()))?;
     Ok(axum::Json(json!({"journey": name, "paused": pausing})))
 }
 
@@ -652,7 +654,7 @@ async fn deploy(
     let report = answer
         .await
         .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server", "shutting down"))?
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server", e))?;
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server", e.to_string()))?;
     let warnings = waymark_dsl::render::json(&checked.sources, &checked.diagnostics);
     Ok(axum::Json(json!({"added": report.added, "changed": report.changed, "removed": report.removed, "warnings": report.warnings, "diagnostics": warnings})).into_response())
 }

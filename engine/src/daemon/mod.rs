@@ -24,8 +24,26 @@ use waymark_dsl::{ChannelCatalog, ChannelSpec, Options};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("{0}")]
-    Config(String),
+    /// Listening beyond this machine with nobody to authenticate.
+    #[error(
+        "listen = \"{listen}\" is not a loopback address, and there are no [[auth.tokens]]: add a token or listen on 127.0.0.1"
+    )]
+    OpenListen { listen: std::net::SocketAddr },
+    /// The scripts folder could not be listed or read.
+    #[error("scripts: {error:#}")]
+    ScriptsUnreadable { error: anyhow::Error },
+    #[error("channels.{channel}.kind: unknown kind `{kind}`")]
+    UnknownKind { channel: String, kind: String },
+    /// A channel whose settings were never read (a config loaded for
+    /// `check`, with a secret left unset).
+    #[error("channels.{channel}: its settings were not validated (a secret is unset)")]
+    Unvalidated { channel: String },
+    /// A kind refused to build a channel from its (valid) settings.
+    #[error("channels.{channel}: {error}")]
+    Channel {
+        channel: String,
+        error: waymark_channel::BuildError,
+    },
     #[error("the scripts in {path} have errors:\n{rendered}")]
     Scripts { path: String, rendered: String },
     #[error("data dir {dir} is in use by another waymark{}", pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
@@ -122,7 +140,7 @@ fn load_scripts(
     // deployed over HTTP later), unlike `waymark check`, which refuses it.
     let sources = crate::cli::journey_files_under(&config.scripts)
         .and_then(|files| crate::cli::load(&files))
-        .map_err(|e| StartError::Config(format!("scripts: {e:#}")))?;
+        .map_err(|error| StartError::ScriptsUnreadable { error })?;
     let catalog = catalog(config, registry);
     let channels = (!config.channels.is_empty()).then_some(&catalog);
     let checked = waymark_dsl::compile(
@@ -143,18 +161,23 @@ fn load_scripts(
 
 /// The HTTP API with each ingest call's inputs handed to `accept` instead
 /// of the writer thread: nothing is committed, and admin commands are
-/// answered as if shutting down. For fuzzing the request path in-process.
+/// answered as if shutting down. For fuzzing the request path in-process
+/// (the `fuzzing` feature, which only `fuzz/` turns on) and the router's
+/// unit tests.
+#[cfg(any(test, feature = "fuzzing"))]
 pub fn api_without_writer(
     store: Store<SledKv>,
     tokens: Vec<crate::config::Token>,
-    mut accept: impl FnMut(Vec<waymark_core::model::Input>) -> Result<(), String> + Send + 'static,
+    mut accept: impl FnMut(Vec<waymark_core::model::Input>) -> Result<(), crate::store::StoreError>
+    + Send
+    + 'static,
 ) -> axum::Router {
     let (commands, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         // Ends when the router, which holds every sender, is dropped.
         for command in receiver {
             if let writer::Command::Ingest { inputs, reply } = command {
-                let _ = reply.send(accept(inputs));
+                let _ = reply.send(accept(inputs).map_err(writer::WriterError::ingest));
             }
         }
     });
@@ -165,16 +188,16 @@ pub fn api_without_writer(
         channels: None,
         limits: Default::default(),
         health: Default::default(),
+        clock: Arc::new(SystemClock),
     })
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
     if config.tokens.is_empty() && !config.listen.ip().is_loopback() {
-        return Err(StartError::Config(format!(
-            "listen = \"{}\" is not a loopback address, and there are no [[auth.tokens]]: add a token or listen on 127.0.0.1",
-            config.listen
-        )));
+        return Err(StartError::OpenListen {
+            listen: config.listen,
+        });
     }
     if config.tokens.is_empty() {
         tracing::warn!(listen = %config.listen, "no [[auth.tokens]] configured: listening on loopback only, without authentication");
@@ -273,21 +296,28 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
     }
     let mut channels = BTreeMap::new();
     for (name, c) in &configured {
-        let kind = registry.get(&c.kind).ok_or_else(|| {
-            StartError::Config(format!("channels.{name}.kind: unknown kind `{}`", c.kind))
-        })?;
+        let kind = registry
+            .get(&c.kind)
+            .ok_or_else(|| StartError::UnknownKind {
+                channel: name.clone(),
+                kind: c.kind.clone(),
+            })?;
         runtime
             .deployment
             .recipients
             .insert(name.clone(), recipient(kind.recipient()));
-        let validated = c.validated.as_ref().ok_or_else(|| {
-            StartError::Config(format!(
-                "channels.{name}: its settings were not validated (a secret left unset)"
-            ))
-        })?;
+        let validated = c
+            .validated
+            .as_ref()
+            .ok_or_else(|| StartError::Unvalidated {
+                channel: name.clone(),
+            })?;
         let channel = kind
             .build(name, validated)
-            .map_err(|e| StartError::Config(format!("channels.{name}: {e}")))?;
+            .map_err(|error| StartError::Channel {
+                channel: name.clone(),
+                error,
+            })?;
         channels.insert(
             name.clone(),
             outbox::ChannelRuntime {
@@ -329,6 +359,7 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
         channels,
         limits: config.limits,
         health,
+        clock: clock.clone(),
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

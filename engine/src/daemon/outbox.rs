@@ -9,9 +9,10 @@
 //! provider a bounded grace period, and leaves the rest in the outbox for
 //! the next start.
 
+use super::writer::WriterError;
 use crate::channels::{Channel, DeliveryError, Message};
 use crate::config::{Rate, Retry};
-use crate::store::{OutboxEntry, Settled, SledKv, Store};
+use crate::store::{OutboxEntry, Settled, SledKv, Store, StoreError};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -161,16 +162,24 @@ struct Outbox<'a> {
     clock: &'a dyn Clock,
 }
 
+/// Why a delivery's outcome was not recorded: the store refused the move,
+/// or the writer the settlement.
+#[derive(Debug, thiserror::Error)]
+enum RecordError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Writer(#[from] WriterError),
+}
+
 /// Settles a send through the writer and waits until that is durable, so
 /// the entry is not read as ready again before it has moved.
-async fn settle(writer: &super::writer::Handle, settled: Settled) -> Result<(), String> {
+async fn settle(writer: &super::writer::Handle, settled: Settled) -> Result<(), WriterError> {
     let (reply, answer) = tokio::sync::oneshot::channel();
     writer
         .send(super::writer::Command::Settle { settled, reply })
-        .map_err(|_| "the writer has stopped".to_string())?;
-    answer
-        .await
-        .map_err(|_| "the writer has stopped".to_string())?
+        .map_err(|_| WriterError::Stopped)?;
+    answer.await.map_err(|_| WriterError::Stopped)?
 }
 
 /// What became of an attempt, to write to the store.
@@ -193,29 +202,23 @@ impl Outcome {
     /// Writes it: a send given up on, or a replayed one delivered, is
     /// settled through the writer (which journals it); the others move in
     /// the outbox directly.
-    async fn record(&self, outbox: &Outbox<'_>) -> Result<(), String> {
+    async fn record(&self, outbox: &Outbox<'_>) -> Result<(), RecordError> {
         match self {
             Outcome::Delivered { was, entry } if was.replayed => {
                 let settled = Settled::Delivered {
                     was: was.clone(),
                     entry: entry.clone(),
                 };
-                settle(outbox.writer, settled).await
+                Ok(settle(outbox.writer, settled).await?)
             }
-            Outcome::Delivered { was, .. } => outbox
-                .store
-                .outbox_delivered(was)
-                .map_err(|e| e.to_string()),
-            Outcome::Retry { was, entry } => outbox
-                .store
-                .outbox_retry(was, entry)
-                .map_err(|e| e.to_string()),
+            Outcome::Delivered { was, .. } => Ok(outbox.store.outbox_delivered(was)?),
+            Outcome::Retry { was, entry } => Ok(outbox.store.outbox_retry(was, entry)?),
             Outcome::Dead { was, entry } => {
                 let settled = Settled::DeadLettered {
                     was: was.clone(),
                     entry: entry.clone(),
                 };
-                settle(outbox.writer, settled).await
+                Ok(settle(outbox.writer, settled).await?)
             }
         }
     }
@@ -235,11 +238,11 @@ impl Outcome {
     /// Records it once the store takes writes again, unless the entry is
     /// no longer there as it was read: a store reopened from disk after a
     /// failure may have lost it, and given its number to another send.
-    async fn record_later(&self, outbox: &Outbox<'_>) -> Result<(), String> {
+    async fn record_later(&self, outbox: &Outbox<'_>) -> Result<(), RecordError> {
         let (Outcome::Delivered { was, .. }
         | Outcome::Retry { was, .. }
         | Outcome::Dead { was, .. }) = self;
-        if !outbox.store.outbox_holds(was).map_err(|e| e.to_string())? {
+        if !outbox.store.outbox_holds(was)? {
             return Ok(());
         }
         self.record(outbox).await
@@ -446,16 +449,17 @@ mod tests {
             permits: Arc::new(Semaphore::new(4)),
             recent: Default::default(),
         };
-        let clock = waymark_core::clock::ManualClock::new(Utc::now());
+        let start: chrono::DateTime<Utc> = "2025-11-10T12:00:00Z".parse().unwrap();
+        let clock = waymark_core::clock::ManualClock::new(start);
         let entry = |seq: u64, user: &str| {
-            let mut record = Record::new(Utc::now(), user, Kind::Send);
+            let mut record = Record::new(start, user, Kind::Send);
             record.channel = Some("sms".into());
             record.idempotency_key = Some(format!("key-of-{user}"));
             OutboxEntry {
                 seq,
                 record,
                 attempts: 0,
-                next_attempt: Utc::now(),
+                next_attempt: start,
                 last_error: None,
                 replayed: false,
             }

@@ -11,7 +11,7 @@
 
 use super::health::Health;
 use crate::runtime::Runtime;
-use crate::store::SledKv;
+use crate::store::{Settled, SledKv, StoreError};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
@@ -26,35 +26,77 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// Most inputs one batch takes.
 const MAX_BATCH: usize = 10_000;
 
+/// Why the writer did not do what a command asked: the store refused the
+/// write (the variant names the command and what it was about), or the
+/// writer has stopped. One failed commit answers every request of its
+/// batch, so the store's error is shared.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WriterError {
+    /// The batch holding the inputs did not commit: none was acknowledged.
+    #[error("committing the batch: {error}")]
+    Ingest { error: Arc<StoreError> },
+    #[error("deploying the scripts: {error}")]
+    Deploy { error: Arc<StoreError> },
+    #[error("pausing journey `{journey}`: {error}")]
+    Pause {
+        journey: String,
+        error: Arc<StoreError>,
+    },
+    #[error("resuming journey `{journey}`: {error}")]
+    Resume {
+        journey: String,
+        error: Arc<StoreError>,
+    },
+    #[error("erasing user `{user}`: {error}")]
+    Erase {
+        user: String,
+        error: Arc<StoreError>,
+    },
+    #[error("settling outbox entry {seq}: {error}")]
+    Settle { seq: u64, error: Arc<StoreError> },
+    /// The writer thread is gone (the daemon is stopping).
+    #[error("the writer has stopped")]
+    Stopped,
+}
+
+impl WriterError {
+    /// A failed commit of ingested inputs.
+    pub fn ingest(error: StoreError) -> WriterError {
+        WriterError::Ingest {
+            error: Arc::new(error),
+        }
+    }
+}
+
 pub enum Command {
     /// Inputs to ingest; answered once durable.
     Ingest {
         inputs: Vec<Input>,
-        reply: oneshot::Sender<Result<(), String>>,
+        reply: oneshot::Sender<Result<(), WriterError>>,
     },
     Deploy {
         plan: waymark_dsl::plan::Plan,
         cancel_removed: bool,
-        reply: oneshot::Sender<Result<DeployReport, String>>,
+        reply: oneshot::Sender<Result<DeployReport, WriterError>>,
     },
     Pause {
         journey: String,
-        reply: oneshot::Sender<Result<(), String>>,
+        reply: oneshot::Sender<Result<(), WriterError>>,
     },
     Resume {
         journey: String,
-        reply: oneshot::Sender<Result<(), String>>,
+        reply: oneshot::Sender<Result<(), WriterError>>,
     },
     /// Erase a user's data and cancel their pending effects.
     Erase {
         user: String,
-        reply: oneshot::Sender<Result<bool, String>>,
+        reply: oneshot::Sender<Result<bool, WriterError>>,
     },
     /// A send leaving the outbox in a way the journal tells (given up on,
     /// or a replay delivered); answered once durable.
     Settle {
-        settled: crate::store::Settled,
-        reply: oneshot::Sender<Result<(), String>>,
+        settled: Settled,
+        reply: oneshot::Sender<Result<(), WriterError>>,
     },
     /// Finish what is queued, then stop.
     Shutdown,
@@ -219,7 +261,7 @@ fn flush(
     runtime: &mut Runtime<SledKv>,
     clock: &dyn Clock,
     inputs: &mut Vec<Input>,
-    replies: &mut Vec<oneshot::Sender<Result<(), String>>>,
+    replies: &mut Vec<oneshot::Sender<Result<(), WriterError>>>,
     health: &Arc<Health>,
 ) {
     if replies.is_empty() {
@@ -244,7 +286,7 @@ fn flush(
                 health.store_failed(e);
             }
         }
-        let answer = result.map(|_| ()).map_err(|e| e.to_string());
+        let answer = result.map(|_| ()).map_err(WriterError::ingest);
         for reply in waiting {
             let _ = reply.send(answer.clone());
         }
@@ -292,29 +334,43 @@ fn admin(runtime: &mut Runtime<SledKv>, clock: &dyn Clock, command: Command) {
                         super::metrics::records(&records);
                         report
                     })
-                    .map_err(|e| e.to_string()),
+                    .map_err(|e| WriterError::Deploy { error: Arc::new(e) }),
             );
         }
         Command::Pause { journey, reply } => {
-            let _ = reply.send(runtime.pause(&journey).map_err(|e| e.to_string()));
+            let result = runtime.pause(&journey);
+            let _ = reply.send(result.map_err(|e| WriterError::Pause {
+                journey,
+                error: Arc::new(e),
+            }));
         }
         Command::Resume { journey, reply } => {
-            let _ = reply.send(
-                runtime
-                    .resume(&journey, now)
-                    .map(|records| super::metrics::records(&records))
-                    .map_err(|e| e.to_string()),
-            );
+            let result = runtime
+                .resume(&journey, now)
+                .map(|records| super::metrics::records(&records));
+            let _ = reply.send(result.map_err(|e| WriterError::Resume {
+                journey,
+                error: Arc::new(e),
+            }));
         }
         Command::Erase { user, reply } => {
-            let _ = reply.send(runtime.erase_user(&user).map_err(|e| e.to_string()));
+            let result = runtime.erase_user(&user);
+            let _ = reply.send(result.map_err(|e| WriterError::Erase {
+                user,
+                error: Arc::new(e),
+            }));
         }
         Command::Settle { settled, reply } => {
+            let (Settled::DeadLettered { was, .. } | Settled::Delivered { was, .. }) = &settled;
+            let seq = was.seq;
             let result = runtime.settle(vec![settled], now);
             if let Ok(records) = &result {
                 super::metrics::records(records);
             }
-            let _ = reply.send(result.map(|_| ()).map_err(|e| e.to_string()));
+            let _ = reply.send(result.map(|_| ()).map_err(|e| WriterError::Settle {
+                seq,
+                error: Arc::new(e),
+            }));
         }
         Command::Ingest { .. } | Command::Shutdown => {}
     }

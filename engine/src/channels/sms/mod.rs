@@ -18,6 +18,7 @@ use waymark_channel::Settings;
 use waymark_channel::{
     BuildError, Channel, ChannelKind, Delivery, DeliveryError, MessageFields, Receipt, Recipient,
 };
+use waymark_core::clock::{Clock, SystemClock};
 
 pub const DEFAULT_ENDPOINT: &str = "https://dysmsapi.aliyuncs.com";
 const ACTION: &str = "SendSms";
@@ -127,6 +128,7 @@ impl ChannelKind for SmsKind {
             access_key_id: s.access_key_id,
             access_key_secret: s.access_key_secret,
             sign_name: s.sign_name,
+            clock: Arc::new(SystemClock),
         }))
     }
 }
@@ -139,6 +141,8 @@ struct SmsChannel {
     access_key_id: String,
     access_key_secret: String,
     sign_name: String,
+    /// The request date the signature covers.
+    clock: Arc<dyn Clock>,
 }
 
 /// What `SendSms` answers.
@@ -207,7 +211,7 @@ impl Channel for SmsChannel {
             if let Some(p) = &template_param {
                 params.push(("TemplateParam", p.as_str()));
             }
-            let date = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+            let date = self.clock.now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
             let nonce = nonce(key);
             let signed = acs3::sign(
                 &acs3::Call {

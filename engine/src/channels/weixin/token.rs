@@ -4,15 +4,18 @@
 //! the token endpoint); a send that, when the provider says the token is
 //! expired or invalid (errcode 40001, 40014, 42001), drops that token, gets
 //! another and sends once more; and the reading of `{errcode, errmsg}`
-//! answers into receipts and retryable or permanent errors.
+//! answers into receipts and retryable or permanent errors. Both kinds
+//! also read their account settings ([`read_account`]) and post their
+//! messages ([`Api::send`]) the same way.
 
 use crate::channels::http;
-use reqwest::{RequestBuilder, Url};
+use reqwest::{Client, RequestBuilder, Url};
 use std::future::Future;
 use std::time::Duration;
 use tokio::time::Instant;
-use waymark_channel::DeliveryError;
+use toml::Table;
 use waymark_channel::Settings;
+use waymark_channel::{ConfigError, DeliveryError};
 
 /// How long before its stated expiry a token is no longer used, at most.
 const SAFETY_MARGIN: Duration = Duration::from_secs(300);
@@ -44,6 +47,110 @@ pub fn endpoints<const N: usize>(
         }
     }
     endpoints.try_into().ok()
+}
+
+/// How a kind names its account settings.
+pub struct AccountKeys<'k> {
+    /// The provider's address, when `base_url` is not set.
+    pub default_base_url: &'k str,
+    /// What `base_url` is, for its errors.
+    pub api: &'k str,
+    /// The token endpoint's path, then the send endpoint's.
+    pub paths: [&'k str; 2],
+    /// The key of the account's id, and what it is.
+    pub id: [&'k str; 2],
+    /// The key of the account's secret, and what it is.
+    pub secret: [&'k str; 2],
+    /// The kind's own keys, read by the `more` of [`read_account`].
+    pub more: &'k [&'k str],
+}
+
+/// The settings both kinds have, read.
+#[derive(Clone)]
+pub struct Account {
+    pub token_url: Url,
+    pub send_url: Url,
+    pub id: String,
+    pub secret: String,
+    pub timeout: Duration,
+}
+
+/// Reads a Weixin kind's settings: `base_url`, the id and the secret, the
+/// kind's own (`more`, read after the secret), then `timeout`; every
+/// problem is reported at once.
+pub fn read_account<T>(
+    path: &str,
+    table: &Table,
+    keys: &AccountKeys<'_>,
+    more: impl FnOnce(&mut Settings<'_>) -> Option<T>,
+) -> Result<(Account, T), Vec<ConfigError>> {
+    let mut known = vec!["base_url", keys.id[0], keys.secret[0]];
+    known.extend_from_slice(keys.more);
+    known.push("timeout");
+    let mut s = Settings::new(path, table, &known);
+    let endpoints = endpoints(&mut s, keys.default_base_url, keys.api, keys.paths);
+    let id = s.required(keys.id[0], keys.id[1]);
+    let secret = s.required(keys.secret[0], keys.secret[1]);
+    let more = more(&mut s);
+    let timeout = s.timeout();
+    s.finish(())?;
+    let missing = "a missing or bad setting is an error, reported above";
+    let [token_url, send_url] = endpoints.expect(missing);
+    let account = Account {
+        token_url,
+        send_url,
+        id: id.expect(missing).to_string(),
+        secret: secret.expect(missing).to_string(),
+        timeout,
+    };
+    Ok((account, more.expect(missing)))
+}
+
+/// A Weixin channel's connection: where its tokens come from, the one it
+/// holds, and the endpoint its messages are posted to.
+pub struct Api<S> {
+    /// `wechat` or `wecom`, naming the calls in errors.
+    kind: &'static str,
+    client: Client,
+    tokens: TokenCache,
+    source: S,
+    send_url: Url,
+}
+
+impl<S: TokenSource> Api<S> {
+    pub fn new(kind: &'static str, client: Client, source: S, send_url: Url) -> Api<S> {
+        Api {
+            kind,
+            client,
+            tokens: TokenCache::default(),
+            source,
+            send_url,
+        }
+    }
+
+    /// POSTs the message `body` with the cached token (see
+    /// [`post_with_token`]) and reads its errcode (see [`Reply::outcome`]):
+    /// the reply, and the name of the call for further errors.
+    pub async fn send(
+        &self,
+        key: &str,
+        body: String,
+        retryable: &[i64],
+    ) -> Result<(Reply, String), DeliveryError> {
+        let what = format!("{} POST {}", self.kind, self.send_url);
+        let reply = post_with_token(
+            &what,
+            &self.tokens,
+            &self.source,
+            &self.client,
+            &self.send_url,
+            key,
+            body,
+        )
+        .await?;
+        reply.outcome(&what, retryable)?;
+        Ok((reply, what))
+    }
 }
 
 /// What a token endpoint gave.
@@ -240,9 +347,18 @@ where
 }
 
 /// Reads a token endpoint's answer: `access_token` and `expires_in`
-/// (seconds; 7200 when absent, as both platforms document).
-pub fn fetched(what: &str, reply: &Reply, retryable: &[i64]) -> Result<Fetched, DeliveryError> {
-    reply.outcome(what, retryable)?;
+/// (seconds; 7200 when absent, as both platforms document). A permanent
+/// refusal says what to `check` (the credentials, an allowlist).
+pub fn fetched(
+    what: &str,
+    reply: &Reply,
+    retryable: &[i64],
+    check: &str,
+) -> Result<Fetched, DeliveryError> {
+    reply.outcome(what, retryable).map_err(|e| match e {
+        DeliveryError::Permanent(m) => DeliveryError::Permanent(format!("{m} ({check})")),
+        retryable => retryable,
+    })?;
     let token = reply.text("access_token").ok_or_else(|| {
         DeliveryError::Retryable(format!("{what}: the answer has no access_token"))
     })?;

@@ -8,14 +8,13 @@
 //! entries, and the message's key the `client_msg_id`, with which WeChat
 //! drops a repeat of the same message to the same openid.
 
-use super::token::{self as weixin, Fetched, TokenCache, TokenSource};
+use super::token::{self as weixin, Account, AccountKeys, Api, Fetched, TokenSource};
 use crate::channels::http::{self, field_text};
 use reqwest::{Client, Url};
 use std::sync::Arc;
 use toml::Table;
 use waymark_channel::ConfigError;
 use waymark_channel::Message;
-use waymark_channel::Settings;
 use waymark_channel::{
     BuildError, Channel, ChannelKind, Delivery, DeliveryError, MessageFields, Receipt, Recipient,
 };
@@ -31,41 +30,22 @@ const RETRYABLE: &[i64] = &[-1, 45009, 45011];
 
 pub struct WechatKind;
 
-/// The settings, read.
+/// The settings, read: the account (`app_id`, `app_secret`) and nothing more.
 #[derive(Clone)]
-pub struct WechatSettings {
-    stable_token: Url,
-    send: Url,
-    app_id: String,
-    app_secret: String,
-    timeout: std::time::Duration,
-}
+pub struct WechatSettings(Account);
+
+const KEYS: AccountKeys<'static> = AccountKeys {
+    default_base_url: DEFAULT_BASE_URL,
+    api: "the WeChat API address",
+    paths: ["/cgi-bin/stable_token", "/cgi-bin/message/template/send"],
+    id: ["app_id", "the official account's AppID"],
+    secret: ["app_secret", "the official account's AppSecret"],
+    more: &[],
+};
 
 fn read(path: &str, table: &Table) -> Result<WechatSettings, Vec<ConfigError>> {
-    let mut s = Settings::new(
-        path,
-        table,
-        &["base_url", "app_id", "app_secret", "timeout"],
-    );
-    let endpoints = weixin::endpoints(
-        &mut s,
-        DEFAULT_BASE_URL,
-        "the WeChat API address",
-        ["/cgi-bin/stable_token", "/cgi-bin/message/template/send"],
-    );
-    let app_id = s.required("app_id", "the official account's AppID");
-    let app_secret = s.required("app_secret", "the official account's AppSecret");
-    let timeout = s.timeout();
-    s.finish(())?;
-    let missing = "a missing or bad setting is an error, reported above";
-    let [stable_token, send] = endpoints.expect(missing);
-    Ok(WechatSettings {
-        stable_token,
-        send,
-        app_id: app_id.expect(missing).to_string(),
-        app_secret: app_secret.expect(missing).to_string(),
-        timeout,
-    })
+    let (account, ()) = weixin::read_account(path, table, &KEYS, |_| Some(()))?;
+    Ok(WechatSettings(account))
 }
 
 impl ChannelKind for WechatKind {
@@ -91,15 +71,16 @@ impl ChannelKind for WechatKind {
     }
 
     fn build(&self, _name: &str, s: Self::Settings) -> Result<Arc<dyn Channel>, BuildError> {
+        let WechatSettings(account) = s;
+        let client = http::client(account.timeout)?;
+        let source = StableToken {
+            client: client.clone(),
+            url: account.token_url,
+            app_id: account.id,
+            app_secret: account.secret,
+        };
         Ok(Arc::new(WechatChannel {
-            tokens: TokenCache::default(),
-            source: StableToken {
-                client: http::client(s.timeout)?,
-                url: s.stable_token,
-                app_id: s.app_id,
-                app_secret: s.app_secret,
-            },
-            send_url: s.send,
+            api: Api::new("wechat", client, source, account.send_url),
         }))
     }
 }
@@ -128,12 +109,12 @@ impl TokenSource for StableToken {
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body);
         let reply = weixin::call(&what, request).await?;
-        weixin::fetched(&what, &reply, RETRYABLE).map_err(|e| match e {
-            DeliveryError::Permanent(m) => DeliveryError::Permanent(format!(
-                "{m} (check app_id, app_secret and the account's IP allowlist)"
-            )),
-            retryable => retryable,
-        })
+        weixin::fetched(
+            &what,
+            &reply,
+            RETRYABLE,
+            "check app_id, app_secret and the account's IP allowlist",
+        )
     }
 
     fn can_force(&self) -> bool {
@@ -142,9 +123,7 @@ impl TokenSource for StableToken {
 }
 
 struct WechatChannel {
-    tokens: TokenCache,
-    source: StableToken,
-    send_url: Url,
+    api: Api<StableToken>,
 }
 
 /// The `message/template/send` body, or why there is none.
@@ -186,18 +165,7 @@ impl Channel for WechatChannel {
         Box::pin(async move {
             let key = message.idempotency_key.as_str();
             let body = body(message, key)?.to_string();
-            let what = format!("wechat POST {}", self.send_url);
-            let reply = weixin::post_with_token(
-                &what,
-                &self.tokens,
-                &self.source,
-                &self.source.client,
-                &self.send_url,
-                key,
-                body,
-            )
-            .await?;
-            reply.outcome(&what, RETRYABLE)?;
+            let (reply, _) = self.api.send(key, body, RETRYABLE).await?;
             Ok(Receipt {
                 provider_id: reply.text("msgid"),
             })

@@ -6,14 +6,13 @@
 //! that a retry after a lost answer does not show twice. A user WeCom lists
 //! as invalid or unlicensed did not get the message: a permanent failure.
 
-use super::token::{self as weixin, Fetched, TokenCache, TokenSource};
+use super::token::{self as weixin, Account, AccountKeys, Api, Fetched, TokenSource};
 use crate::channels::http::{self, field_text};
 use reqwest::{Client, Url};
 use std::sync::Arc;
 use toml::Table;
 use waymark_channel::ConfigError;
 use waymark_channel::Message;
-use waymark_channel::Settings;
 use waymark_channel::{
     BuildError, Channel, ChannelKind, Delivery, DeliveryError, MessageFields, Receipt, Recipient,
 };
@@ -30,52 +29,36 @@ const RETRYABLE: &[i64] = &[-1, 6000, 45009, 45011, 45033];
 
 pub struct WecomKind;
 
-/// The settings, read.
+/// The settings, read: the account (`corp_id`, `corp_secret`) and the
+/// application's `agent_id`.
 #[derive(Clone)]
 pub struct WecomSettings {
-    gettoken: Url,
-    send: Url,
-    corp_id: String,
-    corp_secret: String,
+    account: Account,
     agent_id: i64,
-    timeout: std::time::Duration,
 }
 
-fn read(path: &str, table: &Table) -> Result<WecomSettings, Vec<ConfigError>> {
-    let mut s = Settings::new(
-        path,
-        table,
-        &["base_url", "corp_id", "corp_secret", "agent_id", "timeout"],
-    );
-    let endpoints = weixin::endpoints(
-        &mut s,
-        DEFAULT_BASE_URL,
-        "the WeCom API address",
-        ["/cgi-bin/gettoken", "/cgi-bin/message/send"],
-    );
-    let corp_id = s.required("corp_id", "the corporation's CorpID (企业ID)");
-    let corp_secret = s.required(
+const KEYS: AccountKeys<'static> = AccountKeys {
+    default_base_url: DEFAULT_BASE_URL,
+    api: "the WeCom API address",
+    paths: ["/cgi-bin/gettoken", "/cgi-bin/message/send"],
+    id: ["corp_id", "the corporation's CorpID (企业ID)"],
+    secret: [
         "corp_secret",
         "the application's Secret, from its page in the admin console",
-    );
-    let agent_id = if table.contains_key("agent_id") {
-        s.integer("agent_id", 1, i64::from(u32::MAX))
-    } else {
-        s.error("agent_id", "missing: the application's AgentId, a number");
-        None
-    };
-    let timeout = s.timeout();
-    s.finish(())?;
-    let missing = "a missing or bad setting is an error, reported above";
-    let [gettoken, send] = endpoints.expect(missing);
-    Ok(WecomSettings {
-        gettoken,
-        send,
-        corp_id: corp_id.expect(missing).to_string(),
-        corp_secret: corp_secret.expect(missing).to_string(),
-        agent_id: agent_id.expect(missing),
-        timeout,
-    })
+    ],
+    more: &["agent_id"],
+};
+
+fn read(path: &str, table: &Table) -> Result<WecomSettings, Vec<ConfigError>> {
+    let (account, agent_id) = weixin::read_account(path, table, &KEYS, |s| {
+        if table.contains_key("agent_id") {
+            s.integer("agent_id", 1, i64::from(u32::MAX))
+        } else {
+            s.error("agent_id", "missing: the application's AgentId, a number");
+            None
+        }
+    })?;
+    Ok(WecomSettings { account, agent_id })
 }
 
 impl ChannelKind for WecomKind {
@@ -103,16 +86,17 @@ impl ChannelKind for WecomKind {
     }
 
     fn build(&self, _name: &str, s: Self::Settings) -> Result<Arc<dyn Channel>, BuildError> {
+        let WecomSettings { account, agent_id } = s;
+        let client = http::client(account.timeout)?;
+        let source = Gettoken {
+            client: client.clone(),
+            url: account.token_url,
+            corp_id: account.id,
+            corp_secret: account.secret,
+        };
         Ok(Arc::new(WecomChannel {
-            tokens: TokenCache::default(),
-            source: Gettoken {
-                client: http::client(s.timeout)?,
-                url: s.gettoken,
-                corp_id: s.corp_id,
-                corp_secret: s.corp_secret,
-            },
-            send_url: s.send,
-            agent_id: s.agent_id,
+            api: Api::new("wecom", client, source, account.send_url),
+            agent_id,
         }))
     }
 }
@@ -133,12 +117,7 @@ impl TokenSource for Gettoken {
             .append_pair("corpid", &self.corp_id)
             .append_pair("corpsecret", &self.corp_secret);
         let reply = weixin::call(&what, self.client.get(url)).await?;
-        weixin::fetched(&what, &reply, RETRYABLE).map_err(|e| match e {
-            DeliveryError::Permanent(m) => {
-                DeliveryError::Permanent(format!("{m} (check corp_id and corp_secret)"))
-            }
-            retryable => retryable,
-        })
+        weixin::fetched(&what, &reply, RETRYABLE, "check corp_id and corp_secret")
     }
 
     fn can_force(&self) -> bool {
@@ -147,9 +126,7 @@ impl TokenSource for Gettoken {
 }
 
 struct WecomChannel {
-    tokens: TokenCache,
-    source: Gettoken,
-    send_url: Url,
+    api: Api<Gettoken>,
     agent_id: i64,
 }
 
@@ -188,18 +165,7 @@ impl Channel for WecomChannel {
                 "duplicate_check_interval": DUPLICATE_CHECK_INTERVAL,
             })
             .to_string();
-            let what = format!("wecom POST {}", self.send_url);
-            let reply = weixin::post_with_token(
-                &what,
-                &self.tokens,
-                &self.source,
-                &self.source.client,
-                &self.send_url,
-                key,
-                body,
-            )
-            .await?;
-            reply.outcome(&what, RETRYABLE)?;
+            let (reply, what) = self.api.send(key, body, RETRYABLE).await?;
             for list in ["invaliduser", "unlicenseduser"] {
                 if let Some(users) = reply.text(list) {
                     return Err(DeliveryError::Permanent(format!(
