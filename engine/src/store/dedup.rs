@@ -17,16 +17,14 @@
 //!   rewrites one that is mostly past it, so an id is kept at least the
 //!   window and not much longer.
 //!
-//! Dedup keys of earlier stores, one per id (`d/{id}`, valued with the
-//! time), are still read until they are pruned.
-//!
 //! Every change is a batch of ops, applied atomically: a chunk with the
 //! batch that saw its ids, a compaction or a merge on its own. Memory
 //! follows the store; if a batch may not have been applied, [`Seen::forget`]
 //! has everything read again.
 
+use super::keys::number_after_prefix as number_in;
 use super::seen_filter::SeenFilter;
-use super::{Kv, Op, Result, decode, encode_sized};
+use super::{Kv, Op, Result, Store, decode, encode_sized};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -118,10 +116,6 @@ fn blocks_end(run: u64) -> Vec<u8> {
     [b"n/".as_slice(), &(run + 1).to_be_bytes()].concat()
 }
 
-fn number_in(key: &[u8]) -> Option<u64> {
-    Some(u64::from_be_bytes(key.get(2..10)?.try_into().ok()?))
-}
-
 fn micros(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
 }
@@ -161,8 +155,6 @@ pub struct Seen {
     /// Oldest first.
     runs: Vec<Run>,
     next_run: u64,
-    /// Whether keys of the one-key-per-id layout may remain.
-    legacy: bool,
 }
 
 impl Seen {
@@ -192,7 +184,6 @@ impl Seen {
             Ok(())
         })?;
         self.next_run = self.runs.last().map_or(0, |r| r.number + 1);
-        self.legacy = !kv.range(b"d/", b"d0", 1)?.is_empty();
         self.filter = Some(self.build_filter(kv)?);
         self.loaded = true;
         Ok(())
@@ -208,18 +199,8 @@ impl Seen {
     /// fills each run's own filter too).
     fn build_filter<K: Kv>(&mut self, kv: &K) -> Result<SeenFilter> {
         let held = self.fresh.len() as u64 + self.runs.iter().map(|r| r.info.ids).sum::<u64>();
-        let mut legacy = Vec::new();
-        if self.legacy {
-            scan(kv, b"d/", b"d0", 10_000, |k, _| {
-                legacy.push(k);
-                Ok(())
-            })?;
-        }
         // Room to grow before it is rebuilt.
-        let mut filter = SeenFilter::with_capacity(2 * (held as usize + legacy.len()));
-        for k in &legacy {
-            filter.insert(&k[2..]);
-        }
+        let mut filter = SeenFilter::with_capacity(2 * held as usize);
         for id in self.fresh.keys() {
             filter.insert(id.as_bytes());
         }
@@ -255,9 +236,6 @@ impl Seen {
             return Ok(false);
         }
         if self.fresh.contains_key(id) {
-            return Ok(true);
-        }
-        if self.legacy && kv.get(&super::key("d", &[id.as_bytes()]))?.is_some() {
             return Ok(true);
         }
         let hash = id_hash(id.as_bytes());
@@ -463,10 +441,9 @@ impl Seen {
     }
 
     /// Forgets ids seen before the window that ends at `now`: runs wholly
-    /// before it are deleted, runs mostly before it rewritten, fresh ids
-    /// before it compacted away (with the others), and keys of the
-    /// one-key-per-id layout before it deleted. Returns how many ids were
-    /// dropped; the filter is rebuilt if any were.
+    /// before it are deleted, runs mostly before it rewritten, and fresh ids
+    /// before it compacted away (with the others). Returns how many ids
+    /// were dropped; the filter is rebuilt if any were.
     pub fn prune<K: Kv>(&mut self, kv: &K, now: DateTime<Utc>) -> Result<u64> {
         let result = self.prune_inner(kv, now);
         if result.is_err() {
@@ -509,8 +486,6 @@ impl Seen {
                 dropped += self.rewrite(kv, &[number], horizon)?;
             }
         }
-        // Even with no `d/` keys left, their time index may remain.
-        dropped += self.prune_legacy(kv, now)?;
         dropped += self.tidy_inner(kv, horizon)?;
         if dropped > 0 {
             // A Bloom filter cannot forget.
@@ -518,33 +493,44 @@ impl Seen {
         }
         Ok(dropped)
     }
+}
 
-    /// Deletes `d/{id}` keys (and their old time index, `D/{at}/{id}`)
-    /// from before the window; how many.
-    fn prune_legacy<K: Kv>(&mut self, kv: &K, now: DateTime<Utc>) -> Result<u64> {
-        let horizon = super::time_key(horizon(now));
-        let mut ops = Vec::new();
-        let (mut kept, mut dropped) = (0, 0);
-        scan(kv, b"d/", b"d0", 10_000, |k, v| {
-            if v.as_slice() < horizon.as_slice() {
-                ops.push(Op::Delete(k));
-                dropped += 1;
-                // Stores from then may hold millions: a batch at a time.
-                if ops.len() >= 10_000 {
-                    kv.apply(std::mem::take(&mut ops))?;
-                }
-            } else {
-                kept += 1;
-            }
-            Ok(())
-        })?;
-        scan(kv, b"D/", &super::key("D", &[&horizon]), 10_000, |k, _| {
-            ops.push(Op::Delete(k));
-            Ok(())
-        })?;
-        kv.apply(ops)?;
-        self.legacy = kept > 0;
-        Ok(dropped)
+impl<K: Kv> Store<K> {
+    /// Whether a message id was seen within the dedup window. Nearly
+    /// every fresh id is answered from memory. What is in memory follows
+    /// what this `Store` writes: ask the store that writes the ids.
+    pub fn seen(&self, message_id: &str) -> Result<bool> {
+        self.dedup().contains(&self.kv, message_id)
+    }
+
+    /// Reads what dedup keeps in memory now if it is not read (it is
+    /// otherwise read by the first [`Store::seen`], which then waits).
+    pub fn warm_dedup(&self) -> Result<()> {
+        self.dedup().load(&self.kv)
+    }
+
+    /// Whether [`Store::tidy_dedup`] has work to do.
+    pub fn dedup_wants_tidy(&self) -> bool {
+        self.dedup().wants_tidy()
+    }
+
+    /// Compacts the message ids of recent batches and merges their runs,
+    /// each step one atomic write; it forgets none. Call it only when
+    /// every prepared batch has been applied.
+    pub fn tidy_dedup(&self) -> Result<()> {
+        self.dedup().tidy(&self.kv)
+    }
+
+    /// Forgets message ids seen more than [`super::DEDUP_DAYS`] before
+    /// `now` (the dedup window); how many. Ids are kept in runs that are
+    /// dropped or rewritten as a whole, so an id may be kept somewhat
+    /// longer than the window, never shorter.
+    pub fn prune_dedup(&self, now: DateTime<Utc>) -> Result<u64> {
+        self.dedup().prune(&self.kv, now)
+    }
+
+    pub(super) fn dedup(&self) -> std::sync::MutexGuard<'_, Seen> {
+        self.dedup.lock().expect("no panics while holding the lock")
     }
 }
 
@@ -683,24 +669,17 @@ mod tests {
         seen.compact(&kv, 0).unwrap();
         record(&mut seen, &kv, &batch(10, 10), day(10));
         seen.compact(&kv, 0).unwrap();
-        // And fresh ids of days 3 and 11, and a key of the old layout.
+        // And fresh ids of days 3 and 11.
         record(&mut seen, &kv, &batch(3, 10), day(3));
         record(&mut seen, &kv, &batch(11, 10), day(11));
-        kv.apply(vec![
-            Op::Put(b"d/old".to_vec(), super::super::time_key(day(1)).to_vec()),
-            Op::Put(b"d/kept".to_vec(), super::super::time_key(day(11)).to_vec()),
-        ])
-        .unwrap();
         let mut seen = Seen::default();
-        assert!(seen.contains(&kv, "old").unwrap() && seen.contains(&kv, "kept").unwrap());
 
         // On day 11 the window starts on day 4: the day-1 run goes, the
         // day 2–9 run is kept (less than half past), day 3 dropped.
-        assert_eq!(seen.prune(&kv, day(11)).unwrap(), 10 + 10 + 1);
+        assert_eq!(seen.prune(&kv, day(11)).unwrap(), 10 + 10);
         assert!(!seen.contains(&kv, "b1-0").unwrap());
         assert!(!seen.contains(&kv, "b3-0").unwrap());
-        assert!(!seen.contains(&kv, "old").unwrap());
-        for id in ["b2-0", "b9-9", "b10-5", "b11-3", "kept"] {
+        for id in ["b2-0", "b9-9", "b10-5", "b11-3"] {
             assert!(seen.contains(&kv, id).unwrap(), "{id}");
         }
         // On day 13 (window from day 6) most of days 2–9 is past: rewritten
@@ -712,7 +691,7 @@ mod tests {
         let mut again = Seen::default();
         assert!(!again.contains(&kv, "b2-0").unwrap() && again.contains(&kv, "b9-0").unwrap());
         // Day 30: nothing left, and nothing of it in the store.
-        assert_eq!(seen.prune(&kv, day(30)).unwrap(), 10 + 10 + 10 + 1);
+        assert_eq!(seen.prune(&kv, day(30)).unwrap(), 10 + 10 + 10);
         assert_eq!(kv.range(b"", &[0xff], usize::MAX).unwrap().len(), 0);
     }
 }

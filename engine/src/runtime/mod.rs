@@ -6,7 +6,11 @@
 //! evaluated while the last is applied and flushed on a commit thread. Timers fire in order of (due
 //! time, user), each with the clock at its due time, so runs are
 //! deterministic; cron triggers fire the same way, scanning users page by
-//! page.
+//! page. What a batch's journal sets off in other tables (sends, coupon
+//! codes, stats) is worked out here too, in [`effects`], and handed to the
+//! store with the batch.
+
+pub mod effects;
 
 use crate::store::{Batch, Kv, Settled, Store, StoreError};
 use crate::user_cache::UserCache;
@@ -49,6 +53,8 @@ pub struct Runtime<K: Kv> {
     next_deferred: u64,
     /// Most steps one budgeted batch runs.
     batch_budget: u64,
+    /// What batches' journals set off, and the stats they left.
+    effects: effects::Effects,
 }
 
 /// What one pipelined batch wrote that reads must not miss while it is
@@ -104,6 +110,7 @@ impl<K: Kv> Runtime<K> {
             deferred: None,
             next_deferred: 0,
             batch_budget: BATCH_STEP_BUDGET,
+            effects: effects::Effects::default(),
         }
     }
 
@@ -194,9 +201,29 @@ impl<K: Kv> Runtime<K> {
             self.users.clear();
             self.globals = None;
             self.deferred = None;
-            self.store.forget_prepared();
+            self.forget_prepared();
         }
         result
+    }
+
+    /// Forgets what prepared batches took (one was not applied), in the
+    /// store and here: it is read from the store again.
+    fn forget_prepared(&mut self) {
+        self.store.forget_prepared();
+        self.effects.forget();
+    }
+
+    /// Commits a batch (with what its journal sets off) and flushes it.
+    fn commit(&mut self, batch: &mut Batch) -> Result<(), StoreError> {
+        let written = self
+            .effects
+            .fill(&self.store, batch)
+            .and_then(|()| self.store.commit_ref(batch))
+            .and_then(|()| self.store.flush());
+        if written.is_err() {
+            self.forget_prepared();
+        }
+        written
     }
 
     /// Processes inputs at `now` as one batch: one commit, one flush.
@@ -208,11 +235,10 @@ impl<K: Kv> Runtime<K> {
     ) -> Result<Vec<Record>, StoreError> {
         self.drain()?;
         self.tidy_dedup()?;
-        let (batch, globals) = self.evaluate(inputs, now, false)?;
+        let (mut batch, globals) = self.evaluate(inputs, now, false)?;
         // Users taken from the cache are not put back if this fails: the
         // store, not the cache, then says what they are.
-        self.store.commit_ref(&batch)?;
-        self.store.flush()?;
+        self.commit(&mut batch)?;
         Ok(self.keep(batch, globals))
     }
 
@@ -479,13 +505,12 @@ impl<K: Kv> Runtime<K> {
     ) -> Result<Vec<Record>, StoreError> {
         self.drain()?;
         let journal: Vec<Record> = settled.iter().map(|s| settlement_record(s, now)).collect();
-        let batch = Batch {
+        let mut batch = Batch {
             journal,
             settled,
             ..Batch::default()
         };
-        self.store.commit_ref(&batch)?;
-        self.store.flush()?;
+        self.commit(&mut batch)?;
         Ok(batch.journal)
     }
 
@@ -657,17 +682,20 @@ impl<K: Kv + Clone + 'static> Runtime<K> {
         }
         // If this fails, the users taken out for the batch are gone from
         // memory; the store still has them.
-        let (batch, globals) = match self.evaluate(inputs, now, true) {
+        let (mut batch, globals) = match self.evaluate(inputs, now, true) {
             Ok(evaluated) => evaluated,
             Err(e) => return failed(durable, e),
         };
-        let ops = self.store.prepare(&batch);
+        let ops = self
+            .effects
+            .fill(&self.store, &mut batch)
+            .and_then(|()| self.store.prepare(&batch));
         // The batch before must be durable before this one is handed over.
         let previous = self.drain();
         let ops = match (previous, ops) {
             (Ok(()), Ok(ops)) => ops,
             (Err(e), _) | (_, Err(e)) => {
-                self.store.forget_prepared();
+                self.forget_prepared();
                 self.deferred = None;
                 return failed(durable, e);
             }
