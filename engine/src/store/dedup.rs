@@ -51,9 +51,7 @@ pub fn id_hash(id: &[u8]) -> u64 {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
-    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    h ^ (h >> 31)
+    waymark_core::mix::splitmix64(h)
 }
 
 /// Ids and when each was seen (microseconds since 1970): a chunk's in
