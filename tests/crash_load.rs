@@ -23,6 +23,7 @@ use std::process::Child;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
+use waymark_core::mix::Rng;
 use waymark_tests::{Client, RequestError, free_port, http, scratch, start_daemon, wait_for};
 
 const CLIENTS: usize = 4;
@@ -54,19 +55,6 @@ scripts = "./scripts"
 kind = "log"
 path = "./sent.jsonl"
 "#;
-
-/// splitmix64: the same traffic and kill points every run.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        (z ^ (z >> 31)) % n
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outcome {
@@ -106,7 +94,7 @@ impl Ledger {
     fn new(id: usize) -> Ledger {
         Ledger {
             id,
-            rng: Rng(0x5eed_0000 + id as u64),
+            rng: Rng::new(0x5eed_0000 + id as u64),
             users: Vec::new(),
             events: Vec::new(),
             requests: Vec::new(),
@@ -313,7 +301,7 @@ fn sigkill_under_concurrent_load_loses_no_acknowledged_event_and_doubles_nothing
     std::fs::write(dir.join("waymark.toml"), CONFIG).unwrap();
     let log = dir.join("daemon.log");
     let port = free_port();
-    let mut kill_points = Rng(0xdead_beef);
+    let mut kill_points = Rng::new(0xdead_beef);
     let mut ledgers: Vec<Ledger> = (0..CLIENTS).map(Ledger::new).collect();
     let mut daemon = start_daemon(&dir, port, &log);
     let mut outstanding_at_kills = 0;

@@ -35,11 +35,10 @@ pub struct Deployment {
 /// none): a set deployed over the API survives restarts.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum DeploySource {
-    /// Not recorded: a store written before sources were, or a deployment
-    /// made by `simulate`/`test`. The daemon treats it as its folder (what
-    /// it did before sources were recorded).
+    /// Made in this process by `simulate` or `test`: the daemon always
+    /// records one of the others before it saves a deployment.
     #[default]
-    Unrecorded,
+    Preview,
     /// The daemon's scripts folder at start, by its canonical path.
     Folder(String),
     /// `POST /v1/deploy`.
@@ -49,7 +48,7 @@ pub enum DeploySource {
 impl std::fmt::Display for DeploySource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            DeploySource::Unrecorded => f.write_str("an unrecorded source"),
+            DeploySource::Preview => f.write_str("a preview (simulate or test)"),
             DeploySource::Folder(path) => write!(f, "the scripts folder {path}"),
             DeploySource::Api => f.write_str("POST /v1/deploy"),
         }

@@ -85,59 +85,23 @@ impl<T, U: Serialize, F: Fn(&T) -> U> Serialize for Column<'_, T, F> {
     }
 }
 
-/// An [`EventHistory`] as stored: the columns, or (as versions before
-/// them wrote) a map of day buckets and a list of `[time, {field: n}]`.
+/// An [`EventHistory`] as stored: its columns, checked to agree in
+/// length before they are used.
 #[derive(Deserialize)]
 struct StoredEventHistory {
     total: u64,
-    #[serde(with = "waymark_dsl::stored::stamp_opt_pair", default)]
+    #[serde(with = "waymark_dsl::stored::stamp_opt_pair")]
     first: Option<(DateTime<Utc>, Value)>,
-    #[serde(with = "waymark_dsl::stored::stamp_opt_pair", default)]
+    #[serde(with = "waymark_dsl::stored::stamp_opt_pair")]
     last: Option<(DateTime<Utc>, Value)>,
-    #[serde(default)]
     fields: Vec<String>,
-    #[serde(default)]
     days_at: VecDeque<i64>,
-    #[serde(default)]
     day_counts: VecDeque<u64>,
-    #[serde(default)]
     day_sums: Vec<waymark_dsl::stored::Num>,
-    #[serde(default)]
     recent_at: Vec<waymark_dsl::stored::Stamp>,
-    #[serde(default)]
     recent_sums: Vec<waymark_dsl::stored::Num>,
-    #[serde(with = "waymark_dsl::stored::stamp_opt", default)]
+    #[serde(with = "waymark_dsl::stored::stamp_opt")]
     truncated_at: Option<DateTime<Utc>>,
-    /// Written before the columns.
-    #[serde(default)]
-    days: BTreeMap<i64, Bucket>,
-    #[serde(default, deserialize_with = "legacy_recent::deserialize")]
-    recent: Vec<(DateTime<Utc>, BTreeMap<String, Decimal>)>,
-}
-
-mod legacy_recent {
-    use chrono::{DateTime, Utc};
-    use rust_decimal::Decimal;
-    use serde::{Deserialize, Deserializer};
-    use std::collections::BTreeMap;
-    use waymark_dsl::stored::{Num, Stamp};
-
-    type Pairs = Vec<(DateTime<Utc>, BTreeMap<String, Decimal>)>;
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Pairs, D::Error> {
-        Ok(Vec::<(Stamp, BTreeMap<String, Num>)>::deserialize(d)?
-            .into_iter()
-            .map(|(t, sums)| (t.0, sums.into_iter().map(|(k, n)| (k, n.0)).collect()))
-            .collect())
-    }
-}
-
-/// A day as versions before the columns stored it.
-#[derive(Deserialize)]
-struct Bucket {
-    count: u64,
-    #[serde(with = "waymark_dsl::stored::num_map")]
-    sums: BTreeMap<String, Decimal>,
 }
 
 /// Why stored columns do not make an event's history: their lengths
@@ -179,7 +143,7 @@ impl TryFrom<StoredEventHistory> for EventHistory {
                 width,
             });
         }
-        let mut h = EventHistory {
+        Ok(EventHistory {
             total: s.total,
             first: s.first,
             last: s.last,
@@ -190,20 +154,7 @@ impl TryFrom<StoredEventHistory> for EventHistory {
             recent: s.recent_at.into_iter().map(|t| t.0).collect(),
             recent_sums: s.recent_sums.into_iter().map(|n| n.0).collect(),
             truncated_at: s.truncated_at,
-        };
-        // What versions before the columns stored (and only that).
-        for (day, bucket) in s.days {
-            let row = h.row(&bucket.sums);
-            h.days.push_back(day);
-            h.day_counts.push_back(bucket.count);
-            h.day_sums.extend(row);
-        }
-        for (at, sums) in s.recent {
-            let row = h.row(&sums);
-            h.recent.push_back(at);
-            h.recent_sums.extend(row);
-        }
-        Ok(h)
+        })
     }
 }
 
@@ -466,7 +417,7 @@ mod tests {
     use chrono::TimeZone;
 
     #[test]
-    fn the_store_keeps_times_as_integers_and_still_reads_the_text_it_wrote_before() {
+    fn the_store_keeps_times_and_numbers_as_integers_and_names_each_field_once() {
         let mut h = History::default();
         let props = Value::from_json(&serde_json::json!({ "amount": 12.5 }));
         h.record("order_paid", at(1, 9), &props);
@@ -483,55 +434,6 @@ mod tests {
         // The field's name is written once for the columns (and in the
         // first and last events), not once per day and per occurrence.
         assert_eq!(text.matches("amount").count(), 3, "{text}");
-        // What earlier versions stored: the same fields, with chrono's
-        // RFC 3339 strings for times.
-        #[derive(Serialize, Deserialize)]
-        struct Before {
-            events: BTreeMap<String, BeforeEvent>,
-        }
-        #[derive(Serialize, Deserialize)]
-        struct BeforeEvent {
-            total: u64,
-            first: Option<(DateTime<Utc>, Value)>,
-            last: Option<(DateTime<Utc>, Value)>,
-            days: BTreeMap<i64, BeforeBucket>,
-            recent: VecDeque<(DateTime<Utc>, BTreeMap<String, Decimal>)>,
-            truncated_at: Option<DateTime<Utc>>,
-        }
-        #[derive(Serialize, Deserialize)]
-        struct BeforeBucket {
-            count: u64,
-            sums: BTreeMap<String, Decimal>,
-        }
-        let n = Decimal::new(125, 1);
-        let sums = |k: u64| BTreeMap::from([("amount".to_string(), n * Decimal::from(k))]);
-        let bucket = |count| BeforeBucket {
-            count,
-            sums: sums(count),
-        };
-        let before = Before {
-            events: BTreeMap::from([(
-                "order_paid".to_string(),
-                BeforeEvent {
-                    total: 2,
-                    first: Some((at(1, 9), props.clone())),
-                    last: Some((at(2, 10), props.clone())),
-                    days: BTreeMap::from([(day(at(1, 9)), bucket(1)), (day(at(2, 10)), bucket(1))]),
-                    recent: VecDeque::from([(at(1, 9), sums(1)), (at(2, 10), sums(1))]),
-                    truncated_at: None,
-                },
-            )]),
-        };
-        let mut older = Vec::new();
-        before
-            .serialize(
-                &mut rmp_serde::Serializer::new(&mut older)
-                    .with_struct_map()
-                    .with_human_readable(),
-            )
-            .unwrap();
-        assert!(String::from_utf8_lossy(&older).contains("2025-"));
-        assert_eq!(rmp_serde::from_slice::<History>(&older).unwrap(), h);
         // JSON keeps text, and reads back.
         let json = serde_json::to_value(&h).unwrap();
         assert!(json.to_string().contains("2025-"), "{json}");
@@ -542,7 +444,9 @@ mod tests {
     fn a_history_with_columns_of_the_wrong_length_is_refused() {
         let mut h = History::default();
         h.record("order_paid", at(1, 9), &amount(3));
-        let mut json = serde_json::to_value(&h).unwrap();
+        // The stored form, as a tree to edit.
+        let stored = rmp_serde::to_vec_named(&h).unwrap();
+        let mut json: serde_json::Value = rmp_serde::from_slice(&stored).unwrap();
         json["events"]["order_paid"]["day_sums"] = serde_json::json!([]);
         let bytes = rmp_serde::to_vec_named(&json).unwrap();
         let e = rmp_serde::from_slice::<History>(&bytes).unwrap_err();

@@ -16,5 +16,6 @@ pub mod export;
 pub mod history;
 pub mod journal;
 pub mod machine;
+pub mod mix;
 pub mod model;
 pub mod stats;

@@ -191,14 +191,12 @@ impl Coupon {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct JourneyMemo {
     pub entries: u64,
-    #[serde(with = "waymark_dsl::stored::stamp_opt", default)]
+    #[serde(with = "waymark_dsl::stored::stamp_opt")]
     pub last_entered: Option<DateTime<Utc>>,
     /// A goal still open after the instance finished its steps: a
     /// conversion within the goal's window counts even then.
-    #[serde(default)]
     pub open_goal: Option<OpenGoal>,
     /// Per reason, the last local day a refused entry was journaled.
-    #[serde(default)]
     pub skipped: BTreeMap<String, chrono::NaiveDate>,
 }
 
@@ -209,7 +207,6 @@ pub struct OpenGoal {
     #[serde(with = "waymark_dsl::stored::stamp")]
     pub until: DateTime<Utc>,
     /// The arms its splits put the instance in: a late goal counts for them.
-    #[serde(default)]
     pub arms: BTreeMap<String, String>,
 }
 

@@ -19,13 +19,10 @@ pub struct VersionStats {
     pub deferred: u64,
     pub failures: u64,
     /// Sends given up on (dead-lettered), by channel.
-    #[serde(default)]
     pub failed: BTreeMap<String, u64>,
     /// Dead-lettered sends delivered when replayed, by channel.
-    #[serde(default)]
     pub delivered_on_replay: BTreeMap<String, u64>,
     /// Triggers that matched but did not take the user in, by reason.
-    #[serde(default)]
     pub skipped: BTreeMap<String, u64>,
     /// Records per step id (`s3` → how many times it did something).
     pub steps: BTreeMap<String, u64>,
@@ -38,9 +35,7 @@ pub struct VersionStats {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct ArmStats {
     /// The split's holdout (an empty arm): the others' lift is over it.
-    #[serde(default)]
     pub holdout: bool,
-    #[serde(default)]
     pub assigned: u64,
     pub finished: u64,
     pub goals: u64,

@@ -3,9 +3,10 @@
 //! engine's store, formatting and parsing that text was most of the cost
 //! of encoding a user. Binary formats get integers instead: a time as
 //! microseconds since 1970, a number as an integer when it is whole, else
-//! as `[mantissa, scale]`. Human-readable formats (JSON) keep the text.
-//! Every form is read back, so stores written by earlier versions (all
-//! text) keep working.
+//! as `[mantissa, scale]` (or as text, when the mantissa is past `i64`).
+//! Human-readable formats (JSON) keep the text. Binary formats read back
+//! only what is written now: a store of an earlier format is refused
+//! whole (see the engine's store), so no earlier form is read here.
 //!
 //! Use with `#[serde(with = "waymark_dsl::stored::stamp")]` and friends.
 
@@ -31,11 +32,11 @@ impl Serialize for Stamp {
 
 impl<'de> Deserialize<'de> for Stamp {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Stamp, D::Error> {
-        struct Either;
-        impl Visitor<'_> for Either {
+        struct Micros;
+        impl Visitor<'_> for Micros {
             type Value = Stamp;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("microseconds since 1970 or an RFC 3339 timestamp")
+                f.write_str("microseconds since 1970")
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Stamp, E> {
                 DateTime::from_timestamp_micros(v)
@@ -46,16 +47,11 @@ impl<'de> Deserialize<'de> for Stamp {
                 let v = i64::try_from(v).map_err(|_| E::custom("timestamp out of range"))?;
                 self.visit_i64(v)
             }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Stamp, E> {
-                DateTime::parse_from_rfc3339(v)
-                    .map(|t| Stamp(t.to_utc()))
-                    .map_err(E::custom)
-            }
         }
         if d.is_human_readable() {
             DateTime::<Utc>::deserialize(d).map(Stamp)
         } else {
-            d.deserialize_any(Either)
+            d.deserialize_any(Micros)
         }
     }
 }
@@ -250,9 +246,9 @@ mod tests {
         n: Decimal,
     }
 
-    /// What earlier versions wrote: chrono's and rust_decimal's own text.
+    /// chrono's and rust_decimal's own forms: text, which JSON keeps.
     #[derive(Serialize)]
-    struct Before {
+    struct Plain {
         at: DateTime<Utc>,
         n: Decimal,
     }
@@ -264,7 +260,7 @@ mod tests {
     }
 
     #[test]
-    fn numbers_round_trip_through_every_binary_form_and_older_text() {
+    fn numbers_round_trip_through_every_binary_form_and_json_keeps_text() {
         for text in [
             "0",
             "42",
@@ -283,17 +279,8 @@ mod tests {
             let back = rmp_serde::from_slice::<Both>(&bytes).unwrap();
             assert_eq!(back, value, "{text}");
             assert_eq!(back.n.to_string(), n.to_string(), "printed the same");
-            let old = rmp_serde::to_vec_named(&Before { at: at(), n }).unwrap();
-            assert_eq!(
-                rmp_serde::from_slice::<Both>(&old).unwrap(),
-                value,
-                "{text}"
-            );
             let json = serde_json::to_string(&value).unwrap();
-            assert_eq!(
-                json,
-                serde_json::to_string(&Before { at: at(), n }).unwrap()
-            );
+            assert_eq!(json, serde_json::to_string(&Plain { at: at(), n }).unwrap());
             assert_eq!(serde_json::from_str::<Both>(&json).unwrap(), value);
         }
     }
@@ -312,21 +299,15 @@ mod tests {
     }
 
     #[test]
-    fn values_read_the_numbers_and_times_earlier_versions_stored_as_text() {
-        use crate::value::Value;
-        // Value's variants as they were derived before.
-        #[derive(Serialize)]
-        enum Old {
-            Number(Decimal),
-            Timestamp(DateTime<Utc>),
-        }
-        let n = Decimal::from_str("12.50").unwrap();
-        let old = rmp_serde::to_vec_named(&vec![Old::Number(n), Old::Timestamp(at())]).unwrap();
-        let values: Vec<Value> = rmp_serde::from_slice(&old).unwrap();
-        assert_eq!(values, vec![Value::Number(n), Value::Timestamp(at())]);
-        let new = rmp_serde::to_vec_named(&values).unwrap();
-        assert!(new.len() < old.len(), "{} < {}", new.len(), old.len());
-        assert_eq!(rmp_serde::from_slice::<Vec<Value>>(&new).unwrap(), values);
+    fn a_time_stored_as_text_is_refused_in_binary() {
+        // Only microseconds are written, so only they are read.
+        let old = rmp_serde::to_vec_named(&Plain {
+            at: at(),
+            n: Decimal::ONE,
+        })
+        .unwrap();
+        let e = rmp_serde::from_slice::<Both>(&old).unwrap_err();
+        assert!(e.to_string().contains("microseconds since 1970"), "{e}");
     }
 
     #[test]

@@ -38,6 +38,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use waymark_core::deployment::Deployment;
+use waymark_core::mix::Rng;
 use waymark_core::model::{Event, Input, UserState, Wait};
 use waymark_dsl::source::Sources;
 use waymark_dsl::value::Value;
@@ -73,19 +74,6 @@ struct Sizes {
     timer_batch: usize,
     sustained_rounds: usize,
     sustained_batches: usize,
-}
-
-/// splitmix64: a fixed, dependency-free event mix.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
 }
 
 fn base() -> DateTime<Utc> {
@@ -133,7 +121,7 @@ impl Traffic {
         self.batch += 1;
         let inputs = (0..BATCH)
             .map(|_| {
-                let r = self.rng.next();
+                let r = self.rng.next_u64();
                 let user = format!("user{:05}", r % USERS);
                 self.message += 1;
                 let message_id = Some(format!("msg-{:012}", self.message));
@@ -223,7 +211,7 @@ fn open(dir: &Path) -> SledKv {
 fn template_user(deployment: &Deployment) -> UserState {
     let mut runtime = Runtime::new(Store::new(MemoryKv::default()), deployment.clone());
     let mut traffic = Traffic {
-        rng: Rng(7),
+        rng: Rng::new(7),
         batch: 0,
         message: 0,
     };
@@ -528,7 +516,7 @@ fn sustained(
 ) -> Sustained {
     let dir = scratch("sustained");
     let db = open_raw(&dir);
-    let mut rng = Rng(43);
+    let mut rng = Rng::new(43);
     // Every key there before timing starts, as ingest's users are.
     let mut value = raw_value(mean_state(&runtime.store));
     for _ in 0..(4 * USERS as usize / BATCH) {
@@ -626,7 +614,7 @@ fn ingest(c: &mut Criterion, deployment: &Deployment, sizes: &Sizes) -> IngestRe
         runtime.set_user_cache(n.parse().unwrap());
     }
     let mut traffic = Traffic {
-        rng: Rng(42),
+        rng: Rng::new(42),
         batch: 0,
         message: 0,
     };
@@ -707,7 +695,7 @@ fn raw_value(size: usize) -> Vec<u8> {
 fn raw_batch(db: &sled::Db, rng: &mut Rng, value: &[u8]) {
     let mut batch = sled::Batch::default();
     for _ in 0..BATCH {
-        let r = rng.next();
+        let r = rng.next_u64();
         let key = format!("u/user{:05}", r % USERS);
         // Every value differs from the one it replaces: sled skips a
         // write of the bytes already stored, which would measure nothing.
@@ -733,7 +721,7 @@ fn open_raw(dir: &Path) -> sled::Db {
 fn raw(c: &mut Criterion, size: usize) -> Tally {
     let dir = scratch("raw");
     let db = open_raw(&dir);
-    let mut rng = Rng(42);
+    let mut rng = Rng::new(42);
     let value = raw_value(size);
     let mut tally = Tally::default();
     let mut group = c.benchmark_group("durable");

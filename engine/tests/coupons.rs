@@ -11,7 +11,7 @@ use waymark_core::deployment::Deployment;
 use waymark_core::journal::{Kind, Record};
 use waymark_core::machine::{CouponSecret, coupon_code};
 use waymark_core::model::{Event, Input};
-use waymark_engine::runtime::Runtime;
+use waymark_engine::runtime::{Runtime, effects};
 use waymark_engine::store::{Batch, MemoryKv, SledKv, Store, StoreError};
 
 const WELCOME: &str = r#"
@@ -96,8 +96,10 @@ fn coupon_record(user: &str, code: &str) -> Record {
 #[test]
 fn the_store_refuses_a_commit_that_would_issue_a_code_twice() {
     let store = Store::new(MemoryKv::default());
+    // The codes a batch issues, as the runtime hands them to the store.
     let commit = |journal: Vec<Record>| {
         store.commit(Batch {
+            codes: effects::codes(&journal),
             journal,
             ..Batch::default()
         })

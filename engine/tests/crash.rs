@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 use waymark_core::deployment::Deployment;
+use waymark_core::mix::Rng;
 use waymark_core::model::{Event, Input};
 use waymark_dsl::source::Sources;
 use waymark_dsl::value::Value;
@@ -38,23 +39,6 @@ journey cart_recovery {
   send wechat template "CART_REMINDER" { total: event.value }
 }
 "#;
-
-/// splitmix64: deterministic kill points without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 fn base() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2025-11-10T00:00:00Z")
@@ -277,7 +261,7 @@ fn acknowledged_batches_survive_sigkill_and_no_batch_is_partial() {
         .map(|s| s.parse().expect("WAYMARK_CRASH_SEED is a number"))
         .unwrap_or(0x5eed_2025_u64);
     println!("crash test seed {seed} (replay with {SEED_ENV}={seed})");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let dir = unique_dir();
     let exe = std::env::current_exe().unwrap();
     let began = Instant::now();

@@ -12,6 +12,7 @@ use serde_json::json;
 use support::*;
 use waymark_core::journal::{Kind, Record};
 use waymark_core::model::UserState;
+use waymark_engine::runtime::effects;
 use waymark_engine::store::{Batch, FORMAT, Kv, MemoryKv, Op, SledKv, Store, StoreError};
 
 fn start() -> DateTime<Utc> {
@@ -36,15 +37,17 @@ fn fill<K: Kv>(store: &Store<K>, user: &str, offset: i64) {
         }
         r
     };
+    let journal = vec![
+        record(Kind::Error, 0),
+        record(Kind::Send, 1),
+        record(Kind::Send, 2),
+        record(Kind::Send, 3),
+    ];
     store
         .commit(Batch {
             users: vec![(state, None)],
-            journal: vec![
-                record(Kind::Error, 0),
-                record(Kind::Send, 1),
-                record(Kind::Send, 2),
-                record(Kind::Send, 3),
-            ],
+            sends: effects::sends(&journal),
+            journal,
             ..Batch::default()
         })
         .unwrap();
@@ -255,6 +258,26 @@ fn a_store_in_another_key_format_is_refused_and_an_empty_one_is_marked() {
         }
     ));
     assert!(refused.to_string().contains("format 1"), "{refused}");
+
+    // The format before this one: refused, saying both and what to do.
+    let before = MemoryKv::default();
+    before
+        .apply(vec![Op::Put(
+            b"V".to_vec(),
+            (FORMAT - 1).to_be_bytes().to_vec(),
+        )])
+        .unwrap();
+    let refused = Store::open(before)
+        .err()
+        .expect("the format before is refused");
+    let message = refused.to_string();
+    assert!(
+        message.contains(&format!("format {}", FORMAT - 1))
+            && message.contains(&format!("format {FORMAT}"))
+            && message.contains("open it with the Waymark that wrote it")
+            && message.contains("empty data directory"),
+        "{message}"
+    );
 
     let newer = MemoryKv::default();
     newer

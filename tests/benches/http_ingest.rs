@@ -21,31 +21,19 @@ use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use waymark_core::mix::Rng;
 use waymark_tests::{Client, free_port, http, root, scratch, start_daemon};
 
 const BATCH: usize = 100;
 const USERS: u64 = 10_000;
 const TRACK_CONNECTIONS: usize = 64;
 
-/// splitmix64: a fixed, dependency-free event mix.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-}
-
 /// Unique message ids across every thread of the run.
 static MESSAGES: AtomicU64 = AtomicU64::new(0);
 
 /// One Segment message: carts, payments, check-ins, sign-ups, profiles.
 fn message(rng: &mut Rng) -> serde_json::Value {
-    let r = rng.next();
+    let r = rng.next_u64();
     let user = format!("user{:05}", r % USERS);
     let id = format!("m{}", MESSAGES.fetch_add(1, Ordering::Relaxed));
     match (r >> 32) % 10 {
@@ -84,7 +72,7 @@ fn batches(port: u16, connections: usize, length: Duration) -> BatchRow {
     let threads: Vec<_> = (0..connections)
         .map(|c| {
             std::thread::spawn(move || {
-                let mut rng = Rng(0xba7c_0000 + c as u64);
+                let mut rng = Rng::new(0xba7c_0000 + c as u64);
                 let mut client = Client::new(port);
                 let mut latencies = Vec::new();
                 while started.elapsed() < length {
@@ -131,7 +119,7 @@ fn tracks(port: u16, rate: u64, length: Duration) -> TrackRow {
         .map(|c| {
             let late = late.clone();
             std::thread::spawn(move || {
-                let mut rng = Rng(0x7ac0_0000 + rate * 1000 + c as u64);
+                let mut rng = Rng::new(0x7ac0_0000 + rate * 1000 + c as u64);
                 let mut client = Client::new(port);
                 let mut latencies = Vec::new();
                 for i in (c as u64..calls).step_by(TRACK_CONNECTIONS) {

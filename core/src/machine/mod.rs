@@ -41,7 +41,6 @@ pub struct Globals {
     /// Entry times per journey, kept only as far back as its limit window.
     pub entries: BTreeMap<String, VecDeque<DateTime<Utc>>>,
     /// Codes issued so far per coupon name: the number of the next code.
-    #[serde(default)]
     pub coupons_issued: BTreeMap<String, u64>,
 }
 

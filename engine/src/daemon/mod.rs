@@ -230,9 +230,7 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
     // The stored set is the truth: the folder replaces it only if it came
     // from the folder (or there is none), so a restart never undoes a
     // deploy made over the API.
-    let deploy_folder = stored
-        .as_ref()
-        .is_none_or(|d| d.source == folder || d.source == DeploySource::Unrecorded);
+    let deploy_folder = stored.as_ref().is_none_or(|d| d.source == folder);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let mut deployment = stored.unwrap_or_else(|| Deployment::new(Default::default()));
     deployment.coupon_secret = store.coupon_secret()?;

@@ -17,16 +17,16 @@
 //!   rewrites one that is mostly past it, so an id is kept at least the
 //!   window and not much longer.
 //!
-//! Dedup keys of earlier stores, one per id (`d/{id}`, valued with the
-//! time), are still read until they are pruned.
-//!
 //! Every change is a batch of ops, applied atomically: a chunk with the
 //! batch that saw its ids, a compaction or a merge on its own. Memory
 //! follows the store; if a batch may not have been applied, [`Seen::forget`]
 //! has everything read again.
 
+mod runs;
+
+use super::keys::number_after_prefix as number_in;
 use super::seen_filter::SeenFilter;
-use super::{Kv, Op, Result, decode, encode_sized};
+use super::{Kv, Op, Result, Store, decode, encode_sized};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -53,9 +53,7 @@ pub fn id_hash(id: &[u8]) -> u64 {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
-    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    h ^ (h >> 31)
+    waymark_core::mix::splitmix64(h)
 }
 
 /// Ids and when each was seen (microseconds since 1970): a chunk's in
@@ -118,10 +116,6 @@ fn blocks_end(run: u64) -> Vec<u8> {
     [b"n/".as_slice(), &(run + 1).to_be_bytes()].concat()
 }
 
-fn number_in(key: &[u8]) -> Option<u64> {
-    Some(u64::from_be_bytes(key.get(2..10)?.try_into().ok()?))
-}
-
 fn micros(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
 }
@@ -161,8 +155,6 @@ pub struct Seen {
     /// Oldest first.
     runs: Vec<Run>,
     next_run: u64,
-    /// Whether keys of the one-key-per-id layout may remain.
-    legacy: bool,
 }
 
 impl Seen {
@@ -192,7 +184,6 @@ impl Seen {
             Ok(())
         })?;
         self.next_run = self.runs.last().map_or(0, |r| r.number + 1);
-        self.legacy = !kv.range(b"d/", b"d0", 1)?.is_empty();
         self.filter = Some(self.build_filter(kv)?);
         self.loaded = true;
         Ok(())
@@ -208,18 +199,8 @@ impl Seen {
     /// fills each run's own filter too).
     fn build_filter<K: Kv>(&mut self, kv: &K) -> Result<SeenFilter> {
         let held = self.fresh.len() as u64 + self.runs.iter().map(|r| r.info.ids).sum::<u64>();
-        let mut legacy = Vec::new();
-        if self.legacy {
-            scan(kv, b"d/", b"d0", 10_000, |k, _| {
-                legacy.push(k);
-                Ok(())
-            })?;
-        }
         // Room to grow before it is rebuilt.
-        let mut filter = SeenFilter::with_capacity(2 * (held as usize + legacy.len()));
-        for k in &legacy {
-            filter.insert(&k[2..]);
-        }
+        let mut filter = SeenFilter::with_capacity(2 * held as usize);
         for id in self.fresh.keys() {
             filter.insert(id.as_bytes());
         }
@@ -255,9 +236,6 @@ impl Seen {
             return Ok(false);
         }
         if self.fresh.contains_key(id) {
-            return Ok(true);
-        }
-        if self.legacy && kv.get(&super::key("d", &[id.as_bytes()]))?.is_some() {
             return Ok(true);
         }
         let hash = id_hash(id.as_bytes());
@@ -305,252 +283,45 @@ impl Seen {
         }
         Ok(())
     }
-
-    /// Whether [`Seen::tidy`] has work: enough fresh ids to compact, or
-    /// runs to merge.
-    pub fn wants_tidy(&self) -> bool {
-        self.loaded && (self.fresh.len() >= COMPACT_AT || self.mergeable().is_some())
-    }
-
-    /// Compacts the fresh ids if there are enough, then merges runs while
-    /// eight are of one size; it forgets nothing (that is
-    /// [`Seen::prune`]'s). Each step is applied on its own: call it only
-    /// when every batch recorded here has been applied.
-    pub fn tidy<K: Kv>(&mut self, kv: &K) -> Result<()> {
-        let result = self.tidy_inner(kv, i64::MIN);
-        if result.is_err() {
-            self.forget();
-        }
-        result.map(|_| ())
-    }
-
-    /// [`Seen::tidy`], dropping ids seen before `horizon` on the way; how
-    /// many it dropped.
-    fn tidy_inner<K: Kv>(&mut self, kv: &K, horizon: i64) -> Result<u64> {
-        self.load(kv)?;
-        let mut dropped = 0;
-        if self.fresh.len() >= COMPACT_AT {
-            dropped += self.compact(kv, horizon)?;
-        }
-        while let Some(runs) = self.mergeable() {
-            dropped += self.rewrite(kv, &runs, horizon)?;
-        }
-        Ok(dropped)
-    }
-
-    /// Turns every fresh id not past `horizon` into a run, deleting the
-    /// chunks; how many it dropped.
-    fn compact<K: Kv>(&mut self, kv: &K, horizon: i64) -> Result<u64> {
-        let before = self.fresh.len();
-        let entries: Vec<Entry> = self
-            .fresh
-            .drain()
-            .filter(|(_, at)| *at >= horizon)
-            .map(|(id, at)| (id_hash(id.as_bytes()), id, at))
-            .collect();
-        let dropped = (before - entries.len()) as u64;
-        let mut ops: Vec<Op> = self
-            .chunks
-            .drain(..)
-            .map(|c| Op::Delete(chunk_key(c)))
-            .collect();
-        self.write_run(entries, &mut ops);
-        kv.apply(ops)?;
-        Ok(dropped)
-    }
-
-    /// Replaces `runs` by one run of their ids not past `horizon`; how
-    /// many it dropped.
-    fn rewrite<K: Kv>(&mut self, kv: &K, runs: &[u64], horizon: i64) -> Result<u64> {
-        let mut ops = Vec::new();
-        let mut entries = Vec::new();
-        let mut dropped = 0;
-        for &number in runs {
-            scan(
-                kv,
-                &blocks_start(number),
-                &blocks_end(number),
-                64,
-                |k, v| {
-                    let block: Ids = decode(&k, &v)?;
-                    for (id, at) in block.ids.into_iter().zip(block.at) {
-                        if at >= horizon {
-                            entries.push((id_hash(id.as_bytes()), id.into(), at));
-                        } else {
-                            dropped += 1;
-                        }
-                    }
-                    ops.push(Op::Delete(k));
-                    Ok(())
-                },
-            )?;
-            ops.push(Op::Delete(info_key(number)));
-        }
-        self.runs.retain(|r| !runs.contains(&r.number));
-        self.write_run(entries, &mut ops);
-        kv.apply(ops)?;
-        Ok(dropped)
-    }
-
-    /// The ops writing `entries` as a new run (none if it is empty).
-    fn write_run(&mut self, mut entries: Vec<Entry>, ops: &mut Vec<Op>) {
-        if entries.is_empty() {
-            return;
-        }
-        entries.sort_unstable();
-        // An id is held once; if twice, the later time counts.
-        entries.dedup_by(|next, kept| {
-            let same = next.0 == kept.0 && next.1 == kept.1;
-            if same {
-                kept.2 = kept.2.max(next.2);
-            }
-            same
-        });
-        let number = self.next_run;
-        self.next_run += 1;
-        let info = RunInfo {
-            ids: entries.len() as u64,
-            first: entries.iter().map(|e| e.2).min().unwrap_or_default(),
-            last: entries.iter().map(|e| e.2).max().unwrap_or_default(),
-        };
-        let mut filter = SeenFilter::exact(entries.len());
-        for (_, id, _) in &entries {
-            filter.insert(id.as_bytes());
-        }
-        let mut block = Ids::default();
-        let mut entries = entries.into_iter().peekable();
-        while let Some((hash, id, at)) = entries.next() {
-            block.ids.push(id.into());
-            block.at.push(at);
-            let ends = match entries.peek() {
-                None => true,
-                Some(next) => block.ids.len() >= BLOCK && next.0 != hash,
-            };
-            if ends {
-                let key = [blocks_start(number).as_slice(), &hash.to_be_bytes()].concat();
-                let value = encode_sized(&block, 32 * block.ids.len());
-                ops.push(Op::Put(key, value));
-                block = Ids::default();
-            }
-        }
-        ops.push(Op::Put(info_key(number), encode_sized(&info, 32)));
-        self.runs.push(Run {
-            number,
-            info,
-            filter,
-        });
-    }
-
-    /// The oldest [`MERGE`] runs of the smallest size class that has that
-    /// many, below [`MERGE_UP_TO`].
-    fn mergeable(&self) -> Option<Vec<u64>> {
-        let mut by_class: std::collections::BTreeMap<u32, Vec<u64>> = Default::default();
-        for run in &self.runs {
-            if run.info.ids < MERGE_UP_TO {
-                by_class
-                    .entry(run.size_class())
-                    .or_default()
-                    .push(run.number);
-            }
-        }
-        by_class
-            .into_values()
-            .find(|runs| runs.len() >= MERGE)
-            .map(|mut runs| {
-                runs.truncate(MERGE);
-                runs
-            })
-    }
-
-    /// Forgets ids seen before the window that ends at `now`: runs wholly
-    /// before it are deleted, runs mostly before it rewritten, fresh ids
-    /// before it compacted away (with the others), and keys of the
-    /// one-key-per-id layout before it deleted. Returns how many ids were
-    /// dropped; the filter is rebuilt if any were.
-    pub fn prune<K: Kv>(&mut self, kv: &K, now: DateTime<Utc>) -> Result<u64> {
-        let result = self.prune_inner(kv, now);
-        if result.is_err() {
-            self.forget();
-        }
-        result
-    }
-
-    fn prune_inner<K: Kv>(&mut self, kv: &K, now: DateTime<Utc>) -> Result<u64> {
-        self.load(kv)?;
-        let horizon = micros(horizon(now));
-        let mut dropped = 0;
-        if self.fresh.values().any(|at| *at < horizon) {
-            dropped += self.compact(kv, horizon)?;
-        }
-        let past: Vec<(u64, RunInfo)> = self
-            .runs
-            .iter()
-            .filter(|r| r.info.first < horizon)
-            .map(|r| (r.number, r.info))
-            .collect();
-        for (number, info) in past {
-            if info.last < horizon {
-                let mut ops = vec![Op::Delete(info_key(number))];
-                scan(
-                    kv,
-                    &blocks_start(number),
-                    &blocks_end(number),
-                    64,
-                    |k, _| {
-                        ops.push(Op::Delete(k));
-                        Ok(())
-                    },
-                )?;
-                kv.apply(ops)?;
-                self.runs.retain(|r| r.number != number);
-                dropped += info.ids;
-            } else if (horizon - info.first) * 2 >= info.last - info.first {
-                // About half of it is past, if ids came evenly.
-                dropped += self.rewrite(kv, &[number], horizon)?;
-            }
-        }
-        // Even with no `d/` keys left, their time index may remain.
-        dropped += self.prune_legacy(kv, now)?;
-        dropped += self.tidy_inner(kv, horizon)?;
-        if dropped > 0 {
-            // A Bloom filter cannot forget.
-            self.filter = Some(self.build_filter(kv)?);
-        }
-        Ok(dropped)
-    }
-
-    /// Deletes `d/{id}` keys (and their old time index, `D/{at}/{id}`)
-    /// from before the window; how many.
-    fn prune_legacy<K: Kv>(&mut self, kv: &K, now: DateTime<Utc>) -> Result<u64> {
-        let horizon = super::time_key(horizon(now));
-        let mut ops = Vec::new();
-        let (mut kept, mut dropped) = (0, 0);
-        scan(kv, b"d/", b"d0", 10_000, |k, v| {
-            if v.as_slice() < horizon.as_slice() {
-                ops.push(Op::Delete(k));
-                dropped += 1;
-                // Stores from then may hold millions: a batch at a time.
-                if ops.len() >= 10_000 {
-                    kv.apply(std::mem::take(&mut ops))?;
-                }
-            } else {
-                kept += 1;
-            }
-            Ok(())
-        })?;
-        scan(kv, b"D/", &super::key("D", &[&horizon]), 10_000, |k, _| {
-            ops.push(Op::Delete(k));
-            Ok(())
-        })?;
-        kv.apply(ops)?;
-        self.legacy = kept > 0;
-        Ok(dropped)
-    }
 }
 
-/// The start of the dedup window that ends at `now`.
-fn horizon(now: DateTime<Utc>) -> DateTime<Utc> {
-    now - chrono::Duration::days(super::DEDUP_DAYS)
+impl<K: Kv> Store<K> {
+    /// Whether a message id was seen within the dedup window. Nearly
+    /// every fresh id is answered from memory. What is in memory follows
+    /// what this `Store` writes: ask the store that writes the ids.
+    pub fn seen(&self, message_id: &str) -> Result<bool> {
+        self.dedup().contains(&self.kv, message_id)
+    }
+
+    /// Reads what dedup keeps in memory now if it is not read (it is
+    /// otherwise read by the first [`Store::seen`], which then waits).
+    pub fn warm_dedup(&self) -> Result<()> {
+        self.dedup().load(&self.kv)
+    }
+
+    /// Whether [`Store::tidy_dedup`] has work to do.
+    pub fn dedup_wants_tidy(&self) -> bool {
+        self.dedup().wants_tidy()
+    }
+
+    /// Compacts the message ids of recent batches and merges their runs,
+    /// each step one atomic write; it forgets none. Call it only when
+    /// every prepared batch has been applied.
+    pub fn tidy_dedup(&self) -> Result<()> {
+        self.dedup().tidy(&self.kv)
+    }
+
+    /// Forgets message ids seen more than [`super::DEDUP_DAYS`] before
+    /// `now` (the dedup window); how many. Ids are kept in runs that are
+    /// dropped or rewritten as a whole, so an id may be kept somewhat
+    /// longer than the window, never shorter.
+    pub fn prune_dedup(&self, now: DateTime<Utc>) -> Result<u64> {
+        self.dedup().prune(&self.kv, now)
+    }
+
+    pub(super) fn dedup(&self) -> std::sync::MutexGuard<'_, Seen> {
+        self.dedup.lock().expect("no panics while holding the lock")
+    }
 }
 
 #[cfg(test)]
@@ -683,24 +454,17 @@ mod tests {
         seen.compact(&kv, 0).unwrap();
         record(&mut seen, &kv, &batch(10, 10), day(10));
         seen.compact(&kv, 0).unwrap();
-        // And fresh ids of days 3 and 11, and a key of the old layout.
+        // And fresh ids of days 3 and 11.
         record(&mut seen, &kv, &batch(3, 10), day(3));
         record(&mut seen, &kv, &batch(11, 10), day(11));
-        kv.apply(vec![
-            Op::Put(b"d/old".to_vec(), super::super::time_key(day(1)).to_vec()),
-            Op::Put(b"d/kept".to_vec(), super::super::time_key(day(11)).to_vec()),
-        ])
-        .unwrap();
         let mut seen = Seen::default();
-        assert!(seen.contains(&kv, "old").unwrap() && seen.contains(&kv, "kept").unwrap());
 
         // On day 11 the window starts on day 4: the day-1 run goes, the
         // day 2–9 run is kept (less than half past), day 3 dropped.
-        assert_eq!(seen.prune(&kv, day(11)).unwrap(), 10 + 10 + 1);
+        assert_eq!(seen.prune(&kv, day(11)).unwrap(), 10 + 10);
         assert!(!seen.contains(&kv, "b1-0").unwrap());
         assert!(!seen.contains(&kv, "b3-0").unwrap());
-        assert!(!seen.contains(&kv, "old").unwrap());
-        for id in ["b2-0", "b9-9", "b10-5", "b11-3", "kept"] {
+        for id in ["b2-0", "b9-9", "b10-5", "b11-3"] {
             assert!(seen.contains(&kv, id).unwrap(), "{id}");
         }
         // On day 13 (window from day 6) most of days 2–9 is past: rewritten
@@ -712,7 +476,7 @@ mod tests {
         let mut again = Seen::default();
         assert!(!again.contains(&kv, "b2-0").unwrap() && again.contains(&kv, "b9-0").unwrap());
         // Day 30: nothing left, and nothing of it in the store.
-        assert_eq!(seen.prune(&kv, day(30)).unwrap(), 10 + 10 + 10 + 1);
+        assert_eq!(seen.prune(&kv, day(30)).unwrap(), 10 + 10 + 10);
         assert_eq!(kv.range(b"", &[0xff], usize::MAX).unwrap().len(), 0);
     }
 }

@@ -6,14 +6,23 @@
 //! evaluated while the last is applied and flushed on a commit thread. Timers fire in order of (due
 //! time, user), each with the clock at its due time, so runs are
 //! deterministic; cron triggers fire the same way, scanning users page by
-//! page.
+//! page. What a batch's journal sets off in other tables (sends, coupon
+//! codes, stats) is worked out here too, in [`effects`], and handed to the
+//! store with the batch.
+
+mod deploy;
+pub mod effects;
+mod pipeline;
+mod time;
+
+pub use pipeline::{Committed, Durable};
+use pipeline::{Committer, InFlight};
 
 use crate::store::{Batch, Kv, Settled, Store, StoreError};
 use crate::user_cache::UserCache;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashSet};
-use std::sync::mpsc;
-use waymark_core::deployment::{DeployReport, Deployment};
+use waymark_core::deployment::Deployment;
 use waymark_core::journal::{Kind, Record};
 use waymark_core::machine::{self as core, Globals};
 use waymark_core::model::{Input, UserState};
@@ -49,46 +58,8 @@ pub struct Runtime<K: Kv> {
     next_deferred: u64,
     /// Most steps one budgeted batch runs.
     batch_budget: u64,
-}
-
-/// What one pipelined batch wrote that reads must not miss while it is
-/// being applied. (Its message ids need nothing here: the store counts
-/// them as seen from when it prepares them.)
-struct InFlight {
-    users: HashSet<String>,
-    applied: mpsc::Receiver<Result<(), StoreError>>,
-}
-
-type Job = Box<dyn FnOnce() + Send>;
-
-/// One thread that applies and flushes batches in the order given.
-struct Committer {
-    jobs: mpsc::Sender<Job>,
-}
-
-impl Committer {
-    fn start() -> Committer {
-        let (jobs, queue) = mpsc::channel::<Job>();
-        std::thread::Builder::new()
-            .name("waymark-commit".into())
-            .spawn(move || {
-                for job in queue {
-                    job();
-                }
-            })
-            .expect("the commit thread starts");
-        Committer { jobs }
-    }
-}
-
-/// Called once a pipelined batch is durable (or failed to be).
-pub type Durable = Box<dyn FnOnce(Result<Committed, StoreError>) + Send>;
-
-/// What a durable pipelined batch took.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Committed {
-    /// Inputs dropped as duplicates of a message id already taken.
-    pub duplicates: usize,
+    /// What batches' journals set off, and the stats they left.
+    effects: effects::Effects,
 }
 
 impl<K: Kv> Runtime<K> {
@@ -104,6 +75,7 @@ impl<K: Kv> Runtime<K> {
             deferred: None,
             next_deferred: 0,
             batch_budget: BATCH_STEP_BUDGET,
+            effects: effects::Effects::default(),
         }
     }
 
@@ -179,24 +151,24 @@ impl<K: Kv> Runtime<K> {
         Ok(())
     }
 
-    /// Waits until the pipelined batch, if any, is applied and flushed. If
-    /// it failed, everything kept in memory on top of it is forgotten (and
-    /// read from the store again) and the error returned.
-    pub fn drain(&mut self) -> Result<(), StoreError> {
-        let Some(in_flight) = self.in_flight.take() else {
-            return Ok(());
-        };
-        let result = in_flight
-            .applied
-            .recv()
-            .unwrap_or_else(|_| Err(StoreError::Backend("the commit thread stopped".into())));
-        if result.is_err() {
-            self.users.clear();
-            self.globals = None;
-            self.deferred = None;
-            self.store.forget_prepared();
+    /// Forgets what prepared batches took (one was not applied), in the
+    /// store and here: it is read from the store again.
+    fn forget_prepared(&mut self) {
+        self.store.forget_prepared();
+        self.effects.forget();
+    }
+
+    /// Commits a batch (with what its journal sets off) and flushes it.
+    fn commit(&mut self, batch: &mut Batch) -> Result<(), StoreError> {
+        let written = self
+            .effects
+            .fill(&self.store, batch)
+            .and_then(|()| self.store.commit_ref(batch))
+            .and_then(|()| self.store.flush());
+        if written.is_err() {
+            self.forget_prepared();
         }
-        result
+        written
     }
 
     /// Processes inputs at `now` as one batch: one commit, one flush.
@@ -208,11 +180,10 @@ impl<K: Kv> Runtime<K> {
     ) -> Result<Vec<Record>, StoreError> {
         self.drain()?;
         self.tidy_dedup()?;
-        let (batch, globals) = self.evaluate(inputs, now, false)?;
+        let (mut batch, globals) = self.evaluate(inputs, now, false)?;
         // Users taken from the cache are not put back if this fails: the
         // store, not the cache, then says what they are.
-        self.store.commit_ref(&batch)?;
-        self.store.flush()?;
+        self.commit(&mut batch)?;
         Ok(self.keep(batch, globals))
     }
 
@@ -371,104 +342,6 @@ impl<K: Kv> Runtime<K> {
         batch.journal
     }
 
-    /// Fires every timer and cron trigger due up to and including `until`,
-    /// in time order, each at its own time.
-    pub fn advance_to(&mut self, until: DateTime<Utc>) -> Result<Vec<Record>, StoreError> {
-        if self.in_flight.is_some() {
-            // Only wait for the batch in flight if something is due: what
-            // it schedules is in the future (what is due at once runs in
-            // the batch itself), so without it the timers read the same.
-            let timer = self.store.next_due()?.is_some_and(|t| t <= until);
-            let cron = self
-                .deployment
-                .next_schedule_fire(self.schedules_done.unwrap_or(until))
-                .is_some_and(|(t, _)| t <= until);
-            if timer || cron {
-                self.drain()?;
-            }
-        }
-        let mut records = Vec::new();
-        loop {
-            let timer = self.store.next_due()?.filter(|t| *t <= until);
-            let after = self.schedules_done.unwrap_or(until);
-            let cron = self
-                .deployment
-                .next_schedule_fire(after)
-                .filter(|(t, _)| *t <= until);
-            match (timer, cron) {
-                (None, None) => break,
-                (Some(t), Some((c, _))) if t <= c => records.extend(self.fire_timers(t)?),
-                (Some(t), None) => records.extend(self.fire_timers(t)?),
-                (_, Some((c, journeys))) => {
-                    records.extend(self.fire_schedules(c, &journeys)?);
-                    self.schedules_done = Some(c);
-                }
-            }
-        }
-        if self.schedules_done.is_none_or(|d| d < until) {
-            self.schedules_done = Some(until);
-        }
-        Ok(records)
-    }
-
-    /// Wakes every user whose timer is due at `at`.
-    fn fire_timers(&mut self, at: DateTime<Utc>) -> Result<Vec<Record>, StoreError> {
-        let mut records = Vec::new();
-        let mut previous: Vec<(DateTime<Utc>, String)> = Vec::new();
-        loop {
-            let due = self.store.due(at, PAGE)?;
-            if due.is_empty() {
-                return Ok(records);
-            }
-            if due == previous {
-                // Waking these users did not move their timers: a broken
-                // invariant. Say so rather than loop forever.
-                for (_, user) in &due {
-                    let mut r = Record::new(at, user, waymark_core::journal::Kind::Error);
-                    r.message = Some("a timer did not advance after it fired".into());
-                    records.push(r);
-                }
-                return Ok(records);
-            }
-            let inputs: Vec<Input> = due
-                .iter()
-                .map(|(_, user)| Input::Wake { user: user.clone() })
-                .collect();
-            records.extend(self.ingest(&inputs, at)?);
-            previous = due;
-        }
-    }
-
-    fn fire_schedules(
-        &mut self,
-        at: DateTime<Utc>,
-        journeys: &[(String, usize)],
-    ) -> Result<Vec<Record>, StoreError> {
-        let mut records = Vec::new();
-        // Timers due at the same moment fire first.
-        records.extend(self.fire_timers(at)?);
-        let mut after: Option<String> = None;
-        loop {
-            let page = self.store.users_after(after.as_deref(), PAGE)?;
-            let Some(last) = page.last().cloned() else {
-                break;
-            };
-            let inputs: Vec<Input> = page
-                .iter()
-                .flat_map(|user| {
-                    journeys.iter().map(move |(j, trigger)| Input::Scheduled {
-                        user: user.clone(),
-                        journey: j.clone(),
-                        trigger: *trigger,
-                    })
-                })
-                .collect();
-            records.extend(self.ingest(&inputs, at)?);
-            after = Some(last);
-        }
-        Ok(records)
-    }
-
     /// Journals sends leaving the outbox — `failed` when given up on,
     /// `delivered` when a replayed one got through — and moves them, in
     /// one commit. Returns the records.
@@ -479,227 +352,18 @@ impl<K: Kv> Runtime<K> {
     ) -> Result<Vec<Record>, StoreError> {
         self.drain()?;
         let journal: Vec<Record> = settled.iter().map(|s| settlement_record(s, now)).collect();
-        let batch = Batch {
+        let mut batch = Batch {
             journal,
             settled,
             ..Batch::default()
         };
-        self.store.commit_ref(&batch)?;
-        self.store.flush()?;
+        self.commit(&mut batch)?;
         Ok(batch.journal)
     }
 
     pub fn globals(&mut self) -> Result<Globals, StoreError> {
         self.drain()?;
         self.store.globals()
-    }
-
-    /// Replaces the script set atomically (the caller has checked it).
-    /// Changed journeys get a new version for new entries; instances finish
-    /// on the version they started. Instances of removed journeys drain,
-    /// unless `cancel_removed`, which ends them (`exit`, reason `cancelled`).
-    pub fn deploy(
-        &mut self,
-        plan: waymark_dsl::plan::Plan,
-        cancel_removed: bool,
-        now: DateTime<Utc>,
-    ) -> Result<(DeployReport, Vec<Record>), StoreError> {
-        self.drain()?;
-        let report = self.deployment.replace(plan);
-        // Old versions no user is on are dropped: kept forever, every
-        // deploy of a changed journey would grow the store and each load.
-        // (Users are read only when there is an old version to decide on.)
-        let plan = self.deployment.plan.clone();
-        let old = self
-            .deployment
-            .versions()
-            .any(|v| plan.journey(&v.name).is_none_or(|j| j.version != v.version));
-        let in_use = if old {
-            self.versions_in_use(now)?
-        } else {
-            HashSet::new()
-        };
-        let dropped = self.deployment.prune_versions(&in_use);
-        if !dropped.is_empty() {
-            tracing::debug!(
-                dropped = dropped.len(),
-                "journey versions no user is on were dropped"
-            );
-        }
-        self.store.save_deployment(&self.deployment)?;
-        let mut records = Vec::new();
-        if cancel_removed && !report.removed.is_empty() {
-            let removed = report.removed.clone();
-            records = self.each_user(now, |_, user| {
-                removed
-                    .iter()
-                    .map(|j| Input::Cancel {
-                        user: user.to_string(),
-                        journey: j.clone(),
-                    })
-                    .collect()
-            })?;
-        }
-        Ok((report, records))
-    }
-
-    /// The journey versions some user is in, or has a goal still open on
-    /// (the goal's window outlives the instance), read page by page.
-    fn versions_in_use(
-        &mut self,
-        now: DateTime<Utc>,
-    ) -> Result<HashSet<(String, String)>, StoreError> {
-        let mut in_use = HashSet::new();
-        let mut after: Option<String> = None;
-        loop {
-            let page = self.store.users_after(after.as_deref(), PAGE)?;
-            let Some(last) = page.last().cloned() else {
-                break;
-            };
-            for user in &page {
-                let Some(state) = self.store.user(user)? else {
-                    continue;
-                };
-                for i in &state.instances {
-                    in_use.insert((i.journey.clone(), i.version.clone()));
-                }
-                for (name, memo) in &state.journeys {
-                    if let Some(goal) = memo.open_goal.as_ref().filter(|g| g.until >= now) {
-                        in_use.insert((name.clone(), goal.version.clone()));
-                    }
-                }
-            }
-            after = Some(last);
-        }
-        Ok(in_use)
-    }
-
-    /// Pauses a journey: no new entries (suppressed, reason `paused`);
-    /// instances hold at their next step until it resumes.
-    pub fn pause(&mut self, journey: &str) -> Result<(), StoreError> {
-        self.drain()?;
-        self.deployment.paused.insert(journey.to_string());
-        self.store.save_deployment(&self.deployment)
-    }
-
-    /// Resumes a paused journey; held instances go on at once.
-    pub fn resume(&mut self, journey: &str, now: DateTime<Utc>) -> Result<Vec<Record>, StoreError> {
-        self.drain()?;
-        self.deployment.paused.remove(journey);
-        self.store.save_deployment(&self.deployment)?;
-        let journey = journey.to_string();
-        self.each_user(now, |state, user| {
-            let held = state.is_some_and(|s| {
-                s.instances
-                    .iter()
-                    .any(|i| i.journey == journey && i.wait == waymark_core::model::Wait::Held)
-            });
-            if held {
-                vec![Input::Wake {
-                    user: user.to_string(),
-                }]
-            } else {
-                Vec::new()
-            }
-        })
-    }
-
-    /// Feeds the inputs `f` makes for each stored user, page by page.
-    fn each_user(
-        &mut self,
-        now: DateTime<Utc>,
-        f: impl Fn(Option<&UserState>, &str) -> Vec<Input>,
-    ) -> Result<Vec<Record>, StoreError> {
-        let mut records = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let page = self.store.users_after(after.as_deref(), PAGE)?;
-            let Some(last) = page.last().cloned() else {
-                break;
-            };
-            let mut inputs = Vec::new();
-            for user in &page {
-                let state = self.store.user(user)?;
-                inputs.extend(f(state.as_ref(), user));
-            }
-            if !inputs.is_empty() {
-                records.extend(self.ingest(&inputs, now)?);
-            }
-            after = Some(last);
-        }
-        Ok(records)
-    }
-}
-
-impl<K: Kv + Clone + 'static> Runtime<K> {
-    /// Like [`Runtime::ingest`], but returns once the batch is handed to
-    /// the commit thread: the next batch is evaluated while this one is
-    /// applied and flushed (one batch in flight at most; the next waits for
-    /// it before it is handed over). `durable` is called on the commit
-    /// thread once this batch is flushed — acknowledge inputs there, not
-    /// before — or at once if it cannot be handed over: always exactly
-    /// once. Reads made meanwhile see the batch in flight: its users stay
-    /// in memory and its message ids count as seen. If a batch fails, the
-    /// one after it fails too (it was built on it) and nothing kept in
-    /// memory outlives the failure.
-    pub fn ingest_pipelined(
-        &mut self,
-        inputs: &[Input],
-        now: DateTime<Utc>,
-        durable: Durable,
-    ) -> Result<Vec<Record>, StoreError> {
-        let failed = |durable: Durable, e: StoreError| {
-            durable(Err(e.clone()));
-            Err(e)
-        };
-        if let Err(e) = self.tidy_dedup() {
-            return failed(durable, e);
-        }
-        // If this fails, the users taken out for the batch are gone from
-        // memory; the store still has them.
-        let (batch, globals) = match self.evaluate(inputs, now, true) {
-            Ok(evaluated) => evaluated,
-            Err(e) => return failed(durable, e),
-        };
-        let ops = self.store.prepare(&batch);
-        // The batch before must be durable before this one is handed over.
-        let previous = self.drain();
-        let ops = match (previous, ops) {
-            (Ok(()), Ok(ops)) => ops,
-            (Err(e), _) | (_, Err(e)) => {
-                self.store.forget_prepared();
-                self.deferred = None;
-                return failed(durable, e);
-            }
-        };
-        let (done, applied) = mpsc::channel();
-        let kv = self.store.kv().clone();
-        let duplicates = batch.duplicates;
-        let job: Job = Box::new(move || {
-            let result = kv.apply(ops).and_then(|()| kv.flush());
-            durable(result.clone().map(|()| Committed { duplicates }));
-            let _ = done.send(result);
-        });
-        let committer = self.committer.get_or_insert_with(Committer::start);
-        if let Err(mpsc::SendError(job)) = committer.jobs.send(job) {
-            // The thread is gone: apply here, so the batch is not lost.
-            self.committer = None;
-            job();
-        }
-        self.in_flight = Some(InFlight {
-            users: batch.users.iter().map(|(u, _)| u.id.clone()).collect(),
-            applied,
-        });
-        Ok(self.keep(batch, globals))
-    }
-}
-
-impl<K: Kv> Drop for Runtime<K> {
-    /// A batch in flight is finished (and acknowledged) before the runtime goes.
-    fn drop(&mut self) {
-        if let Err(e) = self.drain() {
-            tracing::error!(error = %e, "the last batch failed to commit");
-        }
     }
 }
 

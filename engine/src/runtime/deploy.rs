@@ -1,0 +1,149 @@
+//! Deploying a script set, and pausing and resuming journeys: the
+//! deployment is saved with the journey versions still in use, and
+//! removed or resumed journeys reach their users page by page.
+
+use super::{PAGE, Runtime};
+use crate::store::{Kv, StoreError};
+use chrono::{DateTime, Utc};
+use std::collections::HashSet;
+use waymark_core::deployment::DeployReport;
+use waymark_core::journal::Record;
+use waymark_core::model::{Input, UserState};
+
+impl<K: Kv> Runtime<K> {
+    /// Replaces the script set atomically (the caller has checked it).
+    /// Changed journeys get a new version for new entries; instances finish
+    /// on the version they started. Instances of removed journeys drain,
+    /// unless `cancel_removed`, which ends them (`exit`, reason `cancelled`).
+    pub fn deploy(
+        &mut self,
+        plan: waymark_dsl::plan::Plan,
+        cancel_removed: bool,
+        now: DateTime<Utc>,
+    ) -> Result<(DeployReport, Vec<Record>), StoreError> {
+        self.drain()?;
+        let report = self.deployment.replace(plan);
+        // Old versions no user is on are dropped: kept forever, every
+        // deploy of a changed journey would grow the store and each load.
+        // (Users are read only when there is an old version to decide on.)
+        let plan = self.deployment.plan.clone();
+        let old = self
+            .deployment
+            .versions()
+            .any(|v| plan.journey(&v.name).is_none_or(|j| j.version != v.version));
+        let in_use = if old {
+            self.versions_in_use(now)?
+        } else {
+            HashSet::new()
+        };
+        let dropped = self.deployment.prune_versions(&in_use);
+        if !dropped.is_empty() {
+            tracing::debug!(
+                dropped = dropped.len(),
+                "journey versions no user is on were dropped"
+            );
+        }
+        self.store.save_deployment(&self.deployment)?;
+        let mut records = Vec::new();
+        if cancel_removed && !report.removed.is_empty() {
+            let removed = report.removed.clone();
+            records = self.each_user(now, |_, user| {
+                removed
+                    .iter()
+                    .map(|j| Input::Cancel {
+                        user: user.to_string(),
+                        journey: j.clone(),
+                    })
+                    .collect()
+            })?;
+        }
+        Ok((report, records))
+    }
+
+    /// The journey versions some user is in, or has a goal still open on
+    /// (the goal's window outlives the instance), read page by page.
+    fn versions_in_use(
+        &mut self,
+        now: DateTime<Utc>,
+    ) -> Result<HashSet<(String, String)>, StoreError> {
+        let mut in_use = HashSet::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.store.users_after(after.as_deref(), PAGE)?;
+            let Some(last) = page.last().cloned() else {
+                break;
+            };
+            for user in &page {
+                let Some(state) = self.store.user(user)? else {
+                    continue;
+                };
+                for i in &state.instances {
+                    in_use.insert((i.journey.clone(), i.version.clone()));
+                }
+                for (name, memo) in &state.journeys {
+                    if let Some(goal) = memo.open_goal.as_ref().filter(|g| g.until >= now) {
+                        in_use.insert((name.clone(), goal.version.clone()));
+                    }
+                }
+            }
+            after = Some(last);
+        }
+        Ok(in_use)
+    }
+
+    /// Pauses a journey: no new entries (suppressed, reason `paused`);
+    /// instances hold at their next step until it resumes.
+    pub fn pause(&mut self, journey: &str) -> Result<(), StoreError> {
+        self.drain()?;
+        self.deployment.paused.insert(journey.to_string());
+        self.store.save_deployment(&self.deployment)
+    }
+
+    /// Resumes a paused journey; held instances go on at once.
+    pub fn resume(&mut self, journey: &str, now: DateTime<Utc>) -> Result<Vec<Record>, StoreError> {
+        self.drain()?;
+        self.deployment.paused.remove(journey);
+        self.store.save_deployment(&self.deployment)?;
+        let journey = journey.to_string();
+        self.each_user(now, |state, user| {
+            let held = state.is_some_and(|s| {
+                s.instances
+                    .iter()
+                    .any(|i| i.journey == journey && i.wait == waymark_core::model::Wait::Held)
+            });
+            if held {
+                vec![Input::Wake {
+                    user: user.to_string(),
+                }]
+            } else {
+                Vec::new()
+            }
+        })
+    }
+
+    /// Feeds the inputs `f` makes for each stored user, page by page.
+    fn each_user(
+        &mut self,
+        now: DateTime<Utc>,
+        f: impl Fn(Option<&UserState>, &str) -> Vec<Input>,
+    ) -> Result<Vec<Record>, StoreError> {
+        let mut records = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.store.users_after(after.as_deref(), PAGE)?;
+            let Some(last) = page.last().cloned() else {
+                break;
+            };
+            let mut inputs = Vec::new();
+            for user in &page {
+                let state = self.store.user(user)?;
+                inputs.extend(f(state.as_ref(), user));
+            }
+            if !inputs.is_empty() {
+                records.extend(self.ingest(&inputs, now)?);
+            }
+            after = Some(last);
+        }
+        Ok(records)
+    }
+}

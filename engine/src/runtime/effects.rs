@@ -1,0 +1,162 @@
+//! What a batch's journal sets off besides itself: the sends it puts in
+//! the outbox, the coupon codes it issues (for the store's code index) and
+//! its journeys' stats. These are the runtime's to work out from the
+//! records; the store writes what it is handed in the [`Batch`].
+//!
+//! Stats are folded per journey version from the batch's records onto the
+//! stats as the batch before left them. [`Effects`] keeps those in memory
+//! (the runtime is their only writer): a batch evaluated while the one
+//! before it is still being applied builds on that one's.
+
+use crate::store::{Batch, IssuedCode, Kv, StatsWrite, Store, StoreError};
+use std::collections::{BTreeMap, HashMap};
+use waymark_core::journal::{Kind, Record};
+use waymark_core::stats::VersionStats;
+
+/// Journey stats as the last batch left them, per (journey, version).
+#[derive(Debug, Default)]
+pub struct Effects {
+    stats: HashMap<(String, String), VersionStats>,
+}
+
+impl Effects {
+    /// Fills in what `batch`'s journal sets off: its sends, the codes it
+    /// issues and its journeys' stats, reading stats the first time a
+    /// version is touched.
+    pub fn fill<K: Kv>(&mut self, store: &Store<K>, batch: &mut Batch) -> Result<(), StoreError> {
+        batch.sends = sends(&batch.journal);
+        batch.codes = codes(&batch.journal);
+        batch.stats = self.stats(store, &batch.journal)?;
+        Ok(())
+    }
+
+    /// Forgets the stats kept (a batch built on them was not applied):
+    /// they are read from the store again.
+    pub fn forget(&mut self) {
+        self.stats.clear();
+    }
+
+    /// The stats of every journey version the records touch, with them added.
+    fn stats<K: Kv>(
+        &mut self,
+        store: &Store<K>,
+        journal: &[Record],
+    ) -> Result<Vec<StatsWrite>, StoreError> {
+        let mut touched: BTreeMap<(String, String), VersionStats> = BTreeMap::new();
+        for record in journal {
+            let (Some(journey), Some(version)) = (&record.journey, &record.version) else {
+                continue;
+            };
+            let k = (journey.clone(), version.clone());
+            if !touched.contains_key(&k) {
+                let before = match self.stats.get(&k) {
+                    Some(stats) => stats.clone(),
+                    None => store.stats(journey, version)?,
+                };
+                touched.insert(k.clone(), before);
+            }
+            touched.get_mut(&k).expect("just inserted").add(record);
+        }
+        let writes = touched
+            .iter()
+            .map(|((journey, version), stats)| StatsWrite {
+                journey: journey.clone(),
+                version: version.clone(),
+                stats: stats.clone(),
+            })
+            .collect();
+        self.stats.extend(touched);
+        Ok(writes)
+    }
+}
+
+/// The records (by index) that are sends to deliver.
+pub fn sends(journal: &[Record]) -> Vec<usize> {
+    journal
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.kind == Kind::Send)
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// The coupon codes the records issue, and to whom.
+pub fn codes(journal: &[Record]) -> Vec<IssuedCode> {
+    journal
+        .iter()
+        .filter_map(|r| match (r.kind, &r.coupon, &r.code) {
+            (Kind::Coupon, Some(coupon), Some(code)) => Some(IssuedCode {
+                coupon: coupon.clone(),
+                code: code.clone(),
+                user: r.user.clone(),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryKv;
+
+    fn record(kind: Kind, journey: Option<&str>) -> Record {
+        let at = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let mut r = Record::new(at, "u", kind);
+        r.journey = journey.map(String::from);
+        r.version = journey.map(|_| "v1".to_string());
+        r
+    }
+
+    #[test]
+    fn sends_and_codes_come_from_the_records_that_are_them() {
+        let mut coupon = record(Kind::Coupon, None);
+        coupon.coupon = Some("NEW10".into());
+        coupon.code = Some("NEW10-A".into());
+        let journal = vec![
+            record(Kind::Enter, Some("j")),
+            record(Kind::Send, Some("j")),
+            coupon,
+            record(Kind::Send, None),
+        ];
+        assert_eq!(sends(&journal), [1, 3]);
+        assert_eq!(
+            codes(&journal),
+            [IssuedCode {
+                coupon: "NEW10".into(),
+                code: "NEW10-A".into(),
+                user: "u".into(),
+            }]
+        );
+    }
+
+    #[test]
+    fn stats_build_on_the_batch_before_until_forgotten() {
+        let store = Store::new(MemoryKv::default());
+        let mut effects = Effects::default();
+        let mut batch = Batch {
+            journal: vec![
+                record(Kind::Enter, Some("j")),
+                record(Kind::Send, Some("j")),
+            ],
+            ..Batch::default()
+        };
+        effects.fill(&store, &mut batch).unwrap();
+        assert_eq!(batch.stats.len(), 1);
+        assert_eq!(
+            (batch.stats[0].stats.entered, batch.stats[0].stats.sends),
+            (1, 1)
+        );
+        // Not applied: the next batch still counts the first one's.
+        let mut next = Batch {
+            journal: vec![record(Kind::Enter, Some("j"))],
+            ..Batch::default()
+        };
+        effects.fill(&store, &mut next).unwrap();
+        assert_eq!(next.stats[0].stats.entered, 2);
+        // Forgotten: read from the store, which has neither.
+        effects.forget();
+        effects.fill(&store, &mut next).unwrap();
+        assert_eq!(next.stats[0].stats.entered, 1);
+    }
+}

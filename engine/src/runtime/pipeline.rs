@@ -1,0 +1,150 @@
+//! Pipelined batches: the daemon hands a batch's writes to one commit
+//! thread and evaluates the next batch while they are applied and
+//! flushed. One batch is in flight at most; reads made meanwhile see it
+//! (its users stay in memory, its message ids count as seen), and if it
+//! fails, everything kept in memory on top of it is forgotten.
+
+use super::Runtime;
+use crate::store::{Kv, StoreError};
+use chrono::{DateTime, Utc};
+use std::collections::HashSet;
+use std::sync::mpsc;
+use waymark_core::journal::Record;
+use waymark_core::model::Input;
+
+/// What one pipelined batch wrote that reads must not miss while it is
+/// being applied. (Its message ids need nothing here: the store counts
+/// them as seen from when it prepares them.)
+pub(super) struct InFlight {
+    pub(super) users: HashSet<String>,
+    applied: mpsc::Receiver<Result<(), StoreError>>,
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// One thread that applies and flushes batches in the order given.
+pub(super) struct Committer {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Committer {
+    fn start() -> Committer {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("waymark-commit".into())
+            .spawn(move || {
+                for job in queue {
+                    job();
+                }
+            })
+            .expect("the commit thread starts");
+        Committer { jobs }
+    }
+}
+
+/// Called once a pipelined batch is durable (or failed to be).
+pub type Durable = Box<dyn FnOnce(Result<Committed, StoreError>) + Send>;
+
+/// What a durable pipelined batch took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Committed {
+    /// Inputs dropped as duplicates of a message id already taken.
+    pub duplicates: usize,
+}
+
+impl<K: Kv> Runtime<K> {
+    /// Waits until the pipelined batch, if any, is applied and flushed. If
+    /// it failed, everything kept in memory on top of it is forgotten (and
+    /// read from the store again) and the error returned.
+    pub fn drain(&mut self) -> Result<(), StoreError> {
+        let Some(in_flight) = self.in_flight.take() else {
+            return Ok(());
+        };
+        let result = in_flight
+            .applied
+            .recv()
+            .unwrap_or_else(|_| Err(StoreError::Backend("the commit thread stopped".into())));
+        if result.is_err() {
+            self.users.clear();
+            self.globals = None;
+            self.deferred = None;
+            self.forget_prepared();
+        }
+        result
+    }
+}
+
+impl<K: Kv + Clone + 'static> Runtime<K> {
+    /// Like [`Runtime::ingest`], but returns once the batch is handed to
+    /// the commit thread: the next batch is evaluated while this one is
+    /// applied and flushed (one batch in flight at most; the next waits for
+    /// it before it is handed over). `durable` is called on the commit
+    /// thread once this batch is flushed — acknowledge inputs there, not
+    /// before — or at once if it cannot be handed over: always exactly
+    /// once. Reads made meanwhile see the batch in flight: its users stay
+    /// in memory and its message ids count as seen. If a batch fails, the
+    /// one after it fails too (it was built on it) and nothing kept in
+    /// memory outlives the failure.
+    pub fn ingest_pipelined(
+        &mut self,
+        inputs: &[Input],
+        now: DateTime<Utc>,
+        durable: Durable,
+    ) -> Result<Vec<Record>, StoreError> {
+        let failed = |durable: Durable, e: StoreError| {
+            durable(Err(e.clone()));
+            Err(e)
+        };
+        if let Err(e) = self.tidy_dedup() {
+            return failed(durable, e);
+        }
+        // If this fails, the users taken out for the batch are gone from
+        // memory; the store still has them.
+        let (mut batch, globals) = match self.evaluate(inputs, now, true) {
+            Ok(evaluated) => evaluated,
+            Err(e) => return failed(durable, e),
+        };
+        let ops = self
+            .effects
+            .fill(&self.store, &mut batch)
+            .and_then(|()| self.store.prepare(&batch));
+        // The batch before must be durable before this one is handed over.
+        let previous = self.drain();
+        let ops = match (previous, ops) {
+            (Ok(()), Ok(ops)) => ops,
+            (Err(e), _) | (_, Err(e)) => {
+                self.forget_prepared();
+                self.deferred = None;
+                return failed(durable, e);
+            }
+        };
+        let (done, applied) = mpsc::channel();
+        let kv = self.store.kv().clone();
+        let duplicates = batch.duplicates;
+        let job: Job = Box::new(move || {
+            let result = kv.apply(ops).and_then(|()| kv.flush());
+            durable(result.clone().map(|()| Committed { duplicates }));
+            let _ = done.send(result);
+        });
+        let committer = self.committer.get_or_insert_with(Committer::start);
+        if let Err(mpsc::SendError(job)) = committer.jobs.send(job) {
+            // The thread is gone: apply here, so the batch is not lost.
+            self.committer = None;
+            job();
+        }
+        self.in_flight = Some(InFlight {
+            users: batch.users.iter().map(|(u, _)| u.id.clone()).collect(),
+            applied,
+        });
+        Ok(self.keep(batch, globals))
+    }
+}
+
+impl<K: Kv> Drop for Runtime<K> {
+    /// A batch in flight is finished (and acknowledged) before the runtime goes.
+    fn drop(&mut self) {
+        if let Err(e) = self.drain() {
+            tracing::error!(error = %e, "the last batch failed to commit");
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! The users table, `u/{user}`: each user's state, one MessagePack value.
+//! A batch's states are encoded in parallel when there are many (encoding
+//! is most of a commit's own work). The store also notes which users' state
+//! is past the size limit, so their events can be refused cheaply, and
+//! erases a user from every table at once.
+
+use super::keys::{key, prefix_end, split_user_part, user_part};
+use super::outbox::OutboxEntry;
+use super::{Kv, Op, Result, Store, decode, encode_sized};
+use chrono::{DateTime, Utc};
+use std::sync::atomic::Ordering;
+use waymark_core::model::UserState;
+
+/// Below this many users a batch's states are encoded on the calling thread.
+const PARALLEL_ENCODE: usize = 64;
+
+/// Encodes the users' states, in order. Large batches are split across
+/// the machine's cores: encoding is most of a commit's own work, and each
+/// user's is independent (the output does not depend on the split).
+fn encode_users(users: &[(UserState, Option<DateTime<Utc>>)]) -> Vec<Vec<u8>> {
+    let encode_all = |part: &[(UserState, Option<DateTime<Utc>>)]| -> Vec<Vec<u8>> {
+        // Room for most states at once.
+        part.iter().map(|(u, _)| encode_sized(u, 4096)).collect()
+    };
+    // Asked once: the answer reads cgroup files.
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let cores = *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if users.len() < PARALLEL_ENCODE || cores < 2 {
+        return encode_all(users);
+    }
+    let chunk = users
+        .len()
+        .div_ceil(cores.min(users.len() / (PARALLEL_ENCODE / 2)));
+    std::thread::scope(|scope| {
+        let mut parts = users.chunks(chunk);
+        let first = parts.next().unwrap_or_default();
+        let others: Vec<_> = parts.map(|p| scope.spawn(move || encode_all(p))).collect();
+        let mut out = encode_all(first);
+        for handle in others {
+            match handle.join() {
+                Ok(part) => out.extend(part),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        out
+    })
+}
+
+impl<K: Kv> Store<K> {
+    /// Sets the most bytes a user's stored state may take (`limits.user_state_bytes`).
+    pub fn set_max_user_bytes(&self, bytes: usize) {
+        self.max_user_bytes.store(bytes, Ordering::Relaxed);
+    }
+
+    /// The size of `user`'s state if it was past the limit when last read
+    /// or written: their events are then refused with an `error` record
+    /// rather than making every later event of theirs slower.
+    pub fn oversize(&self, user: &str) -> bool {
+        self.oversize
+            .lock()
+            .expect("no panics while holding the lock")
+            .contains(user)
+    }
+
+    fn note_size(&self, user: &str, bytes: usize) {
+        let over = bytes > self.max_user_bytes.load(Ordering::Relaxed);
+        let mut oversize = self
+            .oversize
+            .lock()
+            .expect("no panics while holding the lock");
+        if over {
+            if !oversize.contains(user) {
+                oversize.insert(user.to_string());
+            }
+        } else if !oversize.is_empty() {
+            oversize.remove(user);
+        }
+    }
+
+    pub fn user(&self, id: &str) -> Result<Option<UserState>> {
+        let k = key("u", &[&user_part(id)]);
+        let Some(bytes) = self.kv.get(&k)? else {
+            return Ok(None);
+        };
+        self.note_size(id, bytes.len());
+        decode(&k, &bytes).map(Some)
+    }
+
+    /// A page of user ids after `after`, in order: audience scans never hold every user.
+    pub fn users_after(&self, after: Option<&str>, limit: usize) -> Result<Vec<String>> {
+        let from = match after {
+            Some(a) => {
+                let mut k = key("u", &[&user_part(a)]);
+                k.push(0);
+                k
+            }
+            None => key("u", &[]),
+        };
+        Ok(self
+            .kv
+            .range(&from, &prefix_end(b"u/"), limit)?
+            .into_iter()
+            .filter_map(|(k, _)| split_user_part(&k[2..]).map(|(id, _)| id))
+            .collect())
+    }
+
+    /// The writes of a batch's users: each state, and its timer where it
+    /// changed from the one the user had when loaded.
+    pub(super) fn write_users(
+        &self,
+        users: &[(UserState, Option<DateTime<Utc>>)],
+        ops: &mut Vec<Op>,
+    ) {
+        let states = encode_users(users);
+        for ((user, old_wake), state) in users.iter().zip(states) {
+            let id = &user_part(&user.id)[..];
+            self.note_size(&user.id, state.len());
+            ops.push(Op::Put(key("u", &[id]), state));
+            Self::write_timer(id, *old_wake, user.next_wake(), ops);
+        }
+    }
+
+    /// Erases a user (PIPL): state, timer, journal, pending sends and dead
+    /// letters, in one batch. Returns how many keys went.
+    pub fn erase_user(&self, id: &str) -> Result<usize> {
+        let uid = &user_part(id)[..];
+        let mut ops = vec![Op::Delete(key("u", &[uid]))];
+        ops.extend(self.erase_timer(uid)?);
+        // Their codes stay taken, held by nobody.
+        if let Some(state) = self.user(id)? {
+            for c in &state.coupons {
+                ops.push(Self::release_code(&c.id, &c.code));
+            }
+        }
+        let journal = key("j", &[uid, b""]);
+        for (k, _) in self.kv.range(&journal, &prefix_end(&journal), usize::MAX)? {
+            ops.push(Op::Delete(k));
+        }
+        for prefix in [&b"o/"[..], &b"r/"[..], &b"x/"[..]] {
+            for (k, v) in self.kv.range(prefix, &prefix_end(prefix), usize::MAX)? {
+                let entry: OutboxEntry = decode(&k, &v)?;
+                if entry.record.user == id {
+                    ops.push(Op::Delete(k));
+                }
+            }
+        }
+        let n = ops.len();
+        self.kv.apply(ops)?;
+        self.kv.flush()?;
+        Ok(n)
+    }
+}
