@@ -130,7 +130,12 @@ pub fn spawn(
 /// what it kept in memory of the failed batches), then probed with a
 /// small write; the daemon is ready again once that succeeds. One try a
 /// second at most: `tried` is when the last one was.
-fn recover(runtime: &mut Runtime<SledKv>, health: &Health, tried: &mut Option<Instant>) {
+fn recover(
+    runtime: &mut Runtime<SledKv>,
+    clock: &dyn Clock,
+    health: &Health,
+    tried: &mut Option<Instant>,
+) {
     if health.store_error().is_none() {
         *tried = None;
         return;
@@ -147,7 +152,7 @@ fn recover(runtime: &mut Runtime<SledKv>, health: &Health, tried: &mut Option<In
         tracing::debug!(error = %e, "the batch in flight failed too");
     }
     let kv = runtime.store.kv();
-    match kv.reopen().and_then(|()| runtime.store.probe()) {
+    match kv.reopen().and_then(|()| runtime.store.probe(clock.now())) {
         Ok(()) => health.store_ok(),
         Err(e) => health.store_failed(e),
     }
@@ -165,7 +170,7 @@ fn run(
     let mut pruned: Option<Instant> = None;
     let mut tried_recovery = None;
     while !stopping {
-        recover(runtime, health, &mut tried_recovery);
+        recover(runtime, clock, health, &mut tried_recovery);
         // First thing at start (before any event waits on the filter it
         // warms), then hourly.
         if pruned.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {

@@ -291,10 +291,10 @@ impl<K: Kv> Store<K> {
         self.kv.flush()
     }
 
-    /// A small durable write (key `H`, the time of the probe), to learn
-    /// whether the store takes writes again after a failure.
-    pub fn probe(&self) -> Result<()> {
-        let now = chrono::Utc::now().timestamp_micros().to_be_bytes().to_vec();
+    /// A small durable write (key `H`, `now`: the time of the probe), to
+    /// learn whether the store takes writes again after a failure.
+    pub fn probe(&self, now: chrono::DateTime<chrono::Utc>) -> Result<()> {
+        let now = now.timestamp_micros().to_be_bytes().to_vec();
         self.kv.apply(vec![Op::Put(b"H".to_vec(), now)])?;
         self.kv.flush()
     }
