@@ -173,7 +173,7 @@ impl<'a> Settings<'a> {
             }
             Ok(url) => Some(url),
             Err(e) => {
-                self.error(key, format!("`{text}` is not a URL: {e}"));
+                self.error(key, format!("`{text}` is not an http(s) URL: {e}"));
                 None
             }
         }
