@@ -491,3 +491,49 @@ fn records_made_by_a_deploy_are_counted_in_metrics() {
     daemon.kill().unwrap();
     daemon.wait().unwrap();
 }
+
+#[test]
+fn the_body_and_batch_limits_are_the_configured_ones() {
+    let dir = setup(
+        "http_configured_limits",
+        "\n[limits]\nbody_bytes = 2048\nbatch_items = 2\n",
+    );
+    let port = free_port();
+    let mut daemon = waymark_tests::start_daemon(&dir, port, &dir.join("daemon.log"));
+
+    let track = |id: &str| format!(r#"{{"type":"track","userId":"{id}","event":"signed_up"}}"#);
+    // Two messages fit the batch; three are too many (413), naming the key.
+    let (status, _, body) = request(
+        port,
+        "POST",
+        "/v1/batch",
+        &format!(r#"{{"batch":[{},{}]}}"#, track("u1"), track("u2")),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, _, body) = request(
+        port,
+        "POST",
+        "/v1/batch",
+        &format!(
+            r#"{{"batch":[{},{},{}]}}"#,
+            track("u1"),
+            track("u2"),
+            track("u3")
+        ),
+    );
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("limits.batch_items"), "{body}");
+
+    // A body past 2048 bytes is a 413 naming the key, whatever the route.
+    let padded = format!(
+        r#"{{"type":"track","userId":"u4","event":"signed_up","properties":{{"note":"{}"}}}}"#,
+        "x".repeat(2100)
+    );
+    for path in ["/v1/track", "/v1/deploy"] {
+        let (status, _, body) = request(port, "POST", path, &padded);
+        assert_eq!(status, 413, "{path}: {body}");
+        assert!(body.contains("limits.body_bytes"), "{path}: {body}");
+    }
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+}

@@ -15,9 +15,11 @@ use std::io::Read;
 use waymark_core::model::{Event, Input};
 use waymark_dsl::value::Value;
 
-/// The largest request body, and the most a gzipped one may inflate to.
+/// The largest request body, and the most a gzipped one may inflate to,
+/// unless `limits.body_bytes` says otherwise.
 pub const MAX_BODY: usize = 8 * 1024 * 1024;
-/// The most messages one `batch` call takes.
+/// The most messages one `batch` call takes, unless `limits.batch_items`
+/// says otherwise.
 pub const MAX_BATCH: usize = 10_000;
 
 /// Caps on what one message may carry, so one sender cannot make a
@@ -34,6 +36,11 @@ pub struct Limits {
     /// A user's stored state (`limits.user_state_bytes`): a user past it
     /// gets an `error` journal record for each event instead of the event.
     pub user_state: usize,
+    /// A request body, and what a gzipped one may inflate to
+    /// (`limits.body_bytes`).
+    pub body: usize,
+    /// The messages of one `batch` call (`limits.batch_items`).
+    pub batch: usize,
 }
 
 impl Default for Limits {
@@ -43,6 +50,8 @@ impl Default for Limits {
             property_name: 256,
             properties: 32 * 1024,
             user_state: 1024 * 1024,
+            body: MAX_BODY,
+            batch: MAX_BATCH,
         }
     }
 }
@@ -85,15 +94,19 @@ impl BodyError {
     }
 }
 
-/// A request body as JSON. `content_encoding` is the header's value:
-/// `gzip` (or `x-gzip`) bodies are inflated, to at most [`MAX_BODY`]
-/// bytes, so a small gzip bomb is refused rather than inflated.
-pub fn decode_body(content_encoding: Option<&str>, body: &[u8]) -> Result<Json, BodyError> {
+/// A request body as JSON, at most `limit` bytes. `content_encoding` is
+/// the header's value: `gzip` (or `x-gzip`) bodies are inflated, to at most
+/// `limit` bytes, so a small gzip bomb is refused rather than inflated.
+pub fn decode_body(
+    content_encoding: Option<&str>,
+    body: &[u8],
+    limit: usize,
+) -> Result<Json, BodyError> {
     let encoding = content_encoding.map(str::trim).unwrap_or("");
     let inflated;
     let bytes = if encoding.eq_ignore_ascii_case("gzip") || encoding.eq_ignore_ascii_case("x-gzip")
     {
-        inflated = gunzip(body, MAX_BODY)?;
+        inflated = gunzip(body, limit)?;
         &inflated[..]
     } else if encoding.is_empty() || encoding.eq_ignore_ascii_case("identity") {
         body
@@ -104,11 +117,11 @@ pub fn decode_body(content_encoding: Option<&str>, body: &[u8]) -> Result<Json, 
             format!("`{encoding}` is not supported (send gzip or no encoding)"),
         ));
     };
-    if bytes.len() > MAX_BODY {
+    if bytes.len() > limit {
         return Err(BodyError::new(
             Refusal::TooLarge,
             "body",
-            format!("more than {MAX_BODY} bytes"),
+            format!("more than {limit} bytes (limits.body_bytes)"),
         ));
     }
     serde_json::from_slice(bytes)
@@ -127,7 +140,7 @@ fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, BodyError> {
         return Err(BodyError::new(
             Refusal::TooLarge,
             "body",
-            format!("more than {limit} bytes once decompressed"),
+            format!("more than {limit} bytes once decompressed (limits.body_bytes)"),
         ));
     }
     Ok(out)
@@ -183,7 +196,7 @@ impl Taken {
 /// and `identify` (whose `type` defaults to the call's), refused whole if
 /// it is bad, or `{"batch": [messages…]}`, taken item by item: a bad item
 /// is listed in [`Taken::refused`] and the others are taken. A body that is
-/// not of that shape, or holds more than [`MAX_BATCH`] items, is refused
+/// not of that shape, or holds more than `limits.batch` items, is refused
 /// whole. `now` is the time of messages without a `timestamp`.
 pub fn messages(json: &Json, call: Call, now: DateTime<Utc>) -> Result<Taken, BodyError> {
     messages_within(json, call, now, &Limits::default())
@@ -245,11 +258,14 @@ pub fn messages_within(
                     ));
                 }
             };
-            if items.len() > MAX_BATCH {
+            if items.len() > limits.batch {
                 return Err(BodyError::new(
                     Refusal::TooLarge,
                     "batch",
-                    format!("at most {MAX_BATCH} messages per batch"),
+                    format!(
+                        "at most {} messages per batch (limits.batch_items)",
+                        limits.batch
+                    ),
                 ));
             }
             for (index, item) in items.iter().enumerate() {
@@ -533,6 +549,7 @@ mod tests {
             property_name: 4,
             properties: 64,
             user_state: 1000,
+            ..Limits::default()
         };
         let refused = |body: Json, call: Call| {
             messages_within(&body, call, now, &limits).expect_err("refused")
@@ -658,12 +675,23 @@ mod tests {
         fits.resize(MAX_BODY, b' ');
         let small = gzip(&fits);
         assert!(small.len() < 64 * 1024, "{}", small.len());
-        assert_eq!(decode_body(Some("gzip"), &small), Ok(json!({})));
+        assert_eq!(decode_body(Some("gzip"), &small, MAX_BODY), Ok(json!({})));
         fits.push(b' ');
         let bomb = gzip(&fits);
-        let e = decode_body(Some("gzip"), &bomb).unwrap_err();
+        let e = decode_body(Some("gzip"), &bomb, MAX_BODY).unwrap_err();
         assert_eq!((e.refusal, e.field.as_str()), (Refusal::TooLarge, "body"));
-        let e = decode_body(Some("x-gzip"), &gzip(&vec![0; 2 * MAX_BODY])).unwrap_err();
+        let e = decode_body(Some("x-gzip"), &gzip(&vec![0; 2 * MAX_BODY]), MAX_BODY).unwrap_err();
+        assert_eq!(e.refusal, Refusal::TooLarge);
+    }
+
+    #[test]
+    fn the_body_limit_is_the_one_configured() {
+        let message = br#"{"userId":"u1","event":"x"}"#;
+        assert!(decode_body(None, message, message.len()).is_ok());
+        let e = decode_body(None, message, message.len() - 1).unwrap_err();
+        assert_eq!((e.refusal, e.field.as_str()), (Refusal::TooLarge, "body"));
+        assert!(e.message.contains("limits.body_bytes"), "{}", e.message);
+        let e = decode_body(Some("gzip"), &gzip(message), 8).unwrap_err();
         assert_eq!(e.refusal, Refusal::TooLarge);
     }
 
@@ -671,28 +699,31 @@ mod tests {
     fn bodies_decode_by_their_content_encoding() {
         let message = br#"{"userId":"u1","event":"x"}"#;
         assert_eq!(
-            decode_body(Some("GZIP"), &gzip(message)),
-            decode_body(None, message)
+            decode_body(Some("GZIP"), &gzip(message), MAX_BODY),
+            decode_body(None, message, MAX_BODY)
         );
-        assert!(decode_body(Some("identity"), message).is_ok());
-        let e = decode_body(Some("br"), message).unwrap_err();
+        assert!(decode_body(Some("identity"), message, MAX_BODY).is_ok());
+        let e = decode_body(Some("br"), message, MAX_BODY).unwrap_err();
         assert_eq!(
             (e.refusal, e.field.as_str()),
             (Refusal::UnsupportedEncoding, "content-encoding")
         );
-        let e = decode_body(Some("gzip"), message).unwrap_err();
+        let e = decode_body(Some("gzip"), message, MAX_BODY).unwrap_err();
         assert_eq!((e.refusal, e.field.as_str()), (Refusal::Invalid, "body"));
         assert!(e.message.contains("gzip"), "{e}");
         // Members after the first are not dropped, and neither is trailing junk.
         let mut two = gzip(br#"{"userId":"u1","#);
         two.extend(gzip(br#""event":"x"}"#));
-        assert_eq!(decode_body(Some("gzip"), &two), decode_body(None, message));
+        assert_eq!(
+            decode_body(Some("gzip"), &two, MAX_BODY),
+            decode_body(None, message, MAX_BODY)
+        );
         let mut junk = gzip(message);
         junk.extend(b"junk");
-        assert!(decode_body(Some("gzip"), &junk).is_err());
-        let e = decode_body(None, &gzip(message)).unwrap_err();
+        assert!(decode_body(Some("gzip"), &junk, MAX_BODY).is_err());
+        let e = decode_body(None, &gzip(message), MAX_BODY).unwrap_err();
         assert_eq!((e.refusal, e.field.as_str()), (Refusal::Invalid, "body"));
-        assert!(decode_body(None, b"").is_err());
+        assert!(decode_body(None, b"", MAX_BODY).is_err());
     }
 
     #[test]

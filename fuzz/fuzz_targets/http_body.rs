@@ -167,7 +167,7 @@ fuzz_target!(|data: &[u8]| {
     };
 
     // The pure path: every refusal names its field.
-    let decoded = ingest::decode_body(encoding, &body);
+    let decoded = ingest::decode_body(encoding, &body, ingest::MAX_BODY);
     let converted = decoded
         .as_ref()
         .ok()

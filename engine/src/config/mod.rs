@@ -537,6 +537,8 @@ fn validate(table: &Table, kinds: &dyn KindCheck, errors: &mut Vec<ConfigError>)
                 "property_name_bytes",
                 "properties_bytes",
                 "user_state_bytes",
+                "body_bytes",
+                "batch_items",
             ],
         );
         let mut size = |key: &str, value: &mut usize| {
@@ -548,6 +550,10 @@ fn validate(table: &Table, kinds: &dyn KindCheck, errors: &mut Vec<ConfigError>)
         size("property_name_bytes", &mut limits.property_name);
         size("properties_bytes", &mut limits.properties);
         size("user_state_bytes", &mut limits.user_state);
+        size("body_bytes", &mut limits.body);
+        if let Some(n) = r.integer(t, "limits", "batch_items", 1, 100_000) {
+            limits.batch = n as usize;
+        }
     }
     let mut http = Http::default();
     if let Some(t) = r.table(table, "", "http") {

@@ -86,6 +86,7 @@ impl IntoResponse for ApiError {
 }
 
 pub fn router(state: AppState) -> Router {
+    let body_limit = state.limits.body;
     Router::new()
         .route(
             "/healthz",
@@ -106,8 +107,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/journeys/{name}/stats", get(stats))
         .route("/v1/journeys/{name}/pause", post(pause))
         .route("/v1/journeys/{name}/resume", post(resume))
-        .layer(DefaultBodyLimit::max(ingest::MAX_BODY))
-        .layer(axum::middleware::from_fn(refuse_oversize))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(move |request, next| {
+            refuse_oversize(body_limit, request, next)
+        }))
         .layer(axum::middleware::from_fn(count_requests))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "path", "no such route") })
         .method_not_allowed_fallback(|| async {
@@ -124,6 +127,7 @@ pub fn router(state: AppState) -> Router {
 /// read: with `Expect: 100-continue` the client gets 413 instead of
 /// `100 Continue` (hyper sends that only once a handler reads the body).
 async fn refuse_oversize(
+    limit: usize,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
@@ -132,11 +136,11 @@ async fn refuse_oversize(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    if length.is_some_and(|n| n > ingest::MAX_BODY as u64) {
+    if length.is_some_and(|n| n > limit as u64) {
         return ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body",
-            format!("more than {} bytes", ingest::MAX_BODY),
+            format!("more than {limit} bytes (limits.body_bytes)"),
         )
         .into_response();
     }
@@ -235,7 +239,11 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// The body as JSON, gunzipped when it says so (within the size limit).
-fn json_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Json, ApiError> {
+fn json_body(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json, ApiError> {
     let body = body.map_err(|e| {
         let status = e.status();
         let timed_out = std::error::Error::source(&e)
@@ -268,7 +276,7 @@ fn json_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result
             )
         })?),
     };
-    ingest::decode_body(encoding, &body).map_err(ApiError::from)
+    ingest::decode_body(encoding, &body, state.limits.body).map_err(ApiError::from)
 }
 
 impl From<ingest::BodyError> for ApiError {
@@ -338,9 +346,9 @@ async fn ingest(
     // within the size limit, before it is refused.
     let json = if presented_token(&headers, None).is_some() {
         authorize(&state, &headers, None, Scope::Ingest)?;
-        json_body(&headers, body)?
+        json_body(&state, &headers, body)?
     } else {
-        let json = json_body(&headers, body)?;
+        let json = json_body(&state, &headers, body)?;
         authorize(&state, &headers, Some(&json), Scope::Ingest)?;
         json
     };
@@ -602,7 +610,7 @@ async fn deploy(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers, None, Scope::Admin)?;
-    let json = json_body(&headers, body)?;
+    let json = json_body(&state, &headers, body)?;
     let Some(files) = json.get("files").and_then(Json::as_object) else {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
