@@ -6,6 +6,7 @@ pub mod check;
 pub mod explain;
 pub mod fmt;
 mod json_log;
+mod progress;
 pub mod run;
 pub mod simulate;
 pub mod test;

@@ -1,8 +1,11 @@
 //! `waymark simulate`: the real engine on a virtual clock and a temporary
 //! store, fed recorded events (Segment-shaped JSON lines, in timestamp
 //! order). Prints every record as a timeline (or JSON lines), then a
-//! per-journey summary. The same inputs give byte-identical output.
+//! per-journey summary. The same inputs give byte-identical output. A long
+//! run shows its progress on stderr when that is a terminal (`--quiet`
+//! turns it off).
 
+use super::progress::Progress;
 use crate::ingest::Message;
 use crate::runtime::Runtime;
 use crate::store::{MemoryKv, Store};
@@ -34,6 +37,10 @@ pub struct SimulateArgs {
     /// Time zone for the human timeline.
     #[arg(long, default_value = "UTC")]
     pub tz: String,
+    /// No progress on stderr (shown for long event files when stderr is a
+    /// terminal).
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 pub fn run(args: &SimulateArgs) -> Result<ExitCode> {
@@ -65,9 +72,9 @@ fn simulate(args: &SimulateArgs) -> Result<ExitCode> {
         return Ok(ExitCode::from(1));
     };
     let name = args.events.display().to_string();
-    let reader = BufReader::new(
-        std::fs::File::open(&args.events).with_context(|| format!("cannot read {name}"))?,
-    );
+    let file = std::fs::File::open(&args.events).with_context(|| format!("cannot read {name}"))?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let reader = BufReader::new(file);
     let mut runtime = Runtime::new(Store::new(MemoryKv::default()), Deployment::new(plan));
     let json = args.format == "json";
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -83,7 +90,8 @@ fn simulate(args: &SimulateArgs) -> Result<ExitCode> {
         }
         Ok(())
     };
-    let progress = std::io::stderr().is_terminal();
+    let mut progress = (!args.quiet && std::io::stderr().is_terminal())
+        .then(|| Progress::new(size, std::time::Instant::now()));
     let mut unsupported: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     // Starts at the first event's time and moves with the events, as the
     // wall clock does under the daemon.
@@ -91,6 +99,15 @@ fn simulate(args: &SimulateArgs) -> Result<ExitCode> {
     let mut count = 0u64;
     for (index, line) in reader.lines().enumerate() {
         let line = line.with_context(|| format!("cannot read {name}"))?;
+        if let Some(progress) = &mut progress
+            && let Some(status) = progress.line(
+                line.len() + 1,
+                clock.as_ref().map(Clock::now),
+                std::time::Instant::now(),
+            )
+        {
+            eprint!("\r{status}\x1b[K");
+        }
         if line.trim().is_empty() {
             continue;
         }
@@ -121,12 +138,14 @@ fn simulate(args: &SimulateArgs) -> Result<ExitCode> {
         emit(runtime.advance_to(clock.now())?, &mut out)?;
         emit(runtime.ingest(&[input], clock.now())?, &mut out)?;
         count += 1;
-        if progress && count.is_multiple_of(10_000) {
-            eprint!("\r{count} events, clock at {}", show(at, chrono_tz::UTC));
-        }
     }
-    if progress && count >= 10_000 {
-        eprintln!();
+    if let Some(progress) = &progress
+        && progress.shown()
+    {
+        eprintln!(
+            "\r{}\x1b[K",
+            progress.finished(count, std::time::Instant::now())
+        );
     }
     let Some(clock) = clock else {
         bail!("{name}: no events")
