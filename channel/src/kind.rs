@@ -114,11 +114,6 @@ impl Validated {
             value: Arc::new(settings),
         }
     }
-
-    /// The kind that read them.
-    pub fn kind(&self) -> &'static str {
-        self.kind
-    }
 }
 
 impl std::fmt::Debug for Validated {

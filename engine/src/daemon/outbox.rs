@@ -360,7 +360,7 @@ async fn attempt(
         Err(error) => {
             let age = (now - entry.record.at).to_std().unwrap_or_default();
             entry.last_error = Some(error.to_string());
-            let hopeless = matches!(error, DeliveryError::Permanent(_))
+            let hopeless = !error.is_retryable()
                 || entry.attempts >= channel.retry.max_attempts
                 || age >= channel.retry.max_age;
             if hopeless {

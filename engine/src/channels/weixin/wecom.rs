@@ -7,7 +7,7 @@
 //! as invalid or unlicensed did not get the message: a permanent failure.
 
 use super::token::{self as weixin, Account, AccountKeys, Api, Fetched, TokenSource};
-use crate::channels::http::{self, field_text};
+use crate::channels::http;
 use reqwest::{Client, Url};
 use std::sync::Arc;
 use toml::Table;
@@ -132,9 +132,7 @@ struct WecomChannel {
 
 /// The message body, or why there is none.
 fn content(message: &Message) -> Result<(&'static str, String), DeliveryError> {
-    let fields = &message.fields;
-    let get = |k: &str| fields.get(k).filter(|v| !v.is_null()).map(field_text);
-    match (get("text"), get("markdown")) {
+    match (message.text("text"), message.text("markdown")) {
         (Some(text), None) => Ok(("text", text)),
         (None, Some(markdown)) => Ok(("markdown", markdown)),
         (Some(_), Some(_)) => Err(DeliveryError::Permanent(
