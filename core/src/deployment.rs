@@ -28,6 +28,72 @@ pub struct Deployment {
     pub coupon_secret: crate::machine::CouponSecret,
     /// Where the current set was deployed from (stored with it).
     pub source: DeploySource,
+    /// Which events' history users keep.
+    pub history: HistoryKept,
+    /// Per event name, the journeys, rules and tasks of the current plan
+    /// that it can start or count, each in plan order.
+    listeners: std::collections::HashMap<String, Listeners>,
+}
+
+/// What one event name can start or count, by index into the plan's lists.
+#[derive(Debug, Clone, Default)]
+pub struct Listeners {
+    pub journeys: Vec<usize>,
+    pub rules: Vec<usize>,
+    pub tasks: Vec<usize>,
+}
+
+static NO_LISTENERS: Listeners = Listeners {
+    journeys: Vec::new(),
+    rules: Vec::new(),
+    tasks: Vec::new(),
+};
+
+fn listeners(plan: &Plan) -> std::collections::HashMap<String, Listeners> {
+    let mut by_event: std::collections::HashMap<String, Listeners> = Default::default();
+    for (i, j) in plan.journeys.iter().enumerate() {
+        let mut names: Vec<&str> = j
+            .triggers
+            .iter()
+            .filter_map(|t| match t {
+                Trigger::Event(f) => Some(f.event.as_str()),
+                _ => None,
+            })
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        for name in names {
+            by_event.entry(name.into()).or_default().journeys.push(i);
+        }
+    }
+    for (i, r) in plan.rules.iter().enumerate() {
+        by_event
+            .entry(r.when.event.clone())
+            .or_default()
+            .rules
+            .push(i);
+    }
+    for (i, t) in plan.tasks.iter().enumerate() {
+        by_event
+            .entry(t.on.event.clone())
+            .or_default()
+            .tasks
+            .push(i);
+    }
+    by_event
+}
+
+/// Which events' history users keep.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum HistoryKept {
+    /// Every event's: the daemon's, since a script deployed later may read
+    /// the history of any event that came before it.
+    #[default]
+    All,
+    /// Only the events the deployed scripts read (`Plan::history_reads`):
+    /// a preview's, whose scripts do not change while it runs. What the
+    /// scripts see is the same; users hold less.
+    Read,
 }
 
 /// Where a deployed set came from. The daemon deploys its scripts folder
@@ -91,6 +157,14 @@ pub struct DeployReport {
 }
 
 impl Deployment {
+    /// Whether users keep the history of event `name`.
+    pub fn keeps_history_of(&self, name: &str) -> bool {
+        match self.history {
+            HistoryKept::All => true,
+            HistoryKept::Read => self.plan.history_reads.contains(name),
+        }
+    }
+
     pub fn new(plan: Plan) -> Deployment {
         let mut d = Deployment {
             plan: Arc::new(Plan::default()),
@@ -104,6 +178,8 @@ impl Deployment {
             recipients: BTreeMap::new(),
             coupon_secret: Default::default(),
             source: DeploySource::default(),
+            history: HistoryKept::default(),
+            listeners: Default::default(),
         };
         d.replace(plan);
         d
@@ -161,8 +237,15 @@ impl Deployment {
                     })
             })
             .collect();
+        self.listeners = listeners(&plan);
         self.plan = Arc::new(plan);
         report
+    }
+
+    /// The journeys, rules and tasks of the current plan an event named
+    /// `name` can start or count.
+    pub fn listeners(&self, name: &str) -> &Listeners {
+        self.listeners.get(name).unwrap_or(&NO_LISTENERS)
     }
 
     /// Every journey version kept (for storing them).

@@ -24,7 +24,9 @@ const EXACT_SECONDS: i64 = 48 * 3600;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct History {
-    events: BTreeMap<String, EventHistory>,
+    /// Boxed: a map node holds eleven entries, and most users have a
+    /// few event names, so unboxed aggregates would mostly be empty slots.
+    events: BTreeMap<String, Box<EventHistory>>,
 }
 
 /// One event name's aggregates. Days and recent occurrences are kept in

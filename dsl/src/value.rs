@@ -12,6 +12,72 @@ use std::str::FromStr;
 
 use crate::types::Type;
 
+/// A value read straight from JSON text, as [`Value::from_json`] reads
+/// parsed JSON (numbers as exact decimals, objects as records; of a key
+/// given twice the last counts), without building the parsed JSON first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FromJson(pub Value);
+
+impl<'de> Deserialize<'de> for FromJson {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<FromJson, D::Error> {
+        d.deserialize_any(JsonVisitor).map(FromJson)
+    }
+}
+
+struct JsonVisitor;
+
+impl<'de> serde::de::Visitor<'de> for JsonVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(JsonVisitor)
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
+        Ok(Value::Bool(b))
+    }
+    fn visit_u64<E>(self, n: u64) -> Result<Value, E> {
+        Ok(Value::Number(Decimal::from(n)))
+    }
+    fn visit_i64<E>(self, n: i64) -> Result<Value, E> {
+        Ok(Value::Number(Decimal::from(n)))
+    }
+    fn visit_f64<E>(self, n: f64) -> Result<Value, E> {
+        // Exactly as from_json reads it: through JSON's own number.
+        Ok(serde_json::Number::from_f64(n)
+            .map(|n| Value::from_json(&serde_json::Value::Number(n)))
+            .unwrap_or(Value::Null))
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Value, E> {
+        Ok(Value::String(s.to_string()))
+    }
+    fn visit_string<E>(self, s: String) -> Result<Value, E> {
+        Ok(Value::String(s))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+        while let Some(FromJson(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::List(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = BTreeMap::new();
+        while let Some((key, FromJson(value))) = map.next_entry::<String, FromJson>()? {
+            out.insert(key, value);
+        }
+        Ok(Value::Record(out))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub enum Value {
     #[default]

@@ -315,6 +315,118 @@ pub fn timestamp(
     }
 }
 
+/// One Segment message from its JSON text. A plain `track` or
+/// `identify` (a string user id, a `timestamp`, nothing past a limit) is
+/// read straight from the text into an input; any other message, and every
+/// message with something wrong, is parsed as JSON and read by [`input`],
+/// so that what is taken and every refusal is the same either way.
+pub fn input_from_text(text: &str) -> Result<(Message, DateTime<Utc>), TextError> {
+    if let Some(plain) = plain_input(text, &Limits::default()) {
+        return Ok(plain);
+    }
+    let json: Json = serde_json::from_str(text).map_err(TextError::Json)?;
+    input(&json, None).map_err(TextError::Message)
+}
+
+/// Why a message's text was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum TextError {
+    #[error("not JSON: {0}")]
+    Json(serde_json::Error),
+    #[error("{0}")]
+    Message(IngestError),
+}
+
+/// The message in `text`, if it is a plain `track` or `identify` that
+/// [`input_as`] would take as it is; `None` for anything else.
+fn plain_input(text: &str, limits: &Limits) -> Option<(Message, DateTime<Utc>)> {
+    use std::borrow::Cow;
+    use waymark_dsl::value::FromJson;
+    // Properties written back as JSON (what their limit counts) are at
+    // most a few times their text (`9e15` is `9000000000000000.0`): a
+    // message this short cannot reach the limit.
+    if text.len().saturating_mul(8) > limits.properties {
+        return None;
+    }
+    #[derive(serde::Deserialize)]
+    struct Plain<'a> {
+        #[serde(rename = "type", borrow, default)]
+        kind: Option<Cow<'a, str>>,
+        #[serde(rename = "userId", borrow, default)]
+        user_id: Option<Cow<'a, str>>,
+        #[serde(rename = "anonymousId", borrow, default)]
+        anonymous_id: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        event: Option<Cow<'a, str>>,
+        #[serde(default)]
+        properties: Option<FromJson>,
+        #[serde(default)]
+        traits: Option<FromJson>,
+        #[serde(borrow, default)]
+        timestamp: Option<Cow<'a, str>>,
+        #[serde(rename = "messageId", borrow, default)]
+        message_id: Option<Cow<'a, str>>,
+    }
+    let plain: Plain = serde_json::from_str(text).ok()?;
+    let user = plain.user_id.or(plain.anonymous_id)?;
+    if user.is_empty() || user.len() > 256 {
+        return None;
+    }
+    let at = DateTime::parse_from_rfc3339(plain.timestamp.as_deref()?)
+        .ok()?
+        .to_utc();
+    let message_id = match plain.message_id {
+        Some(id) if id.is_empty() => return None,
+        id => id.map(Cow::into_owned),
+    };
+    let record = |value: Option<FromJson>| match value {
+        None => Some(Value::Record(Default::default())),
+        Some(FromJson(v @ Value::Record(_))) => {
+            (!has_long_name(&v, limits.property_name)).then_some(v)
+        }
+        Some(_) => None,
+    };
+    let kind = match (plain.kind.as_deref(), &plain.event) {
+        (Some(kind), _) => kind,
+        (None, Some(_)) => "track",
+        (None, None) => return None,
+    };
+    let input = match kind {
+        "track" => {
+            let name = plain.event?;
+            if name.is_empty() || name.len() > limits.event_name {
+                return None;
+            }
+            Input::Track(Event {
+                user: user.into_owned(),
+                name: name.into_owned(),
+                properties: record(plain.properties)?,
+                at,
+                message_id,
+            })
+        }
+        "identify" => Input::Identify {
+            user: user.into_owned(),
+            traits: record(plain.traits)?,
+            at,
+            message_id,
+        },
+        _ => return None,
+    };
+    Some((Message::Input(input), at))
+}
+
+/// Whether a name anywhere in `value` is longer than `limit` bytes.
+fn has_long_name(value: &Value, limit: usize) -> bool {
+    match value {
+        Value::Record(map) => map
+            .iter()
+            .any(|(k, v)| k.len() > limit || has_long_name(v, limit)),
+        Value::List(items) => items.iter().any(|v| has_long_name(v, limit)),
+        _ => false,
+    }
+}
+
 /// One Segment message, and its time.
 pub fn input(
     json: &Json,

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod ingest;
+pub mod preview;
 pub mod runtime;
 pub mod store;
 pub mod testing;

@@ -6,6 +6,7 @@
 use crate::model::UserState;
 use chrono::{DateTime, Duration, Utc};
 use rust_decimal::Decimal;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use waymark_dsl::ast::BinaryOp;
 use waymark_dsl::plan::{Expr, Plan};
@@ -99,6 +100,17 @@ pub fn user_value(state: &UserState) -> Value {
     Value::Record(map)
 }
 
+static NULL: Value = Value::Null;
+
+/// A field of [`user_value`] that is a trait as stored (not one of the
+/// built-in fields, and present), borrowed.
+fn user_trait<'s>(state: &'s UserState, field: &str) -> Option<&'s Value> {
+    match field {
+        "id" | "created_at" | "tags" | "points" | "coupons" => None,
+        _ => state.traits.get(field),
+    }
+}
+
 /// One field of [`user_value`], without building the rest.
 fn user_field(state: &UserState, field: &str) -> Value {
     match field {
@@ -164,11 +176,7 @@ impl<'a> Env<'a> {
             Expr::Now => Value::Timestamp(self.now),
             Expr::Binding(name) => self.bindings.get(name).cloned().unwrap_or(Value::Null),
             Expr::Segment(name) => Value::Bool(self.segment(name)?),
-            Expr::Field(base, field) => match (base.as_ref(), field.as_str()) {
-                // Avoid building the whole profile for `user.x`.
-                (Expr::User, f) => user_field(self.state, f),
-                _ => self.eval(base)?.field(field).clone(),
-            },
+            Expr::Field(..) => self.value(expr)?.into_owned(),
             Expr::Index(base, index) => {
                 let (base, index) = (self.eval(base)?, self.eval(index)?);
                 match (&base, &index) {
@@ -202,7 +210,7 @@ impl<'a> Env<'a> {
             Expr::Binary(BinaryOp::Or, l, r) => {
                 Value::Bool(self.condition(l)? || self.condition(r)?)
             }
-            Expr::Binary(op, l, r) => binary(*op, self.eval(l)?, self.eval(r)?)?,
+            Expr::Binary(op, l, r) => binary(*op, self.value(l)?, self.value(r)?)?,
             Expr::List(items) => Value::List(
                 items
                     .iter()
@@ -222,6 +230,31 @@ impl<'a> Env<'a> {
                 }
                 Value::String(out)
             }
+        })
+    }
+
+    /// An expression's value, borrowed where it is already held (a literal,
+    /// the event, a binding, a profile field, a field of any of these) so
+    /// that reading `event.amount` does not copy the event.
+    fn value<'s>(&'s self, expr: &'s Expr) -> Result<Cow<'s, Value>, EvalError> {
+        Ok(match expr {
+            Expr::Literal(v) => Cow::Borrowed(v),
+            Expr::Event => Cow::Borrowed(self.event),
+            Expr::Journey => Cow::Borrowed(&self.journey),
+            Expr::User => Cow::Borrowed(self.user()),
+            Expr::Binding(name) => Cow::Borrowed(self.bindings.get(name).unwrap_or(&NULL)),
+            Expr::Field(base, field) => match (base.as_ref(), field.as_str()) {
+                // Avoid building the whole profile for `user.x`.
+                (Expr::User, f) => match user_trait(self.state, f) {
+                    Some(v) => Cow::Borrowed(v),
+                    None => Cow::Owned(user_field(self.state, f)),
+                },
+                _ => match self.value(base)? {
+                    Cow::Borrowed(v) => Cow::Borrowed(v.field(field)),
+                    Cow::Owned(v) => Cow::Owned(v.field(field).clone()),
+                },
+            },
+            _ => Cow::Owned(self.eval(expr)?),
         })
     }
 
@@ -286,32 +319,34 @@ impl waymark_stdlib::Context for StdContext<'_, '_> {
 }
 
 /// Timestamps compare with RFC 3339 strings (event properties arrive as JSON).
-fn coerce(l: Value, r: Value) -> (Value, Value) {
-    match (&l, &r) {
+fn coerce<'v>(l: Cow<'v, Value>, r: Cow<'v, Value>) -> (Cow<'v, Value>, Cow<'v, Value>) {
+    let owned = |v: Value| Cow::Owned(v);
+    match (&*l, &*r) {
         (Value::Timestamp(_), Value::String(_)) => match r.as_timestamp() {
-            Some(t) => (l, Value::Timestamp(t)),
+            Some(t) => (l, owned(Value::Timestamp(t))),
             None => (l, r),
         },
         (Value::String(_), Value::Timestamp(_)) => match l.as_timestamp() {
-            Some(t) => (Value::Timestamp(t), r),
+            Some(t) => (owned(Value::Timestamp(t)), r),
             None => (l, r),
         },
         (Value::Date(_), Value::String(_)) => match r.as_date() {
-            Some(d) => (l, Value::Date(d)),
+            Some(d) => (l, owned(Value::Date(d))),
             None => (l, r),
         },
         (Value::String(_), Value::Date(_)) => match l.as_date() {
-            Some(d) => (Value::Date(d), r),
+            Some(d) => (owned(Value::Date(d)), r),
             None => (l, r),
         },
         _ => (l, r),
     }
 }
 
-fn binary(op: BinaryOp, l: Value, r: Value) -> Result<Value, EvalError> {
+fn binary(op: BinaryOp, l: Cow<'_, Value>, r: Cow<'_, Value>) -> Result<Value, EvalError> {
     use BinaryOp as B;
     use Value as V;
     let (l, r) = coerce(l, r);
+    let (l, r) = (&*l, &*r);
     let cmp = |o: std::cmp::Ordering| {
         Value::Bool(match op {
             B::Lt => o.is_lt(),
@@ -323,7 +358,7 @@ fn binary(op: BinaryOp, l: Value, r: Value) -> Result<Value, EvalError> {
     match op {
         B::Eq => Ok(V::Bool(l == r)),
         B::Ne => Ok(V::Bool(l != r)),
-        B::Lt | B::Le | B::Gt | B::Ge => match (&l, &r) {
+        B::Lt | B::Le | B::Gt | B::Ge => match (l, r) {
             (V::Null, _) | (_, V::Null) => Ok(V::Bool(false)),
             (V::Number(a), V::Number(b)) => Ok(cmp(a.cmp(b))),
             (V::String(a), V::String(b)) => Ok(cmp(a.cmp(b))),
@@ -338,9 +373,9 @@ fn binary(op: BinaryOp, l: Value, r: Value) -> Result<Value, EvalError> {
                 right: r.type_of(),
             }),
         },
-        B::In => match &r {
-            V::List(items) => Ok(V::Bool(items.contains(&l))),
-            V::String(s) => match &l {
+        B::In => match r {
+            V::List(items) => Ok(V::Bool(items.contains(l))),
+            V::String(s) => match l {
                 V::String(needle) => Ok(V::Bool(s.contains(needle.as_str()))),
                 V::Null => Ok(V::Bool(false)),
                 other => Err(EvalError::InStringNeedsString(other.type_of())),
@@ -353,12 +388,12 @@ fn binary(op: BinaryOp, l: Value, r: Value) -> Result<Value, EvalError> {
     }
 }
 
-fn arithmetic(op: BinaryOp, l: Value, r: Value) -> Result<Value, EvalError> {
+fn arithmetic(op: BinaryOp, l: &Value, r: &Value) -> Result<Value, EvalError> {
     use BinaryOp as B;
     use Value as V;
     let overflow = || EvalError::Overflow(op);
     let seconds = |d: i64| Duration::try_seconds(d).ok_or_else(overflow);
-    match (op, &l, &r) {
+    match (op, l, r) {
         (_, V::Null, _) | (_, _, V::Null) => Err(EvalError::NullArithmetic(op)),
         (B::Add, V::Number(a), V::Number(b)) => {
             a.checked_add(*b).map(V::Number).ok_or_else(overflow)
@@ -436,6 +471,10 @@ mod tests {
 
     fn n(s: &str) -> Value {
         Value::Number(Decimal::from_str(s).unwrap())
+    }
+
+    fn binary(op: BinaryOp, l: Value, r: Value) -> Result<Value, EvalError> {
+        super::binary(op, Cow::Owned(l), Cow::Owned(r))
     }
 
     #[test]

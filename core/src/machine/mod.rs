@@ -175,9 +175,11 @@ pub(crate) struct Cx<'a> {
 impl<'a> Cx<'a> {
     fn event(&mut self, event: &Event) {
         let d = self.d;
-        self.user
-            .history
-            .record(&event.name, event.at, &event.properties);
+        if d.keeps_history_of(&event.name) {
+            self.user
+                .history
+                .record(&event.name, event.at, &event.properties);
+        }
         // Built only if a condition or a binding reads it: most events
         // match no filter.
         let value = EventValue::new(event);
@@ -290,7 +292,8 @@ impl<'a> Cx<'a> {
         }
         // Journeys, rules and tasks the event starts or counts.
         let plan = d.plan.clone();
-        for journey in &plan.journeys {
+        let listening = d.listeners(&event.name);
+        for journey in listening.journeys.iter().map(|&i| &plan.journeys[i]) {
             let triggered = journey.triggers.iter().any(|t| match t {
                 Trigger::Event(f) => self.filter_matches(f, &event.name, &value, journey),
                 _ => false,
@@ -299,10 +302,10 @@ impl<'a> Cx<'a> {
                 self.try_enter(journey, value.get().clone(), &event.name);
             }
         }
-        for rule in &plan.rules {
+        for rule in listening.rules.iter().map(|&i| &plan.rules[i]) {
             self.rule(rule, event, &value);
         }
-        for task in &plan.tasks {
+        for task in listening.tasks.iter().map(|&i| &plan.tasks[i]) {
             self.task(task, event, &value);
         }
         self.run_ready();

@@ -251,7 +251,12 @@ impl Cx<'_> {
     }
 
     /// An `error` record for the step: its message is what a person reads.
-    fn error(&mut self, owner: &Owner<'_>, inst: &Instance, error: impl std::fmt::Display) {
+    pub(super) fn error(
+        &mut self,
+        owner: &Owner<'_>,
+        inst: &Instance,
+        error: impl std::fmt::Display,
+    ) {
         let mut r = self.step_record(owner, inst, Kind::Error);
         r.message = Some(error.to_string());
         self.records.push(r);

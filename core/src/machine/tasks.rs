@@ -5,10 +5,11 @@
 //! as often as `repeatable` / `max N per user` allow.
 
 use super::run::Owner;
-use super::{Cx, EventValue};
+use super::{Cx, Env, EventValue};
 use crate::journal::{Kind, Record};
 use crate::model::Event;
 use chrono::Duration;
+use std::collections::BTreeMap;
 use waymark_dsl::plan::{RulePlan, TaskPlan, TaskProgress};
 use waymark_dsl::value::Value;
 
@@ -32,13 +33,29 @@ impl Cx<'_> {
             can_wait: true,
             lifecycle: false,
         };
-        let mut inst = self.new_instance(&rule.name, "rule", rule.steps.start, value.clone());
+        // Conditions are read before the instance is made, as they would
+        // read it (the event, no bindings): most events pass no rule, and
+        // making one copies the event. The instance number is taken anyway.
+        let tz = self.zone(None, owner.tz, &owner.policy.name);
+        let no_bindings = BTreeMap::new();
         let conditions = rule.when.filter.iter().chain(rule.condition.iter());
         for condition in conditions {
-            if !self.condition(&owner, &inst, condition) {
-                return;
+            let env = Env::new(&d.plan, self.user, value, &no_bindings, self.now, tz);
+            match env.condition(condition) {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.user.next_instance += 1;
+                    return;
+                }
+                Err(error) => {
+                    let inst =
+                        self.new_instance(&rule.name, "rule", rule.steps.start, value.clone());
+                    self.error(&owner, &inst, error);
+                    return;
+                }
             }
         }
+        let mut inst = self.new_instance(&rule.name, "rule", rule.steps.start, value.clone());
         // A send deferred by quiet hours or a cap holds the run until then.
         if self.run(&owner, &mut inst) {
             self.user.instances.push(inst);

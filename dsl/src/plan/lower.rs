@@ -9,7 +9,7 @@ use crate::library::FunctionTable;
 use crate::scope::walk::{Binding, BindingKind, EventCtx, Owner, Scope};
 use crate::scope::{self, Symbols};
 use crate::source::{Sources, Span};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Lowers a deployment that checked without errors.
 pub fn lower(sources: &Sources, files: &[ast::File], functions: &dyn FunctionTable) -> Plan {
@@ -58,6 +58,7 @@ pub fn lower(sources: &Sources, files: &[ast::File], functions: &dyn FunctionTab
             Decl::Schema(_) | Decl::Const(_) => {}
         }
     }
+    plan.history_reads = history_reads(files, functions);
     if plan.policy("default").is_none() {
         plan.policies.push(PolicyPlan {
             name: "default".into(),
@@ -65,6 +66,34 @@ pub fn lower(sources: &Sources, files: &[ast::File], functions: &dyn FunctionTab
         });
     }
     plan
+}
+
+/// Every event named as an argument of a function that takes event names.
+fn history_reads(files: &[ast::File], functions: &dyn FunctionTable) -> BTreeSet<String> {
+    use crate::scope::walk::{self, Child, Role, Visitor};
+    struct Reads<'t> {
+        functions: &'t dyn FunctionTable,
+        names: BTreeSet<String>,
+    }
+    impl<'a> Visitor<'a> for Reads<'_> {
+        fn expr(&mut self, expr: &'a ast::Expr, _: Role, _: &Scope<'a>) {
+            let names = &mut self.names;
+            walk::each_subexpr(expr, Child::Value, self.functions, &mut |e, child| {
+                let name = match child {
+                    Child::Value => None,
+                    Child::EventName => walk::event_name_arg(e),
+                    Child::EventField => walk::event_field(e).map(|(event, _)| event),
+                };
+                names.extend(name);
+            });
+        }
+    }
+    let mut reads = Reads {
+        functions,
+        names: BTreeSet::new(),
+    };
+    walk::walk(files, &mut reads);
+    reads.names
 }
 
 struct Lowering<'c, 'a> {

@@ -38,6 +38,11 @@ pub struct Plan {
     /// Always holds `default` (empty when the scripts declare none).
     pub policies: Vec<PolicyPlan>,
     pub tests: Vec<TestPlan>,
+    /// The events whose history the scripts read (`count`, `sum`, `last`,
+    /// `first` and any other function taking an event name). A shell whose
+    /// scripts cannot change while it runs keeps history for these only.
+    #[serde(default)]
+    pub history_reads: std::collections::BTreeSet<String>,
 }
 
 impl Plan {

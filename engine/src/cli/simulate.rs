@@ -7,8 +7,7 @@
 
 use super::progress::Progress;
 use crate::ingest::Message;
-use crate::runtime::Runtime;
-use crate::store::{MemoryKv, Store};
+use crate::preview::Preview;
 use anyhow::{Context as _, Result, bail};
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use clap::Args;
@@ -19,6 +18,7 @@ use std::process::ExitCode;
 use waymark_core::clock::{Clock, ManualClock};
 use waymark_core::deployment::Deployment;
 use waymark_core::journal::{Kind, Record};
+use waymark_core::model::Input;
 
 #[derive(Args)]
 pub struct SimulateArgs {
@@ -74,15 +74,16 @@ fn simulate(args: &SimulateArgs) -> Result<ExitCode> {
     let name = args.events.display().to_string();
     let file = std::fs::File::open(&args.events).with_context(|| format!("cannot read {name}"))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let reader = BufReader::new(file);
-    let mut runtime = Runtime::new(Store::new(MemoryKv::default()), Deployment::new(plan));
+    let mut preview = Preview::new(Deployment::new(plan));
     let json = args.format == "json";
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     let mut summary = Summary::default();
-    let mut emit = |records: Vec<Record>, out: &mut dyn Write| -> Result<()> {
-        for r in records {
+    let mut records = Vec::new();
+    let mut emit = |records: &mut Vec<Record>, out: &mut dyn Write| -> Result<()> {
+        for r in records.drain(..) {
             if json {
-                writeln!(out, "{}", r.to_json_line())?;
+                serde_json::to_writer(&mut *out, &r)?;
+                out.write_all(b"\n")?;
             } else {
                 writeln!(out, "{}", timeline_line(&r, tz))?;
             }
@@ -97,48 +98,63 @@ fn simulate(args: &SimulateArgs) -> Result<ExitCode> {
     // wall clock does under the daemon.
     let mut clock: Option<ManualClock> = None;
     let mut count = 0u64;
-    for (index, line) in reader.lines().enumerate() {
-        let line = line.with_context(|| format!("cannot read {name}"))?;
-        if let Some(progress) = &mut progress
-            && let Some(status) = progress.line(
-                line.len() + 1,
-                clock.as_ref().map(Clock::now),
-                std::time::Instant::now(),
-            )
-        {
-            eprint!("\r{status}\x1b[K");
-        }
-        if line.trim().is_empty() {
-            continue;
-        }
-        let number = index + 1;
-        let value: serde_json::Value = serde_json::from_str(&line)
-            .map_err(|e| anyhow::anyhow!("{name}:{number}: not JSON: {e}"))?;
-        let (message, at) = crate::ingest::input(&value, None)
-            .map_err(|e| anyhow::anyhow!("{name}:{number}: {e}"))?;
-        let input = match message {
-            Message::Input(input) => input,
-            Message::Unsupported { kind, .. } => {
-                // Taken but not acted on, as the daemon does.
-                unsupported.entry(kind).or_default().push(number);
-                continue;
+    let mut spent = Vec::new();
+    // Lines are read and parsed on a second thread while this one runs the
+    // engine: the order of everything (the records, which error stops the
+    // run) is the file's.
+    std::thread::scope(|scope| -> Result<()> {
+        let (sender, parsed) = std::sync::mpsc::sync_channel::<Vec<Line>>(16);
+        // Chunks go back to the reading thread to be freed there: memory
+        // freed on the thread that allocated it is reused at once, where
+        // memory freed across threads was the allocator's slow path.
+        let (give_back, used) = std::sync::mpsc::channel::<Vec<Input>>();
+        let reader = BufReader::with_capacity(1 << 16, file);
+        std::thread::Builder::new()
+            .name("read events".into())
+            .spawn_scoped(scope, || read_lines(reader, sender, used, &name))
+            .context("cannot start the thread reading events")?;
+        for mut chunk in parsed {
+            for line in chunk.drain(..) {
+                if let Some(progress) = &mut progress
+                    && let Some(status) = progress.line(
+                        line.len,
+                        clock.as_ref().map(Clock::now),
+                        std::time::Instant::now(),
+                    )
+                {
+                    eprint!("\r{status}\x1b[K");
+                }
+                let (number, input, at) = match line.what {
+                    What::Blank => continue,
+                    What::Bad(message) => bail!(message),
+                    What::Unsupported(kind) => {
+                        // Taken but not acted on, as the daemon does.
+                        unsupported.entry(kind).or_default().push(line.number);
+                        continue;
+                    }
+                    What::Input(input, at) => (line.number, input, at),
+                };
+                let clock = clock.get_or_insert_with(|| {
+                    preview.start_schedules_at(at);
+                    ManualClock::new(at)
+                });
+                if at < clock.now() {
+                    bail!(
+                        "{name}:{number}: timestamp {} is before the previous event's; events must be in timestamp order",
+                        show(at, chrono_tz::UTC)
+                    );
+                }
+                clock.advance_to(at);
+                preview.advance_to(clock.now(), &mut records);
+                preview.handle(&input, clock.now(), &mut records);
+                emit(&mut records, &mut out)?;
+                count += 1;
+                spent.push(input);
             }
-        };
-        let clock = clock.get_or_insert_with(|| {
-            runtime.start_schedules_at(at);
-            ManualClock::new(at)
-        });
-        if at < clock.now() {
-            bail!(
-                "{name}:{number}: timestamp {} is before the previous event's; events must be in timestamp order",
-                show(at, chrono_tz::UTC)
-            );
+            let _ = give_back.send(std::mem::take(&mut spent));
         }
-        clock.advance_to(at);
-        emit(runtime.advance_to(clock.now())?, &mut out)?;
-        emit(runtime.ingest(&[input], clock.now())?, &mut out)?;
-        count += 1;
-    }
+        Ok(())
+    })?;
     if let Some(progress) = &progress
         && progress.shown()
     {
@@ -151,7 +167,8 @@ fn simulate(args: &SimulateArgs) -> Result<ExitCode> {
         bail!("{name}: no events")
     };
     clock.advance_to(clock.now() + Duration::seconds(until as i64));
-    emit(runtime.advance_to(clock.now())?, &mut out)?;
+    preview.advance_to(clock.now(), &mut records);
+    emit(&mut records, &mut out)?;
     for (kind, lines) in &unsupported {
         let shown: Vec<String> = lines.iter().take(10).map(|n| n.to_string()).collect();
         let more = if lines.len() > 10 { ", …" } else { "" };
@@ -170,6 +187,78 @@ fn simulate(args: &SimulateArgs) -> Result<ExitCode> {
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// One line of the events file, read and parsed.
+struct Line {
+    number: usize,
+    /// Its length with the newline, for progress.
+    len: usize,
+    what: What,
+}
+
+enum What {
+    Blank,
+    Input(Input, DateTime<Utc>),
+    /// A message taken but not acted on, of this kind.
+    Unsupported(&'static str),
+    /// Why the line stops the run.
+    Bad(String),
+}
+
+/// How many lines go to the engine thread at once.
+const CHUNK: usize = 1024;
+
+/// Reads and parses the events file into chunks of lines, until the end,
+/// a line that stops the run, or the engine thread stops listening.
+fn read_lines(
+    mut reader: impl BufRead,
+    sender: std::sync::mpsc::SyncSender<Vec<Line>>,
+    used: std::sync::mpsc::Receiver<Vec<Input>>,
+    name: &str,
+) {
+    let mut chunk = Vec::with_capacity(CHUNK);
+    let mut text = String::new();
+    let mut number = 0;
+    loop {
+        number += 1;
+        text.clear();
+        let what = match reader.read_line(&mut text) {
+            Ok(0) => break,
+            Ok(_) => parse_line(text.trim_end_matches(['\n', '\r']), name, number),
+            Err(e) => What::Bad(format!("cannot read {name}: {e}")),
+        };
+        let stop = matches!(what, What::Bad(_));
+        chunk.push(Line {
+            number,
+            len: text.len(),
+            what,
+        });
+        if stop || chunk.len() == CHUNK {
+            // Inputs the engine is done with are freed here.
+            while let Ok(spent) = used.try_recv() {
+                drop(spent);
+            }
+            let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
+            if sender.send(full).is_err() || stop {
+                return;
+            }
+        }
+    }
+    if !chunk.is_empty() {
+        let _ = sender.send(chunk);
+    }
+}
+
+fn parse_line(line: &str, name: &str, number: usize) -> What {
+    if line.trim().is_empty() {
+        return What::Blank;
+    }
+    match crate::ingest::input_from_text(line) {
+        Ok((Message::Input(input), at)) => What::Input(input, at),
+        Ok((Message::Unsupported { kind, .. }, _)) => What::Unsupported(kind),
+        Err(e) => What::Bad(format!("{name}:{number}: {e}")),
+    }
 }
 
 fn show(t: DateTime<Utc>, tz: chrono_tz::Tz) -> String {
@@ -291,7 +380,10 @@ struct Counts {
 impl Summary {
     fn add(&mut self, r: &Record) {
         let Some(journey) = &r.journey else { return };
-        let c = self.journeys.entry(journey.clone()).or_default();
+        if !self.journeys.contains_key(journey) {
+            self.journeys.insert(journey.clone(), Counts::default());
+        }
+        let c = self.journeys.get_mut(journey).expect("just inserted");
         match r.kind {
             Kind::Enter => c.entered += 1,
             Kind::Goal => c.goals += 1,

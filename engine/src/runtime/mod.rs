@@ -28,7 +28,7 @@ use waymark_core::machine::{self as core, Globals};
 use waymark_core::model::{Input, UserState};
 
 /// How many users an audience scan loads per page.
-const PAGE: usize = 500;
+pub(crate) const PAGE: usize = 500;
 
 /// Most steps one batch of the daemon's inputs runs (each input counts
 /// one besides its steps): a batch that reaches it commits what it ran and

@@ -54,6 +54,7 @@ mod timers;
 mod users;
 
 pub use coupons::IssuedCode;
+pub use dedup::id_hash;
 pub use deployment::DeployedJourney;
 pub use memory::MemoryKv;
 pub use outbox::{OutboxEntry, Settled};

@@ -1,0 +1,309 @@
+//! The preview shell that `simulate` runs: the same core as the daemon
+//! ([`waymark_core::machine::handle`]), over users kept in memory in their
+//! decoded form. Nothing is encoded, committed or flushed: a preview has no
+//! crash to survive. What the daemon's shell promises about order holds
+//! here too, so a preview tells what the daemon will do: inputs run one
+//! after another, timers fire in order of (due time, user) with the clock
+//! at their due time (to the microsecond, as the store keys them), cron
+//! triggers after the timers due at the same moment and over users in id
+//! order, and a message id seen within the dedup window is dropped.
+
+use chrono::{DateTime, Duration, Utc};
+use rustc_hash::{FxHashMap, FxHashSet};
+use std::collections::{BTreeSet, VecDeque};
+use std::hash::{Hash, Hasher};
+use waymark_core::deployment::{Deployment, HistoryKept};
+use waymark_core::journal::{Kind, Record};
+use waymark_core::machine::{self as core, Globals};
+use waymark_core::model::{Input, UserState};
+
+/// How many due timers are woken before the next are looked up: the
+/// daemon's page, so a timer that does not move is caught the same way.
+const PAGE: usize = super::runtime::PAGE;
+
+/// The core's shell over users in memory.
+pub struct Preview {
+    deployment: Deployment,
+    globals: Globals,
+    /// Every user an input reached, decoded, with the timer they have.
+    users: FxHashMap<Box<str>, Member>,
+    /// Pending timers: (due in microseconds, user).
+    timers: BTreeSet<(i64, Box<str>)>,
+    /// The last moment cron schedules were fired up to.
+    schedules_done: Option<DateTime<Utc>>,
+    seen: SeenIds,
+}
+
+struct Member {
+    state: UserState,
+    /// Their timer as [`Preview::timers`] holds it.
+    timer: Option<i64>,
+}
+
+impl Preview {
+    pub fn new(mut deployment: Deployment) -> Preview {
+        // The scripts are fixed for the whole run.
+        deployment.history = HistoryKept::Read;
+        Preview {
+            deployment,
+            globals: Globals::default(),
+            users: FxHashMap::default(),
+            timers: BTreeSet::new(),
+            schedules_done: None,
+            seen: SeenIds::default(),
+        }
+    }
+
+    /// Starts cron schedules from `at` (they fire only after it).
+    pub fn start_schedules_at(&mut self, at: DateTime<Utc>) {
+        self.schedules_done = Some(at);
+    }
+
+    /// How many users the preview holds.
+    pub fn users(&self) -> usize {
+        self.users.len()
+    }
+
+    /// A user's state, if an input reached them.
+    pub fn user(&self, id: &str) -> Option<&UserState> {
+        self.users.get(id).map(|m| &m.state)
+    }
+
+    /// Handles one input at `now`, adding its records to `out`. An event
+    /// whose message id was seen within the dedup window is dropped.
+    pub fn handle(&mut self, input: &Input, now: DateTime<Utc>, out: &mut Vec<Record>) {
+        let message_id = match input {
+            Input::Track(e) => e.message_id.as_deref(),
+            Input::Identify { message_id, .. } => message_id.as_deref(),
+            _ => None,
+        };
+        if let Some(id) = message_id
+            && !self.seen.insert(id, now)
+        {
+            return;
+        }
+        let user = input.user();
+        let member = match self.users.get_mut(user) {
+            Some(member) => member,
+            None => self.users.entry(user.into()).or_insert(Member {
+                state: UserState::new(user),
+                timer: None,
+            }),
+        };
+        let (records, _) = core::handle_counted(
+            &self.deployment,
+            &mut self.globals,
+            &mut member.state,
+            input,
+            now,
+        );
+        out.extend(records);
+        let timer = member.state.next_wake().map(micros);
+        if timer != member.timer {
+            if let Some(old) = member.timer {
+                self.timers.remove(&(old, Box::from(user)));
+            }
+            if let Some(new) = timer {
+                self.timers.insert((new, user.into()));
+            }
+            member.timer = timer;
+        }
+    }
+
+    /// Fires every timer and cron trigger due up to and including `until`,
+    /// in time order, each at its own time, adding the records to `out`.
+    pub fn advance_to(&mut self, until: DateTime<Utc>, out: &mut Vec<Record>) {
+        loop {
+            let timer = self
+                .timers
+                .first()
+                .map(|(due, _)| from_micros(*due))
+                .filter(|t| *t <= until);
+            let after = self.schedules_done.unwrap_or(until);
+            let cron = self
+                .deployment
+                .next_schedule_fire(after)
+                .filter(|(t, _)| *t <= until);
+            match (timer, cron) {
+                (None, None) => break,
+                (Some(t), Some((c, _))) if t <= c => self.fire_timers(t, out),
+                (Some(t), None) => self.fire_timers(t, out),
+                (_, Some((c, journeys))) => {
+                    self.fire_schedules(c, &journeys, out);
+                    self.schedules_done = Some(c);
+                }
+            }
+        }
+        if self.schedules_done.is_none_or(|d| d < until) {
+            self.schedules_done = Some(until);
+        }
+    }
+
+    /// Wakes every user whose timer is due at `at`, a page at a time.
+    fn fire_timers(&mut self, at: DateTime<Utc>, out: &mut Vec<Record>) {
+        let until = micros(at);
+        let mut previous: Vec<(i64, Box<str>)> = Vec::new();
+        loop {
+            let due: Vec<(i64, Box<str>)> = self
+                .timers
+                .iter()
+                .take_while(|(t, _)| *t <= until)
+                .take(PAGE)
+                .cloned()
+                .collect();
+            if due.is_empty() {
+                return;
+            }
+            if due == previous {
+                // Waking these users did not move their timers: a broken
+                // invariant. Say so rather than loop forever.
+                for (_, user) in &due {
+                    let mut r = Record::new(at, user, Kind::Error);
+                    r.message = Some("a timer did not advance after it fired".into());
+                    out.push(r);
+                }
+                return;
+            }
+            for (_, user) in &due {
+                let wake = Input::Wake {
+                    user: user.to_string(),
+                };
+                self.handle(&wake, at, out);
+            }
+            previous = due;
+        }
+    }
+
+    /// Runs schedule triggers over every user, in id order.
+    fn fire_schedules(
+        &mut self,
+        at: DateTime<Utc>,
+        journeys: &[(String, usize)],
+        out: &mut Vec<Record>,
+    ) {
+        // Timers due at the same moment fire first.
+        self.fire_timers(at, out);
+        let mut ids: Vec<Box<str>> = self.users.keys().cloned().collect();
+        ids.sort_unstable();
+        for user in ids {
+            for (journey, trigger) in journeys {
+                let input = Input::Scheduled {
+                    user: user.to_string(),
+                    journey: journey.clone(),
+                    trigger: *trigger,
+                };
+                self.handle(&input, at, out);
+            }
+        }
+    }
+}
+
+/// A time as the store keys timers: whole microseconds.
+fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+fn from_micros(us: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(us).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// Message ids seen within the dedup window, as 128-bit hashes (two
+/// differently keyed 64-bit ones), oldest first for pruning.
+#[derive(Default)]
+struct SeenIds {
+    ids: FxHashSet<u128>,
+    by_age: VecDeque<(DateTime<Utc>, u128)>,
+}
+
+impl SeenIds {
+    /// Whether `id` is new at `now`; remembers it if so.
+    fn insert(&mut self, id: &str, now: DateTime<Utc>) -> bool {
+        let horizon = now - Duration::days(crate::store::DEDUP_DAYS);
+        while let Some((at, old)) = self.by_age.front()
+            && *at < horizon
+        {
+            self.ids.remove(old);
+            self.by_age.pop_front();
+        }
+        let hash = id_hash128(id);
+        if !self.ids.insert(hash) {
+            return false;
+        }
+        self.by_age.push_back((now, hash));
+        true
+    }
+}
+
+fn id_hash128(id: &str) -> u128 {
+    let mut a = std::collections::hash_map::DefaultHasher::new();
+    id.hash(&mut a);
+    let low = crate::store::id_hash(id.as_bytes());
+    (u128::from(a.finish()) << 64) | u128::from(low)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use waymark_dsl::value::Value;
+
+    fn at(s: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000 + s, 0).unwrap()
+    }
+
+    fn track(user: &str, name: &str, id: &str, when: DateTime<Utc>) -> Input {
+        Input::Track(waymark_core::model::Event {
+            user: user.into(),
+            name: name.into(),
+            properties: Value::Record(Default::default()),
+            at: when,
+            message_id: Some(id.into()),
+        })
+    }
+
+    fn plan(source: &str) -> Deployment {
+        let mut sources = waymark_dsl::Sources::new();
+        sources.add("j.journey", source);
+        let options = waymark_dsl::Options {
+            functions: waymark_stdlib::stdlib(),
+            channels: None,
+        };
+        let compiled = waymark_dsl::compile(sources, options);
+        Deployment::new(compiled.plan.expect("compiles"))
+    }
+
+    #[test]
+    fn an_id_seen_within_the_window_is_dropped_and_one_past_it_is_taken() {
+        let mut p = Preview::new(plan(
+            "rule r \"r\" {\n  when event checkin\n  then {\n    emit fired\n  }\n}\n",
+        ));
+        let mut out = Vec::new();
+        p.handle(&track("u", "checkin", "m1", at(0)), at(0), &mut out);
+        p.handle(&track("u", "checkin", "m1", at(60)), at(60), &mut out);
+        let emits = |out: &[Record]| out.iter().filter(|r| r.kind == Kind::Emit).count();
+        assert_eq!(emits(&out), 1, "{out:?}");
+        let later = at(8 * 86_400);
+        p.handle(&track("u", "checkin", "m1", later), later, &mut out);
+        assert_eq!(emits(&out), 2, "past the window it is new again");
+    }
+
+    #[test]
+    fn timers_fire_at_their_due_time_in_user_order() {
+        let mut p = Preview::new(plan(
+            "journey j {\n  trigger event signup\n  wait 1h\n  emit later\n}\n",
+        ));
+        let mut out = Vec::new();
+        p.handle(&track("b", "signup", "1", at(0)), at(0), &mut out);
+        p.handle(&track("a", "signup", "2", at(0)), at(0), &mut out);
+        out.clear();
+        p.advance_to(at(3599), &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        p.advance_to(at(7200), &mut out);
+        let emits: Vec<(&str, DateTime<Utc>)> = out
+            .iter()
+            .filter(|r| r.kind == Kind::Emit)
+            .map(|r| (r.user.as_str(), r.at))
+            .collect();
+        assert_eq!(emits, [("a", at(3600)), ("b", at(3600))]);
+        assert!(p.timers.is_empty());
+    }
+}
