@@ -32,7 +32,9 @@ pub struct Deployment {
     pub history: HistoryKept,
     /// Per event name, the journeys, rules and tasks of the current plan
     /// that it can start or count, each in plan order.
-    listeners: std::collections::HashMap<String, Listeners>,
+    listeners: rustc_hash::FxHashMap<String, Listeners>,
+    /// Each policy's time zone, parsed once.
+    policy_zones: rustc_hash::FxHashMap<String, Option<chrono_tz::Tz>>,
 }
 
 /// What one event name can start or count, by index into the plan's lists.
@@ -49,8 +51,8 @@ static NO_LISTENERS: Listeners = Listeners {
     tasks: Vec::new(),
 };
 
-fn listeners(plan: &Plan) -> std::collections::HashMap<String, Listeners> {
-    let mut by_event: std::collections::HashMap<String, Listeners> = Default::default();
+fn listeners(plan: &Plan) -> rustc_hash::FxHashMap<String, Listeners> {
+    let mut by_event: rustc_hash::FxHashMap<String, Listeners> = Default::default();
     for (i, j) in plan.journeys.iter().enumerate() {
         let mut names: Vec<&str> = j
             .triggers
@@ -180,6 +182,7 @@ impl Deployment {
             source: DeploySource::default(),
             history: HistoryKept::default(),
             listeners: Default::default(),
+            policy_zones: Default::default(),
         };
         d.replace(plan);
         d
@@ -238,6 +241,14 @@ impl Deployment {
             })
             .collect();
         self.listeners = listeners(&plan);
+        self.policy_zones = plan
+            .policies
+            .iter()
+            .map(|p| {
+                let zone = p.tz.as_deref().and_then(|z| parse_time_zone(z).ok());
+                (p.name.clone(), zone)
+            })
+            .collect();
         self.plan = Arc::new(plan);
         report
     }
@@ -290,6 +301,19 @@ impl Deployment {
 
     pub fn current(&self, journey: &str) -> Option<&JourneyPlan> {
         self.plan.journey(journey)
+    }
+
+    /// The time zone of policy `name` (as [`Deployment::policy`] finds
+    /// it), if it sets a valid one.
+    pub fn policy_zone(&self, name: &str) -> Option<chrono_tz::Tz> {
+        match self.policy_zones.get(name) {
+            Some(zone) => *zone,
+            None => self
+                .policy(name)
+                .tz
+                .as_deref()
+                .and_then(|z| parse_time_zone(z).ok()),
+        }
     }
 
     pub fn policy(&self, name: &str) -> &PolicyPlan {

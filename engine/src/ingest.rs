@@ -653,6 +653,112 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// What the general path makes of a message's text.
+    fn general(text: &str) -> Option<(Message, DateTime<Utc>)> {
+        let json: Json = serde_json::from_str(text).ok()?;
+        input(&json, None).ok()
+    }
+
+    #[test]
+    fn plain_messages_read_from_text_are_what_the_general_path_takes() {
+        let ts = r#""timestamp":"2025-11-01T00:00:01.814Z""#;
+        let taken = [
+            format!(
+                r#"{{"type":"track","userId":"u1","event":"page_view","properties":{{"path":"/"}},{ts},"messageId":"m1"}}"#
+            ),
+            format!(
+                r#"{{"userId":"u1","event":"order_paid","properties":{{"amount":12.50,"n":3,"big":9e15,"neg":-4,"tiny":1e-7}},{ts}}}"#
+            ),
+            format!(
+                r#"{{"type":"track","userId":null,"anonymousId":"a1","event":"x","properties":null,{ts}}}"#
+            ),
+            format!(
+                r#"{{"type":"identify","userId":"u2","traits":{{"tier":"gold","consent":{{"sms":true}},"tags":["a",1,null]}},{ts}}}"#
+            ),
+            format!(
+                r#"{{"type":"track","userId":"u\u00e9","event":"café","properties":{{"k\"q":"v\n"}},{ts},"context":{{"ip":"1.2.3.4"}}}}"#
+            ),
+            format!(r#"{{"type":"identify","userId":"u3",{ts}}}"#),
+            format!(
+                r#"{{"type":"track","userId":"u4","event":"e","properties":{{"a":1,"a":2}},{ts}}}"#
+            ),
+        ];
+        for text in &taken {
+            let plain = plain_input(text, &Limits::default());
+            assert!(plain.is_some() || text.contains(r#""a":1,"a":2"#), "{text}");
+            if let Some(plain) = plain {
+                assert_eq!(Some(plain), general(text), "{text}");
+            }
+            let (message, at) = input_from_text(text).unwrap();
+            assert_eq!(Some((message, at)), general(text), "{text}");
+        }
+        // Left to the general path, which refuses them or reads them its way.
+        let others = [
+            format!(r#"{{"type":"page","userId":"u1","name":"Home",{ts}}}"#),
+            format!(r#"{{"type":"track","userId":"","event":"x",{ts}}}"#),
+            format!(r#"{{"type":"track","userId":42,"event":"x",{ts}}}"#),
+            r#"{"type":"track","userId":"u","event":"x","sentAt":"2025-11-01T00:00:01Z"}"#
+                .to_string(),
+            format!(r#"{{"type":"track","userId":"u","event":"x","messageId":"",{ts}}}"#),
+            format!(
+                r#"{{"type":"track","userId":"u","event":"{}",{ts}}}"#,
+                "e".repeat(300)
+            ),
+            format!(
+                r#"{{"type":"track","userId":"u","event":"x","properties":{{"{}":1}},{ts}}}"#,
+                "p".repeat(300)
+            ),
+            format!(r#"{{"type":"track","userId":"u","event":"x","properties":[1],{ts}}}"#),
+            format!(r#"{{"type":"alias","userId":"u","previousId":"v",{ts}}}"#),
+            format!(
+                r#"{{"type":"track","userId":"u","event":"x","properties":{{"s":"{}"}},{ts}}}"#,
+                "x".repeat(40_000)
+            ),
+        ];
+        for text in &others {
+            assert_eq!(plain_input(text, &Limits::default()), None, "{text}");
+        }
+        assert!(matches!(
+            input_from_text(&others[1]),
+            Err(TextError::Message(e)) if e.field == "userId"
+        ));
+        assert!(matches!(
+            input_from_text("{not json"),
+            Err(TextError::Json(_))
+        ));
+    }
+
+    use proptest::prelude::*;
+
+    proptest::proptest! {
+        #[test]
+        fn any_properties_read_from_text_are_what_the_general_path_takes(
+            props in proptest::collection::btree_map(
+                "[a-z\\u{e9}\"]{1,6}",
+                proptest::prop_oneof![
+                    proptest::num::i64::ANY.prop_map(|n| n.to_string()),
+                    proptest::num::f64::NORMAL.prop_map(|f| f.to_string()),
+                    "[ -~\\u{4e00}]{0,8}".prop_map(|s| serde_json::to_string(&s).unwrap()),
+                    proptest::strategy::Just("null".to_string()),
+                    proptest::strategy::Just("[true,{\"x\":1.5e3}]".to_string()),
+                ],
+                0..6,
+            ),
+        ) {
+            let fields: Vec<String> = props
+                .iter()
+                .map(|(k, v)| format!("{}:{v}", serde_json::to_string(k).unwrap()))
+                .collect();
+            let text = format!(
+                r#"{{"type":"track","userId":"u","event":"e","properties":{{{}}},"timestamp":"2025-11-01T00:00:00Z"}}"#,
+                fields.join(",")
+            );
+            let plain = plain_input(&text, &Limits::default());
+            prop_assert!(plain.is_some(), "{}", text);
+            prop_assert_eq!(plain, general(&text));
+        }
+    }
+
     #[test]
     fn event_and_property_names_and_properties_are_capped_naming_the_limit() {
         let now = "2025-11-10T12:00:00Z".parse().unwrap();

@@ -11,7 +11,6 @@
 use chrono::{DateTime, Duration, Utc};
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::{BTreeSet, VecDeque};
-use std::hash::{Hash, Hasher};
 use waymark_core::deployment::{Deployment, HistoryKept};
 use waymark_core::journal::{Kind, Record};
 use waymark_core::machine::{self as core, Globals};
@@ -26,7 +25,7 @@ pub struct Preview {
     deployment: Deployment,
     globals: Globals,
     /// Every user an input reached, decoded, with the timer they have.
-    users: FxHashMap<Box<str>, Member>,
+    users: FxHashMap<Box<str>, Box<Member>>,
     /// Pending timers: (due in microseconds, user).
     timers: BTreeSet<(i64, Box<str>)>,
     /// The last moment cron schedules were fired up to.
@@ -85,10 +84,10 @@ impl Preview {
         let user = input.user();
         let member = match self.users.get_mut(user) {
             Some(member) => member,
-            None => self.users.entry(user.into()).or_insert(Member {
+            None => self.users.entry(user.into()).or_insert(Box::new(Member {
                 state: UserState::new(user),
                 timer: None,
-            }),
+            })),
         };
         let (records, _) = core::handle_counted(
             &self.deployment,
@@ -207,38 +206,32 @@ fn from_micros(us: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(us).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
-/// Message ids seen within the dedup window, as 128-bit hashes (two
-/// differently keyed 64-bit ones), oldest first for pruning.
+/// Message ids seen within the dedup window, as 64-bit hashes (the
+/// store's [`crate::store::id_hash`]), oldest first for forgetting them.
 #[derive(Default)]
 struct SeenIds {
-    ids: FxHashSet<u128>,
-    by_age: VecDeque<(DateTime<Utc>, u128)>,
+    ids: FxHashSet<u64>,
+    /// (seen at, in seconds; hash).
+    by_age: VecDeque<(i64, u64)>,
 }
 
 impl SeenIds {
     /// Whether `id` is new at `now`; remembers it if so.
     fn insert(&mut self, id: &str, now: DateTime<Utc>) -> bool {
-        let horizon = now - Duration::days(crate::store::DEDUP_DAYS);
-        while let Some((at, old)) = self.by_age.front()
-            && *at < horizon
+        let horizon = (now - Duration::days(crate::store::DEDUP_DAYS)).timestamp();
+        while let Some(&(at, old)) = self.by_age.front()
+            && at < horizon
         {
-            self.ids.remove(old);
+            self.ids.remove(&old);
             self.by_age.pop_front();
         }
-        let hash = id_hash128(id);
+        let hash = crate::store::id_hash(id.as_bytes());
         if !self.ids.insert(hash) {
             return false;
         }
-        self.by_age.push_back((now, hash));
+        self.by_age.push_back((now.timestamp(), hash));
         true
     }
-}
-
-fn id_hash128(id: &str) -> u128 {
-    let mut a = std::collections::hash_map::DefaultHasher::new();
-    id.hash(&mut a);
-    let low = crate::store::id_hash(id.as_bytes());
-    (u128::from(a.finish()) << 64) | u128::from(low)
 }
 
 #[cfg(test)]

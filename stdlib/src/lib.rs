@@ -152,7 +152,17 @@ pub static BUILTINS: &[Builtin] = &[
 
 /// The row of a built-in, by name.
 pub fn builtin(name: &str) -> Option<&'static Builtin> {
-    BUILTINS.iter().find(|b| b.signature.name == name)
+    // Looked up on every call an expression makes, so by a map made once.
+    static BY_NAME: std::sync::LazyLock<std::collections::HashMap<&'static str, &'static Builtin>> =
+        std::sync::LazyLock::new(|| {
+            let mut map = std::collections::HashMap::new();
+            for b in BUILTINS {
+                // The first of a name, as a search of the table finds it.
+                map.entry(b.signature.name).or_insert(b);
+            }
+            map
+        });
+    BY_NAME.get(name).copied()
 }
 
 /// The table as the checker sees it.

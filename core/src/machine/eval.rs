@@ -3,6 +3,7 @@
 //! are false, arithmetic on null is an error. An [`EvalError`] names what
 //! went wrong; the caller records its text in the journal's `error` record.
 
+use super::EventValue;
 use crate::model::UserState;
 use chrono::{DateTime, Duration, Utc};
 use rust_decimal::Decimal;
@@ -66,7 +67,7 @@ pub struct Env<'a> {
     /// The user as a value, built on first use (most conditions read a
     /// field or two, or none, and building it copies every trait).
     user: std::cell::OnceCell<Value>,
-    pub event: &'a Value,
+    event: EventRef<'a>,
     pub journey: Value,
     pub bindings: &'a BTreeMap<String, Value>,
     pub now: DateTime<Utc>,
@@ -101,6 +102,30 @@ pub fn user_value(state: &UserState) -> Value {
 }
 
 static NULL: Value = Value::Null;
+
+/// The event expressions read: a value, or an event as it came in, made
+/// into a value only if read whole (`event.amount` reads the property).
+#[derive(Clone, Copy)]
+pub(crate) enum EventRef<'a> {
+    Value(&'a Value),
+    Lazy(&'a EventValue<'a>),
+}
+
+impl<'a> EventRef<'a> {
+    fn whole(self) -> &'a Value {
+        match self {
+            EventRef::Value(v) => v,
+            EventRef::Lazy(e) => e.get(),
+        }
+    }
+
+    fn field(self, field: &str) -> Cow<'a, Value> {
+        match self {
+            EventRef::Value(v) => Cow::Borrowed(v.field(field)),
+            EventRef::Lazy(e) => e.field(field),
+        }
+    }
+}
 
 /// A field of [`user_value`] that is a trait as stored (not one of the
 /// built-in fields, and present), borrowed.
@@ -149,13 +174,28 @@ impl<'a> Env<'a> {
             plan,
             state,
             user: std::cell::OnceCell::new(),
-            event,
+            event: EventRef::Value(event),
             journey: Value::Null,
             bindings,
             now,
             tz,
             depth: 0,
         }
+    }
+
+    /// An environment whose `event` is an event as it came in, made into
+    /// a value only if an expression reads it whole.
+    pub(crate) fn with_event(
+        plan: &'a Plan,
+        state: &'a UserState,
+        event: EventRef<'a>,
+        bindings: &'a BTreeMap<String, Value>,
+        now: DateTime<Utc>,
+        tz: chrono_tz::Tz,
+    ) -> Env<'a> {
+        let mut env = Env::new(plan, state, &NULL, bindings, now, tz);
+        env.event = event;
+        env
     }
 
     /// A condition: true only for `true`; null is false; an error is the caller's to record.
@@ -171,7 +211,7 @@ impl<'a> Env<'a> {
         Ok(match expr {
             Expr::Literal(v) => v.clone(),
             Expr::User => self.user().clone(),
-            Expr::Event => self.event.clone(),
+            Expr::Event => self.event.whole().clone(),
             Expr::Journey => self.journey.clone(),
             Expr::Now => Value::Timestamp(self.now),
             Expr::Binding(name) => self.bindings.get(name).cloned().unwrap_or(Value::Null),
@@ -239,7 +279,7 @@ impl<'a> Env<'a> {
     fn value<'s>(&'s self, expr: &'s Expr) -> Result<Cow<'s, Value>, EvalError> {
         Ok(match expr {
             Expr::Literal(v) => Cow::Borrowed(v),
-            Expr::Event => Cow::Borrowed(self.event),
+            Expr::Event => Cow::Borrowed(self.event.whole()),
             Expr::Journey => Cow::Borrowed(&self.journey),
             Expr::User => Cow::Borrowed(self.user()),
             Expr::Binding(name) => Cow::Borrowed(self.bindings.get(name).unwrap_or(&NULL)),
@@ -249,6 +289,7 @@ impl<'a> Env<'a> {
                     Some(v) => Cow::Borrowed(v),
                     None => Cow::Owned(user_field(self.state, f)),
                 },
+                (Expr::Event, f) => self.event.field(f),
                 _ => match self.value(base)? {
                     Cow::Borrowed(v) => Cow::Borrowed(v.field(field)),
                     Cow::Owned(v) => Cow::Owned(v.field(field).clone()),
@@ -271,7 +312,7 @@ impl<'a> Env<'a> {
             plan: self.plan,
             state: self.state,
             user: self.user.clone(),
-            event: &Value::Null,
+            event: EventRef::Value(&NULL),
             journey: Value::Null,
             bindings: &empty,
             now: self.now,

@@ -18,6 +18,7 @@ mod run;
 mod tasks;
 
 pub use coupon_codes::{CouponSecret, coupon_code};
+use eval::EventRef;
 pub use eval::{Env, user_value};
 
 use crate::deployment::Deployment;
@@ -62,6 +63,28 @@ impl<'a> EventValue<'a> {
     pub(crate) fn get(&self) -> &Value {
         self.value.get_or_init(|| self.event.as_value())
     }
+
+    /// One field of [`Event::as_value`], without making the rest.
+    pub(crate) fn field(&self, field: &str) -> std::borrow::Cow<'_, Value> {
+        use std::borrow::Cow;
+        if let Some(value) = self.value.get() {
+            return Cow::Borrowed(value.field(field));
+        }
+        let e = self.event;
+        match field {
+            "at" => Cow::Owned(Value::Timestamp(e.at)),
+            "name" => match e.properties.field("name") {
+                // A page or screen's own name (see `event_value`).
+                named @ Value::String(_)
+                    if crate::model::VIEW_EVENTS.contains(&e.name.as_str()) =>
+                {
+                    Cow::Borrowed(named)
+                }
+                _ => Cow::Owned(Value::String(e.name.clone())),
+            },
+            _ => Cow::Borrowed(e.properties.field(field)),
+        }
+    }
 }
 
 /// Handles one input for one user at `now`, returning the journal records
@@ -95,6 +118,7 @@ pub fn handle_counted(
         emitted: VecDeque::new(),
         steps_left: STEP_BUDGET,
         emits_left: EMIT_BUDGET,
+        user_zone: std::cell::Cell::new(None),
     };
     if cx.user.created_at.is_none() {
         cx.user.created_at = Some(now);
@@ -123,9 +147,9 @@ pub fn handle_counted(
                     _ => None,
                 };
                 if let Some(audience) = audience {
-                    let fits = audience
-                        .as_ref()
-                        .is_none_or(|a| cx.condition_for_user(a, plan, &Value::Null));
+                    let fits = audience.as_ref().is_none_or(|a| {
+                        cx.condition_for_user(a, plan, EventRef::Value(&Value::Null))
+                    });
                     if fits {
                         cx.try_enter(plan, Value::Null, "schedule");
                     }
@@ -170,6 +194,9 @@ pub(crate) struct Cx<'a> {
     emitted: VecDeque<Event>,
     steps_left: u32,
     emits_left: u32,
+    /// The user's own time zone (their `timezone` trait) once read;
+    /// forgotten whenever a trait is set.
+    user_zone: std::cell::Cell<Option<Option<chrono_tz::Tz>>>,
 }
 
 impl<'a> Cx<'a> {
@@ -324,7 +351,7 @@ impl<'a> Cx<'a> {
         }
         match &filter.filter {
             None => true,
-            Some(expr) => self.condition_for_user(expr, journey, event.get()),
+            Some(expr) => self.condition_for_user(expr, journey, EventRef::Lazy(event)),
         }
     }
 
@@ -333,11 +360,11 @@ impl<'a> Cx<'a> {
         &mut self,
         expr: &waymark_dsl::plan::Expr,
         journey: &JourneyPlan,
-        event: &Value,
+        event: EventRef<'_>,
     ) -> bool {
         let tz = self.zone(None, journey.tz.as_deref(), &journey.policy);
         let empty = BTreeMap::new();
-        let env = Env::new(&self.d.plan, self.user, event, &empty, self.now, tz);
+        let env = Env::with_event(&self.d.plan, self.user, event, &empty, self.now, tz);
         match env.condition(expr) {
             Ok(b) => b,
             Err(error) => {
@@ -381,7 +408,7 @@ impl<'a> Cx<'a> {
             return self.skip(journey, trigger, "window");
         }
         if let Some(audience) = &journey.audience
-            && !self.condition_for_user(audience, journey, &event)
+            && !self.condition_for_user(audience, journey, EventRef::Value(&event))
         {
             return self.skip(journey, trigger, "audience");
         }
@@ -594,12 +621,24 @@ impl<'a> Cx<'a> {
     }
 
     fn zone(&self, step: Option<&str>, owner: Option<&str>, policy: &str) -> chrono_tz::Tz {
-        let user = self.user.traits.get("timezone").and_then(Value::as_str);
-        let policy = self.d.policy(policy).tz.as_deref();
-        [step, owner, user, policy]
-            .into_iter()
-            .flatten()
-            .find_map(|z| waymark_dsl::schedule::parse_time_zone(z).ok())
+        let parse = |z: &str| waymark_dsl::schedule::parse_time_zone(z).ok();
+        let user = || match self.user_zone.get() {
+            Some(zone) => zone,
+            None => {
+                let zone = self
+                    .user
+                    .traits
+                    .get("timezone")
+                    .and_then(Value::as_str)
+                    .and_then(parse);
+                self.user_zone.set(Some(zone));
+                zone
+            }
+        };
+        step.and_then(parse)
+            .or_else(|| owner.and_then(parse))
+            .or_else(user)
+            .or_else(|| self.d.policy_zone(policy))
             .unwrap_or(chrono_tz::UTC)
     }
 

@@ -706,6 +706,8 @@ impl Cx<'_> {
         path: &[String],
         value: Option<Value>,
     ) {
+        // `timezone` may be the one that changes.
+        self.user_zone.set(None);
         const BUILT_IN: &[&str] = &["id", "created_at", "tags", "points", "coupons"];
         if path.first().is_some_and(|f| BUILT_IN.contains(&f.as_str())) {
             self.error(

@@ -4,6 +4,7 @@
 //! or consecutive local days, and runs its reward on reaching the target,
 //! as often as `repeatable` / `max N per user` allow.
 
+use super::eval::EventRef;
 use super::run::Owner;
 use super::{Cx, Env, EventValue};
 use crate::journal::{Kind, Record};
@@ -18,7 +19,6 @@ impl Cx<'_> {
         if rule.when.event != event.name {
             return;
         }
-        let value = value.get();
         let d = self.d;
         let policy = d.policy("default");
         let owner = Owner {
@@ -40,7 +40,14 @@ impl Cx<'_> {
         let no_bindings = BTreeMap::new();
         let conditions = rule.when.filter.iter().chain(rule.condition.iter());
         for condition in conditions {
-            let env = Env::new(&d.plan, self.user, value, &no_bindings, self.now, tz);
+            let env = Env::with_event(
+                &d.plan,
+                self.user,
+                EventRef::Lazy(value),
+                &no_bindings,
+                self.now,
+                tz,
+            );
             match env.condition(condition) {
                 Ok(true) => {}
                 Ok(false) => {
@@ -48,14 +55,15 @@ impl Cx<'_> {
                     return;
                 }
                 Err(error) => {
-                    let inst =
-                        self.new_instance(&rule.name, "rule", rule.steps.start, value.clone());
+                    let event = value.get().clone();
+                    let inst = self.new_instance(&rule.name, "rule", rule.steps.start, event);
                     self.error(&owner, &inst, error);
                     return;
                 }
             }
         }
-        let mut inst = self.new_instance(&rule.name, "rule", rule.steps.start, value.clone());
+        let event = value.get().clone();
+        let mut inst = self.new_instance(&rule.name, "rule", rule.steps.start, event);
         // A send deferred by quiet hours or a cap holds the run until then.
         if self.run(&owner, &mut inst) {
             self.user.instances.push(inst);

@@ -76,21 +76,7 @@ fn simulate(args: &SimulateArgs) -> Result<ExitCode> {
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
     let mut preview = Preview::new(Deployment::new(plan));
     let json = args.format == "json";
-    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
-    let mut summary = Summary::default();
     let mut records = Vec::new();
-    let mut emit = |records: &mut Vec<Record>, out: &mut dyn Write| -> Result<()> {
-        for r in records.drain(..) {
-            if json {
-                serde_json::to_writer(&mut *out, &r)?;
-                out.write_all(b"\n")?;
-            } else {
-                writeln!(out, "{}", timeline_line(&r, tz))?;
-            }
-            summary.add(&r);
-        }
-        Ok(())
-    };
     let mut progress = (!args.quiet && std::io::stderr().is_terminal())
         .then(|| Progress::new(size, std::time::Instant::now()));
     let mut unsupported: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
@@ -98,23 +84,33 @@ fn simulate(args: &SimulateArgs) -> Result<ExitCode> {
     // wall clock does under the daemon.
     let mut clock: Option<ManualClock> = None;
     let mut count = 0u64;
-    let mut spent = Vec::new();
-    // Lines are read and parsed on a second thread while this one runs the
-    // engine: the order of everything (the records, which error stops the
-    // run) is the file's.
-    std::thread::scope(|scope| -> Result<()> {
+    // Three threads: one reads and parses lines, this one runs the engine,
+    // one writes the records. The order of everything (the records, which
+    // error stops the run) is the file's.
+    let summary = std::thread::scope(|scope| -> Result<Summary> {
         let (sender, parsed) = std::sync::mpsc::sync_channel::<Vec<Line>>(16);
         // Chunks go back to the reading thread to be freed there: memory
         // freed on the thread that allocated it is reused at once, where
         // memory freed across threads was the allocator's slow path.
-        let (give_back, used) = std::sync::mpsc::channel::<Vec<Input>>();
+        let (give_back, used) = std::sync::mpsc::channel::<Vec<Line>>();
         let reader = BufReader::with_capacity(1 << 16, file);
         std::thread::Builder::new()
             .name("read events".into())
             .spawn_scoped(scope, || read_lines(reader, sender, used, &name))
             .context("cannot start the thread reading events")?;
-        for mut chunk in parsed {
-            for line in chunk.drain(..) {
+        let (to_writer, written) = std::sync::mpsc::sync_channel::<Vec<Record>>(16);
+        let writer = std::thread::Builder::new()
+            .name("write records".into())
+            .spawn_scoped(scope, move || write_records(written, json, tz))
+            .context("cannot start the thread writing records")?;
+        // What the writer says when it stopped early (stdout closed).
+        let writer_stopped =
+            |writer: std::thread::ScopedJoinHandle<'_, Result<Summary>>| match writer.join() {
+                Ok(Err(e)) => Err(e),
+                _ => Err(anyhow::anyhow!("the thread writing records stopped")),
+            };
+        'lines: for chunk in parsed {
+            for line in &chunk {
                 if let Some(progress) = &mut progress
                     && let Some(status) = progress.line(
                         line.len,
@@ -124,21 +120,25 @@ fn simulate(args: &SimulateArgs) -> Result<ExitCode> {
                 {
                     eprint!("\r{status}\x1b[K");
                 }
-                let (number, input, at) = match line.what {
+                let (number, input, at) = match &line.what {
                     What::Blank => continue,
-                    What::Bad(message) => bail!(message),
-                    What::Unsupported(kind) => {
+                    What::Bad(message) => {
+                        let _ = to_writer.send(std::mem::take(&mut records));
+                        bail!("{message}")
+                    }
+                    &What::Unsupported(kind) => {
                         // Taken but not acted on, as the daemon does.
                         unsupported.entry(kind).or_default().push(line.number);
                         continue;
                     }
-                    What::Input(input, at) => (line.number, input, at),
+                    &What::Input(ref input, at) => (line.number, input, at),
                 };
                 let clock = clock.get_or_insert_with(|| {
                     preview.start_schedules_at(at);
                     ManualClock::new(at)
                 });
                 if at < clock.now() {
+                    let _ = to_writer.send(std::mem::take(&mut records));
                     bail!(
                         "{name}:{number}: timestamp {} is before the previous event's; events must be in timestamp order",
                         show(at, chrono_tz::UTC)
@@ -146,14 +146,33 @@ fn simulate(args: &SimulateArgs) -> Result<ExitCode> {
                 }
                 clock.advance_to(at);
                 preview.advance_to(clock.now(), &mut records);
-                preview.handle(&input, clock.now(), &mut records);
-                emit(&mut records, &mut out)?;
+                preview.handle(input, clock.now(), &mut records);
                 count += 1;
-                spent.push(input);
             }
-            let _ = give_back.send(std::mem::take(&mut spent));
+            let _ = give_back.send(chunk);
+            if !records.is_empty() {
+                // The next chunk's are likely as many: no regrowing.
+                let next = Vec::with_capacity(records.len());
+                if to_writer
+                    .send(std::mem::replace(&mut records, next))
+                    .is_err()
+                {
+                    break 'lines;
+                }
+            }
         }
-        Ok(())
+        if let Some(clock) = &clock {
+            clock.advance_to(clock.now() + Duration::seconds(until as i64));
+            preview.advance_to(clock.now(), &mut records);
+        }
+        if to_writer.send(records).is_err() {
+            return writer_stopped(writer);
+        }
+        drop(to_writer);
+        match writer.join() {
+            Ok(summary) => summary,
+            Err(_) => bail!("the thread writing records stopped"),
+        }
     })?;
     if let Some(progress) = &progress
         && progress.shown()
@@ -163,12 +182,9 @@ fn simulate(args: &SimulateArgs) -> Result<ExitCode> {
             progress.finished(count, std::time::Instant::now())
         );
     }
-    let Some(clock) = clock else {
+    if clock.is_none() {
         bail!("{name}: no events")
-    };
-    clock.advance_to(clock.now() + Duration::seconds(until as i64));
-    preview.advance_to(clock.now(), &mut records);
-    emit(&mut records, &mut out)?;
+    }
     for (kind, lines) in &unsupported {
         let shown: Vec<String> = lines.iter().take(10).map(|n| n.to_string()).collect();
         let more = if lines.len() > 10 { ", …" } else { "" };
@@ -178,8 +194,8 @@ fn simulate(args: &SimulateArgs) -> Result<ExitCode> {
             shown.join(", ")
         );
     }
+    let mut out = std::io::stdout().lock();
     if json {
-        out.flush()?;
         eprint!("{}", summary.render());
     } else {
         writeln!(out)?;
@@ -187,6 +203,30 @@ fn simulate(args: &SimulateArgs) -> Result<ExitCode> {
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes batches of records as they come, as a timeline or JSON lines,
+/// and counts them for the summary.
+fn write_records(
+    batches: std::sync::mpsc::Receiver<Vec<Record>>,
+    json: bool,
+    tz: chrono_tz::Tz,
+) -> Result<Summary> {
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let mut summary = Summary::default();
+    for batch in batches {
+        for r in &batch {
+            if json {
+                serde_json::to_writer(&mut out, r)?;
+                out.write_all(b"\n")?;
+            } else {
+                writeln!(out, "{}", timeline_line(r, tz))?;
+            }
+            summary.add(r);
+        }
+    }
+    out.flush()?;
+    Ok(summary)
 }
 
 /// One line of the events file, read and parsed.
@@ -214,7 +254,7 @@ const CHUNK: usize = 1024;
 fn read_lines(
     mut reader: impl BufRead,
     sender: std::sync::mpsc::SyncSender<Vec<Line>>,
-    used: std::sync::mpsc::Receiver<Vec<Input>>,
+    used: std::sync::mpsc::Receiver<Vec<Line>>,
     name: &str,
 ) {
     let mut chunk = Vec::with_capacity(CHUNK);
