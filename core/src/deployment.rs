@@ -159,11 +159,17 @@ pub struct DeployReport {
 }
 
 impl Deployment {
-    /// Whether users keep the history of event `name`.
-    pub fn keeps_history_of(&self, name: &str) -> bool {
+    /// How much of event `name`'s history users keep.
+    pub fn history_of(&self, name: &str) -> crate::history::Keep {
+        use crate::history::Keep;
         match self.history {
-            HistoryKept::All => true,
-            HistoryKept::Read => self.plan.history_reads.contains(name),
+            HistoryKept::All => Keep::All,
+            HistoryKept::Read => match self.plan.history_reads.get(name) {
+                None => Keep::Nothing,
+                // Only these two return the event's properties.
+                Some(f) if f.contains("last") || f.contains("first") => Keep::All,
+                Some(_) => Keep::Counts,
+            },
         }
     }
 

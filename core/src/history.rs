@@ -22,6 +22,19 @@ const MAX_SUMS: usize = 32;
 const RECENT: usize = 64;
 const EXACT_SECONDS: i64 = 48 * 3600;
 
+/// How much of an event's history is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// Everything: counts, sums, and the first and last occurrence's
+    /// properties.
+    All,
+    /// Counts, sums and times, not the properties of the first and last
+    /// occurrence (for scripts that never call `first` or `last` on it).
+    Counts,
+    /// Nothing.
+    Nothing,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct History {
     /// Boxed: a map node holds eleven entries, and most users have a
@@ -276,6 +289,17 @@ impl History {
 
     /// Adds one event (its properties as a record).
     pub fn record(&mut self, name: &str, at: DateTime<Utc>, properties: &Value) {
+        self.record_as(name, at, properties, Keep::All)
+    }
+
+    /// Adds one event, keeping what `keep` says.
+    pub fn record_as(&mut self, name: &str, at: DateTime<Utc>, properties: &Value, keep: Keep) {
+        // What `first` and `last` return of the occurrence.
+        let snapshot = match keep {
+            Keep::Nothing => return,
+            Keep::Counts => &Value::Null,
+            Keep::All => properties,
+        };
         if !self.events.contains_key(name) && self.events.len() >= MAX_NAMES {
             let oldest = self
                 .events
@@ -292,10 +316,10 @@ impl History {
         };
         h.total += 1;
         if h.first.as_ref().is_none_or(|(t, _)| at < *t) {
-            h.first = Some((at, properties.clone()));
+            h.first = Some((at, snapshot.clone()));
         }
         if h.last.as_ref().is_none_or(|(t, _)| at >= *t) {
-            h.last = Some((at, properties.clone()));
+            h.last = Some((at, snapshot.clone()));
         }
         let empty = BTreeMap::new();
         let props = match properties {

@@ -202,11 +202,10 @@ pub(crate) struct Cx<'a> {
 impl<'a> Cx<'a> {
     fn event(&mut self, event: &Event) {
         let d = self.d;
-        if d.keeps_history_of(&event.name) {
-            self.user
-                .history
-                .record(&event.name, event.at, &event.properties);
-        }
+        let keep = d.history_of(&event.name);
+        self.user
+            .history
+            .record_as(&event.name, event.at, &event.properties, keep);
         // Built only if a condition or a binding reads it: most events
         // match no filter.
         let value = EventValue::new(event);

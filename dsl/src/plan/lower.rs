@@ -68,32 +68,50 @@ pub fn lower(sources: &Sources, files: &[ast::File], functions: &dyn FunctionTab
     plan
 }
 
-/// Every event named as an argument of a function that takes event names.
-fn history_reads(files: &[ast::File], functions: &dyn FunctionTable) -> BTreeSet<String> {
+/// Every event named as an argument of a function that takes event
+/// names, with the functions that name it.
+fn history_reads(
+    files: &[ast::File],
+    functions: &dyn FunctionTable,
+) -> BTreeMap<String, BTreeSet<String>> {
     use crate::scope::walk::{self, Child, Role, Visitor};
     struct Reads<'t> {
         functions: &'t dyn FunctionTable,
-        names: BTreeSet<String>,
+        reads: BTreeMap<String, BTreeSet<String>>,
     }
     impl<'a> Visitor<'a> for Reads<'_> {
         fn expr(&mut self, expr: &'a ast::Expr, _: Role, _: &Scope<'a>) {
-            let names = &mut self.names;
-            walk::each_subexpr(expr, Child::Value, self.functions, &mut |e, child| {
-                let name = match child {
-                    Child::Value => None,
-                    Child::EventName => walk::event_name_arg(e),
-                    Child::EventField => walk::event_field(e).map(|(event, _)| event),
+            let functions = self.functions;
+            let reads = &mut self.reads;
+            walk::each_subexpr(expr, Child::Value, functions, &mut |e, child| {
+                let ast::ExprKind::Call { function, .. } = &e.kind else {
+                    return;
                 };
-                names.extend(name);
+                if child != Child::Value {
+                    return;
+                }
+                for (arg, kind) in walk::children(e, functions) {
+                    let event = match kind {
+                        Child::Value => None,
+                        Child::EventName => walk::event_name_arg(arg),
+                        Child::EventField => walk::event_field(arg).map(|(event, _)| event),
+                    };
+                    if let Some(event) = event {
+                        reads
+                            .entry(event)
+                            .or_default()
+                            .insert(function.name.clone());
+                    }
+                }
             });
         }
     }
     let mut reads = Reads {
         functions,
-        names: BTreeSet::new(),
+        reads: BTreeMap::new(),
     };
     walk::walk(files, &mut reads);
-    reads.names
+    reads.reads
 }
 
 struct Lowering<'c, 'a> {

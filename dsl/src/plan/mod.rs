@@ -38,11 +38,12 @@ pub struct Plan {
     /// Always holds `default` (empty when the scripts declare none).
     pub policies: Vec<PolicyPlan>,
     pub tests: Vec<TestPlan>,
-    /// The events whose history the scripts read (`count`, `sum`, `last`,
-    /// `first` and any other function taking an event name). A shell whose
-    /// scripts cannot change while it runs keeps history for these only.
+    /// The events whose history the scripts read, each with the functions
+    /// that read it (`count`, `sum`, `last`, `first`: any function taking
+    /// an event name). A shell whose scripts cannot change while it runs
+    /// keeps history for these only, and only what those functions need.
     #[serde(default)]
-    pub history_reads: std::collections::BTreeSet<String>,
+    pub history_reads: std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
 }
 
 impl Plan {
