@@ -4,6 +4,7 @@
 //! condition makes it false, in an action's argument skips the action, and
 //! both are recorded (language.md §6).
 
+use super::eval::EventRef;
 use super::guard::Verdict;
 use super::{Cx, Env, RESUMED};
 use crate::deployment::Recipient;
@@ -31,6 +32,10 @@ pub(crate) struct Owner<'p> {
     /// A journey: its instance has enter and exit records and `journey` in
     /// expressions. Rules and task rewards run without.
     pub lifecycle: bool,
+    /// The event `event` reads, when it is not the instance's own: a rule
+    /// runs on the event as it came in, and its instance gets a copy only
+    /// if it is kept (a deferred send).
+    pub event: Option<EventRef<'p>>,
 }
 
 /// The version marker of a rule's or task reward's held run (a send
@@ -83,6 +88,7 @@ impl Cx<'_> {
             exit_if: &plan.exit_if,
             can_wait: true,
             lifecycle: true,
+            event: None,
         };
         self.run(&owner, inst)
     }
@@ -124,6 +130,7 @@ impl Cx<'_> {
             exit_if: &[],
             can_wait: true,
             lifecycle: false,
+            event: None,
         };
         self.run(&owner, inst)
     }
@@ -194,16 +201,10 @@ impl Cx<'_> {
         false
     }
 
-    fn env<'e>(&'e self, owner: &Owner<'_>, inst: &'e Instance, step_tz: Option<&str>) -> Env<'e> {
+    fn env<'e>(&'e self, owner: &Owner<'e>, inst: &'e Instance, step_tz: Option<&str>) -> Env<'e> {
         let tz = self.zone(step_tz, owner.tz, &owner.policy.name);
-        let mut env = Env::new(
-            &self.d.plan,
-            self.user,
-            &inst.event,
-            &inst.bindings,
-            self.now,
-            tz,
-        );
+        let event = owner.event.unwrap_or(EventRef::Value(&inst.event));
+        let mut env = Env::with_event(&self.d.plan, self.user, event, &inst.bindings, self.now, tz);
         if owner.lifecycle {
             env.journey = Value::Record(BTreeMap::from([
                 ("name".to_string(), Value::String(owner.name.to_string())),

@@ -32,6 +32,7 @@ impl Cx<'_> {
             exit_if: &[],
             can_wait: true,
             lifecycle: false,
+            event: None,
         };
         // Conditions are read before the instance is made, as they would
         // read it (the event, no bindings): most events pass no rule, and
@@ -62,10 +63,16 @@ impl Cx<'_> {
                 }
             }
         }
-        let event = value.get().clone();
-        let mut inst = self.new_instance(&rule.name, "rule", rule.steps.start, event);
+        // The steps read the event as it came in; the instance gets a copy
+        // only if it is kept.
+        let mut inst = self.new_instance(&rule.name, "rule", rule.steps.start, Value::Null);
+        let owner = Owner {
+            event: Some(EventRef::Lazy(value)),
+            ..owner
+        };
         // A send deferred by quiet hours or a cap holds the run until then.
         if self.run(&owner, &mut inst) {
+            inst.event = value.get().clone();
             self.user.instances.push(inst);
         }
     }
@@ -96,6 +103,7 @@ impl Cx<'_> {
             exit_if: &[],
             can_wait: true,
             lifecycle: false,
+            event: None,
         };
         let probe = self.new_instance(&task.name, "task", task.reward.start, value.clone());
         self.user.next_instance -= 1;
