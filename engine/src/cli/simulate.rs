@@ -99,9 +99,14 @@ fn simulate(args: &SimulateArgs) -> Result<ExitCode> {
             .spawn_scoped(scope, || read_lines(reader, sender, used, &name))
             .context("cannot start the thread reading events")?;
         let (to_writer, written) = std::sync::mpsc::sync_channel::<Vec<Record>>(16);
+        // Written batches come back to be freed here, where they were made
+        // (for the same reason as the chunks of lines).
+        let (give_back_records, done) = std::sync::mpsc::channel::<Vec<Record>>();
         let writer = std::thread::Builder::new()
             .name("write records".into())
-            .spawn_scoped(scope, move || write_records(written, json, tz))
+            .spawn_scoped(scope, move || {
+                write_records(written, give_back_records, json, tz)
+            })
             .context("cannot start the thread writing records")?;
         // What the writer says when it stopped early (stdout closed).
         let writer_stopped =
@@ -151,8 +156,14 @@ fn simulate(args: &SimulateArgs) -> Result<ExitCode> {
             }
             let _ = give_back.send(chunk);
             if !records.is_empty() {
-                // The next chunk's are likely as many: no regrowing.
-                let next = Vec::with_capacity(records.len());
+                // A written batch to fill again, or one as large.
+                let next = match done.try_recv() {
+                    Ok(mut written) => {
+                        written.clear();
+                        written
+                    }
+                    Err(_) => Vec::with_capacity(records.len()),
+                };
                 if to_writer
                     .send(std::mem::replace(&mut records, next))
                     .is_err()
@@ -209,6 +220,7 @@ fn simulate(args: &SimulateArgs) -> Result<ExitCode> {
 /// and counts them for the summary.
 fn write_records(
     batches: std::sync::mpsc::Receiver<Vec<Record>>,
+    written: std::sync::mpsc::Sender<Vec<Record>>,
     json: bool,
     tz: chrono_tz::Tz,
 ) -> Result<Summary> {
@@ -224,6 +236,7 @@ fn write_records(
             }
             summary.add(r);
         }
+        let _ = written.send(batch);
     }
     out.flush()?;
     Ok(summary)
