@@ -275,6 +275,9 @@ fn metrics_are_valid_exposition_and_count_what_happened() {
         "waymark_outbox_depth",
         "waymark_pending_timers",
         "waymark_dead_letters",
+        "waymark_user_cache_users",
+        "waymark_user_cache_capacity",
+        "waymark_store_cache_bytes",
     ] {
         assert!(parsed.families.contains_key(family), "no {family}:\n{text}");
     }
@@ -284,6 +287,20 @@ fn metrics_are_valid_exposition_and_count_what_happened() {
             .unwrap_or_else(|| panic!("no {prefix}:\n{text}"))
             .to_string()
     };
+    // Memory is bounded by configuration (here the defaults), and the one
+    // user is kept decoded.
+    assert_eq!(
+        line("waymark_user_cache_capacity "),
+        "waymark_user_cache_capacity 20000"
+    );
+    assert_eq!(
+        line("waymark_user_cache_users "),
+        "waymark_user_cache_users 1"
+    );
+    assert_eq!(
+        line("waymark_store_cache_bytes "),
+        "waymark_store_cache_bytes 268435456"
+    );
     // The duplicate is not an ingested input.
     assert_eq!(
         line("waymark_ingested_inputs_total "),

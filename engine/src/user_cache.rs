@@ -98,6 +98,11 @@ impl UserCache {
         self.order.clear();
     }
 
+    /// The most users kept.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     pub fn len(&self) -> usize {
         self.users.len()
     }

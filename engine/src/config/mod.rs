@@ -67,6 +67,9 @@ pub enum LogFormat {
     Json,
 }
 
+/// The store's page cache unless `store_cache_bytes` says otherwise.
+pub const DEFAULT_STORE_CACHE_BYTES: u64 = 256 << 20;
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
@@ -78,6 +81,8 @@ pub struct Config {
     pub shutdown_grace: std::time::Duration,
     /// Users the writer keeps decoded in memory.
     pub user_cache: usize,
+    /// The store's page cache in memory, in bytes.
+    pub store_cache_bytes: u64,
     pub tokens: Vec<Token>,
     pub channels: BTreeMap<String, Channel>,
     pub retry: Retry,
@@ -454,6 +459,7 @@ fn validate(table: &Table, kinds: &dyn KindCheck, errors: &mut Vec<ConfigError>)
             "flush_interval",
             "shutdown_grace",
             "user_cache",
+            "store_cache_bytes",
             "auth",
             "channels",
             "retry",
@@ -492,6 +498,9 @@ fn validate(table: &Table, kinds: &dyn KindCheck, errors: &mut Vec<ConfigError>)
     let user_cache = r
         .integer(table, "", "user_cache", 0, 10_000_000)
         .unwrap_or(crate::user_cache::DEFAULT_USERS as i64) as usize;
+    let store_cache_bytes = r
+        .integer(table, "", "store_cache_bytes", 1 << 20, 1 << 40)
+        .unwrap_or(DEFAULT_STORE_CACHE_BYTES as i64) as u64;
     let defaults = Retry {
         max_attempts: 8,
         initial_backoff: std::time::Duration::from_secs(1),
@@ -715,6 +724,7 @@ fn validate(table: &Table, kinds: &dyn KindCheck, errors: &mut Vec<ConfigError>)
         flush_interval,
         shutdown_grace,
         user_cache,
+        store_cache_bytes,
         tokens,
         channels,
         retry,
@@ -767,6 +777,7 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("./waymark-data"));
         assert!(c.tokens.is_empty() && c.channels.is_empty());
         assert_eq!(c.user_cache, crate::user_cache::DEFAULT_USERS);
+        assert_eq!(c.store_cache_bytes, DEFAULT_STORE_CACHE_BYTES);
     }
 
     #[test]
@@ -783,13 +794,13 @@ mod tests {
         );
         assert_eq!(c.http.max_connections, 8);
         assert_eq!(c.http.idle_timeout, Http::default().idle_timeout);
-        let file =
-            "[limits]\nevent_name_bytes = 0\nuser_state = 5\n[http]\nidle_timeout = \"0s\"\n";
+        let file = "store_cache_bytes = 1000\n[limits]\nevent_name_bytes = 0\nuser_state = 5\n[http]\nidle_timeout = \"0s\"\n";
         let errors = load_file(file, &[]).unwrap_err();
         let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
         assert!(paths.contains(&"limits.event_name_bytes"), "{errors:?}");
         assert!(paths.contains(&"limits.user_state"), "{errors:?}");
         assert!(paths.contains(&"http.idle_timeout"), "{errors:?}");
+        assert!(paths.contains(&"store_cache_bytes"), "{errors:?}");
     }
 
     #[test]

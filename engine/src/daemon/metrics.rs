@@ -137,6 +137,24 @@ const FAMILIES: &[Family] = &[
         help: "Batch items refused while the rest of their batch was taken.",
         buckets: &[],
     },
+    Family {
+        name: "waymark_user_cache_users",
+        kind: "gauge",
+        help: "Users the writer keeps decoded in memory now.",
+        buckets: &[],
+    },
+    Family {
+        name: "waymark_user_cache_capacity",
+        kind: "gauge",
+        help: "The most users the writer keeps decoded (user_cache).",
+        buckets: &[],
+    },
+    Family {
+        name: "waymark_store_cache_bytes",
+        kind: "gauge",
+        help: "The bound of the store's page cache in memory (store_cache_bytes).",
+        buckets: &[],
+    },
 ];
 
 type Labels = Vec<(&'static str, String)>;
@@ -291,6 +309,17 @@ pub fn http_request(route: &str, method: &str, status: u16, took: Duration) {
         &[("route", route)],
         took.as_secs_f64(),
     );
+}
+
+/// How many users the writer keeps decoded, and the most it keeps.
+pub fn user_cache(users: usize, capacity: usize) {
+    set("waymark_user_cache_users", &[], users as f64);
+    set("waymark_user_cache_capacity", &[], capacity as f64);
+}
+
+/// The bound of the store's page cache.
+pub fn store_cache(bytes: u64) {
+    set("waymark_store_cache_bytes", &[], bytes as f64);
 }
 
 /// How late the oldest due timer fired.

@@ -205,7 +205,8 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
     let plan = load_scripts(&config, &registry)?;
     std::fs::create_dir_all(&config.data_dir)?;
     let pid_file = config.data_dir.join("waymark.pid");
-    let kv = match SledKv::open(&config.data_dir.join("store")) {
+    let kv = match SledKv::open_with_cache(&config.data_dir.join("store"), config.store_cache_bytes)
+    {
         Ok(kv) => kv,
         Err(crate::store::StoreError::InUse { .. }) => {
             return Err(StartError::InUse {
@@ -236,6 +237,8 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
     deployment.coupon_secret = store.coupon_secret()?;
     let mut runtime = Runtime::new(store, deployment);
     runtime.set_user_cache(config.user_cache);
+    metrics::user_cache(0, config.user_cache);
+    metrics::store_cache(config.store_cache_bytes);
     runtime.store.set_max_user_bytes(config.limits.user_state);
     runtime.start_schedules_at(clock.now());
     if deploy_folder {

@@ -297,7 +297,10 @@ fn flush(
         }
     });
     // An error is already answered through `durable`.
-    if let Ok(records) = runtime.ingest_pipelined(inputs, now, durable) {
+    let result = runtime.ingest_pipelined(inputs, now, durable);
+    let (users, capacity) = runtime.cached_users();
+    super::metrics::user_cache(users, capacity);
+    if let Ok(records) = result {
         super::metrics::records(&records);
     }
     inputs.clear();

@@ -108,6 +108,11 @@ impl<K: Kv> Runtime<K> {
         self.users = UserCache::new(users);
     }
 
+    /// How many users are kept decoded now, and the most that are.
+    pub fn cached_users(&self) -> (usize, usize) {
+        (self.users.len(), self.users.capacity())
+    }
+
     /// Erases a user's state, timers and journal; whether they existed.
     pub fn erase_user(&mut self, user: &str) -> Result<bool, StoreError> {
         self.drain()?;
