@@ -104,8 +104,9 @@ pub struct UserState {
     pub history: History,
     /// Active journey instances, at most one per journey.
     pub instances: Vec<Instance>,
-    /// Per journey: how often and when the user entered.
-    pub journeys: BTreeMap<String, JourneyMemo>,
+    /// Per journey: how often and when the user entered. Boxed: a map node
+    /// holds eleven entries, and most users are in a few journeys.
+    pub journeys: BTreeMap<String, Box<JourneyMemo>>,
     pub tasks: BTreeMap<String, TaskState>,
     /// Recent non-transactional sends, for caps.
     pub sends: Vec<SentMessage>,

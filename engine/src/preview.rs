@@ -112,6 +112,19 @@ impl Preview {
     /// Fires every timer and cron trigger due up to and including `until`,
     /// in time order, each at its own time, adding the records to `out`.
     pub fn advance_to(&mut self, until: DateTime<Utc>, out: &mut Vec<Record>) {
+        self.advance_to_paged(until, out, &mut |_| {})
+    }
+
+    /// [`Preview::advance_to`], calling `page` with the records so far after
+    /// every page of woken users and of a schedule's audience, so that a
+    /// caller can take them: a daily schedule over a million members makes
+    /// records for each member in one call.
+    pub fn advance_to_paged(
+        &mut self,
+        until: DateTime<Utc>,
+        out: &mut Vec<Record>,
+        page: &mut dyn FnMut(&mut Vec<Record>),
+    ) {
         loop {
             let timer = self
                 .timers
@@ -125,10 +138,10 @@ impl Preview {
                 .filter(|(t, _)| *t <= until);
             match (timer, cron) {
                 (None, None) => break,
-                (Some(t), Some((c, _))) if t <= c => self.fire_timers(t, out),
-                (Some(t), None) => self.fire_timers(t, out),
+                (Some(t), Some((c, _))) if t <= c => self.fire_timers(t, out, page),
+                (Some(t), None) => self.fire_timers(t, out, page),
                 (_, Some((c, journeys))) => {
-                    self.fire_schedules(c, &journeys, out);
+                    self.fire_schedules(c, &journeys, out, page);
                     self.schedules_done = Some(c);
                 }
             }
@@ -139,7 +152,12 @@ impl Preview {
     }
 
     /// Wakes every user whose timer is due at `at`, a page at a time.
-    fn fire_timers(&mut self, at: DateTime<Utc>, out: &mut Vec<Record>) {
+    fn fire_timers(
+        &mut self,
+        at: DateTime<Utc>,
+        out: &mut Vec<Record>,
+        page: &mut dyn FnMut(&mut Vec<Record>),
+    ) {
         let until = micros(at);
         let mut previous: Vec<(i64, Box<str>)> = Vec::new();
         loop {
@@ -169,6 +187,7 @@ impl Preview {
                 };
                 self.handle(&wake, at, out);
             }
+            page(out);
             previous = due;
         }
     }
@@ -179,20 +198,24 @@ impl Preview {
         at: DateTime<Utc>,
         journeys: &[(String, usize)],
         out: &mut Vec<Record>,
+        page: &mut dyn FnMut(&mut Vec<Record>),
     ) {
         // Timers due at the same moment fire first.
-        self.fire_timers(at, out);
+        self.fire_timers(at, out, page);
         let mut ids: Vec<Box<str>> = self.users.keys().cloned().collect();
         ids.sort_unstable();
-        for user in ids {
-            for (journey, trigger) in journeys {
-                let input = Input::Scheduled {
-                    user: user.to_string(),
-                    journey: journey.clone(),
-                    trigger: *trigger,
-                };
-                self.handle(&input, at, out);
+        for members in ids.chunks(PAGE) {
+            for user in members {
+                for (journey, trigger) in journeys {
+                    let input = Input::Scheduled {
+                        user: user.to_string(),
+                        journey: journey.clone(),
+                        trigger: *trigger,
+                    };
+                    self.handle(&input, at, out);
+                }
             }
+            page(out);
         }
     }
 }

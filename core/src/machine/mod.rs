@@ -169,6 +169,11 @@ pub fn handle_counted(
     cx.drain_emitted();
     cx.segments();
     cx.drain_emitted();
+    // A user whose instances all ended keeps no room for them: most users
+    // are in no journey most of the time.
+    if cx.user.instances.is_empty() {
+        cx.user.instances = Vec::new();
+    }
     (cx.records, STEP_BUDGET - cx.steps_left)
 }
 

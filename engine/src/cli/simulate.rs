@@ -108,6 +108,24 @@ fn simulate(args: &SimulateArgs) -> Result<ExitCode> {
                 write_records(written, give_back_records, json, tz)
             })
             .context("cannot start the thread writing records")?;
+        // Records of a long run of timers or a schedule's whole audience go
+        // to the writer a page at a time, not all at the end.
+        // A batch the writer is done with to fill again, if any: the others
+        // it has given back are freed.
+        let refill = || {
+            let mut spare: Option<Vec<Record>> = None;
+            while let Ok(mut written) = done.try_recv() {
+                written.clear();
+                spare = Some(written);
+            }
+            spare
+        };
+        let mut hand_over = |records: &mut Vec<Record>| {
+            if records.len() >= 4096 {
+                let next = refill().unwrap_or_default();
+                let _ = to_writer.send(std::mem::replace(records, next));
+            }
+        };
         // What the writer says when it stopped early (stdout closed).
         let writer_stopped =
             |writer: std::thread::ScopedJoinHandle<'_, Result<Summary>>| match writer.join() {
@@ -150,20 +168,14 @@ fn simulate(args: &SimulateArgs) -> Result<ExitCode> {
                     );
                 }
                 clock.advance_to(at);
-                preview.advance_to(clock.now(), &mut records);
+                preview.advance_to_paged(clock.now(), &mut records, &mut hand_over);
                 preview.handle(input, clock.now(), &mut records);
                 count += 1;
             }
             let _ = give_back.send(chunk);
             if !records.is_empty() {
                 // A written batch to fill again, or one as large.
-                let next = match done.try_recv() {
-                    Ok(mut written) => {
-                        written.clear();
-                        written
-                    }
-                    Err(_) => Vec::with_capacity(records.len()),
-                };
+                let next = refill().unwrap_or_else(|| Vec::with_capacity(records.len()));
                 if to_writer
                     .send(std::mem::replace(&mut records, next))
                     .is_err()
@@ -174,7 +186,7 @@ fn simulate(args: &SimulateArgs) -> Result<ExitCode> {
         }
         if let Some(clock) = &clock {
             clock.advance_to(clock.now() + Duration::seconds(until as i64));
-            preview.advance_to(clock.now(), &mut records);
+            preview.advance_to_paged(clock.now(), &mut records, &mut hand_over);
         }
         if to_writer.send(records).is_err() {
             return writer_stopped(writer);
