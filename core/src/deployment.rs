@@ -147,6 +147,15 @@ pub struct Schedule {
 /// A schedule trigger: its journey and the trigger's index among the journey's triggers.
 pub type ScheduleRef = (String, usize);
 
+/// What fires next (see [`Deployment::next_due`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Due {
+    /// The timers due at this moment.
+    Timers(DateTime<Utc>),
+    /// These schedule triggers, at this moment.
+    Schedules(DateTime<Utc>, Vec<ScheduleRef>),
+}
+
 /// What a deploy changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeployReport {
@@ -339,6 +348,28 @@ impl Deployment {
 
     /// The earliest cron fire strictly after `after`, with the (journey,
     /// trigger index) pairs that fire then.
+    /// What fires next, up to and including `until`: the earliest pending
+    /// timer (`timer`), or the next cron fire after `schedules_done`;
+    /// timers due at the moment of a cron fire go first. Every shell asks
+    /// this, so all fire in the same order.
+    pub fn next_due(
+        &self,
+        timer: Option<DateTime<Utc>>,
+        schedules_done: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Option<Due> {
+        let timer = timer.filter(|t| *t <= until);
+        let cron = self
+            .next_schedule_fire(schedules_done)
+            .filter(|(t, _)| *t <= until);
+        match (timer, cron) {
+            (None, None) => None,
+            (Some(t), Some((c, _))) if t <= c => Some(Due::Timers(t)),
+            (Some(t), None) => Some(Due::Timers(t)),
+            (_, Some((c, journeys))) => Some(Due::Schedules(c, journeys)),
+        }
+    }
+
     pub fn next_schedule_fire(
         &self,
         after: DateTime<Utc>,

@@ -11,7 +11,7 @@
 use chrono::{DateTime, Duration, Utc};
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::{BTreeSet, VecDeque};
-use waymark_core::deployment::{Deployment, HistoryKept};
+use waymark_core::deployment::{Deployment, Due, HistoryKept};
 use waymark_core::journal::{Kind, Record};
 use waymark_core::machine::{self as core, Globals};
 use waymark_core::model::{Input, UserState};
@@ -126,21 +126,12 @@ impl Preview {
         page: &mut dyn FnMut(&mut Vec<Record>),
     ) {
         loop {
-            let timer = self
-                .timers
-                .first()
-                .map(|(due, _)| from_micros(*due))
-                .filter(|t| *t <= until);
+            let timer = self.timers.first().map(|(due, _)| from_micros(*due));
             let after = self.schedules_done.unwrap_or(until);
-            let cron = self
-                .deployment
-                .next_schedule_fire(after)
-                .filter(|(t, _)| *t <= until);
-            match (timer, cron) {
-                (None, None) => break,
-                (Some(t), Some((c, _))) if t <= c => self.fire_timers(t, out, page),
-                (Some(t), None) => self.fire_timers(t, out, page),
-                (_, Some((c, journeys))) => {
+            match self.deployment.next_due(timer, after, until) {
+                None => break,
+                Some(Due::Timers(t)) => self.fire_timers(t, out, page),
+                Some(Due::Schedules(c, journeys)) => {
                     self.fire_schedules(c, &journeys, out, page);
                     self.schedules_done = Some(c);
                 }

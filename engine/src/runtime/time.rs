@@ -5,6 +5,7 @@
 use super::{PAGE, Runtime};
 use crate::store::{Kv, StoreError};
 use chrono::{DateTime, Utc};
+use waymark_core::deployment::Due;
 use waymark_core::journal::Record;
 use waymark_core::model::Input;
 
@@ -27,17 +28,12 @@ impl<K: Kv> Runtime<K> {
         }
         let mut records = Vec::new();
         loop {
-            let timer = self.store.next_due()?.filter(|t| *t <= until);
+            let timer = self.store.next_due()?;
             let after = self.schedules_done.unwrap_or(until);
-            let cron = self
-                .deployment
-                .next_schedule_fire(after)
-                .filter(|(t, _)| *t <= until);
-            match (timer, cron) {
-                (None, None) => break,
-                (Some(t), Some((c, _))) if t <= c => records.extend(self.fire_timers(t)?),
-                (Some(t), None) => records.extend(self.fire_timers(t)?),
-                (_, Some((c, journeys))) => {
+            match self.deployment.next_due(timer, after, until) {
+                None => break,
+                Some(Due::Timers(t)) => records.extend(self.fire_timers(t)?),
+                Some(Due::Schedules(c, journeys)) => {
                     records.extend(self.fire_schedules(c, &journeys)?);
                     self.schedules_done = Some(c);
                 }
