@@ -58,16 +58,6 @@ impl Preview {
         self.schedules_done = Some(at);
     }
 
-    /// How many users the preview holds.
-    pub fn users(&self) -> usize {
-        self.users.len()
-    }
-
-    /// A user's state, if an input reached them.
-    pub fn user(&self, id: &str) -> Option<&UserState> {
-        self.users.get(id).map(|m| &m.state)
-    }
-
     /// Handles one input at `now`, adding its records to `out`. An event
     /// whose message id was seen within the dedup window is dropped.
     pub fn handle(&mut self, input: &Input, now: DateTime<Utc>, out: &mut Vec<Record>) {

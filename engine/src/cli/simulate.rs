@@ -108,8 +108,6 @@ fn simulate(args: &SimulateArgs) -> Result<ExitCode> {
                 write_records(written, give_back_records, json, tz)
             })
             .context("cannot start the thread writing records")?;
-        // Records of a long run of timers or a schedule's whole audience go
-        // to the writer a page at a time, not all at the end.
         // A batch the writer is done with to fill again, if any: the others
         // it has given back are freed.
         let refill = || {
@@ -120,6 +118,8 @@ fn simulate(args: &SimulateArgs) -> Result<ExitCode> {
             }
             spare
         };
+        // Records of a long run of timers or a schedule's whole audience go
+        // to the writer a page at a time, not all at the end.
         let mut hand_over = |records: &mut Vec<Record>| {
             if records.len() >= 4096 {
                 let next = refill().unwrap_or_default();
