@@ -9,8 +9,8 @@
 //! order, and a message id seen within the dedup window is dropped.
 
 use chrono::{DateTime, Duration, Utc};
-use rustc_hash::{FxHashMap, FxHashSet};
-use std::collections::{BTreeSet, VecDeque};
+use rustc_hash::FxHashMap;
+use std::collections::BTreeSet;
 use waymark_core::deployment::{Deployment, Due, HistoryKept};
 use waymark_core::journal::{Kind, Record};
 use waymark_core::machine::{self as core, Globals};
@@ -211,29 +211,36 @@ fn from_micros(us: i64) -> DateTime<Utc> {
 }
 
 /// Message ids seen within the dedup window, as 64-bit hashes (the
-/// store's [`crate::store::id_hash`]), oldest first for forgetting them.
+/// store's [`crate::store::id_hash`]) with when each was first seen, in
+/// seconds. Ids past the window are swept out whenever the map has doubled
+/// since the last sweep, so it holds at most about twice the window's ids.
 #[derive(Default)]
 struct SeenIds {
-    ids: FxHashSet<u64>,
-    /// (seen at, in seconds; hash).
-    by_age: VecDeque<(i64, u64)>,
+    ids: FxHashMap<u64, i64>,
+    /// The size at which the next sweep runs.
+    sweep_at: usize,
 }
 
 impl SeenIds {
-    /// Whether `id` is new at `now`; remembers it if so.
+    /// Whether `id` is new at `now` (not seen within the window before it);
+    /// remembers it if so.
     fn insert(&mut self, id: &str, now: DateTime<Utc>) -> bool {
+        use std::collections::hash_map::Entry;
+        let at = now.timestamp();
         let horizon = (now - Duration::days(crate::store::DEDUP_DAYS)).timestamp();
-        while let Some(&(at, old)) = self.by_age.front()
-            && at < horizon
-        {
-            self.ids.remove(&old);
-            self.by_age.pop_front();
+        match self.ids.entry(crate::store::id_hash(id.as_bytes())) {
+            Entry::Occupied(seen) if *seen.get() >= horizon => return false,
+            Entry::Occupied(mut past) => {
+                past.insert(at);
+            }
+            Entry::Vacant(new) => {
+                new.insert(at);
+            }
         }
-        let hash = crate::store::id_hash(id.as_bytes());
-        if !self.ids.insert(hash) {
-            return false;
+        if self.ids.len() >= self.sweep_at {
+            self.ids.retain(|_, seen| *seen >= horizon);
+            self.sweep_at = (2 * self.ids.len()).max(1024);
         }
-        self.by_age.push_back((now.timestamp(), hash));
         true
     }
 }
