@@ -6,7 +6,7 @@
 
 use super::keys::{key, prefix_end, split_user_part, user_part};
 use super::outbox::OutboxEntry;
-use super::{Kv, Op, Result, Store, decode, encode_sized};
+use super::{Kv, Op, Result, Store, decode, encode_positional};
 use chrono::{DateTime, Utc};
 use std::sync::atomic::Ordering;
 use waymark_core::model::UserState;
@@ -20,7 +20,9 @@ const PARALLEL_ENCODE: usize = 64;
 fn encode_users(users: &[(UserState, Option<DateTime<Utc>>)]) -> Vec<Vec<u8>> {
     let encode_all = |part: &[(UserState, Option<DateTime<Utc>>)]| -> Vec<Vec<u8>> {
         // Room for most states at once.
-        part.iter().map(|(u, _)| encode_sized(u, 4096)).collect()
+        part.iter()
+            .map(|(u, _)| encode_positional(u, 4096))
+            .collect()
     };
     // Asked once: the answer reads cgroup files.
     static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
