@@ -568,3 +568,37 @@ journey thanks {
     daemon.kill().unwrap();
     daemon.wait().unwrap();
 }
+
+#[test]
+fn an_event_that_finds_the_writer_idle_waits_for_no_others() {
+    // A long gathering window: an event arriving while no commit is being
+    // written is committed at once, not after the window.
+    let dir = setup_with(
+        "daemon_idle_commit",
+        "journey welcome {\n  trigger event signed_up\n  give points 10 reason \"welcome\"\n}\n",
+        "flush_interval = \"1s\"\n",
+    );
+    let port = free_port();
+    let mut daemon = start(&dir, port);
+    let mut client = Client::new(port);
+    for i in 0..5 {
+        let started = std::time::Instant::now();
+        let body = format!(r#"{{"userId":"u{i}","event":"signed_up","messageId":"idle{i}"}}"#);
+        let (status, _) = client
+            .request("POST", "/v1/track", &[], body.as_bytes())
+            .unwrap();
+        assert_eq!(status, 200);
+        // Well under the window even on a slow machine; one that waited
+        // for it would take a second or more.
+        assert!(
+            started.elapsed() < Duration::from_millis(800),
+            "answered after {:?}",
+            started.elapsed()
+        );
+    }
+    let (status, body) = http(port, "GET", "/v1/users/u4", "");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"points\":10"), "{body}");
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+}

@@ -1,7 +1,9 @@
 //! The writer: one thread owns the runtime. It takes ingest requests from
-//! any number of HTTP handlers, gathers those that arrive within the flush
-//! interval into one batch, commits and flushes it once (group commit),
-//! and only then answers each request. Batches are pipelined: while one is
+//! any number of HTTP handlers, gathers those waiting into one batch,
+//! commits and flushes it once (group commit), and only then answers each
+//! request. A request that finds the store idle is committed at once;
+//! while a batch is being written, the next gathers for up to the flush
+//! interval. Batches are pipelined: while one is
 //! applied and flushed on the commit thread (which answers its requests),
 //! the writer gathers and evaluates the next. Between batches it fires due
 //! timers and cron triggers, and once an hour forgets message ids past the
@@ -204,20 +206,7 @@ fn run(
         let mut pending = Vec::new();
         if let Some(first) = first {
             pending.push(first);
-            let deadline = Instant::now() + flush_interval;
-            let mut size = 0;
-            while size < MAX_BATCH {
-                let left = deadline.saturating_duration_since(Instant::now());
-                match commands.recv_timeout(left) {
-                    Ok(c) => {
-                        if let Command::Ingest { inputs, .. } = &c {
-                            size += inputs.len();
-                        }
-                        pending.push(c)
-                    }
-                    Err(_) => break,
-                }
-            }
+            gather(runtime, commands, flush_interval, &mut pending);
         }
         let mut inputs = Vec::new();
         let mut replies = Vec::new();
@@ -260,6 +249,46 @@ fn run(
         tracing::error!(error = %e, "the last batch failed to commit");
     }
     tracing::info!("writer stopped");
+}
+
+/// Adds to `pending` the commands that share a batch with its first:
+/// those already queued, and, while the batch before is still being
+/// written, those arriving within `flush_interval` (or until it is
+/// durable). A command that finds the store idle waits for no others.
+fn gather(
+    runtime: &mut Runtime<SledKv>,
+    commands: &Receiver<Command>,
+    flush_interval: Duration,
+    pending: &mut Vec<Command>,
+) {
+    /// How often the gathering looks whether the batch before is durable.
+    const LOOK_EVERY: Duration = Duration::from_micros(200);
+    let deadline = Instant::now() + flush_interval;
+    let mut size = 0;
+    while size < MAX_BATCH {
+        let next = match commands.try_recv() {
+            Ok(c) => Some(c),
+            Err(_) if !runtime.committing() => None,
+            Err(_) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    None
+                } else {
+                    commands.recv_timeout(left.min(LOOK_EVERY)).ok()
+                }
+            }
+        };
+        match next {
+            Some(c) => {
+                if let Command::Ingest { inputs, .. } = &c {
+                    size += inputs.len();
+                }
+                pending.push(c);
+            }
+            None if runtime.committing() && Instant::now() < deadline => {}
+            None => break,
+        }
+    }
 }
 
 fn flush(

@@ -18,6 +18,8 @@ use waymark_core::model::Input;
 pub(super) struct InFlight {
     pub(super) users: HashSet<String>,
     applied: mpsc::Receiver<Result<(), StoreError>>,
+    /// Its outcome, once [`Runtime::committing`] has seen it.
+    outcome: Option<Result<(), StoreError>>,
 }
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -57,13 +59,15 @@ impl<K: Kv> Runtime<K> {
     /// it failed, everything kept in memory on top of it is forgotten (and
     /// read from the store again) and the error returned.
     pub fn drain(&mut self) -> Result<(), StoreError> {
-        let Some(in_flight) = self.in_flight.take() else {
+        let Some(mut in_flight) = self.in_flight.take() else {
             return Ok(());
         };
-        let result = in_flight
-            .applied
-            .recv()
-            .unwrap_or_else(|_| Err(StoreError::Backend("the commit thread stopped".into())));
+        let result = in_flight.outcome.take().unwrap_or_else(|| {
+            in_flight
+                .applied
+                .recv()
+                .unwrap_or_else(|_| Err(StoreError::Backend("the commit thread stopped".into())))
+        });
         if result.is_err() {
             self.users.clear();
             self.globals = None;
@@ -71,6 +75,32 @@ impl<K: Kv> Runtime<K> {
             self.forget_prepared();
         }
         result
+    }
+}
+
+impl<K: Kv> Runtime<K> {
+    /// Whether a pipelined batch is still being applied and flushed. The
+    /// writer gathers more inputs for the next batch only while one is: an
+    /// input that finds the store idle is committed at once.
+    pub fn committing(&mut self) -> bool {
+        let Some(in_flight) = self.in_flight.as_mut() else {
+            return false;
+        };
+        if in_flight.outcome.is_some() {
+            return false;
+        }
+        match in_flight.applied.try_recv() {
+            Ok(outcome) => {
+                in_flight.outcome = Some(outcome);
+                false
+            }
+            Err(mpsc::TryRecvError::Empty) => true,
+            Err(mpsc::TryRecvError::Disconnected) => {
+                in_flight.outcome =
+                    Some(Err(StoreError::Backend("the commit thread stopped".into())));
+                false
+            }
+        }
     }
 }
 
@@ -135,6 +165,7 @@ impl<K: Kv + Clone + 'static> Runtime<K> {
         self.in_flight = Some(InFlight {
             users: batch.users.iter().map(|(u, _)| u.id.clone()).collect(),
             applied,
+            outcome: None,
         });
         Ok(self.keep(batch, globals))
     }
