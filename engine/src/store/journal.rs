@@ -5,7 +5,7 @@
 //! of `s` and keeps it in memory once read.
 
 use super::keys::{key, prefix_end, user_part};
-use super::{Kv, Op, Result, Store, decode, encode_sized};
+use super::{Kv, Op, Result, Store, decode, encode};
 use std::collections::HashMap;
 use waymark_core::journal::Record;
 
@@ -53,7 +53,7 @@ impl<K: Kv> Store<K> {
         for (at, records) in &groups {
             ops.push(Op::Put(
                 key("j", &[&user_part(&records[0].user), &at.to_be_bytes()]),
-                encode_sized(records, 256 * records.len()),
+                encode(records),
             ));
         }
         if seq != first {

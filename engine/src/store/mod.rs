@@ -153,26 +153,40 @@ pub struct Store<K: Kv> {
     oversize: Mutex<HashSet<String>>,
 }
 
+/// Encodes with field names (records, outbox entries, dedup runs).
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    encode_sized(value, 128)
-}
-
-/// Encodes into a buffer of `capacity` bytes, sparing the reallocations of
-/// growing from empty for large values.
-fn encode_sized<T: Serialize>(value: &T, capacity: usize) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(capacity);
-    rmp_serde::encode::write_named(&mut buf, value).expect("engine state serializes");
-    buf
+    with_scratch(|buf| rmp_serde::encode::write_named(buf, value))
 }
 
 /// Encodes a user's state with its structs as arrays, not maps: the
 /// field names of every event's history would otherwise be most of the
 /// bytes written for each event. (Nothing in a state skips a field when
 /// writing it, so positions always match; [`decode`] reads either form.)
-fn encode_positional<T: Serialize>(value: &T, capacity: usize) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(capacity);
-    rmp_serde::encode::write(&mut buf, value).expect("engine state serializes");
-    buf
+fn encode_positional<T: Serialize>(value: &T) -> Vec<u8> {
+    with_scratch(|buf| rmp_serde::encode::write(buf, value))
+}
+
+/// Runs `write` into this thread's scratch buffer and returns an
+/// exact-sized copy. Values are built in a buffer that keeps its room,
+/// and what goes to the store holds no spare room: a batch's values are
+/// freed on the commit thread, and generous buffers made fresh pages
+/// (and their zeroing) a large part of every commit.
+fn with_scratch<E: std::fmt::Debug>(
+    write: impl FnOnce(&mut Vec<u8>) -> std::result::Result<(), E>,
+) -> Vec<u8> {
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    SCRATCH.with_borrow_mut(|buf| {
+        buf.clear();
+        write(buf).expect("engine state serializes");
+        let out = buf.to_vec();
+        // A rare huge value does not keep its room for good.
+        if buf.capacity() > 1 << 20 {
+            *buf = Vec::new();
+        }
+        out
+    })
 }
 
 fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T> {

@@ -6,7 +6,7 @@
 //! journals it; which records are sends is the runtime's to say.
 
 use super::keys::{key, prefix_end, time_key};
-use super::{Kv, Op, Result, Store, decode, encode, encode_sized};
+use super::{Kv, Op, Result, Store, decode, encode};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -89,7 +89,7 @@ impl<K: Kv> Store<K> {
             };
             ops.push(Op::Put(
                 key("o", &[&seq.to_be_bytes()]),
-                encode_sized(&entry, 512),
+                encode(&entry),
             ));
         }
     }

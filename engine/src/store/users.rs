@@ -1,8 +1,8 @@
-//! The users table, `u/{user}`: each user's state, one MessagePack value.
-//! A batch's states are encoded in parallel when there are many (encoding
-//! is most of a commit's own work). The store also notes which users' state
-//! is past the size limit, so their events can be refused cheaply, and
-//! erases a user from every table at once.
+//! The users table, `u/{user}`: each user's state, one MessagePack value
+//! with its structs written as arrays (see [`encode_positional`]). The
+//! store also notes which users' state is past the size limit, so their
+//! events can be refused cheaply, and erases a user from every table at
+//! once.
 
 use super::keys::{key, prefix_end, split_user_part, user_part};
 use super::outbox::OutboxEntry;
@@ -10,43 +10,6 @@ use super::{Kv, Op, Result, Store, decode, encode_positional};
 use chrono::{DateTime, Utc};
 use std::sync::atomic::Ordering;
 use waymark_core::model::UserState;
-
-/// Below this many users a batch's states are encoded on the calling thread.
-const PARALLEL_ENCODE: usize = 64;
-
-/// Encodes the users' states, in order. Large batches are split across
-/// the machine's cores: encoding is most of a commit's own work, and each
-/// user's is independent (the output does not depend on the split).
-fn encode_users(users: &[(UserState, Option<DateTime<Utc>>)]) -> Vec<Vec<u8>> {
-    let encode_all = |part: &[(UserState, Option<DateTime<Utc>>)]| -> Vec<Vec<u8>> {
-        // Room for most states at once.
-        part.iter()
-            .map(|(u, _)| encode_positional(u, 4096))
-            .collect()
-    };
-    // Asked once: the answer reads cgroup files.
-    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    let cores = *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    if users.len() < PARALLEL_ENCODE || cores < 2 {
-        return encode_all(users);
-    }
-    let chunk = users
-        .len()
-        .div_ceil(cores.min(users.len() / (PARALLEL_ENCODE / 2)));
-    std::thread::scope(|scope| {
-        let mut parts = users.chunks(chunk);
-        let first = parts.next().unwrap_or_default();
-        let others: Vec<_> = parts.map(|p| scope.spawn(move || encode_all(p))).collect();
-        let mut out = encode_all(first);
-        for handle in others {
-            match handle.join() {
-                Ok(part) => out.extend(part),
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
-        out
-    })
-}
 
 impl<K: Kv> Store<K> {
     /// Sets the most bytes a user's stored state may take (`limits.user_state_bytes`).
@@ -113,8 +76,8 @@ impl<K: Kv> Store<K> {
         users: &[(UserState, Option<DateTime<Utc>>)],
         ops: &mut Vec<Op>,
     ) {
-        let states = encode_users(users);
-        for ((user, old_wake), state) in users.iter().zip(states) {
+        for (user, old_wake) in users {
+            let state = encode_positional(user);
             let id = &user_part(&user.id)[..];
             self.note_size(&user.id, state.len());
             ops.push(Op::Put(key("u", &[id]), state));

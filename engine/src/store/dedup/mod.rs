@@ -26,7 +26,7 @@ mod runs;
 
 use super::keys::number_after_prefix as number_in;
 use super::seen_filter::SeenFilter;
-use super::{Kv, Op, Result, Store, decode, encode_sized};
+use super::{Kv, Op, Result, Store, decode, encode};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -272,7 +272,7 @@ impl Seen {
         };
         ops.push(Op::Put(
             chunk_key(self.next_chunk),
-            encode_sized(&chunk, 32 * ids.len()),
+            encode(&chunk),
         ));
         self.chunks.push(self.next_chunk);
         self.next_chunk += 1;

@@ -6,7 +6,7 @@
 use super::{BLOCK, COMPACT_AT, MERGE, MERGE_UP_TO, info_key, micros, scan};
 use super::{Entry, Ids, Run, RunInfo, Seen, blocks_end, blocks_start, chunk_key, id_hash};
 use crate::store::seen_filter::SeenFilter;
-use crate::store::{Kv, Op, Result, decode, encode_sized};
+use crate::store::{Kv, Op, Result, decode, encode};
 use chrono::{DateTime, Utc};
 
 impl Seen {
@@ -132,12 +132,12 @@ impl Seen {
             };
             if ends {
                 let key = [blocks_start(number).as_slice(), &hash.to_be_bytes()].concat();
-                let value = encode_sized(&block, 32 * block.ids.len());
+                let value = encode(&block);
                 ops.push(Op::Put(key, value));
                 block = Ids::default();
             }
         }
-        ops.push(Op::Put(info_key(number), encode_sized(&info, 32)));
+        ops.push(Op::Put(info_key(number), encode(&info)));
         self.runs.push(Run {
             number,
             info,
