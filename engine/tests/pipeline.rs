@@ -243,3 +243,78 @@ fn a_batch_over_its_step_budget_commits_what_ran_and_later_batches_run_the_rest_
         );
     }
 }
+
+/// Twelve users, three events each in turn, with a resent message id.
+fn many() -> Vec<Input> {
+    let mut inputs: Vec<Input> = (0..36)
+        .map(|i| paid(&format!("u{}", i % 12), &format!("m{i}")))
+        .collect();
+    inputs.insert(20, paid("u3", "m3"));
+    inputs
+}
+
+#[test]
+fn a_batch_in_parts_leaves_what_one_batch_leaves_and_is_flushed_once() {
+    let whole = TestKv::default();
+    let one = runtime(&whole, 0).ingest(&many(), t(START)).unwrap();
+    for cached in [0, 100] {
+        let kv = slow();
+        let mut rt = runtime(&kv, cached);
+        let outcomes: Arc<Mutex<Vec<Result<usize, String>>>> = Default::default();
+        let seen = outcomes.clone();
+        let records = rt
+            .ingest_in_parts(
+                &many(),
+                t(START),
+                5,
+                Box::new(move |r| {
+                    seen.lock()
+                        .unwrap()
+                        .push(r.map(|c| c.duplicates).map_err(|e| e.to_string()))
+                }),
+            )
+            .unwrap();
+        rt.drain().unwrap();
+        assert_eq!(records, one, "with {cached} users cached");
+        assert_eq!(
+            *outcomes.lock().unwrap(),
+            vec![Ok(1)],
+            "one answer, one duplicate"
+        );
+        assert_eq!(
+            kv.applies.load(Ordering::SeqCst),
+            8,
+            "37 inputs in parts of 5"
+        );
+        assert_eq!(
+            kv.flushes.load(Ordering::SeqCst),
+            1,
+            "flushed at the end only"
+        );
+        for user in ["u0", "u3", "u11"] {
+            assert_eq!(balance(&kv, user), "30", "{user}");
+        }
+        assert_eq!(
+            Store::new(kv.inner.clone()).journal("u3", 100).unwrap(),
+            Store::new(whole.inner.clone()).journal("u3", 100).unwrap()
+        );
+    }
+}
+
+#[test]
+fn a_part_that_fails_fails_the_whole_batch_and_no_later_part_runs() {
+    let kv = slow();
+    kv.fail_apply.store(3, Ordering::SeqCst);
+    let mut rt = runtime(&kv, 100);
+    let outcomes = Outcomes::default();
+    let e = rt
+        .ingest_in_parts(&many(), t(START), 5, note(&outcomes, "parts"))
+        .unwrap_err();
+    assert!(e.to_string().contains("disk full"), "{e}");
+    // The part after the failed one found it failed; none after ran.
+    assert_eq!(kv.applies.load(Ordering::SeqCst), 3);
+    assert_eq!(kv.flushes.load(Ordering::SeqCst), 0);
+    let outcomes = outcomes.lock().unwrap();
+    assert_eq!(outcomes.len(), 1, "answered once: {outcomes:?}");
+    assert!(outcomes[0].1.as_ref().unwrap_err().contains("disk full"));
+}

@@ -28,6 +28,11 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// Most inputs one batch takes.
 const MAX_BATCH: usize = 10_000;
 
+/// Most inputs evaluated before their writes go to the commit thread: a
+/// larger batch is applied a part at a time while the next part is
+/// evaluated, and flushed once at its end.
+const COMMIT_PART: usize = 128;
+
 /// Why the writer did not do what a command asked: the store refused the
 /// write (the variant names the command and what it was about), or the
 /// writer has stopped. One failed commit answers every request of its
@@ -326,7 +331,7 @@ fn flush(
         }
     });
     // An error is already answered through `durable`.
-    let result = runtime.ingest_pipelined(inputs, now, durable);
+    let result = runtime.ingest_in_parts(inputs, now, COMMIT_PART, durable);
     let (users, capacity) = runtime.cached_users();
     super::metrics::user_cache(users, capacity);
     if let Ok(records) = result {

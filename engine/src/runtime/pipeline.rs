@@ -1,6 +1,8 @@
 //! Pipelined batches: the daemon hands a batch's writes to one commit
 //! thread and evaluates the next batch while they are applied and
-//! flushed. One batch is in flight at most; reads made meanwhile see it
+//! flushed. A large batch goes a part at a time, so that even one
+//! request's work is shared between evaluating and applying, with one
+//! flush at its end. One batch is in flight at most; reads made meanwhile see it
 //! (its users stay in memory, its message ids count as seen), and if it
 //! fails, everything kept in memory on top of it is forgotten.
 
@@ -121,6 +123,72 @@ impl<K: Kv + Clone + 'static> Runtime<K> {
         now: DateTime<Utc>,
         durable: Durable,
     ) -> Result<Vec<Record>, StoreError> {
+        self.hand_over(inputs, now, true, durable)
+    }
+
+    /// [`Runtime::ingest_pipelined`] for a large batch, a part of at most
+    /// `part` inputs at a time: each part is handed to the commit thread
+    /// to apply while the next is evaluated, so the two cores share one
+    /// request's work; only the last part is flushed (which makes every
+    /// part durable), and `durable` is called once, when it is, or at the
+    /// first failure of any part. The parts run as consecutive batches
+    /// would, so the records are the same as one batch's.
+    pub fn ingest_in_parts(
+        &mut self,
+        inputs: &[Input],
+        now: DateTime<Utc>,
+        part: usize,
+        durable: Durable,
+    ) -> Result<Vec<Record>, StoreError> {
+        if inputs.len() <= part {
+            return self.ingest_pipelined(inputs, now, durable);
+        }
+        let duplicates = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut durable = Some(durable);
+        let mut records = Vec::new();
+        let parts = inputs.len().div_ceil(part.max(1));
+        for (i, inputs) in inputs.chunks(part.max(1)).enumerate() {
+            let last = i + 1 == parts;
+            let seen = duplicates.clone();
+            let when_done: Durable = match (last, durable.take()) {
+                (true, Some(durable)) => Box::new(move |result| {
+                    let earlier = seen.load(std::sync::atomic::Ordering::Relaxed);
+                    durable(result.map(|c| Committed {
+                        duplicates: c.duplicates + earlier,
+                    }))
+                }),
+                (_, kept) => {
+                    durable = kept;
+                    // A failure here fails the next part, which reports it.
+                    Box::new(move |result| {
+                        if let Ok(c) = result {
+                            seen.fetch_add(c.duplicates, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    })
+                }
+            };
+            match self.hand_over(inputs, now, last, when_done) {
+                Ok(more) => records.extend(more),
+                Err(e) => {
+                    if let Some(durable) = durable.take() {
+                        durable(Err(e.clone()));
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(records)
+    }
+
+    /// Evaluates a batch and hands its writes to the commit thread, which
+    /// applies them, flushes if `flush`, then calls `durable`.
+    fn hand_over(
+        &mut self,
+        inputs: &[Input],
+        now: DateTime<Utc>,
+        flush: bool,
+        durable: Durable,
+    ) -> Result<Vec<Record>, StoreError> {
         let failed = |durable: Durable, e: StoreError| {
             durable(Err(e.clone()));
             Err(e)
@@ -138,7 +206,8 @@ impl<K: Kv + Clone + 'static> Runtime<K> {
             .effects
             .fill(&self.store, &mut batch)
             .and_then(|()| self.store.prepare(&batch));
-        // The batch before must be durable before this one is handed over.
+        // The batch before must be applied (and durable, if it was
+        // flushed) before this one is handed over.
         let previous = self.drain();
         let ops = match (previous, ops) {
             (Ok(()), Ok(ops)) => ops,
@@ -152,7 +221,9 @@ impl<K: Kv + Clone + 'static> Runtime<K> {
         let kv = self.store.kv().clone();
         let duplicates = batch.duplicates;
         let job: Job = Box::new(move || {
-            let result = kv.apply(ops).and_then(|()| kv.flush());
+            let result = kv
+                .apply(ops)
+                .and_then(|()| if flush { kv.flush() } else { Ok(()) });
             durable(result.clone().map(|()| Committed { duplicates }));
             let _ = done.send(result);
         });

@@ -87,10 +87,7 @@ impl<K: Kv> Store<K> {
                 last_error: None,
                 replayed: false,
             };
-            ops.push(Op::Put(
-                key("o", &[&seq.to_be_bytes()]),
-                encode(&entry),
-            ));
+            ops.push(Op::Put(key("o", &[&seq.to_be_bytes()]), encode(&entry)));
         }
     }
 

@@ -265,6 +265,11 @@ pub struct TestKv {
     pub inner: MemoryKv,
     pub failing: std::sync::Arc<std::sync::atomic::AtomicBool>,
     pub delay: std::time::Duration,
+    /// Batches applied and flushes made, so far.
+    pub applies: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    pub flushes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// If not 0, the apply of this number (counting from 1) fails.
+    pub fail_apply: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Kv for TestKv {
@@ -273,7 +278,12 @@ impl Kv for TestKv {
     }
     fn apply(&self, ops: Vec<Op>) -> Result<(), StoreError> {
         std::thread::sleep(self.delay);
-        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+        let n = 1 + self
+            .applies
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst)
+            || self.fail_apply.load(std::sync::atomic::Ordering::SeqCst) == n
+        {
             return Err(StoreError::Backend("disk full".into()));
         }
         self.inner.apply(ops)
@@ -287,6 +297,8 @@ impl Kv for TestKv {
         self.inner.range(from, to, limit)
     }
     fn flush(&self) -> Result<(), StoreError> {
+        self.flushes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.inner.flush()
     }
 }

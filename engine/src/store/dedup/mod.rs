@@ -270,10 +270,7 @@ impl Seen {
             ids: ids.iter().map(|(id, _)| id.as_str()).collect(),
             at: ids.iter().map(|(_, at)| micros(*at)).collect(),
         };
-        ops.push(Op::Put(
-            chunk_key(self.next_chunk),
-            encode(&chunk),
-        ));
+        ops.push(Op::Put(chunk_key(self.next_chunk), encode(&chunk)));
         self.chunks.push(self.next_chunk);
         self.next_chunk += 1;
         let filter = self.filter.as_mut().expect("loaded");
