@@ -41,6 +41,11 @@ impl UserCache {
         }
     }
 
+    /// Whether the user is kept (and not taken out).
+    pub fn holds(&self, id: &str) -> bool {
+        self.users.get(id).is_some_and(|(user, _)| user.is_some())
+    }
+
     /// Takes the user out (the caller puts them back after committing).
     pub fn take(&mut self, id: &str) -> Option<UserState> {
         self.users.get_mut(id).and_then(|(user, _)| user.take())

@@ -60,6 +60,10 @@ pub struct Runtime<K: Kv> {
     batch_budget: u64,
     /// What batches' journals set off, and the stats they left.
     effects: effects::Effects,
+    /// Users of a batch's next part, read while the store was idle (see
+    /// [`Runtime::ingest_in_parts`]); `None`: not in the store. Only valid
+    /// within one call of it.
+    read_ahead: std::collections::HashMap<String, Option<UserState>>,
 }
 
 impl<K: Kv> Runtime<K> {
@@ -76,6 +80,7 @@ impl<K: Kv> Runtime<K> {
             next_deferred: 0,
             batch_budget: BATCH_STEP_BUDGET,
             effects: effects::Effects::default(),
+            read_ahead: Default::default(),
         }
     }
 
@@ -272,6 +277,11 @@ impl<K: Kv> Runtime<K> {
             if !users.contains_key(user) {
                 let state = match self.users.take(user) {
                     Some(state) => state,
+                    None if self.read_ahead.contains_key(user) => self
+                        .read_ahead
+                        .remove(user)
+                        .flatten()
+                        .unwrap_or_else(|| UserState::new(user)),
                     None => {
                         // Not kept in memory: the store has them, once the
                         // batch in flight (if it has them) is applied.

@@ -123,7 +123,7 @@ impl<K: Kv + Clone + 'static> Runtime<K> {
         now: DateTime<Utc>,
         durable: Durable,
     ) -> Result<Vec<Record>, StoreError> {
-        self.hand_over(inputs, now, true, durable)
+        self.hand_over(inputs, now, true, durable, &[])
     }
 
     /// [`Runtime::ingest_pipelined`] for a large batch, a part of at most
@@ -143,12 +143,15 @@ impl<K: Kv + Clone + 'static> Runtime<K> {
         if inputs.len() <= part {
             return self.ingest_pipelined(inputs, now, durable);
         }
+        self.read_ahead.clear();
         let duplicates = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let mut durable = Some(durable);
         let mut records = Vec::new();
         let parts = inputs.len().div_ceil(part.max(1));
-        for (i, inputs) in inputs.chunks(part.max(1)).enumerate() {
+        let chunks: Vec<&[Input]> = inputs.chunks(part.max(1)).collect();
+        for (i, inputs) in chunks.iter().enumerate() {
             let last = i + 1 == parts;
+            let next = chunks.get(i + 1).copied().unwrap_or_default();
             let seen = duplicates.clone();
             let when_done: Durable = match (last, durable.take()) {
                 (true, Some(durable)) => Box::new(move |result| {
@@ -167,9 +170,10 @@ impl<K: Kv + Clone + 'static> Runtime<K> {
                     })
                 }
             };
-            match self.hand_over(inputs, now, last, when_done) {
+            match self.hand_over(inputs, now, last, when_done, next) {
                 Ok(more) => records.extend(more),
                 Err(e) => {
+                    self.read_ahead.clear();
                     if let Some(durable) = durable.take() {
                         durable(Err(e.clone()));
                     }
@@ -177,17 +181,23 @@ impl<K: Kv + Clone + 'static> Runtime<K> {
                 }
             }
         }
+        self.read_ahead.clear();
         Ok(records)
     }
 
     /// Evaluates a batch and hands its writes to the commit thread, which
-    /// applies them, flushes if `flush`, then calls `durable`.
+    /// applies them, flushes if `flush`, then calls `durable`. Just before
+    /// handing them over, with the store idle, the users of `next` (the
+    /// batch to evaluate after this one) are read ahead: the store's
+    /// reads wait while a batch is applied, so reading them during the
+    /// next evaluation would undo the overlap.
     fn hand_over(
         &mut self,
         inputs: &[Input],
         now: DateTime<Utc>,
         flush: bool,
         durable: Durable,
+        next: &[Input],
     ) -> Result<Vec<Record>, StoreError> {
         let failed = |durable: Durable, e: StoreError| {
             durable(Err(e.clone()));
@@ -217,6 +227,7 @@ impl<K: Kv + Clone + 'static> Runtime<K> {
                 return failed(durable, e);
             }
         };
+        self.read_users_ahead(next, &batch.users);
         let (done, applied) = mpsc::channel();
         let kv = self.store.kv().clone();
         let duplicates = batch.duplicates;
@@ -239,6 +250,33 @@ impl<K: Kv + Clone + 'static> Runtime<K> {
             outcome: None,
         });
         Ok(self.keep(batch, globals))
+    }
+}
+
+impl<K: Kv> Runtime<K> {
+    /// Reads the users of `inputs` that the next evaluation would read
+    /// from the store: those not kept in memory and not in `handed` (the
+    /// batch about to be handed over, whose users are kept after it). A
+    /// read that fails is left to that evaluation, which reports it.
+    fn read_users_ahead(
+        &mut self,
+        inputs: &[Input],
+        handed: &[(waymark_core::model::UserState, Option<DateTime<Utc>>)],
+    ) {
+        if inputs.is_empty() {
+            return;
+        }
+        let handed: HashSet<&str> = handed.iter().map(|(u, _)| u.id.as_str()).collect();
+        for input in inputs {
+            let user = input.user();
+            if handed.contains(user) || self.users.holds(user) || self.read_ahead.contains_key(user)
+            {
+                continue;
+            }
+            if let Ok(state) = self.store.user(user) {
+                self.read_ahead.insert(user.to_string(), state);
+            }
+        }
     }
 }
 
