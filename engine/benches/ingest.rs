@@ -306,12 +306,20 @@ struct Reopened {
     rss: u64,
     /// Peak resident memory, KiB.
     peak: u64,
+    /// Journal records from the timers fired, and how long firing took.
     fired: usize,
+    timers_fired: u64,
+    seconds: f64,
 }
 
 const REOPEN: &str = "WAYMARK_BENCH_REOPEN";
-/// How many timers the reopened store fires (the first 10k seconds' worth).
-const FIRE_SECONDS: i64 = 10_000;
+/// How many timers the reopened store fires (one is due each second):
+/// 10k, or `WAYMARK_BENCH_FIRE`.
+fn fire_seconds() -> i64 {
+    std::env::var("WAYMARK_BENCH_FIRE")
+        .ok()
+        .map_or(10_000, |n| n.parse().unwrap())
+}
 
 /// Runs this bench binary again to reopen `dir` as a restarted daemon would.
 fn reopen_in_child(dir: &Path) -> Reopened {
@@ -329,27 +337,37 @@ fn reopen_in_child(dir: &Path) -> Reopened {
                 String::from_utf8_lossy(&out.stderr)
             )
         });
-    let n: Vec<u64> = line.split(' ').map(|v| v.parse().unwrap()).collect();
+    let n: Vec<f64> = line.split(' ').map(|v| v.parse().unwrap()).collect();
     Reopened {
-        rss: n[0],
-        peak: n[1],
+        rss: n[0] as u64,
+        peak: n[1] as u64,
         fired: n[2] as usize,
+        timers_fired: n[3] as u64,
+        seconds: n[4],
     }
 }
 
 /// The child's side: open the store, fire the timers due in the first
-/// [`FIRE_SECONDS`], report resident memory.
+/// [`fire_seconds`] (one a second), report resident memory and how long
+/// firing took.
 fn reopen(dir: &Path) {
     let store = Store::new(open(dir));
+    let until = base() + Duration::seconds(fire_seconds());
+    let due = |store: &Store<SledKv>| store.due(until, usize::MAX).unwrap().len() as u64;
+    let pending = due(&store);
     let mut runtime = Runtime::new(store, deployment());
     // What timers cost, not what the cache of recent users holds (the
     // users just fired would stay decoded, up to its bound).
     runtime.set_user_cache(0);
-    let fired = runtime
-        .advance_to(base() + Duration::seconds(FIRE_SECONDS))
-        .unwrap()
-        .len();
-    println!("reopened {} {} {fired}", rss_kib(), status_kib("VmHWM:"));
+    let started = Instant::now();
+    let fired = runtime.advance_to(until).unwrap().len();
+    let seconds = started.elapsed().as_secs_f64();
+    let timers_fired = pending - due(&runtime.store);
+    println!(
+        "reopened {} {} {fired} {timers_fired} {seconds}",
+        rss_kib(),
+        status_kib("VmHWM:")
+    );
 }
 
 fn status_kib(field: &str) -> u64 {
@@ -363,7 +381,7 @@ fn status_kib(field: &str) -> u64 {
 
 /// The size of a user's state as the store writes it.
 fn rmp_size(user: &UserState) -> usize {
-    rmp_serde::to_vec_named(user).unwrap().len()
+    rmp_serde::to_vec(user).unwrap().len()
 }
 
 /// A backend that can keep a copy of every batch it applies, and times
@@ -751,6 +769,7 @@ fn main() {
     if let Some(dir) = std::env::var_os(REOPEN) {
         return reopen(Path::new(&dir));
     }
+    let only_timers = std::env::var("WAYMARK_BENCH_ONLY").is_ok_and(|v| v == "timers");
     let full = std::env::args().any(|a| a == "--bench");
     let timers_env = std::env::var("WAYMARK_BENCH_TIMERS").ok();
     let sizes = if full {
@@ -778,6 +797,10 @@ fn main() {
 
     // Memory first, while the process is fresh.
     let t = timers(&deployment, &sizes);
+    if only_timers {
+        print_timers(&t);
+        return;
+    }
     let IngestReport {
         sync,
         pipelined: events,
@@ -788,8 +811,6 @@ fn main() {
     let inserts = raw(&mut c, value);
     c.final_summary();
 
-    let mib = |kib: u64| kib as f64 / 1024.0;
-    let per_million = 1_000_000.0 / t.timers as f64;
     println!();
     println!(
         "== waymark durable path (sled, cache_capacity {} MiB) ==",
@@ -843,6 +864,12 @@ fn main() {
         sync.rate() / replay_rate,
         replay_rate / inserts.rate(),
     );
+    print_timers(&t);
+}
+
+fn print_timers(t: &TimerReport) {
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    let per_million = 1_000_000.0 / t.timers as f64;
     println!(
         "timers: {} users with a pending timer ({} B state each) in {:.1}s; RSS {:.0} → {:.0} MiB (+{:.0} MiB, {:.0} MiB per million); disk {:.0} MiB ({:.0} MiB per million)",
         t.timers,
@@ -856,8 +883,11 @@ fn main() {
         t.disk as f64 / (1 << 20) as f64 * per_million,
     );
     println!(
-        "reopened with {} pending timers, {} fired: RSS {:.0} MiB (peak {:.0}); an empty store: {:.0} MiB (peak {:.0}); difference {:.0} MiB",
+        "reopened with {} pending timers, {} fired in {:.2}s ({:.0} timers/s, {} records): RSS {:.0} MiB (peak {:.0}); an empty store: {:.0} MiB (peak {:.0}); difference {:.0} MiB",
         t.timers,
+        t.reopened.timers_fired,
+        t.reopened.seconds,
+        t.reopened.timers_fired as f64 / t.reopened.seconds,
         t.reopened.fired,
         mib(t.reopened.rss),
         mib(t.reopened.peak),

@@ -141,16 +141,7 @@ fn a_store_keeps_one_random_secret_and_erasure_leaves_codes_taken_by_nobody() {
         let store = Store::open(SledKv::open(&dir.join("s")).unwrap()).unwrap();
         store.coupon_secret().unwrap()
     };
-    // sled's own threads may hold the file lock a moment after the drop.
-    let reopened = (0..100).find_map(|_| match SledKv::open(&dir.join("s")) {
-        Ok(kv) => Some(kv),
-        Err(StoreError::InUse { .. }) => {
-            std::thread::sleep(std::time::Duration::from_millis(50));
-            None
-        }
-        Err(e) => panic!("{e}"),
-    });
-    let again = Store::open(reopened.expect("the lock is released")).unwrap();
+    let again = Store::open(reopen_sled(&dir.join("s"))).unwrap();
     assert_eq!(again.coupon_secret().unwrap(), first, "kept across opens");
     let other = Store::open(SledKv::open(&dir.join("t")).unwrap()).unwrap();
     assert_ne!(other.coupon_secret().unwrap(), first, "random per store");

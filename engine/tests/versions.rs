@@ -1,6 +1,8 @@
 //! Deploys, versions, draining and pausing, through the runtime on a
 //! manual clock.
 
+mod support;
+
 use chrono::{DateTime, Duration, Utc};
 use waymark_core::deployment::Deployment;
 use waymark_core::journal::{Kind, Record};
@@ -149,7 +151,7 @@ fn old_versions_survive_a_restart_of_the_store() {
         rt.ingest(&[track("u1", "signed_up", t0())], t0()).unwrap();
         rt.deploy(plan(&journey("v2")), false, t0()).unwrap();
     }
-    let store = Store::new(SledKv::open(&dir).unwrap());
+    let store = Store::new(support::reopen_sled(&dir));
     let deployment = store
         .load_deployment()
         .unwrap()

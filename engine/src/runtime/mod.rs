@@ -275,28 +275,7 @@ impl<K: Kv> Runtime<K> {
             }
             let user = input.user();
             if !users.contains_key(user) {
-                let state = match self.users.take(user) {
-                    Some(state) => state,
-                    None if self.read_ahead.contains_key(user) => self
-                        .read_ahead
-                        .remove(user)
-                        .flatten()
-                        .unwrap_or_else(|| UserState::new(user)),
-                    None => {
-                        // Not kept in memory: the store has them, once the
-                        // batch in flight (if it has them) is applied.
-                        if self
-                            .in_flight
-                            .as_ref()
-                            .is_some_and(|f| f.users.contains(user))
-                        {
-                            self.drain()?;
-                        }
-                        self.store
-                            .user(user)?
-                            .unwrap_or_else(|| UserState::new(user))
-                    }
-                };
+                let state = self.take_user(user)?;
                 let wake = state.next_wake();
                 users.insert(user.to_string(), (state, wake));
             }
@@ -345,6 +324,29 @@ impl<K: Kv> Runtime<K> {
             batch.globals = Some(globals.clone());
         }
         Ok((batch, globals))
+    }
+
+    /// A user's state for a batch: from memory if kept (or read ahead),
+    /// else from the store, once the batch in flight (if it has them) is
+    /// applied; a user the store does not have is new.
+    fn take_user(&mut self, user: &str) -> Result<UserState, StoreError> {
+        if let Some(state) = self.users.take(user) {
+            return Ok(state);
+        }
+        if let Some(read) = self.read_ahead.remove(user) {
+            return Ok(read.unwrap_or_else(|| UserState::new(user)));
+        }
+        if self
+            .in_flight
+            .as_ref()
+            .is_some_and(|f| f.users.contains(user))
+        {
+            self.drain()?;
+        }
+        Ok(self
+            .store
+            .user(user)?
+            .unwrap_or_else(|| UserState::new(user)))
     }
 
     /// Keeps what a committed (or pipelined) batch left in memory and

@@ -3,10 +3,11 @@
 //! users page by page; so runs are deterministic.
 
 use super::{PAGE, Runtime};
-use crate::store::{Kv, StoreError};
+use crate::store::{Batch, Kv, StoreError};
 use chrono::{DateTime, Utc};
 use waymark_core::deployment::Due;
 use waymark_core::journal::Record;
+use waymark_core::machine::{self as core, Globals};
 use waymark_core::model::Input;
 
 impl<K: Kv> Runtime<K> {
@@ -32,7 +33,15 @@ impl<K: Kv> Runtime<K> {
             let after = self.schedules_done.unwrap_or(until);
             match self.deployment.next_due(timer, after, until) {
                 None => break,
-                Some(Due::Timers(t)) => records.extend(self.fire_timers(t)?),
+                Some(Due::Timers(_)) => {
+                    // Every timer up to the next cron fire (timers due at
+                    // its moment go first) or `until`.
+                    let through = self
+                        .deployment
+                        .next_schedule_fire(after)
+                        .map_or(until, |(c, _)| c.min(until));
+                    records.extend(self.fire_timers(through)?);
+                }
                 Some(Due::Schedules(c, journeys)) => {
                     records.extend(self.fire_schedules(c, &journeys)?);
                     self.schedules_done = Some(c);
@@ -45,32 +54,70 @@ impl<K: Kv> Runtime<K> {
         Ok(records)
     }
 
-    /// Wakes every user whose timer is due at `at`.
-    fn fire_timers(&mut self, at: DateTime<Utc>) -> Result<Vec<Record>, StoreError> {
+    /// Wakes every user whose timer is due at or before `through`, in
+    /// order of (due time, user), each with the clock at its own due time,
+    /// a page of timers to a commit. A wake that sets the user's next timer
+    /// before the next one of the page ends the page there, so that it
+    /// fires in its turn.
+    fn fire_timers(&mut self, through: DateTime<Utc>) -> Result<Vec<Record>, StoreError> {
         let mut records = Vec::new();
         let mut previous: Vec<(DateTime<Utc>, String)> = Vec::new();
         loop {
-            let due = self.store.due(at, PAGE)?;
+            let due = self.store.due(through, PAGE)?;
             if due.is_empty() {
                 return Ok(records);
             }
             if due == previous {
                 // Waking these users did not move their timers: a broken
                 // invariant. Say so rather than loop forever.
-                for (_, user) in &due {
-                    let mut r = Record::new(at, user, waymark_core::journal::Kind::Error);
+                for (at, user) in &due {
+                    let mut r = Record::new(*at, user, waymark_core::journal::Kind::Error);
                     r.message = Some("a timer did not advance after it fired".into());
                     records.push(r);
                 }
                 return Ok(records);
             }
-            let inputs: Vec<Input> = due
-                .iter()
-                .map(|(_, user)| Input::Wake { user: user.clone() })
-                .collect();
-            records.extend(self.ingest(&inputs, at)?);
+            let (mut batch, globals) = self.evaluate_wakes(&due)?;
+            self.commit(&mut batch)?;
+            records.extend(self.keep(batch, globals));
             previous = due;
         }
+    }
+
+    /// Runs the wakes of `due` (in its order, each at its time) as one
+    /// batch, up to the first that sets a timer due before the next one.
+    fn evaluate_wakes(
+        &mut self,
+        due: &[(DateTime<Utc>, String)],
+    ) -> Result<(Batch, Globals), StoreError> {
+        let mut globals = match self.globals.take() {
+            Some(g) => g,
+            None => self.store.globals()?,
+        };
+        let before = globals.clone();
+        let mut batch = Batch::default();
+        for (i, (at, user)) in due.iter().enumerate() {
+            // Each user has one timer, so is here once.
+            let state = self.take_user(user)?;
+            let wake = state.next_wake();
+            batch.users.push((state, wake));
+            let (state, _) = batch.users.last_mut().expect("just pushed");
+            let input = Input::Wake { user: user.clone() };
+            let _span = tracing::debug_span!("input", user = %user, kind = "wake").entered();
+            let (records, _) =
+                core::handle_counted(&self.deployment, &mut globals, state, &input, *at);
+            batch.journal.extend(records);
+            let next = state.next_wake();
+            if let (Some(next), Some((then, other))) = (next, due.get(i + 1))
+                && (next, user.as_str()) < (*then, other.as_str())
+            {
+                break;
+            }
+        }
+        if globals != before {
+            batch.globals = Some(globals.clone());
+        }
+        Ok((batch, globals))
     }
 
     fn fire_schedules(

@@ -302,3 +302,19 @@ impl Kv for TestKv {
         self.inner.flush()
     }
 }
+
+/// Opens the sled store at `path` that a dropped runtime or store just
+/// closed: sled's own threads may hold its file lock a moment after the
+/// drop.
+pub fn reopen_sled(path: &std::path::Path) -> waymark_engine::store::SledKv {
+    for _ in 0..100 {
+        match waymark_engine::store::SledKv::open(path) {
+            Ok(kv) => return kv,
+            Err(StoreError::InUse { .. }) => {
+                std::thread::sleep(std::time::Duration::from_millis(50))
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    panic!("{} stayed locked", path.display())
+}

@@ -1,0 +1,87 @@
+//! Timers fire in order of (due time, user), each with the clock at its own
+//! due time, however far one `advance_to` reaches: many due at different
+//! moments share a commit, and a wake that sets a timer due before the
+//! rest of its page ends the page there, so that timer fires in its turn.
+
+mod support;
+
+use std::sync::atomic::Ordering;
+use support::*;
+use waymark_core::deployment::Deployment;
+use waymark_core::journal::{Kind, Record};
+use waymark_core::model::{Event, Input};
+use waymark_dsl::value::Value;
+use waymark_engine::runtime::Runtime;
+use waymark_engine::store::Store;
+
+fn signed_up(user: &str, at: chrono::DateTime<chrono::Utc>) -> Input {
+    Input::Track(Event {
+        user: user.into(),
+        name: "signed_up".into(),
+        properties: Value::Record(Default::default()),
+        at,
+        message_id: None,
+    })
+}
+
+/// `users` sign up a second apart; what firing their timers records,
+/// advancing to an hour later at once or a second at a time; and how many
+/// batches the store applied for the timers.
+fn run(script: &str, users: usize, at_once: bool) -> (Vec<Record>, usize) {
+    let kv = TestKv::default();
+    let mut rt = Runtime::new(Store::new(kv.clone()), Deployment::new(compile(script)));
+    let start = t(START);
+    rt.start_schedules_at(start);
+    for i in 0..users {
+        let at = start + chrono::Duration::seconds(i as i64);
+        rt.ingest(&[signed_up(&format!("u{i:03}"), at)], at)
+            .unwrap();
+    }
+    let before = kv.applies.load(Ordering::SeqCst);
+    let end = start + hours(1);
+    let mut records = Vec::new();
+    if at_once {
+        records = rt.advance_to(end).unwrap();
+    } else {
+        let mut now = start;
+        while now < end {
+            now += chrono::Duration::seconds(1);
+            records.extend(rt.advance_to(now).unwrap());
+        }
+    }
+    (records, kv.applies.load(Ordering::SeqCst) - before)
+}
+
+#[test]
+fn timers_due_at_many_moments_fire_in_one_commit_each_at_its_own_time() {
+    let script = "journey welcome {\n  trigger event signed_up\n  wait 10m\n  give points 1 reason \"waited\"\n}\n";
+    let (records, applies) = run(script, 300, true);
+    let points: Vec<&Record> = records.iter().filter(|r| r.kind == Kind::Points).collect();
+    assert_eq!(points.len(), 300);
+    for (i, r) in points.iter().enumerate() {
+        assert_eq!(r.user, format!("u{i:03}"), "in order of due time");
+        assert_eq!(
+            r.at,
+            t(START) + mins(10) + chrono::Duration::seconds(i as i64),
+            "each at its own time"
+        );
+    }
+    assert_eq!(applies, 1, "300 timers, one page, one commit");
+    let (one_by_one, _) = run(script, 300, false);
+    assert_eq!(records, one_by_one);
+}
+
+#[test]
+fn a_wake_that_sets_a_timer_before_the_rest_of_its_page_fires_it_in_turn() {
+    // Each user's timers are 5, 6 and 7 seconds after they sign up, a
+    // second after the one before: the users' chains interleave.
+    let script = "journey chain {\n  trigger event signed_up\n  wait 5s\n  give points 1 reason \"a\"\n  wait 1s\n  give points 1 reason \"b\"\n  wait 1s\n  give points 1 reason \"c\"\n}\n";
+    let (records, _) = run(script, 40, true);
+    let (one_by_one, _) = run(script, 40, false);
+    assert_eq!(records.len(), one_by_one.len());
+    assert_eq!(records, one_by_one, "the same records in the same order");
+    assert!(
+        records.windows(2).all(|w| w[0].at <= w[1].at),
+        "in time order"
+    );
+}
