@@ -281,6 +281,8 @@ fn metrics_are_valid_exposition_and_count_what_happened() {
         "waymark_user_cache_users",
         "waymark_user_cache_capacity",
         "waymark_store_cache_bytes",
+        "waymark_dedup_filter_bytes",
+        "waymark_dedup_filter_capacity_bytes",
     ] {
         assert!(parsed.families.contains_key(family), "no {family}:\n{text}");
     }
@@ -304,6 +306,18 @@ fn metrics_are_valid_exposition_and_count_what_happened() {
         line("waymark_store_cache_bytes "),
         "waymark_store_cache_bytes 268435456"
     );
+    assert_eq!(
+        line("waymark_dedup_filter_capacity_bytes "),
+        "waymark_dedup_filter_capacity_bytes 67108864"
+    );
+    // The filter over the one message id taken, within the bound.
+    let in_use: f64 = line("waymark_dedup_filter_bytes ")
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(in_use > 0.0 && in_use <= 67108864.0, "{in_use}");
     // The duplicate is not an ingested input.
     assert_eq!(
         line("waymark_ingested_inputs_total "),

@@ -83,6 +83,8 @@ pub struct Config {
     pub user_cache: usize,
     /// The store's page cache in memory, in bytes.
     pub store_cache_bytes: u64,
+    /// The most memory the message-id filters take (`dedup_filter_bytes`).
+    pub dedup_filter_bytes: usize,
     pub tokens: Vec<Token>,
     pub channels: BTreeMap<String, Channel>,
     pub retry: Retry,
@@ -460,6 +462,7 @@ fn validate(table: &Table, kinds: &dyn KindCheck, errors: &mut Vec<ConfigError>)
             "shutdown_grace",
             "user_cache",
             "store_cache_bytes",
+            "dedup_filter_bytes",
             "auth",
             "channels",
             "retry",
@@ -501,6 +504,9 @@ fn validate(table: &Table, kinds: &dyn KindCheck, errors: &mut Vec<ConfigError>)
     let store_cache_bytes = r
         .integer(table, "", "store_cache_bytes", 1 << 20, 1 << 40)
         .unwrap_or(DEFAULT_STORE_CACHE_BYTES as i64) as u64;
+    let dedup_filter_bytes =
+        r.integer(table, "", "dedup_filter_bytes", 1 << 20, 1 << 40)
+            .unwrap_or(crate::store::DEFAULT_DEDUP_FILTER_BYTES as i64) as usize;
     let defaults = Retry {
         max_attempts: 8,
         initial_backoff: std::time::Duration::from_secs(1),
@@ -725,6 +731,7 @@ fn validate(table: &Table, kinds: &dyn KindCheck, errors: &mut Vec<ConfigError>)
         shutdown_grace,
         user_cache,
         store_cache_bytes,
+        dedup_filter_bytes,
         tokens,
         channels,
         retry,
@@ -778,6 +785,10 @@ mod tests {
         assert!(c.tokens.is_empty() && c.channels.is_empty());
         assert_eq!(c.user_cache, crate::user_cache::DEFAULT_USERS);
         assert_eq!(c.store_cache_bytes, DEFAULT_STORE_CACHE_BYTES);
+        assert_eq!(
+            c.dedup_filter_bytes,
+            crate::store::DEFAULT_DEDUP_FILTER_BYTES
+        );
     }
 
     #[test]
@@ -794,13 +805,14 @@ mod tests {
         );
         assert_eq!(c.http.max_connections, 8);
         assert_eq!(c.http.idle_timeout, Http::default().idle_timeout);
-        let file = "store_cache_bytes = 1000\n[limits]\nevent_name_bytes = 0\nuser_state = 5\n[http]\nidle_timeout = \"0s\"\n";
+        let file = "store_cache_bytes = 1000\ndedup_filter_bytes = 1000\n[limits]\nevent_name_bytes = 0\nuser_state = 5\n[http]\nidle_timeout = \"0s\"\n";
         let errors = load_file(file, &[]).unwrap_err();
         let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
         assert!(paths.contains(&"limits.event_name_bytes"), "{errors:?}");
         assert!(paths.contains(&"limits.user_state"), "{errors:?}");
         assert!(paths.contains(&"http.idle_timeout"), "{errors:?}");
         assert!(paths.contains(&"store_cache_bytes"), "{errors:?}");
+        assert!(paths.contains(&"dedup_filter_bytes"), "{errors:?}");
     }
 
     #[test]

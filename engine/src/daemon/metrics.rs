@@ -155,6 +155,18 @@ const FAMILIES: &[Family] = &[
         help: "The bound of the store's page cache in memory (store_cache_bytes).",
         buckets: &[],
     },
+    Family {
+        name: "waymark_dedup_filter_bytes",
+        kind: "gauge",
+        help: "Memory the message-id filters take now.",
+        buckets: &[],
+    },
+    Family {
+        name: "waymark_dedup_filter_capacity_bytes",
+        kind: "gauge",
+        help: "The most memory the message-id filters take (dedup_filter_bytes).",
+        buckets: &[],
+    },
 ];
 
 type Labels = Vec<(&'static str, String)>;
@@ -315,6 +327,12 @@ pub fn http_request(route: &str, method: &str, status: u16, took: Duration) {
 pub fn user_cache(users: usize, capacity: usize) {
     set("waymark_user_cache_users", &[], users as f64);
     set("waymark_user_cache_capacity", &[], capacity as f64);
+}
+
+/// The memory the message-id filters take, and the most they take.
+pub fn dedup_filters(bytes: usize, capacity: usize) {
+    set("waymark_dedup_filter_bytes", &[], bytes as f64);
+    set("waymark_dedup_filter_capacity_bytes", &[], capacity as f64);
 }
 
 /// The bound of the store's page cache.

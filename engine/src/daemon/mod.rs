@@ -239,6 +239,10 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
     runtime.set_user_cache(config.user_cache);
     metrics::user_cache(0, config.user_cache);
     metrics::store_cache(config.store_cache_bytes);
+    runtime
+        .store
+        .set_dedup_filter_bytes(config.dedup_filter_bytes);
+    metrics::dedup_filters(0, config.dedup_filter_bytes);
     runtime.store.set_max_user_bytes(config.limits.user_state);
     runtime.start_schedules_at(clock.now());
     if deploy_folder {

@@ -334,6 +334,8 @@ fn flush(
     let result = runtime.ingest_in_parts(inputs, now, COMMIT_PART, durable);
     let (users, capacity) = runtime.cached_users();
     super::metrics::user_cache(users, capacity);
+    let (bytes, most) = runtime.store.dedup_filter_bytes();
+    super::metrics::dedup_filters(bytes, most);
     if let Ok(records) = result {
         super::metrics::records(&records);
     }

@@ -4,21 +4,21 @@
 //! changes no answer: it must only never miss an id the store has.
 //! [`super::dedup`] builds it from a scan of the ids on first use, adds
 //! every id it writes, and rebuilds it when ids are pruned (a Bloom filter
-//! cannot forget). Its memory is bounded; past that it only answers
-//! "maybe" more often.
+//! cannot forget). Its memory is bounded by the cap it is made with; past
+//! that it only answers "maybe" more often.
 
 /// Bits per expected id (about 0.1% false "maybe" with 7 probes).
 const BITS_PER_ID: usize = 16;
 const PROBES: u64 = 7;
 const MIN_BITS: usize = 1 << 20;
-/// At most 64 MiB of bits.
-const MAX_BITS: usize = 1 << 29;
 
 #[derive(Debug)]
 pub struct SeenFilter {
     /// Each layer twice the size of the one before; new ids go to the
     /// last. Growing adds a layer instead of rereading every id.
     layers: Vec<Layer>,
+    /// The most bits its layers take together.
+    max_bits: usize,
 }
 
 #[derive(Debug)]
@@ -60,26 +60,35 @@ fn hashes(id: &[u8]) -> (u64, u64) {
 }
 
 impl SeenFilter {
-    /// A filter sized for `expected` ids.
-    pub fn with_capacity(expected: usize) -> SeenFilter {
+    /// A filter sized for `expected` ids, growing to at most `max_bytes`.
+    pub fn with_capacity(expected: usize, max_bytes: usize) -> SeenFilter {
+        let max_bits = max_bytes.saturating_mul(8).max(64);
         let bits = expected
             .saturating_mul(BITS_PER_ID)
-            .clamp(MIN_BITS, MAX_BITS);
+            .clamp(MIN_BITS.min(max_bits), max_bits);
         SeenFilter {
             layers: vec![Layer::new(bits)],
+            max_bits,
         }
     }
 
     /// A filter sized for exactly `ids` ids, however few (a run's, whose
     /// ids are known and fixed).
     pub fn exact(ids: usize) -> SeenFilter {
+        let bits = ids.saturating_mul(BITS_PER_ID).max(64);
         SeenFilter {
-            layers: vec![Layer::new((ids * BITS_PER_ID).clamp(64, MAX_BITS))],
+            layers: vec![Layer::new(bits)],
+            max_bits: bits,
         }
     }
 
     fn bits(&self) -> usize {
         self.layers.iter().map(|l| l.bits.len() * 64).sum()
+    }
+
+    /// The memory its bits take.
+    pub fn bytes(&self) -> usize {
+        self.bits() / 8
     }
 
     pub fn insert(&mut self, id: &[u8]) {
@@ -88,7 +97,7 @@ impl SeenFilter {
             .layers
             .last()
             .map_or(MIN_BITS, |l| 2 * l.bits.len() * 64);
-        if full && self.bits() + size <= MAX_BITS {
+        if full && self.bits() + size <= self.max_bits {
             self.layers.push(Layer::new(size));
         }
         let layer = self.layers.last_mut().expect("a filter has a layer");
@@ -114,7 +123,7 @@ mod tests {
 
     #[test]
     fn never_misses_an_inserted_id_and_rarely_says_maybe_for_others() {
-        let mut f = SeenFilter::with_capacity(100_000);
+        let mut f = SeenFilter::with_capacity(100_000, 64 << 20);
         for i in 0..100_000 {
             f.insert(format!("msg-{i}").as_bytes());
         }

@@ -85,7 +85,9 @@ struct Run {
     info: RunInfo,
     /// The run's own ids (in memory only): a "maybe" of the filter over
     /// all ids reads only the runs that may hold the id, not every run.
-    filter: SeenFilter,
+    /// `None` once dropped to keep within the memory budget: a "maybe"
+    /// then reads this run's block.
+    filter: Option<SeenFilter>,
 }
 
 impl Run {
@@ -141,9 +143,15 @@ fn scan<K: Kv>(
     }
 }
 
+/// The memory the filters take by default (`dedup_filter_bytes`).
+pub const DEFAULT_FILTER_BYTES: usize = 64 << 20;
+
 /// What is known of the ids held; see the module docs.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Seen {
+    /// The most bytes the filters take: half for the one over every id,
+    /// half for the runs' own (the oldest runs' are dropped first).
+    budget: usize,
     /// Whether the rest was read from the store (and followed since).
     loaded: bool,
     filter: Option<SeenFilter>,
@@ -157,13 +165,74 @@ pub struct Seen {
     next_run: u64,
 }
 
+impl Default for Seen {
+    fn default() -> Seen {
+        Seen::with_budget(DEFAULT_FILTER_BYTES)
+    }
+}
+
 impl Seen {
+    /// Nothing read yet; filters within `budget` bytes.
+    pub fn with_budget(budget: usize) -> Seen {
+        Seen {
+            budget,
+            loaded: false,
+            filter: None,
+            fresh: HashMap::new(),
+            chunks: Vec::new(),
+            next_chunk: 0,
+            runs: Vec::new(),
+            next_run: 0,
+        }
+    }
+
+    /// Sets the filters' budget; applied from the next read of the store.
+    pub fn set_budget(&mut self, budget: usize) {
+        self.budget = budget;
+        self.forget();
+    }
+
+    /// The memory the filters take now.
+    pub fn filter_bytes(&self) -> usize {
+        self.filter.as_ref().map_or(0, SeenFilter::bytes)
+            + self
+                .runs
+                .iter()
+                .filter_map(|r| r.filter.as_ref())
+                .map(SeenFilter::bytes)
+                .sum::<usize>()
+    }
+
+    /// The most the filters take (`dedup_filter_bytes`).
+    pub fn filter_budget(&self) -> usize {
+        self.budget
+    }
+
+    /// Drops the oldest runs' filters until the runs' filters fit in
+    /// their half of the budget.
+    fn fit_run_filters(&mut self) {
+        let mut total: usize = self
+            .runs
+            .iter()
+            .filter_map(|r| r.filter.as_ref())
+            .map(SeenFilter::bytes)
+            .sum();
+        for run in &mut self.runs {
+            if total <= self.budget / 2 {
+                break;
+            }
+            if let Some(f) = run.filter.take() {
+                total -= f.bytes();
+            }
+        }
+    }
+
     /// Reads what the store holds, once (and again after [`Seen::forget`]).
     pub fn load<K: Kv>(&mut self, kv: &K) -> Result<()> {
         if self.loaded {
             return Ok(());
         }
-        *self = Seen::default();
+        *self = Seen::with_budget(self.budget);
         scan(kv, b"m/", b"m0", 64, |k, v| {
             let chunk: Ids = decode(&k, &v)?;
             self.chunks.extend(number_in(&k));
@@ -177,7 +246,7 @@ impl Seen {
                 let info: RunInfo = decode(&k, &v)?;
                 self.runs.push(Run {
                     number,
-                    filter: SeenFilter::exact(info.ids as usize),
+                    filter: None,
                     info,
                 });
             }
@@ -192,7 +261,7 @@ impl Seen {
     /// Has everything read from the store again when next needed: a
     /// batch recorded here may not have been applied.
     pub fn forget(&mut self) {
-        *self = Seen::default();
+        *self = Seen::with_budget(self.budget);
     }
 
     /// A filter holding every id held, from a scan of them all (which
@@ -200,12 +269,18 @@ impl Seen {
     fn build_filter<K: Kv>(&mut self, kv: &K) -> Result<SeenFilter> {
         let held = self.fresh.len() as u64 + self.runs.iter().map(|r| r.info.ids).sum::<u64>();
         // Room to grow before it is rebuilt.
-        let mut filter = SeenFilter::with_capacity(2 * held as usize);
+        let mut filter = SeenFilter::with_capacity(2 * held as usize, self.budget / 2);
         for id in self.fresh.keys() {
             filter.insert(id.as_bytes());
         }
-        for run in &mut self.runs {
-            run.filter = SeenFilter::exact(run.info.ids as usize);
+        // The newest runs' filters, as many as fit.
+        let mut room = self.budget / 2;
+        for run in self.runs.iter_mut().rev() {
+            let wanted = SeenFilter::exact(run.info.ids as usize);
+            run.filter = (wanted.bytes() <= room).then(|| {
+                room -= wanted.bytes();
+                wanted
+            });
         }
         let mut run = None;
         scan(kv, b"n/", b"n0", 64, |k, v| {
@@ -214,10 +289,11 @@ impl Seen {
             if run.is_none_or(|i: usize| Some(self.runs[i].number) != number) {
                 run = self.runs.iter().position(|r| Some(r.number) == number);
             }
+            let mut own = run.and_then(|i| self.runs[i].filter.as_mut());
             for id in &block.ids {
                 filter.insert(id.as_bytes());
-                if let Some(i) = run {
-                    self.runs[i].filter.insert(id.as_bytes());
+                if let Some(own) = own.as_mut() {
+                    own.insert(id.as_bytes());
                 }
             }
             Ok(())
@@ -241,7 +317,11 @@ impl Seen {
         let hash = id_hash(id.as_bytes());
         // Newest first: a duplicate is most often a recent retry.
         for run in self.runs.iter().rev() {
-            if !run.filter.maybe_contains(id.as_bytes()) {
+            if run
+                .filter
+                .as_ref()
+                .is_some_and(|f| !f.maybe_contains(id.as_bytes()))
+            {
                 continue;
             }
             let from = [blocks_start(run.number).as_slice(), &hash.to_be_bytes()].concat();
@@ -288,6 +368,18 @@ impl<K: Kv> Store<K> {
     /// what this `Store` writes: ask the store that writes the ids.
     pub fn seen(&self, message_id: &str) -> Result<bool> {
         self.dedup().contains(&self.kv, message_id)
+    }
+
+    /// Bounds the memory of the message-id filters (`dedup_filter_bytes`):
+    /// past it, checking an id reads more of the store, never less exactly.
+    pub fn set_dedup_filter_bytes(&self, bytes: usize) {
+        self.dedup().set_budget(bytes);
+    }
+
+    /// The memory the message-id filters take now, and the most they take.
+    pub fn dedup_filter_bytes(&self) -> (usize, usize) {
+        let seen = self.dedup();
+        (seen.filter_bytes(), seen.filter_budget())
     }
 
     /// Reads what dedup keeps in memory now if it is not read (it is
@@ -356,6 +448,45 @@ mod tests {
     }
 
     #[test]
+    fn filters_past_their_budget_drop_the_oldest_runs_and_still_answer_exactly() {
+        let kv = MemoryKv::default();
+        // Room for the filters of about three of the six runs below.
+        let budget = 2 * 3 * 2 * COMPACT_AT;
+        let mut seen = Seen::with_budget(budget);
+        let now = at("2025-11-09T00:00:00Z");
+        for n in 0..6 * COMPACT_AT / 1024 {
+            record(&mut seen, &kv, &batch(n, 1024), now);
+            // Compacted, never merged: six runs of one compaction each.
+            if (n + 1) % (COMPACT_AT / 1024) == 0 {
+                seen.compact(&kv, 0).unwrap();
+            }
+        }
+        assert_eq!(seen.runs.len(), 6);
+        let kept = seen.runs.iter().filter(|r| r.filter.is_some()).count();
+        assert!((1..6).contains(&kept), "{kept} of 6 runs keep a filter");
+        assert!(
+            seen.runs.last().unwrap().filter.is_some(),
+            "the newest keeps its own"
+        );
+        assert!(
+            seen.filter_bytes() <= budget,
+            "{} > {budget}",
+            seen.filter_bytes()
+        );
+        for n in (0..6 * COMPACT_AT / 1024).step_by(7) {
+            for id in batch(n, 1024).iter().step_by(101) {
+                assert!(seen.contains(&kv, id).unwrap(), "{id}");
+            }
+        }
+        assert!(!seen.contains(&kv, "never").unwrap());
+        // Read again from the store: the same budget, the same answers.
+        seen.forget();
+        assert!(seen.contains(&kv, "b0-0").unwrap());
+        assert!(seen.filter_bytes() <= budget);
+        assert!(seen.runs.iter().any(|r| r.filter.is_none()));
+    }
+
+    #[test]
     fn ids_stay_seen_through_compaction_and_merges_in_few_keys() {
         let kv = MemoryKv::default();
         let mut seen = Seen::default();
@@ -404,7 +535,7 @@ mod tests {
         record(&mut seen, &kv, &ids, now);
         seen.compact(&kv, 0).unwrap();
         // Every id, and ids not held, go past the filter to the blocks.
-        let mut filter = SeenFilter::with_capacity(1);
+        let mut filter = SeenFilter::with_capacity(1, 1 << 20);
         for i in 0..1 << 18 {
             filter.insert(format!("fill{i}").as_bytes());
         }

@@ -141,8 +141,9 @@ impl Seen {
         self.runs.push(Run {
             number,
             info,
-            filter,
+            filter: Some(filter),
         });
+        self.fit_run_filters();
     }
 
     /// The oldest [`MERGE`] runs of the smallest size class that has that
