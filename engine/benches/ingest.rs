@@ -30,6 +30,10 @@
 //! `WAYMARK_BENCH_FSYNC_MS=N` makes every ingest flush take N ms longer,
 //! as on a disk whose fsync is slow.
 
+/// The allocator the `waymark` binary runs with.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use chrono::{DateTime, Duration, Utc};
 use criterion::{Criterion, Throughput};
 use std::collections::BTreeMap;

@@ -11,6 +11,7 @@
 use chrono::{DateTime, Duration, Utc};
 use rustc_hash::FxHashMap;
 use std::collections::BTreeSet;
+use std::rc::Rc;
 use waymark_core::deployment::{Deployment, Due, HistoryKept};
 use waymark_core::journal::{Kind, Record};
 use waymark_core::machine::{self as core, Globals};
@@ -25,7 +26,11 @@ pub struct Preview {
     deployment: Deployment,
     globals: Globals,
     /// Every user an input reached, decoded, with the timer they have.
-    users: FxHashMap<Box<str>, Box<Member>>,
+    users: FxHashMap<Rc<str>, Box<Member>>,
+    /// Their ids in order, as of the last cron fire, and the ids of users
+    /// who came after it: a fire sorts only the newcomers.
+    in_order: Vec<Rc<str>>,
+    newcomers: Vec<Rc<str>>,
     /// Pending timers: (due in microseconds, user).
     timers: BTreeSet<(i64, Box<str>)>,
     /// The last moment cron schedules were fired up to.
@@ -47,6 +52,8 @@ impl Preview {
             deployment,
             globals: Globals::default(),
             users: FxHashMap::default(),
+            in_order: Vec::new(),
+            newcomers: Vec::new(),
             timers: BTreeSet::new(),
             schedules_done: None,
             seen: SeenIds::default(),
@@ -71,13 +78,24 @@ impl Preview {
         {
             return;
         }
+        self.handle_fresh(input, now, out)
+    }
+
+    /// [`Preview::handle`] for an input whose message id the caller has
+    /// already checked, with a [`SeenIds`] of its own fed every input in
+    /// order at its time (`simulate` does so on the thread that parses).
+    pub fn handle_fresh(&mut self, input: &Input, now: DateTime<Utc>, out: &mut Vec<Record>) {
         let user = input.user();
         let member = match self.users.get_mut(user) {
             Some(member) => member,
-            None => self.users.entry(user.into()).or_insert(Box::new(Member {
-                state: UserState::new(user),
-                timer: None,
-            })),
+            None => {
+                let id: Rc<str> = user.into();
+                self.newcomers.push(id.clone());
+                self.users.entry(id).or_insert(Box::new(Member {
+                    state: UserState::new(user),
+                    timer: None,
+                }))
+            }
         };
         let (records, _) = core::handle_counted(
             &self.deployment,
@@ -183,21 +201,49 @@ impl Preview {
     ) {
         // Timers due at the same moment fire first.
         self.fire_timers(at, out, page);
-        let mut ids: Vec<Box<str>> = self.users.keys().cloned().collect();
-        ids.sort_unstable();
+        self.order_users();
+        // One input per journey, its user set for each member in turn.
+        let mut inputs: Vec<Input> = journeys
+            .iter()
+            .map(|(journey, trigger)| Input::Scheduled {
+                user: String::new(),
+                journey: journey.clone(),
+                trigger: *trigger,
+            })
+            .collect();
+        let ids = std::mem::take(&mut self.in_order);
         for members in ids.chunks(PAGE) {
             for user in members {
-                for (journey, trigger) in journeys {
-                    let input = Input::Scheduled {
-                        user: user.to_string(),
-                        journey: journey.clone(),
-                        trigger: *trigger,
-                    };
-                    self.handle(&input, at, out);
+                for input in &mut inputs {
+                    if let Input::Scheduled { user: id, .. } = input {
+                        id.clear();
+                        id.push_str(user);
+                    }
+                    self.handle(input, at, out);
                 }
             }
             page(out);
         }
+        self.in_order = ids;
+    }
+
+    /// Merges the users who came since the last fire into the ordered ids.
+    fn order_users(&mut self) {
+        if self.newcomers.is_empty() {
+            return;
+        }
+        self.newcomers.sort_unstable();
+        let known = std::mem::take(&mut self.in_order);
+        let mut merged = Vec::with_capacity(known.len() + self.newcomers.len());
+        let mut known = known.into_iter().peekable();
+        for new in self.newcomers.drain(..) {
+            while let Some(k) = known.next_if(|k| *k < new) {
+                merged.push(k);
+            }
+            merged.push(new);
+        }
+        merged.extend(known);
+        self.in_order = merged;
     }
 }
 
@@ -215,7 +261,7 @@ fn from_micros(us: i64) -> DateTime<Utc> {
 /// seconds. Ids past the window are swept out whenever the map has doubled
 /// since the last sweep, so it holds at most about twice the window's ids.
 #[derive(Default)]
-struct SeenIds {
+pub struct SeenIds {
     ids: FxHashMap<u64, i64>,
     /// The size at which the next sweep runs.
     sweep_at: usize,
@@ -224,7 +270,7 @@ struct SeenIds {
 impl SeenIds {
     /// Whether `id` is new at `now` (not seen within the window before it);
     /// remembers it if so.
-    fn insert(&mut self, id: &str, now: DateTime<Utc>) -> bool {
+    pub fn insert(&mut self, id: &str, now: DateTime<Utc>) -> bool {
         use std::collections::hash_map::Entry;
         let at = now.timestamp();
         let horizon = (now - Duration::days(crate::store::DEDUP_DAYS)).timestamp();
@@ -309,5 +355,41 @@ mod tests {
             .collect();
         assert_eq!(emits, [("a", at(3600)), ("b", at(3600))]);
         assert!(p.timers.is_empty());
+    }
+
+    #[test]
+    fn a_schedule_reaches_members_in_id_order_however_they_arrived() {
+        let mut p = Preview::new(plan(
+            "journey daily {\n  trigger schedule \"0 * * * *\"\n  entry always\n  emit hello\n}\n",
+        ));
+        let mut out = Vec::new();
+        let start = DateTime::from_timestamp(1_700_000_000 / 3600 * 3600, 0).unwrap();
+        p.start_schedules_at(start);
+        let entered = |out: &[Record]| -> Vec<String> {
+            out.iter()
+                .filter(|r| r.kind == Kind::Enter)
+                .map(|r| r.user.clone())
+                .collect()
+        };
+        for (i, user) in ["d", "b"].iter().enumerate() {
+            p.handle(
+                &track(user, "visit", &format!("a{i}"), start),
+                start,
+                &mut out,
+            );
+        }
+        p.advance_to(start + Duration::minutes(90), &mut out);
+        assert_eq!(entered(&out), ["b", "d"]);
+        out.clear();
+        let later = start + Duration::minutes(90);
+        for (i, user) in ["e", "a", "c"].iter().enumerate() {
+            p.handle(
+                &track(user, "visit", &format!("b{i}"), later),
+                later,
+                &mut out,
+            );
+        }
+        p.advance_to(start + Duration::minutes(150), &mut out);
+        assert_eq!(entered(&out), ["a", "b", "c", "d", "e"]);
     }
 }

@@ -142,11 +142,7 @@ pub fn handle_counted(
         } => {
             if let Some(plan) = d.current(journey) {
                 // The audience of the trigger that fired.
-                let audience = match plan.triggers.get(*trigger) {
-                    Some(Trigger::Schedule { audience, .. }) => Some(audience.clone()),
-                    _ => None,
-                };
-                if let Some(audience) = audience {
+                if let Some(Trigger::Schedule { audience, .. }) = plan.triggers.get(*trigger) {
                     let fits = audience.as_ref().is_none_or(|a| {
                         cx.condition_for_user(a, plan, EventRef::Value(&Value::Null))
                     });

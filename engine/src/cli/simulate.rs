@@ -7,7 +7,7 @@
 
 use super::progress::Progress;
 use crate::ingest::Message;
-use crate::preview::Preview;
+use crate::preview::{Preview, SeenIds};
 use anyhow::{Context as _, Result, bail};
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use clap::Args;
@@ -145,6 +145,7 @@ fn simulate(args: &SimulateArgs) -> Result<ExitCode> {
                 }
                 let (number, input, at) = match &line.what {
                     What::Blank => continue,
+                    &What::Duplicate(at) => (line.number, None, at),
                     What::Bad(message) => {
                         let _ = to_writer.send(std::mem::take(&mut records));
                         bail!("{message}")
@@ -154,7 +155,7 @@ fn simulate(args: &SimulateArgs) -> Result<ExitCode> {
                         unsupported.entry(kind).or_default().push(line.number);
                         continue;
                     }
-                    &What::Input(ref input, at) => (line.number, input, at),
+                    &What::Input(ref input, at) => (line.number, Some(input), at),
                 };
                 let clock = clock.get_or_insert_with(|| {
                     preview.start_schedules_at(at);
@@ -169,7 +170,9 @@ fn simulate(args: &SimulateArgs) -> Result<ExitCode> {
                 }
                 clock.advance_to(at);
                 preview.advance_to_paged(clock.now(), &mut records, &mut hand_over);
-                preview.handle(input, clock.now(), &mut records);
+                if let Some(input) = input {
+                    preview.handle_fresh(input, clock.now(), &mut records);
+                }
                 count += 1;
             }
             let _ = give_back.send(chunk);
@@ -265,6 +268,9 @@ struct Line {
 enum What {
     Blank,
     Input(Input, DateTime<Utc>),
+    /// An event or identify whose message id was seen within the dedup
+    /// window: dropped, as the daemon drops it, once the clock is there.
+    Duplicate(DateTime<Utc>),
     /// A message taken but not acted on, of this kind.
     Unsupported(&'static str),
     /// Why the line stops the run.
@@ -284,13 +290,20 @@ fn read_lines(
 ) {
     let mut chunk = Vec::with_capacity(CHUNK);
     let mut text = String::new();
+    // Message ids are checked here, off the engine's thread. Every input
+    // runs at its own timestamp (an earlier one stops the run), so this is
+    // the check the engine would make.
+    let mut seen = SeenIds::default();
     let mut number = 0;
     loop {
         number += 1;
         text.clear();
         let what = match reader.read_line(&mut text) {
             Ok(0) => break,
-            Ok(_) => parse_line(text.trim_end_matches(['\n', '\r']), name, number),
+            Ok(_) => match parse_line(text.trim_end_matches(['\n', '\r']), name, number) {
+                What::Input(input, at) if !fresh(&mut seen, &input, at) => What::Duplicate(at),
+                what => what,
+            },
             Err(e) => What::Bad(format!("cannot read {name}: {e}")),
         };
         let stop = matches!(what, What::Bad(_));
@@ -313,6 +326,16 @@ fn read_lines(
     if !chunk.is_empty() {
         let _ = sender.send(chunk);
     }
+}
+
+/// Whether an input's message id (if it has one) is new at `at`.
+fn fresh(seen: &mut SeenIds, input: &Input, at: DateTime<Utc>) -> bool {
+    let id = match input {
+        Input::Track(e) => e.message_id.as_deref(),
+        Input::Identify { message_id, .. } => message_id.as_deref(),
+        _ => None,
+    };
+    id.is_none_or(|id| seen.insert(id, at))
 }
 
 fn parse_line(line: &str, name: &str, number: usize) -> What {

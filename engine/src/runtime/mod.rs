@@ -64,6 +64,10 @@ pub struct Runtime<K: Kv> {
     /// [`Runtime::ingest_in_parts`]); `None`: not in the store. Only valid
     /// within one call of it.
     read_ahead: std::collections::HashMap<String, Option<UserState>>,
+    /// The stored bytes of users an audience scan read (see
+    /// [`crate::store::Batch::as_stored`]); only valid within one page of
+    /// the scan.
+    as_stored: std::collections::HashMap<String, Vec<u8>>,
 }
 
 impl<K: Kv> Runtime<K> {
@@ -81,6 +85,7 @@ impl<K: Kv> Runtime<K> {
             batch_budget: BATCH_STEP_BUDGET,
             effects: effects::Effects::default(),
             read_ahead: Default::default(),
+            as_stored: Default::default(),
         }
     }
 
@@ -278,6 +283,9 @@ impl<K: Kv> Runtime<K> {
                 let state = self.take_user(user)?;
                 let wake = state.next_wake();
                 users.insert(user.to_string(), (state, wake));
+                if let Some(bytes) = self.as_stored.remove(user) {
+                    batch.as_stored.insert(user.to_string(), bytes);
+                }
             }
             let (state, _) = users.get_mut(user).expect("just inserted");
             if matches!(input, Input::Track(_) | Input::Identify { .. })

@@ -3,7 +3,7 @@
 //! users page by page; so runs are deterministic.
 
 use super::{PAGE, Runtime};
-use crate::store::{Batch, Kv, StoreError};
+use crate::store::{Batch, Kv, PagedUser, StoreError};
 use chrono::{DateTime, Utc};
 use waymark_core::deployment::Due;
 use waymark_core::journal::Record;
@@ -130,21 +130,36 @@ impl<K: Kv> Runtime<K> {
         records.extend(self.fire_timers(at)?);
         let mut after: Option<String> = None;
         loop {
-            let page = self.store.users_after(after.as_deref(), PAGE)?;
-            let Some(last) = page.last().cloned() else {
+            // Each member is read once, with the bytes it is stored as, so
+            // that one the fire leaves as it was is not written back.
+            let cache = &self.users;
+            let page = self
+                .store
+                .user_page(after.as_deref(), PAGE, |user| cache.holds(user))?;
+            let Some(last) = page.last().map(|u| u.id.clone()) else {
                 break;
             };
-            let inputs: Vec<Input> = page
-                .iter()
-                .flat_map(|user| {
-                    journeys.iter().map(move |(j, trigger)| Input::Scheduled {
-                        user: user.clone(),
-                        journey: j.clone(),
-                        trigger: *trigger,
-                    })
-                })
-                .collect();
-            records.extend(self.ingest(&inputs, at)?);
+            let mut inputs = Vec::with_capacity(page.len() * journeys.len());
+            for PagedUser {
+                id: user,
+                state,
+                stored,
+            } in page
+            {
+                inputs.extend(journeys.iter().map(|(j, trigger)| Input::Scheduled {
+                    user: user.clone(),
+                    journey: j.clone(),
+                    trigger: *trigger,
+                }));
+                if let Some(state) = state {
+                    self.read_ahead.insert(user.clone(), Some(state));
+                }
+                self.as_stored.insert(user, stored);
+            }
+            let ingested = self.ingest(&inputs, at);
+            self.read_ahead.clear();
+            self.as_stored.clear();
+            records.extend(ingested?);
             after = Some(last);
         }
         Ok(records)

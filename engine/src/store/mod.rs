@@ -60,6 +60,7 @@ pub use memory::MemoryKv;
 pub use outbox::{OutboxEntry, Settled};
 pub use sled_kv::SledKv;
 pub use stats::StatsWrite;
+pub use users::PagedUser;
 
 use chrono::{DateTime, Utc};
 use serde::{Serialize, de::DeserializeOwned};
@@ -138,6 +139,11 @@ pub struct Batch {
     pub resumed: Vec<u64>,
     /// Inputs dropped as duplicates of a message id already taken.
     pub duplicates: usize,
+    /// Users of `users` whose stored bytes were read with them (an
+    /// audience scan): one whose state encodes to the same bytes is not
+    /// written again, as most members a schedule checks are left as they
+    /// were.
+    pub as_stored: std::collections::HashMap<String, Vec<u8>>,
 }
 
 pub struct Store<K: Kv> {
@@ -291,7 +297,7 @@ impl<K: Kv> Store<K> {
         );
         // First what may refuse the batch, so that nothing is taken for it.
         self.write_codes(&batch.codes, &mut ops)?;
-        self.write_users(&batch.users, &mut ops);
+        self.write_users(&batch.users, &batch.as_stored, &mut ops);
         self.dedup().record(&self.kv, &batch.dedup, &mut ops)?;
         Self::write_sends(&batch.journal, &batch.sends, first, &mut ops);
         Self::write_stats(&batch.stats, &mut ops);

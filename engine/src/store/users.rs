@@ -11,6 +11,15 @@ use chrono::{DateTime, Utc};
 use std::sync::atomic::Ordering;
 use waymark_core::model::UserState;
 
+/// A member read by [`Store::user_page`].
+pub struct PagedUser {
+    pub id: String,
+    /// Decoded, unless the caller said it had them.
+    pub state: Option<UserState>,
+    /// The bytes they are stored as.
+    pub stored: Vec<u8>,
+}
+
 impl<K: Kv> Store<K> {
     /// Sets the most bytes a user's stored state may take (`limits.user_state_bytes`).
     pub fn set_max_user_bytes(&self, bytes: usize) {
@@ -69,18 +78,60 @@ impl<K: Kv> Store<K> {
             .collect())
     }
 
-    /// The writes of a batch's users: each state, and its timer where it
-    /// changed from the one the user had when loaded.
+    /// A page of users after `after`, in id order, each with the bytes it
+    /// is stored as, and decoded unless `known` says the caller has them
+    /// already: an audience scan reads each member once, and does not
+    /// write back one it left as it was (see [`super::Batch::as_stored`]).
+    pub fn user_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        known: impl Fn(&str) -> bool,
+    ) -> Result<Vec<PagedUser>> {
+        let from = match after {
+            Some(a) => {
+                let mut k = key("u", &[&user_part(a)]);
+                k.push(0);
+                k
+            }
+            None => key("u", &[]),
+        };
+        let mut page = Vec::new();
+        for (k, bytes) in self.kv.range(&from, &prefix_end(b"u/"), limit)? {
+            let Some((id, _)) = split_user_part(&k[2..]) else {
+                continue;
+            };
+            self.note_size(&id, bytes.len());
+            let state = if known(&id) {
+                None
+            } else {
+                Some(decode(&k, &bytes)?)
+            };
+            page.push(PagedUser {
+                id,
+                state,
+                stored: bytes,
+            });
+        }
+        Ok(page)
+    }
+
+    /// The writes of a batch's users: each state (unless `as_stored` shows
+    /// it is stored as it is), and its timer where it changed from the one
+    /// the user had when loaded.
     pub(super) fn write_users(
         &self,
         users: &[(UserState, Option<DateTime<Utc>>)],
+        as_stored: &std::collections::HashMap<String, Vec<u8>>,
         ops: &mut Vec<Op>,
     ) {
         for (user, old_wake) in users {
             let state = encode_positional(user);
             let id = &user_part(&user.id)[..];
             self.note_size(&user.id, state.len());
-            ops.push(Op::Put(key("u", &[id]), state));
+            if as_stored.get(&user.id) != Some(&state) {
+                ops.push(Op::Put(key("u", &[id]), state));
+            }
             Self::write_timer(id, *old_wake, user.next_wake(), ops);
         }
     }

@@ -270,6 +270,8 @@ pub struct TestKv {
     pub flushes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     /// If not 0, the apply of this number (counting from 1) fails.
     pub fail_apply: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Every key put by an applied batch, in order.
+    pub written: std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
 }
 
 impl Kv for TestKv {
@@ -286,6 +288,13 @@ impl Kv for TestKv {
         {
             return Err(StoreError::Backend("disk full".into()));
         }
+        self.written
+            .lock()
+            .expect("no panics while holding the lock")
+            .extend(ops.iter().filter_map(|op| match op {
+                Op::Put(k, _) => Some(k.clone()),
+                Op::Delete(_) => None,
+            }));
         self.inner.apply(ops)
     }
     fn range(
