@@ -93,7 +93,11 @@ fn member(i: usize) -> String {
 /// The inputs that make member `i`: a profile and a paid order.
 fn making(i: usize, at: DateTime<Utc>) -> [Input; 2] {
     let user = member(i);
-    let tier = if i.is_multiple_of(10) { "gold" } else { "silver" };
+    let tier = if i.is_multiple_of(10) {
+        "gold"
+    } else {
+        "silver"
+    };
     [
         Input::Identify {
             user: user.clone(),
