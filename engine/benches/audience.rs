@@ -25,8 +25,10 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod common;
+
 use chrono::{DateTime, Duration, Utc};
-use std::collections::BTreeMap;
+use common::{deploy, record, rss_kib};
 use std::path::PathBuf;
 use std::time::Instant;
 use waymark_core::deployment::Deployment;
@@ -34,7 +36,6 @@ use waymark_core::journal::{Kind, Record};
 use waymark_core::model::{Event, Input};
 use waymark_dsl::source::Sources;
 use waymark_dsl::value::Value;
-use waymark_dsl::{Options, compile};
 use waymark_engine::preview::Preview;
 use waymark_engine::runtime::Runtime;
 use waymark_engine::store::{SledKv, Store};
@@ -60,14 +61,7 @@ journey thanks "下单感谢" {
 fn deployment() -> Deployment {
     let mut sources = Sources::new();
     sources.add("audience.journey", SCRIPT);
-    let checked = compile(
-        sources,
-        Options {
-            functions: waymark_stdlib::stdlib(),
-            channels: None,
-        },
-    );
-    Deployment::new(checked.plan.expect("the bench script checks clean"))
+    deploy(sources)
 }
 
 /// 2025-11-10 08:00 Shanghai: two hours before the schedule fires.
@@ -75,15 +69,6 @@ fn start() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2025-11-10T00:00:00Z")
         .unwrap()
         .to_utc()
-}
-
-fn record(pairs: &[(&str, Value)]) -> Value {
-    Value::Record(
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect::<BTreeMap<_, _>>(),
-    )
 }
 
 fn member(i: usize) -> String {
@@ -265,17 +250,6 @@ fn simulate(members: usize) -> Figures {
         entered: entered_each,
         rss_mib: rss_kib() / 1024,
     }
-}
-
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
-        })
-        .unwrap_or(0)
 }
 
 fn main() {

@@ -34,9 +34,11 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod common;
+
 use chrono::{DateTime, Duration, Utc};
+use common::{deploy, record, rss_kib, status_kib};
 use criterion::{Criterion, Throughput};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -46,7 +48,6 @@ use waymark_core::mix::Rng;
 use waymark_core::model::{Event, Input, UserState, Wait};
 use waymark_dsl::source::Sources;
 use waymark_dsl::value::Value;
-use waymark_dsl::{Options, compile};
 use waymark_engine::runtime::Runtime;
 use waymark_engine::store::{Batch, Kv, MemoryKv, Op, SledKv, Store, StoreError};
 
@@ -93,23 +94,7 @@ fn deployment() -> Deployment {
         sources.add(name, std::fs::read_to_string(dir.join(name)).unwrap());
     }
     sources.add("checkin.journey", TASK);
-    let checked = compile(
-        sources,
-        Options {
-            functions: waymark_stdlib::stdlib(),
-            channels: None,
-        },
-    );
-    Deployment::new(checked.plan.expect("the bench deployment checks clean"))
-}
-
-fn record(pairs: &[(&str, Value)]) -> Value {
-    Value::Record(
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect::<BTreeMap<_, _>>(),
-    )
+    deploy(sources)
 }
 
 /// Segment-like traffic: carts, check-ins, payments, profile updates.
@@ -180,10 +165,6 @@ impl Traffic {
             .collect();
         (inputs, now)
     }
-}
-
-fn rss_kib() -> u64 {
-    status_kib("VmRSS:")
 }
 
 fn disk_bytes(dir: &Path) -> u64 {
@@ -372,15 +353,6 @@ fn reopen(dir: &Path) {
         rss_kib(),
         status_kib("VmHWM:")
     );
-}
-
-fn status_kib(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
 }
 
 /// The size of a user's state as the store writes it.
