@@ -3,7 +3,10 @@
 //!
 //! - a batch's ids go in one **chunk** key, `m/{chunk}`, and are held in
 //!   memory as well until there are [`COMPACT_AT`] of them;
-//! - then they are compacted into a **run**: every id sorted by a stable
+//! - then they are compacted into a **run** (the chunks are marked
+//!   compacted by one key, `M`, and deleted a few at a time with later
+//!   batches, so that compacting the ids of many small batches is not
+//!   thousands of deletes at once): every id sorted by a stable
 //!   hash ([`id_hash`]), in blocks of about [`BLOCK`] keyed by the last
 //!   hash each holds (`n/{run}/{hash}`), with the run's size and times
 //!   under `N/{run}`. Finding an id in a run is one read;
@@ -100,6 +103,12 @@ impl Run {
 /// An id held in a run: its hash, the id, when it was seen.
 type Entry = (u64, Box<str>, i64);
 
+/// The first chunk not compacted: chunks before it hold ids that are in
+/// runs, and are only waiting to be deleted.
+const COMPACTED_KEY: &[u8] = b"M";
+/// Compacted chunks deleted with each batch (and with the compaction).
+const CHUNK_DELETES: usize = 64;
+
 fn chunk_key(chunk: u64) -> Vec<u8> {
     [b"m/".as_slice(), &chunk.to_be_bytes()].concat()
 }
@@ -160,6 +169,9 @@ pub struct Seen {
     /// The chunks holding `fresh`.
     chunks: Vec<u64>,
     next_chunk: u64,
+    /// Chunks compacted but still stored (all before [`COMPACTED_KEY`]'s
+    /// number), deleted [`CHUNK_DELETES`] at a time.
+    compacted: Vec<u64>,
     /// Oldest first.
     runs: Vec<Run>,
     next_run: u64,
@@ -181,6 +193,7 @@ impl Seen {
             fresh: HashMap::new(),
             chunks: Vec::new(),
             next_chunk: 0,
+            compacted: Vec::new(),
             runs: Vec::new(),
             next_run: 0,
         }
@@ -233,14 +246,28 @@ impl Seen {
             return Ok(());
         }
         *self = Seen::with_budget(self.budget);
+        let live_from = match kv.get(COMPACTED_KEY)? {
+            Some(v) => decode::<u64>(COMPACTED_KEY, &v)?,
+            None => 0,
+        };
         scan(kv, b"m/", b"m0", 64, |k, v| {
+            let Some(number) = number_in(&k) else {
+                return Ok(());
+            };
+            if number < live_from {
+                self.compacted.push(number);
+                return Ok(());
+            }
             let chunk: Ids = decode(&k, &v)?;
-            self.chunks.extend(number_in(&k));
+            self.chunks.push(number);
             self.fresh
                 .extend(chunk.ids.into_iter().map(Box::from).zip(chunk.at));
             Ok(())
         })?;
-        self.next_chunk = self.chunks.last().map_or(0, |c| c + 1);
+        self.next_chunk = self
+            .chunks
+            .last()
+            .map_or(live_from, |c| (c + 1).max(live_from));
         scan(kv, b"N/", b"N0", 1024, |k, v| {
             if let Some(number) = number_in(&k) {
                 let info: RunInfo = decode(&k, &v)?;
@@ -353,6 +380,7 @@ impl Seen {
         ops.push(Op::Put(chunk_key(self.next_chunk), encode(&chunk)));
         self.chunks.push(self.next_chunk);
         self.next_chunk += 1;
+        self.delete_compacted(ops);
         let filter = self.filter.as_mut().expect("loaded");
         for (id, at) in chunk.ids.into_iter().zip(chunk.at) {
             filter.insert(id.as_bytes());
@@ -487,6 +515,53 @@ mod tests {
     }
 
     #[test]
+    fn a_compaction_of_many_small_chunks_leaves_their_deletes_to_later_batches() {
+        let kv = MemoryKv::default();
+        let mut seen = Seen::default();
+        let now = at("2025-11-09T00:00:00Z");
+        // One id per batch: a chunk each.
+        let one = |n: usize| vec![format!("one-{n}")];
+        for n in 0..COMPACT_AT {
+            record(&mut seen, &kv, &one(n), now);
+        }
+        assert!(seen.wants_tidy());
+        let before = seen.compacted.len();
+        seen.compact(&kv, i64::MIN).unwrap();
+        assert_eq!(before, 0);
+        // The compaction's own write deletes a few chunks, not all.
+        assert_eq!(keys(&kv, b"m/"), COMPACT_AT - CHUNK_DELETES);
+        // A restart reads none of the compacted chunks back as fresh ids.
+        let mut again = Seen::default();
+        again.load(&kv).unwrap();
+        assert!(again.fresh.is_empty(), "{} fresh", again.fresh.len());
+        assert_eq!(again.compacted.len(), COMPACT_AT - CHUNK_DELETES);
+        assert!(again.contains(&kv, "one-0").unwrap());
+        assert!(
+            again
+                .contains(&kv, &format!("one-{}", COMPACT_AT - 1))
+                .unwrap()
+        );
+        // Later batches delete the rest, a few with each.
+        let mut n = COMPACT_AT;
+        while keys(&kv, b"m/") > 1 + n - COMPACT_AT {
+            record(&mut seen, &kv, &one(n), now);
+            n += 1;
+        }
+        assert_eq!(
+            n - COMPACT_AT,
+            (COMPACT_AT - CHUNK_DELETES).div_ceil(CHUNK_DELETES)
+        );
+        // Every id is still seen, in memory and read back.
+        let mut again = Seen::default();
+        for m in (0..n).step_by(97) {
+            assert!(seen.contains(&kv, &format!("one-{m}")).unwrap(), "one-{m}");
+            assert!(again.contains(&kv, &format!("one-{m}")).unwrap(), "one-{m}");
+        }
+        assert!(!again.contains(&kv, "one-never").unwrap());
+        assert_eq!(again.fresh.len(), n - COMPACT_AT, "the new ids are fresh");
+    }
+
+    #[test]
     fn ids_stay_seen_through_compaction_and_merges_in_few_keys() {
         let kv = MemoryKv::default();
         let mut seen = Seen::default();
@@ -603,8 +678,15 @@ mod tests {
         // Another reader agrees.
         let mut again = Seen::default();
         assert!(!again.contains(&kv, "b2-0").unwrap() && again.contains(&kv, "b9-0").unwrap());
-        // Day 30: nothing left, and nothing of it in the store.
+        // Day 30: nothing left, and nothing of it in the store but the
+        // mark of which chunks were compacted.
         assert_eq!(seen.prune(&kv, day(30)).unwrap(), 10 + 10 + 10);
-        assert_eq!(kv.range(b"", &[0xff], usize::MAX).unwrap().len(), 0);
+        let left: Vec<Vec<u8>> = kv
+            .range(b"", &[0xff], usize::MAX)
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(left, [COMPACTED_KEY.to_vec()]);
     }
 }

@@ -3,8 +3,9 @@
 //! dedup window (dropped whole, or rewritten when mostly past it). Each
 //! step is one atomic write; memory follows it, or is forgotten if it fails.
 
-use super::{BLOCK, COMPACT_AT, MERGE, MERGE_UP_TO, info_key, micros, scan};
+use super::{BLOCK, CHUNK_DELETES, COMPACT_AT, COMPACTED_KEY, MERGE, MERGE_UP_TO};
 use super::{Entry, Ids, Run, RunInfo, Seen, blocks_end, blocks_start, chunk_key, id_hash};
+use super::{info_key, micros, scan};
 use crate::store::seen_filter::SeenFilter;
 use crate::store::{Kv, Op, Result, decode, encode};
 use chrono::{DateTime, Utc};
@@ -53,14 +54,19 @@ impl Seen {
             .map(|(id, at)| (id_hash(id.as_bytes()), id, at))
             .collect();
         let dropped = (before - entries.len()) as u64;
-        let mut ops: Vec<Op> = self
-            .chunks
-            .drain(..)
-            .map(|c| Op::Delete(chunk_key(c)))
-            .collect();
+        // The chunks are marked compacted here and deleted a few at a time.
+        let mut ops = vec![Op::Put(COMPACTED_KEY.to_vec(), encode(&self.next_chunk))];
+        self.compacted.append(&mut self.chunks);
+        self.delete_compacted(&mut ops);
         self.write_run(entries, &mut ops);
         kv.apply(ops)?;
         Ok(dropped)
+    }
+
+    /// Deletes up to [`CHUNK_DELETES`] compacted chunks among `ops`.
+    pub(super) fn delete_compacted(&mut self, ops: &mut Vec<Op>) {
+        let n = self.compacted.len().min(CHUNK_DELETES);
+        ops.extend(self.compacted.drain(..n).map(|c| Op::Delete(chunk_key(c))));
     }
 
     /// Replaces `runs` by one run of their ids not past `horizon`; how
