@@ -60,16 +60,10 @@ impl<K: Kv> Store<K> {
         decode(&k, &bytes).map(Some)
     }
 
-    /// A page of user ids after `after`, in order: audience scans never hold every user.
+    /// A page of user ids after `after`, in order: scans over every user
+    /// (a deploy's) never hold them all.
     pub fn users_after(&self, after: Option<&str>, limit: usize) -> Result<Vec<String>> {
-        let from = match after {
-            Some(a) => {
-                let mut k = key("u", &[&user_part(a)]);
-                k.push(0);
-                k
-            }
-            None => key("u", &[]),
-        };
+        let from = users_from(after);
         Ok(self
             .kv
             .range(&from, &prefix_end(b"u/"), limit)?
@@ -88,14 +82,7 @@ impl<K: Kv> Store<K> {
         limit: usize,
         known: impl Fn(&str) -> bool,
     ) -> Result<Vec<PagedUser>> {
-        let from = match after {
-            Some(a) => {
-                let mut k = key("u", &[&user_part(a)]);
-                k.push(0);
-                k
-            }
-            None => key("u", &[]),
-        };
+        let from = users_from(after);
         let mut page = Vec::new();
         for (k, bytes) in self.kv.range(&from, &prefix_end(b"u/"), limit)? {
             let Some((id, _)) = split_user_part(&k[2..]) else {
@@ -164,5 +151,17 @@ impl<K: Kv> Store<K> {
         self.kv.apply(ops)?;
         self.kv.flush()?;
         Ok(n)
+    }
+}
+
+/// The first key of the users table after user `after` (all of it if none).
+fn users_from(after: Option<&str>) -> Vec<u8> {
+    match after {
+        Some(a) => {
+            let mut k = key("u", &[&user_part(a)]);
+            k.push(0);
+            k
+        }
+        None => key("u", &[]),
     }
 }
