@@ -35,6 +35,8 @@ pub struct Deployment {
     listeners: rustc_hash::FxHashMap<String, Listeners>,
     /// Each policy's time zone, parsed once.
     policy_zones: rustc_hash::FxHashMap<String, Option<chrono_tz::Tz>>,
+    /// The default policy's, asked for on every event.
+    default_zone: Option<chrono_tz::Tz>,
 }
 
 /// What one event name can start or count, by index into the plan's lists.
@@ -198,6 +200,7 @@ impl Deployment {
             history: HistoryKept::default(),
             listeners: Default::default(),
             policy_zones: Default::default(),
+            default_zone: None,
         };
         d.replace(plan);
         d
@@ -264,6 +267,8 @@ impl Deployment {
                 (p.name.clone(), zone)
             })
             .collect();
+        // Rules and tasks ask for the default policy's zone on every event.
+        self.default_zone = self.policy_zones.get("default").copied().flatten();
         self.plan = Arc::new(plan);
         report
     }
@@ -321,6 +326,9 @@ impl Deployment {
     /// The time zone of policy `name` (as [`Deployment::policy`] finds
     /// it), if it sets a valid one.
     pub fn policy_zone(&self, name: &str) -> Option<chrono_tz::Tz> {
+        if name == "default" {
+            return self.default_zone;
+        }
         match self.policy_zones.get(name) {
             Some(zone) => *zone,
             None => self

@@ -12,6 +12,7 @@ use chrono::{DateTime, Duration, Utc};
 use rustc_hash::FxHashMap;
 use std::collections::BTreeSet;
 use std::rc::Rc;
+use std::sync::Arc;
 use waymark_core::deployment::{Deployment, Due, HistoryKept};
 use waymark_core::journal::{Kind, Record};
 use waymark_core::machine::{self as core, Globals};
@@ -25,8 +26,12 @@ const PAGE: usize = super::runtime::PAGE;
 pub struct Preview {
     deployment: Deployment,
     globals: Globals,
-    /// Every user an input reached, decoded, with the timer they have.
-    users: FxHashMap<Rc<str>, Box<Member>>,
+    /// Where each user an input reached is in [`Preview::members`].
+    users: FxHashMap<Rc<str>, u32>,
+    /// Every user an input reached, decoded, with the timer they have, in
+    /// the order they came: blocks of [`BLOCK`] that never move once made
+    /// (growing one vector of states would copy them all).
+    members: Vec<Vec<Member>>,
     /// Their ids in order, as of the last cron fire, and the ids of users
     /// who came after it: a fire sorts only the newcomers.
     in_order: Vec<Rc<str>>,
@@ -38,10 +43,50 @@ pub struct Preview {
     seen: SeenIds,
 }
 
+/// How many members a block of [`Preview::members`] holds.
+const BLOCK: usize = 1024;
+
 struct Member {
     state: UserState,
     /// Their timer as [`Preview::timers`] holds it.
     timer: Option<i64>,
+    /// The id as a [`UserNumbers`] handed it out for this member, if one
+    /// did: an input carrying the same pointer is this member's without
+    /// looking the id up.
+    numbered: Option<Arc<str>>,
+}
+
+/// A user id as [`UserNumbers`] numbered it: the users of a stream of
+/// inputs numbered in the order they first appear, which is the order a
+/// [`Preview`] fed the same inputs makes its members in.
+#[derive(Clone)]
+pub struct NumberedUser {
+    id: Arc<str>,
+    number: u32,
+}
+
+/// Numbers the users of a stream of inputs in the order they first
+/// appear, on a thread other than the preview's: what the preview would
+/// otherwise hash and compare for every input. A number is only a hint:
+/// the preview checks it by pointer and falls back to the id.
+#[derive(Default)]
+pub struct UserNumbers {
+    ids: FxHashMap<Arc<str>, u32>,
+}
+
+impl UserNumbers {
+    pub fn number(&mut self, user: &str) -> NumberedUser {
+        if let Some((id, number)) = self.ids.get_key_value(user) {
+            return NumberedUser {
+                id: id.clone(),
+                number: *number,
+            };
+        }
+        let id: Arc<str> = user.into();
+        let number = u32::try_from(self.ids.len()).unwrap_or(u32::MAX);
+        self.ids.insert(id.clone(), number);
+        NumberedUser { id, number }
+    }
 }
 
 impl Preview {
@@ -52,6 +97,7 @@ impl Preview {
             deployment,
             globals: Globals::default(),
             users: FxHashMap::default(),
+            members: Vec::new(),
             in_order: Vec::new(),
             newcomers: Vec::new(),
             timers: BTreeSet::new(),
@@ -85,18 +131,21 @@ impl Preview {
     /// already checked, with a [`SeenIds`] of its own fed every input in
     /// order at its time (`simulate` does so on the thread that parses).
     pub fn handle_fresh(&mut self, input: &Input, now: DateTime<Utc>, out: &mut Vec<Record>) {
+        self.handle_numbered(None, input, now, out)
+    }
+
+    /// [`Preview::handle_fresh`] for an input whose user a [`UserNumbers`]
+    /// numbered, fed every input given to this preview in order.
+    pub fn handle_numbered(
+        &mut self,
+        numbered: Option<&NumberedUser>,
+        input: &Input,
+        now: DateTime<Utc>,
+        out: &mut Vec<Record>,
+    ) {
         let user = input.user();
-        let member = match self.users.get_mut(user) {
-            Some(member) => member,
-            None => {
-                let id: Rc<str> = user.into();
-                self.newcomers.push(id.clone());
-                self.users.entry(id).or_insert(Box::new(Member {
-                    state: UserState::new(user),
-                    timer: None,
-                }))
-            }
-        };
+        let index = self.member_index(numbered, user);
+        let member = &mut self.members[index / BLOCK][index % BLOCK];
         let (records, _) = core::handle_counted(
             &self.deployment,
             &mut self.globals,
@@ -115,6 +164,50 @@ impl Preview {
             }
             member.timer = timer;
         }
+    }
+
+    /// Where `user` is among the members, made if new. A numbered user
+    /// whose number holds the same id pointer is found without a lookup.
+    fn member_index(&mut self, numbered: Option<&NumberedUser>, user: &str) -> usize {
+        if let Some(n) = numbered {
+            let index = n.number as usize;
+            let hit = self
+                .members
+                .get(index / BLOCK)
+                .and_then(|block| block.get(index % BLOCK))
+                .and_then(|m| m.numbered.as_ref())
+                .is_some_and(|id| Arc::ptr_eq(id, &n.id));
+            if hit {
+                return index;
+            }
+        }
+        let index = match self.users.get(user) {
+            Some(&index) => index as usize,
+            None => {
+                let index = self.users.len();
+                if self.members.last().is_none_or(|b| b.len() == BLOCK) {
+                    self.members.push(Vec::with_capacity(BLOCK));
+                }
+                let block = self.members.last_mut().expect("a block was just made");
+                block.push(Member {
+                    state: UserState::new(user),
+                    timer: None,
+                    numbered: None,
+                });
+                let id: Rc<str> = user.into();
+                self.newcomers.push(id.clone());
+                self.users
+                    .insert(id, u32::try_from(index).unwrap_or(u32::MAX));
+                index
+            }
+        };
+        if let Some(n) = numbered
+            && n.number as usize == index
+            && &*n.id == user
+        {
+            self.members[index / BLOCK][index % BLOCK].numbered = Some(n.id.clone());
+        }
+        index
     }
 
     /// Fires every timer and cron trigger due up to and including `until`,
@@ -334,6 +427,38 @@ mod tests {
         let later = at(8 * 86_400);
         p.handle(&track("u", "checkin", "m1", later), later, &mut out);
         assert_eq!(emits(&out), 2, "past the window it is new again");
+    }
+
+    #[test]
+    fn a_wrong_user_number_falls_back_to_the_id() {
+        // A rule that counts each user's check-ins: the count shows whose
+        // state an input reached.
+        let mut p = Preview::new(plan(
+            "rule r \"r\" {\n  when event checkin\n  if count(checkin) == 2\n  then {\n    emit second\n  }\n}\n",
+        ));
+        let mut out = Vec::new();
+        // "b" comes in by id first, so the numbers (a = 0, b = 1) are
+        // not where the preview keeps them (b = 0, a = 1).
+        p.handle(&track("b", "checkin", "1", at(0)), at(0), &mut out);
+        let mut numbers = UserNumbers::default();
+        let (a, b) = (numbers.number("a"), numbers.number("b"));
+        assert_eq!((a.number, b.number), (0, 1));
+        assert_eq!(
+            numbers.number("a").number,
+            0,
+            "the same id keeps its number"
+        );
+        for (i, (who, user)) in [(&a, "a"), (&b, "b"), (&a, "a")].into_iter().enumerate() {
+            let input = track(user, "checkin", &format!("n{i}"), at(1 + i as i64));
+            p.handle_numbered(Some(who), &input, at(1 + i as i64), &mut out);
+        }
+        let seconds: Vec<&str> = out
+            .iter()
+            .filter(|r| r.kind == Kind::Emit)
+            .map(|r| r.user.as_str())
+            .collect();
+        assert_eq!(seconds, ["b", "a"], "{out:?}");
+        assert_eq!(p.users.len(), 2);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use waymark_dsl::value::Value;
 
 /// Checks the number of arguments and that each has a kind its parameter
 /// accepts. `null` passes here; the null rule is applied by the caller.
-pub(crate) fn check_call(sig: &Signature, args: &[Value]) -> Result<(), EvalError> {
+pub(crate) fn check_call(sig: &Signature, args: &[&Value]) -> Result<(), EvalError> {
     let min = sig.min_args();
     let too_few = args.len() < min;
     let too_many = sig.max_args().is_some_and(|max| args.len() > max);
@@ -44,18 +44,20 @@ pub(crate) fn check_call(sig: &Signature, args: &[Value]) -> Result<(), EvalErro
         if arg.is_null() {
             continue;
         }
-        let (fits, wanted) = match param.kind {
-            ParamKind::Event => (
-                matches!(arg, Value::String(s) if !s.is_empty()),
-                "an event name".to_string(),
-            ),
-            ParamKind::EventField => (
-                matches!(arg, Value::String(s) if split_event_field(s).is_some()),
-                "an event property written `event.property`".to_string(),
-            ),
-            ParamKind::Value(t) => (accepts(t, arg), a_type(t)),
+        let fits = match param.kind {
+            ParamKind::Event => matches!(arg, Value::String(s) if !s.is_empty()),
+            ParamKind::EventField => {
+                matches!(arg, Value::String(s) if split_event_field(s).is_some())
+            }
+            ParamKind::Value(t) => accepts(t, arg),
         };
         if !fits {
+            // Worded only when it is said: calls run on every event.
+            let wanted = match param.kind {
+                ParamKind::Event => "an event name".to_string(),
+                ParamKind::EventField => "an event property written `event.property`".to_string(),
+                ParamKind::Value(t) => a_type(t),
+            };
             return Err(EvalError(format!(
                 "{}: {} must be {wanted}, got {}",
                 sig.name,
@@ -204,7 +206,7 @@ pub(crate) fn string<'v>(
 pub(crate) fn zone(
     function: &str,
     ctx: &dyn Context,
-    args: &[Value],
+    args: &[&Value],
     index: usize,
 ) -> Result<Tz, EvalError> {
     let Some(value) = args.get(index) else {
@@ -221,9 +223,9 @@ pub(crate) fn zone(
 
 /// Argument `index`, or null when missing ([`crate::call`] checks arity,
 /// but an implementation must not panic if reached some other way).
-pub(crate) fn nth(args: &[Value], index: usize) -> &Value {
+pub(crate) fn nth<'a>(args: &[&'a Value], index: usize) -> &'a Value {
     static NULL: Value = Value::Null;
-    args.get(index).unwrap_or(&NULL)
+    args.get(index).copied().unwrap_or(&NULL)
 }
 
 /// `time` as local wall-clock time in `tz`. chrono panics converting an

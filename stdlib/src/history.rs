@@ -150,14 +150,14 @@ fn window(function: &str, value: &Value) -> Result<i64, EvalError> {
     }
 }
 
-fn count(ctx: &dyn Context, args: &[Value]) -> Result<Value, EvalError> {
+fn count(ctx: &dyn Context, args: &[&Value]) -> Result<Value, EvalError> {
     let within = args.get(1).map(|w| window("count", w)).transpose()?;
     Ok(Value::Number(Decimal::from(
         ctx.count(event_name(args::nth(args, 0)), within),
     )))
 }
 
-fn sum(ctx: &dyn Context, args: &[Value]) -> Result<Value, EvalError> {
+fn sum(ctx: &dyn Context, args: &[&Value]) -> Result<Value, EvalError> {
     let Some((event, field)) = args::nth(args, 0).as_str().and_then(split_event_field) else {
         return Err(EvalError(format!(
             "sum: the first argument must be an event property like order_paid.amount, got {}",
@@ -168,18 +168,18 @@ fn sum(ctx: &dyn Context, args: &[Value]) -> Result<Value, EvalError> {
     Ok(Value::Number(ctx.sum(event, field, within)))
 }
 
-fn last(ctx: &dyn Context, args: &[Value]) -> Result<Value, EvalError> {
+fn last(ctx: &dyn Context, args: &[&Value]) -> Result<Value, EvalError> {
     Ok(ctx.last(event_name(args::nth(args, 0))))
 }
 
-fn first(ctx: &dyn Context, args: &[Value]) -> Result<Value, EvalError> {
+fn first(ctx: &dyn Context, args: &[&Value]) -> Result<Value, EvalError> {
     Ok(ctx.first(event_name(args::nth(args, 0))))
 }
 
 fn since(
     function: &str,
     ctx: &dyn Context,
-    args: &[Value],
+    args: &[&Value],
     unit_seconds: i64,
 ) -> Result<Value, EvalError> {
     let time = args::timestamp(function, "time", args::nth(args, 0))?;
@@ -187,10 +187,10 @@ fn since(
     Ok(Value::Number(Decimal::from(elapsed / unit_seconds)))
 }
 
-fn days_since(ctx: &dyn Context, args: &[Value]) -> Result<Value, EvalError> {
+fn days_since(ctx: &dyn Context, args: &[&Value]) -> Result<Value, EvalError> {
     since("days_since", ctx, args, 86_400)
 }
 
-fn hours_since(ctx: &dyn Context, args: &[Value]) -> Result<Value, EvalError> {
+fn hours_since(ctx: &dyn Context, args: &[&Value]) -> Result<Value, EvalError> {
     since("hours_since", ctx, args, 3_600)
 }

@@ -72,7 +72,7 @@ impl std::error::Error for EvalError {}
 
 /// How an implementation is called: the context and the arguments, after
 /// [`call`] has checked their number and kinds and applied the null rule.
-pub type Eval = fn(&dyn Context, &[Value]) -> Result<Value, EvalError>;
+pub type Eval = fn(&dyn Context, &[&Value]) -> Result<Value, EvalError>;
 
 /// The section of the language reference a built-in is listed under
 /// (the groups of language.md §6).
@@ -153,9 +153,9 @@ pub static BUILTINS: &[Builtin] = &[
 /// The row of a built-in, by name.
 pub fn builtin(name: &str) -> Option<&'static Builtin> {
     // Looked up on every call an expression makes, so by a map made once.
-    static BY_NAME: std::sync::LazyLock<std::collections::HashMap<&'static str, &'static Builtin>> =
+    static BY_NAME: std::sync::LazyLock<rustc_hash::FxHashMap<&'static str, &'static Builtin>> =
         std::sync::LazyLock::new(|| {
-            let mut map = std::collections::HashMap::new();
+            let mut map = rustc_hash::FxHashMap::default();
             for b in BUILTINS {
                 // The first of a name, as a search of the table finds it.
                 map.entry(b.signature.name).or_insert(b);
@@ -189,11 +189,11 @@ pub fn stdlib() -> &'static Stdlib {
 /// (an [`EvalError`] if wrong), returns `null` without calling when an
 /// argument is `null` and the function does not take nulls (language.md
 /// §6), then runs the implementation.
-pub fn call(name: &str, ctx: &dyn Context, args: &[Value]) -> Result<Value, EvalError> {
+pub fn call(name: &str, ctx: &dyn Context, args: &[&Value]) -> Result<Value, EvalError> {
     let builtin =
         builtin(name).ok_or_else(|| EvalError(format!("there is no function named `{name}`")))?;
     args::check_call(&builtin.signature, args)?;
-    if !builtin.signature.takes_null && args.iter().any(Value::is_null) {
+    if !builtin.signature.takes_null && args.iter().any(|a| a.is_null()) {
         return Ok(Value::Null);
     }
     (builtin.eval)(ctx, args)

@@ -84,15 +84,14 @@ pub(crate) const DAYS_BETWEEN: Builtin = Builtin {
     eval: days_between,
 };
 
-fn coalesce(_: &dyn Context, args: &[Value]) -> Result<Value, EvalError> {
+fn coalesce(_: &dyn Context, args: &[&Value]) -> Result<Value, EvalError> {
     Ok(args
         .iter()
         .find(|v| !v.is_null())
-        .cloned()
-        .unwrap_or(Value::Null))
+        .map_or(Value::Null, |v| (*v).clone()))
 }
 
-fn has_tag(ctx: &dyn Context, args: &[Value]) -> Result<Value, EvalError> {
+fn has_tag(ctx: &dyn Context, args: &[&Value]) -> Result<Value, EvalError> {
     let tag = args::string("has_tag", "tag", nth(args, 0))?;
     let has = match ctx.user().field("tags") {
         Value::List(tags) => tags.iter().any(|t| t.as_str() == Some(tag)),
@@ -101,7 +100,7 @@ fn has_tag(ctx: &dyn Context, args: &[Value]) -> Result<Value, EvalError> {
     Ok(Value::Bool(has))
 }
 
-fn days_between(ctx: &dyn Context, args: &[Value]) -> Result<Value, EvalError> {
+fn days_between(ctx: &dyn Context, args: &[&Value]) -> Result<Value, EvalError> {
     let tz = ctx.time_zone();
     let from = args::local_date("days_between", "from", nth(args, 0), tz)?;
     let to = args::local_date("days_between", "to", nth(args, 1), tz)?;

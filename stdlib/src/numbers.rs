@@ -130,7 +130,7 @@ pub(crate) const CEIL: Builtin = Builtin {
 };
 
 /// The argument that wins `better` against all others, all of one kind.
-fn extreme(function: &str, args: &[Value], better: Ordering) -> Result<Value, EvalError> {
+fn extreme(function: &str, args: &[&Value], better: Ordering) -> Result<Value, EvalError> {
     let Some(first) = args.first() else {
         return Err(EvalError(format!(
             "{function}: takes at least 1 argument, got 0"
@@ -157,7 +157,7 @@ fn extreme(function: &str, args: &[Value], better: Ordering) -> Result<Value, Ev
     }
     match best {
         Value::Number(_) | Value::Timestamp(_) | Value::Date(_) | Value::Duration(_) => {
-            Ok(best.clone())
+            Ok((*best).clone())
         }
         other => Err(EvalError(format!(
             "{function}: arguments must be numbers, timestamps, dates or durations, got {}",
@@ -166,11 +166,11 @@ fn extreme(function: &str, args: &[Value], better: Ordering) -> Result<Value, Ev
     }
 }
 
-fn min(_: &dyn Context, args: &[Value]) -> Result<Value, EvalError> {
+fn min(_: &dyn Context, args: &[&Value]) -> Result<Value, EvalError> {
     extreme("min", args, Ordering::Less)
 }
 
-fn max(_: &dyn Context, args: &[Value]) -> Result<Value, EvalError> {
+fn max(_: &dyn Context, args: &[&Value]) -> Result<Value, EvalError> {
     extreme("max", args, Ordering::Greater)
 }
 
@@ -179,11 +179,11 @@ fn number(n: Decimal) -> Value {
     Value::Number(if n.is_zero() { Decimal::ZERO } else { n })
 }
 
-fn abs(_: &dyn Context, args: &[Value]) -> Result<Value, EvalError> {
+fn abs(_: &dyn Context, args: &[&Value]) -> Result<Value, EvalError> {
     Ok(number(args::number("abs", "number", nth(args, 0))?.abs()))
 }
 
-fn round(_: &dyn Context, args: &[Value]) -> Result<Value, EvalError> {
+fn round(_: &dyn Context, args: &[&Value]) -> Result<Value, EvalError> {
     let n = args::number("round", "number", nth(args, 0))?;
     let places = match args.get(1) {
         None => 0,
@@ -208,12 +208,12 @@ fn round(_: &dyn Context, args: &[Value]) -> Result<Value, EvalError> {
     )))
 }
 
-fn floor(_: &dyn Context, args: &[Value]) -> Result<Value, EvalError> {
+fn floor(_: &dyn Context, args: &[&Value]) -> Result<Value, EvalError> {
     Ok(number(
         args::number("floor", "number", nth(args, 0))?.floor(),
     ))
 }
 
-fn ceil(_: &dyn Context, args: &[Value]) -> Result<Value, EvalError> {
+fn ceil(_: &dyn Context, args: &[&Value]) -> Result<Value, EvalError> {
     Ok(number(args::number("ceil", "number", nth(args, 0))?.ceil()))
 }

@@ -141,7 +141,7 @@ pub(crate) const FORMAT_MONEY: Builtin = Builtin {
     eval: format_money,
 };
 
-fn len(_: &dyn Context, args: &[Value]) -> Result<Value, EvalError> {
+fn len(_: &dyn Context, args: &[&Value]) -> Result<Value, EvalError> {
     let n = match nth(args, 0) {
         Value::String(s) => s.chars().count(),
         Value::List(items) => items.len(),
@@ -156,19 +156,19 @@ fn len(_: &dyn Context, args: &[Value]) -> Result<Value, EvalError> {
     Ok(Value::Number(Decimal::from(n)))
 }
 
-fn lower(_: &dyn Context, args: &[Value]) -> Result<Value, EvalError> {
+fn lower(_: &dyn Context, args: &[&Value]) -> Result<Value, EvalError> {
     Ok(Value::String(
         args::string("lower", "text", nth(args, 0))?.to_lowercase(),
     ))
 }
 
-fn upper(_: &dyn Context, args: &[Value]) -> Result<Value, EvalError> {
+fn upper(_: &dyn Context, args: &[&Value]) -> Result<Value, EvalError> {
     Ok(Value::String(
         args::string("upper", "text", nth(args, 0))?.to_uppercase(),
     ))
 }
 
-fn contains(_: &dyn Context, args: &[Value]) -> Result<Value, EvalError> {
+fn contains(_: &dyn Context, args: &[&Value]) -> Result<Value, EvalError> {
     let needle = nth(args, 1);
     match nth(args, 0) {
         Value::String(haystack) => {
@@ -183,13 +183,13 @@ fn contains(_: &dyn Context, args: &[Value]) -> Result<Value, EvalError> {
     }
 }
 
-fn starts_with(_: &dyn Context, args: &[Value]) -> Result<Value, EvalError> {
+fn starts_with(_: &dyn Context, args: &[&Value]) -> Result<Value, EvalError> {
     let text = args::string("starts_with", "text", nth(args, 0))?;
     let prefix = args::string("starts_with", "prefix", nth(args, 1))?;
     Ok(Value::Bool(text.starts_with(prefix)))
 }
 
-fn format_money(_: &dyn Context, args: &[Value]) -> Result<Value, EvalError> {
+fn format_money(_: &dyn Context, args: &[&Value]) -> Result<Value, EvalError> {
     let amount = args::number("format_money", "amount", nth(args, 0))?;
     Ok(Value::String(money(amount)))
 }

@@ -117,29 +117,29 @@ pub(crate) const TIMESTAMP: Builtin = Builtin {
 };
 
 /// Argument 0 as local wall-clock time in the zone of argument 1 or in force.
-fn local(function: &str, ctx: &dyn Context, args: &[Value]) -> Result<NaiveDateTime, EvalError> {
+fn local(function: &str, ctx: &dyn Context, args: &[&Value]) -> Result<NaiveDateTime, EvalError> {
     let time = args::timestamp(function, "time", nth(args, 0))?;
     let tz = args::zone(function, ctx, args, 1)?;
     args::local_time(function, time, tz)
 }
 
-fn date(ctx: &dyn Context, args: &[Value]) -> Result<Value, EvalError> {
+fn date(ctx: &dyn Context, args: &[&Value]) -> Result<Value, EvalError> {
     Ok(Value::Date(local("date", ctx, args)?.date()))
 }
 
-fn hour(ctx: &dyn Context, args: &[Value]) -> Result<Value, EvalError> {
+fn hour(ctx: &dyn Context, args: &[&Value]) -> Result<Value, EvalError> {
     Ok(Value::Number(Decimal::from(
         local("hour", ctx, args)?.hour(),
     )))
 }
 
-fn weekday(ctx: &dyn Context, args: &[Value]) -> Result<Value, EvalError> {
+fn weekday(ctx: &dyn Context, args: &[&Value]) -> Result<Value, EvalError> {
     Ok(Value::Number(Decimal::from(
         local("weekday", ctx, args)?.weekday().number_from_monday(),
     )))
 }
 
-fn is_birthday(ctx: &dyn Context, args: &[Value]) -> Result<Value, EvalError> {
+fn is_birthday(ctx: &dyn Context, args: &[&Value]) -> Result<Value, EvalError> {
     let tz = args::zone("is_birthday", ctx, args, 1)?;
     let birthday = args::local_date("is_birthday", "birthday", nth(args, 0), tz)?;
     let today = args::local_time("is_birthday", ctx.now(), tz)?.date();
@@ -158,7 +158,7 @@ fn birthday_falls_on(birthday: NaiveDate, today: NaiveDate) -> bool {
     same_day || leap_day_moved
 }
 
-fn timestamp(ctx: &dyn Context, args: &[Value]) -> Result<Value, EvalError> {
+fn timestamp(ctx: &dyn Context, args: &[&Value]) -> Result<Value, EvalError> {
     let value = nth(args, 0);
     let text = args::string("timestamp", "text", value)?;
     if let Some(t) = value.as_timestamp() {

@@ -85,7 +85,8 @@ fn eval(expr: &Expr, ctx: &FixedContext) -> Result<Value, String> {
                     _ => eval(arg, ctx)?,
                 });
             }
-            call(&function.name, ctx, &values).map_err(|e| e.to_string())?
+            call(&function.name, ctx, &values.iter().collect::<Vec<_>>())
+                .map_err(|e| e.to_string())?
         }
         other => return Err(format!("the example evaluator does not handle {other:?}")),
     })

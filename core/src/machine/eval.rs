@@ -14,6 +14,9 @@ use waymark_dsl::plan::{Expr, Plan};
 use waymark_dsl::types::Type;
 use waymark_dsl::value::Value;
 
+/// Calls with at most this many arguments pass them without a vector.
+const SHORT_CALL: usize = 4;
+
 /// How deep segments may refer to segments at run time.
 const MAX_SEGMENT_DEPTH: u32 = 16;
 
@@ -230,12 +233,26 @@ impl<'a> Env<'a> {
                 }
             }
             Expr::Call { function, args } => {
-                let args = args
-                    .iter()
-                    .map(|a| self.eval(a))
-                    .collect::<Result<Vec<_>, _>>()?;
+                // Arguments borrowed where they are held: `sum` and `count`
+                // name their event with a literal, read on every event.
                 let cx = StdContext { env: self };
-                waymark_stdlib::call(function, &cx, &args)?
+                if args.len() <= SHORT_CALL {
+                    // No vector for the usual few arguments.
+                    let mut held: [Cow<'_, Value>; SHORT_CALL] =
+                        std::array::from_fn(|_| Cow::Borrowed(&NULL));
+                    for (slot, arg) in held.iter_mut().zip(args) {
+                        *slot = self.value(arg)?;
+                    }
+                    let refs: [&Value; SHORT_CALL] = std::array::from_fn(|i| &*held[i]);
+                    waymark_stdlib::call(function, &cx, &refs[..args.len()])?
+                } else {
+                    let held = args
+                        .iter()
+                        .map(|a| self.value(a))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let refs: Vec<&Value> = held.iter().map(|v| &**v).collect();
+                    waymark_stdlib::call(function, &cx, &refs)?
+                }
             }
             Expr::Not(e) => Value::Bool(!self.condition(e)?),
             Expr::Neg(e) => match self.eval(e)? {

@@ -7,7 +7,7 @@
 
 use super::progress::Progress;
 use crate::ingest::Message;
-use crate::preview::{Preview, SeenIds};
+use crate::preview::{NumberedUser, Preview, SeenIds, UserNumbers};
 use anyhow::{Context as _, Result, bail};
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use clap::Args;
@@ -155,7 +155,7 @@ fn simulate(args: &SimulateArgs) -> Result<ExitCode> {
                         unsupported.entry(kind).or_default().push(line.number);
                         continue;
                     }
-                    &What::Input(ref input, at) => (line.number, Some(input), at),
+                    What::Input(input, at, who) => (line.number, Some((input, who)), *at),
                 };
                 let clock = clock.get_or_insert_with(|| {
                     preview.start_schedules_at(at);
@@ -170,8 +170,8 @@ fn simulate(args: &SimulateArgs) -> Result<ExitCode> {
                 }
                 clock.advance_to(at);
                 preview.advance_to_paged(clock.now(), &mut records, &mut hand_over);
-                if let Some(input) = input {
-                    preview.handle_fresh(input, clock.now(), &mut records);
+                if let Some((input, who)) = input {
+                    preview.handle_numbered(Some(who), input, clock.now(), &mut records);
                 }
                 count += 1;
             }
@@ -267,7 +267,9 @@ struct Line {
 
 enum What {
     Blank,
-    Input(Input, DateTime<Utc>),
+    /// An input to run at its time, its user numbered on the reading
+    /// thread in the order the engine will first meet them.
+    Input(Input, DateTime<Utc>, NumberedUser),
     /// An event or identify whose message id was seen within the dedup
     /// window: dropped, as the daemon drops it, once the clock is there.
     Duplicate(DateTime<Utc>),
@@ -294,6 +296,9 @@ fn read_lines(
     // runs at its own timestamp (an earlier one stops the run), so this is
     // the check the engine would make.
     let mut seen = SeenIds::default();
+    // Users are numbered here too, in the order the engine meets them
+    // (duplicates never reach it).
+    let mut users = UserNumbers::default();
     let mut number = 0;
     loop {
         number += 1;
@@ -301,8 +306,12 @@ fn read_lines(
         let what = match reader.read_line(&mut text) {
             Ok(0) => break,
             Ok(_) => match parse_line(text.trim_end_matches(['\n', '\r']), name, number) {
-                What::Input(input, at) if !fresh(&mut seen, &input, at) => What::Duplicate(at),
-                what => what,
+                Parsed::Input(input, at) if !fresh(&mut seen, &input, at) => What::Duplicate(at),
+                Parsed::Input(input, at) => {
+                    let who = users.number(input.user());
+                    What::Input(input, at, who)
+                }
+                Parsed::Other(what) => what,
             },
             Err(e) => What::Bad(format!("cannot read {name}: {e}")),
         };
@@ -338,14 +347,20 @@ fn fresh(seen: &mut SeenIds, input: &Input, at: DateTime<Utc>) -> bool {
     id.is_none_or(|id| seen.insert(id, at))
 }
 
-fn parse_line(line: &str, name: &str, number: usize) -> What {
+/// A line parsed, before its message id and user are looked at.
+enum Parsed {
+    Input(Input, DateTime<Utc>),
+    Other(What),
+}
+
+fn parse_line(line: &str, name: &str, number: usize) -> Parsed {
     if line.trim().is_empty() {
-        return What::Blank;
+        return Parsed::Other(What::Blank);
     }
     match crate::ingest::input_from_text(line) {
-        Ok((Message::Input(input), at)) => What::Input(input, at),
-        Ok((Message::Unsupported { kind, .. }, _)) => What::Unsupported(kind),
-        Err(e) => What::Bad(format!("{name}:{number}: {e}")),
+        Ok((Message::Input(input), at)) => Parsed::Input(input, at),
+        Ok((Message::Unsupported { kind, .. }, _)) => Parsed::Other(What::Unsupported(kind)),
+        Err(e) => Parsed::Other(What::Bad(format!("{name}:{number}: {e}"))),
     }
 }
 

@@ -43,13 +43,18 @@ pub fn list(items: &[Value]) -> Value {
     Value::List(items.to_vec())
 }
 
+/// `args` as [`call`] takes them.
+pub fn refs(args: &[Value]) -> Vec<&Value> {
+    args.iter().collect()
+}
+
 pub fn run(ctx: &dyn Context, name: &str, args: &[Value]) -> Value {
-    call(name, ctx, args).unwrap_or_else(|e| panic!("{name}: {e}"))
+    call(name, ctx, &refs(args)).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 /// The message of the error `name(args)` must give.
 pub fn error(ctx: &dyn Context, name: &str, args: &[Value]) -> String {
-    match call(name, ctx, args) {
+    match call(name, ctx, &refs(args)) {
         Ok(v) => panic!("{name} should fail, gave {v:?}"),
         Err(e) => e.to_string(),
     }
