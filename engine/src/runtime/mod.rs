@@ -68,6 +68,9 @@ pub struct Runtime<K: Kv> {
     /// [`crate::store::Batch::as_stored`]); only valid within one page of
     /// the scan.
     as_stored: std::collections::HashMap<String, Vec<u8>>,
+    /// A dedup compaction or merge being built and written on its own
+    /// thread (see [`Runtime::tidy_dedup_behind`]): what it wrote, once done.
+    tidying: Option<std::sync::mpsc::Receiver<Result<crate::store::TidyDone, StoreError>>>,
 }
 
 impl<K: Kv> Runtime<K> {
@@ -86,6 +89,7 @@ impl<K: Kv> Runtime<K> {
             effects: effects::Effects::default(),
             read_ahead: Default::default(),
             as_stored: Default::default(),
+            tidying: None,
         }
     }
 
@@ -151,6 +155,7 @@ impl<K: Kv> Runtime<K> {
     /// daemon calls this at start, so the first events do not wait for it).
     pub fn prune_dedup(&mut self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         self.drain()?;
+        self.finish_tidy()?;
         let n = self.store.prune_dedup(now)?;
         self.store.warm_dedup()?;
         Ok(n)
@@ -159,6 +164,7 @@ impl<K: Kv> Runtime<K> {
     /// Compacts the message ids of recent batches when there are enough
     /// (see `store::dedup`): after the batch in flight, which may hold some.
     fn tidy_dedup(&mut self) -> Result<(), StoreError> {
+        self.finish_tidy()?;
         if self.store.dedup_wants_tidy() {
             self.drain()?;
             self.store.tidy_dedup()?;
@@ -169,6 +175,8 @@ impl<K: Kv> Runtime<K> {
     /// Forgets what prepared batches took (one was not applied), in the
     /// store and here: it is read from the store again.
     fn forget_prepared(&mut self) {
+        // What the store holds is read again: not while a tidy writes.
+        let _ = self.finish_tidy();
         self.store.forget_prepared();
         self.effects.forget();
     }

@@ -81,6 +81,65 @@ impl<K: Kv> Runtime<K> {
 }
 
 impl<K: Kv> Runtime<K> {
+    /// Waits for the dedup tidy out, if any, and installs what it wrote.
+    pub(super) fn finish_tidy(&mut self) -> Result<(), StoreError> {
+        let Some(done) = self.tidying.take() else {
+            return Ok(());
+        };
+        let done = done
+            .recv()
+            .unwrap_or_else(|_| Err(StoreError::Backend("the dedup thread stopped".into())));
+        self.store.install_dedup_tidy(done)
+    }
+}
+
+impl<K: Kv + Clone + 'static> Runtime<K> {
+    /// Tidies the message ids of recent batches (see `store::dedup`) on
+    /// a thread of its own while batches go on: the compaction or merge
+    /// due is taken out of the store's memory, built and written there,
+    /// and installed by a later call once it is done. Done on the writer,
+    /// a merge held every request for some 120 ms.
+    fn tidy_dedup_behind(&mut self) -> Result<(), StoreError> {
+        if let Some(done) = &self.tidying {
+            let done = match done.try_recv() {
+                Ok(done) => done,
+                Err(mpsc::TryRecvError::Empty) => return Ok(()),
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    Err(StoreError::Backend("the dedup thread stopped".into()))
+                }
+            };
+            self.tidying = None;
+            // A tidy that failed costs a read of the store, not a batch.
+            if let Err(e) = self.store.install_dedup_tidy(done) {
+                tracing::warn!(error = %e, "message-id compaction failed; reading them again");
+            }
+        }
+        let Some(job) = self.store.take_dedup_tidy()? else {
+            return Ok(());
+        };
+        let kv = self.store.kv().clone();
+        let (sender, done) = mpsc::sync_channel(1);
+        let started = std::thread::Builder::new()
+            .name("waymark-dedup".into())
+            .spawn(move || {
+                let _ = sender.send(job.build(&kv));
+            });
+        match started {
+            Ok(_) => {
+                self.tidying = Some(done);
+                Ok(())
+            }
+            Err(e) => {
+                let e = StoreError::Backend(format!("cannot start the dedup thread: {e}"));
+                tracing::warn!(error = %e, "message-id compaction not started");
+                let _ = self.store.install_dedup_tidy(Err(e));
+                Ok(())
+            }
+        }
+    }
+}
+
+impl<K: Kv> Runtime<K> {
     /// Whether a pipelined batch is still being applied and flushed. The
     /// writer gathers more inputs for the next batch only while one is: an
     /// input that finds the store idle is committed at once.
@@ -203,7 +262,7 @@ impl<K: Kv + Clone + 'static> Runtime<K> {
             durable(Err(e.clone()));
             Err(e)
         };
-        if let Err(e) = self.tidy_dedup() {
+        if let Err(e) = self.tidy_dedup_behind() {
             return failed(durable, e);
         }
         // If this fails, the users taken out for the batch are gone from

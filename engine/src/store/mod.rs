@@ -55,7 +55,7 @@ mod timers;
 mod users;
 
 pub use coupons::IssuedCode;
-pub use dedup::{DEFAULT_FILTER_BYTES as DEFAULT_DEDUP_FILTER_BYTES, id_hash};
+pub use dedup::{DEFAULT_FILTER_BYTES as DEFAULT_DEDUP_FILTER_BYTES, TidyDone, TidyJob, id_hash};
 pub use deployment::DeployedJourney;
 pub use memory::MemoryKv;
 pub use outbox::{OutboxEntry, Settled};

@@ -26,6 +26,9 @@
 //! has everything read again.
 
 mod runs;
+mod tidy;
+
+pub use tidy::{TidyDone, TidyJob};
 
 use super::keys::number_after_prefix as number_in;
 use super::seen_filter::SeenFilter;
@@ -33,6 +36,7 @@ use super::{Kv, Op, Result, Store, decode, encode};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Fresh ids held in chunks (and memory) before they are compacted.
 pub const COMPACT_AT: usize = 16_384;
@@ -175,6 +179,18 @@ pub struct Seen {
     /// Oldest first.
     runs: Vec<Run>,
     next_run: u64,
+    /// Keys of merged runs' blocks, deleted [`CHUNK_DELETES`] at a time
+    /// after the compacted chunks.
+    stale: Vec<Vec<u8>>,
+    /// The ids of the compaction out (see [`tidy`]), answered from here
+    /// until its run is installed.
+    compacting: Option<Arc<HashMap<Box<str>, i64>>>,
+    /// The compaction or merge out, if one is.
+    out: Option<tidy::Out>,
+    /// Jobs taken so far, and forgets so far: a job tells which `Seen` it
+    /// came from. Both outlive a forget.
+    jobs: u64,
+    generation: u64,
 }
 
 impl Default for Seen {
@@ -196,7 +212,21 @@ impl Seen {
             compacted: Vec::new(),
             runs: Vec::new(),
             next_run: 0,
+            stale: Vec::new(),
+            compacting: None,
+            out: None,
+            jobs: 0,
+            generation: 0,
         }
+    }
+
+    /// Empties what was read, keeping what outlives a forget.
+    fn reset(&mut self) {
+        let mut empty = Seen::with_budget(self.budget);
+        empty.out = self.out.take();
+        empty.jobs = self.jobs;
+        empty.generation = self.generation;
+        *self = empty;
     }
 
     /// Sets the filters' budget; applied from the next read of the store.
@@ -245,7 +275,11 @@ impl Seen {
         if self.loaded {
             return Ok(());
         }
-        *self = Seen::with_budget(self.budget);
+        // A job out may be writing: the store is read once it is done.
+        if let Some(out) = &self.out {
+            out.written.wait();
+        }
+        self.reset();
         let live_from = match kv.get(COMPACTED_KEY)? {
             Some(v) => decode::<u64>(COMPACTED_KEY, &v)?,
             None => 0,
@@ -281,6 +315,11 @@ impl Seen {
         })?;
         self.next_run = self.runs.last().map_or(0, |r| r.number + 1);
         self.filter = Some(self.build_filter(kv)?);
+        // Blocks of runs merged before a stop, not yet deleted, are
+        // deleted now; a new run's number is past theirs.
+        if let Some(last) = self.stale.iter().filter_map(|k| number_in(k)).max() {
+            self.next_run = self.next_run.max(last + 1);
+        }
         self.loaded = true;
         Ok(())
     }
@@ -288,7 +327,8 @@ impl Seen {
     /// Has everything read from the store again when next needed: a
     /// batch recorded here may not have been applied.
     pub fn forget(&mut self) {
-        *self = Seen::with_budget(self.budget);
+        self.generation += 1;
+        self.reset();
     }
 
     /// A filter holding every id held, from a scan of them all (which
@@ -316,6 +356,11 @@ impl Seen {
             if run.is_none_or(|i: usize| Some(self.runs[i].number) != number) {
                 run = self.runs.iter().position(|r| Some(r.number) == number);
             }
+            if run.is_none() {
+                // A merged run's block (its info key is gone).
+                self.stale.push(k);
+                return Ok(());
+            }
             let mut own = run.and_then(|i| self.runs[i].filter.as_mut());
             for id in &block.ids {
                 filter.insert(id.as_bytes());
@@ -338,7 +383,9 @@ impl Seen {
         {
             return Ok(false);
         }
-        if self.fresh.contains_key(id) {
+        if self.fresh.contains_key(id)
+            || self.compacting.as_ref().is_some_and(|c| c.contains_key(id))
+        {
             return Ok(true);
         }
         let hash = id_hash(id.as_bytes());
@@ -426,6 +473,30 @@ impl<K: Kv> Store<K> {
     /// every prepared batch has been applied.
     pub fn tidy_dedup(&self) -> Result<()> {
         self.dedup().tidy(&self.kv)
+    }
+
+    /// The next compaction or merge, taken out to build on another thread
+    /// ([`TidyJob::build`] with this store's [`Kv`]) while batches go on;
+    /// `None` if none is due or one is out. Install what it wrote with
+    /// [`Store::install_dedup_tidy`].
+    pub fn take_dedup_tidy(&self) -> Result<Option<TidyJob>> {
+        self.dedup().take_tidy(&self.kv)
+    }
+
+    /// Installs what a job taken by [`Store::take_dedup_tidy`] wrote; if
+    /// it failed, what it may have written is read from the store again.
+    pub fn install_dedup_tidy(&self, done: Result<TidyDone>) -> Result<()> {
+        let mut seen = self.dedup();
+        match done {
+            Ok(done) => {
+                seen.install(done);
+                Ok(())
+            }
+            Err(e) => {
+                seen.abandon();
+                Err(e)
+            }
+        }
     }
 
     /// Forgets message ids seen more than [`super::DEDUP_DAYS`] before
@@ -577,7 +648,14 @@ mod tests {
         assert!(!seen.wants_tidy());
         let sizes: Vec<u64> = seen.runs.iter().map(|r| r.info.ids).collect();
         assert_eq!(sizes, [8 * COMPACT_AT as u64; 2]);
-        assert_eq!(keys(&kv, b"m/"), 0, "chunks are deleted once compacted");
+        // Compacted chunks and merged runs' blocks go with later batches.
+        let mut more = 0;
+        while !seen.compacted.is_empty() || !seen.stale.is_empty() {
+            record(&mut seen, &kv, &[format!("more-{more}")], now);
+            more += 1;
+        }
+        assert_eq!(more, (8 * COMPACT_AT / BLOCK + 16).div_ceil(CHUNK_DELETES));
+        assert_eq!(keys(&kv, b"m/"), more, "chunks are deleted once compacted");
         assert_eq!(keys(&kv, b"N/"), 2);
         let blocks = keys(&kv, b"n/");
         assert!(
@@ -599,6 +677,131 @@ mod tests {
                 .unwrap()
         );
         assert!(!again.contains(&kv, "b0-1024").unwrap());
+    }
+
+    /// Records `batches` batches of 1024 ids (`b{n}-{i}`), from `from`.
+    fn fill(seen: &mut Seen, kv: &MemoryKv, from: usize, batches: usize, when: DateTime<Utc>) {
+        for n in from..from + batches {
+            record(seen, kv, &batch(n, 1024), when);
+        }
+    }
+
+    fn holds_every(seen: &mut Seen, kv: &MemoryKv, batches: std::ops::Range<usize>) {
+        for n in batches {
+            for id in batch(n, 1024).iter().step_by(61) {
+                assert!(seen.contains(kv, id).unwrap(), "{id}");
+            }
+        }
+        assert!(!seen.contains(kv, "b0-1024").unwrap());
+    }
+
+    #[test]
+    fn a_compaction_taken_out_leaves_every_id_answered_before_and_after_its_write() {
+        let kv = MemoryKv::default();
+        let mut seen = Seen::default();
+        let now = at("2025-11-09T00:00:00Z");
+        let per_run = COMPACT_AT / 1024;
+        fill(&mut seen, &kv, 0, per_run, now);
+        let job = seen.take_tidy(&kv).unwrap().expect("a compaction is due");
+        assert!(!seen.wants_tidy(), "one job out at a time");
+        assert!(seen.take_tidy(&kv).unwrap().is_none());
+        // Batches go on while it is out.
+        fill(&mut seen, &kv, per_run, 2, now);
+        holds_every(&mut seen, &kv, 0..per_run + 2);
+        let done = job.build(&kv).unwrap();
+        holds_every(&mut seen, &kv, 0..per_run + 2);
+        // A stop between its write and its install: the store has it all,
+        // and the compacted chunks are not read back as fresh ids.
+        let mut restarted = Seen::default();
+        holds_every(&mut restarted, &kv, 0..per_run + 2);
+        assert_eq!(restarted.fresh.len(), 2 * 1024);
+        assert_eq!(restarted.runs.len(), 1);
+        seen.install(done);
+        assert_eq!(seen.runs.len(), 1);
+        assert!(seen.compacting.is_none());
+        assert_eq!(seen.fresh.len(), 2 * 1024);
+        holds_every(&mut seen, &kv, 0..per_run + 2);
+        // Its chunks go with the next batch.
+        fill(&mut seen, &kv, per_run + 2, 1, now);
+        assert_eq!(keys(&kv, b"m/"), 3);
+    }
+
+    #[test]
+    fn a_merge_taken_out_deletes_the_merged_blocks_only_once_installed() {
+        let kv = MemoryKv::default();
+        let mut seen = Seen::default();
+        let now = at("2025-11-09T00:00:00Z");
+        let per_run = COMPACT_AT / 1024;
+        let batches = MERGE * per_run;
+        for n in 0..batches {
+            record(&mut seen, &kv, &batch(n, 1024), now);
+            if seen.fresh.len() >= COMPACT_AT {
+                let job = seen.take_tidy(&kv).unwrap().expect("a compaction");
+                let done = job.build(&kv).unwrap();
+                seen.install(done);
+            }
+        }
+        assert_eq!(seen.runs.len(), MERGE);
+        let blocks_before = keys(&kv, b"n/");
+        let job = seen.take_tidy(&kv).unwrap().expect("a merge is due");
+        let done = job.build(&kv).unwrap();
+        // Written, not installed: the old runs' blocks are all still there
+        // (this process may read them), beside the merged run's.
+        assert_eq!(keys(&kv, b"N/"), 1);
+        assert!(keys(&kv, b"n/") >= 2 * blocks_before);
+        holds_every(&mut seen, &kv, 0..batches);
+        // A process started now finds the old blocks without their runs
+        // and deletes them as it goes; it answers from the merged run.
+        let mut restarted = Seen::default();
+        holds_every(&mut restarted, &kv, 0..batches);
+        assert_eq!(restarted.runs.len(), 1);
+        assert_eq!(restarted.stale.len(), blocks_before);
+        assert!(restarted.next_run > seen.runs.iter().map(|r| r.number).max().unwrap());
+        seen.install(done);
+        assert_eq!(seen.runs.len(), 1);
+        assert_eq!(seen.stale.len(), blocks_before);
+        // Compacted chunks go first, then the blocks, a few per batch.
+        let pending = seen.compacted.len() + blocks_before;
+        let mut n = batches;
+        while !seen.stale.is_empty() {
+            fill(&mut seen, &kv, n, 1, now);
+            n += 1;
+        }
+        assert_eq!(n - batches, pending.div_ceil(CHUNK_DELETES));
+        assert!(
+            keys(&kv, b"n/") <= blocks_before + 2,
+            "{} blocks",
+            keys(&kv, b"n/")
+        );
+        holds_every(&mut seen, &kv, 0..n);
+        holds_every(&mut Seen::default(), &kv, 0..n);
+    }
+
+    #[test]
+    fn a_job_of_a_forgotten_seen_is_dropped_and_its_write_read_back() {
+        let kv = MemoryKv::default();
+        let mut seen = Seen::default();
+        let now = at("2025-11-09T00:00:00Z");
+        let per_run = COMPACT_AT / 1024;
+        fill(&mut seen, &kv, 0, per_run, now);
+        let job = seen.take_tidy(&kv).unwrap().expect("a compaction is due");
+        // A batch failed meanwhile: memory is read again, once the job's
+        // write is over (here, on another thread).
+        seen.forget();
+        let writer = {
+            let kv = kv.clone();
+            std::thread::spawn(move || job.build(&kv).unwrap())
+        };
+        holds_every(&mut seen, &kv, 0..per_run);
+        let done = writer.join().unwrap();
+        seen.install(done);
+        assert!(seen.out.is_none());
+        assert_eq!(seen.runs.len(), 1, "read back, not installed twice");
+        holds_every(&mut seen, &kv, 0..per_run);
+        assert!(
+            seen.take_tidy(&kv).unwrap().is_none(),
+            "nothing more is due"
+        );
     }
 
     #[test]

@@ -14,7 +14,9 @@ impl Seen {
     /// Whether [`Seen::tidy`] has work: enough fresh ids to compact, or
     /// runs to merge.
     pub fn wants_tidy(&self) -> bool {
-        self.loaded && (self.fresh.len() >= COMPACT_AT || self.mergeable().is_some())
+        self.loaded
+            && self.out.is_none()
+            && (self.fresh.len() >= COMPACT_AT || self.mergeable().is_some())
     }
 
     /// Compacts the fresh ids if there are enough, then merges runs while
@@ -22,11 +24,17 @@ impl Seen {
     /// [`Seen::prune`]'s). Each step is applied on its own: call it only
     /// when every batch recorded here has been applied.
     pub fn tidy<K: Kv>(&mut self, kv: &K) -> Result<()> {
-        let result = self.tidy_inner(kv, i64::MIN);
-        if result.is_err() {
-            self.forget();
+        // The same steps as a job built elsewhere, one after another.
+        while let Some(job) = self.take_tidy(kv)? {
+            match job.build(kv) {
+                Ok(done) => self.install(done),
+                Err(e) => {
+                    self.abandon();
+                    return Err(e);
+                }
+            }
         }
-        result.map(|_| ())
+        Ok(())
     }
 
     /// [`Seen::tidy`], dropping ids seen before `horizon` on the way; how
@@ -63,10 +71,13 @@ impl Seen {
         Ok(dropped)
     }
 
-    /// Deletes up to [`CHUNK_DELETES`] compacted chunks among `ops`.
+    /// Deletes up to [`CHUNK_DELETES`] compacted chunks and stale
+    /// blocks among `ops`.
     pub(super) fn delete_compacted(&mut self, ops: &mut Vec<Op>) {
         let n = self.compacted.len().min(CHUNK_DELETES);
         ops.extend(self.compacted.drain(..n).map(|c| Op::Delete(chunk_key(c))));
+        let n = self.stale.len().min(CHUNK_DELETES - n);
+        ops.extend(self.stale.drain(..n).map(Op::Delete));
     }
 
     /// Replaces `runs` by one run of their ids not past `horizon`; how
@@ -103,58 +114,18 @@ impl Seen {
     }
 
     /// The ops writing `entries` as a new run (none if it is empty).
-    pub(super) fn write_run(&mut self, mut entries: Vec<Entry>, ops: &mut Vec<Op>) {
-        if entries.is_empty() {
-            return;
-        }
-        entries.sort_unstable();
-        // An id is held once; if twice, the later time counts.
-        entries.dedup_by(|next, kept| {
-            let same = next.0 == kept.0 && next.1 == kept.1;
-            if same {
-                kept.2 = kept.2.max(next.2);
-            }
-            same
-        });
+    pub(super) fn write_run(&mut self, entries: Vec<Entry>, ops: &mut Vec<Op>) {
         let number = self.next_run;
-        self.next_run += 1;
-        let info = RunInfo {
-            ids: entries.len() as u64,
-            first: entries.iter().map(|e| e.2).min().unwrap_or_default(),
-            last: entries.iter().map(|e| e.2).max().unwrap_or_default(),
-        };
-        let mut filter = SeenFilter::exact(entries.len());
-        for (_, id, _) in &entries {
-            filter.insert(id.as_bytes());
+        if let Some(run) = run_ops(number, entries, ops) {
+            self.next_run += 1;
+            self.runs.push(run);
+            self.fit_run_filters();
         }
-        let mut block = Ids::default();
-        let mut entries = entries.into_iter().peekable();
-        while let Some((hash, id, at)) = entries.next() {
-            block.ids.push(id.into());
-            block.at.push(at);
-            let ends = match entries.peek() {
-                None => true,
-                Some(next) => block.ids.len() >= BLOCK && next.0 != hash,
-            };
-            if ends {
-                let key = [blocks_start(number).as_slice(), &hash.to_be_bytes()].concat();
-                let value = encode(&block);
-                ops.push(Op::Put(key, value));
-                block = Ids::default();
-            }
-        }
-        ops.push(Op::Put(info_key(number), encode(&info)));
-        self.runs.push(Run {
-            number,
-            info,
-            filter: Some(filter),
-        });
-        self.fit_run_filters();
     }
 
     /// The oldest [`MERGE`] runs of the smallest size class that has that
     /// many, below [`MERGE_UP_TO`].
-    fn mergeable(&self) -> Option<Vec<u64>> {
+    pub(super) fn mergeable(&self) -> Option<Vec<u64>> {
         let mut by_class: std::collections::BTreeMap<u32, Vec<u64>> = Default::default();
         for run in &self.runs {
             if run.info.ids < MERGE_UP_TO {
@@ -187,6 +158,10 @@ impl Seen {
 
     fn prune_inner<K: Kv>(&mut self, kv: &K, now: DateTime<Utc>) -> Result<u64> {
         self.load(kv)?;
+        if self.out.is_some() {
+            // Not beside a job: the next prune does it.
+            return Ok(0);
+        }
         let horizon = micros(horizon(now));
         let mut dropped = 0;
         if self.fresh.values().any(|at| *at < horizon) {
@@ -226,6 +201,54 @@ impl Seen {
         }
         Ok(dropped)
     }
+}
+
+/// The ops writing `entries` as run `number`, and the run (none if
+/// `entries` is empty).
+pub(super) fn run_ops(number: u64, mut entries: Vec<Entry>, ops: &mut Vec<Op>) -> Option<Run> {
+    if entries.is_empty() {
+        return None;
+    }
+    entries.sort_unstable();
+    // An id is held once; if twice, the later time counts.
+    entries.dedup_by(|next, kept| {
+        let same = next.0 == kept.0 && next.1 == kept.1;
+        if same {
+            kept.2 = kept.2.max(next.2);
+        }
+        same
+    });
+    let info = RunInfo {
+        ids: entries.len() as u64,
+        first: entries.iter().map(|e| e.2).min().unwrap_or_default(),
+        last: entries.iter().map(|e| e.2).max().unwrap_or_default(),
+    };
+    let mut filter = SeenFilter::exact(entries.len());
+    for (_, id, _) in &entries {
+        filter.insert(id.as_bytes());
+    }
+    let mut block = Ids::default();
+    let mut entries = entries.into_iter().peekable();
+    while let Some((hash, id, at)) = entries.next() {
+        block.ids.push(id.into());
+        block.at.push(at);
+        let ends = match entries.peek() {
+            None => true,
+            Some(next) => block.ids.len() >= BLOCK && next.0 != hash,
+        };
+        if ends {
+            let key = [blocks_start(number).as_slice(), &hash.to_be_bytes()].concat();
+            let value = encode(&block);
+            ops.push(Op::Put(key, value));
+            block = Ids::default();
+        }
+    }
+    ops.push(Op::Put(info_key(number), encode(&info)));
+    Some(Run {
+        number,
+        info,
+        filter: Some(filter),
+    })
 }
 
 /// The start of the dedup window that ends at `now`.
