@@ -686,6 +686,16 @@ mod tests {
         }
     }
 
+    /// A store with one compaction due, and a `Seen` that recorded it.
+    fn compaction_due() -> (MemoryKv, Seen, DateTime<Utc>, usize) {
+        let kv = MemoryKv::default();
+        let mut seen = Seen::default();
+        let now = at("2025-11-09T00:00:00Z");
+        let per_run = COMPACT_AT / 1024;
+        fill(&mut seen, &kv, 0, per_run, now);
+        (kv, seen, now, per_run)
+    }
+
     fn holds_every(seen: &mut Seen, kv: &MemoryKv, batches: std::ops::Range<usize>) {
         for n in batches {
             for id in batch(n, 1024).iter().step_by(61) {
@@ -697,11 +707,7 @@ mod tests {
 
     #[test]
     fn a_compaction_taken_out_leaves_every_id_answered_before_and_after_its_write() {
-        let kv = MemoryKv::default();
-        let mut seen = Seen::default();
-        let now = at("2025-11-09T00:00:00Z");
-        let per_run = COMPACT_AT / 1024;
-        fill(&mut seen, &kv, 0, per_run, now);
+        let (kv, mut seen, now, per_run) = compaction_due();
         let job = seen.take_tidy(&kv).unwrap().expect("a compaction is due");
         assert!(!seen.wants_tidy(), "one job out at a time");
         assert!(seen.take_tidy(&kv).unwrap().is_none());
@@ -779,11 +785,7 @@ mod tests {
 
     #[test]
     fn a_job_of_a_forgotten_seen_is_dropped_and_its_write_read_back() {
-        let kv = MemoryKv::default();
-        let mut seen = Seen::default();
-        let now = at("2025-11-09T00:00:00Z");
-        let per_run = COMPACT_AT / 1024;
-        fill(&mut seen, &kv, 0, per_run, now);
+        let (kv, mut seen, _, per_run) = compaction_due();
         let job = seen.take_tidy(&kv).unwrap().expect("a compaction is due");
         // A batch failed meanwhile: memory is read again, once the job's
         // write is over (here, on another thread).

@@ -83,30 +83,11 @@ impl Seen {
     /// Replaces `runs` by one run of their ids not past `horizon`; how
     /// many it dropped.
     fn rewrite<K: Kv>(&mut self, kv: &K, runs: &[u64], horizon: i64) -> Result<u64> {
-        let mut ops = Vec::new();
         let mut entries = Vec::new();
-        let mut dropped = 0;
-        for &number in runs {
-            scan(
-                kv,
-                &blocks_start(number),
-                &blocks_end(number),
-                64,
-                |k, v| {
-                    let block: Ids = decode(&k, &v)?;
-                    for (id, at) in block.ids.into_iter().zip(block.at) {
-                        if at >= horizon {
-                            entries.push((id_hash(id.as_bytes()), id.into(), at));
-                        } else {
-                            dropped += 1;
-                        }
-                    }
-                    ops.push(Op::Delete(k));
-                    Ok(())
-                },
-            )?;
-            ops.push(Op::Delete(info_key(number)));
-        }
+        let mut blocks = Vec::new();
+        let dropped = read_runs(kv, runs, horizon, &mut entries, &mut blocks)?;
+        let mut ops: Vec<Op> = blocks.into_iter().map(Op::Delete).collect();
+        ops.extend(runs.iter().map(|&number| Op::Delete(info_key(number))));
         self.runs.retain(|r| !runs.contains(&r.number));
         self.write_run(entries, &mut ops);
         kv.apply(ops)?;
@@ -201,6 +182,39 @@ impl Seen {
         }
         Ok(dropped)
     }
+}
+
+/// Reads the ids of `runs` not seen before `horizon` into `entries` and
+/// the keys of their blocks into `blocks`; how many ids it left out.
+pub(super) fn read_runs<K: Kv>(
+    kv: &K,
+    runs: &[u64],
+    horizon: i64,
+    entries: &mut Vec<Entry>,
+    blocks: &mut Vec<Vec<u8>>,
+) -> Result<u64> {
+    let mut dropped = 0;
+    for &number in runs {
+        scan(
+            kv,
+            &blocks_start(number),
+            &blocks_end(number),
+            64,
+            |k, v| {
+                let block: Ids = decode(&k, &v)?;
+                for (id, at) in block.ids.into_iter().zip(block.at) {
+                    if at >= horizon {
+                        entries.push((id_hash(id.as_bytes()), id.into(), at));
+                    } else {
+                        dropped += 1;
+                    }
+                }
+                blocks.push(k);
+                Ok(())
+            },
+        )?;
+    }
+    Ok(dropped)
 }
 
 /// The ops writing `entries` as run `number`, and the run (none if

@@ -15,9 +15,8 @@
 //! store holds either the old runs or the new one; blocks left without an
 //! info key are found when the store is read and deleted then.
 
-use super::{COMPACTED_KEY, Entry, Ids, Run, Seen, blocks_end, blocks_start, id_hash};
-use super::{info_key, scan};
-use crate::store::{Kv, Op, Result, decode, encode};
+use super::{COMPACTED_KEY, Entry, Run, Seen, id_hash, info_key};
+use crate::store::{Kv, Op, Result, encode};
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex};
 
@@ -192,28 +191,10 @@ impl TidyJob {
                 (entries, Done::Compacted(chunks))
             }
             Work::Merge { runs } => {
+                // Their blocks are deleted once the merged run is installed.
                 let mut entries = Vec::new();
-                for &number in &runs {
-                    scan(
-                        kv,
-                        &blocks_start(number),
-                        &blocks_end(number),
-                        64,
-                        |k, v| {
-                            let block: Ids = decode(&k, &v)?;
-                            entries.extend(
-                                block
-                                    .ids
-                                    .into_iter()
-                                    .zip(block.at)
-                                    .map(|(id, at)| (id_hash(id.as_bytes()), id.into(), at)),
-                            );
-                            stale.push(k);
-                            Ok(())
-                        },
-                    )?;
-                    ops.push(Op::Delete(info_key(number)));
-                }
+                super::runs::read_runs(kv, &runs, i64::MIN, &mut entries, &mut stale)?;
+                ops.extend(runs.iter().map(|&number| Op::Delete(info_key(number))));
                 (entries, Done::Merged(runs))
             }
         };
