@@ -203,11 +203,23 @@ impl<'a> Env<'a> {
 
     /// A condition: true only for `true`; null is false; an error is the caller's to record.
     pub fn condition(&self, expr: &Expr) -> Result<bool, EvalError> {
-        match self.eval(expr)? {
-            Value::Bool(b) => Ok(b),
-            Value::Null => Ok(false),
-            other => Err(EvalError::NotACondition(other.type_of())),
+        // What [`Env::eval`] does for these, without making a value of
+        // each step: conditions run on every event.
+        match expr {
+            Expr::Binary(BinaryOp::And, l, r) => {
+                return Ok(self.condition(l)? && self.condition(r)?);
+            }
+            Expr::Binary(BinaryOp::Or, l, r) => return Ok(self.condition(l)? || self.condition(r)?),
+            Expr::Not(e) => return Ok(!self.condition(e)?),
+            Expr::Binary(op, l, r) => {
+                return match compare(*op, self.value(l)?, self.value(r)?)? {
+                    Compared::Is(b) => Ok(b),
+                    Compared::Arithmetic(l, r) => as_condition(arithmetic(*op, &l, &r)?),
+                };
+            }
+            _ => {}
         }
+        as_condition(self.eval(expr)?)
     }
 
     pub fn eval(&self, expr: &Expr) -> Result<Value, EvalError> {
@@ -401,12 +413,43 @@ fn coerce<'v>(l: Cow<'v, Value>, r: Cow<'v, Value>) -> (Cow<'v, Value>, Cow<'v, 
 }
 
 fn binary(op: BinaryOp, l: Cow<'_, Value>, r: Cow<'_, Value>) -> Result<Value, EvalError> {
+    match compare(op, l, r)? {
+        Compared::Is(b) => Ok(Value::Bool(b)),
+        Compared::Arithmetic(l, r) => arithmetic(op, &l, &r),
+    }
+}
+
+/// A value read as a condition: true only for `true`; null is false.
+fn as_condition(value: Value) -> Result<bool, EvalError> {
+    match value {
+        Value::Bool(b) => Ok(b),
+        Value::Null => Ok(false),
+        other => Err(EvalError::NotACondition(other.type_of())),
+    }
+}
+
+/// What [`compare`] made of an operator.
+enum Compared<'v> {
+    /// A comparison or `in`, decided.
+    Is(bool),
+    /// Not a comparison: the operands, coerced, for [`arithmetic`].
+    Arithmetic(Cow<'v, Value>, Cow<'v, Value>),
+}
+
+/// A comparison or `in` as a bool, without making a value of it (a
+/// condition reads it as one); any other operator is left to
+/// [`arithmetic`].
+fn compare<'v>(
+    op: BinaryOp,
+    l: Cow<'v, Value>,
+    r: Cow<'v, Value>,
+) -> Result<Compared<'v>, EvalError> {
     use BinaryOp as B;
     use Value as V;
     let (l, r) = coerce(l, r);
-    let (l, r) = (&*l, &*r);
+    let is = |b: bool| Ok(Compared::Is(b));
     let cmp = |o: std::cmp::Ordering| {
-        Value::Bool(match op {
+        is(match op {
             B::Lt => o.is_lt(),
             B::Le => o.is_le(),
             B::Gt => o.is_gt(),
@@ -414,35 +457,35 @@ fn binary(op: BinaryOp, l: Cow<'_, Value>, r: Cow<'_, Value>) -> Result<Value, E
         })
     };
     match op {
-        B::Eq => Ok(V::Bool(l == r)),
-        B::Ne => Ok(V::Bool(l != r)),
-        B::Lt | B::Le | B::Gt | B::Ge => match (l, r) {
-            (V::Null, _) | (_, V::Null) => Ok(V::Bool(false)),
-            (V::Number(a), V::Number(b)) => Ok(cmp(a.cmp(b))),
-            (V::String(a), V::String(b)) => Ok(cmp(a.cmp(b))),
-            (V::Timestamp(a), V::Timestamp(b)) => Ok(cmp(a.cmp(b))),
-            (V::Date(a), V::Date(b)) => Ok(cmp(a.cmp(b))),
-            (V::Timestamp(a), V::Date(b)) => Ok(cmp(a.date_naive().cmp(b))),
-            (V::Date(a), V::Timestamp(b)) => Ok(cmp(a.cmp(&b.date_naive()))),
-            (V::Duration(a), V::Duration(b)) => Ok(cmp(a.cmp(b))),
-            (V::TimeOfDay(a), V::TimeOfDay(b)) => Ok(cmp(a.cmp(b))),
-            _ => Err(EvalError::Compare {
+        B::Eq => is(*l == *r),
+        B::Ne => is(*l != *r),
+        B::Lt | B::Le | B::Gt | B::Ge => match (&*l, &*r) {
+            (V::Null, _) | (_, V::Null) => is(false),
+            (V::Number(a), V::Number(b)) => cmp(a.cmp(b)),
+            (V::String(a), V::String(b)) => cmp(a.cmp(b)),
+            (V::Timestamp(a), V::Timestamp(b)) => cmp(a.cmp(b)),
+            (V::Date(a), V::Date(b)) => cmp(a.cmp(b)),
+            (V::Timestamp(a), V::Date(b)) => cmp(a.date_naive().cmp(b)),
+            (V::Date(a), V::Timestamp(b)) => cmp(a.cmp(&b.date_naive())),
+            (V::Duration(a), V::Duration(b)) => cmp(a.cmp(b)),
+            (V::TimeOfDay(a), V::TimeOfDay(b)) => cmp(a.cmp(b)),
+            (l, r) => Err(EvalError::Compare {
                 left: l.type_of(),
                 right: r.type_of(),
             }),
         },
-        B::In => match r {
-            V::List(items) => Ok(V::Bool(items.contains(l))),
-            V::String(s) => match l {
-                V::String(needle) => Ok(V::Bool(s.contains(needle.as_str()))),
-                V::Null => Ok(V::Bool(false)),
+        B::In => match (&*l, &*r) {
+            (l, V::List(items)) => is(items.contains(l)),
+            (l, V::String(s)) => match l {
+                V::String(needle) => is(s.contains(needle.as_str())),
+                V::Null => is(false),
                 other => Err(EvalError::InStringNeedsString(other.type_of())),
             },
-            V::Record(map) => Ok(V::Bool(l.as_str().is_some_and(|k| map.contains_key(k)))),
-            V::Null => Ok(V::Bool(false)),
-            other => Err(EvalError::InNeedsCollection(other.type_of())),
+            (l, V::Record(map)) => is(l.as_str().is_some_and(|k| map.contains_key(k))),
+            (_, V::Null) => is(false),
+            (_, other) => Err(EvalError::InNeedsCollection(other.type_of())),
         },
-        _ => arithmetic(op, l, r),
+        _ => Ok(Compared::Arithmetic(l, r)),
     }
 }
 
@@ -533,6 +576,72 @@ mod tests {
 
     fn binary(op: BinaryOp, l: Value, r: Value) -> Result<Value, EvalError> {
         super::binary(op, Cow::Owned(l), Cow::Owned(r))
+    }
+
+    /// Expressions of literals of every kind under every operator, `not`,
+    /// and user fields (present, missing, null).
+    fn expr() -> impl proptest::strategy::Strategy<Value = Expr> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            (-3i64..4).prop_map(|i| Value::Number(Decimal::from(i))),
+            prop_oneof![Just("gold"), Just("go"), Just(""), Just("2025-01-02")]
+                .prop_map(|s| Value::String(s.into())),
+            Just(Value::Duration(60)),
+            Just(Value::List(vec![
+                Value::Number(Decimal::ONE),
+                Value::String("gold".into())
+            ])),
+        ]
+        .prop_map(Expr::Literal)
+        .boxed();
+        let field = prop_oneof![Just("tier"), Just("missing"), Just("nothing")]
+            .prop_map(|f| Expr::Field(Box::new(Expr::User), f.to_string()));
+        let leaf = prop_oneof![leaf, field];
+        leaf.prop_recursive(4, 24, 2, |inner| {
+            let op = prop_oneof![
+                Just(BinaryOp::Or),
+                Just(BinaryOp::And),
+                Just(BinaryOp::Eq),
+                Just(BinaryOp::Ne),
+                Just(BinaryOp::Lt),
+                Just(BinaryOp::Le),
+                Just(BinaryOp::Gt),
+                Just(BinaryOp::Ge),
+                Just(BinaryOp::In),
+                Just(BinaryOp::Add),
+                Just(BinaryOp::Sub),
+                Just(BinaryOp::Mul),
+                Just(BinaryOp::Div),
+                Just(BinaryOp::Rem),
+            ];
+            prop_oneof![
+                (op, inner.clone(), inner.clone()).prop_map(|(op, l, r)| Expr::Binary(
+                    op,
+                    Box::new(l),
+                    Box::new(r)
+                )),
+                inner.prop_map(|e| Expr::Not(Box::new(e))),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// The direct path of `condition` answers as reading `eval`'s value
+        /// as a condition does, errors included.
+        #[test]
+        fn a_condition_is_its_value_read_as_one(e in expr()) {
+            let plan = Plan::default();
+            let mut state = UserState::new("u");
+            state.traits.insert("tier".into(), Value::String("gold".into()));
+            state.traits.insert("nothing".into(), Value::Null);
+            let bindings = BTreeMap::new();
+            let now = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+            let env = Env::new(&plan, &state, &NULL, &bindings, now, chrono_tz::UTC);
+            let read = env.eval(&e).and_then(as_condition);
+            proptest::prop_assert_eq!(env.condition(&e), read, "{:?}", e);
+        }
     }
 
     #[test]
