@@ -60,7 +60,59 @@ impl Kind {
 }
 
 fn rfc3339<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+    let mut buf = [0u8; 30];
+    match rfc3339_into(t, &mut buf) {
+        Some(text) => s.serialize_str(text),
+        None => s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::AutoSi, true)),
+    }
+}
+
+/// `t` as `to_rfc3339_opts(SecondsFormat::AutoSi, true)` writes it
+/// (`2025-11-01T08:00:00.5Z` with 0, 3, 6 or 9 fraction digits), written
+/// into `buf` instead of a new string: every journal record has a time.
+/// `None` for what that layout does not cover (years outside 0–9999, a
+/// leap second), which the caller leaves to chrono.
+fn rfc3339_into<'b>(t: &DateTime<Utc>, buf: &'b mut [u8; 30]) -> Option<&'b str> {
+    use chrono::{Datelike, Timelike};
+    // Read from the naive time: each accessor of a `DateTime` first
+    // works out the local time again.
+    let t = t.naive_utc();
+    let (year, nanos) = (t.year(), t.nanosecond());
+    if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
+        return None;
+    }
+    let mut put = |at: usize, value: u32, digits: usize| {
+        let mut v = value;
+        for i in (0..digits).rev() {
+            buf[at + i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, year as u32, 4);
+    put(5, t.month(), 2);
+    put(8, t.day(), 2);
+    put(11, t.hour(), 2);
+    put(14, t.minute(), 2);
+    put(17, t.second(), 2);
+    let digits = match nanos {
+        0 => 0,
+        n if n % 1_000_000 == 0 => 3,
+        n if n % 1_000 == 0 => 6,
+        _ => 9,
+    };
+    if digits > 0 {
+        put(20, nanos / 10u32.pow(9 - digits as u32), digits);
+    }
+    for (at, c) in [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')] {
+        buf[at] = c;
+    }
+    let mut end = 19;
+    if digits > 0 {
+        buf[19] = b'.';
+        end = 20 + digits;
+    }
+    buf[end] = b'Z';
+    std::str::from_utf8(&buf[..end + 1]).ok()
 }
 
 fn rfc3339_opt<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
@@ -198,5 +250,48 @@ impl Record {
 
     pub fn to_json_line(&self) -> String {
         serde_json::to_string(self).expect("records serialize")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chrono_text(t: &DateTime<Utc>) -> String {
+        t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+    }
+
+    proptest::proptest! {
+        /// Written in place, a time reads as chrono writes it.
+        #[test]
+        fn a_time_written_in_place_is_chronos_text(
+            seconds in -62_167_219_200i64..253_402_300_800,
+            nanos in 0u32..1_000_000_000,
+            grain in 0usize..4,
+        ) {
+            // Whole seconds, milliseconds, microseconds or nanoseconds.
+            let unit = [1_000_000_000, 1_000_000, 1_000, 1][grain];
+            let nanos = nanos / unit * unit;
+            let t = DateTime::from_timestamp(seconds, nanos).unwrap();
+            let mut buf = [0u8; 30];
+            let expected = chrono_text(&t);
+            proptest::prop_assert_eq!(rfc3339_into(&t, &mut buf), Some(expected.as_str()));
+        }
+    }
+
+    #[test]
+    fn times_the_layout_does_not_cover_are_left_to_chrono() {
+        let mut buf = [0u8; 30];
+        let far = DateTime::from_timestamp(253_402_300_800, 0).unwrap();
+        assert_eq!(rfc3339_into(&far, &mut buf), None);
+        let leap = DateTime::from_timestamp(1_483_228_799, 1_500_000_000).unwrap();
+        assert_eq!(rfc3339_into(&leap, &mut buf), None);
+        // Either way a record's time is chrono's text.
+        for t in [far, leap, DateTime::from_timestamp(0, 0).unwrap()] {
+            let mut r = Record::new(t, "u", Kind::Emit);
+            r.event = Some("e".into());
+            let json = serde_json::to_value(&r).unwrap();
+            assert_eq!(json["at"], chrono_text(&t));
+        }
     }
 }
