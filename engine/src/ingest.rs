@@ -301,15 +301,61 @@ fn err(field: &str, message: impl Into<String>) -> IngestError {
     }
 }
 
+/// An RFC 3339 time, as chrono's `parse_from_rfc3339` reads it. The form
+/// SDKs send (`2025-11-01T08:00:00.123Z`: UTC, at most nine fraction
+/// digits) is read here directly; anything else is left to chrono.
+pub fn parse_time(text: &str) -> Option<DateTime<Utc>> {
+    utc_time(text.as_bytes())
+        .or_else(|| DateTime::parse_from_rfc3339(text).ok().map(|t| t.to_utc()))
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fffffffff]Z` (`T` or `t`, `Z` or `z`, a valid
+/// date and a second below 60), or `None`.
+fn utc_time(b: &[u8]) -> Option<DateTime<Utc>> {
+    let digits = |from: usize, n: usize| -> Option<u32> {
+        let mut v = 0u32;
+        for &c in b.get(from..from + n)? {
+            if !c.is_ascii_digit() {
+                return None;
+            }
+            v = v * 10 + u32::from(c - b'0');
+        }
+        Some(v)
+    };
+    let at = |i: usize, c: &[u8]| b.get(i).is_some_and(|x| c.contains(x));
+    if b.len() < 20
+        || !(at(4, b"-") && at(7, b"-") && at(10, b"Tt") && at(13, b":") && at(16, b":"))
+    {
+        return None;
+    }
+    let (year, month, day) = (digits(0, 4)?, digits(5, 2)?, digits(8, 2)?);
+    let (hour, minute, second) = (digits(11, 2)?, digits(14, 2)?, digits(17, 2)?);
+    let mut end = 19;
+    let mut nanos = 0;
+    if at(19, b".") {
+        let count = b[20..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if !(1..=9).contains(&count) {
+            return None;
+        }
+        nanos = digits(20, count)? * 10u32.pow(9 - count as u32);
+        end = 20 + count;
+    }
+    if end + 1 != b.len() || !at(end, b"Zz") || second >= 60 {
+        return None;
+    }
+    let date = chrono::NaiveDate::from_ymd_opt(year as i32, month, day)?;
+    let time = chrono::NaiveTime::from_hms_nano_opt(hour, minute, second, nanos)?;
+    Some(date.and_time(time).and_utc())
+}
+
 /// The time of a message: `timestamp` (or `sentAt`), RFC 3339; `default` when absent.
 pub fn timestamp(
     json: &Json,
     default: Option<DateTime<Utc>>,
 ) -> Result<DateTime<Utc>, IngestError> {
     match json.get("timestamp").or_else(|| json.get("sentAt")) {
-        Some(Json::String(s)) => DateTime::parse_from_rfc3339(s)
-            .map(|t| t.to_utc())
-            .map_err(|_| err("timestamp", format!("`{s}` is not an RFC 3339 timestamp"))),
+        Some(Json::String(s)) => parse_time(s)
+            .ok_or_else(|| err("timestamp", format!("`{s}` is not an RFC 3339 timestamp"))),
         Some(Json::Null) | None => default.ok_or_else(|| err("timestamp", "missing")),
         Some(_) => Err(err("timestamp", "must be a string")),
     }
@@ -372,9 +418,7 @@ fn plain_input(text: &str, limits: &Limits) -> Option<(Message, DateTime<Utc>)> 
     if user.is_empty() || user.len() > 256 {
         return None;
     }
-    let at = DateTime::parse_from_rfc3339(plain.timestamp.as_deref()?)
-        .ok()?
-        .to_utc();
+    let at = parse_time(plain.timestamp.as_deref()?)?;
     let message_id = match plain.message_id {
         Some(id) if id.is_empty() => return None,
         id => id.map(Cow::into_owned),
@@ -650,6 +694,33 @@ fn input_as(
 
 #[cfg(test)]
 mod tests {
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
+
+        /// A time read directly is the time chrono reads, and what it
+        /// does not read directly chrono still reads the same.
+        #[test]
+        fn a_time_is_read_as_chrono_reads_it(
+            date in (0u32..10_000, 0u32..14, 0u32..33),
+            clock in (0u32..25, 0u32..61, 0u32..62),
+            separators in (0usize..3, 0usize..3),
+            fraction in proptest::option::of("[0-9]{0,11}"),
+            zone in 0usize..6,
+        ) {
+            let (year, month, day) = date;
+            let (hour, minute, second) = clock;
+            let t = ["T", "t", " "][separators.0];
+            let dash = ["-", "-", "/"][separators.1];
+            let zone = ["Z", "z", "+00:00", "+08:00", "", "Z "][zone];
+            let fraction = fraction.map(|f| format!(".{f}")).unwrap_or_default();
+            let text = format!(
+                "{year:04}{dash}{month:02}{dash}{day:02}{t}{hour:02}:{minute:02}:{second:02}{fraction}{zone}"
+            );
+            let chrono = DateTime::parse_from_rfc3339(&text).ok().map(|t| t.to_utc());
+            proptest::prop_assert_eq!(super::parse_time(&text), chrono, "{}", text);
+        }
+    }
     use super::*;
     use serde_json::json;
 
