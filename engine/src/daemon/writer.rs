@@ -249,9 +249,13 @@ fn run(
             }
         }
     }
-    // The last batch is durable, and answered, before the writer goes.
+    // The last batch is durable, and answered, before the writer goes;
+    // a compaction of message ids under way is finished.
     if let Err(e) = runtime.drain() {
         tracing::error!(error = %e, "the last batch failed to commit");
+    }
+    if let Err(e) = runtime.finish_dedup_tidy() {
+        tracing::warn!(error = %e, "message-id compaction failed; it is redone at the next start");
     }
     tracing::info!("writer stopped");
 }

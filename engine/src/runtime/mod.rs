@@ -155,7 +155,7 @@ impl<K: Kv> Runtime<K> {
     /// daemon calls this at start, so the first events do not wait for it).
     pub fn prune_dedup(&mut self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         self.drain()?;
-        self.finish_tidy()?;
+        self.finish_dedup_tidy()?;
         let n = self.store.prune_dedup(now)?;
         self.store.warm_dedup()?;
         Ok(n)
@@ -164,7 +164,7 @@ impl<K: Kv> Runtime<K> {
     /// Compacts the message ids of recent batches when there are enough
     /// (see `store::dedup`): after the batch in flight, which may hold some.
     fn tidy_dedup(&mut self) -> Result<(), StoreError> {
-        self.finish_tidy()?;
+        self.finish_dedup_tidy()?;
         if self.store.dedup_wants_tidy() {
             self.drain()?;
             self.store.tidy_dedup()?;
@@ -176,7 +176,7 @@ impl<K: Kv> Runtime<K> {
     /// store and here: it is read from the store again.
     fn forget_prepared(&mut self) {
         // What the store holds is read again: not while a tidy writes.
-        let _ = self.finish_tidy();
+        let _ = self.finish_dedup_tidy();
         self.store.forget_prepared();
         self.effects.forget();
     }

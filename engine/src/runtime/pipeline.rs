@@ -81,8 +81,10 @@ impl<K: Kv> Runtime<K> {
 }
 
 impl<K: Kv> Runtime<K> {
-    /// Waits for the dedup tidy out, if any, and installs what it wrote.
-    pub(super) fn finish_tidy(&mut self) -> Result<(), StoreError> {
+    /// Waits for the dedup compaction or merge running on its own thread,
+    /// if any, and installs what it wrote (the writer does so before it
+    /// stops; reading the store again after a failure waits for it too).
+    pub fn finish_dedup_tidy(&mut self) -> Result<(), StoreError> {
         let Some(done) = self.tidying.take() else {
             return Ok(());
         };
