@@ -9,6 +9,8 @@
 //! what the daemon runs before its writer. Errors name the field that is
 //! wrong.
 
+mod scan;
+
 use chrono::{DateTime, Utc};
 use serde_json::Value as Json;
 use std::io::Read;
@@ -386,51 +388,30 @@ pub enum TextError {
 /// The message in `text`, if it is a plain `track` or `identify` that
 /// [`input_as`] would take as it is; `None` for anything else.
 fn plain_input(text: &str, limits: &Limits) -> Option<(Message, DateTime<Utc>)> {
-    use std::borrow::Cow;
-    use waymark_dsl::value::FromJson;
     // Properties written back as JSON (what their limit counts) are at
     // most a few times their text (`9e15` is `9000000000000000.0`): a
     // message this short cannot reach the limit.
     if text.len().saturating_mul(8) > limits.properties {
         return None;
     }
-    #[derive(serde::Deserialize)]
-    struct Plain<'a> {
-        #[serde(rename = "type", borrow, default)]
-        kind: Option<Cow<'a, str>>,
-        #[serde(rename = "userId", borrow, default)]
-        user_id: Option<Cow<'a, str>>,
-        #[serde(rename = "anonymousId", borrow, default)]
-        anonymous_id: Option<Cow<'a, str>>,
-        #[serde(borrow, default)]
-        event: Option<Cow<'a, str>>,
-        #[serde(default)]
-        properties: Option<FromJson>,
-        #[serde(default)]
-        traits: Option<FromJson>,
-        #[serde(borrow, default)]
-        timestamp: Option<Cow<'a, str>>,
-        #[serde(rename = "messageId", borrow, default)]
-        message_id: Option<Cow<'a, str>>,
-    }
-    let plain: Plain = serde_json::from_str(text).ok()?;
+    // Anything the direct reader does not read exactly is left to the
+    // general path.
+    let plain = scan::scan(text)?;
     let user = plain.user_id.or(plain.anonymous_id)?;
     if user.is_empty() || user.len() > 256 {
         return None;
     }
-    let at = parse_time(plain.timestamp.as_deref()?)?;
+    let at = parse_time(plain.timestamp?)?;
     let message_id = match plain.message_id {
-        Some(id) if id.is_empty() => return None,
-        id => id.map(Cow::into_owned),
+        Some("") => return None,
+        id => id.map(str::to_string),
     };
-    let record = |value: Option<FromJson>| match value {
+    let record = |value: Option<Value>| match value {
         None => Some(Value::Record(Default::default())),
-        Some(FromJson(v @ Value::Record(_))) => {
-            (!has_long_name(&v, limits.property_name)).then_some(v)
-        }
+        Some(v @ Value::Record(_)) => (!has_long_name(&v, limits.property_name)).then_some(v),
         Some(_) => None,
     };
-    let kind = match (plain.kind.as_deref(), &plain.event) {
+    let kind = match (plain.kind, &plain.event) {
         (Some(kind), _) => kind,
         (None, Some(_)) => "track",
         (None, None) => return None,
@@ -442,15 +423,15 @@ fn plain_input(text: &str, limits: &Limits) -> Option<(Message, DateTime<Utc>)> 
                 return None;
             }
             Input::Track(Event {
-                user: user.into_owned(),
-                name: name.into_owned(),
+                user: user.to_string(),
+                name: name.to_string(),
                 properties: record(plain.properties)?,
                 at,
                 message_id,
             })
         }
         "identify" => Input::Identify {
-            user: user.into_owned(),
+            user: user.to_string(),
             traits: record(plain.traits)?,
             at,
             message_id,
@@ -756,7 +737,8 @@ mod tests {
         ];
         for text in &taken {
             let plain = plain_input(text, &Limits::default());
-            assert!(plain.is_some() || text.contains(r#""a":1,"a":2"#), "{text}");
+            // Escapes are left to the general path.
+            assert_eq!(plain.is_some(), !text.contains('\\'), "{text}");
             if let Some(plain) = plain {
                 assert_eq!(Some(plain), general(text), "{text}");
             }
@@ -825,8 +807,217 @@ mod tests {
                 fields.join(",")
             );
             let plain = plain_input(&text, &Limits::default());
-            prop_assert!(plain.is_some(), "{}", text);
-            prop_assert_eq!(plain, general(&text));
+            // Read directly unless an escape is in it.
+            prop_assert_eq!(plain.is_some(), !text.contains('\\'), "{}", text);
+            if plain.is_some() {
+                prop_assert_eq!(plain, general(&text));
+            }
+        }
+    }
+
+    /// A JSON fragment for a message field: mostly what senders send, some
+    /// of what the direct reader leaves alone, some that is not JSON.
+    fn fragment() -> impl Strategy<Value = String> {
+        let leaf = proptest::prop_oneof![
+            Just("\"u1\"".to_string()),
+            Just("\"track\"".to_string()),
+            Just("\"identify\"".to_string()),
+            Just("\"2025-11-01T00:00:01.814Z\"".to_string()),
+            Just("\"caf\u{e9} \u{4e2d}\"".to_string()),
+            Just(r#""k\"q\n\u00e9\ud83d\ude00""#.to_string()),
+            Just("\"bad \u{1} control\"".to_string()),
+            Just(r#""\x""#.to_string()),
+            Just("\"\"".to_string()),
+            Just("0".to_string()),
+            Just("-0".to_string()),
+            Just("-4".to_string()),
+            Just("1950".to_string()),
+            Just("007".to_string()),
+            Just("12.50".to_string()),
+            Just("1e3".to_string()),
+            Just("-".to_string()),
+            Just("123456789012345678".to_string()),
+            Just("12345678901234567890".to_string()),
+            Just("true".to_string()),
+            Just("false".to_string()),
+            Just("null".to_string()),
+            Just("nul".to_string()),
+            Just("truex".to_string()),
+        ];
+        leaf.prop_recursive(3, 12, 4, |inner| {
+            proptest::prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4)
+                    .prop_map(|items| format!("[{}]", items.join(","))),
+                proptest::collection::vec(
+                    (
+                        proptest::sample::select(vec!["a", "b", "path", "k\\\"q", "a"]),
+                        inner
+                    ),
+                    0..4
+                )
+                .prop_map(|fields| {
+                    let fields: Vec<String> =
+                        fields.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+                    format!("{{{}}}", fields.join(","))
+                }),
+                Just("{\"a\":1,}".to_string()),
+                Just("[1 2]".to_string()),
+            ]
+        })
+    }
+
+    /// Every tricky fragment, alone or nested, in every field of a message
+    /// that is otherwise plain: what is read directly is what the general
+    /// path takes, and what is not JSON is not read.
+    #[test]
+    fn each_tricky_value_in_each_field_is_read_as_the_general_path_reads_it() {
+        let leaves = [
+            r#""u1""#,
+            "\"caf\u{e9} \u{4e2d}\"",
+            r#""k\"q\n\u00e9\ud83d\ude00""#,
+            "\"bad \u{1} control\"",
+            "\"tab\tinside\"",
+            r#""\x""#,
+            r#""\ud800""#,
+            r#""""#,
+            "0",
+            "-0",
+            "-4",
+            "1950",
+            "007",
+            "12.50",
+            "1e3",
+            "1.",
+            "-",
+            "123456789012345678",
+            "12345678901234567890",
+            "true",
+            "false",
+            "null",
+            "nul",
+            "truex",
+            "{}",
+            "[]",
+            "{\"a\":1,}",
+            "[1 2]",
+            "{\"a\":1,\"a\":2}",
+        ];
+        let mut fragments: Vec<String> = leaves.iter().map(|l| l.to_string()).collect();
+        for l in leaves {
+            fragments.push(format!("{{\"a\":{l}}}"));
+            fragments.push(format!("[{l},1]"));
+        }
+        let base = [
+            ("type", "\"track\""),
+            ("userId", "\"u7\""),
+            ("event", "\"order_paid\""),
+            ("properties", "{\"amount\":1950}"),
+            ("timestamp", "\"2025-11-01T00:00:18.040Z\""),
+            ("messageId", "\"m6\""),
+        ];
+        let keys = [
+            "type",
+            "userId",
+            "anonymousId",
+            "event",
+            "properties",
+            "traits",
+            "timestamp",
+            "messageId",
+            "context",
+        ];
+        let (mut direct, mut checked) = (0, 0);
+        for key in keys {
+            for fragment in &fragments {
+                let fields: Vec<String> = base
+                    .iter()
+                    .filter(|(k, _)| *k != key)
+                    .map(|(k, v)| format!("\"{k}\":{v}"))
+                    .chain([format!("\"{key}\":{fragment}")])
+                    .collect();
+                let text = format!("{{{}}}", fields.join(","));
+                checked += 1;
+                if let Some(plain) = plain_input(&text, &Limits::default()) {
+                    assert_eq!(Some(plain), general(&text), "{text}");
+                }
+                let json = serde_json::from_str::<Json>(&text);
+                let read = scan::scan(&text).is_some();
+                assert!(!read || json.is_ok(), "not JSON, yet read: {text}");
+                // What it reads: any JSON without escapes, but a string
+                // field must be a string (or null, but for `type`).
+                let value = json.ok().and_then(|j| j.get(key).cloned());
+                let string_field = !matches!(key, "properties" | "traits" | "context");
+                let expected = value.is_some_and(|v| {
+                    !text.contains('\\')
+                        && (!string_field || v.is_string() || (v.is_null() && key != "type"))
+                });
+                assert_eq!(read, expected, "{text}");
+                direct += usize::from(read);
+            }
+        }
+        assert!(direct > 0 && direct < checked, "{direct} of {checked}");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
+
+        /// Whatever the text, a message read directly is the message the
+        /// general path takes from it; whatever the direct reader leaves
+        /// alone, the general path decides.
+        #[test]
+        fn a_message_read_directly_is_what_the_general_path_takes(
+            fields in proptest::collection::vec(
+                (
+                    proptest::sample::select(vec![
+                        "type", "userId", "anonymousId", "event", "properties", "traits",
+                        "timestamp", "messageId", "context", "user\\u0049d",
+                    ]),
+                    fragment(),
+                ),
+                0..9,
+            ),
+            usual in proptest::bool::weighted(0.7),
+            space in proptest::sample::select(vec!["", " ", "\n\t", "\r\n  "]),
+            tail in proptest::sample::select(vec!["", "", "", " ", "\n", "x", "}", ","]),
+        ) {
+            // Often a well-formed track or identify, with the fields above
+            // added or in its place.
+            let mut all: Vec<(String, String)> = Vec::new();
+            if usual {
+                all.extend([
+                    ("type", "\"track\""),
+                    ("userId", "\"u7\""),
+                    ("event", "\"order_paid\""),
+                    ("properties", "{\"amount\":1950,\"sku\":\"A-1\"}"),
+                    ("timestamp", "\"2025-11-01T00:00:18.040Z\""),
+                    ("messageId", "\"m6\""),
+                ].map(|(k, v)| (k.to_string(), v.to_string())));
+                all.truncate(6 - fields.len().min(3));
+            }
+            all.extend(fields.into_iter().map(|(k, v)| (k.to_string(), v)));
+            let body: Vec<String> = all
+                .iter()
+                .map(|(k, v)| format!("{space}\"{k}\"{space}:{space}{v}{space}"))
+                .collect();
+            let text = format!("{space}{{{}}}{tail}", body.join(","));
+            let plain = plain_input(&text, &Limits::default());
+            if plain.is_some() {
+                prop_assert_eq!(&plain, &general(&text), "{}", text);
+            }
+            // The direct reader agrees with the JSON parser field by field.
+            if let Some(scanned) = scan::scan(&text) {
+                let parsed = serde_json::from_str::<Json>(&text);
+                prop_assert!(parsed.is_ok(), "{}", text);
+                let json = parsed.unwrap();
+                let text_of = |k: &str| json.get(k).and_then(Json::as_str);
+                prop_assert_eq!(scanned.kind, text_of("type"));
+                prop_assert_eq!(scanned.user_id, text_of("userId"));
+                prop_assert_eq!(scanned.event, text_of("event"));
+                prop_assert_eq!(scanned.message_id, text_of("messageId"));
+                let value_of = |k: &str| json.get(k).filter(|v| !v.is_null()).map(Value::from_json);
+                prop_assert_eq!(scanned.properties, value_of("properties"));
+                prop_assert_eq!(scanned.traits, value_of("traits"));
+            }
         }
     }
 
