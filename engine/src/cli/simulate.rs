@@ -466,6 +466,7 @@ fn timeline_line(r: &Record, tz: chrono_tz::Tz) -> String {
     )
 }
 
+/// What the run did per journey, rule and task, printed after it.
 #[derive(Default)]
 struct Summary {
     journeys: BTreeMap<String, Counts>,
@@ -473,7 +474,13 @@ struct Summary {
 
 #[derive(Default)]
 struct Counts {
+    /// A rule's (records of version `rule`): it enters nobody, it fires.
+    rule: bool,
     entered: u64,
+    /// A rule's firings: its runs that did something, told apart by
+    /// their user and instance number.
+    fired: u64,
+    last_firing: Option<(String, u64)>,
     goals: u64,
     sends: u64,
     errors: u64,
@@ -487,6 +494,15 @@ impl Summary {
             self.journeys.insert(journey.clone(), Counts::default());
         }
         let c = self.journeys.get_mut(journey).expect("just inserted");
+        if r.version.as_deref() == Some("rule") {
+            c.rule = true;
+            // A firing's records come together, on its event.
+            let firing = r.instance.map(|i| (r.user.as_str(), i));
+            if firing.is_some() && firing != c.last_firing.as_ref().map(|(u, i)| (u.as_str(), *i)) {
+                c.fired += 1;
+                c.last_firing = firing.map(|(u, i)| (u.to_string(), i));
+            }
+        }
         match r.kind {
             Kind::Enter => c.entered += 1,
             Kind::Goal => c.goals += 1,
@@ -501,32 +517,100 @@ impl Summary {
         }
     }
 
+    /// Journeys (and tasks), then rules, each in a table as wide as its
+    /// longest name.
     fn render(&self) -> String {
         let mut out = String::from("summary\n");
-        out.push_str(&format!(
-            "  {:<20} {:>8} {:>6} {:>6} {:>6}  suppressed\n",
-            "journey", "entered", "goals", "sends", "errors"
-        ));
-        for (name, c) in &self.journeys {
-            let suppressed: Vec<String> = c
-                .suppressed
+        for rules in [false, true] {
+            let rows: Vec<(&String, &Counts)> = self
+                .journeys
                 .iter()
-                .map(|(k, v)| format!("{k} {v}"))
+                .filter(|(_, c)| c.rule == rules)
                 .collect();
+            if rows.is_empty() {
+                continue;
+            }
+            let (title, first) = if rules {
+                ("rule", "fired")
+            } else {
+                ("journey", "entered")
+            };
+            let width = rows
+                .iter()
+                .map(|(name, _)| name.chars().count())
+                .chain([20])
+                .max()
+                .unwrap_or(20);
             out.push_str(&format!(
-                "  {:<20} {:>8} {:>6} {:>6} {:>6}  {}\n",
-                name,
-                c.entered,
-                c.goals,
-                c.sends,
-                c.errors,
-                if suppressed.is_empty() {
-                    "-".to_string()
-                } else {
-                    suppressed.join(", ")
-                }
+                "  {title:<width$} {first:>8} {:>6} {:>6} {:>6}  suppressed\n",
+                "goals", "sends", "errors"
             ));
+            for (name, c) in rows {
+                let suppressed: Vec<String> = c
+                    .suppressed
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect();
+                out.push_str(&format!(
+                    "  {name:<width$} {:>8} {:>6} {:>6} {:>6}  {}\n",
+                    if rules { c.fired } else { c.entered },
+                    c.goals,
+                    c.sends,
+                    c.errors,
+                    if suppressed.is_empty() {
+                        "-".to_string()
+                    } else {
+                        suppressed.join(", ")
+                    }
+                ));
+            }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(user: &str, journey: &str, version: &str, kind: Kind, instance: u64) -> Record {
+        let at = "2025-11-01T00:00:00Z".parse().unwrap();
+        let mut r = Record::new(at, user, kind);
+        r.journey = Some(journey.into());
+        r.version = Some(version.into());
+        r.instance = Some(instance);
+        r
+    }
+
+    #[test]
+    fn rules_are_counted_by_firings_and_long_names_keep_the_columns() {
+        let rule = "r10_platinum_checkout_view_long";
+        let mut summary = Summary::default();
+        for r in [
+            record("u1", "welcome", "v1", Kind::Enter, 0),
+            record("u1", "welcome", "v1", Kind::Send, 0),
+            // Two actions of one firing, then two more firings.
+            record("u1", rule, "rule", Kind::Emit, 1),
+            record("u1", rule, "rule", Kind::Tag, 1),
+            record("u1", rule, "rule", Kind::Emit, 2),
+            record("u2", rule, "rule", Kind::Emit, 1),
+        ] {
+            summary.add(&r);
+        }
+        let text = summary.render();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "summary");
+        assert!(lines[1].starts_with("  journey "), "{text}");
+        assert!(lines[2].starts_with("  welcome "), "{text}");
+        assert_eq!(
+            lines[2].split_whitespace().collect::<Vec<_>>()[1..5],
+            ["1", "0", "1", "0"]
+        );
+        assert!(lines[3].starts_with("  rule "), "{text}");
+        let fired: Vec<&str> = lines[4].split_whitespace().collect();
+        assert_eq!(fired[..3], [rule, "3", "0"], "{text}");
+        // Every column of the rules' table lines up under its heading.
+        let heading = lines[3].find("fired").unwrap() + "fired".len();
+        assert_eq!(lines[4].find(" 3 ").unwrap() + 2, heading, "{text}");
     }
 }
