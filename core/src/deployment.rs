@@ -37,6 +37,9 @@ pub struct Deployment {
     policy_zones: rustc_hash::FxHashMap<String, Option<chrono_tz::Tz>>,
     /// The default policy's, asked for on every event.
     default_zone: Option<chrono_tz::Tz>,
+    /// Where the default policy is in the plan's list, if it has one:
+    /// rules and tasks ask for it on every event.
+    default_policy: Option<usize>,
 }
 
 /// What one event name can start or count, by index into the plan's lists.
@@ -201,6 +204,7 @@ impl Deployment {
             listeners: Default::default(),
             policy_zones: Default::default(),
             default_zone: None,
+            default_policy: None,
         };
         d.replace(plan);
         d
@@ -269,6 +273,7 @@ impl Deployment {
             .collect();
         // Rules and tasks ask for the default policy's zone on every event.
         self.default_zone = self.policy_zones.get("default").copied().flatten();
+        self.default_policy = plan.policies.iter().position(|p| p.name == "default");
         self.plan = Arc::new(plan);
         report
     }
@@ -340,10 +345,15 @@ impl Deployment {
     }
 
     pub fn policy(&self, name: &str) -> &PolicyPlan {
-        self.plan
-            .policy(name)
-            .or_else(|| self.plan.policy("default"))
-            .unwrap_or(&self.empty_policy)
+        let default = || {
+            self.default_policy
+                .and_then(|i| self.plan.policies.get(i))
+                .unwrap_or(&self.empty_policy)
+        };
+        if name == "default" {
+            return default();
+        }
+        self.plan.policy(name).unwrap_or_else(default)
     }
 
     pub fn is_paused(&self, journey: &str) -> bool {

@@ -38,14 +38,15 @@ impl Cx<'_> {
         // read it (the event, no bindings): most events pass no rule, and
         // making one copies the event. The instance number is taken anyway.
         let tz = self.zone(None, owner.tz, &owner.policy.name);
-        let no_bindings = BTreeMap::new();
+        // An empty map is not free to drop, and rules run on every event.
+        static NO_BINDINGS: BTreeMap<String, Value> = BTreeMap::new();
         let conditions = rule.when.filter.iter().chain(rule.condition.iter());
         for condition in conditions {
             let env = Env::with_event(
                 &d.plan,
                 self.user,
                 EventRef::Lazy(value),
-                &no_bindings,
+                &NO_BINDINGS,
                 self.now,
                 tz,
             );
