@@ -211,6 +211,18 @@ impl<'a> Env<'a> {
             }
             Expr::Binary(BinaryOp::Or, l, r) => return Ok(self.condition(l)? || self.condition(r)?),
             Expr::Not(e) => return Ok(!self.condition(e)?),
+            // A field against a literal, the usual condition, decided
+            // without the general comparison's coercions when none applies.
+            Expr::Binary(op, l, r) if matches!(**r, Expr::Literal(_)) => {
+                let (l, r) = (self.value(l)?, self.value(r)?);
+                if let Some(b) = plainly(*op, &l, &r) {
+                    return Ok(b);
+                }
+                return match compare(*op, l, r)? {
+                    Compared::Is(b) => Ok(b),
+                    Compared::Arithmetic(l, r) => as_condition(arithmetic(*op, &l, &r)?),
+                };
+            }
             Expr::Binary(op, l, r) => {
                 return match compare(*op, self.value(l)?, self.value(r)?)? {
                     Compared::Is(b) => Ok(b),
@@ -436,6 +448,31 @@ enum Compared<'v> {
     Arithmetic(Cow<'v, Value>, Cow<'v, Value>),
 }
 
+/// What [`compare`] decides for two strings, two numbers, or anything
+/// `in` a list, where it coerces nothing: `None` for anything else.
+fn plainly(op: BinaryOp, l: &Value, r: &Value) -> Option<bool> {
+    use BinaryOp as B;
+    use Value as V;
+    Some(match (l, r) {
+        (V::String(a), V::String(b)) => match op {
+            B::Eq => a == b,
+            B::Ne => a != b,
+            _ => return None,
+        },
+        (V::Number(a), V::Number(b)) => match op {
+            B::Eq => a == b,
+            B::Ne => a != b,
+            B::Lt => a < b,
+            B::Le => a <= b,
+            B::Gt => a > b,
+            B::Ge => a >= b,
+            _ => return None,
+        },
+        (_, V::List(items)) if op == B::In => items.contains(l),
+        _ => return None,
+    })
+}
+
 /// A comparison or `in` as a bool, without making a value of it (a
 /// condition reads it as one); any other operator is left to
 /// [`arithmetic`].
@@ -628,6 +665,37 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// Where `plainly` decides, it decides as `compare` does.
+        #[test]
+        fn plain_comparisons_are_what_compare_decides(
+            op in proptest::sample::select(vec![
+                BinaryOp::Eq, BinaryOp::Ne, BinaryOp::Lt, BinaryOp::Le,
+                BinaryOp::Gt, BinaryOp::Ge, BinaryOp::In, BinaryOp::Add,
+            ]),
+            l in 0usize..9,
+            r in 0usize..9,
+        ) {
+            let values = [
+                Value::Null,
+                n("1.50"),
+                n("1.5"),
+                n("-2"),
+                Value::String("gold".into()),
+                Value::String("2025-01-02".into()),
+                Value::Date(chrono::NaiveDate::from_ymd_opt(2025, 1, 2).unwrap()),
+                Value::List(vec![n("1.5"), Value::String("gold".into())]),
+                Value::Timestamp(DateTime::from_timestamp(1_735_776_000, 0).unwrap()),
+            ];
+            let (l, r) = (&values[l], &values[r]);
+            if let Some(b) = plainly(op, l, r) {
+                let general = compare(op, Cow::Borrowed(l), Cow::Borrowed(r));
+                proptest::prop_assert!(
+                    matches!(general, Ok(Compared::Is(g)) if g == b),
+                    "{:?} {:?} {:?}", op, l, r
+                );
+            }
+        }
+
         /// The direct path of `condition` answers as reading `eval`'s value
         /// as a condition does, errors included.
         #[test]
