@@ -44,63 +44,53 @@ pub(super) fn scan(text: &str) -> Option<Scanned<'_>> {
     // Which fields were given (a repeated one is left to the general reader).
     let mut given = 0u8;
     s.space();
-    s.eat(b'{')?;
-    s.space();
-    if !s.eat_if(b'}') {
-        loop {
-            let key = s.string()?;
-            s.space();
-            s.eat(b':')?;
-            s.space();
-            let field = match key {
-                "type" => Some((0, &mut out.kind)),
-                "userId" => Some((1, &mut out.user_id)),
-                "anonymousId" => Some((2, &mut out.anonymous_id)),
-                "event" => Some((3, &mut out.event)),
-                "timestamp" => Some((4, &mut out.timestamp)),
-                "messageId" => Some((5, &mut out.message_id)),
-                _ => None,
-            };
-            let record = match key {
-                "properties" => Some((6, &mut out.properties)),
-                "traits" => Some((7, &mut out.traits)),
-                _ => None,
-            };
-            if let Some((bit, slot)) = field {
-                if given & (1 << bit) != 0 {
-                    return None;
-                }
-                given |= 1 << bit;
-                *slot = if s.eat_literal(b"null") {
-                    // The general path refuses a null type: let it say so.
-                    if bit == 0 {
-                        return None;
-                    }
-                    None
-                } else {
-                    Some(s.string()?)
-                };
-            } else if let Some((bit, slot)) = record {
-                if given & (1 << bit) != 0 {
-                    return None;
-                }
-                given |= 1 << bit;
-                *slot = match s.value(0)? {
-                    Value::Null => None,
-                    v => Some(v),
-                };
-            } else {
-                s.skip(0)?;
-            }
-            s.space();
-            if s.eat_if(b',') {
-                s.space();
-                continue;
-            }
-            s.eat(b'}')?;
-            break;
-        }
+    if s.peek() != Some(b'{') {
+        return None;
     }
+    s.items(b'}', |s| {
+        let key = s.name()?;
+        let field = match key {
+            "type" => Some((0, &mut out.kind)),
+            "userId" => Some((1, &mut out.user_id)),
+            "anonymousId" => Some((2, &mut out.anonymous_id)),
+            "event" => Some((3, &mut out.event)),
+            "timestamp" => Some((4, &mut out.timestamp)),
+            "messageId" => Some((5, &mut out.message_id)),
+            _ => None,
+        };
+        let record = match key {
+            "properties" => Some((6, &mut out.properties)),
+            "traits" => Some((7, &mut out.traits)),
+            _ => None,
+        };
+        if let Some((bit, slot)) = field {
+            if given & (1 << bit) != 0 {
+                return None;
+            }
+            given |= 1 << bit;
+            *slot = if s.eat_literal(b"null") {
+                // The general path refuses a null type: let it say so.
+                if bit == 0 {
+                    return None;
+                }
+                None
+            } else {
+                Some(s.string()?)
+            };
+        } else if let Some((bit, slot)) = record {
+            if given & (1 << bit) != 0 {
+                return None;
+            }
+            given |= 1 << bit;
+            *slot = match s.value(0)? {
+                Value::Null => None,
+                v => Some(v),
+            };
+        } else {
+            s.skip(0)?;
+        }
+        Some(())
+    })?;
     s.space();
     (s.at == s.bytes.len()).then_some(out)
 }
@@ -194,6 +184,33 @@ impl<'a> Scanner<'a> {
         )
     }
 
+    /// The items of the record or list whose opening bracket is next, each
+    /// read by `item`, up to its `close`.
+    fn items(&mut self, close: u8, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        self.at += 1;
+        self.space();
+        if self.eat_if(close) {
+            return Some(());
+        }
+        loop {
+            item(self)?;
+            self.space();
+            if !self.eat_if(b',') {
+                return self.eat(close);
+            }
+            self.space();
+        }
+    }
+
+    /// A record's `"name":` before a value.
+    fn name(&mut self) -> Option<&'a str> {
+        let name = self.string()?;
+        self.space();
+        self.eat(b':')?;
+        self.space();
+        Some(name)
+    }
+
     /// A value, built as the general reader builds it.
     fn value(&mut self, depth: usize) -> Option<Value> {
         if depth >= DEPTH {
@@ -202,45 +219,22 @@ impl<'a> Scanner<'a> {
         Some(match self.peek()? {
             b'"' => Value::String(self.string()?.to_string()),
             b'{' => {
-                self.at += 1;
                 let mut map = BTreeMap::new();
-                self.space();
-                if !self.eat_if(b'}') {
-                    loop {
-                        let key = self.string()?;
-                        self.space();
-                        self.eat(b':')?;
-                        self.space();
-                        // A repeated name keeps its last value, as JSON
-                        // objects read into a map do.
-                        map.insert(key.to_string(), self.value(depth + 1)?);
-                        self.space();
-                        if self.eat_if(b',') {
-                            self.space();
-                            continue;
-                        }
-                        self.eat(b'}')?;
-                        break;
-                    }
-                }
+                self.items(b'}', |s| {
+                    let key = s.name()?;
+                    // A repeated name keeps its last value, as JSON
+                    // objects read into a map do.
+                    map.insert(key.to_string(), s.value(depth + 1)?);
+                    Some(())
+                })?;
                 Value::Record(map)
             }
             b'[' => {
-                self.at += 1;
                 let mut items = Vec::new();
-                self.space();
-                if !self.eat_if(b']') {
-                    loop {
-                        items.push(self.value(depth + 1)?);
-                        self.space();
-                        if self.eat_if(b',') {
-                            self.space();
-                            continue;
-                        }
-                        self.eat(b']')?;
-                        break;
-                    }
-                }
+                self.items(b']', |s| {
+                    items.push(s.value(depth + 1)?);
+                    Some(())
+                })?;
                 Value::List(items)
             }
             b't' if self.eat_literal(b"true") => Value::Bool(true),
@@ -257,42 +251,14 @@ impl<'a> Scanner<'a> {
         }
         match self.peek()? {
             b'"' => self.skip_string(),
-            b'{' => {
-                self.at += 1;
-                self.space();
-                if self.eat_if(b'}') {
-                    return Some(());
-                }
-                loop {
-                    self.skip_string()?;
-                    self.space();
-                    self.eat(b':')?;
-                    self.space();
-                    self.skip(depth + 1)?;
-                    self.space();
-                    if self.eat_if(b',') {
-                        self.space();
-                        continue;
-                    }
-                    return self.eat(b'}');
-                }
-            }
-            b'[' => {
-                self.at += 1;
-                self.space();
-                if self.eat_if(b']') {
-                    return Some(());
-                }
-                loop {
-                    self.skip(depth + 1)?;
-                    self.space();
-                    if self.eat_if(b',') {
-                        self.space();
-                        continue;
-                    }
-                    return self.eat(b']');
-                }
-            }
+            b'{' => self.items(b'}', |s| {
+                s.skip_string()?;
+                s.space();
+                s.eat(b':')?;
+                s.space();
+                s.skip(depth + 1)
+            }),
+            b'[' => self.items(b']', |s| s.skip(depth + 1)),
             b't' if self.eat_literal(b"true") => Some(()),
             b'f' if self.eat_literal(b"false") => Some(()),
             b'n' if self.eat_literal(b"null") => Some(()),
