@@ -500,8 +500,12 @@ impl Summary {
         let c = self.journeys.get_mut(journey).expect("just inserted");
         if r.version.as_deref() == Some("rule") {
             c.rule = true;
-            // A firing's records come together, on its event.
-            let firing = r.instance.map(|i| (r.user.as_str(), i));
+            // A firing's records come together, on its event; a condition
+            // that failed to evaluate (an `error` record) fired nothing.
+            let firing = r
+                .instance
+                .filter(|_| r.kind != Kind::Error)
+                .map(|i| (r.user.as_str(), i));
             if firing.is_some() && firing != c.last_firing.as_ref().map(|(u, i)| (u.as_str(), *i)) {
                 c.fired += 1;
                 c.last_firing = firing.map(|(u, i)| (u.to_string(), i));
@@ -598,6 +602,7 @@ mod tests {
             record("u1", rule, "rule", Kind::Tag, 1),
             record("u1", rule, "rule", Kind::Emit, 2),
             record("u2", rule, "rule", Kind::Emit, 1),
+            record("u3", rule, "rule", Kind::Error, 1),
         ] {
             summary.add(&r);
         }
@@ -613,6 +618,7 @@ mod tests {
         assert!(lines[3].starts_with("  rule "), "{text}");
         let fired: Vec<&str> = lines[4].split_whitespace().collect();
         assert_eq!(fired[..3], [rule, "3", "0"], "{text}");
+        assert_eq!(fired[4], "1", "the error is counted as one: {text}");
         // Every column of the rules' table lines up under its heading.
         let heading = lines[3].find("fired").unwrap() + "fired".len();
         assert_eq!(lines[4].find(" 3 ").unwrap() + 2, heading, "{text}");
