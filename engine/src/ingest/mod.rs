@@ -734,6 +734,8 @@ mod tests {
             format!(
                 r#"{{"type":"track","userId":"u4","event":"e","properties":{{"a":1,"a":2}},{ts}}}"#
             ),
+            // A repeated field: the last one counts, on either path.
+            format!(r#"{{"type":"track","userId":"u5","event":"e","userId":"u6",{ts}}}"#),
         ];
         for text in &taken {
             let plain = plain_input(text, &Limits::default());

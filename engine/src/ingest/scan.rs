@@ -4,8 +4,8 @@
 //! It reads only what it can read exactly as the JSON parser would: keys
 //! and strings without escapes, numbers, `true`, `false`, `null`, records
 //! and lists; other fields' values are checked as JSON and skipped.
-//! Anything else (an escape in what it reads, a repeated field, deep
-//! nesting, text that is not JSON, a null `type`) makes it answer `None`,
+//! Anything else (an escape in what it reads, deep nesting, text that is
+//! not JSON, a null `type`) makes it answer `None`,
 //! and the caller reads the message the general way, which decides what
 //! it is. Reading events is most of what `simulate` spends outside
 //! the engine, and a general JSON parser over a message's few fields was
@@ -41,54 +41,43 @@ pub(super) fn scan(text: &str) -> Option<Scanned<'_>> {
         at: 0,
     };
     let mut out = Scanned::default();
-    // Which fields were given (a repeated one is left to the general reader).
-    let mut given = 0u8;
     s.space();
     if s.peek() != Some(b'{') {
         return None;
     }
+    // A repeated field keeps its last value, as the general path's map does.
     s.items(b'}', |s| {
         let key = s.name()?;
-        let field = match key {
-            "type" => Some((0, &mut out.kind)),
-            "userId" => Some((1, &mut out.user_id)),
-            "anonymousId" => Some((2, &mut out.anonymous_id)),
-            "event" => Some((3, &mut out.event)),
-            "timestamp" => Some((4, &mut out.timestamp)),
-            "messageId" => Some((5, &mut out.message_id)),
-            _ => None,
+        let text = match key {
+            "type" => &mut out.kind,
+            "userId" => &mut out.user_id,
+            "anonymousId" => &mut out.anonymous_id,
+            "event" => &mut out.event,
+            "timestamp" => &mut out.timestamp,
+            "messageId" => &mut out.message_id,
+            "properties" | "traits" => {
+                let record = match s.value(0)? {
+                    Value::Null => None,
+                    v => Some(v),
+                };
+                *if key == "traits" {
+                    &mut out.traits
+                } else {
+                    &mut out.properties
+                } = record;
+                return Some(());
+            }
+            _ => return s.skip(0),
         };
-        let record = match key {
-            "properties" => Some((6, &mut out.properties)),
-            "traits" => Some((7, &mut out.traits)),
-            _ => None,
-        };
-        if let Some((bit, slot)) = field {
-            if given & (1 << bit) != 0 {
+        *text = if s.eat_literal(b"null") {
+            // The general path refuses a null type: let it say so.
+            if key == "type" {
                 return None;
             }
-            given |= 1 << bit;
-            *slot = if s.eat_literal(b"null") {
-                // The general path refuses a null type: let it say so.
-                if bit == 0 {
-                    return None;
-                }
-                None
-            } else {
-                Some(s.string()?)
-            };
-        } else if let Some((bit, slot)) = record {
-            if given & (1 << bit) != 0 {
-                return None;
-            }
-            given |= 1 << bit;
-            *slot = match s.value(0)? {
-                Value::Null => None,
-                v => Some(v),
-            };
+            None
         } else {
-            s.skip(0)?;
-        }
+            Some(s.string()?)
+        };
         Some(())
     })?;
     s.space();
