@@ -146,14 +146,14 @@ impl Preview {
         let user = input.user();
         let index = self.member_index(numbered, user);
         let member = &mut self.members[index / BLOCK][index % BLOCK];
-        let (records, _) = core::handle_counted(
+        core::handle_into(
             &self.deployment,
             &mut self.globals,
             &mut member.state,
             input,
             now,
+            out,
         );
-        out.extend(records);
         let timer = member.state.next_wake().map(micros);
         if timer != member.timer {
             if let Some(old) = member.timer {

@@ -109,12 +109,29 @@ pub fn handle_counted(
     input: &Input,
     now: DateTime<Utc>,
 ) -> (Vec<Record>, u32) {
+    let mut records = Vec::new();
+    let steps = handle_into(d, globals, user, input, now, &mut records);
+    (records, steps)
+}
+
+/// [`handle_counted`] adding the records to the end of `out`: a shell that
+/// collects many inputs' records in one vector (a preview's page, a batch's
+/// journal) writes each record once, where a vector per input was grown,
+/// then copied record by record into the shell's.
+pub fn handle_into(
+    d: &Deployment,
+    globals: &mut Globals,
+    user: &mut UserState,
+    input: &Input,
+    now: DateTime<Utc>,
+    out: &mut Vec<Record>,
+) -> u32 {
     let mut cx = Cx {
         d,
         globals,
         user,
         now,
-        records: Vec::new(),
+        records: std::mem::take(out),
         emitted: VecDeque::new(),
         steps_left: STEP_BUDGET,
         emits_left: EMIT_BUDGET,
@@ -170,7 +187,8 @@ pub fn handle_counted(
     if cx.user.instances.is_empty() {
         cx.user.instances = Vec::new();
     }
-    (cx.records, STEP_BUDGET - cx.steps_left)
+    *out = cx.records;
+    STEP_BUDGET - cx.steps_left
 }
 
 /// Merges identify traits: records merge key by key (so `consent.sms`
@@ -191,6 +209,8 @@ pub(crate) struct Cx<'a> {
     globals: &'a mut Globals,
     user: &'a mut UserState,
     now: DateTime<Utc>,
+    /// The shell's records, this input's pushed at the end (only pushed:
+    /// the records before this input's are the shell's business).
     records: Vec<Record>,
     emitted: VecDeque<Event>,
     steps_left: u32,

@@ -319,9 +319,14 @@ impl<K: Kv> Runtime<K> {
                 Input::Cancel { .. } => "cancel",
             };
             let _span = tracing::debug_span!("input", user = %user, kind).entered();
-            let (records, steps) =
-                core::handle_counted(&self.deployment, &mut globals, state, input, now);
-            batch.journal.extend(records);
+            let steps = core::handle_into(
+                &self.deployment,
+                &mut globals,
+                state,
+                input,
+                now,
+                &mut batch.journal,
+            );
             spent = spent.saturating_add(1 + u64::from(steps));
         }
         if budgeted {

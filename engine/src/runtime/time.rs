@@ -104,9 +104,14 @@ impl<K: Kv> Runtime<K> {
             let (state, _) = batch.users.last_mut().expect("just pushed");
             let input = Input::Wake { user: user.clone() };
             let _span = tracing::debug_span!("input", user = %user, kind = "wake").entered();
-            let (records, _) =
-                core::handle_counted(&self.deployment, &mut globals, state, &input, *at);
-            batch.journal.extend(records);
+            core::handle_into(
+                &self.deployment,
+                &mut globals,
+                state,
+                &input,
+                *at,
+                &mut batch.journal,
+            );
             let next = state.next_wake();
             if let (Some(next), Some((then, other))) = (next, due.get(i + 1))
                 && (next, user.as_str()) < (*then, other.as_str())
