@@ -8,8 +8,7 @@
 //! | `K` | the store's secret (32 random bytes, made with the store): coupon codes are derived under it | [`coupons`] |
 //! | `c/{coupon}/{code}` | the coupon-code index: who holds each code (empty once they are erased); a commit that would issue a code twice is refused | [`coupons`] |
 //! | `u/{user}` | the user's state | [`users`] |
-//! | `t/{due}/{user}` | a timer: the user's next wake-up (`due` big-endian, so a range scan yields timers in order, ties by user); empty | [`timers`] |
-//! | `w/{user}` | the user's timer due time (the per-user index: erasure and rescheduling are one lookup) | [`timers`] |
+//! | `t/{due}/{user}` | a timer: the user's next wake-up (`due` big-endian, so a range scan yields timers in order, ties by user); empty. The user's state is its index: it is always that state's next wake-up | [`timers`] |
 //! | `m/{chunk}` | message ids of ingested events, one key per batch, until compacted into a run | [`dedup`] |
 //! | `M` | the first chunk not compacted: chunks before it are in runs and only wait to be deleted, a few with each batch | [`dedup`] |
 //! | `n/{run}/{hash}`, `N/{run}` | message ids in runs sorted by hash, in blocks keyed by the last hash each holds; the run's size and times | [`dedup`] |
@@ -207,7 +206,7 @@ fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T> {
 /// changes whenever a stored form does; a store of another format is
 /// refused at open, and a migration is written only when a release needs
 /// one.
-pub const FORMAT: u32 = 6;
+pub const FORMAT: u32 = 7;
 
 /// How long message ids are kept for dedup, at least.
 pub const DEDUP_DAYS: i64 = 7;

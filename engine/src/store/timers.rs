@@ -1,19 +1,29 @@
-//! The timers, `t/{due}/{user}` with its per-user index `w/{user}`: each
-//! user's next wake-up. Timers are keyed by due time first, so a range scan
-//! yields them in order (ties by user); the index makes erasure and
-//! rescheduling one lookup. Both are written with the user's state.
+//! The timers, `t/{due}/{user}`: each user's next wake-up, keyed by due
+//! time first so that a range scan yields them in order (ties by user).
+//! A timer is written with the user's state and is always that state's
+//! [`UserState::next_wake`], so the state is its index: rescheduling knows
+//! the old timer from the state as loaded, and erasure from the state as
+//! stored. (A separate `w/{user}` index was one more key per waiting user,
+//! and sled's memory grows with its number of keys: a restarted daemon
+//! holding 10M timers kept ~1.3 GiB with it.)
 
 use super::keys::{key, prefix_end, split_user_part, time_from_key, time_key, user_part};
 use super::{Kv, Op, Result, Store};
 use chrono::{DateTime, Utc};
+use waymark_core::model::UserState;
 
 impl<K: Kv> Store<K> {
-    /// The user's timer as its index (`w/`) holds it, if they have one.
+    /// The user's timer, if the store holds one: their stored state's next
+    /// wake-up, when its timer key is there.
     pub fn timer_of(&self, id: &str) -> Result<Option<DateTime<Utc>>> {
-        Ok(self
+        let Some(due) = self.user(id)?.and_then(|state| state.next_wake()) else {
+            return Ok(None);
+        };
+        let stored = self
             .kv
-            .get(&key("w", &[&user_part(id)]))?
-            .and_then(|due| time_from_key(&due)))
+            .get(&key("t", &[&time_key(due), &user_part(id)]))?
+            .is_some();
+        Ok(stored.then_some(due))
     }
 
     /// Users with a timer due at or before `until`, earliest first (ties by user).
@@ -42,9 +52,9 @@ impl<K: Kv> Store<K> {
             .and_then(|(k, _)| time_from_key(&k[2..])))
     }
 
-    /// Users with a timer pending.
+    /// Users with a timer pending (each has at most one).
     pub fn pending_timers(&self) -> Result<usize> {
-        self.kv.count(b"w/", &prefix_end(b"w/"))
+        self.kv.count(b"t/", &prefix_end(b"t/"))
     }
 
     /// The writes moving a user's timer (`id` as [`user_part`] writes it)
@@ -61,21 +71,16 @@ impl<K: Kv> Store<K> {
         if let Some(old) = old {
             ops.push(Op::Delete(key("t", &[&time_key(old), id])));
         }
-        match new {
-            Some(due) => {
-                ops.push(Op::Put(key("t", &[&time_key(due), id]), Vec::new()));
-                ops.push(Op::Put(key("w", &[id]), time_key(due).to_vec()));
-            }
-            None => ops.push(Op::Delete(key("w", &[id]))),
+        if let Some(due) = new {
+            ops.push(Op::Put(key("t", &[&time_key(due), id]), Vec::new()));
         }
     }
 
-    /// The writes removing a user's timer, as its index holds it.
-    pub(super) fn erase_timer(&self, id: &[u8]) -> Result<Vec<Op>> {
-        let mut ops = vec![Op::Delete(key("w", &[id]))];
-        if let Some(due) = self.kv.get(&key("w", &[id]))? {
-            ops.push(Op::Delete(key("t", &[&due, id])));
+    /// The write removing the timer of a user whose stored state is
+    /// `stored` (`id` as [`user_part`] writes it).
+    pub(super) fn erase_timer(id: &[u8], stored: Option<&UserState>, ops: &mut Vec<Op>) {
+        if let Some(due) = stored.and_then(UserState::next_wake) {
+            ops.push(Op::Delete(key("t", &[&time_key(due), id])));
         }
-        Ok(ops)
     }
 }

@@ -128,9 +128,10 @@ impl<K: Kv> Store<K> {
     pub fn erase_user(&self, id: &str) -> Result<usize> {
         let uid = &user_part(id)[..];
         let mut ops = vec![Op::Delete(key("u", &[uid]))];
-        ops.extend(self.erase_timer(uid)?);
+        let stored = self.user(id)?;
+        Self::erase_timer(uid, stored.as_ref(), &mut ops);
         // Their codes stay taken, held by nobody.
-        if let Some(state) = self.user(id)? {
+        if let Some(state) = &stored {
             for c in &state.coupons {
                 ops.push(Self::release_code(&c.id, &c.code));
             }
