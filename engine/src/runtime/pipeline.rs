@@ -293,8 +293,8 @@ impl<K: Kv + Clone + 'static> Runtime<K> {
         let kv = self.store.kv().clone();
         let duplicates = batch.duplicates;
         let job: Job = Box::new(move || {
-            let result = kv
-                .apply(ops)
+            let result = ops
+                .apply(&kv)
                 .and_then(|()| if flush { kv.flush() } else { Ok(()) });
             durable(result.clone().map(|()| Committed { duplicates }));
             let _ = done.send(result);

@@ -8,7 +8,8 @@
 //! | `K` | the store's secret (32 random bytes, made with the store): coupon codes are derived under it | [`coupons`] |
 //! | `c/{coupon}/{code}` | the coupon-code index: who holds each code (empty once they are erased); a commit that would issue a code twice is refused | [`coupons`] |
 //! | `u/{user}` | the user's state | [`users`] |
-//! | `t/{due}/{user}` | a timer: the user's next wake-up (`due` big-endian, so a range scan yields timers in order, ties by user); empty. The user's state is its index: it is always that state's next wake-up | [`timers`] |
+//! | `t/{fence}` | a block of up to 32 timers (each a user's next wake-up, `{due}{user}`, in order), those after the fence of the block before and up to `{fence}`, the last timer it was split at. The user's state is a timer's index: it is always that state's next wake-up | [`timers`] |
+//! | `T` | how many timers are pending, 8 bytes big-endian | [`timers`] |
 //! | `m/{chunk}` | message ids of ingested events, one key per batch, until compacted into a run | [`dedup`] |
 //! | `M` | the first chunk not compacted: chunks before it are in runs and only wait to be deleted, a few with each batch | [`dedup`] |
 //! | `n/{run}/{hash}`, `N/{run}` | message ids in runs sorted by hash, in blocks keyed by the last hash each holds; the run's size and times | [`dedup`] |
@@ -67,6 +68,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use std::collections::HashSet;
 use std::sync::Mutex;
 use std::sync::atomic::AtomicUsize;
+use timers::TimerMoves;
 use waymark_core::journal::Record;
 use waymark_core::machine::Globals;
 use waymark_core::model::{Input, UserState};
@@ -146,6 +148,23 @@ pub struct Batch {
     pub as_stored: std::collections::HashMap<String, Vec<u8>>,
 }
 
+/// A batch's writes ready to apply: its ops, and its timers' moves, which
+/// become writes of timer blocks as the batch is applied (see [`timers`]).
+#[derive(Debug)]
+pub struct Prepared {
+    ops: Vec<Op>,
+    timers: TimerMoves,
+}
+
+impl Prepared {
+    /// Applies the batch to `kv`, every write or none: after every batch
+    /// applied before it, as the timer blocks are read here.
+    pub fn apply<K: Kv>(mut self, kv: &K) -> Result<()> {
+        timers::resolve(kv, &self.timers, &mut self.ops)?;
+        kv.apply(self.ops)
+    }
+}
+
 pub struct Store<K: Kv> {
     kv: K,
     /// The last sequence number used, once read: this store is the only
@@ -206,7 +225,7 @@ fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T> {
 /// changes whenever a stored form does; a store of another format is
 /// refused at open, and a migration is written only when a release needs
 /// one.
-pub const FORMAT: u32 = 7;
+pub const FORMAT: u32 = 8;
 
 /// How long message ids are kept for dedup, at least.
 pub const DEDUP_DAYS: i64 = 7;
@@ -278,15 +297,17 @@ impl<K: Kv> Store<K> {
     /// [`Store::commit`] by reference: the caller keeps the batch (and its
     /// journal, to return) without cloning it.
     pub fn commit_ref(&self, batch: &Batch) -> Result<()> {
-        let ops = self.prepare(batch)?;
-        self.kv.apply(ops).inspect_err(|_| self.forget_prepared())
+        let prepared = self.prepare(batch)?;
+        prepared
+            .apply(&self.kv)
+            .inspect_err(|_| self.forget_prepared())
     }
 
     /// The writes of a batch, to apply as one: [`Store::commit_ref`] is
-    /// this then [`Kv::apply`]. Sequence numbers and message ids are taken
-    /// as if the batch were applied; if it is not, call
+    /// this then [`Prepared::apply`]. Sequence numbers and message ids are
+    /// taken as if the batch were applied; if it is not, call
     /// [`Store::forget_prepared`] before preparing another.
-    pub fn prepare(&self, batch: &Batch) -> Result<Vec<Op>> {
+    pub fn prepare(&self, batch: &Batch) -> Result<Prepared> {
         let mut cached = self.seq.lock().expect("no panics while holding the lock");
         let first = match *cached {
             Some(seq) => seq,
@@ -297,7 +318,8 @@ impl<K: Kv> Store<K> {
         );
         // First what may refuse the batch, so that nothing is taken for it.
         self.write_codes(&batch.codes, &mut ops)?;
-        self.write_users(&batch.users, &batch.as_stored, &mut ops);
+        let mut timers = TimerMoves::default();
+        self.write_users(&batch.users, &batch.as_stored, &mut ops, &mut timers);
         self.dedup().record(&self.kv, &batch.dedup, &mut ops)?;
         Self::write_sends(&batch.journal, &batch.sends, first, &mut ops);
         Self::write_stats(&batch.stats, &mut ops);
@@ -308,7 +330,7 @@ impl<K: Kv> Store<K> {
         Self::write_settled(&batch.settled, &mut ops);
         Self::write_deferred(&batch.deferred, &batch.resumed, &mut ops);
         *cached = Some(last);
-        Ok(ops)
+        Ok(Prepared { ops, timers })
     }
 
     /// Forgets the sequence number and message ids taken by prepared

@@ -6,6 +6,7 @@
 
 use super::keys::{key, prefix_end, split_user_part, user_part};
 use super::outbox::OutboxEntry;
+use super::timers::TimerMoves;
 use super::{Kv, Op, Result, Store, decode, encode_positional};
 use chrono::{DateTime, Utc};
 use std::sync::atomic::Ordering;
@@ -111,6 +112,7 @@ impl<K: Kv> Store<K> {
         users: &[(UserState, Option<DateTime<Utc>>)],
         as_stored: &std::collections::HashMap<String, Vec<u8>>,
         ops: &mut Vec<Op>,
+        timers: &mut TimerMoves,
     ) {
         for (user, old_wake) in users {
             let state = encode_positional(user);
@@ -119,7 +121,7 @@ impl<K: Kv> Store<K> {
             if as_stored.get(&user.id) != Some(&state) {
                 ops.push(Op::Put(key("u", &[id]), state));
             }
-            Self::write_timer(id, *old_wake, user.next_wake(), ops);
+            timers.moved(id, *old_wake, user.next_wake());
         }
     }
 
@@ -129,7 +131,8 @@ impl<K: Kv> Store<K> {
         let uid = &user_part(id)[..];
         let mut ops = vec![Op::Delete(key("u", &[uid]))];
         let stored = self.user(id)?;
-        Self::erase_timer(uid, stored.as_ref(), &mut ops);
+        let mut timers = TimerMoves::default();
+        Self::erase_timer(uid, stored.as_ref(), &mut timers);
         // Their codes stay taken, held by nobody.
         if let Some(state) = &stored {
             for c in &state.coupons {
@@ -148,7 +151,9 @@ impl<K: Kv> Store<K> {
                 }
             }
         }
-        let n = ops.len();
+        // Their timer is one of the keys that go, though it goes from a block.
+        let n = ops.len() + usize::from(!timers.is_empty());
+        super::timers::resolve(&self.kv, &timers, &mut ops)?;
         self.kv.apply(ops)?;
         self.kv.flush()?;
         Ok(n)
