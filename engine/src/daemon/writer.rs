@@ -241,8 +241,8 @@ fn run(
         if let Ok(Some(due)) = runtime.store.next_due() {
             super::metrics::timer_lag((now - due).to_std().unwrap_or_default());
         }
-        match runtime.advance_to(now) {
-            Ok(records) => super::metrics::records(&records),
+        match runtime.advance_to_with(now, &mut |records| super::metrics::records(&records)) {
+            Ok(()) => {}
             Err(e) => {
                 tracing::error!(error = %e, "firing timers failed");
                 health.store_failed(e);

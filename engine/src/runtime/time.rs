@@ -14,6 +14,19 @@ impl<K: Kv> Runtime<K> {
     /// Fires every timer and cron trigger due up to and including `until`,
     /// in time order, each at its own time.
     pub fn advance_to(&mut self, until: DateTime<Utc>) -> Result<Vec<Record>, StoreError> {
+        let mut records = Vec::new();
+        self.advance_to_with(until, &mut |page| records.extend(page))?;
+        Ok(records)
+    }
+
+    /// [`Runtime::advance_to`] handing each committed page's records to
+    /// `sink` as it goes, so that a backlog (a restart after a day down,
+    /// a schedule over every member) is never held in memory at once.
+    pub fn advance_to_with(
+        &mut self,
+        until: DateTime<Utc>,
+        sink: &mut dyn FnMut(Vec<Record>),
+    ) -> Result<(), StoreError> {
         if self.in_flight.is_some() {
             // Only wait for the batch in flight if something is due: what
             // it schedules is in the future (what is due at once runs in
@@ -27,7 +40,6 @@ impl<K: Kv> Runtime<K> {
                 self.drain()?;
             }
         }
-        let mut records = Vec::new();
         loop {
             let timer = self.store.next_due()?;
             let after = self.schedules_done.unwrap_or(until);
@@ -40,10 +52,10 @@ impl<K: Kv> Runtime<K> {
                         .deployment
                         .next_schedule_fire(after)
                         .map_or(until, |(c, _)| c.min(until));
-                    records.extend(self.fire_timers(through)?);
+                    self.fire_timers(through, sink)?;
                 }
                 Some(Due::Schedules(c, journeys)) => {
-                    records.extend(self.fire_schedules(c, &journeys)?);
+                    self.fire_schedules(c, &journeys, sink)?;
                     self.schedules_done = Some(c);
                 }
             }
@@ -51,7 +63,7 @@ impl<K: Kv> Runtime<K> {
         if self.schedules_done.is_none_or(|d| d < until) {
             self.schedules_done = Some(until);
         }
-        Ok(records)
+        Ok(())
     }
 
     /// Wakes every user whose timer is due at or before `through`, in
@@ -59,27 +71,32 @@ impl<K: Kv> Runtime<K> {
     /// a page of timers to a commit. A wake that sets the user's next timer
     /// before the next one of the page ends the page there, so that it
     /// fires in its turn.
-    fn fire_timers(&mut self, through: DateTime<Utc>) -> Result<Vec<Record>, StoreError> {
-        let mut records = Vec::new();
+    fn fire_timers(
+        &mut self,
+        through: DateTime<Utc>,
+        sink: &mut dyn FnMut(Vec<Record>),
+    ) -> Result<(), StoreError> {
         let mut previous: Vec<(DateTime<Utc>, String)> = Vec::new();
         loop {
             let due = self.store.due(through, PAGE)?;
             if due.is_empty() {
-                return Ok(records);
+                return Ok(());
             }
             if due == previous {
                 // Waking these users did not move their timers: a broken
                 // invariant. Say so rather than loop forever.
+                let mut records = Vec::new();
                 for (at, user) in &due {
                     let mut r = Record::new(*at, user, waymark_core::journal::Kind::Error);
                     r.message = Some("a timer did not advance after it fired".into());
                     records.push(r);
                 }
-                return Ok(records);
+                sink(records);
+                return Ok(());
             }
             let (mut batch, globals) = self.evaluate_wakes(&due)?;
             self.commit(&mut batch)?;
-            records.extend(self.keep(batch, globals));
+            sink(self.keep(batch, globals));
             previous = due;
         }
     }
@@ -129,10 +146,10 @@ impl<K: Kv> Runtime<K> {
         &mut self,
         at: DateTime<Utc>,
         journeys: &[(String, usize)],
-    ) -> Result<Vec<Record>, StoreError> {
-        let mut records = Vec::new();
+        sink: &mut dyn FnMut(Vec<Record>),
+    ) -> Result<(), StoreError> {
         // Timers due at the same moment fire first.
-        records.extend(self.fire_timers(at)?);
+        self.fire_timers(at, sink)?;
         let mut after: Option<String> = None;
         loop {
             // Each member is read once, with the bytes it is stored as, so
@@ -164,9 +181,9 @@ impl<K: Kv> Runtime<K> {
             let ingested = self.ingest(&inputs, at);
             self.read_ahead.clear();
             self.as_stored.clear();
-            records.extend(ingested?);
+            sink(ingested?);
             after = Some(last);
         }
-        Ok(records)
+        Ok(())
     }
 }
