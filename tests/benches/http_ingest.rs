@@ -15,7 +15,9 @@
 //! `cargo bench -p waymark-tests --bench http_ingest` runs it in full;
 //! under `cargo test` (no `--bench` argument) a short smoke run checks
 //! that it works. `WAYMARK_BENCH_SECONDS=N` sets each phase's length,
-//! `WAYMARK_BENCH_RATES=100,500,…` the offered `/v1/track` rates.
+//! `WAYMARK_BENCH_RATES=100,500,…` the offered `/v1/track` rates,
+//! `WAYMARK_BENCH_CONNECTIONS=1,4,…` the `/v1/batch` connection counts
+//! (empty: no batch rows).
 
 use serde_json::json;
 use std::sync::Arc;
@@ -178,7 +180,15 @@ fn main() {
     .unwrap();
     let port = free_port();
     let mut daemon = start_daemon(&dir, port, &dir.join("daemon.log"));
-    let connections: &[usize] = if full { &[1, 4, 16] } else { &[2] };
+    let connections: Vec<usize> = match std::env::var("WAYMARK_BENCH_CONNECTIONS") {
+        Ok(list) => list
+            .split(',')
+            .filter(|c| !c.trim().is_empty())
+            .map(|c| c.trim().parse().unwrap())
+            .collect(),
+        Err(_) if full => vec![1, 4, 16],
+        Err(_) => vec![2],
+    };
     let rates: Vec<u64> = match std::env::var("WAYMARK_BENCH_RATES") {
         Ok(list) => list.split(',').map(|r| r.trim().parse().unwrap()).collect(),
         Err(_) if full => vec![100, 500, 1000],
@@ -257,4 +267,12 @@ fn main() {
         inputs / commits.max(1.0),
         1000.0 * metric("waymark_commit_seconds_sum") / commits.max(1.0),
     );
+    // Where the slow commits are: the histogram's buckets, as counts.
+    let buckets: Vec<String> = metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("waymark_commit_seconds_bucket{le=\""))
+        .filter_map(|l| l.split_once("\"} "))
+        .map(|(le, n)| format!("≤{le}s: {n}"))
+        .collect();
+    println!("commits by duration (cumulative): {}", buckets.join(", "));
 }
