@@ -4,7 +4,7 @@
 //!   through `Store::commit` in large batches into sled with an explicit
 //!   cache; resident memory before and after, and the size on disk; then,
 //!   in a fresh process as a restarted daemon would be, the store reopened
-//!   and the first 10k timers fired through `Runtime::advance_to`, with
+//!   and the first 10k timers fired through `Runtime::advance_to_with`, with
 //!   that process's resident memory against one that opens an empty store;
 //! - **ingest**: events per second through `Runtime::ingest_pipelined`
 //!   (as the daemon runs it) and `Runtime::ingest` on sled with a durable
