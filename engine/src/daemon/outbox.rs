@@ -1,4 +1,4 @@
-//! The outbox worker: hands each committed send to its channel with its
+//! The outbox worker: hands each durable send to its channel with its
 //! idempotency key, at most `concurrency` at a time per channel and within
 //! its rate limit; retryable failures back off exponentially with jitter
 //! up to the channel's attempts and age, then become dead letters with
@@ -88,6 +88,26 @@ pub async fn run(
             Err(e) => {
                 tracing::error!(error = %e, "reading the outbox failed");
                 Vec::new()
+            }
+        };
+        // A send is read once its batch is applied, which may be before
+        // that batch's flush: it goes out only once it is durable, or a
+        // crash in between would lose the batch but not the message (and
+        // the batch, sent again, would send it again).
+        let ready = if ready.is_empty() {
+            ready
+        } else {
+            let flushing = store.clone();
+            match tokio::task::spawn_blocking(move || flushing.flush()).await {
+                Ok(Ok(())) => ready,
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "making the outbox durable failed; its sends wait");
+                    Vec::new()
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "making the outbox durable stopped; its sends wait");
+                    Vec::new()
+                }
             }
         };
         for entry in ready {
