@@ -85,3 +85,97 @@ fn a_wake_that_sets_a_timer_before_the_rest_of_its_page_fires_it_in_turn() {
         "in time order"
     );
 }
+
+/// A backlog fired a few pages at a time (as the daemon's writer does,
+/// taking inputs between turns) records what firing it at once records,
+/// in the same order, timers and a schedule's audience alike; an input
+/// taken between turns is taken at once.
+#[test]
+fn a_backlog_fired_a_page_at_a_time_records_what_firing_it_at_once_does() {
+    const SCRIPT: &str = r#"
+journey welcome {
+  trigger event signed_up
+  wait 1h
+  send sms template "HELLO"
+}
+
+journey nightly {
+  trigger schedule "0 2 * * *"
+  entry every 1d
+  send sms template "NIGHT"
+}
+"#;
+    // More than two pages (500 users each) of timers and of members.
+    const USERS: usize = 1_200;
+    let start = t(START);
+    let until = start + days(1);
+    let fresh = || {
+        let mut rt = Runtime::new(
+            Store::new(TestKv::default()),
+            Deployment::new(compile(SCRIPT)),
+        );
+        rt.start_schedules_at(start);
+        let inputs: Vec<Input> = (0..USERS)
+            .map(|i| signed_up(&format!("u{i:04}"), start))
+            .collect();
+        rt.ingest(&inputs, start).unwrap();
+        rt
+    };
+    let at_once = fresh().advance_to(until).unwrap();
+    let sends = |records: &[Record], template: &str| {
+        records
+            .iter()
+            .filter(|r| r.kind == Kind::Send && r.template.as_deref() == Some(template))
+            .count()
+    };
+    assert_eq!(sends(&at_once, "HELLO"), USERS);
+    assert_eq!(sends(&at_once, "NIGHT"), USERS);
+
+    let mut rt = fresh();
+    let mut paged = Vec::new();
+    let mut turns = 0;
+    while !rt
+        .advance_some(until, 1, &mut |page| paged.extend(page))
+        .unwrap()
+    {
+        turns += 1;
+        assert!(
+            turns < 100,
+            "a backlog is fired in a bounded number of turns"
+        );
+    }
+    assert_eq!(paged, at_once, "the same records in the same order");
+    // 3 pages of timers, 3 of members (each member's timer and their
+    // schedule fire share nothing), so at least 5 turns were cut short.
+    assert!(turns >= 5, "only {turns} turns were cut short");
+    assert!(
+        rt.advance_some(until, 1, &mut |page| paged.extend(page))
+            .unwrap(),
+        "nothing is left due"
+    );
+
+    // Between turns an input is taken at once, and the fire goes on.
+    let mut rt = fresh();
+    let mut records = Vec::new();
+    assert!(
+        !rt.advance_some(until, 1, &mut |page| records.extend(page))
+            .unwrap()
+    );
+    let late = signed_up("late", start + hours(3));
+    let taken = rt.ingest(&[late], start + hours(3)).unwrap();
+    assert!(
+        taken
+            .iter()
+            .any(|r| r.kind == Kind::Enter && r.user == "late")
+    );
+    while !rt
+        .advance_some(until, 1, &mut |page| records.extend(page))
+        .unwrap()
+    {}
+    assert_eq!(
+        sends(&records, "HELLO"),
+        USERS + 1,
+        "the late user's timer fires too"
+    );
+    assert_eq!(sends(&records, "NIGHT"), USERS + 1);
+}

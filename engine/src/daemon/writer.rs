@@ -165,6 +165,11 @@ fn recover(
     }
 }
 
+/// How many pages (of due timers, or of members a schedule fires for)
+/// the writer fires a turn before it takes inputs again: each is one
+/// commit of up to 500 users.
+const TIME_PAGES_A_TURN: usize = 2;
+
 fn run(
     runtime: &mut Runtime<SledKv>,
     clock: &dyn Clock,
@@ -176,6 +181,8 @@ fn run(
     // When message ids were last pruned (a daemon restarted often still prunes).
     let mut pruned: Option<Instant> = None;
     let mut tried_recovery = None;
+    // Whether timers or a schedule's fire were left due by the last turn.
+    let mut behind = false;
     while !stopping {
         recover(runtime, clock, health, &mut tried_recovery);
         // First thing at start (before any event waits on the filter it
@@ -196,7 +203,7 @@ fn run(
             0
         });
         let wait = match runtime.store.next_due() {
-            _ if deferred > 0 => Duration::ZERO,
+            _ if deferred > 0 || behind => Duration::ZERO,
             Ok(Some(due)) => (due - clock.now())
                 .to_std()
                 .unwrap_or(Duration::ZERO)
@@ -241,13 +248,18 @@ fn run(
         if let Ok(Some(due)) = runtime.store.next_due() {
             super::metrics::timer_lag((now - due).to_std().unwrap_or_default());
         }
-        match runtime.advance_to_with(now, &mut |records| super::metrics::records(&records)) {
-            Ok(()) => {}
+        // A few pages of due timers or of a schedule's audience a turn:
+        // inputs that came meanwhile are taken between them.
+        behind = match runtime.advance_some(now, TIME_PAGES_A_TURN, &mut |records| {
+            super::metrics::records(&records)
+        }) {
+            Ok(caught_up) => !caught_up,
             Err(e) => {
                 tracing::error!(error = %e, "firing timers failed");
                 health.store_failed(e);
+                false
             }
-        }
+        };
     }
     // The last batch is durable, and answered, before the writer goes;
     // a compaction of message ids under way is finished.

@@ -42,6 +42,9 @@ pub struct Runtime<K: Kv> {
     pub deployment: Deployment,
     /// The last moment cron schedules were fired up to.
     schedules_done: Option<DateTime<Utc>>,
+    /// A schedule's fire that [`Runtime::advance_some`] cut short, to go
+    /// on with before anything later.
+    schedule_fire: Option<time::ScheduleFire>,
     /// The shared state as last committed, once read: the runtime is the
     /// only writer of it, so it need not be read back for every batch.
     globals: Option<Globals>,
@@ -79,6 +82,7 @@ impl<K: Kv> Runtime<K> {
             store,
             deployment,
             schedules_done: None,
+            schedule_fire: None,
             globals: None,
             users: UserCache::new(crate::user_cache::DEFAULT_USERS),
             committer: None,

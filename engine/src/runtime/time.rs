@@ -10,6 +10,15 @@ use waymark_core::journal::Record;
 use waymark_core::machine::{self as core, Globals};
 use waymark_core::model::Input;
 
+/// A schedule's fire under way: its moment, its journeys (with the
+/// trigger that fired in each), and the last member it reached.
+#[derive(Debug)]
+pub(super) struct ScheduleFire {
+    at: DateTime<Utc>,
+    journeys: Vec<(String, usize)>,
+    after: Option<String>,
+}
+
 impl<K: Kv> Runtime<K> {
     /// Fires every timer and cron trigger due up to and including `until`,
     /// in time order, each at its own time.
@@ -27,23 +36,52 @@ impl<K: Kv> Runtime<K> {
         until: DateTime<Utc>,
         sink: &mut dyn FnMut(Vec<Record>),
     ) -> Result<(), StoreError> {
+        self.advance_some(until, usize::MAX, sink).map(|_| ())
+    }
+
+    /// [`Runtime::advance_to_with`] for at most `pages` commits (a page of
+    /// timers, or of a schedule's audience, each): whether it caught up
+    /// with `until`. A daemon with a backlog of due timers or a schedule
+    /// over a million members takes events between calls, instead of
+    /// holding them until the last member is done; what is left goes on
+    /// where it stopped, in the same order.
+    pub fn advance_some(
+        &mut self,
+        until: DateTime<Utc>,
+        pages: usize,
+        sink: &mut dyn FnMut(Vec<Record>),
+    ) -> Result<bool, StoreError> {
         if self.in_flight.is_some() {
             // Only wait for the batch in flight if something is due: what
             // it schedules is in the future (what is due at once runs in
             // the batch itself), so without it the timers read the same.
             let timer = self.store.next_due()?.is_some_and(|t| t <= until);
-            let cron = self
-                .deployment
-                .next_schedule_fire(self.schedules_done.unwrap_or(until))
-                .is_some_and(|(t, _)| t <= until);
+            let cron = self.schedule_fire.is_some()
+                || self
+                    .deployment
+                    .next_schedule_fire(self.schedules_done.unwrap_or(until))
+                    .is_some_and(|(t, _)| t <= until);
             if timer || cron {
                 self.drain()?;
             }
         }
+        let mut left = pages;
+        // A schedule's fire cut short by the last call goes on first.
+        if let Some(fire) = self.schedule_fire.take() {
+            let at = fire.at;
+            if !self.fire_schedule(fire, &mut left, sink)? {
+                return Ok(false);
+            }
+            self.schedules_done = Some(at);
+        }
         loop {
             let timer = self.store.next_due()?;
             let after = self.schedules_done.unwrap_or(until);
-            match self.deployment.next_due(timer, after, until) {
+            let due = self.deployment.next_due(timer, after, until);
+            if due.is_some() && left == 0 {
+                return Ok(false);
+            }
+            match due {
                 None => break,
                 Some(Due::Timers(_)) => {
                     // Every timer up to the next cron fire (timers due at
@@ -52,35 +90,49 @@ impl<K: Kv> Runtime<K> {
                         .deployment
                         .next_schedule_fire(after)
                         .map_or(until, |(c, _)| c.min(until));
-                    self.fire_timers(through, sink)?;
+                    if !self.fire_timers(through, &mut left, sink)? {
+                        return Ok(false);
+                    }
                 }
-                Some(Due::Schedules(c, journeys)) => {
-                    self.fire_schedules(c, &journeys, sink)?;
-                    self.schedules_done = Some(c);
+                Some(Due::Schedules(at, journeys)) => {
+                    let fire = ScheduleFire {
+                        at,
+                        journeys,
+                        after: None,
+                    };
+                    if !self.fire_schedule(fire, &mut left, sink)? {
+                        return Ok(false);
+                    }
+                    self.schedules_done = Some(at);
                 }
             }
         }
         if self.schedules_done.is_none_or(|d| d < until) {
             self.schedules_done = Some(until);
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Wakes every user whose timer is due at or before `through`, in
     /// order of (due time, user), each with the clock at its own due time,
     /// a page of timers to a commit. A wake that sets the user's next timer
     /// before the next one of the page ends the page there, so that it
-    /// fires in its turn.
+    /// fires in its turn. At most `left` pages (each taken from it):
+    /// whether every timer through `through` fired.
     fn fire_timers(
         &mut self,
         through: DateTime<Utc>,
+        left: &mut usize,
         sink: &mut dyn FnMut(Vec<Record>),
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let mut previous: Vec<(DateTime<Utc>, String)> = Vec::new();
         loop {
             let due = self.store.due(through, PAGE)?;
             if due.is_empty() {
-                return Ok(());
+                return Ok(true);
+            }
+            if *left == 0 {
+                return Ok(false);
             }
             if due == previous {
                 // Waking these users did not move their timers: a broken
@@ -92,10 +144,11 @@ impl<K: Kv> Runtime<K> {
                     records.push(r);
                 }
                 sink(records);
-                return Ok(());
+                return Ok(true);
             }
             let (mut batch, globals) = self.evaluate_wakes(&due)?;
             self.commit(&mut batch)?;
+            *left -= 1;
             sink(self.keep(batch, globals));
             previous = due;
         }
@@ -142,33 +195,42 @@ impl<K: Kv> Runtime<K> {
         Ok((batch, globals))
     }
 
-    fn fire_schedules(
+    /// Fires a schedule's journeys for every member, a page of members to
+    /// a commit, after the timers due at its moment; at most `left` pages.
+    /// Whether it is done: if not, it is kept to go on from its last member.
+    fn fire_schedule(
         &mut self,
-        at: DateTime<Utc>,
-        journeys: &[(String, usize)],
+        mut fire: ScheduleFire,
+        left: &mut usize,
         sink: &mut dyn FnMut(Vec<Record>),
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         // Timers due at the same moment fire first.
-        self.fire_timers(at, sink)?;
-        let mut after: Option<String> = None;
+        if !self.fire_timers(fire.at, left, sink)? {
+            self.schedule_fire = Some(fire);
+            return Ok(false);
+        }
         loop {
             // Each member is read once, with the bytes it is stored as, so
             // that one the fire leaves as it was is not written back.
             let cache = &self.users;
             let page = self
                 .store
-                .user_page(after.as_deref(), PAGE, |user| cache.holds(user))?;
+                .user_page(fire.after.as_deref(), PAGE, |user| cache.holds(user))?;
             let Some(last) = page.last().map(|u| u.id.clone()) else {
-                break;
+                return Ok(true);
             };
-            let mut inputs = Vec::with_capacity(page.len() * journeys.len());
+            if *left == 0 {
+                self.schedule_fire = Some(fire);
+                return Ok(false);
+            }
+            let mut inputs = Vec::with_capacity(page.len() * fire.journeys.len());
             for PagedUser {
                 id: user,
                 state,
                 stored,
             } in page
             {
-                inputs.extend(journeys.iter().map(|(j, trigger)| Input::Scheduled {
+                inputs.extend(fire.journeys.iter().map(|(j, trigger)| Input::Scheduled {
                     user: user.clone(),
                     journey: j.clone(),
                     trigger: *trigger,
@@ -178,12 +240,12 @@ impl<K: Kv> Runtime<K> {
                 }
                 self.as_stored.insert(user, stored);
             }
-            let ingested = self.ingest(&inputs, at);
+            let ingested = self.ingest(&inputs, fire.at);
             self.read_ahead.clear();
             self.as_stored.clear();
             sink(ingested?);
-            after = Some(last);
+            *left -= 1;
+            fire.after = Some(last);
         }
-        Ok(())
     }
 }
