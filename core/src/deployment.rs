@@ -40,6 +40,9 @@ pub struct Deployment {
     /// Where the default policy is in the plan's list, if it has one:
     /// rules and tasks ask for it on every event.
     default_policy: Option<usize>,
+    /// Each rule's filter and condition of the current plan, made ready
+    /// (see `machine::check`), by the rule's place in the plan.
+    rule_checks: Vec<Vec<crate::machine::Check>>,
 }
 
 /// What one event name can start or count, by index into the plan's lists.
@@ -205,6 +208,7 @@ impl Deployment {
             policy_zones: Default::default(),
             default_zone: None,
             default_policy: None,
+            rule_checks: Vec::new(),
         };
         d.replace(plan);
         d
@@ -263,6 +267,18 @@ impl Deployment {
             })
             .collect();
         self.listeners = listeners(&plan);
+        self.rule_checks = plan
+            .rules
+            .iter()
+            .map(|r| {
+                r.when
+                    .filter
+                    .iter()
+                    .chain(r.condition.iter())
+                    .map(crate::machine::Check::new)
+                    .collect()
+            })
+            .collect();
         self.policy_zones = plan
             .policies
             .iter()
@@ -282,6 +298,12 @@ impl Deployment {
     /// `name` can start or count.
     pub fn listeners(&self, name: &str) -> &Listeners {
         self.listeners.get(name).unwrap_or(&NO_LISTENERS)
+    }
+
+    /// The filter and condition of the current plan's rule at `index`,
+    /// made ready, in that order.
+    pub(crate) fn rule_checks(&self, index: usize) -> &[crate::machine::Check] {
+        self.rule_checks.get(index).map_or(&[], Vec::as_slice)
     }
 
     /// Every journey version kept (for storing them).

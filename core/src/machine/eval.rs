@@ -122,7 +122,7 @@ impl<'a> EventRef<'a> {
         }
     }
 
-    fn field(self, field: &str) -> Cow<'a, Value> {
+    pub(crate) fn field(self, field: &str) -> Cow<'a, Value> {
         match self {
             EventRef::Value(v) => Cow::Borrowed(v.field(field)),
             EventRef::Lazy(e) => e.field(field),
@@ -132,11 +132,20 @@ impl<'a> EventRef<'a> {
 
 /// A field of [`user_value`] that is a trait as stored (not one of the
 /// built-in fields, and present), borrowed.
-fn user_trait<'s>(state: &'s UserState, field: &str) -> Option<&'s Value> {
+pub(crate) fn user_trait<'s>(state: &'s UserState, field: &str) -> Option<&'s Value> {
     match field {
         "id" | "created_at" | "tags" | "points" | "coupons" => None,
         _ => state.traits.get(field),
     }
+}
+
+/// Whether `user.FIELD` is the stored trait or null: not a built-in field,
+/// nor `consent` (an empty record when the user has none).
+pub(crate) fn is_plain_trait(field: &str) -> bool {
+    !matches!(
+        field,
+        "id" | "created_at" | "tags" | "points" | "coupons" | "consent"
+    )
 }
 
 /// One field of [`user_value`], without building the rest.
@@ -213,15 +222,8 @@ impl<'a> Env<'a> {
             Expr::Not(e) => return Ok(!self.condition(e)?),
             // A field against a literal, the usual condition, decided
             // without the general comparison's coercions when none applies.
-            Expr::Binary(op, l, r) if matches!(**r, Expr::Literal(_)) => {
-                let (l, r) = (self.value(l)?, self.value(r)?);
-                if let Some(b) = plainly(*op, &l, &r) {
-                    return Ok(b);
-                }
-                return match compare(*op, l, r)? {
-                    Compared::Is(b) => Ok(b),
-                    Compared::Arithmetic(l, r) => as_condition(arithmetic(*op, &l, &r)?),
-                };
+            Expr::Binary(op, l, r) if let Expr::Literal(r) = r.as_ref() => {
+                return compare_to_literal(*op, self.value(l)?, r);
             }
             Expr::Binary(op, l, r) => {
                 return match compare(*op, self.value(l)?, self.value(r)?)? {
@@ -428,6 +430,22 @@ fn binary(op: BinaryOp, l: Cow<'_, Value>, r: Cow<'_, Value>) -> Result<Value, E
     match compare(op, l, r)? {
         Compared::Is(b) => Ok(Value::Bool(b)),
         Compared::Arithmetic(l, r) => arithmetic(op, &l, &r),
+    }
+}
+
+/// A value against a literal, as a condition: decided plainly where no
+/// coercion applies, else by the general comparison.
+pub(crate) fn compare_to_literal(
+    op: BinaryOp,
+    l: Cow<'_, Value>,
+    r: &Value,
+) -> Result<bool, EvalError> {
+    if let Some(b) = plainly(op, &l, r) {
+        return Ok(b);
+    }
+    match compare(op, l, Cow::Borrowed(r))? {
+        Compared::Is(b) => Ok(b),
+        Compared::Arithmetic(l, r) => as_condition(arithmetic(op, &l, &r)?),
     }
 }
 

@@ -11,6 +11,8 @@
 //! waits or ends. Events emitted along the way are processed the same way,
 //! after, in the same call.
 
+mod check;
+pub(crate) use check::Check;
 mod coupon_codes;
 mod eval;
 mod guard;
@@ -349,8 +351,8 @@ impl<'a> Cx<'a> {
                 self.try_enter(journey, value.get().clone(), &event.name);
             }
         }
-        for rule in listening.rules.iter().map(|&i| &plan.rules[i]) {
-            self.rule(rule, event, &value);
+        for &i in &listening.rules {
+            self.rule(&plan.rules[i], d.rule_checks(i), event, &value);
         }
         for task in listening.tasks.iter().map(|&i| &plan.tasks[i]) {
             self.task(task, event, &value);

@@ -4,18 +4,26 @@
 //! or consecutive local days, and runs its reward on reaching the target,
 //! as often as `repeatable` / `max N per user` allow.
 
+use super::check::{Check, Site};
 use super::eval::EventRef;
 use super::run::Owner;
-use super::{Cx, Env, EventValue};
+use super::{Cx, EventValue};
 use crate::journal::{Kind, Record};
 use crate::model::Event;
 use chrono::Duration;
-use std::collections::BTreeMap;
 use waymark_dsl::plan::{RulePlan, TaskPlan, TaskProgress};
 use waymark_dsl::value::Value;
 
 impl Cx<'_> {
-    pub(crate) fn rule(&mut self, rule: &RulePlan, event: &Event, value: &EventValue) {
+    /// Runs `rule` on an event if its `checks` (its filter and condition,
+    /// made ready) hold.
+    pub(crate) fn rule(
+        &mut self,
+        rule: &RulePlan,
+        checks: &[Check],
+        event: &Event,
+        value: &EventValue,
+    ) {
         if rule.when.event != event.name {
             return;
         }
@@ -38,19 +46,15 @@ impl Cx<'_> {
         // read it (the event, no bindings): most events pass no rule, and
         // making one copies the event. The instance number is taken anyway.
         let tz = self.zone(None, owner.tz, &owner.policy.name);
-        // An empty map is not free to drop, and rules run on every event.
-        static NO_BINDINGS: BTreeMap<String, Value> = BTreeMap::new();
-        let conditions = rule.when.filter.iter().chain(rule.condition.iter());
-        for condition in conditions {
-            let env = Env::with_event(
-                &d.plan,
-                self.user,
-                EventRef::Lazy(value),
-                &NO_BINDINGS,
-                self.now,
-                tz,
-            );
-            match env.condition(condition) {
+        let site = Site {
+            plan: &d.plan,
+            state: self.user,
+            event: EventRef::Lazy(value),
+            now: self.now,
+            tz,
+        };
+        for check in checks {
+            match check.holds(&site) {
                 Ok(true) => {}
                 Ok(false) => {
                     self.user.next_instance += 1;

@@ -1,0 +1,358 @@
+//! Rule conditions made ready once per deployment. A rule's condition
+//! runs on every event of its name, and most are a few comparisons of an
+//! event property, a user trait or a history sum with a literal, joined by
+//! `and`, `or` and `not`. Those parts are resolved here once (which side
+//! is read, the literal, the event and property a `sum` reads), so that
+//! an event reads the values and compares them, where walking the
+//! expression found each of them again; anything else is walked as
+//! written ([`Env::condition`]). Either way the answer, and any error, is
+//! the walk's: a compared value that is not a plain string or number goes
+//! through the same comparison.
+
+use super::Env;
+use super::eval::{self, EvalError, EventRef};
+use crate::model::UserState;
+use chrono::{DateTime, Utc};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use waymark_dsl::ast::BinaryOp;
+use waymark_dsl::plan::{Expr, Plan};
+use waymark_dsl::value::Value;
+
+/// A condition, ready.
+#[derive(Debug, Clone)]
+pub(crate) enum Check {
+    /// A value read straight from the event, the user or their history,
+    /// against a literal.
+    Compare {
+        read: Read,
+        op: BinaryOp,
+        literal: Value,
+    },
+    And(Box<Check>, Box<Check>),
+    Or(Box<Check>, Box<Check>),
+    Not(Box<Check>),
+    /// Any other condition, walked as written.
+    Walk(Expr),
+}
+
+/// What a [`Check::Compare`] reads.
+#[derive(Debug, Clone)]
+pub(crate) enum Read {
+    /// `event.FIELD`.
+    Event(String),
+    /// `user.TRAIT`, a trait as stored (not a built-in field).
+    Trait(String),
+    /// `sum(EVENT.FIELD, WITHIN)`.
+    Sum {
+        event: String,
+        field: String,
+        within: i64,
+    },
+}
+
+/// What a check reads from: one user at one moment, with an event.
+pub(crate) struct Site<'a> {
+    pub plan: &'a Plan,
+    pub state: &'a UserState,
+    pub event: EventRef<'a>,
+    pub now: DateTime<Utc>,
+    pub tz: chrono_tz::Tz,
+}
+
+static NO_BINDINGS: BTreeMap<String, Value> = BTreeMap::new();
+
+impl Check {
+    pub(crate) fn new(expr: &Expr) -> Check {
+        match expr {
+            Expr::Binary(BinaryOp::And, l, r) => {
+                Check::And(Box::new(Check::new(l)), Box::new(Check::new(r)))
+            }
+            Expr::Binary(BinaryOp::Or, l, r) => {
+                Check::Or(Box::new(Check::new(l)), Box::new(Check::new(r)))
+            }
+            Expr::Not(e) => Check::Not(Box::new(Check::new(e))),
+            Expr::Binary(op, l, r) => match (read_of(l), r.as_ref()) {
+                (Some(read), Expr::Literal(literal)) => Check::Compare {
+                    read,
+                    op: *op,
+                    literal: literal.clone(),
+                },
+                _ => Check::Walk(expr.clone()),
+            },
+            _ => Check::Walk(expr.clone()),
+        }
+    }
+
+    /// What [`Env::condition`] answers for the expression this was made
+    /// from.
+    pub(crate) fn holds(&self, site: &Site<'_>) -> Result<bool, EvalError> {
+        match self {
+            Check::And(l, r) => Ok(l.holds(site)? && r.holds(site)?),
+            Check::Or(l, r) => Ok(l.holds(site)? || r.holds(site)?),
+            Check::Not(c) => Ok(!c.holds(site)?),
+            Check::Compare { read, op, literal } => {
+                let value = read.value(site);
+                eval::compare_to_literal(*op, value, literal)
+            }
+            Check::Walk(expr) => Env::with_event(
+                site.plan,
+                site.state,
+                site.event,
+                &NO_BINDINGS,
+                site.now,
+                site.tz,
+            )
+            .condition(expr),
+        }
+    }
+}
+
+impl Read {
+    fn value<'s>(&'s self, site: &Site<'s>) -> Cow<'s, Value> {
+        match self {
+            Read::Event(field) => site.event.field(field),
+            Read::Trait(name) => Cow::Borrowed(eval::user_trait(site.state, name).unwrap_or(&NULL)),
+            Read::Sum {
+                event,
+                field,
+                within,
+            } => Cow::Owned(Value::Number(
+                site.state.history.sum(event, field, *within, site.now),
+            )),
+        }
+    }
+}
+
+static NULL: Value = Value::Null;
+
+/// What a compared side reads, if it is one a [`Check::Compare`] reads.
+fn read_of(expr: &Expr) -> Option<Read> {
+    match expr {
+        Expr::Field(base, field) => match base.as_ref() {
+            Expr::Event => Some(Read::Event(field.clone())),
+            // Built-in fields (and `consent`, which reads as an empty record
+            // when missing) are made by the walk.
+            Expr::User if eval::is_plain_trait(field) => Some(Read::Trait(field.clone())),
+            _ => None,
+        },
+        // `sum` of a literal `EVENT.FIELD` over a literal window, as the
+        // checker leaves it: what the built-in would read, without its
+        // argument checks, which such arguments always pass.
+        Expr::Call { function, args } if function == "sum" => match args.as_slice() {
+            [
+                Expr::Literal(Value::String(of)),
+                Expr::Literal(Value::Duration(within)),
+            ] if *within >= 0 => {
+                let (event, field) = of.rsplit_once('.')?;
+                (!event.is_empty() && !field.is_empty()).then(|| Read::Sum {
+                    event: event.to_string(),
+                    field: field.to_string(),
+                    within: *within,
+                })
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::machine::EventValue;
+    use crate::model::Event;
+    use proptest::prelude::*;
+    use rust_decimal::Decimal;
+
+    fn at(s: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_762_000_000 + s, 0).unwrap()
+    }
+
+    /// Values of every kind a property, a trait or a literal may be.
+    fn value() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            (-3i64..3000).prop_map(|n| Value::Number(Decimal::from(n))),
+            prop_oneof![
+                Just("gold"),
+                Just("/cart"),
+                Just(""),
+                Just("2025-11-01T00:00:00Z")
+            ]
+            .prop_map(|s| Value::String(s.into())),
+            (0i64..100_000).prop_map(|s| Value::Timestamp(at(s))),
+            (0i64..100).prop_map(|d| Value::Duration(d * 86_400)),
+            proptest::collection::vec(
+                prop_oneof![
+                    Just(Value::String("gold".into())),
+                    Just(Value::Number(Decimal::from(5)))
+                ],
+                0..3
+            )
+            .prop_map(Value::List),
+        ]
+    }
+
+    fn name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("a"),
+            Just("b"),
+            Just("missing"),
+            Just("at"),
+            Just("name"),
+            Just("consent"),
+            Just("id"),
+            Just("points")
+        ]
+        .prop_map(String::from)
+    }
+
+    /// A side a rule condition compares: what `Check` reads, and others.
+    fn side() -> impl Strategy<Value = Expr> {
+        prop_oneof![
+            name().prop_map(|f| Expr::Field(Box::new(Expr::Event), f)),
+            name().prop_map(|f| Expr::Field(Box::new(Expr::User), f)),
+            (
+                prop_oneof![
+                    Just("order_paid.amount"),
+                    Just("order_paid.missing"),
+                    Just("nothing.amount"),
+                    Just("order_paid"),
+                    Just(".amount")
+                ],
+                prop_oneof![Just(30 * 86_400i64), Just(0), Just(-1)]
+            )
+                .prop_map(|(of, within)| Expr::Call {
+                    function: "sum".into(),
+                    args: vec![
+                        Expr::Literal(Value::String(of.into())),
+                        Expr::Literal(Value::Duration(within)),
+                    ],
+                }),
+            value().prop_map(Expr::Literal),
+        ]
+    }
+
+    fn op() -> impl Strategy<Value = BinaryOp> {
+        use BinaryOp as B;
+        prop_oneof![
+            Just(B::Eq),
+            Just(B::Ne),
+            Just(B::Lt),
+            Just(B::Le),
+            Just(B::Gt),
+            Just(B::Ge),
+            Just(B::In),
+            Just(B::Add)
+        ]
+    }
+
+    fn condition() -> impl Strategy<Value = Expr> {
+        let leaf = (op(), side(), side())
+            .prop_map(|(op, l, r)| Expr::Binary(op, Box::new(l), Box::new(r)));
+        leaf.prop_recursive(3, 12, 2, |inner| {
+            prop_oneof![
+                (inner.clone(), inner.clone()).prop_map(|(l, r)| Expr::Binary(
+                    BinaryOp::And,
+                    Box::new(l),
+                    Box::new(r)
+                )),
+                (inner.clone(), inner.clone()).prop_map(|(l, r)| Expr::Binary(
+                    BinaryOp::Or,
+                    Box::new(l),
+                    Box::new(r)
+                )),
+                inner.prop_map(|e| Expr::Not(Box::new(e))),
+            ]
+        })
+    }
+
+    fn record(fields: Vec<(String, Value)>) -> Value {
+        Value::Record(fields.into_iter().collect())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2048))]
+        /// A condition made ready answers what walking it answers, errors
+        /// included, for any event, user and history.
+        #[test]
+        fn a_ready_condition_answers_what_the_walk_answers(
+            expr in condition(),
+            props in proptest::collection::vec((name(), value()), 0..4),
+            traits in proptest::collection::vec((name(), value()), 0..4),
+            paid in proptest::collection::vec((0i64..60, -5i64..2000), 0..4),
+        ) {
+            let plan = Plan::default();
+            let mut state = UserState::new("u1");
+            for (k, v) in traits {
+                state.traits.insert(k, v);
+            }
+            for (day, amount) in paid {
+                let props = record(vec![("amount".into(), Value::Number(Decimal::from(amount)))]);
+                state.history.record("order_paid", at(day * 86_400), &props);
+            }
+            let event = Event {
+                user: "u1".into(),
+                name: "page_view".into(),
+                properties: record(props),
+                at: at(61 * 86_400),
+                message_id: None,
+            };
+            let now = event.at;
+            let lazy = EventValue::new(&event);
+            let whole = event.as_value();
+            for read in [EventRef::Lazy(&lazy), EventRef::Value(&whole)] {
+                let site = Site { plan: &plan, state: &state, event: read, now, tz: chrono_tz::UTC };
+                let walked = Env::with_event(&plan, &state, read, &NO_BINDINGS, now, chrono_tz::UTC)
+                    .condition(&expr);
+                prop_assert_eq!(Check::new(&expr).holds(&site), walked, "{:?}", expr);
+            }
+        }
+    }
+
+    #[test]
+    fn the_usual_rule_conditions_are_read_directly() {
+        let mut sources = waymark_dsl::Sources::new();
+        sources.add(
+            "test.journey",
+            r#"
+rule r "r" {
+  when event order_paid
+  if event.amount >= 500 and user.tier in ["gold", "platinum"] and sum(order_paid.amount, 365d) >= 10
+  then { emit x }
+}
+"#,
+        );
+        let options = waymark_dsl::Options {
+            functions: waymark_stdlib::stdlib(),
+            channels: None,
+        };
+        let plan = waymark_dsl::compile(sources, options)
+            .plan
+            .expect("the script checks");
+        let condition = plan.rules[0].condition.as_ref().unwrap();
+        let mut reads = Vec::new();
+        fn walk(c: &Check, reads: &mut Vec<String>) {
+            match c {
+                Check::And(l, r) | Check::Or(l, r) => {
+                    walk(l, reads);
+                    walk(r, reads);
+                }
+                Check::Not(c) => walk(c, reads),
+                Check::Compare { read, .. } => reads.push(format!("{read:?}")),
+                Check::Walk(e) => reads.push(format!("walk {e:?}")),
+            }
+        }
+        walk(&Check::new(condition), &mut reads);
+        assert_eq!(
+            reads,
+            [
+                r#"Event("amount")"#,
+                r#"Trait("tier")"#,
+                r#"Sum { event: "order_paid", field: "amount", within: 31536000 }"#
+            ]
+        );
+    }
+}
