@@ -64,6 +64,11 @@ struct EventHistory {
     recent_sums: VecDeque<Decimal>,
     /// The recent list dropped entries newer than 48 hours before `last`.
     truncated_at: Option<DateTime<Utc>>,
+    /// Each field's sum over every day kept, in field order: a window
+    /// that reaches back past the oldest day (a `sum` over a year, say)
+    /// reads it instead of adding up the days. Not stored: made from the
+    /// days when read.
+    day_totals: Vec<Decimal>,
 }
 
 impl Serialize for EventHistory {
@@ -158,7 +163,7 @@ impl TryFrom<StoredEventHistory> for EventHistory {
                 width,
             });
         }
-        Ok(EventHistory {
+        let mut h = EventHistory {
             total: s.total,
             first: s.first,
             last: s.last,
@@ -169,13 +174,29 @@ impl TryFrom<StoredEventHistory> for EventHistory {
             recent: s.recent_at.into_iter().map(|t| t.0).collect(),
             recent_sums: s.recent_sums.into_iter().map(|n| n.0).collect(),
             truncated_at: s.truncated_at,
-        })
+            day_totals: Vec::new(),
+        };
+        h.total_days();
+        Ok(h)
     }
 }
 
 impl EventHistory {
     fn width(&self) -> usize {
         self.fields.len()
+    }
+
+    /// Makes [`EventHistory::day_totals`] from the days, each field's
+    /// days added oldest first (as a window over all of them adds them).
+    fn total_days(&mut self) {
+        let width = self.width();
+        self.day_totals = (0..width)
+            .map(|k| {
+                (0..self.days.len())
+                    .map(|i| self.day_sums[i * width + k])
+                    .sum()
+            })
+            .collect();
     }
 
     /// A row of sums for `numbers`, in field order, adding columns for
@@ -214,6 +235,7 @@ impl EventHistory {
         };
         self.day_sums = widen(&self.day_sums, self.days.len());
         self.recent_sums = widen(&self.recent_sums, self.recent.len());
+        self.day_totals.push(Decimal::ZERO);
     }
 
     fn field(&self, name: &str) -> Option<usize> {
@@ -347,12 +369,18 @@ impl History {
         h.day_counts[i] += 1;
         for (k, n) in row.iter().enumerate() {
             h.day_sums[i * width + k] += *n;
+            h.day_totals[k] += *n;
         }
         let newest = h.days.back().copied().unwrap_or(d);
+        let mut dropped = false;
         while h.days.front().is_some_and(|x| *x < newest - MAX_DAYS) {
             h.days.pop_front();
             h.day_counts.pop_front();
             h.day_sums.drain(..width);
+            dropped = true;
+        }
+        if dropped {
+            h.total_days();
         }
 
         // The exact recent list.
@@ -416,6 +444,12 @@ impl History {
                 .map(|(i, _)| h.recent_sums[i * width + k])
                 .sum();
         }
+        // Every day kept is in the window: their total.
+        if h.days.front().is_some_and(|d| *d >= day(cutoff))
+            && h.days.back().is_some_and(|d| *d <= day(now))
+        {
+            return h.day_totals[k];
+        }
         h.day_range(day(cutoff), day(now))
             .map(|i| h.day_sums[i * width + k])
             .sum()
@@ -441,6 +475,50 @@ impl History {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    proptest::proptest! {
+        /// A window over every day kept reads the kept total: the same
+        /// number, written the same, as adding up the days; and a history
+        /// read back from its stored form has the same totals.
+        #[test]
+        fn sums_over_every_day_are_the_days_added_up(
+            events in proptest::collection::vec(
+                (0i64..900, -50_000i64..50_000, 0u32..4, proptest::bool::ANY),
+                1..60,
+            ),
+            windows in proptest::collection::vec((0i64..1000, 0i64..1000), 1..8),
+        ) {
+            let start = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
+            let mut h = History::default();
+            for (day, amount, scale, other) in events {
+                let mut props = BTreeMap::new();
+                props.insert("amount".to_string(), Value::Number(Decimal::new(amount, scale)));
+                if other {
+                    props.insert("other".to_string(), Value::Number(Decimal::from(amount % 7)));
+                }
+                h.record("order_paid", start + Duration::hours(day * 20), &Value::Record(props));
+            }
+            let e = &h.events["order_paid"];
+            for (back, ahead) in windows {
+                let now = start + Duration::days(ahead);
+                let within = back * 86_400;
+                for field in ["amount", "other"] {
+                    let Some(k) = e.field(field) else { continue };
+                    let added: Decimal = e
+                        .day_range(day(now - Duration::seconds(within)), day(now))
+                        .map(|i| e.day_sums[i * e.width() + k])
+                        .sum();
+                    let read = h.sum("order_paid", field, within, now);
+                    if !History::exact_since(e, now - Duration::seconds(within), now) {
+                        proptest::prop_assert_eq!(read.to_string(), added.to_string());
+                    }
+                }
+            }
+            let stored = rmp_serde::to_vec(&h).unwrap();
+            let back: History = rmp_serde::from_slice(&stored).unwrap();
+            proptest::prop_assert_eq!(&back.events["order_paid"].day_totals, &e.day_totals);
+        }
+    }
 
     #[test]
     fn the_store_keeps_times_and_numbers_as_integers_and_names_each_field_once() {
