@@ -295,7 +295,6 @@ fn read_lines(
     name: &str,
 ) {
     let mut chunk = Vec::with_capacity(CHUNK);
-    let mut text = String::new();
     // Message ids are checked here, off the engine's thread. Every input
     // runs at its own timestamp (an earlier one stops the run), so this is
     // the check the engine would make.
@@ -303,28 +302,59 @@ fn read_lines(
     // Users are numbered here too, in the order the engine meets them
     // (duplicates never reach it).
     let mut users = UserNumbers::default();
+    // A line is read where the reader's buffer holds it, found with a
+    // vectorised search; one that runs past the buffer's end is gathered
+    // in `spill` first.
+    let mut spill: Vec<u8> = Vec::new();
     let mut number = 0;
+    let mut what_of = |bytes: &[u8], number: usize| match std::str::from_utf8(bytes) {
+        Ok(text) => match parse_line(text.trim_end_matches('\r'), name, number) {
+            Parsed::Input(input, at) if !fresh(&mut seen, &input, at) => What::Duplicate(at),
+            Parsed::Input(input, at) => {
+                let who = users.number(input.user());
+                What::Input(input, at, who)
+            }
+            Parsed::Other(what) => what,
+        },
+        Err(_) => What::Bad(format!("{name}:{number}: the line is not UTF-8 text")),
+    };
     loop {
-        number += 1;
-        text.clear();
-        let what = match reader.read_line(&mut text) {
-            Ok(0) => break,
-            Ok(_) => match parse_line(text.trim_end_matches(['\n', '\r']), name, number) {
-                Parsed::Input(input, at) if !fresh(&mut seen, &input, at) => What::Duplicate(at),
-                Parsed::Input(input, at) => {
-                    let who = users.number(input.user());
-                    What::Input(input, at, who)
+        let (what, len) = match reader.fill_buf() {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => (What::Bad(format!("cannot read {name}: {e}")), 0),
+            Ok([]) if spill.is_empty() => break,
+            Ok([]) => {
+                // The last line, without a newline.
+                number += 1;
+                let what = what_of(&spill, number);
+                let len = std::mem::take(&mut spill).len();
+                (what, len)
+            }
+            Ok(buffer) => match memchr::memchr(b'\n', buffer) {
+                None => {
+                    spill.extend_from_slice(buffer);
+                    let n = buffer.len();
+                    reader.consume(n);
+                    continue;
                 }
-                Parsed::Other(what) => what,
+                Some(end) => {
+                    number += 1;
+                    let line = if spill.is_empty() {
+                        &buffer[..end]
+                    } else {
+                        spill.extend_from_slice(&buffer[..end]);
+                        &spill[..]
+                    };
+                    // Its length with the newline, for progress.
+                    let (what, len) = (what_of(line, number), line.len() + 1);
+                    spill.clear();
+                    reader.consume(end + 1);
+                    (what, len)
+                }
             },
-            Err(e) => What::Bad(format!("cannot read {name}: {e}")),
         };
         let stop = matches!(what, What::Bad(_));
-        chunk.push(Line {
-            number,
-            len: text.len(),
-            what,
-        });
+        chunk.push(Line { number, len, what });
         if stop || chunk.len() == CHUNK {
             // Inputs the engine is done with are freed here.
             while let Ok(spent) = used.try_recv() {
@@ -580,6 +610,81 @@ impl Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every line of `text` as `read_lines` reads it through a buffer of
+    /// `buffer` bytes: (number, length with its newline, what it is).
+    fn lines(text: &[u8], buffer: usize) -> Vec<(usize, usize, String)> {
+        let reader = std::io::BufReader::with_capacity(buffer, text);
+        let (sender, chunks) = std::sync::mpsc::sync_channel(16);
+        let (_give_back, used) = std::sync::mpsc::channel();
+        read_lines(reader, sender, used, "events.jsonl");
+        chunks
+            .into_iter()
+            .flatten()
+            .map(|l| {
+                let what = match l.what {
+                    What::Blank => "blank".to_string(),
+                    What::Input(input, _, _) => format!("input {}", input.user()),
+                    What::Duplicate(_) => "duplicate".to_string(),
+                    What::Unsupported(kind) => format!("unsupported {kind}"),
+                    What::Bad(why) => format!("bad {why}"),
+                };
+                (l.number, l.len, what)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn lines_are_read_whole_wherever_the_buffer_ends() {
+        let track = |user: &str, id: &str| {
+            format!(
+                r#"{{"type":"track","userId":"{user}","event":"e","messageId":"{id}","timestamp":"2025-11-01T00:00:00Z"}}"#
+            )
+        };
+        let long = format!(
+            r#"{{"type":"track","userId":"c","event":"e","properties":{{"pad":"{}"}},"messageId":"3","timestamp":"2025-11-01T00:00:00Z"}}"#,
+            "x".repeat(300)
+        );
+        let text = format!(
+            "{}\r\n\n{}\n{}\n{}\n{}",
+            track("a", "1"),
+            track("b", "2"),
+            long,
+            track("d", "2"),
+            track("e", "4")
+        );
+        let expected = vec![
+            (1, track("a", "1").len() + 2, "input a".to_string()),
+            (2, 1, "blank".to_string()),
+            (3, track("b", "2").len() + 1, "input b".to_string()),
+            (4, long.len() + 1, "input c".to_string()),
+            (5, track("d", "2").len() + 1, "duplicate".to_string()),
+            // The last line has no newline.
+            (6, track("e", "4").len(), "input e".to_string()),
+        ];
+        // Buffers smaller than a line, than the long line, and larger than all.
+        for buffer in [7, 64, 1 << 16] {
+            assert_eq!(lines(text.as_bytes(), buffer), expected, "buffer {buffer}");
+        }
+    }
+
+    #[test]
+    fn a_line_that_is_not_utf8_stops_the_run_at_its_number() {
+        let bad: &[u8] = b"{\"type\":\"track\",\"userId\":\"\xff\"}";
+        let text = [b"\n", bad, b"\n{}\n"].concat();
+        for buffer in [5, 1 << 16] {
+            let read = lines(&text, buffer);
+            assert_eq!(read.len(), 2, "reading stops at the bad line: {read:?}");
+            assert_eq!(
+                read[1],
+                (
+                    2,
+                    bad.len() + 1,
+                    "bad events.jsonl:2: the line is not UTF-8 text".to_string()
+                )
+            );
+        }
+    }
 
     fn record(user: &str, journey: &str, version: &str, kind: Kind, instance: u64) -> Record {
         let at = "2025-11-01T00:00:00Z".parse().unwrap();
