@@ -55,6 +55,8 @@ pub async fn run(
     // Outcomes the store could not record (a full disk): kept here and
     // written again each round, so the send is not attempted again meanwhile.
     let mut unrecorded: BTreeMap<u64, Outcome> = BTreeMap::new();
+    // Whether the last flush before delivering failed.
+    let mut not_durable = false;
     loop {
         while let Some(done) = in_flight.try_join_next() {
             if let Ok((seq, outcome)) = done {
@@ -98,14 +100,23 @@ pub async fn run(
             ready
         } else {
             let flushing = store.clone();
-            match tokio::task::spawn_blocking(move || flushing.flush()).await {
-                Ok(Ok(())) => ready,
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "making the outbox durable failed; its sends wait");
-                    Vec::new()
+            let flushed = match tokio::task::spawn_blocking(move || flushing.flush()).await {
+                Ok(flushed) => flushed.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match flushed {
+                Ok(()) => {
+                    if std::mem::take(&mut not_durable) {
+                        tracing::info!("the outbox is durable again; its sends go on");
+                    }
+                    ready
                 }
-                Err(e) => {
-                    tracing::error!(error = %e, "making the outbox durable stopped; its sends wait");
+                // Said once, not every round, while the store fails (a
+                // full disk): readiness reports the store meanwhile.
+                Err(error) => {
+                    if !std::mem::replace(&mut not_durable, true) {
+                        tracing::error!(%error, "making the outbox durable failed; its sends wait");
+                    }
                     Vec::new()
                 }
             }
