@@ -133,19 +133,20 @@ impl<'a> EventRef<'a> {
 /// A field of [`user_value`] that is a trait as stored (not one of the
 /// built-in fields, and present), borrowed.
 pub(crate) fn user_trait<'s>(state: &'s UserState, field: &str) -> Option<&'s Value> {
-    match field {
-        "id" | "created_at" | "tags" | "points" | "coupons" => None,
-        _ => state.traits.get(field),
-    }
+    (!is_built_in(field))
+        .then(|| state.traits.get(field))
+        .flatten()
+}
+
+/// The fields of [`user_value`] the engine keeps, whatever the traits hold.
+fn is_built_in(field: &str) -> bool {
+    matches!(field, "id" | "created_at" | "tags" | "points" | "coupons")
 }
 
 /// Whether `user.FIELD` is the stored trait or null: not a built-in field,
 /// nor `consent` (an empty record when the user has none).
 pub(crate) fn is_plain_trait(field: &str) -> bool {
-    !matches!(
-        field,
-        "id" | "created_at" | "tags" | "points" | "coupons" | "consent"
-    )
+    !is_built_in(field) && field != "consent"
 }
 
 /// One field of [`user_value`], without building the rest.

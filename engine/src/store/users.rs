@@ -153,8 +153,7 @@ impl<K: Kv> Store<K> {
         }
         // Their timer is one of the keys that go, though it goes from a block.
         let n = ops.len() + usize::from(!timers.is_empty());
-        super::timers::resolve(&self.kv, &timers, &mut ops)?;
-        self.kv.apply(ops)?;
+        super::Prepared { ops, timers }.apply(&self.kv)?;
         self.kv.flush()?;
         Ok(n)
     }
