@@ -99,8 +99,8 @@ fn simulate(args: &SimulateArgs) -> Result<ExitCode> {
             .spawn_scoped(scope, || read_lines(reader, sender, used, &name))
             .context("cannot start the thread reading events")?;
         let (to_writer, written) = std::sync::mpsc::sync_channel::<Vec<Record>>(16);
-        // Written batches come back to be freed here, where they were made
-        // (for the same reason as the chunks of lines).
+        // Written batches come back emptied, to be filled again: the writer
+        // frees the records, off the engine's thread, which the run waits on.
         let (give_back_records, done) = std::sync::mpsc::channel::<Vec<Record>>();
         let writer = std::thread::Builder::new()
             .name("write records".into())
@@ -112,8 +112,7 @@ fn simulate(args: &SimulateArgs) -> Result<ExitCode> {
         // it has given back are freed.
         let refill = || {
             let mut spare: Option<Vec<Record>> = None;
-            while let Ok(mut written) = done.try_recv() {
-                written.clear();
+            while let Ok(written) = done.try_recv() {
                 spare = Some(written);
             }
             spare
@@ -178,7 +177,7 @@ fn simulate(args: &SimulateArgs) -> Result<ExitCode> {
             let _ = give_back.send(chunk);
             if !records.is_empty() {
                 // A written batch to fill again, or one as large.
-                let next = refill().unwrap_or_else(|| Vec::with_capacity(records.len()));
+                let next = refill().unwrap_or_else(|| Vec::with_capacity(records.len() * 2));
                 if to_writer
                     .send(std::mem::replace(&mut records, next))
                     .is_err()
@@ -243,21 +242,31 @@ fn write_records(
     json: bool,
     tz: chrono_tz::Tz,
 ) -> Result<Summary> {
-    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    // Lines are written into memory and handed to stdout a batch at a
+    // time: the JSON writer makes several small writes per field, which
+    // a `Vec` takes inline where a buffered writer checks its room for each.
+    let mut stdout = std::io::stdout().lock();
+    let mut out: Vec<u8> = Vec::with_capacity(1 << 17);
     let mut summary = Summary::default();
-    for batch in batches {
+    for mut batch in batches {
         for r in &batch {
             if json {
                 serde_json::to_writer(&mut out, r)?;
-                out.write_all(b"\n")?;
+                out.push(b'\n');
             } else {
                 writeln!(out, "{}", timeline_line(r, tz))?;
             }
             summary.add(r);
+            if out.len() >= 1 << 16 {
+                stdout.write_all(&out)?;
+                out.clear();
+            }
         }
+        batch.clear();
         let _ = written.send(batch);
     }
-    out.flush()?;
+    stdout.write_all(&out)?;
+    stdout.flush()?;
     Ok(summary)
 }
 
