@@ -36,7 +36,7 @@ pub fn instance(i: &Instance) -> Json {
         "journey": i.journey,
         "version": i.version,
         "instance": i.id,
-        "step": format!("s{}", i.step.0),
+        "step": i.step.label(),
         "entered_at": time(i.entered_at),
         "status": status,
         "until": until,
@@ -60,7 +60,7 @@ pub fn summary(u: &UserState) -> Json {
             let (status, until) = waiting(&i.wait);
             json!({
                 "journey": i.journey, "version": i.version, "instance": i.id,
-                "step": format!("s{}", i.step.0), "entered_at": time(i.entered_at),
+                "step": i.step.label(), "entered_at": time(i.entered_at),
                 "status": status, "until": until,
             })
         }).collect::<Vec<_>>(),

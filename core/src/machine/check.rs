@@ -39,8 +39,10 @@ pub(crate) enum Check {
 /// What a [`Check::Compare`] reads.
 #[derive(Debug, Clone)]
 pub(crate) enum Read {
-    /// `event.FIELD`.
+    /// `event.at` or `event.name`, which the event makes.
     Event(String),
+    /// `event.FIELD` for any other field: the property as sent.
+    Property(String),
     /// `user.TRAIT`, a trait as stored (not a built-in field).
     Trait(String),
     /// `sum(EVENT.FIELD, WITHIN)`.
@@ -112,7 +114,9 @@ impl Read {
     fn value<'s>(&'s self, site: &Site<'s>) -> Cow<'s, Value> {
         match self {
             Read::Event(field) => site.event.field(field),
-            Read::Trait(name) => Cow::Borrowed(eval::user_trait(site.state, name).unwrap_or(&NULL)),
+            Read::Property(field) => Cow::Borrowed(site.event.property(field)),
+            // Made only for a name that is no built-in field.
+            Read::Trait(name) => Cow::Borrowed(site.state.traits.get(name).unwrap_or(&NULL)),
             Read::Sum {
                 event,
                 field,
@@ -130,7 +134,10 @@ static NULL: Value = Value::Null;
 fn read_of(expr: &Expr) -> Option<Read> {
     match expr {
         Expr::Field(base, field) => match base.as_ref() {
-            Expr::Event => Some(Read::Event(field.clone())),
+            Expr::Event if matches!(field.as_str(), "at" | "name") => {
+                Some(Read::Event(field.clone()))
+            }
+            Expr::Event => Some(Read::Property(field.clone())),
             // Built-in fields (and `consent`, which reads as an empty record
             // when missing) are made by the walk.
             Expr::User if eval::is_plain_trait(field) => Some(Read::Trait(field.clone())),
@@ -349,7 +356,7 @@ rule r "r" {
         assert_eq!(
             reads,
             [
-                r#"Event("amount")"#,
+                r#"Property("amount")"#,
                 r#"Trait("tier")"#,
                 r#"Sum { event: "order_paid", field: "amount", within: 31536000 }"#
             ]

@@ -66,6 +66,12 @@ impl<'a> EventValue<'a> {
         self.value.get_or_init(|| self.event.as_value())
     }
 
+    /// A field of [`Event::as_value`] other than `at` and `name`: the
+    /// property, whether or not the whole value was made.
+    pub(crate) fn property(&self, field: &str) -> &'a Value {
+        self.event.properties.field(field)
+    }
+
     /// One field of [`Event::as_value`], without making the rest.
     pub(crate) fn field(&self, field: &str) -> std::borrow::Cow<'_, Value> {
         use std::borrow::Cow;
@@ -352,7 +358,7 @@ impl<'a> Cx<'a> {
             }
         }
         for &i in &listening.rules {
-            self.rule(&plan.rules[i], d.rule_checks(i), event, &value);
+            self.rule(&plan.rules[i], d.rule_checks(i), &value);
         }
         for task in listening.tasks.iter().map(|&i| &plan.tasks[i]) {
             self.task(task, event, &value);

@@ -268,7 +268,7 @@ impl Cx<'_> {
         r.journey = Some(owner.name.to_string());
         r.version = Some(owner.version.to_string());
         r.instance = Some(inst.id);
-        r.step = Some(format!("s{}", inst.step.0));
+        r.step = Some(inst.step.label());
         r.line = owner.steps.get(inst.step).map(|s| s.line);
         if !inst.arms.is_empty() {
             r.arms = Some(inst.arms.clone());

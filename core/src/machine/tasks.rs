@@ -15,18 +15,9 @@ use waymark_dsl::plan::{RulePlan, TaskPlan, TaskProgress};
 use waymark_dsl::value::Value;
 
 impl Cx<'_> {
-    /// Runs `rule` on an event if its `checks` (its filter and condition,
-    /// made ready) hold.
-    pub(crate) fn rule(
-        &mut self,
-        rule: &RulePlan,
-        checks: &[Check],
-        event: &Event,
-        value: &EventValue,
-    ) {
-        if rule.when.event != event.name {
-            return;
-        }
+    /// Runs `rule`, one of those listening for the event, if its `checks`
+    /// (its filter and condition, made ready) hold.
+    pub(crate) fn rule(&mut self, rule: &RulePlan, checks: &[Check], value: &EventValue) {
         let d = self.d;
         let policy = d.policy("default");
         let owner = Owner {
@@ -45,6 +36,7 @@ impl Cx<'_> {
         // Conditions are read before the instance is made, as they would
         // read it (the event, no bindings): most events pass no rule, and
         // making one copies the event. The instance number is taken anyway.
+        // Read per rule: a rule before it may have set the user's zone.
         let tz = self.zone(None, owner.tz, &owner.policy.name);
         let site = Site {
             plan: &d.plan,

@@ -29,6 +29,28 @@ pub const STEP_BUDGET: u32 = 10_000;
 )]
 pub struct StepId(pub u32);
 
+impl StepId {
+    /// The id journals and exports name the step by: `s7`. Made by hand:
+    /// every step record carries one.
+    pub fn label(self) -> String {
+        let mut digits = [0u8; 10];
+        let mut at = digits.len();
+        let mut n = self.0;
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        let mut label = String::with_capacity(1 + digits.len() - at);
+        label.push('s');
+        label.extend(digits[at..].iter().map(|&d| char::from(d)));
+        label
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Plan {
     pub journeys: Vec<JourneyPlan>,
@@ -462,4 +484,16 @@ pub enum Expected {
         arm: String,
         split: String,
     },
+}
+
+#[cfg(test)]
+mod step_label_tests {
+    use super::StepId;
+
+    #[test]
+    fn a_step_is_labelled_s_and_its_number() {
+        for n in [0, 1, 9, 10, 99, 100, 12_345, u32::MAX] {
+            assert_eq!(StepId(n).label(), format!("s{n}"));
+        }
+    }
 }
