@@ -51,6 +51,8 @@ pub(crate) enum Read {
         field: String,
         within: i64,
     },
+    /// `coalesce(READ, LITERAL)`: what `read` reads unless it is null.
+    Coalesce { read: Box<Read>, otherwise: Value },
 }
 
 /// What a check reads from: one user at one moment, with an event.
@@ -124,6 +126,10 @@ impl Read {
             } => Cow::Owned(Value::Number(
                 site.state.history.sum(event, field, *within, site.now),
             )),
+            Read::Coalesce { read, otherwise } => match read.value(site) {
+                value if value.is_null() => Cow::Borrowed(otherwise),
+                value => value,
+            },
         }
     }
 }
@@ -158,6 +164,15 @@ fn read_of(expr: &Expr) -> Option<Read> {
                     within: *within,
                 })
             }
+            _ => None,
+        },
+        // `coalesce` takes any two or more values: with two, nothing in
+        // its arguments' checks can fail.
+        Expr::Call { function, args } if function == "coalesce" => match args.as_slice() {
+            [read, Expr::Literal(otherwise)] => Some(Read::Coalesce {
+                read: Box::new(read_of(read)?),
+                otherwise: otherwise.clone(),
+            }),
             _ => None,
         },
         _ => None,
@@ -217,7 +232,7 @@ mod tests {
     }
 
     /// A side a rule condition compares: what `Check` reads, and others.
-    fn side() -> impl Strategy<Value = Expr> {
+    fn plain_side() -> impl Strategy<Value = Expr> {
         prop_oneof![
             name().prop_map(|f| Expr::Field(Box::new(Expr::Event), f)),
             name().prop_map(|f| Expr::Field(Box::new(Expr::User), f)),
@@ -239,6 +254,18 @@ mod tests {
                     ],
                 }),
             value().prop_map(Expr::Literal),
+        ]
+    }
+
+    /// A side, or `coalesce` of one with a literal (a read or not, null
+    /// or not, either side).
+    fn side() -> impl Strategy<Value = Expr> {
+        prop_oneof![
+            3 => plain_side(),
+            1 => (plain_side(), value()).prop_map(|(read, otherwise)| Expr::Call {
+                function: "coalesce".into(),
+                args: vec![read, Expr::Literal(otherwise)],
+            }),
         ]
     }
 
@@ -327,7 +354,7 @@ mod tests {
             r#"
 rule r "r" {
   when event order_paid
-  if event.amount >= 500 and user.tier in ["gold", "platinum"] and sum(order_paid.amount, 365d) >= 10
+  if event.amount >= 500 and user.tier in ["gold", "platinum"] and sum(order_paid.amount, 365d) >= 10 and coalesce(user.city, "上海") != "北京"
   then { emit x }
 }
 "#,
@@ -358,7 +385,8 @@ rule r "r" {
             [
                 r#"Property("amount")"#,
                 r#"Trait("tier")"#,
-                r#"Sum { event: "order_paid", field: "amount", within: 31536000 }"#
+                r#"Sum { event: "order_paid", field: "amount", within: 31536000 }"#,
+                r#"Coalesce { read: Trait("city"), otherwise: String("上海") }"#
             ]
         );
     }
