@@ -10,7 +10,7 @@
 //! never read again, and one that does not costs a decode per miss, as
 //! with no cache at all.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use waymark_core::model::UserState;
 
@@ -22,7 +22,7 @@ pub struct UserCache {
     /// Each user with the tick of their last use. A user taken out for a
     /// batch keeps their entry, empty, so that putting them back reuses
     /// it (every batch takes and puts back each of its users).
-    users: HashMap<Arc<str>, (Option<UserState>, u64)>,
+    users: foldhash::HashMap<Arc<str>, (Option<UserState>, u64)>,
     /// Uses, oldest first. An entry whose tick is no longer its user's
     /// (used again since, or taken) is stale and skipped.
     order: VecDeque<(u64, Arc<str>)>,
@@ -34,7 +34,7 @@ impl UserCache {
     /// A cache of at most `capacity` users; 0 keeps none.
     pub fn new(capacity: usize) -> UserCache {
         UserCache {
-            users: HashMap::new(),
+            users: Default::default(),
             order: VecDeque::new(),
             tick: 0,
             capacity,

@@ -9,14 +9,14 @@
 //! before it is still being applied builds on that one's.
 
 use crate::store::{Batch, IssuedCode, Kv, StatsWrite, Store, StoreError};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use waymark_core::journal::{Kind, Record};
 use waymark_core::stats::VersionStats;
 
 /// Journey stats as the last batch left them, per (journey, version).
 #[derive(Debug, Default)]
 pub struct Effects {
-    stats: HashMap<(String, String), VersionStats>,
+    stats: foldhash::HashMap<(String, String), VersionStats>,
 }
 
 impl Effects {

@@ -21,7 +21,7 @@ use pipeline::{Committer, InFlight};
 use crate::store::{Batch, Kv, Settled, Store, StoreError};
 use crate::user_cache::UserCache;
 use chrono::{DateTime, Utc};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use waymark_core::deployment::Deployment;
 use waymark_core::journal::{Kind, Record};
 use waymark_core::machine::{self as core, Globals};
@@ -66,11 +66,11 @@ pub struct Runtime<K: Kv> {
     /// Users of a batch's next part, read while the store was idle (see
     /// [`Runtime::ingest_in_parts`]); `None`: not in the store. Only valid
     /// within one call of it.
-    read_ahead: std::collections::HashMap<String, Option<UserState>>,
+    read_ahead: foldhash::HashMap<String, Option<UserState>>,
     /// The stored bytes of users an audience scan read (see
     /// [`crate::store::Batch::as_stored`]); only valid within one page of
     /// the scan.
-    as_stored: std::collections::HashMap<String, Vec<u8>>,
+    as_stored: foldhash::HashMap<String, Vec<u8>>,
     /// A dedup compaction or merge being built and written on its own
     /// thread (see [`Runtime::tidy_dedup_behind`]): what it wrote, once done.
     tidying: Option<std::sync::mpsc::Receiver<Result<crate::store::TidyDone, StoreError>>>,
@@ -252,7 +252,7 @@ impl<K: Kv> Runtime<K> {
         let before = globals.clone();
         let mut users: BTreeMap<String, (UserState, Option<DateTime<Utc>>)> = BTreeMap::new();
         let mut batch = Batch::default();
-        let mut fresh: HashSet<&str> = HashSet::new();
+        let mut fresh: foldhash::HashSet<&str> = Default::default();
         let mut spent: u64 = 0;
         let mut left = std::collections::VecDeque::new();
         let queue = earlier

@@ -9,7 +9,6 @@
 use super::Runtime;
 use crate::store::{Kv, StoreError};
 use chrono::{DateTime, Utc};
-use std::collections::HashSet;
 use std::sync::mpsc;
 use waymark_core::journal::Record;
 use waymark_core::model::Input;
@@ -18,7 +17,7 @@ use waymark_core::model::Input;
 /// being applied. (Its message ids need nothing here: the store counts
 /// them as seen from when it prepares them.)
 pub(super) struct InFlight {
-    pub(super) users: HashSet<String>,
+    pub(super) users: foldhash::HashSet<String>,
     applied: mpsc::Receiver<Result<(), StoreError>>,
     /// Its outcome, once [`Runtime::committing`] has seen it.
     outcome: Option<Result<(), StoreError>>,
@@ -327,7 +326,7 @@ impl<K: Kv> Runtime<K> {
         if inputs.is_empty() {
             return;
         }
-        let handed: HashSet<&str> = handed.iter().map(|(u, _)| u.id.as_str()).collect();
+        let handed: foldhash::HashSet<&str> = handed.iter().map(|(u, _)| u.id.as_str()).collect();
         for input in inputs {
             let user = input.user();
             if handed.contains(user) || self.users.holds(user) || self.read_ahead.contains_key(user)

@@ -6,7 +6,6 @@
 
 use super::keys::{key, prefix_end, user_part};
 use super::{Kv, Op, Result, Store, decode, encode};
-use std::collections::HashMap;
 use waymark_core::journal::Record;
 
 impl<K: Kv> Store<K> {
@@ -40,7 +39,7 @@ impl<K: Kv> Store<K> {
     /// record still takes a number), and `s`. Returns the last number.
     pub(super) fn write_journal(journal: &[Record], first: u64, ops: &mut Vec<Op>) -> u64 {
         let mut groups: Vec<(u64, Vec<&Record>)> = Vec::new();
-        let mut group_of: HashMap<&str, usize> = HashMap::new();
+        let mut group_of: foldhash::HashMap<&str, usize> = Default::default();
         let mut seq = first;
         for record in journal {
             seq += 1;

@@ -145,7 +145,7 @@ pub struct Batch {
     /// audience scan): one whose state encodes to the same bytes is not
     /// written again, as most members a schedule checks are left as they
     /// were.
-    pub as_stored: std::collections::HashMap<String, Vec<u8>>,
+    pub as_stored: foldhash::HashMap<String, Vec<u8>>,
 }
 
 /// A batch's writes ready to apply: its ops, and its timers' moves, which

@@ -110,7 +110,7 @@ impl<K: Kv> Store<K> {
     pub(super) fn write_users(
         &self,
         users: &[(UserState, Option<DateTime<Utc>>)],
-        as_stored: &std::collections::HashMap<String, Vec<u8>>,
+        as_stored: &foldhash::HashMap<String, Vec<u8>>,
         ops: &mut Vec<Op>,
         timers: &mut TimerMoves,
     ) {

@@ -35,7 +35,6 @@ use super::seen_filter::SeenFilter;
 use super::{Kv, Op, Result, Store, decode, encode};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Fresh ids held in chunks (and memory) before they are compacted.
@@ -169,7 +168,7 @@ pub struct Seen {
     loaded: bool,
     filter: Option<SeenFilter>,
     /// Ids in chunks, with when they were seen.
-    fresh: HashMap<Box<str>, i64>,
+    fresh: foldhash::HashMap<Box<str>, i64>,
     /// The chunks holding `fresh`.
     chunks: Vec<u64>,
     next_chunk: u64,
@@ -184,7 +183,7 @@ pub struct Seen {
     stale: Vec<Vec<u8>>,
     /// The ids of the compaction out (see [`tidy`]), answered from here
     /// until its run is installed.
-    compacting: Option<Arc<HashMap<Box<str>, i64>>>,
+    compacting: Option<Arc<foldhash::HashMap<Box<str>, i64>>>,
     /// The compaction or merge out, if one is.
     out: Option<tidy::Out>,
     /// Jobs taken so far, and forgets so far: a job tells which `Seen` it
@@ -206,7 +205,7 @@ impl Seen {
             budget,
             loaded: false,
             filter: None,
-            fresh: HashMap::new(),
+            fresh: Default::default(),
             chunks: Vec::new(),
             next_chunk: 0,
             compacted: Vec::new(),

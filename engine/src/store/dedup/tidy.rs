@@ -17,7 +17,6 @@
 
 use super::{COMPACTED_KEY, Entry, Run, Seen, id_hash, info_key};
 use crate::store::{Kv, Op, Result, encode};
-use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex};
 
 /// A compaction or merge taken out of [`Seen`], to build without it.
@@ -37,7 +36,7 @@ enum Work {
     /// Fresh ids into a run; the chunks holding them are compacted once
     /// the run is written (chunks before `marker`).
     Compact {
-        ids: Arc<HashMap<Box<str>, i64>>,
+        ids: Arc<foldhash::HashMap<Box<str>, i64>>,
         chunks: Vec<u64>,
         marker: u64,
     },
