@@ -141,7 +141,7 @@ impl<'a> EventRef<'a> {
 
 /// A field of [`user_value`] that is a trait as stored (not one of the
 /// built-in fields, and present), borrowed.
-pub(crate) fn user_trait<'s>(state: &'s UserState, field: &str) -> Option<&'s Value> {
+fn user_trait<'s>(state: &'s UserState, field: &str) -> Option<&'s Value> {
     (!is_built_in(field))
         .then(|| state.traits.get(field))
         .flatten()
