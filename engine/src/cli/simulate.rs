@@ -15,7 +15,6 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use waymark_core::clock::{Clock, ManualClock};
 use waymark_core::deployment::Deployment;
 use waymark_core::journal::{Kind, Record};
 use waymark_core::model::Input;
@@ -80,9 +79,9 @@ fn simulate(args: &SimulateArgs) -> Result<ExitCode> {
     let mut progress = (!args.quiet && std::io::stderr().is_terminal())
         .then(|| Progress::new(size, std::time::Instant::now()));
     let mut unsupported: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    // Starts at the first event's time and moves with the events, as the
-    // wall clock does under the daemon.
-    let mut clock: Option<ManualClock> = None;
+    // The simulated time: starts at the first event's time and moves with
+    // the events, as the wall clock does under the daemon.
+    let mut clock: Option<DateTime<Utc>> = None;
     let mut count = 0u64;
     // Three threads: one reads and parses lines, this one runs the engine,
     // one writes the records. The order of everything (the records, which
@@ -134,11 +133,7 @@ fn simulate(args: &SimulateArgs) -> Result<ExitCode> {
         'lines: for chunk in parsed {
             for line in &chunk {
                 if let Some(progress) = &mut progress
-                    && let Some(status) = progress.line(
-                        line.len,
-                        clock.as_ref().map(Clock::now),
-                        std::time::Instant::now(),
-                    )
+                    && let Some(status) = progress.line(line.len, clock, std::time::Instant::now())
                 {
                     eprint!("\r{status}\x1b[K");
                 }
@@ -156,21 +151,21 @@ fn simulate(args: &SimulateArgs) -> Result<ExitCode> {
                     }
                     What::Input(input, at, who) => (line.number, Some((input, who)), *at),
                 };
-                let clock = clock.get_or_insert_with(|| {
+                let now = *clock.get_or_insert_with(|| {
                     preview.start_schedules_at(at);
-                    ManualClock::new(at)
+                    at
                 });
-                if at < clock.now() {
+                if at < now {
                     let _ = to_writer.send(std::mem::take(&mut records));
                     bail!(
                         "{name}:{number}: timestamp {} is before the previous event's; events must be in timestamp order",
                         show(at, chrono_tz::UTC)
                     );
                 }
-                clock.advance_to(at);
-                preview.advance_to_paged(clock.now(), &mut records, &mut hand_over);
+                clock = Some(at);
+                preview.advance_to_paged(at, &mut records, &mut hand_over);
                 if let Some((input, who)) = input {
-                    preview.handle_numbered(Some(who), input, clock.now(), &mut records);
+                    preview.handle_numbered(Some(who), input, at, &mut records);
                 }
                 count += 1;
             }
@@ -186,9 +181,10 @@ fn simulate(args: &SimulateArgs) -> Result<ExitCode> {
                 }
             }
         }
-        if let Some(clock) = &clock {
-            clock.advance_to(clock.now() + Duration::seconds(until as i64));
-            preview.advance_to_paged(clock.now(), &mut records, &mut hand_over);
+        if let Some(last) = clock {
+            let end = last + Duration::seconds(until as i64);
+            clock = Some(end);
+            preview.advance_to_paged(end, &mut records, &mut hand_over);
         }
         if to_writer.send(records).is_err() {
             return writer_stopped(writer);
