@@ -33,6 +33,9 @@ pub struct Deployment {
     /// Per event name, the journeys, rules and tasks of the current plan
     /// that it can start or count, each in plan order.
     listeners: rustc_hash::FxHashMap<String, Listeners>,
+    /// For each event the current plan's history functions read, what
+    /// [`HistoryKept::Read`] keeps of it; an event not here keeps nothing.
+    history_read_keeps: rustc_hash::FxHashMap<String, crate::history::Keep>,
     /// Each policy's time zone, parsed once.
     policy_zones: rustc_hash::FxHashMap<String, Option<chrono_tz::Tz>>,
     /// The default policy's, asked for on every event.
@@ -181,12 +184,11 @@ impl Deployment {
         use crate::history::Keep;
         match self.history {
             HistoryKept::All => Keep::All,
-            HistoryKept::Read => match self.plan.history_reads.get(name) {
-                None => Keep::Nothing,
-                // Only these two return the event's properties.
-                Some(f) if f.contains("last") || f.contains("first") => Keep::All,
-                Some(_) => Keep::Counts,
-            },
+            HistoryKept::Read => self
+                .history_read_keeps
+                .get(name)
+                .copied()
+                .unwrap_or(Keep::Nothing),
         }
     }
 
@@ -205,6 +207,7 @@ impl Deployment {
             source: DeploySource::default(),
             history: HistoryKept::default(),
             listeners: Default::default(),
+            history_read_keeps: Default::default(),
             policy_zones: Default::default(),
             default_zone: None,
             default_policy: None,
@@ -267,6 +270,19 @@ impl Deployment {
             })
             .collect();
         self.listeners = listeners(&plan);
+        self.history_read_keeps = plan
+            .history_reads
+            .iter()
+            .map(|(event, functions)| {
+                // Only these two return the event's properties.
+                let keep = if functions.contains("last") || functions.contains("first") {
+                    crate::history::Keep::All
+                } else {
+                    crate::history::Keep::Counts
+                };
+                (event.clone(), keep)
+            })
+            .collect();
         self.rule_checks = plan
             .rules
             .iter()
