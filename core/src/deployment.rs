@@ -283,6 +283,8 @@ impl Deployment {
                 (event.clone(), keep)
             })
             .collect();
+        // Rules share the reads they have in common, event by event.
+        let mut shared = Vec::new();
         self.rule_checks = plan
             .rules
             .iter()
@@ -291,7 +293,7 @@ impl Deployment {
                     .filter
                     .iter()
                     .chain(r.condition.iter())
-                    .map(crate::machine::Check::new)
+                    .map(|e| crate::machine::Check::new(e, &mut shared))
                     .collect()
             })
             .collect();

@@ -8,12 +8,20 @@
 //! written ([`Env::condition`]). Either way the answer, and any error, is
 //! the walk's: a compared value that is not a plain string or number goes
 //! through the same comparison.
+//!
+//! The rules listening for one event often read the same property or sum
+//! (five rules on `order_paid` each compare `event.amount`). Each such
+//! read gets a place in a deployment-wide table, and the rules of one
+//! event share a [`Memo`] that holds what each place read, until a rule
+//! fires and its steps run.
 
 use super::Env;
 use super::eval::{self, EvalError, EventRef};
 use crate::model::UserState;
 use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use waymark_dsl::ast::BinaryOp;
 use waymark_dsl::plan::{Expr, Plan};
@@ -28,6 +36,8 @@ pub(crate) enum Check {
         read: Read,
         op: BinaryOp,
         literal: Value,
+        /// Its place in the [`Memo`], for a read rules may share.
+        shared: Option<usize>,
     },
     And(Box<Check>, Box<Check>),
     Or(Box<Check>, Box<Check>),
@@ -37,7 +47,7 @@ pub(crate) enum Check {
 }
 
 /// What a [`Check::Compare`] reads.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Read {
     /// `event.at` or `event.name`, which the event makes.
     Event(String),
@@ -56,28 +66,72 @@ pub(crate) enum Read {
 }
 
 /// What a check reads from: one user at one moment, with an event.
-pub(crate) struct Site<'a> {
+pub(crate) struct Site<'a, 'e> {
     pub plan: &'a Plan,
     pub state: &'a UserState,
     pub event: EventRef<'a>,
+    /// The event's properties as sent.
+    pub properties: &'e Value,
     pub now: DateTime<Utc>,
     pub tz: chrono_tz::Tz,
+    /// What the checks before read of this event.
+    pub memo: &'a Memo<'e>,
 }
+
+/// How many shared reads a [`Memo`] holds; a deployment's reads past
+/// these are read every time.
+pub(crate) const SHARED_READS: usize = 16;
+
+/// What the shared reads of one event's rule checks read so far.
+pub(crate) struct Memo<'e> {
+    reads: [Cell<Memoized<'e>>; SHARED_READS],
+}
+
+#[derive(Clone, Copy)]
+enum Memoized<'e> {
+    Unread,
+    Property(&'e Value),
+    Sum(Decimal),
+}
+
+impl<'e> Memo<'e> {
+    pub(crate) fn new() -> Memo<'e> {
+        Memo {
+            reads: std::array::from_fn(|_| Cell::new(Memoized::Unread)),
+        }
+    }
+
+    /// Forgets every read: a rule's steps ran, and may have changed what
+    /// the next rule reads.
+    pub(crate) fn forget(&self) {
+        for read in &self.reads {
+            read.set(Memoized::Unread);
+        }
+    }
+}
+
+/// The reads rules may share (event properties and sums), each at its
+/// place in a [`Memo`].
+pub(crate) type SharedReads = Vec<Read>;
 
 static NO_BINDINGS: BTreeMap<String, Value> = BTreeMap::new();
 
 impl Check {
-    pub(crate) fn new(expr: &Expr) -> Check {
+    /// `expr` made ready, its shareable reads placed in `shared`.
+    pub(crate) fn new(expr: &Expr, shared: &mut SharedReads) -> Check {
         match expr {
-            Expr::Binary(BinaryOp::And, l, r) => {
-                Check::And(Box::new(Check::new(l)), Box::new(Check::new(r)))
-            }
-            Expr::Binary(BinaryOp::Or, l, r) => {
-                Check::Or(Box::new(Check::new(l)), Box::new(Check::new(r)))
-            }
-            Expr::Not(e) => Check::Not(Box::new(Check::new(e))),
+            Expr::Binary(BinaryOp::And, l, r) => Check::And(
+                Box::new(Check::new(l, shared)),
+                Box::new(Check::new(r, shared)),
+            ),
+            Expr::Binary(BinaryOp::Or, l, r) => Check::Or(
+                Box::new(Check::new(l, shared)),
+                Box::new(Check::new(r, shared)),
+            ),
+            Expr::Not(e) => Check::Not(Box::new(Check::new(e, shared))),
             Expr::Binary(op, l, r) => match (read_of(l), r.as_ref()) {
                 (Some(read), Expr::Literal(literal)) => Check::Compare {
+                    shared: place(&read, shared),
                     read,
                     op: *op,
                     literal: literal.clone(),
@@ -90,13 +144,21 @@ impl Check {
 
     /// What [`Env::condition`] answers for the expression this was made
     /// from.
-    pub(crate) fn holds(&self, site: &Site<'_>) -> Result<bool, EvalError> {
+    pub(crate) fn holds(&self, site: &Site<'_, '_>) -> Result<bool, EvalError> {
         match self {
             Check::And(l, r) => Ok(l.holds(site)? && r.holds(site)?),
             Check::Or(l, r) => Ok(l.holds(site)? || r.holds(site)?),
             Check::Not(c) => Ok(!c.holds(site)?),
-            Check::Compare { read, op, literal } => {
-                let value = read.value(site);
+            Check::Compare {
+                read,
+                op,
+                literal,
+                shared,
+            } => {
+                let value = match shared {
+                    Some(at) => read.shared_value(site, &site.memo.reads[*at]),
+                    None => read.value(site),
+                };
                 eval::compare_to_literal(*op, value, literal)
             }
             Check::Walk(expr) => Env::with_event(
@@ -112,11 +174,57 @@ impl Check {
     }
 }
 
+/// The place of `read` in `shared` (added if new), if rules may share it
+/// and there is room.
+fn place(read: &Read, shared: &mut SharedReads) -> Option<usize> {
+    if !matches!(read, Read::Property(_) | Read::Sum { .. }) {
+        return None;
+    }
+    match shared.iter().position(|r| r == read) {
+        Some(at) => Some(at),
+        None if shared.len() < SHARED_READS => {
+            shared.push(read.clone());
+            Some(shared.len() - 1)
+        }
+        None => None,
+    }
+}
+
 impl Read {
-    fn value<'s>(&'s self, site: &Site<'s>) -> Cow<'s, Value> {
+    /// [`Read::value`], through its place in the memo.
+    fn shared_value<'s, 'e: 's>(
+        &'s self,
+        site: &Site<'s, 'e>,
+        memo: &Cell<Memoized<'e>>,
+    ) -> Cow<'s, Value> {
+        match (memo.get(), self) {
+            (Memoized::Property(value), _) => Cow::Borrowed(value),
+            (Memoized::Sum(sum), _) => Cow::Owned(Value::Number(sum)),
+            (Memoized::Unread, Read::Property(field)) => {
+                let value = site.properties.field(field);
+                memo.set(Memoized::Property(value));
+                Cow::Borrowed(value)
+            }
+            (
+                Memoized::Unread,
+                Read::Sum {
+                    event,
+                    field,
+                    within,
+                },
+            ) => {
+                let sum = site.state.history.sum(event, field, *within, site.now);
+                memo.set(Memoized::Sum(sum));
+                Cow::Owned(Value::Number(sum))
+            }
+            (Memoized::Unread, _) => self.value(site),
+        }
+    }
+
+    fn value<'s>(&'s self, site: &Site<'s, '_>) -> Cow<'s, Value> {
         match self {
             Read::Event(field) => site.event.field(field),
-            Read::Property(field) => Cow::Borrowed(site.event.property(field)),
+            Read::Property(field) => Cow::Borrowed(site.properties.field(field)),
             // Made only for a name that is no built-in field.
             Read::Trait(name) => Cow::Borrowed(site.state.traits.get(name).unwrap_or(&NULL)),
             Read::Sum {
@@ -309,11 +417,12 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2048))]
-        /// A condition made ready answers what walking it answers, errors
-        /// included, for any event, user and history.
+        /// Conditions made ready answer what walking them answers, errors
+        /// included, for any event, user and history, also when they share
+        /// reads (as the rules of one event do) through one memo.
         #[test]
         fn a_ready_condition_answers_what_the_walk_answers(
-            expr in condition(),
+            exprs in proptest::collection::vec(condition(), 1..4),
             props in proptest::collection::vec((name(), value()), 0..4),
             traits in proptest::collection::vec((name(), value()), 0..4),
             paid in proptest::collection::vec((0i64..60, -5i64..2000), 0..4),
@@ -337,13 +446,90 @@ mod tests {
             let now = event.at;
             let lazy = EventValue::new(&event);
             let whole = event.as_value();
+            let mut shared = SharedReads::new();
+            let checks: Vec<Check> = exprs.iter().map(|e| Check::new(e, &mut shared)).collect();
             for read in [EventRef::Lazy(&lazy), EventRef::Value(&whole)] {
-                let site = Site { plan: &plan, state: &state, event: read, now, tz: chrono_tz::UTC };
-                let walked = Env::with_event(&plan, &state, read, &NO_BINDINGS, now, chrono_tz::UTC)
-                    .condition(&expr);
-                prop_assert_eq!(Check::new(&expr).holds(&site), walked, "{:?}", expr);
+                let memo = Memo::new();
+                let site = Site {
+                    plan: &plan,
+                    state: &state,
+                    event: read,
+                    properties: &event.properties,
+                    now,
+                    tz: chrono_tz::UTC,
+                    memo: &memo,
+                };
+                // Twice over: the second time every shared read is memoized.
+                for (expr, check) in exprs.iter().chain(&exprs).zip(checks.iter().chain(&checks)) {
+                    let walked = Env::with_event(&plan, &state, read, &NO_BINDINGS, now, chrono_tz::UTC)
+                        .condition(expr);
+                    prop_assert_eq!(check.holds(&site), walked, "{:?}", expr);
+                }
             }
         }
+    }
+
+    #[test]
+    fn rules_of_one_deployment_share_the_reads_they_have_in_common() {
+        let mut sources = waymark_dsl::Sources::new();
+        sources.add(
+            "test.journey",
+            r#"
+rule big "big" {
+  when event order_paid
+  if event.amount >= 500 and sum(order_paid.amount, 365d) >= 10
+  then { emit x }
+}
+rule small "small" {
+  when event order_paid
+  if event.amount < 50 or user.tier == "gold"
+  then { emit y }
+}
+rule total "total" {
+  when event order_paid
+  if sum(order_paid.amount, 365d) >= 10 and event.coupon == "A"
+  then { emit z }
+}
+"#,
+        );
+        let options = waymark_dsl::Options {
+            functions: waymark_stdlib::stdlib(),
+            channels: None,
+        };
+        let plan = waymark_dsl::compile(sources, options)
+            .plan
+            .expect("the script checks");
+        let d = crate::deployment::Deployment::new(plan);
+        fn places(c: &Check, out: &mut Vec<(String, Option<usize>)>) {
+            match c {
+                Check::And(l, r) | Check::Or(l, r) => {
+                    places(l, out);
+                    places(r, out);
+                }
+                Check::Not(c) => places(c, out),
+                Check::Compare { read, shared, .. } => out.push((format!("{read:?}"), *shared)),
+                Check::Walk(_) => {}
+            }
+        }
+        let mut seen = Vec::new();
+        for rule in 0..3 {
+            for check in d.rule_checks(rule) {
+                places(check, &mut seen);
+            }
+        }
+        let sum = r#"Sum { event: "order_paid", field: "amount", within: 31536000 }"#;
+        assert_eq!(
+            seen,
+            [
+                (r#"Property("amount")"#.to_string(), Some(0)),
+                (sum.to_string(), Some(1)),
+                (r#"Property("amount")"#.to_string(), Some(0)),
+                // Traits live in the user state, which a firing rule changes: read every time.
+                (r#"Trait("tier")"#.to_string(), None),
+                (sum.to_string(), Some(1)),
+                (r#"Property("coupon")"#.to_string(), Some(2)),
+            ]
+        );
     }
 
     #[test]
@@ -379,7 +565,7 @@ rule r "r" {
                 Check::Walk(e) => reads.push(format!("walk {e:?}")),
             }
         }
-        walk(&Check::new(condition), &mut reads);
+        walk(&Check::new(condition, &mut SharedReads::new()), &mut reads);
         assert_eq!(
             reads,
             [

@@ -128,15 +128,6 @@ impl<'a> EventRef<'a> {
             EventRef::Lazy(e) => e.field(field),
         }
     }
-
-    /// [`EventRef::field`] for a field other than `at` and `name`: one of
-    /// the event's properties, as sent.
-    pub(crate) fn property(self, field: &str) -> &'a Value {
-        match self {
-            EventRef::Value(v) => v.field(field),
-            EventRef::Lazy(e) => e.property(field),
-        }
-    }
 }
 
 /// A field of [`user_value`] that is a trait as stored (not one of the

@@ -66,10 +66,10 @@ impl<'a> EventValue<'a> {
         self.value.get_or_init(|| self.event.as_value())
     }
 
-    /// A field of [`Event::as_value`] other than `at` and `name`: the
-    /// property, whether or not the whole value was made.
-    pub(crate) fn property(&self, field: &str) -> &'a Value {
-        self.event.properties.field(field)
+    /// The event's properties as sent: what [`EventValue::field`] gives
+    /// for any field but `at` and `name`.
+    pub(crate) fn properties(&self) -> &'a Value {
+        &self.event.properties
     }
 
     /// One field of [`Event::as_value`], without making the rest.
@@ -357,8 +357,9 @@ impl<'a> Cx<'a> {
                 self.try_enter(journey, value.get().clone(), &event.name);
             }
         }
+        let memo = check::Memo::new();
         for &i in &listening.rules {
-            self.rule(&plan.rules[i], d.rule_checks(i), &value);
+            self.rule(&plan.rules[i], d.rule_checks(i), &value, &memo);
         }
         for task in listening.tasks.iter().map(|&i| &plan.tasks[i]) {
             self.task(task, event, &value);

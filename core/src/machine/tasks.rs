@@ -4,7 +4,7 @@
 //! or consecutive local days, and runs its reward on reaching the target,
 //! as often as `repeatable` / `max N per user` allow.
 
-use super::check::{Check, Site};
+use super::check::{Check, Memo, Site};
 use super::eval::EventRef;
 use super::run::Owner;
 use super::{Cx, EventValue};
@@ -16,8 +16,15 @@ use waymark_dsl::value::Value;
 
 impl Cx<'_> {
     /// Runs `rule`, one of those listening for the event, if its `checks`
-    /// (its filter and condition, made ready) hold.
-    pub(crate) fn rule(&mut self, rule: &RulePlan, checks: &[Check], value: &EventValue) {
+    /// (its filter and condition, made ready) hold; `memo` is shared by
+    /// the event's rules.
+    pub(crate) fn rule<'e>(
+        &mut self,
+        rule: &RulePlan,
+        checks: &[Check],
+        value: &EventValue<'e>,
+        memo: &Memo<'e>,
+    ) {
         let d = self.d;
         let policy = d.policy("default");
         let owner = Owner {
@@ -42,8 +49,10 @@ impl Cx<'_> {
             plan: &d.plan,
             state: self.user,
             event: EventRef::Lazy(value),
+            properties: value.properties(),
             now: self.now,
             tz,
+            memo,
         };
         for check in checks {
             match check.holds(&site) {
@@ -60,6 +69,8 @@ impl Cx<'_> {
                 }
             }
         }
+        // Its steps may change what the next rule's checks read.
+        memo.forget();
         // The steps read the event as it came in; the instance gets a copy
         // only if it is kept.
         let mut inst = self.new_instance(&rule.name, "rule", rule.steps.start, Value::Null);
