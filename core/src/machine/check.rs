@@ -73,7 +73,8 @@ pub(crate) struct Site<'a, 'e> {
     /// The event's properties as sent.
     pub properties: &'e Value,
     pub now: DateTime<Utc>,
-    pub tz: chrono_tz::Tz,
+    /// The time zone the rule runs in, found when a check needs it.
+    pub zone: &'a dyn Fn() -> chrono_tz::Tz,
     /// What the checks before read of this event.
     pub memo: &'a Memo<'e>,
 }
@@ -167,7 +168,7 @@ impl Check {
                 site.event,
                 &NO_BINDINGS,
                 site.now,
-                site.tz,
+                (site.zone)(),
             )
             .condition(expr),
         }
@@ -456,7 +457,7 @@ mod tests {
                     event: read,
                     properties: &event.properties,
                     now,
-                    tz: chrono_tz::UTC,
+                    zone: &|| chrono_tz::UTC,
                     memo: &memo,
                 };
                 // Twice over: the second time every shared read is memoized.

@@ -43,15 +43,16 @@ impl Cx<'_> {
         // Conditions are read before the instance is made, as they would
         // read it (the event, no bindings): most events pass no rule, and
         // making one copies the event. The instance number is taken anyway.
-        // Read per rule: a rule before it may have set the user's zone.
-        let tz = self.zone(None, owner.tz, &owner.policy.name);
+        // Per rule (a rule before it may have set the user's zone), and
+        // only by a condition walked as written.
+        let zone = || self.zone(None, owner.tz, &owner.policy.name);
         let site = Site {
             plan: &d.plan,
             state: self.user,
             event: EventRef::Lazy(value),
             properties: value.properties(),
             now: self.now,
-            tz,
+            zone: &zone,
             memo,
         };
         for check in checks {
