@@ -470,11 +470,38 @@ mod tests {
         }
     }
 
+    /// The plan of a script that checks.
+    fn plan_of(script: &str) -> Plan {
+        let mut sources = waymark_dsl::Sources::new();
+        sources.add("test.journey", script);
+        let options = waymark_dsl::Options {
+            functions: waymark_stdlib::stdlib(),
+            channels: None,
+        };
+        waymark_dsl::compile(sources, options)
+            .plan
+            .expect("the script checks")
+    }
+
+    /// A check's comparisons in order, each as what it reads and its place
+    /// in the memo; `walk` for a part walked as written.
+    fn reads(check: &Check, out: &mut Vec<(String, Option<usize>)>) {
+        match check {
+            Check::And(l, r) | Check::Or(l, r) => {
+                reads(l, out);
+                reads(r, out);
+            }
+            Check::Not(c) => reads(c, out),
+            Check::Compare { read, shared, .. } => out.push((format!("{read:?}"), *shared)),
+            Check::Walk(e) => out.push((format!("walk {e:?}"), None)),
+        }
+    }
+
+    const SUM: &str = r#"Sum { event: "order_paid", field: "amount", within: 31536000 }"#;
+
     #[test]
     fn rules_of_one_deployment_share_the_reads_they_have_in_common() {
-        let mut sources = waymark_dsl::Sources::new();
-        sources.add(
-            "test.journey",
+        let plan = plan_of(
             r#"
 rule big "big" {
   when event order_paid
@@ -493,41 +520,23 @@ rule total "total" {
 }
 "#,
         );
-        let options = waymark_dsl::Options {
-            functions: waymark_stdlib::stdlib(),
-            channels: None,
-        };
-        let plan = waymark_dsl::compile(sources, options)
-            .plan
-            .expect("the script checks");
         let d = crate::deployment::Deployment::new(plan);
-        fn places(c: &Check, out: &mut Vec<(String, Option<usize>)>) {
-            match c {
-                Check::And(l, r) | Check::Or(l, r) => {
-                    places(l, out);
-                    places(r, out);
-                }
-                Check::Not(c) => places(c, out),
-                Check::Compare { read, shared, .. } => out.push((format!("{read:?}"), *shared)),
-                Check::Walk(_) => {}
-            }
-        }
         let mut seen = Vec::new();
         for rule in 0..3 {
             for check in d.rule_checks(rule) {
-                places(check, &mut seen);
+                reads(check, &mut seen);
             }
         }
-        let sum = r#"Sum { event: "order_paid", field: "amount", within: 31536000 }"#;
+        let amount = r#"Property("amount")"#.to_string();
         assert_eq!(
             seen,
             [
-                (r#"Property("amount")"#.to_string(), Some(0)),
-                (sum.to_string(), Some(1)),
-                (r#"Property("amount")"#.to_string(), Some(0)),
+                (amount.clone(), Some(0)),
+                (SUM.to_string(), Some(1)),
+                (amount, Some(0)),
                 // Traits live in the user state, which a firing rule changes: read every time.
                 (r#"Trait("tier")"#.to_string(), None),
-                (sum.to_string(), Some(1)),
+                (SUM.to_string(), Some(1)),
                 (r#"Property("coupon")"#.to_string(), Some(2)),
             ]
         );
@@ -535,9 +544,7 @@ rule total "total" {
 
     #[test]
     fn the_usual_rule_conditions_are_read_directly() {
-        let mut sources = waymark_dsl::Sources::new();
-        sources.add(
-            "test.journey",
+        let plan = plan_of(
             r#"
 rule r "r" {
   when event order_paid
@@ -546,33 +553,16 @@ rule r "r" {
 }
 "#,
         );
-        let options = waymark_dsl::Options {
-            functions: waymark_stdlib::stdlib(),
-            channels: None,
-        };
-        let plan = waymark_dsl::compile(sources, options)
-            .plan
-            .expect("the script checks");
         let condition = plan.rules[0].condition.as_ref().unwrap();
-        let mut reads = Vec::new();
-        fn walk(c: &Check, reads: &mut Vec<String>) {
-            match c {
-                Check::And(l, r) | Check::Or(l, r) => {
-                    walk(l, reads);
-                    walk(r, reads);
-                }
-                Check::Not(c) => walk(c, reads),
-                Check::Compare { read, .. } => reads.push(format!("{read:?}")),
-                Check::Walk(e) => reads.push(format!("walk {e:?}")),
-            }
-        }
-        walk(&Check::new(condition, &mut SharedReads::new()), &mut reads);
+        let mut seen = Vec::new();
+        reads(&Check::new(condition, &mut SharedReads::new()), &mut seen);
+        let seen: Vec<String> = seen.into_iter().map(|(read, _)| read).collect();
         assert_eq!(
-            reads,
+            seen,
             [
                 r#"Property("amount")"#,
                 r#"Trait("tier")"#,
-                r#"Sum { event: "order_paid", field: "amount", within: 31536000 }"#,
+                SUM,
                 r#"Coalesce { read: Trait("city"), otherwise: String("上海") }"#
             ]
         );
