@@ -183,7 +183,6 @@ fn simulate(args: &SimulateArgs) -> Result<ExitCode> {
         }
         if let Some(last) = clock {
             let end = last + Duration::seconds(until as i64);
-            clock = Some(end);
             preview.advance_to_paged(end, &mut records, &mut hand_over);
         }
         if to_writer.send(records).is_err() {
