@@ -640,11 +640,18 @@ async fn deploy(
         };
         sources.add(name.clone(), text);
     }
-    let options = waymark_dsl::Options {
-        functions: waymark_stdlib::stdlib(),
-        channels: state.channels.as_deref(),
-    };
-    let checked = waymark_dsl::compile(sources, options);
+    // Checking a script set takes milliseconds: off the thread that
+    // serves every other request.
+    let channels = state.channels.clone();
+    let checked = tokio::task::spawn_blocking(move || {
+        let options = waymark_dsl::Options {
+            functions: waymark_stdlib::stdlib(),
+            channels: channels.as_deref(),
+        };
+        waymark_dsl::compile(sources, options)
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server", e.to_string()))?;
     let Some(plan) = checked.plan else {
         let diagnostics = waymark_dsl::render::json(&checked.sources, &checked.diagnostics);
         let body = json!({"error": {"field": "files", "message": "the scripts have errors; the running set is unchanged"}, "diagnostics": diagnostics});
