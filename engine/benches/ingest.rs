@@ -28,7 +28,9 @@
 //! `WAYMARK_BENCH_USER_CACHE=N` how many users the runtime keeps decoded
 //! (its default otherwise; 0 reads and decodes every user every batch);
 //! `WAYMARK_BENCH_FSYNC_MS=N` makes every ingest flush take N ms longer,
-//! as on a disk whose fsync is slow.
+//! as on a disk whose fsync is slow; `WAYMARK_BENCH_FIRE=N` how many
+//! timers the reopened store fires; `WAYMARK_BENCH_KEEP=1` keeps the
+//! timers' store and says how to fire it again (under `perf`, say).
 
 /// The allocator the `waymark` binary runs with.
 #[global_allocator]
@@ -267,7 +269,15 @@ fn timers(deployment: &Deployment, sizes: &Sizes) -> TimerReport {
     );
     let empty_dir = scratch("empty");
     let empty = reopen_in_child(&empty_dir);
-    let _ = std::fs::remove_dir_all(&dir);
+    if std::env::var_os(KEEP).is_some() {
+        eprintln!(
+            "kept {}: profile firing with {REOPEN}=that-dir {}",
+            dir.display(),
+            std::env::current_exe().unwrap().display()
+        );
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     let _ = std::fs::remove_dir_all(&empty_dir);
     TimerReport {
         reopened,
@@ -294,6 +304,8 @@ struct Reopened {
 }
 
 const REOPEN: &str = "WAYMARK_BENCH_REOPEN";
+/// Set: the timers' store is kept, to fire again under a profiler.
+const KEEP: &str = "WAYMARK_BENCH_KEEP";
 /// How many timers the reopened store fires (one is due each second):
 /// 10k, or `WAYMARK_BENCH_FIRE`.
 fn fire_seconds() -> i64 {
