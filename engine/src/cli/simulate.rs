@@ -98,8 +98,11 @@ fn simulate(args: &SimulateArgs) -> Result<ExitCode> {
             .spawn_scoped(scope, || read_lines(reader, sender, used, &name))
             .context("cannot start the thread reading events")?;
         let (to_writer, written) = std::sync::mpsc::sync_channel::<Vec<Record>>(16);
-        // Written batches come back emptied, to be filled again: the writer
-        // frees the records, off the engine's thread, which the run waits on.
+        // Written batches come back whole, and their records are freed
+        // here, on the thread that made them, as the batch is filled again.
+        // Freed on the writer's thread, they left the allocator's pages of
+        // this thread empty, to be given back to the system and faulted in
+        // again (zeroed) a few milliseconds later.
         let (give_back_records, done) = std::sync::mpsc::channel::<Vec<Record>>();
         let writer = std::thread::Builder::new()
             .name("write records".into())
@@ -107,11 +110,12 @@ fn simulate(args: &SimulateArgs) -> Result<ExitCode> {
                 write_records(written, give_back_records, json, tz)
             })
             .context("cannot start the thread writing records")?;
-        // A batch the writer is done with to fill again, if any: the others
-        // it has given back are freed.
+        // A batch the writer is done with, emptied to fill again, if any:
+        // the others it has given back are freed.
         let refill = || {
             let mut spare: Option<Vec<Record>> = None;
-            while let Ok(written) = done.try_recv() {
+            while let Ok(mut written) = done.try_recv() {
+                written.clear();
                 spare = Some(written);
             }
             spare
@@ -243,7 +247,7 @@ fn write_records(
     let mut stdout = std::io::stdout().lock();
     let mut out: Vec<u8> = Vec::with_capacity(1 << 17);
     let mut summary = Summary::default();
-    for mut batch in batches {
+    for batch in batches {
         for r in &batch {
             if json {
                 serde_json::to_writer(&mut out, r)?;
@@ -257,7 +261,6 @@ fn write_records(
                 out.clear();
             }
         }
-        batch.clear();
         let _ = written.send(batch);
     }
     stdout.write_all(&out)?;
