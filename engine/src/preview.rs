@@ -12,7 +12,6 @@ use chrono::{DateTime, Duration, Utc};
 use rustc_hash::FxHashMap;
 use std::collections::BTreeSet;
 use std::rc::Rc;
-use std::sync::Arc;
 use waymark_core::deployment::{Deployment, Due, HistoryKept};
 use waymark_core::journal::{Kind, Record};
 use waymark_core::machine::{self as core, Globals};
@@ -47,45 +46,85 @@ pub struct Preview {
 const BLOCK: usize = 1024;
 
 struct Member {
-    state: UserState,
+    /// Their id, where an input numbered for them is checked against it.
+    id: ShortId,
     /// Their timer as [`Preview::timers`] holds it.
     timer: Option<i64>,
-    /// The id as a [`UserNumbers`] handed it out for this member, if one
-    /// did: an input carrying the same pointer is this member's without
-    /// looking the id up.
-    numbered: Option<Arc<str>>,
+    state: UserState,
 }
 
-/// A user id as [`UserNumbers`] numbered it: the users of a stream of
+/// A user id kept where it is compared: up to [`ShortId::INLINE`] bytes
+/// in place, longer ones on the heap. Comparing one in a table or a
+/// member reads no other memory: for a hundred thousand users, following
+/// a pointer to each id was a cache miss per line read.
+#[derive(Clone, PartialEq, Eq)]
+enum ShortId {
+    Inline(u8, [u8; ShortId::INLINE]),
+    Long(Box<[u8]>),
+}
+
+impl ShortId {
+    const INLINE: usize = 22;
+
+    fn new(id: &str) -> ShortId {
+        let bytes = id.as_bytes();
+        match u8::try_from(bytes.len()) {
+            Ok(len) if bytes.len() <= ShortId::INLINE => {
+                let mut inline = [0; ShortId::INLINE];
+                inline[..bytes.len()].copy_from_slice(bytes);
+                ShortId::Inline(len, inline)
+            }
+            _ => ShortId::Long(bytes.into()),
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            ShortId::Inline(len, bytes) => &bytes[..usize::from(*len)],
+            ShortId::Long(bytes) => bytes,
+        }
+    }
+}
+
+/// Hashed and compared as its bytes, so that a table of them is looked
+/// up by a borrowed id's bytes.
+impl std::hash::Hash for ShortId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state)
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for ShortId {
+    fn borrow(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+/// A user as [`UserNumbers`] numbered them: the users of a stream of
 /// inputs numbered in the order they first appear, which is the order a
 /// [`Preview`] fed the same inputs makes its members in.
-#[derive(Clone)]
+#[derive(Clone, Copy)]
 pub struct NumberedUser {
-    id: Arc<str>,
     number: u32,
 }
 
 /// Numbers the users of a stream of inputs in the order they first
 /// appear, on a thread other than the preview's: what the preview would
 /// otherwise hash and compare for every input. A number is only a hint:
-/// the preview checks it by pointer and falls back to the id.
+/// the preview checks the member's id and falls back to looking it up.
 #[derive(Default)]
 pub struct UserNumbers {
-    ids: FxHashMap<Arc<str>, u32>,
+    ids: FxHashMap<ShortId, u32>,
 }
 
 impl UserNumbers {
     pub fn number(&mut self, user: &str) -> NumberedUser {
-        if let Some((id, number)) = self.ids.get_key_value(user) {
-            return NumberedUser {
-                id: id.clone(),
-                number: *number,
-            };
+        if let Some(&number) = self.ids.get(user.as_bytes()) {
+            return NumberedUser { number };
         }
-        let id: Arc<str> = user.into();
         let number = u32::try_from(self.ids.len()).unwrap_or(u32::MAX);
-        self.ids.insert(id.clone(), number);
-        NumberedUser { id, number }
+        self.ids.insert(ShortId::new(user), number);
+        NumberedUser { number }
     }
 }
 
@@ -167,7 +206,8 @@ impl Preview {
     }
 
     /// Where `user` is among the members, made if new. A numbered user
-    /// whose number holds the same id pointer is found without a lookup.
+    /// whose number holds a member of the same id is found without a
+    /// lookup.
     fn member_index(&mut self, numbered: Option<&NumberedUser>, user: &str) -> usize {
         if let Some(n) = numbered {
             let index = n.number as usize;
@@ -175,13 +215,12 @@ impl Preview {
                 .members
                 .get(index / BLOCK)
                 .and_then(|block| block.get(index % BLOCK))
-                .and_then(|m| m.numbered.as_ref())
-                .is_some_and(|id| Arc::ptr_eq(id, &n.id));
+                .is_some_and(|m| m.id.as_bytes() == user.as_bytes());
             if hit {
                 return index;
             }
         }
-        let index = match self.users.get(user) {
+        match self.users.get(user) {
             Some(&index) => index as usize,
             None => {
                 let index = self.users.len();
@@ -190,9 +229,9 @@ impl Preview {
                 }
                 let block = self.members.last_mut().expect("a block was just made");
                 block.push(Member {
-                    state: UserState::new(user),
+                    id: ShortId::new(user),
                     timer: None,
-                    numbered: None,
+                    state: UserState::new(user),
                 });
                 let id: Rc<str> = user.into();
                 self.newcomers.push(id.clone());
@@ -200,14 +239,7 @@ impl Preview {
                     .insert(id, u32::try_from(index).unwrap_or(u32::MAX));
                 index
             }
-        };
-        if let Some(n) = numbered
-            && n.number as usize == index
-            && &*n.id == user
-        {
-            self.members[index / BLOCK][index % BLOCK].numbered = Some(n.id.clone());
         }
-        index
     }
 
     /// Fires every timer and cron trigger due up to and including `until`,
@@ -459,6 +491,39 @@ mod tests {
             .collect();
         assert_eq!(seconds, ["b", "a"], "{out:?}");
         assert_eq!(p.users.len(), 2);
+    }
+
+    #[test]
+    fn ids_kept_in_place_or_on_the_heap_number_and_find_their_members() {
+        let mut p = Preview::new(plan(
+            "rule r \"r\" {\n  when event checkin\n  if count(checkin) == 2\n  then {\n    emit second\n  }\n}\n",
+        ));
+        // Either side of the inline length, and ids equal up to it.
+        let ids = [
+            "a".repeat(ShortId::INLINE),
+            "a".repeat(ShortId::INLINE + 1),
+            format!("{}b", "a".repeat(ShortId::INLINE - 1)),
+            "a".repeat(40),
+            String::new(),
+        ];
+        let mut numbers = UserNumbers::default();
+        let mut out = Vec::new();
+        for round in 0..2 {
+            for (i, id) in ids.iter().enumerate() {
+                let who = numbers.number(id);
+                assert_eq!(who.number as usize, i, "{id:?} keeps its number");
+                let when = at((round * ids.len() + i) as i64);
+                let input = track(id, "checkin", &format!("{round}-{i}"), when);
+                p.handle_numbered(Some(&who), &input, when, &mut out);
+            }
+        }
+        let seconds: Vec<&str> = out
+            .iter()
+            .filter(|r| r.kind == Kind::Emit)
+            .map(|r| r.user.as_str())
+            .collect();
+        assert_eq!(seconds, ids.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(p.users.len(), ids.len());
     }
 
     #[test]
