@@ -19,3 +19,4 @@ pub mod machine;
 pub mod mix;
 pub mod model;
 pub mod stats;
+pub mod traits;

@@ -5,6 +5,7 @@
 //! index can always be recomputed from it and never drifts.
 
 use crate::history::History;
+use crate::traits::Traits;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -97,7 +98,7 @@ pub struct UserState {
     #[serde(with = "waymark_dsl::stored::stamp_opt", default)]
     pub created_at: Option<DateTime<Utc>>,
     /// Traits from identify calls and `set` steps.
-    pub traits: BTreeMap<String, Value>,
+    pub traits: Traits,
     pub tags: BTreeSet<String>,
     pub points: Points,
     pub coupons: Vec<Coupon>,

@@ -80,7 +80,7 @@ pub struct Env<'a> {
 
 /// The user as expressions see it: traits plus the built-in fields.
 pub fn user_value(state: &UserState) -> Value {
-    let mut map = state.traits.clone();
+    let mut map = state.traits.to_map();
     map.insert("id".into(), Value::String(state.id.clone()));
     map.insert(
         "created_at".into(),

@@ -154,7 +154,7 @@ pub fn handle_into(
             if let Value::Record(map) = traits {
                 for (k, v) in map {
                     merge(
-                        cx.user.traits.entry(k.clone()).or_insert(Value::Null),
+                        cx.user.traits.get_or_insert_with(k, || Value::Null),
                         v.clone(),
                     );
                 }

@@ -721,29 +721,8 @@ impl Cx<'_> {
             );
             return;
         }
-        let mut slot = &mut self.user.traits;
-        for (i, key) in path.iter().enumerate() {
-            if i + 1 == path.len() {
-                match &value {
-                    Some(v) => {
-                        slot.insert(key.clone(), v.clone());
-                    }
-                    None => {
-                        slot.remove(key);
-                    }
-                }
-                break;
-            }
-            let entry = slot
-                .entry(key.clone())
-                .or_insert_with(|| Value::Record(BTreeMap::new()));
-            if !matches!(entry, Value::Record(_)) {
-                *entry = Value::Record(BTreeMap::new());
-            }
-            let Value::Record(map) = entry else {
-                unreachable!("just made a record")
-            };
-            slot = map;
+        if let Some((first, rest)) = path.split_first() {
+            self.set_trait_at(first, rest, value.as_ref());
         }
         let mut r = self.step_record(owner, inst, Kind::Set);
         r.path = Some(path.join("."));
@@ -753,6 +732,51 @@ impl Cx<'_> {
                 .unwrap_or(serde_json::Value::Null),
         );
         self.records.push(r);
+    }
+
+    /// Sets (or with `None` removes) trait `first`, or the field at `rest`
+    /// inside it.
+    fn set_trait_at(&mut self, first: &str, rest: &[String], value: Option<&Value>) {
+        // The first name is a trait; any after it, fields of records
+        // inside it, made (or made records) on the way.
+        fn record(slot: &mut Value) -> &mut BTreeMap<String, Value> {
+            if !matches!(slot, Value::Record(_)) {
+                *slot = Value::Record(BTreeMap::new());
+            }
+            let Value::Record(map) = slot else {
+                unreachable!("just made a record")
+            };
+            map
+        }
+        match (rest.split_last(), value) {
+            (None, Some(v)) => {
+                self.user.traits.insert(first.to_string(), v.clone());
+            }
+            (None, None) => {
+                self.user.traits.remove(first);
+            }
+            (Some((last, between)), _) => {
+                let top = self
+                    .user
+                    .traits
+                    .get_or_insert_with(first, || Value::Record(BTreeMap::new()));
+                let mut slot = record(top);
+                for key in between {
+                    slot = record(
+                        slot.entry(key.clone())
+                            .or_insert_with(|| Value::Record(BTreeMap::new())),
+                    );
+                }
+                match value {
+                    Some(v) => {
+                        slot.insert(last.clone(), v.clone());
+                    }
+                    None => {
+                        slot.remove(last);
+                    }
+                }
+            }
+        }
     }
 }
 

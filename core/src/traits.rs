@@ -1,0 +1,210 @@
+//! A user's traits: each name's value, in name order. A user has a
+//! handful (a tier, a city, a consent record), so they are kept in one
+//! vector sorted by name, exactly as long as it needs to be. A
+//! `BTreeMap` allocated a node with room for eleven (about 640 bytes)
+//! for a user with two, which was most of what a member identified by
+//! name and tier took in memory. Stored as a map, as a `BTreeMap` is.
+
+use serde::de::{MapAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::collections::BTreeMap;
+use std::fmt;
+use waymark_dsl::value::Value;
+
+#[derive(Clone, Default, PartialEq)]
+pub struct Traits {
+    /// Sorted by name, each name once.
+    entries: Vec<(String, Value)>,
+}
+
+impl Traits {
+    pub fn new() -> Traits {
+        Traits::default()
+    }
+
+    fn find(&self, name: &str) -> Result<usize, usize> {
+        self.entries.binary_search_by(|(k, _)| k.as_str().cmp(name))
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.find(name).ok().map(|i| &self.entries[i].1)
+    }
+
+    pub fn contains_key(&self, name: &str) -> bool {
+        self.find(name).is_ok()
+    }
+
+    /// Sets `name` to `value`, giving back the value it replaced.
+    pub fn insert(&mut self, name: String, value: Value) -> Option<Value> {
+        match self.find(&name) {
+            Ok(i) => Some(std::mem::replace(&mut self.entries[i].1, value)),
+            Err(i) => {
+                self.entries.insert(i, (name, value));
+                None
+            }
+        }
+    }
+
+    pub fn remove(&mut self, name: &str) -> Option<Value> {
+        self.find(name).ok().map(|i| self.entries.remove(i).1)
+    }
+
+    /// The value of `name`, set to `make()` first if there is none.
+    pub fn get_or_insert_with(&mut self, name: &str, make: impl FnOnce() -> Value) -> &mut Value {
+        let i = match self.find(name) {
+            Ok(i) => i,
+            Err(i) => {
+                self.entries.insert(i, (name.to_string(), make()));
+                i
+            }
+        };
+        &mut self.entries[i].1
+    }
+
+    /// In name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Value)> {
+        self.entries.iter().map(|(k, v)| (k, v))
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// As a record value.
+    pub fn to_map(&self) -> BTreeMap<String, Value> {
+        self.entries.iter().cloned().collect()
+    }
+}
+
+impl fmt::Debug for Traits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+/// A name given twice keeps its last value, as a map's insert does.
+impl FromIterator<(String, Value)> for Traits {
+    fn from_iter<I: IntoIterator<Item = (String, Value)>>(items: I) -> Traits {
+        let mut entries: Vec<(String, Value)> = items.into_iter().collect();
+        // Stable: of equal names, the last given is last, and kept.
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut kept: Vec<(String, Value)> = Vec::with_capacity(entries.len());
+        for entry in entries {
+            match kept.last_mut() {
+                Some(last) if last.0 == entry.0 => *last = entry,
+                _ => kept.push(entry),
+            }
+        }
+        kept.shrink_to_fit();
+        Traits { entries: kept }
+    }
+}
+
+impl From<BTreeMap<String, Value>> for Traits {
+    fn from(map: BTreeMap<String, Value>) -> Traits {
+        Traits {
+            entries: map.into_iter().collect(),
+        }
+    }
+}
+
+impl Serialize for Traits {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.entries.len()))?;
+        for (k, v) in &self.entries {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Traits {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Traits, D::Error> {
+        struct Entries;
+        impl<'de> Visitor<'de> for Entries {
+            type Value = Traits;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map of trait names to values")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Traits, A::Error> {
+                let mut entries = Vec::with_capacity(access.size_hint().unwrap_or(0).min(64));
+                while let Some(entry) = access.next_entry::<String, Value>()? {
+                    entries.push(entry);
+                }
+                // Written in name order, so usually sorted already.
+                if entries.is_sorted_by(|a, b| a.0 < b.0) {
+                    Ok(Traits { entries })
+                } else {
+                    Ok(entries.into_iter().collect())
+                }
+            }
+        }
+        deserializer.deserialize_map(Entries)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn s(text: &str) -> Value {
+        Value::String(text.into())
+    }
+
+    #[test]
+    fn keeps_names_in_order_and_each_once() {
+        let mut t = Traits::new();
+        assert_eq!(t.insert("tier".into(), s("gold")), None);
+        assert_eq!(t.insert("city".into(), s("Xian")), None);
+        assert_eq!(t.insert("tier".into(), s("bronze")), Some(s("gold")));
+        let names: Vec<&str> = t.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(names, ["city", "tier"]);
+        assert_eq!(t.get("tier"), Some(&s("bronze")));
+        assert_eq!(t.get("nope"), None);
+        *t.get_or_insert_with("age", || Value::Null) = s("30");
+        assert!(t.get_or_insert_with("age", || s("never")) == &s("30"));
+        assert_eq!(t.remove("city"), Some(s("Xian")));
+        assert!(!t.contains_key("city"));
+        assert_eq!(t.len(), 2);
+    }
+
+    #[test]
+    fn a_name_given_twice_keeps_its_last_value() {
+        let t: Traits = [("a".to_string(), s("1")), ("a".to_string(), s("2"))]
+            .into_iter()
+            .collect();
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.get("a"), Some(&s("2")));
+    }
+
+    proptest! {
+        /// Any sequence of sets and removals leaves what a `BTreeMap`
+        /// would, and both store as the same bytes.
+        #[test]
+        fn behaves_and_stores_as_a_map(ops in prop::collection::vec((0u8..6, any::<Option<u8>>()), 0..40)) {
+            let mut traits = Traits::new();
+            let mut map = BTreeMap::new();
+            for (name, value) in ops {
+                let name = format!("t{name}");
+                match value {
+                    Some(v) => prop_assert_eq!(
+                        traits.insert(name.clone(), Value::Number(rust_decimal::Decimal::from(v))),
+                        map.insert(name, Value::Number(rust_decimal::Decimal::from(v)))
+                    ),
+                    None => prop_assert_eq!(traits.remove(&name), map.remove(&name)),
+                }
+            }
+            prop_assert_eq!(&traits.to_map(), &map);
+            let bytes = rmp_serde::to_vec_named(&traits).unwrap();
+            prop_assert_eq!(&bytes, &rmp_serde::to_vec_named(&map).unwrap());
+            let back: Traits = rmp_serde::from_slice(&bytes).unwrap();
+            prop_assert_eq!(back, traits);
+        }
+    }
+}
