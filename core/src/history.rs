@@ -10,6 +10,7 @@
 //! older). Storage per user is bounded: at most 200 event names (the least
 //! recently seen are dropped), 400 buckets and 32 summed properties each.
 
+use crate::names::NameMap;
 use chrono::{DateTime, Duration, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -37,9 +38,9 @@ pub enum Keep {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct History {
-    /// Boxed: a map node holds eleven entries, and most users have a
-    /// few event names, so unboxed aggregates would mostly be empty slots.
-    events: BTreeMap<String, Box<EventHistory>>,
+    /// Boxed, so that the names stay close together and an event name
+    /// is added by moving a few pointers.
+    events: NameMap<Box<EventHistory>>,
 }
 
 /// One event name's aggregates. Days and recent occurrences are kept in
@@ -332,10 +333,7 @@ impl History {
                 self.events.remove(&oldest);
             }
         }
-        let h = match self.events.get_mut(name) {
-            Some(h) => h,
-            None => self.events.entry(name.to_string()).or_default(),
-        };
+        let h = self.events.get_or_insert_with(name, Default::default);
         h.total += 1;
         if h.first.as_ref().is_none_or(|(t, _)| at < *t) {
             h.first = Some((at, snapshot.clone()));
@@ -498,7 +496,7 @@ mod tests {
                 }
                 h.record("order_paid", start + Duration::hours(day * 20), &Value::Record(props));
             }
-            let e = &h.events["order_paid"];
+            let e = h.events.get("order_paid").unwrap();
             for (back, ahead) in windows {
                 let now = start + Duration::days(ahead);
                 let within = back * 86_400;
@@ -516,7 +514,7 @@ mod tests {
             }
             let stored = rmp_serde::to_vec(&h).unwrap();
             let back: History = rmp_serde::from_slice(&stored).unwrap();
-            proptest::prop_assert_eq!(&back.events["order_paid"].day_totals, &e.day_totals);
+            proptest::prop_assert_eq!(&back.events.get("order_paid").unwrap().day_totals, &e.day_totals);
         }
     }
 
@@ -579,7 +577,7 @@ mod tests {
                 ("nothing", 3600 * 3, 0),
             ],
         );
-        let e = &h.events["order_paid"];
+        let e = h.events.get("order_paid").unwrap();
         assert_eq!(e.day_sums.len(), e.days.len() * 2);
         assert_eq!(e.recent_sums.len(), e.recent.len() * 2);
         let bytes = rmp_serde::to_vec_named(&h).unwrap();
@@ -592,7 +590,7 @@ mod tests {
         h.record("order_paid", at(5, 9), &amount(1));
         h.record("order_paid", at(2, 9), &amount(2));
         h.record("order_paid", at(5, 8), &amount(4));
-        let e = &h.events["order_paid"];
+        let e = h.events.get("order_paid").unwrap();
         assert_eq!(e.days, [day(at(2, 9)), day(at(5, 9))]);
         assert_eq!(e.day_counts, [1, 2]);
         assert_eq!(e.day_sums, [Decimal::from(2), Decimal::from(5)]);
@@ -663,7 +661,7 @@ mod tests {
         for d in 0..800 {
             h.record("checkin", at(d, 9), &Value::Record(BTreeMap::new()));
         }
-        let e = &h.events["checkin"];
+        let e = h.events.get("checkin").unwrap();
         assert!(e.days.len() <= MAX_DAYS as usize + 1);
         assert!(e.recent.len() <= RECENT);
         let now = at(799, 10);

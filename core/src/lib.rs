@@ -18,5 +18,5 @@ pub mod journal;
 pub mod machine;
 pub mod mix;
 pub mod model;
+pub mod names;
 pub mod stats;
-pub mod traits;

@@ -5,7 +5,7 @@
 //! index can always be recomputed from it and never drifts.
 
 use crate::history::History;
-use crate::traits::Traits;
+use crate::names::Traits;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};

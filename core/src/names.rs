@@ -1,9 +1,10 @@
-//! A user's traits: each name's value, in name order. A user has a
-//! handful (a tier, a city, a consent record), so they are kept in one
-//! vector sorted by name, exactly as long as it needs to be. A
-//! `BTreeMap` allocated a node with room for eleven (about 640 bytes)
-//! for a user with two, which was most of what a member identified by
-//! name and tier took in memory. Stored as a map, as a `BTreeMap` is.
+//! Maps keyed by a name that a user holds a handful of (traits, the
+//! event names their history keeps): one vector sorted by name, exactly
+//! as long as it needs to be. A `BTreeMap` allocated a node with room for
+//! eleven entries for a user with two: for traits (about 640 bytes a
+//! user) that was most of what a member identified by name and tier took
+//! in memory, and memory first touched is memory the system zeroes.
+//! Stored as a map, as a `BTreeMap` is, in the same bytes.
 
 use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeMap;
@@ -12,23 +13,38 @@ use std::collections::BTreeMap;
 use std::fmt;
 use waymark_dsl::value::Value;
 
-#[derive(Clone, Default, PartialEq)]
-pub struct Traits {
+/// A user's traits.
+pub type Traits = NameMap<Value>;
+
+#[derive(Clone, PartialEq)]
+pub struct NameMap<V> {
     /// Sorted by name, each name once.
-    entries: Vec<(String, Value)>,
+    entries: Vec<(String, V)>,
 }
 
-impl Traits {
-    pub fn new() -> Traits {
-        Traits::default()
+impl<V> Default for NameMap<V> {
+    fn default() -> Self {
+        NameMap {
+            entries: Vec::new(),
+        }
+    }
+}
+
+impl<V> NameMap<V> {
+    pub fn new() -> Self {
+        NameMap::default()
     }
 
     fn find(&self, name: &str) -> Result<usize, usize> {
         self.entries.binary_search_by(|(k, _)| k.as_str().cmp(name))
     }
 
-    pub fn get(&self, name: &str) -> Option<&Value> {
+    pub fn get(&self, name: &str) -> Option<&V> {
         self.find(name).ok().map(|i| &self.entries[i].1)
+    }
+
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut V> {
+        self.find(name).ok().map(|i| &mut self.entries[i].1)
     }
 
     pub fn contains_key(&self, name: &str) -> bool {
@@ -36,7 +52,7 @@ impl Traits {
     }
 
     /// Sets `name` to `value`, giving back the value it replaced.
-    pub fn insert(&mut self, name: String, value: Value) -> Option<Value> {
+    pub fn insert(&mut self, name: String, value: V) -> Option<V> {
         match self.find(&name) {
             Ok(i) => Some(std::mem::replace(&mut self.entries[i].1, value)),
             Err(i) => {
@@ -46,12 +62,12 @@ impl Traits {
         }
     }
 
-    pub fn remove(&mut self, name: &str) -> Option<Value> {
+    pub fn remove(&mut self, name: &str) -> Option<V> {
         self.find(name).ok().map(|i| self.entries.remove(i).1)
     }
 
     /// The value of `name`, set to `make()` first if there is none.
-    pub fn get_or_insert_with(&mut self, name: &str, make: impl FnOnce() -> Value) -> &mut Value {
+    pub fn get_or_insert_with(&mut self, name: &str, make: impl FnOnce() -> V) -> &mut V {
         let i = match self.find(name) {
             Ok(i) => i,
             Err(i) => {
@@ -63,7 +79,7 @@ impl Traits {
     }
 
     /// In name order.
-    pub fn iter(&self) -> impl Iterator<Item = (&String, &Value)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &V)> {
         self.entries.iter().map(|(k, v)| (k, v))
     }
 
@@ -75,25 +91,28 @@ impl Traits {
         self.entries.is_empty()
     }
 
-    /// As a record value.
-    pub fn to_map(&self) -> BTreeMap<String, Value> {
+    /// As a `BTreeMap`.
+    pub fn to_map(&self) -> BTreeMap<String, V>
+    where
+        V: Clone,
+    {
         self.entries.iter().cloned().collect()
     }
 }
 
-impl fmt::Debug for Traits {
+impl<V: fmt::Debug> fmt::Debug for NameMap<V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_map().entries(self.iter()).finish()
     }
 }
 
 /// A name given twice keeps its last value, as a map's insert does.
-impl FromIterator<(String, Value)> for Traits {
-    fn from_iter<I: IntoIterator<Item = (String, Value)>>(items: I) -> Traits {
-        let mut entries: Vec<(String, Value)> = items.into_iter().collect();
+impl<V> FromIterator<(String, V)> for NameMap<V> {
+    fn from_iter<I: IntoIterator<Item = (String, V)>>(items: I) -> Self {
+        let mut entries: Vec<(String, V)> = items.into_iter().collect();
         // Stable: of equal names, the last given is last, and kept.
         entries.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut kept: Vec<(String, Value)> = Vec::with_capacity(entries.len());
+        let mut kept: Vec<(String, V)> = Vec::with_capacity(entries.len());
         for entry in entries {
             match kept.last_mut() {
                 Some(last) if last.0 == entry.0 => *last = entry,
@@ -101,19 +120,19 @@ impl FromIterator<(String, Value)> for Traits {
             }
         }
         kept.shrink_to_fit();
-        Traits { entries: kept }
+        NameMap { entries: kept }
     }
 }
 
-impl From<BTreeMap<String, Value>> for Traits {
-    fn from(map: BTreeMap<String, Value>) -> Traits {
-        Traits {
+impl<V> From<BTreeMap<String, V>> for NameMap<V> {
+    fn from(map: BTreeMap<String, V>) -> Self {
+        NameMap {
             entries: map.into_iter().collect(),
         }
     }
 }
 
-impl Serialize for Traits {
+impl<V: Serialize> Serialize for NameMap<V> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(self.entries.len()))?;
         for (k, v) in &self.entries {
@@ -123,28 +142,28 @@ impl Serialize for Traits {
     }
 }
 
-impl<'de> Deserialize<'de> for Traits {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Traits, D::Error> {
-        struct Entries;
-        impl<'de> Visitor<'de> for Entries {
-            type Value = Traits;
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for NameMap<V> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Entries<V>(std::marker::PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for Entries<V> {
+            type Value = NameMap<V>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a map of trait names to values")
+                f.write_str("a map of names to values")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Traits, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<NameMap<V>, A::Error> {
                 let mut entries = Vec::with_capacity(access.size_hint().unwrap_or(0).min(64));
-                while let Some(entry) = access.next_entry::<String, Value>()? {
+                while let Some(entry) = access.next_entry::<String, V>()? {
                     entries.push(entry);
                 }
                 // Written in name order, so usually sorted already.
                 if entries.is_sorted_by(|a, b| a.0 < b.0) {
-                    Ok(Traits { entries })
+                    Ok(NameMap { entries })
                 } else {
                     Ok(entries.into_iter().collect())
                 }
             }
         }
-        deserializer.deserialize_map(Entries)
+        deserializer.deserialize_map(Entries(std::marker::PhantomData))
     }
 }
 
