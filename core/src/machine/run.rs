@@ -737,8 +737,9 @@ impl Cx<'_> {
     /// Sets (or with `None` removes) trait `first`, or the field at `rest`
     /// inside it.
     fn set_trait_at(&mut self, first: &str, rest: &[String], value: Option<&Value>) {
-        // The first name is a trait; any after it, fields of records
-        // inside it, made (or made records) on the way.
+        // The first name is a trait; any after it name fields of records
+        // inside it. A field on the way that is missing or not a record
+        // becomes an empty record.
         fn record(slot: &mut Value) -> &mut BTreeMap<String, Value> {
             if !matches!(slot, Value::Record(_)) {
                 *slot = Value::Record(BTreeMap::new());

@@ -397,18 +397,27 @@ async fn ingest(
     Ok(axum::Json(answer).into_response())
 }
 
+/// Reads the store on tokio's blocking pool: a user's whole journal or a
+/// thousand dead letters take milliseconds, and the one HTTP thread
+/// serves every other request meanwhile.
+async fn read_store<T: Send + 'static>(
+    state: &AppState,
+    read: impl FnOnce(&Store<SledKv>) -> Result<T, crate::store::StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || read(&store))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server", e.to_string()))?
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server", e.to_string()))
+}
+
 async fn user(
     State(state): State<AppState>,
     headers: HeaderMap,
     Param(id): Param,
 ) -> Result<impl IntoResponse, ApiError> {
     authorize(&state, &headers, None, Scope::Read)?;
-    let store = state.store.clone();
-    let found = tokio::task::spawn_blocking(move || store.user(&id))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server", e.to_string()))?
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server", e.to_string()))?;
-    let Some(u) = found else {
+    let Some(u) = read_store(&state, move |store| store.user(&id)).await? else {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "id", "no such user"));
     };
     Ok(axum::Json(waymark_core::export::summary(&u)))
@@ -447,13 +456,17 @@ async fn export(
     Param(id): Param,
 ) -> Result<impl IntoResponse, ApiError> {
     authorize(&state, &headers, None, Scope::Read)?;
-    let internal = |e: crate::store::StoreError| {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server", e.to_string())
-    };
-    let Some(user) = state.store.user(&id).map_err(internal)? else {
+    let key = id.clone();
+    let (user, journal) = read_store(&state, move |store| {
+        let Some(user) = store.user(&key)? else {
+            return Ok((None, Vec::new()));
+        };
+        Ok((Some(user), store.journal(&key, usize::MAX)?))
+    })
+    .await?;
+    let Some(user) = user else {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "id", "no such user"));
     };
-    let journal = state.store.journal(&id, usize::MAX).map_err(internal)?;
     Ok(axum::Json(
         json!({"user": id, "state": waymark_core::export::state(&user), "journal": journal}),
     ))
@@ -465,10 +478,8 @@ async fn journal(
     Param(id): Param,
 ) -> Result<impl IntoResponse, ApiError> {
     authorize(&state, &headers, None, Scope::Read)?;
-    let records = state
-        .store
-        .journal(&id, 10_000)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server", e.to_string()))?;
+    let key = id.clone();
+    let records = read_store(&state, move |store| store.journal(&key, 10_000)).await?;
     Ok(axum::Json(json!({"user": id, "records": records})))
 }
 
@@ -477,10 +488,7 @@ async fn dead_letters(
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
     authorize(&state, &headers, None, Scope::Read)?;
-    let entries = state
-        .store
-        .dead_letters(1000)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server", e.to_string()))?;
+    let entries = read_store(&state, |store| store.dead_letters(1000)).await?;
     let items: Vec<Json> = entries
         .iter()
         .map(|e| json!({"id": e.seq, "attempts": e.attempts, "last_error": e.last_error, "record": e.record}))
