@@ -57,7 +57,7 @@ struct Member {
 /// in place, longer ones on the heap. Comparing one in a table or a
 /// member reads no other memory: for a hundred thousand users, following
 /// a pointer to each id was a cache miss per line read.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(PartialEq, Eq)]
 enum ShortId {
     Inline(u8, [u8; ShortId::INLINE]),
     Long(Box<[u8]>),
