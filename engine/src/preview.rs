@@ -45,6 +45,11 @@ pub struct Preview {
 /// How many members a block of [`Preview::members`] holds.
 const BLOCK: usize = 1024;
 
+/// Laid out as declared and at the start of a cache line: with the
+/// fields of [`UserState`] every input reads at its start, an input
+/// touches the member's first four lines, not whichever of its six the
+/// fields fell on.
+#[repr(C, align(64))]
 struct Member {
     /// Their id, where an input numbered for them is checked against it.
     id: ShortId,
