@@ -101,7 +101,7 @@ impl Input {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[repr(C)]
 pub struct UserState {
-    pub id: String,
+    pub id: compact_str::CompactString,
     /// Traits from identify calls and `set` steps.
     pub traits: Traits,
     pub history: History,
@@ -129,7 +129,7 @@ pub struct UserState {
 impl UserState {
     pub fn new(id: &str) -> UserState {
         UserState {
-            id: id.to_string(),
+            id: id.into(),
             ..UserState::default()
         }
     }

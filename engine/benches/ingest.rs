@@ -237,7 +237,7 @@ fn timers(deployment: &Deployment, sizes: &Sizes) -> TimerReport {
         let mut batch = Batch::default();
         for _ in 0..sizes.timer_batch.min((sizes.timers - made) as usize) {
             let mut user = template.clone();
-            user.id = format!("t{made:08}");
+            user.id = format!("t{made:08}").into();
             let due = base() + Duration::seconds(made as i64);
             for i in &mut user.instances {
                 i.wait = Wait::Until(due);

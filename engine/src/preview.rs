@@ -46,17 +46,18 @@ pub struct Preview {
 const BLOCK: usize = 1024;
 
 /// Laid out as declared and at the start of a cache line: with the
-/// fields of [`UserState`] every input reads at its start, an input
-/// touches the member's first four lines, not whichever of its six the
-/// fields fell on.
+/// fields of [`UserState`] every input reads at its start (the user's id,
+/// kept in place, among them), an input touches the member's first three
+/// lines, not whichever of its six the fields fell on.
 #[repr(C, align(64))]
 struct Member {
-    /// Their id, where an input numbered for them is checked against it.
-    id: ShortId,
-    /// Their timer as [`Preview::timers`] holds it.
-    timer: Option<i64>,
+    /// Their timer as [`Preview::timers`] holds it, or [`NO_TIMER`].
+    timer: i64,
     state: UserState,
 }
+
+/// A member's timer when they have none.
+const NO_TIMER: i64 = i64::MAX;
 
 /// A user id kept where it is compared: up to [`ShortId::INLINE`] bytes
 /// in place, longer ones on the heap. Comparing one in a table or a
@@ -198,13 +199,13 @@ impl Preview {
             now,
             out,
         );
-        let timer = member.state.next_wake().map(micros);
+        let timer = member.state.next_wake().map_or(NO_TIMER, micros);
         if timer != member.timer {
-            if let Some(old) = member.timer {
-                self.timers.remove(&(old, Box::from(user)));
+            if member.timer != NO_TIMER {
+                self.timers.remove(&(member.timer, Box::from(user)));
             }
-            if let Some(new) = timer {
-                self.timers.insert((new, user.into()));
+            if timer != NO_TIMER {
+                self.timers.insert((timer, user.into()));
             }
             member.timer = timer;
         }
@@ -220,7 +221,7 @@ impl Preview {
                 .members
                 .get(index / BLOCK)
                 .and_then(|block| block.get(index % BLOCK))
-                .is_some_and(|m| m.id.as_bytes() == user.as_bytes());
+                .is_some_and(|m| m.state.id.as_bytes() == user.as_bytes());
             if hit {
                 return index;
             }
@@ -234,8 +235,7 @@ impl Preview {
                 }
                 let block = self.members.last_mut().expect("a block was just made");
                 block.push(Member {
-                    id: ShortId::new(user),
-                    timer: None,
+                    timer: NO_TIMER,
                     state: UserState::new(user),
                 });
                 let id: Rc<str> = user.into();

@@ -81,7 +81,7 @@ pub struct Env<'a> {
 /// The user as expressions see it: traits plus the built-in fields.
 pub fn user_value(state: &UserState) -> Value {
     let mut map = state.traits.to_map();
-    map.insert("id".into(), Value::String(state.id.clone()));
+    map.insert("id".into(), Value::String(state.id.to_string()));
     map.insert(
         "created_at".into(),
         state
@@ -152,7 +152,7 @@ pub(crate) fn is_plain_trait(field: &str) -> bool {
 /// One field of [`user_value`], without building the rest.
 fn user_field(state: &UserState, field: &str) -> Value {
     match field {
-        "id" => Value::String(state.id.clone()),
+        "id" => Value::String(state.id.to_string()),
         "created_at" => state
             .created_at
             .map(Value::Timestamp)

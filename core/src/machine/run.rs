@@ -541,7 +541,7 @@ impl Cx<'_> {
                 r.fields = Some(Value::Record(fields.clone()).to_json());
                 self.records.push(r);
                 self.emitted.push_back(Event {
-                    user: self.user.id.clone(),
+                    user: self.user.id.to_string(),
                     name: event.clone(),
                     properties: Value::Record(fields),
                     at: self.now,
@@ -648,7 +648,7 @@ impl Cx<'_> {
             return text(&to);
         }
         match self.d.recipients.get(channel) {
-            None | Some(Recipient::UserId) => Some(self.user.id.clone()),
+            None | Some(Recipient::UserId) => Some(self.user.id.to_string()),
             Some(Recipient::Trait(path)) => {
                 // A dotted path reaches into record traits (`contact.phone`).
                 let mut parts = path.split('.');

@@ -305,7 +305,7 @@ impl<K: Kv + Clone + 'static> Runtime<K> {
             job();
         }
         self.in_flight = Some(InFlight {
-            users: batch.users.iter().map(|(u, _)| u.id.clone()).collect(),
+            users: batch.users.iter().map(|(u, _)| u.id.to_string()).collect(),
             applied,
             outcome: None,
         });

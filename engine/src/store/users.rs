@@ -118,7 +118,7 @@ impl<K: Kv> Store<K> {
             let state = encode_positional(user);
             let id = &user_part(&user.id)[..];
             self.note_size(&user.id, state.len());
-            if as_stored.get(&user.id) != Some(&state) {
+            if as_stored.get(user.id.as_str()) != Some(&state) {
                 ops.push(Op::Put(key("u", &[id]), state));
             }
             timers.moved(id, *old_wake, user.next_wake());
