@@ -46,6 +46,11 @@ pub struct Deployment {
     /// Each rule's filter and condition of the current plan, made ready
     /// (see `machine::check`), by the rule's place in the plan.
     rule_checks: Vec<Vec<crate::machine::Check>>,
+    /// Every event name something deployed reacts to: a trigger, rule or
+    /// task of the current plan, or a goal, `exit on` or `wait for` of
+    /// any version kept (users may be in any of them). Names of versions
+    /// pruned since stay: hearing too much costs only time.
+    heard: rustc_hash::FxHashSet<String>,
 }
 
 /// What one event name can start or count, by index into the plan's lists.
@@ -94,6 +99,25 @@ fn listeners(plan: &Plan) -> rustc_hash::FxHashMap<String, Listeners> {
             .push(i);
     }
     by_event
+}
+
+/// The events a journey version reacts to once a user is in it: its
+/// goal, its `exit on` and its `wait for` steps.
+fn heard_by(journey: &JourneyPlan) -> impl Iterator<Item = &str> {
+    let waits = journey
+        .steps
+        .table
+        .iter()
+        .filter_map(|step| match &step.kind {
+            waymark_dsl::plan::StepKind::WaitForEvent { event, .. } => Some(event.event.as_str()),
+            _ => None,
+        });
+    journey
+        .goal
+        .iter()
+        .map(|g| g.event.event.as_str())
+        .chain(journey.exit_on.iter().map(|f| f.event.as_str()))
+        .chain(waits)
 }
 
 /// Which events' history users keep.
@@ -212,6 +236,7 @@ impl Deployment {
             default_zone: None,
             default_policy: None,
             rule_checks: Vec::new(),
+            heard: Default::default(),
         };
         d.replace(plan);
         d
@@ -270,6 +295,10 @@ impl Deployment {
             })
             .collect();
         self.listeners = listeners(&plan);
+        self.heard = self.listeners.keys().cloned().collect();
+        for version in self.versions.values() {
+            self.heard.extend(heard_by(version).map(str::to_string));
+        }
         self.history_read_keeps = plan
             .history_reads
             .iter()
@@ -314,6 +343,13 @@ impl Deployment {
 
     /// The journeys, rules and tasks of the current plan an event named
     /// `name` can start or count.
+    /// Whether anything deployed reacts to an event of this name (see
+    /// [`Deployment::heard`]): an event that nothing hears and whose
+    /// history is not kept changes nothing when it is handled.
+    pub fn hears(&self, name: &str) -> bool {
+        self.heard.contains(name)
+    }
+
     pub fn listeners(&self, name: &str) -> &Listeners {
         self.listeners.get(name).unwrap_or(&NO_LISTENERS)
     }
@@ -353,6 +389,7 @@ impl Deployment {
 
     /// Makes an older version available again (loaded from the store).
     pub fn keep_version(&mut self, plan: JourneyPlan) {
+        self.heard.extend(heard_by(&plan).map(str::to_string));
         self.versions
             .insert((plan.name.clone(), plan.version.clone()), Arc::new(plan));
     }

@@ -127,3 +127,101 @@ rule big_again "an order bigger than the last one" {
     assert_eq!(fields["total"], 350);
     assert_eq!(fields["last"], 250);
 }
+
+/// The preview does not handle an emitted event that nothing deployed
+/// reacts to (`Deployment::hears`) and whose history it does not keep;
+/// every emitted event that something hears — a rule, a trigger, a `wait
+/// for`, a goal, an `exit on`, a history function — still does what it
+/// does in the daemon, which handles them all.
+#[test]
+fn an_emit_reaches_whatever_hears_it_in_the_preview_as_in_the_daemon() {
+    let plan = plan(&[(
+        "e.journey".into(),
+        r#"
+rule paid {
+  when event order_paid
+  then {
+    emit waited_for
+    emit converted
+    emit left
+    emit heard_by_a_rule
+  }
+}
+rule checked { when event checkin then { emit nobody_hears { n: 1 } } }
+rule counted { when event checkin then { emit counted_later } }
+rule chained { when event heard_by_a_rule then { tag "chained" } }
+journey waiting {
+  trigger event cart_updated
+  wait for event waited_for within 1d {
+    send sms template "PAID"
+  } else {
+    send sms template "LATE"
+  }
+}
+journey converting {
+  trigger event cart_updated
+  goal converted within 3d
+  wait 2d
+  send sms template "NUDGE"
+}
+journey leaving {
+  trigger event cart_updated
+  exit on event left
+  wait 1h
+  send sms template "LEFT_TOO_LATE"
+}
+journey counting {
+  trigger event page_view
+  if count(counted_later, 7d) >= 1 {
+    send sms template "COUNTED"
+  } else {
+    send sms template "NOT_COUNTED"
+  }
+}
+"#
+        .into(),
+    )]);
+    let text = r#"{"type":"track","userId":"a","event":"cart_updated","timestamp":"2025-11-01T00:00:00Z"}
+{"type":"track","userId":"b","event":"cart_updated","timestamp":"2025-11-01T00:00:00Z"}
+{"type":"track","userId":"a","event":"order_paid","properties":{"amount":5},"timestamp":"2025-11-01T00:30:00Z"}
+{"type":"track","userId":"a","event":"checkin","timestamp":"2025-11-01T01:00:00Z"}
+{"type":"track","userId":"a","event":"page_view","timestamp":"2025-11-01T02:00:00Z"}
+{"type":"track","userId":"b","event":"page_view","timestamp":"2025-11-01T02:00:00Z"}"#;
+    let (daemon, previewed) = both(&plan, &inputs(text));
+    assert_eq!(previewed, daemon);
+    let of = |user: &str, kind: waymark_core::journal::Kind| -> Vec<&Record> {
+        previewed
+            .iter()
+            .filter(|r| r.user == user && r.kind == kind)
+            .collect()
+    };
+    use waymark_core::journal::Kind;
+    let templates = |user: &str| -> Vec<&str> {
+        of(user, Kind::Send)
+            .iter()
+            .filter_map(|r| r.template.as_deref())
+            .collect()
+    };
+    // The wait, the goal and the exit all heard `a`'s emitted event.
+    assert_eq!(templates("a"), ["PAID", "COUNTED"], "{previewed:?}");
+    assert_eq!(of("a", Kind::Goal).len(), 1, "{previewed:?}");
+    assert!(
+        of("a", Kind::Exit)
+            .iter()
+            .any(|r| r.journey.as_deref() == Some("leaving")
+                && r.reason.as_deref() == Some("exit_on")),
+        "{previewed:?}"
+    );
+    assert!(
+        of("a", Kind::Tag)
+            .iter()
+            .any(|r| r.tag.as_deref() == Some("chained")),
+        "{previewed:?}"
+    );
+    assert_eq!(
+        templates("b"),
+        ["LEFT_TOO_LATE", "NOT_COUNTED", "LATE", "NUDGE"],
+        "{previewed:?}"
+    );
+    assert_eq!(of("a", Kind::Emit).len(), 6);
+}

@@ -540,13 +540,18 @@ impl Cx<'_> {
                 r.event = Some(event.clone());
                 r.fields = Some(Value::Record(fields.clone()).to_json());
                 self.records.push(r);
-                self.emitted.push_back(Event {
-                    user: self.user.id.to_string(),
-                    name: event.clone(),
-                    properties: Value::Record(fields),
-                    at: self.now,
-                    message_id: None,
-                });
+                // An event nothing hears, whose history is not kept, would
+                // change nothing: most emits of a rule set are its output.
+                let d = self.d;
+                if d.hears(event) || d.history_of(event) != crate::history::Keep::Nothing {
+                    self.emitted.push_back(Event {
+                        user: self.user.id.to_string(),
+                        name: event.clone(),
+                        properties: Value::Record(fields),
+                        at: self.now,
+                        message_id: None,
+                    });
+                }
                 Flow::Next(*next)
             }
             StepKind::Repeat {
