@@ -33,9 +33,6 @@ pub struct Deployment {
     /// Per event name, the journeys, rules and tasks of the current plan
     /// that it can start or count, each in plan order.
     listeners: rustc_hash::FxHashMap<String, Listeners>,
-    /// For each event the current plan's history functions read, what
-    /// [`HistoryKept::Read`] keeps of it; an event not here keeps nothing.
-    history_read_keeps: rustc_hash::FxHashMap<String, crate::history::Keep>,
     /// Each policy's time zone, parsed once.
     policy_zones: rustc_hash::FxHashMap<String, Option<chrono_tz::Tz>>,
     /// The default policy's, asked for on every event.
@@ -53,18 +50,23 @@ pub struct Deployment {
     heard: rustc_hash::FxHashSet<String>,
 }
 
-/// What one event name can start or count, by index into the plan's lists.
+/// What one event name can start or count, by index into the plan's
+/// lists, and what [`HistoryKept::Read`] keeps of its history: found
+/// together, with one lookup for each event.
 #[derive(Debug, Clone, Default)]
 pub struct Listeners {
     pub journeys: Vec<usize>,
     pub rules: Vec<usize>,
     pub tasks: Vec<usize>,
+    /// What the current plan's history functions read of it.
+    pub read: crate::history::Keep,
 }
 
 static NO_LISTENERS: Listeners = Listeners {
     journeys: Vec::new(),
     rules: Vec::new(),
     tasks: Vec::new(),
+    read: crate::history::Keep::Nothing,
 };
 
 fn listeners(plan: &Plan) -> rustc_hash::FxHashMap<String, Listeners> {
@@ -205,14 +207,14 @@ pub struct DeployReport {
 impl Deployment {
     /// How much of event `name`'s history users keep.
     pub fn history_of(&self, name: &str) -> crate::history::Keep {
-        use crate::history::Keep;
+        self.history_kept(self.listeners(name))
+    }
+
+    /// [`Deployment::history_of`] the event these listen for.
+    pub fn history_kept(&self, listeners: &Listeners) -> crate::history::Keep {
         match self.history {
-            HistoryKept::All => Keep::All,
-            HistoryKept::Read => self
-                .history_read_keeps
-                .get(name)
-                .copied()
-                .unwrap_or(Keep::Nothing),
+            HistoryKept::All => crate::history::Keep::All,
+            HistoryKept::Read => listeners.read,
         }
     }
 
@@ -231,7 +233,6 @@ impl Deployment {
             source: DeploySource::default(),
             history: HistoryKept::default(),
             listeners: Default::default(),
-            history_read_keeps: Default::default(),
             policy_zones: Default::default(),
             default_zone: None,
             default_policy: None,
@@ -295,23 +296,19 @@ impl Deployment {
             })
             .collect();
         self.listeners = listeners(&plan);
-        self.heard = self.listeners.keys().cloned().collect();
-        for version in self.versions.values() {
-            self.heard.extend(heard_by(version).map(str::to_string));
-        }
-        self.history_read_keeps = plan
-            .history_reads
-            .iter()
-            .map(|(event, functions)| {
-                // Only these two return the event's properties.
-                let keep = if functions.contains("last") || functions.contains("first") {
+        for (event, functions) in &plan.history_reads {
+            // Only these two return the event's properties.
+            self.listeners.entry(event.clone()).or_default().read =
+                if functions.contains("last") || functions.contains("first") {
                     crate::history::Keep::All
                 } else {
                     crate::history::Keep::Counts
                 };
-                (event.clone(), keep)
-            })
-            .collect();
+        }
+        self.heard = self.listeners.keys().cloned().collect();
+        for version in self.versions.values() {
+            self.heard.extend(heard_by(version).map(str::to_string));
+        }
         // Rules share the reads they have in common, event by event.
         let mut shared = Vec::new();
         self.rule_checks = plan

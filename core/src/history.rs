@@ -24,7 +24,7 @@ const RECENT: usize = 64;
 const EXACT_SECONDS: i64 = 48 * 3600;
 
 /// How much of an event's history is kept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Keep {
     /// Everything: counts, sums, and the first and last occurrence's
     /// properties.
@@ -33,6 +33,7 @@ pub enum Keep {
     /// occurrence (for scripts that never call `first` or `last` on it).
     Counts,
     /// Nothing.
+    #[default]
     Nothing,
 }
 

@@ -256,7 +256,7 @@ pub struct Instance {
     pub bindings: BTreeMap<String, Value>,
     /// Iterations so far of each `repeat` step.
     pub loops: BTreeMap<u32, u64>,
-    /// How often each step has completed: part of idempotency keys.
+    /// How often each send step has completed: part of its idempotency key.
     pub visits: BTreeMap<u32, u64>,
     /// Arms chosen by `split` steps.
     pub arms: BTreeMap<String, String>,

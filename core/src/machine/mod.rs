@@ -231,7 +231,8 @@ pub(crate) struct Cx<'a> {
 impl<'a> Cx<'a> {
     fn event(&mut self, event: &Event) {
         let d = self.d;
-        let keep = d.history_of(&event.name);
+        let listening = d.listeners(&event.name);
+        let keep = d.history_kept(listening);
         self.user
             .history
             .record_as(&event.name, event.at, &event.properties, keep);
@@ -347,7 +348,6 @@ impl<'a> Cx<'a> {
         }
         // Journeys, rules and tasks the event starts or counts.
         let plan = d.plan.clone();
-        let listening = d.listeners(&event.name);
         for journey in listening.journeys.iter().map(|&i| &plan.journeys[i]) {
             let triggered = journey.triggers.iter().any(|t| match t {
                 Trigger::Event(f) => self.filter_matches(f, &event.name, &value, journey),

@@ -154,10 +154,20 @@ impl Cx<'_> {
                 }
             }
             let flow = self.step(owner, inst);
-            inst.bindings.remove(RESUMED);
+            if !inst.bindings.is_empty() {
+                inst.bindings.remove(RESUMED);
+            }
             match flow {
                 Flow::Next(next) => {
-                    *inst.visits.entry(inst.step.0).or_default() += 1;
+                    // Only a send's key reads its visits: counting every
+                    // step made a map entry for each rule that fired.
+                    let sends = owner
+                        .steps
+                        .get(inst.step)
+                        .is_some_and(|s| matches!(s.kind, StepKind::Send { .. }));
+                    if sends {
+                        *inst.visits.entry(inst.step.0).or_default() += 1;
+                    }
                     inst.step = next;
                 }
                 Flow::Wait if owner.can_wait => return true,
