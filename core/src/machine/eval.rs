@@ -478,18 +478,32 @@ fn plainly(op: BinaryOp, l: &Value, r: &Value) -> Option<bool> {
             B::Ne => a != b,
             _ => return None,
         },
-        (V::Number(a), V::Number(b)) => match op {
-            B::Eq => a == b,
-            B::Ne => a != b,
-            B::Lt => a < b,
-            B::Le => a <= b,
-            B::Gt => a > b,
-            B::Ge => a >= b,
-            _ => return None,
-        },
+        (V::Number(a), V::Number(b)) => {
+            let order = numbers(a, b);
+            match op {
+                B::Eq => order.is_eq(),
+                B::Ne => order.is_ne(),
+                B::Lt => order.is_lt(),
+                B::Le => order.is_le(),
+                B::Gt => order.is_gt(),
+                B::Ge => order.is_ge(),
+                _ => return None,
+            }
+        }
         (_, V::List(items)) if op == B::In => items.contains(l),
         _ => return None,
     })
+}
+
+/// Two numbers in order. Of the same scale (an amount against a whole
+/// literal, most often) their mantissas compare as the numbers do, without
+/// the general comparison's rescaling.
+fn numbers(a: &rust_decimal::Decimal, b: &rust_decimal::Decimal) -> std::cmp::Ordering {
+    if a.scale() == b.scale() {
+        a.mantissa().cmp(&b.mantissa())
+    } else {
+        a.cmp(b)
+    }
 }
 
 /// A comparison or `in` as a bool, without making a value of it (a
@@ -632,6 +646,32 @@ mod tests {
 
     fn binary(op: BinaryOp, l: Value, r: Value) -> Result<Value, EvalError> {
         super::binary(op, Cow::Owned(l), Cow::Owned(r))
+    }
+
+    proptest::proptest! {
+        /// Numbers of the same scale compared by their mantissas order as
+        /// the general comparison orders them, signs and zeros included.
+        #[test]
+        fn numbers_order_as_decimals_do(
+            a in proptest::num::i64::ANY,
+            b in proptest::num::i64::ANY,
+            scale_a in 0u32..8,
+            scale_b in 0u32..8,
+            same in proptest::bool::ANY,
+            negative_zero in proptest::bool::ANY,
+        ) {
+            let scale_b = if same { scale_a } else { scale_b };
+            let mut a = Decimal::new(a, scale_a);
+            let b = Decimal::new(b, scale_b);
+            if negative_zero {
+                a = Decimal::new(0, scale_a);
+                a.set_sign_negative(true);
+            }
+            proptest::prop_assert_eq!(numbers(&a, &b), a.cmp(&b));
+            proptest::prop_assert_eq!(numbers(&b, &a), b.cmp(&a));
+            let zero = Decimal::new(0, scale_a);
+            proptest::prop_assert_eq!(numbers(&a, &zero), a.cmp(&zero));
+        }
     }
 
     /// Expressions of literals of every kind under every operator, `not`,
