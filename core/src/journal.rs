@@ -3,6 +3,7 @@
 //! the keys below are never renamed; keys that do not apply are omitted.
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize, Serializer};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -127,15 +128,15 @@ fn rfc3339_opt<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, 
 pub struct Record {
     #[serde(serialize_with = "rfc3339")]
     pub at: DateTime<Utc>,
-    pub user: String,
+    pub user: CompactString,
     /// The journey, rule or task the record comes from.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub journey: Option<String>,
+    pub journey: Option<CompactString>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub version: Option<String>,
+    pub version: Option<CompactString>,
     /// The step id within the plan (`s7`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub step: Option<String>,
+    pub step: Option<CompactString>,
     /// The step's source line.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub line: Option<u32>,
@@ -182,7 +183,7 @@ pub struct Record {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub event: Option<String>,
+    pub event: Option<CompactString>,
     /// For `reward`: the task.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub task: Option<String>,
@@ -215,7 +216,7 @@ impl Record {
     pub fn new(at: DateTime<Utc>, user: &str, kind: Kind) -> Record {
         Record {
             at,
-            user: user.to_string(),
+            user: user.into(),
             journey: None,
             version: None,
             step: None,

@@ -104,7 +104,7 @@ impl VersionStats {
             _ => {}
         }
         if let Some(step) = &r.step {
-            *self.steps.entry(step.clone()).or_default() += 1;
+            *self.steps.entry(step.to_string()).or_default() += 1;
         }
     }
 

@@ -563,7 +563,7 @@ mod tests {
         let entered = |out: &[Record]| -> Vec<String> {
             out.iter()
                 .filter(|r| r.kind == Kind::Enter)
-                .map(|r| r.user.clone())
+                .map(|r| r.user.to_string())
                 .collect()
         };
         for (i, user) in ["d", "b"].iter().enumerate() {

@@ -162,7 +162,9 @@ fn matches(e: &Expectation, r: &Record) -> bool {
     {
         return false;
     }
-    let eq = |field: &Option<String>, want: &str| field.as_deref() == Some(want);
+    fn eq<S: std::ops::Deref<Target = str>>(field: &Option<S>, want: &str) -> bool {
+        field.as_deref() == Some(want)
+    }
     match &e.what {
         Expected::Send { channel, template } => {
             channel.as_ref().is_none_or(|c| eq(&r.channel, c))
@@ -213,7 +215,7 @@ fn check_arm(e: &Expectation, arm: &str, split: &str, records: &[Record]) -> Opt
             continue;
         }
         if let Some(chosen) = r.arms.as_ref().and_then(|a| a.get(split)) {
-            let pair = (r.user.clone(), chosen.clone());
+            let pair = (r.user.to_string(), chosen.clone());
             if !got.contains(&pair) {
                 got.push(pair);
             }
@@ -245,7 +247,7 @@ pub fn describe(r: &Record, zone: chrono_tz::Tz) -> String {
         ("tag ", &r.tag),
         ("reason ", &r.reason),
         ("task ", &r.task),
-        ("journey ", &r.journey),
+        ("journey ", &r.journey.as_deref().map(str::to_string)),
     ] {
         if let Some(v) = value {
             parts.push(format!("{label}{v}"));

@@ -34,7 +34,7 @@ fn a_goal_after_the_journey_finished_counts_for_the_users_arm_and_lift_is_over_t
     let arm_of: BTreeMap<String, String> = h
         .of_kind(Kind::Split)
         .iter()
-        .map(|r| (r.user.clone(), r.arm.clone().unwrap()))
+        .map(|r| (r.user.to_string(), r.arm.clone().unwrap()))
         .collect();
     assert_eq!(arm_of.len(), 400, "one split record per user");
     // Two days later, within the 3-day window: all of the coupon arm buys,
@@ -60,7 +60,7 @@ fn a_goal_after_the_journey_finished_counts_for_the_users_arm_and_lift_is_over_t
     assert!(goals.iter().all(|g| {
         g.arms
             .as_ref()
-            .is_some_and(|a| a["offer"] == arm_of[&g.user])
+            .is_some_and(|a| a["offer"] == arm_of[g.user.as_str()])
     }));
     // After the window a purchase is no goal.
     h.advance(days(2));

@@ -60,7 +60,7 @@ fn fire_over_members(cached: usize) {
     let mut entered: Vec<String> = records
         .iter()
         .filter(|r| r.kind == Kind::Enter)
-        .map(|r| r.user.clone())
+        .map(|r| r.user.to_string())
         .collect();
     entered.sort();
     assert_eq!(entered, gold, "the gold members enter, and no one else");

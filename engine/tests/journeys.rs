@@ -630,7 +630,12 @@ journey autumn {
     let skipped: Vec<(String, String)> = h
         .for_user(Kind::Skipped, "u1")
         .iter()
-        .map(|r| (r.journey.clone().unwrap(), r.reason.clone().unwrap()))
+        .map(|r| {
+            (
+                r.journey.as_deref().unwrap().to_string(),
+                r.reason.clone().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         skipped,

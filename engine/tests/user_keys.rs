@@ -223,7 +223,7 @@ fn tracking_alice_and_alice_slash_x_keeps_their_journals_apart_through_erasure()
             .journal(user, usize::MAX)
             .unwrap()
             .into_iter()
-            .map(|r| r.user)
+            .map(|r| r.user.to_string())
             .collect()
     };
     let alice_x = store.journal("alice/x", usize::MAX).unwrap();

@@ -59,7 +59,7 @@ fn sends(records: &[Record]) -> Vec<(String, String)> {
         .filter(|r| r.kind == Kind::Send)
         .map(|r| {
             (
-                r.user.clone(),
+                r.user.to_string(),
                 r.fields.as_ref().unwrap()["text"]
                     .as_str()
                     .unwrap()

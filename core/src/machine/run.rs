@@ -275,10 +275,10 @@ impl Cx<'_> {
 
     pub(crate) fn step_record(&self, owner: &Owner<'_>, inst: &Instance, kind: Kind) -> Record {
         let mut r = Record::new(self.now, &self.user.id, kind);
-        r.journey = Some(owner.name.to_string());
-        r.version = Some(owner.version.to_string());
+        r.journey = Some(compact_str::CompactString::from(owner.name));
+        r.version = Some(compact_str::CompactString::from(owner.version));
         r.instance = Some(inst.id);
-        r.step = Some(inst.step.label());
+        r.step = Some(step_label(inst.step));
         r.line = owner.steps.get(inst.step).map(|s| s.line);
         if !inst.arms.is_empty() {
             r.arms = Some(inst.arms.clone());
@@ -547,7 +547,7 @@ impl Cx<'_> {
                 }
                 self.emits_left -= 1;
                 let mut r = self.step_record(owner, inst, Kind::Emit);
-                r.event = Some(event.clone());
+                r.event = Some(compact_str::CompactString::from(event));
                 r.fields = Some(Value::Record(fields.clone()).to_json());
                 self.records.push(r);
                 // An event nothing hears, whose history is not kept, would
@@ -834,4 +834,12 @@ pub(crate) fn stable_hash(parts: &[&str]) -> u64 {
         }
     }
     hash
+}
+
+/// [`StepId::label`] kept in place: every step record carries one.
+fn step_label(step: StepId) -> compact_str::CompactString {
+    use compact_str::ToCompactString;
+    let mut label = compact_str::CompactString::const_new("s");
+    label.push_str(&step.0.to_compact_string());
+    label
 }

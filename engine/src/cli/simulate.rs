@@ -537,10 +537,13 @@ struct Counts {
 impl Summary {
     fn add(&mut self, r: &Record) {
         let Some(journey) = &r.journey else { return };
-        if !self.journeys.contains_key(journey) {
-            self.journeys.insert(journey.clone(), Counts::default());
+        if !self.journeys.contains_key(journey.as_str()) {
+            self.journeys.insert(journey.to_string(), Counts::default());
         }
-        let c = self.journeys.get_mut(journey).expect("just inserted");
+        let c = self
+            .journeys
+            .get_mut(journey.as_str())
+            .expect("just inserted");
         if r.version.as_deref() == Some("rule") {
             c.rule = true;
             // A firing's records come together, on its event; a condition

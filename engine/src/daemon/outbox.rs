@@ -348,10 +348,10 @@ async fn deliver(
 fn message(record: &waymark_core::journal::Record, key: &str) -> Message {
     Message {
         at: record.at,
-        user: record.user.clone(),
-        journey: record.journey.clone(),
-        version: record.version.clone(),
-        step: record.step.clone(),
+        user: record.user.to_string(),
+        journey: record.journey.as_deref().map(str::to_string),
+        version: record.version.as_deref().map(str::to_string),
+        step: record.step.as_deref().map(str::to_string),
         channel: record.channel.clone().unwrap_or_default(),
         // The core resolves every send's address (or suppresses it with
         // `no_address`); a kind refuses a blank one for good.

@@ -47,7 +47,7 @@ impl Effects {
             let (Some(journey), Some(version)) = (&record.journey, &record.version) else {
                 continue;
             };
-            let k = (journey.clone(), version.clone());
+            let k = (journey.to_string(), version.to_string());
             if !touched.contains_key(&k) {
                 let before = match self.stats.get(&k) {
                     Some(stats) => stats.clone(),
@@ -88,7 +88,7 @@ pub fn codes(journal: &[Record]) -> Vec<IssuedCode> {
             (Kind::Coupon, Some(coupon), Some(code)) => Some(IssuedCode {
                 coupon: coupon.clone(),
                 code: code.clone(),
-                user: r.user.clone(),
+                user: r.user.to_string(),
             }),
             _ => None,
         })
@@ -103,8 +103,8 @@ mod tests {
     fn record(kind: Kind, journey: Option<&str>) -> Record {
         let at = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
         let mut r = Record::new(at, "u", kind);
-        r.journey = journey.map(String::from);
-        r.version = journey.map(|_| "v1".to_string());
+        r.journey = journey.map(Into::into);
+        r.version = journey.map(|_| "v1".into());
         r
     }
 
