@@ -338,8 +338,6 @@ impl Deployment {
         report
     }
 
-    /// The journeys, rules and tasks of the current plan an event named
-    /// `name` can start or count.
     /// Whether anything deployed reacts to an event of this name (see
     /// [`Deployment::heard`]): an event that nothing hears and whose
     /// history is not kept changes nothing when it is handled.
@@ -347,6 +345,8 @@ impl Deployment {
         self.heard.contains(name)
     }
 
+    /// The journeys, rules and tasks of the current plan an event named
+    /// `name` can start or count.
     pub fn listeners(&self, name: &str) -> &Listeners {
         self.listeners.get(name).unwrap_or(&NO_LISTENERS)
     }

@@ -257,7 +257,7 @@ impl<'a> Cx<'a> {
                 {
                     self.user.instances[index].goal_reached = true;
                     let mut r = self.instance_record(&self.user.instances[index], Kind::Goal);
-                    r.event = Some(compact_str::CompactString::from(&*event.name));
+                    r.event = Some(event.name.as_str().into());
                     self.records.push(r);
                     if !goal.and_continue {
                         let inst = self.user.instances.remove(index);
@@ -276,7 +276,7 @@ impl<'a> Cx<'a> {
                 let inst = self.user.instances.remove(index);
                 let mut r = self.instance_record(&inst, Kind::Exit);
                 r.reason = Some("exit_on".into());
-                r.event = Some(compact_str::CompactString::from(&*event.name));
+                r.event = Some(event.name.as_str().into());
                 self.records.push(r);
                 continue;
             }
@@ -305,10 +305,10 @@ impl<'a> Cx<'a> {
             }
             if reached {
                 let mut r = Record::new(self.now, &self.user.id, Kind::Goal);
-                r.journey = Some(compact_str::CompactString::from(&*name));
-                r.version = Some(compact_str::CompactString::from(&*open.version));
+                r.journey = Some(name.as_str().into());
+                r.version = Some(open.version.as_str().into());
                 r.instance = Some(open.instance);
-                r.event = Some(compact_str::CompactString::from(&*event.name));
+                r.event = Some(event.name.as_str().into());
                 if !open.arms.is_empty() {
                     r.arms = Some(open.arms.clone());
                 }
@@ -398,8 +398,8 @@ impl<'a> Cx<'a> {
             Ok(b) => b,
             Err(error) => {
                 let mut r = Record::new(self.now, &self.user.id, Kind::Error);
-                r.journey = Some(compact_str::CompactString::from(&*journey.name));
-                r.version = Some(compact_str::CompactString::from(&*journey.version));
+                r.journey = Some(journey.name.as_str().into());
+                r.version = Some(journey.version.as_str().into());
                 r.message = Some(error.to_string());
                 self.records.push(r);
                 false
@@ -471,7 +471,7 @@ impl<'a> Cx<'a> {
         memo.entries += 1;
         memo.last_entered = Some(self.now);
         let mut r = self.instance_record(&inst, Kind::Enter);
-        r.event = Some(compact_str::CompactString::from(trigger));
+        r.event = Some(trigger.into());
         self.records.push(r);
         self.user.instances.push(inst);
     }
@@ -642,10 +642,10 @@ impl<'a> Cx<'a> {
         }
         memo.skipped.insert(reason.to_string(), today);
         let mut r = Record::new(self.now, &self.user.id, Kind::Skipped);
-        r.journey = Some(compact_str::CompactString::from(&*journey.name));
-        r.version = Some(compact_str::CompactString::from(&*journey.version));
+        r.journey = Some(journey.name.as_str().into());
+        r.version = Some(journey.version.as_str().into());
         r.reason = Some(reason.into());
-        r.event = Some(compact_str::CompactString::from(trigger));
+        r.event = Some(trigger.into());
         self.records.push(r);
     }
 
@@ -674,8 +674,8 @@ impl<'a> Cx<'a> {
     /// A record about an instance.
     fn instance_record(&self, inst: &Instance, kind: Kind) -> Record {
         let mut r = Record::new(self.now, &self.user.id, kind);
-        r.journey = Some(compact_str::CompactString::from(&*inst.journey));
-        r.version = Some(compact_str::CompactString::from(&*inst.version));
+        r.journey = Some(inst.journey.as_str().into());
+        r.version = Some(inst.version.as_str().into());
         r.instance = Some(inst.id);
         if !inst.arms.is_empty() {
             r.arms = Some(inst.arms.clone());

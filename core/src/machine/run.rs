@@ -275,8 +275,8 @@ impl Cx<'_> {
 
     pub(crate) fn step_record(&self, owner: &Owner<'_>, inst: &Instance, kind: Kind) -> Record {
         let mut r = Record::new(self.now, &self.user.id, kind);
-        r.journey = Some(compact_str::CompactString::from(owner.name));
-        r.version = Some(compact_str::CompactString::from(owner.version));
+        r.journey = Some(owner.name.into());
+        r.version = Some(owner.version.into());
         r.instance = Some(inst.id);
         r.step = Some(step_label(inst.step));
         r.line = owner.steps.get(inst.step).map(|s| s.line);
@@ -547,7 +547,7 @@ impl Cx<'_> {
                 }
                 self.emits_left -= 1;
                 let mut r = self.step_record(owner, inst, Kind::Emit);
-                r.event = Some(compact_str::CompactString::from(event));
+                r.event = Some(event.into());
                 r.fields = Some(Value::Record(fields.clone()).to_json());
                 self.records.push(r);
                 // An event nothing hears, whose history is not kept, would

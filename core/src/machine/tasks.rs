@@ -177,7 +177,7 @@ impl Cx<'_> {
             state.counted.clear();
         }
         let mut r = Record::new(now, &self.user.id, Kind::Reward);
-        r.journey = Some(compact_str::CompactString::from(&*task.name));
+        r.journey = Some(task.name.as_str().into());
         r.task = Some(task.name.clone());
         self.records.push(r);
         let mut inst = self.new_instance(&task.name, "task", task.reward.start, value.clone());
