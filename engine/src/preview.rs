@@ -9,6 +9,7 @@
 //! order, and a message id seen within the dedup window is dropped.
 
 use chrono::{DateTime, Duration, Utc};
+use compact_str::CompactString;
 use rustc_hash::FxHashMap;
 use std::collections::BTreeSet;
 use std::rc::Rc;
@@ -59,53 +60,6 @@ struct Member {
 /// A member's timer when they have none.
 const NO_TIMER: i64 = i64::MAX;
 
-/// A user id kept where it is compared: up to [`ShortId::INLINE`] bytes
-/// in place, longer ones on the heap. Comparing one in a table or a
-/// member reads no other memory: for a hundred thousand users, following
-/// a pointer to each id was a cache miss per line read.
-#[derive(PartialEq, Eq)]
-enum ShortId {
-    Inline(u8, [u8; ShortId::INLINE]),
-    Long(Box<[u8]>),
-}
-
-impl ShortId {
-    const INLINE: usize = 22;
-
-    fn new(id: &str) -> ShortId {
-        let bytes = id.as_bytes();
-        match u8::try_from(bytes.len()) {
-            Ok(len) if bytes.len() <= ShortId::INLINE => {
-                let mut inline = [0; ShortId::INLINE];
-                inline[..bytes.len()].copy_from_slice(bytes);
-                ShortId::Inline(len, inline)
-            }
-            _ => ShortId::Long(bytes.into()),
-        }
-    }
-
-    fn as_bytes(&self) -> &[u8] {
-        match self {
-            ShortId::Inline(len, bytes) => &bytes[..usize::from(*len)],
-            ShortId::Long(bytes) => bytes,
-        }
-    }
-}
-
-/// Hashed and compared as its bytes, so that a table of them is looked
-/// up by a borrowed id's bytes.
-impl std::hash::Hash for ShortId {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.as_bytes().hash(state)
-    }
-}
-
-impl std::borrow::Borrow<[u8]> for ShortId {
-    fn borrow(&self) -> &[u8] {
-        self.as_bytes()
-    }
-}
-
 /// A user as [`UserNumbers`] numbered them: the users of a stream of
 /// inputs numbered in the order they first appear, which is the order a
 /// [`Preview`] fed the same inputs makes its members in.
@@ -120,16 +74,18 @@ pub struct NumberedUser {
 /// the preview checks the member's id and falls back to looking it up.
 #[derive(Default)]
 pub struct UserNumbers {
-    ids: FxHashMap<ShortId, u32>,
+    /// Kept in place up to 24 bytes (as a member's id is): comparing
+    /// one reads no other memory.
+    ids: FxHashMap<CompactString, u32>,
 }
 
 impl UserNumbers {
     pub fn number(&mut self, user: &str) -> NumberedUser {
-        if let Some(&number) = self.ids.get(user.as_bytes()) {
+        if let Some(&number) = self.ids.get(user) {
             return NumberedUser { number };
         }
         let number = u32::try_from(self.ids.len()).unwrap_or(u32::MAX);
-        self.ids.insert(ShortId::new(user), number);
+        self.ids.insert(user.into(), number);
         NumberedUser { number }
     }
 }
@@ -504,10 +460,11 @@ mod tests {
             "rule r \"r\" {\n  when event checkin\n  if count(checkin) == 2\n  then {\n    emit second\n  }\n}\n",
         ));
         // Either side of the inline length, and ids equal up to it.
+        let inline = std::mem::size_of::<CompactString>();
         let ids = [
-            "a".repeat(ShortId::INLINE),
-            "a".repeat(ShortId::INLINE + 1),
-            format!("{}b", "a".repeat(ShortId::INLINE - 1)),
+            "a".repeat(inline),
+            "a".repeat(inline + 1),
+            format!("{}b", "a".repeat(inline - 1)),
             "a".repeat(40),
             String::new(),
         ];
