@@ -838,8 +838,5 @@ pub(crate) fn stable_hash(parts: &[&str]) -> u64 {
 
 /// [`StepId::label`] kept in place: every step record carries one.
 fn step_label(step: StepId) -> compact_str::CompactString {
-    use compact_str::ToCompactString;
-    let mut label = compact_str::CompactString::const_new("s");
-    label.push_str(&step.0.to_compact_string());
-    label
+    step.label_in(&mut [0; 11]).into()
 }

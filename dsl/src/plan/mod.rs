@@ -30,24 +30,29 @@ pub const STEP_BUDGET: u32 = 10_000;
 pub struct StepId(pub u32);
 
 impl StepId {
-    /// The id journals and exports name the step by: `s7`. Made by hand:
-    /// every step record carries one.
+    /// The id journals and exports name the step by: `s7`.
     pub fn label(self) -> String {
-        let mut digits = [0u8; 10];
-        let mut at = digits.len();
+        self.label_in(&mut [0; 11]).to_string()
+    }
+
+    /// [`StepId::label`] written at the end of `buffer`, without the
+    /// formatting machinery or an allocation: every step record carries
+    /// one, kept in place.
+    pub fn label_in(self, buffer: &mut [u8; 11]) -> &str {
+        let mut at = buffer.len();
         let mut n = self.0;
         loop {
             at -= 1;
-            digits[at] = b'0' + (n % 10) as u8;
+            buffer[at] = b'0' + (n % 10) as u8;
             n /= 10;
             if n == 0 {
                 break;
             }
         }
-        let mut label = String::with_capacity(1 + digits.len() - at);
-        label.push('s');
-        label.extend(digits[at..].iter().map(|&d| char::from(d)));
-        label
+        at -= 1;
+        buffer[at] = b's';
+        // `s` and ASCII digits.
+        std::str::from_utf8(&buffer[at..]).unwrap_or("s")
     }
 }
 
