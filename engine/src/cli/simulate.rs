@@ -295,7 +295,7 @@ enum What {
 /// them in flight: a line is read by the engine soon after it was parsed,
 /// while it is still in the cache the two threads share. Sixteen chunks
 /// of 1,024 lines in flight (about 11 MB of parsed events) were evicted
-/// before the engine came to them: a third of its misses to main memory
+/// before the engine came to them: a quarter of its misses to main memory
 /// on the peers workload were properties and lines read back.
 const CHUNK: usize = 256;
 
