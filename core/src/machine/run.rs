@@ -548,7 +548,8 @@ impl Cx<'_> {
                 self.emits_left -= 1;
                 let mut r = self.step_record(owner, inst, Kind::Emit);
                 r.event = Some(event.into());
-                r.fields = Some(Value::Record(fields.clone()).to_json());
+                // An event of no fields is journaled without any.
+                r.fields = (!fields.is_empty()).then(|| Value::Record(fields.clone()).to_json());
                 self.records.push(r);
                 // An event nothing hears, whose history is not kept, would
                 // change nothing: most emits of a rule set are its output.
