@@ -39,16 +39,30 @@ impl<V> NameMap<V> {
         self.entries.binary_search_by(|(k, _)| k.as_str().cmp(name))
     }
 
+    /// Where `name` is, if it is there. A user holds a handful of names,
+    /// so they are scanned, lengths first: most names are told apart by
+    /// their length alone, with no call to compare bytes, where a binary
+    /// search compared bytes at every step (a tenth of `simulate`'s
+    /// engine on the peers workload).
+    fn position(&self, name: &str) -> Option<usize> {
+        if self.entries.len() > 8 {
+            return self.find(name).ok();
+        }
+        self.entries
+            .iter()
+            .position(|(k, _)| k.len() == name.len() && k.as_bytes() == name.as_bytes())
+    }
+
     pub fn get(&self, name: &str) -> Option<&V> {
-        self.find(name).ok().map(|i| &self.entries[i].1)
+        self.position(name).map(|i| &self.entries[i].1)
     }
 
     pub fn get_mut(&mut self, name: &str) -> Option<&mut V> {
-        self.find(name).ok().map(|i| &mut self.entries[i].1)
+        self.position(name).map(|i| &mut self.entries[i].1)
     }
 
     pub fn contains_key(&self, name: &str) -> bool {
-        self.find(name).is_ok()
+        self.position(name).is_some()
     }
 
     /// Sets `name` to `value`, giving back the value it replaced.
