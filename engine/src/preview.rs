@@ -407,6 +407,8 @@ struct HashSlots<V> {
     /// Key and value; key 0 marks an empty slot (a hash of 0 is kept as 1).
     slots: Vec<(u64, V)>,
     len: usize,
+    /// Where a sweep gathers the entries it keeps, kept for the next.
+    scratch: Vec<(u64, V)>,
 }
 
 impl<V> Default for HashSlots<V> {
@@ -414,6 +416,7 @@ impl<V> Default for HashSlots<V> {
         HashSlots {
             slots: Vec::new(),
             len: 0,
+            scratch: Vec::new(),
         }
     }
 }
@@ -437,7 +440,7 @@ impl<V: Copy + Default> HashSlots<V> {
     /// there, and whether it was.
     fn get_or_insert(&mut self, hash: u64) -> (&mut V, bool) {
         if 2 * (self.len + 1) > self.slots.len() {
-            self.rebuild((2 * self.slots.len()).max(1024), |_| true);
+            self.grow((2 * self.slots.len()).max(1024));
         }
         let key = Self::key(hash);
         let mask = self.slots.len() - 1;
@@ -456,24 +459,36 @@ impl<V: Copy + Default> HashSlots<V> {
     }
 
     /// Keeps the entries whose value passes `keep`, in a table a quarter
-    /// full at most.
+    /// full at most: the same table when that is its size, as it is when
+    /// a sweep keeps about as many as the last one did. (A fresh table for
+    /// every sweep was fresh memory for the system to zero each time: a
+    /// third of `simulate`'s page faults.)
     fn retain(&mut self, keep: impl Fn(&V) -> bool) {
-        let live = self
-            .slots
-            .iter()
-            .filter(|(k, v)| *k != 0 && keep(v))
-            .count();
-        self.rebuild((4 * live).next_power_of_two().max(1024), keep);
+        let mut live = std::mem::take(&mut self.scratch);
+        live.clear();
+        live.extend(self.slots.iter().filter(|(k, v)| *k != 0 && keep(v)));
+        let size = (4 * live.len()).next_power_of_two().max(1024);
+        if size == self.slots.len() {
+            self.slots.fill((0, V::default()));
+        } else {
+            self.slots = vec![(0, V::default()); size];
+        }
+        self.len = 0;
+        self.put_all(live.drain(..));
+        self.scratch = live;
     }
 
-    fn rebuild(&mut self, size: usize, keep: impl Fn(&V) -> bool) {
+    /// Moves the entries to a table of `size` slots.
+    fn grow(&mut self, size: usize) {
         let old = std::mem::replace(&mut self.slots, vec![(0, V::default()); size]);
         self.len = 0;
-        let mask = size - 1;
-        for (key, value) in old {
-            if key == 0 || !keep(&value) {
-                continue;
-            }
+        self.put_all(old.into_iter().filter(|(key, _)| *key != 0));
+    }
+
+    /// Puts entries known to be new and to fit.
+    fn put_all(&mut self, entries: impl Iterator<Item = (u64, V)>) {
+        let mask = self.slots.len() - 1;
+        for (key, value) in entries {
             let mut i = key as usize & mask;
             while self.slots[i].0 != 0 {
                 i = (i + 1) & mask;
