@@ -71,6 +71,28 @@ struct EventHistory {
     /// reads it instead of adding up the days. Not stored: made from the
     /// days when read.
     day_totals: Vec<Decimal>,
+    /// How this history is stored, once written, until it changes.
+    encoded: Encoded,
+}
+
+/// The bytes an event's history is stored as, kept from when it is first
+/// written until it changes: a user's whole state is stored after every
+/// event, and most of it is the history of the other events, which did
+/// not change. Not part of the value (equal histories are equal whether
+/// or not either was written yet).
+#[derive(Clone, Default)]
+struct Encoded(std::cell::OnceCell<Box<[u8]>>);
+
+impl PartialEq for Encoded {
+    fn eq(&self, _: &Encoded) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for Encoded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("..")
+    }
 }
 
 impl Serialize for EventHistory {
@@ -177,6 +199,7 @@ impl TryFrom<StoredEventHistory> for EventHistory {
             recent_sums: s.recent_sums.into_iter().map(|n| n.0).collect(),
             truncated_at: s.truncated_at,
             day_totals: Vec::new(),
+            encoded: Encoded::default(),
         };
         h.total_days();
         Ok(h)
@@ -255,6 +278,28 @@ fn day(t: DateTime<Utc>) -> i64 {
 }
 
 impl History {
+    /// Writes the history as `rmp_serde` writes it with structs as arrays
+    /// (positionally), each event's part from the bytes kept since it last
+    /// changed, if it was written since.
+    pub fn encode_positional(&self, out: &mut Vec<u8>) -> Result<(), rmp_serde::encode::Error> {
+        // `History { events }`: an array of one, then the map of names.
+        rmp::encode::write_array_len(out, 1)?;
+        let len = u32::try_from(self.events.len()).expect("at most MAX_NAMES event names");
+        rmp::encode::write_map_len(out, len)?;
+        for (name, h) in self.events.iter() {
+            rmp::encode::write_str(out, name)?;
+            let bytes = match h.encoded.0.get() {
+                Some(bytes) => bytes,
+                None => {
+                    let bytes = rmp_serde::to_vec(&**h)?.into_boxed_slice();
+                    h.encoded.0.get_or_init(|| bytes)
+                }
+            };
+            out.extend_from_slice(bytes);
+        }
+        Ok(())
+    }
+
     /// Plain JSON for exports: per event name its total, first and last
     /// occurrence (`at`, `properties`), the numeric properties summed, and
     /// per UTC day (`YYYY-MM-DD`) its count and sums.
@@ -335,6 +380,8 @@ impl History {
             }
         }
         let h = self.events.get_or_insert_with(name, Default::default);
+        // Every change to an event's history is made below.
+        h.encoded = Encoded::default();
         h.total += 1;
         if h.first.as_ref().is_none_or(|(t, _)| at < *t) {
             h.first = Some((at, snapshot.clone()));

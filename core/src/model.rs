@@ -134,6 +134,51 @@ impl UserState {
         }
     }
 
+    /// Writes the state as `rmp_serde` writes it with structs as arrays
+    /// (positionally), which is how the store keeps it, with the parts of
+    /// its history that did not change since they were last written taken
+    /// from the bytes kept then ([`History::encode_positional`]). Written
+    /// whole, a state was encoded on every event, and encoding was the
+    /// largest part of the daemon's own work. A test holds this to the
+    /// bytes `rmp_serde` writes; a field added to the state stops this
+    /// from compiling until it is written here too.
+    pub fn encode_positional(&self, out: &mut Vec<u8>) -> Result<(), rmp_serde::encode::Error> {
+        use rmp_serde::encode::write as put;
+        use waymark_dsl::stored::Stamp;
+        let UserState {
+            id,
+            traits,
+            history,
+            instances,
+            journeys,
+            next_instance,
+            created_at,
+            segments_due,
+            points,
+            tags,
+            coupons,
+            tasks,
+            sends,
+            segments,
+        } = self;
+        rmp::encode::write_array_len(out, 14)?;
+        put(out, id)?;
+        put(out, traits)?;
+        history.encode_positional(out)?;
+        put(out, instances)?;
+        put(out, journeys)?;
+        put(out, next_instance)?;
+        put(out, &created_at.map(Stamp))?;
+        put(out, &segments_due.map(Stamp))?;
+        put(out, points)?;
+        put(out, tags)?;
+        put(out, coupons)?;
+        put(out, tasks)?;
+        put(out, sends)?;
+        put(out, segments)?;
+        Ok(())
+    }
+
     /// The earliest moment something of this user is due, if any.
     pub fn next_wake(&self) -> Option<DateTime<Utc>> {
         let instances = self.instances.iter().filter_map(|i| match i.wait {
@@ -278,4 +323,103 @@ pub enum Wait {
     },
     /// Its journey is paused; resumes with the journey.
     Held,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    /// A state with something in every field.
+    fn full_state() -> UserState {
+        let at = Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap();
+        let mut u = UserState::new("u1");
+        u.created_at = Some(at);
+        u.segments_due = Some(at + chrono::Duration::days(1));
+        u.traits.insert("tier".into(), Value::String("gold".into()));
+        u.traits.insert("seen".into(), Value::Timestamp(at));
+        u.instances.push(Instance {
+            id: 1,
+            journey: "welcome".into(),
+            version: "v1".into(),
+            step: StepId(3),
+            entered_at: at,
+            event: Value::String("signed_up".into()),
+            bindings: BTreeMap::new(),
+            loops: BTreeMap::new(),
+            visits: BTreeMap::new(),
+            arms: BTreeMap::new(),
+            wait: Wait::Until(at),
+            goal_reached: false,
+        });
+        u.journeys.insert(
+            "welcome".into(),
+            Box::new(JourneyMemo {
+                entries: 2,
+                last_entered: Some(at),
+                open_goal: None,
+                skipped: BTreeMap::new(),
+            }),
+        );
+        u.next_instance = 2;
+        u.points.lots.push(PointLot {
+            amount: 50.into(),
+            expires_at: Some(at),
+        });
+        u.tags.insert("vip".into());
+        u.coupons.push(Coupon {
+            id: "c1".into(),
+            code: "ABC".into(),
+            issued_at: at,
+            expires_at: None,
+            fields: Value::Record(BTreeMap::new()),
+        });
+        u.tasks.insert(
+            "checkin".into(),
+            TaskState {
+                counted: vec![(at, Some("k".into()))],
+                seen: BTreeSet::from(["k".to_string()]),
+                streak_day: Some(at.date_naive()),
+                streak: 3,
+                rewards: 1,
+            },
+        );
+        u.sends.push(SentMessage {
+            at,
+            channel: "sms".into(),
+            category: "marketing".into(),
+        });
+        u.segments.insert("gold".into());
+        u
+    }
+
+    fn encoded(u: &UserState) -> Vec<u8> {
+        let mut out = Vec::new();
+        u.encode_positional(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn a_state_written_in_parts_is_the_bytes_rmp_serde_writes_as_its_history_changes() {
+        let mut u = full_state();
+        let start = Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap();
+        let names = ["order_paid", "cart_updated", "checkin", "page_viewed"];
+        // Events on some names and not others, some hours and some days
+        // apart (so days and recent occurrences are dropped too), each
+        // state written twice: fresh parts, then kept ones.
+        for i in 0..400u32 {
+            let name = names[(i as usize * 7 + i as usize / 5) % names.len()];
+            let at = start + chrono::Duration::hours(i64::from(i * i % 97) + i64::from(i) * 11);
+            let props = Value::from_json(&serde_json::json!({"value": i % 13, "sku": "x"}));
+            u.history.record(name, at, &props);
+            let whole = rmp_serde::to_vec(&u).unwrap();
+            assert_eq!(encoded(&u), whole, "after event {i}");
+            assert_eq!(encoded(&u), whole, "after event {i}, from the parts kept");
+            if i % 50 == 0 {
+                let read: UserState = rmp_serde::from_slice(&whole).unwrap();
+                assert_eq!(read, u);
+                assert_eq!(encoded(&read), whole, "read back, then written");
+            }
+        }
+    }
 }

@@ -183,14 +183,6 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     with_scratch(|buf| rmp_serde::encode::write_named(buf, value))
 }
 
-/// Encodes a user's state with its structs as arrays, not maps: the
-/// field names of every event's history would otherwise be most of the
-/// bytes written for each event. (Nothing in a state skips a field when
-/// writing it, so positions always match; [`decode`] reads either form.)
-fn encode_positional<T: Serialize>(value: &T) -> Vec<u8> {
-    with_scratch(|buf| rmp_serde::encode::write(buf, value))
-}
-
 /// Runs `write` into this thread's scratch buffer and returns an
 /// exact-sized copy. Values are built in a buffer that keeps its room,
 /// and what goes to the store holds no spare room: a batch's values are

@@ -1,13 +1,16 @@
 //! The users table, `u/{user}`: each user's state, one MessagePack value
-//! with its structs written as arrays (see [`encode_positional`]). The
-//! store also notes which users' state is past the size limit, so their
-//! events can be refused cheaply, and erases a user from every table at
-//! once.
+//! with its structs written as arrays, not maps, by
+//! [`UserState::encode_positional`] (the field names of every event's
+//! history would otherwise be most of the bytes written for each event;
+//! nothing in a state skips a field, so positions always match, and
+//! [`decode`] reads either form). The store also notes which users'
+//! state is past the size limit, so their events can be refused cheaply,
+//! and erases a user from every table at once.
 
 use super::keys::{key, prefix_end, split_user_part, user_part};
 use super::outbox::OutboxEntry;
 use super::timers::TimerMoves;
-use super::{Kv, Op, Result, Store, decode, encode_positional};
+use super::{Kv, Op, Result, Store, decode, with_scratch};
 use chrono::{DateTime, Utc};
 use std::sync::atomic::Ordering;
 use waymark_core::model::UserState;
@@ -115,7 +118,7 @@ impl<K: Kv> Store<K> {
         timers: &mut TimerMoves,
     ) {
         for (user, old_wake) in users {
-            let state = encode_positional(user);
+            let state = with_scratch(|buf| user.encode_positional(buf));
             let id = &user_part(&user.id)[..];
             self.note_size(&user.id, state.len());
             if as_stored.get(user.id.as_str()) != Some(&state) {
