@@ -112,10 +112,8 @@ pub fn state(u: &UserState) -> Json {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Coupon, Instance, PointLot};
     use chrono::TimeZone;
     use std::collections::BTreeMap;
-    use waymark_dsl::plan::StepId;
 
     /// Every key and string anywhere in `json`.
     fn words(json: &Json, out: &mut Vec<String>) {
@@ -135,42 +133,15 @@ mod tests {
     #[test]
     fn a_users_state_has_no_rust_type_names_and_reads_as_plain_json() {
         let at = chrono::Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap();
-        let mut u = UserState::new("u1");
-        u.created_at = Some(at);
+        let mut u = crate::model::tests::full_state();
         u.traits.insert("name".into(), Value::String("小王".into()));
         u.traits
             .insert("address".into(), Value::Record(BTreeMap::new()));
-        u.traits.insert("seen".into(), Value::Timestamp(at));
-        u.points.lots.push(PointLot {
-            amount: 50.into(),
-            expires_at: Some(at),
-        });
-        u.coupons.push(Coupon {
-            id: "c1".into(),
-            code: "ABC".into(),
-            issued_at: at,
-            expires_at: None,
-            fields: Value::Record(BTreeMap::new()),
-        });
         u.history.record(
             "order_paid",
             at,
             &Value::from_json(&json!({"value": 199, "sku": "x"})),
         );
-        u.instances.push(Instance {
-            id: 1,
-            journey: "welcome".into(),
-            version: "v1".into(),
-            step: StepId(3),
-            entered_at: at,
-            event: Value::from_json(&json!({"name": "signed_up"})),
-            bindings: BTreeMap::new(),
-            loops: BTreeMap::new(),
-            visits: BTreeMap::new(),
-            arms: BTreeMap::new(),
-            wait: Wait::Until(at),
-            goal_reached: false,
-        });
         for json in [state(&u), summary(&u)] {
             let mut all = Vec::new();
             words(&json, &mut all);

@@ -326,12 +326,13 @@ pub enum Wait {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use chrono::TimeZone;
 
-    /// A state with something in every field.
-    fn full_state() -> UserState {
+    /// A state with something in every field (at 2026-03-01 12:00 UTC,
+    /// its instance waiting until then, 50 points, coupon `c1`).
+    pub(crate) fn full_state() -> UserState {
         let at = Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap();
         let mut u = UserState::new("u1");
         u.created_at = Some(at);
