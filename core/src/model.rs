@@ -89,6 +89,16 @@ impl Input {
             | Input::Cancel { user, .. } => user,
         }
     }
+
+    /// The message id an event or identify came with, which duplicates
+    /// are told by.
+    pub fn message_id(&self) -> Option<&str> {
+        match self {
+            Input::Track(e) => e.message_id.as_deref(),
+            Input::Identify { message_id, .. } => message_id.as_deref(),
+            _ => None,
+        }
+    }
 }
 
 /// Everything the engine knows about one user.

@@ -128,11 +128,7 @@ impl Preview {
     /// Handles one input at `now`, adding its records to `out`. An event
     /// whose message id was seen within the dedup window is dropped.
     pub fn handle(&mut self, input: &Input, now: DateTime<Utc>, out: &mut Vec<Record>) {
-        let message_id = match input {
-            Input::Track(e) => e.message_id.as_deref(),
-            Input::Identify { message_id, .. } => message_id.as_deref(),
-            _ => None,
-        };
+        let message_id = input.message_id();
         if let Some(id) = message_id
             && !self.seen.insert(id, now)
         {
@@ -461,8 +457,8 @@ impl<V: Copy + Default> HashSlots<V> {
     /// Keeps the entries whose value passes `keep`, in a table a quarter
     /// full at most: the same table when that is its size, as it is when
     /// a sweep keeps about as many as the last one did. (A fresh table for
-    /// every sweep was fresh memory for the system to zero each time: a
-    /// third of `simulate`'s page faults.)
+    /// every sweep was fresh memory for the system to zero each time:
+    /// nearly half of `simulate`'s page faults.)
     fn retain(&mut self, keep: impl Fn(&V) -> bool) {
         let mut live = std::mem::take(&mut self.scratch);
         live.clear();

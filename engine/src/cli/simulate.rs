@@ -406,11 +406,7 @@ struct Lookup {
 
 impl Lookup {
     fn of(line: usize, input: &Input) -> Lookup {
-        let id = match input {
-            Input::Track(e) => e.message_id.as_deref(),
-            Input::Identify { message_id, .. } => message_id.as_deref(),
-            _ => None,
-        };
+        let id = input.message_id();
         Lookup {
             line,
             id: id.map(|id| crate::store::id_hash(id.as_bytes())),

@@ -277,11 +277,7 @@ impl<K: Kv> Runtime<K> {
             if let Some(n) = number {
                 batch.resumed.push(n);
             }
-            let message_id = match input {
-                Input::Track(e) => e.message_id.as_deref(),
-                Input::Identify { message_id, .. } => message_id.as_deref(),
-                _ => None,
-            };
+            let message_id = input.message_id();
             if let Some(id) = message_id {
                 if fresh.contains(id) || self.store.seen(id)? {
                     batch.duplicates += 1;
