@@ -278,6 +278,23 @@ fn day(t: DateTime<Utc>) -> i64 {
 }
 
 impl History {
+    /// Starts fetching the list of event names.
+    pub fn prefetch_entries(&self) {
+        self.events.prefetch_entries();
+    }
+
+    /// Starts fetching the history of the event named `name` (the list of
+    /// names must be fetched already, or this waits for it).
+    pub fn prefetch_event(&self, name: &str) {
+        if let Some(h) = self.events.get(name) {
+            // The history's own lines: it spans several.
+            crate::hint::prefetch(&h.total);
+            crate::hint::prefetch(&h.days);
+            crate::hint::prefetch(&h.recent_sums);
+            crate::hint::prefetch(&h.day_totals);
+        }
+    }
+
     /// Writes the history as `rmp_serde` writes it with structs as arrays
     /// (positionally), each event's part from the bytes kept since it last
     /// changed, if it was written since.

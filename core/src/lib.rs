@@ -13,6 +13,7 @@
 pub mod clock;
 pub mod deployment;
 pub mod export;
+pub mod hint;
 pub mod history;
 pub mod journal;
 pub mod machine;

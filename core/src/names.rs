@@ -53,6 +53,24 @@ impl<V> NameMap<V> {
             .position(|(k, _)| k.len() == name.len() && k.as_bytes() == name.as_bytes())
     }
 
+    /// Starts fetching the entries (each name's length and place, and the
+    /// values kept in place). A hint: see [`crate::hint`].
+    pub fn prefetch_entries(&self) {
+        if let Some(first) = self.entries.first() {
+            crate::hint::prefetch(first);
+        }
+    }
+
+    /// Starts fetching the bytes of the names, when there are a few (the
+    /// entries must be fetched already, or this waits for them).
+    pub fn prefetch_name_bytes(&self) {
+        for (k, _) in self.entries.iter().take(8) {
+            if let Some(b) = k.as_bytes().first() {
+                crate::hint::prefetch(b);
+            }
+        }
+    }
+
     pub fn get(&self, name: &str) -> Option<&V> {
         self.position(name).map(|i| &self.entries[i].1)
     }

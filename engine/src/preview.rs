@@ -176,6 +176,44 @@ impl Preview {
         }
     }
 
+    /// The member a numbered user's number holds, if any (it may be
+    /// another user of the same hash: only a hint).
+    fn numbered_member(&self, who: &NumberedUser) -> Option<&Member> {
+        let index = who.number as usize;
+        self.members.get(index / BLOCK)?.get(index % BLOCK)
+    }
+
+    /// Starts fetching the lines of a member's state that every input
+    /// reads (see [`Member`]), a few inputs before theirs runs.
+    pub fn prefetch_member(&self, who: &NumberedUser) {
+        if let Some(m) = self.numbered_member(who) {
+            waymark_core::hint::prefetch(m);
+            waymark_core::hint::prefetch(&m.state.history);
+            waymark_core::hint::prefetch(&m.state.journeys);
+        }
+    }
+
+    /// Starts fetching the lists of a member's event names and traits,
+    /// once the member was fetched ([`Preview::prefetch_member`]).
+    pub fn prefetch_lists(&self, who: &NumberedUser) {
+        if let Some(m) = self.numbered_member(who) {
+            m.state.history.prefetch_entries();
+            m.state.traits.prefetch_entries();
+        }
+    }
+
+    /// Starts fetching the bytes of a member's trait names (a condition on
+    /// a trait compares them) and the history of the input's event, once
+    /// the lists were fetched ([`Preview::prefetch_lists`]).
+    pub fn prefetch_event(&self, who: &NumberedUser, input: &Input) {
+        if let Some(m) = self.numbered_member(who) {
+            m.state.traits.prefetch_name_bytes();
+            if let Input::Track(event) = input {
+                m.state.history.prefetch_event(&event.name);
+            }
+        }
+    }
+
     /// Where `user` is among the members, made if new. A numbered user
     /// whose number holds a member of the same id is found without a
     /// lookup.

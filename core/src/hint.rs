@@ -1,0 +1,22 @@
+//! Fetch hints: asking the processor to start bringing a value's memory
+//! into its caches while it works on something else. A run over many
+//! users in memory waits mostly on main memory (a user's state is a few
+//! cache lines spread over the heap); starting the next users' fetches
+//! early overlaps those waits. A hint never changes what the program
+//! does, only when memory arrives; on a target without one it does
+//! nothing.
+
+/// Starts fetching the cache line that holds `value`.
+#[inline(always)]
+pub fn prefetch<T>(value: &T) {
+    #[cfg(all(
+        any(target_arch = "x86", target_arch = "x86_64"),
+        target_feature = "sse"
+    ))]
+    safe_arch::prefetch_t0(value);
+    #[cfg(not(all(
+        any(target_arch = "x86", target_arch = "x86_64"),
+        target_feature = "sse"
+    )))]
+    let _ = value;
+}
