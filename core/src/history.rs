@@ -194,9 +194,28 @@ impl TryFrom<StoredEventHistory> for EventHistory {
             fields: s.fields,
             days: s.days_at,
             day_counts: s.day_counts,
-            day_sums: s.day_sums.into_iter().map(|n| n.0).collect(),
-            recent: s.recent_at.into_iter().map(|t| t.0).collect(),
-            recent_sums: s.recent_sums.into_iter().map(|n| n.0).collect(),
+            // Collected into a vector, then made a deque: the vector is
+            // built in the stored one's memory and the deque takes it as
+            // it is (collected straight into a deque, each was a second
+            // allocation).
+            day_sums: s
+                .day_sums
+                .into_iter()
+                .map(|n| n.0)
+                .collect::<Vec<_>>()
+                .into(),
+            recent: s
+                .recent_at
+                .into_iter()
+                .map(|t| t.0)
+                .collect::<Vec<_>>()
+                .into(),
+            recent_sums: s
+                .recent_sums
+                .into_iter()
+                .map(|n| n.0)
+                .collect::<Vec<_>>()
+                .into(),
             truncated_at: s.truncated_at,
             day_totals: Vec::new(),
             encoded: Encoded::default(),
