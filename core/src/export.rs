@@ -113,7 +113,6 @@ pub fn state(u: &UserState) -> Json {
 mod tests {
     use super::*;
     use chrono::TimeZone;
-    use std::collections::BTreeMap;
 
     /// Every key and string anywhere in `json`.
     fn words(json: &Json, out: &mut Vec<String>) {
@@ -136,7 +135,7 @@ mod tests {
         let mut u = crate::model::tests::full_state();
         u.traits.insert("name".into(), Value::String("小王".into()));
         u.traits
-            .insert("address".into(), Value::Record(BTreeMap::new()));
+            .insert("address".into(), Value::Record(Default::default()));
         u.history.record(
             "order_paid",
             at,

@@ -14,8 +14,8 @@ use crate::names::NameMap;
 use chrono::{DateTime, Duration, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, VecDeque};
-use waymark_dsl::value::Value;
+use std::collections::VecDeque;
+use waymark_dsl::value::{Fields, Value};
 
 const MAX_NAMES: usize = 200;
 const MAX_DAYS: i64 = 400;
@@ -425,7 +425,7 @@ impl History {
         if h.last.as_ref().is_none_or(|(t, _)| at >= *t) {
             h.last = Some((at, snapshot.clone()));
         }
-        let empty = BTreeMap::new();
+        let empty = Fields::new();
         let props = match properties {
             Value::Record(map) => map,
             _ => &empty,
@@ -573,7 +573,7 @@ mod tests {
             let start = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
             let mut h = History::default();
             for (day, amount, scale, other) in events {
-                let mut props = BTreeMap::new();
+                let mut props = Fields::new();
                 props.insert("amount".to_string(), Value::Number(Decimal::new(amount, scale)));
                 if other {
                     props.insert("other".to_string(), Value::Number(Decimal::from(amount % 7)));
@@ -649,7 +649,7 @@ mod tests {
         h.record("order_paid", at(1, 9), &amount(10));
         let both = Value::from_json(&serde_json::json!({ "amount": 5, "coupon": 2 }));
         h.record("order_paid", at(3, 10), &both);
-        h.record("order_paid", at(3, 11), &Value::Record(BTreeMap::new()));
+        h.record("order_paid", at(3, 11), &Value::Record(Default::default()));
         assert_sums(
             &h,
             now,
@@ -743,7 +743,7 @@ mod tests {
     fn a_year_of_daily_events_stays_bounded_and_counts_365_days() {
         let mut h = History::default();
         for d in 0..800 {
-            h.record("checkin", at(d, 9), &Value::Record(BTreeMap::new()));
+            h.record("checkin", at(d, 9), &Value::Record(Default::default()));
         }
         let e = h.events.get("checkin").unwrap();
         assert!(e.days.len() <= MAX_DAYS as usize + 1);

@@ -43,7 +43,7 @@ pub const VIEW_EVENTS: [&str; 2] = ["page", "screen"];
 pub fn event_value(name: &str, properties: &Value, at: DateTime<Utc>) -> Value {
     let mut map = match properties {
         Value::Record(m) => m.clone(),
-        _ => BTreeMap::new(),
+        _ => waymark_dsl::value::Fields::new(),
     };
     let named_view =
         VIEW_EVENTS.contains(&name) && matches!(map.get("name"), Some(Value::String(_)));
@@ -239,7 +239,7 @@ impl Coupon {
     pub fn as_value(&self) -> Value {
         let mut map = match &self.fields {
             Value::Record(m) => m.clone(),
-            _ => BTreeMap::new(),
+            _ => waymark_dsl::value::Fields::new(),
         };
         map.insert("id".into(), Value::String(self.id.clone()));
         map.insert("code".into(), Value::String(self.code.clone()));
@@ -383,7 +383,7 @@ pub(crate) mod tests {
             code: "ABC".into(),
             issued_at: at,
             expires_at: None,
-            fields: Value::Record(BTreeMap::new()),
+            fields: Value::Record(Default::default()),
         });
         u.tasks.insert(
             "checkin".into(),

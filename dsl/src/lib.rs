@@ -15,6 +15,7 @@ pub mod check;
 pub mod codes;
 pub mod compile;
 pub mod diagnostic;
+pub mod fields;
 pub mod fmt;
 pub mod library;
 pub mod parser;

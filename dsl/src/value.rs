@@ -7,9 +7,9 @@ use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::str::FromStr;
 
+pub use crate::fields::Fields;
 use crate::types::Type;
 
 /// A value read straight from JSON text, as [`Value::from_json`] reads
@@ -70,11 +70,11 @@ impl<'de> serde::de::Visitor<'de> for JsonVisitor {
         Ok(Value::List(items))
     }
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut out = BTreeMap::new();
+        let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(0).min(64));
         while let Some((key, FromJson(value))) = map.next_entry::<String, FromJson>()? {
-            out.insert(key, value);
+            pairs.push((key, value));
         }
-        Ok(Value::Record(out))
+        Ok(Value::Record(pairs.into_iter().collect()))
     }
 }
 
@@ -92,7 +92,7 @@ pub enum Value {
     /// Minutes after midnight.
     TimeOfDay(u32),
     List(Vec<Value>),
-    Record(BTreeMap<String, Value>),
+    Record(Fields),
 }
 
 impl Value {

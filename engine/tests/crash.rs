@@ -10,7 +10,7 @@
 //! from a seeded generator; set `WAYMARK_CRASH_SEED` to replay a run.
 
 use chrono::{DateTime, Duration, Utc};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -51,7 +51,7 @@ fn fresh_user(n: u64, i: usize) -> String {
 }
 
 fn track(user: String, name: &str, value: i64, id: String, at: DateTime<Utc>) -> Input {
-    let properties = Value::Record(BTreeMap::from([(
+    let properties = Value::Record(waymark_dsl::value::Fields::from([(
         "value".to_string(),
         Value::Number(value.into()),
     )]));
@@ -72,7 +72,7 @@ fn batch(n: u64) -> (Vec<Input>, DateTime<Utc>) {
     let at = base() + Duration::minutes(n as i64);
     let mut inputs = vec![Input::Identify {
         user: "hot".into(),
-        traits: Value::Record(BTreeMap::from([(
+        traits: Value::Record(waymark_dsl::value::Fields::from([(
             "batch".to_string(),
             Value::String(n.to_string()),
         )])),

@@ -163,7 +163,7 @@ rule heavy { when event step then {
 "#;
 
 fn step(user: &str, n: u32) -> Input {
-    let mut properties = std::collections::BTreeMap::new();
+    let mut properties = waymark_dsl::value::Fields::new();
     properties.insert("n".to_string(), Value::Number(n.into()));
     Input::Track(Event {
         user: user.into(),

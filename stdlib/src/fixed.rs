@@ -7,7 +7,7 @@ use crate::Context;
 use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use rust_decimal::Decimal;
-use std::collections::BTreeMap;
+use waymark_dsl::value::Fields;
 use waymark_dsl::value::Value;
 
 /// One event in a [`FixedContext`]'s history.
@@ -15,7 +15,7 @@ use waymark_dsl::value::Value;
 pub struct RecordedEvent {
     pub name: String,
     pub at: DateTime<Utc>,
-    pub properties: BTreeMap<String, Value>,
+    pub properties: Fields,
 }
 
 impl RecordedEvent {
@@ -56,7 +56,7 @@ impl FixedContext {
                 .unwrap_or_default()
         };
         let text = |s: &str| Value::String(s.to_string());
-        let user = Value::Record(BTreeMap::from([
+        let user = Value::Record(Fields::from([
             ("id".to_string(), text("u1")),
             ("nickname".to_string(), text("小王")),
             (
@@ -71,7 +71,7 @@ impl FixedContext {
         let order = |at, amount: Decimal| RecordedEvent {
             name: "order_paid".to_string(),
             at,
-            properties: BTreeMap::from([("amount".to_string(), Value::Number(amount))]),
+            properties: Fields::from([("amount".to_string(), Value::Number(amount))]),
         };
         FixedContext {
             now: at(2025, 11, 10, 12),
@@ -90,7 +90,7 @@ impl FixedContext {
         FixedContext {
             now,
             time_zone,
-            user: Value::Record(BTreeMap::new()),
+            user: Value::Record(Fields::new()),
             events: Vec::new(),
         }
     }

@@ -4,7 +4,6 @@
 //! `FixedContext::example()`, and must equal its `example_result`
 //! (evaluated the same way) and have the signature's return type.
 
-use std::collections::BTreeMap;
 use waymark_dsl::Sources;
 use waymark_dsl::ast::{Expr, ExprKind, TemplatePart, UnaryOp};
 use waymark_dsl::library::{ParamKind, Returns};
@@ -45,7 +44,7 @@ fn eval(expr: &Expr, ctx: &FixedContext) -> Result<Value, String> {
                 .collect::<Result<_, _>>()?,
         ),
         ExprKind::Record(record) => {
-            let mut map = BTreeMap::new();
+            let mut map = waymark_dsl::value::Fields::new();
             for field in &record.fields {
                 map.insert(field.key.name.clone(), eval(&field.value, ctx)?);
             }

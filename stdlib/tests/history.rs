@@ -162,14 +162,13 @@ fn days_since_text_that_is_not_a_timestamp_is_an_error() {
 /// last dot, since a property is a plain name.
 #[test]
 fn history_reads_events_with_spaces_and_dots_in_their_names() {
-    use std::collections::BTreeMap;
     use waymark_stdlib::RecordedEvent;
     let mut ctx = ctx();
     for (name, revenue) in [("Order Completed", "30"), ("Order.Completed", "7")] {
         ctx.events.push(RecordedEvent {
             name: name.to_string(),
             at: instant("2025-11-10T10:00:00Z"),
-            properties: BTreeMap::from([("revenue".to_string(), num(revenue))]),
+            properties: waymark_dsl::value::Fields::from([("revenue".to_string(), num(revenue))]),
         });
     }
     assert_eq!(run(&ctx, "count", &[s("Order Completed")]), num("1"));

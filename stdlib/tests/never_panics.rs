@@ -47,7 +47,7 @@ fn value() -> impl Strategy<Value = Value> {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::List),
             prop::collection::btree_map("[a-z]{1,3}", inner, 0..3)
-                .prop_map(|m: BTreeMap<_, _>| Value::Record(m)),
+                .prop_map(|m: BTreeMap<_, _>| Value::Record(m.into_iter().collect())),
         ]
     })
 }

@@ -3,7 +3,6 @@
 mod common;
 
 use common::*;
-use std::collections::BTreeMap;
 use waymark_dsl::value::Value;
 
 #[test]
@@ -15,7 +14,10 @@ fn len_counts_characters_not_bytes() {
 #[test]
 fn len_counts_list_items_and_record_keys() {
     assert_eq!(run(&ctx(), "len", &[list(&[num("1"), s("a")])]), num("2"));
-    let record = Value::Record(BTreeMap::from([("a".to_string(), num("1"))]));
+    let record = Value::Record(waymark_dsl::value::Fields::from([(
+        "a".to_string(),
+        num("1"),
+    )]));
     assert_eq!(run(&ctx(), "len", &[record]), num("1"));
 }
 

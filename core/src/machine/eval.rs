@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use waymark_dsl::ast::BinaryOp;
 use waymark_dsl::plan::{Expr, Plan};
 use waymark_dsl::types::Type;
-use waymark_dsl::value::Value;
+use waymark_dsl::value::{Fields, Value};
 
 /// Calls with at most this many arguments pass them without a vector.
 const SHORT_CALL: usize = 4;
@@ -80,7 +80,11 @@ pub struct Env<'a> {
 
 /// The user as expressions see it: traits plus the built-in fields.
 pub fn user_value(state: &UserState) -> Value {
-    let mut map = state.traits.to_map();
+    let mut map: Fields = state
+        .traits
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     map.insert("id".into(), Value::String(state.id.to_string()));
     map.insert(
         "created_at".into(),
@@ -98,9 +102,8 @@ pub fn user_value(state: &UserState) -> Value {
         "coupons".into(),
         Value::List(state.coupons.iter().map(|c| c.as_value()).collect()),
     );
-    map.entry("consent".into())
-        .or_insert_with(|| Value::Record(BTreeMap::new()));
-    map.entry("timezone".into()).or_insert(Value::Null);
+    map.get_or_insert_with("consent", || Value::Record(Default::default()));
+    map.get_or_insert_with("timezone", || Value::Null);
     Value::Record(map)
 }
 
@@ -164,7 +167,7 @@ fn user_field(state: &UserState, field: &str) -> Value {
             .traits
             .get(field)
             .cloned()
-            .unwrap_or_else(|| Value::Record(BTreeMap::new())),
+            .unwrap_or_else(|| Value::Record(Default::default())),
         _ => state.traits.get(field).cloned().unwrap_or(Value::Null),
     }
 }
@@ -852,7 +855,10 @@ mod tests {
         for name in names {
             assert_eq!(user_field(&state, name), *user.field(name), "{name}");
         }
-        let consent = Value::Record(BTreeMap::from([("sms".to_string(), Value::Bool(true))]));
+        let consent = Value::Record(waymark_dsl::value::Fields::from([(
+            "sms".to_string(),
+            Value::Bool(true),
+        )]));
         state.traits.insert("consent".into(), consent.clone());
         state
             .traits

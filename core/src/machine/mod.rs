@@ -205,7 +205,7 @@ fn merge(into: &mut Value, from: Value) {
     match (into, from) {
         (Value::Record(a), Value::Record(b)) => {
             for (k, v) in b {
-                merge(a.entry(k).or_insert(Value::Null), v);
+                merge(a.get_or_insert_with(&k, || Value::Null), v);
             }
         }
         (slot, v) => *slot = v,

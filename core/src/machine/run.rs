@@ -12,9 +12,8 @@ use crate::journal::{Kind, Record};
 use crate::model::{Coupon, Event, Instance, PointLot, SentMessage, Wait};
 use chrono::{Duration, NaiveTime, TimeZone};
 use rust_decimal::Decimal;
-use std::collections::BTreeMap;
 use waymark_dsl::plan::{CouponExpiry, Expr, PolicyPlan, StepId, StepKind, Steps};
-use waymark_dsl::value::{Value, decimal_to_json};
+use waymark_dsl::value::{Fields, Value, decimal_to_json};
 
 /// What a run belongs to: a journey version, a rule or a task.
 pub(crate) struct Owner<'p> {
@@ -216,7 +215,7 @@ impl Cx<'_> {
         let event = owner.event.unwrap_or(EventRef::Value(&inst.event));
         let mut env = Env::with_event(&self.d.plan, self.user, event, &inst.bindings, self.now, tz);
         if owner.lifecycle {
-            env.journey = Value::Record(BTreeMap::from([
+            env.journey = Value::Record(waymark_dsl::value::Fields::from([
                 ("name".to_string(), Value::String(owner.name.to_string())),
                 (
                     "version".to_string(),
@@ -253,8 +252,8 @@ impl Cx<'_> {
         owner: &Owner<'_>,
         inst: &Instance,
         fields: &[(String, Expr)],
-    ) -> Option<BTreeMap<String, Value>> {
-        let mut out = BTreeMap::new();
+    ) -> Option<Fields> {
+        let mut out = Fields::new();
         for (k, e) in fields {
             out.insert(k.clone(), self.value(owner, inst, e)?);
         }
@@ -756,9 +755,9 @@ impl Cx<'_> {
         // The first name is a trait; any after it name fields of records
         // inside it. A field on the way that is missing or not a record
         // becomes an empty record.
-        fn record(slot: &mut Value) -> &mut BTreeMap<String, Value> {
+        fn record(slot: &mut Value) -> &mut Fields {
             if !matches!(slot, Value::Record(_)) {
-                *slot = Value::Record(BTreeMap::new());
+                *slot = Value::Record(Default::default());
             }
             let Value::Record(map) = slot else {
                 unreachable!("just made a record")
@@ -776,13 +775,11 @@ impl Cx<'_> {
                 let top = self
                     .user
                     .traits
-                    .get_or_insert_with(first, || Value::Record(BTreeMap::new()));
+                    .get_or_insert_with(first, || Value::Record(Default::default()));
                 let mut slot = record(top);
                 for key in between {
-                    slot = record(
-                        slot.entry(key.clone())
-                            .or_insert_with(|| Value::Record(BTreeMap::new())),
-                    );
+                    slot =
+                        record(slot.get_or_insert_with(key, || Value::Record(Default::default())));
                 }
                 match value {
                     Some(v) => {

@@ -8,7 +8,6 @@ use crate::library::FunctionTable;
 use crate::scope::walk::{self, Child, Resolved, Scope};
 use crate::scope::{Symbols, is_literal};
 use crate::value::Value;
-use std::collections::BTreeMap;
 
 pub(super) struct ExprLowering<'c, 'a> {
     pub symbols: &'c Symbols<'a>,
@@ -126,7 +125,7 @@ pub fn literal(expr: &ast::Expr) -> Value {
             r.fields
                 .iter()
                 .map(|f| (f.key.name.clone(), literal(&f.value)))
-                .collect::<BTreeMap<_, _>>(),
+                .collect::<crate::value::Fields>(),
         ),
         ExprKind::Unary(UnaryOp::Neg, e) => match literal(e) {
             Value::Number(n) => Value::Number(-n),

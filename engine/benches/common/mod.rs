@@ -4,7 +4,6 @@
 // Each bench binary uses some of these.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
 use waymark_core::deployment::Deployment;
 use waymark_dsl::source::Sources;
 use waymark_dsl::value::Value;
@@ -28,7 +27,7 @@ pub fn record(pairs: &[(&str, Value)]) -> Value {
         pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect::<BTreeMap<_, _>>(),
+            .collect::<waymark_dsl::value::Fields>(),
     )
 }
 

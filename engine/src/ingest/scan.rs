@@ -12,7 +12,6 @@
 //! most of that.
 
 use rust_decimal::Decimal;
-use std::collections::BTreeMap;
 use waymark_dsl::value::Value;
 
 /// The fields of a plain message, as a parser reading them into options
@@ -208,15 +207,15 @@ impl<'a> Scanner<'a> {
         Some(match self.peek()? {
             b'"' => Value::String(self.string()?.to_string()),
             b'{' => {
-                let mut map = BTreeMap::new();
+                let mut pairs = Vec::new();
                 self.items(b'}', |s| {
                     let key = s.name()?;
-                    // A repeated name keeps its last value, as JSON
-                    // objects read into a map do.
-                    map.insert(key.to_string(), s.value(depth + 1)?);
+                    pairs.push((key.to_string(), s.value(depth + 1)?));
                     Some(())
                 })?;
-                Value::Record(map)
+                // A repeated name keeps its last value, as JSON objects
+                // read into a map do.
+                Value::Record(pairs.into_iter().collect())
             }
             b'[' => {
                 let mut items = Vec::new();
