@@ -6,6 +6,8 @@
 //! does, only when memory arrives; on a target without one it does
 //! nothing.
 
+use waymark_dsl::names::NameMap;
+
 /// Starts fetching the cache line that holds `value`.
 #[inline(always)]
 pub fn prefetch<T>(value: &T) {
@@ -19,4 +21,22 @@ pub fn prefetch<T>(value: &T) {
         target_feature = "sse"
     )))]
     let _ = value;
+}
+
+/// Starts fetching a [`NameMap`]'s entries (each name's length and place,
+/// and the values kept in place).
+pub fn prefetch_entries<V>(map: &NameMap<V>) {
+    if let Some(first) = map.as_slice().first() {
+        prefetch(first);
+    }
+}
+
+/// Starts fetching the bytes of a [`NameMap`]'s names, when there are a
+/// few (the entries must be fetched already, or this waits for them).
+pub fn prefetch_name_bytes<V>(map: &NameMap<V>) {
+    for (k, _) in map.as_slice().iter().take(8) {
+        if let Some(b) = k.as_bytes().first() {
+            prefetch(b);
+        }
+    }
 }

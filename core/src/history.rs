@@ -299,7 +299,7 @@ fn day(t: DateTime<Utc>) -> i64 {
 impl History {
     /// Starts fetching the list of event names.
     pub fn prefetch_entries(&self) {
-        self.events.prefetch_entries();
+        crate::hint::prefetch_entries(&self.events);
     }
 
     /// Starts fetching the history of the event named `name` (the list of

@@ -9,8 +9,10 @@ use rust_decimal::prelude::ToPrimitive;
 use serde::{Deserialize, Serialize};
 use std::str::FromStr;
 
-pub use crate::fields::Fields;
 use crate::types::Type;
+
+/// A record's fields: names to values, in name order.
+pub type Fields = crate::names::NameMap<Value>;
 
 /// A value read straight from JSON text, as [`Value::from_json`] reads
 /// parsed JSON (numbers as exact decimals, objects as records; of a key

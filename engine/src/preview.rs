@@ -198,7 +198,7 @@ impl Preview {
     pub fn prefetch_lists(&self, who: &NumberedUser) {
         if let Some(m) = self.numbered_member(who) {
             m.state.history.prefetch_entries();
-            m.state.traits.prefetch_entries();
+            waymark_core::hint::prefetch_entries(&m.state.traits);
         }
     }
 
@@ -207,7 +207,7 @@ impl Preview {
     /// the lists were fetched ([`Preview::prefetch_lists`]).
     pub fn prefetch_event(&self, who: &NumberedUser, input: &Input) {
         if let Some(m) = self.numbered_member(who) {
-            m.state.traits.prefetch_name_bytes();
+            waymark_core::hint::prefetch_name_bytes(&m.state.traits);
             if let Input::Track(event) = input {
                 m.state.history.prefetch_event(&event.name);
             }
