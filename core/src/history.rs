@@ -194,28 +194,9 @@ impl TryFrom<StoredEventHistory> for EventHistory {
             fields: s.fields,
             days: s.days_at,
             day_counts: s.day_counts,
-            // Collected into a vector, then made a deque: the vector is
-            // built in the stored one's memory and the deque takes it as
-            // it is (collected straight into a deque, each was a second
-            // allocation).
-            day_sums: s
-                .day_sums
-                .into_iter()
-                .map(|n| n.0)
-                .collect::<Vec<_>>()
-                .into(),
-            recent: s
-                .recent_at
-                .into_iter()
-                .map(|t| t.0)
-                .collect::<Vec<_>>()
-                .into(),
-            recent_sums: s
-                .recent_sums
-                .into_iter()
-                .map(|n| n.0)
-                .collect::<Vec<_>>()
-                .into(),
+            day_sums: column(s.day_sums, |n| n.0),
+            recent: column(s.recent_at, |t| t.0),
+            recent_sums: column(s.recent_sums, |n| n.0),
             truncated_at: s.truncated_at,
             day_totals: Vec::new(),
             encoded: Encoded::default(),
@@ -223,6 +204,13 @@ impl TryFrom<StoredEventHistory> for EventHistory {
         h.total_days();
         Ok(h)
     }
+}
+
+/// A stored column as a deque: collected into a vector, which is built in
+/// the stored one's memory, that the deque then takes as it is (collected
+/// straight into a deque, each column was a second allocation).
+fn column<T, U>(stored: Vec<T>, each: impl FnMut(T) -> U) -> VecDeque<U> {
+    stored.into_iter().map(each).collect::<Vec<_>>().into()
 }
 
 impl EventHistory {
