@@ -427,8 +427,8 @@ impl Lookup {
     }
 }
 
-/// Turns transparent huge pages off for this process (on Linux; a hint
-/// elsewhere ignored). A preview makes its memory once, in a short run:
+/// Turns transparent huge pages off for this process (on Linux; elsewhere
+/// it does nothing). A preview makes its memory once, in a short run:
 /// with huge pages, when the system's free memory is fragmented (as after
 /// other large processes ran) the kernel compacts memory to make one at
 /// many first touches, and the run waited on that. The peers harness, which
