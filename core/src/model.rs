@@ -11,7 +11,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use waymark_dsl::plan::StepId;
-use waymark_dsl::value::Value;
+use waymark_dsl::value::{Fields, Value};
 
 /// An event for one user (Segment's `track`, normalised).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,7 +43,7 @@ pub const VIEW_EVENTS: [&str; 2] = ["page", "screen"];
 pub fn event_value(name: &str, properties: &Value, at: DateTime<Utc>) -> Value {
     let mut map = match properties {
         Value::Record(m) => m.clone(),
-        _ => waymark_dsl::value::Fields::new(),
+        _ => Fields::new(),
     };
     let named_view =
         VIEW_EVENTS.contains(&name) && matches!(map.get("name"), Some(Value::String(_)));
@@ -239,7 +239,7 @@ impl Coupon {
     pub fn as_value(&self) -> Value {
         let mut map = match &self.fields {
             Value::Record(m) => m.clone(),
-            _ => waymark_dsl::value::Fields::new(),
+            _ => Fields::new(),
         };
         map.insert("id".into(), Value::String(self.id.clone()));
         map.insert("code".into(), Value::String(self.code.clone()));

@@ -80,11 +80,7 @@ pub struct Env<'a> {
 
 /// The user as expressions see it: traits plus the built-in fields.
 pub fn user_value(state: &UserState) -> Value {
-    let mut map: Fields = state
-        .traits
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let mut map: Fields = state.traits.clone();
     map.insert("id".into(), Value::String(state.id.to_string()));
     map.insert(
         "created_at".into(),
@@ -855,10 +851,7 @@ mod tests {
         for name in names {
             assert_eq!(user_field(&state, name), *user.field(name), "{name}");
         }
-        let consent = Value::Record(waymark_dsl::value::Fields::from([(
-            "sms".to_string(),
-            Value::Bool(true),
-        )]));
+        let consent = Value::Record(Fields::from([("sms".to_string(), Value::Bool(true))]));
         state.traits.insert("consent".into(), consent.clone());
         state
             .traits

@@ -215,7 +215,7 @@ impl Cx<'_> {
         let event = owner.event.unwrap_or(EventRef::Value(&inst.event));
         let mut env = Env::with_event(&self.d.plan, self.user, event, &inst.bindings, self.now, tz);
         if owner.lifecycle {
-            env.journey = Value::Record(waymark_dsl::value::Fields::from([
+            env.journey = Value::Record(Fields::from([
                 ("name".to_string(), Value::String(owner.name.to_string())),
                 (
                     "version".to_string(),
