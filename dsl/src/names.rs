@@ -13,6 +13,7 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeMap;
 use std::fmt;
+
 #[derive(Clone, PartialEq)]
 pub struct NameMap<V> {
     /// Sorted by name, each name once.
