@@ -100,21 +100,6 @@ impl<V> NameMap<V> {
         self.entries.iter().map(|(k, v)| (k, v))
     }
 
-    /// In name order.
-    pub fn iter_mut(
-        &mut self,
-    ) -> impl DoubleEndedIterator<Item = (&String, &mut V)> + ExactSizeIterator {
-        self.entries.iter_mut().map(|(k, v)| (&*k, v))
-    }
-
-    pub fn keys(&self) -> impl DoubleEndedIterator<Item = &String> + ExactSizeIterator {
-        self.entries.iter().map(|(k, _)| k)
-    }
-
-    pub fn values(&self) -> impl DoubleEndedIterator<Item = &V> + ExactSizeIterator {
-        self.entries.iter().map(|(_, v)| v)
-    }
-
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -162,14 +147,6 @@ impl<V> FromIterator<(String, V)> for NameMap<V> {
 impl<V, const N: usize> From<[(String, V); N]> for NameMap<V> {
     fn from(entries: [(String, V); N]) -> Self {
         entries.into_iter().collect()
-    }
-}
-
-impl<V> Extend<(String, V)> for NameMap<V> {
-    fn extend<I: IntoIterator<Item = (String, V)>>(&mut self, items: I) {
-        for (k, v) in items {
-            self.insert(k, v);
-        }
     }
 }
 
