@@ -131,6 +131,30 @@ fn the_store_refuses_a_commit_that_would_issue_a_code_twice() {
     ])
     .unwrap_err();
     assert!(matches!(err, StoreError::DuplicateCoupon { .. }), "{err}");
+    // Prepared before the first is applied, as the daemon prepares a
+    // batch while the one before is applied: refused as it is applied.
+    let batch = |journal: Vec<Record>| Batch {
+        codes: effects::codes(&journal),
+        journal,
+        ..Batch::default()
+    };
+    let first = store
+        .prepare(&batch(vec![coupon_record("erin", "NEW10-EEEEEEEEEE")]))
+        .unwrap();
+    let second = store
+        .prepare(&batch(vec![coupon_record("frank", "NEW10-EEEEEEEEEE")]))
+        .unwrap();
+    first.apply(store.kv()).unwrap();
+    let err = second.apply(store.kv()).unwrap_err();
+    assert!(matches!(err, StoreError::DuplicateCoupon { .. }), "{err}");
+    store.forget_prepared();
+    assert_eq!(
+        store
+            .coupon_holder("NEW10", "NEW10-EEEEEEEEEE")
+            .unwrap()
+            .as_deref(),
+        Some("erin")
+    );
 }
 
 #[test]

@@ -148,18 +148,25 @@ pub struct Batch {
     pub as_stored: foldhash::HashMap<String, Vec<u8>>,
 }
 
-/// A batch's writes ready to apply: its ops, and its timers' moves, which
-/// become writes of timer blocks as the batch is applied (see [`timers`]).
+/// A batch's writes ready to apply: its ops, its timers' moves, which
+/// become writes of timer blocks as the batch is applied (see [`timers`]),
+/// and the coupon codes it issues, which are looked up in the code index
+/// then (see [`coupons`]).
 #[derive(Debug)]
 pub struct Prepared {
     ops: Vec<Op>,
     timers: TimerMoves,
+    codes: Vec<coupons::NewCode>,
 }
 
 impl Prepared {
     /// Applies the batch to `kv`, every write or none: after every batch
-    /// applied before it, as the timer blocks are read here.
+    /// applied before it, as the timer blocks and the code index are read
+    /// here. This is the only thread reading them while the next batch is
+    /// evaluated, so those reads do not wait for this batch's write, and
+    /// they see every batch before it.
     pub fn apply<K: Kv>(mut self, kv: &K) -> Result<()> {
+        coupons::refuse_issued(kv, &self.codes)?;
         timers::resolve(kv, &self.timers, &mut self.ops)?;
         kv.apply(self.ops)
     }
@@ -309,7 +316,7 @@ impl<K: Kv> Store<K> {
             2 * batch.users.len() + batch.journal.len() + batch.sends.len() + batch.stats.len() + 4,
         );
         // First what may refuse the batch, so that nothing is taken for it.
-        self.write_codes(&batch.codes, &mut ops)?;
+        let codes = Self::write_codes(&batch.codes, &mut ops)?;
         let mut timers = TimerMoves::default();
         self.write_users(&batch.users, &batch.as_stored, &mut ops, &mut timers);
         self.dedup().record(&self.kv, &batch.dedup, &mut ops)?;
@@ -322,7 +329,7 @@ impl<K: Kv> Store<K> {
         Self::write_settled(&batch.settled, &mut ops);
         Self::write_deferred(&batch.deferred, &batch.resumed, &mut ops);
         *cached = Some(last);
-        Ok(Prepared { ops, timers })
+        Ok(Prepared { ops, timers, codes })
     }
 
     /// Forgets the sequence number and message ids taken by prepared

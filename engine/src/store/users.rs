@@ -156,7 +156,12 @@ impl<K: Kv> Store<K> {
         }
         // Their timer is one of the keys that go, though it goes from a block.
         let n = ops.len() + usize::from(!timers.is_empty());
-        super::Prepared { ops, timers }.apply(&self.kv)?;
+        super::Prepared {
+            ops,
+            timers,
+            codes: Vec::new(),
+        }
+        .apply(&self.kv)?;
         self.kv.flush()?;
         Ok(n)
     }
