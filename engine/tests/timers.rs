@@ -179,3 +179,96 @@ journey nightly {
     );
     assert_eq!(sends(&records, "NIGHT"), USERS + 1);
 }
+
+/// A wake's new timer can fall before timers later in the same page
+/// without falling before the next one: users whose first timers are 40 s
+/// apart, each waiting a minute more after it, interleave two pages' worth
+/// of order within one read of the timers.
+#[test]
+fn a_new_timer_due_before_a_later_timer_of_its_page_fires_before_it() {
+    let script = "journey chain {\n  trigger event signed_up\n  wait 1m\n  give points 1 reason \"a\"\n  wait 1m\n  give points 1 reason \"b\"\n}\n";
+    let start = t(START);
+    let fresh = || {
+        let mut rt = Runtime::new(
+            Store::new(TestKv::default()),
+            Deployment::new(compile(script)),
+        );
+        rt.start_schedules_at(start);
+        for i in 0..30 {
+            let at = start + chrono::Duration::seconds(40 * i);
+            rt.ingest(&[signed_up(&format!("u{i:02}"), at)], at)
+                .unwrap();
+        }
+        rt
+    };
+    let end = start + hours(1);
+    let at_once = fresh().advance_to(end).unwrap();
+    let points = |records: &[Record]| {
+        records
+            .iter()
+            .filter(|r| r.kind == Kind::Points)
+            .map(|r| (r.at, r.user.clone()))
+            .collect::<Vec<_>>()
+    };
+    let fired = points(&at_once);
+    assert_eq!(fired.len(), 60);
+    assert!(fired.is_sorted(), "in order of (due time, user): {fired:?}");
+    let mut rt = fresh();
+    let mut one_by_one = Vec::new();
+    let mut now = start + chrono::Duration::seconds(40 * 29);
+    while now < end {
+        now += chrono::Duration::seconds(1);
+        one_by_one.extend(rt.advance_to(now).unwrap());
+    }
+    assert_eq!(points(&one_by_one), fired);
+}
+
+/// Pages of timers are applied on the commit thread while the next is
+/// evaluated: when one fails to apply, firing stops with its error, and
+/// firing again once the store takes writes wakes every user it did not
+/// commit, exactly once each.
+#[test]
+fn a_page_of_timers_that_fails_to_apply_fires_again_and_only_once() {
+    let script = "journey welcome {\n  trigger event signed_up\n  wait 10m\n  give points 1 reason \"waited\"\n}\n";
+    const USERS: usize = 1_700;
+    let kv = TestKv::default();
+    let store = Store::new(kv.clone());
+    let mut rt = Runtime::new(store, Deployment::new(compile(script)));
+    rt.set_user_cache(0);
+    let start = t(START);
+    rt.start_schedules_at(start);
+    let inputs: Vec<Input> = (0..USERS)
+        .map(|i| {
+            signed_up(
+                &format!("u{i:04}"),
+                start + chrono::Duration::seconds(i as i64),
+            )
+        })
+        .collect();
+    rt.ingest(&inputs, start).unwrap();
+    let before = kv.applies.load(Ordering::SeqCst);
+    // The second of the four pages fails; the third was evaluated on it.
+    kv.fail_apply.store(before + 2, Ordering::SeqCst);
+    let end = start + hours(1);
+    let e = rt.advance_to(end).unwrap_err();
+    assert!(e.to_string().contains("disk full"), "{e}");
+    let woken = |rt: &Runtime<TestKv>| {
+        (0..USERS)
+            .filter(|i| {
+                let user = rt.store.user(&format!("u{i:04}")).unwrap().unwrap();
+                user.points.balance() > 0.into()
+            })
+            .count()
+    };
+    assert_eq!(woken(&rt), 500, "only the first page was committed");
+    kv.fail_apply.store(0, Ordering::SeqCst);
+    let records = rt.advance_to(end).unwrap();
+    let points = records.iter().filter(|r| r.kind == Kind::Points).count();
+    assert_eq!(points, USERS - 500, "the rest, once each");
+    assert_eq!(woken(&rt), USERS);
+    for i in 0..USERS {
+        let user = rt.store.user(&format!("u{i:04}")).unwrap().unwrap();
+        assert_eq!(user.points.balance(), 1.into(), "u{i:04} woke once");
+    }
+    assert_eq!(rt.store.pending_timers().unwrap(), 0);
+}

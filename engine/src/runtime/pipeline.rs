@@ -7,10 +7,11 @@
 //! fails, everything kept in memory on top of it is forgotten.
 
 use super::Runtime;
-use crate::store::{Kv, StoreError};
+use crate::store::{Batch, Kv, StoreError};
 use chrono::{DateTime, Utc};
 use std::sync::mpsc;
 use waymark_core::journal::Record;
+use waymark_core::machine::Globals;
 use waymark_core::model::Input;
 
 /// What one pipelined batch wrote that reads must not miss while it is
@@ -268,10 +269,26 @@ impl<K: Kv + Clone + 'static> Runtime<K> {
         }
         // If this fails, the users taken out for the batch are gone from
         // memory; the store still has them.
-        let (mut batch, globals) = match self.evaluate(inputs, now, true) {
+        let (batch, globals) = match self.evaluate(inputs, now, true) {
             Ok(evaluated) => evaluated,
             Err(e) => return failed(durable, e),
         };
+        self.hand_over_evaluated(batch, globals, flush, durable, next.iter().map(Input::user))
+    }
+
+    /// The second half of [`Runtime::hand_over`], for a batch evaluated
+    /// already: its writes worked out, the batch before waited for, the
+    /// users of the next batch (`next`) read ahead while the store is
+    /// idle, and the writes handed to the commit thread. Returns the
+    /// batch's records; `durable` is called exactly once.
+    pub(super) fn hand_over_evaluated<'n>(
+        &mut self,
+        mut batch: Batch,
+        globals: Globals,
+        flush: bool,
+        durable: Durable,
+        next: impl Iterator<Item = &'n str>,
+    ) -> Result<Vec<Record>, StoreError> {
         let ops = self
             .effects
             .fill(&self.store, &mut batch)
@@ -284,7 +301,8 @@ impl<K: Kv + Clone + 'static> Runtime<K> {
             (Err(e), _) | (_, Err(e)) => {
                 self.forget_prepared();
                 self.deferred = None;
-                return failed(durable, e);
+                durable(Err(e.clone()));
+                return Err(e);
             }
         };
         self.read_users_ahead(next, &batch.users);
@@ -314,21 +332,21 @@ impl<K: Kv + Clone + 'static> Runtime<K> {
 }
 
 impl<K: Kv> Runtime<K> {
-    /// Reads the users of `inputs` that the next evaluation would read
-    /// from the store: those not kept in memory and not in `handed` (the
+    /// Reads the users that the next evaluation would read from the
+    /// store: those of `next` not kept in memory and not in `handed` (the
     /// batch about to be handed over, whose users are kept after it). A
     /// read that fails is left to that evaluation, which reports it.
-    fn read_users_ahead(
+    fn read_users_ahead<'n>(
         &mut self,
-        inputs: &[Input],
+        next: impl Iterator<Item = &'n str>,
         handed: &[(waymark_core::model::UserState, Option<DateTime<Utc>>)],
     ) {
-        if inputs.is_empty() {
+        let mut next = next.peekable();
+        if next.peek().is_none() {
             return;
         }
         let handed: foldhash::HashSet<&str> = handed.iter().map(|(u, _)| u.id.as_str()).collect();
-        for input in inputs {
-            let user = input.user();
+        for user in next {
             if handed.contains(user) || self.users.holds(user) || self.read_ahead.contains_key(user)
             {
                 continue;

@@ -3,6 +3,9 @@
 //! users page by page; so runs are deterministic.
 
 use super::{PAGE, Runtime};
+
+/// How many due timers are read at once, to fire a page at a time.
+const RUN: usize = 8 * PAGE;
 use crate::store::{Batch, Kv, PagedUser, StoreError};
 use chrono::{DateTime, Utc};
 use waymark_core::deployment::Due;
@@ -19,7 +22,7 @@ pub(super) struct ScheduleFire {
     after: Option<String>,
 }
 
-impl<K: Kv> Runtime<K> {
+impl<K: Kv + Clone + 'static> Runtime<K> {
     /// Fires every timer and cron trigger due up to and including `until`,
     /// in time order, each at its own time.
     pub fn advance_to(&mut self, until: DateTime<Utc>) -> Result<Vec<Record>, StoreError> {
@@ -75,6 +78,9 @@ impl<K: Kv> Runtime<K> {
             self.schedules_done = Some(at);
         }
         loop {
+            // A page of timers handed over last reads as fired only once
+            // it is applied.
+            self.drain()?;
             let timer = self.store.next_due()?;
             let after = self.schedules_done.unwrap_or(until);
             let due = self.deployment.next_due(timer, after, until);
@@ -115,10 +121,17 @@ impl<K: Kv> Runtime<K> {
 
     /// Wakes every user whose timer is due at or before `through`, in
     /// order of (due time, user), each with the clock at its own due time,
-    /// a page of timers to a commit. A wake that sets the user's next timer
-    /// before the next one of the page ends the page there, so that it
-    /// fires in its turn. At most `left` pages (each taken from it):
-    /// whether every timer through `through` fired.
+    /// a page of timers to a commit. At most `left` pages (each taken from
+    /// it): whether every timer through `through` fired.
+    ///
+    /// Timers are read a run of [`RUN`] at a time, and its pages are
+    /// pipelined: each page's writes are applied and flushed on the commit
+    /// thread while the next page is evaluated. That holds while the run
+    /// is what the store would read: a wake that sets a timer due before
+    /// the rest of the run ends the run there (after its page is applied,
+    /// the store is read again), so that timer fires in its turn. A call
+    /// that runs out of pages leaves its last page in flight; one that
+    /// fires everything returns with it applied.
     fn fire_timers(
         &mut self,
         through: DateTime<Utc>,
@@ -127,7 +140,9 @@ impl<K: Kv> Runtime<K> {
     ) -> Result<bool, StoreError> {
         let mut previous: Vec<(DateTime<Utc>, String)> = Vec::new();
         loop {
-            let due = self.store.due(through, PAGE)?;
+            // The blocks hold a page's moves once it is applied.
+            self.drain()?;
+            let due = self.store.due(through, RUN)?;
             if due.is_empty() {
                 return Ok(true);
             }
@@ -146,27 +161,76 @@ impl<K: Kv> Runtime<K> {
                 sink(records);
                 return Ok(true);
             }
-            let (mut batch, globals) = self.evaluate_wakes(&due)?;
-            self.commit(&mut batch)?;
-            *left -= 1;
-            sink(self.keep(batch, globals));
+            let fired = self.fire_run(&due, left, sink);
+            self.read_ahead.clear();
+            if !fired? {
+                return Ok(false);
+            }
             previous = due;
         }
     }
 
-    /// Runs the wakes of `due` (in its order, each at its time) as one
-    /// batch, up to the first that sets a timer due before the next one.
+    /// Fires the timers of `run` (the first due ones, as read from the
+    /// store), page by page, until it ends, a wake sets a timer due
+    /// before the rest of it, or `left` runs out (then `false`).
+    fn fire_run(
+        &mut self,
+        run: &[(DateTime<Utc>, String)],
+        left: &mut usize,
+        sink: &mut dyn FnMut(Vec<Record>),
+    ) -> Result<bool, StoreError> {
+        let mut earliest = None;
+        let mut at = 0;
+        while at < run.len() {
+            if *left == 0 {
+                return Ok(false);
+            }
+            let (batch, globals, woken, cut) = self.evaluate_wakes(&run[at..], &mut earliest)?;
+            at += woken;
+            // The next page's users are read while the store is idle,
+            // unless there is none in this run, or this call does no more.
+            let next = if cut || *left == 1 {
+                &[][..]
+            } else {
+                &run[at..(at + PAGE).min(run.len())]
+            };
+            let noop: super::Durable = Box::new(|_| {});
+            let records = self.hand_over_evaluated(
+                batch,
+                globals,
+                true,
+                noop,
+                next.iter().map(|(_, user)| user.as_str()),
+            )?;
+            *left -= 1;
+            sink(records);
+            if cut {
+                break;
+            }
+        }
+        Ok(true)
+    }
+
+    /// Runs the wakes at the start of `run` (in its order, each at its
+    /// time) as one batch of at most [`PAGE`]: the batch, the shared state
+    /// after it, how many it woke, and whether the run is cut there,
+    /// because the earliest timer its wakes set so far (`earliest`, kept
+    /// across the run's pages) is due before the next timer of the run.
+    #[allow(clippy::type_complexity)]
     fn evaluate_wakes(
         &mut self,
-        due: &[(DateTime<Utc>, String)],
-    ) -> Result<(Batch, Globals), StoreError> {
+        run: &[(DateTime<Utc>, String)],
+        earliest: &mut Option<(DateTime<Utc>, String)>,
+    ) -> Result<(Batch, Globals, usize, bool), StoreError> {
         let mut globals = match self.globals.take() {
             Some(g) => g,
             None => self.store.globals()?,
         };
         let before = globals.clone();
         let mut batch = Batch::default();
-        for (i, (at, user)) in due.iter().enumerate() {
+        let mut woken = 0;
+        let mut cut = false;
+        for (i, (at, user)) in run.iter().take(PAGE).enumerate() {
             // Each user has one timer, so is here once.
             let state = self.take_user(user)?;
             let wake = state.next_wake();
@@ -182,17 +246,25 @@ impl<K: Kv> Runtime<K> {
                 *at,
                 &mut batch.journal,
             );
-            let next = state.next_wake();
-            if let (Some(next), Some((then, other))) = (next, due.get(i + 1))
-                && (next, user.as_str()) < (*then, other.as_str())
+            woken = i + 1;
+            if let Some(next) = state.next_wake()
+                && earliest
+                    .as_ref()
+                    .is_none_or(|(t, u)| (next, user.as_str()) < (*t, u.as_str()))
             {
+                *earliest = Some((next, user.clone()));
+            }
+            if let (Some((first, whose)), Some((then, other))) = (earliest.as_ref(), run.get(i + 1))
+                && (*first, whose.as_str()) < (*then, other.as_str())
+            {
+                cut = true;
                 break;
             }
         }
         if globals != before {
             batch.globals = Some(globals.clone());
         }
-        Ok((batch, globals))
+        Ok((batch, globals, woken, cut))
     }
 
     /// Fires a schedule's journeys for every member, a page of members to
