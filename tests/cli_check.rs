@@ -147,7 +147,9 @@ fn check_with_a_config_refuses_channels_it_does_not_define_and_bad_configs() {
         "{err}"
     );
     assert!(
-        err.contains("retry.max_atempts: unknown key; did you mean `max_attempts`?"),
+        err.contains(
+            "retry.max_atempts: unknown key (this table takes: max_attempts, initial_backoff, max_backoff, max_age); did you mean `max_attempts`?"
+        ),
         "{err}"
     );
 }

@@ -356,8 +356,10 @@ impl Reader<'_> {
                 let help = near
                     .map(|n| format!("; did you mean `{n}`?"))
                     .unwrap_or_default();
-                self.errors
-                    .push(error(&join(path, key), format!("unknown key{help}")));
+                self.errors.push(error(
+                    &join(path, key),
+                    format!("unknown key (this table takes: {}){help}", known.join(", ")),
+                ));
             }
         }
     }
