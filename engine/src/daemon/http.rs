@@ -2,8 +2,10 @@
 //! (`/v1/track`, `/v1/identify`, `/v1/batch`), gzip bodies, bearer tokens
 //! or a Segment write key as Basic user name (or `writeKey` in the body),
 //! and answers only after the batch holding the request is durable. Every
-//! bad request gets a 4xx with a JSON error naming the field.
+//! bad request gets a 4xx with a JSON error naming the field. The routes
+//! are the table in `routes.rs`; `router` gives each its handler.
 
+use super::routes::{Endpoint, Method, ROUTES, Route, scope_name};
 use super::writer::{Command, Handle};
 use crate::config::{Scope, Token};
 use crate::ingest::{self, Call, Refusal};
@@ -15,7 +17,7 @@ use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{self, MethodFilter, MethodRouter};
 use base64::Engine as _;
 use serde_json::{Value as Json, json};
 use std::sync::Arc;
@@ -87,26 +89,21 @@ impl IntoResponse for ApiError {
 
 pub fn router(state: AppState) -> Router {
     let body_limit = state.limits.body;
-    Router::new()
-        .route(
-            "/healthz",
-            get(|| async { axum::Json(json!({"status": "ok"})) }),
-        )
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route("/v1/track", post(track))
-        .route("/v1/identify", post(identify))
-        .route("/v1/batch", post(batch))
-        .route("/v1/users/{id}", get(user).delete(erase))
-        .route("/v1/users/{id}/export", get(export))
-        .route("/v1/users/{id}/journal", get(journal))
-        .route("/v1/deadletters", get(dead_letters))
-        .route("/v1/deadletters/{seq}/replay", post(replay))
-        .route("/v1/deploy", post(deploy))
-        .route("/v1/journeys", get(journeys))
-        .route("/v1/journeys/{name}/stats", get(stats))
-        .route("/v1/journeys/{name}/pause", post(pause))
-        .route("/v1/journeys/{name}/resume", post(resume))
+    // Every route of the table, a path's methods together, in its order.
+    let mut router = Router::new();
+    let mut done: Vec<&str> = Vec::new();
+    for route in ROUTES {
+        if done.contains(&route.path) {
+            continue;
+        }
+        done.push(route.path);
+        let methods = ROUTES
+            .iter()
+            .filter(|r| r.path == route.path)
+            .fold(MethodRouter::new(), |m, r| m.merge(handler(r)));
+        router = router.route(route.path, methods);
+    }
+    router
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn(move |request, next| {
             refuse_oversize(body_limit, request, next)
@@ -121,6 +118,37 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .with_state(state)
+}
+
+/// The handler of a route of the table, on the route's method.
+fn handler(route: &Route) -> MethodRouter<AppState> {
+    let on = match route.method {
+        Method::Get => MethodFilter::GET,
+        Method::Post => MethodFilter::POST,
+        Method::Delete => MethodFilter::DELETE,
+    };
+    match route.endpoint {
+        Endpoint::Healthz => routing::on(on, || async { axum::Json(json!({"status": "ok"})) }),
+        Endpoint::Readyz => routing::on(on, readyz),
+        Endpoint::Metrics => routing::on(on, metrics),
+        Endpoint::OpenApi => routing::on(on, || async {
+            axum::Json(super::routes::openapi(env!("CARGO_PKG_VERSION")))
+        }),
+        Endpoint::Track => routing::on(on, track),
+        Endpoint::Identify => routing::on(on, identify),
+        Endpoint::Batch => routing::on(on, batch),
+        Endpoint::User => routing::on(on, user),
+        Endpoint::Erase => routing::on(on, erase),
+        Endpoint::Export => routing::on(on, export),
+        Endpoint::Journal => routing::on(on, journal),
+        Endpoint::DeadLetters => routing::on(on, dead_letters),
+        Endpoint::Replay => routing::on(on, replay),
+        Endpoint::Deploy => routing::on(on, deploy),
+        Endpoint::Journeys => routing::on(on, journeys),
+        Endpoint::Stats => routing::on(on, stats),
+        Endpoint::Pause => routing::on(on, pause),
+        Endpoint::Resume => routing::on(on, resume),
+    }
 }
 
 /// A body whose `Content-Length` is past the limit is refused before it is
@@ -223,14 +251,6 @@ fn authorize(
             "authorization",
             format!("this token lacks the `{}` scope", scope_name(&scope)),
         )),
-    }
-}
-
-fn scope_name(scope: &Scope) -> &'static str {
-    match scope {
-        Scope::Ingest => "ingest",
-        Scope::Read => "read",
-        Scope::Admin => "admin",
     }
 }
 

@@ -9,6 +9,7 @@ mod health;
 mod http;
 pub mod metrics;
 mod outbox;
+mod routes;
 mod serve;
 mod writer;
 

@@ -91,7 +91,7 @@ impl<K: Kv> Runtime<K> {
         Ok(in_use)
     }
 
-    /// Pauses a journey: no new entries (suppressed, reason `paused`);
+    /// Pauses a journey: no new entries (each refused one `skipped`, reason `paused`);
     /// instances hold at their next step until it resumes.
     pub fn pause(&mut self, journey: &str) -> Result<(), StoreError> {
         self.drain()?;

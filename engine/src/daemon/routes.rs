@@ -1,0 +1,463 @@
+//! Every route of the HTTP API in one table: the router is built from it
+//! (`http::router` gives each endpoint its handler, matched exhaustively)
+//! and the OpenAPI 3.1 document `GET /v1/openapi.json` answers is written
+//! from it, so the document can neither name a route the daemon lacks nor
+//! miss one. What each route does in detail is in `docs/http-api.md`.
+
+use crate::config::Scope;
+use serde_json::{Map, Value as Json, json};
+
+/// What a route runs; `http::router` maps each to its handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Endpoint {
+    Healthz,
+    Readyz,
+    Metrics,
+    OpenApi,
+    Track,
+    Identify,
+    Batch,
+    User,
+    Erase,
+    Export,
+    Journal,
+    DeadLetters,
+    Replay,
+    Deploy,
+    Journeys,
+    Stats,
+    Pause,
+    Resume,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Method {
+    Get,
+    Post,
+    Delete,
+}
+
+impl Method {
+    fn name(self) -> &'static str {
+        match self {
+            Method::Get => "get",
+            Method::Post => "post",
+            Method::Delete => "delete",
+        }
+    }
+}
+
+/// What a successful answer is.
+#[derive(Debug, Clone, Copy)]
+enum Answer {
+    /// JSON, of the schema of this name under `components.schemas`.
+    Json(&'static str),
+    /// Prometheus text.
+    Metrics,
+}
+
+pub(super) struct Route {
+    pub endpoint: Endpoint,
+    pub method: Method,
+    /// As the router writes it, `{…}` for a path parameter.
+    pub path: &'static str,
+    /// The scope a token needs (`admin` has every scope); `None`: no token.
+    pub scope: Option<Scope>,
+    summary: &'static str,
+    /// The request body's schema, if the route reads one.
+    body: Option<&'static str>,
+    answer: Answer,
+    /// The statuses it answers besides 200, each in the error shape.
+    errors: &'static [u16],
+}
+
+/// What every ingest route can answer besides 200.
+const INGEST_ERRORS: &[u16] = &[400, 401, 403, 408, 413, 415, 503];
+
+pub(super) const ROUTES: &[Route] = &[
+    Route {
+        endpoint: Endpoint::Healthz,
+        method: Method::Get,
+        path: "/healthz",
+        scope: None,
+        summary: "Liveness: 200 while the process serves HTTP",
+        body: None,
+        answer: Answer::Json("Status"),
+        errors: &[],
+    },
+    Route {
+        endpoint: Endpoint::Readyz,
+        method: Method::Get,
+        path: "/readyz",
+        scope: None,
+        summary: "Readiness: the store, the scripts and the outbox worker (503 when one fails, in the same shape)",
+        body: None,
+        answer: Answer::Json("Readiness"),
+        errors: &[503],
+    },
+    Route {
+        endpoint: Endpoint::Metrics,
+        method: Method::Get,
+        path: "/metrics",
+        scope: None,
+        summary: "Metrics in the Prometheus text format 0.0.4",
+        body: None,
+        answer: Answer::Metrics,
+        errors: &[],
+    },
+    Route {
+        endpoint: Endpoint::OpenApi,
+        method: Method::Get,
+        path: "/v1/openapi.json",
+        scope: None,
+        summary: "This document: every route, its scope, body and answers (OpenAPI 3.1)",
+        body: None,
+        answer: Answer::Json("Object"),
+        errors: &[],
+    },
+    Route {
+        endpoint: Endpoint::Track,
+        method: Method::Post,
+        path: "/v1/track",
+        scope: Some(Scope::Ingest),
+        summary: "Take one Segment message (a track event unless its type says otherwise), answered once it is durable",
+        body: Some("Message"),
+        answer: Answer::Json("Taken"),
+        errors: INGEST_ERRORS,
+    },
+    Route {
+        endpoint: Endpoint::Identify,
+        method: Method::Post,
+        path: "/v1/identify",
+        scope: Some(Scope::Ingest),
+        summary: "Take one Segment message (an identify unless its type says otherwise), answered once it is durable",
+        body: Some("Message"),
+        answer: Answer::Json("Taken"),
+        errors: INGEST_ERRORS,
+    },
+    Route {
+        endpoint: Endpoint::Batch,
+        method: Method::Post,
+        path: "/v1/batch",
+        scope: Some(Scope::Ingest),
+        summary: "Take many Segment messages item by item (a refused item is listed, the others taken), answered once they are durable",
+        body: Some("Batch"),
+        answer: Answer::Json("Taken"),
+        errors: INGEST_ERRORS,
+    },
+    Route {
+        endpoint: Endpoint::User,
+        method: Method::Get,
+        path: "/v1/users/{id}",
+        scope: Some(Scope::Read),
+        summary: "A user's profile, journeys and the step each is at, timers, points, coupons and tasks",
+        body: None,
+        answer: Answer::Json("Object"),
+        errors: &[400, 401, 403, 404, 500],
+    },
+    Route {
+        endpoint: Endpoint::Erase,
+        method: Method::Delete,
+        path: "/v1/users/{id}",
+        scope: Some(Scope::Admin),
+        summary: "Erase a user (PIPL): state, timers, journal, pending sends and dead letters",
+        body: None,
+        answer: Answer::Json("Object"),
+        errors: &[400, 401, 403, 404, 500, 503],
+    },
+    Route {
+        endpoint: Endpoint::Export,
+        method: Method::Get,
+        path: "/v1/users/{id}/export",
+        scope: Some(Scope::Read),
+        summary: "Everything stored of a user, with their whole journal",
+        body: None,
+        answer: Answer::Json("Object"),
+        errors: &[400, 401, 403, 404, 500],
+    },
+    Route {
+        endpoint: Endpoint::Journal,
+        method: Method::Get,
+        path: "/v1/users/{id}/journal",
+        scope: Some(Scope::Read),
+        summary: "A user's journal, oldest first (at most 10,000 records)",
+        body: None,
+        answer: Answer::Json("Object"),
+        errors: &[400, 401, 403, 500],
+    },
+    Route {
+        endpoint: Endpoint::DeadLetters,
+        method: Method::Get,
+        path: "/v1/deadletters",
+        scope: Some(Scope::Read),
+        summary: "Sends given up on, with their last error",
+        body: None,
+        answer: Answer::Json("Object"),
+        errors: &[401, 403, 500],
+    },
+    Route {
+        endpoint: Endpoint::Replay,
+        method: Method::Post,
+        path: "/v1/deadletters/{seq}/replay",
+        scope: Some(Scope::Admin),
+        summary: "Put a dead letter back in the outbox to be tried again",
+        body: None,
+        answer: Answer::Json("Object"),
+        errors: &[400, 401, 403, 404, 500],
+    },
+    Route {
+        endpoint: Endpoint::Deploy,
+        method: Method::Post,
+        path: "/v1/deploy",
+        scope: Some(Scope::Admin),
+        summary: "Replace the deployed scripts with those sent, if they check clean (422 with the diagnostics otherwise)",
+        body: Some("Deploy"),
+        answer: Answer::Json("Object"),
+        errors: &[400, 401, 403, 408, 413, 415, 422, 500, 503],
+    },
+    Route {
+        endpoint: Endpoint::Journeys,
+        method: Method::Get,
+        path: "/v1/journeys",
+        scope: Some(Scope::Read),
+        summary: "The deployed journeys: name, title, version, whether paused",
+        body: None,
+        answer: Answer::Json("Object"),
+        errors: &[401, 403, 500],
+    },
+    Route {
+        endpoint: Endpoint::Stats,
+        method: Method::Get,
+        path: "/v1/journeys/{name}/stats",
+        scope: Some(Scope::Read),
+        summary: "A journey's numbers per version and per split arm: entered, goals, sends, suppressions, lift",
+        body: None,
+        answer: Answer::Json("Object"),
+        errors: &[400, 401, 403, 404, 500],
+    },
+    Route {
+        endpoint: Endpoint::Pause,
+        method: Method::Post,
+        path: "/v1/journeys/{name}/pause",
+        scope: Some(Scope::Admin),
+        summary: "Pause a journey: no new entries, instances hold at their next step",
+        body: None,
+        answer: Answer::Json("Object"),
+        errors: &[400, 401, 403, 404, 500, 503],
+    },
+    Route {
+        endpoint: Endpoint::Resume,
+        method: Method::Post,
+        path: "/v1/journeys/{name}/resume",
+        scope: Some(Scope::Admin),
+        summary: "Resume a paused journey",
+        body: None,
+        answer: Answer::Json("Object"),
+        errors: &[400, 401, 403, 404, 500, 503],
+    },
+];
+
+pub(super) fn scope_name(scope: &Scope) -> &'static str {
+    match scope {
+        Scope::Ingest => "ingest",
+        Scope::Read => "read",
+        Scope::Admin => "admin",
+    }
+}
+
+/// What an error status means, as its answer's description.
+fn error_description(status: u16) -> &'static str {
+    match status {
+        400 => "The request or a field of it is not valid; `error.field` names it",
+        401 => "No token, or a token that is not configured",
+        403 => "The token lacks the route's scope",
+        404 => "No such user, journey or dead letter",
+        408 => "The body did not arrive within http.body_read_timeout",
+        413 => "The body (also once gunzipped), or the batch, is past its limit",
+        415 => "A Content-Encoding other than gzip, x-gzip or identity",
+        422 => "The scripts have errors; the answer lists the diagnostics",
+        500 => "The store could not be read",
+        503 => "The store cannot take writes now (Retry-After), or the daemon is stopping",
+        _ => "An error",
+    }
+}
+
+/// The schemas the operations name.
+fn schemas() -> Json {
+    let message = json!({
+        "type": "object",
+        "description": "A Segment message; other fields (context, integrations, …) are ignored",
+        "properties": {
+            "type": {"enum": ["track", "identify", "page", "screen", "group", "alias"]},
+            "userId": {"type": ["string", "number", "null"], "description": "1 to 256 bytes"},
+            "anonymousId": {"type": ["string", "number", "null"], "description": "the user when there is no userId"},
+            "event": {"type": "string", "minLength": 1, "description": "track: at most limits.event_name_bytes"},
+            "name": {"type": "string", "description": "page and screen: the page's name"},
+            "properties": {"type": "object", "description": "at most limits.properties_bytes as JSON"},
+            "traits": {"type": "object", "description": "identify and group: at most limits.properties_bytes as JSON"},
+            "groupId": {"type": ["string", "number"]},
+            "previousId": {"type": ["string", "number"]},
+            "timestamp": {"type": "string", "format": "date-time"},
+            "sentAt": {"type": "string", "format": "date-time"},
+            "messageId": {"type": "string", "minLength": 1, "description": "a message whose messageId was taken within 7 days is answered but not applied again"},
+            "writeKey": {"type": "string", "description": "the token, when no Authorization header is sent"}
+        }
+    });
+    json!({
+        "Error": {
+            "type": "object",
+            "required": ["error"],
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "required": ["field", "message"],
+                    "properties": {
+                        "field": {"type": "string", "description": "what is wrong: a field of the body, or authorization, body, path, …"},
+                        "message": {"type": "string"}
+                    }
+                }
+            }
+        },
+        "Status": {
+            "type": "object",
+            "required": ["status"],
+            "properties": {"status": {"type": "string"}}
+        },
+        "Readiness": {
+            "type": "object",
+            "required": ["status", "checks"],
+            "properties": {
+                "status": {"enum": ["ready", "not ready"]},
+                "checks": {
+                    "type": "object",
+                    "description": "store, scripts and outbox: `ok` or what is wrong",
+                    "additionalProperties": {"type": "string"}
+                }
+            }
+        },
+        "Taken": {
+            "type": "object",
+            "required": ["success"],
+            "properties": {
+                "success": {"const": true},
+                "taken": {"type": "integer", "minimum": 0},
+                "refused": {"type": "array", "items": {"type": "object"}},
+                "unsupported": {"type": "array", "items": {"type": "object"}}
+            }
+        },
+        "Message": message,
+        "Batch": {
+            "type": "object",
+            "required": ["batch"],
+            "properties": {
+                "batch": {
+                    "type": "array",
+                    "items": {"$ref": "#/components/schemas/Message"},
+                    "description": "at most limits.batch_items messages"
+                },
+                "writeKey": {"type": "string"}
+            }
+        },
+        "Deploy": {
+            "type": "object",
+            "required": ["files"],
+            "properties": {
+                "files": {
+                    "type": "object",
+                    "description": "file name to the script's text: the whole new set",
+                    "additionalProperties": {"type": "string"}
+                },
+                "cancel_removed": {"type": ["boolean", "null"]}
+            }
+        },
+        "Object": {"type": "object"}
+    })
+}
+
+/// The OpenAPI 3.1 document of the API of this `version` of Waymark.
+pub(super) fn openapi(version: &str) -> Json {
+    let mut paths = Map::new();
+    for route in ROUTES {
+        let mut operation = Map::new();
+        operation.insert("operationId".into(), json!(format!("{:?}", route.endpoint)));
+        operation.insert("summary".into(), json!(route.summary));
+        let parameters: Vec<Json> = route
+            .path
+            .split('/')
+            .filter_map(|part| part.strip_prefix('{')?.strip_suffix('}'))
+            .map(|name| {
+                json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}})
+            })
+            .collect();
+        if !parameters.is_empty() {
+            operation.insert("parameters".into(), json!(parameters));
+        }
+        if let Some(body) = route.body {
+            operation.insert(
+                "requestBody".into(),
+                json!({
+                    "required": true,
+                    "description": "JSON, or gzipped JSON with Content-Encoding: gzip; at most limits.body_bytes",
+                    "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{body}")}}}
+                }),
+            );
+        }
+        let mut answers = Map::new();
+        let ok = match route.answer {
+            Answer::Json(schema) => json!({
+                "description": "Done",
+                "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}
+            }),
+            Answer::Metrics => json!({
+                "description": "Prometheus text format 0.0.4",
+                "content": {"text/plain": {"schema": {"type": "string"}}}
+            }),
+        };
+        answers.insert("200".into(), ok);
+        for status in route.errors {
+            let schema = match (route.endpoint, status) {
+                (Endpoint::Readyz, 503) => "Readiness",
+                _ => "Error",
+            };
+            answers.insert(
+                status.to_string(),
+                json!({
+                    "description": error_description(*status),
+                    "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}
+                }),
+            );
+        }
+        operation.insert("responses".into(), Json::Object(answers));
+        match &route.scope {
+            Some(scope) => {
+                operation.insert("security".into(), json!([{"bearer": []}, {"basic": []}]));
+                operation.insert("x-waymark-scope".into(), json!(scope_name(scope)));
+            }
+            None => {
+                operation.insert("security".into(), json!([]));
+            }
+        }
+        let item = paths
+            .entry(route.path)
+            .or_insert_with(|| Json::Object(Map::new()));
+        if let Json::Object(item) = item {
+            item.insert(route.method.name().into(), Json::Object(operation));
+        }
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Waymark",
+            "version": version,
+            "description": "Journeys as code: ingest Segment-shaped events, read users and journeys, deploy scripts. Every route, with its errors, is described in docs/http-api.md of the repository."
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas(),
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer TOKEN"},
+                "basic": {"type": "http", "scheme": "basic", "description": "the token as the user name, as Segment's SDKs send their write key"}
+            }
+        }
+    })
+}
