@@ -16,6 +16,7 @@ pub mod codes;
 pub mod compile;
 pub mod diagnostic;
 pub mod fmt;
+pub mod graph;
 pub mod library;
 pub mod names;
 pub mod parser;

@@ -195,3 +195,26 @@ fn diagnostics_reference_is_current() {
         "docs/diagnostics.md is stale: run with WAYMARK_BLESS=1"
     );
 }
+
+/// Each graph fixture drawn three ways: Mermaid, DOT and SVG.
+#[test]
+fn graph_fixtures() {
+    use waymark_dsl::graph::{self, Format};
+    for dir in cases("graph") {
+        let checked = check_case(&dir);
+        let sources = &checked.sources;
+        let plan = checked.plan.unwrap_or_else(|| {
+            panic!(
+                "{}: {}",
+                dir.display(),
+                render::human(sources, &checked.diagnostics)
+            )
+        });
+        let flows = graph::flows(&plan, None);
+        settings(&dir).bind(|| {
+            for format in Format::ALL {
+                insta::assert_snapshot!(format.name(), format.render(&flows));
+            }
+        });
+    }
+}

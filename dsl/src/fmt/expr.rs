@@ -157,7 +157,7 @@ pub(super) fn starts_with_bare_time(e: &Expr) -> bool {
     }
 }
 
-pub(super) fn time_of_day(minutes: u32) -> String {
+pub(crate) fn time_of_day(minutes: u32) -> String {
     format!("{:02}:{:02}", minutes / 60, minutes % 60)
 }
 
@@ -169,9 +169,17 @@ pub(super) fn text(t: &Text) -> String {
 }
 
 /// `value` in plain quotes, escaped.
-pub(super) fn quoted(value: &str) -> String {
+pub(crate) fn quoted(value: &str) -> String {
     let mut out = String::new();
     write_text(&mut out, value, false);
+    out
+}
+
+/// `value` escaped as the inside of a plain string: quotes, braces and
+/// control characters.
+pub(crate) fn escaped(value: &str) -> String {
+    let mut out = String::new();
+    escape(&mut out, value, false, true);
     out
 }
 

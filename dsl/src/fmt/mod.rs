@@ -12,6 +12,8 @@ mod expr;
 mod printer;
 mod steps;
 
+pub(crate) use expr::{escaped, quoted, time_of_day};
+
 use crate::ast;
 use crate::diagnostic::Diagnostic;
 use crate::parser;

@@ -5,6 +5,7 @@
 pub mod check;
 pub mod explain;
 pub mod fmt;
+pub mod graph;
 mod json_log;
 mod progress;
 pub mod run;
@@ -163,6 +164,8 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Draw journeys, rules and tasks from their plan: Mermaid, Graphviz DOT or SVG.
+    Graph(graph::GraphArgs),
     /// Run the real engine on recorded events with a virtual clock.
     Simulate(simulate::SimulateArgs),
     /// Run the daemon: HTTP ingestion, durable timers, delivery through channels.
@@ -180,6 +183,7 @@ pub fn main(registry: crate::channels::Registry) -> ExitCode {
         Command::Fmt { check, paths } => fmt::run(&paths, check),
         Command::Explain { code } => explain::run(code.as_deref()),
         Command::Test { paths } => test::run(&paths),
+        Command::Graph(a) => graph::run(&a),
         Command::Simulate(a) => simulate::run(&a),
         Command::Run(a) => run::run(&a, registry),
     };
