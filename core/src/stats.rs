@@ -24,12 +24,30 @@ pub struct VersionStats {
     pub delivered_on_replay: BTreeMap<String, u64>,
     /// Triggers that matched but did not take the user in, by reason.
     pub skipped: BTreeMap<String, u64>,
-    /// Records per step id (`s3` → how many times it did something).
-    pub steps: BTreeMap<String, u64>,
+    /// Per step id (`s3`), what it did: its records by kind, and its
+    /// suppressed sends by reason.
+    pub steps: BTreeMap<String, StepStats>,
     /// Per split, per arm: instances put in it, that finished in it, and
     /// goals reached by them (also after they finished, within the goal's
     /// window).
     pub arms: BTreeMap<String, BTreeMap<String, ArmStats>>,
+}
+
+/// What one step did, from its journal records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct StepStats {
+    /// Records by kind: `send`, `suppressed`, `deferred`, `error`,
+    /// `coupon`, `points`, `split`, `exit` …
+    pub records: BTreeMap<String, u64>,
+    /// Suppressed sends by reason (`quiet_hours`, `cap`, `consent` …).
+    pub suppressed: BTreeMap<String, u64>,
+}
+
+impl StepStats {
+    /// How many records of `kind` the step wrote.
+    pub fn count(&self, kind: &str) -> u64 {
+        self.records.get(kind).copied().unwrap_or(0)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -104,7 +122,14 @@ impl VersionStats {
             _ => {}
         }
         if let Some(step) = &r.step {
-            *self.steps.entry(step.to_string()).or_default() += 1;
+            let stats = self.steps.entry(step.to_string()).or_default();
+            *stats.records.entry(r.kind.as_str().to_string()).or_default() += 1;
+            if r.kind == Kind::Suppressed {
+                *stats
+                    .suppressed
+                    .entry(r.reason.clone().unwrap_or_default())
+                    .or_default() += 1;
+            }
         }
     }
 
@@ -192,6 +217,10 @@ mod tests {
         r
     }
 
+    fn json_steps(s: &VersionStats) -> serde_json::Value {
+        s.to_json()["steps"].clone()
+    }
+
     #[test]
     fn stats_count_entries_exits_goals_and_arm_goal_rates() {
         let mut s = VersionStats::default();
@@ -208,8 +237,22 @@ mod tests {
         ] {
             s.add(&r);
         }
+        for (kind, reason) in [
+            (Kind::Send, None),
+            (Kind::Send, None),
+            (Kind::Suppressed, Some("quiet_hours")),
+        ] {
+            let mut r = rec(kind, reason, None);
+            r.step = Some("s3".into());
+            s.add(&r);
+        }
+        assert_eq!(s.steps["s3"].count("send"), 2);
+        assert_eq!(s.steps["s3"].count("suppressed"), 1);
+        assert_eq!(s.steps["s3"].suppressed["quiet_hours"], 1);
+        assert_eq!(s.suppressed["quiet_hours"], 1);
         assert_eq!((s.entered, s.active(), s.completed, s.goals), (3, 1, 1, 1));
         assert_eq!(s.suppressed["cap"], 1);
+        assert_eq!(json_steps(&s), serde_json::json!({"s3": {"records": {"send": 2, "suppressed": 1}, "suppressed": {"quiet_hours": 1}}}));
         let json = s.to_json();
         assert_eq!(json["arms"]["offer"]["coupon"]["goal_rate"], 1.0);
         assert_eq!(json["arms"]["offer"]["coupon"]["lift"], 1.0);
