@@ -123,7 +123,10 @@ impl VersionStats {
         }
         if let Some(step) = &r.step {
             let stats = self.steps.entry(step.to_string()).or_default();
-            *stats.records.entry(r.kind.as_str().to_string()).or_default() += 1;
+            *stats
+                .records
+                .entry(r.kind.as_str().to_string())
+                .or_default() += 1;
             if r.kind == Kind::Suppressed {
                 *stats
                     .suppressed
@@ -252,7 +255,10 @@ mod tests {
         assert_eq!(s.suppressed["quiet_hours"], 1);
         assert_eq!((s.entered, s.active(), s.completed, s.goals), (3, 1, 1, 1));
         assert_eq!(s.suppressed["cap"], 1);
-        assert_eq!(json_steps(&s), serde_json::json!({"s3": {"records": {"send": 2, "suppressed": 1}, "suppressed": {"quiet_hours": 1}}}));
+        assert_eq!(
+            json_steps(&s),
+            serde_json::json!({"s3": {"records": {"send": 2, "suppressed": 1}, "suppressed": {"quiet_hours": 1}}})
+        );
         let json = s.to_json();
         assert_eq!(json["arms"]["offer"]["coupon"]["goal_rate"], 1.0);
         assert_eq!(json["arms"]["offer"]["coupon"]["lift"], 1.0);

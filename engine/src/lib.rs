@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod changes;
 pub mod channels;
 pub mod cli;
 pub mod config;

@@ -147,7 +147,9 @@ fn old_versions_survive_a_restart_of_the_store() {
     let _ = std::fs::remove_dir_all(&dir);
     {
         let mut rt = runtime(SledKv::open(&dir).unwrap(), &journey("v1"));
-        rt.store.save_deployment(&rt.deployment).unwrap();
+        rt.store
+            .save_deployment(&rt.deployment, Vec::new())
+            .unwrap();
         rt.ingest(&[track("u1", "signed_up", t0())], t0()).unwrap();
         rt.deploy(plan(&journey("v2")), false, t0()).unwrap();
     }

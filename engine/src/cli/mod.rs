@@ -3,6 +3,7 @@
 //! its own channel kinds can run the same command (see [`crate::Waymark`]).
 
 pub mod check;
+pub mod deploy;
 pub mod explain;
 pub mod fmt;
 pub mod graph;
@@ -168,6 +169,8 @@ enum Command {
     Graph(graph::GraphArgs),
     /// Run the real engine on recorded events with a virtual clock.
     Simulate(simulate::SimulateArgs),
+    /// Deploy scripts to a running daemon: shows the source diff, the steps changed and the users they reach, then deploys (unless --dry-run).
+    Deploy(deploy::DeployArgs),
     /// Run the daemon: HTTP ingestion, durable timers, delivery through channels.
     Run(run::RunArgs),
     /// Explain a diagnostic code (e.g. `waymark explain E0101`), list them all, or list the built-in functions (`waymark explain functions`).
@@ -185,6 +188,7 @@ pub fn main(registry: crate::channels::Registry) -> ExitCode {
         Command::Test { paths } => test::run(&paths),
         Command::Graph(a) => graph::run(&a),
         Command::Simulate(a) => simulate::run(&a),
+        Command::Deploy(a) => deploy::run(&a),
         Command::Run(a) => run::run(&a, registry),
     };
     match outcome {

@@ -26,6 +26,9 @@ pub enum Scope {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Token {
+    /// Who holds it, as the audit log and deployment history name them
+    /// (`name`, else `token N`, its place in the list from 1).
+    pub name: String,
     pub token: String,
     pub scopes: Vec<Scope>,
 }
@@ -614,7 +617,26 @@ fn validate(table: &Table, kinds: &dyn KindCheck, errors: &mut Vec<ConfigError>)
                             .push(error(&path, "must be a table with `token` and `scopes`"));
                         continue;
                     };
-                    r.unknown(t, &path, &["token", "scopes"]);
+                    r.unknown(t, &path, &["name", "token", "scopes"]);
+                    let name = match t.get("name") {
+                        None => format!("token {}", i + 1),
+                        Some(Value::String(n)) if !n.trim().is_empty() && n.len() <= 64 => {
+                            n.clone()
+                        }
+                        Some(_) => {
+                            r.errors.push(error(
+                                &join(&path, "name"),
+                                "must be a non-empty string of at most 64 bytes",
+                            ));
+                            String::new()
+                        }
+                    };
+                    if !name.is_empty() && tokens.iter().any(|t: &Token| t.name == name) {
+                        r.errors.push(error(
+                            &join(&path, "name"),
+                            format!("`{name}` names another token too: the audit log could not tell them apart"),
+                        ));
+                    }
                     let token = r.string(t, &path, "token").unwrap_or_default();
                     if token.len() < 16 {
                         r.errors.push(error(
@@ -642,7 +664,11 @@ fn validate(table: &Table, kinds: &dyn KindCheck, errors: &mut Vec<ConfigError>)
                             "must be a non-empty list of \"ingest\", \"read\", \"admin\"",
                         )),
                     }
-                    tokens.push(Token { token, scopes });
+                    tokens.push(Token {
+                        name,
+                        token,
+                        scopes,
+                    });
                 }
             }
             Some(other) => r.errors.push(error(

@@ -148,6 +148,10 @@ fn handler(route: &Route) -> MethodRouter<AppState> {
         Endpoint::Stats => routing::on(on, stats),
         Endpoint::Pause => routing::on(on, pause),
         Endpoint::Resume => routing::on(on, resume),
+        Endpoint::Deployments => routing::on(on, deployments),
+        Endpoint::Deployment => routing::on(on, deployment),
+        Endpoint::Rollback => routing::on(on, rollback),
+        Endpoint::Audit => routing::on(on, audit_log),
     }
 }
 
@@ -219,14 +223,20 @@ fn presented_token(headers: &HeaderMap, body: Option<&Json>) -> Option<String> {
         .map(str::to_string)
 }
 
+/// Who acted, in the audit log, when the daemon has no tokens.
+const NO_TOKEN: &str = "loopback (no tokens configured)";
+
+/// Checks the request's token has `scope` (or `admin`); answers who holds
+/// it, for the audit log.
 fn authorize(
     state: &AppState,
     headers: &HeaderMap,
     body: Option<&Json>,
     scope: Scope,
-) -> Result<(), ApiError> {
+) -> Result<String, ApiError> {
     if state.tokens.is_empty() {
-        return Ok(()); // No tokens: the daemon listens on loopback only.
+        // No tokens: the daemon listens on loopback only.
+        return Ok(NO_TOKEN.to_string());
     }
     let Some(token) = presented_token(headers, body) else {
         return Err(ApiError::new(
@@ -245,7 +255,9 @@ fn authorize(
             "authorization",
             "unknown token",
         )),
-        Some(t) if t.scopes.contains(&scope) || t.scopes.contains(&Scope::Admin) => Ok(()),
+        Some(t) if t.scopes.contains(&scope) || t.scopes.contains(&Scope::Admin) => {
+            Ok(t.name.clone())
+        }
         Some(_) => Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "authorization",
@@ -450,12 +462,13 @@ async fn erase(
     headers: HeaderMap,
     Param(id): Param,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorize(&state, &headers, None, Scope::Admin)?;
+    let actor = authorize(&state, &headers, None, Scope::Admin)?;
     let (reply, answer) = oneshot::channel();
     state
         .writer
         .send(Command::Erase {
             user: id.clone(),
+            actor,
             reply,
         })
         .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server", "shutting down"))?;
@@ -521,7 +534,7 @@ async fn replay(
     headers: HeaderMap,
     Param(seq): Param,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorize(&state, &headers, None, Scope::Admin)?;
+    let actor = authorize(&state, &headers, None, Scope::Admin)?;
     let seq: u64 = seq.parse().map_err(|_| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -540,6 +553,14 @@ async fn replay(
             "no such dead letter",
         ));
     }
+    audit(
+        &state,
+        actor,
+        "replay",
+        format!("dead letter {seq}"),
+        "put back in the outbox".into(),
+    )
+    .await?;
     Ok(axum::Json(json!({"replayed": seq})))
 }
 
@@ -595,7 +616,7 @@ async fn pause_or_resume(
     Param(name): Param,
     pausing: bool,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorize(&state, &headers, None, Scope::Admin)?;
+    let actor = authorize(&state, &headers, None, Scope::Admin)?;
     let deployed = state
         .store
         .deployed_journeys()
@@ -611,11 +632,13 @@ async fn pause_or_resume(
     let command = if pausing {
         Command::Pause {
             journey: name.clone(),
+            actor,
             reply,
         }
     } else {
         Command::Resume {
             journey: name.clone(),
+            actor,
             reply,
         }
     };
@@ -630,16 +653,185 @@ async fn pause_or_resume(
     Ok(axum::Json(json!({"journey": name, "paused": pausing})))
 }
 
+/// Query parameters, checked against those the route declares (any other
+/// is refused, naming it) and read as numbers or booleans.
+struct QueryParams(Vec<(String, String)>);
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<QueryParams, ApiError> {
+        let axum::extract::Query(pairs) =
+            axum::extract::Query::<Vec<(String, String)>>::from_request_parts(parts, state)
+                .await
+                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "query", e.body_text()))?;
+        Ok(QueryParams(pairs))
+    }
+}
+
+impl QueryParams {
+    /// Refuses a parameter `endpoint`'s route does not declare.
+    fn allow(&self, endpoint: Endpoint) -> Result<&Self, ApiError> {
+        let route = ROUTES
+            .iter()
+            .find(|r| r.endpoint == endpoint)
+            .expect("every endpoint has a route");
+        for (name, _) in &self.0 {
+            if !route.query.iter().any(|(n, _, _)| n == name) {
+                let known: Vec<&str> = route.query.iter().map(|(n, _, _)| *n).collect();
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("query.{name}"),
+                    if known.is_empty() {
+                        "unknown parameter (this route takes none)".to_string()
+                    } else {
+                        format!("unknown parameter (this route takes: {})", known.join(", "))
+                    },
+                ));
+            }
+        }
+        Ok(self)
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn flag(&self, name: &str) -> Result<bool, ApiError> {
+        match self.get(name) {
+            None | Some("false") => Ok(false),
+            Some("true") | Some("") => Ok(true),
+            Some(_) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("query.{name}"),
+                "must be true or false",
+            )),
+        }
+    }
+
+    fn number(&self, name: &str, default: u64, max: u64) -> Result<u64, ApiError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(v) => match v.parse::<u64>() {
+                Ok(n) if n <= max => Ok(n),
+                _ => Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("query.{name}"),
+                    format!("must be a whole number from 0 to {max}"),
+                )),
+            },
+        }
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server", e.to_string())
+}
+
+fn stopping() -> ApiError {
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server", "shutting down")
+}
+
+/// Compiles a script set against the configured channels, off the thread
+/// that serves every other request (it takes milliseconds): the plan, or
+/// the 422 answer with the diagnostics.
+async fn check_scripts(
+    state: &AppState,
+    files: &std::collections::BTreeMap<String, String>,
+    refused: &'static str,
+) -> Result<Result<(waymark_dsl::plan::Plan, Json), Response>, ApiError> {
+    let mut sources = waymark_dsl::Sources::new();
+    for (name, text) in files {
+        sources.add(name.clone(), text.clone());
+    }
+    let channels = state.channels.clone();
+    let checked = tokio::task::spawn_blocking(move || {
+        let options = waymark_dsl::Options {
+            functions: waymark_stdlib::stdlib(),
+            channels: channels.as_deref(),
+        };
+        waymark_dsl::compile(sources, options)
+    })
+    .await
+    .map_err(internal)?;
+    let diagnostics = waymark_dsl::render::json(&checked.sources, &checked.diagnostics);
+    Ok(match checked.plan {
+        Some(plan) => Ok((plan, diagnostics)),
+        None => {
+            let body = json!({"error": {"field": "files", "message": refused}, "diagnostics": diagnostics});
+            Err((StatusCode::UNPROCESSABLE_ENTITY, axum::Json(body)).into_response())
+        }
+    })
+}
+
+/// Deploys a checked plan through the writer, recorded in the history.
+async fn deploy_plan(
+    state: &AppState,
+    plan: waymark_dsl::plan::Plan,
+    cancel_removed: bool,
+    meta: crate::runtime::DeployMeta,
+) -> Result<(waymark_core::deployment::DeployReport, Option<u64>), ApiError> {
+    let (reply, answer) = oneshot::channel();
+    state
+        .writer
+        .send(Command::Deploy {
+            plan,
+            cancel_removed,
+            meta,
+            reply,
+        })
+        .map_err(|_| stopping())?;
+    answer.await.map_err(|_| stopping())?.map_err(internal)
+}
+
+/// What deploying `files` would change, as `?dry_run=true` answers it.
+async fn preview(
+    state: &AppState,
+    plan: waymark_dsl::plan::Plan,
+    files: std::collections::BTreeMap<String, String>,
+    cancel_removed: bool,
+) -> Result<Json, ApiError> {
+    read_store(state, move |store| {
+        let current = store
+            .load_deployment()?
+            .map(|d| d.plan.as_ref().clone())
+            .unwrap_or_default();
+        let deployed_files = match store.latest_deployment()? {
+            Some(d) => store.deployment(d.id)?.map(|(_, f)| f).unwrap_or_default(),
+            None => Default::default(),
+        };
+        // Users are counted only in journeys this deploy changes or removes.
+        let touched: std::collections::BTreeSet<String> = current
+            .journeys
+            .iter()
+            .filter(|j| plan.journey(&j.name).is_none_or(|n| n.version != j.version))
+            .map(|j| j.name.clone())
+            .collect();
+        let waiting = store.waiting_at(&touched)?;
+        let files = crate::changes::files(&deployed_files, &files);
+        let journeys = crate::changes::journeys(&current, &plan, &waiting, cancel_removed);
+        let text = crate::changes::render(&files, &journeys);
+        Ok(json!({"dry_run": true, "files": files, "journeys": journeys, "text": text}))
+    })
+    .await
+}
+
 /// `{"files": {"name.journey": "text", …}, "cancel_removed": false}`: the
-/// whole script set, deployed only if it checks clean.
+/// whole script set, deployed only if it checks clean; with
+/// `?dry_run=true`, what it would change instead.
 async fn deploy(
     State(state): State<AppState>,
     headers: HeaderMap,
+    query: QueryParams,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers, None, Scope::Admin)?;
+    let actor = authorize(&state, &headers, None, Scope::Admin)?;
+    let dry_run = query.allow(Endpoint::Deploy)?.flag("dry_run")?;
     let json = json_body(&state, &headers, body)?;
-    let Some(files) = json.get("files").and_then(Json::as_object) else {
+    let Some(given) = json.get("files").and_then(Json::as_object) else {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "files",
@@ -657,8 +849,8 @@ async fn deploy(
             ));
         }
     };
-    let mut sources = waymark_dsl::Sources::new();
-    for (name, text) in files {
+    let mut files = std::collections::BTreeMap::new();
+    for (name, text) in given {
         let Some(text) = text.as_str() else {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
@@ -666,40 +858,190 @@ async fn deploy(
                 "must be the script's text",
             ));
         };
-        sources.add(name.clone(), text);
+        files.insert(name.clone(), text.to_string());
     }
-    // Checking a script set takes milliseconds: off the thread that
-    // serves every other request.
-    let channels = state.channels.clone();
-    let checked = tokio::task::spawn_blocking(move || {
-        let options = waymark_dsl::Options {
-            functions: waymark_stdlib::stdlib(),
-            channels: channels.as_deref(),
-        };
-        waymark_dsl::compile(sources, options)
-    })
-    .await
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server", e.to_string()))?;
-    let Some(plan) = checked.plan else {
-        let diagnostics = waymark_dsl::render::json(&checked.sources, &checked.diagnostics);
-        let body = json!({"error": {"field": "files", "message": "the scripts have errors; the running set is unchanged"}, "diagnostics": diagnostics});
-        return Ok((StatusCode::UNPROCESSABLE_ENTITY, axum::Json(body)).into_response());
+    let (plan, diagnostics) = match check_scripts(
+        &state,
+        &files,
+        "the scripts have errors; the running set is unchanged",
+    )
+    .await?
+    {
+        Ok(checked) => checked,
+        Err(refused) => return Ok(refused),
     };
+    if dry_run {
+        let mut answer = preview(&state, plan, files, cancel_removed).await?;
+        answer["diagnostics"] = diagnostics;
+        return Ok(axum::Json(answer).into_response());
+    }
+    let meta = crate::runtime::DeployMeta {
+        by: actor,
+        how: crate::runtime::DeployHow::Api,
+        files,
+    };
+    let (report, id) = deploy_plan(&state, plan, cancel_removed, meta).await?;
+    Ok(axum::Json(json!({"deployment": id, "added": report.added, "changed": report.changed, "removed": report.removed, "warnings": report.warnings, "diagnostics": diagnostics})).into_response())
+}
+
+fn deployment_json(d: &crate::store::DeploymentRecord) -> Json {
+    json!({
+        "id": d.id,
+        "at": d.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "by": d.by,
+        "how": d.how,
+        "rollback_of": d.rollback_of,
+        "source_hash": d.source_hash,
+        "added": d.added,
+        "changed": d.changed,
+        "removed": d.removed,
+        "versions": d.versions,
+    })
+}
+
+fn deployment_id(text: &str) -> Result<u64, ApiError> {
+    text.parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "id",
+            "must be a deployment's numeric id",
+        )
+    })
+}
+
+async fn deployments(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: QueryParams,
+) -> Result<impl IntoResponse, ApiError> {
+    authorize(&state, &headers, None, Scope::Read)?;
+    let query = query.allow(Endpoint::Deployments)?;
+    let limit = query.number("limit", 50, 1000)? as usize;
+    let before = query
+        .get("before")
+        .map(|_| query.number("before", 0, u64::MAX))
+        .transpose()?;
+    let list = read_store(&state, move |store| store.deployments(before, limit)).await?;
+    let items: Vec<Json> = list.iter().map(deployment_json).collect();
+    Ok(axum::Json(json!({"deployments": items})))
+}
+
+async fn deployment(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Param(id): Param,
+) -> Result<impl IntoResponse, ApiError> {
+    authorize(&state, &headers, None, Scope::Read)?;
+    let id = deployment_id(&id)?;
+    let found = read_store(&state, move |store| {
+        let Some((record, files)) = store.deployment(id)? else {
+            return Ok(None);
+        };
+        let earlier = match store.deployments(Some(id), 1)?.pop() {
+            Some(d) => store.deployment(d.id)?.map(|(_, f)| f).unwrap_or_default(),
+            None => Default::default(),
+        };
+        let diff = crate::changes::files(&earlier, &files);
+        Ok(Some((record, files, diff)))
+    })
+    .await?;
+    let Some((record, files, diff)) = found else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "id",
+            "no such deployment",
+        ));
+    };
+    let mut answer = deployment_json(&record);
+    answer["files"] = json!(files);
+    answer["diff"] = json!(diff);
+    Ok(axum::Json(answer))
+}
+
+async fn rollback(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Param(id): Param,
+    query: QueryParams,
+) -> Result<Response, ApiError> {
+    let actor = authorize(&state, &headers, None, Scope::Admin)?;
+    let cancel_removed = query.allow(Endpoint::Rollback)?.flag("cancel_removed")?;
+    let id = deployment_id(&id)?;
+    let Some((_, files)) = read_store(&state, move |store| store.deployment(id)).await? else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "id",
+            "no such deployment",
+        ));
+    };
+    let (plan, diagnostics) = match check_scripts(
+        &state,
+        &files,
+        "that deployment's scripts no longer check (against today's config); the running set is unchanged",
+    )
+    .await?
+    {
+        Ok(checked) => checked,
+        Err(refused) => return Ok(refused),
+    };
+    let meta = crate::runtime::DeployMeta {
+        by: actor,
+        how: crate::runtime::DeployHow::Rollback(id),
+        files,
+    };
+    let (report, new_id) = deploy_plan(&state, plan, cancel_removed, meta).await?;
+    Ok(axum::Json(json!({"deployment": new_id, "rollback_of": id, "added": report.added, "changed": report.changed, "removed": report.removed, "warnings": report.warnings, "diagnostics": diagnostics})).into_response())
+}
+
+async fn audit_log(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: QueryParams,
+) -> Result<impl IntoResponse, ApiError> {
+    authorize(&state, &headers, None, Scope::Admin)?;
+    let query = query.allow(Endpoint::Audit)?;
+    let limit = query.number("limit", 100, 1000)? as usize;
+    let after = query.number("after", 0, u64::MAX)?;
+    let (entries, last) = read_store(&state, move |store| {
+        Ok((store.audit(after, limit)?, store.last_audit_seq()?))
+    })
+    .await?;
+    let items: Vec<Json> = entries
+        .iter()
+        .map(|e| {
+            json!({
+                "seq": e.seq,
+                "at": e.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                "actor": e.actor,
+                "action": e.action,
+                "target": e.target,
+                "detail": e.detail,
+            })
+        })
+        .collect();
+    Ok(axum::Json(json!({"entries": items, "last": last})))
+}
+
+/// Appends to the audit log through the writer.
+async fn audit(
+    state: &AppState,
+    actor: String,
+    action: &'static str,
+    target: String,
+    detail: String,
+) -> Result<(), ApiError> {
     let (reply, answer) = oneshot::channel();
     state
         .writer
-        .send(Command::Deploy {
-            plan,
-            cancel_removed,
+        .send(Command::Audit {
+            actor,
+            action,
+            target,
+            detail,
             reply,
         })
-        .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server", "shutting down"))?;
-    let report = answer
-        .await
-        .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server", "shutting down"))?
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server", e.to_string()))?;
-    let warnings = waymark_dsl::render::json(&checked.sources, &checked.diagnostics);
-    Ok(axum::Json(json!({"added": report.added, "changed": report.changed, "removed": report.removed, "warnings": report.warnings, "diagnostics": warnings})).into_response())
+        .map_err(|_| stopping())?;
+    answer.await.map_err(|_| stopping())?.map_err(internal)
 }
 
 async fn journeys(

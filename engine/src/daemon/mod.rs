@@ -133,10 +133,12 @@ impl Difference {
 }
 
 /// Loads and checks the scripts of `dir` against the configured channels.
+/// The scripts folder's plan, and its files by name (relative to the
+/// folder) for the deployment history.
 fn load_scripts(
     config: &Config,
     registry: &Registry,
-) -> Result<waymark_dsl::plan::Plan, StartError> {
+) -> Result<(waymark_dsl::plan::Plan, BTreeMap<String, String>), StartError> {
     // A folder without scripts starts an empty deployment (scripts can be
     // deployed over HTTP later), unlike `waymark check`, which refuses it.
     let sources = crate::cli::journey_files_under(&config.scripts)
@@ -151,8 +153,20 @@ fn load_scripts(
             channels,
         },
     );
+    let files = checked
+        .sources
+        .ids()
+        .map(|id| {
+            let file = checked.sources.get(id);
+            let name = std::path::Path::new(&file.name)
+                .strip_prefix(&config.scripts)
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| file.name.clone());
+            (name, file.text.clone())
+        })
+        .collect();
     match checked.plan {
-        Some(plan) => Ok(plan),
+        Some(plan) => Ok((plan, files)),
         None => Err(StartError::Scripts {
             path: config.scripts.display().to_string(),
             rendered: waymark_dsl::render::human(&checked.sources, &checked.diagnostics),
@@ -203,7 +217,7 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
     if config.tokens.is_empty() {
         tracing::warn!(listen = %config.listen, "no [[auth.tokens]] configured: listening on loopback only, without authentication");
     }
-    let plan = load_scripts(&config, &registry)?;
+    let (plan, files) = load_scripts(&config, &registry)?;
     std::fs::create_dir_all(&config.data_dir)?;
     let pid_file = config.data_dir.join("waymark.pid");
     let kv = match SledKv::open_with_cache(&config.data_dir.join("store"), config.store_cache_bytes)
@@ -248,7 +262,13 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
     runtime.start_schedules_at(clock.now());
     if deploy_folder {
         runtime.deployment.source = folder;
-        let (report, records) = runtime.deploy(plan.clone(), false, clock.now())?;
+        let meta = crate::runtime::DeployMeta {
+            by: "scripts folder".into(),
+            how: crate::runtime::DeployHow::Folder,
+            files,
+        };
+        let (report, records, _) =
+            runtime.deploy_recorded(plan.clone(), false, clock.now(), Some(meta))?;
         metrics::records(&records);
         tracing::info!(added = ?report.added, changed = ?report.changed, removed = ?report.removed, journeys = plan.journeys.len(), "scripts deployed");
         for warning in &report.warnings {

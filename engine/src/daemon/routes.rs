@@ -28,6 +28,10 @@ pub(super) enum Endpoint {
     Stats,
     Pause,
     Resume,
+    Deployments,
+    Deployment,
+    Rollback,
+    Audit,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +73,9 @@ pub(super) struct Route {
     answer: Answer,
     /// The statuses it answers besides 200, each in the error shape.
     errors: &'static [u16],
+    /// Query parameters it reads: name, JSON Schema type, what it does.
+    /// Any other is refused (400, field `query`).
+    pub query: &'static [(&'static str, &'static str, &'static str)],
 }
 
 /// What every ingest route can answer besides 200.
@@ -84,6 +91,7 @@ pub(super) const ROUTES: &[Route] = &[
         body: None,
         answer: Answer::Json("Status"),
         errors: &[],
+        query: &[],
     },
     Route {
         endpoint: Endpoint::Readyz,
@@ -94,6 +102,7 @@ pub(super) const ROUTES: &[Route] = &[
         body: None,
         answer: Answer::Json("Readiness"),
         errors: &[503],
+        query: &[],
     },
     Route {
         endpoint: Endpoint::Metrics,
@@ -104,6 +113,7 @@ pub(super) const ROUTES: &[Route] = &[
         body: None,
         answer: Answer::Metrics,
         errors: &[],
+        query: &[],
     },
     Route {
         endpoint: Endpoint::OpenApi,
@@ -114,6 +124,7 @@ pub(super) const ROUTES: &[Route] = &[
         body: None,
         answer: Answer::Json("Object"),
         errors: &[],
+        query: &[],
     },
     Route {
         endpoint: Endpoint::Track,
@@ -124,6 +135,7 @@ pub(super) const ROUTES: &[Route] = &[
         body: Some("Message"),
         answer: Answer::Json("Taken"),
         errors: INGEST_ERRORS,
+        query: &[],
     },
     Route {
         endpoint: Endpoint::Identify,
@@ -134,6 +146,7 @@ pub(super) const ROUTES: &[Route] = &[
         body: Some("Message"),
         answer: Answer::Json("Taken"),
         errors: INGEST_ERRORS,
+        query: &[],
     },
     Route {
         endpoint: Endpoint::Batch,
@@ -144,6 +157,7 @@ pub(super) const ROUTES: &[Route] = &[
         body: Some("Batch"),
         answer: Answer::Json("Taken"),
         errors: INGEST_ERRORS,
+        query: &[],
     },
     Route {
         endpoint: Endpoint::User,
@@ -154,6 +168,7 @@ pub(super) const ROUTES: &[Route] = &[
         body: None,
         answer: Answer::Json("Object"),
         errors: &[400, 401, 403, 404, 500],
+        query: &[],
     },
     Route {
         endpoint: Endpoint::Erase,
@@ -164,6 +179,7 @@ pub(super) const ROUTES: &[Route] = &[
         body: None,
         answer: Answer::Json("Object"),
         errors: &[400, 401, 403, 404, 500, 503],
+        query: &[],
     },
     Route {
         endpoint: Endpoint::Export,
@@ -174,6 +190,7 @@ pub(super) const ROUTES: &[Route] = &[
         body: None,
         answer: Answer::Json("Object"),
         errors: &[400, 401, 403, 404, 500],
+        query: &[],
     },
     Route {
         endpoint: Endpoint::Journal,
@@ -184,6 +201,7 @@ pub(super) const ROUTES: &[Route] = &[
         body: None,
         answer: Answer::Json("Object"),
         errors: &[400, 401, 403, 500],
+        query: &[],
     },
     Route {
         endpoint: Endpoint::DeadLetters,
@@ -194,6 +212,7 @@ pub(super) const ROUTES: &[Route] = &[
         body: None,
         answer: Answer::Json("Object"),
         errors: &[401, 403, 500],
+        query: &[],
     },
     Route {
         endpoint: Endpoint::Replay,
@@ -204,6 +223,7 @@ pub(super) const ROUTES: &[Route] = &[
         body: None,
         answer: Answer::Json("Object"),
         errors: &[400, 401, 403, 404, 500],
+        query: &[],
     },
     Route {
         endpoint: Endpoint::Deploy,
@@ -214,6 +234,11 @@ pub(super) const ROUTES: &[Route] = &[
         body: Some("Deploy"),
         answer: Answer::Json("Object"),
         errors: &[400, 401, 403, 408, 413, 415, 422, 500, 503],
+        query: &[(
+            "dry_run",
+            "boolean",
+            "true: deploy nothing; answer what would change (file diffs, steps, users waiting at changed steps and what happens to them)",
+        )],
     },
     Route {
         endpoint: Endpoint::Journeys,
@@ -224,6 +249,7 @@ pub(super) const ROUTES: &[Route] = &[
         body: None,
         answer: Answer::Json("Object"),
         errors: &[401, 403, 500],
+        query: &[],
     },
     Route {
         endpoint: Endpoint::Stats,
@@ -234,6 +260,7 @@ pub(super) const ROUTES: &[Route] = &[
         body: None,
         answer: Answer::Json("Object"),
         errors: &[400, 401, 403, 404, 500],
+        query: &[],
     },
     Route {
         endpoint: Endpoint::Pause,
@@ -244,6 +271,7 @@ pub(super) const ROUTES: &[Route] = &[
         body: None,
         answer: Answer::Json("Object"),
         errors: &[400, 401, 403, 404, 500, 503],
+        query: &[],
     },
     Route {
         endpoint: Endpoint::Resume,
@@ -254,6 +282,77 @@ pub(super) const ROUTES: &[Route] = &[
         body: None,
         answer: Answer::Json("Object"),
         errors: &[400, 401, 403, 404, 500, 503],
+        query: &[],
+    },
+    Route {
+        endpoint: Endpoint::Deployments,
+        method: Method::Get,
+        path: "/v1/deployments",
+        scope: Some(Scope::Read),
+        summary: "Every deployment, newest first: when, by whom, how, what changed, the source hash",
+        body: None,
+        answer: Answer::Json("Object"),
+        errors: &[400, 401, 403, 500],
+        query: &[
+            (
+                "before",
+                "integer",
+                "only deployments with a smaller id (paging)",
+            ),
+            (
+                "limit",
+                "integer",
+                "at most this many (default 50, at most 1000)",
+            ),
+        ],
+    },
+    Route {
+        endpoint: Endpoint::Deployment,
+        method: Method::Get,
+        path: "/v1/deployments/{id}",
+        scope: Some(Scope::Read),
+        summary: "One deployment with its script files and the diff from the deployment before it",
+        body: None,
+        answer: Answer::Json("Object"),
+        errors: &[400, 401, 403, 404, 500],
+        query: &[],
+    },
+    Route {
+        endpoint: Endpoint::Rollback,
+        method: Method::Post,
+        path: "/v1/deployments/{id}/rollback",
+        scope: Some(Scope::Admin),
+        summary: "Deploy the script files of an earlier deployment again (checked against today's config)",
+        body: None,
+        answer: Answer::Json("Object"),
+        errors: &[400, 401, 403, 404, 422, 500, 503],
+        query: &[(
+            "cancel_removed",
+            "boolean",
+            "true: end the running instances of journeys the rollback removes",
+        )],
+    },
+    Route {
+        endpoint: Endpoint::Audit,
+        method: Method::Get,
+        path: "/v1/audit",
+        scope: Some(Scope::Admin),
+        summary: "The audit log, oldest first: deploys, rollbacks, pauses, resumes, erasures and replays, with who and when",
+        body: None,
+        answer: Answer::Json("Object"),
+        errors: &[400, 401, 403, 500],
+        query: &[
+            (
+                "after",
+                "integer",
+                "only entries with a larger sequence number (paging)",
+            ),
+            (
+                "limit",
+                "integer",
+                "at most this many (default 100, at most 1000)",
+            ),
+        ],
     },
 ];
 
@@ -388,6 +487,9 @@ pub(super) fn openapi(version: &str) -> Json {
             .map(|name| {
                 json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}})
             })
+            .chain(route.query.iter().map(|(name, kind, what)| {
+                json!({"name": name, "in": "query", "required": false, "description": what, "schema": {"type": kind}})
+            }))
             .collect();
         if !parameters.is_empty() {
             operation.insert("parameters".into(), json!(parameters));

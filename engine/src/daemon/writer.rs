@@ -12,6 +12,7 @@
 //! answered); the writer runs them next, before new inputs. One writer keeps per-user order and determinism.
 
 use super::health::Health;
+use crate::runtime::DeployMeta;
 use crate::runtime::Runtime;
 use crate::store::{Settled, SledKv, StoreError};
 use std::sync::Arc;
@@ -59,6 +60,8 @@ pub enum WriterError {
         user: String,
         error: Arc<StoreError>,
     },
+    #[error("writing the audit log: {error}")]
+    Audit { error: Arc<StoreError> },
     #[error("settling outbox entry {seq}: {error}")]
     Settle { seq: u64, error: Arc<StoreError> },
     /// The writer thread is gone (the daemon is stopping).
@@ -81,23 +84,37 @@ pub enum Command {
         inputs: Vec<Input>,
         reply: oneshot::Sender<Result<(), WriterError>>,
     },
+    /// Deploy a checked script set, recorded in the history and the audit
+    /// log; answered with what changed and the deployment's id.
     Deploy {
         plan: waymark_dsl::plan::Plan,
         cancel_removed: bool,
-        reply: oneshot::Sender<Result<DeployReport, WriterError>>,
+        meta: DeployMeta,
+        reply: oneshot::Sender<Result<(DeployReport, Option<u64>), WriterError>>,
     },
     Pause {
         journey: String,
+        actor: String,
         reply: oneshot::Sender<Result<(), WriterError>>,
     },
     Resume {
         journey: String,
+        actor: String,
         reply: oneshot::Sender<Result<(), WriterError>>,
     },
     /// Erase a user's data and cancel their pending effects.
     Erase {
         user: String,
+        actor: String,
         reply: oneshot::Sender<Result<bool, WriterError>>,
+    },
+    /// Append to the audit log (for actions done off the writer: replays).
+    Audit {
+        actor: String,
+        action: &'static str,
+        target: String,
+        detail: String,
+        reply: oneshot::Sender<Result<(), WriterError>>,
     },
     /// A send leaving the outbox in a way the journal tells (given up on,
     /// or a replay delivered); answered once durable.
@@ -384,37 +401,82 @@ fn admin(runtime: &mut Runtime<SledKv>, clock: &dyn Clock, command: Command) {
         Command::Deploy {
             plan,
             cancel_removed,
+            meta,
             reply,
         } => {
             runtime.deployment.source = waymark_core::deployment::DeploySource::Api;
             let _ = reply.send(
                 runtime
-                    .deploy(plan, cancel_removed, now)
-                    .map(|(report, records)| {
+                    .deploy_recorded(plan, cancel_removed, now, Some(meta))
+                    .map(|(report, records, id)| {
                         super::metrics::records(&records);
-                        report
+                        (report, id)
                     })
                     .map_err(|e| WriterError::Deploy { error: Arc::new(e) }),
             );
         }
-        Command::Pause { journey, reply } => {
-            let result = runtime.pause(&journey);
+        Command::Pause {
+            journey,
+            actor,
+            reply,
+        } => {
+            let result = runtime.pause(&journey).and_then(|()| {
+                runtime
+                    .store
+                    .append_audit(now, &actor, "pause", &journey, "")
+                    .map(drop)
+            });
             let _ = reply.send(result.map_err(|e| WriterError::Pause {
                 journey,
                 error: Arc::new(e),
             }));
         }
-        Command::Resume { journey, reply } => {
-            let result = runtime
-                .resume(&journey, now)
-                .map(|records| super::metrics::records(&records));
+        Command::Resume {
+            journey,
+            actor,
+            reply,
+        } => {
+            let result = runtime.resume(&journey, now).and_then(|records| {
+                super::metrics::records(&records);
+                runtime
+                    .store
+                    .append_audit(now, &actor, "resume", &journey, "")
+                    .map(drop)
+            });
             let _ = reply.send(result.map_err(|e| WriterError::Resume {
                 journey,
                 error: Arc::new(e),
             }));
         }
-        Command::Erase { user, reply } => {
-            let result = runtime.erase_user(&user);
+        Command::Audit {
+            actor,
+            action,
+            target,
+            detail,
+            reply,
+        } => {
+            let result = runtime
+                .store
+                .append_audit(now, &actor, action, &target, &detail)
+                .map(drop);
+            let _ = reply.send(result.map_err(|e| WriterError::Audit { error: Arc::new(e) }));
+        }
+        Command::Erase { user, actor, reply } => {
+            // The tag is taken before the erasure, which does not touch the
+            // store's secret: the entry names no one.
+            let result = runtime.store.erased_user_tag(&user).and_then(|tag| {
+                let existed = runtime.erase_user(&user)?;
+                if existed {
+                    runtime.store.append_audit(
+                        now,
+                        &actor,
+                        "erase",
+                        &format!("user {tag}"),
+                        "the user's data and pending effects",
+                    )?;
+                }
+                Ok(existed)
+            });
             let _ = reply.send(result.map_err(|e| WriterError::Erase {
                 user,
                 error: Arc::new(e),

@@ -3,12 +3,33 @@
 //! removed or resumed journeys reach their users page by page.
 
 use super::{PAGE, Runtime};
-use crate::store::{Kv, StoreError};
+use crate::store::{AuditEntry, DeploymentRecord, Kv, Op, Store, StoreError, source_hash};
 use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
 use std::collections::HashSet;
 use waymark_core::deployment::DeployReport;
 use waymark_core::journal::Record;
 use waymark_core::model::{Input, UserState};
+
+/// Who deploys what, for the deployment history and the audit log.
+#[derive(Debug, Clone)]
+pub struct DeployMeta {
+    /// The token's name, or `scripts folder`.
+    pub by: String,
+    pub how: DeployHow,
+    /// The script files, by name.
+    pub files: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeployHow {
+    /// The daemon's scripts folder at start.
+    Folder,
+    /// `POST /v1/deploy`.
+    Api,
+    /// `POST /v1/deployments/{id}/rollback`: the files of deployment `id`.
+    Rollback(u64),
+}
 
 impl<K: Kv> Runtime<K> {
     /// Replaces the script set atomically (the caller has checked it).
@@ -21,6 +42,22 @@ impl<K: Kv> Runtime<K> {
         cancel_removed: bool,
         now: DateTime<Utc>,
     ) -> Result<(DeployReport, Vec<Record>), StoreError> {
+        let (report, records, _) = self.deploy_recorded(plan, cancel_removed, now, None)?;
+        Ok((report, records))
+    }
+
+    /// [`Runtime::deploy`], recorded: with `meta`, the deployment history
+    /// gets a record (with the files) and the audit log an entry, in the
+    /// batch that saves the deployment; answers the record's id. A folder
+    /// deploy whose files are those of the latest record is not recorded
+    /// again (every start deploys the folder).
+    pub fn deploy_recorded(
+        &mut self,
+        plan: waymark_dsl::plan::Plan,
+        cancel_removed: bool,
+        now: DateTime<Utc>,
+        meta: Option<DeployMeta>,
+    ) -> Result<(DeployReport, Vec<Record>, Option<u64>), StoreError> {
         self.drain()?;
         let report = self.deployment.replace(plan);
         // Old versions no user is on are dropped: kept forever, every
@@ -43,7 +80,11 @@ impl<K: Kv> Runtime<K> {
                 "journey versions no user is on were dropped"
             );
         }
-        self.store.save_deployment(&self.deployment)?;
+        let (extra, recorded) = match meta {
+            Some(meta) => self.history_ops(meta, &report, now)?,
+            None => (Vec::new(), None),
+        };
+        self.store.save_deployment(&self.deployment, extra)?;
         let mut records = Vec::new();
         if cancel_removed && !report.removed.is_empty() {
             let removed = report.removed.clone();
@@ -57,7 +98,75 @@ impl<K: Kv> Runtime<K> {
                     .collect()
             })?;
         }
-        Ok((report, records))
+        Ok((report, records, recorded))
+    }
+
+    /// The history record and audit entry of a deployment, as writes.
+    fn history_ops(
+        &self,
+        meta: DeployMeta,
+        report: &DeployReport,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<Op>, Option<u64>), StoreError> {
+        let hash = source_hash(&meta.files);
+        if matches!(meta.how, DeployHow::Folder)
+            && self
+                .store
+                .latest_deployment()?
+                .is_some_and(|d| d.source_hash == hash && d.how == "folder")
+        {
+            return Ok((Vec::new(), None));
+        }
+        let id = self.store.next_deployment_id()?;
+        let (how, rollback_of) = match meta.how {
+            DeployHow::Folder => ("folder", None),
+            DeployHow::Api => ("api", None),
+            DeployHow::Rollback(to) => ("rollback", Some(to)),
+        };
+        let record = DeploymentRecord {
+            id,
+            at: now,
+            by: meta.by.clone(),
+            how: how.into(),
+            rollback_of,
+            source_hash: hash,
+            added: report.added.clone(),
+            changed: report.changed.clone(),
+            removed: report.removed.clone(),
+            versions: self
+                .deployment
+                .plan
+                .journeys
+                .iter()
+                .map(|j| (j.name.clone(), j.version.clone()))
+                .collect(),
+        };
+        let mut detail = format!(
+            "{} file(s); added {:?}, changed {:?}, removed {:?}",
+            meta.files.len(),
+            report.added,
+            report.changed,
+            report.removed
+        );
+        if let Some(to) = rollback_of {
+            detail = format!("the files of deployment {to}; {detail}");
+        }
+        let entry = AuditEntry {
+            seq: self.store.next_audit_seq()?,
+            at: now,
+            actor: meta.by,
+            action: if rollback_of.is_some() {
+                "rollback"
+            } else {
+                "deploy"
+            }
+            .into(),
+            target: format!("deployment {id}"),
+            detail,
+        };
+        let mut ops = Store::<K>::deployment_record_ops(&record, &meta.files);
+        ops.extend(Store::<K>::audit_ops(&entry));
+        Ok((ops, Some(id)))
     }
 
     /// The journey versions some user is in, or has a goal still open on
@@ -96,14 +205,14 @@ impl<K: Kv> Runtime<K> {
     pub fn pause(&mut self, journey: &str) -> Result<(), StoreError> {
         self.drain()?;
         self.deployment.paused.insert(journey.to_string());
-        self.store.save_deployment(&self.deployment)
+        self.store.save_deployment(&self.deployment, Vec::new())
     }
 
     /// Resumes a paused journey; held instances go on at once.
     pub fn resume(&mut self, journey: &str, now: DateTime<Utc>) -> Result<Vec<Record>, StoreError> {
         self.drain()?;
         self.deployment.paused.remove(journey);
-        self.store.save_deployment(&self.deployment)?;
+        self.store.save_deployment(&self.deployment, Vec::new())?;
         let journey = journey.to_string();
         self.each_user(now, |state, user| {
             let held = state.is_some_and(|s| {

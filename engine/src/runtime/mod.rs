@@ -15,6 +15,7 @@ pub mod effects;
 mod pipeline;
 mod time;
 
+pub use deploy::{DeployHow, DeployMeta};
 pub use pipeline::{Committed, Durable};
 use pipeline::{Committer, InFlight};
 

@@ -24,7 +24,9 @@ impl<K: Kv> Store<K> {
     /// journeys (what reads answer from), paused journeys, and the journey
     /// versions it keeps (so that instances finish on their version): new
     /// ones are written, and stored ones it no longer keeps are deleted.
-    pub fn save_deployment(&self, d: &Deployment) -> Result<()> {
+    /// `extra` is written in the same batch (the deployment's history
+    /// record and audit entry).
+    pub fn save_deployment(&self, d: &Deployment, extra: Vec<Op>) -> Result<()> {
         let current: Vec<DeployedJourney> = d
             .plan
             .journeys
@@ -54,6 +56,7 @@ impl<K: Kv> Store<K> {
             }
         }
         ops.extend(stored.into_iter().map(Op::Delete));
+        ops.extend(extra);
         self.kv.apply(ops)?;
         self.kv.flush()
     }

@@ -20,6 +20,8 @@
 //! | `x/{seq}` | dead letters: sends given up on, with their last error | [`outbox`] |
 //! | `P`, `C`, `Q`, `S`, `p/{journey}/{version}` | the deployment: current plan, its journeys' names, titles and versions (what reads answer from, decoding no plan), paused journeys, where it came from, and the journey versions kept: current ones and those that users are still in or have a goal open on | [`deployment`] |
 //! | `k/{journey}/{version}` | journey stats per version | [`stats`] |
+//! | `d/{id}`, `f/{id}`, `D` | every deployment (who, when, how, what changed, the source hash) and its script files, by id (big-endian); the last id | [`history`] |
+//! | `a/{seq}`, `A` | the audit log: deploys, rollbacks, pauses, resumes, erasures, replays; the last sequence number | [`history`] |
 //! | `g` | state shared by all users | [`globals`] |
 //! | `i/{n}` | inputs deferred by a batch that used up its step budget, in arrival order (`n` big-endian), until a later batch runs them | [`globals`] |
 //! | `H` | the time of the last write probe (see [`Store::probe`]) | here |
@@ -44,6 +46,7 @@ mod coupons;
 mod dedup;
 mod deployment;
 mod globals;
+mod history;
 mod journal;
 mod keys;
 mod memory;
@@ -57,6 +60,7 @@ mod users;
 pub use coupons::IssuedCode;
 pub use dedup::{DEFAULT_FILTER_BYTES as DEFAULT_DEDUP_FILTER_BYTES, TidyDone, TidyJob, id_hash};
 pub use deployment::DeployedJourney;
+pub use history::{AuditEntry, DeploymentRecord, source_hash};
 pub use memory::MemoryKv;
 pub use outbox::{OutboxEntry, Settled};
 pub use sled_kv::SledKv;

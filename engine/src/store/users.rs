@@ -76,6 +76,39 @@ impl<K: Kv> Store<K> {
             .collect())
     }
 
+    /// How many users are in each journey of `journeys`, by (journey,
+    /// version, step): a deploy preview's count of who a change reaches.
+    /// Reads every user, page by page (an operator's explicit request,
+    /// not a hot path).
+    pub fn waiting_at(
+        &self,
+        journeys: &std::collections::BTreeSet<String>,
+    ) -> Result<crate::changes::Waiting> {
+        let mut waiting = crate::changes::Waiting::new();
+        if journeys.is_empty() {
+            return Ok(waiting);
+        }
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.user_page(after.as_deref(), 1_000, |_| false)?;
+            let Some(last) = page.last().map(|p| p.id.clone()) else {
+                break;
+            };
+            for user in &page {
+                let Some(state) = &user.state else { continue };
+                for i in &state.instances {
+                    if journeys.contains(&i.journey) {
+                        *waiting
+                            .entry((i.journey.clone(), i.version.clone(), i.step.label()))
+                            .or_default() += 1;
+                    }
+                }
+            }
+            after = Some(last);
+        }
+        Ok(waiting)
+    }
+
     /// A page of users after `after`, in id order, each with the bytes it
     /// is stored as, and decoded unless `known` says the caller has them
     /// already: an audience scan reads each member once, and does not
