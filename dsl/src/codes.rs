@@ -40,7 +40,7 @@ codes! {
     Syntax = "E0001", Error, "syntax error",
         "The text does not follow the grammar of language.md. The message names what was expected at that point. A common cause is a missing `{` or `}`, or a clause in the wrong place: journey header clauses (trigger, entry, exit, goal, …) come before the first step.";
     BadLiteral = "E0002", Error, "invalid literal",
-        "A literal is malformed: an unknown escape in a string (use `\\n \\t \\\\ \\\" \\{ \\}`), a time of day past 23:59, a number too large, a duration of zero where one is required, or a timestamp that is neither a date (`2025-11-11`: midnight in the journey's or task's `tz`, else its policy's, else UTC) nor an RFC 3339 timestamp with seconds and an offset (`2025-11-10T20:00:00+08:00`).";
+        "A literal is malformed: an unknown escape in a string (use `\\n \\t \\\\ \\\" \\{ \\}`), a time of day past 23:59, a number too large, or a timestamp that is neither a date (`2025-11-11`: midnight in the journey's or task's `tz`, else its policy's, else UTC; in a test, the default policy's `tz`, else UTC) nor an RFC 3339 timestamp with seconds and an offset (`2025-11-10T20:00:00+08:00`).";
     TooDeep = "E0003", Error, "nested too deeply",
         "Expressions and blocks may nest at most 64 levels. Split the expression using a `const` or a `segment`.";
     UnknownName = "E0101", Error, "unknown name",
@@ -92,7 +92,7 @@ codes! {
     NotLiteral = "E0903", Error, "not a literal",
         "A `const` must be a literal: a number, string, boolean, null, duration, time of day, or a list or record of literals.";
     BadValue = "E0904", Error, "value out of range",
-        "A number is outside what the clause allows: `repeat 0 times`, a cap or limit of 0, `streak 0 days`, a split arm of 0%, or quiet hours that start and end at the same time.";
+        "A number is outside what the clause allows: `repeat 0 times`, a cap or limit of 0, `streak 0 days`, a split arm of 0%, a duration of zero where one is required (`within 0d`, `every 0s`), or quiet hours that start and end at the same time.";
     NotAllowedHere = "E0905", Error, "step not allowed here",
         "A rule or a task reward runs at once when its event arrives: it cannot `wait`. Put waits in a journey (a rule can `emit` an event that triggers one).";
     UnknownChannelField = "E1001", Error, "message field not accepted by channel",

@@ -107,3 +107,30 @@ fn a_clean_set_of_several_files_lowers_every_file() {
     assert!(plan.journey("welcome").is_some());
     assert!(plan.segment("vip").is_some());
 }
+
+/// A date alone in a test's `at` is midnight in the default policy's zone,
+/// the zone test failures show times in; without one, UTC.
+#[test]
+fn a_test_date_is_midnight_in_the_default_policys_zone() {
+    use waymark_dsl::plan::TestStepKind;
+    let at = |policy: &str| {
+        let script = format!(
+            "{policy}journey welcome {{\n  trigger event signed_up\n}}\n\ntest \"t\" {{\n  at \"2025-11-11\"\n  expect no enter welcome at \"2025-11-11\"\n}}\n"
+        );
+        let plan = compiled(&[("a.journey", &script)]).plan.expect("checks");
+        let steps = &plan.tests[0].steps;
+        let TestStepKind::At(at) = steps[0].kind else {
+            panic!("{steps:?}")
+        };
+        let TestStepKind::Expect(e) = &steps[1].kind else {
+            panic!("{steps:?}")
+        };
+        assert_eq!(e.at, Some(at));
+        at.to_rfc3339()
+    };
+    assert_eq!(
+        at("policy default {\n  tz \"Asia/Shanghai\"\n}\n\n"),
+        "2025-11-10T16:00:00+00:00"
+    );
+    assert_eq!(at(""), "2025-11-11T00:00:00+00:00");
+}

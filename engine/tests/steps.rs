@@ -131,6 +131,17 @@ fn wait_until_expression_resumes_at_that_timestamp_and_a_past_one_at_once() {
 }
 
 #[test]
+fn wait_until_a_date_resumes_at_its_local_midnight() {
+    let mut h = Harness::new(
+        "journey j {\n  trigger event go\n  entry always\n  tz \"Asia/Shanghai\"\n  wait until date(timestamp(event.day))\n  send sms template \"T\"\n}\n",
+    );
+    h.track("u1", "go", json!({ "day": "2025-11-12T12:00:00+08:00" }));
+    h.advance(days(3));
+    // 12 November 00:00 in Shanghai, not in UTC (eight hours later).
+    assert_eq!(h.sends("u1")[0].0, t("2025-11-11T16:00:00Z"));
+}
+
+#[test]
 fn wait_for_event_resumes_on_a_matching_event_with_its_binding() {
     let mut h = journey(
         r#"  wait for event order_paid where event.amount >= 10 within 1d as o {

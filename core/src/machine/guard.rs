@@ -179,7 +179,7 @@ impl<T: chrono::Timelike> HourMinute for T {
     }
 }
 
-fn local_midnight(date: chrono::NaiveDate, tz: chrono_tz::Tz) -> DateTime<Utc> {
+pub(crate) fn local_midnight(date: chrono::NaiveDate, tz: chrono_tz::Tz) -> DateTime<Utc> {
     let naive = date.and_time(NaiveTime::MIN);
     tz.from_local_datetime(&naive)
         .earliest()

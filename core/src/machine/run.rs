@@ -337,10 +337,13 @@ impl Cx<'_> {
                 let Some(value) = self.value(owner, inst, at) else {
                     return Flow::Next(*next);
                 };
+                // A date is its midnight where the user is (the journey's
+                // or policy's zone otherwise), as `wait until 10:00` is.
+                let zone = || self.zone(None, owner.tz, &owner.policy.name);
                 match value.as_timestamp().or_else(|| {
                     value
                         .as_date()
-                        .map(|d| d.and_time(NaiveTime::MIN).and_utc())
+                        .map(|d| super::guard::local_midnight(d, zone()))
                 }) {
                     Some(t) if t > self.now => {
                         inst.wait = Wait::Until(t);

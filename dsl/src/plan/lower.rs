@@ -346,7 +346,8 @@ impl<'a> Lowering<'_, 'a> {
                     location,
                 }),
                 ast::TestStmtKind::At { time, event: e } => {
-                    let at = scope::parse_timestamp(&time.value).unwrap_or_default();
+                    let at = scope::parse_timestamp_in(&time.value, self.zone(None, "default"))
+                        .unwrap_or_default();
                     steps.push(TestStep {
                         kind: TestStepKind::At(at),
                         location: location.clone(),
@@ -401,7 +402,9 @@ impl<'a> Lowering<'_, 'a> {
                             negated: e.negated,
                             what,
                             user: e.user.as_ref().map(|u| u.value.clone()),
-                            at: e.at.as_ref().and_then(|a| scope::parse_timestamp(&a.value)),
+                            at: e.at.as_ref().and_then(|a| {
+                                scope::parse_timestamp_in(&a.value, self.zone(None, "default"))
+                            }),
                             text: self.sources.slice(stmt.span).to_string(),
                         }),
                         location,
