@@ -31,6 +31,21 @@ pub struct VersionStats {
     /// goals reached by them (also after they finished, within the goal's
     /// window).
     pub arms: BTreeMap<String, BTreeMap<String, ArmStats>>,
+    /// Per local day (`2026-12-05`, in the zone the shell folds in: the
+    /// default policy's), the last [`DAYS_KEPT`] days with activity.
+    pub days: BTreeMap<String, DayStats>,
+}
+
+/// How many days of [`VersionStats::days`] are kept (the oldest go first).
+pub const DAYS_KEPT: usize = 92;
+
+/// One day of a journey version: what the console charts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct DayStats {
+    pub entered: u64,
+    pub goals: u64,
+    pub sends: u64,
+    pub suppressed: u64,
 }
 
 /// What one step did, from its journal records.
@@ -136,6 +151,32 @@ impl VersionStats {
         }
     }
 
+    /// [`VersionStats::add`], and the record counted in its day in `zone`.
+    pub fn add_in(&mut self, r: &Record, zone: chrono_tz::Tz) {
+        self.add(r);
+        let field = |d: &mut DayStats| -> Option<()> {
+            match r.kind {
+                Kind::Enter => d.entered += 1,
+                Kind::Goal => d.goals += 1,
+                Kind::Send => d.sends += 1,
+                Kind::Suppressed => d.suppressed += 1,
+                _ => return None,
+            }
+            Some(())
+        };
+        if !matches!(
+            r.kind,
+            Kind::Enter | Kind::Goal | Kind::Send | Kind::Suppressed
+        ) {
+            return;
+        }
+        let day = r.at.with_timezone(&zone).date_naive().to_string();
+        field(self.days.entry(day).or_default());
+        while self.days.len() > DAYS_KEPT {
+            self.days.pop_first();
+        }
+    }
+
     /// Applies `f` to the stats of every arm the record's instance is in.
     fn each_arm(&mut self, r: &Record, f: impl Fn(&mut ArmStats)) {
         for (split, arm) in r.arms.iter().flatten() {
@@ -196,6 +237,7 @@ impl VersionStats {
             "failures": self.failures,
             "steps": self.steps,
             "arms": arms,
+            "days": self.days,
         })
     }
 }
@@ -222,6 +264,45 @@ mod tests {
 
     fn json_steps(s: &VersionStats) -> serde_json::Value {
         s.to_json()["steps"].clone()
+    }
+
+    #[test]
+    fn days_are_local_days_and_only_the_last_ones_are_kept() {
+        let mut s = VersionStats::default();
+        let shanghai = chrono_tz::Asia::Shanghai;
+        let mut r = rec(Kind::Enter, None, None);
+        r.at = "2026-12-04T17:00:00Z".parse().unwrap(); // 01:00 on the 5th in Shanghai
+        s.add_in(&r, shanghai);
+        r.kind = Kind::Send;
+        s.add_in(&r, chrono_tz::UTC);
+        r.kind = Kind::Tag;
+        s.add_in(&r, shanghai);
+        assert_eq!(
+            s.days["2026-12-05"],
+            DayStats {
+                entered: 1,
+                ..Default::default()
+            }
+        );
+        assert_eq!(
+            s.days["2026-12-04"],
+            DayStats {
+                sends: 1,
+                ..Default::default()
+            }
+        );
+        assert_eq!(s.days.len(), 2, "a tag is not charted");
+        let start: chrono::DateTime<chrono::Utc> = "2026-01-01T12:00:00Z".parse().unwrap();
+        for d in 0..200 {
+            r.kind = Kind::Goal;
+            r.at = start + chrono::Duration::days(d);
+            s.add_in(&r, chrono_tz::UTC);
+        }
+        assert_eq!(s.days.len(), DAYS_KEPT);
+        // The oldest went: 90 days of goals (to 19 July) and the two December days.
+        assert_eq!(s.days.keys().next().unwrap(), "2026-04-21");
+        assert!(s.days.contains_key("2026-07-19"));
+        assert_eq!(s.goals, 200);
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub struct AppState {
     pub health: Arc<super::health::Health>,
     /// The daemon's clock: when an ingest call is received, when a replay is due.
     pub clock: Arc<dyn waymark_core::clock::Clock>,
+    /// The console's signed-in sessions.
+    pub sessions: Arc<super::ui::Sessions>,
 }
 
 /// A JSON error: `{"error": {"field": …, "message": …}}`.
@@ -104,6 +106,7 @@ pub fn router(state: AppState) -> Router {
         router = router.route(route.path, methods);
     }
     router
+        .merge(super::ui::router())
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn(move |request, next| {
             refuse_oversize(body_limit, request, next)
@@ -224,7 +227,7 @@ fn presented_token(headers: &HeaderMap, body: Option<&Json>) -> Option<String> {
 }
 
 /// Who acted, in the audit log, when the daemon has no tokens.
-const NO_TOKEN: &str = "loopback (no tokens configured)";
+pub(crate) const NO_TOKEN: &str = "loopback (no tokens configured)";
 
 /// Checks the request's token has `scope` (or `admin`); answers who holds
 /// it, for the audit log.
@@ -266,7 +269,7 @@ fn authorize(
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -432,7 +435,7 @@ async fn ingest(
 /// Reads the store on tokio's blocking pool: a user's whole journal or a
 /// thousand dead letters take milliseconds, and the one HTTP thread
 /// serves every other request meanwhile.
-async fn read_store<T: Send + 'static>(
+pub(crate) async fn read_store<T: Send + 'static>(
     state: &AppState,
     read: impl FnOnce(&Store<SledKv>) -> Result<T, crate::store::StoreError> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -738,7 +741,7 @@ fn stopping() -> ApiError {
 /// Compiles a script set against the configured channels, off the thread
 /// that serves every other request (it takes milliseconds): the plan, or
 /// the 422 answer with the diagnostics.
-async fn check_scripts(
+pub(crate) async fn check_scripts(
     state: &AppState,
     files: &std::collections::BTreeMap<String, String>,
     refused: &'static str,
@@ -768,7 +771,7 @@ async fn check_scripts(
 }
 
 /// Deploys a checked plan through the writer, recorded in the history.
-async fn deploy_plan(
+pub(crate) async fn deploy_plan(
     state: &AppState,
     plan: waymark_dsl::plan::Plan,
     cancel_removed: bool,
@@ -1023,7 +1026,7 @@ async fn audit_log(
 }
 
 /// Appends to the audit log through the writer.
-async fn audit(
+pub(crate) async fn audit(
     state: &AppState,
     actor: String,
     action: &'static str,

@@ -11,6 +11,7 @@ pub mod metrics;
 mod outbox;
 mod routes;
 mod serve;
+mod ui;
 mod writer;
 
 use crate::channels::Registry;
@@ -204,6 +205,7 @@ pub fn api_without_writer(
         limits: Default::default(),
         health: Default::default(),
         clock: Arc::new(SystemClock),
+        sessions: Default::default(),
     })
 }
 
@@ -386,6 +388,7 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
         limits: config.limits,
         health,
         clock: clock.clone(),
+        sessions: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -23,10 +23,16 @@ impl Effects {
     /// Fills in what `batch`'s journal sets off: its sends, the codes it
     /// issues and its journeys' stats, reading stats the first time a
     /// version is touched.
-    pub fn fill<K: Kv>(&mut self, store: &Store<K>, batch: &mut Batch) -> Result<(), StoreError> {
+    /// Days are counted in `zone` (the default policy's).
+    pub fn fill<K: Kv>(
+        &mut self,
+        store: &Store<K>,
+        batch: &mut Batch,
+        zone: chrono_tz::Tz,
+    ) -> Result<(), StoreError> {
         batch.sends = sends(&batch.journal);
         batch.codes = codes(&batch.journal);
-        batch.stats = self.stats(store, &batch.journal)?;
+        batch.stats = self.stats(store, &batch.journal, zone)?;
         Ok(())
     }
 
@@ -41,6 +47,7 @@ impl Effects {
         &mut self,
         store: &Store<K>,
         journal: &[Record],
+        zone: chrono_tz::Tz,
     ) -> Result<Vec<StatsWrite>, StoreError> {
         let mut touched: BTreeMap<(String, String), VersionStats> = BTreeMap::new();
         for record in journal {
@@ -55,7 +62,10 @@ impl Effects {
                 };
                 touched.insert(k.clone(), before);
             }
-            touched.get_mut(&k).expect("just inserted").add(record);
+            touched
+                .get_mut(&k)
+                .expect("just inserted")
+                .add_in(record, zone);
         }
         let writes = touched
             .iter()
@@ -141,7 +151,7 @@ mod tests {
             ],
             ..Batch::default()
         };
-        effects.fill(&store, &mut batch).unwrap();
+        effects.fill(&store, &mut batch, chrono_tz::UTC).unwrap();
         assert_eq!(batch.stats.len(), 1);
         assert_eq!(
             (batch.stats[0].stats.entered, batch.stats[0].stats.sends),
@@ -152,11 +162,11 @@ mod tests {
             journal: vec![record(Kind::Enter, Some("j"))],
             ..Batch::default()
         };
-        effects.fill(&store, &mut next).unwrap();
+        effects.fill(&store, &mut next, chrono_tz::UTC).unwrap();
         assert_eq!(next.stats[0].stats.entered, 2);
         // Forgotten: read from the store, which has neither.
         effects.forget();
-        effects.fill(&store, &mut next).unwrap();
+        effects.fill(&store, &mut next, chrono_tz::UTC).unwrap();
         assert_eq!(next.stats[0].stats.entered, 1);
     }
 }

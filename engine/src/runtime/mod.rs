@@ -186,11 +186,18 @@ impl<K: Kv> Runtime<K> {
         self.effects.forget();
     }
 
+    /// The zone stats count days in: the default policy's, else UTC.
+    fn stats_zone(&self) -> chrono_tz::Tz {
+        self.deployment
+            .policy_zone("default")
+            .unwrap_or(chrono_tz::UTC)
+    }
+
     /// Commits a batch (with what its journal sets off) and flushes it.
     fn commit(&mut self, batch: &mut Batch) -> Result<(), StoreError> {
         let written = self
             .effects
-            .fill(&self.store, batch)
+            .fill(&self.store, batch, self.stats_zone())
             .and_then(|()| self.store.commit_ref(batch))
             .and_then(|()| self.store.flush());
         if written.is_err() {

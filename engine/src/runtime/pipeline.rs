@@ -291,7 +291,7 @@ impl<K: Kv + Clone + 'static> Runtime<K> {
     ) -> Result<Vec<Record>, StoreError> {
         let ops = self
             .effects
-            .fill(&self.store, &mut batch)
+            .fill(&self.store, &mut batch, self.stats_zone())
             .and_then(|()| self.store.prepare(&batch));
         // The batch before must be applied (and durable, if it was
         // flushed) before this one is handed over.
