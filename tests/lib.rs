@@ -1,7 +1,10 @@
 //! Support for the end-to-end tests and benchmarks in this folder: they
 //! run the real `waymark` binary, built once per process in the profile
 //! they were built in, start it as a daemon on a free port, and talk to it
-//! over HTTP/1.1 with a small keep-alive client.
+//! over HTTP/1.1 with a small keep-alive client. [`browser`] drives a
+//! headless Chromium for what is seen in a browser.
+
+pub mod browser;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

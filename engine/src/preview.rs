@@ -120,6 +120,11 @@ impl Preview {
         }
     }
 
+    /// How many users inputs have reached.
+    pub fn members(&self) -> usize {
+        self.users.len()
+    }
+
     /// Starts cron schedules from `at` (they fire only after it).
     pub fn start_schedules_at(&mut self, at: DateTime<Utc>) {
         self.schedules_done = Some(at);

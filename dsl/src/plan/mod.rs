@@ -319,6 +319,14 @@ impl StepKind {
             StepKind::End => "end",
         }
     }
+
+    /// A split's name and arms; `None` for any other step.
+    pub fn split(&self) -> Option<(&str, &[SplitArm])> {
+        match self {
+            StepKind::Split { name, arms } => Some((name, arms)),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -9,6 +9,7 @@ pub mod fmt;
 pub mod graph;
 mod json_log;
 mod progress;
+mod report;
 pub mod run;
 pub mod simulate;
 pub mod test;

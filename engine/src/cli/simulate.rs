@@ -3,7 +3,8 @@
 //! order). Prints every record as a timeline (or JSON lines), then a
 //! per-journey summary. The same inputs give byte-identical output. A long
 //! run shows its progress on stderr when that is a terminal (`--quiet`
-//! turns it off).
+//! turns it off). `--report FILE.html` also writes the HTML report of the
+//! run (see [`super::report`]).
 
 use super::progress::Progress;
 use crate::ingest::Message;
@@ -40,6 +41,10 @@ pub struct SimulateArgs {
     /// terminal).
     #[arg(long)]
     pub quiet: bool,
+    /// Also write a self-contained HTML report here: each journey's
+    /// drawing painted with what its steps did, its numbers, split arms.
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
 }
 
 pub fn run(args: &SimulateArgs) -> Result<ExitCode> {
@@ -71,6 +76,7 @@ fn simulate(args: &SimulateArgs) -> Result<ExitCode> {
     let Some(plan) = super::plan_of(&args.paths)? else {
         return Ok(ExitCode::from(1));
     };
+    let report_plan = args.report.is_some().then(|| plan.clone());
     let name = args.events.display().to_string();
     let file = std::fs::File::open(&args.events).with_context(|| format!("cannot read {name}"))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
@@ -83,7 +89,10 @@ fn simulate(args: &SimulateArgs) -> Result<ExitCode> {
     // The simulated time: starts at the first event's time and moves with
     // the events, as the wall clock does under the daemon.
     let mut clock: Option<DateTime<Utc>> = None;
+    let mut first: Option<DateTime<Utc>> = None;
     let mut count = 0u64;
+    let mut duplicates = 0u64;
+    let report = args.report.is_some();
     // Three threads: one reads and parses lines, this one runs the engine,
     // one writes the records. The order of everything (the records, which
     // error stops the run) is the file's.
@@ -109,7 +118,7 @@ fn simulate(args: &SimulateArgs) -> Result<ExitCode> {
         let writer = std::thread::Builder::new()
             .name("write records".into())
             .spawn_scoped(scope, move || {
-                write_records(written, give_back_records, json, tz)
+                write_records(written, give_back_records, json, tz, report)
             })
             .context("cannot start the thread writing records")?;
         // A batch the writer is done with, emptied to fill again, if any:
@@ -156,7 +165,10 @@ fn simulate(args: &SimulateArgs) -> Result<ExitCode> {
                 }
                 let (number, input, at) = match &line.what {
                     What::Blank => continue,
-                    &What::Duplicate(at) => (line.number, None, at),
+                    &What::Duplicate(at) => {
+                        duplicates += 1;
+                        (line.number, None, at)
+                    }
                     What::Bad(message) => {
                         let _ = to_writer.send(std::mem::take(&mut records));
                         bail!("{message}")
@@ -179,6 +191,7 @@ fn simulate(args: &SimulateArgs) -> Result<ExitCode> {
                         show(at, chrono_tz::UTC)
                     );
                 }
+                first.get_or_insert(at);
                 clock = Some(at);
                 preview.advance_to_paged(at, &mut records, &mut hand_over);
                 if let Some((input, who)) = input {
@@ -219,9 +232,9 @@ fn simulate(args: &SimulateArgs) -> Result<ExitCode> {
             progress.finished(count, std::time::Instant::now())
         );
     }
-    if clock.is_none() {
+    let (Some(first), Some(last)) = (first, clock) else {
         bail!("{name}: no events")
-    }
+    };
     for (kind, lines) in &unsupported {
         let shown: Vec<String> = lines.iter().take(10).map(|n| n.to_string()).collect();
         let more = if lines.len() > 10 { ", …" } else { "" };
@@ -230,6 +243,25 @@ fn simulate(args: &SimulateArgs) -> Result<ExitCode> {
             lines.len(),
             shown.join(", ")
         );
+    }
+    if let (Some(path), Some(plan)) = (&args.report, &report_plan) {
+        let run = super::report::Run {
+            scripts: &args.paths,
+            script_files: super::journey_files(&args.paths)?.len(),
+            events: &args.events,
+            first,
+            last,
+            end: last + Duration::seconds(until as i64),
+            until: &args.until,
+            events_run: count,
+            duplicates,
+            not_acted_on: unsupported.values().map(|l| l.len() as u64).sum(),
+            users: preview.members(),
+            tz,
+            fired: summary.fired(),
+        };
+        let figures = summary.figures.as_ref().expect("kept for the report");
+        super::report::write(path, plan, &run, figures)?;
     }
     let mut out = std::io::stdout().lock();
     if json {
@@ -253,13 +285,17 @@ fn write_records(
     written: std::sync::mpsc::Sender<Vec<Record>>,
     json: bool,
     tz: chrono_tz::Tz,
+    report: bool,
 ) -> Result<Summary> {
     // Lines are written into memory and handed to stdout a batch at a
     // time: the JSON writer makes several small writes per field, which
     // a `Vec` takes inline where a buffered writer checks its room for each.
     let mut stdout = std::io::stdout().lock();
     let mut out: Vec<u8> = Vec::with_capacity(1 << 17);
-    let mut summary = Summary::default();
+    let mut summary = Summary {
+        figures: report.then(Default::default),
+        ..Summary::default()
+    };
     for batch in batches {
         for r in &batch {
             if json {
@@ -621,6 +657,8 @@ fn timeline_line(r: &Record, tz: chrono_tz::Tz) -> String {
 #[derive(Default)]
 struct Summary {
     journeys: BTreeMap<String, Counts>,
+    /// The figures of the report, when one is asked for.
+    figures: Option<super::report::Figures>,
 }
 
 #[derive(Default)]
@@ -640,6 +678,9 @@ struct Counts {
 
 impl Summary {
     fn add(&mut self, r: &Record) {
+        if let Some(figures) = &mut self.figures {
+            figures.add(r);
+        }
         let Some(journey) = &r.journey else { return };
         if !self.journeys.contains_key(journey.as_str()) {
             self.journeys.insert(journey.to_string(), Counts::default());
@@ -673,6 +714,15 @@ impl Summary {
             }
             _ => {}
         }
+    }
+
+    /// Each rule's firings.
+    fn fired(&self) -> BTreeMap<String, u64> {
+        self.journeys
+            .iter()
+            .filter(|(_, c)| c.rule)
+            .map(|(name, c)| (name.clone(), c.fired))
+            .collect()
     }
 
     /// Journeys (and tasks), then rules, each in a table as wide as its
