@@ -380,8 +380,10 @@ impl Layout {
         for layer in &layers {
             for (item, _) in layer {
                 if let Item::Waypoint { edge, at } = item {
+                    // Straight down through the rank, clear of its boxes.
                     let x = centre.get(&key(item)).copied().unwrap_or(0.0);
-                    bends[*edge].push((x, rank_top[*at] + rank_height[*at] / 2.0));
+                    bends[*edge].push((x, rank_top[*at]));
+                    bends[*edge].push((x, rank_top[*at] + rank_height[*at]));
                 }
             }
         }
@@ -420,64 +422,109 @@ impl Layout {
                 lanes[e] = Some(x);
             }
         }
-        let width = places
-            .iter()
-            .map(Place::right)
-            .fold(lane_right + 40.0, f64::max);
-        let height = places.iter().map(Place::bottom).fold(0.0, f64::max);
-        Layout {
+        let mut layout = Layout {
             places,
             bends,
             lanes,
-            width,
-            height,
+            width: 0.0,
+            height: 0.0,
+        };
+        // Labels may reach left of the boxes (an arrow leaning left has its
+        // label on its left): everything moves right to keep them in.
+        let labels: Vec<(f64, f64)> = flow
+            .edges
+            .iter()
+            .enumerate()
+            .filter_map(|(e, edge)| layout.route(e, edge).1)
+            .map(|label| (label.left, label.left + label.width))
+            .collect();
+        let reach = labels.iter().map(|l| l.0).fold(0.0, f64::min);
+        if reach < 0.0 {
+            for p in &mut layout.places {
+                p.x -= reach;
+            }
+            for b in layout.bends.iter_mut().flatten() {
+                b.0 -= reach;
+            }
+            for lane in layout.lanes.iter_mut().flatten() {
+                *lane -= reach;
+            }
+            lane_right -= reach;
         }
+        layout.width = layout
+            .places
+            .iter()
+            .map(Place::right)
+            .chain(labels.iter().map(|l| l.1 - reach.min(0.0)))
+            .fold(lane_right + 40.0, f64::max);
+        layout.height = layout.places.iter().map(Place::bottom).fold(0.0, f64::max);
+        layout
+    }
+
+    /// An edge's path, and where its label goes.
+    fn route(&self, e: usize, edge: &super::Edge) -> (String, Option<LabelBox>) {
+        let (a, b) = (self.places[edge.from], self.places[edge.to]);
+        let (path, label_at) = match (edge.style, self.lanes[e]) {
+            (EdgeStyle::Note, _) => (format!("M{},{} H{}", n(a.right()), n(a.cy()), n(b.x)), None),
+            // Down out of the box, across under its rank, up the lane.
+            (EdgeStyle::Back, Some(lane)) => (
+                format!(
+                    "M{},{} V{} H{} V{} H{}",
+                    n(a.cx()),
+                    n(a.bottom()),
+                    n(a.bottom() + GAP_Y / 3.0),
+                    n(lane),
+                    n(b.cy()),
+                    n(b.right())
+                ),
+                Some(((lane, (a.bottom() + b.cy()) / 2.0), 0.0)),
+            ),
+            _ => {
+                let mut points = vec![(a.cx(), a.bottom())];
+                points.extend(self.bends[e].iter().copied());
+                points.push((b.cx(), b.y));
+                let mut path = String::new();
+                for (i, (x, y)) in points.iter().enumerate() {
+                    let _ = write!(
+                        path,
+                        "{}{},{}",
+                        if i == 0 { "M" } else { " L" },
+                        n(*x),
+                        n(*y)
+                    );
+                }
+                let (x0, y0) = points[0];
+                let (x1, y1) = points[1];
+                (
+                    path,
+                    Some(((x0 + (x1 - x0) * 0.5, y0 + (y1 - y0) * 0.5), x1 - x0)),
+                )
+            }
+        };
+        let label = match (&edge.label, label_at) {
+            (Some(text), Some(((x, y), towards))) => {
+                // Beside the arrow, on the side it leans to, so the labels
+                // of arrows fanning out of one box do not overlap.
+                let width = columns_of(text) as f64 * COLUMN * 11.0 / FONT + 8.0;
+                let left = if towards < -1.0 {
+                    x - width - 2.0
+                } else if towards > 1.0 {
+                    x + 2.0
+                } else {
+                    x - width / 2.0
+                };
+                Some(LabelBox { left, y, width })
+            }
+            _ => None,
+        };
+        (path, label)
     }
 
     fn draw(&self, out: &mut String, flow: &Flow, paint: &Paint) {
         // Arrows first, boxes over them, labels last (over both).
         let mut labels = String::new();
         for (e, edge) in flow.edges.iter().enumerate() {
-            let (a, b) = (self.places[edge.from], self.places[edge.to]);
-            let (path, label_at) = match (edge.style, self.lanes[e]) {
-                (EdgeStyle::Note, _) => {
-                    (format!("M{},{} H{}", n(a.right()), n(a.cy()), n(b.x)), None)
-                }
-                // Down out of the box, across under its rank, up the lane.
-                (EdgeStyle::Back, Some(lane)) => (
-                    format!(
-                        "M{},{} V{} H{} V{} H{}",
-                        n(a.cx()),
-                        n(a.bottom()),
-                        n(a.bottom() + GAP_Y / 3.0),
-                        n(lane),
-                        n(b.cy()),
-                        n(b.right())
-                    ),
-                    Some(((lane, (a.bottom() + b.cy()) / 2.0), 0.0)),
-                ),
-                _ => {
-                    let mut points = vec![(a.cx(), a.bottom())];
-                    points.extend(self.bends[e].iter().copied());
-                    points.push((b.cx(), b.y));
-                    let mut path = String::new();
-                    for (i, (x, y)) in points.iter().enumerate() {
-                        let _ = write!(
-                            path,
-                            "{}{},{}",
-                            if i == 0 { "M" } else { " L" },
-                            n(*x),
-                            n(*y)
-                        );
-                    }
-                    let (x0, y0) = points[0];
-                    let (x1, y1) = points[1];
-                    (
-                        path,
-                        Some(((x0 + (x1 - x0) * 0.5, y0 + (y1 - y0) * 0.5), x1 - x0)),
-                    )
-                }
-            };
+            let (path, label) = self.route(e, edge);
             let dash = match edge.style {
                 EdgeStyle::Flow => "",
                 EdgeStyle::Back | EdgeStyle::Note => " stroke-dasharray=\"5 4\"",
@@ -491,24 +538,14 @@ impl Layout {
                 out,
                 "<path class=\"edge\" d=\"{path}\" fill=\"none\" stroke=\"#555555\" stroke-width=\"1.3\"{dash}{marker}/>"
             );
-            if let (Some(text), Some(((x, y), towards))) = (&edge.label, label_at) {
-                // Beside the arrow, on the side it leans to, so the labels
-                // of arrows fanning out of one box do not overlap.
-                let w = columns_of(text) as f64 * COLUMN * 11.0 / FONT + 8.0;
-                let left = if towards < -1.0 {
-                    x - w - 2.0
-                } else if towards > 1.0 {
-                    x + 2.0
-                } else {
-                    x - w / 2.0
-                };
+            if let (Some(text), Some(LabelBox { left, y, width })) = (&edge.label, label) {
                 let _ = writeln!(
                     labels,
                     "<g class=\"edge-label\"><rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"16\" rx=\"3\" fill=\"#ffffff\" fill-opacity=\"0.92\"/><text x=\"{}\" y=\"{}\" font-size=\"11\" text-anchor=\"middle\" fill=\"#333333\">{}</text></g>",
                     n(left),
                     n(y - 8.0),
-                    n(w),
-                    n(left + w / 2.0),
+                    n(width),
+                    n(left + width / 2.0),
                     n(y + 4.0),
                     escape(text)
                 );
@@ -590,6 +627,14 @@ impl Layout {
         }
         out.push_str(&labels);
     }
+}
+
+/// Where an arrow's label goes: its box's left edge, middle height, width.
+#[derive(Debug, Clone, Copy)]
+struct LabelBox {
+    left: f64,
+    y: f64,
+    width: f64,
 }
 
 /// A stable map key for an item.

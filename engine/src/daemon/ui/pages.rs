@@ -306,6 +306,8 @@ fn step_figures(s: &StepStats) -> Vec<String> {
         ("emit", "events emitted"),
         ("split", "split"),
         ("deferred", "deferred"),
+        ("failed", "given up"),
+        ("delivered", "delivered on replay"),
         ("exit", "left here"),
     ] {
         let n = s.count(kind);
