@@ -268,6 +268,26 @@ fn the_console_shows_the_apis_numbers_and_acts_with_a_csrf_token() {
         page.contains(&format!("waiting here now {waiting}")),
         "the wait step holds everyone"
     );
+    // One arm's numbers on the flow: the coupon arm's users, and its send.
+    let links = browser.find_all("p.arms-pick a");
+    let coupon = links
+        .iter()
+        .find(|a| a.text() == "offer: coupon")
+        .expect("a link to the coupon arm");
+    coupon.click();
+    browser.wait_for("p.arms-pick strong", Duration::from_secs(10));
+    clean(&browser, "the coupon arm");
+    let head = browser.text("svg.waymark-flow g[data-key=head] text.figure");
+    assert_eq!(head, format!("in arm coupon of offer: {coupon_arm}"));
+    let by_arm = &figures["steps_by_arm"]["offer"]["coupon"];
+    let (step, sends) = by_arm
+        .as_object()
+        .unwrap()
+        .iter()
+        .find_map(|(step, s)| Some((step.clone(), s["records"]["send"].as_u64()?)))
+        .expect("the coupon arm's send step");
+    let shown = browser.text(&format!("svg.waymark-flow g[data-key={step}]"));
+    assert!(shown.contains(&format!("sent {sends}")), "{shown}");
     browser.click("form[action='/ui/logout'] button");
     browser.wait_for("input[name=token]", Duration::from_secs(10));
 

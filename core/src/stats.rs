@@ -31,6 +31,9 @@ pub struct VersionStats {
     /// goals reached by them (also after they finished, within the goal's
     /// window).
     pub arms: BTreeMap<String, BTreeMap<String, ArmStats>>,
+    /// Per split, per arm, per step: what the step did for the users put in
+    /// that arm (the console paints the flow per arm from it).
+    pub steps_by_arm: BTreeMap<String, BTreeMap<String, BTreeMap<String, StepStats>>>,
     /// Per local day (`2026-12-05`, in the zone the shell folds in: the
     /// default policy's), the last [`DAYS_KEPT`] days with activity.
     pub days: BTreeMap<String, DayStats>,
@@ -59,6 +62,16 @@ pub struct StepStats {
 }
 
 impl StepStats {
+    fn note(&mut self, r: &Record) {
+        *self.records.entry(r.kind.as_str().to_string()).or_default() += 1;
+        if r.kind == Kind::Suppressed {
+            *self
+                .suppressed
+                .entry(r.reason.clone().unwrap_or_default())
+                .or_default() += 1;
+        }
+    }
+
     /// How many records of `kind` the step wrote.
     pub fn count(&self, kind: &str) -> u64 {
         self.records.get(kind).copied().unwrap_or(0)
@@ -137,16 +150,16 @@ impl VersionStats {
             _ => {}
         }
         if let Some(step) = &r.step {
-            let stats = self.steps.entry(step.to_string()).or_default();
-            *stats
-                .records
-                .entry(r.kind.as_str().to_string())
-                .or_default() += 1;
-            if r.kind == Kind::Suppressed {
-                *stats
-                    .suppressed
-                    .entry(r.reason.clone().unwrap_or_default())
-                    .or_default() += 1;
+            self.steps.entry(step.to_string()).or_default().note(r);
+            for (split, arm) in r.arms.iter().flatten() {
+                self.steps_by_arm
+                    .entry(split.clone())
+                    .or_default()
+                    .entry(arm.clone())
+                    .or_default()
+                    .entry(step.to_string())
+                    .or_default()
+                    .note(r);
             }
         }
     }
@@ -236,6 +249,7 @@ impl VersionStats {
             "deferred": self.deferred,
             "failures": self.failures,
             "steps": self.steps,
+            "steps_by_arm": self.steps_by_arm,
             "arms": arms,
             "days": self.days,
         })
@@ -330,6 +344,11 @@ mod tests {
             r.step = Some("s3".into());
             s.add(&r);
         }
+        let mut in_arm = rec(Kind::Send, None, Some("coupon"));
+        in_arm.step = Some("s5".into());
+        s.add(&in_arm);
+        assert_eq!(s.steps_by_arm["offer"]["coupon"]["s5"].count("send"), 1);
+        assert!(!s.steps_by_arm["offer"].contains_key("holdout"));
         assert_eq!(s.steps["s3"].count("send"), 2);
         assert_eq!(s.steps["s3"].count("suppressed"), 1);
         assert_eq!(s.steps["s3"].suppressed["quiet_hours"], 1);
@@ -338,7 +357,7 @@ mod tests {
         assert_eq!(s.suppressed["cap"], 1);
         assert_eq!(
             json_steps(&s),
-            serde_json::json!({"s3": {"records": {"send": 2, "suppressed": 1}, "suppressed": {"quiet_hours": 1}}})
+            serde_json::json!({"s3": {"records": {"send": 2, "suppressed": 1}, "suppressed": {"quiet_hours": 1}}, "s5": {"records": {"send": 1}, "suppressed": {}}})
         );
         let json = s.to_json();
         assert_eq!(json["arms"]["offer"]["coupon"]["goal_rate"], 1.0);

@@ -513,28 +513,100 @@ pub(crate) async fn journey(
             };
             let flows = graph::flows(&one, Some(&name));
             let mut paint = Paint::default();
-            paint.add(
-                &name,
-                "head",
-                format!(
-                    "entered {} · active {}",
-                    count(s.entered),
-                    count(s.active())
-                ),
+            // All users, or those of one split arm (`?arm=split/arm`).
+            let arm = query
+                .get("arm")
+                .and_then(|a| a.split_once('/'))
+                .and_then(|(split, arm)| {
+                    let figures = s.arms.get(split)?.get(arm)?;
+                    let steps = s
+                        .steps_by_arm
+                        .get(split)
+                        .and_then(|arms| arms.get(arm))
+                        .cloned()
+                        .unwrap_or_default();
+                    Some((split.to_string(), arm.to_string(), figures.clone(), steps))
+                });
+            let _ = write!(
+                body,
+                "<p class=\"arms-pick\">Numbers for: {}",
+                if arm.is_none() {
+                    "<strong>all users</strong>".to_string()
+                } else {
+                    format!(
+                        "<a href=\"/ui/journeys/{}?version={}\">all users</a>",
+                        path_part(&name),
+                        path_part(&selected)
+                    )
+                }
             );
-            if journey.goal.is_some() {
-                paint.add(
-                    &name,
-                    "note",
-                    format!("goals {} ({})", count(s.goals), rate(s.goals, s.entered)),
-                );
+            for (split, arms) in &s.arms {
+                for arm_name in arms.keys() {
+                    let label = format!("{split}: {arm_name}");
+                    let chosen = arm
+                        .as_ref()
+                        .is_some_and(|(sp, a, _, _)| sp == split && a == arm_name);
+                    if chosen {
+                        let _ = write!(body, " · <strong>{}</strong>", esc(&label));
+                    } else {
+                        let _ = write!(
+                            body,
+                            " · <a href=\"/ui/journeys/{}?version={}&amp;arm={}\">{}</a>",
+                            path_part(&name),
+                            path_part(&selected),
+                            path_part(&format!("{split}/{arm_name}")),
+                            esc(&label)
+                        );
+                    }
+                }
             }
-            for (step, step_stats) in &s.steps {
+            body.push_str("</p>");
+            let steps = match &arm {
+                Some((split, arm_name, figures, steps)) => {
+                    paint.add(
+                        &name,
+                        "head",
+                        format!("in arm {arm_name} of {split}: {}", count(figures.assigned)),
+                    );
+                    if journey.goal.is_some() {
+                        paint.add(
+                            &name,
+                            "note",
+                            format!(
+                                "goals {} ({})",
+                                count(figures.goals),
+                                rate(figures.goals, figures.assigned)
+                            ),
+                        );
+                    }
+                    steps.clone()
+                }
+                None => {
+                    paint.add(
+                        &name,
+                        "head",
+                        format!(
+                            "entered {} · active {}",
+                            count(s.entered),
+                            count(s.active())
+                        ),
+                    );
+                    if journey.goal.is_some() {
+                        paint.add(
+                            &name,
+                            "note",
+                            format!("goals {} ({})", count(s.goals), rate(s.goals, s.entered)),
+                        );
+                    }
+                    s.steps.clone()
+                }
+            };
+            for (step, step_stats) in &steps {
                 for line in step_figures(step_stats) {
                     paint.add(&name, step, line);
                 }
             }
-            if let Some(waiting) = &waiting {
+            if let Some(waiting) = waiting.as_ref().filter(|_| arm.is_none()) {
                 for ((_, version, step), users) in waiting {
                     if *version == selected {
                         paint.add(&name, step, format!("waiting here now {}", count(*users)));
