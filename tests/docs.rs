@@ -265,3 +265,44 @@ fn every_script_in_the_language_doc_checks_and_every_keyword_is_explained() {
         "grammar keywords docs/language.md never mentions: {missing:?}"
     );
 }
+
+/// Every page and action of the console (its router, `engine/src/daemon/ui/mod.rs`)
+/// is in `docs/console.md`.
+#[test]
+fn every_console_page_and_action_is_in_the_console_doc() {
+    let router = read("engine/src/daemon/ui/mod.rs");
+    let doc = read("docs/console.md");
+    let mut paths = Vec::new();
+    for line in router.lines() {
+        let Some(rest) = line.trim().strip_prefix(".route(\"") else {
+            continue;
+        };
+        let path = rest.split('"').next().unwrap();
+        paths.push(path.to_string());
+    }
+    assert!(paths.len() > 10, "{paths:?}");
+    // Pages are named by their path (with NAME, ID for the parameters);
+    // actions by their button, which the doc puts in bold.
+    let actions = [
+        ("/pause", "**Pause**"),
+        ("/resume", "**Resume**"),
+        ("/replay", "**Replay**"),
+        ("/rollback", "**Roll back"),
+        ("/ui/logout", "**Sign out**"),
+        ("/ui/login", "## Signing in"),
+        ("/ui/users", "**Find user**"),
+        ("/ui/style.css", "stylesheet"),
+        ("/ui/", "`/ui`"),
+    ];
+    for path in &paths {
+        let shown = path
+            .replace("{name}", "NAME")
+            .replace("{id}", "ID")
+            .replace("{seq}", "SEQ");
+        let documented = match actions.iter().find(|(end, _)| path.ends_with(end)) {
+            Some((_, words)) => doc.contains(words),
+            None => doc.contains(&format!("`{shown}`")),
+        };
+        assert!(documented, "{path} is not in docs/console.md");
+    }
+}
