@@ -94,7 +94,7 @@ codes! {
     BadValue = "E0904", Error, "value out of range",
         "A number is outside what the clause allows: `repeat 0 times`, a cap or limit of 0, `streak 0 days`, a split arm of 0%, a duration of zero where one is required (`within 0d`, `every 0s`), or quiet hours that start and end at the same time.";
     NotAllowedHere = "E0905", Error, "step not allowed here",
-        "A rule or a task reward runs at once when its event arrives: it cannot `wait`. Put waits in a journey (a rule can `emit` an event that triggers one).";
+        "A step is somewhere it cannot run. A rule or a task reward runs at once when its event arrives: it cannot `wait`; put waits in a journey (a rule can `emit` an event that triggers one). `set` and `unset` cannot change the fields the engine keeps (`user.id`, `created_at`, `tags`, `points`, `coupons`): use `tag`/`untag`, `give points`/`take points` and `give coupon`.";
     UnknownChannelField = "E1001", Error, "message field not accepted by channel",
         "With `--config`, each `send` step is checked against the fields its channel's kind needs and accepts.";
 }

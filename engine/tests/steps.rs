@@ -290,6 +290,19 @@ fn give_coupon_expires_at_an_expression() {
 }
 
 #[test]
+fn give_coupon_expires_at_a_date_at_the_end_of_that_local_day() {
+    let mut h = Harness::new(
+        "journey j {\n  trigger event go\n  entry always\n  tz \"Asia/Shanghai\"\n  give coupon \"X\" expires at date(now)\n}\n",
+    );
+    // START is 08:00 on 10 November in Shanghai: valid through that day.
+    h.track("u1", "go", json!({}));
+    assert_eq!(
+        h.of_kind(Kind::Coupon)[0].expires_at,
+        Some(t("2025-11-10T16:00:00Z"))
+    );
+}
+
+#[test]
 fn give_points_with_reason_and_expiry_expires_them_later() {
     let mut h = journey(r#"  give points 100 reason "welcome" expires in 30d"#);
     h.track("u1", "go", json!({}));

@@ -413,14 +413,21 @@ impl Cx<'_> {
                         let Some(v) = self.value(owner, inst, e) else {
                             return Flow::Next(*next);
                         };
-                        match v.as_timestamp() {
+                        // A date: valid through that day where the user
+                        // is, so it expires at the next local midnight.
+                        let zone = || self.zone(None, owner.tz, &owner.policy.name);
+                        let through = |d: chrono::NaiveDate| {
+                            d.succ_opt()
+                                .map(|next| super::guard::local_midnight(next, zone()))
+                        };
+                        match v.as_timestamp().or_else(|| v.as_date().and_then(through)) {
                             Some(t) => Some(t),
                             None => {
                                 self.error(
                                     owner,
                                     inst,
                                     format!(
-                                        "`expires at` needs a timestamp, got a {}",
+                                        "`expires at` needs a timestamp or a date, got a {}",
                                         v.type_of()
                                     ),
                                 );
