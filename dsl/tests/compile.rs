@@ -134,3 +134,26 @@ fn a_test_date_is_midnight_in_the_default_policys_zone() {
     );
     assert_eq!(at(""), "2025-11-11T00:00:00+00:00");
 }
+
+/// Strings compare with dates and timestamps as the engine compares them
+/// (parsed when the comparison runs): no "always false" warning; other
+/// mixed comparisons keep theirs.
+#[test]
+fn a_date_or_timestamp_compared_with_a_string_is_not_always_false() {
+    let script = "journey j {\n  trigger event x\n  if date(now) == \"2025-11-11\" or now > event.when_text or user.points == \"many\" {\n    tag \"t\"\n  }\n}\n";
+    let checked = compiled(&[("a.journey", script)]);
+    let codes: Vec<(Code, String)> = checked
+        .diagnostics
+        .iter()
+        .map(|d| (d.code, d.message.clone()))
+        .collect();
+    assert_eq!(
+        codes,
+        [(
+            Code::AlwaysFalse,
+            "a number is never equal to a string".to_string()
+        )],
+        "{}",
+        render::human(&checked.sources, &checked.diagnostics)
+    );
+}

@@ -199,8 +199,9 @@ impl<'a> Infer<'_, 'a> {
                 T::Bool
             }
             B::Eq | B::Ne => {
-                let comparable =
-                    l == r || matches!((l, r), (T::Timestamp, T::Date) | (T::Date, T::Timestamp));
+                // A string is read as a date or timestamp when compared
+                // with one (event properties arrive as JSON text).
+                let comparable = l == r || timely(l, r);
                 if known && !comparable {
                     self.out.push(
                         Diagnostic::new(
@@ -222,10 +223,7 @@ impl<'a> Infer<'_, 'a> {
                     l,
                     T::Number | T::String | T::Timestamp | T::Date | T::Duration | T::TimeOfDay
                 );
-                if known
-                    && (l != r || !ordered)
-                    && !matches!((l, r), (T::Timestamp, T::Date) | (T::Date, T::Timestamp))
-                {
+                if known && (l != r || !ordered) && !timely(l, r) {
                     return bad(self);
                 }
                 T::Bool
@@ -403,4 +401,17 @@ pub fn literal_type(expr: &Expr) -> Type {
         ExprKind::Unary(UnaryOp::Neg, e) => literal_type(e),
         _ => Type::Any,
     }
+}
+
+/// Two types the engine compares as times: a date and a timestamp, or
+/// either with a string (parsed when the comparison runs).
+fn timely(l: Type, r: Type) -> bool {
+    use Type as T;
+    matches!(
+        (l, r),
+        (T::Timestamp, T::Date)
+            | (T::Date, T::Timestamp)
+            | (T::Timestamp | T::Date, T::String)
+            | (T::String, T::Timestamp | T::Date)
+    )
 }

@@ -32,6 +32,7 @@ pub const JOURNEY_FIELDS: &[(&str, Type)] = &[
 pub const COUPON_FIELDS: &[(&str, Type)] = &[
     ("id", Type::String),
     ("code", Type::String),
+    ("issued_at", Type::Timestamp),
     ("expires_at", Type::Timestamp),
 ];
 
