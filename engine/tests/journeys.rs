@@ -387,6 +387,34 @@ journey promo {
 }
 
 #[test]
+fn a_calendar_budget_has_the_same_days_for_users_of_every_zone() {
+    let mut h = Harness::new(
+        r#"
+policy default {
+  tz "Asia/Shanghai"
+}
+
+journey promo {
+  trigger event ping
+  entry always
+  limit 1 entry per day
+  send sms template "P"
+}
+"#,
+    );
+    h.identify("ny", json!({ "timezone": "America/New_York" }));
+    // 18:00 on 10 November in Shanghai (05:00 in New York).
+    h.advance_to(t("2025-11-10T10:00:00Z"));
+    h.track("a", "ping", json!({}));
+    // 01:00 on the 11th in Shanghai: a new day of the budget, though it is
+    // still the 10th in New York.
+    h.advance_to(t("2025-11-10T17:00:00Z"));
+    h.track("ny", "ping", json!({}));
+    assert_eq!(h.templates("ny"), ["P"]);
+    assert!(h.skips("ny").is_empty());
+}
+
+#[test]
 fn limit_without_window_is_a_total_budget() {
     let mut h = Harness::new(
         r#"

@@ -445,7 +445,15 @@ impl<'a> Cx<'a> {
             return self.skip(journey, trigger, "paused");
         }
         if let Some(limit) = &journey.limit {
-            let tz = self.zone(None, journey.tz.as_deref(), &journey.policy);
+            // One budget for everybody, so one calendar: the journey's zone,
+            // else its policy's, never the user's (users in two zones
+            // would see two different days of the same budget).
+            let tz = journey
+                .tz
+                .as_deref()
+                .and_then(|z| waymark_dsl::schedule::parse_time_zone(z).ok())
+                .or_else(|| self.d.policy_zone(&journey.policy))
+                .unwrap_or(chrono_tz::UTC);
             let since = window_start(limit.per, self.now, tz);
             let entries = self
                 .globals
