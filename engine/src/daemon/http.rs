@@ -508,15 +508,39 @@ async fn export(
     ))
 }
 
+/// The most records one journal answer holds.
+const JOURNAL_PAGE: u64 = 10_000;
+
 async fn journal(
     State(state): State<AppState>,
     headers: HeaderMap,
     Param(id): Param,
+    query: QueryParams,
 ) -> Result<impl IntoResponse, ApiError> {
     authorize(&state, &headers, None, Scope::Read)?;
+    let query = query.allow(Endpoint::Journal)?;
+    let limit = query.number("limit", JOURNAL_PAGE, JOURNAL_PAGE)?.max(1) as usize;
+    let last = query
+        .get("last")
+        .map(|_| query.number("last", 0, JOURNAL_PAGE))
+        .transpose()?;
+    let after = query.number("after", 0, u64::MAX)?;
+    if last.is_some() && query.get("after").is_some() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "query.last",
+            "give `last` (the newest records) or `after` (a page from a point), not both",
+        ));
+    }
     let key = id.clone();
-    let records = read_store(&state, move |store| store.journal(&key, 10_000)).await?;
-    Ok(axum::Json(json!({"user": id, "records": records})))
+    let (records, next) = read_store(&state, move |store| match last {
+        Some(n) => Ok((store.journal_latest(&key, n as usize)?, None)),
+        None => store.journal_page(&key, after, limit),
+    })
+    .await?;
+    Ok(axum::Json(
+        json!({"user": id, "records": records, "next": next}),
+    ))
 }
 
 async fn dead_letters(

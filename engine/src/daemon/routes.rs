@@ -201,7 +201,23 @@ pub(super) const ROUTES: &[Route] = &[
         body: None,
         answer: Answer::Json("Object"),
         errors: &[400, 401, 403, 500],
-        query: &[],
+        query: &[
+            (
+                "after",
+                "integer",
+                "only records written after this point: the `next` of the page before (default: from the first)",
+            ),
+            (
+                "limit",
+                "integer",
+                "records in the page, at least (a batch's records are not split), default and at most 10000",
+            ),
+            (
+                "last",
+                "integer",
+                "instead: the newest this many records, at most 10000",
+            ),
+        ],
     },
     Route {
         endpoint: Endpoint::DeadLetters,

@@ -34,6 +34,57 @@ impl<K: Kv> Store<K> {
         Ok(out)
     }
 
+    /// A user's newest records, at most `limit`, oldest first.
+    pub fn journal_latest(&self, user: &str, limit: usize) -> Result<Vec<Record>> {
+        let prefix = key("j", &[&user_part(user), b""]);
+        let mut keys = Vec::new();
+        let mut count = 0;
+        // Each key holds at least one record: `limit` keys are enough.
+        for (k, v) in self.kv.range_rev(&prefix, &prefix_end(&prefix), limit)? {
+            if count >= limit {
+                break;
+            }
+            let records = decode::<Vec<Record>>(&k, &v)?;
+            count += records.len();
+            keys.push(records);
+        }
+        let mut out: Vec<Record> = keys.into_iter().rev().flatten().collect();
+        let extra = out.len().saturating_sub(limit);
+        out.drain(..extra);
+        Ok(out)
+    }
+
+    /// A page of a user's records, oldest first: those written after
+    /// sequence number `after` (0 for the start), at least `limit` unless
+    /// there are fewer (a batch's records of one user are not split), and
+    /// the sequence number to ask after for the next page, if any.
+    pub fn journal_page(
+        &self,
+        user: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<(Vec<Record>, Option<u64>)> {
+        let prefix = key("j", &[&user_part(user), b""]);
+        let mut from = prefix.clone();
+        from.extend_from_slice(&after.saturating_add(1).to_be_bytes());
+        let rows = self
+            .kv
+            .range(&from, &prefix_end(&prefix), limit.saturating_add(1))?;
+        let mut out = Vec::new();
+        let mut last = None;
+        let mut consumed = 0;
+        for (k, v) in &rows {
+            if out.len() >= limit {
+                break;
+            }
+            out.extend(decode::<Vec<Record>>(k, v)?);
+            last = k[prefix.len()..].try_into().ok().map(u64::from_be_bytes);
+            consumed += 1;
+        }
+        let next = if consumed < rows.len() { last } else { None };
+        Ok((out, next))
+    }
+
     /// The writes of a batch's journal, numbered after `first`: one key per
     /// user, under the sequence number of the user's first record (every
     /// record still takes a number), and `s`. Returns the last number.
@@ -59,5 +110,71 @@ impl<K: Kv> Store<K> {
             ops.push(Op::Put(b"s".to_vec(), seq.to_be_bytes().to_vec()));
         }
         seq
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryKv;
+    use waymark_core::journal::Kind;
+
+    /// `batches` batches of `per` records each for user `u` (and one for
+    /// someone else in every batch), committed in order.
+    fn store(batches: u64, per: u64) -> Store<MemoryKv> {
+        let store = Store::open(MemoryKv::default()).unwrap();
+        let at = "2026-12-05T00:00:00Z".parse().unwrap();
+        let mut seq = 0;
+        for b in 0..batches {
+            let mut journal = Vec::new();
+            for i in 0..per {
+                let mut r = Record::new(at, "u", Kind::Tag);
+                r.tag = Some(format!("{b}.{i}"));
+                journal.push(r);
+                journal.push(Record::new(at, "other", Kind::Tag));
+            }
+            let mut ops = Vec::new();
+            seq = Store::<MemoryKv>::write_journal(&journal, seq, &mut ops);
+            store.kv.apply(ops).unwrap();
+        }
+        store
+    }
+
+    fn tags(records: &[Record]) -> Vec<String> {
+        records.iter().map(|r| r.tag.clone().unwrap()).collect()
+    }
+
+    #[test]
+    fn pages_follow_each_other_without_gaps_or_repeats() {
+        let store = store(5, 2);
+        let mut after = 0;
+        let mut seen = Vec::new();
+        loop {
+            let (page, next) = store.journal_page("u", after, 3).unwrap();
+            // A batch's two records stay together: pages of 4, 4, 2.
+            assert!(page.len() >= 2, "{page:?}");
+            seen.extend(tags(&page));
+            match next {
+                Some(n) => after = n,
+                None => break,
+            }
+        }
+        let all: Vec<String> = (0..5)
+            .flat_map(|b| [format!("{b}.0"), format!("{b}.1")])
+            .collect();
+        assert_eq!(seen, all);
+        assert_eq!(tags(&store.journal("u", 100).unwrap()), all);
+    }
+
+    #[test]
+    fn the_latest_are_the_newest_records_oldest_first() {
+        let store = store(4, 3);
+        assert_eq!(
+            tags(&store.journal_latest("u", 4).unwrap()),
+            ["2.2", "3.0", "3.1", "3.2"]
+        );
+        assert_eq!(store.journal_latest("u", 100).unwrap().len(), 12);
+        assert!(store.journal_latest("nobody", 5).unwrap().is_empty());
+        assert!(store.journal_page("nobody", 0, 5).unwrap().0.is_empty());
     }
 }

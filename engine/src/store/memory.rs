@@ -45,6 +45,16 @@ impl Kv for MemoryKv {
             .collect())
     }
 
+    fn range_rev(&self, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let map = self.map.read().expect("no panics while holding the lock");
+        Ok(map
+            .range(from.to_vec()..to.to_vec())
+            .rev()
+            .take(limit)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
     fn flush(&self) -> Result<()> {
         Ok(())
     }

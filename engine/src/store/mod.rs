@@ -113,6 +113,15 @@ pub trait Kv: Send + Sync {
     fn apply(&self, ops: Vec<Op>) -> Result<()>;
     /// Pairs with keys in `[from, to)`, in key order, at most `limit`.
     fn range(&self, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
+    /// Pairs with keys in `[from, to)`, last key first, at most `limit`.
+    /// (This default reads the whole range; a backend that can walk
+    /// backwards does so.)
+    fn range_rev(&self, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut all = self.range(from, to, usize::MAX)?;
+        all.reverse();
+        all.truncate(limit);
+        Ok(all)
+    }
     /// Makes every applied batch durable.
     fn flush(&self) -> Result<()>;
     /// How many keys are in `[from, to)`.

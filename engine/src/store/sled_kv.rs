@@ -128,6 +128,16 @@ impl Kv for SledKv {
         })
     }
 
+    fn range_rev(&self, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.with(|db| {
+            db.range(from..to)
+                .rev()
+                .take(limit)
+                .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())))
+                .collect()
+        })
+    }
+
     fn count(&self, from: &[u8], to: &[u8]) -> Result<usize> {
         self.with(|db| {
             let mut n = 0;

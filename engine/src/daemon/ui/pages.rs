@@ -910,7 +910,7 @@ pub(crate) async fn user(State(state): State<AppState>, headers: HeaderMap, id: 
         let Some(user) = store.user(&key)? else {
             return Ok(None);
         };
-        let journal = store.journal(&key, 10_000)?;
+        let journal = store.journal_latest(&key, 500)?;
         Ok(Some((user, journal, store.load_deployment()?)))
     })
     .await;
@@ -1060,10 +1060,10 @@ pub(crate) async fn user(State(state): State<AppState>, headers: HeaderMap, id: 
     // Timeline, newest first.
     let _ = write!(
         body,
-        "<section><h2>Timeline</h2><p class=\"hint\">{} records, newest first; times in {zone}.</p><ol class=\"timeline\" id=\"timeline\">",
+        "<section><h2>Timeline</h2><p class=\"hint\">The last {} records, newest first; times in {zone}. <code>GET /v1/users/ID/journal</code> pages through all of them.</p><ol class=\"timeline\" id=\"timeline\">",
         count(journal.len() as u64)
     );
-    for r in journal.iter().rev().take(500) {
+    for r in journal.iter().rev() {
         let from = match (&r.journey, &r.step) {
             (Some(j), Some(s)) => format!("{j} · {s}"),
             (Some(j), None) => j.to_string(),
