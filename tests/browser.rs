@@ -104,6 +104,10 @@ impl Browser {
     }
 
     pub fn start_with(options: Options) -> Browser {
+        // The WebDriver client's TLS needs a process-wide crypto provider
+        // when the build enables two (a workspace build does); another
+        // test may have installed it already.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let driver = chromedriver().unwrap_or_else(|| {
             panic!(
                 "no chromedriver on PATH (install Chromium and its driver: `apt-get install chromium chromium-driver`, or set CHROMEDRIVER)"
