@@ -11,6 +11,7 @@ pub mod channels;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod html;
 pub mod ingest;
 pub mod preview;
 pub mod runtime;

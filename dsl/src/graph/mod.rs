@@ -18,7 +18,7 @@ pub mod text;
 pub use build::flows;
 pub use dot::dot;
 pub use mermaid::mermaid;
-pub use svg::{Paint, svg};
+pub use svg::{Paint, escape, svg};
 
 use crate::plan::StepId;
 

@@ -713,8 +713,10 @@ fn n(v: f64) -> String {
     }
 }
 
-/// Text for SVG content and attribute values.
-fn escape(text: &str) -> String {
+/// Text for SVG (and HTML) content and attribute values: markup
+/// characters as entities, control characters other than line breaks
+/// and tabs dropped (XML cannot hold them).
+pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -723,7 +725,7 @@ fn escape(text: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
-            c if c.is_control() && c != '\n' => {}
+            c if c.is_control() && c != '\n' && c != '\t' => {}
             c => out.push(c),
         }
     }

@@ -13,6 +13,7 @@
 //! The page is also well-formed XML, so tests can read its figures with an
 //! XML parser.
 
+use crate::html::{count, escape};
 use chrono::{DateTime, Timelike, Utc};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -655,19 +656,6 @@ fn dash() -> String {
     "–".to_string()
 }
 
-/// `1234567` as `1,234,567`.
-fn count(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// A moment in the display time zone: `2025-11-10 20:00` (seconds when
 /// it has them).
 fn time(t: DateTime<Utc>, tz: chrono_tz::Tz) -> String {
@@ -688,23 +676,6 @@ fn file_name(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| path.display().to_string())
-}
-
-/// Text for HTML content and attribute values.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c if c.is_control() && c != '\n' && c != '\t' => {}
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// The page's style: system fonts (CJK ones named for Chinese titles),
@@ -764,27 +735,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn counts_have_thousands_separators() {
-        assert_eq!(count(0), "0");
-        assert_eq!(count(999), "999");
-        assert_eq!(count(1000), "1,000");
-        assert_eq!(count(1234567), "1,234,567");
-    }
-
-    #[test]
     fn rates_and_lifts_read_as_percentages() {
         assert_eq!(percent(3.0 / 7.0), "42.9%");
         assert_eq!(lift(0.125), "+12.5 pts");
         assert_eq!(lift(-0.03), "\u{2212}3.0 pts");
         assert_eq!(lift(0.0), "0.0 pts");
-    }
-
-    #[test]
-    fn text_is_escaped_for_html() {
-        assert_eq!(
-            escape("<script>\"a\" & 'b'</script>"),
-            "&lt;script&gt;&quot;a&quot; &amp; &#39;b&#39;&lt;/script&gt;"
-        );
     }
 
     #[test]

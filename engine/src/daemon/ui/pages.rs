@@ -20,21 +20,7 @@ use waymark_dsl::graph::{self, Paint};
 
 type FormResult = Result<Form<HashMap<String, String>>, axum::extract::rejection::FormRejection>;
 
-/// Text for HTML content and attribute values.
-pub(crate) fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub(crate) use crate::html::{count, escape as esc};
 
 /// A path segment: everything but unreserved characters percent-encoded.
 pub(crate) fn path_part(text: &str) -> String {
@@ -45,19 +31,6 @@ pub(crate) fn path_part(text: &str) -> String {
         } else {
             let _ = write!(out, "%{b:02X}");
         }
-    }
-    out
-}
-
-/// `1,234,567`
-fn count(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
     }
     out
 }
