@@ -230,7 +230,7 @@ pub(crate) async fn journeys(
     if rows.is_empty() {
         body.push_str("<p class=\"empty\">No journey is deployed.</p>");
     } else {
-        body.push_str("<table class=\"numbers\" id=\"journeys\"><thead><tr><th>Journey</th><th>Status</th><th>Live version</th><th>Entered today</th><th>Entered, 7 days</th><th>Active now</th><th>Goals, 7 days</th><th>Goal rate, 7 days</th><th>Sends, 7 days</th><th>Suppressed, 7 days</th></tr></thead><tbody>");
+        body.push_str("<table class=\"numbers\" id=\"journeys\"><thead><tr><th>Journey</th><th>Status</th><th>Live version</th><th>Entered today</th><th>Goal rate today</th><th>Entered, 7 days</th><th>Active now</th><th>Goals, 7 days</th><th>Goal rate, 7 days</th><th>Sends, 7 days</th><th>Suppressed, 7 days</th></tr></thead><tbody>");
         for row in &rows {
             let versions = || row.stats.iter().map(|(_, s)| s);
             let day = days_between(versions(), today, today);
@@ -248,8 +248,9 @@ pub(crate) async fn journeys(
             };
             let _ = write!(
                 body,
-                "<tr data-journey=\"{n}\"><td><a href=\"/ui/journeys/{p}\">{n}</a>{title}</td><td>{status}</td><td><code>{v}</code></td><td class=\"n\" data-field=\"entered_today\">{}</td><td class=\"n\" data-field=\"entered_7d\">{}</td><td class=\"n\" data-field=\"active\">{}</td><td class=\"n\" data-field=\"goals_7d\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+                "<tr data-journey=\"{n}\"><td><a href=\"/ui/journeys/{p}\">{n}</a>{title}</td><td>{status}</td><td><code>{v}</code></td><td class=\"n\" data-field=\"entered_today\">{}</td><td class=\"n\">{}</td><td class=\"n\" data-field=\"entered_7d\">{}</td><td class=\"n\" data-field=\"active\">{}</td><td class=\"n\" data-field=\"goals_7d\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
                 count(day.entered),
+                rate(day.goals, day.entered),
                 count(seven.entered),
                 count(active),
                 count(seven.goals),
