@@ -6,8 +6,6 @@
 //! runs these. Also writes the journey page's screenshot to `docs/images/`.
 
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
@@ -31,38 +29,6 @@ const SCRIPT: &str = r#"journey welcome "新客欢迎" {
   send hook { text: "day 2" }
 }
 "#;
-
-/// A webhook provider answering `status` to every request.
-fn provider(status: Arc<AtomicU16>) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let mut reader = BufReader::new(stream);
-            let mut length = 0;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-                if line == "\r\n" {
-                    let mut body = vec![0; length];
-                    let _ = reader.read_exact(&mut body);
-                    let code = status.load(Ordering::SeqCst);
-                    let answer = format!(
-                        "HTTP/1.1 {code} X\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{{}}"
-                    );
-                    let _ = reader.get_mut().write_all(answer.as_bytes());
-                    break;
-                }
-            }
-        }
-    });
-    port
-}
 
 fn api(port: u16, method: &str, path: &str, body: &str) -> Value {
     let auth = format!("Bearer {ADMIN}");
@@ -134,7 +100,7 @@ fn sign_in(browser: &Browser, base: &str, token: &str) {
 #[ignore = "needs Chromium and chromedriver; .ci/run installs them"]
 fn the_console_shows_the_apis_numbers_and_acts_with_a_csrf_token() {
     let status = Arc::new(AtomicU16::new(400));
-    let hook = provider(status.clone());
+    let hook = provider(status.clone(), Default::default());
     let dir = scratch("console");
     std::fs::create_dir_all(dir.join("scripts")).unwrap();
     std::fs::write(dir.join("scripts/welcome.journey"), SCRIPT).unwrap();

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::Child;
 use std::time::Duration;
-use waymark_tests::{Client, free_port, http, scratch, start_daemon};
+use waymark_tests::{Client, free_port, http, provider, scratch, start_daemon};
 
 fn start(dir: &Path, port: u16) -> Child {
     start_daemon(dir, port, &dir.join("daemon.log"))
@@ -365,46 +365,6 @@ fn a_second_daemon_on_the_same_data_dir_names_the_first_and_sighup_is_survived()
     assert!(!log.contains('\u{1b}'), "ANSI escapes in a log file: {log}");
     daemon.kill().unwrap();
     daemon.wait().unwrap();
-}
-
-/// A loopback HTTP server standing in for a provider: answers every
-/// request with the status in `status`, counting requests.
-fn provider(
-    status: std::sync::Arc<std::sync::atomic::AtomicU16>,
-    requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-) -> u16 {
-    use std::io::{BufRead, BufReader, Read};
-    use std::sync::atomic::Ordering;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let mut reader = BufReader::new(stream);
-            let mut length = 0;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                    break;
-                }
-                let lower = line.to_ascii_lowercase();
-                if let Some(v) = lower.strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-                if line == "\r\n" {
-                    let mut body = vec![0; length];
-                    let _ = reader.read_exact(&mut body);
-                    requests.fetch_add(1, Ordering::SeqCst);
-                    let code = status.load(Ordering::SeqCst);
-                    let answer = format!(
-                        "HTTP/1.1 {code} X\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{{}}"
-                    );
-                    let _ = reader.get_mut().write_all(answer.as_bytes());
-                    break;
-                }
-            }
-        }
-    });
-    port
 }
 
 /// Issue 10 item 6: a send given up on is a `failed` record in the user's
