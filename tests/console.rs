@@ -171,6 +171,7 @@ fn the_console_shows_the_apis_numbers_and_acts_with_a_csrf_token() {
     browser.goto(&format!("{base}/ui/login"));
     browser.fill("input[name=token]", "wrong-token-0123456789");
     browser.click("form[action='/ui/login'] button[type=submit]");
+    browser.wait_for("p.notice.error", Duration::from_secs(10));
     assert!(browser.text("p.notice.error").contains("Unknown token"));
     assert!(
         browser
@@ -227,7 +228,11 @@ fn the_console_shows_the_apis_numbers_and_acts_with_a_csrf_token() {
             .is_none()
     );
     browser.click("#count-waiting");
-    browser.wait_for("#tiles", Duration::from_secs(10));
+    browser.wait_until(
+        "the waiting counts",
+        Duration::from_secs(10),
+        "return document.body.innerText.includes('waiting here now');",
+    );
     let page = browser.source();
     let waiting = figures["active"].as_u64().unwrap();
     assert!(
@@ -241,7 +246,11 @@ fn the_console_shows_the_apis_numbers_and_acts_with_a_csrf_token() {
         .find(|a| a.text() == "offer: coupon")
         .expect("a link to the coupon arm");
     coupon.click();
-    browser.wait_for("p.arms-pick strong", Duration::from_secs(10));
+    browser.wait_until(
+        "the coupon arm's page",
+        Duration::from_secs(10),
+        "return location.search.includes('arm=');",
+    );
     clean(&browser, "the coupon arm");
     let head = browser.text("svg.waymark-flow g[data-key=head] text.figure");
     assert_eq!(head, format!("in arm coupon of offer: {coupon_arm}"));
@@ -289,8 +298,13 @@ fn the_console_shows_the_apis_numbers_and_acts_with_a_csrf_token() {
     let journeys = api(port, "GET", "/v1/journeys", "");
     assert_eq!(journeys["journeys"][0]["paused"], true, "still paused");
     browser.click("form[action='/ui/journeys/welcome/resume'] button");
-    browser.wait_for("#done", Duration::from_secs(10));
-    assert_eq!(browser.text("#status"), "live");
+    // The page before (after the pause) had a notice too: wait for this one.
+    browser.wait_until(
+        "the resumed page",
+        Duration::from_secs(10),
+        "const s = document.querySelector('#status'); return s !== null && s.textContent === 'live';",
+    );
+    assert_eq!(browser.text("#done"), "Resumed.");
 
     // The screenshot of the journey page, for docs/console.md.
     browser.goto(&format!("{base}/ui/journeys/welcome?waiting=1"));

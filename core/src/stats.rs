@@ -36,7 +36,25 @@ pub struct VersionStats {
     pub steps_by_arm: BTreeMap<String, BTreeMap<String, BTreeMap<String, StepStats>>>,
     /// Per local day (`2026-12-05`, in the zone the shell folds in: the
     /// default policy's), the last [`DAYS_KEPT`] days with activity.
-    pub days: BTreeMap<String, DayStats>,
+    pub days: BTreeMap<chrono::NaiveDate, DayStats>,
+}
+
+impl std::ops::AddAssign<&DayStats> for DayStats {
+    fn add_assign(&mut self, other: &DayStats) {
+        self.entered += other.entered;
+        self.goals += other.goals;
+        self.sends += other.sends;
+        self.suppressed += other.suppressed;
+    }
+}
+
+/// The value at `key`, made on first use: the key is copied only then
+/// (stats are folded for every record a batch writes).
+fn entry<'m, V: Default>(map: &'m mut BTreeMap<String, V>, key: &str) -> &'m mut V {
+    if !map.contains_key(key) {
+        map.insert(key.to_string(), V::default());
+    }
+    map.get_mut(key).expect("just made")
 }
 
 /// How many days of [`VersionStats::days`] are kept (the oldest go first).
@@ -63,12 +81,12 @@ pub struct StepStats {
 
 impl StepStats {
     fn note(&mut self, r: &Record) {
-        *self.records.entry(r.kind.as_str().to_string()).or_default() += 1;
+        *entry(&mut self.records, r.kind.as_str()) += 1;
         if r.kind == Kind::Suppressed {
-            *self
-                .suppressed
-                .entry(r.reason.clone().unwrap_or_default())
-                .or_default() += 1;
+            *entry(
+                &mut self.suppressed,
+                r.reason.as_deref().unwrap_or_default(),
+            ) += 1;
         }
     }
 
@@ -150,16 +168,10 @@ impl VersionStats {
             _ => {}
         }
         if let Some(step) = &r.step {
-            self.steps.entry(step.to_string()).or_default().note(r);
+            entry(&mut self.steps, step).note(r);
             for (split, arm) in r.arms.iter().flatten() {
-                self.steps_by_arm
-                    .entry(split.clone())
-                    .or_default()
-                    .entry(arm.clone())
-                    .or_default()
-                    .entry(step.to_string())
-                    .or_default()
-                    .note(r);
+                let arms = entry(&mut self.steps_by_arm, split);
+                entry(entry(arms, arm), step).note(r);
             }
         }
     }
@@ -183,7 +195,7 @@ impl VersionStats {
         ) {
             return;
         }
-        let day = r.at.with_timezone(&zone).date_naive().to_string();
+        let day = r.at.with_timezone(&zone).date_naive();
         field(self.days.entry(day).or_default());
         while self.days.len() > DAYS_KEPT {
             self.days.pop_first();
@@ -276,6 +288,10 @@ mod tests {
         r
     }
 
+    fn date(text: &str) -> chrono::NaiveDate {
+        text.parse().unwrap()
+    }
+
     fn json_steps(s: &VersionStats) -> serde_json::Value {
         s.to_json()["steps"].clone()
     }
@@ -292,14 +308,14 @@ mod tests {
         r.kind = Kind::Tag;
         s.add_in(&r, shanghai);
         assert_eq!(
-            s.days["2026-12-05"],
+            s.days[&date("2026-12-05")],
             DayStats {
                 entered: 1,
                 ..Default::default()
             }
         );
         assert_eq!(
-            s.days["2026-12-04"],
+            s.days[&date("2026-12-04")],
             DayStats {
                 sends: 1,
                 ..Default::default()
@@ -314,8 +330,8 @@ mod tests {
         }
         assert_eq!(s.days.len(), DAYS_KEPT);
         // The oldest went: 90 days of goals (to 19 July) and the two December days.
-        assert_eq!(s.days.keys().next().unwrap(), "2026-04-21");
-        assert!(s.days.contains_key("2026-07-19"));
+        assert_eq!(*s.days.keys().next().unwrap(), date("2026-04-21"));
+        assert!(s.days.contains_key(&date("2026-07-19")));
         assert_eq!(s.goals, 200);
     }
 

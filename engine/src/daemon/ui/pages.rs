@@ -164,16 +164,8 @@ fn days_between<'s>(
 ) -> DayStats {
     let mut sum = DayStats::default();
     for stats in versions {
-        for (day, d) in &stats.days {
-            let Ok(day) = day.parse::<NaiveDate>() else {
-                continue;
-            };
-            if day >= from && day <= to {
-                sum.entered += d.entered;
-                sum.goals += d.goals;
-                sum.sends += d.sends;
-                sum.suppressed += d.suppressed;
-            }
+        for d in stats.days.range(from..=to).map(|(_, d)| d) {
+            sum += d;
         }
     }
     sum
@@ -680,14 +672,8 @@ pub(crate) async fn journey(
     let today = today(&state, zone);
     let mut days: BTreeMap<NaiveDate, DayStats> = BTreeMap::new();
     for (_, v) in &stats {
-        for (day, d) in &v.days {
-            if let Ok(day) = day.parse::<NaiveDate>() {
-                let e = days.entry(day).or_default();
-                e.entered += d.entered;
-                e.goals += d.goals;
-                e.sends += d.sends;
-                e.suppressed += d.suppressed;
-            }
+        for (&day, d) in &v.days {
+            *days.entry(day).or_default() += d;
         }
     }
     let _ = write!(
