@@ -265,7 +265,8 @@ async fn logout(
     let Ok((session, _)) = signed_in(&state, &headers) else {
         return Redirect::to("/ui/login").into_response();
     };
-    if form.get("csrf") != Some(&session.csrf) {
+    let given = form.get("csrf").map(String::as_str).unwrap_or("");
+    if !super::http::constant_time_eq(given.as_bytes(), session.csrf.as_bytes()) {
         return pages::error_page(StatusCode::FORBIDDEN, "This form has no valid CSRF token.");
     }
     if let Some(id) = cookie_id(&headers) {
