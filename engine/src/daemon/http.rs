@@ -569,25 +569,13 @@ async fn replay(
             "must be a dead letter's numeric id",
         )
     })?;
-    let found = state
-        .store
-        .replay(seq, state.clock.now())
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server", e.to_string()))?;
-    if !found {
+    if !replay_dead_letter(&state, seq, actor).await? {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "id",
             "no such dead letter",
         ));
     }
-    audit(
-        &state,
-        actor,
-        "replay",
-        format!("dead letter {seq}"),
-        "put back in the outbox".into(),
-    )
-    .await?;
     Ok(axum::Json(json!({"replayed": seq})))
 }
 
@@ -1049,24 +1037,17 @@ async fn audit_log(
     Ok(axum::Json(json!({"entries": items, "last": last})))
 }
 
-/// Appends to the audit log through the writer.
-pub(crate) async fn audit(
+/// Puts dead letter `seq` back in the outbox through the writer (audited
+/// under `actor`); whether there was one.
+pub(crate) async fn replay_dead_letter(
     state: &AppState,
+    seq: u64,
     actor: String,
-    action: &'static str,
-    target: String,
-    detail: String,
-) -> Result<(), ApiError> {
+) -> Result<bool, ApiError> {
     let (reply, answer) = oneshot::channel();
     state
         .writer
-        .send(Command::Audit {
-            actor,
-            action,
-            target,
-            detail,
-            reply,
-        })
+        .send(Command::Replay { seq, actor, reply })
         .map_err(|_| stopping())?;
     answer.await.map_err(|_| stopping())?.map_err(internal)
 }

@@ -238,7 +238,7 @@ pub(super) const ROUTES: &[Route] = &[
         summary: "Put a dead letter back in the outbox to be tried again",
         body: None,
         answer: Answer::Json("Object"),
-        errors: &[400, 401, 403, 404, 500],
+        errors: &[400, 401, 403, 404, 500, 503],
         query: &[],
     },
     Route {

@@ -60,8 +60,8 @@ pub enum WriterError {
         user: String,
         error: Arc<StoreError>,
     },
-    #[error("writing the audit log: {error}")]
-    Audit { error: Arc<StoreError> },
+    #[error("replaying dead letter {seq}: {error}")]
+    Replay { seq: u64, error: Arc<StoreError> },
     #[error("settling outbox entry {seq}: {error}")]
     Settle { seq: u64, error: Arc<StoreError> },
     /// The writer thread is gone (the daemon is stopping).
@@ -108,13 +108,12 @@ pub enum Command {
         actor: String,
         reply: oneshot::Sender<Result<bool, WriterError>>,
     },
-    /// Append to the audit log (for actions done off the writer: replays).
-    Audit {
+    /// Put a dead letter back in the outbox (and say so in the audit log);
+    /// answered once durable, with whether there was such a dead letter.
+    Replay {
+        seq: u64,
         actor: String,
-        action: &'static str,
-        target: String,
-        detail: String,
-        reply: oneshot::Sender<Result<(), WriterError>>,
+        reply: oneshot::Sender<Result<bool, WriterError>>,
     },
     /// A send leaving the outbox in a way the journal tells (given up on,
     /// or a replay delivered); answered once durable.
@@ -448,18 +447,24 @@ fn admin(runtime: &mut Runtime<SledKv>, clock: &dyn Clock, command: Command) {
                 error: Arc::new(e),
             }));
         }
-        Command::Audit {
-            actor,
-            action,
-            target,
-            detail,
-            reply,
-        } => {
-            let result = runtime
-                .store
-                .append_audit(now, &actor, action, &target, &detail)
-                .map(drop);
-            let _ = reply.send(result.map_err(|e| WriterError::Audit { error: Arc::new(e) }));
+        Command::Replay { seq, actor, reply } => {
+            // The audit entry's flush makes the replay durable with it.
+            let result = runtime.store.replay(seq, now).and_then(|found| {
+                if found {
+                    runtime.store.append_audit(
+                        now,
+                        &actor,
+                        "replay",
+                        &format!("dead letter {seq}"),
+                        "put back in the outbox",
+                    )?;
+                }
+                Ok(found)
+            });
+            let _ = reply.send(result.map_err(|e| WriterError::Replay {
+                seq,
+                error: Arc::new(e),
+            }));
         }
         Command::Erase { user, actor, reply } => {
             // The tag is taken before the erasure, which does not touch the

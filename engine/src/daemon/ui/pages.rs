@@ -1101,8 +1101,7 @@ pub(crate) async fn replay(
     let Ok(seq) = seq.0.parse::<u64>() else {
         return error_page(StatusCode::BAD_REQUEST, "A dead letter's id is a number.");
     };
-    let now = state.clock.now();
-    match read(&state, move |store| store.replay(seq, now)).await {
+    match http::replay_dead_letter(&state, seq, session.actor).await {
         Ok(true) => {}
         Ok(false) => {
             return error_page(
@@ -1110,18 +1109,7 @@ pub(crate) async fn replay(
                 "No such dead letter (replayed already?).",
             );
         }
-        Err(r) => return r,
-    }
-    if let Err(e) = http::audit(
-        &state,
-        session.actor,
-        "replay",
-        format!("dead letter {seq}"),
-        "put back in the outbox (console)".into(),
-    )
-    .await
-    {
-        return error_page(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e:?}"));
+        Err(e) => return error_page(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e:?}")),
     }
     Redirect::to(&format!(
         "/ui/deadletters?done=Dead%20letter%20{seq}%20is%20back%20in%20the%20outbox."
