@@ -126,18 +126,23 @@ fn check_fixtures() {
     }
 }
 
+/// The plan of a fixture that must check clean; its diagnostics otherwise.
+fn clean_plan(dir: &Path) -> waymark_dsl::plan::Plan {
+    let checked = check_case(dir);
+    let sources = &checked.sources;
+    checked.plan.unwrap_or_else(|| {
+        panic!(
+            "{}: {}",
+            dir.display(),
+            render::human(sources, &checked.diagnostics)
+        )
+    })
+}
+
 #[test]
 fn plan_fixtures() {
     for dir in cases("plan") {
-        let checked = check_case(&dir);
-        let sources = &checked.sources;
-        let plan = checked.plan.unwrap_or_else(|| {
-            panic!(
-                "{}: {}",
-                dir.display(),
-                render::human(sources, &checked.diagnostics)
-            )
-        });
+        let plan = clean_plan(&dir);
         settings(&dir).bind(|| insta::assert_json_snapshot!("plan", plan));
     }
 }
@@ -201,15 +206,7 @@ fn diagnostics_reference_is_current() {
 fn graph_fixtures() {
     use waymark_dsl::graph::{self, Format};
     for dir in cases("graph") {
-        let checked = check_case(&dir);
-        let sources = &checked.sources;
-        let plan = checked.plan.unwrap_or_else(|| {
-            panic!(
-                "{}: {}",
-                dir.display(),
-                render::human(sources, &checked.diagnostics)
-            )
-        });
+        let plan = clean_plan(&dir);
         let flows = graph::flows(&plan, None);
         settings(&dir).bind(|| {
             for format in Format::ALL {
