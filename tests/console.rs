@@ -239,6 +239,23 @@ fn the_console_shows_the_apis_numbers_and_acts_with_a_csrf_token() {
         page.contains(&format!("waiting here now {waiting}")),
         "the wait step holds everyone"
     );
+    // A step that writes no record (the wait) shows who came to it and
+    // went on, as the API counts them.
+    let (wait, counted) = figures["steps"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .find(|(_, s)| s["records"].as_object().is_some_and(|r| r.is_empty()))
+        .expect("a step with no records: the wait");
+    assert!(counted["entered"].as_u64() > Some(0), "{counted}");
+    let shown = browser.text(&format!("svg.waymark-flow g[data-key={wait}]"));
+    assert!(
+        shown.contains(&format!(
+            "entered {} · passed {}",
+            counted["entered"], counted["passed"]
+        )),
+        "{shown}"
+    );
     // One arm's numbers on the flow: the coupon arm's users, and its send.
     let links = browser.find_all("p.arms-pick a");
     let coupon = links

@@ -69,9 +69,31 @@ pub struct DayStats {
     pub suppressed: u64,
 }
 
-/// What one step did, from its journal records.
+/// An instance of a journey coming to a step or going on from it: what a
+/// step that writes no record (a wait, an `if`) did, which the machine
+/// reports beside the journal for the stats alone (it is not journaled).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Passage {
+    pub journey: compact_str::CompactString,
+    pub version: compact_str::CompactString,
+    pub step: waymark_dsl::plan::StepId,
+    /// The split arms the instance is in (as its records carry them).
+    pub arms: Option<BTreeMap<String, String>>,
+    /// Went on to the step after; else came to this one.
+    pub passed: bool,
+}
+
+/// What one step did, from its journal records and the passages through it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct StepStats {
+    /// Times an instance came to the step (from the one before, or as it
+    /// entered the journey at its first step).
+    #[serde(default)]
+    pub entered: u64,
+    /// Times an instance went on from the step to the next one (not
+    /// counting instances that ended or are still here).
+    #[serde(default)]
+    pub passed: u64,
     /// Records by kind: `send`, `suppressed`, `deferred`, `error`,
     /// `coupon`, `points`, `split`, `exit` …
     pub records: BTreeMap<String, u64>,
@@ -88,6 +110,20 @@ impl StepStats {
                 r.reason.as_deref().unwrap_or_default(),
             ) += 1;
         }
+    }
+
+    fn pass(&mut self, passed: bool) {
+        if passed {
+            self.passed += 1;
+        } else {
+            self.entered += 1;
+        }
+    }
+
+    /// Adds the passages counted in `other` (its records are left out).
+    pub fn add_passages(&mut self, other: &StepStats) {
+        self.entered += other.entered;
+        self.passed += other.passed;
     }
 
     /// How many records of `kind` the step wrote.
@@ -172,6 +208,33 @@ impl VersionStats {
             for (split, arm) in r.arms.iter().flatten() {
                 let arms = entry(&mut self.steps_by_arm, split);
                 entry(entry(arms, arm), step).note(r);
+            }
+        }
+    }
+
+    /// Counts an instance coming to or going on from a step.
+    pub fn add_passage(&mut self, p: &Passage) {
+        let mut buffer = [0; 11];
+        let label = p.step.label_in(&mut buffer);
+        entry(&mut self.steps, label).pass(p.passed);
+        for (split, arm) in p.arms.iter().flatten() {
+            let arms = entry(&mut self.steps_by_arm, split);
+            entry(entry(arms, arm), label).pass(p.passed);
+        }
+    }
+
+    /// Adds the step passages counted in `other` (and nothing else of it):
+    /// a preview counts them apart from the records.
+    pub fn add_passages(&mut self, other: &VersionStats) {
+        for (step, s) in &other.steps {
+            entry(&mut self.steps, step).add_passages(s);
+        }
+        for (split, arms) in &other.steps_by_arm {
+            for (arm, steps) in arms {
+                for (step, s) in steps {
+                    let into = entry(entry(entry(&mut self.steps_by_arm, split), arm), step);
+                    into.add_passages(s);
+                }
             }
         }
     }
@@ -373,7 +436,7 @@ mod tests {
         assert_eq!(s.suppressed["cap"], 1);
         assert_eq!(
             json_steps(&s),
-            serde_json::json!({"s3": {"records": {"send": 2, "suppressed": 1}, "suppressed": {"quiet_hours": 1}}, "s5": {"records": {"send": 1}, "suppressed": {}}})
+            serde_json::json!({"s3": {"entered": 0, "passed": 0, "records": {"send": 2, "suppressed": 1}, "suppressed": {"quiet_hours": 1}}, "s5": {"entered": 0, "passed": 0, "records": {"send": 1}, "suppressed": {}}})
         );
         let json = s.to_json();
         assert_eq!(json["arms"]["offer"]["coupon"]["goal_rate"], 1.0);

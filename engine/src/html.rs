@@ -17,6 +17,12 @@ pub fn count(n: u64) -> String {
     out
 }
 
+/// How many instances came to a step and went on from it, as the console
+/// and the simulation report write it at the top of the step's box.
+pub fn passages(s: &waymark_core::stats::StepStats) -> String {
+    format!("entered {} · passed {}", count(s.entered), count(s.passed))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -10,12 +10,13 @@
 
 use chrono::{DateTime, Utc};
 use rustc_hash::FxHashMap;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 use waymark_core::deployment::{Deployment, Due, HistoryKept};
 use waymark_core::journal::{Kind, Record};
 use waymark_core::machine::{self as core, Globals};
 use waymark_core::model::{Input, UserState};
+use waymark_core::stats::{Passage, VersionStats};
 
 /// How many due timers are woken before the next are looked up: the
 /// daemon's page, so a timer that does not move is caught the same way.
@@ -40,6 +41,16 @@ pub struct Preview {
     /// The last moment cron schedules were fired up to.
     schedules_done: Option<DateTime<Utc>>,
     seen: SeenIds,
+    /// Step passages per journey, when counted ([`Preview::count_steps`]).
+    steps: Option<StepCounts>,
+}
+
+/// Journey steps' passages counted by a [`Preview`]: per journey, only the
+/// `entered` and `passed` of its steps (a preview runs one version each).
+#[derive(Default)]
+struct StepCounts {
+    passages: Vec<Passage>,
+    journeys: BTreeMap<String, VersionStats>,
 }
 
 /// How many members a block of [`Preview::members`] holds.
@@ -117,6 +128,7 @@ impl Preview {
             timers: BTreeSet::new(),
             schedules_done: None,
             seen: SeenIds::default(),
+            steps: None,
         }
     }
 
@@ -128,6 +140,21 @@ impl Preview {
     /// Starts cron schedules from `at` (they fire only after it).
     pub fn start_schedules_at(&mut self, at: DateTime<Utc>) {
         self.schedules_done = Some(at);
+    }
+
+    /// Counts from now on how many instances come to each journey step and
+    /// go on from it (what a report paints on steps that write no record).
+    pub fn count_steps(&mut self) {
+        self.steps.get_or_insert_with(StepCounts::default);
+    }
+
+    /// The step passages counted per journey since [`Preview::count_steps`]
+    /// (as [`VersionStats::steps`] and `steps_by_arm` entries with only
+    /// `entered` and `passed`).
+    pub fn step_counts(&self) -> impl Iterator<Item = (&str, &VersionStats)> {
+        self.steps
+            .iter()
+            .flat_map(|s| s.journeys.iter().map(|(j, v)| (j.as_str(), v)))
     }
 
     /// Handles one input at `now`, adding its records to `out`. An event
@@ -168,7 +195,17 @@ impl Preview {
             input,
             now,
             out,
+            self.steps.as_mut().map(|s| &mut s.passages),
         );
+        if let Some(steps) = &mut self.steps {
+            for p in steps.passages.drain(..) {
+                match steps.journeys.get_mut(p.journey.as_str()) {
+                    Some(stats) => stats,
+                    None => steps.journeys.entry(p.journey.to_string()).or_default(),
+                }
+                .add_passage(&p);
+            }
+        }
         let timer = member.state.next_wake().map_or(NO_TIMER, micros);
         if timer != member.timer {
             if member.timer != NO_TIMER {
@@ -698,6 +735,87 @@ mod tests {
             .collect();
         assert_eq!(seconds, ids.iter().map(String::as_str).collect::<Vec<_>>());
         assert_eq!(p.users.len(), ids.len());
+    }
+
+    #[test]
+    fn step_passages_count_who_came_to_each_step_and_went_on() {
+        let mut p = Preview::new(plan(
+            "journey j {\n  trigger event signup\n  wait 1h\n  if event.vip == true {\n    emit vip\n  }\n  wait 1d\n  emit done\n}\n",
+        ));
+        p.count_steps();
+        let mut out = Vec::new();
+        let signup = |user: &str, vip: bool| {
+            let mut properties = waymark_dsl::value::Fields::default();
+            properties.insert("vip".into(), Value::Bool(vip));
+            Input::Track(waymark_core::model::Event {
+                user: user.into(),
+                name: "signup".into(),
+                properties: Value::Record(properties),
+                at: at(0),
+                message_id: Some(user.into()),
+            })
+        };
+        for (user, vip) in [("a", true), ("b", false), ("c", true)] {
+            p.handle(&signup(user, vip), at(0), &mut out);
+        }
+        // Two hours on: everybody went past the first wait and the `if`;
+        // the two VIPs past their emit; all three wait a day.
+        p.advance_to(at(7200), &mut out);
+        let counts = |p: &Preview| -> Vec<(String, u64, u64)> {
+            let (journey, stats) = p.step_counts().next().expect("one journey counted");
+            assert_eq!(journey, "j");
+            stats
+                .steps
+                .iter()
+                .map(|(step, s)| (step.clone(), s.entered, s.passed))
+                .collect()
+        };
+        let steps = |p: &Preview| p.deployment.current("j").unwrap().steps.clone();
+        let plan_steps = steps(&p);
+        let id = |kind: &str, holding: &str| {
+            let at = plan_steps
+                .table
+                .iter()
+                .position(|s| {
+                    let text = format!("{:?}", s.kind);
+                    text.starts_with(kind) && text.contains(holding)
+                })
+                .unwrap_or_else(|| panic!("a {kind} step"));
+            format!("s{at}")
+        };
+        let (wait, branch) = (id("Wait", "3600"), id("Branch", ""));
+        let emit = id("Emit", "\"vip\"");
+        let two_hours = counts(&p);
+        let of = |all: &[(String, u64, u64)], step: &str| {
+            all.iter()
+                .find(|(s, ..)| s == step)
+                .map_or((0, 0), |(_, e, p)| (*e, *p))
+        };
+        assert_eq!(of(&two_hours, &wait), (3, 3), "{two_hours:?}");
+        assert_eq!(of(&two_hours, &branch), (3, 3), "{two_hours:?}");
+        assert_eq!(
+            of(&two_hours, &emit),
+            (2, 2),
+            "only the VIPs: {two_hours:?}"
+        );
+        let entered: u64 = two_hours.iter().map(|(_, e, _)| e).sum();
+        let passed: u64 = two_hours.iter().map(|(_, _, p)| p).sum();
+        assert_eq!(entered - passed, 3, "three wait now: {two_hours:?}");
+        // A day later all are through: every step they came to, they left,
+        // but the last one (the end).
+        p.advance_to(at(2 * 86_400), &mut out);
+        let done = counts(&p);
+        assert!(
+            done.iter().all(|(_, e, p)| e == p),
+            "all went through every step they came to, `end` too: {done:?}"
+        );
+        let end = id("End", "");
+        assert_eq!(of(&done, &end), (3, 3), "{done:?}");
+        let exits = out.iter().filter(|r| r.kind == Kind::Exit).count();
+        assert_eq!(exits, 3);
+        // Without `count_steps` nothing is counted.
+        let quiet = Preview::new(plan("journey j {\n  trigger event signup\n  emit x\n}\n"));
+        assert_eq!(quiet.step_counts().count(), 0);
     }
 
     #[test]

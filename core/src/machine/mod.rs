@@ -26,6 +26,7 @@ pub use eval::{Env, user_value};
 use crate::deployment::Deployment;
 use crate::journal::{Kind, Record};
 use crate::model::{Event, Input, Instance, UserState, Wait};
+use crate::stats::Passage;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -118,14 +119,16 @@ pub fn handle_counted(
     now: DateTime<Utc>,
 ) -> (Vec<Record>, u32) {
     let mut records = Vec::new();
-    let steps = handle_into(d, globals, user, input, now, &mut records);
+    let steps = handle_into(d, globals, user, input, now, &mut records, None);
     (records, steps)
 }
 
 /// [`handle_counted`] adding the records to the end of `out`: a shell that
 /// collects many inputs' records in one vector (a preview's page, a batch's
 /// journal) writes each record once, where a vector per input was grown,
-/// then copied record by record into the shell's.
+/// then copied record by record into the shell's. With `passages`, every
+/// instance coming to a journey step or going on from it is added there
+/// too, for the shell's per-step stats.
 pub fn handle_into(
     d: &Deployment,
     globals: &mut Globals,
@@ -133,6 +136,7 @@ pub fn handle_into(
     input: &Input,
     now: DateTime<Utc>,
     out: &mut Vec<Record>,
+    passages: Option<&mut Vec<Passage>>,
 ) -> u32 {
     let mut cx = Cx {
         d,
@@ -140,6 +144,7 @@ pub fn handle_into(
         user,
         now,
         records: std::mem::take(out),
+        passages,
         emitted: VecDeque::new(),
         steps_left: STEP_BUDGET,
         emits_left: EMIT_BUDGET,
@@ -220,6 +225,8 @@ pub(crate) struct Cx<'a> {
     /// The shell's records, this input's pushed at the end (only pushed:
     /// the records before this input's are the shell's business).
     records: Vec<Record>,
+    /// The shell's passages, when it counts them.
+    passages: Option<&'a mut Vec<Passage>>,
     emitted: VecDeque<Event>,
     steps_left: u32,
     emits_left: u32,
@@ -481,6 +488,7 @@ impl<'a> Cx<'a> {
         let mut r = self.instance_record(&inst, Kind::Enter);
         r.event = Some(trigger.into());
         self.records.push(r);
+        self.passage(&inst, false);
         self.user.instances.push(inst);
     }
 
@@ -680,6 +688,20 @@ impl<'a> Cx<'a> {
     }
 
     /// A record about an instance.
+    /// Counts `inst` coming to its step (or, `passed`, going on from it)
+    /// when the shell counts passages.
+    fn passage(&mut self, inst: &Instance, passed: bool) {
+        if let Some(passages) = self.passages.as_deref_mut() {
+            passages.push(Passage {
+                journey: inst.journey.as_str().into(),
+                version: inst.version.as_str().into(),
+                step: inst.step,
+                arms: (!inst.arms.is_empty()).then(|| inst.arms.clone()),
+                passed,
+            });
+        }
+    }
+
     fn instance_record(&self, inst: &Instance, kind: Kind) -> Record {
         let mut r = Record::new(self.now, &self.user.id, kind);
         r.journey = Some(inst.journey.as_str().into());

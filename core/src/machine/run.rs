@@ -167,7 +167,13 @@ impl Cx<'_> {
                     if sends {
                         *inst.visits.entry(inst.step.0).or_default() += 1;
                     }
+                    if owner.lifecycle {
+                        self.passage(inst, true);
+                    }
                     inst.step = next;
+                    if owner.lifecycle && owner.steps.get(next).is_some() {
+                        self.passage(inst, false);
+                    }
                 }
                 Flow::Wait if owner.can_wait => return true,
                 Flow::Wait => {
@@ -176,7 +182,18 @@ impl Cx<'_> {
                     self.records.push(r);
                     return self.end(owner, inst, "error");
                 }
-                Flow::End(reason) => return self.end(owner, inst, reason),
+                Flow::End(reason) => {
+                    // Reaching `end` or `exit` is going through it: only
+                    // instances stopped elsewhere stay counted at a step.
+                    let through = owner
+                        .steps
+                        .get(inst.step)
+                        .is_some_and(|s| matches!(s.kind, StepKind::End | StepKind::Exit));
+                    if owner.lifecycle && through {
+                        self.passage(inst, true);
+                    }
+                    return self.end(owner, inst, reason);
+                }
             }
         }
     }

@@ -57,6 +57,12 @@ impl Figures {
             figures.rewards += 1;
         }
     }
+
+    /// Adds a journey's step passages, counted apart from its records.
+    pub fn add_step_counts(&mut self, journey: &str, steps: &VersionStats) {
+        let figures = self.flows.entry(journey.to_string()).or_default();
+        figures.stats.add_passages(steps);
+    }
 }
 
 /// What was simulated, for the top of the report.
@@ -383,6 +389,9 @@ const KINDS: [(&str, &str); 14] = [
 /// What one step did, one line per kind of record.
 fn step_lines(stats: &StepStats, split: Option<(&str, &[SplitArm], &VersionStats)>) -> Vec<String> {
     let mut lines = Vec::new();
+    if stats.entered > 0 {
+        lines.push(crate::html::passages(stats));
+    }
     let known = |kind: &str| kind == "split" || KINDS.iter().any(|(k, _)| *k == kind);
     for (kind, word) in KINDS {
         let n = stats.count(kind);

@@ -81,6 +81,9 @@ fn simulate(args: &SimulateArgs) -> Result<ExitCode> {
     let file = std::fs::File::open(&args.events).with_context(|| format!("cannot read {name}"))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
     let mut preview = Preview::new(Deployment::new(plan));
+    if args.report.is_some() {
+        preview.count_steps();
+    }
     let json = args.format == "json";
     let mut records = Vec::new();
     let mut progress = (!args.quiet && std::io::stderr().is_terminal())
@@ -96,7 +99,7 @@ fn simulate(args: &SimulateArgs) -> Result<ExitCode> {
     // Three threads: one reads and parses lines, this one runs the engine,
     // one writes the records. The order of everything (the records, which
     // error stops the run) is the file's.
-    let summary = std::thread::scope(|scope| -> Result<Summary> {
+    let mut summary = std::thread::scope(|scope| -> Result<Summary> {
         // At most a thousand lines parsed ahead (see [`CHUNK`]).
         let (sender, parsed) = std::sync::mpsc::sync_channel::<Vec<Line>>(4);
         // Chunks go back to the reading thread to be freed there: memory
@@ -260,8 +263,11 @@ fn simulate(args: &SimulateArgs) -> Result<ExitCode> {
             tz,
             fired: summary.fired(),
         };
-        let figures = summary.figures.as_ref().expect("kept for the report");
-        super::report::write(path, plan, &run, figures)?;
+        let mut figures = summary.figures.take().expect("kept for the report");
+        for (journey, steps) in preview.step_counts() {
+            figures.add_step_counts(journey, steps);
+        }
+        super::report::write(path, plan, &run, &figures)?;
     }
     let mut out = std::io::stdout().lock();
     if json {

@@ -11,7 +11,7 @@
 use crate::store::{Batch, IssuedCode, Kv, StatsWrite, Store, StoreError};
 use std::collections::BTreeMap;
 use waymark_core::journal::{Kind, Record};
-use waymark_core::stats::VersionStats;
+use waymark_core::stats::{Passage, VersionStats};
 
 /// Journey stats as the last batch left them, per (journey, version).
 #[derive(Debug, Default)]
@@ -32,7 +32,7 @@ impl Effects {
     ) -> Result<(), StoreError> {
         batch.sends = sends(&batch.journal);
         batch.codes = codes(&batch.journal);
-        batch.stats = self.stats(store, &batch.journal, zone)?;
+        batch.stats = self.stats(store, &batch.journal, &batch.passages, zone)?;
         Ok(())
     }
 
@@ -42,30 +42,25 @@ impl Effects {
         self.stats.clear();
     }
 
-    /// The stats of every journey version the records touch, with them added.
+    /// The stats of every journey version the records and passages touch,
+    /// with them added.
     fn stats<K: Kv>(
         &mut self,
         store: &Store<K>,
         journal: &[Record],
+        passages: &[Passage],
         zone: chrono_tz::Tz,
     ) -> Result<Vec<StatsWrite>, StoreError> {
         let mut touched: BTreeMap<(String, String), VersionStats> = BTreeMap::new();
         for record in journal {
-            let (Some(journey), Some(version)) = (&record.journey, &record.version) else {
-                continue;
-            };
-            let k = (journey.to_string(), version.to_string());
-            if !touched.contains_key(&k) {
-                let before = match self.stats.get(&k) {
-                    Some(stats) => stats.clone(),
-                    None => store.stats(journey, version)?,
-                };
-                touched.insert(k.clone(), before);
+            if let (Some(journey), Some(version)) = (&record.journey, &record.version) {
+                self.touch(&mut touched, store, journey, version)?
+                    .add_in(record, zone);
             }
-            touched
-                .get_mut(&k)
-                .expect("just inserted")
-                .add_in(record, zone);
+        }
+        for p in passages {
+            self.touch(&mut touched, store, &p.journey, &p.version)?
+                .add_passage(p);
         }
         let writes = touched
             .iter()
@@ -77,6 +72,28 @@ impl Effects {
             .collect();
         self.stats.extend(touched);
         Ok(writes)
+    }
+}
+
+impl Effects {
+    /// The stats of a version in `touched`, put there as the batch before
+    /// left them the first time.
+    fn touch<'t, K: Kv>(
+        &self,
+        touched: &'t mut BTreeMap<(String, String), VersionStats>,
+        store: &Store<K>,
+        journey: &str,
+        version: &str,
+    ) -> Result<&'t mut VersionStats, StoreError> {
+        let k = (journey.to_string(), version.to_string());
+        if !touched.contains_key(&k) {
+            let before = match self.stats.get(&k) {
+                Some(stats) => stats.clone(),
+                None => store.stats(journey, version)?,
+            };
+            touched.insert(k.clone(), before);
+        }
+        Ok(touched.get_mut(&k).expect("just inserted"))
     }
 }
 
@@ -151,8 +168,19 @@ mod tests {
             ],
             ..Batch::default()
         };
+        batch.passages.push(Passage {
+            journey: "j".into(),
+            version: "v1".into(),
+            step: waymark_dsl::plan::StepId(3),
+            arms: None,
+            passed: false,
+        });
         effects.fill(&store, &mut batch, chrono_tz::UTC).unwrap();
         assert_eq!(batch.stats.len(), 1);
+        assert_eq!(
+            batch.stats[0].stats.steps["s3"].entered, 1,
+            "a passage counts"
+        );
         assert_eq!(
             (batch.stats[0].stats.entered, batch.stats[0].stats.sends),
             (1, 1)

@@ -334,6 +334,7 @@ impl<K: Kv> Runtime<K> {
                 input,
                 now,
                 &mut batch.journal,
+                Some(&mut batch.passages),
             );
             spent = spent.saturating_add(1 + u64::from(steps));
         }

@@ -245,6 +245,7 @@ impl<K: Kv + Clone + 'static> Runtime<K> {
                 &input,
                 *at,
                 &mut batch.journal,
+                Some(&mut batch.passages),
             );
             woken = i + 1;
             if let Some(next) = state.next_wake()

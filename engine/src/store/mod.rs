@@ -137,6 +137,9 @@ pub struct Batch {
     pub users: Vec<(UserState, Option<DateTime<Utc>>)>,
     pub dedup: Vec<(String, DateTime<Utc>)>,
     pub journal: Vec<Record>,
+    /// Instances coming to journey steps and going on from them, for the
+    /// stats (not written themselves).
+    pub passages: Vec<waymark_core::stats::Passage>,
     /// The records of `journal` (by index) that are sends to deliver: each
     /// enters the outbox under its record's sequence number.
     pub sends: Vec<usize>,
@@ -237,7 +240,7 @@ fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T> {
 /// changes whenever a stored form does; a store of another format is
 /// refused at open, and a migration is written only when a release needs
 /// one.
-pub const FORMAT: u32 = 11;
+pub const FORMAT: u32 = 12;
 
 /// How long message ids are kept for dedup, at least.
 pub const DEDUP_DAYS: i64 = 7;

@@ -262,6 +262,9 @@ pub(crate) async fn journeys(
 /// What one step did, in words, for its box.
 fn step_figures(s: &StepStats) -> Vec<String> {
     let mut lines = Vec::new();
+    if s.entered > 0 {
+        lines.push(crate::html::passages(s));
+    }
     for (kind, label) in [
         ("send", "sent"),
         ("coupon", "coupons given"),
