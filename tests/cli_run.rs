@@ -181,11 +181,22 @@ fn simulate_takes_every_segment_type_as_the_daemon_does() {
         .collect();
     assert_eq!(sends.len(), 1, "{}", stdout(&out));
     assert_eq!(sends[0]["fields"]["text"], "/pricing");
-    assert!(
-        stderr(&out).contains("1 `alias` message(s) taken but not acted on"),
-        "{}",
-        stderr(&out)
+    // The alias merges anon-1 (no profile yet) into u1.
+    let merged: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["kind"] == "merged")
+        .collect();
+    assert_eq!(merged.len(), 1, "{}", stdout(&out));
+    assert_eq!(
+        (
+            &merged[0]["user"],
+            &merged[0]["merged"],
+            &merged[0]["reason"]
+        ),
+        (&"u1".into(), &"anon-1".into(), &"alias".into())
     );
+    assert!(!stderr(&out).contains("not acted on"), "{}", stderr(&out));
 }
 
 /// Item 29: `--until 0d` stops the clock at the last event.

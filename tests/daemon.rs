@@ -502,8 +502,7 @@ journey thanks {
         serde_json::json!([{"index": 5, "field": "batch[5].event", "message": "missing"}]),
         "{answer}"
     );
-    assert_eq!(answer["unsupported"][0]["index"], 4, "{answer}");
-    assert_eq!(answer["unsupported"][0]["type"], "alias", "{answer}");
+    assert_eq!(answer["unsupported"], serde_json::json!([]), "{answer}");
     wait_for("both journeys' messages", || sent_lines(&dir).len() == 2);
     let mut texts: Vec<String> = sent_lines(&dir)
         .iter()
@@ -520,9 +519,14 @@ journey thanks {
         "{user}"
     );
     assert_eq!(user["profile"]["nickname"], "小王", "{user}");
+    // The alias made anon-1 an id of u1.
+    let (status, aliased) = http(port, "GET", "/v1/users/anon-1", "");
+    assert_eq!(status, 200, "{aliased}");
+    let aliased: serde_json::Value = serde_json::from_str(&aliased).unwrap();
+    assert_eq!(aliased["id"], "u1", "{aliased}");
     let (_, metrics) = http(port, "GET", "/metrics", "");
     assert!(
-        metrics.contains("waymark_unsupported_messages_total{type=\"alias\"} 1"),
+        metrics.contains("waymark_profile_merges_total{how=\"alias\"} 1"),
         "{metrics}"
     );
     daemon.kill().unwrap();

@@ -51,6 +51,7 @@ pub fn instance(i: &Instance) -> Json {
 pub fn summary(u: &UserState) -> Json {
     json!({
         "id": u.id,
+        "merged_ids": u.merged_ids,
         "created_at": time_opt(u.created_at),
         "profile": crate::machine::user_value(u).to_json(),
         "tags": u.tags,

@@ -342,6 +342,108 @@ impl EventHistory {
         self.day_totals.push(Decimal::ZERO);
     }
 
+    /// Puts an occurrence in the recent list at its place in time (after
+    /// those at the same instant), with its row of sums.
+    fn insert_recent(&mut self, at: DateTime<Utc>, row: Vec<Decimal>) {
+        let width = self.width();
+        let position = self.recent.partition_point(|t| *t <= at);
+        self.recent.insert(position, at);
+        for (k, n) in row.into_iter().enumerate() {
+            self.recent_sums.insert(position * width + k, n);
+        }
+    }
+
+    /// Drops recent occurrences past [`RECENT`] or older than 48 hours
+    /// before the newest; one dropped for the count while still within
+    /// those hours marks where the list stops being exact.
+    fn trim_recent(&mut self) {
+        let width = self.width();
+        let Some(newest) = self.recent.back().copied() else {
+            return;
+        };
+        while self.recent.len() > RECENT
+            || self
+                .recent
+                .front()
+                .is_some_and(|t| (newest - *t).num_seconds() > EXACT_SECONDS)
+        {
+            let Some(t) = self.recent.pop_front() else {
+                break;
+            };
+            self.recent_sums.drain(..width);
+            if (newest - t).num_seconds() <= EXACT_SECONDS {
+                self.truncated_at = Some(self.truncated_at.map_or(t, |old| old.max(t)));
+            }
+        }
+    }
+
+    /// See [`History::absorb`].
+    fn absorb(&mut self, other: EventHistory) {
+        self.encoded = Encoded::default();
+        self.total += other.total;
+        if let Some(first) = other.first
+            && self.first.as_ref().is_none_or(|(t, _)| first.0 < *t)
+        {
+            self.first = Some(first);
+        }
+        if let Some(last) = other.last
+            && self.last.as_ref().is_none_or(|(t, _)| last.0 > *t)
+        {
+            self.last = Some(last);
+        }
+        // Their fields in our order, added while there is room.
+        let to: Vec<Option<usize>> = other
+            .fields
+            .iter()
+            .map(|f| match self.field(f) {
+                Some(i) => Some(i),
+                None if self.fields.len() < MAX_SUMS => {
+                    self.add_field(f);
+                    Some(self.width() - 1)
+                }
+                None => None,
+            })
+            .collect();
+        let width = self.width();
+        let theirs = other.fields.len();
+        let row_of = |sums: &VecDeque<Decimal>, r: usize| {
+            let mut row = vec![Decimal::ZERO; width];
+            for (k, to) in to.iter().enumerate() {
+                if let Some(to) = to {
+                    row[*to] += sums[r * theirs + k];
+                }
+            }
+            row
+        };
+        for (r, d) in other.days.iter().enumerate() {
+            let i = self.days.partition_point(|x| x < d);
+            if self.days.get(i) != Some(d) {
+                self.days.insert(i, *d);
+                self.day_counts.insert(i, 0);
+                for k in 0..width {
+                    self.day_sums.insert(i * width + k, Decimal::ZERO);
+                }
+            }
+            self.day_counts[i] += other.day_counts[r];
+            for (k, n) in row_of(&other.day_sums, r).into_iter().enumerate() {
+                self.day_sums[i * width + k] += n;
+            }
+        }
+        if let Some(newest) = self.days.back().copied() {
+            while self.days.front().is_some_and(|x| *x < newest - MAX_DAYS) {
+                self.days.pop_front();
+                self.day_counts.pop_front();
+                self.day_sums.drain(..width);
+            }
+        }
+        self.total_days();
+        for (r, t) in other.recent.iter().enumerate() {
+            self.insert_recent(*t, row_of(&other.recent_sums, r));
+        }
+        self.truncated_at = self.truncated_at.max(other.truncated_at);
+        self.trim_recent();
+    }
+
     fn field(&self, name: &str) -> Option<usize> {
         self.fields.iter().position(|f| f == name)
     }
@@ -527,21 +629,36 @@ impl History {
         }
 
         // The exact recent list.
-        let position = h.recent.partition_point(|t| *t <= at);
-        h.recent.insert(position, at);
-        for (k, n) in row.into_iter().enumerate() {
-            h.recent_sums.insert(position * width + k, n);
+        h.insert_recent(at, row);
+        h.trim_recent();
+    }
+
+    /// Takes in `other`, the history of the same person kept under another
+    /// id (an identity merge): per event name, totals and day buckets
+    /// added, the first and last occurrence the earliest and latest of
+    /// both, the recent lists merged in time order and trimmed as they
+    /// would have been had every event come to one id. Past
+    /// [`MAX_NAMES`], the names seen least recently go, as they would.
+    pub fn absorb(&mut self, other: History) {
+        for (name, theirs) in other.events {
+            match self.events.get_mut(&name) {
+                Some(ours) => ours.absorb(*theirs),
+                None => {
+                    self.events.insert(name, theirs);
+                }
+            }
         }
-        let newest = h.recent.back().copied().unwrap_or(at);
-        while h.recent.len() > RECENT
-            || h.recent
-                .front()
-                .is_some_and(|t| (newest - *t).num_seconds() > EXACT_SECONDS)
-        {
-            let Some(t) = h.recent.pop_front() else { break };
-            h.recent_sums.drain(..width);
-            if (newest - t).num_seconds() <= EXACT_SECONDS {
-                h.truncated_at = Some(h.truncated_at.map_or(t, |old| old.max(t)));
+        while self.events.len() > MAX_NAMES {
+            let oldest = self
+                .events
+                .iter()
+                .min_by_key(|(_, h)| h.last.as_ref().map(|l| l.0))
+                .map(|(n, _)| n.clone());
+            match oldest {
+                Some(oldest) => {
+                    self.events.remove(&oldest);
+                }
+                None => break,
             }
         }
     }
@@ -620,6 +737,58 @@ mod tests {
     use chrono::TimeZone;
 
     proptest::proptest! {
+        /// Two ids' histories merged answer every question as the history
+        /// of one id that got all the events in time order would.
+        #[test]
+        fn merged_histories_answer_as_one_history(
+            events in proptest::collection::vec(
+                (proptest::bool::ANY, 0usize..3, 0i64..600_000, 0u32..3, -500i64..500),
+                1..160,
+            ),
+            asked in proptest::collection::vec((0i64..4000, 0usize..6), 1..8),
+            dense in proptest::bool::ANY,
+        ) {
+            let start = Utc.with_ymd_and_hms(2025, 6, 1, 0, 0, 0).unwrap();
+            let mut events = events;
+            if dense {
+                // Within two days: more than the recent list keeps.
+                for e in &mut events {
+                    e.2 %= 2_000;
+                }
+            }
+            // Distinct times: at the same instant, which came first is
+            // the arrival order, which a merge cannot know.
+            events.sort_by_key(|e| e.2);
+            events.dedup_by_key(|e| e.2);
+            let (mut one, mut a, mut b) = (History::default(), History::default(), History::default());
+            let field = ["amount", "qty", "price"];
+            for (to_a, name, minute, f, amount) in &events {
+                let at = start + Duration::minutes(*minute);
+                let mut props = Fields::new();
+                props.insert(field[*f as usize].into(), Value::Number(Decimal::new(*amount, 1)));
+                props.insert("minute".into(), Value::Number(Decimal::from(*minute)));
+                let props = Value::Record(props);
+                let name = ["a", "b", "c"][*name];
+                one.record(name, at, &props);
+                if *to_a { a.record(name, at, &props) } else { b.record(name, at, &props) }
+            }
+            a.absorb(b);
+            let newest = start + Duration::minutes(events.last().unwrap().2);
+            for (later, window) in asked {
+                let now = newest + Duration::minutes(later);
+                let within = [60, 3600, 86_400, 2 * 86_400, 30 * 86_400, 400 * 86_400][window];
+                for name in ["a", "b", "c", "d"] {
+                    proptest::prop_assert_eq!(a.count(name, Some(within), now), one.count(name, Some(within), now), "count {} {}", name, within);
+                    proptest::prop_assert_eq!(a.count(name, None, now), one.count(name, None, now));
+                    for f in field {
+                        proptest::prop_assert_eq!(a.sum(name, f, within, now), one.sum(name, f, within, now), "sum {} {} {}", name, f, within);
+                    }
+                    proptest::prop_assert_eq!(a.first(name), one.first(name));
+                    proptest::prop_assert_eq!(a.last(name), one.last(name));
+                }
+            }
+        }
+
         /// An event's history written by hand is the bytes `rmp_serde`
         /// writes for it: numbers whole, scaled and past `i64`, several
         /// fields, snapshots of any shape, bursts that truncate the

@@ -33,6 +33,10 @@ pub enum Kind {
     Failed,
     /// A dead-lettered send delivered when it was replayed.
     Delivered,
+    /// Another profile of the same person was merged into this one
+    /// (`merged`: its id; `reason`: `identify`, `alias` or
+    /// `identifier:NAME`).
+    Merged,
 }
 
 impl Kind {
@@ -56,6 +60,7 @@ impl Kind {
             Kind::Skipped => "skipped",
             Kind::Failed => "failed",
             Kind::Delivered => "delivered",
+            Kind::Merged => "merged",
         }
     }
 }
@@ -210,6 +215,9 @@ pub struct Record {
     /// For `failed` and `delivered`: delivery attempts made.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub attempts: Option<u32>,
+    /// For `merged`: the id merged into this user.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub merged: Option<String>,
 }
 
 impl Record {
@@ -246,6 +254,7 @@ impl Record {
             arm: None,
             holdout: None,
             attempts: None,
+            merged: None,
         }
     }
 

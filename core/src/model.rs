@@ -77,6 +77,19 @@ pub enum Input {
     },
     /// Remove the user's instances of a journey (a deploy that cancels it).
     Cancel { user: String, journey: String },
+    /// `from` is another id of the person `user` is: its profile, if it
+    /// has one, is merged into `user`'s and its events come to `user`
+    /// from then on. `how`: `identify` (an event or identify carrying
+    /// both an `anonymousId` and a `userId`), `alias`, or
+    /// `identifier:NAME` (a declared identifier both profiles held). The
+    /// shells carry it out with [`crate::machine::merge_into`], which
+    /// needs both profiles; [`crate::machine::handle`] leaves it.
+    Merge {
+        user: String,
+        from: String,
+        how: String,
+        message_id: Option<String>,
+    },
 }
 
 impl Input {
@@ -86,8 +99,24 @@ impl Input {
             Input::Identify { user, .. }
             | Input::Wake { user }
             | Input::Scheduled { user, .. }
-            | Input::Cancel { user, .. } => user,
+            | Input::Cancel { user, .. }
+            | Input::Merge { user, .. } => user,
         }
+    }
+
+    /// The same input for another id of its user (the profile it was
+    /// merged into).
+    pub fn for_user(&self, to: &str) -> Input {
+        let mut input = self.clone();
+        match &mut input {
+            Input::Track(e) => e.user = to.to_string(),
+            Input::Identify { user, .. }
+            | Input::Wake { user }
+            | Input::Scheduled { user, .. }
+            | Input::Cancel { user, .. }
+            | Input::Merge { user, .. } => *user = to.to_string(),
+        }
+        input
     }
 
     /// The message id an event or identify came with, which duplicates
@@ -95,7 +124,9 @@ impl Input {
     pub fn message_id(&self) -> Option<&str> {
         match self {
             Input::Track(e) => e.message_id.as_deref(),
-            Input::Identify { message_id, .. } => message_id.as_deref(),
+            Input::Identify { message_id, .. } | Input::Merge { message_id, .. } => {
+                message_id.as_deref()
+            }
             _ => None,
         }
     }
@@ -134,6 +165,12 @@ pub struct UserState {
     pub sends: Vec<SentMessage>,
     /// Segments the user matched when last evaluated (for segment triggers).
     pub segments: BTreeSet<String>,
+    /// The other ids of this person, merged into this profile (an
+    /// anonymous id, an `alias`'s previous id, a profile that shared a
+    /// declared identifier): their events come here, and their journals
+    /// are read with this one's.
+    #[serde(default)]
+    pub merged_ids: Vec<String>,
 }
 
 impl UserState {
@@ -170,8 +207,9 @@ impl UserState {
             tasks,
             sends,
             segments,
+            merged_ids,
         } = self;
-        rmp::encode::write_array_len(out, 14)?;
+        rmp::encode::write_array_len(out, 15)?;
         put(out, id)?;
         put(out, traits)?;
         history.encode_positional(out)?;
@@ -186,6 +224,7 @@ impl UserState {
         put(out, tasks)?;
         put(out, sends)?;
         put(out, segments)?;
+        put(out, merged_ids)?;
         Ok(())
     }
 

@@ -43,6 +43,10 @@ pub struct Preview {
     seen: SeenIds,
     /// Step passages per journey, when counted ([`Preview::count_steps`]).
     steps: Option<StepCounts>,
+    /// Ids merged into another profile, and that profile's id. Their
+    /// members stay where they were, emptied (a member's place is its
+    /// number), and are passed over.
+    links: FxHashMap<String, String>,
 }
 
 /// Journey steps' passages counted by a [`Preview`]: per journey, only the
@@ -129,6 +133,7 @@ impl Preview {
             schedules_done: None,
             seen: SeenIds::default(),
             steps: None,
+            links: FxHashMap::default(),
         }
     }
 
@@ -185,6 +190,24 @@ impl Preview {
         now: DateTime<Utc>,
         out: &mut Vec<Record>,
     ) {
+        if let Input::Merge {
+            user, from, how, ..
+        } = input
+        {
+            return self.merge(user, from, how, now, out);
+        }
+        let rerouted;
+        let linked = match self.links.is_empty() {
+            true => None,
+            false => self.links.get(input.user()),
+        };
+        let (input, numbered) = match linked {
+            None => (input, numbered),
+            Some(survivor) => {
+                rerouted = input.for_user(survivor);
+                (&rerouted, None)
+            }
+        };
         let user = input.user();
         let index = self.member_index(numbered, user);
         let member = &mut self.members[index / BLOCK][index % BLOCK];
@@ -197,6 +220,72 @@ impl Preview {
             out,
             self.steps.as_mut().map(|s| &mut s.passages),
         );
+        self.after_input(index, user);
+    }
+
+    /// Merges the profile `from` leads to into the one `into` leads to,
+    /// as the daemon does.
+    fn merge(
+        &mut self,
+        into: &str,
+        from: &str,
+        how: &str,
+        now: DateTime<Utc>,
+        out: &mut Vec<Record>,
+    ) {
+        let lead = |links: &FxHashMap<String, String>, id: &str| {
+            links.get(id).cloned().unwrap_or_else(|| id.to_string())
+        };
+        let survivor = lead(&self.links, into);
+        let absorbed_id = lead(&self.links, from);
+        if absorbed_id == survivor {
+            return;
+        }
+        let index = self.member_index(None, &survivor);
+        let known = &self.members[index / BLOCK][index % BLOCK].state.merged_ids;
+        if known.iter().any(|m| m == from) {
+            return;
+        }
+        let absorbed = self.users.get(absorbed_id.as_str()).copied().map(|at| {
+            let at = at as usize;
+            let member = &mut self.members[at / BLOCK][at % BLOCK];
+            if member.timer != NO_TIMER {
+                self.timers
+                    .remove(&(member.timer, Box::from(absorbed_id.as_str())));
+                member.timer = NO_TIMER;
+            }
+            std::mem::take(&mut member.state)
+        });
+        let mut moved = vec![absorbed_id.clone()];
+        if let Some(state) = &absorbed {
+            moved.extend(state.merged_ids.iter().cloned());
+        }
+        for to in self.links.values_mut() {
+            if *to == absorbed_id {
+                *to = survivor.clone();
+            }
+        }
+        for id in moved {
+            self.links.insert(id, survivor.clone());
+        }
+        let member = &mut self.members[index / BLOCK][index % BLOCK];
+        core::merge_into(
+            &self.deployment,
+            &mut self.globals,
+            &mut member.state,
+            absorbed,
+            &absorbed_id,
+            how,
+            now,
+            out,
+            self.steps.as_mut().map(|s| &mut s.passages),
+        );
+        self.after_input(index, &survivor);
+    }
+
+    /// After an input to the member at `index` (`user`): its timer moved
+    /// and its step passages counted.
+    fn after_input(&mut self, index: usize, user: &str) {
         if let Some(steps) = &mut self.steps {
             for p in steps.passages.drain(..) {
                 match steps.journeys.get_mut(p.journey.as_str()) {
@@ -206,6 +295,7 @@ impl Preview {
                 .add_passage(&p);
             }
         }
+        let member = &mut self.members[index / BLOCK][index % BLOCK];
         let timer = member.state.next_wake().map_or(NO_TIMER, micros);
         if timer != member.timer {
             if member.timer != NO_TIMER {
@@ -389,6 +479,10 @@ impl Preview {
         let ids = std::mem::take(&mut self.in_order);
         for members in ids.chunks(PAGE) {
             for user in members {
+                if self.links.contains_key(&**user) {
+                    // Merged into another member, who is on the list.
+                    continue;
+                }
                 for input in &mut inputs {
                     if let Input::Scheduled { user: id, .. } = input {
                         id.clear();

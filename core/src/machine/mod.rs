@@ -16,12 +16,14 @@ pub(crate) use check::Check;
 mod coupon_codes;
 mod eval;
 mod guard;
+mod merge;
 mod run;
 mod tasks;
 
 pub use coupon_codes::{CouponSecret, coupon_code};
 use eval::EventRef;
 pub use eval::{Env, user_value};
+pub use merge::merge_into;
 
 use crate::deployment::Deployment;
 use crate::journal::{Kind, Record};
@@ -138,21 +140,7 @@ pub fn handle_into(
     out: &mut Vec<Record>,
     passages: Option<&mut Vec<Passage>>,
 ) -> u32 {
-    let mut cx = Cx {
-        d,
-        globals,
-        user,
-        now,
-        records: std::mem::take(out),
-        passages,
-        emitted: VecDeque::new(),
-        steps_left: STEP_BUDGET,
-        emits_left: EMIT_BUDGET,
-        user_zone: std::cell::Cell::new(None),
-    };
-    if cx.user.created_at.is_none() {
-        cx.user.created_at = Some(now);
-    }
+    let mut cx = Cx::new(d, globals, user, now, out, passages);
     match input {
         Input::Track(event) => cx.event(event),
         Input::Identify { traits, .. } => {
@@ -183,8 +171,11 @@ pub fn handle_into(
             }
             cx.run_ready();
         }
+        // The shells merge, with both profiles (see [`merge_into`]).
+        Input::Merge { .. } => {}
         Input::Cancel { journey, .. } => {
-            if let Some(index) = cx.user.instances.iter().position(|i| &i.journey == journey) {
+            // Two, after a merge.
+            while let Some(index) = cx.user.instances.iter().position(|i| &i.journey == journey) {
                 let inst = cx.user.instances.remove(index);
                 let mut r = cx.instance_record(&inst, Kind::Exit);
                 r.reason = Some("cancelled".into());
@@ -192,16 +183,50 @@ pub fn handle_into(
             }
         }
     }
-    cx.drain_emitted();
-    cx.segments();
-    cx.drain_emitted();
-    // A user whose instances all ended keeps no room for them: most users
-    // are in no journey most of the time.
-    if cx.user.instances.is_empty() {
-        cx.user.instances = Vec::new();
+    cx.finish(out)
+}
+
+impl<'a> Cx<'a> {
+    fn new(
+        d: &'a Deployment,
+        globals: &'a mut Globals,
+        user: &'a mut UserState,
+        now: DateTime<Utc>,
+        out: &mut Vec<Record>,
+        passages: Option<&'a mut Vec<Passage>>,
+    ) -> Cx<'a> {
+        let cx = Cx {
+            d,
+            globals,
+            user,
+            now,
+            records: std::mem::take(out),
+            passages,
+            emitted: VecDeque::new(),
+            steps_left: STEP_BUDGET,
+            emits_left: EMIT_BUDGET,
+            user_zone: std::cell::Cell::new(None),
+        };
+        if cx.user.created_at.is_none() {
+            cx.user.created_at = Some(now);
+        }
+        cx
     }
-    *out = cx.records;
-    STEP_BUDGET - cx.steps_left
+
+    /// What follows every input: emitted events, segment triggers; the
+    /// records handed back to `out`. Returns the steps run.
+    fn finish(mut self, out: &mut Vec<Record>) -> u32 {
+        self.drain_emitted();
+        self.segments();
+        self.drain_emitted();
+        // A user whose instances all ended keeps no room for them: most
+        // users are in no journey most of the time.
+        if self.user.instances.is_empty() {
+            self.user.instances = Vec::new();
+        }
+        *out = self.records;
+        STEP_BUDGET - self.steps_left
+    }
 }
 
 /// Merges identify traits: records merge key by key (so `consent.sms`

@@ -167,23 +167,64 @@ impl Cx<'_> {
                 reached
             }
         };
-        if !reached {
-            return;
+        if reached {
+            self.reward(task, &owner, value.clone());
         }
+    }
+
+    /// Pays `task`'s reward (its progress already reset): counts it, and
+    /// runs its steps with `event` (the event that reached the target).
+    fn reward(&mut self, task: &TaskPlan, owner: &Owner<'_>, event: Value) {
+        let state = self.user.tasks.entry(task.name.clone()).or_default();
         state.rewards += 1;
         if task.max_rewards.is_some_and(|m| state.rewards >= m) {
             // It cannot pay out again: what it remembered is of no more use.
             state.seen.clear();
             state.counted.clear();
         }
-        let mut r = Record::new(now, &self.user.id, Kind::Reward);
+        let mut r = Record::new(self.now, &self.user.id, Kind::Reward);
         r.journey = Some(task.name.as_str().into());
         r.task = Some(task.name.clone());
         self.records.push(r);
-        let mut inst = self.new_instance(&task.name, "task", task.reward.start, value.clone());
+        let mut inst = self.new_instance(&task.name, "task", task.reward.start, event);
         // A send deferred by quiet hours or a cap holds the run until then.
-        if self.run(&owner, &mut inst) {
+        if self.run(owner, &mut inst) {
             self.user.instances.push(inst);
         }
+    }
+
+    /// After a merge: a counting task whose two halves together reach its
+    /// target pays now, as it would have on the event that reached it had
+    /// all come to one id (the earliest counted go; the rest stay
+    /// counted). Its steps see no event.
+    pub(crate) fn reward_merged(&mut self, task: &TaskPlan) {
+        let TaskProgress::Count { times, .. } = task.progress else {
+            return;
+        };
+        let Some(state) = self.user.tasks.get_mut(&task.name) else {
+            return;
+        };
+        if (state.counted.len() as u64) < times
+            || task.max_rewards.is_some_and(|m| state.rewards >= m)
+        {
+            return;
+        }
+        state.counted.sort_by_key(|(t, _)| *t);
+        state.counted.drain(..times as usize);
+        let d = self.d;
+        let owner = Owner {
+            name: &task.name,
+            version: "task",
+            steps: &task.reward,
+            policy: d.policy("default"),
+            category: "marketing",
+            transactional: false,
+            tz: task.tz.as_deref(),
+            exit_if: &[],
+            can_wait: true,
+            lifecycle: false,
+            event: None,
+        };
+        self.reward(task, &owner, Value::Null);
     }
 }

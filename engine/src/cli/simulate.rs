@@ -383,14 +383,20 @@ fn read_lines(
     };
     fn push(chunk: &mut Vec<Line>, lookups: &mut Vec<Lookup>, line: (usize, usize, Parsed)) {
         let (number, len, parsed) = line;
-        let what = match parsed {
-            Parsed::Input(input, at) => {
-                lookups.push(Lookup::of(chunk.len(), &input));
-                What::Input(input, at, NumberedUser::default())
-            }
-            Parsed::Other(what) => what,
+        let mut take = |input: Input, at, len| {
+            lookups.push(Lookup::of(chunk.len(), &input));
+            let what = What::Input(input, at, NumberedUser::default());
+            chunk.push(Line { number, len, what });
         };
-        chunk.push(Line { number, len, what });
+        match parsed {
+            Parsed::Input(input, at) => take(input, at, len),
+            Parsed::Merged(merge, input, at) => {
+                // Two inputs of one line: its length counts once.
+                take(merge, at, 0);
+                take(input, at, len);
+            }
+            Parsed::Other(what) => chunk.push(Line { number, len, what }),
+        }
     }
     loop {
         let (what, len) = match reader.fill_buf() {
@@ -543,6 +549,8 @@ fn look_up(
 /// A line parsed, before its message id and user are looked at.
 enum Parsed {
     Input(Input, DateTime<Utc>),
+    /// A merge of two ids, then the input that carried both.
+    Merged(Input, Input, DateTime<Utc>),
     Other(What),
 }
 
@@ -552,6 +560,7 @@ fn parse_line(line: &str, name: &str, number: usize) -> Parsed {
     }
     match crate::ingest::input_from_text(line) {
         Ok((Message::Input(input), at)) => Parsed::Input(input, at),
+        Ok((Message::Merged(merge, input), at)) => Parsed::Merged(merge, input, at),
         Ok((Message::Unsupported { kind, .. }, _)) => Parsed::Other(What::Unsupported(kind)),
         Err(e) => Parsed::Other(What::Bad(format!("{name}:{number}: {e}"))),
     }
@@ -645,6 +654,11 @@ fn timeline_line(r: &Record, tz: chrono_tz::Tz) -> String {
         Kind::Delivered => format!(
             "delivered {} on replay",
             r.channel.as_deref().unwrap_or("?")
+        ),
+        Kind::Merged => format!(
+            "merged {} ({})",
+            r.merged.as_deref().unwrap_or("?"),
+            r.reason.as_deref().unwrap_or("?")
         ),
     };
     if let Some(line) = r.line {

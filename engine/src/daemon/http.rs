@@ -452,7 +452,8 @@ async fn user(
     Param(id): Param,
 ) -> Result<impl IntoResponse, ApiError> {
     authorize(&state, &headers, None, Scope::Read)?;
-    let Some(u) = read_store(&state, move |store| store.user(&id)).await? else {
+    // Any id of the person: one merged into another profile answers it.
+    let Some((_, u)) = read_store(&state, move |store| store.profile(&id)).await? else {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "id", "no such user"));
     };
     Ok(axum::Json(waymark_core::export::summary(&u)))
@@ -494,7 +495,7 @@ async fn export(
     authorize(&state, &headers, None, Scope::Read)?;
     let key = id.clone();
     let (user, journal) = read_store(&state, move |store| {
-        let Some(user) = store.user(&key)? else {
+        let Some((key, user)) = store.profile(&key)? else {
             return Ok((None, Vec::new()));
         };
         Ok((Some(user), store.journal(&key, usize::MAX)?))
@@ -533,9 +534,13 @@ async fn journal(
         ));
     }
     let key = id.clone();
-    let (records, next) = read_store(&state, move |store| match last {
-        Some(n) => Ok((store.journal_latest(&key, n as usize)?, None)),
-        None => store.journal_page(&key, after, limit),
+    let (records, next) = read_store(&state, move |store| {
+        // Any id of the person reads the whole person's journal.
+        let key = store.profile(&key)?.map_or(key, |(id, _)| id);
+        match last {
+            Some(n) => Ok((store.journal_latest(&key, n as usize)?, None)),
+            None => store.journal_page(&key, after, limit),
+        }
     })
     .await?;
     Ok(axum::Json(

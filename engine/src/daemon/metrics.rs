@@ -126,6 +126,12 @@ const FAMILIES: &[Family] = &[
         buckets: &[],
     },
     Family {
+        name: "waymark_profile_merges_total",
+        kind: "counter",
+        help: "Profiles merged into another of the same person, by how they were found to be one (identify, alias, identifier:NAME).",
+        buckets: &[],
+    },
+    Family {
         name: "waymark_unsupported_messages_total",
         kind: "counter",
         help: "Segment messages taken but not acted on, by type.",
@@ -265,6 +271,11 @@ pub fn records(records: &[Record]) {
                 ],
                 1.0,
             );
+        }
+        if r.kind == Kind::Merged {
+            let how = r.reason.as_deref().unwrap_or("");
+            add("waymark_profile_merges_total", &[("how", how)], 1.0);
+            tracing::info!(user = %r.user, merged = r.merged.as_deref().unwrap_or(""), how, "profiles merged");
         }
         if r.kind == Kind::Failed {
             add(

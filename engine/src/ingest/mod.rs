@@ -154,8 +154,12 @@ pub enum Message {
     /// Acted on: a `track`, `page` or `screen` event, or an `identify` or
     /// `group` update of the profile.
     Input(Input),
-    /// Taken but not acted on: Segment's `alias`, until identity merge
-    /// lands. Never an error; counted and reported as unsupported.
+    /// A message that carries two ids of one person (a `userId` and an
+    /// `anonymousId`): the merge of the anonymous profile into the known
+    /// one, then the message itself, for the known one.
+    Merged(Input, Input),
+    /// Taken but not acted on. Never an error; counted and reported as
+    /// unsupported.
     Unsupported { kind: &'static str, user: String },
 }
 
@@ -222,6 +226,10 @@ pub fn messages_within(
     let mut taken = Taken::default();
     let take = |taken: &mut Taken, index: usize, message: Message| match message {
         Message::Input(input) => taken.inputs.push(input),
+        Message::Merged(merge, input) => {
+            taken.inputs.push(merge);
+            taken.inputs.push(input)
+        }
         Message::Unsupported { kind, user } => {
             taken.unsupported.push(Unsupported { index, kind, user })
         }
@@ -397,6 +405,10 @@ fn plain_input(text: &str, limits: &Limits) -> Option<(Message, DateTime<Utc>)> 
     // Anything the direct reader does not read exactly is left to the
     // general path.
     let plain = scan::scan(text)?;
+    if plain.user_id.is_some() && plain.anonymous_id.is_some() {
+        // Two ids: a merge, which the general path makes.
+        return None;
+    }
     let user = plain.user_id.or(plain.anonymous_id)?;
     if user.is_empty() || user.len() > 256 {
         return None;
@@ -507,6 +519,52 @@ const TYPES: &str = "\"track\", \"identify\", \"page\", \"screen\", \"group\" or
 /// One Segment message as an input; `default_kind` is its type when it
 /// has no `type`.
 fn input_as(
+    json: &Json,
+    default_kind: Option<&str>,
+    default_time: Option<DateTime<Utc>>,
+    limits: &Limits,
+) -> Result<(Message, DateTime<Utc>), IngestError> {
+    let (message, at) = one_input_as(json, default_kind, default_time, limits)?;
+    let Message::Input(input) = message else {
+        return Ok((message, at));
+    };
+    // Segment's identity calls: `alias` merges `previousId` into `userId`;
+    // any other message with both a `userId` and an `anonymousId` merges
+    // the anonymous profile into the known one.
+    let user = input.user().to_string();
+    let merge = |from: String, how: &str, message_id: Option<String>| Input::Merge {
+        user: user.clone(),
+        from,
+        how: how.to_string(),
+        message_id,
+    };
+    if let Input::Merge { .. } = input {
+        return Ok((Message::Input(input), at));
+    }
+    let known = json.get("userId").is_some_and(|v| !v.is_null());
+    match id_field(json, "anonymousId")? {
+        Some(anonymous) if known && anonymous != user => Ok((
+            Message::Merged(merge(anonymous, "identify", None), input),
+            at,
+        )),
+        _ => Ok((Message::Input(input), at)),
+    }
+}
+
+/// An id field (`anonymousId`, `previousId`): a string of 1 to 256 bytes
+/// or a number; `None` when absent or null.
+fn id_field(json: &Json, field: &str) -> Result<Option<String>, IngestError> {
+    match json.get(field) {
+        None | Some(Json::Null) => Ok(None),
+        Some(Json::String(s)) if !s.is_empty() && s.len() <= 256 => Ok(Some(s.clone())),
+        Some(Json::String(_)) => Err(err(field, "must be 1 to 256 bytes of UTF-8")),
+        Some(Json::Number(n)) => Ok(Some(n.to_string())),
+        Some(_) => Err(err(field, "must be a string")),
+    }
+}
+
+/// One message as [`input_as`] takes it, before it looks at its second id.
+fn one_input_as(
     json: &Json,
     default_kind: Option<&str>,
     default_time: Option<DateTime<Utc>>,
@@ -659,13 +717,23 @@ fn input_as(
                 at,
             ))
         }
-        "alias" => Ok((
-            Message::Unsupported {
-                kind: "alias",
-                user,
-            },
-            at,
-        )),
+        "alias" => {
+            let Some(from) = id_field(json, "previousId")? else {
+                return Err(err("previousId", "missing (the id to merge into userId)"));
+            };
+            if json.get("userId").is_none_or(|v| v.is_null()) {
+                return Err(err("userId", "missing (the id previousId is merged into)"));
+            }
+            Ok((
+                Message::Input(Input::Merge {
+                    user,
+                    from,
+                    how: "alias".into(),
+                    message_id,
+                }),
+                at,
+            ))
+        }
         other => Err(err(
             "type",
             format!("`{other}` is not a Segment type (use {TYPES})"),
@@ -1256,7 +1324,8 @@ mod tests {
     }
 
     /// Item 9: a batch of every Segment type is taken item by item; a bad
-    /// item is refused by index and loses none of the others.
+    /// item is refused by index and loses none of the others. `alias`
+    /// merges its previous id into its user.
     #[test]
     fn every_segment_type_is_taken_and_a_bad_item_loses_no_other() {
         let batch = json!({"batch": [
@@ -1279,25 +1348,28 @@ mod tests {
             refused,
             [(5, "batch[5].timestamp"), (6, "batch[6].groupId")]
         );
-        assert_eq!(
-            taken.unsupported,
-            [Unsupported {
-                index: 4,
-                kind: "alias",
-                user: "u1".into()
-            }]
-        );
+        assert!(taken.unsupported.is_empty());
         assert_eq!(taken.taken(), 6);
         let [
             Input::Track(order),
             Input::Track(page),
             Input::Track(screen),
             Input::Identify { traits, .. },
+            Input::Merge {
+                user: alias_user,
+                from: alias_from,
+                how,
+                ..
+            },
             Input::Identify { .. },
         ] = &taken.inputs[..]
         else {
             panic!("{:?}", taken.inputs)
         };
+        assert_eq!(
+            (alias_user.as_str(), alias_from.as_str(), how.as_str()),
+            ("u1", "a1", "alias")
+        );
         assert_eq!(order.name, "Order Completed");
         assert_eq!(page.name, "page");
         assert_eq!(
@@ -1311,6 +1383,61 @@ mod tests {
         assert_eq!(
             traits.to_json(),
             json!({"groups": {"acme": {"plan": "pro"}}})
+        );
+    }
+
+    #[test]
+    fn two_ids_make_a_merge_before_the_message_and_alias_needs_both() {
+        let both =
+            json!({"type":"track","userId":"u1","anonymousId":"a1","event":"x","messageId":"m"});
+        let batch = |m: &Json| messages(&json!({"batch": [m]}), Call::Batch, now()).unwrap();
+        let taken = batch(&both);
+        let [
+            Input::Merge {
+                user,
+                from,
+                how,
+                message_id,
+            },
+            Input::Track(e),
+        ] = &taken.inputs[..]
+        else {
+            panic!("{:?}", taken.inputs)
+        };
+        assert_eq!(
+            (user.as_str(), from.as_str(), how.as_str()),
+            ("u1", "a1", "identify")
+        );
+        assert_eq!(message_id, &None, "the message's id is the event's");
+        assert_eq!(
+            (e.user.as_str(), e.message_id.as_deref()),
+            ("u1", Some("m"))
+        );
+        // One id, or the same id twice: no merge.
+        for one in [
+            json!({"type":"track","userId":"u1","event":"x"}),
+            json!({"type":"track","userId":null,"anonymousId":"a1","event":"x"}),
+            json!({"type":"identify","userId":"u1","anonymousId":"u1"}),
+        ] {
+            let taken = batch(&one);
+            assert_eq!(taken.inputs.len(), 1, "{one}");
+        }
+        let field = |json: Json| batch(&json).refused[0].field.clone();
+        assert_eq!(
+            field(json!({"type":"alias","userId":"u1"})),
+            "batch[0].previousId"
+        );
+        assert_eq!(
+            field(json!({"type":"alias","userId":"u1","previousId":""})),
+            "batch[0].previousId"
+        );
+        assert_eq!(
+            field(json!({"type":"alias","anonymousId":"a","previousId":"p"})),
+            "batch[0].userId"
+        );
+        assert_eq!(
+            field(json!({"type":"track","userId":"u1","anonymousId":[],"event":"x"})),
+            "batch[0].anonymousId"
         );
     }
 }

@@ -19,7 +19,7 @@ pub use deploy::{DeployHow, DeployMeta};
 pub use pipeline::{Committed, Durable};
 use pipeline::{Committer, InFlight};
 
-use crate::store::{Batch, Kv, Settled, Store, StoreError};
+use crate::store::{Batch, Kv, MergeWrite, Settled, Store, StoreError};
 use crate::user_cache::UserCache;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
@@ -132,22 +132,32 @@ impl<K: Kv> Runtime<K> {
         (self.users.len(), self.users.capacity())
     }
 
-    /// Erases a user's state, timers and journal; whether they existed.
+    /// Erases a person (by any of their ids): their profile's state,
+    /// timers and journal, and those of every id merged into it; whether
+    /// they existed.
     pub fn erase_user(&mut self, user: &str) -> Result<bool, StoreError> {
         self.drain()?;
-        self.users.forget(user);
-        let existed = self.store.user(user)?.is_some();
-        self.store.erase_user(user)?;
+        self.read_ahead.clear();
+        let Some((id, state)) = self.store.profile(user)? else {
+            self.store.erase_user(user)?;
+            return Ok(false);
+        };
+        let ids: Vec<String> = std::iter::once(id).chain(state.merged_ids).collect();
+        for id in &ids {
+            self.users.forget(id);
+        }
+        self.store.erase_user(&ids[0])?;
         // Inputs of theirs still deferred go too.
         let queue = self.deferred_queue()?;
+        let theirs_of = |input: &Input| ids.iter().any(|id| id == input.user());
         let theirs: Vec<u64> = queue
             .iter()
-            .filter(|(_, input)| input.user() == user)
+            .filter(|(_, input)| theirs_of(input))
             .map(|(n, _)| *n)
             .collect();
-        queue.retain(|(_, input)| input.user() != user);
+        queue.retain(|(_, input)| !theirs_of(input));
         self.store.drop_deferred(&theirs)?;
-        Ok(existed)
+        Ok(true)
     }
 
     /// Starts cron schedules from `at` (they fire only after it).
@@ -259,6 +269,8 @@ impl<K: Kv> Runtime<K> {
         };
         let before = globals.clone();
         let mut users: BTreeMap<String, (UserState, Option<DateTime<Utc>>)> = BTreeMap::new();
+        // Ids merged into another profile by this batch, and where to.
+        let mut links: foldhash::HashMap<String, String> = Default::default();
         let mut batch = Batch::default();
         let mut fresh: foldhash::HashSet<&str> = Default::default();
         let mut spent: u64 = 0;
@@ -294,16 +306,34 @@ impl<K: Kv> Runtime<K> {
                 fresh.insert(id);
                 batch.dedup.push((id.to_string(), now));
             }
-            let user = input.user();
-            if !users.contains_key(user) {
-                let state = self.take_user(user)?;
-                let wake = state.next_wake();
-                users.insert(user.to_string(), (state, wake));
-                if let Some(bytes) = self.as_stored.remove(user) {
-                    batch.as_stored.insert(user.to_string(), bytes);
-                }
+            if let Input::Merge {
+                user, from, how, ..
+            } = input
+            {
+                let steps = self.merge(
+                    &mut users,
+                    &mut links,
+                    &mut batch,
+                    &mut globals,
+                    user,
+                    from,
+                    how,
+                    now,
+                )?;
+                spent = spent.saturating_add(1 + u64::from(steps));
+                continue;
             }
-            let (state, _) = users.get_mut(user).expect("just inserted");
+            // An id merged into another profile: the input is that profile's.
+            let rerouted;
+            let input = match self.lead(input.user(), &mut users, &mut links, &mut batch)? {
+                None => input,
+                Some(survivor) => {
+                    rerouted = input.for_user(&survivor);
+                    &rerouted
+                }
+            };
+            let user = input.user();
+            let (state, _) = users.get_mut(user).expect("just loaded");
             if matches!(input, Input::Track(_) | Input::Identify { .. })
                 && self.store.oversize(user)
             {
@@ -325,6 +355,7 @@ impl<K: Kv> Runtime<K> {
                 Input::Wake { .. } => "wake",
                 Input::Scheduled { .. } => "schedule",
                 Input::Cancel { .. } => "cancel",
+                Input::Merge { .. } => "merge",
             };
             let _span = tracing::debug_span!("input", user = %user, kind).entered();
             let steps = core::handle_into(
@@ -360,23 +391,156 @@ impl<K: Kv> Runtime<K> {
     /// else from the store, once the batch in flight (if it has them) is
     /// applied; a user the store does not have is new.
     fn take_user(&mut self, user: &str) -> Result<UserState, StoreError> {
+        Ok(match self.load(user)? {
+            Loaded::Kept(state) => state,
+            Loaded::Linked(_) | Loaded::New => UserState::new(user),
+        })
+    }
+
+    /// [`Runtime::take_user`], telling a new id from one merged into
+    /// another profile (which has no profile of its own).
+    fn load(&mut self, user: &str) -> Result<Loaded, StoreError> {
         if let Some(state) = self.users.take(user) {
-            return Ok(state);
+            return Ok(Loaded::Kept(state));
         }
-        if let Some(read) = self.read_ahead.remove(user) {
-            return Ok(read.unwrap_or_else(|| UserState::new(user)));
+        let read = match self.read_ahead.remove(user) {
+            Some(read) => read,
+            None => {
+                if self
+                    .in_flight
+                    .as_ref()
+                    .is_some_and(|f| f.users.contains(user))
+                {
+                    self.drain()?;
+                }
+                self.store.user(user)?
+            }
+        };
+        if let Some(state) = read {
+            return Ok(Loaded::Kept(state));
         }
-        if self
-            .in_flight
-            .as_ref()
-            .is_some_and(|f| f.users.contains(user))
-        {
-            self.drain()?;
+        Ok(match self.store.merged_into(user)? {
+            Some(survivor) => Loaded::Linked(survivor),
+            None => Loaded::New,
+        })
+    }
+
+    /// Makes sure the profile `id` leads to is among the batch's `users`,
+    /// loading it if need be; returns the profile's id if it is not `id`
+    /// (an id merged into it, by this batch or before).
+    fn lead(
+        &mut self,
+        id: &str,
+        users: &mut BTreeMap<String, (UserState, Option<DateTime<Utc>>)>,
+        links: &mut foldhash::HashMap<String, String>,
+        batch: &mut Batch,
+    ) -> Result<Option<String>, StoreError> {
+        let mut id = id.to_string();
+        let mut moved = false;
+        // At most a link per profile on the way: the index points at the
+        // last profile, and this batch's links are kept pointing there.
+        for _ in 0..3 {
+            if let Some(to) = links.get(&id) {
+                id = to.clone();
+                moved = true;
+                continue;
+            }
+            if users.contains_key(&id) {
+                break;
+            }
+            match self.load(&id)? {
+                Loaded::Kept(state) => {
+                    let wake = state.next_wake();
+                    if let Some(bytes) = self.as_stored.remove(&id) {
+                        batch.as_stored.insert(id.clone(), bytes);
+                    }
+                    users.insert(id.clone(), (state, wake));
+                    break;
+                }
+                Loaded::New => {
+                    users.insert(id.clone(), (UserState::new(&id), None));
+                    break;
+                }
+                Loaded::Linked(to) => {
+                    id = to;
+                    moved = true;
+                }
+            }
         }
-        Ok(self
-            .store
-            .user(user)?
-            .unwrap_or_else(|| UserState::new(user)))
+        if !users.contains_key(&id) {
+            // A link to a profile that is gone (erased): the id starts anew.
+            users.insert(id.clone(), (UserState::new(&id), None));
+        }
+        Ok(moved.then_some(id))
+    }
+
+    /// Merges the profile `from` leads to into the one `into` leads to
+    /// (see [`waymark_core::model::Input::Merge`]). Nothing happens when
+    /// they are one already.
+    #[allow(clippy::too_many_arguments)]
+    fn merge(
+        &mut self,
+        users: &mut BTreeMap<String, (UserState, Option<DateTime<Utc>>)>,
+        links: &mut foldhash::HashMap<String, String>,
+        batch: &mut Batch,
+        globals: &mut Globals,
+        into: &str,
+        from: &str,
+        how: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u32, StoreError> {
+        let survivor = self
+            .lead(into, users, links, batch)?
+            .unwrap_or_else(|| into.to_string());
+        let known = |users: &BTreeMap<String, (UserState, Option<DateTime<Utc>>)>, id: &str| {
+            let (state, _) = &users[&survivor];
+            id == survivor || state.merged_ids.iter().any(|m| m == id)
+        };
+        // Most merges come from events that carry both ids every time:
+        // after the first, the survivor knows the other id.
+        if known(users, from) {
+            return Ok(0);
+        }
+        let absorbed_id = self
+            .lead(from, users, links, batch)?
+            .unwrap_or_else(|| from.to_string());
+        if absorbed_id == survivor {
+            return Ok(0);
+        }
+        let absorbed = users.remove(&absorbed_id);
+        batch.as_stored.remove(&absorbed_id);
+        // A profile made by this very lead (an id never seen) holds nothing.
+        let absorbed = absorbed.filter(|(s, wake)| {
+            wake.is_some() || s.created_at.is_some() || !s.merged_ids.is_empty()
+        });
+        batch
+            .merges
+            .push(MergeWrite::new(&absorbed_id, absorbed.as_ref(), &survivor));
+        let mut moved = vec![absorbed_id.clone()];
+        if let Some((state, _)) = &absorbed {
+            moved.extend(state.merged_ids.iter().cloned());
+        }
+        for to in links.values_mut() {
+            if *to == absorbed_id {
+                *to = survivor.clone();
+            }
+        }
+        for id in moved {
+            links.insert(id, survivor.clone());
+        }
+        let (state, _) = users.get_mut(&survivor).expect("led to");
+        let steps = core::merge_into(
+            &self.deployment,
+            globals,
+            state,
+            absorbed.map(|(s, _)| s),
+            &absorbed_id,
+            how,
+            now,
+            &mut batch.journal,
+            Some(&mut batch.passages),
+        );
+        Ok(steps)
     }
 
     /// Keeps what a committed (or pipelined) batch left in memory and
@@ -414,6 +578,16 @@ impl<K: Kv> Runtime<K> {
     }
 }
 
+/// What [`Runtime::load`] found for an id.
+enum Loaded {
+    /// Its profile.
+    Kept(UserState),
+    /// No profile: the id was merged into this one.
+    Linked(String),
+    /// Nothing: a new user.
+    New,
+}
+
 /// The record telling how a send left the outbox: the send's own record
 /// (journey, step, channel, address, key) without its message fields.
 fn settlement_record(settled: &Settled, now: DateTime<Utc>) -> Record {
@@ -432,6 +606,9 @@ fn settlement_record(settled: &Settled, now: DateTime<Utc>) -> Record {
     };
     r
 }
+
+#[cfg(test)]
+mod merge_tests;
 
 #[cfg(test)]
 mod tests {

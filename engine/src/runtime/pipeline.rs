@@ -305,7 +305,7 @@ impl<K: Kv + Clone + 'static> Runtime<K> {
                 return Err(e);
             }
         };
-        self.read_users_ahead(next, &batch.users);
+        self.read_users_ahead(next, &batch.users, &batch.merges);
         let (done, applied) = mpsc::channel();
         let kv = self.store.kv().clone();
         let duplicates = batch.duplicates;
@@ -322,8 +322,18 @@ impl<K: Kv + Clone + 'static> Runtime<K> {
             self.committer = None;
             job();
         }
+        // Ids it merges away change too: their next reader waits for it.
+        let merged = batch
+            .merges
+            .iter()
+            .flat_map(|m| std::iter::once(&m.absorbed).chain(&m.also).cloned());
         self.in_flight = Some(InFlight {
-            users: batch.users.iter().map(|(u, _)| u.id.to_string()).collect(),
+            users: batch
+                .users
+                .iter()
+                .map(|(u, _)| u.id.to_string())
+                .chain(merged)
+                .collect(),
             applied,
             outcome: None,
         });
@@ -340,12 +350,21 @@ impl<K: Kv> Runtime<K> {
         &mut self,
         next: impl Iterator<Item = &'n str>,
         handed: &[(waymark_core::model::UserState, Option<DateTime<Utc>>)],
+        merges: &[crate::store::MergeWrite],
     ) {
         let mut next = next.peekable();
         if next.peek().is_none() {
             return;
         }
-        let handed: foldhash::HashSet<&str> = handed.iter().map(|(u, _)| u.id.as_str()).collect();
+        // Ids the handed batch merges away are read once it is applied.
+        let merged = merges.iter().flat_map(|m| {
+            std::iter::once(m.absorbed.as_str()).chain(m.also.iter().map(String::as_str))
+        });
+        let handed: foldhash::HashSet<&str> = handed
+            .iter()
+            .map(|(u, _)| u.id.as_str())
+            .chain(merged)
+            .collect();
         for user in next {
             if handed.contains(user) || self.users.holds(user) || self.read_ahead.contains_key(user)
             {

@@ -1,7 +1,9 @@
 //! The journal, `j/{user}/{seq}`, and its sequence number, `s`. Every
 //! record takes the next sequence number; a batch's records of one user
 //! are written under one key, the number of the first, oldest first, so a
-//! user's journal is a range scan in order. The store is the only writer
+//! user's journal is a range scan in order (one per id, merged by
+//! sequence number, for a profile other ids were merged into: their
+//! records stay where they were written). The store is the only writer
 //! of `s` and keeps it in memory once read.
 
 use super::keys::{key, prefix_end, user_part};
@@ -19,38 +21,28 @@ impl<K: Kv> Store<K> {
             .unwrap_or(0))
     }
 
-    /// The user's journal, oldest first.
+    /// The user's journal, oldest first (with the journals of the ids
+    /// merged into them).
     pub fn journal(&self, user: &str, limit: usize) -> Result<Vec<Record>> {
-        let prefix = key("j", &[&user_part(user), b""]);
-        let mut out = Vec::new();
-        // Each key holds at least one record: `limit` keys are enough.
-        for (k, v) in self.kv.range(&prefix, &prefix_end(&prefix), limit)? {
-            if out.len() >= limit {
-                break;
-            }
-            out.extend(decode::<Vec<Record>>(&k, &v)?);
-        }
+        // Each key holds at least one record: `limit` keys of each id are enough.
+        let rows = self.journal_rows(user, 0, limit, false)?;
+        let mut out: Vec<Record> = rows.into_iter().flat_map(|(_, r)| r).collect();
         out.truncate(limit);
         Ok(out)
     }
 
     /// A user's newest records, at most `limit`, oldest first.
     pub fn journal_latest(&self, user: &str, limit: usize) -> Result<Vec<Record>> {
-        let prefix = key("j", &[&user_part(user), b""]);
-        let mut keys = Vec::new();
-        let mut count = 0;
-        // Each key holds at least one record: `limit` keys are enough.
-        for (k, v) in self.kv.range_rev(&prefix, &prefix_end(&prefix), limit)? {
-            if count >= limit {
+        let rows = self.journal_rows(user, 0, limit, true)?;
+        let mut out: Vec<Record> = Vec::new();
+        for (_, records) in rows.into_iter().rev() {
+            if out.len() >= limit {
                 break;
             }
-            let records = decode::<Vec<Record>>(&k, &v)?;
-            count += records.len();
-            keys.push(records);
+            out.extend(records.into_iter().rev());
         }
-        let mut out: Vec<Record> = keys.into_iter().rev().flatten().collect();
-        let extra = out.len().saturating_sub(limit);
-        out.drain(..extra);
+        out.truncate(limit);
+        out.reverse();
         Ok(out)
     }
 
@@ -64,25 +56,53 @@ impl<K: Kv> Store<K> {
         after: u64,
         limit: usize,
     ) -> Result<(Vec<Record>, Option<u64>)> {
-        let prefix = key("j", &[&user_part(user), b""]);
-        let mut from = prefix.clone();
-        from.extend_from_slice(&after.saturating_add(1).to_be_bytes());
-        let rows = self
-            .kv
-            .range(&from, &prefix_end(&prefix), limit.saturating_add(1))?;
+        let rows = self.journal_rows(user, after, limit.saturating_add(1), false)?;
         let mut out = Vec::new();
         let mut last = None;
         let mut consumed = 0;
-        for (k, v) in &rows {
+        for (seq, records) in &rows {
             if out.len() >= limit {
                 break;
             }
-            out.extend(decode::<Vec<Record>>(k, v)?);
-            last = k[prefix.len()..].try_into().ok().map(u64::from_be_bytes);
+            out.extend(records.iter().cloned());
+            last = Some(*seq);
             consumed += 1;
         }
         let next = if consumed < rows.len() { last } else { None };
         Ok((out, next))
+    }
+
+    /// The journal keys of `user` and the ids merged into them, after
+    /// sequence number `after`, in sequence order: up to `limit` keys of
+    /// each id, the first ones, or the last ones if `newest`.
+    fn journal_rows(
+        &self,
+        user: &str,
+        after: u64,
+        limit: usize,
+        newest: bool,
+    ) -> Result<Vec<(u64, Vec<Record>)>> {
+        let mut rows = Vec::new();
+        for id in self.journal_ids(user)? {
+            let prefix = key("j", &[&user_part(&id), b""]);
+            let mut from = prefix.clone();
+            from.extend_from_slice(&after.saturating_add(1).to_be_bytes());
+            let end = prefix_end(&prefix);
+            let keys = if newest {
+                self.kv.range_rev(&from, &end, limit)?
+            } else {
+                self.kv.range(&from, &end, limit)?
+            };
+            for (k, v) in keys {
+                let seq = k[prefix.len()..]
+                    .try_into()
+                    .map(u64::from_be_bytes)
+                    .unwrap_or(0);
+                rows.push((seq, decode::<Vec<Record>>(&k, &v)?));
+            }
+        }
+        rows.sort_by_key(|(seq, _)| *seq);
+        Ok(rows)
     }
 
     /// The writes of a batch's journal, numbered after `first`: one key per

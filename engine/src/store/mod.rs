@@ -8,6 +8,7 @@
 //! | `K` | the store's secret (32 random bytes, made with the store): coupon codes are derived under it | [`coupons`] |
 //! | `c/{coupon}/{code}` | the coupon-code index: who holds each code (empty once they are erased); a commit that would issue a code twice is refused | [`coupons`] |
 //! | `u/{user}` | the user's state | [`users`] |
+//! | `l/{id}` | the identity index: for an id merged into another profile, that profile's id | [`identity`] |
 //! | `t/{fence}` | a block of up to 32 timers (each a user's next wake-up, `{due}{user}`, in order), those after the fence of the block before and up to `{fence}`, the last timer it was split at. The user's state is a timer's index: it is always that state's next wake-up | [`timers`] |
 //! | `T` | how many timers are pending, 8 bytes big-endian | [`timers`] |
 //! | `m/{chunk}` | message ids of ingested events, one key per batch, until compacted into a run | [`dedup`] |
@@ -47,6 +48,7 @@ mod dedup;
 mod deployment;
 mod globals;
 mod history;
+mod identity;
 mod journal;
 mod keys;
 mod memory;
@@ -61,6 +63,7 @@ pub use coupons::IssuedCode;
 pub use dedup::{DEFAULT_FILTER_BYTES as DEFAULT_DEDUP_FILTER_BYTES, TidyDone, TidyJob, id_hash};
 pub use deployment::DeployedJourney;
 pub use history::{AuditEntry, DeploymentRecord, source_hash};
+pub use identity::MergeWrite;
 pub use memory::MemoryKv;
 pub use outbox::{OutboxEntry, Settled};
 pub use sled_kv::SledKv;
@@ -149,6 +152,8 @@ pub struct Batch {
     pub stats: Vec<StatsWrite>,
     /// Shared state to write, if it changed.
     pub globals: Option<Globals>,
+    /// Profiles merged into others, in order.
+    pub merges: Vec<MergeWrite>,
     /// Sends leaving the outbox with this batch (its journal tells how).
     pub settled: Vec<Settled>,
     /// Inputs this batch leaves for a later one, by their number.
@@ -335,6 +340,7 @@ impl<K: Kv> Store<K> {
         let codes = Self::write_codes(&batch.codes, &mut ops)?;
         let mut timers = TimerMoves::default();
         self.write_users(&batch.users, &batch.as_stored, &mut ops, &mut timers);
+        Self::write_merges(&batch.merges, &mut ops, &mut timers);
         self.dedup().record(&self.kv, &batch.dedup, &mut ops)?;
         Self::write_sends(&batch.journal, &batch.sends, first, &mut ops);
         Self::write_stats(&batch.stats, &mut ops);

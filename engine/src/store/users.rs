@@ -162,27 +162,35 @@ impl<K: Kv> Store<K> {
     }
 
     /// Erases a user (PIPL): state, timer, journal, pending sends and dead
-    /// letters, in one batch. Returns how many keys went.
+    /// letters, in one batch, and the same of every id merged into them
+    /// (with its entry in the identity index). Returns how many keys went.
     pub fn erase_user(&self, id: &str) -> Result<usize> {
         let uid = &user_part(id)[..];
         let mut ops = vec![Op::Delete(key("u", &[uid]))];
         let stored = self.user(id)?;
         let mut timers = TimerMoves::default();
         Self::erase_timer(uid, stored.as_ref(), &mut timers);
+        let mut ids = vec![id.to_string()];
         // Their codes stay taken, held by nobody.
         if let Some(state) = &stored {
             for c in &state.coupons {
                 ops.push(Self::release_code(&c.id, &c.code));
             }
+            for merged in &state.merged_ids {
+                ops.push(Op::Delete(key("l", &[&user_part(merged)])));
+                ids.push(merged.clone());
+            }
         }
-        let journal = key("j", &[uid, b""]);
-        for (k, _) in self.kv.range(&journal, &prefix_end(&journal), usize::MAX)? {
-            ops.push(Op::Delete(k));
+        for id in &ids {
+            let journal = key("j", &[&user_part(id), b""]);
+            for (k, _) in self.kv.range(&journal, &prefix_end(&journal), usize::MAX)? {
+                ops.push(Op::Delete(k));
+            }
         }
         for prefix in [&b"o/"[..], &b"r/"[..], &b"x/"[..]] {
             for (k, v) in self.kv.range(prefix, &prefix_end(prefix), usize::MAX)? {
                 let entry: OutboxEntry = decode(&k, &v)?;
-                if entry.record.user == id {
+                if ids.iter().any(|id| entry.record.user == *id) {
                     ops.push(Op::Delete(k));
                 }
             }

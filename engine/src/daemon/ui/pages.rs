@@ -857,6 +857,21 @@ pub(crate) fn describe(r: &Record, zone: chrono_tz::Tz) -> String {
             r.reason.as_deref().unwrap_or("?")
         ),
         Kind::Delivered => format!("a replayed send on {channel} got through"),
+        Kind::Merged => {
+            let how = match r.reason.as_deref() {
+                Some("identify") => "an event carried both ids".to_string(),
+                Some("alias") => "an alias call".to_string(),
+                Some(other) => match other.strip_prefix("identifier:") {
+                    Some(trait_name) => format!("both profiles held the same {trait_name}"),
+                    None => other.to_string(),
+                },
+                None => "?".into(),
+            };
+            format!(
+                "the profile {} was merged into this one: {how}",
+                r.merged.as_deref().unwrap_or("?")
+            )
+        }
     }
 }
 
@@ -870,7 +885,8 @@ pub(crate) async fn user(State(state): State<AppState>, headers: HeaderMap, id: 
     let id = id.0;
     let key = id.clone();
     let loaded = read(&state, move |store| {
-        let Some(user) = store.user(&key)? else {
+        // Any id of the person shows the person.
+        let Some((key, user)) = store.profile(&key)? else {
             return Ok(None);
         };
         let journal = store.journal_latest(&key, 500)?;

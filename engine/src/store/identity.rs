@@ -1,0 +1,108 @@
+//! The identity index, `l/{id}`: for every id merged into another profile,
+//! the id of the profile that holds it now. Events for such an id go
+//! there; reads of it (the user, their journal) answer the profile's.
+//! Written by the batch that merges, with the absorbed profile's state
+//! and timer removed and its coupon codes held by the survivor, in the
+//! same commit. Consulted only when an id has no profile of its own, so
+//! the ids of profiles cost nothing.
+
+use super::keys::{key, user_part};
+use super::timers::TimerMoves;
+use super::{Kv, Op, Result, Store};
+use chrono::{DateTime, Utc};
+use waymark_core::model::UserState;
+
+/// What one merge writes: `absorbed` and the ids merged into it before
+/// (`also`) now lead to `survivor`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MergeWrite {
+    pub absorbed: String,
+    pub survivor: String,
+    pub also: Vec<String>,
+    /// The absorbed profile's timer as stored, if it had a profile.
+    pub stored: Option<Option<DateTime<Utc>>>,
+    /// Its coupon codes (coupon, code), now held by the survivor.
+    pub codes: Vec<(String, String)>,
+}
+
+impl MergeWrite {
+    /// The write for `absorbed` (as loaded, with the timer it was stored
+    /// with; `None` for an id with no profile) merged into `survivor`.
+    pub fn new(
+        absorbed_id: &str,
+        absorbed: Option<&(UserState, Option<DateTime<Utc>>)>,
+        survivor: &str,
+    ) -> MergeWrite {
+        MergeWrite {
+            absorbed: absorbed_id.to_string(),
+            survivor: survivor.to_string(),
+            also: absorbed
+                .map(|(s, _)| s.merged_ids.clone())
+                .unwrap_or_default(),
+            stored: absorbed.map(|(_, wake)| *wake),
+            codes: absorbed
+                .map(|(s, _)| {
+                    s.coupons
+                        .iter()
+                        .map(|c| (c.id.clone(), c.code.clone()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+}
+
+impl<K: Kv> Store<K> {
+    /// The profile an id was merged into, if it was.
+    pub fn merged_into(&self, id: &str) -> Result<Option<String>> {
+        let k = key("l", &[&user_part(id)]);
+        Ok(self
+            .kv
+            .get(&k)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// A profile by any of its ids: the id it is kept under and its state.
+    pub fn profile(&self, id: &str) -> Result<Option<(String, UserState)>> {
+        if let Some(state) = self.user(id)? {
+            return Ok(Some((id.to_string(), state)));
+        }
+        let Some(survivor) = self.merged_into(id)? else {
+            return Ok(None);
+        };
+        Ok(self.user(&survivor)?.map(|state| (survivor, state)))
+    }
+
+    /// The ids whose journals make up `id`'s: its own and those merged
+    /// into it.
+    pub(super) fn journal_ids(&self, id: &str) -> Result<Vec<String>> {
+        let mut ids = vec![id.to_string()];
+        if let Some(state) = self.user(id)? {
+            ids.extend(state.merged_ids);
+        }
+        Ok(ids)
+    }
+
+    /// The writes of a batch's merges.
+    pub(super) fn write_merges(merges: &[MergeWrite], ops: &mut Vec<Op>, timers: &mut TimerMoves) {
+        for m in merges {
+            let absorbed = user_part(&m.absorbed);
+            if let Some(wake) = m.stored {
+                ops.push(Op::Delete(key("u", &[&absorbed])));
+                timers.moved(&absorbed, wake, None);
+            }
+            for id in std::iter::once(&m.absorbed).chain(&m.also) {
+                ops.push(Op::Put(
+                    key("l", &[&user_part(id)]),
+                    m.survivor.as_bytes().to_vec(),
+                ));
+            }
+            for (coupon, code) in &m.codes {
+                ops.push(Op::Put(
+                    key("c", &[&user_part(coupon), code.as_bytes()]),
+                    m.survivor.as_bytes().to_vec(),
+                ));
+            }
+        }
+    }
+}
