@@ -100,20 +100,7 @@ impl Cx<'_> {
         if task.max_rewards.is_some_and(|m| state.rewards >= m) {
             return;
         }
-        let d = self.d;
-        let owner = Owner {
-            name: &task.name,
-            version: "task",
-            steps: &task.reward,
-            policy: d.policy("default"),
-            category: "marketing",
-            transactional: false,
-            tz: task.tz.as_deref(),
-            exit_if: &[],
-            can_wait: true,
-            lifecycle: false,
-            event: None,
-        };
+        let owner = task_owner(self.d, task);
         let probe = self.new_instance(&task.name, "task", task.reward.start, value.clone());
         self.user.next_instance -= 1;
         if let Some(filter) = &task.on.filter
@@ -211,20 +198,24 @@ impl Cx<'_> {
         }
         state.counted.sort_by_key(|(t, _)| *t);
         state.counted.drain(..times as usize);
-        let d = self.d;
-        let owner = Owner {
-            name: &task.name,
-            version: "task",
-            steps: &task.reward,
-            policy: d.policy("default"),
-            category: "marketing",
-            transactional: false,
-            tz: task.tz.as_deref(),
-            exit_if: &[],
-            can_wait: true,
-            lifecycle: false,
-            event: None,
-        };
-        self.reward(task, &owner, Value::Null);
+        self.reward(task, &task_owner(self.d, task), Value::Null);
+    }
+}
+
+/// What a task's reward runs as: its steps with the `default` policy's
+/// guard rails, like a rule's, in the task's zone.
+fn task_owner<'p>(d: &'p crate::deployment::Deployment, task: &'p TaskPlan) -> Owner<'p> {
+    Owner {
+        name: &task.name,
+        version: "task",
+        steps: &task.reward,
+        policy: d.policy("default"),
+        category: "marketing",
+        transactional: false,
+        tz: task.tz.as_deref(),
+        exit_if: &[],
+        can_wait: true,
+        lifecycle: false,
+        event: None,
     }
 }
