@@ -181,7 +181,10 @@ fn every_config_key_and_every_channel_setting_is_in_the_operations_doc() {
             // A key that is a table of its own (`limits`, `channels`) is
             // documented by its keys.
             let is_table = table.is_empty()
-                && ["auth", "retry", "log", "limits", "http", "channels"].contains(&key.as_str());
+                && [
+                    "auth", "retry", "log", "limits", "http", "channels", "identity",
+                ]
+                .contains(&key.as_str());
             if !is_table && !configuration.contains(named.as_str()) {
                 missing.push(format!("{named} (in ## Configuration)"));
             }

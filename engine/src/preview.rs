@@ -47,6 +47,10 @@ pub struct Preview {
     /// members stay where they were, emptied (a member's place is its
     /// number), and are passed over.
     links: FxHashMap<String, String>,
+    /// Declared identifiers and the most ids a profile gathers, and who
+    /// holds each identifier value.
+    identity: crate::config::Identity,
+    claims: FxHashMap<(String, String), String>,
 }
 
 /// Journey steps' passages counted by a [`Preview`]: per journey, only the
@@ -134,6 +138,8 @@ impl Preview {
             seen: SeenIds::default(),
             steps: None,
             links: FxHashMap::default(),
+            identity: Default::default(),
+            claims: FxHashMap::default(),
         }
     }
 
@@ -145,6 +151,12 @@ impl Preview {
     /// Starts cron schedules from `at` (they fire only after it).
     pub fn start_schedules_at(&mut self, at: DateTime<Utc>) {
         self.schedules_done = Some(at);
+    }
+
+    /// Sets the traits that identify a person and the most ids a profile
+    /// gathers, as the daemon's `[identity]` does.
+    pub fn set_identity(&mut self, identity: crate::config::Identity) {
+        self.identity = identity;
     }
 
     /// Counts from now on how many instances come to each journey step and
@@ -209,8 +221,27 @@ impl Preview {
             }
         };
         let user = input.user();
+        let declared = crate::runtime::declared(&self.identity.identifiers, input);
+        for (name, value) in &declared {
+            if let Some(holder) = self.claims.get(&(name.clone(), value.clone()))
+                && holder != user
+            {
+                let holder = holder.clone();
+                self.merge(user, &holder, &format!("identifier:{name}"), now, out);
+            }
+        }
         let index = self.member_index(numbered, user);
         let member = &mut self.members[index / BLOCK][index % BLOCK];
+        let before: Vec<Option<String>> = declared
+            .iter()
+            .map(|(name, _)| {
+                member
+                    .state
+                    .traits
+                    .get(name)
+                    .and_then(crate::runtime::identifier_text)
+            })
+            .collect();
         core::handle_into(
             &self.deployment,
             &mut self.globals,
@@ -221,6 +252,15 @@ impl Preview {
             self.steps.as_mut().map(|s| &mut s.passages),
         );
         self.after_input(index, user);
+        for ((name, value), old) in declared.into_iter().zip(before) {
+            if let Some(old) = old.filter(|old| *old != value) {
+                let key = (name.clone(), old);
+                if self.claims.get(&key).is_some_and(|h| h == user) {
+                    self.claims.remove(&key);
+                }
+            }
+            self.claims.insert((name, value), user.to_string());
+        }
     }
 
     /// Merges the profile `from` leads to into the one `into` leads to,
@@ -244,6 +284,20 @@ impl Preview {
         let index = self.member_index(None, &survivor);
         let known = &self.members[index / BLOCK][index % BLOCK].state.merged_ids;
         if known.iter().any(|m| m == from) {
+            return;
+        }
+        let theirs = self.users.get(absorbed_id.as_str()).map_or(0, |&at| {
+            let at = at as usize;
+            self.members[at / BLOCK][at % BLOCK].state.merged_ids.len()
+        });
+        let gathered = known.len() + 1 + theirs;
+        if gathered > self.identity.max_ids {
+            let mut r = Record::new(now, &survivor, Kind::Error);
+            r.message = Some(format!(
+                "{absorbed_id} was not merged into {survivor}: the profile would hold {gathered} ids, past identity.max_ids ({})",
+                self.identity.max_ids
+            ));
+            out.push(r);
             return;
         }
         let absorbed = self.users.get(absorbed_id.as_str()).copied().map(|at| {

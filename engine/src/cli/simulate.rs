@@ -45,6 +45,11 @@ pub struct SimulateArgs {
     /// drawing painted with what its steps did, its numbers, split arms.
     #[arg(long, value_name = "FILE.html")]
     pub report: Option<PathBuf>,
+    /// A trait that identifies a person, as `identity.identifiers` in the
+    /// daemon's config: an identify setting a value another profile holds
+    /// merges the two (repeat for several).
+    #[arg(long = "identifier", value_name = "TRAIT")]
+    pub identifiers: Vec<String>,
 }
 
 pub fn run(args: &SimulateArgs) -> Result<ExitCode> {
@@ -84,6 +89,10 @@ fn simulate(args: &SimulateArgs) -> Result<ExitCode> {
     if args.report.is_some() {
         preview.count_steps();
     }
+    preview.set_identity(crate::config::Identity {
+        identifiers: args.identifiers.clone(),
+        ..Default::default()
+    });
     let json = args.format == "json";
     let mut records = Vec::new();
     let mut progress = (!args.quiet && std::io::stderr().is_terminal())

@@ -97,7 +97,31 @@ pub struct Config {
     pub limits: crate::ingest::Limits,
     /// Timeouts and the connection cap of the HTTP server (`[http]`).
     pub http: Http,
+    /// Which traits identify a person, and how many ids a profile may
+    /// gather (`[identity]`).
+    pub identity: Identity,
 }
+
+/// `[identity]`: the declared identifiers (traits such as `unionid` or
+/// `phone` that only one person holds: two profiles holding the same value
+/// are merged), and the most ids one profile may gather by merges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub identifiers: Vec<String>,
+    pub max_ids: usize,
+}
+
+impl Default for Identity {
+    fn default() -> Identity {
+        Identity {
+            identifiers: Vec::new(),
+            max_ids: DEFAULT_MAX_IDS,
+        }
+    }
+}
+
+/// The most ids merged into one profile, unless configured.
+pub const DEFAULT_MAX_IDS: usize = 100;
 
 /// How long the HTTP server waits for slow clients, and how many
 /// connections it holds at once.
@@ -474,6 +498,7 @@ fn validate(table: &Table, kinds: &dyn KindCheck, errors: &mut Vec<ConfigError>)
             "log",
             "limits",
             "http",
+            "identity",
         ],
     );
     let listen_text = r.string(table, "", "listen").unwrap_or_default();
@@ -602,6 +627,38 @@ fn validate(table: &Table, kinds: &dyn KindCheck, errors: &mut Vec<ConfigError>)
         }
         if let Some(n) = r.integer(t, "http", "max_connections", 1, 1_000_000) {
             http.max_connections = n as usize;
+        }
+    }
+    let mut identity = Identity::default();
+    if let Some(t) = r.table(table, "", "identity") {
+        r.unknown(t, "identity", &["identifiers", "max_ids"]);
+        match t.get("identifiers") {
+            None => {}
+            Some(Value::Array(items)) => {
+                for (i, item) in items.iter().enumerate() {
+                    match item {
+                        Value::String(name) if !name.is_empty() && name.len() <= 256 => {
+                            if !identity.identifiers.contains(name) {
+                                identity.identifiers.push(name.clone());
+                            }
+                        }
+                        _ => r.errors.push(error(
+                            &format!("identity.identifiers[{i}]"),
+                            "must be a trait name (1 to 256 bytes)",
+                        )),
+                    }
+                }
+            }
+            Some(other) => r.errors.push(error(
+                "identity.identifiers",
+                format!(
+                    "must be a list of trait names such as [\"unionid\", \"phone\"], found {}",
+                    other.type_str()
+                ),
+            )),
+        }
+        if let Some(n) = r.integer(t, "identity", "max_ids", 1, 100_000) {
+            identity.max_ids = n as usize;
         }
     }
     let mut tokens = Vec::new();
@@ -767,6 +824,7 @@ fn validate(table: &Table, kinds: &dyn KindCheck, errors: &mut Vec<ConfigError>)
         log_level,
         limits,
         http,
+        identity,
     })
 }
 

@@ -254,6 +254,7 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
     deployment.coupon_secret = store.coupon_secret()?;
     let mut runtime = Runtime::new(store, deployment);
     runtime.set_user_cache(config.user_cache);
+    runtime.set_identity(config.identity.clone());
     metrics::user_cache(0, config.user_cache);
     metrics::store_cache(config.store_cache_bytes);
     runtime

@@ -318,3 +318,157 @@ fn a_friend_counted_under_one_id_does_not_count_again_after_the_merge() {
         Some("member")
     );
 }
+
+fn identify(user: &str, traits: serde_json::Value) -> Input {
+    Input::Identify {
+        user: user.into(),
+        traits: Value::from_json(&traits),
+        at: at(0),
+        message_id: None,
+    }
+}
+
+#[test]
+fn a_declared_identifier_two_profiles_hold_merges_them_into_the_identified_one() {
+    let mut runtime = Runtime::new(Store::open(MemoryKv::default()).unwrap(), deployment());
+    runtime.set_identity(crate::config::Identity {
+        identifiers: vec!["unionid".into(), "phone".into()],
+        max_ids: 2,
+    });
+    runtime
+        .ingest(
+            &[
+                identify(
+                    "openid-1",
+                    serde_json::json!({"unionid": "U1", "nickname": "小王"}),
+                ),
+                event(
+                    "openid-1",
+                    "purchase",
+                    1,
+                    &[("amount", Value::Number(Decimal::from(5)))],
+                ),
+            ],
+            at(1),
+        )
+        .unwrap();
+    // Another batch, so the claim is read from the store.
+    let records = runtime
+        .ingest(
+            &[identify(
+                "member-1",
+                serde_json::json!({"unionid": "U1", "phone": 13800000000u64}),
+            )],
+            at(2),
+        )
+        .unwrap();
+    let merged: Vec<_> = records.iter().filter(|r| r.kind == Kind::Merged).collect();
+    assert_eq!(merged.len(), 1, "{records:?}");
+    assert_eq!(merged[0].user, "member-1");
+    assert_eq!(merged[0].merged.as_deref(), Some("openid-1"));
+    assert_eq!(merged[0].reason.as_deref(), Some("identifier:unionid"));
+    runtime.drain().unwrap();
+    let (id, state) = runtime.store.profile("openid-1").unwrap().unwrap();
+    assert_eq!(id, "member-1");
+    assert_eq!(state.points.balance(), Decimal::from(5));
+    assert_eq!(
+        state.traits.get("nickname"),
+        Some(&Value::String("小王".into()))
+    );
+    // The same identify again merges nothing.
+    let records = runtime
+        .ingest(
+            &[identify("member-1", serde_json::json!({"unionid": "U1"}))],
+            at(3),
+        )
+        .unwrap();
+    assert!(
+        records.iter().all(|r| r.kind != Kind::Merged),
+        "{records:?}"
+    );
+    // A changed phone number frees the old one: whoever gets it next is
+    // someone else.
+    runtime
+        .ingest(
+            &[identify(
+                "member-1",
+                serde_json::json!({"phone": "13900000000"}),
+            )],
+            at(4),
+        )
+        .unwrap();
+    let records = runtime
+        .ingest(
+            &[identify(
+                "member-2",
+                serde_json::json!({"phone": 13800000000u64}),
+            )],
+            at(5),
+        )
+        .unwrap();
+    assert!(
+        records.iter().all(|r| r.kind != Kind::Merged),
+        "{records:?}"
+    );
+    // Past identity.max_ids the merge is refused, with a reason.
+    runtime
+        .ingest(
+            &[identify("openid-2", serde_json::json!({"unionid": "U2"}))],
+            at(6),
+        )
+        .unwrap();
+    runtime
+        .ingest(
+            &[identify("member-1", serde_json::json!({"unionid": "U2"}))],
+            at(7),
+        )
+        .unwrap();
+    runtime
+        .ingest(
+            &[identify("openid-3", serde_json::json!({"unionid": "U3"}))],
+            at(8),
+        )
+        .unwrap();
+    let records = runtime
+        .ingest(
+            &[identify("member-1", serde_json::json!({"unionid": "U3"}))],
+            at(9),
+        )
+        .unwrap();
+    let errors: Vec<_> = records.iter().filter(|r| r.kind == Kind::Error).collect();
+    assert_eq!(errors.len(), 1, "{records:?}");
+    assert!(
+        errors[0]
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("identity.max_ids (2)"),
+        "{errors:?}"
+    );
+    runtime.drain().unwrap();
+    assert!(
+        runtime.store.user("openid-3").unwrap().is_some(),
+        "not merged"
+    );
+    // Erasing the person erases the identifier index entries that name them.
+    runtime.erase_user("member-1").unwrap();
+    for (name, value) in [
+        ("unionid", "U1"),
+        ("unionid", "U2"),
+        ("phone", "13900000000"),
+    ] {
+        assert_eq!(
+            runtime.store.identifier_holder(name, value).unwrap(),
+            None,
+            "{value}"
+        );
+    }
+    assert_eq!(
+        runtime
+            .store
+            .identifier_holder("phone", "13800000000")
+            .unwrap()
+            .as_deref(),
+        Some("member-2")
+    );
+}

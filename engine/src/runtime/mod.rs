@@ -75,6 +75,8 @@ pub struct Runtime<K: Kv> {
     /// A dedup compaction or merge being built and written on its own
     /// thread (see [`Runtime::tidy_dedup_behind`]): what it wrote, once done.
     tidying: Option<std::sync::mpsc::Receiver<Result<crate::store::TidyDone, StoreError>>>,
+    /// Declared identifiers and the most ids a profile gathers.
+    identity: crate::config::Identity,
 }
 
 impl<K: Kv> Runtime<K> {
@@ -95,6 +97,7 @@ impl<K: Kv> Runtime<K> {
             read_ahead: Default::default(),
             as_stored: Default::default(),
             tidying: None,
+            identity: Default::default(),
         }
     }
 
@@ -120,6 +123,12 @@ impl<K: Kv> Runtime<K> {
             self.deferred = Some(stored.into());
         }
         Ok(self.deferred.as_mut().expect("just read"))
+    }
+
+    /// Sets the traits that identify a person and the most ids a profile
+    /// gathers (`[identity]`).
+    pub fn set_identity(&mut self, identity: crate::config::Identity) {
+        self.identity = identity;
     }
 
     /// Keeps at most `users` users decoded between batches (0: none).
@@ -271,6 +280,8 @@ impl<K: Kv> Runtime<K> {
         let mut users: BTreeMap<String, (UserState, Option<DateTime<Utc>>)> = BTreeMap::new();
         // Ids merged into another profile by this batch, and where to.
         let mut links: foldhash::HashMap<String, String> = Default::default();
+        // Declared identifier values this batch claimed or freed.
+        let mut claims: foldhash::HashMap<(String, String), Option<String>> = Default::default();
         let mut batch = Batch::default();
         let mut fresh: foldhash::HashSet<&str> = Default::default();
         let mut spent: u64 = 0;
@@ -333,7 +344,38 @@ impl<K: Kv> Runtime<K> {
                 }
             };
             let user = input.user();
+            // Declared identifiers this identify sets: a profile holding
+            // the same value is this person's.
+            let declared = declared(&self.identity.identifiers, input);
+            for (name, value) in &declared {
+                let holder = match claims.get(&(name.clone(), value.clone())) {
+                    Some(holder) => holder.clone(),
+                    None => self.store.identifier_holder(name, value)?,
+                };
+                if let Some(holder) = holder
+                    && holder != user
+                {
+                    let how = format!("identifier:{name}");
+                    let steps = self.merge(
+                        &mut users,
+                        &mut links,
+                        &mut batch,
+                        &mut globals,
+                        user,
+                        &holder,
+                        &how,
+                        now,
+                    )?;
+                    spent = spent.saturating_add(u64::from(steps));
+                }
+            }
             let (state, _) = users.get_mut(user).expect("just loaded");
+            // The values this profile held until now, whose claims go if
+            // the identify changes them.
+            let before: Vec<Option<String>> = declared
+                .iter()
+                .map(|(name, _)| state.traits.get(name).and_then(identifier_text))
+                .collect();
             if matches!(input, Input::Track(_) | Input::Identify { .. })
                 && self.store.oversize(user)
             {
@@ -368,6 +410,25 @@ impl<K: Kv> Runtime<K> {
                 Some(&mut batch.passages),
             );
             spent = spent.saturating_add(1 + u64::from(steps));
+            for ((name, value), old) in declared.into_iter().zip(before) {
+                if let Some(old) = old.filter(|old| *old != value) {
+                    // A changed value (a new phone number) is free for
+                    // whoever gets it next.
+                    let key = (name.clone(), old);
+                    let holder = match claims.get(&key) {
+                        Some(holder) => holder.clone(),
+                        None => self.store.identifier_holder(&key.0, &key.1)?,
+                    };
+                    if holder.as_deref() == Some(user) {
+                        batch.claims.push((key.0.clone(), key.1.clone(), None));
+                        claims.insert(key, None);
+                    }
+                }
+                batch
+                    .claims
+                    .push((name.clone(), value.clone(), Some(user.to_string())));
+                claims.insert((name, value), Some(user.to_string()));
+            }
         }
         if budgeted {
             if !left.is_empty() {
@@ -507,6 +568,20 @@ impl<K: Kv> Runtime<K> {
         if absorbed_id == survivor {
             return Ok(0);
         }
+        let gathered = users[&survivor].0.merged_ids.len()
+            + 1
+            + users
+                .get(&absorbed_id)
+                .map_or(0, |(s, _)| s.merged_ids.len());
+        if gathered > self.identity.max_ids {
+            let mut r = Record::new(now, &survivor, Kind::Error);
+            r.message = Some(format!(
+                "{absorbed_id} was not merged into {survivor}: the profile would hold {gathered} ids, past identity.max_ids ({})",
+                self.identity.max_ids
+            ));
+            batch.journal.push(r);
+            return Ok(0);
+        }
         let absorbed = users.remove(&absorbed_id);
         batch.as_stored.remove(&absorbed_id);
         // A profile made by this very lead (an id never seen) holds nothing.
@@ -575,6 +650,33 @@ impl<K: Kv> Runtime<K> {
     pub fn globals(&mut self) -> Result<Globals, StoreError> {
         self.drain()?;
         self.store.globals()
+    }
+}
+
+/// The declared identifiers (of `identifiers`) an identify sets, with
+/// their values.
+pub(crate) fn declared(identifiers: &[String], input: &Input) -> Vec<(String, String)> {
+    let Input::Identify {
+        traits: waymark_dsl::value::Value::Record(traits),
+        ..
+    } = input
+    else {
+        return Vec::new();
+    };
+    identifiers
+        .iter()
+        .filter_map(|name| Some((name.clone(), identifier_text(traits.get(name)?)?)))
+        .collect()
+}
+
+/// A declared identifier's value as the index keeps it: text or a number
+/// (`phone` sent as a number), never empty.
+pub(crate) fn identifier_text(value: &waymark_dsl::value::Value) -> Option<String> {
+    use waymark_dsl::value::Value;
+    match value {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(_) => Some(value.to_text()),
+        _ => None,
     }
 }
 

@@ -1,4 +1,6 @@
-//! The identity index, `l/{id}`: for every id merged into another profile,
+//! The identity indexes. `e/{trait}/{value}`: who holds each value of a
+//! declared identifier (`unionid`, `phone`, …), so that a second profile
+//! claiming it is found and merged. `l/{id}`: for every id merged into another profile,
 //! the id of the profile that holds it now. Events for such an id go
 //! there; reads of it (the user, their journal) answer the profile's.
 //! Written by the batch that merges, with the absorbed profile's state
@@ -53,6 +55,28 @@ impl MergeWrite {
 }
 
 impl<K: Kv> Store<K> {
+    /// The profile holding a declared identifier's value, if any (it may
+    /// since have been merged into another: follow [`Store::merged_into`]).
+    pub fn identifier_holder(&self, name: &str, value: &str) -> Result<Option<String>> {
+        let k = key("e", &[&user_part(name), &user_part(value)]);
+        Ok(self
+            .kv
+            .get(&k)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// The writes of a batch's identifier claims: (trait, value, holder),
+    /// the claim removed when there is no holder.
+    pub(super) fn write_claims(claims: &[(String, String, Option<String>)], ops: &mut Vec<Op>) {
+        for (name, value, holder) in claims {
+            let k = key("e", &[&user_part(name), &user_part(value)]);
+            ops.push(match holder {
+                Some(id) => Op::Put(k, id.as_bytes().to_vec()),
+                None => Op::Delete(k),
+            });
+        }
+    }
+
     /// The profile an id was merged into, if it was.
     pub fn merged_into(&self, id: &str) -> Result<Option<String>> {
         let k = key("l", &[&user_part(id)]);

@@ -9,6 +9,7 @@
 //! | `c/{coupon}/{code}` | the coupon-code index: who holds each code (empty once they are erased); a commit that would issue a code twice is refused | [`coupons`] |
 //! | `u/{user}` | the user's state | [`users`] |
 //! | `l/{id}` | the identity index: for an id merged into another profile, that profile's id | [`identity`] |
+//! | `e/{trait}/{value}` | the declared-identifier index: the profile that holds each value of a trait listed in `identity.identifiers` | [`identity`] |
 //! | `t/{fence}` | a block of up to 32 timers (each a user's next wake-up, `{due}{user}`, in order), those after the fence of the block before and up to `{fence}`, the last timer it was split at. The user's state is a timer's index: it is always that state's next wake-up | [`timers`] |
 //! | `T` | how many timers are pending, 8 bytes big-endian | [`timers`] |
 //! | `m/{chunk}` | message ids of ingested events, one key per batch, until compacted into a run | [`dedup`] |
@@ -154,6 +155,9 @@ pub struct Batch {
     pub globals: Option<Globals>,
     /// Profiles merged into others, in order.
     pub merges: Vec<MergeWrite>,
+    /// Declared identifier values claimed (trait, value, holder) or freed
+    /// (no holder), in order.
+    pub claims: Vec<(String, String, Option<String>)>,
     /// Sends leaving the outbox with this batch (its journal tells how).
     pub settled: Vec<Settled>,
     /// Inputs this batch leaves for a later one, by their number.
@@ -341,6 +345,7 @@ impl<K: Kv> Store<K> {
         let mut timers = TimerMoves::default();
         self.write_users(&batch.users, &batch.as_stored, &mut ops, &mut timers);
         Self::write_merges(&batch.merges, &mut ops, &mut timers);
+        Self::write_claims(&batch.claims, &mut ops);
         self.dedup().record(&self.kv, &batch.dedup, &mut ops)?;
         Self::write_sends(&batch.journal, &batch.sends, first, &mut ops);
         Self::write_stats(&batch.stats, &mut ops);

@@ -187,6 +187,12 @@ impl<K: Kv> Store<K> {
                 ops.push(Op::Delete(k));
             }
         }
+        // Their declared identifiers (a phone number is personal data).
+        for (k, holder) in self.kv.range(b"e/", &prefix_end(b"e/"), usize::MAX)? {
+            if ids.iter().any(|id| id.as_bytes() == holder.as_slice()) {
+                ops.push(Op::Delete(k));
+            }
+        }
         for prefix in [&b"o/"[..], &b"r/"[..], &b"x/"[..]] {
             for (k, v) in self.kv.range(prefix, &prefix_end(prefix), usize::MAX)? {
                 let entry: OutboxEntry = decode(&k, &v)?;
