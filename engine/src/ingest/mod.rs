@@ -189,12 +189,15 @@ pub struct Taken {
     pub inputs: Vec<Input>,
     pub unsupported: Vec<Unsupported>,
     pub refused: Vec<Refused>,
+    /// Merges among `inputs` that came with the message after them (a
+    /// message with two ids is one message, two inputs).
+    pub merges_before: usize,
 }
 
 impl Taken {
     /// How many messages were taken (acted on or not).
     pub fn taken(&self) -> usize {
-        self.inputs.len() + self.unsupported.len()
+        self.inputs.len() - self.merges_before + self.unsupported.len()
     }
 }
 
@@ -228,7 +231,8 @@ pub fn messages_within(
         Message::Input(input) => taken.inputs.push(input),
         Message::Merged(merge, input) => {
             taken.inputs.push(merge);
-            taken.inputs.push(input)
+            taken.inputs.push(input);
+            taken.merges_before += 1;
         }
         Message::Unsupported { kind, user } => {
             taken.unsupported.push(Unsupported { index, kind, user })
@@ -1392,6 +1396,7 @@ mod tests {
             json!({"type":"track","userId":"u1","anonymousId":"a1","event":"x","messageId":"m"});
         let batch = |m: &Json| messages(&json!({"batch": [m]}), Call::Batch, now()).unwrap();
         let taken = batch(&both);
+        assert_eq!(taken.taken(), 1, "a message with two ids is one message");
         let [
             Input::Merge {
                 user,
