@@ -566,3 +566,94 @@ fn an_event_that_finds_the_writer_idle_waits_for_no_others() {
     daemon.kill().unwrap();
     daemon.wait().unwrap();
 }
+
+/// The global pause: marketing sends are held (deferred, `global_pause`)
+/// while transactional ones go out, it survives a restart and shows in
+/// `/readyz` and `/metrics`; resuming sends what was held, once. With
+/// `?drop=true` the sends are suppressed instead.
+#[test]
+fn a_global_pause_holds_marketing_sends_until_resumed_or_drops_them() {
+    let dir = setup_with(
+        "daemon_global_pause",
+        "journey promo {\n  trigger event browsed\n  entry always\n  send wecom { text: \"sale\" }\n}\n\njourney receipt {\n  trigger event order_paid\n  entry always\n  transactional\n  send wecom { text: \"receipt\" }\n}\n",
+        "[channels.wecom]\nkind = \"log\"\npath = \"./sent.jsonl\"\n",
+    );
+    let port = free_port();
+    let mut daemon = start(&dir, port);
+    let track = |port, user: &str, event: &str| {
+        let body = format!(r#"{{"userId":"{user}","event":"{event}"}}"#);
+        let (status, answer) = http(port, "POST", "/v1/track", &body);
+        assert_eq!(status, 200, "{answer}");
+    };
+    let (status, answer) = http(port, "POST", "/v1/pause", "");
+    assert_eq!(status, 200, "{answer}");
+    track(port, "u1", "browsed");
+    track(port, "u1", "order_paid");
+    wait_for("the receipt", || !sent_lines(&dir).is_empty());
+    let journal = |port| -> Vec<serde_json::Value> {
+        let (_, body) = http(port, "GET", "/v1/users/u1/journal", "");
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        body["records"].as_array().unwrap().clone()
+    };
+    let held: Vec<_> = journal(port)
+        .into_iter()
+        .filter(|r| r["kind"] == "deferred")
+        .collect();
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!(held[0]["reason"], "global_pause");
+    assert_eq!(held[0]["journey"], "promo");
+    // Still paused after a restart (a clean stop: a SIGKILL may deliver
+    // the receipt again, at least once, as the outbox promises).
+    let stopped = std::process::Command::new("kill")
+        .args(["-TERM", &daemon.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    assert!(daemon.wait().unwrap().success());
+    let mut daemon = start(&dir, port);
+    let (_, ready) = http(port, "GET", "/readyz", "");
+    let ready: serde_json::Value = serde_json::from_str(&ready).unwrap();
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert_eq!(ready["sends_paused"]["drop"], false, "{ready}");
+    let (_, metrics) = http(port, "GET", "/metrics", "");
+    assert!(metrics.contains("waymark_sends_paused 1"), "{metrics}");
+    std::thread::sleep(Duration::from_millis(300));
+    let texts = |dir: &Path| -> Vec<String> {
+        sent_lines(dir)
+            .iter()
+            .map(|l| l["fields"]["text"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(texts(&dir), ["receipt"], "the sale is held");
+    // Resumed: the held sale goes out, once.
+    let (status, answer) = http(port, "POST", "/v1/resume", "");
+    assert_eq!(status, 200, "{answer}");
+    wait_for("the held sale", || texts(&dir).len() == 2);
+    assert_eq!(texts(&dir), ["receipt", "sale"]);
+    let (_, ready) = http(port, "GET", "/readyz", "");
+    assert!(ready.contains("\"sends_paused\":null"), "{ready}");
+    // Dropped: suppressed, never sent.
+    let (status, _) = http(port, "POST", "/v1/pause?drop=true", "");
+    assert_eq!(status, 200);
+    track(port, "u1", "browsed");
+    wait_for("the suppression", || {
+        journal(port)
+            .iter()
+            .any(|r| r["kind"] == "suppressed" && r["reason"] == "global_pause")
+    });
+    let (status, _) = http(port, "POST", "/v1/resume", "");
+    assert_eq!(status, 200);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        texts(&dir),
+        ["receipt", "sale"],
+        "nothing sent for the drop"
+    );
+    // Both are audited.
+    let (_, audit) = http(port, "GET", "/v1/audit", "");
+    assert_eq!(audit.matches("every send").count(), 4, "{audit}");
+    let (status, _) = http(port, "POST", "/v1/pause?drop=maybe", "");
+    assert_eq!(status, 400);
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+}

@@ -10,11 +10,25 @@ use waymark_dsl::ast::CalendarPeriod;
 use waymark_dsl::plan::{Cap, CapScope, JourneyPlan, Plan, PolicyPlan, Trigger, Window};
 use waymark_dsl::schedule::{CronSchedule, parse_time_zone};
 
+/// A global pause of non-transactional sends: since when, by whom, and
+/// whether the sends it stops are dropped (`suppressed`) or held
+/// (`deferred`) until it ends.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SendsPaused {
+    #[serde(with = "waymark_dsl::stored::stamp")]
+    pub since: DateTime<Utc>,
+    pub by: String,
+    pub drop: bool,
+}
+
 #[derive(Debug, Clone)]
 pub struct Deployment {
     pub plan: Arc<Plan>,
     versions: BTreeMap<(String, String), Arc<JourneyPlan>>,
     pub paused: BTreeSet<String>,
+    /// Every non-transactional send stopped at once (an operator's global
+    /// pause), if it is; stored with the deployment.
+    pub sends_paused: Option<SendsPaused>,
     schedules: Vec<Schedule>,
     empty_policy: PolicyPlan,
     /// Where each configured channel finds a user's address. Channels not
@@ -223,6 +237,7 @@ impl Deployment {
             plan: Arc::new(Plan::default()),
             versions: BTreeMap::new(),
             paused: BTreeSet::new(),
+            sends_paused: None,
             schedules: Vec::new(),
             empty_policy: PolicyPlan {
                 name: "default".into(),
@@ -432,6 +447,12 @@ impl Deployment {
 
     pub fn is_paused(&self, journey: &str) -> bool {
         self.paused.contains(journey)
+    }
+
+    /// Whether an instance held at a send may go on: its journey is not
+    /// paused and sends are not.
+    pub fn may_go_on(&self, journey: &str) -> bool {
+        !self.is_paused(journey) && self.sends_paused.is_none()
     }
 
     pub fn schedules(&self) -> &[Schedule] {

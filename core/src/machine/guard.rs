@@ -14,6 +14,8 @@ use waymark_dsl::value::Value;
 pub(crate) enum Verdict {
     Send,
     Suppress(&'static str),
+    /// Held until an operator's global pause ends.
+    Hold(&'static str),
     Defer {
         until: DateTime<Utc>,
         reason: &'static str,
@@ -36,6 +38,12 @@ impl Cx<'_> {
         }
         if owner.transactional {
             return Verdict::Send;
+        }
+        if let Some(pause) = &self.d.sends_paused {
+            return match pause.drop {
+                true => Verdict::Suppress("global_pause"),
+                false => Verdict::Hold("global_pause"),
+            };
         }
         let policy_tz = policy_zone(policy);
         let mut defer_until: Option<DateTime<Utc>> = None;

@@ -586,7 +586,7 @@ impl<'a> Cx<'a> {
                     }
                     inst.wait = Wait::Ready;
                 }
-                Wait::Held if !d.is_paused(&inst.journey) => inst.wait = Wait::Ready,
+                Wait::Held if d.may_go_on(&inst.journey) => inst.wait = Wait::Ready,
                 _ => {}
             }
         }

@@ -642,6 +642,15 @@ impl Cx<'_> {
                 self.records.push(r);
                 Flow::Next(next)
             }
+            Verdict::Hold(reason) => {
+                inst.wait = Wait::Held;
+                let mut r = self.step_record(owner, inst, Kind::Deferred);
+                r.channel = Some(channel.to_string());
+                r.template = template.map(str::to_string);
+                r.reason = Some(reason.into());
+                self.records.push(r);
+                Flow::Wait
+            }
             Verdict::Defer { until, reason } => {
                 inst.wait = Wait::Until(until);
                 let mut r = self.step_record(owner, inst, Kind::Deferred);

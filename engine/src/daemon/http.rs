@@ -151,6 +151,8 @@ fn handler(route: &Route) -> MethodRouter<AppState> {
         Endpoint::Stats => routing::on(on, stats),
         Endpoint::Pause => routing::on(on, pause),
         Endpoint::Resume => routing::on(on, resume),
+        Endpoint::PauseSends => routing::on(on, pause_sends),
+        Endpoint::ResumeSends => routing::on(on, resume_sends),
         Endpoint::Deployments => routing::on(on, deployments),
         Endpoint::Deployment => routing::on(on, deployment),
         Endpoint::Rollback => routing::on(on, rollback),
@@ -630,6 +632,47 @@ async fn resume(
     pause_or_resume(state, headers, name, false).await
 }
 
+/// `POST /v1/pause[?drop=true]`: every non-transactional send stops.
+async fn pause_sends(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: QueryParams,
+) -> Result<impl IntoResponse, ApiError> {
+    let actor = authorize(&state, &headers, None, Scope::Admin)?;
+    let drop = query.allow(Endpoint::PauseSends)?.flag("drop")?;
+    let (reply, answer) = oneshot::channel();
+    let command = Command::PauseSends { drop, actor, reply };
+    writer_call(&state, command, answer).await?;
+    Ok(axum::Json(json!({"sends_paused": true, "drop": drop})))
+}
+
+/// `POST /v1/resume`: the global pause ends.
+async fn resume_sends(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    let actor = authorize(&state, &headers, None, Scope::Admin)?;
+    let (reply, answer) = oneshot::channel();
+    writer_call(&state, Command::ResumeSends { actor, reply }, answer).await?;
+    Ok(axum::Json(json!({"sends_paused": false})))
+}
+
+/// Hands `command` to the writer and waits for its answer.
+async fn writer_call<T>(
+    state: &AppState,
+    command: Command,
+    answer: oneshot::Receiver<Result<T, super::writer::WriterError>>,
+) -> Result<T, ApiError> {
+    state
+        .writer
+        .send(command)
+        .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server", "shutting down"))?;
+    answer
+        .await
+        .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server", "shutting down"))?
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server", e.to_string()))
+}
+
 async fn pause_or_resume(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -1091,9 +1134,18 @@ async fn readyz(State(state): State<AppState>) -> Response {
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready")
     };
+    // Not a failure: the daemon takes events; it only holds its sends.
+    let store = state.store.clone();
+    let paused = tokio::task::spawn_blocking(move || store.sends_paused().ok().flatten())
+        .await
+        .ok()
+        .flatten();
+    let paused = paused.map(|p| {
+        json!({"since": p.since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true), "by": p.by, "drop": p.drop})
+    });
     (
         status,
-        axum::Json(json!({"status": word, "checks": checks})),
+        axum::Json(json!({"status": word, "checks": checks, "sends_paused": paused})),
     )
         .into_response()
 }
@@ -1104,6 +1156,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         outbox_depth: store.outbox_depths().map_or(0, |(depth, _)| depth),
         pending_timers: store.pending_timers().unwrap_or(0),
         dead_letters: store.dead_letters_by_channel().unwrap_or_default(),
+        sends_paused: store.sends_paused().ok().flatten().is_some(),
     })
     .await
     .unwrap_or_default();

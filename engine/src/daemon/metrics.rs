@@ -114,6 +114,12 @@ const FAMILIES: &[Family] = &[
         buckets: &[],
     },
     Family {
+        name: "waymark_sends_paused",
+        kind: "gauge",
+        help: "1 while an operator's global pause holds (or drops) every non-transactional send, else 0.",
+        buckets: &[],
+    },
+    Family {
         name: "waymark_dead_letters",
         kind: "gauge",
         help: "Sends given up on, by channel.",
@@ -362,6 +368,7 @@ pub struct Gauges {
     pub outbox_depth: usize,
     pub pending_timers: usize,
     pub dead_letters: BTreeMap<String, usize>,
+    pub sends_paused: bool,
 }
 
 /// Prometheus text exposition format (version 0.0.4).
@@ -373,6 +380,11 @@ pub fn render(gauges: &Gauges) -> String {
     );
     set("waymark_outbox_depth", &[], gauges.outbox_depth as f64);
     set("waymark_pending_timers", &[], gauges.pending_timers as f64);
+    set(
+        "waymark_sends_paused",
+        &[],
+        f64::from(u8::from(gauges.sends_paused)),
+    );
     with(|r| {
         r.values
             .retain(|(name, _), _| *name != "waymark_dead_letters");

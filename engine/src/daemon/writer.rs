@@ -102,6 +102,17 @@ pub enum Command {
         actor: String,
         reply: oneshot::Sender<Result<(), WriterError>>,
     },
+    /// Stop every non-transactional send (held, or dropped if `drop`).
+    PauseSends {
+        drop: bool,
+        actor: String,
+        reply: oneshot::Sender<Result<(), WriterError>>,
+    },
+    /// End the global pause; held sends go on.
+    ResumeSends {
+        actor: String,
+        reply: oneshot::Sender<Result<(), WriterError>>,
+    },
     /// Erase a user's data and cancel their pending effects.
     Erase {
         user: String,
@@ -444,6 +455,36 @@ fn admin(runtime: &mut Runtime<SledKv>, clock: &dyn Clock, command: Command) {
             });
             let _ = reply.send(result.map_err(|e| WriterError::Resume {
                 journey,
+                error: Arc::new(e),
+            }));
+        }
+        Command::PauseSends { drop, actor, reply } => {
+            let how = if drop {
+                "dropped"
+            } else {
+                "held until resumed"
+            };
+            let result = runtime.pause_sends(&actor, drop, now).and_then(|()| {
+                runtime
+                    .store
+                    .append_audit(now, &actor, "pause", "every send", how)
+                    .map(std::mem::drop)
+            });
+            let _ = reply.send(result.map_err(|e| WriterError::Pause {
+                journey: "(every send)".into(),
+                error: Arc::new(e),
+            }));
+        }
+        Command::ResumeSends { actor, reply } => {
+            let result = runtime.resume_sends(now).and_then(|records| {
+                super::metrics::records(&records);
+                runtime
+                    .store
+                    .append_audit(now, &actor, "resume", "every send", "")
+                    .map(std::mem::drop)
+            });
+            let _ = reply.send(result.map_err(|e| WriterError::Resume {
+                journey: "(every send)".into(),
                 error: Arc::new(e),
             }));
         }

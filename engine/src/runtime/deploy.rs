@@ -230,6 +230,51 @@ impl<K: Kv> Runtime<K> {
         })
     }
 
+    /// Stops every non-transactional send at once (an operator's global
+    /// pause): each is held, `deferred` with reason `global_pause`, until
+    /// [`Runtime::resume_sends`], or dropped (`suppressed`) if `drop`.
+    /// Journeys keep running.
+    pub fn pause_sends(
+        &mut self,
+        by: &str,
+        drop: bool,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.drain()?;
+        self.deployment.sends_paused = Some(waymark_core::deployment::SendsPaused {
+            since: now,
+            by: by.to_string(),
+            drop,
+        });
+        self.store.save_deployment(&self.deployment, Vec::new())
+    }
+
+    /// Ends the global pause; sends held by it go on at once.
+    pub fn resume_sends(&mut self, now: DateTime<Utc>) -> Result<Vec<Record>, StoreError> {
+        self.drain()?;
+        self.deployment.sends_paused = None;
+        self.store.save_deployment(&self.deployment, Vec::new())?;
+        self.each_user(now, |state, user| {
+            let held = state.is_some_and(|s| {
+                s.instances
+                    .iter()
+                    .any(|i| i.wait == waymark_core::model::Wait::Held)
+            });
+            if held {
+                vec![Input::Wake {
+                    user: user.to_string(),
+                }]
+            } else {
+                Vec::new()
+            }
+        })
+    }
+
+    /// Whether sends are globally paused, and how.
+    pub fn sends_paused(&self) -> Option<&waymark_core::deployment::SendsPaused> {
+        self.deployment.sends_paused.as_ref()
+    }
+
     /// Feeds the inputs `f` makes for each stored user, page by page.
     fn each_user(
         &mut self,

@@ -496,6 +496,10 @@ impl<K: Kv> Runtime<K> {
         links: &mut foldhash::HashMap<String, String>,
         batch: &mut Batch,
     ) -> Result<Option<String>, StoreError> {
+        // Most inputs: a user the batch has already, and no merges.
+        if links.is_empty() && users.contains_key(id) {
+            return Ok(None);
+        }
         let mut id = id.to_string();
         let mut moved = false;
         // At most a link per profile on the way: the index points at the

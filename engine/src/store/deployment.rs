@@ -41,6 +41,7 @@ impl<K: Kv> Store<K> {
             Op::Put(b"P".to_vec(), encode(d.plan.as_ref())),
             Op::Put(b"C".to_vec(), encode(&current)),
             Op::Put(b"Q".to_vec(), encode(&d.paused)),
+            Op::Put(b"W".to_vec(), encode(&d.sends_paused)),
             Op::Put(b"S".to_vec(), encode(&d.source)),
         ];
         let mut stored: HashSet<Vec<u8>> = self
@@ -78,6 +79,14 @@ impl<K: Kv> Store<K> {
         }
     }
 
+    /// The global pause of sends, if one is on.
+    pub fn sends_paused(&self) -> Result<Option<waymark_core::deployment::SendsPaused>> {
+        match self.kv.get(b"W")? {
+            Some(bytes) => decode(b"W", &bytes),
+            None => Ok(None),
+        }
+    }
+
     /// The journey versions stored, as (journey, version), from their keys
     /// alone.
     pub fn stored_versions(&self) -> Result<Vec<(String, String)>> {
@@ -108,6 +117,7 @@ impl<K: Kv> Store<K> {
             })
         };
         d.paused = decode(b"Q", &part(b"Q")?)?;
+        d.sends_paused = decode(b"W", &part(b"W")?)?;
         d.source = decode(b"S", &part(b"S")?)?;
         for (k, v) in self.kv.range(b"p/", &prefix_end(b"p/"), usize::MAX)? {
             d.keep_version(decode(&k, &v)?);

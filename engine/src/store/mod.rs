@@ -20,7 +20,7 @@
 //! | `o/{seq}` | the outbox: sends not yet attempted, in order | [`outbox`] |
 //! | `r/{next attempt}/{seq}` | sends that failed and wait to be tried again, by when (so sends to a channel that is down never hold up the rest) | [`outbox`] |
 //! | `x/{seq}` | dead letters: sends given up on, with their last error | [`outbox`] |
-//! | `P`, `C`, `Q`, `S`, `p/{journey}/{version}` | the deployment: current plan, its journeys' names, titles and versions (what reads answer from, decoding no plan), paused journeys, where it came from, and the journey versions kept: current ones and those that users are still in or have a goal open on | [`deployment`] |
+//! | `P`, `C`, `Q`, `W`, `S`, `p/{journey}/{version}` | the deployment: current plan, its journeys' names, titles and versions (what reads answer from, decoding no plan), paused journeys, the global pause of sends (if on), where it came from, and the journey versions kept: current ones and those that users are still in or have a goal open on | [`deployment`] |
 //! | `k/{journey}/{version}` | journey stats per version | [`stats`] |
 //! | `d/{id}`, `f/{id}`, `D` | every deployment (who, when, how, what changed, the source hash) and its script files, by id (big-endian); the last id | [`history`] |
 //! | `a/{seq}`, `A` | the audit log: deploys, rollbacks, pauses, resumes, erasures, replays; the last sequence number | [`history`] |

@@ -205,16 +205,33 @@ pub(crate) async fn journeys(
                 version: j.version,
             });
         }
-        Ok((rows, zone))
+        Ok((rows, zone, store.sends_paused()?))
     })
     .await;
-    let (rows, zone) = match loaded {
+    let (rows, zone, sends_paused) = match loaded {
         Ok(l) => l,
         Err(r) => return r,
     };
     let today = today(&state, zone);
     let week = today - Duration::days(6);
     let mut body = notice(&query);
+    if let Some(p) = sends_paused {
+        let what = if p.drop {
+            "dropped (suppressed, reason global_pause)"
+        } else {
+            "held (deferred, reason global_pause) until it ends"
+        };
+        let _ = write!(
+            body,
+            "<p class=\"notice error\" id=\"sends-paused\">Every marketing send is paused since {} by {}: journeys run, and their non-transactional sends are {what}. <code>POST /v1/resume</code> ends it.</p>",
+            esc(&p
+                .since
+                .with_timezone(&zone)
+                .format("%Y-%m-%d %H:%M")
+                .to_string()),
+            esc(&p.by),
+        );
+    }
     let _ = write!(
         body,
         "<h1>Journeys</h1><p class=\"hint\">Today is {today} ({zone}); “7 days” is {week} to {today}. Goal rate: goals reached over users entered in those days.</p>"
@@ -308,6 +325,7 @@ fn step_figures(s: &StepStats) -> Vec<String> {
 pub(crate) fn reason_words(reason: &str) -> String {
     match reason {
         "quiet_hours" => "in quiet hours".into(),
+        "global_pause" => "all sends paused by an operator".into(),
         "cap" => "over a frequency cap".into(),
         "consent" => "no marketing consent".into(),
         "no_address" => "no address for the channel".into(),
