@@ -705,14 +705,7 @@ async fn pause_or_resume(
             reply,
         }
     };
-    state
-        .writer
-        .send(command)
-        .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server", "shutting down"))?;
-    answer
-        .await
-        .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server", "shutting down"))?
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server", e.to_string()))?;
+    writer_call(&state, command, answer).await?;
     Ok(axum::Json(json!({"journey": name, "paused": pausing})))
 }
 
