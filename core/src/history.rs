@@ -569,14 +569,7 @@ impl History {
             Keep::All => properties,
         };
         if !self.events.contains_key(name) && self.events.len() >= MAX_NAMES {
-            let oldest = self
-                .events
-                .iter()
-                .min_by_key(|(_, h)| h.last.as_ref().map(|l| l.0))
-                .map(|(n, _)| n.clone());
-            if let Some(oldest) = oldest {
-                self.events.remove(&oldest);
-            }
+            self.drop_least_recent();
         }
         let h = self.events.get_or_insert_with(name, Default::default);
         // Every change to an event's history is made below.
@@ -648,19 +641,17 @@ impl History {
                 }
             }
         }
-        while self.events.len() > MAX_NAMES {
-            let oldest = self
-                .events
-                .iter()
-                .min_by_key(|(_, h)| h.last.as_ref().map(|l| l.0))
-                .map(|(n, _)| n.clone());
-            match oldest {
-                Some(oldest) => {
-                    self.events.remove(&oldest);
-                }
-                None => break,
-            }
-        }
+        while self.events.len() > MAX_NAMES && self.drop_least_recent() {}
+    }
+
+    /// Forgets the event name seen least recently; false if there is none.
+    fn drop_least_recent(&mut self) -> bool {
+        let oldest = self
+            .events
+            .iter()
+            .min_by_key(|(_, h)| h.last.as_ref().map(|l| l.0))
+            .map(|(n, _)| n.clone());
+        oldest.is_some_and(|n| self.events.remove(&n).is_some())
     }
 
     /// Whether the exact recent list covers everything since `cutoff`.

@@ -292,12 +292,14 @@ impl Preview {
         });
         let gathered = known.len() + 1 + theirs;
         if gathered > self.identity.max_ids {
-            let mut r = Record::new(now, &survivor, Kind::Error);
-            r.message = Some(format!(
-                "{absorbed_id} was not merged into {survivor}: the profile would hold {gathered} ids, past identity.max_ids ({})",
-                self.identity.max_ids
+            let max = self.identity.max_ids;
+            out.push(crate::runtime::too_many_ids(
+                now,
+                &survivor,
+                &absorbed_id,
+                gathered,
+                max,
             ));
-            out.push(r);
             return;
         }
         let absorbed = self.users.get(absorbed_id.as_str()).copied().map(|at| {
@@ -310,18 +312,8 @@ impl Preview {
             }
             std::mem::take(&mut member.state)
         });
-        let mut moved = vec![absorbed_id.clone()];
-        if let Some(state) = &absorbed {
-            moved.extend(state.merged_ids.iter().cloned());
-        }
-        for to in self.links.values_mut() {
-            if *to == absorbed_id {
-                *to = survivor.clone();
-            }
-        }
-        for id in moved {
-            self.links.insert(id, survivor.clone());
-        }
+        let also = absorbed.as_ref().map_or(&[][..], |s| &s.merged_ids[..]);
+        crate::runtime::relink(&mut self.links, &absorbed_id, also, &survivor);
         let member = &mut self.members[index / BLOCK][index % BLOCK];
         core::merge_into(
             &self.deployment,

@@ -533,7 +533,8 @@ impl<K: Kv> Runtime<K> {
             }
         }
         if !users.contains_key(&id) {
-            // A link to a profile that is gone (erased): the id starts anew.
+            // Links three deep (never written: each merge points every id
+            // at the last profile): that profile starts anew.
             users.insert(id.clone(), (UserState::new(&id), None));
         }
         Ok(moved.then_some(id))
@@ -578,11 +579,13 @@ impl<K: Kv> Runtime<K> {
                 .get(&absorbed_id)
                 .map_or(0, |(s, _)| s.merged_ids.len());
         if gathered > self.identity.max_ids {
-            let mut r = Record::new(now, &survivor, Kind::Error);
-            r.message = Some(format!(
-                "{absorbed_id} was not merged into {survivor}: the profile would hold {gathered} ids, past identity.max_ids ({})",
-                self.identity.max_ids
-            ));
+            let r = too_many_ids(
+                now,
+                &survivor,
+                &absorbed_id,
+                gathered,
+                self.identity.max_ids,
+            );
             batch.journal.push(r);
             return Ok(0);
         }
@@ -595,18 +598,10 @@ impl<K: Kv> Runtime<K> {
         batch
             .merges
             .push(MergeWrite::new(&absorbed_id, absorbed.as_ref(), &survivor));
-        let mut moved = vec![absorbed_id.clone()];
-        if let Some((state, _)) = &absorbed {
-            moved.extend(state.merged_ids.iter().cloned());
-        }
-        for to in links.values_mut() {
-            if *to == absorbed_id {
-                *to = survivor.clone();
-            }
-        }
-        for id in moved {
-            links.insert(id, survivor.clone());
-        }
+        let also = absorbed
+            .as_ref()
+            .map_or(&[][..], |(s, _)| &s.merged_ids[..]);
+        relink(links, &absorbed_id, also, &survivor);
         let (state, _) = users.get_mut(&survivor).expect("led to");
         let steps = core::merge_into(
             &self.deployment,
@@ -655,6 +650,39 @@ impl<K: Kv> Runtime<K> {
         self.drain()?;
         self.store.globals()
     }
+}
+
+/// Points `absorbed` and the ids it held (`also`) at `survivor` in a
+/// shell's map of merged ids, and every id that led to `absorbed` too.
+pub(crate) fn relink<S: std::hash::BuildHasher>(
+    links: &mut std::collections::HashMap<String, String, S>,
+    absorbed: &str,
+    also: &[String],
+    survivor: &str,
+) {
+    for to in links.values_mut() {
+        if to == absorbed {
+            *to = survivor.to_string();
+        }
+    }
+    for id in std::iter::once(absorbed).chain(also.iter().map(String::as_str)) {
+        links.insert(id.to_string(), survivor.to_string());
+    }
+}
+
+/// The `error` record of a merge refused for `identity.max_ids`.
+pub(crate) fn too_many_ids(
+    now: DateTime<Utc>,
+    survivor: &str,
+    absorbed: &str,
+    gathered: usize,
+    max_ids: usize,
+) -> Record {
+    let mut r = Record::new(now, survivor, Kind::Error);
+    r.message = Some(format!(
+        "{absorbed} was not merged into {survivor}: the profile would hold {gathered} ids, past identity.max_ids ({max_ids})"
+    ));
+    r
 }
 
 /// The declared identifiers (of `identifiers`) an identify sets, with
