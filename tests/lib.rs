@@ -142,11 +142,25 @@ pub fn wait_for(what: &str, deadline: Duration, mut condition: impl FnMut() -> b
 
 /// One HTTP/1.1 request on a fresh connection; returns (status, body).
 pub fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
-    let (status, body) = Client::new(port)
-        .request(method, path, &[], body.as_bytes())
-        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-    (status, String::from_utf8_lossy(&body).into_owned())
+    let (status, _, body) = http_with_headers(port, method, path, body);
+    (status, body)
 }
+
+/// [`http`], also returning the answer's headers (names in lower case).
+pub fn http_with_headers(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (u16, Vec<(String, String)>, String) {
+    let (status, headers, body) = Client::new(port)
+        .request_with_headers(method, path, &[], body.as_bytes())
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+    (status, headers, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// An answer's status, headers (names in lower case) and body.
+pub type FullAnswer = (u16, Vec<(String, String)>, Vec<u8>);
 
 /// How far a failed request got: whether the daemon may have taken it.
 #[derive(Debug)]
@@ -192,6 +206,19 @@ impl Client {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Result<(u16, Vec<u8>), RequestError> {
+        self.request_with_headers(method, path, headers, body)
+            .map(|(status, _, body)| (status, body))
+    }
+
+    /// [`Client::request`], also returning the answer's headers (names in
+    /// lower case).
+    pub fn request_with_headers(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<FullAnswer, RequestError> {
         if self.connection.is_none() {
             let stream =
                 TcpStream::connect(("127.0.0.1", self.port)).map_err(RequestError::Connect)?;
@@ -216,7 +243,7 @@ fn exchange(
     path: &str,
     headers: &[(&str, &str)],
     body: &[u8],
-) -> std::io::Result<(u16, Vec<u8>)> {
+) -> std::io::Result<FullAnswer> {
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
         body.len()
@@ -240,6 +267,7 @@ fn exchange(
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| broken("a status line"))?;
     let mut length = None;
+    let mut answer_headers = Vec::new();
     loop {
         line.clear();
         if connection.read_line(&mut line)? == 0 {
@@ -249,16 +277,17 @@ fn exchange(
         if header.is_empty() {
             break;
         }
-        if let Some((name, value)) = header.split_once(':')
-            && name.eq_ignore_ascii_case("content-length")
-        {
-            length = value.trim().parse::<usize>().ok();
+        if let Some((name, value)) = header.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse::<usize>().ok();
+            }
+            answer_headers.push((name.to_ascii_lowercase(), value.trim().to_string()));
         }
     }
     let length = length.ok_or_else(|| broken("a Content-Length"))?;
     let mut body = vec![0; length];
     connection.read_exact(&mut body)?;
-    Ok((status, body))
+    Ok((status, answer_headers, body))
 }
 
 /// A loopback HTTP server standing in for a provider: answers every

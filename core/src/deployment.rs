@@ -36,6 +36,9 @@ pub struct Deployment {
     /// `simulate`) address the user by id. Set from the config at start;
     /// not stored.
     pub recipients: BTreeMap<String, Recipient>,
+    /// Which inbound event is a reply to an SMS and what in it opts out.
+    /// Set from the config at start (the defaults otherwise); not stored.
+    pub consent: crate::consent::ConsentRules,
     /// What coupon codes are derived under: the store's secret in the
     /// daemon, the fixed preview seed otherwise. Set at start; not stored
     /// with the deployment.
@@ -244,6 +247,7 @@ impl Deployment {
                 ..PolicyPlan::default()
             },
             recipients: BTreeMap::new(),
+            consent: Default::default(),
             coupon_secret: Default::default(),
             source: DeploySource::default(),
             history: HistoryKept::default(),

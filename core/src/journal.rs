@@ -37,6 +37,9 @@ pub enum Kind {
     /// (`merged`: its id; `reason`: `identify`, `alias` or
     /// `identifier:NAME`).
     Merged,
+    /// A change of consent on `channel` (`consent`: purpose, granted,
+    /// source, evidence): the consent ledger.
+    Consent,
 }
 
 impl Kind {
@@ -61,6 +64,7 @@ impl Kind {
             Kind::Failed => "failed",
             Kind::Delivered => "delivered",
             Kind::Merged => "merged",
+            Kind::Consent => "consent",
         }
     }
 }
@@ -218,6 +222,9 @@ pub struct Record {
     /// For `merged`: the id merged into this user.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub merged: Option<String>,
+    /// For `consent`: the change (its channel is `channel`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub consent: Option<Box<crate::consent::ConsentChange>>,
 }
 
 impl Record {
@@ -255,6 +262,7 @@ impl Record {
             holdout: None,
             attempts: None,
             merged: None,
+            consent: None,
         }
     }
 

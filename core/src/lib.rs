@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod clock;
+pub mod consent;
 pub mod deployment;
 pub mod export;
 pub mod hint;

@@ -90,6 +90,14 @@ pub enum Input {
         how: String,
         message_id: Option<String>,
     },
+    /// Consent on `channel` granted or revoked by an API call (the
+    /// change says by whom and with what evidence), at `at`.
+    Consent {
+        user: String,
+        channel: String,
+        change: crate::consent::ConsentChange,
+        at: DateTime<Utc>,
+    },
 }
 
 impl Input {
@@ -100,7 +108,8 @@ impl Input {
             | Input::Wake { user }
             | Input::Scheduled { user, .. }
             | Input::Cancel { user, .. }
-            | Input::Merge { user, .. } => user,
+            | Input::Merge { user, .. }
+            | Input::Consent { user, .. } => user,
         }
     }
 
@@ -114,7 +123,8 @@ impl Input {
             | Input::Wake { user }
             | Input::Scheduled { user, .. }
             | Input::Cancel { user, .. }
-            | Input::Merge { user, .. } => *user = to.to_string(),
+            | Input::Merge { user, .. }
+            | Input::Consent { user, .. } => *user = to.to_string(),
         }
         input
     }

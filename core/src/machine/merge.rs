@@ -5,7 +5,8 @@
 //! either was in go on: both instances continue, except in a journey a
 //! person may enter only `once`, where the earlier entry wins and the
 //! later instance exits with reason `merged`. The surviving profile's
-//! traits win where both have one; the absorbed one fills the gaps. A
+//! traits win where both have one; the absorbed one fills the gaps,
+//! except that consent either profile revoked stays revoked. A
 //! counting task whose two halves together reach the target pays then.
 //! Where the absorbed id's events, journal and timers go is the shells'
 //! business; this is the state and its records.
@@ -48,7 +49,10 @@ pub fn merge_into(
         cx.user.merged_ids.push(from.to_string());
     }
     if let Some(absorbed) = absorbed {
+        let before = cx.consent_now();
+        let theirs = absorbed.traits.get("consent").cloned();
         cx.absorb(absorbed);
+        cx.merge_consent(before.as_ref(), theirs.as_ref(), from);
     }
     cx.finish(out)
 }

@@ -13,6 +13,7 @@
 
 mod check;
 pub(crate) use check::Check;
+mod consent;
 mod coupon_codes;
 mod eval;
 mod guard;
@@ -143,15 +144,34 @@ pub fn handle_into(
     let mut cx = Cx::new(d, globals, user, now, out, passages);
     match input {
         Input::Track(event) => cx.event(event),
-        Input::Identify { traits, .. } => {
+        Input::Identify {
+            traits, message_id, ..
+        } => {
             if let Value::Record(map) = traits {
+                // Only an identify that speaks of consent is compared.
+                let before = map.contains_key("consent").then(|| cx.consent_now());
                 for (k, v) in map {
                     merge(
                         cx.user.traits.get_or_insert_with(k, || Value::Null),
                         v.clone(),
                     );
                 }
+                if let Some(before) = before {
+                    let change = crate::consent::ConsentChange {
+                        message_id: message_id.clone(),
+                        ..crate::consent::ConsentChange::new(false, "identify")
+                    };
+                    cx.record_consent_changes(before.as_ref(), &change, |cx| {
+                        Record::new(cx.now, &cx.user.id, Kind::Consent)
+                    });
+                }
             }
+            cx.run_ready();
+        }
+        Input::Consent {
+            channel, change, ..
+        } => {
+            cx.set_consent(channel, change.clone());
             cx.run_ready();
         }
         Input::Wake { .. } => cx.wake(),
@@ -263,6 +283,7 @@ pub(crate) struct Cx<'a> {
 impl<'a> Cx<'a> {
     fn event(&mut self, event: &Event) {
         let d = self.d;
+        self.opt_out_reply(event);
         let listening = d.listeners(&event.name);
         let keep = d.history_kept(listening);
         self.user

@@ -773,7 +773,14 @@ impl Cx<'_> {
             return;
         }
         if let Some((first, rest)) = path.split_first() {
+            let before = (first == "consent").then(|| self.consent_now());
             self.set_trait_at(first, rest, value.as_ref());
+            if let Some(before) = before {
+                let change = crate::consent::ConsentChange::new(false, "journey");
+                self.record_consent_changes(before.as_ref(), &change, |cx| {
+                    cx.step_record(owner, inst, Kind::Consent)
+                });
+            }
         }
         let mut r = self.step_record(owner, inst, Kind::Set);
         r.path = Some(path.join("."));

@@ -669,6 +669,17 @@ fn timeline_line(r: &Record, tz: chrono_tz::Tz) -> String {
             r.merged.as_deref().unwrap_or("?"),
             r.reason.as_deref().unwrap_or("?")
         ),
+        Kind::Consent => {
+            let (granted, source) = r
+                .consent
+                .as_ref()
+                .map_or((false, "?"), |c| (c.granted, c.source.as_str()));
+            format!(
+                "consent {} {} ({source})",
+                r.channel.as_deref().unwrap_or("?"),
+                if granted { "granted" } else { "revoked" }
+            )
+        }
     };
     if let Some(line) = r.line {
         what.push_str(&format!("  [line {line}]"));

@@ -100,7 +100,31 @@ pub struct Config {
     /// Which traits identify a person, and how many ids a profile may
     /// gather (`[identity]`).
     pub identity: Identity,
+    /// What an SMS reply that opts out looks like, and how much evidence
+    /// a consent change may carry (`[consent]`).
+    pub consent: Consent,
 }
+
+/// `[consent]`: which inbound event is a customer's reply to an SMS, which
+/// words in it withdraw consent, on which channels; and the most bytes of
+/// evidence one consent change may carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consent {
+    pub rules: waymark_core::consent::ConsentRules,
+    pub evidence_bytes: usize,
+}
+
+impl Default for Consent {
+    fn default() -> Consent {
+        Consent {
+            rules: Default::default(),
+            evidence_bytes: DEFAULT_EVIDENCE_BYTES,
+        }
+    }
+}
+
+/// The most bytes of evidence a consent change carries, unless configured.
+pub const DEFAULT_EVIDENCE_BYTES: usize = 2048;
 
 /// `[identity]`: the declared identifiers (traits such as `unionid` or
 /// `phone` that only one person holds: two profiles holding the same value
@@ -424,6 +448,36 @@ impl Reader<'_> {
         }
     }
 
+    /// A list of names (each 1 to 256 bytes; a repeat is kept once), or
+    /// `None` when the key is absent or wrong (the error pushed).
+    fn names(&mut self, table: &Table, path: &str, key: &str, what: &str) -> Option<Vec<String>> {
+        let items = match table.get(key)? {
+            Value::Array(items) => items,
+            other => {
+                self.errors.push(error(
+                    &join(path, key),
+                    format!("must be a list of {what}, found {}", other.type_str()),
+                ));
+                return None;
+            }
+        };
+        let mut names: Vec<String> = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            match item {
+                Value::String(name) if !name.is_empty() && name.len() <= 256 => {
+                    if !names.contains(name) {
+                        names.push(name.clone());
+                    }
+                }
+                _ => self.errors.push(error(
+                    &format!("{}[{i}]", join(path, key)),
+                    "must be a string of 1 to 256 bytes",
+                )),
+            }
+        }
+        Some(names)
+    }
+
     fn duration(&mut self, table: &Table, path: &str, key: &str) -> Option<std::time::Duration> {
         let text = self.string(table, path, key)?;
         let parsed = parse_duration(&text);
@@ -499,6 +553,7 @@ fn validate(table: &Table, kinds: &dyn KindCheck, errors: &mut Vec<ConfigError>)
             "limits",
             "http",
             "identity",
+            "consent",
         ],
     );
     let listen_text = r.string(table, "", "listen").unwrap_or_default();
@@ -632,33 +687,62 @@ fn validate(table: &Table, kinds: &dyn KindCheck, errors: &mut Vec<ConfigError>)
     let mut identity = Identity::default();
     if let Some(t) = r.table(table, "", "identity") {
         r.unknown(t, "identity", &["identifiers", "max_ids"]);
-        match t.get("identifiers") {
-            None => {}
-            Some(Value::Array(items)) => {
-                for (i, item) in items.iter().enumerate() {
-                    match item {
-                        Value::String(name) if !name.is_empty() && name.len() <= 256 => {
-                            if !identity.identifiers.contains(name) {
-                                identity.identifiers.push(name.clone());
-                            }
-                        }
-                        _ => r.errors.push(error(
-                            &format!("identity.identifiers[{i}]"),
-                            "must be a trait name (1 to 256 bytes)",
-                        )),
-                    }
-                }
-            }
-            Some(other) => r.errors.push(error(
-                "identity.identifiers",
-                format!(
-                    "must be a list of trait names such as [\"unionid\", \"phone\"], found {}",
-                    other.type_str()
-                ),
-            )),
+        if let Some(names) = r.names(
+            t,
+            "identity",
+            "identifiers",
+            "trait names such as [\"unionid\", \"phone\"]",
+        ) {
+            identity.identifiers = names;
         }
         if let Some(n) = r.integer(t, "identity", "max_ids", 1, 100_000) {
             identity.max_ids = n as usize;
+        }
+    }
+    let mut consent = Consent::default();
+    if let Some(t) = r.table(table, "", "consent") {
+        r.unknown(
+            t,
+            "consent",
+            &[
+                "reply_event",
+                "reply_text",
+                "opt_out_words",
+                "opt_out_channels",
+                "evidence_bytes",
+            ],
+        );
+        for (key, slot) in [
+            ("reply_event", &mut consent.rules.reply_event),
+            ("reply_text", &mut consent.rules.reply_text),
+        ] {
+            match r.string(t, "consent", key) {
+                Some(v) if v.is_empty() || v.len() > 256 => r.errors.push(error(
+                    &join("consent", key),
+                    "must be a name of 1 to 256 bytes",
+                )),
+                Some(v) => *slot = v,
+                None => {}
+            }
+        }
+        if let Some(words) = r.names(
+            t,
+            "consent",
+            "opt_out_words",
+            "replies such as [\"TD\", \"退订\"]",
+        ) {
+            consent.rules = consent.rules.with_words(words.iter().map(String::as_str));
+        }
+        if let Some(channels) = r.names(
+            t,
+            "consent",
+            "opt_out_channels",
+            "channel names such as [\"sms\"]",
+        ) {
+            consent.rules.opt_out_channels = channels;
+        }
+        if let Some(n) = r.integer(t, "consent", "evidence_bytes", 1, 1 << 20) {
+            consent.evidence_bytes = n as usize;
         }
     }
     let mut tokens = Vec::new();
@@ -825,6 +909,7 @@ fn validate(table: &Table, kinds: &dyn KindCheck, errors: &mut Vec<ConfigError>)
         limits,
         http,
         identity,
+        consent,
     })
 }
 

@@ -23,6 +23,8 @@ use serde_json::{Value as Json, json};
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
+mod consent;
+
 #[derive(Clone)]
 pub struct AppState {
     pub writer: Handle,
@@ -32,6 +34,8 @@ pub struct AppState {
     pub channels: Option<Arc<waymark_dsl::check::ChannelCatalog>>,
     /// Caps on what one message may carry.
     pub limits: ingest::Limits,
+    /// The most bytes of evidence a consent change carries.
+    pub evidence_bytes: usize,
     /// What `/readyz` reports.
     pub health: Arc<super::health::Health>,
     /// The daemon's clock: when an ingest call is received, when a replay is due.
@@ -144,6 +148,9 @@ fn handler(route: &Route) -> MethodRouter<AppState> {
         Endpoint::Erase => routing::on(on, erase),
         Endpoint::Export => routing::on(on, export),
         Endpoint::Journal => routing::on(on, journal),
+        Endpoint::SetConsent => routing::on(on, consent::set),
+        Endpoint::UserConsent => routing::on(on, consent::user_ledger),
+        Endpoint::ConsentExport => routing::on(on, consent::export),
         Endpoint::DeadLetters => routing::on(on, dead_letters),
         Endpoint::Replay => routing::on(on, replay),
         Endpoint::Deploy => routing::on(on, deploy),

@@ -203,6 +203,7 @@ pub fn api_without_writer(
         tokens: Arc::new(tokens),
         channels: None,
         limits: Default::default(),
+        evidence_bytes: crate::config::DEFAULT_EVIDENCE_BYTES,
         health: Default::default(),
         clock: Arc::new(SystemClock),
         sessions: Default::default(),
@@ -252,6 +253,7 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let mut deployment = stored.unwrap_or_else(|| Deployment::new(Default::default()));
     deployment.coupon_secret = store.coupon_secret()?;
+    deployment.consent = config.consent.rules.clone();
     let mut runtime = Runtime::new(store, deployment);
     runtime.set_user_cache(config.user_cache);
     runtime.set_identity(config.identity.clone());
@@ -387,6 +389,7 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
         tokens: Arc::new(config.tokens.clone()),
         channels,
         limits: config.limits,
+        evidence_bytes: config.consent.evidence_bytes,
         health,
         clock: clock.clone(),
         sessions: Default::default(),

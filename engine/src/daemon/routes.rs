@@ -21,6 +21,9 @@ pub(super) enum Endpoint {
     Erase,
     Export,
     Journal,
+    SetConsent,
+    UserConsent,
+    ConsentExport,
     DeadLetters,
     Replay,
     Deploy,
@@ -60,6 +63,8 @@ enum Answer {
     Json(&'static str),
     /// Prometheus text.
     Metrics,
+    /// JSON of this schema, or CSV with `format=csv`.
+    JsonOrCsv(&'static str),
 }
 
 pub(super) struct Route {
@@ -218,6 +223,65 @@ pub(super) const ROUTES: &[Route] = &[
                 "last",
                 "integer",
                 "instead: the newest this many records, at most 10000",
+            ),
+        ],
+    },
+    Route {
+        endpoint: Endpoint::SetConsent,
+        method: Method::Post,
+        path: "/v1/users/{id}/consent",
+        scope: Some(Scope::Ingest),
+        summary: "Record that a user gave or withdrew consent on a channel, with evidence (an entry in the consent ledger when it changes anything), answered once it is durable",
+        body: Some("Consent"),
+        answer: Answer::Json("Object"),
+        errors: INGEST_ERRORS,
+        query: &[],
+    },
+    Route {
+        endpoint: Endpoint::UserConsent,
+        method: Method::Get,
+        path: "/v1/users/{id}/consent",
+        scope: Some(Scope::Read),
+        summary: "A user's consent per channel now, and every change of it, oldest first (the ledger, also of ids merged into them)",
+        body: None,
+        answer: Answer::JsonOrCsv("Object"),
+        errors: &[400, 401, 403, 404, 500],
+        query: &[(
+            "format",
+            "string",
+            "json (default) or csv: the ledger alone, one change a line",
+        )],
+    },
+    Route {
+        endpoint: Endpoint::ConsentExport,
+        method: Method::Get,
+        path: "/v1/consent",
+        scope: Some(Scope::Read),
+        summary: "Every consent change of every user in a time range, oldest first, for an auditor (JSON or CSV)",
+        body: None,
+        answer: Answer::JsonOrCsv("Object"),
+        errors: &[400, 401, 403, 500],
+        query: &[
+            (
+                "from",
+                "string",
+                "changes at or after this time (RFC 3339, or a date: its midnight UTC); default: the first",
+            ),
+            (
+                "to",
+                "string",
+                "changes before this time (RFC 3339 or a date); default: up to now",
+            ),
+            ("format", "string", "json (default) or csv"),
+            (
+                "limit",
+                "integer",
+                "entries in the answer, default and at most 100000",
+            ),
+            (
+                "after",
+                "string",
+                "the `next` of the answer before (JSON field, or the CSV answer's Waymark-Next header): the page after it",
             ),
         ],
     },
@@ -513,6 +577,18 @@ fn schemas() -> Json {
                 "cancel_removed": {"type": ["boolean", "null"]}
             }
         },
+        "Consent": {
+            "type": "object",
+            "required": ["channel", "granted"],
+            "additionalProperties": false,
+            "properties": {
+                "channel": {"type": "string", "minLength": 1, "description": "the channel, as sends name it (sms, wechat, email, …)"},
+                "granted": {"type": "boolean", "description": "true: consent given; false: withdrawn"},
+                "purpose": {"const": "marketing", "description": "what the consent is for; marketing, the only purpose Waymark keeps"},
+                "evidence": {"type": "string", "description": "what shows the change (a form's id, a call's recording); at most consent.evidence_bytes"},
+                "messageId": {"type": "string", "description": "the id of the request in the caller's system, kept with the entry"}
+            }
+        },
         "Object": {"type": "object"}
     })
 }
@@ -557,6 +633,13 @@ pub(super) fn openapi(version: &str) -> Json {
             Answer::Metrics => json!({
                 "description": "Prometheus text format 0.0.4",
                 "content": {"text/plain": {"schema": {"type": "string"}}}
+            }),
+            Answer::JsonOrCsv(schema) => json!({
+                "description": "Done: JSON, or with format=csv RFC 4180 CSV with a header line",
+                "content": {
+                    "application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}},
+                    "text/csv": {"schema": {"type": "string"}}
+                }
             }),
         };
         answers.insert("200".into(), ok);

@@ -398,6 +398,7 @@ impl<K: Kv> Runtime<K> {
                 Input::Scheduled { .. } => "schedule",
                 Input::Cancel { .. } => "cancel",
                 Input::Merge { .. } => "merge",
+                Input::Consent { .. } => "consent",
             };
             let _span = tracing::debug_span!("input", user = %user, kind).entered();
             let steps = core::handle_into(

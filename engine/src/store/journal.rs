@@ -5,10 +5,34 @@
 //! sequence number, for a profile other ids were merged into: their
 //! records stay where they were written). The store is the only writer
 //! of `s` and keeps it in memory once read.
+//!
+//! A `consent` record is also written to the consent ledger,
+//! `y/{at}/{user}/{seq}`, so that an auditor's export of every change in
+//! a time range reads that range and nothing else.
 
-use super::keys::{key, prefix_end, user_part};
+use super::keys::{key, prefix_end, time_key, user_part};
 use super::{Kv, Op, Result, Store, decode, encode};
-use waymark_core::journal::Record;
+use chrono::{DateTime, Utc};
+use waymark_core::journal::{Kind, Record};
+
+/// Where a consent record is also kept, for the ledger read by time:
+/// `y/{at}/{user}/{seq}`.
+fn ledger_key(record: &Record, seq: u64) -> Vec<u8> {
+    key(
+        "y",
+        &[
+            &time_key(record.at),
+            &user_part(&record.user),
+            &seq.to_be_bytes(),
+        ],
+    )
+}
+
+/// The keys of the ledger entries a user's consent record at `at` may
+/// have: `y/{at}/{user}/…`.
+pub(super) fn ledger_prefix(at: DateTime<Utc>, user: &str) -> Vec<u8> {
+    key("y", &[&time_key(at), &user_part(user), b""])
+}
 
 impl<K: Kv> Store<K> {
     /// The last sequence number used, as stored.
@@ -105,6 +129,44 @@ impl<K: Kv> Store<K> {
         Ok(rows)
     }
 
+    /// The consent ledger: every `consent` record at or after `from` and
+    /// before `to`, oldest first, at most `limit`, starting after the
+    /// entry `after` names (the `next` of the page before); and the
+    /// `next` to ask for the page after this one, if there may be more.
+    pub fn consent_ledger(
+        &self,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<(Vec<Record>, Option<Vec<u8>>)> {
+        let start = match (after, from) {
+            (Some(after), _) => {
+                let mut k = after.to_vec();
+                k.push(0);
+                k
+            }
+            (None, Some(from)) => key("y", &[&time_key(from)]),
+            (None, None) => key("y", &[]),
+        };
+        let end = match to {
+            Some(to) => key("y", &[&time_key(to)]),
+            None => prefix_end(b"y/"),
+        };
+        if start >= end {
+            return Ok((Vec::new(), None));
+        }
+        let rows = self.kv.range(&start, &end, limit.saturating_add(1))?;
+        let more = rows.len() > limit;
+        let mut out = Vec::with_capacity(rows.len().min(limit));
+        let mut last = None;
+        for (k, v) in rows.into_iter().take(limit) {
+            out.extend(decode::<Vec<Record>>(&k, &v)?);
+            last = Some(k);
+        }
+        Ok((out, last.filter(|_| more)))
+    }
+
     /// The writes of a batch's journal, numbered after `first`: one key per
     /// user, under the sequence number of the user's first record (every
     /// record still takes a number), and `s`. Returns the last number.
@@ -114,6 +176,9 @@ impl<K: Kv> Store<K> {
         let mut seq = first;
         for record in journal {
             seq += 1;
+            if record.kind == Kind::Consent {
+                ops.push(Op::Put(ledger_key(record, seq), encode(&[record])));
+            }
             let g = *group_of.entry(record.user.as_str()).or_insert_with(|| {
                 groups.push((seq, Vec::new()));
                 groups.len() - 1

@@ -16,6 +16,7 @@
 //! | `M` | the first chunk not compacted: chunks before it are in runs and only wait to be deleted, a few with each batch | [`dedup`] |
 //! | `n/{run}/{hash}`, `N/{run}` | message ids in runs sorted by hash, in blocks keyed by the last hash each holds; the run's size and times | [`dedup`] |
 //! | `j/{user}/{seq}` | the user's journal: the user's records of one batch, oldest first, under the sequence number of the first | [`journal`] |
+//! | `y/{at}/{user}/{seq}` | the consent ledger: each `consent` record again, by time, for an auditor's export of a time range; erased with the user's journal | [`journal`] |
 //! | `s` | the last sequence number used (one per journal record), 8 bytes big-endian | [`journal`] |
 //! | `o/{seq}` | the outbox: sends not yet attempted, in order | [`outbox`] |
 //! | `r/{next attempt}/{seq}` | sends that failed and wait to be tried again, by when (so sends to a channel that is down never hold up the rest) | [`outbox`] |
@@ -249,7 +250,7 @@ fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T> {
 /// changes whenever a stored form does; a store of another format is
 /// refused at open, and a migration is written only when a release needs
 /// one.
-pub const FORMAT: u32 = 13;
+pub const FORMAT: u32 = 14;
 
 /// How long message ids are kept for dedup, at least.
 pub const DEDUP_DAYS: i64 = 7;

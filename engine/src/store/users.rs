@@ -13,6 +13,7 @@ use super::timers::TimerMoves;
 use super::{Kv, Op, Result, Store, decode, with_scratch};
 use chrono::{DateTime, Utc};
 use std::sync::atomic::Ordering;
+use waymark_core::journal::{Kind, Record};
 use waymark_core::model::UserState;
 
 /// A member read by [`Store::user_page`].
@@ -183,7 +184,15 @@ impl<K: Kv> Store<K> {
         }
         for id in &ids {
             let journal = key("j", &[&user_part(id), b""]);
-            for (k, _) in self.kv.range(&journal, &prefix_end(&journal), usize::MAX)? {
+            for (k, v) in self.kv.range(&journal, &prefix_end(&journal), usize::MAX)? {
+                // Their entries in the consent ledger go with their records.
+                let records: Vec<Record> = decode(&k, &v)?;
+                for r in records.iter().filter(|r| r.kind == Kind::Consent) {
+                    let ledger = super::journal::ledger_prefix(r.at, &r.user);
+                    for (k, _) in self.kv.range(&ledger, &prefix_end(&ledger), usize::MAX)? {
+                        ops.push(Op::Delete(k));
+                    }
+                }
                 ops.push(Op::Delete(k));
             }
         }

@@ -890,6 +890,28 @@ pub(crate) fn describe(r: &Record, zone: chrono_tz::Tz) -> String {
                 r.merged.as_deref().unwrap_or("?")
             )
         }
+        Kind::Consent => match &r.consent {
+            Some(c) => {
+                let source = match c.source.as_str() {
+                    "identify" => "an identify call".to_string(),
+                    "reply" => "an opt-out reply".to_string(),
+                    "api" => "the consent API".to_string(),
+                    "journey" => "a journey's set step".to_string(),
+                    "merge" => "a merge of profiles".to_string(),
+                    other => other.to_string(),
+                };
+                format!(
+                    "{} consent to {} on {channel}: {source}{}",
+                    if c.granted { "gave" } else { "withdrew" },
+                    c.purpose,
+                    c.evidence
+                        .as_ref()
+                        .map(|e| format!(" ({e})"))
+                        .unwrap_or_default()
+                )
+            }
+            None => format!("consent on {channel} changed"),
+        },
     }
 }
 
