@@ -180,7 +180,7 @@ fn the_consent_ledger_records_every_change_and_exports_it_for_an_auditor() {
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(
         lines[0],
-        "at,user,channel,purpose,granted,source,evidence,message_id,by,journey"
+        "at,user,channel,purpose,granted,source,evidence,message_id,by,journey,template,grants"
     );
     assert_eq!(lines.len(), 4, "{csv}");
     assert!(
@@ -258,6 +258,202 @@ fn the_consent_ledger_records_every_change_and_exports_it_for_an_auditor() {
     assert_eq!(rows(&left["entries"]), [row("u2", "email", false, "api")]);
     let (status, _) = http(port, "GET", "/v1/users/u1/consent", "");
     assert_eq!(status, 404);
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+}
+
+/// The mini-program API on loopback, enforcing one send per accept:
+/// `accept` is the user tapping accept in the popup. Answers 43101 to a
+/// send with no accept left, as WeChat does.
+mod mini {
+    use axum::Json;
+    use axum::extract::State;
+    use axum::routing::post;
+    use serde_json::{Value, json};
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Default)]
+    pub struct Mini {
+        pub grants: Mutex<HashMap<(String, String), u32>>,
+        pub sent: Mutex<Vec<Value>>,
+        pub refused: Mutex<u32>,
+    }
+
+    impl Mini {
+        pub fn accept(&self, openid: &str, template: &str) {
+            *self
+                .grants
+                .lock()
+                .unwrap()
+                .entry((openid.into(), template.into()))
+                .or_default() += 1;
+        }
+    }
+
+    async fn token() -> Json<Value> {
+        Json(json!({"access_token": "tok", "expires_in": 7200}))
+    }
+
+    async fn send(State(mini): State<Arc<Mini>>, Json(body): Json<Value>) -> Json<Value> {
+        let key = (
+            body["touser"].as_str().unwrap_or_default().to_string(),
+            body["template_id"].as_str().unwrap_or_default().to_string(),
+        );
+        let mut grants = mini.grants.lock().unwrap();
+        let left = grants.entry(key).or_default();
+        if *left == 0 {
+            *mini.refused.lock().unwrap() += 1;
+            return Json(json!({"errcode": 43101, "errmsg": "user refuse to accept the msg"}));
+        }
+        *left -= 1;
+        mini.sent.lock().unwrap().push(body);
+        Json(json!({"errcode": 0, "errmsg": "ok", "msgid": 7}))
+    }
+
+    /// Serves the stand-in on a thread of its own; its base URL.
+    pub fn start(mini: Arc<Mini>) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        listener.set_nonblocking(true).unwrap();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let router = axum::Router::new()
+                    .route("/cgi-bin/stable_token", post(token))
+                    .route("/cgi-bin/message/subscribe/send", post(send))
+                    .with_state(mini);
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                axum::serve(listener, router).await.unwrap();
+            });
+        });
+        format!("http://{addr}")
+    }
+}
+
+#[test]
+fn a_subscribe_message_goes_out_once_per_accept_and_a_refusal_takes_the_grants_back() {
+    let stand_in = std::sync::Arc::new(mini::Mini::default());
+    let base = mini::start(stand_in.clone());
+    let dir = scratch("consent_grants");
+    std::fs::create_dir_all(dir.join("scripts")).unwrap();
+    std::fs::write(
+        dir.join("scripts/restock.journey"),
+        "journey restock \"到货提醒\" {\n  trigger event restocked\n  entry always\n  send miniprogram template \"TPL_RESTOCK\" { thing1: \"羊绒围巾\", page: \"pages/item?id=7\" }\n}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("waymark.toml"),
+        format!(
+            "data_dir = \"./data\"\nscripts = \"./scripts\"\n\n[channels.miniprogram]\nkind = \"miniprogram\"\nbase_url = \"{base}\"\napp_id = \"wxmini\"\napp_secret = \"secret\"\nmax_attempts = 3\ninitial_backoff = \"50ms\"\n"
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let mut daemon = start(&dir, port);
+    post(
+        port,
+        "/v1/identify",
+        json!({"userId": "u1", "traits": {"miniprogram_openid": "oU1"}}),
+    );
+    // Two taps on accept: WeChat's push holds `List` as one object, then
+    // as an array (with another template).
+    stand_in.accept("oU1", "TPL_RESTOCK");
+    post(
+        port,
+        "/v1/track",
+        json!({"userId": "u1", "event": "subscribe_msg_popup_event", "properties": {"List": {"TemplateId": "TPL_RESTOCK", "SubscribeStatusString": "accept"}}}),
+    );
+    stand_in.accept("oU1", "TPL_RESTOCK");
+    post(
+        port,
+        "/v1/track",
+        json!({"userId": "u1", "event": "subscribe_msg_popup_event", "properties": {"List": [
+            {"TemplateId": "TPL_RESTOCK", "SubscribeStatusString": "accept"},
+            {"TemplateId": "TPL_NEWS", "SubscribeStatusString": "reject"}
+        ]}}),
+    );
+    assert_eq!(
+        get(port, "/v1/users/u1")["grants"],
+        json!({"TPL_RESTOCK": 2})
+    );
+    for _ in 0..3 {
+        post(
+            port,
+            "/v1/track",
+            json!({"userId": "u1", "event": "restocked"}),
+        );
+    }
+    let sent = || stand_in.sent.lock().unwrap().len();
+    waymark_tests::wait_for("two subscribe messages", Duration::from_secs(60), || {
+        sent() >= 2
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(sent(), 2, "one send per accept");
+    assert_eq!(
+        *stand_in.refused.lock().unwrap(),
+        0,
+        "never a provider error"
+    );
+    let journal = |port| -> Vec<Value> {
+        get(port, "/v1/users/u1/journal")["records"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let reasons: Vec<Value> = journal(port)
+        .iter()
+        .filter(|r| r["kind"] == "suppressed")
+        .map(|r| r["reason"].clone())
+        .collect();
+    assert_eq!(reasons, [json!("no_grant")]);
+    assert_eq!(get(port, "/v1/users/u1")["grants"], json!({}));
+
+    // A grant Waymark was told of (the API) that WeChat does not hold:
+    // the send gets 43101, which is not retried and takes the grant back.
+    let answer = post(
+        port,
+        "/v1/users/u1/consent",
+        json!({"template": "TPL_RESTOCK", "granted": true, "evidence": "offline form"}),
+    );
+    assert_eq!(answer["template"], "TPL_RESTOCK");
+    post(
+        port,
+        "/v1/track",
+        json!({"userId": "u1", "event": "restocked"}),
+    );
+    waymark_tests::wait_for("the refusal taken back", Duration::from_secs(60), || {
+        get(port, "/v1/users/u1/consent")["ledger"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["source"] == "provider")
+    });
+    assert_eq!(*stand_in.refused.lock().unwrap(), 1, "not retried");
+    let records = journal(port);
+    let failed: Vec<&Value> = records.iter().filter(|r| r["kind"] == "failed").collect();
+    assert_eq!(failed.len(), 1, "{records:?}");
+    assert_eq!(failed[0]["attempts"], 1);
+    let ledger = get(port, "/v1/users/u1/consent")["ledger"].clone();
+    let taken_back = ledger.as_array().unwrap().last().unwrap().clone();
+    assert_eq!(taken_back["template"], "TPL_RESTOCK");
+    assert_eq!(taken_back["granted"], false);
+    assert_eq!(taken_back["grants"], 0);
+    assert!(
+        taken_back["evidence"].as_str().unwrap().contains("43101"),
+        "{taken_back}"
+    );
+    post(
+        port,
+        "/v1/track",
+        json!({"userId": "u1", "event": "restocked"}),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(*stand_in.refused.lock().unwrap(), 1, "no grant, no call");
+    assert_eq!(sent(), 2);
     daemon.kill().unwrap();
     daemon.wait().unwrap();
 }

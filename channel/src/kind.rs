@@ -88,6 +88,13 @@ pub trait ChannelKind: Send + Sync + 'static {
         Recipient::UserId
     }
 
+    /// Whether each message needs a grant of its template the person gave
+    /// (a one-time subscribe message: one accept, one send). The engine
+    /// then sends only while the user holds one, and takes one per send.
+    fn spends_grants(&self) -> bool {
+        false
+    }
+
     /// Reads the settings table of the channel at `path`
     /// (`channels.NAME`): the typed settings, or every problem, each with
     /// its TOML path. No I/O.
@@ -128,6 +135,7 @@ pub trait AnyKind: Send + Sync {
     fn name(&self) -> &'static str;
     fn message_fields(&self) -> MessageFields;
     fn recipient(&self) -> Recipient;
+    fn spends_grants(&self) -> bool;
     /// Reads and validates the settings once.
     fn validate(&self, path: &str, table: &Table) -> Result<Validated, Vec<ConfigError>>;
     /// Builds the channel `name` from what [`validate`](AnyKind::validate) gave.
@@ -145,6 +153,10 @@ impl<K: ChannelKind> AnyKind for K {
 
     fn recipient(&self) -> Recipient {
         ChannelKind::recipient(self)
+    }
+
+    fn spends_grants(&self) -> bool {
+        ChannelKind::spends_grants(self)
     }
 
     fn validate(&self, path: &str, table: &Table) -> Result<Validated, Vec<ConfigError>> {

@@ -93,6 +93,13 @@ pub enum DeliveryError {
     /// at once.
     #[error("permanent: {0}")]
     Permanent(String),
+    /// The provider refused the message because the person has not, or no
+    /// longer, consented to it (WeChat's 43101 for a subscribe message
+    /// with no accept left): not retried, dead-lettered at once, and the
+    /// engine takes back what it counted on — the template's grants, or
+    /// for a channel without grants the user's consent on it.
+    #[error("consent: {0}")]
+    Consent(String),
 }
 
 impl DeliveryError {

@@ -7,6 +7,12 @@
 //! or revoked, from what source, with what evidence: the append-only
 //! ledger an auditor reads. [`ConsentRules`] says which inbound event is a
 //! reply to an SMS and which words in it opt out (`TD`, `T`, `R`, `退订`).
+//!
+//! Consent can also be used up: a one-time subscribe message (WeChat
+//! mini-programs, official-account subscription notices) may be sent
+//! once per accept of its template. Such grants are counted per template
+//! (`UserState::grants`); a send on a channel whose kind spends grants
+//! takes one, and with none left is suppressed (`no_grant`).
 
 use serde::{Deserialize, Serialize};
 use waymark_dsl::value::{Fields, Value};
@@ -14,6 +20,15 @@ use waymark_dsl::value::{Fields, Value};
 /// The purpose every consent Waymark keeps is for: marketing messages on
 /// the channel. Service notices (`transactional` journeys) need none.
 pub const MARKETING: &str = "marketing";
+
+/// The purpose of a grant: one subscribe message of its template.
+pub const SUBSCRIBE_MESSAGE: &str = "subscribe_message";
+
+/// The events WeChat pushes when a user answers a subscribe-message popup
+/// (`accept` adds a grant of each template accepted), and when they turn
+/// a template off in their settings (`reject` takes its grants away).
+pub const POPUP_EVENT: &str = "subscribe_msg_popup_event";
+pub const CHANGE_EVENT: &str = "subscribe_msg_change_event";
 
 /// One change of one channel's consent, as its `consent` record holds it
 /// (the record's `channel` names the channel).
@@ -36,6 +51,15 @@ pub struct ConsentChange {
     /// Who made an API call (its token's name).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub by: Option<String>,
+    /// For consent that is used up (one-time subscribe messages): the
+    /// template the grants are of. Then `granted` adds grants and its
+    /// absence takes them all away.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub template: Option<String>,
+    /// With `template`: in a change asked for, how many grants to add
+    /// (one if not said); in a record, how many are held after it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub grants: Option<u32>,
 }
 
 impl ConsentChange {
@@ -48,6 +72,17 @@ impl ConsentChange {
             evidence: None,
             message_id: None,
             by: None,
+            template: None,
+            grants: None,
+        }
+    }
+
+    /// A change of the grants of one template, from `source`.
+    pub fn grants(template: &str, granted: bool, source: &str) -> ConsentChange {
+        ConsentChange {
+            purpose: SUBSCRIBE_MESSAGE.to_string(),
+            template: Some(template.to_string()),
+            ..ConsentChange::new(granted, source)
         }
     }
 }

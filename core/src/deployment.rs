@@ -39,6 +39,9 @@ pub struct Deployment {
     /// Which inbound event is a reply to an SMS and what in it opts out.
     /// Set from the config at start (the defaults otherwise); not stored.
     pub consent: crate::consent::ConsentRules,
+    /// The configured channels whose kind spends a grant per send (one-time
+    /// subscribe messages). Set from the config at start; not stored.
+    pub grant_channels: std::collections::BTreeSet<String>,
     /// What coupon codes are derived under: the store's secret in the
     /// daemon, the fixed preview seed otherwise. Set at start; not stored
     /// with the deployment.
@@ -248,6 +251,7 @@ impl Deployment {
             },
             recipients: BTreeMap::new(),
             consent: Default::default(),
+            grant_channels: Default::default(),
             coupon_secret: Default::default(),
             source: DeploySource::default(),
             history: HistoryKept::default(),

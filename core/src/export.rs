@@ -67,6 +67,7 @@ pub fn summary(u: &UserState) -> Json {
         }).collect::<Vec<_>>(),
         "timers": time_opt(u.next_wake()),
         "tasks": u.tasks.iter().map(|(name, t)| (name.clone(), json!({"counted": t.counted.len(), "streak": t.streak, "rewards": t.rewards}))).collect::<Map<_, _>>(),
+        "grants": u.grants,
     })
 }
 
@@ -107,6 +108,7 @@ pub fn state(u: &UserState) -> Json {
         })).collect::<Vec<_>>(),
         "segments": u.segments,
         "segments_due": time_opt(u.segments_due),
+        "grants": u.grants,
     })
 }
 

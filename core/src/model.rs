@@ -90,11 +90,13 @@ pub enum Input {
         how: String,
         message_id: Option<String>,
     },
-    /// Consent on `channel` granted or revoked by an API call (the
-    /// change says by whom and with what evidence), at `at`.
+    /// Consent on `channel` granted or revoked by an API call or a
+    /// provider's refusal (the change says by whom and with what
+    /// evidence), at `at`; or, when the change names a template, grants
+    /// of it added or taken away (`channel`, if known, is recorded).
     Consent {
         user: String,
-        channel: String,
+        channel: Option<String>,
         change: crate::consent::ConsentChange,
         at: DateTime<Utc>,
     },
@@ -181,6 +183,10 @@ pub struct UserState {
     /// are read with this one's.
     #[serde(default)]
     pub merged_ids: Vec<String>,
+    /// Grants of one-time subscribe messages held, per template id: each
+    /// accept of a template adds one, each send on it takes one.
+    #[serde(default)]
+    pub grants: BTreeMap<String, u32>,
 }
 
 impl UserState {
@@ -218,8 +224,9 @@ impl UserState {
             sends,
             segments,
             merged_ids,
+            grants,
         } = self;
-        rmp::encode::write_array_len(out, 15)?;
+        rmp::encode::write_array_len(out, 16)?;
         put(out, id)?;
         put(out, traits)?;
         history.encode_positional(out)?;
@@ -235,6 +242,7 @@ impl UserState {
         put(out, sends)?;
         put(out, segments)?;
         put(out, merged_ids)?;
+        put(out, grants)?;
         Ok(())
     }
 

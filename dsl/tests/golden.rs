@@ -75,6 +75,7 @@ fn catalog(dir: &Path) -> Option<ChannelCatalog> {
                 kind: spec["kind"].as_str().unwrap().to_string(),
                 required: strings(&spec["required"]),
                 accepted: spec.get("accepted").map(strings),
+                spends_grants: spec["spends_grants"] == true,
             },
         );
     }

@@ -1,7 +1,8 @@
 //! The consent ledger: every change of a channel's consent — by an
 //! identify, an SMS opt-out reply, an API call, a journey's `set` or a
 //! merge — is a `consent` record, and `consent required` reads the state
-//! the changes leave.
+//! the changes leave. Grants of one-time subscribe messages: each accept
+//! adds one, each send on a channel that spends them takes one.
 
 mod support;
 
@@ -130,7 +131,7 @@ fn the_reply_rules_come_from_the_deployment() {
 fn api(user: &str, channel: &str, granted: bool, at: chrono::DateTime<chrono::Utc>) -> Input {
     Input::Consent {
         user: user.into(),
-        channel: channel.into(),
+        channel: Some(channel.into()),
         change: ConsentChange {
             evidence: Some("signed form #42".into()),
             by: Some("crm".into()),
@@ -221,4 +222,135 @@ fn a_refusal_under_either_id_holds_after_a_merge() {
     );
     h.track("member", "ping", json!({}));
     assert_eq!(h.suppressions("member"), ["consent"]);
+}
+
+const RESTOCK: &str = r#"
+journey restock { trigger event restocked entry always
+  send miniprogram template "TPL_RESTOCK" { thing1: "围巾" } }
+"#;
+
+fn with_grants(script: &str) -> Harness {
+    let mut h = Harness::new(script);
+    h.runtime
+        .deployment
+        .grant_channels
+        .insert("miniprogram".into());
+    h
+}
+
+fn grants_of(h: &Harness, user: &str, template: &str) -> u32 {
+    h.user(user).grants.get(template).copied().unwrap_or(0)
+}
+
+fn accept(template: &str) -> serde_json::Value {
+    json!({"TemplateId": template, "SubscribeStatusString": "accept", "PopupScene": "0"})
+}
+
+#[test]
+fn each_accept_allows_one_send_and_none_left_is_suppressed_no_grant() {
+    let mut h = with_grants(RESTOCK);
+    // One template accepted: `List` is an object.
+    h.track(
+        "u1",
+        "subscribe_msg_popup_event",
+        json!({"List": accept("TPL_RESTOCK")}),
+    );
+    // Two accepted and one refused in one popup: `List` is an array.
+    h.track(
+        "u1",
+        "subscribe_msg_popup_event",
+        json!({"List": [
+            accept("TPL_RESTOCK"),
+            accept("TPL_OTHER"),
+            {"TemplateId": "TPL_NEWS", "SubscribeStatusString": "reject"},
+        ]}),
+    );
+    assert_eq!(grants_of(&h, "u1", "TPL_RESTOCK"), 2);
+    assert_eq!(grants_of(&h, "u1", "TPL_OTHER"), 1);
+    assert_eq!(grants_of(&h, "u1", "TPL_NEWS"), 0);
+    for _ in 0..3 {
+        h.track("u1", "restocked", json!({}));
+    }
+    assert_eq!(h.templates("u1"), ["TPL_RESTOCK", "TPL_RESTOCK"]);
+    assert_eq!(h.suppressions("u1"), ["no_grant"]);
+    assert_eq!(grants_of(&h, "u1", "TPL_RESTOCK"), 0);
+    // The ledger: three grants added (with the count held after each).
+    let added: Vec<(Option<String>, Option<u32>, bool)> = h
+        .for_user(Kind::Consent, "u1")
+        .into_iter()
+        .map(|r| {
+            let c = r.consent.as_ref().unwrap();
+            assert_eq!(c.purpose, "subscribe_message");
+            (c.template.clone(), c.grants, c.granted)
+        })
+        .collect();
+    assert_eq!(
+        added,
+        [
+            (Some("TPL_RESTOCK".into()), Some(1), true),
+            (Some("TPL_RESTOCK".into()), Some(2), true),
+            (Some("TPL_OTHER".into()), Some(1), true),
+        ]
+    );
+}
+
+#[test]
+fn a_template_turned_off_loses_its_grants_and_other_channels_need_none() {
+    let mut h = with_grants(
+        r#"
+journey restock { trigger event restocked entry always
+  send miniprogram template "TPL_RESTOCK" { thing1: "围巾" }
+  send wechat template "OA_NOTICE" { first: "到货" } }
+"#,
+    );
+    h.track(
+        "u1",
+        "subscribe_msg_popup_event",
+        json!({"List": [accept("TPL_RESTOCK"), accept("TPL_RESTOCK")]}),
+    );
+    h.track(
+        "u1",
+        "subscribe_msg_change_event",
+        json!({"List": {"TemplateId": "TPL_RESTOCK", "SubscribeStatusString": "reject"}}),
+    );
+    assert_eq!(grants_of(&h, "u1", "TPL_RESTOCK"), 0);
+    h.track("u1", "restocked", json!({}));
+    assert_eq!(h.templates("u1"), ["OA_NOTICE"], "wechat spends no grants");
+    assert_eq!(h.suppressions("u1"), ["no_grant"]);
+    let last = h
+        .for_user(Kind::Consent, "u1")
+        .last()
+        .unwrap()
+        .consent
+        .clone()
+        .unwrap();
+    assert_eq!((last.granted, last.grants), (false, Some(0)));
+}
+
+#[test]
+fn grants_come_from_the_api_and_a_merge_keeps_both_profiles_grants() {
+    let mut h = with_grants(RESTOCK);
+    let now = h.now;
+    let grant = Input::Consent {
+        user: "anon".into(),
+        channel: None,
+        change: ConsentChange {
+            grants: Some(2),
+            ..ConsentChange::grants("TPL_RESTOCK", true, "api")
+        },
+        at: now,
+    };
+    h.runtime.ingest(&[grant], now).unwrap();
+    h.track(
+        "member",
+        "subscribe_msg_popup_event",
+        json!({"List": accept("TPL_RESTOCK")}),
+    );
+    merge(&mut h, "member", "anon");
+    assert_eq!(grants_of(&h, "member", "TPL_RESTOCK"), 3);
+    for _ in 0..4 {
+        h.track("member", "restocked", json!({}));
+    }
+    assert_eq!(h.templates("member").len(), 3);
+    assert_eq!(h.suppressions("member"), ["no_grant"]);
 }

@@ -75,6 +75,7 @@ impl Cx<'_> {
             sends,
             segments,
             merged_ids,
+            grants,
         } = other;
         let user = &mut *self.user;
         for id in merged_ids {
@@ -102,6 +103,10 @@ impl Cx<'_> {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
+        // Each grant was one accept by the person: all of them stay.
+        for (template, n) in grants {
+            *user.grants.entry(template).or_default() += n;
+        }
         user.points.lots.extend(points.lots);
         user.tags.extend(tags);
         user.coupons.extend(coupons);

@@ -171,7 +171,11 @@ pub fn handle_into(
         Input::Consent {
             channel, change, ..
         } => {
-            cx.set_consent(channel, change.clone());
+            match (&change.template, channel) {
+                (Some(_), _) => cx.change_grants(channel.as_deref(), change.clone()),
+                (None, Some(channel)) => cx.set_consent(channel, change.clone()),
+                (None, None) => {}
+            }
             cx.run_ready();
         }
         Input::Wake { .. } => cx.wake(),
@@ -284,6 +288,7 @@ impl<'a> Cx<'a> {
     fn event(&mut self, event: &Event) {
         let d = self.d;
         self.opt_out_reply(event);
+        self.subscribe_answers(event);
         let listening = d.listeners(&event.name);
         let keep = d.history_kept(listening);
         self.user

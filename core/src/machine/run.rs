@@ -633,7 +633,11 @@ impl Cx<'_> {
             return Flow::Next(next);
         };
         let tz = self.zone(None, owner.tz, &owner.policy.name);
-        match self.guard(owner, channel, tz) {
+        let verdict = match self.has_grant(channel, template) {
+            true => self.guard(owner, channel, tz),
+            false => Verdict::Suppress("no_grant"),
+        };
+        match verdict {
             Verdict::Suppress(reason) => {
                 let mut r = self.step_record(owner, inst, Kind::Suppressed);
                 r.channel = Some(channel.to_string());
@@ -662,6 +666,7 @@ impl Cx<'_> {
                 Flow::Wait
             }
             Verdict::Send => {
+                self.spend_grant(channel, template);
                 let mut r = self.step_record(owner, inst, Kind::Send);
                 r.channel = Some(channel.to_string());
                 r.template = template.map(str::to_string);

@@ -1,12 +1,18 @@
 //! With a config (`check --config`), each `send` step is checked against
 //! its channel kind's message fields (E1001): required fields present,
-//! unknown fields reported.
+//! unknown fields reported. Sends on a channel that spends a grant per
+//! send are checked for sending one template twice on one path (W1003).
 
 use super::Cx;
 use crate::ast::StepKind;
 use crate::codes::Code;
 use crate::diagnostic::{Diagnostic, closest};
 use crate::scope::walk;
+use std::collections::BTreeMap;
+
+/// The event WeChat pushes when a user accepts subscribe messages: a
+/// `wait for` it between two sends gives the second its grant.
+const ACCEPT_EVENT: &str = "subscribe_msg_popup_event";
 
 pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
     let Some(catalog) = cx.channels else { return };
@@ -67,4 +73,105 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
             }
         }
     });
+}
+
+/// Sends of one template on a channel that spends grants, per path: how
+/// many so far (since the last accept waited for).
+type Sent<'a> = BTreeMap<(&'a str, &'a str), u32>;
+
+/// W1003: a template of a grant-spending channel sent twice on one path
+/// through a journey, rule or task, with no accept waited for between.
+pub fn grant_resends(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
+    let Some(catalog) = cx.channels else { return };
+    let spends = |channel: &str| catalog.get(channel).is_some_and(|s| s.spends_grants);
+    for decl in cx.files.iter().flat_map(|f| &f.decls) {
+        for block in walk::decl_blocks(decl) {
+            let mut flagged = Vec::new();
+            sends_on_paths(block, &mut Sent::new(), &spends, &mut flagged);
+            flagged.sort_by_key(|(span, _, _): &(crate::source::Span, _, _)| span.start);
+            flagged.dedup_by_key(|(span, _, _)| span.start);
+            for (span, channel, template) in flagged {
+                out.push(
+                    Diagnostic::new(
+                        Code::GrantResent,
+                        span,
+                        format!(
+                            "`{channel}` template `{template}` can be sent twice on one path, but each accept allows one send"
+                        ),
+                    )
+                    .label("a second send of it: suppressed (no_grant) unless the user accepted again")
+                    .help("send it once, or `wait for event subscribe_msg_popup_event` between the sends"),
+                );
+            }
+        }
+    }
+}
+
+/// Walks `steps` adding to `sent`; pushes each send found to be a second
+/// one on its path.
+fn sends_on_paths<'a>(
+    steps: &'a [crate::ast::Step],
+    sent: &mut Sent<'a>,
+    spends: &impl Fn(&str) -> bool,
+    flagged: &mut Vec<(crate::source::Span, &'a str, &'a str)>,
+) {
+    for step in steps {
+        match &step.kind {
+            StepKind::Send {
+                channel,
+                template: Some(template),
+                ..
+            } if spends(&channel.name) => {
+                let n = sent
+                    .entry((channel.name.as_str(), template.value.as_str()))
+                    .or_default();
+                *n += 1;
+                if *n >= 2 {
+                    flagged.push((step.span, &channel.name, &template.value));
+                }
+            }
+            StepKind::WaitFor(wait) => {
+                let before = sent.clone();
+                if wait.event.event.name == ACCEPT_EVENT {
+                    sent.clear();
+                }
+                if let Some(block) = &wait.on_event {
+                    sends_on_paths(&block.steps, sent, spends, flagged);
+                }
+                // Timed out, the path goes on without the accept.
+                let mut timed_out = before;
+                if let Some(block) = &wait.on_timeout {
+                    sends_on_paths(&block.steps, &mut timed_out, spends, flagged);
+                }
+                merge_max(sent, timed_out);
+            }
+            StepKind::Repeat { times, body, .. } => {
+                // Twice round is enough to see a send repeat.
+                for _ in 0..times.value.min(2) {
+                    sends_on_paths(&body.steps, sent, spends, flagged);
+                }
+            }
+            _ => {
+                let blocks = walk::child_blocks(step);
+                if blocks.is_empty() {
+                    continue;
+                }
+                // Branches: one of them runs (or none, for an `if`
+                // without `else`); after them, the most any one sent.
+                let before = sent.clone();
+                for block in blocks {
+                    let mut branch = before.clone();
+                    sends_on_paths(&block.steps, &mut branch, spends, flagged);
+                    merge_max(sent, branch);
+                }
+            }
+        }
+    }
+}
+
+fn merge_max<'a>(into: &mut Sent<'a>, other: Sent<'a>) {
+    for (k, n) in other {
+        let slot = into.entry(k).or_default();
+        *slot = (*slot).max(n);
+    }
 }

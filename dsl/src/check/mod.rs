@@ -54,6 +54,7 @@ pub const RULES: &[(&str, Rule)] = &[
     ("schedules", schedules::check),
     ("literals", literals::check),
     ("channels", channels::check),
+    ("grants", channels::grant_resends),
 ];
 
 /// What a rule sees.
@@ -80,6 +81,9 @@ pub struct ChannelSpec {
     pub required: Vec<String>,
     /// Fields a send may give; `None` for any.
     pub accepted: Option<Vec<String>>,
+    /// Each send needs a grant of its template (one-time subscribe
+    /// messages: one accept, one send).
+    pub spends_grants: bool,
 }
 
 impl ChannelCatalog {

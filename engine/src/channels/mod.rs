@@ -6,9 +6,10 @@
 //! letters live in the outbox worker, not in the kinds.
 //!
 //! Built in, one folder per kind: `log`, `email` (SMTP through lettre),
-//! and over HTTP `webhook`, `sms` (Alibaba Cloud) and the two Weixin kinds
-//! in one folder, `wecom` (企业微信) and `wechat` (公众号), which share an
-//! access-token cache ([`weixin::token`]). The HTTP kinds share [`http`]
+//! and over HTTP `webhook`, `sms` (Alibaba Cloud) and the three Weixin
+//! kinds in one folder, `wecom` (企业微信), `wechat` (公众号) and
+//! `miniprogram` (小程序 subscribe messages), which share an access-token
+//! cache ([`weixin::token`]). The HTTP kinds share [`http`]
 //! (client, timeouts, status mapping, `Idempotency-Key`).
 
 pub mod email;
@@ -22,7 +23,7 @@ pub use log::LogKind;
 pub use sms::SmsKind;
 pub use waymark_channel::*;
 pub use webhook::{SIGNATURE_HEADER, WebhookKind};
-pub use weixin::{WechatKind, WecomKind};
+pub use weixin::{MiniprogramKind, WechatKind, WecomKind};
 
 use crate::config::KindCheck;
 use std::collections::BTreeMap;
@@ -44,6 +45,7 @@ impl Registry {
             .with(SmsKind)
             .with(WecomKind)
             .with(WechatKind)
+            .with(MiniprogramKind)
             .with(email::EmailKind)
     }
 

@@ -83,6 +83,7 @@ pub fn catalog(config: &Config, registry: &Registry) -> ChannelCatalog {
                             .chain(["to".to_string()])
                             .collect()
                     }),
+                    spends_grants: kind.spends_grants(),
                 },
             );
         }
@@ -337,6 +338,9 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
             .deployment
             .recipients
             .insert(name.clone(), recipient(kind.recipient()));
+        if kind.spends_grants() {
+            runtime.deployment.grant_channels.insert(name.clone());
+        }
         let validated = c
             .validated
             .as_ref()
@@ -357,6 +361,7 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
                 rate: c.rate_limit,
                 permits: Arc::new(tokio::sync::Semaphore::new(c.concurrency as usize)),
                 recent: Default::default(),
+                spends_grants: kind.spends_grants(),
             },
         );
     }

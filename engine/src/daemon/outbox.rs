@@ -28,6 +28,9 @@ pub struct ChannelRuntime {
     pub permits: Arc<Semaphore>,
     /// Start times of recent deliveries, for the rate limit.
     pub recent: tokio::sync::Mutex<std::collections::VecDeque<std::time::Instant>>,
+    /// Its kind spends a grant per send (see `ChannelKind::spends_grants`):
+    /// a refusal for want of consent takes the template's grants away.
+    pub spends_grants: bool,
 }
 
 /// The delay before attempt `attempt` (1-based): doubling from the initial
@@ -383,6 +386,9 @@ async fn attempt(
         result.unwrap_or_else(|_| Err(DeliveryError::Retryable("timed out after 30s".into())));
     entry.attempts += 1;
     let now: DateTime<Utc> = outbox.clock.now();
+    // A refusal for want of consent: what to take back once the send is
+    // recorded as given up on.
+    let mut refused = None;
     let outcome = match result {
         Ok(_) => {
             super::metrics::delivery(name, "delivered", started.elapsed());
@@ -397,6 +403,9 @@ async fn attempt(
             if hopeless {
                 tracing::warn!(error = %error, "delivery failed for good; dead-lettered");
                 super::metrics::delivery(name, "dead", started.elapsed());
+                if let DeliveryError::Consent(why) = &error {
+                    refused = Some(take_back(channel, &entry, why, now));
+                }
                 Outcome::Dead { was, entry }
             } else {
                 let delay = backoff(
@@ -411,7 +420,50 @@ async fn attempt(
             }
         }
     };
-    outcome.record_now(outbox).await
+    let unrecorded = outcome.record_now(outbox).await;
+    if let Some(input) = refused {
+        let (reply, _) = tokio::sync::oneshot::channel();
+        let queued = outbox.writer.send(super::writer::Command::Ingest {
+            inputs: vec![input],
+            reply,
+        });
+        if queued.is_err() {
+            tracing::warn!(
+                "the writer has stopped: the consent a provider refused is not taken back now"
+            );
+        }
+    }
+    unrecorded
+}
+
+/// A provider refused a send for want of consent: what Waymark counted
+/// on is taken back through the writer, as an input of the user's — the
+/// template's grants on a channel that spends them, else the user's
+/// consent on the channel — with a `consent` record naming the error.
+/// Queued after the dead letter is recorded, not waited for: were it lost
+/// in a crash, the next send would be refused and take it back.
+fn take_back(
+    channel: &ChannelRuntime,
+    entry: &OutboxEntry,
+    why: &str,
+    now: DateTime<Utc>,
+) -> waymark_core::model::Input {
+    use waymark_core::consent::ConsentChange;
+    let record = &entry.record;
+    let change = match (&record.template, channel.spends_grants) {
+        (Some(template), true) => ConsentChange::grants(template, false, "provider"),
+        _ => ConsentChange::new(false, "provider"),
+    };
+    waymark_core::model::Input::Consent {
+        user: record.user.to_string(),
+        channel: record.channel.clone(),
+        change: ConsentChange {
+            evidence: Some(why.chars().take(512).collect()),
+            message_id: record.idempotency_key.clone(),
+            ..change
+        },
+        at: now,
+    }
 }
 
 #[cfg(test)]
@@ -477,6 +529,7 @@ mod tests {
                 max_age: Duration::from_secs(3600),
             },
             rate: None,
+            spends_grants: false,
             permits: Arc::new(Semaphore::new(4)),
             recent: Default::default(),
         };

@@ -231,7 +231,7 @@ pub(super) const ROUTES: &[Route] = &[
         method: Method::Post,
         path: "/v1/users/{id}/consent",
         scope: Some(Scope::Ingest),
-        summary: "Record that a user gave or withdrew consent on a channel, with evidence (an entry in the consent ledger when it changes anything), answered once it is durable",
+        summary: "Record that a user gave or withdrew consent on a channel, or accepted subscribe messages of a template (grants), with evidence: an entry in the consent ledger; answered once it is durable",
         body: Some("Consent"),
         answer: Answer::Json("Object"),
         errors: INGEST_ERRORS,
@@ -579,12 +579,15 @@ fn schemas() -> Json {
         },
         "Consent": {
             "type": "object",
-            "required": ["channel", "granted"],
+            "required": ["granted"],
             "additionalProperties": false,
+            "description": "consent on a channel (give `channel`), or grants of a one-time subscribe message (give `template`)",
             "properties": {
-                "channel": {"type": "string", "minLength": 1, "description": "the channel, as sends name it (sms, wechat, email, …)"},
-                "granted": {"type": "boolean", "description": "true: consent given; false: withdrawn"},
-                "purpose": {"const": "marketing", "description": "what the consent is for; marketing, the only purpose Waymark keeps"},
+                "channel": {"type": "string", "minLength": 1, "description": "the channel, as sends name it (sms, wechat, email, …); required without `template`"},
+                "granted": {"type": "boolean", "description": "true: consent given (or grants added); false: withdrawn (or every grant of the template taken away)"},
+                "template": {"type": "string", "minLength": 1, "description": "a subscribe-message template id: the change is to its grants, one send each"},
+                "grants": {"type": "integer", "minimum": 1, "maximum": 1000, "description": "with `template` and granted true: how many grants to add (default 1)"},
+                "purpose": {"enum": ["marketing", "subscribe_message"], "description": "marketing for a channel, subscribe_message for a template"},
                 "evidence": {"type": "string", "description": "what shows the change (a form's id, a call's recording); at most consent.evidence_bytes"},
                 "messageId": {"type": "string", "description": "the id of the request in the caller's system, kept with the entry"}
             }

@@ -7,6 +7,7 @@
 
 mod email;
 mod log;
+mod miniprogram;
 mod sms;
 mod webhook;
 mod wechat;

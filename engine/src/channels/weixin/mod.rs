@@ -1,12 +1,15 @@
-//! The Weixin (微信) kinds: `wecom` (企业微信 application messages) and
-//! `wechat` (公众号 template messages). Both call Tencent's JSON APIs with
-//! an access token that [`token`] caches per channel and renews when the
-//! provider says it expired, and both read `{errcode, errmsg}` answers the
-//! same way.
+//! The Weixin (微信) kinds: `wecom` (企业微信 application messages),
+//! `wechat` (公众号 template messages) and `miniprogram` (小程序 one-time
+//! subscribe messages, each spending a grant). All call Tencent's JSON
+//! APIs with an access token that [`token`] caches per channel and renews
+//! when the provider says it expired, and all read `{errcode, errmsg}`
+//! answers the same way.
 
+mod miniprogram;
 pub mod token;
 mod wechat;
 mod wecom;
 
+pub use miniprogram::MiniprogramKind;
 pub use wechat::WechatKind;
 pub use wecom::WecomKind;

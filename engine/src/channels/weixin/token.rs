@@ -137,6 +137,15 @@ impl<S: TokenSource> Api<S> {
         body: String,
         retryable: &[i64],
     ) -> Result<(Reply, String), DeliveryError> {
+        let (reply, what) = self.post(key, body).await?;
+        reply.outcome(&what, retryable)?;
+        Ok((reply, what))
+    }
+
+    /// POSTs the message `body` with the cached token: the reply, whatever
+    /// its errcode, and the name of the call. [`Api::send`] is this then
+    /// [`Reply::outcome`]; a kind with errcodes of its own reads them first.
+    pub async fn post(&self, key: &str, body: String) -> Result<(Reply, String), DeliveryError> {
         let what = format!("{} POST {}", self.kind, self.send_url);
         let reply = post_with_token(
             &what,
@@ -148,8 +157,53 @@ impl<S: TokenSource> Api<S> {
             body,
         )
         .await?;
-        reply.outcome(&what, retryable)?;
         Ok((reply, what))
+    }
+}
+
+/// errcodes of the official-account and mini-program APIs worth trying
+/// again later: system busy (-1), API call limits (45009 daily quota,
+/// 45011 too frequent).
+pub const RETRYABLE: &[i64] = &[-1, 45009, 45011];
+
+/// `POST /cgi-bin/stable_token`, the token endpoint of official accounts and
+/// mini-programs (not `cgi-bin/token`, which would invalidate the token
+/// every other process of the app uses).
+pub struct StableToken {
+    /// `wechat` or `miniprogram`, naming the calls in errors.
+    pub kind: &'static str,
+    pub client: Client,
+    pub url: Url,
+    pub app_id: String,
+    pub app_secret: String,
+}
+
+impl TokenSource for StableToken {
+    async fn fetch(&self, force: bool) -> Result<Fetched, DeliveryError> {
+        let what = format!("{} POST {}", self.kind, self.url);
+        let body = serde_json::json!({
+            "grant_type": "client_credential",
+            "appid": self.app_id,
+            "secret": self.app_secret,
+            "force_refresh": force,
+        })
+        .to_string();
+        let request = self
+            .client
+            .post(self.url.clone())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
+        let reply = call(&what, request).await?;
+        fetched(
+            &what,
+            &reply,
+            RETRYABLE,
+            "check app_id, app_secret and the account's IP allowlist",
+        )
+    }
+
+    fn can_force(&self) -> bool {
+        true
     }
 }
 

@@ -8,9 +8,8 @@
 //! entries, and the message's key the `client_msg_id`, with which WeChat
 //! drops a repeat of the same message to the same openid.
 
-use super::token::{self as weixin, Account, AccountKeys, Api, Fetched, TokenSource};
+use super::token::{self as weixin, Account, AccountKeys, Api, RETRYABLE, StableToken};
 use crate::channels::http::{self, field_text};
-use reqwest::{Client, Url};
 use std::sync::Arc;
 use toml::Table;
 use waymark_channel::ConfigError;
@@ -23,10 +22,6 @@ pub const DEFAULT_BASE_URL: &str = "https://api.weixin.qq.com";
 
 /// `client_msg_id` is at most this long.
 const CLIENT_MSG_ID_LIMIT: usize = 64;
-
-/// errcodes worth trying again later: system busy (-1), API call limits
-/// (45009 daily quota, 45011 too frequent).
-const RETRYABLE: &[i64] = &[-1, 45009, 45011];
 
 pub struct WechatKind;
 
@@ -74,6 +69,7 @@ impl ChannelKind for WechatKind {
         let WechatSettings(account) = s;
         let client = http::client(account.timeout)?;
         let source = StableToken {
+            kind: "wechat",
             client: client.clone(),
             url: account.token_url,
             app_id: account.id,
@@ -82,43 +78,6 @@ impl ChannelKind for WechatKind {
         Ok(Arc::new(WechatChannel {
             api: Api::new("wechat", client, source, account.send_url),
         }))
-    }
-}
-
-/// `POST /cgi-bin/stable_token`.
-struct StableToken {
-    client: Client,
-    url: Url,
-    app_id: String,
-    app_secret: String,
-}
-
-impl TokenSource for StableToken {
-    async fn fetch(&self, force: bool) -> Result<Fetched, DeliveryError> {
-        let what = format!("wechat POST {}", self.url);
-        let body = serde_json::json!({
-            "grant_type": "client_credential",
-            "appid": self.app_id,
-            "secret": self.app_secret,
-            "force_refresh": force,
-        })
-        .to_string();
-        let request = self
-            .client
-            .post(self.url.clone())
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body);
-        let reply = weixin::call(&what, request).await?;
-        weixin::fetched(
-            &what,
-            &reply,
-            RETRYABLE,
-            "check app_id, app_secret and the account's IP allowlist",
-        )
-    }
-
-    fn can_force(&self) -> bool {
-        true
     }
 }
 

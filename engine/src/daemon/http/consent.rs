@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Value as Json, json};
-use waymark_core::consent::{ConsentChange, MARKETING};
+use waymark_core::consent::{ConsentChange, MARKETING, SUBSCRIBE_MESSAGE};
 use waymark_core::journal::{Kind, Record};
 use waymark_core::model::Input;
 
@@ -40,13 +40,16 @@ pub(super) async fn set(
         at: state.clock.now(),
     };
     submit(&state, vec![input]).await?;
-    Ok(axum::Json(json!({
+    let mut answer = json!({
         "success": true,
         "user": id,
         "channel": channel,
         "granted": change.granted,
-    }))
-    .into_response())
+    });
+    if let Some(template) = &change.template {
+        answer["template"] = json!(template);
+    }
+    Ok(axum::Json(answer).into_response())
 }
 
 fn check_id(id: &str) -> Result<(), ApiError> {
@@ -60,38 +63,50 @@ fn check_id(id: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The change a body asks for, every field checked.
+/// The most grants one call adds.
+const MAX_GRANTS: u64 = 1000;
+
+/// The change a body asks for, every field checked: consent on a channel,
+/// or, with `template`, grants of a one-time subscribe message.
 fn change_of(
     body: &Json,
     evidence_bytes: usize,
     actor: &str,
-) -> Result<(String, ConsentChange), ApiError> {
+) -> Result<(Option<String>, ConsentChange), ApiError> {
     let bad = |field: &str, message: String| ApiError::new(StatusCode::BAD_REQUEST, field, message);
     let Json::Object(fields) = body else {
         return Err(bad("body", "must be a JSON object".into()));
     };
-    const KNOWN: &[&str] = &["channel", "granted", "purpose", "evidence", "messageId"];
+    const KNOWN: &[&str] = &[
+        "channel",
+        "granted",
+        "template",
+        "grants",
+        "purpose",
+        "evidence",
+        "messageId",
+    ];
     if let Some(unknown) = fields.keys().find(|k| !KNOWN.contains(&k.as_str())) {
         return Err(bad(
             unknown,
             format!("unknown field (this body takes: {})", KNOWN.join(", ")),
         ));
     }
-    let channel = match fields.get("channel") {
-        Some(Json::String(c)) if !c.is_empty() && c.len() <= 256 => c.clone(),
-        Some(_) => {
-            return Err(bad(
-                "channel",
-                "must be a channel name of 1 to 256 bytes".into(),
-            ));
-        }
-        None => {
-            return Err(bad(
-                "channel",
-                "is required (the channel, such as \"sms\")".into(),
-            ));
-        }
+    let text = |field: &str, limit: usize, key: &str| match fields.get(field) {
+        None | Some(Json::Null) => Ok(None),
+        Some(Json::String(s)) if s.is_empty() => Err(bad(field, "must not be empty".into())),
+        Some(Json::String(s)) if s.len() <= limit => Ok(Some(s.clone())),
+        Some(Json::String(_)) => Err(bad(field, format!("is past {limit} bytes ({key})"))),
+        Some(_) => Err(bad(field, "must be a string".into())),
     };
+    let template = text("template", 256, "at most 256 bytes")?;
+    let channel = text("channel", 256, "at most 256 bytes")?;
+    if channel.is_none() && template.is_none() {
+        return Err(bad(
+            "channel",
+            "is required (the channel, such as \"sms\"), or `template` for grants of a subscribe message".into(),
+        ));
+    }
     let granted = match fields.get("granted") {
         Some(Json::Bool(g)) => *g,
         Some(_) => return Err(bad("granted", "must be true or false".into())),
@@ -102,33 +117,63 @@ fn change_of(
             ));
         }
     };
+    let purpose = if template.is_some() {
+        SUBSCRIBE_MESSAGE
+    } else {
+        MARKETING
+    };
     match fields.get("purpose") {
         None => {}
-        Some(Json::String(p)) if p == MARKETING => {}
+        Some(Json::String(p)) if p == purpose => {}
         Some(_) => {
             return Err(bad(
                 "purpose",
                 format!(
-                    "must be \"{MARKETING}\": the consent Waymark keeps is to marketing messages on the channel"
+                    "must be \"{purpose}\": consent on a channel is to its marketing messages, grants of a template to one subscribe message each"
                 ),
             ));
         }
     }
-    let text = |field: &str, limit: usize, key: &str| match fields.get(field) {
-        None | Some(Json::Null) => Ok(None),
-        Some(Json::String(s)) if s.len() <= limit => Ok(Some(s.clone())),
-        Some(Json::String(_)) => Err(bad(field, format!("is past {limit} bytes ({key})"))),
-        Some(_) => Err(bad(field, "must be a string".into())),
+    let grants = match (fields.get("grants"), &template, granted) {
+        (None, _, _) => None,
+        (Some(_), None, _) => {
+            return Err(bad(
+                "grants",
+                "is for grants of a template: give `template` too".into(),
+            ));
+        }
+        (Some(_), Some(_), false) => {
+            return Err(bad(
+                "grants",
+                "withdrawing takes every grant of the template: leave `grants` out".into(),
+            ));
+        }
+        (Some(n), Some(_), true) => match n.as_u64() {
+            Some(n @ 1..=MAX_GRANTS) => Some(n as u32),
+            _ => {
+                return Err(bad(
+                    "grants",
+                    format!("must be a whole number from 1 to {MAX_GRANTS}"),
+                ));
+            }
+        },
     };
     let evidence = text("evidence", evidence_bytes, "consent.evidence_bytes")?;
     let message_id = text("messageId", 256, "at most 256 bytes")?;
+    let change = match &template {
+        Some(t) => ConsentChange {
+            grants,
+            ..ConsentChange::grants(t, granted, "api")
+        },
+        None => ConsentChange::new(granted, "api"),
+    };
     Ok((
         channel,
         ConsentChange {
             evidence,
             message_id,
             by: Some(actor.to_string()),
-            ..ConsentChange::new(granted, "api")
+            ..change
         },
     ))
 }
@@ -267,6 +312,8 @@ const COLUMNS: &[&str] = &[
     "message_id",
     "by",
     "journey",
+    "template",
+    "grants",
 ];
 
 /// A consent record as the ledger shows it.
@@ -283,6 +330,8 @@ fn entry(r: &Record) -> Json {
         "message_id": c.and_then(|c| c.message_id.as_deref()),
         "by": c.and_then(|c| c.by.as_deref()),
         "journey": r.journey.as_deref(),
+        "template": c.and_then(|c| c.template.as_deref()),
+        "grants": c.and_then(|c| c.grants),
     })
 }
 
@@ -374,7 +423,7 @@ mod tests {
             "crm",
         )
         .unwrap();
-        assert_eq!(ok.0, "sms");
+        assert_eq!(ok.0.as_deref(), Some("sms"));
         assert!(!ok.1.granted);
         assert_eq!(
             (ok.1.source.as_str(), ok.1.by.as_deref()),
@@ -406,6 +455,22 @@ mod tests {
             let e = change_of(&body, 10, "crm").unwrap_err();
             assert_eq!(e.field, field, "{body}");
         }
+    }
+
+    #[test]
+    fn a_body_with_a_template_adds_grants() {
+        let (channel, change) = change_of(
+            &json!({"template": "T1", "granted": true, "grants": 3}),
+            10,
+            "crm",
+        )
+        .unwrap();
+        assert_eq!(channel, None);
+        assert_eq!(change.template.as_deref(), Some("T1"));
+        assert_eq!(
+            (change.grants, change.purpose.as_str()),
+            (Some(3), "subscribe_message")
+        );
     }
 
     #[test]

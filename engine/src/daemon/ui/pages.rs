@@ -328,6 +328,7 @@ pub(crate) fn reason_words(reason: &str) -> String {
         "global_pause" => "all sends paused by an operator".into(),
         "cap" => "over a frequency cap".into(),
         "consent" => "no marketing consent".into(),
+        "no_grant" => "no accept of the subscribe message left".into(),
         "no_address" => "no address for the channel".into(),
         "once" => "entered once already".into(),
         "every" => "entered too recently".into(),
