@@ -98,7 +98,7 @@ codes! {
     UnknownChannelField = "E1001", Error, "message field not accepted by channel",
         "With `--config`, each `send` step is checked against the fields its channel's kind needs and accepts.";
     GrantResent = "W1003", Warning, "subscribe message sent twice on one accept",
-        "With `--config`: a channel whose kind spends a grant per send (`miniprogram`: one-time subscribe messages) sends a template once per accept the user gave in the mini-program's popup. A journey, rule or task that can send the same template twice on one path (two sends in a row, or one in a `repeat`) gets the second suppressed with reason `no_grant` unless the user accepted again in between. Send it once, or put a `wait for event subscribe_msg_popup_event` (the accept) between the two sends.";
+        "With `--config`: a channel whose kind spends a grant per send (`miniprogram`, `wechat_subscribe`: one-time subscribe messages) sends a template once per accept the user gave in the mini-program's popup. A journey, rule or task that can send the same template twice on one path (two sends in a row, or one in a `repeat`) gets the second suppressed with reason `no_grant` unless the user accepted again in between. Send it once, or put a `wait for event subscribe_msg_popup_event` (the accept) between the two sends.";
 }
 
 impl Serialize for Code {

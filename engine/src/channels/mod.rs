@@ -6,10 +6,10 @@
 //! letters live in the outbox worker, not in the kinds.
 //!
 //! Built in, one folder per kind: `log`, `email` (SMTP through lettre),
-//! and over HTTP `webhook`, `sms` (Alibaba Cloud) and the three Weixin
-//! kinds in one folder, `wecom` (企业微信), `wechat` (公众号) and
-//! `miniprogram` (小程序 subscribe messages), which share an access-token
-//! cache ([`weixin::token`]). The HTTP kinds share [`http`]
+//! and over HTTP `webhook`, `sms` (Alibaba Cloud) and the Weixin kinds in
+//! one folder, `wecom` (企业微信), `wechat` (公众号), `miniprogram` (小程序
+//! subscribe messages) and `wechat_subscribe` (公众号 subscription
+//! notices), which share an access-token cache ([`weixin::token`]). The HTTP kinds share [`http`]
 //! (client, timeouts, status mapping, `Idempotency-Key`).
 
 pub mod email;
@@ -23,7 +23,7 @@ pub use log::LogKind;
 pub use sms::SmsKind;
 pub use waymark_channel::*;
 pub use webhook::{SIGNATURE_HEADER, WebhookKind};
-pub use weixin::{MiniprogramKind, WechatKind, WecomKind};
+pub use weixin::{MiniprogramKind, WechatKind, WechatSubscribeKind, WecomKind};
 
 use crate::config::KindCheck;
 use std::collections::BTreeMap;
@@ -46,6 +46,7 @@ impl Registry {
             .with(WecomKind)
             .with(WechatKind)
             .with(MiniprogramKind)
+            .with(WechatSubscribeKind)
             .with(email::EmailKind)
     }
 

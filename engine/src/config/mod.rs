@@ -1088,7 +1088,7 @@ mod tests {
             errors.iter().any(|e| e.path == "channels.mail.kind"
                 && e.message.contains("did you mean `log`?")
                 && e.message
-                    .contains("email, log, miniprogram, sms, webhook, wechat, wecom")),
+                    .contains("email, log, miniprogram, sms, webhook, wechat, wechat_subscribe, wecom")),
             "{errors:?}"
         );
         let errors = load(

@@ -1,5 +1,7 @@
-//! `miniprogram`: a mini-program API stand-in that enforces what WeChat
-//! documents for one-time subscribe messages: each accept of a template
+//! `miniprogram` and `wechat_subscribe`: a WeChat API stand-in that
+//! enforces what WeChat documents for one-time subscribe messages
+//! (`subscribe/send` of mini-programs, `subscribe/bizsend` of official
+//! accounts): each accept of a template
 //! (the test grants them, as the user's taps in the popup would) allows
 //! one `message/subscribe/send` of it; past that it answers 43101. Tokens
 //! come from `stable_token`; `cgi-bin/token` must never be called.
@@ -13,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use waymark_channel::conformance::{DeliverKeyed, check_kind, sample_message};
-use waymark_engine::channels::{DeliveryError, Message, MiniprogramKind};
+use waymark_engine::channels::{DeliveryError, Message, MiniprogramKind, WechatSubscribeKind};
 
 const APP_ID: &str = "wxmini0123456789";
 const APP_SECRET: &str = "mini-program-app-secret";
@@ -95,6 +97,7 @@ async fn provider() -> (toml::Table, Arc<Mini>) {
         .route("/cgi-bin/stable_token", post(stable_token))
         .route("/cgi-bin/token", get(plain_token))
         .route("/cgi-bin/message/subscribe/send", post(subscribe_send))
+        .route("/cgi-bin/message/subscribe/bizsend", post(subscribe_send))
         .with_state(mini.clone());
     let base = serve(router).await;
     let config = settings(&format!(
@@ -151,6 +154,26 @@ async fn miniprogram_sends_once_per_accept_and_a_43101_is_a_consent_error() {
     assert_eq!(mini.refused.load(Ordering::SeqCst), 1);
     match mp.deliver_keyed(&restock("busy"), "k3").await {
         Err(DeliveryError::Retryable(m)) => assert!(m.contains("errcode -1"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn wechat_subscribe_notices_spend_accepts_the_same_way() {
+    let (mut config, mini) = provider().await;
+    config.remove("state");
+    config.insert("miniprogram_app_id".into(), "wxmini".into());
+    let oa = channel(&WechatSubscribeKind, &config);
+    mini.accept("oOA1", "TPL_RESTOCK", 1);
+    oa.deliver_keyed(&restock("oOA1"), "k1").await.unwrap();
+    assert_eq!(
+        mini.sent()[0]["miniprogram"],
+        json!({ "appid": "wxmini", "pagepath": "pages/item?id=7" })
+    );
+    match oa.deliver_keyed(&restock("oOA1"), "k2").await {
+        Err(DeliveryError::Consent(m)) => {
+            assert!(m.contains("bizsend") && m.contains("43101"), "{m}")
+        }
         other => panic!("{other:?}"),
     }
 }

@@ -1,6 +1,7 @@
 //! The Weixin (微信) kinds: `wecom` (企业微信 application messages),
-//! `wechat` (公众号 template messages) and `miniprogram` (小程序 one-time
-//! subscribe messages, each spending a grant). All call Tencent's JSON
+//! `wechat` (公众号 template messages), and the one-time subscribe
+//! messages that each spend a grant: `miniprogram` (小程序) and
+//! `wechat_subscribe` (公众号 subscription notices). All call Tencent's JSON
 //! APIs with an access token that [`token`] caches per channel and renews
 //! when the provider says it expired, and all read `{errcode, errmsg}`
 //! answers the same way.
@@ -10,6 +11,6 @@ pub mod token;
 mod wechat;
 mod wecom;
 
-pub use miniprogram::MiniprogramKind;
+pub use miniprogram::{MiniprogramKind, WechatSubscribeKind};
 pub use wechat::WechatKind;
 pub use wecom::WecomKind;
