@@ -273,8 +273,8 @@ fn check_with_the_production_config_needs_none_of_its_secrets() {
     for secret in [
         "WAYMARK_INGEST_TOKEN",
         "WAYMARK_ADMIN_TOKEN",
-        "WECHAT_APP_ID",
-        "WECHAT_APP_SECRET",
+        "MINIPROGRAM_APP_ID",
+        "MINIPROGRAM_APP_SECRET",
         "ALIYUN_ACCESS_KEY_ID",
         "ALIYUN_ACCESS_KEY_SECRET",
         "SMS_SIGN_NAME",

@@ -79,7 +79,7 @@ fn simulate_is_deterministic_and_prints_the_journal_shape() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert!(lines.iter().any(|r| r["kind"] == "send"
-        && r["channel"] == "wechat"
+        && r["channel"] == "miniprogram"
         && r["template"] == "CART_REMINDER"));
     for r in &lines {
         assert!(

@@ -316,7 +316,7 @@ fn tier_upgrades_set_one_tier_per_step() {
 
 /// The production-shaped config maps every channel the examples send on to
 /// a real kind; the scripts' `send` steps must carry what those kinds need
-/// (templates for sms and wechat, `text` for wecom, subject and body for
+/// (templates for sms and miniprogram, `text` for wecom, subject and body for
 /// email), and the config itself must validate once its secrets are set.
 #[test]
 fn the_examples_check_clean_against_the_production_config() {
@@ -324,8 +324,8 @@ fn the_examples_check_clean_against_the_production_config() {
     let secrets = [
         ("WAYMARK_INGEST_TOKEN", "ingest-0123456789abcdef"),
         ("WAYMARK_ADMIN_TOKEN", "admin-0123456789abcdef"),
-        ("WECHAT_APP_ID", "wx0123456789"),
-        ("WECHAT_APP_SECRET", "secret"),
+        ("MINIPROGRAM_APP_ID", "wx0123456789"),
+        ("MINIPROGRAM_APP_SECRET", "secret"),
         ("ALIYUN_ACCESS_KEY_ID", "id"),
         ("ALIYUN_ACCESS_KEY_SECRET", "secret"),
         ("SMS_SIGN_NAME", "品牌"),

@@ -65,7 +65,7 @@ fn the_svg_draws_every_journey_rule_and_task_with_a_box_per_step() {
     for line in [
         "trigger event signed_up",
         "goal order_paid within 14d and continue",
-        "send wechat template \"WELCOME\"",
+        "send miniprogram template \"WELCOME\"",
         "wait 1d",
         "wait until 10:00",
         "send email",

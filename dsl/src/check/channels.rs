@@ -1,7 +1,9 @@
 //! With a config (`check --config`), each `send` step is checked against
 //! its channel kind's message fields (E1001): required fields present,
-//! unknown fields reported. Sends on a channel that spends a grant per
-//! send are checked for sending one template twice on one path (W1003).
+//! unknown fields reported. Sends on an official-account template channel
+//! (kind `wechat`) outside a `transactional` journey are marketing WeChat
+//! intercepts (W1002); sends on a channel that spends a grant per send are
+//! checked for sending one template twice on one path (W1003).
 
 use super::Cx;
 use crate::ast::StepKind;
@@ -73,6 +75,67 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
             }
         }
     });
+}
+
+/// W1002: marketing sent as official-account template messages, which
+/// WeChat allows for service notices only: every send on a `wechat`-kind
+/// channel in a journey not marked `transactional`, a rule or a task.
+pub fn service_templates(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
+    let Some(catalog) = cx.channels else { return };
+    for decl in cx.files.iter().flat_map(|f| &f.decls) {
+        let (what, name) = match decl {
+            crate::ast::Decl::Journey(j) => {
+                let transactional = j
+                    .headers
+                    .iter()
+                    .any(|h| matches!(h.kind, crate::ast::HeaderKind::Transactional));
+                if transactional {
+                    continue;
+                }
+                ("journey", &j.name.name)
+            }
+            crate::ast::Decl::Rule(r) => ("rule", &r.name.name),
+            crate::ast::Decl::Task(t) => ("task", &t.name.name),
+            _ => continue,
+        };
+        let mut sends = Vec::new();
+        for block in walk::decl_blocks(decl) {
+            collect_steps(block, &mut sends);
+        }
+        for step in sends {
+            let StepKind::Send { channel, .. } = &step.kind else {
+                continue;
+            };
+            if catalog
+                .get(&channel.name)
+                .is_none_or(|s| s.kind != "wechat")
+            {
+                continue;
+            }
+            out.push(
+                Diagnostic::new(
+                    Code::ServiceTemplate,
+                    step.span,
+                    format!(
+                        "{what} `{name}` sends an official-account template message on `{}`, which WeChat allows for service notices only",
+                        channel.name
+                    ),
+                )
+                .label("WeChat intercepts template messages used for marketing")
+                .help("for marketing, send a subscribe message the user accepted (a `miniprogram` or `wechat_subscribe` channel), a WeCom message, or SMS with consent; for a service notice, mark the journey `transactional`"),
+            );
+        }
+    }
+}
+
+/// Every step in `steps`, nested ones included, in source order.
+fn collect_steps<'a>(steps: &'a [crate::ast::Step], out: &mut Vec<&'a crate::ast::Step>) {
+    for step in steps {
+        out.push(step);
+        for block in walk::child_blocks(step) {
+            collect_steps(&block.steps, out);
+        }
+    }
 }
 
 /// Sends of one template on a channel that spends grants, per path: how

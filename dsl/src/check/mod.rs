@@ -55,6 +55,7 @@ pub const RULES: &[(&str, Rule)] = &[
     ("literals", literals::check),
     ("channels", channels::check),
     ("grants", channels::grant_resends),
+    ("service templates", channels::service_templates),
 ];
 
 /// What a rule sees.

@@ -1087,8 +1087,9 @@ mod tests {
         assert!(
             errors.iter().any(|e| e.path == "channels.mail.kind"
                 && e.message.contains("did you mean `log`?")
-                && e.message
-                    .contains("email, log, miniprogram, sms, webhook, wechat, wechat_subscribe, wecom")),
+                && e.message.contains(
+                    "email, log, miniprogram, sms, webhook, wechat, wechat_subscribe, wecom"
+                )),
             "{errors:?}"
         );
         let errors = load(
