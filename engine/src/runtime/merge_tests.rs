@@ -471,4 +471,14 @@ fn a_declared_identifier_two_profiles_hold_merges_them_into_the_identified_one()
             .as_deref(),
         Some("member-2")
     );
+    // The index keys hold a keyed hash of the value, not the value.
+    let keys = runtime.store.kv().range(b"e/", b"e0", usize::MAX).unwrap();
+    assert!(!keys.is_empty());
+    for (k, _) in keys {
+        let text = String::from_utf8_lossy(&k);
+        assert!(
+            !text.contains("13800000000") && !text.contains("U1"),
+            "{text}"
+        );
+    }
 }

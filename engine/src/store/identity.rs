@@ -1,6 +1,10 @@
-//! The identity indexes. `e/{trait}/{value}`: who holds each value of a
+//! The identity indexes. `e/{trait}/{hash}`: who holds each value of a
 //! declared identifier (`unionid`, `phone`, …), so that a second profile
-//! claiming it is found and merged. `l/{id}`: for every id merged into another profile,
+//! claiming it is found and merged. The value in the key is a keyed hash
+//! (HMAC-SHA-256 under the store's secret), never the phone number
+//! itself: a deleted key's bytes may linger in the store's files, and a
+//! hash of a phone number under a secret kept elsewhere in the store
+//! names no one without it. `l/{id}`: for every id merged into another profile,
 //! the id of the profile that holds it now. Events for such an id go
 //! there; reads of it (the user, their journal) answer the profile's.
 //! Written by the batch that merges, with the absorbed profile's state
@@ -58,7 +62,7 @@ impl<K: Kv> Store<K> {
     /// The profile holding a declared identifier's value, if any (it may
     /// since have been merged into another: follow [`Store::merged_into`]).
     pub fn identifier_holder(&self, name: &str, value: &str) -> Result<Option<String>> {
-        let k = key("e", &[&user_part(name), &user_part(value)]);
+        let k = self.claim_key(name, value);
         Ok(self
             .kv
             .get(&k)?
@@ -67,14 +71,32 @@ impl<K: Kv> Store<K> {
 
     /// The writes of a batch's identifier claims: (trait, value, holder),
     /// the claim removed when there is no holder.
-    pub(super) fn write_claims(claims: &[(String, String, Option<String>)], ops: &mut Vec<Op>) {
+    pub(super) fn write_claims(
+        &self,
+        claims: &[(String, String, Option<String>)],
+        ops: &mut Vec<Op>,
+    ) {
         for (name, value, holder) in claims {
-            let k = key("e", &[&user_part(name), &user_part(value)]);
+            let k = self.claim_key(name, value);
             ops.push(match holder {
                 Some(id) => Op::Put(k, id.as_bytes().to_vec()),
                 None => Op::Delete(k),
             });
         }
+    }
+
+    /// The key of a claim: `e/{trait}/{hash of the value}`.
+    fn claim_key(&self, name: &str, value: &str) -> Vec<u8> {
+        use hmac::{KeyInit, Mac};
+        let secret = self.secret();
+        let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(&secret)
+            .expect("HMAC takes a key of any length");
+        mac.update(b"waymark identifier\0");
+        mac.update(name.as_bytes());
+        mac.update(b"\0");
+        mac.update(value.as_bytes());
+        let hash = mac.finalize().into_bytes();
+        key("e", &[&user_part(name), &hash[..16]])
     }
 
     /// The profile an id was merged into, if it was.

@@ -9,7 +9,7 @@
 //! | `c/{coupon}/{code}` | the coupon-code index: who holds each code (empty once they are erased); a commit that would issue a code twice is refused | [`coupons`] |
 //! | `u/{user}` | the user's state | [`users`] |
 //! | `l/{id}` | the identity index: for an id merged into another profile, that profile's id | [`identity`] |
-//! | `e/{trait}/{value}` | the declared-identifier index: the profile that holds each value of a trait listed in `identity.identifiers` | [`identity`] |
+//! | `e/{trait}/{hash}` | the declared-identifier index: the profile that holds each value of a trait listed in `identity.identifiers`, the value as a keyed hash (16 bytes of HMAC-SHA-256 under `K`) | [`identity`] |
 //! | `t/{fence}` | a block of up to 32 timers (each a user's next wake-up, `{due}{user}`, in order), those after the fence of the block before and up to `{fence}`, the last timer it was split at. The user's state is a timer's index: it is always that state's next wake-up | [`timers`] |
 //! | `T` | how many timers are pending, 8 bytes big-endian | [`timers`] |
 //! | `m/{chunk}` | message ids of ingested events, one key per batch, until compacted into a run | [`dedup`] |
@@ -209,6 +209,8 @@ pub struct Store<K: Kv> {
     /// was past it when last read or written (see [`Store::oversize`]).
     max_user_bytes: AtomicUsize,
     oversize: Mutex<HashSet<String>>,
+    /// The store's secret (`K`) once read, for the keyed hashes in keys.
+    secret: std::sync::OnceLock<[u8; 32]>,
 }
 
 /// Encodes with field names (records, outbox entries, dedup runs).
@@ -250,7 +252,7 @@ fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T> {
 /// changes whenever a stored form does; a store of another format is
 /// refused at open, and a migration is written only when a release needs
 /// one.
-pub const FORMAT: u32 = 14;
+pub const FORMAT: u32 = 15;
 
 /// How long message ids are kept for dedup, at least.
 pub const DEDUP_DAYS: i64 = 7;
@@ -265,7 +267,16 @@ impl<K: Kv> Store<K> {
             dedup: Mutex::new(dedup::Seen::default()),
             max_user_bytes: AtomicUsize::new(crate::ingest::Limits::default().user_state),
             oversize: Mutex::new(Default::default()),
+            secret: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The store's secret, read once; all zeros for a store made with
+    /// [`Store::new`] over a space without one (tests' in-memory stores).
+    fn secret(&self) -> [u8; 32] {
+        *self
+            .secret
+            .get_or_init(|| self.coupon_secret().map(|s| s.0).unwrap_or([0; 32]))
     }
 
     /// A store over `kv` once its format is known to be [`FORMAT`]: an
@@ -346,7 +357,7 @@ impl<K: Kv> Store<K> {
         let mut timers = TimerMoves::default();
         self.write_users(&batch.users, &batch.as_stored, &mut ops, &mut timers);
         Self::write_merges(&batch.merges, &mut ops, &mut timers);
-        Self::write_claims(&batch.claims, &mut ops);
+        self.write_claims(&batch.claims, &mut ops);
         self.dedup().record(&self.kv, &batch.dedup, &mut ops)?;
         Self::write_sends(&batch.journal, &batch.sends, first, &mut ops);
         Self::write_stats(&batch.stats, &mut ops);
