@@ -423,6 +423,10 @@ impl Kv for Recording {
             self.kv.flush()
         })
     }
+
+    fn keys(&self) -> &dyn waymark_engine::store::sealed::KeyTable {
+        self.kv.keys()
+    }
 }
 
 /// What ingest wrote for [`REPLAYED`] batches, and how fast sled alone takes it.

@@ -181,14 +181,26 @@ fn check_pair<K: Kv>(make: impl Fn() -> Store<K>, short: &str, long: &str, erase
         kept_alone,
         "{kept:?} after erasing {gone:?}"
     );
-    // Nothing of the erased user is left in any key, either.
-    let left = store.kv().range(b"", &[0xff], usize::MAX).unwrap();
+    // Nothing of the erased user is left readable in any value, either,
+    // and no value is left sealed under a key that is gone.
+    let left = store.opened_values().unwrap();
     let marker = format!("<{gone}>");
     assert!(
-        !left
-            .iter()
-            .any(|(_, v)| v.windows(marker.len()).any(|w| w == marker.as_bytes())),
+        !left.iter().any(|(_, v)| v
+            .as_ref()
+            .is_some_and(|v| v.windows(marker.len()).any(|w| w == marker.as_bytes()))),
         "a value of {gone:?} outlived its erasure"
+    );
+    assert!(
+        left.iter().all(|(_, v)| v.is_some()),
+        "values sealed under a destroyed key were left"
+    );
+    assert!(
+        left.iter().any(|(_, v)| v.as_ref().is_some_and(|v| {
+            let kept = format!("<{kept}>");
+            v.windows(kept.len()).any(|w| w == kept.as_bytes())
+        })),
+        "{kept:?}'s values open"
     );
 }
 

@@ -3,6 +3,7 @@
 //! arrival order) until a later batch runs them.
 
 use super::keys::{key, number_after_prefix, prefix_end};
+use super::sealed::Seals;
 use super::{Kv, Op, Result, Store, StoreError, decode, encode};
 use waymark_core::machine::Globals;
 use waymark_core::model::Input;
@@ -24,17 +25,18 @@ impl<K: Kv> Store<K> {
     /// The inputs deferred by batches that used up their step budget, in
     /// the order they arrived, with their numbers.
     pub fn deferred_inputs(&self) -> Result<Vec<(u64, Input)>> {
-        self.kv
-            .range(b"i/", &prefix_end(b"i/"), usize::MAX)?
-            .into_iter()
-            .map(|(k, v)| {
-                let n = number_after_prefix(&k).ok_or_else(|| StoreError::Corrupt {
-                    key: String::from_utf8_lossy(&k).into_owned(),
-                    message: "a deferred input's key ends with 8 bytes".into(),
-                })?;
-                Ok((n, decode(&k, &v)?))
-            })
-            .collect()
+        let mut out = Vec::new();
+        for (k, sealed) in self.kv.range(b"i/", &prefix_end(b"i/"), usize::MAX)? {
+            let n = number_after_prefix(&k).ok_or_else(|| StoreError::Corrupt {
+                key: String::from_utf8_lossy(&k).into_owned(),
+                message: "a deferred input's key ends with 8 bytes".into(),
+            })?;
+            // An erased person's inputs go with them (see `erase_user`).
+            if let Some(v) = self.open_value(&k, &sealed)? {
+                out.push((n, decode(&k, &v)?));
+            }
+        }
+        Ok(out)
     }
 
     /// Forgets deferred inputs (an erased user's), by number.
@@ -42,20 +44,30 @@ impl<K: Kv> Store<K> {
         if numbers.is_empty() {
             return Ok(());
         }
-        let mut ops = Vec::new();
-        Self::write_deferred(&[], numbers, &mut ops);
+        let ops = numbers
+            .iter()
+            .map(|n| Op::Delete(key("i", &[&n.to_be_bytes()])))
+            .collect();
         self.kv.apply(ops)?;
         self.kv.flush()
     }
 
     /// The writes of deferred inputs: `resumed` ones (by number) go,
     /// `deferred` ones are kept.
-    pub(super) fn write_deferred(deferred: &[(u64, Input)], resumed: &[u64], ops: &mut Vec<Op>) {
+    pub(super) fn write_deferred(
+        deferred: &[(u64, Input)],
+        resumed: &[u64],
+        seals: &Seals<'_, K>,
+        ops: &mut Vec<Op>,
+    ) -> Result<()> {
         for n in resumed {
             ops.push(Op::Delete(key("i", &[&n.to_be_bytes()])));
         }
         for (n, input) in deferred {
-            ops.push(Op::Put(key("i", &[&n.to_be_bytes()]), encode(input)));
+            let k = key("i", &[&n.to_be_bytes()]);
+            let sealed = seals.seal(input.user(), &k, &encode(input))?;
+            ops.push(Op::Put(k, sealed));
         }
+        Ok(())
     }
 }

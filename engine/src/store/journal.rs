@@ -11,6 +11,7 @@
 //! a time range reads that range and nothing else.
 
 use super::keys::{key, prefix_end, time_key, user_part};
+use super::sealed::Seals;
 use super::{Kv, Op, Result, Store, decode, encode};
 use chrono::{DateTime, Utc};
 use waymark_core::journal::{Kind, Record};
@@ -122,7 +123,9 @@ impl<K: Kv> Store<K> {
                     .try_into()
                     .map(u64::from_be_bytes)
                     .unwrap_or(0);
-                rows.push((seq, decode::<Vec<Record>>(&k, &v)?));
+                if let Some(v) = self.open_value(&k, &v)? {
+                    rows.push((seq, decode::<Vec<Record>>(&k, &v)?));
+                }
             }
         }
         rows.sort_by_key(|(seq, _)| *seq);
@@ -161,7 +164,9 @@ impl<K: Kv> Store<K> {
         let mut out = Vec::with_capacity(rows.len().min(limit));
         let mut last = None;
         for (k, v) in rows.into_iter().take(limit) {
-            out.extend(decode::<Vec<Record>>(&k, &v)?);
+            if let Some(v) = self.open_value(&k, &v)? {
+                out.extend(decode::<Vec<Record>>(&k, &v)?);
+            }
             last = Some(k);
         }
         Ok((out, last.filter(|_| more)))
@@ -170,14 +175,21 @@ impl<K: Kv> Store<K> {
     /// The writes of a batch's journal, numbered after `first`: one key per
     /// user, under the sequence number of the user's first record (every
     /// record still takes a number), and `s`. Returns the last number.
-    pub(super) fn write_journal(journal: &[Record], first: u64, ops: &mut Vec<Op>) -> u64 {
+    pub(super) fn write_journal(
+        journal: &[Record],
+        first: u64,
+        seals: &Seals<'_, K>,
+        ops: &mut Vec<Op>,
+    ) -> Result<u64> {
         let mut groups: Vec<(u64, Vec<&Record>)> = Vec::new();
         let mut group_of: foldhash::HashMap<&str, usize> = Default::default();
         let mut seq = first;
         for record in journal {
             seq += 1;
             if record.kind == Kind::Consent {
-                ops.push(Op::Put(ledger_key(record, seq), encode(&[record])));
+                let k = ledger_key(record, seq);
+                let sealed = seals.seal(&record.user, &k, &encode(&[record]))?;
+                ops.push(Op::Put(k, sealed));
             }
             let g = *group_of.entry(record.user.as_str()).or_insert_with(|| {
                 groups.push((seq, Vec::new()));
@@ -186,15 +198,14 @@ impl<K: Kv> Store<K> {
             groups[g].1.push(record);
         }
         for (at, records) in &groups {
-            ops.push(Op::Put(
-                key("j", &[&user_part(&records[0].user), &at.to_be_bytes()]),
-                encode(records),
-            ));
+            let k = key("j", &[&user_part(&records[0].user), &at.to_be_bytes()]);
+            let sealed = seals.seal(&records[0].user, &k, &encode(records))?;
+            ops.push(Op::Put(k, sealed));
         }
         if seq != first {
             ops.push(Op::Put(b"s".to_vec(), seq.to_be_bytes().to_vec()));
         }
-        seq
+        Ok(seq)
     }
 }
 
@@ -219,7 +230,8 @@ mod tests {
                 journal.push(Record::new(at, "other", Kind::Tag));
             }
             let mut ops = Vec::new();
-            seq = Store::<MemoryKv>::write_journal(&journal, seq, &mut ops);
+            let seals = store.seals(["u", "other"], &mut ops).unwrap();
+            seq = Store::<MemoryKv>::write_journal(&journal, seq, &seals, &mut ops).unwrap();
             store.kv.apply(ops).unwrap();
         }
         store

@@ -9,6 +9,7 @@ use std::sync::{Arc, RwLock};
 #[derive(Debug, Default, Clone)]
 pub struct MemoryKv {
     map: Arc<RwLock<BTreeMap<Vec<u8>, Vec<u8>>>>,
+    keys: Arc<super::sealed::MemoryKeys>,
 }
 
 impl Kv for MemoryKv {
@@ -57,5 +58,9 @@ impl Kv for MemoryKv {
 
     fn flush(&self) -> Result<()> {
         Ok(())
+    }
+
+    fn keys(&self) -> &dyn super::sealed::KeyTable {
+        self.keys.as_ref()
     }
 }

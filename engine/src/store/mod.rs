@@ -28,6 +28,8 @@
 //! | `g` | state shared by all users | [`globals`] |
 //! | `i/{n}` | inputs deferred by a batch that used up its step budget, in arrival order (`n` big-endian), until a later batch runs them | [`globals`] |
 //! | `H` | the time of the last write probe (see [`Store::probe`]) | here |
+//! | `Y/{user}`, `Y` | the slot of the user's key in the backend's key table ([`Kv::keys`]); the next free slot | [`sealed`] |
+//! | `Z/{slot}` | a key an erasure is destroying, until it is zeroed | [`sealed`] |
 //!
 //! `{user}` (and `{coupon}`) is the id as `keys::user_part` writes it,
 //! never the bare id: the id's own bytes may hold anything, `/` included,
@@ -36,6 +38,11 @@
 //! another's range, and ids sort as they compare. `{due}`, `{next
 //! attempt}`: big-endian microseconds (`keys::time_key`); `{seq}`, `{n}`,
 //! `{chunk}`, `{run}`, `{hash}`: big-endian `u64`.
+//!
+//! The values of `u/`, `j/`, `y/`, `o/`, `r/`, `x/` and `i/` — all a
+//! person's data — are sealed under that person's key ([`sealed`]), so
+//! that erasing the key erases whatever copies of them the backend's
+//! files still hold.
 //!
 //! Values are MessagePack with field names. Everything one input batch
 //! changes is written in one atomic batch ([`Store::commit`]); what a batch
@@ -55,6 +62,7 @@ mod journal;
 mod keys;
 mod memory;
 mod outbox;
+pub mod sealed;
 mod seen_filter;
 mod sled_kv;
 mod stats;
@@ -133,6 +141,10 @@ pub trait Kv: Send + Sync {
     fn count(&self, from: &[u8], to: &[u8]) -> Result<usize> {
         Ok(self.range(from, to, usize::MAX)?.len())
     }
+    /// The table of per-user keys that seal what the store keeps of each
+    /// person ([`sealed`]): kept apart from the key-value space, so that an
+    /// erased person's key can be overwritten for good.
+    fn keys(&self) -> &dyn sealed::KeyTable;
 }
 
 /// Everything one batch of inputs changed, written together.
@@ -211,6 +223,8 @@ pub struct Store<K: Kv> {
     oversize: Mutex<HashSet<String>>,
     /// The store's secret (`K`) once read, for the keyed hashes in keys.
     secret: std::sync::OnceLock<[u8; 32]>,
+    /// Users' key slots and keys remembered, and the next free slot.
+    sealing: Mutex<sealed::Remembered>,
 }
 
 /// Encodes with field names (records, outbox entries, dedup runs).
@@ -252,7 +266,7 @@ fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T> {
 /// changes whenever a stored form does; a store of another format is
 /// refused at open, and a migration is written only when a release needs
 /// one.
-pub const FORMAT: u32 = 15;
+pub const FORMAT: u32 = 16;
 
 /// How long message ids are kept for dedup, at least.
 pub const DEDUP_DAYS: i64 = 7;
@@ -268,6 +282,7 @@ impl<K: Kv> Store<K> {
             max_user_bytes: AtomicUsize::new(crate::ingest::Limits::default().user_state),
             oversize: Mutex::new(Default::default()),
             secret: std::sync::OnceLock::new(),
+            sealing: Mutex::new(Default::default()),
         }
     }
 
@@ -318,7 +333,10 @@ impl<K: Kv> Store<K> {
                 });
             }
         }
-        Ok(Store::new(kv))
+        let store = Store::new(kv);
+        // Keys an erasure marked for destruction before a crash.
+        store.finish_destroying()?;
+        Ok(store)
     }
 
     pub fn kv(&self) -> &K {
@@ -354,19 +372,40 @@ impl<K: Kv> Store<K> {
         );
         // First what may refuse the batch, so that nothing is taken for it.
         let codes = Self::write_codes(&batch.codes, &mut ops)?;
+        // The key of everyone something is written of (made, durably, for
+        // those who have none yet).
+        let seals = self.seals(
+            batch
+                .users
+                .iter()
+                .map(|(u, _)| u.id.as_str())
+                .chain(batch.journal.iter().map(|r| r.user.as_str()))
+                .chain(batch.settled.iter().filter_map(|s| match s {
+                    Settled::DeadLettered { entry, .. } => Some(entry.record.user.as_str()),
+                    Settled::Delivered { .. } => None,
+                }))
+                .chain(batch.deferred.iter().map(|(_, i)| i.user())),
+            &mut ops,
+        )?;
         let mut timers = TimerMoves::default();
-        self.write_users(&batch.users, &batch.as_stored, &mut ops, &mut timers);
+        self.write_users(
+            &batch.users,
+            &batch.as_stored,
+            &seals,
+            &mut ops,
+            &mut timers,
+        )?;
         Self::write_merges(&batch.merges, &mut ops, &mut timers);
         self.write_claims(&batch.claims, &mut ops);
         self.dedup().record(&self.kv, &batch.dedup, &mut ops)?;
-        Self::write_sends(&batch.journal, &batch.sends, first, &mut ops);
+        Self::write_sends(&batch.journal, &batch.sends, first, &seals, &mut ops)?;
         Self::write_stats(&batch.stats, &mut ops);
-        let last = Self::write_journal(&batch.journal, first, &mut ops);
+        let last = Self::write_journal(&batch.journal, first, &seals, &mut ops)?;
         if let Some(globals) = &batch.globals {
             Self::write_globals(globals, &mut ops);
         }
-        Self::write_settled(&batch.settled, &mut ops);
-        Self::write_deferred(&batch.deferred, &batch.resumed, &mut ops);
+        Self::write_settled(&batch.settled, &seals, &mut ops)?;
+        Self::write_deferred(&batch.deferred, &batch.resumed, &seals, &mut ops)?;
         *cached = Some(last);
         Ok(Prepared { ops, timers, codes })
     }
@@ -376,6 +415,7 @@ impl<K: Kv> Store<K> {
     pub fn forget_prepared(&self) {
         *self.seq.lock().expect("no panics while holding the lock") = None;
         self.dedup().forget();
+        self.forget_slots();
     }
 
     pub fn flush(&self) -> Result<()> {

@@ -6,6 +6,7 @@
 //! journals it; which records are sends is the runtime's to say.
 
 use super::keys::{key, prefix_end, time_key};
+use super::sealed::Seals;
 use super::{Kv, Op, Result, Store, decode, encode};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -75,7 +76,13 @@ impl<K: Kv> Store<K> {
     /// The writes putting `sends` (indices in `journal`, whose first record
     /// takes sequence number `first + 1`) in the outbox, each to be
     /// attempted from its record's time.
-    pub(super) fn write_sends(journal: &[Record], sends: &[usize], first: u64, ops: &mut Vec<Op>) {
+    pub(super) fn write_sends(
+        journal: &[Record],
+        sends: &[usize],
+        first: u64,
+        seals: &Seals<'_, K>,
+        ops: &mut Vec<Op>,
+    ) -> Result<()> {
         for &i in sends {
             let record = &journal[i];
             let seq = first + 1 + i as u64;
@@ -87,21 +94,45 @@ impl<K: Kv> Store<K> {
                 last_error: None,
                 replayed: false,
             };
-            ops.push(Op::Put(key("o", &[&seq.to_be_bytes()]), encode(&entry)));
+            let k = key("o", &[&seq.to_be_bytes()]);
+            let sealed = seals.seal(&record.user, &k, &encode(&entry))?;
+            ops.push(Op::Put(k, sealed));
         }
+        Ok(())
     }
 
     /// The writes moving settled sends out of the outbox (dead letters to `x/`).
-    pub(super) fn write_settled(settled: &[Settled], ops: &mut Vec<Op>) {
+    pub(super) fn write_settled(
+        settled: &[Settled],
+        seals: &Seals<'_, K>,
+        ops: &mut Vec<Op>,
+    ) -> Result<()> {
         for s in settled {
             match s {
                 Settled::DeadLettered { was, entry } => {
                     ops.push(Op::Delete(outbox_key(was)));
-                    ops.push(Op::Put(dead_letter_key(entry.seq), encode(entry)));
+                    let k = dead_letter_key(entry.seq);
+                    let sealed = seals.seal(&entry.record.user, &k, &encode(entry))?;
+                    ops.push(Op::Put(k, sealed));
                 }
                 Settled::Delivered { was, .. } => ops.push(Op::Delete(outbox_key(was))),
             }
         }
+        Ok(())
+    }
+
+    /// An outbox entry as stored, opened; `None` if its person was erased.
+    fn entry_at(&self, k: &[u8], sealed: &[u8]) -> Result<Option<OutboxEntry>> {
+        match self.open_value(k, sealed)? {
+            Some(bytes) => decode(k, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// `entry` to put at `k`: the put, or none if its person was erased.
+    fn put_entry(&self, k: Vec<u8>, entry: &OutboxEntry) -> Result<Option<Op>> {
+        let sealed = self.seal_for(&entry.record.user, &k, &encode(entry))?;
+        Ok(sealed.map(|v| Op::Put(k, v)))
     }
 
     /// Sends ready for an attempt at `now`: retries whose time has come,
@@ -130,7 +161,9 @@ impl<K: Kv> Store<K> {
                 let next = [last.as_slice(), &[0]].concat();
                 scanned += page.len();
                 for (k, v) in page {
-                    let entry: OutboxEntry = decode(&k, &v)?;
+                    let Some(entry) = self.entry_at(&k, &v)? else {
+                        continue;
+                    };
                     if !busy(entry.seq) && out.len() < limit {
                         out.push(entry);
                     }
@@ -153,7 +186,7 @@ impl<K: Kv> Store<K> {
     pub fn outbox_holds(&self, entry: &OutboxEntry) -> Result<bool> {
         let k = outbox_key(entry);
         match self.kv.get(&k)? {
-            Some(bytes) => Ok(decode::<OutboxEntry>(&k, &bytes)? == *entry),
+            Some(bytes) => Ok(self.entry_at(&k, &bytes)?.as_ref() == Some(entry)),
             None => Ok(false),
         }
     }
@@ -166,27 +199,25 @@ impl<K: Kv> Store<K> {
     /// A failed attempt: `was` is the entry as it was read, `entry` with its
     /// attempts counted and its next attempt time; it moves to that time.
     pub fn outbox_retry(&self, was: &OutboxEntry, entry: &OutboxEntry) -> Result<()> {
-        self.kv.apply(vec![
-            Op::Delete(outbox_key(was)),
-            Op::Put(outbox_key(entry), encode(entry)),
-        ])
+        let mut ops = vec![Op::Delete(outbox_key(was))];
+        ops.extend(self.put_entry(outbox_key(entry), entry)?);
+        self.kv.apply(ops)
     }
 
     /// Gives up on an entry (`was` as it was read): it moves to the dead
     /// letters, with its last error.
     pub fn dead_letter(&self, was: &OutboxEntry, entry: &OutboxEntry) -> Result<()> {
-        self.kv.apply(vec![
-            Op::Delete(outbox_key(was)),
-            Op::Put(dead_letter_key(entry.seq), encode(entry)),
-        ])
+        let mut ops = vec![Op::Delete(outbox_key(was))];
+        ops.extend(self.put_entry(dead_letter_key(entry.seq), entry)?);
+        self.kv.apply(ops)
     }
 
     pub fn dead_letters(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
-        self.kv
-            .range(b"x/", &prefix_end(b"x/"), limit)?
-            .into_iter()
-            .map(|(k, v)| decode(&k, &v))
-            .collect()
+        let mut out = Vec::new();
+        for (k, v) in self.kv.range(b"x/", &prefix_end(b"x/"), limit)? {
+            out.extend(self.entry_at(&k, &v)?);
+        }
+        Ok(out)
     }
 
     /// Dead letters by channel (for `/metrics`).
@@ -205,14 +236,15 @@ impl<K: Kv> Store<K> {
         let Some(bytes) = self.kv.get(&k)? else {
             return Ok(false);
         };
-        let mut entry: OutboxEntry = decode(&k, &bytes)?;
+        let Some(mut entry) = self.entry_at(&k, &bytes)? else {
+            return Ok(false);
+        };
         entry.attempts = 0;
         entry.replayed = true;
         entry.next_attempt = now;
-        self.kv.apply(vec![
-            Op::Delete(k),
-            Op::Put(outbox_key(&entry), encode(&entry)),
-        ])?;
+        let mut ops = vec![Op::Delete(k)];
+        ops.extend(self.put_entry(outbox_key(&entry), &entry)?);
+        self.kv.apply(ops)?;
         Ok(true)
     }
 }

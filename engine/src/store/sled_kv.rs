@@ -13,6 +13,9 @@ use std::sync::{Arc, RwLock};
 #[derive(Debug, Clone)]
 pub struct SledKv {
     db: Arc<RwLock<Option<sled::Db>>>,
+    /// The per-user keys: `user-keys` in the store's directory, or in
+    /// memory for a temporary store.
+    keys: Arc<dyn super::sealed::KeyTable>,
     /// Where it lives and its cache size, to reopen it; `None` when temporary.
     path: Option<PathBuf>,
     cache: Option<u64>,
@@ -44,27 +47,32 @@ fn open_at(path: &Path, cache: Option<u64>) -> Result<sled::Db> {
 }
 
 impl SledKv {
-    fn over(db: sled::Db, path: Option<&Path>, cache: Option<u64>) -> SledKv {
-        SledKv {
+    fn over(db: sled::Db, path: Option<&Path>, cache: Option<u64>) -> Result<SledKv> {
+        let keys: Arc<dyn super::sealed::KeyTable> = match path {
+            Some(dir) => Arc::new(
+                super::sealed::FileKeys::open(&dir.join("user-keys")).map_err(|e| {
+                    StoreError::Backend(format!("opening {}/user-keys: {e}", dir.display()))
+                })?,
+            ),
+            None => Arc::new(super::sealed::MemoryKeys::default()),
+        };
+        Ok(SledKv {
+            keys,
             db: Arc::new(RwLock::new(Some(db))),
             path: path.map(Path::to_path_buf),
             cache,
-        }
+        })
     }
 
     pub fn open(path: &Path) -> Result<SledKv> {
-        Ok(SledKv::over(open_at(path, None)?, Some(path), None))
+        SledKv::over(open_at(path, None)?, Some(path), None)
     }
 
     /// Like [`SledKv::open`], with sled's page cache bounded to `bytes`
     /// (sled's default is 1 GiB). Resident memory for a large store — a
     /// million pending timers — is bounded by this cache, not by the data.
     pub fn open_with_cache(path: &Path, bytes: u64) -> Result<SledKv> {
-        Ok(SledKv::over(
-            open_at(path, Some(bytes))?,
-            Some(path),
-            Some(bytes),
-        ))
+        SledKv::over(open_at(path, Some(bytes))?, Some(path), Some(bytes))
     }
 
     /// A store in a temporary directory, removed when dropped.
@@ -73,7 +81,7 @@ impl SledKv {
             .temporary(true)
             .open()
             .map_err(backend)?;
-        Ok(SledKv::over(db, None, None))
+        SledKv::over(db, None, None)
     }
 
     /// Closes the database and opens it again from what is on disk: what
@@ -151,6 +159,10 @@ impl Kv for SledKv {
 
     fn flush(&self) -> Result<()> {
         self.with(|db| db.flush().map(|_| ()))
+    }
+
+    fn keys(&self) -> &dyn super::sealed::KeyTable {
+        self.keys.as_ref()
     }
 }
 

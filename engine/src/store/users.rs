@@ -9,6 +9,7 @@
 
 use super::keys::{key, prefix_end, split_user_part, user_part};
 use super::outbox::OutboxEntry;
+use super::sealed::Seals;
 use super::timers::TimerMoves;
 use super::{Kv, Op, Result, Store, decode, with_scratch};
 use chrono::{DateTime, Utc};
@@ -58,7 +59,10 @@ impl<K: Kv> Store<K> {
 
     pub fn user(&self, id: &str) -> Result<Option<UserState>> {
         let k = key("u", &[&user_part(id)]);
-        let Some(bytes) = self.kv.get(&k)? else {
+        let Some(sealed) = self.kv.get(&k)? else {
+            return Ok(None);
+        };
+        let Some(bytes) = self.open_value(&k, &sealed)? else {
             return Ok(None);
         };
         self.note_size(id, bytes.len());
@@ -111,7 +115,7 @@ impl<K: Kv> Store<K> {
     }
 
     /// A page of users after `after`, in id order, each with the bytes it
-    /// is stored as, and decoded unless `known` says the caller has them
+    /// is stored as (opened), and decoded unless `known` says the caller has them
     /// already: an audience scan reads each member once, and does not
     /// write back one it left as it was (see [`super::Batch::as_stored`]).
     pub fn user_page(
@@ -122,8 +126,11 @@ impl<K: Kv> Store<K> {
     ) -> Result<Vec<PagedUser>> {
         let from = users_from(after);
         let mut page = Vec::new();
-        for (k, bytes) in self.kv.range(&from, &prefix_end(b"u/"), limit)? {
+        for (k, sealed) in self.kv.range(&from, &prefix_end(b"u/"), limit)? {
             let Some((id, _)) = split_user_part(&k[2..]) else {
+                continue;
+            };
+            let Some(bytes) = self.open_value(&k, &sealed)? else {
                 continue;
             };
             self.note_size(&id, bytes.len());
@@ -148,18 +155,22 @@ impl<K: Kv> Store<K> {
         &self,
         users: &[(UserState, Option<DateTime<Utc>>)],
         as_stored: &foldhash::HashMap<String, Vec<u8>>,
+        seals: &Seals<'_, K>,
         ops: &mut Vec<Op>,
         timers: &mut TimerMoves,
-    ) {
+    ) -> Result<()> {
         for (user, old_wake) in users {
             let state = with_scratch(|buf| user.encode_positional(buf));
             let id = &user_part(&user.id)[..];
             self.note_size(&user.id, state.len());
             if as_stored.get(user.id.as_str()) != Some(&state) {
-                ops.push(Op::Put(key("u", &[id]), state));
+                let k = key("u", &[id]);
+                let sealed = seals.seal(&user.id, &k, &state)?;
+                ops.push(Op::Put(k, sealed));
             }
             timers.moved(id, *old_wake, user.next_wake());
         }
+        Ok(())
     }
 
     /// Erases a user (PIPL): state, timer, journal, pending sends and dead
@@ -168,6 +179,13 @@ impl<K: Kv> Store<K> {
     pub fn erase_user(&self, id: &str) -> Result<usize> {
         let uid = &user_part(id)[..];
         let mut ops = vec![Op::Delete(key("u", &[uid]))];
+        // Every key a value of theirs is sealed under: destroyed once the
+        // values are deleted, so that what lingers of them in the
+        // backend's files cannot be opened.
+        let mut slots = std::collections::BTreeSet::new();
+        if let Some(sealed) = self.kv.get(&key("u", &[uid]))? {
+            slots.insert(super::sealed::slot_of(b"u", &sealed)?);
+        }
         let stored = self.user(id)?;
         let mut timers = TimerMoves::default();
         Self::erase_timer(uid, stored.as_ref(), &mut timers);
@@ -183,8 +201,17 @@ impl<K: Kv> Store<K> {
             }
         }
         for id in &ids {
+            if let Some(slot) = self.user_slot(id)? {
+                slots.insert(slot);
+            }
+            ops.push(Op::Delete(key("Y", &[&user_part(id)])));
             let journal = key("j", &[&user_part(id), b""]);
-            for (k, v) in self.kv.range(&journal, &prefix_end(&journal), usize::MAX)? {
+            for (k, sealed) in self.kv.range(&journal, &prefix_end(&journal), usize::MAX)? {
+                slots.insert(super::sealed::slot_of(&k, &sealed)?);
+                let Some(v) = self.open_value(&k, &sealed)? else {
+                    ops.push(Op::Delete(k));
+                    continue;
+                };
                 // Their entries in the consent ledger go with their records.
                 let records: Vec<Record> = decode(&k, &v)?;
                 for r in records.iter().filter(|r| r.kind == Kind::Consent) {
@@ -202,14 +229,31 @@ impl<K: Kv> Store<K> {
                 ops.push(Op::Delete(k));
             }
         }
-        for prefix in [&b"o/"[..], &b"r/"[..], &b"x/"[..]] {
-            for (k, v) in self.kv.range(prefix, &prefix_end(prefix), usize::MAX)? {
-                let entry: OutboxEntry = decode(&k, &v)?;
-                if ids.iter().any(|id| entry.record.user == *id) {
+        for prefix in [&b"o/"[..], &b"r/"[..], &b"x/"[..], &b"i/"[..]] {
+            for (k, sealed) in self.kv.range(prefix, &prefix_end(prefix), usize::MAX)? {
+                let slot = super::sealed::slot_of(&k, &sealed)?;
+                if slots.contains(&slot) {
+                    ops.push(Op::Delete(k));
+                    continue;
+                }
+                // Sealed under a key already gone: nothing to keep.
+                let Some(v) = self.open_value(&k, &sealed)? else {
+                    ops.push(Op::Delete(k));
+                    continue;
+                };
+                let user = match prefix {
+                    b"i/" => decode::<waymark_core::model::Input>(&k, &v)?
+                        .user()
+                        .to_string(),
+                    _ => decode::<OutboxEntry>(&k, &v)?.record.user.to_string(),
+                };
+                if ids.contains(&user) {
                     ops.push(Op::Delete(k));
                 }
             }
         }
+        let slots: Vec<u64> = slots.into_iter().collect();
+        ops.extend(slots.iter().map(|s| Self::doomed(*s)));
         // Their timer is one of the keys that go, though it goes from a block.
         let n = ops.len() + usize::from(!timers.is_empty());
         super::Prepared {
@@ -219,6 +263,7 @@ impl<K: Kv> Store<K> {
         }
         .apply(&self.kv)?;
         self.kv.flush()?;
+        self.destroy_keys(&slots)?;
         Ok(n)
     }
 }

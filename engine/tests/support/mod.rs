@@ -310,6 +310,10 @@ impl Kv for TestKv {
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.inner.flush()
     }
+
+    fn keys(&self) -> &dyn waymark_engine::store::sealed::KeyTable {
+        self.inner.keys()
+    }
 }
 
 /// Opens the sled store at `path` that a dropped runtime or store just

@@ -1,0 +1,469 @@
+//! Erasure that erases (PIPL art. 47) by crypto-shredding. Everything the
+//! store keeps of one person — their state (`u/`), journal (`j/`), consent
+//! ledger entries (`y/`), sends in the outbox and among the dead letters
+//! (`o/`, `r/`, `x/`) and deferred inputs (`i/`) — is sealed with
+//! XChaCha20-Poly1305 under a key of their own. The keys live outside the
+//! key-value space, in a table the backend can truly forget: a file of
+//! 32-byte slots beside sled's files, overwritten with zeros in place when
+//! the person is erased. sled keeps old versions of values in its log
+//! until it reuses the space, so a deleted nickname could be read back
+//! from its files; sealed, what lingers there is ciphertext whose key is
+//! gone.
+//!
+//! `Y/{user}` says which slot holds a user's key (allocated, with a fresh
+//! random key, the first time something of theirs is written; `Y` is the
+//! next free slot). A sealed value says its slot itself: `1`, the slot
+//! (8 bytes big-endian), a 24-byte random nonce, then the ciphertext and
+//! its tag; the key it is under is additional data, so a value moved to
+//! another key does not open. Erasing writes `Z/{slot}` for each slot of
+//! the person in the batch that deletes their keys, then zeroes the slots
+//! and deletes the markers; a crash in between is finished at the next
+//! open.
+
+use super::keys::{key, prefix_end, user_part};
+use super::{Kv, Op, Result, Store, StoreError};
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Mutex;
+
+/// The first byte of a sealed value.
+const SEALED: u8 = 1;
+const HEADER: usize = 1 + 8 + 24;
+
+/// Where per-user keys are kept: slots that can be overwritten for good.
+pub trait KeyTable: Send + Sync + std::fmt::Debug {
+    /// The key in `slot`; `None` once it was destroyed (or never written).
+    fn read(&self, slot: u64) -> std::io::Result<Option<[u8; 32]>>;
+    /// Writes keys into their slots, durably, before anything sealed with
+    /// them is written.
+    fn write(&self, keys: &[(u64, [u8; 32])]) -> std::io::Result<()>;
+    /// Overwrites slots with zeros, durably.
+    fn destroy(&self, slots: &[u64]) -> std::io::Result<()>;
+}
+
+/// Keys in memory, for stores that are (tests, benchmarks).
+#[derive(Debug, Default)]
+pub struct MemoryKeys(Mutex<HashMap<u64, [u8; 32]>>);
+
+impl KeyTable for MemoryKeys {
+    fn read(&self, slot: u64) -> std::io::Result<Option<[u8; 32]>> {
+        Ok(self
+            .0
+            .lock()
+            .expect("no panics while holding the lock")
+            .get(&slot)
+            .copied())
+    }
+
+    fn write(&self, keys: &[(u64, [u8; 32])]) -> std::io::Result<()> {
+        let mut map = self.0.lock().expect("no panics while holding the lock");
+        map.extend(keys.iter().copied());
+        Ok(())
+    }
+
+    fn destroy(&self, slots: &[u64]) -> std::io::Result<()> {
+        let mut map = self.0.lock().expect("no panics while holding the lock");
+        for slot in slots {
+            map.remove(slot);
+        }
+        Ok(())
+    }
+}
+
+/// Keys in a file of 32-byte slots (`user-keys` in the data directory):
+/// slot `n` at byte `32 n`. A destroyed slot is zeros, written over the
+/// key in place and synced.
+#[derive(Debug)]
+pub struct FileKeys {
+    file: File,
+}
+
+impl FileKeys {
+    pub fn open(path: &Path) -> std::io::Result<FileKeys> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        Ok(FileKeys { file })
+    }
+}
+
+impl KeyTable for FileKeys {
+    fn read(&self, slot: u64) -> std::io::Result<Option<[u8; 32]>> {
+        let mut key = [0u8; 32];
+        match self.file.read_exact_at(&mut key, slot * 32) {
+            Ok(()) => Ok((key != [0; 32]).then_some(key)),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn write(&self, keys: &[(u64, [u8; 32])]) -> std::io::Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        for (slot, key) in keys {
+            self.file.write_all_at(key, slot * 32)?;
+        }
+        self.file.sync_data()
+    }
+
+    fn destroy(&self, slots: &[u64]) -> std::io::Result<()> {
+        if slots.is_empty() {
+            return Ok(());
+        }
+        let len = self.file.metadata()?.len();
+        for slot in slots {
+            if slot * 32 < len {
+                self.file.write_all_at(&[0; 32], slot * 32)?;
+            }
+        }
+        self.file.sync_data()
+    }
+}
+
+/// A new random key.
+pub fn new_key() -> Result<[u8; 32]> {
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key)
+        .map_err(|e| StoreError::Backend(format!("no randomness for a user's key: {e}")))?;
+    Ok(key)
+}
+
+/// `plain` sealed under `key` (in `slot`) for the store key `at`.
+pub fn seal(slot: u64, key: &[u8; 32], at: &[u8], plain: &[u8]) -> Result<Vec<u8>> {
+    let mut nonce = [0u8; 24];
+    getrandom::fill(&mut nonce)
+        .map_err(|e| StoreError::Backend(format!("no randomness for a nonce: {e}")))?;
+    let cipher = XChaCha20Poly1305::new(key.into());
+    let sealed = cipher
+        .encrypt(
+            XNonce::from_slice(&nonce),
+            Payload {
+                msg: plain,
+                aad: at,
+            },
+        )
+        .map_err(|_| StoreError::Backend("sealing a value failed".into()))?;
+    let mut out = Vec::with_capacity(HEADER + sealed.len());
+    out.push(SEALED);
+    out.extend_from_slice(&slot.to_be_bytes());
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&sealed);
+    Ok(out)
+}
+
+/// The slot a sealed value was sealed under.
+pub fn slot_of(at: &[u8], bytes: &[u8]) -> Result<u64> {
+    if bytes.len() < HEADER + 16 || bytes[0] != SEALED {
+        return Err(StoreError::Corrupt {
+            key: String::from_utf8_lossy(at).into_owned(),
+            message: "not a sealed value".into(),
+        });
+    }
+    Ok(u64::from_be_bytes(
+        bytes[1..9].try_into().expect("eight bytes"),
+    ))
+}
+
+/// Opens a sealed value with `key`: its plain bytes.
+pub fn open(key: &[u8; 32], at: &[u8], bytes: &[u8]) -> Result<Vec<u8>> {
+    slot_of(at, bytes)?;
+    let cipher = XChaCha20Poly1305::new(key.into());
+    cipher
+        .decrypt(
+            XNonce::from_slice(&bytes[9..HEADER]),
+            Payload {
+                msg: &bytes[HEADER..],
+                aad: at,
+            },
+        )
+        .map_err(|_| StoreError::Corrupt {
+            key: String::from_utf8_lossy(at).into_owned(),
+            message: "the value does not open with its key (tampered, or moved from another key)"
+                .into(),
+        })
+}
+
+/// A key of the store and its value, opened (`None`: sealed under a key
+/// that is gone).
+pub type Opened = (Vec<u8>, Option<Vec<u8>>);
+
+/// At most this many slots and keys are remembered; past it the memory
+/// starts again (a cache: `Y/` and the key table say the same).
+const REMEMBERED: usize = 100_000;
+
+/// The slots a batch seals under, by user id.
+pub(super) struct Seals<'s, K: Kv> {
+    store: &'s Store<K>,
+    slots: HashMap<String, u64>,
+}
+
+impl<K: Kv> Seals<'_, K> {
+    /// `plain` sealed under `user`'s key for the store key `at`.
+    pub(super) fn seal(&self, user: &str, at: &[u8], plain: &[u8]) -> Result<Vec<u8>> {
+        let slot = *self.slots.get(user).ok_or_else(|| {
+            StoreError::Backend(format!("no key was taken for {user:?} in this batch"))
+        })?;
+        self.store.seal_in(slot, at, plain)
+    }
+}
+
+/// What the store remembers of keys.
+#[derive(Default)]
+pub(super) struct Remembered {
+    /// Slots by user id, as in `Y/`.
+    slots: HashMap<String, u64>,
+    /// Keys by slot, as in the key table.
+    keys: HashMap<u64, [u8; 32]>,
+    /// The next free slot, once read (like the journal's sequence
+    /// number, taken by prepared batches before they are applied).
+    next: Option<u64>,
+}
+
+fn slot_key(user: &str) -> Vec<u8> {
+    key("Y", &[&user_part(user)])
+}
+
+impl<K: Kv> Store<K> {
+    fn remembered(&self) -> std::sync::MutexGuard<'_, Remembered> {
+        self.sealing
+            .lock()
+            .expect("no panics while holding the lock")
+    }
+
+    /// The slot of `user`'s key, if they have one.
+    pub(super) fn user_slot(&self, user: &str) -> Result<Option<u64>> {
+        if let Some(slot) = self.remembered().slots.get(user) {
+            return Ok(Some(*slot));
+        }
+        let slot = self
+            .kv
+            .get(&slot_key(user))?
+            .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+            .map(u64::from_be_bytes);
+        if let Some(slot) = slot {
+            let mut r = self.remembered();
+            if r.slots.len() >= REMEMBERED {
+                r.slots.clear();
+            }
+            r.slots.insert(user.to_string(), slot);
+        }
+        Ok(slot)
+    }
+
+    /// The slots of `users`, a key made (and written to the key table,
+    /// durably) for each who has none, its `Y/` entry added to `ops`.
+    pub(super) fn seals<'a>(
+        &self,
+        users: impl IntoIterator<Item = &'a str>,
+        ops: &mut Vec<Op>,
+    ) -> Result<Seals<'_, K>> {
+        let mut slots = HashMap::new();
+        let mut fresh = Vec::new();
+        for user in users {
+            if slots.contains_key(user) {
+                continue;
+            }
+            let slot = match self.user_slot(user)? {
+                Some(slot) => slot,
+                None => {
+                    let next = match self.remembered().next {
+                        Some(n) => n,
+                        None => self
+                            .kv
+                            .get(b"Y")?
+                            .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+                            .map(u64::from_be_bytes)
+                            .unwrap_or(1),
+                    };
+                    let key = new_key()?;
+                    fresh.push((next, key));
+                    ops.push(Op::Put(slot_key(user), next.to_be_bytes().to_vec()));
+                    let mut r = self.remembered();
+                    r.next = Some(next + 1);
+                    if r.slots.len() >= REMEMBERED {
+                        r.slots.clear();
+                    }
+                    r.slots.insert(user.to_string(), next);
+                    next
+                }
+            };
+            slots.insert(user.to_string(), slot);
+        }
+        if let Some((last, _)) = fresh.last() {
+            ops.push(Op::Put(b"Y".to_vec(), (last + 1).to_be_bytes().to_vec()));
+            self.kv
+                .keys()
+                .write(&fresh)
+                .map_err(|e| StoreError::Backend(format!("writing users' keys: {e}")))?;
+            let mut r = self.remembered();
+            if r.keys.len() + fresh.len() >= REMEMBERED {
+                r.keys.clear();
+            }
+            r.keys.extend(fresh);
+        }
+        Ok(Seals { store: self, slots })
+    }
+
+    /// Forgets slots taken by batches prepared and not applied.
+    pub(super) fn forget_slots(&self) {
+        let mut r = self.remembered();
+        r.slots.clear();
+        r.next = None;
+    }
+
+    fn key_in(&self, slot: u64) -> Result<Option<[u8; 32]>> {
+        if let Some(key) = self.remembered().keys.get(&slot) {
+            return Ok(Some(*key));
+        }
+        let key = self
+            .kv
+            .keys()
+            .read(slot)
+            .map_err(|e| StoreError::Backend(format!("reading a user's key: {e}")))?;
+        if let Some(key) = key {
+            let mut r = self.remembered();
+            if r.keys.len() >= REMEMBERED {
+                r.keys.clear();
+            }
+            r.keys.insert(slot, key);
+        }
+        Ok(key)
+    }
+
+    /// `plain` sealed under the key in `slot`.
+    pub(super) fn seal_in(&self, slot: u64, at: &[u8], plain: &[u8]) -> Result<Vec<u8>> {
+        let key = self.key_in(slot)?.ok_or_else(|| StoreError::Corrupt {
+            key: String::from_utf8_lossy(at).into_owned(),
+            message: format!("the key in slot {slot} is gone"),
+        })?;
+        seal(slot, &key, at, plain)
+    }
+
+    /// `plain` sealed under `user`'s key, if they have one (a user erased
+    /// meanwhile has none: `None`, and nothing of theirs is written).
+    pub(super) fn seal_for(&self, user: &str, at: &[u8], plain: &[u8]) -> Result<Option<Vec<u8>>> {
+        match self.user_slot(user)? {
+            Some(slot) => self.seal_in(slot, at, plain).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// A stored value opened: its plain bytes, or `None` when its key was
+    /// destroyed (its person erased).
+    pub(super) fn open_value(&self, at: &[u8], bytes: &[u8]) -> Result<Option<Vec<u8>>> {
+        let slot = slot_of(at, bytes)?;
+        match self.key_in(slot)? {
+            Some(key) => open(&key, at, bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Destroys the keys in `slots` for good: marked (`Z/{slot}`) in a
+    /// batch of their own first, so that a crash before they are zeroed
+    /// is finished at the next open; then zeroed; then unmarked.
+    pub(super) fn destroy_keys(&self, slots: &[u64]) -> Result<()> {
+        if slots.is_empty() {
+            return Ok(());
+        }
+        {
+            let mut r = self.remembered();
+            for slot in slots {
+                r.keys.remove(slot);
+            }
+            r.slots.retain(|_, s| !slots.contains(s));
+        }
+        self.kv
+            .keys()
+            .destroy(slots)
+            .map_err(|e| StoreError::Backend(format!("destroying users' keys: {e}")))?;
+        let unmark = slots
+            .iter()
+            .map(|s| Op::Delete(key("Z", &[&s.to_be_bytes()])))
+            .collect();
+        self.kv.apply(unmark)?;
+        self.kv.flush()
+    }
+
+    /// The marker that says `slot` is to be destroyed.
+    pub(super) fn doomed(slot: u64) -> Op {
+        Op::Put(key("Z", &[&slot.to_be_bytes()]), Vec::new())
+    }
+
+    /// Every key of the store with its value, sealed values opened; `None`
+    /// for a sealed value whose key is destroyed. For audits and tests:
+    /// what an erasure left readable.
+    pub fn opened_values(&self) -> Result<Vec<Opened>> {
+        let sealed_tables: [&[u8]; 7] = [b"u/", b"j/", b"y/", b"o/", b"r/", b"x/", b"i/"];
+        let mut out = Vec::new();
+        for (k, v) in self.kv.range(b"", &[0xff], usize::MAX)? {
+            let value = if sealed_tables.iter().any(|p| k.starts_with(p)) {
+                self.open_value(&k, &v)?
+            } else {
+                Some(v)
+            };
+            out.push((k, value));
+        }
+        Ok(out)
+    }
+
+    /// Destroys the keys an erasure marked and a crash left (at open).
+    pub(super) fn finish_destroying(&self) -> Result<()> {
+        let slots: Vec<u64> = self
+            .kv
+            .range(b"Z/", &prefix_end(b"Z/"), usize::MAX)?
+            .into_iter()
+            .filter_map(|(k, _)| <[u8; 8]>::try_from(&k[2..]).ok())
+            .map(u64::from_be_bytes)
+            .collect();
+        self.destroy_keys(&slots)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_opens_with_its_key_at_its_place_only() {
+        let key = new_key().unwrap();
+        let sealed = seal(7, &key, b"u/a", "小王".as_bytes()).unwrap();
+        assert_eq!(slot_of(b"u/a", &sealed).unwrap(), 7);
+        assert_eq!(open(&key, b"u/a", &sealed).unwrap(), "小王".as_bytes());
+        assert!(open(&key, b"u/b", &sealed).is_err(), "moved to another key");
+        assert!(open(&new_key().unwrap(), b"u/a", &sealed).is_err());
+        let mut tampered = sealed.clone();
+        *tampered.last_mut().unwrap() ^= 1;
+        assert!(open(&key, b"u/a", &tampered).is_err());
+        assert!(!sealed.windows(6).any(|w| w == "小王".as_bytes()));
+    }
+
+    #[test]
+    fn a_destroyed_slot_is_zeros_on_disk() {
+        let dir = std::env::temp_dir().join(format!("waymark-keys-{}", std::process::id()));
+        let _ = std::fs::remove_file(&dir);
+        let keys = FileKeys::open(&dir).unwrap();
+        let (a, b) = (new_key().unwrap(), new_key().unwrap());
+        keys.write(&[(1, a), (3, b)]).unwrap();
+        assert_eq!(keys.read(1).unwrap(), Some(a));
+        assert_eq!(keys.read(2).unwrap(), None, "never written");
+        assert_eq!(keys.read(9).unwrap(), None, "past the end");
+        keys.destroy(&[1]).unwrap();
+        assert_eq!(keys.read(1).unwrap(), None);
+        assert_eq!(keys.read(3).unwrap(), Some(b));
+        let bytes = std::fs::read(&dir).unwrap();
+        assert!(
+            !bytes.windows(32).any(|w| w == a),
+            "the key is gone from the file"
+        );
+        assert!(bytes.windows(32).any(|w| w == b));
+        std::fs::remove_file(&dir).unwrap();
+    }
+}
