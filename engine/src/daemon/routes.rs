@@ -182,7 +182,7 @@ pub(super) const ROUTES: &[Route] = &[
         method: Method::Delete,
         path: "/v1/users/{id}",
         scope: Some(Scope::Admin),
-        summary: "Erase a user (PIPL): state, timers, journal, pending sends and dead letters",
+        summary: "Erase a person (PIPL) by any of their ids: state, timers, journal, consent ledger, pending sends and dead letters of every id merged into them; the keys their data was sealed under are destroyed",
         body: None,
         answer: Answer::Json("Object"),
         errors: &[400, 401, 403, 404, 500, 503],
