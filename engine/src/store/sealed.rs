@@ -13,7 +13,7 @@
 //! `Y/{user}` says which slot holds a user's key (allocated, with a fresh
 //! random key, the first time something of theirs is written; `Y` is the
 //! next free slot). A sealed value says its slot itself: `1`, the slot
-//! (8 bytes big-endian), a 24-byte random nonce, then the ciphertext and
+//! (8 bytes big-endian), a 24-byte nonce, then the ciphertext and
 //! its tag; the key it is under is additional data, so a value moved to
 //! another key does not open. Erasing writes `Z/{slot}` for each slot of
 //! the person in the batch that deletes their keys, then zeroes the slots
@@ -136,11 +136,33 @@ pub fn new_key() -> Result<[u8; 32]> {
     Ok(key)
 }
 
+/// A nonce never used before: 16 random bytes drawn once per process,
+/// then a counter. XChaCha20's 24-byte nonces leave room for both, so no
+/// two seals in this process share one, and two processes share a prefix
+/// with chance 2^-128; and sealing makes no system call for randomness.
+fn next_nonce() -> Result<[u8; 24]> {
+    static PREFIX: std::sync::OnceLock<std::result::Result<[u8; 16], String>> =
+        std::sync::OnceLock::new();
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let prefix = PREFIX
+        .get_or_init(|| {
+            let mut p = [0u8; 16];
+            getrandom::fill(&mut p)
+                .map(|()| p)
+                .map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| StoreError::Backend(format!("no randomness for nonces: {e}")))?;
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut nonce = [0u8; 24];
+    nonce[..16].copy_from_slice(prefix);
+    nonce[16..].copy_from_slice(&n.to_be_bytes());
+    Ok(nonce)
+}
+
 /// `plain` sealed under `key` (in `slot`) for the store key `at`.
 pub fn seal(slot: u64, key: &[u8; 32], at: &[u8], plain: &[u8]) -> Result<Vec<u8>> {
-    let mut nonce = [0u8; 24];
-    getrandom::fill(&mut nonce)
-        .map_err(|e| StoreError::Backend(format!("no randomness for a nonce: {e}")))?;
+    let nonce = next_nonce()?;
     let cipher = XChaCha20Poly1305::new(key.into());
     let sealed = cipher
         .encrypt(
@@ -443,6 +465,15 @@ mod tests {
         *tampered.last_mut().unwrap() ^= 1;
         assert!(open(&key, b"u/a", &tampered).is_err());
         assert!(!sealed.windows(6).any(|w| w == "小王".as_bytes()));
+    }
+
+    #[test]
+    fn no_two_seals_share_a_nonce() {
+        let key = new_key().unwrap();
+        let a = seal(1, &key, b"k", b"same").unwrap();
+        let b = seal(1, &key, b"k", b"same").unwrap();
+        assert_ne!(a[9..HEADER], b[9..HEADER]);
+        assert_ne!(a, b, "the same value seals differently each time");
     }
 
     #[test]
