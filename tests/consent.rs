@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use std::path::Path;
 use std::process::Child;
 use std::time::Duration;
-use waymark_tests::{free_port, http, http_with_headers, scratch, start_daemon};
+use waymark_tests::{daemon_dir, free_port, http, http_with_headers, start_daemon, terminate};
 
 fn start(dir: &Path, port: u16) -> Child {
     start_daemon(dir, port, &dir.join("daemon.log"))
@@ -72,18 +72,14 @@ fn row(user: &str, channel: &str, granted: bool, source: &str) -> (String, Strin
 
 #[test]
 fn the_consent_ledger_records_every_change_and_exports_it_for_an_auditor() {
-    let dir = scratch("consent_ledger");
-    std::fs::create_dir_all(dir.join("scripts")).unwrap();
-    std::fs::write(
-        dir.join("scripts/promo.journey"),
-        "policy default {\n  consent required\n}\n\njourney promo {\n  trigger event browsed\n  entry always\n  send sms { text: \"sale\" }\n}\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("waymark.toml"),
-        "data_dir = \"./data\"\nscripts = \"./scripts\"\n\n[consent]\nevidence_bytes = 64\n\n[channels.sms]\nkind = \"log\"\npath = \"./sent.jsonl\"\n",
-    )
-    .unwrap();
+    let dir = daemon_dir(
+        "consent_ledger",
+        &[(
+            "promo.journey",
+            "policy default {\n  consent required\n}\n\njourney promo {\n  trigger event browsed\n  entry always\n  send sms { text: \"sale\" }\n}\n",
+        )],
+        "[consent]\nevidence_bytes = 64\n\n[channels.sms]\nkind = \"log\"\npath = \"./sent.jsonl\"\n",
+    );
     let port = free_port();
     let mut daemon = start(&dir, port);
 
@@ -139,12 +135,7 @@ fn the_consent_ledger_records_every_change_and_exports_it_for_an_auditor() {
     assert!(answer.contains("consent.evidence_bytes"), "{answer}");
 
     // Stopped and started again: the ledger is durable.
-    let stopped = std::process::Command::new("kill")
-        .args(["-TERM", &daemon.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(stopped.success());
-    assert!(daemon.wait().unwrap().success());
+    assert!(terminate(&mut daemon));
     let mut daemon = start(&dir, port);
 
     let mine = get(port, "/v1/users/u1/consent");
@@ -338,20 +329,16 @@ mod mini {
 fn a_subscribe_message_goes_out_once_per_accept_and_a_refusal_takes_the_grants_back() {
     let stand_in = std::sync::Arc::new(mini::Mini::default());
     let base = mini::start(stand_in.clone());
-    let dir = scratch("consent_grants");
-    std::fs::create_dir_all(dir.join("scripts")).unwrap();
-    std::fs::write(
-        dir.join("scripts/restock.journey"),
-        "journey restock \"到货提醒\" {\n  trigger event restocked\n  entry always\n  send miniprogram template \"TPL_RESTOCK\" { thing1: \"羊绒围巾\", page: \"pages/item?id=7\" }\n}\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("waymark.toml"),
-        format!(
-            "data_dir = \"./data\"\nscripts = \"./scripts\"\n\n[channels.miniprogram]\nkind = \"miniprogram\"\nbase_url = \"{base}\"\napp_id = \"wxmini\"\napp_secret = \"secret\"\nmax_attempts = 3\ninitial_backoff = \"50ms\"\n"
+    let dir = daemon_dir(
+        "consent_grants",
+        &[(
+            "restock.journey",
+            "journey restock \"到货提醒\" {\n  trigger event restocked\n  entry always\n  send miniprogram template \"TPL_RESTOCK\" { thing1: \"羊绒围巾\", page: \"pages/item?id=7\" }\n}\n",
+        )],
+        &format!(
+            "[channels.miniprogram]\nkind = \"miniprogram\"\nbase_url = \"{base}\"\napp_id = \"wxmini\"\napp_secret = \"secret\"\nmax_attempts = 3\ninitial_backoff = \"50ms\"\n"
         ),
-    )
-    .unwrap();
+    );
     let port = free_port();
     let mut daemon = start(&dir, port);
     post(

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::Child;
 use std::time::Duration;
-use waymark_tests::{Client, free_port, http, provider, scratch, start_daemon};
+use waymark_tests::{Client, free_port, http, provider, start_daemon};
 
 fn start(dir: &Path, port: u16) -> Child {
     start_daemon(dir, port, &dir.join("daemon.log"))
@@ -37,15 +37,7 @@ fn setup(name: &str) -> std::path::PathBuf {
 /// A scratch dir with `script` as its one journey file and a config of
 /// `channels` beside the data dir and scripts folder.
 fn setup_with(name: &str, script: &str, channels: &str) -> std::path::PathBuf {
-    let dir = scratch(name);
-    std::fs::create_dir_all(dir.join("scripts")).unwrap();
-    std::fs::write(dir.join("scripts/welcome.journey"), script).unwrap();
-    std::fs::write(
-        dir.join("waymark.toml"),
-        format!("data_dir = \"./data\"\nscripts = \"./scripts\"\n\n{channels}"),
-    )
-    .unwrap();
-    dir
+    waymark_tests::daemon_dir(name, &[("welcome.journey", script)], channels)
 }
 
 #[test]
@@ -604,12 +596,7 @@ fn a_global_pause_holds_marketing_sends_until_resumed_or_drops_them() {
     assert_eq!(held[0]["journey"], "promo");
     // Still paused after a restart (a clean stop: a SIGKILL may deliver
     // the receipt again, at least once, as the outbox promises).
-    let stopped = std::process::Command::new("kill")
-        .args(["-TERM", &daemon.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(stopped.success());
-    assert!(daemon.wait().unwrap().success());
+    assert!(waymark_tests::terminate(&mut daemon));
     let mut daemon = start(&dir, port);
     let (_, ready) = http(port, "GET", "/readyz", "");
     let ready: serde_json::Value = serde_json::from_str(&ready).unwrap();

@@ -9,19 +9,14 @@ use serde_json::{Value, json};
 use std::path::Path;
 use std::process::Child;
 use std::time::Duration;
-use waymark_tests::{free_port, http, scratch, start_daemon};
+use waymark_tests::{daemon_dir, free_port, http, start_daemon, terminate};
 
 fn start(dir: &Path, port: u16) -> Child {
     start_daemon(dir, port, &dir.join("daemon.log"))
 }
 
 fn stop(mut daemon: Child) {
-    let stopped = std::process::Command::new("kill")
-        .args(["-TERM", &daemon.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(stopped.success());
-    assert!(daemon.wait().unwrap().success());
+    assert!(terminate(&mut daemon));
 }
 
 fn post(port: u16, path: &str, body: Value) {
@@ -52,18 +47,14 @@ fn files_holding(dir: &Path, needle: &[u8]) -> Vec<String> {
 
 #[test]
 fn an_erased_members_data_is_in_no_byte_of_the_data_directory() {
-    let dir = scratch("erasure_bytes");
-    std::fs::create_dir_all(dir.join("scripts")).unwrap();
-    std::fs::write(
-        dir.join("scripts/welcome.journey"),
-        "journey welcome {\n  trigger event signed_up\n  send sms template \"SMS_WELCOME\" { name: user.nickname, phone: user.phone }\n  wait 1d\n  send sms template \"SMS_DAY2\" { name: user.nickname }\n}\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("waymark.toml"),
-        "data_dir = \"./data\"\nscripts = \"./scripts\"\n\n[identity]\nidentifiers = [\"phone\"]\n\n[channels.sms]\nkind = \"log\"\npath = \"./sent.jsonl\"\n",
-    )
-    .unwrap();
+    let dir = daemon_dir(
+        "erasure_bytes",
+        &[(
+            "welcome.journey",
+            "journey welcome {\n  trigger event signed_up\n  send sms template \"SMS_WELCOME\" { name: user.nickname, phone: user.phone }\n  wait 1d\n  send sms template \"SMS_DAY2\" { name: user.nickname }\n}\n",
+        )],
+        "[identity]\nidentifiers = [\"phone\"]\n\n[channels.sms]\nkind = \"log\"\npath = \"./sent.jsonl\"\n",
+    );
     let (nickname, phone, evidence) = ("抹去的昵称ZQ7", "13912345678", "证据-ZQ7-录音");
     let kept = "保留的昵称KP3";
     let port = free_port();

@@ -72,6 +72,33 @@ pub fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// A scratch dir for a daemon: `scripts/FILE` for each (file, text) of
+/// `scripts`, and `waymark.toml` with the data dir and scripts folder
+/// beside it, then `config`.
+pub fn daemon_dir(name: &str, scripts: &[(&str, &str)], config: &str) -> PathBuf {
+    let dir = scratch(name);
+    std::fs::create_dir_all(dir.join("scripts")).expect("scripts dir");
+    for (file, text) in scripts {
+        std::fs::write(dir.join("scripts").join(file), text).expect("a script");
+    }
+    std::fs::write(
+        dir.join("waymark.toml"),
+        format!("data_dir = \"./data\"\nscripts = \"./scripts\"\n\n{config}"),
+    )
+    .expect("the config");
+    dir
+}
+
+/// Sends the daemon SIGTERM and waits for it to exit; whether it exited 0.
+pub fn terminate(daemon: &mut std::process::Child) -> bool {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &daemon.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    daemon.wait().expect("the daemon is ours").success()
+}
+
 pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::Duration;
-use waymark_tests::{free_port, http, scratch, start_daemon};
+use waymark_tests::{free_port, http, scratch, start_daemon, terminate};
 
 fn start(dir: &Path, port: u16) -> Child {
     start_daemon(dir, port, &dir.join("daemon.log"))
@@ -18,16 +18,6 @@ fn wait_for(what: &str, f: impl FnMut() -> bool) {
 
 fn log(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default()
-}
-
-/// Sends SIGTERM and waits for the daemon to exit; whether it exited 0.
-fn terminate(daemon: &mut Child) -> bool {
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &daemon.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    daemon.wait().unwrap().success()
 }
 
 fn journey(name: &str, event: &str) -> String {

@@ -17,7 +17,7 @@
 //! so a send whose answer was lost may reach the user twice if retried.
 
 use super::token::{self as weixin, Account, AccountKeys, Api, RETRYABLE, StableToken};
-use crate::channels::http::{self, field_text};
+use crate::channels::http;
 use std::sync::Arc;
 use toml::Table;
 use waymark_channel::{
@@ -207,17 +207,7 @@ fn body(message: &Message, s: &SubscribeSettings) -> Result<serde_json::Value, D
             "{kind}: no template: a send needs `template \"…\"`, the template id"
         ))
     })?;
-    let mut data = serde_json::Map::new();
-    let mut page = None;
-    for (k, v) in &message.fields {
-        match k.as_str() {
-            "template" => {}
-            "page" => page = Some(field_text(v)).filter(|p| !p.is_empty()),
-            _ => {
-                data.insert(k.clone(), serde_json::json!({ "value": field_text(v) }));
-            }
-        }
-    }
+    let (data, page) = weixin::template_data(&message.fields, "page");
     let mut body = serde_json::json!({
         "touser": openid,
         "template_id": template,

@@ -207,6 +207,32 @@ impl TokenSource for StableToken {
     }
 }
 
+/// A message's fields as a template message's `data` (`{"thing1":
+/// {"value": "…"}}`), leaving out `template` and the field named `link`
+/// (`url`, `page`), whose text, unless empty, is given beside.
+pub fn template_data(
+    fields: &serde_json::Map<String, serde_json::Value>,
+    link: &str,
+) -> (serde_json::Map<String, serde_json::Value>, Option<String>) {
+    let mut data = serde_json::Map::new();
+    let mut found = None;
+    for (k, v) in fields {
+        match k.as_str() {
+            "template" => {}
+            k if k == link => {
+                found = Some(crate::channels::http::field_text(v)).filter(|t| !t.is_empty())
+            }
+            _ => {
+                data.insert(
+                    k.clone(),
+                    serde_json::json!({ "value": crate::channels::http::field_text(v) }),
+                );
+            }
+        }
+    }
+    (data, found)
+}
+
 /// What a token endpoint gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fetched {

@@ -9,7 +9,7 @@
 //! drops a repeat of the same message to the same openid.
 
 use super::token::{self as weixin, Account, AccountKeys, Api, RETRYABLE, StableToken};
-use crate::channels::http::{self, field_text};
+use crate::channels::http;
 use std::sync::Arc;
 use toml::Table;
 use waymark_channel::ConfigError;
@@ -96,17 +96,7 @@ fn body(message: &Message, key: &str) -> Result<serde_json::Value, DeliveryError
             "wechat: no template: a send needs `template \"…\"`, the template_id".into(),
         )
     })?;
-    let mut data = serde_json::Map::new();
-    let mut link = None;
-    for (k, v) in fields {
-        match k.as_str() {
-            "template" => {}
-            "url" => link = Some(field_text(v)).filter(|u| !u.is_empty()),
-            _ => {
-                data.insert(k.clone(), serde_json::json!({ "value": field_text(v) }));
-            }
-        }
-    }
+    let (data, link) = weixin::template_data(fields, "url");
     let mut body = serde_json::json!({
         "touser": openid,
         "template_id": template,
