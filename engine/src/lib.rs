@@ -57,3 +57,9 @@ impl Waymark {
         cli::main(self.registry)
     }
 }
+
+/// Whether two secrets are equal, in time that does not depend on where
+/// they differ (tokens, CSRF tokens, callback signatures).
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -260,7 +260,7 @@ fn authorize(
     match state
         .tokens
         .iter()
-        .find(|t| constant_time_eq(t.token.as_bytes(), token.as_bytes()))
+        .find(|t| crate::constant_time_eq(t.token.as_bytes(), token.as_bytes()))
     {
         None => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -276,10 +276,6 @@ fn authorize(
             format!("this token lacks the `{}` scope", scope_name(&scope)),
         )),
     }
-}
-
-pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The body as JSON, gunzipped when it says so (within the size limit).

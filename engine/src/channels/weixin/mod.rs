@@ -4,8 +4,9 @@
 //! `wechat_subscribe` (公众号 subscription notices). All call Tencent's JSON
 //! APIs with an access token that [`token`] caches per channel and renews
 //! when the provider says it expired, and all read `{errcode, errmsg}`
-//! answers the same way.
+//! answers the same way. [`callback`] reads the events they push.
 
+pub mod callback;
 mod miniprogram;
 pub mod token;
 mod wechat;

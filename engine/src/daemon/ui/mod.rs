@@ -204,7 +204,7 @@ pub(crate) fn acting(
 ) -> Result<Session, Response> {
     let (session, _) = signed_in(state, headers)?;
     let given = form.get("csrf").map(String::as_str).unwrap_or("");
-    if !super::http::constant_time_eq(given.as_bytes(), session.csrf.as_bytes()) {
+    if !crate::constant_time_eq(given.as_bytes(), session.csrf.as_bytes()) {
         return Err(pages::error_page(
             StatusCode::FORBIDDEN,
             "This form has no valid CSRF token (it may come from another site, or from before you signed in again). Nothing was done.",
@@ -237,7 +237,7 @@ async fn login(
     let found = state
         .tokens
         .iter()
-        .find(|t| super::http::constant_time_eq(t.token.as_bytes(), given.as_bytes()));
+        .find(|t| crate::constant_time_eq(t.token.as_bytes(), given.as_bytes()));
     let Some(token) = found else {
         return pages::login_page(StatusCode::UNAUTHORIZED, Some("Unknown token."));
     };
@@ -266,7 +266,7 @@ async fn logout(
         return Redirect::to("/ui/login").into_response();
     };
     let given = form.get("csrf").map(String::as_str).unwrap_or("");
-    if !super::http::constant_time_eq(given.as_bytes(), session.csrf.as_bytes()) {
+    if !crate::constant_time_eq(given.as_bytes(), session.csrf.as_bytes()) {
         return pages::error_page(StatusCode::FORBIDDEN, "This form has no valid CSRF token.");
     }
     if let Some(id) = cookie_id(&headers) {
