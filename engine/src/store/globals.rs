@@ -65,8 +65,7 @@ impl<K: Kv> Store<K> {
         }
         for (n, input) in deferred {
             let k = key("i", &[&n.to_be_bytes()]);
-            let sealed = seals.seal(input.user(), &k, &encode(input))?;
-            ops.push(Op::Put(k, sealed));
+            seals.put(input.user(), k, encode(input), ops)?;
         }
         Ok(())
     }

@@ -188,8 +188,7 @@ impl<K: Kv> Store<K> {
             seq += 1;
             if record.kind == Kind::Consent {
                 let k = ledger_key(record, seq);
-                let sealed = seals.seal(&record.user, &k, &encode(&[record]))?;
-                ops.push(Op::Put(k, sealed));
+                seals.put(&record.user, k, encode(&[record]), ops)?;
             }
             let g = *group_of.entry(record.user.as_str()).or_insert_with(|| {
                 groups.push((seq, Vec::new()));
@@ -199,8 +198,7 @@ impl<K: Kv> Store<K> {
         }
         for (at, records) in &groups {
             let k = key("j", &[&user_part(&records[0].user), &at.to_be_bytes()]);
-            let sealed = seals.seal(&records[0].user, &k, &encode(records))?;
-            ops.push(Op::Put(k, sealed));
+            seals.put(&records[0].user, k, encode(records), ops)?;
         }
         if seq != first {
             ops.push(Op::Put(b"s".to_vec(), seq.to_be_bytes().to_vec()));
@@ -232,6 +230,7 @@ mod tests {
             let mut ops = Vec::new();
             let seals = store.seals(["u", "other"], &mut ops).unwrap();
             seq = Store::<MemoryKv>::write_journal(&journal, seq, &seals, &mut ops).unwrap();
+            crate::store::sealed::seal_pending(&mut ops, &seals.into_pending()).unwrap();
             store.kv.apply(ops).unwrap();
         }
         store

@@ -189,12 +189,15 @@ pub struct Batch {
 /// A batch's writes ready to apply: its ops, its timers' moves, which
 /// become writes of timer blocks as the batch is applied (see [`timers`]),
 /// and the coupon codes it issues, which are looked up in the code index
-/// then (see [`coupons`]).
+/// then (see [`coupons`]); its values are sealed then too ([`sealed`]),
+/// by the thread that applies it, not the one evaluating the next batch.
 #[derive(Debug)]
 pub struct Prepared {
     ops: Vec<Op>,
     timers: TimerMoves,
     codes: Vec<coupons::NewCode>,
+    /// Writes of `ops` whose values are sealed as the batch is applied.
+    sealing: Vec<sealed::ToSeal>,
 }
 
 impl Prepared {
@@ -204,6 +207,7 @@ impl Prepared {
     /// evaluated, so those reads do not wait for this batch's write, and
     /// they see every batch before it.
     pub fn apply<K: Kv>(mut self, kv: &K) -> Result<()> {
+        sealed::seal_pending(&mut self.ops, &self.sealing)?;
         coupons::refuse_issued(kv, &self.codes)?;
         timers::resolve(kv, &self.timers, &mut self.ops)?;
         kv.apply(self.ops)
@@ -407,7 +411,12 @@ impl<K: Kv> Store<K> {
         Self::write_settled(&batch.settled, &seals, &mut ops)?;
         Self::write_deferred(&batch.deferred, &batch.resumed, &seals, &mut ops)?;
         *cached = Some(last);
-        Ok(Prepared { ops, timers, codes })
+        Ok(Prepared {
+            ops,
+            timers,
+            codes,
+            sealing: seals.into_pending(),
+        })
     }
 
     /// Forgets the sequence number and message ids taken by prepared

@@ -95,8 +95,7 @@ impl<K: Kv> Store<K> {
                 replayed: false,
             };
             let k = key("o", &[&seq.to_be_bytes()]);
-            let sealed = seals.seal(&record.user, &k, &encode(&entry))?;
-            ops.push(Op::Put(k, sealed));
+            seals.put(&record.user, k, encode(&entry), ops)?;
         }
         Ok(())
     }
@@ -112,8 +111,7 @@ impl<K: Kv> Store<K> {
                 Settled::DeadLettered { was, entry } => {
                     ops.push(Op::Delete(outbox_key(was)));
                     let k = dead_letter_key(entry.seq);
-                    let sealed = seals.seal(&entry.record.user, &k, &encode(entry))?;
-                    ops.push(Op::Put(k, sealed));
+                    seals.put(&entry.record.user, k, encode(entry), ops)?;
                 }
                 Settled::Delivered { was, .. } => ops.push(Op::Delete(outbox_key(was))),
             }

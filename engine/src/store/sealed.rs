@@ -221,19 +221,82 @@ pub type Opened = (Vec<u8>, Option<Vec<u8>>);
 /// starts again (a cache: `Y/` and the key table say the same).
 const REMEMBERED: usize = 100_000;
 
-/// The slots a batch seals under, by user id.
+/// A user's key, kept out of `Debug` output.
+#[derive(Clone, Copy)]
+pub(super) struct UserKey(pub(super) [u8; 32]);
+
+impl std::fmt::Debug for UserKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UserKey(..)")
+    }
+}
+
+/// A write whose value is still to be sealed: the op at `op` in the
+/// batch's ops holds the plain bytes, to be sealed under `key` (in
+/// `slot`) as the batch is applied.
+#[derive(Debug)]
+pub(super) struct ToSeal {
+    op: usize,
+    slot: u64,
+    key: UserKey,
+}
+
+/// Seals the values of `ops` that `pending` names, in place: done by the
+/// thread that applies a batch, not the one that evaluates the next.
+pub(super) fn seal_pending(ops: &mut [Op], pending: &[ToSeal]) -> Result<()> {
+    for p in pending {
+        if let Some(Op::Put(at, value)) = ops.get_mut(p.op) {
+            *value = seal(p.slot, &p.key.0, at, value)?;
+        } else {
+            return Err(StoreError::Backend(format!(
+                "op {} of a batch is no write to seal",
+                p.op
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The slots and keys a batch seals under, by user id, and the writes
+/// waiting to be sealed.
 pub(super) struct Seals<'s, K: Kv> {
     store: &'s Store<K>,
     slots: HashMap<String, u64>,
+    pending: std::cell::RefCell<Vec<ToSeal>>,
 }
 
 impl<K: Kv> Seals<'_, K> {
-    /// `plain` sealed under `user`'s key for the store key `at`.
-    pub(super) fn seal(&self, user: &str, at: &[u8], plain: &[u8]) -> Result<Vec<u8>> {
+    /// Adds to `ops` a write of `plain` at `at`, to be sealed under
+    /// `user`'s key as the batch is applied ([`seal_pending`]).
+    pub(super) fn put(
+        &self,
+        user: &str,
+        at: Vec<u8>,
+        plain: Vec<u8>,
+        ops: &mut Vec<Op>,
+    ) -> Result<()> {
         let slot = *self.slots.get(user).ok_or_else(|| {
             StoreError::Backend(format!("no key was taken for {user:?} in this batch"))
         })?;
-        self.store.seal_in(slot, at, plain)
+        let key = self
+            .store
+            .key_in(slot)?
+            .ok_or_else(|| StoreError::Corrupt {
+                key: String::from_utf8_lossy(&at).into_owned(),
+                message: format!("the key in slot {slot} is gone"),
+            })?;
+        self.pending.borrow_mut().push(ToSeal {
+            op: ops.len(),
+            slot,
+            key: UserKey(key),
+        });
+        ops.push(Op::Put(at, plain));
+        Ok(())
+    }
+
+    /// The writes still to be sealed.
+    pub(super) fn into_pending(self) -> Vec<ToSeal> {
+        self.pending.into_inner()
     }
 }
 
@@ -331,7 +394,11 @@ impl<K: Kv> Store<K> {
             }
             r.keys.extend(fresh);
         }
-        Ok(Seals { store: self, slots })
+        Ok(Seals {
+            store: self,
+            slots,
+            pending: Default::default(),
+        })
     }
 
     /// Forgets slots taken by batches prepared and not applied.

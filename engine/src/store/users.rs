@@ -165,8 +165,7 @@ impl<K: Kv> Store<K> {
             self.note_size(&user.id, state.len());
             if as_stored.get(user.id.as_str()) != Some(&state) {
                 let k = key("u", &[id]);
-                let sealed = seals.seal(&user.id, &k, &state)?;
-                ops.push(Op::Put(k, sealed));
+                seals.put(&user.id, k, state, ops)?;
             }
             timers.moved(id, *old_wake, user.next_wake());
         }
@@ -260,6 +259,7 @@ impl<K: Kv> Store<K> {
             ops,
             timers,
             codes: Vec::new(),
+            sealing: Vec::new(),
         }
         .apply(&self.kv)?;
         self.kv.flush()?;
