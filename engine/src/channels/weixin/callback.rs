@@ -24,6 +24,24 @@ const LENIENT: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::
 type Decryptor = cbc::Decryptor<aes::Aes256>;
 type Encryptor = cbc::Encryptor<aes::Aes256>;
 
+/// The `signature` of an official account's plaintext push and URL
+/// check: SHA-1 (hex) of the sorted token, timestamp and nonce.
+pub fn plain_signature(token: &str, timestamp: &str, nonce: &str) -> String {
+    let mut parts = [token, timestamp, nonce];
+    parts.sort_unstable();
+    hex(&Sha1::digest(parts.concat().as_bytes()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether `found` (hex, either case) is the signature `expected`, in
+/// constant time.
+pub fn signature_holds(expected: &str, found: &str) -> bool {
+    crate::constant_time_eq(expected.as_bytes(), found.to_ascii_lowercase().as_bytes())
+}
+
 /// What a push can be refused for.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CallbackError {
@@ -87,10 +105,7 @@ impl CallbackKeys {
     pub fn signature(&self, timestamp: &str, nonce: &str, encrypted: &str) -> String {
         let mut parts = [self.token.as_str(), timestamp, nonce, encrypted];
         parts.sort_unstable();
-        Sha1::digest(parts.concat().as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        hex(&Sha1::digest(parts.concat().as_bytes()))
     }
 
     /// The message of a push whose signature holds.
@@ -102,13 +117,15 @@ impl CallbackKeys {
         encrypted: &str,
     ) -> Result<String, CallbackError> {
         let expected = self.signature(timestamp, nonce, encrypted);
-        if !crate::constant_time_eq(
-            expected.as_bytes(),
-            msg_signature.to_ascii_lowercase().as_bytes(),
-        ) {
+        if !signature_holds(&expected, msg_signature) {
             return Err(CallbackError::Signature);
         }
         self.decrypt(encrypted)
+    }
+
+    /// The callback token.
+    pub fn token(&self) -> &str {
+        &self.token
     }
 
     /// The message in `encrypted` (base64), if it is for us.
@@ -246,5 +263,18 @@ mod tests {
         assert_eq!(keys.decrypt("not base64!"), Err(CallbackError::Base64));
         assert_eq!(keys.decrypt("AAAA"), Err(CallbackError::Decrypt));
         assert!(CallbackKeys::new("t", "short", "c").is_err());
+    }
+
+    #[test]
+    fn a_plaintext_signature_is_sha1_of_the_sorted_three() {
+        // sha1("1409659813" + "1372623149" + "QDG6eK"), sorted as bytes.
+        let s = plain_signature("QDG6eK", "1409659813", "1372623149");
+        assert_eq!(s.len(), 40);
+        let mut sorted = ["QDG6eK", "1409659813", "1372623149"];
+        sorted.sort_unstable();
+        assert_eq!(sorted.concat(), "13726231491409659813QDG6eK");
+        assert_eq!(s, hex(&Sha1::digest(b"13726231491409659813QDG6eK")));
+        assert!(signature_holds(&s, &s.to_ascii_uppercase()));
+        assert!(!signature_holds(&s, &s[1..]));
     }
 }

@@ -4,9 +4,11 @@
 //! `wechat_subscribe` (公众号 subscription notices). All call Tencent's JSON
 //! APIs with an access token that [`token`] caches per channel and renews
 //! when the provider says it expired, and all read `{errcode, errmsg}`
-//! answers the same way. [`callback`] reads the events they push.
+//! answers the same way. [`callback`] opens the pushes they make and
+//! [`inbound`] turns them into events.
 
 pub mod callback;
+pub mod inbound;
 mod miniprogram;
 pub mod token;
 mod wechat;
