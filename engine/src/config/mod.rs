@@ -103,6 +103,59 @@ pub struct Config {
     /// What an SMS reply that opts out looks like, and how much evidence
     /// a consent change may carry (`[consent]`).
     pub consent: Consent,
+    /// Apps whose pushes the daemon takes as events
+    /// (`[callbacks.wecom.NAME]`, `[callbacks.wechat.NAME]`).
+    pub callbacks: Vec<Callback>,
+}
+
+/// Which platform pushes to a callback route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Platform {
+    /// 企业微信: customer-contact changes, always encrypted.
+    Wecom,
+    /// An official account (公众号): follows, scans, menu clicks, messages;
+    /// plaintext or safe mode.
+    Wechat,
+}
+
+impl Platform {
+    /// As the route and the config name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Platform::Wecom => "wecom",
+            Platform::Wechat => "wechat",
+        }
+    }
+}
+
+/// `[callbacks.wecom.NAME]` or `[callbacks.wechat.NAME]`: an app that
+/// pushes events to `/v1/callbacks/{platform}/{name}`.
+#[derive(Clone)]
+pub struct Callback {
+    pub platform: Platform,
+    pub name: String,
+    /// The token the pushes are signed with.
+    pub token: String,
+    /// The EncodingAESKey (43 characters); an official account in
+    /// plaintext mode has none.
+    pub encoding_aes_key: Option<String>,
+    /// Who the pushes are for: the corp id (WeCom) or the AppID.
+    pub receiver: String,
+    /// The trait that holds the platform's id of a customer
+    /// (`wecom_external_userid`, `openid` unless set).
+    pub identifier: String,
+}
+
+impl std::fmt::Debug for Callback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The token and the key are secrets.
+        f.debug_struct("Callback")
+            .field("platform", &self.platform)
+            .field("name", &self.name)
+            .field("receiver", &self.receiver)
+            .field("identifier", &self.identifier)
+            .finish_non_exhaustive()
+    }
 }
 
 /// `[consent]`: which inbound event is a customer's reply to an SMS, which
@@ -521,6 +574,149 @@ impl Reader<'_> {
     }
 }
 
+impl Reader<'_> {
+    /// `[callbacks.wecom.NAME]` and `[callbacks.wechat.NAME]`, each checked.
+    fn callbacks(&mut self, table: &Table) -> Vec<Callback> {
+        let mut out = Vec::new();
+        let Some(all) = self.table(table, "", "callbacks") else {
+            return out;
+        };
+        self.unknown(all, "callbacks", &["wecom", "wechat"]);
+        for platform in [Platform::Wecom, Platform::Wechat] {
+            let path = join("callbacks", platform.name());
+            let Some(apps) = self.table(all, "callbacks", platform.name()) else {
+                continue;
+            };
+            for (name, app) in apps {
+                let path = join(&path, name);
+                let Value::Table(app) = app else {
+                    self.errors.push(error(
+                        &path,
+                        format!(
+                            "must be a table: [{path}] with token, encoding_aes_key and {}",
+                            receiver_key(platform)
+                        ),
+                    ));
+                    continue;
+                };
+                if let Some(callback) = self.callback(platform, name, &path, app) {
+                    out.push(callback);
+                }
+            }
+        }
+        out
+    }
+
+    fn callback(
+        &mut self,
+        platform: Platform,
+        name: &str,
+        path: &str,
+        app: &Table,
+    ) -> Option<Callback> {
+        let receiver_key = receiver_key(platform);
+        self.unknown(
+            app,
+            path,
+            &["token", "encoding_aes_key", receiver_key, "identifier"],
+        );
+        let before = self.errors.len();
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            self.errors.push(error(
+                path,
+                "an app's name is 1 to 64 letters, digits, `_` or `-` (it is a path segment)",
+            ));
+        }
+        let token = self.string(app, path, "token");
+        match &token {
+            None => self.errors.push(error(
+                &join(path, "token"),
+                "is required: the Token set on the platform's callback page",
+            )),
+            Some(t)
+                if t.is_empty()
+                    || t.len() > 32
+                    || !t.chars().all(|c| c.is_ascii_alphanumeric()) =>
+            {
+                self.errors.push(error(
+                    &join(path, "token"),
+                    "must be 1 to 32 letters or digits, as the platform takes it",
+                ))
+            }
+            Some(_) => {}
+        }
+        let key = self.string(app, path, "encoding_aes_key");
+        let receiver = self.string(app, path, receiver_key);
+        match (&receiver, platform) {
+            (Some(r), _) if !r.is_empty() && r.len() <= 64 => {}
+            (Some(_), _) => self.errors.push(error(
+                &join(path, receiver_key),
+                "must be 1 to 64 characters",
+            )),
+            (None, Platform::Wecom) => self.errors.push(error(
+                &join(path, receiver_key),
+                "is required: the corp id (企业ID) the pushes are encrypted for",
+            )),
+            (None, Platform::Wechat) if key.is_some() => self.errors.push(error(
+                &join(path, receiver_key),
+                "is required in safe mode: the account's AppID the pushes are encrypted for",
+            )),
+            (None, Platform::Wechat) => {}
+        }
+        match (&key, platform) {
+            (Some(k), _) => {
+                if let Err(e) = crate::channels::weixin::callback::CallbackKeys::new(
+                    token.as_deref().unwrap_or_default(),
+                    k,
+                    receiver.as_deref().unwrap_or_default(),
+                ) {
+                    self.errors.push(error(&join(path, "encoding_aes_key"), e));
+                }
+            }
+            (None, Platform::Wecom) => self.errors.push(error(
+                &join(path, "encoding_aes_key"),
+                "is required: WeCom encrypts every push (the EncodingAESKey, 43 characters)",
+            )),
+            (None, Platform::Wechat) => {}
+        }
+        let identifier = match self.string(app, path, "identifier") {
+            Some(i) if !i.is_empty() && i.len() <= 256 => i,
+            Some(_) => {
+                self.errors.push(error(
+                    &join(path, "identifier"),
+                    "must be a trait name of 1 to 256 bytes",
+                ));
+                String::new()
+            }
+            None => match platform {
+                Platform::Wecom => "wecom_external_userid".into(),
+                Platform::Wechat => "openid".into(),
+            },
+        };
+        (self.errors.len() == before).then(|| Callback {
+            platform,
+            name: name.to_string(),
+            token: token.unwrap_or_default(),
+            encoding_aes_key: key,
+            receiver: receiver.unwrap_or_default(),
+            identifier,
+        })
+    }
+}
+
+/// The key naming who an app's pushes are for.
+fn receiver_key(platform: Platform) -> &'static str {
+    match platform {
+        Platform::Wecom => "corp_id",
+        Platform::Wechat => "app_id",
+    }
+}
+
 const RETRY_KEYS: &[&str] = &["max_attempts", "initial_backoff", "max_backoff", "max_age"];
 const CHANNEL_KEYS: &[&str] = &[
     "kind",
@@ -554,6 +750,7 @@ fn validate(table: &Table, kinds: &dyn KindCheck, errors: &mut Vec<ConfigError>)
             "http",
             "identity",
             "consent",
+            "callbacks",
         ],
     );
     let listen_text = r.string(table, "", "listen").unwrap_or_default();
@@ -745,6 +942,7 @@ fn validate(table: &Table, kinds: &dyn KindCheck, errors: &mut Vec<ConfigError>)
             consent.evidence_bytes = n as usize;
         }
     }
+    let callbacks = r.callbacks(table);
     let mut tokens = Vec::new();
     if let Some(auth) = r.table(table, "", "auth") {
         r.unknown(auth, "auth", &["tokens"]);
@@ -910,6 +1108,7 @@ fn validate(table: &Table, kinds: &dyn KindCheck, errors: &mut Vec<ConfigError>)
         http,
         identity,
         consent,
+        callbacks,
     })
 }
 
@@ -932,6 +1131,48 @@ mod tests {
     }
 
     /// `file` as `w.toml`, with the variables `vars`, no flags and any kind.
+    #[test]
+    fn callback_apps_are_read_with_their_secrets_and_each_problem_named() {
+        let file = "[callbacks.wecom.store]\ntoken = \"QDG6eK\"\nencoding_aes_key = \"${AES}\"\ncorp_id = \"wx5823bf96d3bd56c7\"\n\n[callbacks.wechat.oa]\ntoken = \"oatoken\"\nidentifier = \"openid_shop\"\n";
+        let c = load_file(
+            file,
+            &[("AES", "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C")],
+        )
+        .unwrap();
+        assert_eq!(c.callbacks.len(), 2);
+        let wecom = &c.callbacks[0];
+        assert_eq!(
+            (wecom.platform, wecom.name.as_str(), wecom.receiver.as_str()),
+            (Platform::Wecom, "store", "wx5823bf96d3bd56c7")
+        );
+        assert_eq!(wecom.identifier, "wecom_external_userid");
+        assert!(
+            !format!("{wecom:?}").contains("QDG6eK"),
+            "secrets stay out of logs"
+        );
+        let oa = &c.callbacks[1];
+        assert_eq!(
+            (oa.platform, oa.encoding_aes_key.as_deref()),
+            (Platform::Wechat, None)
+        );
+        assert_eq!(oa.identifier, "openid_shop");
+
+        let bad = "[callbacks.wecom.store]\ntoken = \"has space\"\nencoding_aes_key = \"short\"\n\n[callbacks.wechat.safe]\ntoken = \"t\"\nencoding_aes_key = \"jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C\"\nsecret = 1\n\n[callbacks.wecom.\"a/b\"]\ntoken = \"t\"\n\n[callbacks.dingtalk]\n";
+        let errors = load_file(bad, &[]).unwrap_err();
+        let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+        for path in [
+            "callbacks.wecom.store.token",
+            "callbacks.wecom.store.encoding_aes_key",
+            "callbacks.wecom.store.corp_id",
+            "callbacks.wechat.safe.app_id",
+            "callbacks.wechat.safe.secret",
+            "callbacks.wecom.a/b",
+            "callbacks.dingtalk",
+        ] {
+            assert!(paths.contains(&path), "{path} not in {errors:?}");
+        }
+    }
+
     fn load_file(file: &str, vars: &[(&str, &str)]) -> Result<Config, Vec<ConfigError>> {
         load(
             Some(("w.toml", file)),

@@ -23,7 +23,10 @@ use serde_json::{Value as Json, json};
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
+mod callbacks;
 mod consent;
+
+pub use callbacks::{Receivers, receivers};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -42,6 +45,8 @@ pub struct AppState {
     pub clock: Arc<dyn waymark_core::clock::Clock>,
     /// The console's signed-in sessions.
     pub sessions: Arc<super::ui::Sessions>,
+    /// The apps that push events to `/v1/callbacks/…` (`[callbacks]`).
+    pub callbacks: Arc<Receivers>,
 }
 
 /// A JSON error: `{"error": {"field": …, "message": …}}`.
@@ -164,6 +169,10 @@ fn handler(route: &Route) -> MethodRouter<AppState> {
         Endpoint::Deployment => routing::on(on, deployment),
         Endpoint::Rollback => routing::on(on, rollback),
         Endpoint::Audit => routing::on(on, audit_log),
+        Endpoint::WecomCheck => routing::on(on, callbacks::wecom_check),
+        Endpoint::WecomPush => routing::on(on, callbacks::wecom_push),
+        Endpoint::WechatCheck => routing::on(on, callbacks::wechat_check),
+        Endpoint::WechatPush => routing::on(on, callbacks::wechat_push),
     }
 }
 

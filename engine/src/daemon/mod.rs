@@ -208,6 +208,7 @@ pub fn api_without_writer(
         health: Default::default(),
         clock: Arc::new(SystemClock),
         sessions: Default::default(),
+        callbacks: Default::default(),
     })
 }
 
@@ -398,7 +399,21 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
         health,
         clock: clock.clone(),
         sessions: Default::default(),
+        callbacks: Arc::new(http::receivers(&config.callbacks)),
     };
+    for c in &config.callbacks {
+        if !config.identity.identifiers.contains(&c.identifier) {
+            tracing::warn!(
+                app = %c.name,
+                identifier = %c.identifier,
+                "callbacks.{}.{}: `{}` is not in identity.identifiers, so its pushes stay on their own profiles ({}:…) instead of reaching the members who identify with it",
+                c.platform.name(),
+                c.name,
+                c.identifier,
+                c.platform.name(),
+            );
+        }
+    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|error| StartError::Listen {

@@ -37,6 +37,10 @@ pub(super) enum Endpoint {
     Deployment,
     Rollback,
     Audit,
+    WecomCheck,
+    WecomPush,
+    WechatCheck,
+    WechatPush,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +69,8 @@ enum Answer {
     Metrics,
     /// JSON of this schema, or CSV with `format=csv`.
     JsonOrCsv(&'static str),
+    /// Plain text (what a platform's callback expects back).
+    Text,
 }
 
 pub(super) struct Route {
@@ -462,6 +468,101 @@ pub(super) const ROUTES: &[Route] = &[
             ),
         ],
     },
+    Route {
+        endpoint: Endpoint::WecomCheck,
+        method: Method::Get,
+        path: "/v1/callbacks/wecom/{name}",
+        scope: None,
+        summary: "WeCom's URL check of the callback app `name` ([callbacks.wecom.NAME]): answers the decrypted echostr once msg_signature holds",
+        body: None,
+        answer: Answer::Text,
+        errors: &[400, 401, 404],
+        query: WECOM_QUERY_CHECK,
+    },
+    Route {
+        endpoint: Endpoint::WecomPush,
+        method: Method::Post,
+        path: "/v1/callbacks/wecom/{name}",
+        scope: None,
+        summary: "A WeCom push (customer contact, group chat and tag changes): signature checked, decrypted, taken as an event on the customer; answered (empty) once durable, a redelivery dropped",
+        body: Some("Xml"),
+        answer: Answer::Text,
+        errors: &[400, 401, 404, 413, 503],
+        query: WECOM_QUERY_PUSH,
+    },
+    Route {
+        endpoint: Endpoint::WechatCheck,
+        method: Method::Get,
+        path: "/v1/callbacks/wechat/{name}",
+        scope: None,
+        summary: "An official account's URL check of the callback app `name` ([callbacks.wechat.NAME]): answers echostr once signature holds",
+        body: None,
+        answer: Answer::Text,
+        errors: &[400, 401, 404],
+        query: WECHAT_QUERY,
+    },
+    Route {
+        endpoint: Endpoint::WechatPush,
+        method: Method::Post,
+        path: "/v1/callbacks/wechat/{name}",
+        scope: None,
+        summary: "An official-account push (follow, scan, menu, message, subscribe-message answers), plaintext or safe mode: taken as an event on the follower; answered `success` once durable, a redelivery dropped",
+        body: Some("Xml"),
+        answer: Answer::Text,
+        errors: &[400, 401, 404, 413, 503],
+        query: WECHAT_QUERY,
+    },
+];
+
+const WECOM_QUERY_PUSH: &[(&str, &str, &str)] = &[
+    (
+        "msg_signature",
+        "string",
+        "SHA-1 of the sorted token, timestamp, nonce and ciphertext",
+    ),
+    ("timestamp", "string", "the push's time"),
+    ("nonce", "string", "the push's random string"),
+];
+
+const WECOM_QUERY_CHECK: &[(&str, &str, &str)] = &[
+    (
+        "msg_signature",
+        "string",
+        "SHA-1 of the sorted token, timestamp, nonce and echostr",
+    ),
+    ("timestamp", "string", "the check's time"),
+    ("nonce", "string", "the check's random string"),
+    (
+        "echostr",
+        "string",
+        "the encrypted string to answer, decrypted",
+    ),
+];
+
+const WECHAT_QUERY: &[(&str, &str, &str)] = &[
+    (
+        "signature",
+        "string",
+        "SHA-1 of the sorted token, timestamp and nonce",
+    ),
+    ("timestamp", "string", "the push's time"),
+    ("nonce", "string", "the push's random string"),
+    (
+        "echostr",
+        "string",
+        "the URL check's string, answered as it is",
+    ),
+    ("openid", "string", "the follower (also in the body)"),
+    (
+        "encrypt_type",
+        "string",
+        "aes: safe mode, the body holds <Encrypt>; raw or absent: plaintext",
+    ),
+    (
+        "msg_signature",
+        "string",
+        "safe mode: SHA-1 of the sorted token, timestamp, nonce and ciphertext",
+    ),
 ];
 
 pub(super) fn scope_name(scope: &Scope) -> &'static str {
@@ -617,7 +718,16 @@ pub(super) fn openapi(version: &str) -> Json {
         if !parameters.is_empty() {
             operation.insert("parameters".into(), json!(parameters));
         }
-        if let Some(body) = route.body {
+        if route.body == Some("Xml") {
+            operation.insert(
+                "requestBody".into(),
+                json!({
+                    "required": true,
+                    "description": "the platform's XML push; at most limits.body_bytes",
+                    "content": {"text/xml": {"schema": {"type": "string"}}}
+                }),
+            );
+        } else if let Some(body) = route.body {
             operation.insert(
                 "requestBody".into(),
                 json!({
@@ -635,6 +745,10 @@ pub(super) fn openapi(version: &str) -> Json {
             }),
             Answer::Metrics => json!({
                 "description": "Prometheus text format 0.0.4",
+                "content": {"text/plain": {"schema": {"type": "string"}}}
+            }),
+            Answer::Text => json!({
+                "description": "Plain text, as the platform expects",
                 "content": {"text/plain": {"schema": {"type": "string"}}}
             }),
             Answer::JsonOrCsv(schema) => json!({

@@ -1,0 +1,303 @@
+//! WeCom and official-account callbacks through the real daemon, pushed by
+//! a client of this test's own (the platforms' encryption written here
+//! again, from their documentation, not taken from the daemon): URL checks,
+//! WeCom's published example push, a customer added with the 活码's
+//! `State` and the staff member, a redelivery dropped, bad signatures and
+//! bodies refused with the field named, the customer's profile merged into
+//! the member once they identify with the external_userid (later pushes
+//! land on the member), and official-account follows, scans and safe-mode
+//! pushes.
+
+use aes::cipher::{BlockEncryptMut, KeyIvInit, block_padding::NoPadding};
+use base64::Engine as _;
+use serde_json::{Value, json};
+use sha1::{Digest, Sha1};
+use std::path::Path;
+use std::time::Duration;
+use waymark_tests::{daemon_dir, free_port, http, start_daemon, terminate, wait_for};
+
+/// WeCom's published example app: token, EncodingAESKey, corp id.
+const TOKEN: &str = "QDG6eK";
+const AES_KEY: &str = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C";
+const CORP: &str = "wx5823bf96d3bd56c7";
+
+/// An official account in safe mode (made-up key and AppID).
+const OA_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+const OA_APP: &str = "wx1234567890abcdef";
+
+fn sha1_hex(parts: &mut [&str]) -> String {
+    parts.sort_unstable();
+    Sha1::digest(parts.concat().as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The platforms' encryption: AES-256-CBC, IV the key's first 16 bytes,
+/// 16 random bytes + 4-byte length + message + receiver, padded PKCS#7 to
+/// 32-byte blocks, base64.
+fn encrypt(aes_key: &str, receiver: &str, message: &str, random: u8) -> String {
+    let key = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
+    )
+    .decode(format!("{aes_key}="))
+    .unwrap();
+    let mut plain = vec![random; 16];
+    plain.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    plain.extend_from_slice(message.as_bytes());
+    plain.extend_from_slice(receiver.as_bytes());
+    let pad = 32 - plain.len() % 32;
+    plain.extend(std::iter::repeat_n(pad as u8, pad));
+    let len = plain.len();
+    let sealed = cbc::Encryptor::<aes::Aes256>::new(key[..32].into(), key[..16].into())
+        .encrypt_padded_mut::<NoPadding>(&mut plain, len)
+        .unwrap()
+        .to_vec();
+    base64::engine::general_purpose::STANDARD.encode(sealed)
+}
+
+/// POSTs `message` to a WeCom app as WeCom does: encrypted, enveloped, signed.
+fn wecom_push(port: u16, app: &str, message: &str, nonce: &str) -> (u16, String) {
+    let encrypted = encrypt(AES_KEY, CORP, message, 7);
+    let timestamp = "1765000000";
+    let signature = sha1_hex(&mut [TOKEN, timestamp, nonce, &encrypted]);
+    let body = format!(
+        "<xml><ToUserName><![CDATA[{CORP}]]></ToUserName><Encrypt><![CDATA[{encrypted}]]></Encrypt><AgentID><![CDATA[]]></AgentID></xml>"
+    );
+    http(
+        port,
+        "POST",
+        &format!(
+            "/v1/callbacks/wecom/{app}?msg_signature={signature}&timestamp={timestamp}&nonce={nonce}"
+        ),
+        &body,
+    )
+}
+
+fn customer_change(change: &str, customer: &str, staff: &str, time: u64, extra: &str) -> String {
+    format!(
+        "<xml><ToUserName><![CDATA[{CORP}]]></ToUserName><FromUserName><![CDATA[sys]]></FromUserName><CreateTime>{time}</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[change_external_contact]]></Event><ChangeType><![CDATA[{change}]]></ChangeType><UserID><![CDATA[{staff}]]></UserID><ExternalUserID><![CDATA[{customer}]]></ExternalUserID>{extra}</xml>"
+    )
+}
+
+fn sent(dir: &Path) -> Vec<Value> {
+    std::fs::read_to_string(dir.join("sent.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The texts sent to `user`, in order.
+fn texts_to(dir: &Path, user: &str) -> Vec<String> {
+    sent(dir)
+        .iter()
+        .filter(|s| s["user"] == user)
+        .map(|s| s["fields"]["text"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn journey(name: &str, event: &str, text: &str) -> String {
+    format!(
+        "journey {name} {{\n  trigger event {event}\n  entry always\n  send staff {{ text: \"{text}\" }}\n}}\n"
+    )
+}
+
+#[test]
+fn wecom_and_official_account_pushes_become_events_on_the_customer() {
+    let scripts = [
+        journey(
+            "welcome",
+            "add_external_contact",
+            "欢迎 {event.state} {event.userid} {event.welcome_code}",
+        ),
+        journey("left", "del_follow_user", "left {event.userid}"),
+        journey("chat", "change_external_chat", "chat {event.update_detail}"),
+        journey("followed", "subscribe", "关注 {event.qrscene}"),
+        journey("scanned", "scan", "scan {event.scene}"),
+        journey("wrote", "user_message", "wrote {event.content}"),
+    ]
+    .concat();
+    let config = format!(
+        "[identity]\nidentifiers = [\"wecom_external_userid\", \"openid\"]\n\n\
+         [channels.staff]\nkind = \"log\"\npath = \"./sent.jsonl\"\n\n\
+         [callbacks.wecom.store]\ntoken = \"{TOKEN}\"\nencoding_aes_key = \"{AES_KEY}\"\ncorp_id = \"{CORP}\"\n\n\
+         [callbacks.wechat.oa]\ntoken = \"oatoken\"\n\n\
+         [callbacks.wechat.safe]\ntoken = \"safetoken\"\nencoding_aes_key = \"{OA_KEY}\"\napp_id = \"{OA_APP}\"\n"
+    );
+    let dir = daemon_dir("callbacks", &[("wecom.journey", &scripts)], &config);
+    let port = free_port();
+    let mut daemon = start_daemon(&dir, port, &dir.join("daemon.log"));
+
+    // WeCom's URL check, with its published example: the echo decrypted.
+    let echo = "P9nAzCzyDtyTWESHep1vC5X9xho%2FqYX3Zpb4yKa9SKld1DsH3Iyt3tP3zNdtp%2B4RPcs8TgAE7OaBO%2BFZXvnaqQ%3D%3D";
+    let (status, answer) = http(
+        port,
+        "GET",
+        &format!(
+            "/v1/callbacks/wecom/store?msg_signature=5c45ff5e21c57e6ad56bac8758b79b1d9ac89fd3&timestamp=1409659589&nonce=263014780&echostr={echo}"
+        ),
+        "",
+    );
+    assert_eq!((status, answer.as_str()), (200, "1616140317555161061"));
+    // Its published example push (a text message to the app, which is no
+    // customer event): taken, answered empty.
+    let pushed = "RypEvHKD8QQKFhvQ6QleEB4J58tiPdvo+rtK1I9qca6aM/wvqnLSV5zEPeusUiX5L5X/0lWfrf0QADHHhGd3QczcdCUpj911L3vg3W/sYYvuJTs3TUUkSUXxaccAS0qhxchrRYt66wiSpGLYL42aM6A8dTT+6k4aSknmPj48kzJs8qLjvd4Xgpue06DOdnLxAUHzM6+kDZ+HMZfJYuR+LtwGc2hgf5gsijff0ekUNXZiqATP7PF5mZxZ3Izoun1s4zG4LUMnvw2r+KqCKIw+3IQH03v+BCA9nMELNqbSf6tiWSrXJB3LAVGUcallcrw8V2t9EL4EhzJWrQUax5wLVMNS0+rUPA3k22Ncx4XXZS9o0MBH27Bo6BpNelZpS+/uh9KsNlY6bHCmJU9p8g7m3fVKn28H3KDYA5Pl/T8Z1ptDAVe0lXdQ2YoyyH2uyPIGHBZZIs2pDBS8R07+qN+E7Q==";
+    let (status, answer) = http(
+        port,
+        "POST",
+        "/v1/callbacks/wecom/store?msg_signature=477715d11cdb4164915debcba66cb864d751f3e6&timestamp=1409659813&nonce=1372623149",
+        &format!(
+            "<xml><ToUserName><![CDATA[{CORP}]]></ToUserName><Encrypt><![CDATA[{pushed}]]></Encrypt><AgentID><![CDATA[218]]></AgentID></xml>"
+        ),
+    );
+    assert_eq!((status, answer.as_str()), (200, ""));
+
+    // A customer adds the staff member zhangsan through the 活码 of store 42.
+    let added = customer_change(
+        "add_external_contact",
+        "wmCust1",
+        "zhangsan",
+        1_765_000_000,
+        "<State><![CDATA[store42]]></State><WelcomeCode><![CDATA[WC-1]]></WelcomeCode>",
+    );
+    let (status, answer) = wecom_push(port, "store", &added, "n1");
+    assert_eq!((status, answer.as_str()), (200, ""));
+    // WeCom pushes it again (no answer seen in time): dropped.
+    assert_eq!(wecom_push(port, "store", &added, "n2").0, 200);
+    wait_for("the welcome", Duration::from_secs(60), || {
+        !texts_to(&dir, "wecom:wmCust1").is_empty()
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        texts_to(&dir, "wecom:wmCust1"),
+        ["欢迎 store42 zhangsan WC-1"]
+    );
+    let (status, user) = http(port, "GET", "/v1/users/wecom:wmCust1", "");
+    assert_eq!(status, 200, "{user}");
+    let user: Value = serde_json::from_str(&user).unwrap();
+    assert_eq!(
+        user["profile"]["wecom_external_userid"], "wmCust1",
+        "{user}"
+    );
+
+    // Refusals name what is wrong.
+    let (status, answer) = http(
+        port,
+        "POST",
+        "/v1/callbacks/wecom/store?msg_signature=0000&timestamp=1&nonce=2",
+        "<xml><Encrypt>AAAA</Encrypt></xml>",
+    );
+    assert_eq!(status, 401, "{answer}");
+    assert!(answer.contains("query.msg_signature"), "{answer}");
+    let (status, answer) = wecom_push(port, "nosuch", &added, "n3");
+    assert_eq!(status, 404);
+    assert!(answer.contains("callbacks.wecom.nosuch"), "{answer}");
+    let (status, answer) = http(
+        port,
+        "POST",
+        "/v1/callbacks/wecom/store?msg_signature=a&timestamp=1&nonce=2",
+        "<xml><NoCipher/></xml>",
+    );
+    assert_eq!(status, 400);
+    assert!(answer.contains("body.Encrypt"), "{answer}");
+    let (status, answer) = http(
+        port,
+        "POST",
+        "/v1/callbacks/wecom/store?timestamp=1&nonce=2&extra=1",
+        "",
+    );
+    assert_eq!(status, 400);
+    assert!(answer.contains("query.extra"), "{answer}");
+    let broken = customer_change("add_external_contact", "", "zhangsan", 1, "");
+    let (status, answer) = wecom_push(port, "store", &broken, "n4");
+    assert_eq!(status, 400);
+    assert!(answer.contains("ExternalUserID"), "{answer}");
+
+    // The member identifies with the external_userid: one profile, theirs.
+    let (status, answer) = http(
+        port,
+        "POST",
+        "/v1/identify",
+        &json!({"userId": "m1", "traits": {"wecom_external_userid": "wmCust1"}}).to_string(),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let left = customer_change("del_follow_user", "wmCust1", "zhangsan", 1_765_000_100, "");
+    assert_eq!(wecom_push(port, "store", &left, "n5").0, 200);
+    wait_for("the goodbye", Duration::from_secs(60), || {
+        !texts_to(&dir, "m1").is_empty()
+    });
+    assert_eq!(texts_to(&dir, "m1"), ["left zhangsan"]);
+
+    // A group chat's change goes to the chat.
+    let chat = "<xml><ToUserName>c</ToUserName><FromUserName>sys</FromUserName><CreateTime>1765000200</CreateTime><MsgType>event</MsgType><Event>change_external_chat</Event><ChatId>wrChat1</ChatId><ChangeType>update</ChangeType><UpdateDetail>add_member</UpdateDetail><JoinScene>1</JoinScene><MemChangeCnt>1</MemChangeCnt><MemChangeList><Item>wmCust1</Item></MemChangeList></xml>";
+    assert_eq!(wecom_push(port, "store", chat, "n6").0, 200);
+
+    // An official account in plaintext mode: URL check, a follow through
+    // a parametric QR code, a scan.
+    let check = sha1_hex(&mut ["oatoken", "1765000300", "abc"]);
+    let (status, answer) = http(
+        port,
+        "GET",
+        &format!(
+            "/v1/callbacks/wechat/oa?signature={check}&timestamp=1765000300&nonce=abc&echostr=hello123"
+        ),
+        "",
+    );
+    assert_eq!((status, answer.as_str()), (200, "hello123"));
+    let oa_push = |body: &str, nonce: &str| {
+        let signature = sha1_hex(&mut ["oatoken", "1765000300", nonce]);
+        http(
+            port,
+            "POST",
+            &format!(
+                "/v1/callbacks/wechat/oa?signature={signature}&timestamp=1765000300&nonce={nonce}&openid=oF1"
+            ),
+            body,
+        )
+    };
+    let follow = "<xml><ToUserName><![CDATA[gh_1]]></ToUserName><FromUserName><![CDATA[oF1]]></FromUserName><CreateTime>1765000300</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[subscribe]]></Event><EventKey><![CDATA[qrscene_mall7]]></EventKey><Ticket><![CDATA[T]]></Ticket></xml>";
+    let (status, answer) = oa_push(follow, "p1");
+    assert_eq!((status, answer.as_str()), (200, "success"));
+    let scan = follow
+        .replace("[subscribe]", "[SCAN]")
+        .replace("qrscene_mall7", "mall8")
+        .replace("1765000300", "1765000301");
+    assert_eq!(oa_push(&scan, "p2").0, 200);
+    let forged = http(
+        port,
+        "POST",
+        "/v1/callbacks/wechat/oa?signature=abc&timestamp=1765000300&nonce=p3",
+        follow,
+    );
+    assert_eq!(forged.0, 401, "{}", forged.1);
+    assert!(forged.1.contains("query.signature"), "{}", forged.1);
+
+    // Safe mode: a follower's message, encrypted for the account.
+    let message = "<xml><ToUserName><![CDATA[gh_1]]></ToUserName><FromUserName><![CDATA[oF2]]></FromUserName><CreateTime>1765000400</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[想要优惠券]]></Content><MsgId>90001</MsgId></xml>";
+    let encrypted = encrypt(OA_KEY, OA_APP, message, 9);
+    let signature = sha1_hex(&mut ["safetoken", "1765000400", "s1", &encrypted]);
+    let plain_signature = sha1_hex(&mut ["safetoken", "1765000400", "s1"]);
+    let (status, answer) = http(
+        port,
+        "POST",
+        &format!(
+            "/v1/callbacks/wechat/safe?signature={plain_signature}&timestamp=1765000400&nonce=s1&openid=oF2&encrypt_type=aes&msg_signature={signature}"
+        ),
+        &format!(
+            "<xml><ToUserName><![CDATA[gh_1]]></ToUserName><Encrypt><![CDATA[{encrypted}]]></Encrypt></xml>"
+        ),
+    );
+    assert_eq!((status, answer.as_str()), (200, "success"));
+
+    wait_for("the account's events", Duration::from_secs(60), || {
+        texts_to(&dir, "wechat:oF1").len() == 2 && texts_to(&dir, "wechat:oF2").len() == 1
+    });
+    assert_eq!(texts_to(&dir, "wechat:oF1"), ["关注 mall7", "scan mall8"]);
+    assert_eq!(texts_to(&dir, "wechat:oF2"), ["wrote 想要优惠券"]);
+    assert_eq!(texts_to(&dir, "wecom_chat:wrChat1"), ["chat add_member"]);
+    // Nothing else was sent: the redelivery and the refused pushes made nothing.
+    assert_eq!(sent(&dir).len(), 6, "{:?}", sent(&dir));
+    assert!(terminate(&mut daemon));
+}
