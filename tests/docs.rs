@@ -182,7 +182,15 @@ fn every_config_key_and_every_channel_setting_is_in_the_operations_doc() {
             // documented by its keys.
             let is_table = table.is_empty()
                 && [
-                    "auth", "retry", "log", "limits", "http", "channels", "identity", "consent",
+                    "auth",
+                    "retry",
+                    "log",
+                    "limits",
+                    "http",
+                    "channels",
+                    "identity",
+                    "consent",
+                    "callbacks",
                 ]
                 .contains(&key.as_str());
             if !is_table && !configuration.contains(named.as_str()) {
