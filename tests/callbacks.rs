@@ -301,3 +301,206 @@ fn wecom_and_official_account_pushes_become_events_on_the_customer() {
     assert_eq!(sent(&dir).len(), 6, "{:?}", sent(&dir));
     assert!(terminate(&mut daemon));
 }
+
+/// A loopback WeCom that behaves as its documentation says for welcome
+/// messages: tokens from `gettoken`, and welcome codes that work once and
+/// only within 20 seconds of the push that carried them (a second use
+/// answers 41051; an expired code an error).
+mod wecom {
+    use axum::Json;
+    use axum::extract::{Query, State};
+    use axum::routing::{get, post};
+    use serde_json::{Value, json};
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    #[derive(Default)]
+    pub struct Wecom {
+        /// Codes issued: when, and whether used.
+        codes: Mutex<HashMap<String, (Instant, bool)>>,
+        /// Every send_welcome_msg body, with its errcode.
+        pub calls: Mutex<Vec<(Value, i64)>>,
+    }
+
+    impl Wecom {
+        /// A push carrying `code` is about to be made.
+        pub fn issue(&self, code: &str) {
+            self.codes
+                .lock()
+                .unwrap()
+                .insert(code.to_string(), (Instant::now(), false));
+        }
+
+        pub fn calls(&self) -> Vec<(Value, i64)> {
+            self.calls.lock().unwrap().clone()
+        }
+    }
+
+    async fn token(Query(q): Query<HashMap<String, String>>) -> Json<Value> {
+        if q.get("corpid").map(String::as_str) != Some("wwcorp") {
+            return Json(json!({"errcode": 40013, "errmsg": "invalid corpid"}));
+        }
+        Json(json!({"errcode": 0, "access_token": "TOKEN1", "expires_in": 7200}))
+    }
+
+    async fn welcome(
+        State(wecom): State<Arc<Wecom>>,
+        Query(q): Query<HashMap<String, String>>,
+        Json(body): Json<Value>,
+    ) -> Json<Value> {
+        if q.get("access_token").map(String::as_str) != Some("TOKEN1") {
+            return Json(json!({"errcode": 40014, "errmsg": "invalid access_token"}));
+        }
+        let code = body["welcome_code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let errcode = {
+            let mut codes = wecom.codes.lock().unwrap();
+            match codes.get_mut(&code) {
+                None => 40001,
+                Some((_, true)) => 41051,
+                Some((at, _)) if at.elapsed() > Duration::from_secs(20) => 41050,
+                Some((_, used)) => {
+                    *used = true;
+                    0
+                }
+            }
+        };
+        wecom.calls.lock().unwrap().push((body, errcode));
+        Json(json!({"errcode": errcode, "errmsg": if errcode == 0 { "ok" } else { "refused" }}))
+    }
+
+    /// Serves the stand-in on a thread of its own; its base URL.
+    pub fn start(wecom: Arc<Wecom>) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        listener.set_nonblocking(true).unwrap();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let router = axum::Router::new()
+                    .route("/cgi-bin/gettoken", get(token))
+                    .route("/cgi-bin/externalcontact/send_welcome_msg", post(welcome))
+                    .with_state(wecom);
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                axum::serve(listener, router).await.unwrap();
+            });
+        });
+        format!("http://{addr}")
+    }
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn journal(port: u16, user: &str) -> Vec<Value> {
+    let (status, body) = http(port, "GET", &format!("/v1/users/{user}/journal"), "");
+    assert_eq!(status, 200, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    body["records"].as_array().unwrap().clone()
+}
+
+#[test]
+fn a_new_contact_gets_the_welcome_message_with_the_pushes_code_within_20_seconds() {
+    let stand_in = std::sync::Arc::new(wecom::Wecom::default());
+    let base = wecom::start(stand_in.clone());
+    let script = "journey welcome \"加好友欢迎\" {\n  trigger event add_external_contact\n  entry always\n  send welcome {\n    text: \"欢迎来到 {event.state} 号店\",\n    link_title: \"新人礼\",\n    link_url: \"https://shop.example/gift\"\n  }\n}\n";
+    let config = format!(
+        "[identity]\nidentifiers = [\"wecom_external_userid\"]\n\n\
+         [channels.welcome]\nkind = \"wecom_welcome\"\nbase_url = \"{base}\"\ncorp_id = \"wwcorp\"\ncorp_secret = \"contact-secret\"\nmax_attempts = 3\ninitial_backoff = \"50ms\"\n\n\
+         [callbacks.wecom.store]\ntoken = \"{TOKEN}\"\nencoding_aes_key = \"{AES_KEY}\"\ncorp_id = \"{CORP}\"\n"
+    );
+    let dir = daemon_dir("welcome", &[("welcome.journey", script)], &config);
+    let port = free_port();
+    let mut daemon = start_daemon(&dir, port, &dir.join("daemon.log"));
+
+    let code = |c: &str| {
+        format!("<State><![CDATA[42]]></State><WelcomeCode><![CDATA[{c}]]></WelcomeCode>")
+    };
+    // A new contact, pushed now: welcomed with the push's code.
+    stand_in.issue("WC-1");
+    let added = customer_change(
+        "add_external_contact",
+        "wmA",
+        "lisi",
+        now_secs(),
+        &code("WC-1"),
+    );
+    assert_eq!(wecom_push(port, "store", &added, "w1").0, 200);
+    // Pushed again by WeCom: one welcome only.
+    assert_eq!(wecom_push(port, "store", &added, "w2").0, 200);
+    wait_for("the welcome", Duration::from_secs(30), || {
+        !stand_in.calls().is_empty()
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let calls = stand_in.calls();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    let (body, errcode) = &calls[0];
+    assert_eq!(*errcode, 0);
+    assert_eq!(body["welcome_code"], "WC-1");
+    assert_eq!(body["text"]["content"], "欢迎来到 42 号店");
+    assert_eq!(
+        body["attachments"][0]["link"]["url"],
+        "https://shop.example/gift"
+    );
+
+    // A code WeCom says was used already (41051): the customer has a
+    // welcome, so it counts as delivered, not as a failure.
+    let again = customer_change(
+        "add_external_contact",
+        "wmB",
+        "lisi",
+        now_secs(),
+        &code("WC-1"),
+    );
+    assert_eq!(wecom_push(port, "store", &again, "w3").0, 200);
+    wait_for("the second call", Duration::from_secs(30), || {
+        stand_in.calls().len() == 2
+    });
+    assert_eq!(stand_in.calls()[1].1, 41051);
+
+    // A push made a minute ago (held up on the way): too late to welcome.
+    stand_in.issue("WC-OLD");
+    let late = customer_change(
+        "add_external_contact",
+        "wmC",
+        "lisi",
+        now_secs() - 60,
+        &code("WC-OLD"),
+    );
+    assert_eq!(wecom_push(port, "store", &late, "w4").0, 200);
+    // No code (an admin welcome is configured in WeCom): nothing to answer.
+    let none = customer_change("add_external_contact", "wmD", "lisi", now_secs(), "");
+    assert_eq!(wecom_push(port, "store", &none, "w5").0, 200);
+    let reason = |user: &str| {
+        journal(port, user)
+            .iter()
+            .find(|r| r["kind"] == "suppressed")
+            .map(|r| r["reason"].as_str().unwrap().to_string())
+    };
+    wait_for("the suppressions", Duration::from_secs(30), || {
+        reason("wecom:wmC").is_some() && reason("wecom:wmD").is_some()
+    });
+    assert_eq!(reason("wecom:wmC").as_deref(), Some("welcome_expired"));
+    assert_eq!(reason("wecom:wmD").as_deref(), Some("no_address"));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(stand_in.calls().len(), 2, "{:?}", stand_in.calls());
+    let (status, dead) = http(port, "GET", "/v1/deadletters", "");
+    assert_eq!(status, 200);
+    assert!(!dead.contains("wmB") && !dead.contains("wmA"), "{dead}");
+    assert!(
+        journal(port, "wecom:wmB")
+            .iter()
+            .any(|r| r["kind"] == "send")
+    );
+    assert!(terminate(&mut daemon));
+}

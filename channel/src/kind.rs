@@ -34,6 +34,17 @@ pub enum Recipient {
     /// A user trait holds it (`email`, `phone`, `openid`); a user without
     /// it is not sent to (the send is suppressed with reason `no_address`).
     Trait(String),
+    /// A property of the event the journey answers (a WeCom welcome
+    /// message's `welcome_code` on `add_external_contact`), good for
+    /// `within_secs` after that event only: a send later is suppressed with
+    /// reason `expired`, and `check --config` refuses a send of the kind in
+    /// a journey that `event` does not start, or after a wait.
+    TriggerEvent {
+        event: String,
+        property: String,
+        within_secs: i64,
+        expired: String,
+    },
 }
 
 /// One delivery in flight.

@@ -189,6 +189,17 @@ pub enum Recipient {
     /// A user trait (`email`, `phone`, `openid`, …); a user without it is
     /// suppressed with reason `no_address`.
     Trait(String),
+    /// A property of the event that started (or last resumed) the
+    /// instance, if it is `event` and at most `within_secs` old (a WeCom
+    /// welcome message's `welcome_code`, 20 s); later the send is
+    /// suppressed with reason `expired`, and with `no_address` when the
+    /// event is another or lacks the property.
+    TriggerEvent {
+        event: String,
+        property: String,
+        within_secs: i64,
+        expired: String,
+    },
 }
 
 /// A cron trigger of a journey.

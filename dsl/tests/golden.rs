@@ -76,6 +76,7 @@ fn catalog(dir: &Path) -> Option<ChannelCatalog> {
                 required: strings(&spec["required"]),
                 accepted: spec.get("accepted").map(strings),
                 spends_grants: spec["spends_grants"] == true,
+                answers: spec["answers"].as_str().map(str::to_string),
             },
         );
     }

@@ -624,13 +624,16 @@ impl Cx<'_> {
         let Some(mut values) = self.fields(owner, inst, fields) else {
             return Flow::Next(next);
         };
-        let Some(to) = self.recipient(channel, values.remove("to")) else {
-            let mut r = self.step_record(owner, inst, Kind::Suppressed);
-            r.channel = Some(channel.to_string());
-            r.template = template.map(str::to_string);
-            r.reason = Some("no_address".into());
-            self.records.push(r);
-            return Flow::Next(next);
+        let to = match self.recipient(channel, values.remove("to"), inst) {
+            Ok(to) => to,
+            Err(reason) => {
+                let mut r = self.step_record(owner, inst, Kind::Suppressed);
+                r.channel = Some(channel.to_string());
+                r.template = template.map(str::to_string);
+                r.reason = Some(reason);
+                self.records.push(r);
+                return Flow::Next(next);
+            }
         };
         let tz = self.zone(None, owner.tz, &owner.policy.name);
         let verdict = match self.has_grant(channel, template) {
@@ -692,24 +695,51 @@ impl Cx<'_> {
     }
 
     /// The address a send goes to: the step's `to` field, else what the
-    /// channel reads from the user; `None` when the user has no address.
-    fn recipient(&self, channel: &str, to: Option<Value>) -> Option<String> {
+    /// channel reads from the user or the instance's event; else why the
+    /// send is suppressed (`no_address`, or an answer to an event too late).
+    fn recipient(
+        &self,
+        channel: &str,
+        to: Option<Value>,
+        inst: &Instance,
+    ) -> Result<String, String> {
         let text = |v: &Value| match v {
             Value::Null => None,
             Value::String(s) if s.trim().is_empty() => None,
             Value::String(s) => Some(s.clone()),
             other => Some(other.to_json().to_string()),
         };
+        let no_address = || "no_address".to_string();
         if let Some(to) = to {
-            return text(&to);
+            return text(&to).ok_or_else(no_address);
         }
         match self.d.recipients.get(channel) {
-            None | Some(Recipient::UserId) => Some(self.user.id.to_string()),
+            None | Some(Recipient::UserId) => Ok(self.user.id.to_string()),
             Some(Recipient::Trait(path)) => {
                 // A dotted path reaches into record traits (`contact.phone`).
                 let mut parts = path.split('.');
-                let first = self.user.traits.get(parts.next().unwrap_or_default())?;
-                text(parts.fold(first, |v, key| v.field(key)))
+                let first = self
+                    .user
+                    .traits
+                    .get(parts.next().unwrap_or_default())
+                    .ok_or_else(no_address)?;
+                text(parts.fold(first, |v, key| v.field(key))).ok_or_else(no_address)
+            }
+            Some(Recipient::TriggerEvent {
+                event,
+                property,
+                within_secs,
+                expired,
+            }) => {
+                if inst.event.field("name").as_str() != Some(event.as_str()) {
+                    return Err(no_address());
+                }
+                if let Value::Timestamp(at) = inst.event.field("at")
+                    && self.now - *at > Duration::seconds(*within_secs)
+                {
+                    return Err(expired.clone());
+                }
+                text(inst.event.field(property)).ok_or_else(no_address)
             }
         }
     }

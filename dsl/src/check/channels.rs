@@ -3,7 +3,9 @@
 //! unknown fields reported. Sends on an official-account template channel
 //! (kind `wechat`) outside a `transactional` journey are marketing WeChat
 //! intercepts (W1002); sends on a channel that spends a grant per send are
-//! checked for sending one template twice on one path (W1003).
+//! checked for sending one template twice on one path (W1003); sends on a
+//! channel that answers an event (a WeCom welcome message) must be in a
+//! journey that event starts, before any wait (E1004).
 
 use super::Cx;
 use crate::ast::StepKind;
@@ -237,4 +239,122 @@ fn merge_max<'a>(into: &mut Sent<'a>, other: Sent<'a>) {
         let slot = into.entry(k).or_default();
         *slot = (*slot).max(n);
     }
+}
+
+/// E1004: a send on a channel that answers an event (its address is a
+/// property of that event, good briefly: a WeCom welcome message's
+/// `welcome_code`) anywhere but in a journey that the event starts,
+/// before any wait.
+pub fn answers_in_place(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
+    let Some(catalog) = cx.channels else { return };
+    let answers = |channel: &str| catalog.get(channel).and_then(|s| s.answers.as_deref());
+    for decl in cx.files.iter().flat_map(|f| &f.decls) {
+        let (what, name, triggers) = match decl {
+            crate::ast::Decl::Journey(j) => {
+                let triggers: Vec<Option<&str>> = j
+                    .headers
+                    .iter()
+                    .filter_map(|h| match &h.kind {
+                        crate::ast::HeaderKind::Trigger(crate::ast::Trigger::Event(e)) => {
+                            Some(Some(e.event.name.as_str()))
+                        }
+                        crate::ast::HeaderKind::Trigger(_) => Some(None),
+                        _ => None,
+                    })
+                    .collect();
+                ("journey", &j.name.name, Some(triggers))
+            }
+            crate::ast::Decl::Rule(r) => (
+                "rule",
+                &r.name.name,
+                Some(vec![Some(r.when.event.name.as_str())]),
+            ),
+            crate::ast::Decl::Task(t) => ("task", &t.name.name, None),
+            _ => continue,
+        };
+        let mut sends = Vec::new();
+        for block in walk::decl_blocks(decl) {
+            answering_sends(block, false, &answers, &mut sends);
+        }
+        // A send in a `repeat` is seen twice: the later (waited) once is kept.
+        sends.sort_by_key(|(step, _, _, waited)| (step.span.start, !*waited));
+        sends.dedup_by_key(|(step, _, _, _)| step.span.start);
+        for (step, channel, event, waited) in sends {
+            let started_by_it = triggers
+                .as_ref()
+                .is_some_and(|t| !t.is_empty() && t.iter().all(|e| *e == Some(event)));
+            let (message, label) = if !started_by_it {
+                (
+                    format!(
+                        "{what} `{name}` sends on `{channel}`, which answers `{event}` only, but `{event}` does not start it"
+                    ),
+                    format!("no `{event}` here to answer: the send could never go"),
+                )
+            } else if waited {
+                (
+                    format!(
+                        "{what} `{name}` sends on `{channel}` after a wait, but it answers `{event}` within seconds"
+                    ),
+                    "after a wait the answer has expired".to_string(),
+                )
+            } else {
+                continue;
+            };
+            out.push(
+                Diagnostic::new(Code::AnswerOutOfPlace, step.span, message)
+                    .label(label)
+                    .help(format!(
+                        "send it first in a journey with `trigger event {event}` (and no other trigger), or in a rule `when event {event}`, before any wait"
+                    )),
+            );
+        }
+    }
+}
+
+/// The sends on answering channels in `steps`: (step, channel, the event
+/// it answers, whether a wait can come before it); returns whether a wait
+/// can have come by the end of `steps`.
+fn answering_sends<'a>(
+    steps: &'a [crate::ast::Step],
+    mut waited: bool,
+    answers: &impl Fn(&str) -> Option<&'a str>,
+    out: &mut Vec<(&'a crate::ast::Step, &'a str, &'a str, bool)>,
+) -> bool {
+    for step in steps {
+        match &step.kind {
+            StepKind::Send { channel, .. } => {
+                if let Some(event) = answers(&channel.name) {
+                    out.push((step, channel.name.as_str(), event, waited));
+                }
+            }
+            StepKind::Wait(_) | StepKind::WaitUntil(_) | StepKind::WaitUntilTime { .. } => {
+                waited = true;
+            }
+            StepKind::WaitFor(_) => {
+                for block in walk::child_blocks(step) {
+                    answering_sends(&block.steps, true, answers, out);
+                }
+                waited = true;
+            }
+            StepKind::Repeat { every, body, .. } => {
+                let in_body = answering_sends(&body.steps, waited, answers, out);
+                // A second time round comes after the body's waits, or
+                // after `every`.
+                if every.is_some() || in_body {
+                    let mut again = Vec::new();
+                    answering_sends(&body.steps, true, answers, &mut again);
+                    out.extend(again);
+                }
+                waited |= in_body;
+            }
+            _ => {
+                let mut any = waited;
+                for block in walk::child_blocks(step) {
+                    any |= answering_sends(&block.steps, waited, answers, out);
+                }
+                waited = any;
+            }
+        }
+    }
+    waited
 }

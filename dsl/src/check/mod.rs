@@ -56,6 +56,7 @@ pub const RULES: &[(&str, Rule)] = &[
     ("channels", channels::check),
     ("grants", channels::grant_resends),
     ("service templates", channels::service_templates),
+    ("answers", channels::answers_in_place),
 ];
 
 /// What a rule sees.
@@ -85,6 +86,10 @@ pub struct ChannelSpec {
     /// Each send needs a grant of its template (one-time subscribe
     /// messages: one accept, one send).
     pub spends_grants: bool,
+    /// The event each send answers, when the kind's address comes from it
+    /// and is good briefly (a WeCom welcome message answers
+    /// `add_external_contact` with its `welcome_code` within 20 s).
+    pub answers: Option<String>,
 }
 
 impl ChannelCatalog {

@@ -23,7 +23,7 @@ pub use log::LogKind;
 pub use sms::SmsKind;
 pub use waymark_channel::*;
 pub use webhook::{SIGNATURE_HEADER, WebhookKind};
-pub use weixin::{MiniprogramKind, WechatKind, WechatSubscribeKind, WecomKind};
+pub use weixin::{MiniprogramKind, WechatKind, WechatSubscribeKind, WecomKind, WecomWelcomeKind};
 
 use crate::config::KindCheck;
 use std::collections::BTreeMap;
@@ -44,6 +44,7 @@ impl Registry {
             .with(WebhookKind)
             .with(SmsKind)
             .with(WecomKind)
+            .with(WecomWelcomeKind)
             .with(WechatKind)
             .with(MiniprogramKind)
             .with(WechatSubscribeKind)

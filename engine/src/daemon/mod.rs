@@ -63,6 +63,17 @@ fn recipient(from: crate::channels::Recipient) -> waymark_core::deployment::Reci
     match from {
         crate::channels::Recipient::UserId => waymark_core::deployment::Recipient::UserId,
         crate::channels::Recipient::Trait(name) => waymark_core::deployment::Recipient::Trait(name),
+        crate::channels::Recipient::TriggerEvent {
+            event,
+            property,
+            within_secs,
+            expired,
+        } => waymark_core::deployment::Recipient::TriggerEvent {
+            event,
+            property,
+            within_secs,
+            expired,
+        },
     }
 }
 
@@ -84,6 +95,10 @@ pub fn catalog(config: &Config, registry: &Registry) -> ChannelCatalog {
                             .collect()
                     }),
                     spends_grants: kind.spends_grants(),
+                    answers: match kind.recipient() {
+                        crate::channels::Recipient::TriggerEvent { event, .. } => Some(event),
+                        _ => None,
+                    },
                 },
             );
         }
@@ -363,6 +378,10 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
                 permits: Arc::new(tokio::sync::Semaphore::new(c.concurrency as usize)),
                 recent: Default::default(),
                 spends_grants: kind.spends_grants(),
+                urgent: matches!(
+                    kind.recipient(),
+                    crate::channels::Recipient::TriggerEvent { .. }
+                ),
             },
         );
     }

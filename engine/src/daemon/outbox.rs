@@ -31,7 +31,14 @@ pub struct ChannelRuntime {
     /// Its kind spends a grant per send (see `ChannelKind::spends_grants`):
     /// a refusal for want of consent takes the template's grants away.
     pub spends_grants: bool,
+    /// Its sends must go within seconds (their address, such as a WeCom
+    /// welcome code, expires): each round looks for them at the outbox's
+    /// end first, ahead of the sends queued before them.
+    pub urgent: bool,
 }
+
+/// How many of the newest sends each round looks through for urgent ones.
+const URGENT_SCAN: usize = 64;
 
 /// The delay before attempt `attempt` (1-based): doubling from the initial
 /// backoff up to the maximum, with up to ±20% jitter from `seed`.
@@ -88,13 +95,33 @@ pub async fn run(
         }
         let now = clock.now();
         let skip = |seq| busy.contains(&seq) || unrecorded.contains_key(&seq);
-        let ready = match store.outbox_ready(now, 1000, &skip) {
-            Ok(e) => e,
-            Err(e) => {
-                tracing::error!(error = %e, "reading the outbox failed");
-                Vec::new()
+        // Urgent sends first, from the outbox's end: they are the newest.
+        let mut ready: Vec<OutboxEntry> = if channels.values().any(|c| c.urgent) {
+            match store.outbox_newest(URGENT_SCAN, &skip) {
+                Ok(newest) => newest
+                    .into_iter()
+                    .filter(|e| {
+                        e.record
+                            .channel
+                            .as_deref()
+                            .and_then(|c| channels.get(c))
+                            .is_some_and(|c| c.urgent)
+                    })
+                    .collect(),
+                Err(e) => {
+                    tracing::error!(error = %e, "reading the outbox failed");
+                    Vec::new()
+                }
             }
+        } else {
+            Vec::new()
         };
+        let first: std::collections::BTreeSet<u64> = ready.iter().map(|e| e.seq).collect();
+        let skip = |seq| skip(seq) || first.contains(&seq);
+        match store.outbox_ready(now, 1000, &skip) {
+            Ok(e) => ready.extend(e),
+            Err(e) => tracing::error!(error = %e, "reading the outbox failed"),
+        }
         // A send is read once its batch is applied, which may be before
         // that batch's flush: it goes out only once it is durable, or a
         // crash in between would lose the batch but not the message (and
@@ -530,6 +557,7 @@ mod tests {
             },
             rate: None,
             spends_grants: false,
+            urgent: false,
             permits: Arc::new(Semaphore::new(4)),
             recent: Default::default(),
         };

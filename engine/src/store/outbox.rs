@@ -172,6 +172,26 @@ impl<K: Kv> Store<K> {
         Ok(out)
     }
 
+    /// The newest sends not yet attempted, newest first, at most `limit`,
+    /// skipping those `busy`: a send that must go within seconds (a WeCom
+    /// welcome) is among them just after its batch, however long the
+    /// outbox is before it.
+    pub fn outbox_newest(
+        &self,
+        limit: usize,
+        busy: &dyn Fn(u64) -> bool,
+    ) -> Result<Vec<OutboxEntry>> {
+        let mut out = Vec::new();
+        for (k, v) in self.kv.range_rev(b"o/", &prefix_end(b"o/"), limit)? {
+            if let Some(entry) = self.entry_at(&k, &v)?
+                && !busy(entry.seq)
+            {
+                out.push(entry);
+            }
+        }
+        Ok(out)
+    }
+
     /// How many sends wait for delivery and how many were given up on,
     /// counted from keys without decoding entries (for /metrics).
     pub fn outbox_depths(&self) -> Result<(usize, usize)> {
@@ -268,6 +288,31 @@ mod tests {
                 ..Batch::default()
             })
             .unwrap();
+    }
+
+    #[test]
+    fn the_newest_sends_are_found_behind_any_backlog() {
+        let store = Store::new(MemoryKv::default());
+        let t0 = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        // A backlog longer than one look for ready sends reads, every one
+        // of it busy (waiting for its slow channel).
+        sends(&store, OUTBOX_SCAN + 500, "sms", t0);
+        sends(&store, 1, "welcome", t0);
+        let backlog = |seq: u64| seq <= (OUTBOX_SCAN + 500) as u64;
+        assert!(
+            store.outbox_ready(t0, 1_000, &backlog).unwrap().is_empty(),
+            "the oldest-first look gives up before the end"
+        );
+        let newest = store.outbox_newest(64, &backlog).unwrap();
+        assert_eq!(newest.len(), 1);
+        assert_eq!(newest[0].record.channel.as_deref(), Some("welcome"));
+        let none = |_| false;
+        let newest = store.outbox_newest(3, &none).unwrap();
+        let seqs: Vec<u64> = newest.iter().map(|e| e.seq).collect();
+        assert!(
+            seqs.windows(2).all(|w| w[0] > w[1]),
+            "newest first: {seqs:?}"
+        );
     }
 
     #[test]

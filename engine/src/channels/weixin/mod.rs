@@ -1,4 +1,5 @@
 //! The Weixin (微信) kinds: `wecom` (企业微信 application messages),
+//! `wecom_welcome` (the welcome message a customer gets on adding staff),
 //! `wechat` (公众号 template messages), and the one-time subscribe
 //! messages that each spend a grant: `miniprogram` (小程序) and
 //! `wechat_subscribe` (公众号 subscription notices). All call Tencent's JSON
@@ -13,7 +14,9 @@ mod miniprogram;
 pub mod token;
 mod wechat;
 mod wecom;
+mod welcome;
 
 pub use miniprogram::{MiniprogramKind, WechatSubscribeKind};
 pub use wechat::WechatKind;
 pub use wecom::WecomKind;
+pub use welcome::WecomWelcomeKind;

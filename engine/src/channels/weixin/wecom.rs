@@ -25,7 +25,7 @@ pub const DUPLICATE_CHECK_INTERVAL: u64 = 1800;
 
 /// errcodes worth trying again later: system busy (-1), data version
 /// conflict (6000), API call limits (45009, 45011, 45033).
-const RETRYABLE: &[i64] = &[-1, 6000, 45009, 45011, 45033];
+pub(super) const RETRYABLE: &[i64] = &[-1, 6000, 45009, 45011, 45033];
 
 pub struct WecomKind;
 
@@ -102,11 +102,11 @@ impl ChannelKind for WecomKind {
 }
 
 /// `GET /cgi-bin/gettoken?corpid=…&corpsecret=…`.
-struct Gettoken {
-    client: Client,
-    url: Url,
-    corp_id: String,
-    corp_secret: String,
+pub(super) struct Gettoken {
+    pub(super) client: Client,
+    pub(super) url: Url,
+    pub(super) corp_id: String,
+    pub(super) corp_secret: String,
 }
 
 impl TokenSource for Gettoken {
