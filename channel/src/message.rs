@@ -100,12 +100,25 @@ pub enum DeliveryError {
     /// for a channel without grants the user's consent on it.
     #[error("consent: {0}")]
     Consent(String),
+    /// The provider's quota or rate limit for these calls is used up for
+    /// now (WeChat's daily quota 45009, a WeCom API ban): a fact about the
+    /// provider, not a failure of the message. Tried again after `wait`
+    /// without counting an attempt; dead-lettered only once the send is
+    /// older than the channel's `max_age`.
+    #[error("quota: {message} (trying again in {}s)", wait.as_secs())]
+    Quota {
+        message: String,
+        wait: std::time::Duration,
+    },
 }
 
 impl DeliveryError {
     /// True when trying again may help.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, DeliveryError::Retryable(_))
+        matches!(
+            self,
+            DeliveryError::Retryable(_) | DeliveryError::Quota { .. }
+        )
     }
 }
 

@@ -424,8 +424,16 @@ async fn attempt(
         Err(error) => {
             let age = (now - entry.record.at).to_std().unwrap_or_default();
             entry.last_error = Some(error.to_string());
+            // A provider's quota is no attempt of the message's own.
+            let quota = match &error {
+                DeliveryError::Quota { wait, .. } => {
+                    entry.attempts -= 1;
+                    Some(*wait)
+                }
+                _ => None,
+            };
             let hopeless = !error.is_retryable()
-                || entry.attempts >= channel.retry.max_attempts
+                || (quota.is_none() && entry.attempts >= channel.retry.max_attempts)
                 || age >= channel.retry.max_age;
             if hopeless {
                 tracing::warn!(error = %error, "delivery failed for good; dead-lettered");
@@ -435,14 +443,17 @@ async fn attempt(
                 }
                 Outcome::Dead { was, entry }
             } else {
-                let delay = backoff(
-                    &channel.retry,
-                    entry.attempts,
-                    entry.seq.wrapping_mul(2_654_435_761) ^ u64::from(entry.attempts),
-                );
+                let delay = quota.unwrap_or_else(|| {
+                    backoff(
+                        &channel.retry,
+                        entry.attempts,
+                        entry.seq.wrapping_mul(2_654_435_761) ^ u64::from(entry.attempts),
+                    )
+                });
                 entry.next_attempt = now + chrono::Duration::from_std(delay).unwrap_or_default();
                 tracing::info!(error = %error, retry_in_ms = delay.as_millis() as u64, "delivery failed; will retry");
-                super::metrics::delivery(name, "retry", started.elapsed());
+                let outcome = if quota.is_some() { "quota" } else { "retry" };
+                super::metrics::delivery(name, outcome, started.elapsed());
                 Outcome::Retry { was, entry }
             }
         }
@@ -520,6 +531,79 @@ mod tests {
                 )))
             })
         }
+    }
+
+    /// A provider whose quota is used up.
+    struct OverQuota;
+
+    impl Channel for OverQuota {
+        fn deliver<'a>(&'a self, _: &'a Message) -> Delivery<'a> {
+            Box::pin(async move {
+                Err::<Receipt, _>(DeliveryError::Quota {
+                    message: "errcode 45009 reach max api daily quota limit".into(),
+                    wait: Duration::from_secs(3600),
+                })
+            })
+        }
+    }
+
+    #[test]
+    fn a_used_up_quota_defers_the_send_without_counting_an_attempt() {
+        let store = Store::new(SledKv::temporary().unwrap());
+        let channel = ChannelRuntime {
+            channel: Arc::new(OverQuota),
+            retry: Retry {
+                max_attempts: 1,
+                initial_backoff: Duration::from_secs(1),
+                max_backoff: Duration::from_secs(60),
+                max_age: Duration::from_secs(86_400),
+            },
+            rate: None,
+            spends_grants: false,
+            urgent: false,
+            permits: Arc::new(Semaphore::new(1)),
+            recent: Default::default(),
+        };
+        let start: chrono::DateTime<Utc> = "2025-11-10T12:00:00Z".parse().unwrap();
+        let clock = waymark_core::clock::ManualClock::new(start);
+        let mut record = Record::new(start, "u1", Kind::Send);
+        record.channel = Some("mp".into());
+        store
+            .commit(crate::store::Batch {
+                journal: vec![record],
+                sends: vec![0],
+                ..Default::default()
+            })
+            .unwrap();
+        let none = |_| false;
+        let entry = store.outbox_ready(start, 10, &none).unwrap().remove(0);
+        let (writer, commands) = std::sync::mpsc::channel();
+        let outbox = Outbox {
+            store: &store,
+            writer: &writer,
+            clock: &clock,
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (_stop, stopped) = watch::channel(false);
+        runtime.block_on(deliver(&outbox, "mp", &channel, entry, stopped));
+        // With one attempt allowed, a failure would be a dead letter now.
+        assert!(commands.try_recv().is_err(), "nothing settled: not dead");
+        let early = store
+            .outbox_ready(start + chrono::Duration::minutes(59), 10, &none)
+            .unwrap();
+        assert!(early.is_empty(), "waits for the quota's window: {early:?}");
+        let later = store
+            .outbox_ready(start + chrono::Duration::minutes(61), 10, &none)
+            .unwrap();
+        assert_eq!(later.len(), 1);
+        assert_eq!(
+            later[0].attempts, 0,
+            "the quota is not the message's attempt"
+        );
+        assert!(later[0].last_error.as_deref().unwrap().contains("45009"));
     }
 
     #[derive(Clone, Default)]

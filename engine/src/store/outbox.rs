@@ -57,11 +57,13 @@ struct OutboxEntryRef<'a> {
     replayed: bool,
 }
 
-/// Where an entry lives in the outbox: `o/` until its first failure,
-/// then `r/` under its next attempt time.
+/// Where an entry lives in the outbox: `o/` until its first failure or
+/// deferral (a provider's quota, a replay), then `r/` under its next
+/// attempt time.
 fn outbox_key(entry: &OutboxEntry) -> Vec<u8> {
     let seq = entry.seq.to_be_bytes();
-    if entry.attempts == 0 {
+    // Not attempted and not put off (by a provider's quota, a replay).
+    if entry.attempts == 0 && entry.next_attempt <= entry.record.at {
         key("o", &[&seq])
     } else {
         key("r", &[&time_key(entry.next_attempt), &seq])

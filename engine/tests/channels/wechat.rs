@@ -236,22 +236,30 @@ async fn wechat_forces_a_refresh_only_when_a_plain_one_returns_the_rejected_toke
 }
 
 #[tokio::test]
-async fn wechat_busy_and_quota_are_retryable_unsubscribed_users_and_bad_ids_permanent() {
+async fn wechat_busy_is_retried_quota_deferred_unfollowed_stopped_and_bad_ids_permanent() {
     let (config, wx) = provider().await;
     let mp = channel(&WechatKind, &config);
     let bad_template = sample_message("mp", "oOPENID1", Some("BAD_TPL"), json!({}));
-    for (message, retryable, says) in [
-        (notice("busy"), true, "errcode -1"),
-        (notice("quota"), true, "errcode 45009"),
-        (notice("unfollowed"), false, "errcode 43004"),
-        (notice("bad-openid"), false, "errcode 40003"),
-        (bad_template, false, "errcode 40037"),
+    for (message, class, says) in [
+        (notice("busy"), "retry", "errcode -1"),
+        (notice("quota"), "quota", "errcode 45009"),
+        (notice("unfollowed"), "consent", "errcode 43004"),
+        (notice("bad-openid"), "permanent", "errcode 40003"),
+        (bad_template, "permanent", "errcode 40037"),
     ] {
-        match mp.deliver_keyed(&message, "k").await {
-            Err(DeliveryError::Retryable(m)) if retryable => assert!(m.contains(says), "{m}"),
-            Err(DeliveryError::Permanent(m)) if !retryable => assert!(m.contains(says), "{m}"),
-            other => panic!("{says}: {other:?}"),
-        }
+        let (found, m) = match mp.deliver_keyed(&message, "k").await {
+            Err(DeliveryError::Retryable(m)) => ("retry", m),
+            Err(DeliveryError::Quota { message, wait }) => {
+                // The daily quota: looked at again each hour.
+                assert_eq!(wait, std::time::Duration::from_secs(3600));
+                ("quota", message)
+            }
+            Err(DeliveryError::Consent(m)) => ("consent", m),
+            Err(DeliveryError::Permanent(m)) => ("permanent", m),
+            Ok(r) => panic!("{says}: delivered {r:?}"),
+        };
+        assert_eq!(found, class, "{says}: {m}");
+        assert!(m.contains(says), "{m}");
     }
     assert!(wx.sent().is_empty());
 }

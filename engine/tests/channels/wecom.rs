@@ -229,21 +229,26 @@ async fn wecom_refreshes_an_expired_token_once_and_delivers_each_message_once() 
 }
 
 #[tokio::test]
-async fn wecom_busy_and_rate_limits_are_retryable_unknown_users_and_bad_messages_permanent() {
+async fn wecom_busy_is_retried_rate_limits_deferred_unknown_users_and_bad_messages_permanent() {
     let (config, wecom) = provider().await;
     let staff = channel(&WecomKind, &config);
-    for (to, retryable, says) in [
-        ("busy", true, "errcode -1"),
-        ("limited", true, "errcode 45009"),
-        ("burst", true, "errcode 45033"),
-        ("ghost", false, "errcode 81013"),
-        ("halfghost", false, "halfghost"),
+    for (to, class, says) in [
+        ("busy", "retry", "errcode -1"),
+        ("limited", "quota 60", "errcode 45009"),
+        ("burst", "quota 2", "errcode 45033"),
+        ("ghost", "permanent", "errcode 81013"),
+        ("halfghost", "permanent", "halfghost"),
     ] {
-        match staff.deliver_keyed(&text(to, "hi"), "k").await {
-            Err(DeliveryError::Retryable(m)) if retryable => assert!(m.contains(says), "{m}"),
-            Err(DeliveryError::Permanent(m)) if !retryable => assert!(m.contains(says), "{m}"),
+        let (found, m) = match staff.deliver_keyed(&text(to, "hi"), "k").await {
+            Err(DeliveryError::Retryable(m)) => ("retry".to_string(), m),
+            Err(DeliveryError::Quota { message, wait }) => {
+                (format!("quota {}", wait.as_secs()), message)
+            }
+            Err(DeliveryError::Permanent(m)) => ("permanent".to_string(), m),
             other => panic!("{to}: {other:?}"),
-        }
+        };
+        assert_eq!(found, class, "{to}: {m}");
+        assert!(m.contains(says), "{m}");
     }
     let both = sample_message(
         "staff",

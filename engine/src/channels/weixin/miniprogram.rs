@@ -16,7 +16,7 @@
 //! other fields the `data` entries. Neither API takes an idempotency key,
 //! so a send whose answer was lost may reach the user twice if retried.
 
-use super::token::{self as weixin, Account, AccountKeys, Api, RETRYABLE, StableToken};
+use super::token::{self as weixin, Account, AccountKeys, Api, StableToken};
 use crate::channels::http;
 use std::sync::Arc;
 use toml::Table;
@@ -244,7 +244,7 @@ impl Channel for SubscribeChannel {
                     reply.errcode, reply.errmsg
                 )));
             }
-            reply.outcome(&what, RETRYABLE)?;
+            reply.outcome(&what, self.api.errcodes())?;
             Ok(Receipt {
                 provider_id: reply.text("msgid"),
             })

@@ -131,40 +131,116 @@ impl<S: TokenSource> Api<S> {
     /// POSTs the message `body` with the cached token (see
     /// [`post_with_token`]) and reads its errcode (see [`Reply::outcome`]):
     /// the reply, and the name of the call for further errors.
-    pub async fn send(
-        &self,
-        key: &str,
-        body: String,
-        retryable: &[i64],
-    ) -> Result<(Reply, String), DeliveryError> {
+    pub async fn send(&self, key: &str, body: String) -> Result<(Reply, String), DeliveryError> {
         let (reply, what) = self.post(key, body).await?;
-        reply.outcome(&what, retryable)?;
+        reply.outcome(&what, self.errcodes())?;
         Ok((reply, what))
+    }
+
+    /// Whose errcodes its answers carry.
+    pub fn errcodes(&self) -> Errcodes {
+        Errcodes::of_kind(self.kind)
     }
 
     /// POSTs the message `body` with the cached token: the reply, whatever
     /// its errcode, and the name of the call. [`Api::send`] is this then
     /// [`Reply::outcome`]; a kind with errcodes of its own reads them first.
+    /// The JSON `body` goes to the send URL with the cached token as
+    /// `access_token` and the idempotency key as a header, a rejected token
+    /// replaced once (see [`with_token`]).
     pub async fn post(&self, key: &str, body: String) -> Result<(Reply, String), DeliveryError> {
         let what = format!("{} POST {}", self.kind, self.send_url);
-        let reply = post_with_token(
-            &what,
-            &self.tokens,
-            &self.source,
-            &self.client,
-            &self.send_url,
-            key,
-            body,
-        )
-        .await?;
+        let post = |token: String| {
+            let mut url = self.send_url.clone();
+            url.query_pairs_mut().append_pair("access_token", &token);
+            let request = self
+                .client
+                .post(url)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .header(http::IDEMPOTENCY_KEY, key)
+                .body(body.clone());
+            let what = what.clone();
+            async move { call(&what, request).await }
+        };
+        let reply = with_token(&what, self.errcodes(), &self.tokens, &self.source, post).await?;
         Ok((reply, what))
     }
 }
 
-/// errcodes of the official-account and mini-program APIs worth trying
-/// again later: system busy (-1), API call limits (45009 daily quota,
-/// 45011 too frequent).
-pub const RETRYABLE: &[i64] = &[-1, 45009, 45011];
+/// Whose errcodes an answer carries: WeCom's, or WeChat's (official
+/// accounts and mini-programs share theirs). The same number means
+/// different things: 40001 is an expired token at WeChat, a bad secret at
+/// WeCom.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Errcodes {
+    Wecom,
+    Weixin,
+}
+
+/// What an errcode means for the send that got it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrClass {
+    /// Busy or a conflict: the same request again, with backoff.
+    Retry,
+    /// The access token is no longer good: a new one, then once more.
+    RefreshToken,
+    /// A quota or rate limit of the account: again after this long, not
+    /// counted against the message.
+    Quota(Duration),
+    /// The person cannot be reached this way until something of theirs
+    /// changes (no accept left, not following, a closed service window):
+    /// recorded, and not tried again.
+    Consent,
+    /// The request is wrong (a credential, a template, an address): a dead
+    /// letter for an operator.
+    Permanent,
+}
+
+impl Errcodes {
+    /// The class of `errcode`, as the platforms document them (anything
+    /// not listed is permanent: an operator looks at it).
+    pub fn class(self, errcode: i64) -> ErrClass {
+        use ErrClass::*;
+        const MINUTE: Duration = Duration::from_secs(60);
+        match (self, errcode) {
+            (_, -1) => Retry,
+            // A data version conflict; another app sending the welcome.
+            (Errcodes::Wecom, 6000 | 41096) => Retry,
+            (Errcodes::Wecom, 40014 | 42001) => RefreshToken,
+            // API bans last 60 s, 60 min or the day: look again each minute.
+            (Errcodes::Wecom, 45009 | 45011) => Quota(MINUTE),
+            // Too many calls at once (parallel polling): shortly, one by one.
+            (Errcodes::Wecom, 45033) => Quota(Duration::from_secs(2)),
+            // The customer was welcomed already (the welcome kind counts it
+            // as delivered); 微信客服's five messages after the customer's
+            // last are used up.
+            (Errcodes::Wecom, 41051 | 95001) => Consent,
+            (Errcodes::Weixin, 40001 | 40014 | 42001) => RefreshToken,
+            // The daily quota: look again each hour until it resets.
+            (Errcodes::Weixin, 45009) => Quota(Duration::from_secs(3600)),
+            (Errcodes::Weixin, 45011 | 43117) => Quota(MINUTE),
+            // Concurrent sends to one openid: again in a moment.
+            (Errcodes::Weixin, 43108) => Quota(Duration::from_secs(1)),
+            // Not following; no accept of the template; the customer-service
+            // window closed, or its messages used up.
+            (Errcodes::Weixin, 43004 | 43101 | 45015 | 45047) => Consent,
+            _ => Permanent,
+        }
+    }
+
+    /// Whether `errcode` says the access token is no longer good.
+    pub fn is_token_error(self, errcode: i64) -> bool {
+        self.class(errcode) == ErrClass::RefreshToken
+    }
+
+    fn of_kind(kind: &str) -> Errcodes {
+        if kind.starts_with("wecom") {
+            Errcodes::Wecom
+        } else {
+            Errcodes::Weixin
+        }
+    }
+}
 
 /// `POST /cgi-bin/stable_token`, the token endpoint of official accounts and
 /// mini-programs (not `cgi-bin/token`, which would invalidate the token
@@ -197,7 +273,7 @@ impl TokenSource for StableToken {
         fetched(
             &what,
             &reply,
-            RETRYABLE,
+            Errcodes::Weixin,
             "check app_id, app_secret and the account's IP allowlist",
         )
     }
@@ -247,11 +323,6 @@ pub trait TokenSource: Send + Sync {
     fn fetch(&self, force: bool) -> impl Future<Output = Result<Fetched, DeliveryError>> + Send;
     /// Whether `fetch(true)` differs from `fetch(false)`.
     fn can_force(&self) -> bool;
-}
-
-/// The errcodes that say the access token is invalid or expired.
-pub fn is_token_error(errcode: i64) -> bool {
-    matches!(errcode, 40001 | 40014 | 42001)
 }
 
 /// One channel's access token.
@@ -339,17 +410,19 @@ impl Reply {
         }
     }
 
-    /// `Ok` for errcode 0, else the error it means: retryable for the
-    /// codes in `retryable`, permanent for the others.
-    pub fn outcome(&self, what: &str, retryable: &[i64]) -> Result<(), DeliveryError> {
+    /// `Ok` for errcode 0, else the error its class means
+    /// ([`Errcodes::class`]).
+    pub fn outcome(&self, what: &str, errcodes: Errcodes) -> Result<(), DeliveryError> {
         if self.errcode == 0 {
             return Ok(());
         }
         let message = format!("{what}: errcode {} {}", self.errcode, self.errmsg);
-        Err(if retryable.contains(&self.errcode) {
-            DeliveryError::Retryable(message)
-        } else {
-            DeliveryError::Permanent(message)
+        Err(match errcodes.class(self.errcode) {
+            // A token still refused after a fresh one: later, with whatever is current.
+            ErrClass::Retry | ErrClass::RefreshToken => DeliveryError::Retryable(message),
+            ErrClass::Quota(wait) => DeliveryError::Quota { message, wait },
+            ErrClass::Consent => DeliveryError::Consent(message),
+            ErrClass::Permanent => DeliveryError::Permanent(message),
         })
     }
 }
@@ -371,36 +444,12 @@ pub async fn call(what: &str, request: RequestBuilder) -> Result<Reply, Delivery
     })
 }
 
-/// POSTs the JSON `body` to `url` with the cached token as `access_token`
-/// and the idempotency key as a header, replacing a rejected token once
-/// (see [`with_token`]); the reply's errcode is the caller's to read.
-pub async fn post_with_token<S: TokenSource>(
-    what: &str,
-    cache: &TokenCache,
-    source: &S,
-    client: &reqwest::Client,
-    url: &reqwest::Url,
-    key: &str,
-    body: String,
-) -> Result<Reply, DeliveryError> {
-    let post = |token: String| {
-        let mut url = url.clone();
-        url.query_pairs_mut().append_pair("access_token", &token);
-        let request = client
-            .post(url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(http::IDEMPOTENCY_KEY, key)
-            .body(body.clone());
-        async move { call(what, request).await }
-    };
-    with_token(what, cache, source, post).await
-}
-
 /// Runs `post` with the cached token; if the provider rejects the token,
 /// posts once more with a replacement. A second rejection is retryable:
 /// the outbox tries again later, with whatever token is current then.
 pub async fn with_token<S, P, F>(
     what: &str,
+    errcodes: Errcodes,
     cache: &TokenCache,
     source: &S,
     post: P,
@@ -412,12 +461,12 @@ where
 {
     let token = cache.get(source).await?;
     let reply = post(token.clone()).await?;
-    if !is_token_error(reply.errcode) {
+    if !errcodes.is_token_error(reply.errcode) {
         return Ok(reply);
     }
     let fresh = cache.replace(&token, source).await?;
     let again = post(fresh).await?;
-    if is_token_error(again.errcode) {
+    if errcodes.is_token_error(again.errcode) {
         return Err(DeliveryError::Retryable(format!(
             "{what}: errcode {} {} even with a newly fetched access token",
             again.errcode, again.errmsg
@@ -432,10 +481,10 @@ where
 pub fn fetched(
     what: &str,
     reply: &Reply,
-    retryable: &[i64],
+    errcodes: Errcodes,
     check: &str,
 ) -> Result<Fetched, DeliveryError> {
-    reply.outcome(what, retryable).map_err(|e| match e {
+    reply.outcome(what, errcodes).map_err(|e| match e {
         DeliveryError::Permanent(m) => DeliveryError::Permanent(format!("{m} ({check})")),
         retryable => retryable,
     })?;
@@ -562,14 +611,71 @@ mod tests {
             errmsg: "msg".into(),
             rest: Default::default(),
         };
-        assert_eq!(reply(0).outcome("w", &[-1]), Ok(()));
+        use Errcodes::{Wecom, Weixin};
+        assert_eq!(reply(0).outcome("w", Wecom), Ok(()));
         assert!(matches!(
-            reply(-1).outcome("w", &[-1]),
+            reply(-1).outcome("w", Weixin),
             Err(DeliveryError::Retryable(m)) if m == "w: errcode -1 msg"
         ));
         assert!(matches!(
-            reply(81013).outcome("w", &[-1]),
+            reply(45009).outcome("w", Weixin),
+            Err(DeliveryError::Quota { wait, .. }) if wait == Duration::from_secs(3600)
+        ));
+        assert!(matches!(
+            reply(43101).outcome("w", Weixin),
+            Err(DeliveryError::Consent(_))
+        ));
+        assert!(matches!(
+            reply(81013).outcome("w", Wecom),
             Err(DeliveryError::Permanent(_))
         ));
+    }
+
+    /// Every errcode the platforms' documentation lists, in its class:
+    /// retry, refresh the token, quota (defer), consent (stop), permanent.
+    #[test]
+    fn every_listed_errcode_has_its_class() {
+        use ErrClass::*;
+        use Errcodes::{Wecom, Weixin};
+        let minute = Duration::from_secs(60);
+        let table: &[(Errcodes, i64, ErrClass)] = &[
+            (Wecom, -1, Retry),
+            (Wecom, 6000, Retry),
+            (Wecom, 41096, Retry),
+            (Wecom, 40014, RefreshToken),
+            (Wecom, 42001, RefreshToken),
+            // At WeCom 40001 is a bad secret, not an expired token.
+            (Wecom, 40001, Permanent),
+            (Wecom, 45009, Quota(minute)),
+            (Wecom, 45033, Quota(Duration::from_secs(2))),
+            (Wecom, 95001, Consent),
+            (Wecom, 41051, Consent),
+            (Wecom, 40003, Permanent),
+            (Wecom, 40031, Permanent),
+            (Wecom, 48002, Permanent),
+            (Wecom, 60020, Permanent),
+            (Wecom, 81013, Permanent),
+            (Wecom, 40056, Permanent),
+            (Weixin, -1, Retry),
+            (Weixin, 40001, RefreshToken),
+            (Weixin, 40014, RefreshToken),
+            (Weixin, 42001, RefreshToken),
+            (Weixin, 45009, Quota(Duration::from_secs(3600))),
+            (Weixin, 45011, Quota(minute)),
+            (Weixin, 43117, Quota(minute)),
+            (Weixin, 43108, Quota(Duration::from_secs(1))),
+            (Weixin, 43004, Consent),
+            (Weixin, 43101, Consent),
+            (Weixin, 45015, Consent),
+            (Weixin, 45047, Consent),
+            (Weixin, 40003, Permanent),
+            (Weixin, 40037, Permanent),
+            (Weixin, 41030, Permanent),
+            (Weixin, 47003, Permanent),
+        ];
+        for (platform, code, class) in table {
+            assert_eq!(platform.class(*code), *class, "{platform:?} {code}");
+        }
+        assert!(Weixin.is_token_error(40001) && !Wecom.is_token_error(40001));
     }
 }

@@ -8,7 +8,7 @@
 //! entries, and the message's key the `client_msg_id`, with which WeChat
 //! drops a repeat of the same message to the same openid.
 
-use super::token::{self as weixin, Account, AccountKeys, Api, RETRYABLE, StableToken};
+use super::token::{self as weixin, Account, AccountKeys, Api, StableToken};
 use crate::channels::http;
 use std::sync::Arc;
 use toml::Table;
@@ -114,7 +114,7 @@ impl Channel for WechatChannel {
         Box::pin(async move {
             let key = message.idempotency_key.as_str();
             let body = body(message, key)?.to_string();
-            let (reply, _) = self.api.send(key, body, RETRYABLE).await?;
+            let (reply, _) = self.api.send(key, body).await?;
             Ok(Receipt {
                 provider_id: reply.text("msgid"),
             })

@@ -23,10 +23,6 @@ pub const DEFAULT_BASE_URL: &str = "https://qyapi.weixin.qq.com";
 /// default; the most it allows is 4 hours).
 pub const DUPLICATE_CHECK_INTERVAL: u64 = 1800;
 
-/// errcodes worth trying again later: system busy (-1), data version
-/// conflict (6000), API call limits (45009, 45011, 45033).
-pub(super) const RETRYABLE: &[i64] = &[-1, 6000, 45009, 45011, 45033];
-
 pub struct WecomKind;
 
 /// The settings, read: the account (`corp_id`, `corp_secret`) and the
@@ -117,7 +113,12 @@ impl TokenSource for Gettoken {
             .append_pair("corpid", &self.corp_id)
             .append_pair("corpsecret", &self.corp_secret);
         let reply = weixin::call(&what, self.client.get(url)).await?;
-        weixin::fetched(&what, &reply, RETRYABLE, "check corp_id and corp_secret")
+        weixin::fetched(
+            &what,
+            &reply,
+            weixin::Errcodes::Wecom,
+            "check corp_id and corp_secret",
+        )
     }
 
     fn can_force(&self) -> bool {
@@ -163,7 +164,7 @@ impl Channel for WecomChannel {
                 "duplicate_check_interval": DUPLICATE_CHECK_INTERVAL,
             })
             .to_string();
-            let (reply, what) = self.api.send(key, body, RETRYABLE).await?;
+            let (reply, what) = self.api.send(key, body).await?;
             for list in ["invaliduser", "unlicenseduser"] {
                 if let Some(users) = reply.text(list) {
                     return Err(DeliveryError::Permanent(format!(

@@ -12,7 +12,7 @@
 //! one) is tried again.
 
 use super::token::{self as weixin, Account, AccountKeys, Api};
-use super::wecom::{Gettoken, RETRYABLE};
+use super::wecom::Gettoken;
 use crate::channels::http;
 use serde_json::{Value as Json, json};
 use std::sync::Arc;
@@ -189,7 +189,7 @@ impl Channel for WelcomeChannel {
                 }
                 _ => {}
             }
-            reply.outcome(&what, RETRYABLE)?;
+            reply.outcome(&what, self.api.errcodes())?;
             Ok(Receipt { provider_id: None })
         })
     }
