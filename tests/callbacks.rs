@@ -299,6 +299,25 @@ fn wecom_and_official_account_pushes_become_events_on_the_customer() {
     assert_eq!(texts_to(&dir, "wecom_chat:wrChat1"), ["chat add_member"]);
     // Nothing else was sent: the redelivery and the refused pushes made nothing.
     assert_eq!(sent(&dir).len(), 6, "{:?}", sent(&dir));
+    let (_, metrics) = http(port, "GET", "/metrics", "");
+    for (labels, n) in [
+        // add, its redelivery, del_follow_user, the chat change.
+        ("platform=\"wecom\",app=\"store\",outcome=\"taken\"", 4),
+        // The published example push: a message to the app, no event.
+        ("platform=\"wecom\",app=\"store\",outcome=\"ignored\"", 1),
+        // Bad signature, no ciphertext, unknown parameter, no ExternalUserID.
+        ("platform=\"wecom\",app=\"store\",outcome=\"refused\"", 4),
+        ("platform=\"wechat\",app=\"oa\",outcome=\"taken\"", 2),
+        ("platform=\"wechat\",app=\"oa\",outcome=\"refused\"", 1),
+        ("platform=\"wechat\",app=\"safe\",outcome=\"taken\"", 1),
+    ] {
+        let line = format!("waymark_callback_pushes_total{{{labels}}} {n}");
+        assert!(metrics.contains(&line), "{line} not in {metrics}");
+    }
+    assert!(
+        !metrics.contains("app=\"nosuch\""),
+        "an unconfigured app is not counted"
+    );
     assert!(terminate(&mut daemon));
 }
 

@@ -48,6 +48,12 @@ const FAMILIES: &[Family] = &[
         buckets: &[],
     },
     Family {
+        name: "waymark_callback_pushes_total",
+        kind: "counter",
+        help: "Pushes from WeCom and official accounts, by platform, app and outcome: taken (an event kept, or a redelivery dropped), ignored (nothing to keep), refused (signature, body), unavailable (not durable in time).",
+        buckets: &[],
+    },
+    Family {
         name: "waymark_commit_seconds",
         kind: "histogram",
         help: "Latency of the writer's batch commits, flush included.",
@@ -309,6 +315,15 @@ pub fn unsupported(kind: &str, user: &str) {
 /// Batch items refused while the rest of their batch was taken.
 pub fn refused_items(n: usize) {
     add("waymark_refused_batch_items_total", &[], n as f64);
+}
+
+/// A push to a callback route ended with `outcome`.
+pub fn callback(platform: &str, app: &str, outcome: &str) {
+    add(
+        "waymark_callback_pushes_total",
+        &[("platform", platform), ("app", app), ("outcome", outcome)],
+        1.0,
+    );
 }
 
 /// A delivery attempt ended with `outcome` after `took`.

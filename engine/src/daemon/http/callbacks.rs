@@ -163,8 +163,35 @@ pub(super) async fn wecom_push(
     query: QueryParams,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let kept = receive_wecom(&state, &name, query, body).await;
+    // An empty answer: WeCom needs nothing back.
+    counted(Platform::Wecom, &name, kept).map(|()| text(String::new()))
+}
+
+/// Counts a push by its outcome (`waymark_callback_pushes_total`).
+fn counted(platform: Platform, app: &str, kept: Result<bool, ApiError>) -> Result<(), ApiError> {
+    let outcome = match &kept {
+        Ok(true) => "taken",
+        Ok(false) => "ignored",
+        Err(e) if e.status == StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+        Err(_) => "refused",
+    };
+    // An app no one configured is not counted: its name is the caller's.
+    if !matches!(&kept, Err(e) if e.status == StatusCode::NOT_FOUND) {
+        crate::daemon::metrics::callback(platform.name(), app, outcome);
+    }
+    kept.map(|_| ())
+}
+
+/// A WeCom push checked, read and taken: whether it held an event.
+async fn receive_wecom(
+    state: &AppState,
+    name: &str,
+    query: QueryParams,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<bool, ApiError> {
     let query = query.allow(Endpoint::WecomPush)?;
-    let app = receiver(&state, Platform::Wecom, &name)?;
+    let app = receiver(state, Platform::Wecom, name)?;
     let keys = app.keys.as_ref().ok_or_else(no_key)?;
     let body = body_bytes(body)?;
     let message = keys
@@ -178,9 +205,7 @@ pub(super) async fn wecom_push(
     let fields = xml(message.as_bytes())?;
     let event = inbound::wecom_event(&app.name, &app.identifier, &fields, state.clock.now())
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "body", e))?;
-    take(&state, event).await?;
-    // An empty answer: WeCom needs nothing back.
-    Ok(text(String::new()))
+    take(state, event).await
 }
 
 /// `GET /v1/callbacks/wechat/{name}`: an official account's URL check,
@@ -212,8 +237,20 @@ pub(super) async fn wechat_push(
     query: QueryParams,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let kept = receive_wechat(&state, &name, query, body).await;
+    // "success" stops WeChat from pushing again and sends the follower nothing.
+    counted(Platform::Wechat, &name, kept).map(|()| text("success".into()))
+}
+
+/// An official account's push checked, read and taken: whether it held an event.
+async fn receive_wechat(
+    state: &AppState,
+    name: &str,
+    query: QueryParams,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<bool, ApiError> {
     let query = query.allow(Endpoint::WechatPush)?;
-    let app = receiver(&state, Platform::Wechat, &name)?;
+    let app = receiver(state, Platform::Wechat, name)?;
     let body = body_bytes(body)?;
     let (timestamp, nonce) = (required(query, "timestamp")?, required(query, "nonce")?);
     let fields = match query.get("encrypt_type") {
@@ -255,16 +292,15 @@ pub(super) async fn wechat_push(
     };
     let event = inbound::wechat_event(&app.name, &app.identifier, &fields, state.clock.now())
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "body", e))?;
-    take(&state, event).await?;
-    // "success" stops WeChat from pushing again and sends the follower nothing.
-    Ok(text("success".into()))
+    take(state, event).await
 }
 
 /// Ingests the push's event on the profile it is about, answered once it
-/// is durable (or refused after [`ANSWER_WITHIN`], to be pushed again).
-async fn take(state: &AppState, event: Option<Inbound>) -> Result<(), ApiError> {
+/// is durable (or refused after [`ANSWER_WITHIN`], to be pushed again);
+/// whether there was one.
+async fn take(state: &AppState, event: Option<Inbound>) -> Result<bool, ApiError> {
     let Some(event) = event else {
-        return Ok(());
+        return Ok(false);
     };
     let inputs = match &event.subject {
         Subject::Thing(id) => vec![track(id.clone(), event)],
@@ -297,7 +333,7 @@ async fn take(state: &AppState, event: Option<Inbound>) -> Result<(), ApiError> 
         }
     };
     match tokio::time::timeout(ANSWER_WITHIN, submit(state, inputs)).await {
-        Ok(result) => result,
+        Ok(result) => result.map(|()| true),
         Err(_) => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "server",
