@@ -393,24 +393,13 @@ mod wecom {
 
     /// Serves the stand-in on a thread of its own; its base URL.
     pub fn start(wecom: Arc<Wecom>) -> String {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        listener.set_nonblocking(true).unwrap();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let router = axum::Router::new()
-                    .route("/cgi-bin/gettoken", get(token))
-                    .route("/cgi-bin/externalcontact/send_welcome_msg", post(welcome))
-                    .with_state(wecom);
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                axum::serve(listener, router).await.unwrap();
-            });
-        });
-        format!("http://{addr}")
+        waymark_tests::serve_on_loopback(|listener| async move {
+            let router = axum::Router::new()
+                .route("/cgi-bin/gettoken", get(token))
+                .route("/cgi-bin/externalcontact/send_welcome_msg", post(welcome))
+                .with_state(wecom);
+            axum::serve(listener, router).await.unwrap();
+        })
     }
 }
 

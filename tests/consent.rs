@@ -304,24 +304,13 @@ mod mini {
 
     /// Serves the stand-in on a thread of its own; its base URL.
     pub fn start(mini: Arc<Mini>) -> String {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        listener.set_nonblocking(true).unwrap();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let router = axum::Router::new()
-                    .route("/cgi-bin/stable_token", post(token))
-                    .route("/cgi-bin/message/subscribe/send", post(send))
-                    .with_state(mini);
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                axum::serve(listener, router).await.unwrap();
-            });
-        });
-        format!("http://{addr}")
+        waymark_tests::serve_on_loopback(|listener| async move {
+            let router = axum::Router::new()
+                .route("/cgi-bin/stable_token", post(token))
+                .route("/cgi-bin/message/subscribe/send", post(send))
+                .with_state(mini);
+            axum::serve(listener, router).await.unwrap();
+        })
     }
 }
 

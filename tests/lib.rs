@@ -356,3 +356,27 @@ pub fn provider(
     });
     port
 }
+
+/// Serves a loopback stand-in of a provider on a thread of its own:
+/// `serve` gets a listener on a free port (axum's `serve(listener, …)`,
+/// say) and runs on a current-thread tokio runtime. Its base URL.
+pub fn serve_on_loopback<F, Fut>(serve: F) -> String
+where
+    F: FnOnce(tokio::net::TcpListener) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+    let addr = listener.local_addr().expect("its address");
+    listener.set_nonblocking(true).expect("non-blocking");
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("a tokio listener");
+            serve(listener).await;
+        });
+    });
+    format!("http://{addr}")
+}

@@ -533,6 +533,29 @@ mod tests {
         }
     }
 
+    /// A channel of `channel` allowing `max_attempts` within `max_age`,
+    /// four deliveries at a time, backing off from 1 s.
+    fn runtime_of(
+        channel: Arc<dyn Channel>,
+        max_attempts: u32,
+        max_age: Duration,
+    ) -> ChannelRuntime {
+        ChannelRuntime {
+            channel,
+            retry: Retry {
+                max_attempts,
+                initial_backoff: Duration::from_secs(1),
+                max_backoff: Duration::from_secs(60),
+                max_age,
+            },
+            rate: None,
+            spends_grants: false,
+            urgent: false,
+            permits: Arc::new(Semaphore::new(4)),
+            recent: Default::default(),
+        }
+    }
+
     /// A provider whose quota is used up.
     struct OverQuota;
 
@@ -550,20 +573,7 @@ mod tests {
     #[test]
     fn a_used_up_quota_defers_the_send_without_counting_an_attempt() {
         let store = Store::new(SledKv::temporary().unwrap());
-        let channel = ChannelRuntime {
-            channel: Arc::new(OverQuota),
-            retry: Retry {
-                max_attempts: 1,
-                initial_backoff: Duration::from_secs(1),
-                max_backoff: Duration::from_secs(60),
-                max_age: Duration::from_secs(86_400),
-            },
-            rate: None,
-            spends_grants: false,
-            urgent: false,
-            permits: Arc::new(Semaphore::new(1)),
-            recent: Default::default(),
-        };
+        let channel = runtime_of(Arc::new(OverQuota), 1, Duration::from_secs(86_400));
         let start: chrono::DateTime<Utc> = "2025-11-10T12:00:00Z".parse().unwrap();
         let clock = waymark_core::clock::ManualClock::new(start);
         let mut record = Record::new(start, "u1", Kind::Send);
@@ -631,20 +641,11 @@ mod tests {
             .finish();
         let _guard = tracing::subscriber::set_default(subscriber);
         let store = Store::new(SledKv::temporary().unwrap());
-        let channel = ChannelRuntime {
-            channel: Arc::new(DownTogether(tokio::sync::Barrier::new(2))),
-            retry: Retry {
-                max_attempts: 5,
-                initial_backoff: Duration::from_secs(1),
-                max_backoff: Duration::from_secs(60),
-                max_age: Duration::from_secs(3600),
-            },
-            rate: None,
-            spends_grants: false,
-            urgent: false,
-            permits: Arc::new(Semaphore::new(4)),
-            recent: Default::default(),
-        };
+        let channel = runtime_of(
+            Arc::new(DownTogether(tokio::sync::Barrier::new(2))),
+            5,
+            Duration::from_secs(3600),
+        );
         let start: chrono::DateTime<Utc> = "2025-11-10T12:00:00Z".parse().unwrap();
         let clock = waymark_core::clock::ManualClock::new(start);
         let entry = |seq: u64, user: &str| {
