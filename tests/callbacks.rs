@@ -1,7 +1,8 @@
 //! WeCom and official-account callbacks through the real daemon, pushed by
 //! a client of this test's own (the platforms' encryption written here
 //! again, from their documentation, not taken from the daemon): URL checks,
-//! WeCom's published example push, a customer added with the 活码's
+//! WeCom's published example push refused as a replay (signed in 2014; the
+//! unit tests decrypt it), a customer added with the 活码's
 //! `State` and the staff member, a redelivery dropped, bad signatures and
 //! bodies refused with the field named, the customer's profile merged into
 //! the member once they identify with the external_userid (later pushes
@@ -60,7 +61,7 @@ fn encrypt(aes_key: &str, receiver: &str, message: &str, random: u8) -> String {
 /// POSTs `message` to a WeCom app as WeCom does: encrypted, enveloped, signed.
 fn wecom_push(port: u16, app: &str, message: &str, nonce: &str) -> (u16, String) {
     let encrypted = encrypt(AES_KEY, CORP, message, 7);
-    let timestamp = "1765000000";
+    let timestamp = &now_secs().to_string();
     let signature = sha1_hex(&mut [TOKEN, timestamp, nonce, &encrypted]);
     let body = format!(
         "<xml><ToUserName><![CDATA[{CORP}]]></ToUserName><Encrypt><![CDATA[{encrypted}]]></Encrypt><AgentID><![CDATA[]]></AgentID></xml>"
@@ -130,19 +131,24 @@ fn wecom_and_official_account_pushes_become_events_on_the_customer() {
     let port = free_port();
     let mut daemon = start_daemon(&dir, port, &dir.join("daemon.log"));
 
-    // WeCom's URL check, with its published example: the echo decrypted.
-    let echo = "P9nAzCzyDtyTWESHep1vC5X9xho%2FqYX3Zpb4yKa9SKld1DsH3Iyt3tP3zNdtp%2B4RPcs8TgAE7OaBO%2BFZXvnaqQ%3D%3D";
+    // WeCom's URL check: the echo string, encrypted and signed, answered
+    // decrypted.
+    let now = now_secs().to_string();
+    let echo = encrypt(AES_KEY, CORP, "echo-4711", 3);
+    let signature = sha1_hex(&mut [TOKEN, &now, "e1", &echo]);
     let (status, answer) = http(
         port,
         "GET",
         &format!(
-            "/v1/callbacks/wecom/store?msg_signature=5c45ff5e21c57e6ad56bac8758b79b1d9ac89fd3&timestamp=1409659589&nonce=263014780&echostr={echo}"
+            "/v1/callbacks/wecom/store?msg_signature={signature}&timestamp={now}&nonce=e1&echostr={}",
+            echo.replace('+', "%2B")
+                .replace('/', "%2F")
+                .replace('=', "%3D")
         ),
         "",
     );
-    assert_eq!((status, answer.as_str()), (200, "1616140317555161061"));
-    // Its published example push (a text message to the app, which is no
-    // customer event): taken, answered empty.
+    assert_eq!((status, answer.as_str()), (200, "echo-4711"));
+    // WeCom's published example push, signed in 2014: a replay now.
     let pushed = "RypEvHKD8QQKFhvQ6QleEB4J58tiPdvo+rtK1I9qca6aM/wvqnLSV5zEPeusUiX5L5X/0lWfrf0QADHHhGd3QczcdCUpj911L3vg3W/sYYvuJTs3TUUkSUXxaccAS0qhxchrRYt66wiSpGLYL42aM6A8dTT+6k4aSknmPj48kzJs8qLjvd4Xgpue06DOdnLxAUHzM6+kDZ+HMZfJYuR+LtwGc2hgf5gsijff0ekUNXZiqATP7PF5mZxZ3Izoun1s4zG4LUMnvw2r+KqCKIw+3IQH03v+BCA9nMELNqbSf6tiWSrXJB3LAVGUcallcrw8V2t9EL4EhzJWrQUax5wLVMNS0+rUPA3k22Ncx4XXZS9o0MBH27Bo6BpNelZpS+/uh9KsNlY6bHCmJU9p8g7m3fVKn28H3KDYA5Pl/T8Z1ptDAVe0lXdQ2YoyyH2uyPIGHBZZIs2pDBS8R07+qN+E7Q==";
     let (status, answer) = http(
         port,
@@ -152,7 +158,16 @@ fn wecom_and_official_account_pushes_become_events_on_the_customer() {
             "<xml><ToUserName><![CDATA[{CORP}]]></ToUserName><Encrypt><![CDATA[{pushed}]]></Encrypt><AgentID><![CDATA[218]]></AgentID></xml>"
         ),
     );
-    assert_eq!((status, answer.as_str()), (200, ""));
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.contains("query.timestamp"), "{answer}");
+    // A message an employee sends the app: no customer event, answered empty.
+    let app_message = format!(
+        "<xml><ToUserName><![CDATA[{CORP}]]></ToUserName><FromUserName><![CDATA[zhangsan]]></FromUserName><CreateTime>{now}</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[hello]]></Content><MsgId>1</MsgId><AgentID>218</AgentID></xml>"
+    );
+    assert_eq!(
+        wecom_push(port, "store", &app_message, "a1"),
+        (200, String::new())
+    );
 
     // A customer adds the staff member zhangsan through the 活码 of store 42.
     let added = customer_change(
@@ -186,7 +201,7 @@ fn wecom_and_official_account_pushes_become_events_on_the_customer() {
     let (status, answer) = http(
         port,
         "POST",
-        "/v1/callbacks/wecom/store?msg_signature=0000&timestamp=1&nonce=2",
+        &format!("/v1/callbacks/wecom/store?msg_signature=0000&timestamp={now}&nonce=2"),
         "<xml><Encrypt>AAAA</Encrypt></xml>",
     );
     assert_eq!(status, 401, "{answer}");
@@ -197,7 +212,7 @@ fn wecom_and_official_account_pushes_become_events_on_the_customer() {
     let (status, answer) = http(
         port,
         "POST",
-        "/v1/callbacks/wecom/store?msg_signature=a&timestamp=1&nonce=2",
+        &format!("/v1/callbacks/wecom/store?msg_signature=a&timestamp={now}&nonce=2"),
         "<xml><NoCipher/></xml>",
     );
     assert_eq!(status, 400);
@@ -236,23 +251,23 @@ fn wecom_and_official_account_pushes_become_events_on_the_customer() {
 
     // An official account in plaintext mode: URL check, a follow through
     // a parametric QR code, a scan.
-    let check = sha1_hex(&mut ["oatoken", "1765000300", "abc"]);
+    let check = sha1_hex(&mut ["oatoken", &now, "abc"]);
     let (status, answer) = http(
         port,
         "GET",
         &format!(
-            "/v1/callbacks/wechat/oa?signature={check}&timestamp=1765000300&nonce=abc&echostr=hello123"
+            "/v1/callbacks/wechat/oa?signature={check}&timestamp={now}&nonce=abc&echostr=hello123"
         ),
         "",
     );
     assert_eq!((status, answer.as_str()), (200, "hello123"));
     let oa_push = |body: &str, nonce: &str| {
-        let signature = sha1_hex(&mut ["oatoken", "1765000300", nonce]);
+        let signature = sha1_hex(&mut ["oatoken", &now, nonce]);
         http(
             port,
             "POST",
             &format!(
-                "/v1/callbacks/wechat/oa?signature={signature}&timestamp=1765000300&nonce={nonce}&openid=oF1"
+                "/v1/callbacks/wechat/oa?signature={signature}&timestamp={now}&nonce={nonce}&openid=oF1"
             ),
             body,
         )
@@ -268,7 +283,7 @@ fn wecom_and_official_account_pushes_become_events_on_the_customer() {
     let forged = http(
         port,
         "POST",
-        "/v1/callbacks/wechat/oa?signature=abc&timestamp=1765000300&nonce=p3",
+        &format!("/v1/callbacks/wechat/oa?signature=abc&timestamp={now}&nonce=p3"),
         follow,
     );
     assert_eq!(forged.0, 401, "{}", forged.1);
@@ -277,13 +292,13 @@ fn wecom_and_official_account_pushes_become_events_on_the_customer() {
     // Safe mode: a follower's message, encrypted for the account.
     let message = "<xml><ToUserName><![CDATA[gh_1]]></ToUserName><FromUserName><![CDATA[oF2]]></FromUserName><CreateTime>1765000400</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[想要优惠券]]></Content><MsgId>90001</MsgId></xml>";
     let encrypted = encrypt(OA_KEY, OA_APP, message, 9);
-    let signature = sha1_hex(&mut ["safetoken", "1765000400", "s1", &encrypted]);
-    let plain_signature = sha1_hex(&mut ["safetoken", "1765000400", "s1"]);
+    let signature = sha1_hex(&mut ["safetoken", &now, "s1", &encrypted]);
+    let plain_signature = sha1_hex(&mut ["safetoken", &now, "s1"]);
     let (status, answer) = http(
         port,
         "POST",
         &format!(
-            "/v1/callbacks/wechat/safe?signature={plain_signature}&timestamp=1765000400&nonce=s1&openid=oF2&encrypt_type=aes&msg_signature={signature}"
+            "/v1/callbacks/wechat/safe?signature={plain_signature}&timestamp={now}&nonce=s1&openid=oF2&encrypt_type=aes&msg_signature={signature}"
         ),
         &format!(
             "<xml><ToUserName><![CDATA[gh_1]]></ToUserName><Encrypt><![CDATA[{encrypted}]]></Encrypt></xml>"
@@ -303,10 +318,11 @@ fn wecom_and_official_account_pushes_become_events_on_the_customer() {
     for (labels, n) in [
         // add, its redelivery, del_follow_user, the chat change.
         ("platform=\"wecom\",app=\"store\",outcome=\"taken\"", 4),
-        // The published example push: a message to the app, no event.
+        // A message to the app, no event.
         ("platform=\"wecom\",app=\"store\",outcome=\"ignored\"", 1),
-        // Bad signature, no ciphertext, unknown parameter, no ExternalUserID.
-        ("platform=\"wecom\",app=\"store\",outcome=\"refused\"", 4),
+        // The replayed example, a bad signature, no ciphertext, an
+        // unknown parameter, no ExternalUserID.
+        ("platform=\"wecom\",app=\"store\",outcome=\"refused\"", 5),
         ("platform=\"wechat\",app=\"oa\",outcome=\"taken\"", 2),
         ("platform=\"wechat\",app=\"oa\",outcome=\"refused\"", 1),
         ("platform=\"wechat\",app=\"safe\",outcome=\"taken\"", 1),

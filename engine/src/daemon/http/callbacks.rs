@@ -89,6 +89,29 @@ fn required<'q>(query: &'q QueryParams, name: &str) -> Result<&'q str, ApiError>
     })
 }
 
+/// How far a push's `timestamp` may be from now: a push signed longer ago
+/// is a replay of a captured one (the message ids that drop redeliveries
+/// are kept for a limited window), or a clock far off.
+const FRESH_SECS: i64 = 24 * 3600;
+
+/// The `timestamp` of a call, which the signature covers: refused when it
+/// is not within [`FRESH_SECS`] of now.
+fn fresh<'q>(state: &AppState, query: &'q QueryParams) -> Result<&'q str, ApiError> {
+    let text = required(query, "timestamp")?;
+    let stale = || {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "query.timestamp",
+            "must be the call's time in Unix seconds, within a day of now (an older signed call is taken for a replay; check the server's clock)",
+        )
+    };
+    let seconds: i64 = text.parse().map_err(|_| stale())?;
+    if (state.clock.now().timestamp() - seconds).abs() > FRESH_SECS {
+        return Err(stale());
+    }
+    Ok(text)
+}
+
 fn refused(field: &str, e: CallbackError) -> ApiError {
     let status = match e {
         CallbackError::Signature => StatusCode::UNAUTHORIZED,
@@ -114,7 +137,7 @@ pub(super) async fn wecom_check(
     let echo = keys
         .open(
             required(query, "msg_signature")?,
-            required(query, "timestamp")?,
+            fresh(&state, query)?,
             required(query, "nonce")?,
             required(query, "echostr")?,
         )
@@ -197,7 +220,7 @@ async fn receive_wecom(
     let message = keys
         .open(
             required(query, "msg_signature")?,
-            required(query, "timestamp")?,
+            fresh(state, query)?,
             required(query, "nonce")?,
             &encrypted(&body)?,
         )
@@ -217,11 +240,8 @@ pub(super) async fn wechat_check(
 ) -> Result<Response, ApiError> {
     let query = query.allow(Endpoint::WechatCheck)?;
     let app = receiver(&state, Platform::Wechat, &name)?;
-    let expected = callback::plain_signature(
-        &app.token,
-        required(query, "timestamp")?,
-        required(query, "nonce")?,
-    );
+    let expected =
+        callback::plain_signature(&app.token, fresh(&state, query)?, required(query, "nonce")?);
     if !callback::signature_holds(&expected, required(query, "signature")?) {
         return Err(refused("query.signature", CallbackError::Signature));
     }
@@ -252,7 +272,7 @@ async fn receive_wechat(
     let query = query.allow(Endpoint::WechatPush)?;
     let app = receiver(state, Platform::Wechat, name)?;
     let body = body_bytes(body)?;
-    let (timestamp, nonce) = (required(query, "timestamp")?, required(query, "nonce")?);
+    let (timestamp, nonce) = (fresh(state, query)?, required(query, "nonce")?);
     let fields = match query.get("encrypt_type") {
         Some("aes") => {
             let keys = app.keys.as_ref().ok_or_else(|| {
