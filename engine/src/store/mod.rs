@@ -19,7 +19,7 @@
 //! | `y/{at}/{user}/{seq}` | the consent ledger: each `consent` record again, by time, for an auditor's export of a time range; erased with the user's journal | [`journal`] |
 //! | `s` | the last sequence number used (one per journal record), 8 bytes big-endian | [`journal`] |
 //! | `o/{seq}` | the outbox: sends not yet attempted, in order | [`outbox`] |
-//! | `r/{next attempt}/{seq}` | sends that failed and wait to be tried again, by when (so sends to a channel that is down never hold up the rest) | [`outbox`] |
+//! | `r/{next attempt}/{seq}` | sends that failed, were put off (a provider's quota) or replayed, and wait to be tried, by when (so sends to a channel that is down never hold up the rest) | [`outbox`] |
 //! | `x/{seq}` | dead letters: sends given up on, with their last error | [`outbox`] |
 //! | `P`, `C`, `Q`, `W`, `S`, `p/{journey}/{version}` | the deployment: current plan, its journeys' names, titles and versions (what reads answer from, decoding no plan), paused journeys, the global pause of sends (if on), where it came from, and the journey versions kept: current ones and those that users are still in or have a goal open on | [`deployment`] |
 //! | `k/{journey}/{version}` | journey stats per version | [`stats`] |
@@ -270,7 +270,7 @@ fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T> {
 /// changes whenever a stored form does; a store of another format is
 /// refused at open, and a migration is written only when a release needs
 /// one.
-pub const FORMAT: u32 = 16;
+pub const FORMAT: u32 = 17;
 
 /// How long message ids are kept for dedup, at least.
 pub const DEDUP_DAYS: i64 = 7;
