@@ -5,7 +5,8 @@
 //! intercepts (W1002); sends on a channel that spends a grant per send are
 //! checked for sending one template twice on one path (W1003); sends on a
 //! channel that answers an event (a WeCom welcome message) must be in a
-//! journey that event starts, before any wait (E1004).
+//! journey that event starts, before any wait (E1004), under a policy
+//! that lets them go at once (W1005).
 
 use super::Cx;
 use crate::ast::StepKind;
@@ -249,28 +250,8 @@ pub fn answers_in_place(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
     let Some(catalog) = cx.channels else { return };
     let answers = |channel: &str| catalog.get(channel).and_then(|s| s.answers.as_deref());
     for decl in cx.files.iter().flat_map(|f| &f.decls) {
-        let (what, name, triggers) = match decl {
-            crate::ast::Decl::Journey(j) => {
-                let triggers: Vec<Option<&str>> = j
-                    .headers
-                    .iter()
-                    .filter_map(|h| match &h.kind {
-                        crate::ast::HeaderKind::Trigger(crate::ast::Trigger::Event(e)) => {
-                            Some(Some(e.event.name.as_str()))
-                        }
-                        crate::ast::HeaderKind::Trigger(_) => Some(None),
-                        _ => None,
-                    })
-                    .collect();
-                ("journey", &j.name.name, Some(triggers))
-            }
-            crate::ast::Decl::Rule(r) => (
-                "rule",
-                &r.name.name,
-                Some(vec![Some(r.when.event.name.as_str())]),
-            ),
-            crate::ast::Decl::Task(t) => ("task", &t.name.name, None),
-            _ => continue,
+        let Some((what, name, triggers)) = started_by(decl) else {
+            continue;
         };
         let mut sends = Vec::new();
         for block in walk::decl_blocks(decl) {
@@ -280,9 +261,7 @@ pub fn answers_in_place(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
         sends.sort_by_key(|(step, _, _, waited)| (step.span.start, !*waited));
         sends.dedup_by_key(|(step, _, _, _)| step.span.start);
         for (step, channel, event, waited) in sends {
-            let started_by_it = triggers
-                .as_ref()
-                .is_some_and(|t| !t.is_empty() && t.iter().all(|e| *e == Some(event)));
+            let started_by_it = answered_by(&triggers, event);
             let (message, label) = if !started_by_it {
                 (
                     format!(
@@ -309,6 +288,44 @@ pub fn answers_in_place(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
             );
         }
     }
+}
+
+/// The triggers of a declaration: each the event it is (`None` for a
+/// schedule or segment); no list for a task, which no event starts alone.
+type Triggers<'a> = Option<Vec<Option<&'a str>>>;
+
+/// What a declaration is (`journey`, `rule`, `task`), its name, and what starts it.
+fn started_by(decl: &crate::ast::Decl) -> Option<(&'static str, &str, Triggers<'_>)> {
+    match decl {
+        crate::ast::Decl::Journey(j) => {
+            let triggers = j
+                .headers
+                .iter()
+                .filter_map(|h| match &h.kind {
+                    crate::ast::HeaderKind::Trigger(crate::ast::Trigger::Event(e)) => {
+                        Some(Some(e.event.name.as_str()))
+                    }
+                    crate::ast::HeaderKind::Trigger(_) => Some(None),
+                    _ => None,
+                })
+                .collect();
+            Some(("journey", &j.name.name, Some(triggers)))
+        }
+        crate::ast::Decl::Rule(r) => Some((
+            "rule",
+            &r.name.name,
+            Some(vec![Some(r.when.event.name.as_str())]),
+        )),
+        crate::ast::Decl::Task(t) => Some(("task", &t.name.name, None)),
+        _ => None,
+    }
+}
+
+/// Whether every trigger of `triggers` is `event`.
+fn answered_by(triggers: &Triggers<'_>, event: &str) -> bool {
+    triggers
+        .as_ref()
+        .is_some_and(|t| !t.is_empty() && t.iter().all(|e| *e == Some(event)))
 }
 
 /// The sends on answering channels in `steps`: (step, channel, the event
@@ -357,4 +374,91 @@ fn answering_sends<'a>(
         }
     }
     waited
+}
+
+/// W1005: a send that answers an event within seconds, under a policy
+/// that holds it back: `consent required` (a customer who just added a
+/// staff member has no consent on the channel yet), or quiet hours and
+/// caps in a journey that is not `transactional` (deferred past its
+/// window, or suppressed).
+pub fn answers_held_back(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
+    let Some(catalog) = cx.channels else { return };
+    let answers = |channel: &str| catalog.get(channel).and_then(|s| s.answers.as_deref());
+    let policy = |name: &str| {
+        cx.files
+            .iter()
+            .flat_map(|f| &f.decls)
+            .find_map(|d| match d {
+                crate::ast::Decl::Policy(p) if p.name.name == name => Some(p),
+                _ => None,
+            })
+    };
+    for decl in cx.files.iter().flat_map(|f| &f.decls) {
+        let (what, name, policy_name, transactional) = match decl {
+            crate::ast::Decl::Journey(j) => {
+                let named = j.headers.iter().find_map(|h| match &h.kind {
+                    crate::ast::HeaderKind::Policy(p) => Some(p.name.as_str()),
+                    _ => None,
+                });
+                let transactional = j
+                    .headers
+                    .iter()
+                    .any(|h| matches!(h.kind, crate::ast::HeaderKind::Transactional));
+                (
+                    "journey",
+                    &j.name.name,
+                    named.unwrap_or("default"),
+                    transactional,
+                )
+            }
+            crate::ast::Decl::Rule(r) => ("rule", &r.name.name, "default", false),
+            _ => continue,
+        };
+        let Some(policy) = policy(policy_name) else {
+            continue;
+        };
+        let has = |f: fn(&crate::ast::PolicyClauseKind) -> bool| {
+            policy.clauses.iter().any(|c| f(&c.kind))
+        };
+        let triggers = started_by(decl).and_then(|(_, _, t)| t);
+        let mut sends = Vec::new();
+        for block in walk::decl_blocks(decl) {
+            answering_sends(block, false, &answers, &mut sends);
+        }
+        // Those out of place are E1004's; a send seen twice (in a `repeat`) once.
+        sends.retain(|(_, _, event, waited)| !waited && answered_by(&triggers, event));
+        sends.dedup_by_key(|(step, _, _, _)| step.span.start);
+        for (step, channel, _, _) in sends {
+            let mut why = Vec::new();
+            if has(|k| matches!(k, crate::ast::PolicyClauseKind::ConsentRequired)) {
+                why.push(format!(
+                    "`consent required` suppresses it unless the customer has `consent.{channel}`"
+                ));
+            }
+            if !transactional {
+                if has(|k| matches!(k, crate::ast::PolicyClauseKind::QuietHours { .. })) {
+                    why.push("its quiet hours defer it past its seconds".to_string());
+                }
+                if has(|k| matches!(k, crate::ast::PolicyClauseKind::Cap { .. })) {
+                    why.push("its caps can defer or suppress it".to_string());
+                }
+            }
+            if why.is_empty() {
+                continue;
+            }
+            out.push(
+                Diagnostic::new(
+                    Code::AnswerHeldBack,
+                    step.span,
+                    format!(
+                        "{what} `{name}` answers on `{channel}` under policy `{}`, which can hold it back: {}",
+                        policy.name.name,
+                        why.join("; ")
+                    ),
+                )
+                .label("held back, the answer expires")
+                .help("a welcome answers the customer's own action: give the journey a policy without `consent required` and mark it `transactional`"),
+            );
+        }
+    }
 }

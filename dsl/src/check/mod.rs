@@ -57,6 +57,7 @@ pub const RULES: &[(&str, Rule)] = &[
     ("grants", channels::grant_resends),
     ("service templates", channels::service_templates),
     ("answers", channels::answers_in_place),
+    ("answers held back", channels::answers_held_back),
 ];
 
 /// What a rule sees.
