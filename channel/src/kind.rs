@@ -106,6 +106,14 @@ pub trait ChannelKind: Send + Sync + 'static {
         false
     }
 
+    /// Whether its messages go out only once a staff member confirms them
+    /// in their own client (a WeCom customer mass send): the engine hands
+    /// such sends to the kind's staff-task runner instead of
+    /// [`Channel::deliver`], and a journey may `wait for confirmation`.
+    fn confirmed_by_staff(&self) -> bool {
+        false
+    }
+
     /// Reads the settings table of the channel at `path`
     /// (`channels.NAME`): the typed settings, or every problem, each with
     /// its TOML path. No I/O.
@@ -147,6 +155,7 @@ pub trait AnyKind: Send + Sync {
     fn message_fields(&self) -> MessageFields;
     fn recipient(&self) -> Recipient;
     fn spends_grants(&self) -> bool;
+    fn confirmed_by_staff(&self) -> bool;
     /// Reads and validates the settings once.
     fn validate(&self, path: &str, table: &Table) -> Result<Validated, Vec<ConfigError>>;
     /// Builds the channel `name` from what [`validate`](AnyKind::validate) gave.
@@ -168,6 +177,10 @@ impl<K: ChannelKind> AnyKind for K {
 
     fn spends_grants(&self) -> bool {
         ChannelKind::spends_grants(self)
+    }
+
+    fn confirmed_by_staff(&self) -> bool {
+        ChannelKind::confirmed_by_staff(self)
     }
 
     fn validate(&self, path: &str, table: &Table) -> Result<Validated, Vec<ConfigError>> {

@@ -77,6 +77,7 @@ fn catalog(dir: &Path) -> Option<ChannelCatalog> {
                 accepted: spec.get("accepted").map(strings),
                 spends_grants: spec["spends_grants"] == true,
                 answers: spec["answers"].as_str().map(str::to_string),
+                confirmed_by_staff: spec["confirmed_by_staff"] == true,
             },
         );
     }

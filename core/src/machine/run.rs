@@ -323,6 +323,7 @@ impl Cx<'_> {
                 template,
                 fields,
                 next,
+                ..
             } => self.send(owner, inst, channel, template.as_deref(), fields, *next),
             // Timed waits stay on their own step and go on when their timer
             // wakes them, so the wake-up mark is not mistaken for that of

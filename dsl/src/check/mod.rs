@@ -91,6 +91,9 @@ pub struct ChannelSpec {
     /// and is good briefly (a WeCom welcome message answers
     /// `add_external_contact` with its `welcome_code` within 20 s).
     pub answers: Option<String>,
+    /// Its sends go out only once a staff member confirms them (a WeCom
+    /// customer mass send): a `wait for confirmation` may wait on them.
+    pub confirmed_by_staff: bool,
 }
 
 impl ChannelCatalog {

@@ -470,6 +470,7 @@ impl<'a> Lowering<'_, 'a> {
                 channel: channel.name.clone(),
                 template: template.as_ref().map(|t| t.value.clone()),
                 fields: record(fields, scope),
+                confirm_within: None,
                 next,
             },
             S::Wait(d) => StepKind::Wait {
@@ -507,6 +508,7 @@ impl<'a> Lowering<'_, 'a> {
                     bind: wait.bind.as_ref().map(|b| b.name.clone()),
                     on_event,
                     on_timeout,
+                    confirms: None,
                 }
             }
             S::If {

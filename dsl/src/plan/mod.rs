@@ -210,6 +210,10 @@ pub enum StepKind {
         channel: String,
         template: Option<String>,
         fields: Vec<(String, Expr)>,
+        /// Seconds the staff have to confirm it, when a `wait for
+        /// confirmation` waits on this send (its `within`): the channel
+        /// cancels the staff task at that deadline.
+        confirm_within: Option<i64>,
         next: StepId,
     },
     Wait {
@@ -231,6 +235,11 @@ pub enum StepKind {
         bind: Option<String>,
         on_event: StepId,
         on_timeout: StepId,
+        /// `wait for confirmation`: the `send` step whose outcome this
+        /// waits for (`event` is then `send_outcome`). The outcome `sent`
+        /// resumes at `on_event`; any other outcome, like the timeout, at
+        /// `on_timeout`.
+        confirms: Option<StepId>,
     },
     Branch {
         condition: Expr,

@@ -99,6 +99,7 @@ pub fn catalog(config: &Config, registry: &Registry) -> ChannelCatalog {
                         crate::channels::Recipient::TriggerEvent { event, .. } => Some(event),
                         _ => None,
                     },
+                    confirmed_by_staff: kind.confirmed_by_staff(),
                 },
             );
         }
