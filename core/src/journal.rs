@@ -40,6 +40,11 @@ pub enum Kind {
     /// A change of consent on `channel` (`consent`: purpose, granted,
     /// source, evidence): the consent ledger.
     Consent,
+    /// What came of a send a staff member had to confirm (a WeCom
+    /// customer mass send): the send's journey, step, channel and key,
+    /// `reason` the outcome (`sent`, `not_friend`, `over_quota`,
+    /// `not_confirmed`, `failed`), `staff` whose task it was.
+    Outcome,
 }
 
 impl Kind {
@@ -63,6 +68,7 @@ impl Kind {
             Kind::Skipped => "skipped",
             Kind::Failed => "failed",
             Kind::Delivered => "delivered",
+            Kind::Outcome => "outcome",
             Kind::Merged => "merged",
             Kind::Consent => "consent",
         }
@@ -225,6 +231,9 @@ pub struct Record {
     /// For `consent`: the change (its channel is `channel`).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub consent: Option<Box<crate::consent::ConsentChange>>,
+    /// For `outcome`: the staff member whose task the send was.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub staff: Option<String>,
 }
 
 impl Record {
@@ -263,6 +272,7 @@ impl Record {
             attempts: None,
             merged: None,
             consent: None,
+            staff: None,
         }
     }
 

@@ -100,6 +100,60 @@ pub enum Input {
         change: crate::consent::ConsentChange,
         at: DateTime<Utc>,
     },
+    /// What came of a send a staff member had to confirm (a WeCom
+    /// customer mass send), as its channel learned it: journaled as an
+    /// `outcome` record, and a `wait for confirmation` on that send goes
+    /// on.
+    Outcome(SendOutcome),
+}
+
+/// What came of one staff-confirmed send for its recipient.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SendOutcome {
+    pub user: String,
+    /// When the channel learned it.
+    #[serde(with = "waymark_dsl::stored::stamp")]
+    pub at: DateTime<Utc>,
+    /// The send's own record (journey, version, instance, step, channel,
+    /// idempotency key), without its fields.
+    pub send: Box<crate::journal::Record>,
+    /// `sent`, `not_friend`, `over_quota`, `not_confirmed` or `failed`.
+    pub outcome: String,
+    /// The staff member whose task it was.
+    pub staff: Option<String>,
+    /// What the platform said, for `failed`.
+    pub detail: Option<String>,
+    /// `outcome:{idempotency key}`: an outcome reported twice (a restart
+    /// between reporting and noting it) is dropped as a redelivery.
+    pub message_id: String,
+}
+
+impl SendOutcome {
+    /// The outcome `outcome` of the send `send` (its record as written).
+    pub fn new(
+        send: &crate::journal::Record,
+        outcome: &str,
+        staff: Option<String>,
+        at: DateTime<Utc>,
+    ) -> SendOutcome {
+        let mut send = send.clone();
+        send.fields = None;
+        let key = send.idempotency_key.clone().unwrap_or_default();
+        SendOutcome {
+            user: send.user.to_string(),
+            at,
+            send: Box::new(send),
+            outcome: outcome.to_string(),
+            staff,
+            detail: None,
+            message_id: format!("outcome:{key}"),
+        }
+    }
+
+    /// Whether the message reached the customer.
+    pub fn sent(&self) -> bool {
+        self.outcome == "sent"
+    }
 }
 
 impl Input {
@@ -112,6 +166,7 @@ impl Input {
             | Input::Cancel { user, .. }
             | Input::Merge { user, .. }
             | Input::Consent { user, .. } => user,
+            Input::Outcome(o) => &o.user,
         }
     }
 
@@ -127,6 +182,7 @@ impl Input {
             | Input::Cancel { user, .. }
             | Input::Merge { user, .. }
             | Input::Consent { user, .. } => *user = to.to_string(),
+            Input::Outcome(o) => o.user = to.to_string(),
         }
         input
     }
@@ -139,6 +195,7 @@ impl Input {
             Input::Identify { message_id, .. } | Input::Merge { message_id, .. } => {
                 message_id.as_deref()
             }
+            Input::Outcome(o) => Some(&o.message_id),
             _ => None,
         }
     }
@@ -374,6 +431,13 @@ pub struct Instance {
     pub arms: BTreeMap<String, String>,
     pub wait: Wait,
     pub goal_reached: bool,
+    /// The idempotency key of the last send a staff member has to confirm
+    /// (a send with `confirm_within`) that went out on this instance's
+    /// path: what a `wait for confirmation` after it waits on. Cleared
+    /// when such a send does not go out (suppressed, or its fields fail),
+    /// so the wait then goes straight to its `else`.
+    #[serde(default)]
+    pub awaiting: Option<String>,
 }
 
 /// What an instance waits for.
@@ -419,6 +483,7 @@ pub(crate) mod tests {
             arms: BTreeMap::new(),
             wait: Wait::Until(at),
             goal_reached: false,
+            awaiting: None,
         });
         u.journeys.insert(
             "welcome".into(),

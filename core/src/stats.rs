@@ -37,6 +37,38 @@ pub struct VersionStats {
     /// Per local day (`2026-12-05`, in the zone the shell folds in: the
     /// default policy's), the last [`DAYS_KEPT`] days with activity.
     pub days: BTreeMap<chrono::NaiveDate, DayStats>,
+    /// Sends a staff member had to confirm (WeCom customer mass sends),
+    /// per staff member: what came of them.
+    #[serde(default)]
+    pub staff: BTreeMap<String, StaffStats>,
+}
+
+/// What came of one staff member's tasks: how many of the customers given
+/// to them were sent to, and why the others were not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct StaffStats {
+    /// Confirmed and delivered.
+    pub sent: u64,
+    /// Confirmed, but the customer is no longer their contact.
+    pub not_friend: u64,
+    /// Confirmed, but the customer had had their mass messages for the
+    /// period.
+    pub over_quota: u64,
+    /// Not confirmed before the deadline (the task was cancelled).
+    pub not_confirmed: u64,
+    /// The platform refused the task (an error, not the staff's doing).
+    pub failed: u64,
+}
+
+impl StaffStats {
+    /// The share of customers whose message the staff member confirmed
+    /// (sent, not a friend, over quota) among those whose task they saw
+    /// (all but `failed`); `None` before any.
+    pub fn confirmation_rate(&self) -> Option<f64> {
+        let confirmed = self.sent + self.not_friend + self.over_quota;
+        let seen = confirmed + self.not_confirmed;
+        (seen > 0).then(|| confirmed as f64 / seen as f64)
+    }
 }
 
 impl std::ops::AddAssign<&DayStats> for DayStats {
@@ -194,6 +226,16 @@ impl VersionStats {
                     .delivered_on_replay
                     .entry(r.channel.clone().unwrap_or_default())
                     .or_default() += 1
+            }
+            Kind::Outcome => {
+                let staff = entry(&mut self.staff, r.staff.as_deref().unwrap_or(""));
+                match r.reason.as_deref() {
+                    Some("sent") => staff.sent += 1,
+                    Some("not_friend") => staff.not_friend += 1,
+                    Some("over_quota") => staff.over_quota += 1,
+                    Some("not_confirmed") => staff.not_confirmed += 1,
+                    _ => staff.failed += 1,
+                }
             }
             Kind::Skipped => {
                 *self

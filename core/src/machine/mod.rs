@@ -195,6 +195,10 @@ pub fn handle_into(
             }
             cx.run_ready();
         }
+        Input::Outcome(outcome) => {
+            cx.outcome(outcome);
+            cx.run_ready();
+        }
         // The shells merge, with both profiles (see [`merge_into`]).
         Input::Merge { .. } => {}
         Input::Cancel { journey, .. } => {
@@ -385,10 +389,13 @@ impl<'a> Cx<'a> {
             let Some(step) = plan.steps.get(inst.step) else {
                 continue;
             };
+            // A `wait for confirmation` goes on with its send's outcome
+            // only (see `outcome`), not with an event of that name.
             let waymark_dsl::plan::StepKind::WaitForEvent {
                 event: filter,
                 bind,
                 on_event,
+                confirms: None,
                 ..
             } = &step.kind
             else {
@@ -423,6 +430,53 @@ impl<'a> Cx<'a> {
             self.task(task, event, &value);
         }
         self.run_ready();
+    }
+
+    /// Journals what came of a staff-confirmed send, and moves the
+    /// instance whose `wait for confirmation` waits on it: to its first
+    /// block if the message was sent, else to its `else`.
+    fn outcome(&mut self, outcome: &crate::model::SendOutcome) {
+        let mut r = (*outcome.send).clone();
+        r.at = self.now;
+        r.kind = Kind::Outcome;
+        r.user = self.user.id.clone();
+        r.reason = Some(outcome.outcome.clone());
+        r.staff = outcome.staff.clone();
+        r.message = outcome.detail.clone();
+        self.records.push(r);
+        let Some(key) = outcome.send.idempotency_key.as_deref() else {
+            return;
+        };
+        let d = self.d;
+        for inst in &mut self.user.instances {
+            if !matches!(inst.wait, Wait::ForEvent { .. }) || inst.awaiting.as_deref() != Some(key)
+            {
+                continue;
+            }
+            let Some(plan) = d.version(&inst.journey, &inst.version) else {
+                continue;
+            };
+            let Some(waymark_dsl::plan::StepKind::WaitForEvent {
+                bind,
+                on_event,
+                on_timeout,
+                confirms: Some(_),
+                ..
+            }) = plan.steps.get(inst.step).map(|s| &s.kind)
+            else {
+                continue;
+            };
+            if outcome.sent() {
+                if let Some(name) = bind {
+                    inst.bindings.insert(name.clone(), outcome_value(outcome));
+                }
+                inst.step = *on_event;
+            } else {
+                inst.step = *on_timeout;
+            }
+            inst.awaiting = None;
+            inst.wait = Wait::Ready;
+        }
     }
 
     /// `event E where EXPR` against an event.
@@ -567,6 +621,7 @@ impl<'a> Cx<'a> {
             arms: BTreeMap::new(),
             wait: Wait::Ready,
             goal_reached: false,
+            awaiting: None,
         }
     }
 
@@ -610,6 +665,7 @@ impl<'a> Cx<'a> {
                     {
                         inst.step = *on_timeout;
                     }
+                    inst.awaiting = None;
                     inst.wait = Wait::Ready;
                 }
                 Wait::Held if d.may_go_on(&inst.journey) => inst.wait = Wait::Ready,
@@ -780,4 +836,27 @@ pub(crate) fn window_start(
         Window::Rolling(seconds) => Some(now - Duration::seconds(seconds)),
         Window::Calendar(period) => Some(guard::period_start(period, now, tz)),
     }
+}
+
+/// An outcome as a `wait for confirmation … as NAME` binding sees it: an
+/// event `send_outcome` with the outcome, the staff member and the
+/// channel.
+fn outcome_value(outcome: &crate::model::SendOutcome) -> Value {
+    let mut map = BTreeMap::new();
+    map.insert("name".into(), Value::String("send_outcome".into()));
+    map.insert("at".into(), Value::Timestamp(outcome.at));
+    map.insert("outcome".into(), Value::String(outcome.outcome.clone()));
+    map.insert(
+        "staff".into(),
+        outcome.staff.clone().map_or(Value::Null, Value::String),
+    );
+    map.insert(
+        "channel".into(),
+        outcome
+            .send
+            .channel
+            .clone()
+            .map_or(Value::Null, Value::String),
+    );
+    Value::Record(map.into_iter().collect())
 }

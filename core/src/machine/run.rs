@@ -323,8 +323,23 @@ impl Cx<'_> {
                 template,
                 fields,
                 next,
-                ..
-            } => self.send(owner, inst, channel, template.as_deref(), fields, *next),
+                confirm_within,
+            } => {
+                if confirm_within.is_none() {
+                    return self.send(owner, inst, channel, template.as_deref(), fields, *next);
+                }
+                // A `wait for confirmation` waits on this send: on the
+                // send that went out, or on nothing.
+                inst.awaiting = None;
+                let before = self.records.len();
+                let flow = self.send(owner, inst, channel, template.as_deref(), fields, *next);
+                inst.awaiting = self.records[before..]
+                    .iter()
+                    .rev()
+                    .find(|r| r.kind == Kind::Send)
+                    .and_then(|r| r.idempotency_key.clone());
+                flow
+            }
             // Timed waits stay on their own step and go on when their timer
             // wakes them, so the wake-up mark is not mistaken for that of
             // the step after (a `repeat … every` would skip its pause).
@@ -377,6 +392,15 @@ impl Cx<'_> {
                         Flow::Next(*next)
                     }
                 }
+            }
+            StepKind::WaitForEvent {
+                confirms: Some(_),
+                on_timeout,
+                ..
+            } if inst.awaiting.is_none() => {
+                // The send it would wait on did not go out: nothing will
+                // be confirmed.
+                Flow::Next(*on_timeout)
             }
             StepKind::WaitForEvent { within, .. } => {
                 inst.wait = Wait::ForEvent {

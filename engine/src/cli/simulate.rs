@@ -664,6 +664,12 @@ fn timeline_line(r: &Record, tz: chrono_tz::Tz) -> String {
             "delivered {} on replay",
             r.channel.as_deref().unwrap_or("?")
         ),
+        Kind::Outcome => format!(
+            "outcome {} of {}: {}",
+            r.channel.as_deref().unwrap_or("?"),
+            r.staff.as_deref().unwrap_or("?"),
+            r.reason.as_deref().unwrap_or("?")
+        ),
         Kind::Merged => format!(
             "merged {} ({})",
             r.merged.as_deref().unwrap_or("?"),

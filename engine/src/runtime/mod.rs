@@ -399,6 +399,7 @@ impl<K: Kv> Runtime<K> {
                 Input::Cancel { .. } => "cancel",
                 Input::Merge { .. } => "merge",
                 Input::Consent { .. } => "consent",
+                Input::Outcome(_) => "outcome",
             };
             let _span = tracing::debug_span!("input", user = %user, kind).entered();
             let steps = core::handle_into(

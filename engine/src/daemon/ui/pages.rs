@@ -876,6 +876,25 @@ pub(crate) fn describe(r: &Record, zone: chrono_tz::Tz) -> String {
             r.reason.as_deref().unwrap_or("?")
         ),
         Kind::Delivered => format!("a replayed send on {channel} got through"),
+        Kind::Outcome => {
+            let staff = r.staff.as_deref().unwrap_or("?");
+            match r.reason.as_deref() {
+                Some("sent") => format!("{staff} confirmed the send on {channel}: sent"),
+                Some("not_friend") => format!(
+                    "{staff} confirmed the send on {channel}, but the customer is no longer their contact"
+                ),
+                Some("over_quota") => format!(
+                    "{staff} confirmed the send on {channel}, but the customer had had their mass messages for the period"
+                ),
+                Some("not_confirmed") => {
+                    format!("{staff} did not confirm the send on {channel} in time")
+                }
+                _ => format!(
+                    "the send on {channel} for {staff} failed: {}",
+                    r.message.as_deref().unwrap_or("?")
+                ),
+            }
+        }
         Kind::Merged => {
             let how = match r.reason.as_deref() {
                 Some("identify") => "an event carried both ids".to_string(),
