@@ -56,6 +56,12 @@ pub trait Channel: Send + Sync {
     /// retry of it. Must not panic; anything the provider refuses is a
     /// [`DeliveryError`] of the right class.
     fn deliver<'a>(&'a self, message: &'a Message) -> Delivery<'a>;
+
+    /// The staff tasks its messages go through, for a channel of a kind
+    /// with a [`staff_trait`](ChannelKind::staff_trait).
+    fn staff_tasks(&self) -> Option<&dyn crate::StaffTasks> {
+        None
+    }
 }
 
 /// Why a kind could not build a channel from valid settings.
@@ -106,12 +112,14 @@ pub trait ChannelKind: Send + Sync + 'static {
         false
     }
 
-    /// Whether its messages go out only once a staff member confirms them
-    /// in their own client (a WeCom customer mass send): the engine hands
-    /// such sends to the kind's staff-task runner instead of
+    /// For a kind whose messages go out only once a staff member confirms
+    /// them in their own client (a WeCom customer mass send): the user
+    /// trait naming the staff member a send is for, when the `send` step
+    /// gives no `staff` field. The engine then hands its sends to the
+    /// channel's [`StaffTasks`](crate::StaffTasks) instead of
     /// [`Channel::deliver`], and a journey may `wait for confirmation`.
-    fn confirmed_by_staff(&self) -> bool {
-        false
+    fn staff_trait(&self) -> Option<&'static str> {
+        None
     }
 
     /// Reads the settings table of the channel at `path`
@@ -155,7 +163,7 @@ pub trait AnyKind: Send + Sync {
     fn message_fields(&self) -> MessageFields;
     fn recipient(&self) -> Recipient;
     fn spends_grants(&self) -> bool;
-    fn confirmed_by_staff(&self) -> bool;
+    fn staff_trait(&self) -> Option<&'static str>;
     /// Reads and validates the settings once.
     fn validate(&self, path: &str, table: &Table) -> Result<Validated, Vec<ConfigError>>;
     /// Builds the channel `name` from what [`validate`](AnyKind::validate) gave.
@@ -179,8 +187,8 @@ impl<K: ChannelKind> AnyKind for K {
         ChannelKind::spends_grants(self)
     }
 
-    fn confirmed_by_staff(&self) -> bool {
-        ChannelKind::confirmed_by_staff(self)
+    fn staff_trait(&self) -> Option<&'static str> {
+        ChannelKind::staff_trait(self)
     }
 
     fn validate(&self, path: &str, table: &Table) -> Result<Validated, Vec<ConfigError>> {

@@ -19,9 +19,11 @@ pub mod conformance;
 mod kind;
 mod message;
 pub mod settings;
+mod staff;
 
 pub use kind::{
     AnyKind, BuildError, Channel, ChannelKind, Delivery, MessageFields, Recipient, Validated,
 };
 pub use message::{DeliveryError, Message, Receipt};
 pub use settings::{ConfigError, Settings, parse_duration, unknown_settings};
+pub use staff::{Call, Created, RecipientStatus, StaffTask, StaffTasks, TaskSchedule};

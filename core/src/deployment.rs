@@ -42,6 +42,11 @@ pub struct Deployment {
     /// The configured channels whose kind spends a grant per send (one-time
     /// subscribe messages). Set from the config at start; not stored.
     pub grant_channels: std::collections::BTreeSet<String>,
+    /// The configured channels whose sends a staff member confirms (WeCom
+    /// customer mass sends), each with the user trait naming the staff
+    /// member when a send gives no `staff` field. Set from the config at
+    /// start; not stored.
+    pub staff_traits: BTreeMap<String, String>,
     /// What coupon codes are derived under: the store's secret in the
     /// daemon, the fixed preview seed otherwise. Set at start; not stored
     /// with the deployment.
@@ -261,6 +266,7 @@ impl Deployment {
                 ..PolicyPlan::default()
             },
             recipients: BTreeMap::new(),
+            staff_traits: BTreeMap::new(),
             consent: Default::default(),
             grant_channels: Default::default(),
             coupon_secret: Default::default(),

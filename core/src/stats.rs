@@ -369,6 +369,15 @@ impl VersionStats {
             "steps_by_arm": self.steps_by_arm,
             "arms": arms,
             "days": self.days,
+            "staff": self
+                .staff
+                .iter()
+                .map(|(staff, s)| {
+                    let mut out = serde_json::to_value(s).expect("counts serialize");
+                    out["confirmation_rate"] = json!(s.confirmation_rate());
+                    (staff.clone(), out)
+                })
+                .collect::<serde_json::Map<String, Json>>(),
         })
     }
 }
@@ -438,6 +447,38 @@ mod tests {
         assert_eq!(*s.days.keys().next().unwrap(), date("2026-04-21"));
         assert!(s.days.contains_key(&date("2026-07-19")));
         assert_eq!(s.goals, 200);
+    }
+
+    #[test]
+    fn staff_outcomes_are_counted_per_staff_member_with_their_confirmation_rate() {
+        let mut s = VersionStats::default();
+        let outcome = |staff: &str, what: &str| {
+            let mut r = rec(Kind::Outcome, Some(what), None);
+            r.staff = Some(staff.into());
+            r
+        };
+        for (staff, what) in [
+            ("zhangsan", "sent"),
+            ("zhangsan", "sent"),
+            ("zhangsan", "over_quota"),
+            ("zhangsan", "not_confirmed"),
+            ("lisi", "not_confirmed"),
+            ("lisi", "failed"),
+        ] {
+            s.add(&outcome(staff, what));
+        }
+        let json = s.to_json();
+        let zhang = &json["staff"]["zhangsan"];
+        assert_eq!(
+            (zhang["sent"].as_u64(), zhang["over_quota"].as_u64()),
+            (Some(2), Some(1))
+        );
+        // Confirmed 3 (sent twice, over quota once) of the 4 they saw.
+        assert_eq!(zhang["confirmation_rate"], 0.75);
+        // A failed task is not theirs to confirm.
+        assert_eq!(json["staff"]["lisi"]["confirmation_rate"], 0.0);
+        assert_eq!(json["staff"]["lisi"]["failed"], 1);
+        assert_eq!(StaffStats::default().confirmation_rate(), None);
     }
 
     #[test]

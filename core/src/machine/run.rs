@@ -333,11 +333,16 @@ impl Cx<'_> {
                 inst.awaiting = None;
                 let before = self.records.len();
                 let flow = self.send(owner, inst, channel, template.as_deref(), fields, *next);
-                inst.awaiting = self.records[before..]
-                    .iter()
+                let sent = self.records[before..]
+                    .iter_mut()
                     .rev()
-                    .find(|r| r.kind == Kind::Send)
-                    .and_then(|r| r.idempotency_key.clone());
+                    .find(|r| r.kind == Kind::Send);
+                inst.awaiting = sent.and_then(|r| {
+                    // The staff have until then: the channel cancels the
+                    // task at this time.
+                    r.until = confirm_within.map(|s| self.now + Duration::seconds(s));
+                    r.idempotency_key.clone()
+                });
                 flow
             }
             // Timed waits stay on their own step and go on when their timer
@@ -649,6 +654,26 @@ impl Cx<'_> {
         let Some(mut values) = self.fields(owner, inst, fields) else {
             return Flow::Next(next);
         };
+        // A send a staff member confirms is for the staff member its
+        // `staff` field names, else the one the channel's trait does.
+        if let Some(path) = self.d.staff_traits.get(channel) {
+            let named = |v: &Value| !matches!(v, Value::Null) && !v.to_text().trim().is_empty();
+            if !values.get("staff").is_some_and(named) {
+                match self.user.traits.get(path.as_str()).filter(|v| named(v)) {
+                    Some(staff) => {
+                        values.insert("staff".into(), Value::String(staff.to_text()));
+                    }
+                    None => {
+                        let mut r = self.step_record(owner, inst, Kind::Suppressed);
+                        r.channel = Some(channel.to_string());
+                        r.template = template.map(str::to_string);
+                        r.reason = Some("no_staff".into());
+                        self.records.push(r);
+                        return Flow::Next(next);
+                    }
+                }
+            }
+        }
         let to = match self.recipient(channel, values.remove("to"), inst) {
             Ok(to) => to,
             Err(reason) => {

@@ -23,7 +23,9 @@ pub use log::LogKind;
 pub use sms::SmsKind;
 pub use waymark_channel::*;
 pub use webhook::{SIGNATURE_HEADER, WebhookKind};
-pub use weixin::{MiniprogramKind, WechatKind, WechatSubscribeKind, WecomKind, WecomWelcomeKind};
+pub use weixin::{
+    MiniprogramKind, WechatKind, WechatSubscribeKind, WecomKind, WecomMassKind, WecomWelcomeKind,
+};
 
 use crate::config::KindCheck;
 use std::collections::BTreeMap;
@@ -45,6 +47,7 @@ impl Registry {
             .with(SmsKind)
             .with(WecomKind)
             .with(WecomWelcomeKind)
+            .with(WecomMassKind)
             .with(WechatKind)
             .with(MiniprogramKind)
             .with(WechatSubscribeKind)

@@ -54,6 +54,18 @@ const FAMILIES: &[Family] = &[
         buckets: &[],
     },
     Family {
+        name: "waymark_staff_outcomes_total",
+        kind: "counter",
+        help: "Sends a staff member confirms (WeCom customer mass sends), by channel and outcome: sent, not_friend, over_quota, not_confirmed, failed.",
+        buckets: &[],
+    },
+    Family {
+        name: "waymark_staff_task_calls_total",
+        kind: "counter",
+        help: "Calls of staff-task channels to their platform, by channel, call (create, find, results, remind, cancel) and outcome (ok, retry, quota, failed).",
+        buckets: &[],
+    },
+    Family {
         name: "waymark_commit_seconds",
         kind: "histogram",
         help: "Latency of the writer's batch commits, flush included.",
@@ -322,6 +334,24 @@ pub fn callback(platform: &str, app: &str, outcome: &str) {
     add(
         "waymark_callback_pushes_total",
         &[("platform", platform), ("app", app), ("outcome", outcome)],
+        1.0,
+    );
+}
+
+/// A staff-confirmed send ended with `outcome`.
+pub fn staff_outcome(channel: &str, outcome: &str) {
+    add(
+        "waymark_staff_outcomes_total",
+        &[("channel", channel), ("outcome", outcome)],
+        1.0,
+    );
+}
+
+/// A staff-task call to the platform ended with `outcome`.
+pub fn staff_task_call(channel: &str, call: &str, outcome: &str) {
+    add(
+        "waymark_staff_task_calls_total",
+        &[("channel", channel), ("call", call), ("outcome", outcome)],
         1.0,
     );
 }

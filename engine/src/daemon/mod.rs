@@ -11,6 +11,7 @@ pub mod metrics;
 mod outbox;
 mod routes;
 mod serve;
+mod staff_tasks;
 mod ui;
 mod writer;
 
@@ -99,7 +100,7 @@ pub fn catalog(config: &Config, registry: &Registry) -> ChannelCatalog {
                         crate::channels::Recipient::TriggerEvent { event, .. } => Some(event),
                         _ => None,
                     },
-                    confirmed_by_staff: kind.confirmed_by_staff(),
+                    confirmed_by_staff: kind.staff_trait().is_some(),
                 },
             );
         }
@@ -344,6 +345,9 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
         }
     }
     let mut channels = BTreeMap::new();
+    // Channels whose sends a staff member confirms: a runner each, started
+    // once the writer is.
+    let mut runners = Vec::new();
     for (name, c) in &configured {
         let kind = registry
             .get(&c.kind)
@@ -358,6 +362,12 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
         if kind.spends_grants() {
             runtime.deployment.grant_channels.insert(name.clone());
         }
+        if let Some(staff_trait) = kind.staff_trait() {
+            runtime
+                .deployment
+                .staff_traits
+                .insert(name.clone(), staff_trait.to_string());
+        }
         let validated = c
             .validated
             .as_ref()
@@ -370,6 +380,14 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
                 channel: name.clone(),
                 error,
             })?;
+        let staff = match channel.staff_tasks() {
+            Some(_) => {
+                let (joins, taken) = tokio::sync::mpsc::channel(64);
+                runners.push((name.clone(), channel.clone(), taken));
+                Some(joins)
+            }
+            None => None,
+        };
         channels.insert(
             name.clone(),
             outbox::ChannelRuntime {
@@ -383,6 +401,7 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
                     kind.recipient(),
                     crate::channels::Recipient::TriggerEvent { .. }
                 ),
+                staff,
             },
         );
     }
@@ -398,6 +417,17 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let stop = Arc::new(stop);
     let reader = Arc::new(Store::new(kv.clone()));
+    let mut staff_runners = tokio::task::JoinSet::new();
+    for (name, channel, joins) in runners {
+        let runner = staff_tasks::Runner {
+            name,
+            channel,
+            store: reader.clone(),
+            writer: commands.clone(),
+            clock: clock.clone(),
+        };
+        staff_runners.spawn(runner.run(joins, stopped.clone()));
+    }
     let worker = {
         let (reader, clock, health) = (reader.clone(), clock.clone(), health.clone());
         let writer = commands.clone();
@@ -461,6 +491,7 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
     // The worker first: a delivery settled in the grace period (given up
     // on, or a replay delivered) is journaled through the writer.
     let _ = worker.await;
+    while staff_runners.join_next().await.is_some() {}
     let _ = commands.send(writer::Command::Shutdown);
     let _ = tokio::task::spawn_blocking(move || writer.join()).await;
     kv_flush(&kv);

@@ -35,6 +35,9 @@ pub struct ChannelRuntime {
     /// welcome code, expires): each round looks for them at the outbox's
     /// end first, ahead of the sends queued before them.
     pub urgent: bool,
+    /// Its sends go to its staff-task runner, not to `deliver` (a kind
+    /// whose messages a staff member confirms).
+    pub staff: Option<tokio::sync::mpsc::Sender<super::staff_tasks::Join>>,
 }
 
 /// How many of the newest sends each round looks through for urgent ones.
@@ -165,6 +168,13 @@ pub async fn run(
                     clock: clock.as_ref(),
                 };
                 let unrecorded = match channels.get(&channel_name) {
+                    Some(ChannelRuntime {
+                        staff: Some(runner),
+                        ..
+                    }) => {
+                        hand_to_staff(runner, entry).await;
+                        None
+                    }
                     Some(channel) => deliver(&outbox, &channel_name, channel, entry, stop).await,
                     None => {
                         let mut dead = entry.clone();
@@ -307,6 +317,27 @@ impl Outcome {
             return Ok(());
         }
         self.record(outbox).await
+    }
+}
+
+/// Hands a send to its channel's staff-task runner, which moves it from
+/// the outbox into a task; if it cannot, the send stays in the outbox and
+/// is handed over again next round.
+async fn hand_to_staff(
+    runner: &tokio::sync::mpsc::Sender<super::staff_tasks::Join>,
+    entry: OutboxEntry,
+) {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let seq = entry.seq;
+    if runner
+        .send(super::staff_tasks::Join { entry, reply })
+        .await
+        .is_err()
+    {
+        return;
+    }
+    if let Ok(Err(error)) = answer.await {
+        tracing::error!(seq, %error, "putting a send in its staff task failed; it stays in the outbox");
     }
 }
 
@@ -551,6 +582,7 @@ mod tests {
             rate: None,
             spends_grants: false,
             urgent: false,
+            staff: None,
             permits: Arc::new(Semaphore::new(4)),
             recent: Default::default(),
         }

@@ -21,6 +21,7 @@
 //! | `o/{seq}` | the outbox: sends not yet attempted, in order | [`outbox`] |
 //! | `r/{next attempt}/{seq}` | sends that failed, were put off (a provider's quota) or replayed, and wait to be tried, by when (so sends to a channel that is down never hold up the rest) | [`outbox`] |
 //! | `x/{seq}` | dead letters: sends given up on, with their last error | [`outbox`] |
+//! | `w/{task}`, `w/{task}/{seq}` | staff tasks: sends a staff member confirms (WeCom customer mass sends), batched per staff member and content; the task's head, and each send as it left the outbox, until its outcome is journaled | [`staff_tasks`] |
 //! | `P`, `C`, `Q`, `W`, `S`, `p/{journey}/{version}` | the deployment: current plan, its journeys' names, titles and versions (what reads answer from, decoding no plan), paused journeys, the global pause of sends (if on), where it came from, and the journey versions kept: current ones and those that users are still in or have a goal open on | [`deployment`] |
 //! | `k/{journey}/{version}` | journey stats per version | [`stats`] |
 //! | `d/{id}`, `f/{id}`, `D` | every deployment (who, when, how, what changed, the source hash) and its script files, by id (big-endian); the last id | [`history`] |
@@ -39,7 +40,7 @@
 //! attempt}`: big-endian microseconds (`keys::time_key`); `{seq}`, `{n}`,
 //! `{chunk}`, `{run}`, `{hash}`: big-endian `u64`.
 //!
-//! The values of `u/`, `j/`, `y/`, `o/`, `r/`, `x/` and `i/` — all a
+//! The values of `u/`, `j/`, `y/`, `o/`, `r/`, `x/`, `w/{task}/{seq}` and `i/` — all a
 //! person's data — are sealed under that person's key ([`sealed`]), so
 //! that erasing the key erases whatever copies of them the backend's
 //! files still hold.
@@ -65,6 +66,7 @@ mod outbox;
 pub mod sealed;
 mod seen_filter;
 mod sled_kv;
+mod staff_tasks;
 mod stats;
 mod timers;
 mod users;
@@ -77,6 +79,7 @@ pub use identity::MergeWrite;
 pub use memory::MemoryKv;
 pub use outbox::{OutboxEntry, Settled};
 pub use sled_kv::SledKv;
+pub use staff_tasks::{StaffTask, TaskState};
 pub use stats::StatsWrite;
 pub use users::PagedUser;
 
@@ -270,7 +273,7 @@ fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T> {
 /// changes whenever a stored form does; a store of another format is
 /// refused at open, and a migration is written only when a release needs
 /// one.
-pub const FORMAT: u32 = 17;
+pub const FORMAT: u32 = 18;
 
 /// How long message ids are kept for dedup, at least.
 pub const DEDUP_DAYS: i64 = 7;

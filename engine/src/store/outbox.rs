@@ -60,7 +60,7 @@ struct OutboxEntryRef<'a> {
 /// Where an entry lives in the outbox: `o/` until its first failure or
 /// deferral (a provider's quota, a replay), then `r/` under its next
 /// attempt time.
-fn outbox_key(entry: &OutboxEntry) -> Vec<u8> {
+pub(super) fn outbox_key(entry: &OutboxEntry) -> Vec<u8> {
     let seq = entry.seq.to_be_bytes();
     // Not attempted and not put off (by a provider's quota, a replay).
     if entry.attempts == 0 && entry.next_attempt <= entry.record.at {

@@ -51,7 +51,7 @@ const KEYS: AccountKeys<'static> = AccountKeys {
 };
 
 /// The fields a welcome takes: a text and the attachments' parts.
-const FIELDS: &[&str] = &[
+pub(super) const FIELDS: &[&str] = &[
     "text",
     "image_media_id",
     "image_url",
@@ -113,11 +113,25 @@ struct WelcomeChannel {
 
 /// The `send_welcome_msg` body, or why there is none.
 fn body(message: &Message, code: &str) -> Result<Json, DeliveryError> {
-    let field = |name: &str| message.text(name);
+    let (text, attachments) = content("wecom_welcome", &|name| message.text(name))?;
     let mut body = json!({ "welcome_code": code });
-    if let Some(text) = field("text") {
+    if let Some(text) = text {
         body["text"] = json!({ "content": text });
     }
+    if !attachments.is_empty() {
+        body["attachments"] = Json::Array(attachments);
+    }
+    Ok(body)
+}
+
+/// A customer message's text and attachments (an image, a link, a
+/// mini-program card) from its fields, as WeCom's customer-contact calls
+/// take them (`send_welcome_msg`, `add_msg_template`); or why there are
+/// none. `kind` names the channel kind in errors.
+pub(super) fn content(
+    kind: &str,
+    field: &dyn Fn(&str) -> Option<String>,
+) -> Result<(Option<String>, Vec<Json>), DeliveryError> {
     let mut attachments = Vec::new();
     match (field("image_media_id"), field("image_url")) {
         (Some(id), _) => attachments.push(json!({"msgtype": "image", "image": {"media_id": id}})),
@@ -127,9 +141,8 @@ fn body(message: &Message, code: &str) -> Result<Json, DeliveryError> {
         (None, None) => {}
     }
     if let Some(title) = field("link_title") {
-        let url = field("link_url").ok_or_else(|| {
-            DeliveryError::Permanent("wecom_welcome: a link needs `link_url`".into())
-        })?;
+        let url = field("link_url")
+            .ok_or_else(|| DeliveryError::Permanent(format!("{kind}: a link needs `link_url`")))?;
         let mut link = json!({"title": title, "url": url});
         if let Some(desc) = field("link_desc") {
             link["desc"] = json!(desc);
@@ -142,9 +155,7 @@ fn body(message: &Message, code: &str) -> Result<Json, DeliveryError> {
     if let Some(title) = field("miniprogram_title") {
         let part = |name: &str| {
             field(name).ok_or_else(|| {
-                DeliveryError::Permanent(format!(
-                    "wecom_welcome: a mini-program card needs `{name}`"
-                ))
+                DeliveryError::Permanent(format!("{kind}: a mini-program card needs `{name}`"))
             })
         };
         attachments.push(json!({"msgtype": "miniprogram", "miniprogram": {
@@ -154,16 +165,13 @@ fn body(message: &Message, code: &str) -> Result<Json, DeliveryError> {
             "pic_media_id": part("miniprogram_pic_media_id")?,
         }}));
     }
-    if body.get("text").is_none() && attachments.is_empty() {
-        return Err(DeliveryError::Permanent(
-            "wecom_welcome: a welcome needs `text` or an attachment (image, link, mini-program card)"
-                .into(),
-        ));
+    let text = field("text");
+    if text.is_none() && attachments.is_empty() {
+        return Err(DeliveryError::Permanent(format!(
+            "{kind}: a message needs `text` or an attachment (image, link, mini-program card)"
+        )));
     }
-    if !attachments.is_empty() {
-        body["attachments"] = Json::Array(attachments);
-    }
-    Ok(body)
+    Ok((text, attachments))
 }
 
 impl Channel for WelcomeChannel {
