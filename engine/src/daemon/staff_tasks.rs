@@ -273,11 +273,12 @@ impl Runner {
             return self.settle(task, outcomes, now).await;
         }
         // Durably "being made" before the call: a crash during it leaves
-        // a task that is looked for before it is made again.
+        // a task that is looked for (at once, after the restart) before it
+        // is made again. A failed call puts `next` off.
         task.head.state = TaskState::Creating {
             since,
             attempts: attempts + 1,
-            next: later(now, backoff(attempts)),
+            next: now,
         };
         if !self.write_durably(&task.head).await {
             return false;

@@ -112,9 +112,9 @@ fn read(path: &str, table: &Table) -> Result<MassSettings, Vec<ConfigError>> {
             true => s.integer("batch_max", 1, MAX_RECIPIENTS),
             false => Some(1_000),
         };
-        let confirm_within = duration(s, "confirm_within", secs(86_400), secs(60));
+        let confirm_within = duration(s, "confirm_within", secs(86_400), secs(1));
         let poll_every = duration(s, "poll_every", secs(300), secs(1));
-        let remind_after = duration(s, "remind_after", secs(4 * 3600), secs(60));
+        let remind_after = duration(s, "remind_after", secs(4 * 3600), secs(1));
         let reminders = match table.contains_key("reminders_per_day") {
             true => s.integer("reminders_per_day", 0, i64::from(MAX_REMINDERS_PER_DAY)),
             false => Some(i64::from(MAX_REMINDERS_PER_DAY)),
@@ -487,7 +487,7 @@ mod tests {
             corp_id = "ww1"
             corp_secret = "s"
             reminders_per_day = 5
-            confirm_within = "10s"
+            confirm_within = "0s"
             batch_window = "soon"
             "#,
         )
