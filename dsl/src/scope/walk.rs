@@ -224,23 +224,29 @@ fn steps<'a>(list: &'a [ast::Step], scope: &mut Scope<'a>, v: &mut impl Visitor<
                 on_timeout,
                 ..
             }) => {
-                // A confirmation resumes on the send's outcome, an event
-                // `send_outcome` whose fields are built in.
+                // A confirmation's binding is the send's outcome, an event
+                // `send_outcome` whose fields are built in. What `event` is
+                // in its blocks is left open (Unknown): the outcome is read
+                // through the binding.
                 let event = awaited.event_name();
+                let resumed = match awaited {
+                    ast::Awaited::Event(_) => EventCtx::Known(event),
+                    ast::Awaited::Confirmation(_) => EventCtx::Unknown,
+                };
                 if let ast::Awaited::Event(ast::EventMatch {
                     filter: Some(filter),
                     ..
                 }) = awaited
                 {
                     let inner = Scope {
-                        event: EventCtx::Known(event),
+                        event: resumed,
                         ..scope.clone()
                     };
                     v.expr(filter, Role::Condition, &inner);
                 }
                 if let Some(block) = on_event {
                     let mut inner = Scope {
-                        event: EventCtx::Known(event),
+                        event: resumed,
                         ..scope.clone()
                     };
                     if let Some(name) = bind {
