@@ -189,15 +189,41 @@ impl HeaderKind {
 }
 
 /// `wait for E within D [as NAME] [{ … }] [else { … }]`: the blocks run when
-/// the event comes and when the wait times out.
+/// the event comes (the send was sent) and when the wait times out (or the
+/// send ended otherwise).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WaitFor {
-    pub event: EventMatch,
+    pub awaited: Awaited,
     pub within: DurationLit,
     pub bind: Option<Ident>,
     pub on_event: Option<Block>,
     pub on_timeout: Option<Block>,
 }
+
+/// What a `wait for` waits for.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum Awaited {
+    /// `wait for event E [where EXPR]`.
+    Event(EventMatch),
+    /// `wait for confirmation`: the outcome of the nearest `send` before
+    /// it in its block or an enclosing one, which a staff member confirms
+    /// (a WeCom customer mass send). The span is the word's.
+    Confirmation(Span),
+}
+
+impl Awaited {
+    /// The event the wait resumes on: `send_outcome` for a confirmation.
+    pub fn event_name(&self) -> &str {
+        match self {
+            Awaited::Event(m) => &m.event.name,
+            Awaited::Confirmation(_) => SEND_OUTCOME,
+        }
+    }
+}
+
+/// The event a `wait for confirmation` resumes on, which its `as` binding
+/// names: the outcome of a send a staff member confirms.
+pub const SEND_OUTCOME: &str = "send_outcome";
 
 /// `event E [where EXPR]`.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -57,6 +57,8 @@ codes! {
         "A segment refers to itself, directly or through other segments, so its membership cannot be decided.";
     ContextUnavailable = "E0107", Error, "name not available here",
         "A context name is used where it has no value, e.g. `event` in a segment (segments are evaluated on the user's state alone) or `journey` outside a journey.";
+    NothingToConfirm = "E0108", Error, "nothing to confirm",
+        "A `wait for confirmation` waits for the outcome of a `send`: the nearest `send` before it that is a step of the same block, else of an enclosing block, before the step that holds that block (and so on outward). Other steps may come in between (`tag`, `set`, …), but a `send` inside an `if`, `split`, `wait for` or `repeat` before it does not count, since it may not have run. When no such `send` comes before it, the wait has nothing to wait on. Put the `wait for confirmation` after the `send` it is about, in the same block.";
     Arity = "E0201", Error, "wrong number of arguments",
         "A function is called with too few or too many arguments. The message shows its signature.";
     TypeMismatch = "E0202", Error, "type mismatch",
@@ -105,6 +107,8 @@ codes! {
         "With `--config`: a channel whose kind answers one event with an address that event carries for a short time — a WeCom welcome message (`wecom_welcome`) answers `add_external_contact` with its `welcome_code`, good for 20 seconds and once — can only send in a journey that this event starts (every trigger `event add_external_contact`) or a rule `when` it, before any wait. Anywhere else the code is missing or expired and the send could never go: start the journey on the event and send first; for a later message, use the WeCom mass-send channel or another one.";
     AnswerHeldBack = "W1005", Warning, "send that answers an event, held back by its policy",
         "With `--config`: a send on a channel that answers an event within seconds (a WeCom welcome message, 20 s) runs under its journey's policy like any send. `consent required` suppresses it for a customer who has no consent on that channel yet — most who just added a staff member; quiet hours and caps in a journey that is not `transactional` defer it past its 20 seconds (then `welcome_expired`) or suppress it. A welcome answers the customer's own action: give its journey a policy without `consent required` and mark it `transactional`, or accept that these sends are held back.";
+    NotConfirmedByStaff = "E1006", Error, "send not confirmed by staff",
+        "With `--config`: a `wait for confirmation` waits on a `send` (the nearest one before it, see E0108) on a channel whose kind sends without anybody confirming, so there is no confirmation to wait for and the wait could only time out. Only a channel whose kind is confirmed by staff has one: a WeCom customer mass send (kind `wecom_mass`) goes out once a staff member confirms it in their WeCom client. Send on such a channel before the wait; after a send on another channel, wait for an event (`wait for event`) or for a time (`wait`).";
 }
 
 impl Serialize for Code {

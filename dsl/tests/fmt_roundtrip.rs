@@ -419,18 +419,20 @@ fn steps() -> BoxedStrategy<Vec<Lines>> {
         let body = prop::collection::vec(inner, 0..3);
         prop_oneof![
             (
-                name(),
-                where_clause(),
+                prop_oneof![
+                    3 => (name(), where_clause()).prop_map(|(e, w)| format!("event {e}{w}")),
+                    1 => Just("confirmation".to_string()),
+                ],
                 dur(),
                 any::<bool>(),
                 opt(body.clone()),
                 opt(body.clone()),
                 0..3u8
             )
-                .prop_map(|(e, w, d, bind, on_event, on_timeout, layout)| {
+                .prop_map(|(awaited, d, bind, on_event, on_timeout, layout)| {
                     let (compact, split) = (layout == 1, layout == 2);
                     let head = format!(
-                        "wait for event {e}{w} within {d}{}",
+                        "wait for {awaited} within {d}{}",
                         if bind { " as p" } else { "" }
                     );
                     match (on_event, on_timeout) {

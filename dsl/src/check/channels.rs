@@ -198,7 +198,8 @@ fn sends_on_paths<'a>(
             }
             StepKind::WaitFor(wait) => {
                 let before = sent.clone();
-                if wait.event.event.name == ACCEPT_EVENT {
+                if matches!(&wait.awaited, crate::ast::Awaited::Event(m) if m.event.name == ACCEPT_EVENT)
+                {
                     sent.clear();
                 }
                 if let Some(block) = &wait.on_event {

@@ -6,6 +6,7 @@
 mod bindings;
 mod calls;
 mod channels;
+mod confirmations;
 mod duplicates;
 mod literals;
 mod loops;
@@ -58,6 +59,8 @@ pub const RULES: &[(&str, Rule)] = &[
     ("service templates", channels::service_templates),
     ("answers", channels::answers_in_place),
     ("answers held back", channels::answers_held_back),
+    ("confirmations", confirmations::check),
+    ("confirmed by staff", confirmations::staff),
 ];
 
 /// What a rule sees.

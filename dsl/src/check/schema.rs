@@ -126,7 +126,7 @@ fn event_fields<'a>(
     event: &str,
     field: &str,
 ) -> (bool, String, Vec<&'a str>) {
-    let fields = symbols
+    let mut fields: Vec<&'a str> = symbols
         .event_fields
         .get(event)
         .map(|f| {
@@ -140,6 +140,20 @@ fn event_fields<'a>(
                 .collect()
         })
         .unwrap_or_default();
+    if event == crate::ast::SEND_OUTCOME {
+        if fields.is_empty() {
+            fields.extend(
+                crate::scope::symbols::BUILT_IN_EVENT_FIELDS
+                    .iter()
+                    .map(|(n, _)| *n),
+            );
+        }
+        fields.extend(
+            crate::scope::symbols::SEND_OUTCOME_FIELDS
+                .iter()
+                .map(|(n, _)| *n),
+        );
+    }
     (
         symbols.event_field(Some(event), field).is_some(),
         format!("event `{}`", crate::fmt::event_name(event)),

@@ -4,7 +4,7 @@
 
 use super::expr::{expr, record, starts_with_bare_time, text, time_of_day};
 use super::printer::Printer;
-use crate::ast::{Block, CouponExpiry, Step, StepKind};
+use crate::ast::{Awaited, Block, CouponExpiry, Step, StepKind};
 
 impl Printer<'_> {
     pub(super) fn steps(&mut self, steps: &[Step]) {
@@ -26,11 +26,11 @@ impl Printer<'_> {
         let src = self.src;
         match &step.kind {
             StepKind::WaitFor(wait) => {
-                let mut line = format!(
-                    "wait for {} within {}",
-                    self.event_match(&wait.event),
-                    wait.within.text
-                );
+                let awaited = match &wait.awaited {
+                    Awaited::Event(m) => self.event_match(m),
+                    Awaited::Confirmation(_) => "confirmation".to_string(),
+                };
+                let mut line = format!("wait for {awaited} within {}", wait.within.text);
                 if let Some(bind) = &wait.bind {
                     line += &format!(" as {}", bind.name);
                 }

@@ -287,6 +287,19 @@ fn successors(steps: &Steps, id: StepId) -> Vec<(StepId, Option<String>)> {
         | StepKind::Unset { next, .. }
         | StepKind::Emit { next, .. } => plain(next),
         StepKind::WaitForEvent {
+            confirms: Some(_),
+            within,
+            on_event,
+            on_timeout,
+            ..
+        } => vec![
+            (*on_event, Some("sent".into())),
+            (
+                *on_timeout,
+                Some(format!("not sent · timeout {}", duration(*within))),
+            ),
+        ],
+        StepKind::WaitForEvent {
             event,
             within,
             on_event,
@@ -363,9 +376,14 @@ fn describe(kind: &StepKind) -> (Role, Vec<String>) {
             event,
             within,
             bind,
+            confirms,
             ..
         } => {
-            let mut line = format!("wait for {} within {}", filter(event), duration(*within));
+            let awaited = match confirms {
+                Some(_) => "confirmation".to_string(),
+                None => filter(event),
+            };
+            let mut line = format!("wait for {awaited} within {}", duration(*within));
             if let Some(b) = bind {
                 line.push_str(&format!(" as {b}"));
             }

@@ -346,6 +346,7 @@ fn describe(r: Rule) -> Option<String> {
         Rule::window => "a window (like `1d` or `day`)",
         Rule::where_clause => "`where`",
         Rule::event_match | Rule::trigger_event => "`event`",
+        Rule::confirmation => "`confirmation`",
         Rule::tz_clause => "`tz`",
         Rule::binding => "`as`",
         _ => return None,

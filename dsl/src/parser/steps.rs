@@ -48,7 +48,14 @@ impl Builder<'_> {
                 StepKind::WaitUntil(self.expr(parts.next().expect("grammar: until expr")))
             }
             Rule::wait_for => StepKind::WaitFor(ast::WaitFor {
-                event: self.event_match(parts.next().expect("grammar: event")),
+                awaited: {
+                    let awaited = parts.next().expect("grammar: event or confirmation");
+                    if awaited.as_rule() == Rule::confirmation {
+                        ast::Awaited::Confirmation(self.span(&awaited))
+                    } else {
+                        ast::Awaited::Event(self.event_match(awaited))
+                    }
+                },
                 within: self.duration(parts.next().expect("grammar: within")),
                 bind: parts
                     .next_if(|p| p.as_rule() == Rule::binding)

@@ -421,7 +421,10 @@ impl<'a> Lowering<'_, 'a> {
 
     /// A table for a top-level step list: the list, then `End`.
     fn steps(&self, list: &'a [ast::Step], scope: Scope<'a>) -> Steps {
-        let mut table = Table { steps: Vec::new() };
+        let mut table = Table {
+            steps: Vec::new(),
+            last_send: None,
+        };
         let end = table.push(0);
         table.steps[end.0 as usize].kind = StepKind::End;
         let start = self.block(&mut table, list, scope, end);
@@ -440,11 +443,18 @@ impl<'a> Lowering<'_, 'a> {
         next: StepId,
     ) -> StepId {
         let ids: Vec<StepId> = list.iter().map(|s| table.push(self.line(s.span))).collect();
+        // The sends of this block count for the steps after them and the
+        // blocks nested there, not after the block.
+        let enclosing_send = table.last_send;
         for (i, step) in list.iter().enumerate() {
             let after = ids.get(i + 1).copied().unwrap_or(next);
             let kind = self.step(table, step, &mut scope, after, ids[i]);
             table.steps[ids[i].0 as usize].kind = kind;
+            if matches!(step.kind, ast::StepKind::Send { .. }) {
+                table.last_send = Some(ids[i]);
+            }
         }
+        table.last_send = enclosing_send;
         ids.first().copied().unwrap_or(next)
     }
 
@@ -487,11 +497,32 @@ impl<'a> Lowering<'_, 'a> {
                 next,
             },
             S::WaitFor(wait) => {
+                let within = seconds(&wait.within);
+                // The send a confirmation waits on was lowered before it
+                // (it comes first in this block or an enclosing one):
+                // it learns how long its staff task may stay open.
+                let (event, confirms) = match &wait.awaited {
+                    ast::Awaited::Event(m) => (self.filter(m, scope), None),
+                    ast::Awaited::Confirmation(_) => {
+                        let send = table.last_send;
+                        if let Some(StepKind::Send { confirm_within, .. }) =
+                            send.map(|id| &mut table.steps[id.0 as usize].kind)
+                        {
+                            *confirm_within =
+                                Some(confirm_within.map_or(within, |w: i64| w.min(within)));
+                        }
+                        let event = EventFilter {
+                            event: ast::SEND_OUTCOME.to_string(),
+                            filter: None,
+                        };
+                        (event, send)
+                    }
+                };
                 let mut inner = scope.clone();
                 if let Some(name) = &wait.bind {
                     inner.bindings.push(Binding {
                         name,
-                        kind: BindingKind::Event(&wait.event.event.name),
+                        kind: BindingKind::Event(wait.awaited.event_name()),
                     });
                 }
                 let on_event = match &wait.on_event {
@@ -503,12 +534,12 @@ impl<'a> Lowering<'_, 'a> {
                     None => next,
                 };
                 StepKind::WaitForEvent {
-                    event: self.filter(&wait.event, scope),
-                    within: seconds(&wait.within),
+                    event,
+                    within,
                     bind: wait.bind.as_ref().map(|b| b.name.clone()),
                     on_event,
                     on_timeout,
-                    confirms: None,
+                    confirms,
                 }
             }
             S::If {
@@ -631,6 +662,10 @@ impl<'a> Lowering<'_, 'a> {
 
 struct Table {
     steps: Vec<Step>,
+    /// The `send` a `wait for confirmation` here would wait on: the last
+    /// one lowered among the steps before it in its block and, outward,
+    /// before the step that holds its block.
+    last_send: Option<StepId>,
 }
 
 impl Table {
@@ -702,4 +737,113 @@ fn version(plan: &mut JourneyPlan) -> String {
     }
     plan.version = version;
     format!("{:016x}", hash.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::library::NoFunctions;
+
+    /// The steps of the one journey `text` declares, which must check clean.
+    fn table(text: &str) -> Vec<Step> {
+        let mut sources = Sources::new();
+        sources.add("t.journey", text);
+        let compiled = crate::compile(
+            sources,
+            crate::Options {
+                functions: &NoFunctions,
+                channels: None,
+            },
+        );
+        assert!(
+            compiled.diagnostics.is_empty(),
+            "{}",
+            crate::render::human(&compiled.sources, &compiled.diagnostics)
+        );
+        let mut plan = compiled.plan.expect("a plan");
+        plan.journeys.remove(0).steps.table
+    }
+
+    fn send_to(steps: &[Step], channel: &str) -> (StepId, Option<i64>) {
+        steps
+            .iter()
+            .enumerate()
+            .find_map(|(i, s)| match &s.kind {
+                StepKind::Send {
+                    channel: c,
+                    confirm_within,
+                    ..
+                } if c == channel => Some((StepId(i as u32), *confirm_within)),
+                _ => None,
+            })
+            .expect("the send")
+    }
+
+    /// `(confirms, within, event)` of each wait for an event, in table order.
+    fn waits(steps: &[Step]) -> Vec<(Option<StepId>, i64, String)> {
+        steps
+            .iter()
+            .filter_map(|s| match &s.kind {
+                StepKind::WaitForEvent {
+                    confirms,
+                    within,
+                    event,
+                    ..
+                } => Some((*confirms, *within, event.event.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_confirmation_points_at_its_send_and_gives_it_the_smaller_within() {
+        let steps = table(
+            "journey j {
+               trigger event e
+               send mass { text: \"hi\" }
+               tag \"between\"
+               if user.vip {
+                 send other { text: \"nested: not the one\" }
+               }
+               wait for confirmation within 1d as o {
+                 wait for confirmation within 2h
+               }
+               wait for event order_paid within 3h
+             }",
+        );
+        let (mass, within) = send_to(&steps, "mass");
+        assert_eq!(within, Some(2 * 3600));
+        assert_eq!(send_to(&steps, "other").1, None);
+        assert_eq!(
+            waits(&steps),
+            [
+                (Some(mass), 86_400, "send_outcome".to_string()),
+                (None, 3 * 3600, "order_paid".to_string()),
+                // Nested blocks come after their block in the table.
+                (Some(mass), 2 * 3600, "send_outcome".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_confirmation_in_a_block_waits_on_the_send_before_it_there() {
+        let steps = table(
+            "journey j {
+               trigger event e
+               send outer { text: \"a\" }
+               if user.vip {
+                 send inner { text: \"b\" }
+                 wait for confirmation within 1h
+               } else {
+                 wait for confirmation within 4h
+               }
+             }",
+        );
+        let (outer, outer_within) = send_to(&steps, "outer");
+        let (inner, inner_within) = send_to(&steps, "inner");
+        assert_eq!((outer_within, inner_within), (Some(4 * 3600), Some(3600)));
+        let confirms: Vec<_> = waits(&steps).into_iter().map(|w| w.0).collect();
+        assert_eq!(confirms.len(), 2);
+        assert!(confirms.contains(&Some(inner)) && confirms.contains(&Some(outer)));
+    }
 }

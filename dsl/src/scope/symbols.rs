@@ -21,6 +21,16 @@ pub const BUILT_IN_USER_FIELDS: &[(&str, Type)] = &[
 pub const BUILT_IN_EVENT_FIELDS: &[(&str, Type)] =
     &[("name", Type::String), ("at", Type::Timestamp)];
 
+/// The fields of `send_outcome`, the event a `wait for confirmation`
+/// resumes on (besides `name` and `at`): `outcome` is `sent`,
+/// `not_friend`, `over_quota`, `not_confirmed` or `failed`; `staff` the
+/// staff member who was to confirm; `channel` the send's channel.
+pub const SEND_OUTCOME_FIELDS: &[(&str, Type)] = &[
+    ("outcome", Type::String),
+    ("staff", Type::String),
+    ("channel", Type::String),
+];
+
 /// `journey.X`.
 pub const JOURNEY_FIELDS: &[(&str, Type)] = &[
     ("name", Type::String),
@@ -147,6 +157,16 @@ impl<'a> Symbols<'a> {
     pub fn event_field(&self, event: Option<&str>, field: &str) -> Option<Type> {
         if let Some((_, ty)) = BUILT_IN_EVENT_FIELDS.iter().find(|(n, _)| *n == field) {
             return Some(*ty);
+        }
+        if event == Some(ast::SEND_OUTCOME) {
+            // Built in, so known without a schema; a schema may add fields.
+            if let Some((_, ty)) = SEND_OUTCOME_FIELDS.iter().find(|(n, _)| *n == field) {
+                return Some(*ty);
+            }
+            return self
+                .event_fields
+                .get(ast::SEND_OUTCOME)
+                .and_then(|f| f.get(field).copied());
         }
         match event.and_then(|e| self.event_fields.get(e)) {
             Some(fields) => fields.get(field).copied(),

@@ -218,28 +218,41 @@ fn steps<'a>(list: &'a [ast::Step], scope: &mut Scope<'a>, v: &mut impl Visitor<
             }
             StepKind::WaitUntil(e) => v.expr(e, Role::Timestamp, scope),
             StepKind::WaitFor(ast::WaitFor {
-                event,
+                awaited,
                 bind,
                 on_event,
                 on_timeout,
                 ..
             }) => {
-                if let Some(filter) = &event.filter {
+                // A confirmation's binding is the send's outcome, an event
+                // `send_outcome` whose fields are built in. What `event` is
+                // in its blocks is left open (Unknown): the outcome is read
+                // through the binding.
+                let event = awaited.event_name();
+                let resumed = match awaited {
+                    ast::Awaited::Event(_) => EventCtx::Known(event),
+                    ast::Awaited::Confirmation(_) => EventCtx::Unknown,
+                };
+                if let ast::Awaited::Event(ast::EventMatch {
+                    filter: Some(filter),
+                    ..
+                }) = awaited
+                {
                     let inner = Scope {
-                        event: EventCtx::Known(&event.event.name),
+                        event: resumed,
                         ..scope.clone()
                     };
                     v.expr(filter, Role::Condition, &inner);
                 }
                 if let Some(block) = on_event {
                     let mut inner = Scope {
-                        event: EventCtx::Known(&event.event.name),
+                        event: resumed,
                         ..scope.clone()
                     };
                     if let Some(name) = bind {
                         inner.bindings.push(Binding {
                             name,
-                            kind: BindingKind::Event(&event.event.name),
+                            kind: BindingKind::Event(event),
                         });
                     }
                     steps(&block.steps, &mut inner, v);
@@ -325,6 +338,34 @@ pub fn for_each_step<'a>(files: &'a [ast::File], mut f: impl FnMut(&'a ast::Step
     for decl in files.iter().flat_map(|f| &f.decls) {
         for block in decl_blocks(decl) {
             go(block, &mut f);
+        }
+    }
+}
+
+/// Calls `f` with each `wait for confirmation` in `list` and the `send` it
+/// waits on: the nearest `send` before it that is a step of its own
+/// block, else of an enclosing block before the step holding that block,
+/// and so on outward (`before`: the one the enclosing blocks give; `None`
+/// at the top). A `send` nested in an earlier step's block does not count:
+/// it may not have run. The plan's lowering follows the same rule.
+pub fn confirmations<'a>(
+    list: &'a [ast::Step],
+    mut before: Option<&'a ast::Step>,
+    f: &mut impl FnMut(&'a ast::Step, Option<&'a ast::Step>),
+) {
+    for step in list {
+        if let StepKind::WaitFor(ast::WaitFor {
+            awaited: ast::Awaited::Confirmation(_),
+            ..
+        }) = &step.kind
+        {
+            f(step, before);
+        }
+        for block in child_blocks(step) {
+            confirmations(&block.steps, before, f);
+        }
+        if matches!(step.kind, StepKind::Send { .. }) {
+            before = Some(step);
         }
     }
 }
