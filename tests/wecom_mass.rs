@@ -178,7 +178,10 @@ mod wecom {
         if let Some(refused) = bad_token(&w, &q) {
             return refused;
         }
-        let (start, end) = (body["start_time"].as_u64().unwrap(), body["end_time"].as_u64().unwrap());
+        let (start, end) = (
+            body["start_time"].as_u64().unwrap(),
+            body["end_time"].as_u64().unwrap(),
+        );
         assert!(end > start && end - start <= 31 * 86_400, "{body}");
         let creator = body["creator"].as_str();
         let listed: Vec<Value> = w
@@ -251,10 +254,14 @@ mod wecom {
             return refused;
         }
         let mut tasks = w.tasks.lock().unwrap();
-        let Some(t) = tasks.iter_mut().find(|t| Some(t.id.as_str()) == body["msgid"].as_str()) else {
+        let Some(t) = tasks
+            .iter_mut()
+            .find(|t| Some(t.id.as_str()) == body["msgid"].as_str())
+        else {
             return Json(json!({"errcode": 41063, "errmsg": "msgid not found"}));
         };
-        t.reminders.retain(|r| r.elapsed() < Duration::from_secs(86_400));
+        t.reminders
+            .retain(|r| r.elapsed() < Duration::from_secs(86_400));
         if t.reminders.len() >= 3 {
             w.reminders_refused.fetch_add(1, Ordering::SeqCst);
             return Json(json!({"errcode": 41069, "errmsg": "remind limit"}));
@@ -268,7 +275,10 @@ mod wecom {
             return refused;
         }
         let mut tasks = w.tasks.lock().unwrap();
-        if let Some(t) = tasks.iter_mut().find(|t| Some(t.id.as_str()) == body["msgid"].as_str()) {
+        if let Some(t) = tasks
+            .iter_mut()
+            .find(|t| Some(t.id.as_str()) == body["msgid"].as_str())
+        {
             t.cancelled = true;
         }
         w.cancels.fetch_add(1, Ordering::SeqCst);
@@ -324,7 +334,11 @@ fn customer(port: u16, user: &str, external: &str, staff: Option<&str>) {
     if let Some(staff) = staff {
         traits["wecom_staff"] = json!(staff);
     }
-    post(port, "/v1/identify", json!({"userId": user, "traits": traits}));
+    post(
+        port,
+        "/v1/identify",
+        json!({"userId": user, "traits": traits}),
+    );
 }
 
 fn abandon(port: u16, user: &str, item: &str) {
@@ -396,11 +410,21 @@ fn staff_confirm_tasks_and_the_journey_goes_on_with_each_customers_outcome() {
     }
 
     // One task per staff member, after the batch window.
-    wait_for("two tasks", Duration::from_secs(30), || w.tasks().len() == 2);
+    wait_for("two tasks", Duration::from_secs(30), || {
+        w.tasks().len() == 2
+    });
     let tasks = w.tasks();
-    let zhang = tasks.iter().find(|t| t.sender == "zhangsan").unwrap().clone();
+    let zhang = tasks
+        .iter()
+        .find(|t| t.sender == "zhangsan")
+        .unwrap()
+        .clone();
     let li = tasks.iter().find(|t| t.sender == "lisi").unwrap().clone();
-    assert_eq!(zhang.customers, ["wm1", "wm2"], "wm5 was refused at creation");
+    assert_eq!(
+        zhang.customers,
+        ["wm1", "wm2"],
+        "wm5 was refused at creation"
+    );
     assert_eq!(li.customers, ["wm3"]);
     assert_eq!(zhang.text, "您的购物车里还有 羊毛大衣");
     // u4 has no staff member: suppressed, and the journey falls back at once.
@@ -409,7 +433,10 @@ fn staff_confirm_tasks_and_the_journey_goes_on_with_each_customers_outcome() {
     wait_for("u5's outcome", Duration::from_secs(30), || {
         !outcomes(port, "u5").is_empty()
     });
-    assert_eq!(outcomes(port, "u5"), [("not_friend".into(), "zhangsan".into())]);
+    assert_eq!(
+        outcomes(port, "u5"),
+        [("not_friend".into(), "zhangsan".into())]
+    );
     assert!(has(port, "u5", "send", "sms"));
     // Nobody has confirmed: no outcome for u1..u3 yet.
     std::thread::sleep(Duration::from_millis(1500));
@@ -424,7 +451,10 @@ fn staff_confirm_tasks_and_the_journey_goes_on_with_each_customers_outcome() {
     assert_eq!(outcomes(port, "u1"), [("sent".into(), "zhangsan".into())]);
     assert!(has(port, "u1", "tag", "reached_by_staff"));
     assert!(!has(port, "u1", "send", "sms"));
-    assert_eq!(outcomes(port, "u2"), [("over_quota".into(), "zhangsan".into())]);
+    assert_eq!(
+        outcomes(port, "u2"),
+        [("over_quota".into(), "zhangsan".into())]
+    );
     assert!(has(port, "u2", "send", "sms"));
     assert!(w.tokens_issued.load(Ordering::SeqCst) >= 2);
 
@@ -433,7 +463,10 @@ fn staff_confirm_tasks_and_the_journey_goes_on_with_each_customers_outcome() {
     wait_for("u3's outcome", Duration::from_secs(30), || {
         !outcomes(port, "u3").is_empty()
     });
-    assert_eq!(outcomes(port, "u3"), [("not_confirmed".into(), "lisi".into())]);
+    assert_eq!(
+        outcomes(port, "u3"),
+        [("not_confirmed".into(), "lisi".into())]
+    );
     assert!(has(port, "u3", "send", "sms"));
     let li = w.tasks().into_iter().find(|t| t.id == li.id).unwrap();
     assert!(li.cancelled);
@@ -449,10 +482,19 @@ fn staff_confirm_tasks_and_the_journey_goes_on_with_each_customers_outcome() {
     let (status, stats) = http(port, "GET", "/v1/journeys/cart_staff/stats", "");
     assert_eq!(status, 200, "{stats}");
     let stats: Value = serde_json::from_str(&stats).unwrap();
-    let version = stats["versions"].as_object().unwrap().values().next().unwrap();
+    let version = stats["versions"]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap();
     let zhang = &version["staff"]["zhangsan"];
     assert_eq!(
-        (zhang["sent"].as_u64(), zhang["over_quota"].as_u64(), zhang["not_friend"].as_u64()),
+        (
+            zhang["sent"].as_u64(),
+            zhang["over_quota"].as_u64(),
+            zhang["not_friend"].as_u64()
+        ),
         (Some(1), Some(1), Some(1))
     );
     assert_eq!(zhang["confirmation_rate"], 1.0);

@@ -438,6 +438,11 @@ pub struct Instance {
     /// so the wait then goes straight to its `else`.
     #[serde(default)]
     pub awaiting: Option<String>,
+    /// That send's outcome, when it came before the instance reached its
+    /// `wait for confirmation` (a step between them waited): the wait
+    /// goes on with it at once.
+    #[serde(default)]
+    pub outcome: Option<Value>,
 }
 
 /// What an instance waits for.
@@ -484,6 +489,7 @@ pub(crate) mod tests {
             wait: Wait::Until(at),
             goal_reached: false,
             awaiting: None,
+            outcome: None,
         });
         u.journeys.insert(
             "welcome".into(),

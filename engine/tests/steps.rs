@@ -465,3 +465,112 @@ fn repeat_every_still_waits_when_the_body_ends_with_a_wait() {
         h.dump()
     );
 }
+
+/// A customer's staff-confirmed send (a WeCom mass send), then a wait
+/// for its outcome: the first block if sent, `else` otherwise.
+const CONFIRMED: &str = r#"  send mass { text: "购物车提醒", staff: user.advisor }
+  wait 1h
+  wait for confirmation within 1d as o {
+    set user.reached_by = o.staff
+  } else {
+    send sms template "SMS_CART"
+  }
+  tag "done""#;
+
+/// What came of `user`'s last staff-confirmed send, reported now.
+fn report(h: &mut Harness, user: &str, outcome: &str) {
+    let send = h
+        .for_user(Kind::Send, user)
+        .into_iter()
+        .rfind(|r| r.channel.as_deref() == Some("mass"))
+        .expect("a send on mass")
+        .clone();
+    let staff = send
+        .fields
+        .as_ref()
+        .and_then(|f| f["staff"].as_str())
+        .map(str::to_string);
+    let now = h.now;
+    h.ingest(waymark_core::model::Input::Outcome(
+        waymark_core::model::SendOutcome::new(&send, outcome, staff, now),
+    ));
+}
+
+#[test]
+fn a_wait_for_confirmation_goes_on_with_its_sends_outcome_even_one_that_came_early() {
+    let mut h = journey(CONFIRMED);
+    h.identify("u1", json!({ "advisor": "zhangsan" }));
+    h.identify("u2", json!({ "advisor": "lisi" }));
+    h.track("u1", "go", json!({}));
+    h.track("u2", "go", json!({}));
+    // The staff have until the wait's `within` after the send.
+    let send = h.for_user(Kind::Send, "u1")[0].clone();
+    assert_eq!(send.until, Some(h.now + days(1)));
+    // u1's outcome comes while u1 is still on the `wait 1h` before the
+    // wait: kept, and taken when the instance gets there.
+    h.advance(mins(10));
+    report(&mut h, "u1", "sent");
+    let outcome = h.for_user(Kind::Outcome, "u1");
+    assert_eq!(outcome.len(), 1);
+    assert_eq!(outcome[0].reason.as_deref(), Some("sent"));
+    assert_eq!(outcome[0].staff.as_deref(), Some("zhangsan"));
+    assert_eq!(outcome[0].idempotency_key, send.idempotency_key);
+    assert!(
+        h.for_user(Kind::Tag, "u1").is_empty(),
+        "not yet at the wait"
+    );
+    h.advance(hours(1));
+    assert_eq!(
+        h.trait_of("u1", "reached_by"),
+        Some(waymark_dsl::value::Value::String("zhangsan".into()))
+    );
+    assert_eq!(h.for_user(Kind::Tag, "u1").len(), 1);
+    assert!(h.sends("u1").iter().all(|(_, c, _)| c != "sms"));
+    // u2's comes while u2 waits: over quota runs `else`.
+    report(&mut h, "u2", "over_quota");
+    assert_eq!(h.templates("u2"), ["SMS_CART"]);
+    assert_eq!(h.for_user(Kind::Tag, "u2").len(), 1);
+    // A second report of the same outcome is a redelivery: dropped.
+    report(&mut h, "u2", "over_quota");
+    assert_eq!(h.for_user(Kind::Outcome, "u2").len(), 1);
+}
+
+#[test]
+fn a_wait_for_confirmation_times_out_into_else_and_one_with_nothing_sent_goes_there_at_once() {
+    let mut h = journey(CONFIRMED);
+    h.identify("u1", json!({ "advisor": "zhangsan" }));
+    h.track("u1", "go", json!({}));
+    h.advance(hours(1) + days(1));
+    assert_eq!(h.templates("u1"), ["SMS_CART"]);
+    // A late outcome is journaled, and moves nothing.
+    report(&mut h, "u1", "sent");
+    assert_eq!(h.for_user(Kind::Outcome, "u1").len(), 1);
+    assert_eq!(h.trait_of("u1", "reached_by"), None);
+
+    // No address for the send (an empty `to`): suppressed, and the wait
+    // has nothing to wait on.
+    let mut h = journey(&CONFIRMED.replace("staff: user.advisor", "staff: user.advisor, to: \"\""));
+    h.identify("u3", json!({ "advisor": "zhangsan" }));
+    h.track("u3", "go", json!({}));
+    assert_eq!(h.suppressions("u3"), ["no_address"]);
+    h.advance(hours(1));
+    assert_eq!(h.templates("u3"), ["SMS_CART"]);
+}
+
+#[test]
+fn a_staff_confirmed_send_without_a_staff_member_is_suppressed() {
+    let mut h = journey(&CONFIRMED.replace(", staff: user.advisor", ""));
+    h.runtime
+        .deployment
+        .staff_traits
+        .insert("mass".into(), "wecom_staff".into());
+    h.identify("has", json!({ "wecom_staff": "wangwu" }));
+    h.identify("none", json!({}));
+    h.track("has", "go", json!({}));
+    h.track("none", "go", json!({}));
+    let sent = h.for_user(Kind::Send, "has");
+    assert_eq!(sent[0].fields.as_ref().unwrap()["staff"], "wangwu");
+    assert_eq!(h.suppressions("none"), ["no_staff"]);
+    h.advance(hours(1));
+    assert_eq!(h.templates("none"), ["SMS_CART"]);
+}

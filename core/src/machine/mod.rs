@@ -449,33 +449,28 @@ impl<'a> Cx<'a> {
         };
         let d = self.d;
         for inst in &mut self.user.instances {
-            if !matches!(inst.wait, Wait::ForEvent { .. }) || inst.awaiting.as_deref() != Some(key)
-            {
+            if inst.awaiting.as_deref() != Some(key) {
                 continue;
             }
-            let Some(plan) = d.version(&inst.journey, &inst.version) else {
-                continue;
-            };
-            let Some(waymark_dsl::plan::StepKind::WaitForEvent {
-                bind,
-                on_event,
-                on_timeout,
-                confirms: Some(_),
-                ..
-            }) = plan.steps.get(inst.step).map(|s| &s.kind)
-            else {
-                continue;
-            };
-            if outcome.sent() {
-                if let Some(name) = bind {
-                    inst.bindings.insert(name.clone(), outcome_value(outcome));
-                }
-                inst.step = *on_event;
-            } else {
-                inst.step = *on_timeout;
+            let waiting = matches!(inst.wait, Wait::ForEvent { .. })
+                && d.version(&inst.journey, &inst.version)
+                    .and_then(|plan| plan.steps.get(inst.step))
+                    .is_some_and(|s| {
+                        matches!(
+                            s.kind,
+                            waymark_dsl::plan::StepKind::WaitForEvent {
+                                confirms: Some(_),
+                                ..
+                            }
+                        )
+                    });
+            inst.outcome = Some(outcome_value(outcome));
+            if waiting {
+                // The wait step takes the outcome now (see `run`).
+                inst.wait = Wait::Ready;
             }
-            inst.awaiting = None;
-            inst.wait = Wait::Ready;
+            // Else the instance is on a step between the send and its
+            // wait, which takes the outcome when the instance comes to it.
         }
     }
 
@@ -622,6 +617,7 @@ impl<'a> Cx<'a> {
             wait: Wait::Ready,
             goal_reached: false,
             awaiting: None,
+            outcome: None,
         }
     }
 

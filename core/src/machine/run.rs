@@ -331,6 +331,7 @@ impl Cx<'_> {
                 // A `wait for confirmation` waits on this send: on the
                 // send that went out, or on nothing.
                 inst.awaiting = None;
+                inst.outcome = None;
                 let before = self.records.len();
                 let flow = self.send(owner, inst, channel, template.as_deref(), fields, *next);
                 let sent = self.records[before..]
@@ -400,12 +401,24 @@ impl Cx<'_> {
             }
             StepKind::WaitForEvent {
                 confirms: Some(_),
+                on_event,
                 on_timeout,
+                bind,
                 ..
-            } if inst.awaiting.is_none() => {
-                // The send it would wait on did not go out: nothing will
-                // be confirmed.
-                Flow::Next(*on_timeout)
+            } if inst.awaiting.is_none() || inst.outcome.is_some() => {
+                // The send's outcome came (now, or before the instance got
+                // here); or the send it would wait on did not go out, and
+                // nothing will be confirmed.
+                inst.awaiting = None;
+                match inst.outcome.take() {
+                    Some(outcome) if outcome.field("outcome").as_str() == Some("sent") => {
+                        if let Some(name) = bind {
+                            inst.bindings.insert(name.clone(), outcome);
+                        }
+                        Flow::Next(*on_event)
+                    }
+                    _ => Flow::Next(*on_timeout),
+                }
             }
             StepKind::WaitForEvent { within, .. } => {
                 inst.wait = Wait::ForEvent {

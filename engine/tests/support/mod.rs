@@ -88,7 +88,7 @@ impl Harness {
         }
     }
 
-    fn ingest(&mut self, input: Input) -> &[Record] {
+    pub fn ingest(&mut self, input: Input) -> &[Record] {
         let out = self
             .runtime
             .ingest(&[input], self.now)
