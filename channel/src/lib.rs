@@ -26,4 +26,6 @@ pub use kind::{
 };
 pub use message::{DeliveryError, Message, Receipt};
 pub use settings::{ConfigError, Settings, parse_duration, unknown_settings};
-pub use staff::{Call, Created, RecipientStatus, StaffTask, StaffTasks, TaskSchedule};
+pub use staff::{
+    Call, CapPeriod, Created, CustomerCap, RecipientStatus, StaffTask, StaffTasks, TaskSchedule,
+};

@@ -76,11 +76,35 @@ pub struct TaskSchedule {
     pub reminders_per_day: u32,
 }
 
+/// A platform's cap on the messages one customer may receive through
+/// tasks, per calendar period in China time: a month allows as many as it
+/// has days, a week 7, a day 1 (WeCom's default is the month; an
+/// administrator may set the week or the day). Counted per `group`: every
+/// channel of one corporation together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomerCap {
+    pub group: String,
+    pub per: CapPeriod,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CapPeriod {
+    Month,
+    Week,
+    Day,
+}
+
 /// A platform's staff-task calls. Each is one request; the engine calls
 /// them one at a time per channel (WeCom refuses parallel result queries
 /// with 45033) and retries by the [`DeliveryError`] class.
 pub trait StaffTasks: Send + Sync {
     fn schedule(&self) -> TaskSchedule;
+
+    /// The per-customer cap the engine counts before a task, if the
+    /// platform has one.
+    fn customer_cap(&self) -> Option<CustomerCap> {
+        None
+    }
 
     /// Makes the task. A timeout is ambiguous (the platform may have made
     /// it): the engine calls [`find`](StaffTasks::find) before making it

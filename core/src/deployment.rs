@@ -21,6 +21,18 @@ pub struct SendsPaused {
     pub drop: bool,
 }
 
+/// A platform's cap on the messages one customer may receive: `limit`
+/// per calendar `per` in `tz` (`None`: as many as the period has days, as
+/// WeCom's default monthly cap on mass messages), shared by every channel
+/// of the same `group` (one WeCom corporation).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlatformQuota {
+    pub group: String,
+    pub per: waymark_dsl::plan::CalendarPeriod,
+    pub limit: Option<u32>,
+    pub tz: chrono_tz::Tz,
+}
+
 #[derive(Debug, Clone)]
 pub struct Deployment {
     pub plan: Arc<Plan>,
@@ -47,6 +59,11 @@ pub struct Deployment {
     /// member when a send gives no `staff` field. Set from the config at
     /// start; not stored.
     pub staff_traits: BTreeMap<String, String>,
+    /// The configured channels whose platform caps the messages one
+    /// customer may receive per calendar period (WeCom mass messages):
+    /// counted before a send, and over it the send is suppressed with
+    /// reason `platform_quota`. Set from the config at start; not stored.
+    pub platform_quotas: BTreeMap<String, PlatformQuota>,
     /// What coupon codes are derived under: the store's secret in the
     /// daemon, the fixed preview seed otherwise. Set at start; not stored
     /// with the deployment.
@@ -267,6 +284,7 @@ impl Deployment {
             },
             recipients: BTreeMap::new(),
             staff_traits: BTreeMap::new(),
+            platform_quotas: BTreeMap::new(),
             consent: Default::default(),
             grant_channels: Default::default(),
             coupon_secret: Default::default(),

@@ -244,6 +244,20 @@ pub struct UserState {
     /// accept of a template adds one, each send on it takes one.
     #[serde(default)]
     pub grants: BTreeMap<String, u32>,
+    /// Per platform quota group (WeCom's mass messages a customer may
+    /// receive, per corporation), the messages counted in its current
+    /// period.
+    #[serde(default)]
+    pub quotas: BTreeMap<String, QuotaCount>,
+}
+
+/// Messages counted against a platform's per-customer quota in one period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuotaCount {
+    /// The start of the period counted.
+    #[serde(with = "waymark_dsl::stored::stamp")]
+    pub since: DateTime<Utc>,
+    pub used: u32,
 }
 
 impl UserState {
@@ -282,8 +296,9 @@ impl UserState {
             segments,
             merged_ids,
             grants,
+            quotas,
         } = self;
-        rmp::encode::write_array_len(out, 16)?;
+        rmp::encode::write_array_len(out, 17)?;
         put(out, id)?;
         put(out, traits)?;
         history.encode_positional(out)?;
@@ -300,6 +315,7 @@ impl UserState {
         put(out, segments)?;
         put(out, merged_ids)?;
         put(out, grants)?;
+        put(out, quotas)?;
         Ok(())
     }
 

@@ -574,3 +574,45 @@ fn a_staff_confirmed_send_without_a_staff_member_is_suppressed() {
     h.advance(hours(1));
     assert_eq!(h.templates("none"), ["SMS_CART"]);
 }
+
+#[test]
+fn a_customer_over_the_platforms_quota_is_suppressed_until_it_resets_and_outcomes_correct_the_count() {
+    use waymark_core::deployment::PlatformQuota;
+    use waymark_dsl::plan::CalendarPeriod;
+    let mut h = Harness::new(
+        "journey j {\n  trigger event go\n  entry always\n  send mass { text: \"hi\", staff: \"zhangsan\" }\n  wait for confirmation within 1h\n}\njourney k {\n  trigger event go2\n  entry always\n  send mass2 { text: \"yo\", staff: \"zhangsan\" }\n}\n",
+    );
+    // Two channels of one corporation share its quota: 1 a day (China time).
+    for channel in ["mass", "mass2"] {
+        h.runtime.deployment.platform_quotas.insert(
+            channel.into(),
+            PlatformQuota {
+                group: "wecom:ww1".into(),
+                per: CalendarPeriod::Day,
+                limit: None,
+                tz: chrono_tz::Asia::Shanghai,
+            },
+        );
+    }
+    // START is 08:00 in Shanghai: the day resets at 16:00 UTC.
+    h.track("u1", "go", json!({}));
+    assert_eq!(h.for_user(Kind::Send, "u1").len(), 1);
+    h.track("u1", "go2", json!({}));
+    let over = h.for_user(Kind::Suppressed, "u1");
+    assert_eq!(over.len(), 1);
+    assert_eq!(over[0].reason.as_deref(), Some("platform_quota"));
+    assert_eq!(over[0].until, Some(t("2025-11-10T16:00:00Z")));
+    // Not confirmed: the customer got nothing, so the quota is theirs again.
+    report(&mut h, "u1", "not_confirmed");
+    h.track("u1", "go2", json!({}));
+    assert_eq!(h.for_user(Kind::Send, "u1").len(), 2);
+    // Tomorrow (China time) is a new day.
+    h.advance_to(t("2025-11-10T16:00:00Z"));
+    h.track("u1", "go", json!({}));
+    assert_eq!(h.for_user(Kind::Send, "u1").len(), 3);
+    // Each customer has their own count.
+    h.track("u2", "go2", json!({}));
+    h.track("u2", "go", json!({}));
+    assert_eq!(h.suppressions("u2"), ["platform_quota"]);
+    assert_eq!(h.suppressions("u1"), ["platform_quota"]);
+}

@@ -76,6 +76,7 @@ impl Cx<'_> {
             segments,
             merged_ids,
             grants,
+            quotas,
         } = other;
         let user = &mut *self.user;
         for id in merged_ids {
@@ -106,6 +107,18 @@ impl Cx<'_> {
         // Each grant was one accept by the person: all of them stay.
         for (template, n) in grants {
             *user.grants.entry(template).or_default() += n;
+        }
+        // A platform counts the person's messages, whichever profile they
+        // went to: in the same period they add up.
+        for (group, theirs) in quotas {
+            match user.quotas.get_mut(&group) {
+                None => {
+                    user.quotas.insert(group, theirs);
+                }
+                Some(ours) if ours.since == theirs.since => ours.used += theirs.used,
+                Some(ours) if theirs.since > ours.since => *ours = theirs,
+                Some(_) => {}
+            }
         }
         user.points.lots.extend(points.lots);
         user.tags.extend(tags);

@@ -18,6 +18,7 @@ mod coupon_codes;
 mod eval;
 mod guard;
 mod merge;
+mod quota;
 mod run;
 mod tasks;
 
@@ -444,10 +445,18 @@ impl<'a> Cx<'a> {
         r.staff = outcome.staff.clone();
         r.message = outcome.detail.clone();
         self.records.push(r);
+        let d = self.d;
+        if let Some(q) = outcome
+            .send
+            .channel
+            .as_deref()
+            .and_then(|c| d.platform_quotas.get(c))
+        {
+            quota::correct(self.user.quotas.get_mut(&q.group), q, outcome);
+        }
         let Some(key) = outcome.send.idempotency_key.as_deref() else {
             return;
         };
-        let d = self.d;
         for inst in &mut self.user.instances {
             if inst.awaiting.as_deref() != Some(key) {
                 continue;

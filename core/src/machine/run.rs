@@ -9,8 +9,8 @@ use super::guard::Verdict;
 use super::{Cx, Env, RESUMED};
 use crate::deployment::Recipient;
 use crate::journal::{Kind, Record};
-use crate::model::{Coupon, Event, Instance, PointLot, SentMessage, Wait};
-use chrono::{Duration, NaiveTime, TimeZone};
+use crate::model::{Coupon, Event, Instance, PointLot, QuotaCount, SentMessage, Wait};
+use chrono::{DateTime, Duration, NaiveTime, TimeZone, Utc};
 use rust_decimal::Decimal;
 use waymark_dsl::plan::{CouponExpiry, Expr, PolicyPlan, StepId, StepKind, Steps};
 use waymark_dsl::value::{Fields, Value, decimal_to_json};
@@ -732,6 +732,15 @@ impl Cx<'_> {
                 Flow::Wait
             }
             Verdict::Send => {
+                if let Err(resets) = self.count_platform_quota(channel) {
+                    let mut r = self.step_record(owner, inst, Kind::Suppressed);
+                    r.channel = Some(channel.to_string());
+                    r.template = template.map(str::to_string);
+                    r.reason = Some("platform_quota".into());
+                    r.until = Some(resets);
+                    self.records.push(r);
+                    return Flow::Next(next);
+                }
                 self.spend_grant(channel, template);
                 let mut r = self.step_record(owner, inst, Kind::Send);
                 r.channel = Some(channel.to_string());
@@ -755,6 +764,28 @@ impl Cx<'_> {
                 Flow::Next(next)
             }
         }
+    }
+
+    /// Counts a send against the channel's platform quota, if it has
+    /// one; over it, when the quota resets.
+    fn count_platform_quota(&mut self, channel: &str) -> Result<(), DateTime<Utc>> {
+        let Some(q) = self.d.platform_quotas.get(channel) else {
+            return Ok(());
+        };
+        let (since, resets, limit) = super::quota::period(q, self.now);
+        let count = self
+            .user
+            .quotas
+            .entry(q.group.clone())
+            .or_insert(QuotaCount { since, used: 0 });
+        if count.since != since {
+            *count = QuotaCount { since, used: 0 };
+        }
+        if count.used >= limit {
+            return Err(resets);
+        }
+        count.used += 1;
+        Ok(())
     }
 
     /// The address a send goes to: the step's `to` field, else what the

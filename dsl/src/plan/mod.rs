@@ -12,7 +12,8 @@ mod lower;
 
 pub use lower::lower;
 
-use crate::ast::{BinaryOp, CalendarPeriod};
+pub use crate::ast::CalendarPeriod;
+use crate::ast::BinaryOp;
 use crate::value::Value;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;

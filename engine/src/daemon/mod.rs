@@ -78,6 +78,21 @@ fn recipient(from: crate::channels::Recipient) -> waymark_core::deployment::Reci
     }
 }
 
+/// A platform's per-customer cap as the core counts it: in China time.
+fn platform_quota(cap: waymark_channel::CustomerCap) -> waymark_core::deployment::PlatformQuota {
+    use waymark_dsl::plan::CalendarPeriod;
+    waymark_core::deployment::PlatformQuota {
+        group: cap.group,
+        per: match cap.per {
+            waymark_channel::CapPeriod::Month => CalendarPeriod::Month,
+            waymark_channel::CapPeriod::Week => CalendarPeriod::Week,
+            waymark_channel::CapPeriod::Day => CalendarPeriod::Day,
+        },
+        limit: None,
+        tz: chrono_tz::Asia::Shanghai,
+    }
+}
+
 /// The channel catalog `check` validates `send` steps against.
 pub fn catalog(config: &Config, registry: &Registry) -> ChannelCatalog {
     let mut catalog = ChannelCatalog::default();
@@ -380,6 +395,12 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
                 channel: name.clone(),
                 error,
             })?;
+        if let Some(cap) = channel.staff_tasks().and_then(|t| t.customer_cap()) {
+            runtime
+                .deployment
+                .platform_quotas
+                .insert(name.clone(), platform_quota(cap));
+        }
         let staff = match channel.staff_tasks() {
             Some(_) => {
                 let (joins, taken) = tokio::sync::mpsc::channel(64);

@@ -22,7 +22,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use toml::Table;
 use waymark_channel::{
-    BuildError, Call, Channel, ChannelKind, ConfigError, Created, Delivery, DeliveryError, Message,
+    BuildError, Call, CapPeriod, Channel, ChannelKind, ConfigError, Created, CustomerCap, Delivery,
+    DeliveryError, Message,
     MessageFields, Recipient, RecipientStatus, StaffTask, StaffTasks, TaskSchedule,
 };
 
@@ -65,6 +66,7 @@ const KEYS: AccountKeys<'static> = AccountKeys {
         "poll_every",
         "remind_after",
         "reminders_per_day",
+        "customer_cap",
     ],
 };
 
@@ -73,6 +75,7 @@ const KEYS: AccountKeys<'static> = AccountKeys {
 pub struct MassSettings {
     account: Account,
     schedule: TaskSchedule,
+    customer_cap: CapPeriod,
 }
 
 /// A duration setting: `default` when absent; at least `min`.
@@ -119,16 +122,33 @@ fn read(path: &str, table: &Table) -> Result<MassSettings, Vec<ConfigError>> {
             true => s.integer("reminders_per_day", 0, i64::from(MAX_REMINDERS_PER_DAY)),
             false => Some(i64::from(MAX_REMINDERS_PER_DAY)),
         };
-        Some(TaskSchedule {
+        let customer_cap = match s.string("customer_cap") {
+            None | Some("month") => Some(CapPeriod::Month),
+            Some("week") => Some(CapPeriod::Week),
+            Some("day") => Some(CapPeriod::Day),
+            Some(other) => {
+                s.error(
+                    "customer_cap",
+                    format!("`{other}` is not one of month, week, day (as set in WeCom's admin console)"),
+                );
+                None
+            }
+        };
+        Some((TaskSchedule {
             batch_window: batch_window?,
             batch_max: batch_max? as usize,
             confirm_within: confirm_within?,
             poll_every: poll_every?,
             remind_after: remind_after?,
             reminders_per_day: reminders? as u32,
-        })
+        }, customer_cap?))
     })?;
-    Ok(MassSettings { account, schedule })
+    let (schedule, customer_cap) = schedule;
+    Ok(MassSettings {
+        account,
+        schedule,
+        customer_cap,
+    })
 }
 
 impl ChannelKind for WecomMassKind {
@@ -179,6 +199,10 @@ impl ChannelKind for WecomMassKind {
             cancel: url(PATHS[4])?,
             create: s.account.send_url.clone(),
         };
+        let customer_cap = CustomerCap {
+            group: format!("wecom:{}", s.account.id),
+            per: s.customer_cap,
+        };
         let source = Gettoken {
             client: client.clone(),
             url: s.account.token_url,
@@ -186,6 +210,7 @@ impl ChannelKind for WecomMassKind {
             corp_secret: s.account.secret,
         };
         Ok(Arc::new(MassChannel {
+            customer_cap,
             client,
             tokens: TokenCache::default(),
             source,
@@ -205,6 +230,7 @@ struct Endpoints {
 }
 
 struct MassChannel {
+    customer_cap: CustomerCap,
     client: Client,
     tokens: TokenCache,
     source: Gettoken,
@@ -317,6 +343,10 @@ impl Channel for MassChannel {
 impl StaffTasks for MassChannel {
     fn schedule(&self) -> TaskSchedule {
         self.schedule
+    }
+
+    fn customer_cap(&self) -> Option<CustomerCap> {
+        Some(self.customer_cap.clone())
     }
 
     fn create<'a>(&'a self, task: &'a StaffTask) -> Call<'a, Created> {
@@ -487,6 +517,7 @@ mod tests {
             corp_id = "ww1"
             corp_secret = "s"
             reminders_per_day = 5
+            customer_cap = "fortnight"
             confirm_within = "0s"
             batch_window = "soon"
             "#,
@@ -499,7 +530,8 @@ mod tests {
             [
                 "channels.mass.batch_window",
                 "channels.mass.confirm_within",
-                "channels.mass.reminders_per_day"
+                "channels.mass.reminders_per_day",
+                "channels.mass.customer_cap"
             ],
             "{errors:?}"
         );
