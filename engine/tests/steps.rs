@@ -576,7 +576,8 @@ fn a_staff_confirmed_send_without_a_staff_member_is_suppressed() {
 }
 
 #[test]
-fn a_customer_over_the_platforms_quota_is_suppressed_until_it_resets_and_outcomes_correct_the_count() {
+fn a_customer_over_the_platforms_quota_is_suppressed_until_it_resets_and_outcomes_correct_the_count()
+ {
     use waymark_core::deployment::PlatformQuota;
     use waymark_dsl::plan::CalendarPeriod;
     let mut h = Harness::new(

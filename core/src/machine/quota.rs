@@ -21,8 +21,8 @@ pub(crate) fn period(q: &PlatformQuota, now: DateTime<Utc>) -> (DateTime<Utc>, D
     let resets = super::guard::next_period_start(q.per, now, q.tz);
     let limit = q.limit.unwrap_or_else(|| match q.per {
         CalendarPeriod::Month => {
-            let days = resets.with_timezone(&q.tz).date_naive()
-                - since.with_timezone(&q.tz).date_naive();
+            let days =
+                resets.with_timezone(&q.tz).date_naive() - since.with_timezone(&q.tz).date_naive();
             days.num_days().clamp(1, 31) as u32
         }
         CalendarPeriod::Week => 7,
@@ -83,7 +83,10 @@ mod tests {
             assert_eq!(count.used, 1, "{nothing}");
         }
         // A send of last month corrects nothing of this month's count.
-        let mut count = QuotaCount { since: t("2027-01-01T00:00:00Z"), used: 2 };
+        let mut count = QuotaCount {
+            since: t("2027-01-01T00:00:00Z"),
+            used: 2,
+        };
         correct(Some(&mut count), &q, &outcome("not_confirmed"));
         assert_eq!(count.used, 2);
     }
@@ -95,13 +98,26 @@ mod tests {
             &quota(CalendarPeriod::Month, None),
             t("2026-01-31T19:00:00Z"),
         );
-        assert_eq!((since, resets, limit), (t("2026-01-31T16:00:00Z"), t("2026-02-28T16:00:00Z"), 28));
-        let (_, _, limit) = period(&quota(CalendarPeriod::Month, None), t("2026-12-06T08:00:00Z"));
+        assert_eq!(
+            (since, resets, limit),
+            (t("2026-01-31T16:00:00Z"), t("2026-02-28T16:00:00Z"), 28)
+        );
+        let (_, _, limit) = period(
+            &quota(CalendarPeriod::Month, None),
+            t("2026-12-06T08:00:00Z"),
+        );
         assert_eq!(limit, 31);
         // Sunday 2026-12-06: the ISO week began Monday the 30th.
-        let (since, resets, limit) = period(&quota(CalendarPeriod::Week, None), t("2026-12-06T08:00:00Z"));
-        assert_eq!((since, resets, limit), (t("2026-11-29T16:00:00Z"), t("2026-12-06T16:00:00Z"), 7));
-        let (_, resets, limit) = period(&quota(CalendarPeriod::Day, None), t("2026-12-06T08:00:00Z"));
+        let (since, resets, limit) = period(
+            &quota(CalendarPeriod::Week, None),
+            t("2026-12-06T08:00:00Z"),
+        );
+        assert_eq!(
+            (since, resets, limit),
+            (t("2026-11-29T16:00:00Z"), t("2026-12-06T16:00:00Z"), 7)
+        );
+        let (_, resets, limit) =
+            period(&quota(CalendarPeriod::Day, None), t("2026-12-06T08:00:00Z"));
         assert_eq!((resets, limit), (t("2026-12-06T16:00:00Z"), 1));
     }
 }

@@ -12,8 +12,8 @@ mod lower;
 
 pub use lower::lower;
 
-pub use crate::ast::CalendarPeriod;
 use crate::ast::BinaryOp;
+pub use crate::ast::CalendarPeriod;
 use crate::value::Value;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;

@@ -23,8 +23,8 @@ use std::time::Duration;
 use toml::Table;
 use waymark_channel::{
     BuildError, Call, CapPeriod, Channel, ChannelKind, ConfigError, Created, CustomerCap, Delivery,
-    DeliveryError, Message,
-    MessageFields, Recipient, RecipientStatus, StaffTask, StaffTasks, TaskSchedule,
+    DeliveryError, Message, MessageFields, Recipient, RecipientStatus, StaffTask, StaffTasks,
+    TaskSchedule,
 };
 
 pub struct WecomMassKind;
@@ -129,19 +129,24 @@ fn read(path: &str, table: &Table) -> Result<MassSettings, Vec<ConfigError>> {
             Some(other) => {
                 s.error(
                     "customer_cap",
-                    format!("`{other}` is not one of month, week, day (as set in WeCom's admin console)"),
+                    format!(
+                        "`{other}` is not one of month, week, day (as set in WeCom's admin console)"
+                    ),
                 );
                 None
             }
         };
-        Some((TaskSchedule {
-            batch_window: batch_window?,
-            batch_max: batch_max? as usize,
-            confirm_within: confirm_within?,
-            poll_every: poll_every?,
-            remind_after: remind_after?,
-            reminders_per_day: reminders? as u32,
-        }, customer_cap?))
+        Some((
+            TaskSchedule {
+                batch_window: batch_window?,
+                batch_max: batch_max? as usize,
+                confirm_within: confirm_within?,
+                poll_every: poll_every?,
+                remind_after: remind_after?,
+                reminders_per_day: reminders? as u32,
+            },
+            customer_cap?,
+        ))
     })?;
     let (schedule, customer_cap) = schedule;
     Ok(MassSettings {
@@ -244,6 +249,7 @@ impl MassChannel {
     async fn post(&self, url: &Url, body: &Json) -> Result<Reply, DeliveryError> {
         let name = url.path().rsplit('/').next().unwrap_or_default();
         let what = format!("wecom_mass {name}");
+        super::budget::wecom_call(&self.source.corp_id, url.path())?;
         let body = body.to_string();
         let post = |token: String| {
             let mut url = url.clone();

@@ -9,6 +9,7 @@
 //! answers the same way. [`callback`] opens the pushes they make and
 //! [`inbound`] turns them into events.
 
+mod budget;
 pub mod callback;
 pub mod inbound;
 mod mass;

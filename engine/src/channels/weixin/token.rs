@@ -115,6 +115,9 @@ pub struct Api<S> {
     tokens: TokenCache,
     source: S,
     send_url: Url,
+    /// The WeCom corporation whose API rate its calls count against, for
+    /// a WeCom kind (see [`super::budget`]).
+    budget: Option<String>,
 }
 
 impl<S: TokenSource> Api<S> {
@@ -125,7 +128,14 @@ impl<S: TokenSource> Api<S> {
             tokens: TokenCache::default(),
             source,
             send_url,
+            budget: None,
         }
+    }
+
+    /// Counts its calls against WeCom's API rate of corporation `corp`.
+    pub fn budgeted(mut self, corp: &str) -> Api<S> {
+        self.budget = Some(corp.to_string());
+        self
     }
 
     /// POSTs the message `body` with the cached token (see
@@ -150,6 +160,9 @@ impl<S: TokenSource> Api<S> {
     /// replaced once (see [`with_token`]).
     pub async fn post(&self, key: &str, body: String) -> Result<(Reply, String), DeliveryError> {
         let what = format!("{} POST {}", self.kind, self.send_url);
+        if let Some(corp) = &self.budget {
+            super::budget::wecom_call(corp, self.send_url.path())?;
+        }
         let post = |token: String| {
             let mut url = self.send_url.clone();
             url.query_pairs_mut().append_pair("access_token", &token);

@@ -84,6 +84,7 @@ impl ChannelKind for WecomKind {
     fn build(&self, _name: &str, s: Self::Settings) -> Result<Arc<dyn Channel>, BuildError> {
         let WecomSettings { account, agent_id } = s;
         let client = http::client(account.timeout)?;
+        let corp = account.id.clone();
         let source = Gettoken {
             client: client.clone(),
             url: account.token_url,
@@ -91,7 +92,7 @@ impl ChannelKind for WecomKind {
             corp_secret: account.secret,
         };
         Ok(Arc::new(WecomChannel {
-            api: Api::new("wecom", client, source, account.send_url),
+            api: Api::new("wecom", client, source, account.send_url).budgeted(&corp),
             agent_id,
         }))
     }

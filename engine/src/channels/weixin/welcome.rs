@@ -95,6 +95,7 @@ impl ChannelKind for WecomWelcomeKind {
 
     fn build(&self, _name: &str, account: Account) -> Result<Arc<dyn Channel>, BuildError> {
         let client = http::client(account.timeout)?;
+        let corp = account.id.clone();
         let source = Gettoken {
             client: client.clone(),
             url: account.token_url,
@@ -102,7 +103,7 @@ impl ChannelKind for WecomWelcomeKind {
             corp_secret: account.secret,
         };
         Ok(Arc::new(WelcomeChannel {
-            api: Api::new("wecom_welcome", client, source, account.send_url),
+            api: Api::new("wecom_welcome", client, source, account.send_url).budgeted(&corp),
         }))
     }
 }
