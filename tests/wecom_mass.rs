@@ -10,9 +10,13 @@
 //! loses no outcome.
 
 use serde_json::{Value, json};
+#[path = "wecom_client.rs"]
+mod wecom_client;
+
 use std::path::Path;
 use std::time::Duration;
 use waymark_tests::{daemon_dir, free_port, http, start_daemon, terminate, wait_for};
+use wecom_client::{AES_KEY, CORP, TOKEN, customer_change, now_secs, wecom_push};
 
 mod wecom {
     use axum::Json;
@@ -59,6 +63,9 @@ mod wecom {
         pub hold_creates: AtomicBool,
         pub reminders_refused: AtomicUsize,
         pub cancels: AtomicUsize,
+        /// Corp tags per (staff, customer), and every mark_tag body.
+        pub tags: Mutex<BTreeMap<(String, String), BTreeSet<String>>>,
+        pub marks: Mutex<Vec<Value>>,
     }
 
     impl Wecom {
@@ -118,7 +125,10 @@ mod wecom {
     }
 
     async fn token(State(w): State<Arc<Wecom>>, q: Q) -> Json<Value> {
-        if q.get("corpid").map(String::as_str) != Some("wwcorp") {
+        if !matches!(
+            q.get("corpid").map(String::as_str),
+            Some("wwcorp" | super::CORP)
+        ) {
             return Json(json!({"errcode": 40013, "errmsg": "invalid corpid"}));
         }
         let n = w.tokens_issued.fetch_add(1, Ordering::SeqCst) + 1;
@@ -285,6 +295,57 @@ mod wecom {
         Json(json!({"errcode": 0, "errmsg": "ok"}))
     }
 
+    async fn mark_tag(State(w): State<Arc<Wecom>>, q: Q, Json(body): Json<Value>) -> Json<Value> {
+        if let Some(refused) = bad_token(&w, &q) {
+            return refused;
+        }
+        let key = (
+            body["userid"].as_str().unwrap().to_string(),
+            body["external_userid"].as_str().unwrap().to_string(),
+        );
+        let ids = |name: &str| -> Vec<String> {
+            body[name]
+                .as_array()
+                .map(|a| a.iter().map(|v| v.as_str().unwrap().to_string()).collect())
+                .unwrap_or_default()
+        };
+        {
+            let mut tags = w.tags.lock().unwrap();
+            let carried = tags.entry(key).or_default();
+            carried.extend(ids("add_tag"));
+            for id in ids("remove_tag") {
+                carried.remove(&id);
+            }
+        }
+        w.marks.lock().unwrap().push(body);
+        Json(json!({"errcode": 0, "errmsg": "ok"}))
+    }
+
+    /// `externalcontact/get`: the customer and each staff member's tags.
+    async fn customer(State(w): State<Arc<Wecom>>, q: Q) -> Json<Value> {
+        if let Some(refused) = bad_token(&w, &q) {
+            return refused;
+        }
+        let id = q.get("external_userid").cloned().unwrap_or_default();
+        let follows: Vec<Value> = w
+            .tags
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|((_, c), _)| *c == id)
+            .map(|((staff, _), ids)| {
+                let tags: Vec<Value> = ids
+                    .iter()
+                    .map(|t| json!({"group_name": "会员", "tag_name": t, "tag_id": t, "type": 1}))
+                    .collect();
+                json!({"userid": staff, "tags": tags})
+            })
+            .collect();
+        Json(
+            json!({"errcode": 0, "errmsg": "ok", "external_contact": {"external_userid": id}, "follow_user": follows}),
+        )
+    }
+
     pub fn start(w: Arc<Wecom>) -> String {
         waymark_tests::serve_on_loopback(|listener| async move {
             let x = "/cgi-bin/externalcontact";
@@ -296,6 +357,8 @@ mod wecom {
                 .route(&format!("{x}/get_groupmsg_send_result"), post(result))
                 .route(&format!("{x}/remind_groupmsg_send"), post(remind))
                 .route(&format!("{x}/cancel_groupmsg_send"), post(cancel))
+                .route(&format!("{x}/mark_tag"), post(mark_tag))
+                .route(&format!("{x}/get"), get(customer))
                 .with_state(w);
             axum::serve(listener, router).await.unwrap();
         })
@@ -555,5 +618,95 @@ fn a_crash_while_a_task_is_made_or_pending_makes_no_task_twice_and_loses_no_outc
     assert_eq!(sms_count(&dir), 0);
     let log = std::fs::read_to_string(&log).unwrap();
     assert!(log.contains("not made again"), "{log}");
+    assert!(terminate(&mut daemon));
+}
+
+#[test]
+fn tags_a_journey_gives_a_customer_reach_wecom_and_tags_staff_edit_in_wecom_come_back() {
+    let w = wecom::Wecom::new(30);
+    let base = wecom::start(w.clone());
+    let journey = "journey vip \"VIP 会员\" {\n  trigger event order_paid\n  entry always\n  tag \"vip\"\n  tag \"big_spender\"\n}\n";
+    let config = format!(
+        "[identity]\nidentifiers = [\"wecom_external_userid\"]\n\n\
+         [channels.mass]\nkind = \"wecom_mass\"\nbase_url = \"{base}\"\ncorp_id = \"{CORP}\"\ncorp_secret = \"contact-secret\"\n\n\
+         [channels.mass.tags]\nvip = \"etVIP\"\n\n\
+         [callbacks.wecom.store]\ntoken = \"{TOKEN}\"\nencoding_aes_key = \"{AES_KEY}\"\ncorp_id = \"{CORP}\"\n"
+    );
+    let dir = daemon_dir("wecom_tags", &[("vip.journey", journey)], &config);
+    let port = free_port();
+    let mut daemon = start_daemon(&dir, port, &dir.join("daemon.log"));
+    customer(port, "u1", "wm1", Some("zhangsan"));
+    post(
+        port,
+        "/v1/track",
+        json!({"userId": "u1", "event": "order_paid", "properties": {"amount": 999}}),
+    );
+    // The mapped tag reaches WeCom on the customer's staff member; the
+    // other stays in Waymark.
+    wait_for("mark_tag", Duration::from_secs(30), || {
+        !w.marks.lock().unwrap().is_empty()
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let marks = w.marks.lock().unwrap().clone();
+    assert_eq!(
+        marks,
+        [
+            json!({"userid": "zhangsan", "external_userid": "wm1", "add_tag": ["etVIP"], "remove_tag": []})
+        ]
+    );
+
+    // In WeCom the staff member takes the tag off: the push brings it back.
+    w.tags.lock().unwrap().clear();
+    let edited = customer_change("edit_external_contact", "wm1", "zhangsan", now_secs(), "");
+    assert_eq!(wecom_push(port, "store", &edited, "t1").0, 200);
+    let untagged = || {
+        journal(port, "u1")
+            .iter()
+            .any(|r| r["kind"] == "untag" && r["tag"] == "vip" && r["reason"] == "mass")
+    };
+    wait_for("vip taken off", Duration::from_secs(30), untagged);
+    // And puts it on again, with a tag Waymark does not mirror.
+    w.tags.lock().unwrap().insert(
+        ("zhangsan".into(), "wm1".into()),
+        ["etVIP".to_string(), "etOTHER".to_string()].into(),
+    );
+    let edited = customer_change(
+        "edit_external_contact",
+        "wm1",
+        "zhangsan",
+        now_secs() + 1,
+        "",
+    );
+    assert_eq!(wecom_push(port, "store", &edited, "t2").0, 200);
+    wait_for("vip put back", Duration::from_secs(30), || {
+        journal(port, "u1")
+            .iter()
+            .filter(|r| r["kind"] == "tag" && r["tag"] == "vip")
+            .count()
+            == 2
+    });
+    let tags: Vec<(String, String, String)> = journal(port, "u1")
+        .iter()
+        .filter(|r| r["kind"] == "tag" || r["kind"] == "untag")
+        .map(|r| {
+            (
+                r["kind"].as_str().unwrap().to_string(),
+                r["tag"].as_str().unwrap().to_string(),
+                r["reason"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        tags,
+        [
+            ("tag".into(), "vip".into(), "".into()),
+            ("tag".into(), "big_spender".into(), "".into()),
+            ("untag".into(), "vip".into(), "mass".into()),
+            ("tag".into(), "vip".into(), "mass".into()),
+        ]
+    );
+    // What came from WeCom is not sent back to it.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(w.marks.lock().unwrap().len(), 1);
     assert!(terminate(&mut daemon));
 }

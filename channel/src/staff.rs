@@ -100,10 +100,28 @@ pub enum CapPeriod {
 pub trait StaffTasks: Send + Sync {
     fn schedule(&self) -> TaskSchedule;
 
+    /// The platform account the tasks are made in (a WeCom corp id):
+    /// pushes from it saying a customer's tags changed reach this channel.
+    fn account(&self) -> &str;
+
     /// The per-customer cap the engine counts before a task, if the
     /// platform has one.
     fn customer_cap(&self) -> Option<CustomerCap> {
         None
+    }
+
+    /// The tags it mirrors to the platform: Waymark tag → the platform's
+    /// tag id. A journey's `tag`/`untag` of one on a customer is delivered
+    /// on the channel (with fields `add_tag` or `remove_tag`, and
+    /// `staff`), and [`customer_tags`](StaffTasks::customer_tags) reads
+    /// them back when the platform says a customer's tags were edited.
+    fn synced_tags(&self) -> std::collections::BTreeMap<String, String> {
+        Default::default()
+    }
+
+    /// The platform's tag ids a customer (by address) carries now.
+    fn customer_tags<'a>(&'a self, _customer: &'a str) -> Call<'a, Vec<String>> {
+        Box::pin(async { Ok(Vec::new()) })
     }
 
     /// Makes the task. A timeout is ambiguous (the platform may have made

@@ -33,6 +33,17 @@ pub struct PlatformQuota {
     pub tz: chrono_tz::Tz,
 }
 
+/// Which tags a channel mirrors to the platform, and where it finds the
+/// customer (`address`, a trait) and the staff member whose customer they
+/// are (`staff`, a trait).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TagSync {
+    /// Waymark tag → the platform's tag id.
+    pub tags: BTreeMap<String, String>,
+    pub address: String,
+    pub staff: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct Deployment {
     pub plan: Arc<Plan>,
@@ -64,6 +75,11 @@ pub struct Deployment {
     /// counted before a send, and over it the send is suppressed with
     /// reason `platform_quota`. Set from the config at start; not stored.
     pub platform_quotas: BTreeMap<String, PlatformQuota>,
+    /// The configured channels that mirror tags to the platform's own
+    /// (WeCom corp tags): a journey's `tag`/`untag` of a mapped tag on a
+    /// customer becomes a delivery on that channel. Set from the config
+    /// at start; not stored.
+    pub tag_syncs: BTreeMap<String, TagSync>,
     /// What coupon codes are derived under: the store's secret in the
     /// daemon, the fixed preview seed otherwise. Set at start; not stored
     /// with the deployment.
@@ -285,6 +301,7 @@ impl Deployment {
             recipients: BTreeMap::new(),
             staff_traits: BTreeMap::new(),
             platform_quotas: BTreeMap::new(),
+            tag_syncs: BTreeMap::new(),
             consent: Default::default(),
             grant_channels: Default::default(),
             coupon_secret: Default::default(),

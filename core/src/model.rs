@@ -105,6 +105,17 @@ pub enum Input {
     /// `outcome` record, and a `wait for confirmation` on that send goes
     /// on.
     Outcome(SendOutcome),
+    /// Tags a platform says the user carries or no longer carries (WeCom
+    /// corp tags a staff member edited on a customer), by `source`: each
+    /// that changes is a `tag` or `untag` record with that reason. Not
+    /// mirrored back.
+    Tags {
+        user: String,
+        add: Vec<String>,
+        remove: Vec<String>,
+        source: String,
+        at: DateTime<Utc>,
+    },
 }
 
 /// What came of one staff-confirmed send for its recipient.
@@ -165,7 +176,8 @@ impl Input {
             | Input::Scheduled { user, .. }
             | Input::Cancel { user, .. }
             | Input::Merge { user, .. }
-            | Input::Consent { user, .. } => user,
+            | Input::Consent { user, .. }
+            | Input::Tags { user, .. } => user,
             Input::Outcome(o) => &o.user,
         }
     }
@@ -181,7 +193,8 @@ impl Input {
             | Input::Scheduled { user, .. }
             | Input::Cancel { user, .. }
             | Input::Merge { user, .. }
-            | Input::Consent { user, .. } => *user = to.to_string(),
+            | Input::Consent { user, .. }
+            | Input::Tags { user, .. } => *user = to.to_string(),
             Input::Outcome(o) => o.user = to.to_string(),
         }
         input

@@ -617,3 +617,69 @@ fn a_customer_over_the_platforms_quota_is_suppressed_until_it_resets_and_outcome
     assert_eq!(h.suppressions("u2"), ["platform_quota"]);
     assert_eq!(h.suppressions("u1"), ["platform_quota"]);
 }
+
+#[test]
+fn a_mirrored_tag_on_a_customer_becomes_a_delivery_and_a_platforms_tags_come_back_unmirrored() {
+    use waymark_core::deployment::TagSync;
+    let mut h = journey("  tag \"vip\"\n  untag \"vip\"\n  tag \"local_only\"");
+    h.runtime.deployment.tag_syncs.insert(
+        "mass".into(),
+        TagSync {
+            tags: BTreeMap::from([("vip".to_string(), "etVIP".to_string())]),
+            address: "wecom_external_userid".into(),
+            staff: "wecom_staff".into(),
+        },
+    );
+    h.identify(
+        "c1",
+        json!({ "wecom_external_userid": "wm1", "wecom_staff": "zhangsan" }),
+    );
+    h.identify("member", json!({}));
+    h.track("c1", "go", json!({}));
+    h.track("member", "go", json!({}));
+    let tagged = h.for_user(Kind::Tag, "c1");
+    assert_eq!(tagged[0].channel.as_deref(), Some("mass"));
+    assert_eq!(tagged[0].to.as_deref(), Some("wm1"));
+    assert_eq!(
+        tagged[0].fields,
+        Some(json!({ "add_tag": ["etVIP"], "staff": "zhangsan" }))
+    );
+    // A tag no channel mirrors stays here.
+    assert_eq!(tagged[1].channel, None);
+    let untagged = h.for_user(Kind::Untag, "c1");
+    assert_eq!(
+        untagged[0].fields,
+        Some(json!({ "remove_tag": ["etVIP"], "staff": "zhangsan" }))
+    );
+    // Not a WeCom customer: nothing to mirror.
+    assert!(
+        h.for_user(Kind::Tag, "member")
+            .iter()
+            .all(|r| r.channel.is_none())
+    );
+    let outbox = waymark_engine::runtime::effects::sends(h.records());
+    assert_eq!(outbox.len(), 2, "the tag and the untag of c1 are delivered");
+
+    // WeCom says c1 carries vip again and member does not: records with
+    // the channel as reason, none of them mirrored back.
+    h.mark();
+    h.ingest(waymark_core::model::Input::Tags {
+        user: "c1".into(),
+        add: vec!["vip".into()],
+        remove: vec!["local_only".into(), "never_had".into()],
+        source: "mass".into(),
+        at: h.now,
+    });
+    let back = h.records_since_mark();
+    let kinds: Vec<(Kind, Option<&str>)> =
+        back.iter().map(|r| (r.kind, r.tag.as_deref())).collect();
+    assert_eq!(
+        kinds,
+        [(Kind::Tag, Some("vip")), (Kind::Untag, Some("local_only"))]
+    );
+    assert!(
+        back.iter()
+            .all(|r| r.channel.is_none() && r.reason.as_deref() == Some("mass"))
+    );
+    assert!(h.user("c1").tags.contains("vip"));
+}

@@ -200,6 +200,31 @@ pub fn handle_into(
             cx.outcome(outcome);
             cx.run_ready();
         }
+        Input::Tags {
+            add,
+            remove,
+            source,
+            ..
+        } => {
+            for (tag, adding) in add
+                .iter()
+                .map(|t| (t, true))
+                .chain(remove.iter().map(|t| (t, false)))
+            {
+                let changed = match adding {
+                    true => cx.user.tags.insert(tag.clone()),
+                    false => cx.user.tags.remove(tag),
+                };
+                if changed {
+                    let kind = if adding { Kind::Tag } else { Kind::Untag };
+                    let mut r = Record::new(cx.now, &cx.user.id, kind);
+                    r.tag = Some(tag.clone());
+                    r.reason = Some(source.clone());
+                    cx.records.push(r);
+                }
+            }
+            cx.run_ready();
+        }
         // The shells merge, with both profiles (see [`merge_into`]).
         Input::Merge { .. } => {}
         Input::Cancel { journey, .. } => {

@@ -581,6 +581,7 @@ impl Cx<'_> {
                 let mut r =
                     self.step_record(owner, inst, if adding { Kind::Tag } else { Kind::Untag });
                 r.tag = Some(tag.clone());
+                self.mirror_tag(&mut r, tag, adding);
                 self.records.push(r);
                 Flow::Next(*next)
             }
@@ -763,6 +764,34 @@ impl Cx<'_> {
                 }
                 Flow::Next(next)
             }
+        }
+    }
+
+    /// Makes a `tag`/`untag` record a delivery on the first channel that
+    /// mirrors the tag to the platform, when the user is a customer there
+    /// (has the channel's address and staff traits): its channel, address,
+    /// and fields `add_tag` or `remove_tag` (the platform's id) and `staff`.
+    fn mirror_tag(&self, r: &mut Record, tag: &str, adding: bool) {
+        let text = |path: &str| {
+            self.user
+                .traits
+                .get(path)
+                .filter(|v| !v.is_null())
+                .map(Value::to_text)
+                .filter(|t| !t.trim().is_empty())
+        };
+        for (channel, sync) in &self.d.tag_syncs {
+            let Some(id) = sync.tags.get(tag) else {
+                continue;
+            };
+            let (Some(to), Some(staff)) = (text(&sync.address), text(&sync.staff)) else {
+                continue;
+            };
+            let field = if adding { "add_tag" } else { "remove_tag" };
+            r.channel = Some(channel.clone());
+            r.to = Some(to);
+            r.fields = Some(serde_json::json!({ field: [id], "staff": staff }));
+            return;
         }
     }
 

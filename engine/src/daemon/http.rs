@@ -28,6 +28,10 @@ mod consent;
 
 pub use callbacks::{Receivers, receivers};
 
+/// Per WeCom corporation, the staff-task runners that mirror its tags.
+pub type TagPulls =
+    std::collections::BTreeMap<String, Vec<tokio::sync::mpsc::Sender<super::staff_tasks::Ask>>>;
+
 #[derive(Clone)]
 pub struct AppState {
     pub writer: Handle,
@@ -47,6 +51,9 @@ pub struct AppState {
     pub sessions: Arc<super::ui::Sessions>,
     /// The apps that push events to `/v1/callbacks/…` (`[callbacks]`).
     pub callbacks: Arc<Receivers>,
+    /// Per WeCom corporation, the staff-task runners that mirror tags:
+    /// told when a push says a customer's tags may have changed.
+    pub tag_pulls: Arc<TagPulls>,
 }
 
 /// A JSON error: `{"error": {"field": …, "message": …}}`.

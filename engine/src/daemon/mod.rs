@@ -11,7 +11,7 @@ pub mod metrics;
 mod outbox;
 mod routes;
 mod serve;
-mod staff_tasks;
+pub(crate) mod staff_tasks;
 mod ui;
 mod writer;
 
@@ -241,6 +241,7 @@ pub fn api_without_writer(
         clock: Arc::new(SystemClock),
         sessions: Default::default(),
         callbacks: Default::default(),
+        tag_pulls: Default::default(),
     })
 }
 
@@ -363,6 +364,9 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
     // Channels whose sends a staff member confirms: a runner each, started
     // once the writer is.
     let mut runners = Vec::new();
+    // Per platform account, the runners told when a customer's tags change.
+    let mut tag_pulls: BTreeMap<String, Vec<tokio::sync::mpsc::Sender<staff_tasks::Ask>>> =
+        BTreeMap::new();
     for (name, c) in &configured {
         let kind = registry
             .get(&c.kind)
@@ -395,17 +399,34 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
                 channel: name.clone(),
                 error,
             })?;
-        if let Some(cap) = channel.staff_tasks().and_then(|t| t.customer_cap()) {
-            runtime
-                .deployment
-                .platform_quotas
-                .insert(name.clone(), platform_quota(cap));
-        }
         let staff = match channel.staff_tasks() {
-            Some(_) => {
-                let (joins, taken) = tokio::sync::mpsc::channel(64);
+            Some(tasks) => {
+                if let Some(cap) = tasks.customer_cap() {
+                    runtime
+                        .deployment
+                        .platform_quotas
+                        .insert(name.clone(), platform_quota(cap));
+                }
+                let tags = tasks.synced_tags();
+                if let (false, crate::channels::Recipient::Trait(address), Some(staff)) =
+                    (tags.is_empty(), kind.recipient(), kind.staff_trait())
+                {
+                    runtime.deployment.tag_syncs.insert(
+                        name.clone(),
+                        waymark_core::deployment::TagSync {
+                            tags,
+                            address,
+                            staff: staff.to_string(),
+                        },
+                    );
+                }
+                let (asks, taken) = tokio::sync::mpsc::channel(64);
+                tag_pulls
+                    .entry(tasks.account().to_string())
+                    .or_insert_with(Vec::new)
+                    .push(asks.clone());
                 runners.push((name.clone(), channel.clone(), taken));
-                Some(joins)
+                Some(asks)
             }
             None => None,
         };
@@ -471,6 +492,7 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
         clock: clock.clone(),
         sessions: Default::default(),
         callbacks: Arc::new(http::receivers(&config.callbacks)),
+        tag_pulls: Arc::new(tag_pulls),
     };
     for c in &config.callbacks {
         if !config.identity.identifiers.contains(&c.identifier) {

@@ -37,7 +37,7 @@ pub struct ChannelRuntime {
     pub urgent: bool,
     /// Its sends go to its staff-task runner, not to `deliver` (a kind
     /// whose messages a staff member confirms).
-    pub staff: Option<tokio::sync::mpsc::Sender<super::staff_tasks::Join>>,
+    pub staff: Option<tokio::sync::mpsc::Sender<super::staff_tasks::Ask>>,
 }
 
 /// How many of the newest sends each round looks through for urgent ones.
@@ -168,10 +168,12 @@ pub async fn run(
                     clock: clock.as_ref(),
                 };
                 let unrecorded = match channels.get(&channel_name) {
+                    // Its sends go through staff tasks; anything else it
+                    // delivers (a tag mirrored to WeCom) is delivered.
                     Some(ChannelRuntime {
                         staff: Some(runner),
                         ..
-                    }) => {
+                    }) if entry.record.kind == waymark_core::journal::Kind::Send => {
                         hand_to_staff(runner, entry).await;
                         None
                     }
@@ -324,13 +326,14 @@ impl Outcome {
 /// the outbox into a task; if it cannot, the send stays in the outbox and
 /// is handed over again next round.
 async fn hand_to_staff(
-    runner: &tokio::sync::mpsc::Sender<super::staff_tasks::Join>,
+    runner: &tokio::sync::mpsc::Sender<super::staff_tasks::Ask>,
     entry: OutboxEntry,
 ) {
     let (reply, answer) = tokio::sync::oneshot::channel();
     let seq = entry.seq;
+    let join = super::staff_tasks::Join { entry, reply };
     if runner
-        .send(super::staff_tasks::Join { entry, reply })
+        .send(super::staff_tasks::Ask::Join(join))
         .await
         .is_err()
     {

@@ -41,6 +41,18 @@ pub struct Join {
     pub reply: oneshot::Sender<Result<(), String>>,
 }
 
+/// What a runner is asked to do.
+pub enum Ask {
+    Join(Join),
+    /// The platform says a customer's tags were edited (a WeCom
+    /// `add_external_contact` or `edit_external_contact` push): read them
+    /// and bring the user's mirrored tags in line.
+    PullTags {
+        user: String,
+        customer: String,
+    },
+}
+
 /// A task in memory: its head as stored and its sends.
 struct Task {
     head: Head,
@@ -115,7 +127,7 @@ impl Runner {
     }
 
     /// Runs until `stop`; a call in flight is finished first.
-    pub async fn run(self, mut joins: mpsc::Receiver<Join>, mut stop: watch::Receiver<bool>) {
+    pub async fn run(self, mut asks: mpsc::Receiver<Ask>, mut stop: watch::Receiver<bool>) {
         let schedule = self.api().schedule();
         let mut tasks: BTreeMap<u64, Task> = BTreeMap::new();
         match self.store.staff_tasks() {
@@ -135,10 +147,14 @@ impl Runner {
         }
         loop {
             tokio::select! {
-                join = joins.recv() => match join {
-                    Some(join) => {
+                ask = asks.recv() => match ask {
+                    Some(Ask::Join(join)) => {
                         let taken = self.join(&mut tasks, join.entry, &schedule);
                         let _ = join.reply.send(taken);
+                        continue;
+                    }
+                    Some(Ask::PullTags { user, customer }) => {
+                        self.pull_tags(user, &customer).await;
                         continue;
                     }
                     None => break,
@@ -162,6 +178,52 @@ impl Runner {
                     tasks.remove(&id);
                 }
             }
+        }
+    }
+
+    /// Reads a customer's tags on the platform and gives the user the
+    /// mirrored ones they carry there, and takes away those they do not.
+    async fn pull_tags(&self, user: String, customer: &str) {
+        let synced = self.api().synced_tags();
+        if synced.is_empty() {
+            return;
+        }
+        let carried = match self.api().customer_tags(customer).await {
+            Ok(ids) => {
+                self.count("customer_tags", "ok");
+                ids
+            }
+            Err(e) => {
+                self.count("customer_tags", "failed");
+                tracing::warn!(channel = %self.name, %user, error = %e, "reading a customer's tags failed; they are read again at the next edit");
+                return;
+            }
+        };
+        let (mut add, mut remove) = (Vec::new(), Vec::new());
+        for (tag, id) in synced {
+            match carried.contains(&id) {
+                true => add.push(tag),
+                false => remove.push(tag),
+            }
+        }
+        let input = Input::Tags {
+            user,
+            add,
+            remove,
+            source: self.name.clone(),
+            at: self.clock.now(),
+        };
+        let (reply, answer) = oneshot::channel();
+        if self
+            .writer
+            .send(Command::Ingest {
+                inputs: vec![input],
+                reply,
+            })
+            .is_ok()
+            && let Ok(Err(e)) = answer.await
+        {
+            tracing::error!(channel = %self.name, error = %e, "taking a customer's tags failed");
         }
     }
 

@@ -102,7 +102,10 @@ pub fn sends(journal: &[Record]) -> Vec<usize> {
     journal
         .iter()
         .enumerate()
-        .filter(|(_, r)| r.kind == Kind::Send)
+        .filter(|(_, r)| {
+            // A tag mirrored to a platform is delivered like a send.
+            r.kind == Kind::Send || matches!(r.kind, Kind::Tag | Kind::Untag) && r.channel.is_some()
+        })
         .map(|(i, _)| i)
         .collect()
 }

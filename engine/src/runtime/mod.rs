@@ -400,6 +400,7 @@ impl<K: Kv> Runtime<K> {
                 Input::Merge { .. } => "merge",
                 Input::Consent { .. } => "consent",
                 Input::Outcome(_) => "outcome",
+                Input::Tags { .. } => "tags",
             };
             let _span = tracing::debug_span!("input", user = %user, kind).entered();
             let steps = core::handle_into(

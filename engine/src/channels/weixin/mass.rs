@@ -18,13 +18,14 @@ use crate::channels::http;
 use chrono::{DateTime, Utc};
 use reqwest::{Client, Url};
 use serde_json::{Value as Json, json};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use toml::Table;
 use waymark_channel::{
     BuildError, Call, CapPeriod, Channel, ChannelKind, ConfigError, Created, CustomerCap, Delivery,
-    DeliveryError, Message, MessageFields, Recipient, RecipientStatus, StaffTask, StaffTasks,
-    TaskSchedule,
+    DeliveryError, Message, MessageFields, Receipt, Recipient, RecipientStatus, StaffTask,
+    StaffTasks, TaskSchedule,
 };
 
 pub struct WecomMassKind;
@@ -41,13 +42,15 @@ pub const MAX_REMINDERS_PER_DAY: u32 = 3;
 /// At most this many customers per `add_msg_template`.
 const MAX_RECIPIENTS: i64 = 10_000;
 
-const PATHS: [&str; 6] = [
+const PATHS: [&str; 8] = [
     "/cgi-bin/externalcontact/get_groupmsg_list_v2",
     "/cgi-bin/externalcontact/get_groupmsg_task",
     "/cgi-bin/externalcontact/get_groupmsg_send_result",
     "/cgi-bin/externalcontact/remind_groupmsg_send",
     "/cgi-bin/externalcontact/cancel_groupmsg_send",
     "/cgi-bin/externalcontact/add_msg_template",
+    "/cgi-bin/externalcontact/mark_tag",
+    "/cgi-bin/externalcontact/get",
 ];
 
 const KEYS: AccountKeys<'static> = AccountKeys {
@@ -67,6 +70,7 @@ const KEYS: AccountKeys<'static> = AccountKeys {
         "remind_after",
         "reminders_per_day",
         "customer_cap",
+        "tags",
     ],
 };
 
@@ -76,6 +80,7 @@ pub struct MassSettings {
     account: Account,
     schedule: TaskSchedule,
     customer_cap: CapPeriod,
+    tags: BTreeMap<String, String>,
 }
 
 /// A duration setting: `default` when absent; at least `min`.
@@ -136,6 +141,17 @@ fn read(path: &str, table: &Table) -> Result<MassSettings, Vec<ConfigError>> {
                 None
             }
         };
+        let mut tags = BTreeMap::new();
+        for (tag, id) in s.string_table("tags") {
+            if id.trim().is_empty() {
+                s.error(
+                    &format!("tags.{tag}"),
+                    "must be a WeCom corp tag id (etXXXX), not empty",
+                );
+            } else {
+                tags.insert(tag.to_string(), id.to_string());
+            }
+        }
         Some((
             TaskSchedule {
                 batch_window: batch_window?,
@@ -146,13 +162,15 @@ fn read(path: &str, table: &Table) -> Result<MassSettings, Vec<ConfigError>> {
                 reminders_per_day: reminders? as u32,
             },
             customer_cap?,
+            tags,
         ))
     })?;
-    let (schedule, customer_cap) = schedule;
+    let (schedule, customer_cap, tags) = schedule;
     Ok(MassSettings {
         account,
         schedule,
         customer_cap,
+        tags,
     })
 }
 
@@ -202,6 +220,8 @@ impl ChannelKind for WecomMassKind {
             result: url(PATHS[2])?,
             remind: url(PATHS[3])?,
             cancel: url(PATHS[4])?,
+            mark_tag: url(PATHS[6])?,
+            customer: url(PATHS[7])?,
             create: s.account.send_url.clone(),
         };
         let customer_cap = CustomerCap {
@@ -215,6 +235,7 @@ impl ChannelKind for WecomMassKind {
             corp_secret: s.account.secret,
         };
         Ok(Arc::new(MassChannel {
+            tags: s.tags,
             customer_cap,
             client,
             tokens: TokenCache::default(),
@@ -232,9 +253,12 @@ struct Endpoints {
     remind: Url,
     cancel: Url,
     create: Url,
+    mark_tag: Url,
+    customer: Url,
 }
 
 struct MassChannel {
+    tags: BTreeMap<String, String>,
     customer_cap: CustomerCap,
     client: Client,
     tokens: TokenCache,
@@ -264,6 +288,24 @@ impl MassChannel {
         };
         let reply =
             weixin::with_token(&what, Errcodes::Wecom, &self.tokens, &self.source, post).await?;
+        reply.outcome(&what, Errcodes::Wecom)?;
+        Ok(reply)
+    }
+
+    /// GETs `url` with the cached token, as [`post`](MassChannel::post).
+    async fn get(&self, url: &Url) -> Result<Reply, DeliveryError> {
+        let name = url.path().rsplit('/').next().unwrap_or_default();
+        let what = format!("wecom_mass {name}");
+        super::budget::wecom_call(&self.source.corp_id, url.path())?;
+        let get = |token: String| {
+            let mut url = url.clone();
+            url.query_pairs_mut().append_pair("access_token", &token);
+            let request = self.client.get(url);
+            let what = what.clone();
+            async move { weixin::call(&what, request).await }
+        };
+        let reply =
+            weixin::with_token(&what, Errcodes::Wecom, &self.tokens, &self.source, get).await?;
         reply.outcome(&what, Errcodes::Wecom)?;
         Ok(reply)
     }
@@ -331,13 +373,38 @@ fn unix(t: DateTime<Utc>) -> i64 {
     t.timestamp()
 }
 
+/// The `mark_tag` body of a mirrored tag: the staff member's customer,
+/// the tag ids to add and remove.
+fn mark_tag_body(message: &Message) -> Result<Json, DeliveryError> {
+    let customer = message.address().ok_or_else(|| {
+        DeliveryError::Permanent("wecom_mass mark_tag: no external_userid".into())
+    })?;
+    let staff = message
+        .text("staff")
+        .ok_or_else(|| DeliveryError::Permanent("wecom_mass mark_tag: no staff member".into()))?;
+    let ids = |name: &str| message.fields.get(name).cloned().unwrap_or(json!([]));
+    Ok(json!({
+        "userid": staff,
+        "external_userid": customer,
+        "add_tag": ids("add_tag"),
+        "remove_tag": ids("remove_tag"),
+    }))
+}
+
 impl Channel for MassChannel {
-    fn deliver<'a>(&'a self, _message: &'a Message) -> Delivery<'a> {
-        // The engine hands this kind's sends to `staff_tasks`.
-        Box::pin(async {
-            Err(DeliveryError::Permanent(
-                "wecom_mass: a send goes through a staff task, not a direct delivery".into(),
-            ))
+    /// A tag mirrored to WeCom (`mark_tag`); the engine hands this kind's
+    /// sends to `staff_tasks`.
+    fn deliver<'a>(&'a self, message: &'a Message) -> Delivery<'a> {
+        Box::pin(async move {
+            if !message.fields.contains_key("add_tag") && !message.fields.contains_key("remove_tag")
+            {
+                return Err(DeliveryError::Permanent(
+                    "wecom_mass: a send goes through a staff task, not a direct delivery".into(),
+                ));
+            }
+            self.post(&self.endpoints.mark_tag, &mark_tag_body(message)?)
+                .await
+                .map(|_| Receipt { provider_id: None })
         })
     }
 
@@ -351,8 +418,39 @@ impl StaffTasks for MassChannel {
         self.schedule
     }
 
+    fn account(&self) -> &str {
+        &self.source.corp_id
+    }
+
     fn customer_cap(&self) -> Option<CustomerCap> {
         Some(self.customer_cap.clone())
+    }
+
+    fn synced_tags(&self) -> BTreeMap<String, String> {
+        self.tags.clone()
+    }
+
+    fn customer_tags<'a>(&'a self, customer: &'a str) -> Call<'a, Vec<String>> {
+        Box::pin(async move {
+            let mut url = self.endpoints.customer.clone();
+            url.query_pairs_mut()
+                .append_pair("external_userid", customer);
+            let reply = self.get(&url).await?;
+            // Each staff member who has the customer tags them apart; a
+            // tag any of them gave counts.
+            let mut ids: Vec<String> = match reply.rest.get("follow_user") {
+                Some(Json::Array(follows)) => follows
+                    .iter()
+                    .filter_map(|f| f["tags"].as_array())
+                    .flatten()
+                    .filter_map(|t| t["tag_id"].as_str().map(str::to_string))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            ids.sort();
+            ids.dedup();
+            Ok(ids)
+        })
     }
 
     fn create<'a>(&'a self, task: &'a StaffTask) -> Call<'a, Created> {

@@ -31,6 +31,8 @@ pub struct Receiver {
     token: String,
     keys: Option<CallbackKeys>,
     identifier: String,
+    /// The corp id (WeCom) or AppID the pushes are for.
+    account: String,
 }
 
 /// The configured apps, by platform and name.
@@ -52,6 +54,7 @@ pub fn receivers(callbacks: &[Callback]) -> Receivers {
                     token: c.token.clone(),
                     keys,
                     identifier: c.identifier.clone(),
+                    account: c.receiver.clone(),
                 },
             ))
         })
@@ -228,7 +231,32 @@ async fn receive_wecom(
     let fields = xml(message.as_bytes())?;
     let event = inbound::wecom_event(&app.name, &app.identifier, &fields, state.clock.now())
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "body", e))?;
-    take(state, event).await
+    // A customer added or edited may carry other corp tags now.
+    let customer = event
+        .as_ref()
+        .filter(|e| {
+            matches!(
+                e.name.as_str(),
+                "add_external_contact" | "edit_external_contact"
+            )
+        })
+        .and_then(|e| match &e.subject {
+            Subject::Person { value, .. } => Some(value.clone()),
+            Subject::Thing(_) => None,
+        });
+    let user = take(state, event).await?;
+    if let (Some(user), Some(customer)) = (&user, customer) {
+        for runner in state.tag_pulls.get(&app.account).into_iter().flatten() {
+            let ask = crate::daemon::staff_tasks::Ask::PullTags {
+                user: user.clone(),
+                customer: customer.clone(),
+            };
+            if runner.try_send(ask).is_err() {
+                tracing::warn!(app = %app.name, %user, "a customer's tags are not read now: the channel's runner is busy");
+            }
+        }
+    }
+    Ok(user.is_some())
 }
 
 /// `GET /v1/callbacks/wechat/{name}`: an official account's URL check,
@@ -312,18 +340,22 @@ async fn receive_wechat(
     };
     let event = inbound::wechat_event(&app.name, &app.identifier, &fields, state.clock.now())
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "body", e))?;
-    take(state, event).await
+    take(state, event).await.map(|user| user.is_some())
 }
 
 /// Ingests the push's event on the profile it is about, answered once it
 /// is durable (or refused after [`ANSWER_WITHIN`], to be pushed again);
 /// whether there was one.
-async fn take(state: &AppState, event: Option<Inbound>) -> Result<bool, ApiError> {
+async fn take(state: &AppState, event: Option<Inbound>) -> Result<Option<String>, ApiError> {
     let Some(event) = event else {
-        return Ok(false);
+        return Ok(None);
     };
+    let mut user = String::new();
     let inputs = match &event.subject {
-        Subject::Thing(id) => vec![track(id.clone(), event)],
+        Subject::Thing(id) => {
+            user.clone_from(id);
+            vec![track(id.clone(), event)]
+        }
         Subject::Person {
             identifier,
             value,
@@ -335,10 +367,14 @@ async fn take(state: &AppState, event: Option<Inbound>) -> Result<bool, ApiError
             })
             .await?;
             match holder {
-                Some(user) => vec![track(user, event)],
+                Some(holder) => {
+                    user.clone_from(&holder);
+                    vec![track(holder, event)]
+                }
                 // Their own profile, holding the id as a trait, until the
                 // member identifies with it.
                 None => {
+                    user.clone_from(fallback);
                     let mut traits = Fields::new();
                     traits.insert(identifier.clone(), Value::String(value.clone()));
                     let identify = Input::Identify {
@@ -353,7 +389,7 @@ async fn take(state: &AppState, event: Option<Inbound>) -> Result<bool, ApiError
         }
     };
     match tokio::time::timeout(ANSWER_WITHIN, submit(state, inputs)).await {
-        Ok(result) => result.map(|()| true),
+        Ok(result) => result.map(|()| Some(user)),
         Err(_) => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "server",
