@@ -367,6 +367,8 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
     // Per platform account, the runners told when a customer's tags change.
     let mut tag_pulls: BTreeMap<String, Vec<tokio::sync::mpsc::Sender<staff_tasks::Ask>>> =
         BTreeMap::new();
+    // Per platform account, the lock its runners' calls take in turn.
+    let mut serial_calls: BTreeMap<String, Arc<tokio::sync::Mutex<()>>> = BTreeMap::new();
     for (name, c) in &configured {
         let kind = registry
             .get(&c.kind)
@@ -425,7 +427,11 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
                     .entry(tasks.account().to_string())
                     .or_insert_with(Vec::new)
                     .push(asks.clone());
-                runners.push((name.clone(), channel.clone(), taken));
+                let serial = serial_calls
+                    .entry(tasks.account().to_string())
+                    .or_insert_with(Default::default)
+                    .clone();
+                runners.push((name.clone(), channel.clone(), taken, serial));
                 Some(asks)
             }
             None => None,
@@ -460,13 +466,14 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
     let stop = Arc::new(stop);
     let reader = Arc::new(Store::new(kv.clone()));
     let mut staff_runners = tokio::task::JoinSet::new();
-    for (name, channel, joins) in runners {
+    for (name, channel, joins, serial) in runners {
         let runner = staff_tasks::Runner {
             name,
             channel,
             store: reader.clone(),
             writer: commands.clone(),
             clock: clock.clone(),
+            serial,
         };
         staff_runners.spawn(runner.run(joins, stopped.clone()));
     }

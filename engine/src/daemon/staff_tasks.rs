@@ -117,6 +117,9 @@ pub struct Runner {
     pub store: Arc<Store<SledKv>>,
     pub writer: Handle,
     pub clock: Arc<dyn Clock>,
+    /// Held for each call: shared by the runners of one platform account,
+    /// which WeCom answers one query at a time (45033 otherwise).
+    pub serial: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Runner {
@@ -154,6 +157,7 @@ impl Runner {
                         continue;
                     }
                     Some(Ask::PullTags { user, customer }) => {
+                        let _serial = self.serial.lock().await;
                         self.pull_tags(user, &customer).await;
                         continue;
                     }
@@ -173,7 +177,10 @@ impl Runner {
                 let Some(task) = tasks.get_mut(&id) else {
                     continue;
                 };
-                let done = self.step(task, &schedule).await;
+                let done = {
+                    let _serial = self.serial.lock().await;
+                    self.step(task, &schedule).await
+                };
                 if done {
                     tasks.remove(&id);
                 }
