@@ -547,8 +547,24 @@ pub enum TestStmtKind {
         traits: Record,
     },
     Event(TestEvent),
+    /// `outcome OUTCOME for "ID"`: what came of the user's pending send
+    /// that a staff member confirms, as the platform reports it.
+    Outcome {
+        outcome: Ident,
+        user: Text,
+    },
     Expect(Expectation),
 }
+
+/// What can come of a send a staff member confirms (a WeCom customer mass
+/// send), as the platform reports it: only `sent` reached the customer.
+pub const SEND_OUTCOMES: &[&str] = &[
+    "sent",
+    "not_friend",
+    "over_quota",
+    "not_confirmed",
+    "failed",
+];
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TestEvent {
@@ -584,6 +600,8 @@ pub enum Expected {
     Exit(Ident),
     Enter(Ident),
     Suppressed(Option<Ident>),
+    /// `outcome [OUTCOME]`: what came of a staff-confirmed send.
+    Outcome(Option<Ident>),
     Reward(Ident),
     /// `arm ARM of SPLIT`.
     Arm {

@@ -94,7 +94,7 @@ codes! {
     NotLiteral = "E0903", Error, "not a literal",
         "A `const` must be a literal: a number, string, boolean, null, duration, time of day, or a list or record of literals.";
     BadValue = "E0904", Error, "value out of range",
-        "A number is outside what the clause allows: `repeat 0 times`, a cap or limit of 0, `streak 0 days`, a split arm of 0%, a duration of zero where one is required (`within 0d`, `every 0s`), or quiet hours that start and end at the same time.";
+        "A number is outside what the clause allows: `repeat 0 times`, a cap or limit of 0, `streak 0 days`, a split arm of 0%, a duration of zero where one is required (`within 0d`, `every 0s`), or quiet hours that start and end at the same time. A word can be out of range too: a test's `outcome` (and `expect outcome`) names what came of a send a staff member confirms, one of `sent`, `not_friend`, `over_quota`, `not_confirmed` or `failed`.";
     NotAllowedHere = "E0905", Error, "step not allowed here",
         "A step is somewhere it cannot run. A rule or a task reward runs at once when its event arrives: it cannot `wait`; put waits in a journey (a rule can `emit` an event that triggers one). `set` and `unset` cannot change the fields the engine keeps (`user.id`, `created_at`, `tags`, `points`, `coupons`): use `tag`/`untag`, `give points`/`take points` and `give coupon`.";
     UnknownChannelField = "E1001", Error, "message field not accepted by channel",

@@ -606,6 +606,16 @@ fn test_stmt() -> BoxedStrategy<Lines> {
         ))),
         dur().prop_map(|d| one(format!("advance {d}"))),
         event.prop_map(one),
+        select(
+            &[
+                "sent",
+                "not_friend",
+                "over_quota",
+                "not_confirmed",
+                "failed"
+            ][..]
+        )
+        .prop_map(|o| one(format!("outcome {o} for \"u1\""))),
         (
             any::<bool>(),
             select(
@@ -623,6 +633,8 @@ fn test_stmt() -> BoxedStrategy<Lines> {
                     "enter j",
                     "suppressed",
                     "suppressed cap",
+                    "outcome",
+                    "outcome sent",
                     "reward t"
                 ][..]
             ),

@@ -3,7 +3,9 @@
 //! against the journal since the test started. A failure names the test,
 //! the expectation and what happened instead. Every time in a failure is
 //! printed in the test's zone: the `tz` of the default policy (the zone
-//! its journeys' local times are in), else UTC.
+//! its journeys' local times are in), else UTC. Nobody confirms a send in
+//! a test: `outcome OUTCOME for "ID"` reports, as the platform would, what
+//! came of the user's send waiting for a staff member's confirmation.
 
 use crate::runtime::Runtime;
 use crate::store::{MemoryKv, Store, StoreError};
@@ -11,7 +13,7 @@ use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use waymark_core::clock::{Clock, ManualClock};
 use waymark_core::deployment::Deployment;
 use waymark_core::journal::{Kind, Record};
-use waymark_core::model::{Event, Input};
+use waymark_core::model::{Event, Input, SendOutcome};
 use waymark_dsl::plan::{Expectation, Expected, Plan, TestPlan, TestStepKind};
 use waymark_dsl::value::decimal_to_json;
 
@@ -103,6 +105,25 @@ pub fn run(plan: &Plan, test: &TestPlan) -> Result<Outcome, StoreError> {
                 };
                 records.extend(runtime.ingest(&[Input::Track(event)], clock.now())?);
             }
+            TestStepKind::Outcome { outcome, user } => {
+                let Some(send) = pending_confirmation(&records, user) else {
+                    failures.push(Failure {
+                        location: step.location.clone(),
+                        expectation: format!("outcome {outcome} for \"{user}\""),
+                        found: format!(
+                            "{user} has no send waiting for a staff member's confirmation"
+                        ),
+                    });
+                    continue;
+                };
+                let staff = send
+                    .fields
+                    .as_ref()
+                    .and_then(|f| f["staff"].as_str())
+                    .map(str::to_string);
+                let input = Input::Outcome(SendOutcome::new(send, outcome, staff, clock.now()));
+                records.extend(runtime.ingest(&[input], clock.now())?);
+            }
             TestStepKind::Expect(expectation) => {
                 if let Some(found) = check(expectation, &records, zone) {
                     failures.push(Failure {
@@ -121,6 +142,23 @@ pub fn run(plan: &Plan, test: &TestPlan) -> Result<Outcome, StoreError> {
         failures,
         records,
     })
+}
+
+/// `user`'s newest send that a `wait for confirmation` waits on (its
+/// `until` is set) and that has no outcome yet: the one a test's
+/// `outcome … for "ID"` is about.
+fn pending_confirmation<'r>(records: &'r [Record], user: &str) -> Option<&'r Record> {
+    let has_outcome = |send: &Record| {
+        records.iter().any(|r| {
+            r.kind == Kind::Outcome
+                && r.user == send.user
+                && r.idempotency_key == send.idempotency_key
+        })
+    };
+    records
+        .iter()
+        .rev()
+        .find(|r| r.kind == Kind::Send && r.user == user && r.until.is_some() && !has_outcome(r))
 }
 
 /// The test's zone: the default policy's `tz`, else UTC.
@@ -149,6 +187,7 @@ fn kind_of(what: &Expected) -> Kind {
         Expected::Exit(_) => Kind::Exit,
         Expected::Enter(_) => Kind::Enter,
         Expected::Suppressed(_) => Kind::Suppressed,
+        Expected::Outcome(_) => Kind::Outcome,
         Expected::Reward(_) => Kind::Reward,
         // Any record of the instance after the split carries its arms.
         Expected::Arm { .. } => Kind::Enter,
@@ -174,7 +213,9 @@ fn matches(e: &Expectation, r: &Record) -> bool {
         Expected::Points(n) => r.delta.as_ref() == Some(&decimal_to_json(*n)),
         Expected::Tag(t) | Expected::Untag(t) => eq(&r.tag, t),
         Expected::Goal(j) | Expected::Exit(j) | Expected::Enter(j) => eq(&r.journey, j),
-        Expected::Suppressed(reason) => reason.as_ref().is_none_or(|x| eq(&r.reason, x)),
+        Expected::Suppressed(reason) | Expected::Outcome(reason) => {
+            reason.as_ref().is_none_or(|x| eq(&r.reason, x))
+        }
         Expected::Reward(t) => eq(&r.task, t),
         Expected::Arm { .. } => unreachable!("arms are checked by `check_arm`"),
     }
@@ -246,6 +287,7 @@ pub fn describe(r: &Record, zone: chrono_tz::Tz) -> String {
         ("coupon ", &r.coupon),
         ("tag ", &r.tag),
         ("reason ", &r.reason),
+        ("staff ", &r.staff),
         ("task ", &r.task),
         ("journey ", &r.journey.as_deref().map(str::to_string)),
     ] {

@@ -1,12 +1,13 @@
 //! Values the grammar accepts but the meaning rules out (E0903, E0904,
 //! E0002): consts and test data that are not literals, zero counts and
-//! windows, quiet hours that start when they end, timestamps that are not
+//! windows, quiet hours that start when they end, a test's outcome that is
+//! not one a staff-confirmed send can have, timestamps that are not
 //! RFC 3339.
 
 use super::Cx;
 use crate::ast::{self, Decl, HeaderKind, PolicyClauseKind, StepKind, TaskClauseKind};
 use crate::codes::Code;
-use crate::diagnostic::Diagnostic;
+use crate::diagnostic::{Diagnostic, closest};
 use crate::scope::walk::{self, Role, Scope, Visitor};
 use crate::scope::{is_literal, parse_timestamp};
 
@@ -90,7 +91,11 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
                 for stmt in &t.stmts {
                     match &stmt.kind {
                         ast::TestStmtKind::At { time, .. } => timestamp(time, out),
+                        ast::TestStmtKind::Outcome { outcome, .. } => send_outcome(outcome, out),
                         ast::TestStmtKind::Expect(e) => {
+                            if let ast::Expected::Outcome(Some(outcome)) = &e.what {
+                                send_outcome(outcome, out);
+                            }
                             if let Some(at) = &e.at {
                                 timestamp(at, out);
                             }
@@ -156,6 +161,36 @@ fn active(a: &ast::Active, out: &mut Vec<Diagnostic>) {
             );
         }
     }
+}
+
+/// A test's `outcome WORD`: one of the outcomes a platform reports for a
+/// send a staff member confirms.
+fn send_outcome(word: &ast::Ident, out: &mut Vec<Diagnostic>) {
+    if ast::SEND_OUTCOMES.contains(&word.name.as_str()) {
+        return;
+    }
+    let mut allowed: Vec<String> = ast::SEND_OUTCOMES
+        .iter()
+        .map(|o| format!("`{o}`"))
+        .collect();
+    let last = allowed.pop().unwrap_or_default();
+    let allowed = format!("{} or {last}", allowed.join(", "));
+    let mut d = Diagnostic::new(
+        Code::BadValue,
+        word.span,
+        format!(
+            "`{}` is not an outcome of a staff-confirmed send",
+            word.name
+        ),
+    )
+    .label("not an outcome");
+    d = d.help(
+        match closest(&word.name, ast::SEND_OUTCOMES.iter().copied()) {
+            Some(near) => format!("did you mean `{near}`? the outcomes are {allowed}"),
+            None => format!("the outcomes are {allowed}"),
+        },
+    );
+    out.push(d);
 }
 
 fn timestamp(text: &ast::Text, out: &mut Vec<Diagnostic>) {

@@ -289,6 +289,9 @@ impl Printer<'_> {
                 format!("identify {} {}", text(id), record(traits, self.src))
             }
             TestStmtKind::Event(event) => self.test_event(event),
+            TestStmtKind::Outcome { outcome, user } => {
+                format!("outcome {} for {}", outcome.name, text(user))
+            }
             TestStmtKind::Expect(e) => {
                 let mut line = String::from("expect ");
                 if e.negated {
@@ -382,6 +385,8 @@ fn expected(what: &ast::Expected) -> String {
         E::Enter(j) => format!("enter {}", j.name),
         E::Suppressed(Some(reason)) => format!("suppressed {}", reason.name),
         E::Suppressed(None) => "suppressed".to_string(),
+        E::Outcome(Some(outcome)) => format!("outcome {}", outcome.name),
+        E::Outcome(None) => "outcome".to_string(),
         E::Reward(t) => format!("reward {}", t.name),
         E::Arm { arm, split } => format!("arm {} of {}", arm.name, split.name),
     }

@@ -330,6 +330,12 @@ impl Builder<'_> {
                 T::Advance(self.duration(self.children(pair).next().expect("grammar: duration")))
             }
             Rule::test_event => T::Event(self.test_event(pair)),
+            Rule::test_outcome => {
+                let mut parts = self.children(pair);
+                let outcome = self.ident(parts.next().expect("grammar: outcome"));
+                let user = self.text(parts.next().expect("grammar: user id"));
+                T::Outcome { outcome, user }
+            }
             _ => T::Expect(self.expectation(pair)),
         };
         ast::TestStmt { kind, span }
@@ -376,6 +382,7 @@ impl Builder<'_> {
             Rule::expect_exit => E::Exit(self.ident(inner.next().expect("grammar: journey"))),
             Rule::expect_enter => E::Enter(self.ident(inner.next().expect("grammar: journey"))),
             Rule::expect_suppressed => E::Suppressed(inner.next().map(|p| self.ident(p))),
+            Rule::expect_outcome => E::Outcome(inner.next().map(|p| self.ident(p))),
             Rule::expect_arm => {
                 let arm = self.ident(inner.next().expect("grammar: arm"));
                 let split = self.ident(inner.next().expect("grammar: split"));

@@ -152,6 +152,7 @@ const KEYWORDS: &[&str] = &[
     "schedule",
     "expect",
     "advance",
+    "outcome",
     "streak",
     "count",
     "distinct",

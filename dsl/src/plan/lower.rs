@@ -374,6 +374,13 @@ impl<'a> Lowering<'_, 'a> {
                     kind: event(e),
                     location,
                 }),
+                ast::TestStmtKind::Outcome { outcome, user } => steps.push(TestStep {
+                    kind: TestStepKind::Outcome {
+                        outcome: outcome.name.clone(),
+                        user: user.value.clone(),
+                    },
+                    location,
+                }),
                 ast::TestStmtKind::Expect(e) => {
                     use ast::Expected as A;
                     let what = match &e.what {
@@ -391,6 +398,7 @@ impl<'a> Lowering<'_, 'a> {
                         A::Suppressed(r) => {
                             Expected::Suppressed(r.as_ref().map(|r| r.name.clone()))
                         }
+                        A::Outcome(o) => Expected::Outcome(o.as_ref().map(|o| o.name.clone())),
                         A::Reward(t) => Expected::Reward(t.name.clone()),
                         A::Arm { arm, split } => Expected::Arm {
                             arm: arm.name.clone(),

@@ -474,6 +474,13 @@ pub enum TestStepKind {
         user: String,
         props: Value,
     },
+    /// What came of `user`'s pending send that a staff member confirms:
+    /// `outcome` is `sent`, `not_friend`, `over_quota`, `not_confirmed` or
+    /// `failed`.
+    Outcome {
+        outcome: String,
+        user: String,
+    },
     Expect(Expectation),
 }
 
@@ -501,6 +508,8 @@ pub enum Expected {
     Exit(String),
     Enter(String),
     Suppressed(Option<String>),
+    /// An `outcome` record (with this outcome when given).
+    Outcome(Option<String>),
     Reward(String),
     /// The user got arm `arm` of split `split`.
     Arm {
