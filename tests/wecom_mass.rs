@@ -708,5 +708,19 @@ fn tags_a_journey_gives_a_customer_reach_wecom_and_tags_staff_edit_in_wecom_come
     // What came from WeCom is not sent back to it.
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(w.marks.lock().unwrap().len(), 1);
+
+    // The corp tag is deleted in WeCom: the operator is told which
+    // Waymark tag no longer mirrors.
+    let deleted = format!(
+        "<xml><ToUserName><![CDATA[{CORP}]]></ToUserName><FromUserName><![CDATA[sys]]></FromUserName><CreateTime>{}</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[change_external_tag]]></Event><Id><![CDATA[etVIP]]></Id><TagType><![CDATA[tag]]></TagType><ChangeType><![CDATA[delete]]></ChangeType></xml>",
+        now_secs()
+    );
+    assert_eq!(wecom_push(port, "store", &deleted, "t3").0, 200);
+    let log = dir.join("daemon.log");
+    wait_for("the warning", Duration::from_secs(10), || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("Waymark tag `vip` is mirrored to was deleted in WeCom")
+    });
     assert!(terminate(&mut daemon));
 }

@@ -51,6 +51,12 @@ pub enum Ask {
         user: String,
         customer: String,
     },
+    /// The platform says one of its tags changed (`change_external_tag`:
+    /// `create`, `update`, `delete`, `shuffle`).
+    CorpTag {
+        id: String,
+        change: String,
+    },
 }
 
 /// A task in memory: its head as stored and its sends.
@@ -156,6 +162,10 @@ impl Runner {
                         let _ = join.reply.send(taken);
                         continue;
                     }
+                    Some(Ask::CorpTag { id, change }) => {
+                        self.corp_tag(&id, &change);
+                        continue;
+                    }
                     Some(Ask::PullTags { user, customer }) => {
                         let _serial = self.serial.lock().await;
                         self.pull_tags(user, &customer).await;
@@ -184,6 +194,28 @@ impl Runner {
                 if done {
                     tasks.remove(&id);
                 }
+            }
+        }
+    }
+
+    /// A corp tag this channel mirrors was changed in WeCom. Tags are
+    /// mapped by id, so a rename changes nothing; a deleted one can no
+    /// longer be given, which the operator has to hear of.
+    fn corp_tag(&self, id: &str, change: &str) {
+        let synced = self.api().synced_tags();
+        let Some((tag, _)) = synced.iter().find(|(_, mapped)| *mapped == id) else {
+            return;
+        };
+        match change {
+            "delete" => tracing::warn!(
+                channel = %self.name,
+                tag = %tag,
+                corp_tag = %id,
+                "the WeCom corp tag that Waymark tag `{tag}` is mirrored to was deleted in WeCom: giving it now fails (a dead letter); map it to another in [channels.{}.tags]",
+                self.name
+            ),
+            _ => {
+                tracing::info!(channel = %self.name, tag = %tag, corp_tag = %id, change, "a mirrored WeCom corp tag changed; it is mapped by id, so nothing changes here")
             }
         }
     }

@@ -244,7 +244,26 @@ async fn receive_wecom(
             Subject::Person { value, .. } => Some(value.clone()),
             Subject::Thing(_) => None,
         });
+    let corp_tag = event
+        .as_ref()
+        .filter(|e| e.name == "change_external_tag")
+        .and_then(|e| match &e.subject {
+            Subject::Thing(thing) => Some((
+                thing.strip_prefix("wecom_tag:")?.to_string(),
+                e.properties.field("change_type").to_text(),
+            )),
+            Subject::Person { .. } => None,
+        });
     let user = take(state, event).await?;
+    if let Some((id, change)) = corp_tag {
+        for runner in state.tag_pulls.get(&app.account).into_iter().flatten() {
+            let ask = crate::daemon::staff_tasks::Ask::CorpTag {
+                id: id.clone(),
+                change: change.clone(),
+            };
+            let _ = runner.try_send(ask);
+        }
+    }
     if let (Some(user), Some(customer)) = (&user, customer) {
         for runner in state.tag_pulls.get(&app.account).into_iter().flatten() {
             let ask = crate::daemon::staff_tasks::Ask::PullTags {
