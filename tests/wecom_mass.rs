@@ -563,6 +563,17 @@ fn staff_confirm_tasks_and_the_journey_goes_on_with_each_customers_outcome() {
     assert_eq!(zhang["confirmation_rate"], 1.0);
     assert_eq!(version["staff"]["lisi"]["not_confirmed"], 1);
     assert_eq!(version["staff"]["lisi"]["confirmation_rate"], 0.0);
+    // The console's journey page shows the same per staff member.
+    let (status, page) = http(port, "GET", "/ui/journeys/cart_staff", "");
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("<h2>Staff confirmations</h2>"), "{page}");
+    let row = &page[page.find("data-staff=\"lisi\"").expect("lisi's row")..];
+    let row = &row[..row.find("</tr>").unwrap()];
+    assert!(row.contains("data-field=\"not_confirmed\">1<"), "{row}");
+    assert!(
+        row.contains("data-field=\"confirmation_rate\">0.0%<"),
+        "{row}"
+    );
     let (_, metrics) = http(port, "GET", "/metrics", "");
     assert!(
         metrics.contains("waymark_staff_outcomes_total{channel=\"mass\",outcome=\"sent\"} 1"),

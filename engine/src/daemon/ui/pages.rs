@@ -662,6 +662,28 @@ pub(crate) async fn journey(
         body.push_str("</section>");
     }
 
+    // Staff-confirmed sends, per staff member.
+    if !s.staff.is_empty() {
+        body.push_str("<section><h2>Staff confirmations</h2><p class=\"hint\">Sends a staff member confirms in WeCom (企业群发). Confirmation rate: customers whose message they confirmed (sent, not a friend, over quota) over those whose task they had.</p><table class=\"numbers staff\"><thead><tr><th>Staff member</th><th>Sent</th><th>Not a friend</th><th>Over quota</th><th>Not confirmed</th><th>Failed</th><th>Confirmation rate</th></tr></thead><tbody>");
+        for (staff, t) in &s.staff {
+            let rate = t
+                .confirmation_rate()
+                .map_or("–".into(), |r| format!("{:.1}%", r * 100.0));
+            let _ = write!(
+                body,
+                "<tr data-staff=\"{}\"><td>{}</td><td class=\"n\" data-field=\"sent\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\" data-field=\"not_confirmed\">{}</td><td class=\"n\">{}</td><td class=\"n\" data-field=\"confirmation_rate\">{rate}</td></tr>",
+                esc(staff),
+                esc(staff),
+                count(t.sent),
+                count(t.not_friend),
+                count(t.over_quota),
+                count(t.not_confirmed),
+                count(t.failed),
+            );
+        }
+        body.push_str("</tbody></table></section>");
+    }
+
     // Suppressions and failures by reason.
     if !s.suppressed.is_empty() || !s.skipped.is_empty() || !s.exits.is_empty() {
         body.push_str("<section><h2>Why</h2><div class=\"columns\">");
