@@ -425,11 +425,11 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
                 let (asks, taken) = tokio::sync::mpsc::channel(64);
                 tag_pulls
                     .entry(tasks.account().to_string())
-                    .or_insert_with(Vec::new)
+                    .or_default()
                     .push(asks.clone());
                 let serial = serial_calls
                     .entry(tasks.account().to_string())
-                    .or_insert_with(Default::default)
+                    .or_default()
                     .clone();
                 runners.push((name.clone(), channel.clone(), taken, serial));
                 Some(asks)
@@ -541,7 +541,15 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
     // The worker first: a delivery settled in the grace period (given up
     // on, or a replay delivered) is journaled through the writer.
     let _ = worker.await;
-    while staff_runners.join_next().await.is_some() {}
+    // A runner in a call gets the grace period too; what it was doing is
+    // in the store already, and is taken up again at the next start.
+    let runners_done = async { while staff_runners.join_next().await.is_some() {} };
+    if tokio::time::timeout(config.shutdown_grace, runners_done)
+        .await
+        .is_err()
+    {
+        staff_runners.abort_all();
+    }
     let _ = commands.send(writer::Command::Shutdown);
     let _ = tokio::task::spawn_blocking(move || writer.join()).await;
     kv_flush(&kv);

@@ -307,7 +307,13 @@ impl Runner {
         };
         let mut head = task.head.clone();
         if let Some(until) = entry.record.until {
-            head.deadline = Some(head.deadline.map_or(until, |d| d.min(until)));
+            let deadline = head.deadline.map_or(until, |d| d.min(until));
+            head.deadline = Some(deadline);
+            // The staff member needs the time: a task waits for more
+            // customers at most half of it.
+            if let TaskState::Forming { closes } = &mut head.state {
+                *closes = (*closes).min(head.opened + (deadline - head.opened) / 2);
+            }
         }
         self.store
             .join_staff_task(&entry, &head)
