@@ -579,6 +579,12 @@ fn staff_confirm_tasks_and_the_journey_goes_on_with_each_customers_outcome() {
         metrics.contains("waymark_staff_outcomes_total{channel=\"mass\",outcome=\"sent\"} 1"),
         "{metrics}"
     );
+    // Every task is settled and gone from the store.
+    assert!(metrics.contains("\nwaymark_staff_tasks 0\n"), "{metrics}");
+    assert!(
+        metrics.contains("\nwaymark_staff_task_sends 0\n"),
+        "{metrics}"
+    );
     assert!(terminate(&mut daemon));
 }
 

@@ -1167,6 +1167,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let gauges = tokio::task::spawn_blocking(move || super::metrics::Gauges {
         outbox_depth: store.outbox_depths().map_or(0, |(depth, _)| depth),
         pending_timers: store.pending_timers().unwrap_or(0),
+        staff_tasks: store.staff_task_counts().unwrap_or_default(),
         dead_letters: store.dead_letters_by_channel().unwrap_or_default(),
         sends_paused: store.sends_paused().ok().flatten().is_some(),
     })

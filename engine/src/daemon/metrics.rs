@@ -60,6 +60,18 @@ const FAMILIES: &[Family] = &[
         buckets: &[],
     },
     Family {
+        name: "waymark_staff_tasks",
+        kind: "gauge",
+        help: "Staff tasks (WeCom customer mass sends) forming, being made or waiting for their staff member.",
+        buckets: &[],
+    },
+    Family {
+        name: "waymark_staff_task_sends",
+        kind: "gauge",
+        help: "Sends in staff tasks whose outcome is not known yet.",
+        buckets: &[],
+    },
+    Family {
         name: "waymark_staff_task_calls_total",
         kind: "counter",
         help: "Calls of staff-task channels to their platform, by channel, call (create, find, results, remind, cancel) and outcome (ok, retry, quota, failed).",
@@ -411,6 +423,8 @@ pub fn timer_lag(lag: Duration) {
 #[derive(Debug, Default)]
 pub struct Gauges {
     pub outbox_depth: usize,
+    /// Staff tasks pending, and the sends in them.
+    pub staff_tasks: (usize, usize),
     pub pending_timers: usize,
     pub dead_letters: BTreeMap<String, usize>,
     pub sends_paused: bool,
@@ -425,6 +439,8 @@ pub fn render(gauges: &Gauges) -> String {
     );
     set("waymark_outbox_depth", &[], gauges.outbox_depth as f64);
     set("waymark_pending_timers", &[], gauges.pending_timers as f64);
+    set("waymark_staff_tasks", &[], gauges.staff_tasks.0 as f64);
+    set("waymark_staff_task_sends", &[], gauges.staff_tasks.1 as f64);
     set(
         "waymark_sends_paused",
         &[],

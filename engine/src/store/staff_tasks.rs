@@ -67,28 +67,43 @@ fn send_key(task: u64, seq: u64) -> Vec<u8> {
     key("w", &[&task.to_be_bytes(), &seq.to_be_bytes()])
 }
 
+/// Whether a `w/` key is a task's head (`w/` + 8 bytes) rather than one
+/// of its sends (`w/` + 8 bytes + `/` + 8 bytes).
+fn is_head(key: &[u8]) -> bool {
+    key.len() == 10
+}
+
 impl<K: Kv> Store<K> {
-    /// Every task with its sends (those whose person was not erased), in
-    /// task order.
-    pub fn staff_tasks(&self) -> Result<Vec<(StaffTask, Vec<OutboxEntry>)>> {
-        let mut out: Vec<(StaffTask, Vec<OutboxEntry>)> = Vec::new();
+    /// Calls `each` with every `w/` pair, in key order, a page at a time.
+    fn each_task_pair(&self, mut each: impl FnMut(Vec<u8>, Vec<u8>) -> Result<()>) -> Result<()> {
         let mut from = b"w/".to_vec();
         let end = prefix_end(b"w/");
         loop {
             let page = self.kv.range(&from, &end, 1_000)?;
-            let Some((last, _)) = page.last() else { break };
+            let Some((last, _)) = page.last() else {
+                return Ok(());
+            };
             from = [last.as_slice(), &[0]].concat();
             for (k, v) in page {
-                // `w/` + 8 bytes: a head; + `/` + 8 more: a send.
-                if k.len() == 10 {
-                    out.push((decode(&k, &v)?, Vec::new()));
-                } else if let Some(bytes) = self.open_value(&k, &v)?
-                    && let Some((_, sends)) = out.last_mut()
-                {
-                    sends.push(decode(&k, &bytes)?);
-                }
+                each(k, v)?;
             }
         }
+    }
+
+    /// Every task with its sends (those whose person was not erased), in
+    /// task order.
+    pub fn staff_tasks(&self) -> Result<Vec<(StaffTask, Vec<OutboxEntry>)>> {
+        let mut out: Vec<(StaffTask, Vec<OutboxEntry>)> = Vec::new();
+        self.each_task_pair(|k, v| {
+            if is_head(&k) {
+                out.push((decode(&k, &v)?, Vec::new()));
+            } else if let Some(bytes) = self.open_value(&k, &v)?
+                && let Some((_, sends)) = out.last_mut()
+            {
+                sends.push(decode(&k, &bytes)?);
+            }
+            Ok(())
+        })?;
         Ok(out)
     }
 
@@ -129,22 +144,14 @@ impl<K: Kv> Store<K> {
     /// How many tasks there are, and how many sends they hold (for
     /// `/metrics`), counted from keys.
     pub fn staff_task_counts(&self) -> Result<(usize, usize)> {
-        let mut heads = 0;
-        let mut sends = 0;
-        let mut from = b"w/".to_vec();
-        let end = prefix_end(b"w/");
-        loop {
-            let page = self.kv.range(&from, &end, 1_000)?;
-            let Some((last, _)) = page.last() else { break };
-            from = [last.as_slice(), &[0]].concat();
-            for (k, _) in page {
-                if k.len() == 10 {
-                    heads += 1;
-                } else {
-                    sends += 1;
-                }
+        let (mut heads, mut sends) = (0, 0);
+        self.each_task_pair(|k, _| {
+            match is_head(&k) {
+                true => heads += 1,
+                false => sends += 1,
             }
-        }
+            Ok(())
+        })?;
         Ok((heads, sends))
     }
 }
