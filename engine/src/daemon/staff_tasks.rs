@@ -609,6 +609,14 @@ impl Runner {
             let Some(entry) = task.sends.iter().find(|e| e.seq == *seq) else {
                 continue;
             };
+            // A person erased meanwhile gets nothing written again.
+            if !self
+                .store
+                .staff_send_held(task.head.id, *seq)
+                .unwrap_or(true)
+            {
+                continue;
+            }
             let mut o =
                 SendOutcome::new(&entry.record, outcome, Some(task.head.staff.clone()), now);
             o.detail = detail.clone();

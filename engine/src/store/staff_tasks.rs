@@ -121,6 +121,16 @@ impl<K: Kv> Store<K> {
         self.kv.apply(ops)
     }
 
+    /// Whether send `seq` of `task` is still held and readable: not once
+    /// its person was erased (their key is destroyed).
+    pub fn staff_send_held(&self, task: u64, seq: u64) -> Result<bool> {
+        let k = send_key(task, seq);
+        match self.kv.get(&k)? {
+            Some(v) => Ok(self.open_value(&k, &v)?.is_some()),
+            None => Ok(false),
+        }
+    }
+
     /// Writes a task's head as it now stands.
     pub fn put_staff_task(&self, task: &StaffTask) -> Result<()> {
         self.kv
@@ -213,9 +223,43 @@ mod tests {
         assert_eq!(tasks[0].0.state, task.state);
         assert_eq!(tasks[0].1, ready[1..]);
         assert_eq!(store.staff_task_counts().unwrap(), (1, 1));
+        assert!(store.staff_send_held(task.id, ready[1].seq).unwrap());
+        assert!(!store.staff_send_held(task.id, ready[0].seq).unwrap());
         store
             .settle_staff_sends(&task, &[ready[1].seq], true)
             .unwrap();
         assert!(store.staff_tasks().unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_erased_persons_send_in_a_task_can_no_longer_be_read() {
+        let store = Store::new(MemoryKv::default());
+        let t0 = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let mut r = Record::new(t0, "u1", Kind::Send);
+        r.channel = Some("mass".into());
+        store
+            .commit(Batch {
+                journal: vec![r],
+                sends: vec![0],
+                users: vec![(waymark_core::model::UserState::new("u1"), None)],
+                ..Batch::default()
+            })
+            .unwrap();
+        let entry = store.outbox_ready(t0, 1, &|_| false).unwrap().remove(0);
+        let task = StaffTask {
+            id: entry.seq,
+            channel: "mass".into(),
+            staff: "zhangsan".into(),
+            template: None,
+            fields: serde_json::Map::new(),
+            opened: t0,
+            deadline: None,
+            state: TaskState::Forming { closes: t0 },
+        };
+        store.join_staff_task(&entry, &task).unwrap();
+        assert!(store.staff_send_held(task.id, entry.seq).unwrap());
+        store.erase_user("u1").unwrap();
+        assert!(!store.staff_send_held(task.id, entry.seq).unwrap());
+        assert!(store.staff_tasks().unwrap()[0].1.is_empty());
     }
 }
