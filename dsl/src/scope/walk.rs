@@ -229,9 +229,11 @@ fn steps<'a>(list: &'a [ast::Step], scope: &mut Scope<'a>, v: &mut impl Visitor<
                 // in its blocks is left open (Unknown): the outcome is read
                 // through the binding.
                 let event = awaited.event_name();
-                let resumed = match awaited {
-                    ast::Awaited::Event(_) => EventCtx::Known(event),
-                    ast::Awaited::Confirmation(_) => EventCtx::Unknown,
+                // A confirmation leaves `event` as it was (the engine keeps
+                // the instance's event); an event that comes replaces it.
+                let (resumed, timed_out) = match awaited {
+                    ast::Awaited::Event(_) => (EventCtx::Known(event), EventCtx::Unknown),
+                    ast::Awaited::Confirmation(_) => (scope.event, scope.event),
                 };
                 if let ast::Awaited::Event(ast::EventMatch {
                     filter: Some(filter),
@@ -261,13 +263,13 @@ fn steps<'a>(list: &'a [ast::Step], scope: &mut Scope<'a>, v: &mut impl Visitor<
                     steps(
                         &block.steps,
                         &mut Scope {
-                            event: EventCtx::Unknown,
+                            event: timed_out,
                             ..scope.clone()
                         },
                         v,
                     );
                 }
-                scope.event = EventCtx::Unknown;
+                scope.event = timed_out;
             }
             StepKind::If {
                 branches,
