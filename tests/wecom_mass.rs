@@ -741,3 +741,36 @@ fn tags_a_journey_gives_a_customer_reach_wecom_and_tags_staff_edit_in_wecom_come
     });
     assert!(terminate(&mut daemon));
 }
+
+#[test]
+fn a_task_wecom_no_longer_knows_fails_its_customers_and_the_journey_falls_back() {
+    let w = wecom::Wecom::new(30);
+    let base = wecom::start(w.clone());
+    w.befriend("zhangsan", "wm1");
+    let dir = daemon_dir(
+        "wecom_mass_gone",
+        &[("cart.journey", &JOURNEY.replace("within 10s", "within 1h"))],
+        &config(&base, ""),
+    );
+    let port = free_port();
+    let mut daemon = start_daemon(&dir, port, &dir.join("daemon.log"));
+    customer(port, "u1", "wm1", Some("zhangsan"));
+    abandon(port, "u1", "手套");
+    wait_for("the task", Duration::from_secs(30), || w.tasks().len() == 1);
+    // Withdrawn in WeCom's admin console: its msgid is unknown (41063).
+    w.tasks.lock().unwrap().clear();
+    wait_for("u1's outcome", Duration::from_secs(30), || {
+        !outcomes(port, "u1").is_empty()
+    });
+    assert_eq!(outcomes(port, "u1"), [("failed".into(), "zhangsan".into())]);
+    let failed = journal(port, "u1")
+        .into_iter()
+        .find(|r| r["kind"] == "outcome")
+        .unwrap();
+    assert!(
+        failed["message"].as_str().unwrap().contains("41063"),
+        "{failed}"
+    );
+    wait_for("the SMS", Duration::from_secs(10), || sms_count(&dir) == 1);
+    assert!(terminate(&mut daemon));
+}

@@ -513,6 +513,18 @@ impl Runner {
                 self.count("results", "ok");
                 r
             }
+            // The platform no longer knows the task (or refuses to say):
+            // asking again cannot help.
+            Err(DeliveryError::Permanent(why) | DeliveryError::Consent(why)) => {
+                self.count("results", "failed");
+                tracing::warn!(channel = %self.name, task = %id, error = %why, "the platform refused a staff task's results for good");
+                let all = task
+                    .sends
+                    .iter()
+                    .map(|e| (e.seq, "failed", Some(why.clone())));
+                let outcomes = all.collect();
+                return self.settle(task, outcomes, now).await;
+            }
             Err(e) => {
                 self.failed_call("results", &e, task, now, 1);
                 return false;
