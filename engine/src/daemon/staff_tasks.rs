@@ -252,18 +252,22 @@ impl Runner {
             source: self.name.clone(),
             at: self.clock.now(),
         };
-        let (reply, answer) = oneshot::channel();
-        if self
-            .writer
-            .send(Command::Ingest {
-                inputs: vec![input],
-                reply,
-            })
-            .is_ok()
-            && let Ok(Err(e)) = answer.await
-        {
+        if let Err(e) = self.ingest(vec![input]).await {
             tracing::error!(channel = %self.name, error = %e, "taking a customer's tags failed");
         }
+    }
+
+    /// Hands `inputs` to the writer; answered once they are durable.
+    async fn ingest(&self, inputs: Vec<Input>) -> Result<(), String> {
+        let (reply, answer) = oneshot::channel();
+        let stopped = || "the writer has stopped".to_string();
+        self.writer
+            .send(Command::Ingest { inputs, reply })
+            .map_err(|_| stopped())?;
+        answer
+            .await
+            .map_err(|_| stopped())?
+            .map_err(|e| e.to_string())
     }
 
     /// Puts a send in the open task of its staff member and content, or
@@ -371,13 +375,8 @@ impl Runner {
             .deadline
             .unwrap_or_else(|| later(since, schedule.confirm_within));
         if now >= deadline {
-            let detail = "the task could not be made before its deadline".to_string();
-            let all = task
-                .sends
-                .iter()
-                .map(|e| (e.seq, "failed", Some(detail.clone())));
-            let outcomes = all.collect();
-            return self.settle(task, outcomes, now).await;
+            let why = "the task could not be made before its deadline";
+            return self.fail_all(task, why, now).await;
         }
         // Durably "being made" before the call: a crash during it leaves
         // a task that is looked for (at once, after the restart) before it
@@ -422,12 +421,7 @@ impl Runner {
                 Err(DeliveryError::Permanent(why) | DeliveryError::Consent(why)) => {
                     self.count("create", "failed");
                     tracing::warn!(channel = %self.name, error = %why, "the platform refused the task for good");
-                    let all = task
-                        .sends
-                        .iter()
-                        .map(|e| (e.seq, "failed", Some(why.clone())));
-                    let outcomes = all.collect();
-                    return self.settle(task, outcomes, now).await;
+                    return self.fail_all(task, &why, now).await;
                 }
                 Err(e) => {
                     self.failed_call("create", &e, task, now, attempts);
@@ -518,12 +512,7 @@ impl Runner {
             Err(DeliveryError::Permanent(why) | DeliveryError::Consent(why)) => {
                 self.count("results", "failed");
                 tracing::warn!(channel = %self.name, task = %id, error = %why, "the platform refused a staff task's results for good");
-                let all = task
-                    .sends
-                    .iter()
-                    .map(|e| (e.seq, "failed", Some(why.clone())));
-                let outcomes = all.collect();
-                return self.settle(task, outcomes, now).await;
+                return self.fail_all(task, &why, now).await;
             }
             Err(e) => {
                 self.failed_call("results", &e, task, now, 1);
@@ -608,6 +597,16 @@ impl Runner {
         self.settle(task, outcomes, now).await
     }
 
+    /// Every send of the task fails, with `why`.
+    async fn fail_all(&self, task: &mut Task, why: &str, now: DateTime<Utc>) -> bool {
+        let outcomes = task
+            .sends
+            .iter()
+            .map(|e| (e.seq, "failed", Some(why.to_string())))
+            .collect();
+        self.settle(task, outcomes, now).await
+    }
+
     /// Reports outcomes through the writer and, once durable, takes their
     /// sends out of the task; true once the task has none left.
     async fn settle(
@@ -634,19 +633,11 @@ impl Runner {
             o.detail = detail.clone();
             inputs.push(Input::Outcome(o));
         }
-        if !inputs.is_empty() {
-            let (reply, answer) = oneshot::channel();
-            if self.writer.send(Command::Ingest { inputs, reply }).is_err() {
-                return false;
-            }
-            match answer.await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    tracing::error!(channel = %self.name, error = %e, "journaling staff-task outcomes failed; they are reported again");
-                    return false;
-                }
-                Err(_) => return false,
-            }
+        if !inputs.is_empty()
+            && let Err(e) = self.ingest(inputs).await
+        {
+            tracing::error!(channel = %self.name, error = %e, "journaling staff-task outcomes failed; they are reported again");
+            return false;
         }
         for (_, outcome, _) in &outcomes {
             super::metrics::staff_outcome(&self.name, outcome);

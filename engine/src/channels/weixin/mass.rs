@@ -228,12 +228,7 @@ impl ChannelKind for WecomMassKind {
             group: format!("wecom:{}", s.account.id),
             per: s.customer_cap,
         };
-        let source = Gettoken {
-            client: client.clone(),
-            url: s.account.token_url,
-            corp_id: s.account.id,
-            corp_secret: s.account.secret,
-        };
+        let source = Gettoken::of(&client, &s.account);
         Ok(Arc::new(MassChannel {
             tags: s.tags,
             customer_cap,

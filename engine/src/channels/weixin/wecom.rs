@@ -84,15 +84,9 @@ impl ChannelKind for WecomKind {
     fn build(&self, _name: &str, s: Self::Settings) -> Result<Arc<dyn Channel>, BuildError> {
         let WecomSettings { account, agent_id } = s;
         let client = http::client(account.timeout)?;
-        let corp = account.id.clone();
-        let source = Gettoken {
-            client: client.clone(),
-            url: account.token_url,
-            corp_id: account.id,
-            corp_secret: account.secret,
-        };
+        let source = Gettoken::of(&client, &account);
         Ok(Arc::new(WecomChannel {
-            api: Api::new("wecom", client, source, account.send_url).budgeted(&corp),
+            api: Api::new("wecom", client, source, account.send_url).budgeted(&account.id),
             agent_id,
         }))
     }
@@ -104,6 +98,18 @@ pub(super) struct Gettoken {
     pub(super) url: Url,
     pub(super) corp_id: String,
     pub(super) corp_secret: String,
+}
+
+impl Gettoken {
+    /// The token endpoint of a WeCom kind's account.
+    pub(super) fn of(client: &Client, account: &Account) -> Gettoken {
+        Gettoken {
+            client: client.clone(),
+            url: account.token_url.clone(),
+            corp_id: account.id.clone(),
+            corp_secret: account.secret.clone(),
+        }
+    }
 }
 
 impl TokenSource for Gettoken {

@@ -95,15 +95,9 @@ impl ChannelKind for WecomWelcomeKind {
 
     fn build(&self, _name: &str, account: Account) -> Result<Arc<dyn Channel>, BuildError> {
         let client = http::client(account.timeout)?;
-        let corp = account.id.clone();
-        let source = Gettoken {
-            client: client.clone(),
-            url: account.token_url,
-            corp_id: account.id,
-            corp_secret: account.secret,
-        };
+        let source = Gettoken::of(&client, &account);
         Ok(Arc::new(WelcomeChannel {
-            api: Api::new("wecom_welcome", client, source, account.send_url).budgeted(&corp),
+            api: Api::new("wecom_welcome", client, source, account.send_url).budgeted(&account.id),
         }))
     }
 }
