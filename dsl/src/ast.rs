@@ -275,6 +275,8 @@ pub enum StepKind {
     Send {
         channel: Ident,
         template: Option<Text>,
+        /// `via staff EXPR`: the staff member who is to send it.
+        staff: Option<Expr>,
         fields: Option<Record>,
     },
     Wait(DurationLit),

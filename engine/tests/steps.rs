@@ -468,7 +468,7 @@ fn repeat_every_still_waits_when_the_body_ends_with_a_wait() {
 
 /// A customer's staff-confirmed send (a WeCom mass send), then a wait
 /// for its outcome: the first block if sent, `else` otherwise.
-const CONFIRMED: &str = r#"  send mass { text: "购物车提醒", staff: user.advisor }
+const CONFIRMED: &str = r#"  send mass via staff user.advisor { text: "购物车提醒" }
   wait 1h
   wait for confirmation within 1d as o {
     set user.reached_by = o.staff
@@ -549,7 +549,7 @@ fn a_wait_for_confirmation_times_out_into_else_and_one_with_nothing_sent_goes_th
 
     // No address for the send (an empty `to`): suppressed, and the wait
     // has nothing to wait on.
-    let mut h = journey(&CONFIRMED.replace("staff: user.advisor", "staff: user.advisor, to: \"\""));
+    let mut h = journey(&CONFIRMED.replace("{ text:", "{ to: \"\", text:"));
     h.identify("u3", json!({ "advisor": "zhangsan" }));
     h.track("u3", "go", json!({}));
     assert_eq!(h.suppressions("u3"), ["no_address"]);
@@ -559,7 +559,7 @@ fn a_wait_for_confirmation_times_out_into_else_and_one_with_nothing_sent_goes_th
 
 #[test]
 fn a_staff_confirmed_send_without_a_staff_member_is_suppressed() {
-    let mut h = journey(&CONFIRMED.replace(", staff: user.advisor", ""));
+    let mut h = journey(&CONFIRMED.replace(" via staff user.advisor", ""));
     h.runtime
         .deployment
         .staff_traits

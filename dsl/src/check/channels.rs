@@ -25,6 +25,7 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
         let StepKind::Send {
             channel,
             template,
+            staff,
             fields,
         } = &step.kind
         else {
@@ -33,10 +34,12 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
         let Some(spec) = catalog.get(&channel.name) else {
             return;
         };
+        // `via staff` gives the `staff` field.
         let given: Vec<&str> = fields
             .iter()
             .flat_map(|r| &r.fields)
             .map(|f| f.key.name.as_str())
+            .chain(staff.as_ref().map(|_| "staff"))
             .collect();
         for required in &spec.required {
             let present = given.contains(&required.as_str())
@@ -75,6 +78,22 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
                     );
                     out.push(d);
                 }
+            }
+            if let Some(staff) = staff
+                && !accepted.iter().any(|a| a == "staff")
+            {
+                out.push(
+                    Diagnostic::new(
+                        Code::UnknownChannelField,
+                        staff.span,
+                        format!(
+                            "channel `{}` ({}) is not sent by a staff member: `via staff` has no use on it",
+                            channel.name, spec.kind
+                        ),
+                    )
+                    .label("no staff member sends on this channel")
+                    .help("only a channel whose kind a staff member confirms (WeCom `wecom_mass`) takes `via staff`"),
+                );
             }
         }
     });

@@ -80,6 +80,21 @@ pub fn check(cx: &Cx<'_>, out: &mut Vec<Diagnostic>) {
     }
     walk::for_each_step(cx.files, |step| match &step.kind {
         StepKind::Split { arms, .. } => names(arms.iter().map(|a| &a.name), "split arm", out),
+        // `via staff` is the `staff` field, given a second way.
+        StepKind::Send {
+            staff: Some(staff),
+            fields: Some(r),
+            ..
+        } => {
+            if let Some(field) = r.fields.iter().find(|f| f.key.name == "staff") {
+                out.push(twice(
+                    field.key.span,
+                    staff.span,
+                    "the staff member (`via staff` and a `staff` field)",
+                ));
+            }
+            record(r, out);
+        }
         StepKind::Send {
             fields: Some(r), ..
         }

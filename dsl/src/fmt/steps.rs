@@ -97,11 +97,15 @@ impl Printer<'_> {
             StepKind::Send {
                 channel,
                 template,
+                staff,
                 fields,
             } => {
                 let mut line = format!("send {}", channel.name);
                 if let Some(template) = template {
                     line += &format!(" template {}", text(template));
+                }
+                if let Some(staff) = staff {
+                    line += &format!(" via staff {}", expr(staff, src));
                 }
                 if let Some(fields) = fields {
                     line += " ";

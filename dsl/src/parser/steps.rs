@@ -29,10 +29,14 @@ impl Builder<'_> {
                 let template = parts
                     .next_if(|p| p.as_rule() == Rule::string)
                     .map(|p| self.text(p));
+                let staff = parts
+                    .next_if(|p| p.as_rule() == Rule::via_staff)
+                    .map(|p| self.expr(self.children(p).next().expect("grammar: staff expr")));
                 let fields = parts.next().map(|p| self.record(p));
                 StepKind::Send {
                     channel,
                     template,
+                    staff,
                     fields,
                 }
             }

@@ -483,11 +483,19 @@ impl<'a> Lowering<'_, 'a> {
             S::Send {
                 channel,
                 template,
+                staff,
                 fields,
             } => StepKind::Send {
                 channel: channel.name.clone(),
                 template: template.as_ref().map(|t| t.value.clone()),
-                fields: record(fields, scope),
+                // `via staff EXPR` is the send's `staff` field.
+                fields: {
+                    let mut fields = record(fields, scope);
+                    if let Some(staff) = staff {
+                        fields.push(("staff".to_string(), e.expr(staff, scope)));
+                    }
+                    fields
+                },
                 confirm_within: None,
                 next,
             },

@@ -213,9 +213,13 @@ fn steps<'a>(list: &'a [ast::Step], scope: &mut Scope<'a>, v: &mut impl Visitor<
     for step in list {
         v.step(step, scope);
         match &step.kind {
-            StepKind::Send { fields, .. } | StepKind::Emit { fields, .. } => {
+            StepKind::Send { fields, staff, .. } => {
+                if let Some(staff) = staff {
+                    v.expr(staff, Role::Value, scope);
+                }
                 record(fields.as_ref(), scope, v)
             }
+            StepKind::Emit { fields, .. } => record(fields.as_ref(), scope, v),
             StepKind::WaitUntil(e) => v.expr(e, Role::Timestamp, scope),
             StepKind::WaitFor(ast::WaitFor {
                 awaited,
