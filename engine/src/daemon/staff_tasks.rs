@@ -35,6 +35,9 @@ use waymark_channel::{RecipientStatus, StaffTask, StaffTasks, TaskSchedule};
 use waymark_core::clock::Clock;
 use waymark_core::model::{Input, SendOutcome};
 
+/// How often a runner looks at its tasks.
+const ROUND: Duration = Duration::from_millis(250);
+
 /// A send the outbox hands over, and where to say it was taken.
 pub struct Join {
     pub entry: OutboxEntry,
@@ -154,31 +157,32 @@ impl Runner {
         if !tasks.is_empty() {
             tracing::info!(channel = %self.name, tasks = tasks.len(), "staff tasks taken up again");
         }
+        // Tasks are looked at every round, however busy the asks keep it.
+        let mut next_round = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 ask = asks.recv() => match ask {
                     Some(Ask::Join(join)) => {
                         let taken = self.join(&mut tasks, join.entry, &schedule);
                         let _ = join.reply.send(taken);
-                        continue;
                     }
-                    Some(Ask::CorpTag { id, change }) => {
-                        self.corp_tag(&id, &change);
-                        continue;
-                    }
+                    Some(Ask::CorpTag { id, change }) => self.corp_tag(&id, &change),
                     Some(Ask::PullTags { user, customer }) => {
                         let _serial = self.serial.lock().await;
                         self.pull_tags(user, &customer).await;
-                        continue;
                     }
                     None => break,
                 },
-                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                _ = tokio::time::sleep_until(next_round) => {}
                 _ = stop.changed() => {}
             }
             if *stop.borrow() {
                 break;
             }
+            if tokio::time::Instant::now() < next_round {
+                continue;
+            }
+            next_round = tokio::time::Instant::now() + ROUND;
             let ids: Vec<u64> = tasks.keys().copied().collect();
             for id in ids {
                 if *stop.borrow() {
