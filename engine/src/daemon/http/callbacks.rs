@@ -12,6 +12,7 @@ use super::{ApiError, AppState, Endpoint, Param, QueryParams, read_store, submit
 use crate::channels::weixin::callback::{self, CallbackError, CallbackKeys};
 use crate::channels::weixin::inbound::{self, Inbound, Subject};
 use crate::config::{Callback, Platform};
+use crate::daemon::staff_tasks::Ask;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
@@ -231,51 +232,56 @@ async fn receive_wecom(
     let fields = xml(message.as_bytes())?;
     let event = inbound::wecom_event(&app.name, &app.identifier, &fields, state.clock.now())
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "body", e))?;
-    // A customer added or edited may carry other corp tags now.
-    let customer = event
-        .as_ref()
-        .filter(|e| {
-            matches!(
-                e.name.as_str(),
-                "add_external_contact" | "edit_external_contact"
-            )
-        })
-        .and_then(|e| match &e.subject {
-            Subject::Person { value, .. } => Some(value.clone()),
-            Subject::Thing(_) => None,
-        });
-    let corp_tag = event
-        .as_ref()
-        .filter(|e| e.name == "change_external_tag")
-        .and_then(|e| match &e.subject {
-            Subject::Thing(thing) => Some((
-                thing.strip_prefix("wecom_tag:")?.to_string(),
-                e.properties.field("change_type").to_text(),
-            )),
-            Subject::Person { .. } => None,
-        });
+    let news = event.as_ref().and_then(tag_news);
     let user = take(state, event).await?;
-    if let Some((id, change)) = corp_tag {
-        for runner in state.tag_pulls.get(&app.account).into_iter().flatten() {
-            let ask = crate::daemon::staff_tasks::Ask::CorpTag {
-                id: id.clone(),
-                change: change.clone(),
-            };
-            let _ = runner.try_send(ask);
-        }
-    }
-    if let (Some(user), Some(customer)) = (&user, customer) {
-        for runner in state.tag_pulls.get(&app.account).into_iter().flatten() {
-            let ask = crate::daemon::staff_tasks::Ask::PullTags {
-                user: user.clone(),
-                customer: customer.clone(),
-            };
-            if runner.try_send(ask).is_err() {
-                tracing::warn!(app = %app.name, %user, "a customer's tags are not read now: the channel's runner is busy");
-            }
-        }
+    if let (Some(news), Some(user)) = (news, &user) {
+        tell_tag_mirrors(state, app, news, user);
     }
     Ok(user.is_some())
+}
+
+/// What a WeCom push tells the channels that mirror its corporation's
+/// tags.
+enum TagNews {
+    /// A customer added or edited (by external_userid) may carry other
+    /// corp tags now.
+    Customer(String),
+    /// A corp tag (id) was created, renamed, deleted or reordered.
+    CorpTag(String, String),
+}
+
+fn tag_news(event: &Inbound) -> Option<TagNews> {
+    match (event.name.as_str(), &event.subject) {
+        ("add_external_contact" | "edit_external_contact", Subject::Person { value, .. }) => {
+            Some(TagNews::Customer(value.clone()))
+        }
+        ("change_external_tag", Subject::Thing(thing)) => Some(TagNews::CorpTag(
+            thing.strip_prefix("wecom_tag:")?.to_string(),
+            event.properties.field("change_type").to_text(),
+        )),
+        _ => None,
+    }
+}
+
+/// Tells every tag-mirroring runner of the app's corporation the news,
+/// once the push is taken (on `user`'s profile). A busy runner misses it;
+/// the next edit tells it again.
+fn tell_tag_mirrors(state: &AppState, app: &Receiver, news: TagNews, user: &str) {
+    for runner in state.tag_pulls.get(&app.account).into_iter().flatten() {
+        let ask = match &news {
+            TagNews::Customer(customer) => Ask::PullTags {
+                user: user.to_string(),
+                customer: customer.clone(),
+            },
+            TagNews::CorpTag(id, change) => Ask::CorpTag {
+                id: id.clone(),
+                change: change.clone(),
+            },
+        };
+        if runner.try_send(ask).is_err() {
+            tracing::warn!(app = %app.name, %user, "a channel mirroring tags is busy and misses this push's news");
+        }
+    }
 }
 
 /// `GET /v1/callbacks/wechat/{name}`: an official account's URL check,
