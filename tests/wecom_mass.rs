@@ -209,16 +209,22 @@ mod wecom {
         w: &Wecom,
         answer: F,
     ) -> Json<Value> {
+        /// Counts a query in flight until it is answered or its caller
+        /// hangs up (a daemon killed mid-query).
+        struct InFlight<'a>(&'a AtomicUsize);
+        impl Drop for InFlight<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        let _in_flight = InFlight(&w.in_flight);
         if w.in_flight.fetch_add(1, Ordering::SeqCst) > 0 {
-            w.in_flight.fetch_sub(1, Ordering::SeqCst);
             w.refused_parallel.fetch_add(1, Ordering::SeqCst);
             return Json(json!({"errcode": 45033, "errmsg": "api concurrent out of limit"}));
         }
         // Long enough for a second query made in parallel to meet it.
         tokio::time::sleep(Duration::from_millis(30)).await;
-        let out = answer.await;
-        w.in_flight.fetch_sub(1, Ordering::SeqCst);
-        out
+        answer.await
     }
 
     fn task_of(w: &Wecom, body: &Value) -> Option<Task> {
