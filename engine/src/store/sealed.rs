@@ -2,7 +2,7 @@
 //! store keeps of one person — their state (`u/`), journal (`j/`), consent
 //! ledger entries (`y/`), sends in the outbox and among the dead letters
 //! (`o/`, `r/`, `x/`) and deferred inputs (`i/`) — is sealed with
-//! XChaCha20-Poly1305 under a key of their own. The keys live outside the
+//! AES-256-GCM-SIV under a key of their own. The keys live outside the
 //! key-value space, in a table the backend can truly forget: a file of
 //! 32-byte slots beside sled's files, overwritten with zeros in place when
 //! the person is erased. sled keeps old versions of values in its log
@@ -13,7 +13,7 @@
 //! `Y/{user}` says which slot holds a user's key (allocated, with a fresh
 //! random key, the first time something of theirs is written; `Y` is the
 //! next free slot). A sealed value says its slot itself: `1`, the slot
-//! (8 bytes big-endian), a 24-byte nonce, then the ciphertext and
+//! (8 bytes big-endian), a 12-byte nonce, then the ciphertext and
 //! its tag; the key it is under is additional data, so a value moved to
 //! another key does not open. Erasing writes `Z/{slot}` for each slot of
 //! the person in the batch that deletes their keys, then zeroes the slots
@@ -22,8 +22,8 @@
 
 use super::keys::{key, prefix_end, user_part};
 use super::{Kv, Op, Result, Store, StoreError};
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use aes_gcm_siv::aead::{Aead, KeyInit, Payload};
+use aes_gcm_siv::{Aes256GcmSiv, Nonce};
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -32,7 +32,7 @@ use std::sync::Mutex;
 
 /// The first byte of a sealed value.
 const SEALED: u8 = 1;
-const HEADER: usize = 1 + 8 + 24;
+const HEADER: usize = 1 + 8 + 12;
 
 /// Where per-user keys are kept: slots that can be overwritten for good.
 pub trait KeyTable: Send + Sync + std::fmt::Debug {
@@ -136,17 +136,20 @@ pub fn new_key() -> Result<[u8; 32]> {
     Ok(key)
 }
 
-/// A nonce never used before: 16 random bytes drawn once per process,
-/// then a counter. XChaCha20's 24-byte nonces leave room for both, so no
-/// two seals in this process share one, and two processes share a prefix
-/// with chance 2^-128; and sealing makes no system call for randomness.
-fn next_nonce() -> Result<[u8; 24]> {
-    static PREFIX: std::sync::OnceLock<std::result::Result<[u8; 16], String>> =
+/// A nonce not used before: 12 random bytes drawn once per process, the
+/// last 8 of them counted on from there. No two seals of one process share
+/// one, and two processes' runs overlap with chance about 2^-56 even if
+/// each seals 2^40 values; and sealing makes no system call for
+/// randomness. Should a nonce ever repeat under a key (a virtual machine
+/// restored from a snapshot replays its process), GCM-SIV reveals no more
+/// than whether the two plain values were equal.
+fn next_nonce() -> Result<[u8; 12]> {
+    static START: std::sync::OnceLock<std::result::Result<[u8; 12], String>> =
         std::sync::OnceLock::new();
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let prefix = PREFIX
+    let start = START
         .get_or_init(|| {
-            let mut p = [0u8; 16];
+            let mut p = [0u8; 12];
             getrandom::fill(&mut p)
                 .map(|()| p)
                 .map_err(|e| e.to_string())
@@ -154,19 +157,19 @@ fn next_nonce() -> Result<[u8; 24]> {
         .as_ref()
         .map_err(|e| StoreError::Backend(format!("no randomness for nonces: {e}")))?;
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let mut nonce = [0u8; 24];
-    nonce[..16].copy_from_slice(prefix);
-    nonce[16..].copy_from_slice(&n.to_be_bytes());
+    let low = u64::from_be_bytes(start[4..].try_into().expect("eight bytes")).wrapping_add(n);
+    let mut nonce = *start;
+    nonce[4..].copy_from_slice(&low.to_be_bytes());
     Ok(nonce)
 }
 
 /// `plain` sealed under `key` (in `slot`) for the store key `at`.
 pub fn seal(slot: u64, key: &[u8; 32], at: &[u8], plain: &[u8]) -> Result<Vec<u8>> {
     let nonce = next_nonce()?;
-    let cipher = XChaCha20Poly1305::new(key.into());
+    let cipher = Aes256GcmSiv::new(key.into());
     let sealed = cipher
         .encrypt(
-            XNonce::from_slice(&nonce),
+            Nonce::from_slice(&nonce),
             Payload {
                 msg: plain,
                 aad: at,
@@ -197,10 +200,10 @@ pub fn slot_of(at: &[u8], bytes: &[u8]) -> Result<u64> {
 /// Opens a sealed value with `key`: its plain bytes.
 pub fn open(key: &[u8; 32], at: &[u8], bytes: &[u8]) -> Result<Vec<u8>> {
     slot_of(at, bytes)?;
-    let cipher = XChaCha20Poly1305::new(key.into());
+    let cipher = Aes256GcmSiv::new(key.into());
     cipher
         .decrypt(
-            XNonce::from_slice(&bytes[9..HEADER]),
+            Nonce::from_slice(&bytes[9..HEADER]),
             Payload {
                 msg: &bytes[HEADER..],
                 aad: at,
@@ -532,6 +535,25 @@ mod tests {
         *tampered.last_mut().unwrap() ^= 1;
         assert!(open(&key, b"u/a", &tampered).is_err());
         assert!(!sealed.windows(6).any(|w| w == "小王".as_bytes()));
+    }
+
+    #[test]
+    fn the_cipher_is_aes_256_gcm_siv_as_rfc_8452_gives_it() {
+        // RFC 8452 appendix C.2, the first AES-256 vector: key 01 00…,
+        // nonce 03 00…, no plain text, no additional data.
+        let mut key = [0u8; 32];
+        key[0] = 1;
+        let mut sealed = vec![SEALED];
+        sealed.extend_from_slice(&5u64.to_be_bytes());
+        sealed.extend_from_slice(&[3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        sealed.extend_from_slice(&[
+            0x07, 0xf5, 0xf4, 0x16, 0x9b, 0xbf, 0x55, 0xa8, 0x40, 0x0c, 0xd4, 0x7e, 0xa6, 0xfd,
+            0x40, 0x0f,
+        ]);
+        assert_eq!(slot_of(b"", &sealed).unwrap(), 5);
+        assert_eq!(open(&key, b"", &sealed).unwrap(), b"");
+        *sealed.last_mut().unwrap() ^= 1;
+        assert!(open(&key, b"", &sealed).is_err());
     }
 
     #[test]
