@@ -17,6 +17,7 @@ pub mod export;
 pub mod hint;
 pub mod history;
 pub mod journal;
+pub mod kept;
 pub mod machine;
 pub mod mix;
 pub mod model;

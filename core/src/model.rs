@@ -5,6 +5,7 @@
 //! index can always be recomputed from it and never drifts.
 
 use crate::history::History;
+use crate::kept::Kept;
 use crate::names::Traits;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -226,13 +227,13 @@ impl Input {
 pub struct UserState {
     pub id: compact_str::CompactString,
     /// Traits from identify calls and `set` steps.
-    pub traits: Traits,
+    pub traits: Kept<Traits>,
     pub history: History,
     /// Active journey instances, at most one per journey.
     pub instances: Vec<Instance>,
     /// Per journey: how often and when the user entered. Boxed: a map node
     /// holds eleven entries, and most users are in a few journeys.
-    pub journeys: BTreeMap<String, Box<JourneyMemo>>,
+    pub journeys: Kept<BTreeMap<String, Box<JourneyMemo>>>,
     pub next_instance: u64,
     #[serde(with = "waymark_dsl::stored::stamp_opt", default)]
     pub created_at: Option<DateTime<Utc>>,
@@ -313,10 +314,10 @@ impl UserState {
         } = self;
         rmp::encode::write_array_len(out, 17)?;
         put(out, id)?;
-        put(out, traits)?;
+        traits.write_to(out, put)?;
         history.encode_positional(out)?;
         put(out, instances)?;
-        put(out, journeys)?;
+        journeys.write_to(out, put)?;
         put(out, next_instance)?;
         put(out, &created_at.map(Stamp))?;
         put(out, &segments_due.map(Stamp))?;

@@ -30,7 +30,11 @@
 //! `WAYMARK_BENCH_FSYNC_MS=N` makes every ingest flush take N ms longer,
 //! as on a disk whose fsync is slow; `WAYMARK_BENCH_FIRE=N` how many
 //! timers the reopened store fires; `WAYMARK_BENCH_KEEP=1` keeps the
-//! timers' store and says how to fire it again (under `perf`, say).
+//! timers' store and says how to fire it again (under `perf`, say);
+//! `WAYMARK_BENCH_ONLY=timers` runs the timers part only, and
+//! `WAYMARK_BENCH_ONLY=sustained` the sustained rounds only: a fixed
+//! amount of work, to count its instructions (`perf stat`) build against
+//! build.
 
 /// The allocator the `waymark` binary runs with.
 #[global_allocator]
@@ -430,6 +434,7 @@ impl Kv for Recording {
 }
 
 /// What ingest wrote for [`REPLAYED`] batches, and how fast sled alone takes it.
+#[derive(Default)]
 struct Replay {
     events: u64,
     keys: u64,
@@ -637,10 +642,15 @@ fn ingest(c: &mut Criterion, deployment: &Deployment, sizes: &Sizes) -> IngestRe
     let mut pipelined = Tally::default();
     let mut group = c.benchmark_group("durable");
     group.throughput(Throughput::Elements(BATCH as u64));
-    for (name, tally) in [
-        ("runtime_ingest_256_events", &mut sync),
-        ("runtime_ingest_pipelined_256_events", &mut pipelined),
-    ] {
+    let criterion_runs = if only("sustained") {
+        vec![]
+    } else {
+        vec![
+            ("runtime_ingest_256_events", &mut sync),
+            ("runtime_ingest_pipelined_256_events", &mut pipelined),
+        ]
+    };
+    for (name, tally) in criterion_runs {
         let pipeline = name.contains("pipelined");
         group.bench_function(name, |b| {
             b.iter_custom(|iters| {
@@ -683,7 +693,11 @@ fn ingest(c: &mut Criterion, deployment: &Deployment, sizes: &Sizes) -> IngestRe
         sizes.sustained_rounds,
         sizes.sustained_batches,
     );
-    let replay = replay(&mut runtime, &mut traffic);
+    let replay = if only("sustained") {
+        Replay::default()
+    } else {
+        replay(&mut runtime, &mut traffic)
+    };
     drop(runtime);
     let _ = std::fs::remove_dir_all(&dir);
     IngestReport {
@@ -761,7 +775,6 @@ fn main() {
     if let Some(dir) = std::env::var_os(REOPEN) {
         return reopen(Path::new(&dir));
     }
-    let only_timers = std::env::var("WAYMARK_BENCH_ONLY").is_ok_and(|v| v == "timers");
     let full = std::env::args().any(|a| a == "--bench");
     let timers_env = std::env::var("WAYMARK_BENCH_TIMERS").ok();
     let sizes = if full {
@@ -787,9 +800,14 @@ fn main() {
         .configure_from_args();
     let deployment = deployment();
 
+    if only("sustained") {
+        let IngestReport { sustained, .. } = ingest(&mut c, &deployment, &sizes);
+        print_sustained(&sizes, &sustained);
+        return;
+    }
     // Memory first, while the process is fresh.
     let t = timers(&deployment, &sizes);
-    if only_timers {
+    if only("timers") {
         print_timers(&t);
         return;
     }
@@ -828,20 +846,7 @@ fn main() {
         events.rate() / inserts.rate(),
         sync.rate() / inserts.rate()
     );
-    println!(
-        "sustained: {} rounds of {} batches back to back, alternating: ingest (pipelined) {:.0} events/s on {:.2} cores; raw {:.0} inserts/s on {:.2} cores (values of the mean state size then, {} B at the end)",
-        sizes.sustained_rounds,
-        sizes.sustained_batches,
-        sustained.ingest.rate(),
-        sustained.ingest_cores,
-        sustained.raw.rate(),
-        sustained.raw_cores,
-        sustained.mean,
-    );
-    println!(
-        "        ratio {:.2} (sustained ingest events/s ÷ sustained raw inserts/s; goal ≥ 0.7)",
-        sustained.ingest.rate() / sustained.raw.rate()
-    );
+    print_sustained(&sizes, &sustained);
     let replay_rate = replayed.events as f64 / replayed.seconds;
     println!(
         "replay: {:.0} events/s: sled alone applying what ingest wrote for {} events ({:.2} keys, {:.0} B per event) with the same flushes",
@@ -857,6 +862,33 @@ fn main() {
         replay_rate / inserts.rate(),
     );
     print_timers(&t);
+}
+
+/// `WAYMARK_BENCH_ONLY` is `part`: only that part runs.
+fn only(part: &str) -> bool {
+    std::env::var("WAYMARK_BENCH_ONLY").is_ok_and(|v| v == part)
+}
+
+fn print_sustained(sizes: &Sizes, sustained: &Sustained) {
+    println!(
+        "sustained: {} rounds of {} batches back to back, alternating: ingest (pipelined) {:.0} events/s on {:.2} cores; raw {:.0} inserts/s on {:.2} cores (values of the mean state size then, {} B at the end)",
+        sizes.sustained_rounds,
+        sizes.sustained_batches,
+        sustained.ingest.rate(),
+        sustained.ingest_cores,
+        sustained.raw.rate(),
+        sustained.raw_cores,
+        sustained.mean,
+    );
+    // CPU per unit, of all threads: less moved by a busy machine than the
+    // rates, and the ratio of the two less again.
+    let ingest_us = 1e6 * sustained.ingest_cores / sustained.ingest.rate();
+    let raw_us = 1e6 * sustained.raw_cores / sustained.raw.rate();
+    println!(
+        "        ratio {:.2} (sustained ingest events/s ÷ sustained raw inserts/s; goal ≥ 0.7); CPU {ingest_us:.1} µs per event, {raw_us:.1} µs per raw insert ({:.2}×)",
+        sustained.ingest.rate() / sustained.raw.rate(),
+        ingest_us / raw_us,
+    );
 }
 
 fn print_timers(t: &TimerReport) {

@@ -80,7 +80,7 @@ pub struct Env<'a> {
 
 /// The user as expressions see it: traits plus the built-in fields.
 pub fn user_value(state: &UserState) -> Value {
-    let mut map: Fields = state.traits.clone();
+    let mut map: Fields = (*state.traits).clone();
     map.insert("id".into(), Value::String(state.id.to_string()));
     map.insert(
         "created_at".into(),

@@ -86,7 +86,7 @@ impl Cx<'_> {
         }
         // Traits: ours win; theirs fill what we do not have, key by key
         // within records (as identify merges them).
-        for (name, value) in traits {
+        for (name, value) in traits.into_inner() {
             match user.traits.get_mut(&name) {
                 Some(ours) => fill(ours, value),
                 None => {
@@ -138,7 +138,7 @@ impl Cx<'_> {
             inst.id = id;
             theirs.push(inst);
         }
-        for (journey, mut memo) in journeys {
+        for (journey, mut memo) in journeys.into_inner() {
             if let Some(goal) = &mut memo.open_goal {
                 goal.instance = renumbered
                     .get(&goal.instance)

@@ -189,7 +189,7 @@ impl<K: Kv> Runtime<K> {
                 for i in &state.instances {
                     in_use.insert((i.journey.clone(), i.version.clone()));
                 }
-                for (name, memo) in &state.journeys {
+                for (name, memo) in state.journeys.iter() {
                     if let Some(goal) = memo.open_goal.as_ref().filter(|g| g.until >= now) {
                         in_use.insert((name.clone(), goal.version.clone()));
                     }
