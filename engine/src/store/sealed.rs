@@ -264,7 +264,7 @@ pub(super) fn seal_pending(ops: &mut [Op], pending: &[ToSeal]) -> Result<()> {
 /// waiting to be sealed.
 pub(super) struct Seals<'s, K: Kv> {
     store: &'s Store<K>,
-    slots: HashMap<String, u64>,
+    slots: foldhash::HashMap<String, u64>,
     pending: std::cell::RefCell<Vec<ToSeal>>,
 }
 
@@ -307,9 +307,9 @@ impl<K: Kv> Seals<'_, K> {
 #[derive(Default)]
 pub(super) struct Remembered {
     /// Slots by user id, as in `Y/`.
-    slots: HashMap<String, u64>,
+    slots: foldhash::HashMap<String, u64>,
     /// Keys by slot, as in the key table.
-    keys: HashMap<u64, [u8; 32]>,
+    keys: foldhash::HashMap<u64, [u8; 32]>,
     /// The next free slot, once read (like the journal's sequence
     /// number, taken by prepared batches before they are applied).
     next: Option<u64>,
@@ -337,13 +337,21 @@ impl<K: Kv> Store<K> {
             .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
             .map(u64::from_be_bytes);
         if let Some(slot) = slot {
-            let mut r = self.remembered();
-            if r.slots.len() >= REMEMBERED {
-                r.slots.clear();
-            }
-            r.slots.insert(user.to_string(), slot);
+            self.remember_slot(user, slot);
         }
         Ok(slot)
+    }
+
+    /// Remembers that `user`'s key is in `slot`, as read from `Y/` or
+    /// from their state's sealed value (a state is sealed under its
+    /// owner's key): the next batch that writes for them need not read
+    /// `Y/` again.
+    pub(super) fn remember_slot(&self, user: &str, slot: u64) {
+        let mut r = self.remembered();
+        if r.slots.len() >= REMEMBERED {
+            r.slots.clear();
+        }
+        r.slots.insert(user.to_string(), slot);
     }
 
     /// The slots of `users`, a key made (and written to the key table,
@@ -353,7 +361,7 @@ impl<K: Kv> Store<K> {
         users: impl IntoIterator<Item = &'a str>,
         ops: &mut Vec<Op>,
     ) -> Result<Seals<'_, K>> {
-        let mut slots = HashMap::new();
+        let mut slots = foldhash::HashMap::default();
         let mut fresh = Vec::new();
         for user in users {
             if slots.contains_key(user) {

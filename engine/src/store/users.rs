@@ -65,6 +65,7 @@ impl<K: Kv> Store<K> {
         let Some(bytes) = self.open_value(&k, &sealed)? else {
             return Ok(None);
         };
+        self.remember_slot(id, super::sealed::slot_of(&k, &sealed)?);
         self.note_size(id, bytes.len());
         decode(&k, &bytes).map(Some)
     }
