@@ -486,15 +486,15 @@ impl History {
         rmp::encode::write_map_len(out, len)?;
         for (name, h) in self.events.iter() {
             rmp::encode::write_str(out, name)?;
-            let bytes = match h.encoded.0.get() {
-                Some(bytes) => bytes,
+            match h.encoded.0.get() {
+                Some(bytes) => out.extend_from_slice(bytes),
                 None => {
-                    let mut bytes = Vec::with_capacity(128);
-                    h.encode_positional(&mut bytes)?;
-                    h.encoded.0.get_or_init(|| bytes.into_boxed_slice())
+                    // Written in place, then copied once into a box of its size.
+                    let start = out.len();
+                    h.encode_positional(out)?;
+                    let _ = h.encoded.0.set(out[start..].into());
                 }
-            };
-            out.extend_from_slice(bytes);
+            }
         }
         Ok(())
     }

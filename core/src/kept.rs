@@ -36,15 +36,15 @@ impl<T> Kept<T> {
         out: &mut Vec<u8>,
         encode: impl FnOnce(&mut Vec<u8>, &T) -> Result<(), E>,
     ) -> Result<(), E> {
-        let bytes = match self.bytes.get() {
-            Some(bytes) => bytes,
+        match self.bytes.get() {
+            Some(bytes) => out.extend_from_slice(bytes),
             None => {
-                let mut bytes = Vec::new();
-                encode(&mut bytes, &self.value)?;
-                self.bytes.get_or_init(|| bytes.into_boxed_slice())
+                // Written in place, then copied once into a box of its size.
+                let start = out.len();
+                encode(out, &self.value)?;
+                let _ = self.bytes.set(out[start..].into());
             }
-        };
-        out.extend_from_slice(bytes);
+        }
         Ok(())
     }
 }
