@@ -5,7 +5,9 @@
 //! part is a copy, not an encoding. Reading the part goes through `Deref`;
 //! anything that can change it goes through `DerefMut`, which forgets the
 //! bytes, so they are never stale (a `&mut` taken and not used to change
-//! anything only costs the next write an encoding).
+//! anything only costs the next write an encoding). Each event's history
+//! keeps its bytes in the same way (`history.rs`), forgotten where it
+//! records an event.
 
 use std::cell::OnceCell;
 use std::ops::{Deref, DerefMut};
@@ -46,12 +48,6 @@ impl<T> Kept<T> {
             }
         }
         Ok(())
-    }
-}
-
-impl<T> From<T> for Kept<T> {
-    fn from(value: T) -> Kept<T> {
-        Kept::new(value)
     }
 }
 
