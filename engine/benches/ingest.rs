@@ -33,8 +33,8 @@
 //! timers' store and says how to fire it again (under `perf`, say);
 //! `WAYMARK_BENCH_ONLY=timers` runs the timers part only, and
 //! `WAYMARK_BENCH_ONLY=sustained` the sustained rounds only: a fixed
-//! amount of work, to count its instructions (`perf stat`) build against
-//! build.
+//! amount of work, whose CPU per event against CPU per raw insert
+//! compares one build with another on a busy machine.
 
 /// The allocator the `waymark` binary runs with.
 #[global_allocator]
