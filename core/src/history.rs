@@ -14,6 +14,7 @@ use crate::names::NameMap;
 use chrono::{DateTime, Duration, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+use std::cell::OnceCell;
 use std::collections::VecDeque;
 use waymark_dsl::value::{Fields, Value};
 
@@ -41,7 +42,257 @@ pub enum Keep {
 pub struct History {
     /// Boxed, so that the names stay close together and an event name
     /// is added by moving a few pointers.
-    events: NameMap<Box<EventHistory>>,
+    events: NameMap<Box<Entry>>,
+}
+
+/// One event name's history in a member's state: decoded, or as the
+/// store keeps it, or both. A state read from the store holds each
+/// event's history as its stored bytes, decoded the first time it is
+/// read: an event reads and changes the history of its own name, and
+/// the others are written back as the bytes they were read as. Decoding
+/// every name's columns on every read, and freeing them again, was most
+/// of the cost of reading a member in the daemon. The bytes are kept
+/// from when they are read or first written until the history changes.
+#[derive(Clone, Default)]
+struct Entry {
+    history: OnceCell<EventHistory>,
+    /// The history written positionally, as [`Entry::stored`] gives it.
+    stored: OnceCell<Box<[u8]>>,
+}
+
+impl Entry {
+    fn decoded(history: EventHistory) -> Entry {
+        Entry {
+            history: OnceCell::from(history),
+            stored: OnceCell::new(),
+        }
+    }
+
+    /// The history, decoded from its bytes if this is its first use.
+    fn get(&self) -> &EventHistory {
+        self.history.get_or_init(|| {
+            self.stored
+                .get()
+                .and_then(|bytes| rmp_serde::from_slice(bytes).ok())
+                // Bytes are checked as they are read from the store
+                // ([`check_stored`]), so this is unreachable but for a
+                // Waymark that writes what it cannot read; an empty
+                // history is then the answer that fails no member.
+                .unwrap_or_default()
+        })
+    }
+
+    /// The history to change: its bytes are forgotten.
+    fn get_mut(&mut self) -> &mut EventHistory {
+        self.get();
+        self.stored.take();
+        self.history.get_mut().expect("decoded just now")
+    }
+
+    fn into_inner(self) -> EventHistory {
+        self.get();
+        self.history.into_inner().expect("decoded just now")
+    }
+
+    /// The history's stored bytes: those it was read or last written as,
+    /// or written now.
+    fn stored(&self) -> Result<&[u8], rmp_serde::encode::Error> {
+        if let Some(bytes) = self.stored.get() {
+            return Ok(bytes);
+        }
+        let mut out = Vec::new();
+        self.get().encode_positional(&mut out)?;
+        Ok(self.stored.get_or_init(|| out.into_boxed_slice()))
+    }
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Entry) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.get().fmt(f)
+    }
+}
+
+/// Text formats (JSON) get the history's fields; the store's binary one
+/// gets its bytes, so that reading a state need not decode them.
+impl Serialize for Entry {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            self.get().serialize(s)
+        } else {
+            let bytes = self.stored().map_err(serde::ser::Error::custom)?;
+            s.serialize_bytes(bytes)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Entry {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Entry, D::Error> {
+        if d.is_human_readable() {
+            return EventHistory::deserialize(d).map(Entry::decoded);
+        }
+        struct Bytes;
+        impl<'de> serde::de::Visitor<'de> for Bytes {
+            type Value = Box<[u8]>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an event's history as bytes")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Box<[u8]>, E> {
+                Ok(v.into())
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Box<[u8]>, E> {
+                Ok(v.into_boxed_slice())
+            }
+        }
+        let bytes = d.deserialize_bytes(Bytes)?;
+        check_stored(&bytes).map_err(serde::de::Error::custom)?;
+        Ok(Entry {
+            history: OnceCell::new(),
+            stored: OnceCell::from(bytes),
+        })
+    }
+}
+
+/// Checks an event's stored history without building it (no
+/// allocation): each part is read as what it decodes to, into nothing,
+/// and the columns are held to agree in length, so that a state that
+/// reads is one whose histories decode when they are first used.
+fn check_stored(bytes: &[u8]) -> Result<(), String> {
+    use check::{Count, Snapshot, Str};
+    use waymark_dsl::stored::{Num, Stamp};
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    struct Checked {
+        total: u64,
+        first: Option<(Stamp, Snapshot)>,
+        last: Option<(Stamp, Snapshot)>,
+        fields: Count<Str>,
+        days_at: Count<i64>,
+        day_counts: Count<u64>,
+        day_sums: Count<Num>,
+        recent_at: Count<Stamp>,
+        recent_sums: Count<Num>,
+        truncated_at: Option<Stamp>,
+    }
+    let mut cursor = std::io::Cursor::new(bytes);
+    let c = Checked::deserialize(&mut rmp_serde::Deserializer::new(&mut cursor))
+        .map_err(|e| format!("an event's history: {e}"))?;
+    if cursor.position() != bytes.len() as u64 {
+        return Err("an event's history: bytes after its end".into());
+    }
+    let (width, days, times) = (c.fields.0, c.days_at.0, c.recent_at.0);
+    if c.day_counts.0 != days || c.day_sums.0 != days * width {
+        return Err(ColumnsError::Days {
+            days,
+            counts: c.day_counts.0,
+            sums: c.day_sums.0,
+            width,
+        }
+        .to_string());
+    }
+    if c.recent_sums.0 != times * width {
+        return Err(ColumnsError::Recent {
+            times,
+            sums: c.recent_sums.0,
+            width,
+        }
+        .to_string());
+    }
+    Ok(())
+}
+
+/// Types that read as a stored history's parts do, keeping nothing.
+mod check {
+    use serde::Deserialize;
+    use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
+    use std::fmt;
+    use std::marker::PhantomData;
+    use waymark_dsl::stored::{Num, Stamp};
+
+    /// A sequence of `T`s: how many.
+    pub(super) struct Count<T>(pub usize, PhantomData<T>);
+
+    impl<'de, T: Deserialize<'de>> Deserialize<'de> for Count<T> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Count<T>, D::Error> {
+            struct Each<T>(PhantomData<T>);
+            impl<'de, T: Deserialize<'de>> Visitor<'de> for Each<T> {
+                type Value = Count<T>;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("a sequence")
+                }
+                fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Count<T>, A::Error> {
+                    let mut n = 0;
+                    while seq.next_element::<T>()?.is_some() {
+                        n += 1;
+                    }
+                    Ok(Count(n, PhantomData))
+                }
+            }
+            d.deserialize_seq(Each(PhantomData))
+        }
+    }
+
+    /// A string.
+    pub(super) struct Str;
+
+    impl<'de> Deserialize<'de> for Str {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Str, D::Error> {
+            struct Text;
+            impl Visitor<'_> for Text {
+                type Value = Str;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("a string")
+                }
+                fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Str, E> {
+                    Ok(Str)
+                }
+            }
+            d.deserialize_str(Text)
+        }
+    }
+
+    /// A [`waymark_dsl::value::Value`]: its variants, in its order, read
+    /// as it reads them.
+    #[derive(Deserialize)]
+    #[serde(rename = "Value")]
+    #[allow(dead_code)]
+    pub(super) enum Snapshot {
+        Null,
+        Bool(bool),
+        Number(Num),
+        String(Str),
+        Timestamp(Stamp),
+        Date(chrono::NaiveDate),
+        Duration(i64),
+        TimeOfDay(u32),
+        List(Count<Snapshot>),
+        Record(Fields),
+    }
+
+    /// A record's fields.
+    pub(super) struct Fields;
+
+    impl<'de> Deserialize<'de> for Fields {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Fields, D::Error> {
+            struct Entries;
+            impl<'de> Visitor<'de> for Entries {
+                type Value = Fields;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("a map of names to values")
+                }
+                fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields, A::Error> {
+                    while map.next_entry::<Str, Snapshot>()?.is_some() {}
+                    Ok(Fields)
+                }
+            }
+            d.deserialize_map(Entries)
+        }
+    }
 }
 
 /// One event name's aggregates. Days and recent occurrences are kept in
@@ -71,28 +322,6 @@ struct EventHistory {
     /// reads it instead of adding up the days. Not stored: made from the
     /// days when read.
     day_totals: Vec<Decimal>,
-    /// How this history is stored, once written, until it changes.
-    encoded: Encoded,
-}
-
-/// The bytes an event's history is stored as, kept from when it is first
-/// written until it changes: a user's whole state is stored after every
-/// event, and most of it is the history of the other events, which did
-/// not change. Not part of the value (equal histories are equal whether
-/// or not either was written yet).
-#[derive(Clone, Default)]
-struct Encoded(std::cell::OnceCell<Box<[u8]>>);
-
-impl PartialEq for Encoded {
-    fn eq(&self, _: &Encoded) -> bool {
-        true
-    }
-}
-
-impl std::fmt::Debug for Encoded {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("..")
-    }
 }
 
 impl Serialize for EventHistory {
@@ -271,7 +500,6 @@ impl TryFrom<StoredEventHistory> for EventHistory {
             recent_sums: column(s.recent_sums, |n| n.0),
             truncated_at: s.truncated_at,
             day_totals: Vec::new(),
-            encoded: Encoded::default(),
         };
         h.total_days();
         Ok(h)
@@ -379,7 +607,6 @@ impl EventHistory {
 
     /// See [`History::absorb`].
     fn absorb(&mut self, other: EventHistory) {
-        self.encoded = Encoded::default();
         self.total += other.total;
         if let Some(first) = other.first
             && self.first.as_ref().is_none_or(|(t, _)| first.0 < *t)
@@ -459,6 +686,11 @@ fn day(t: DateTime<Utc>) -> i64 {
 }
 
 impl History {
+    /// The history of the event named `name`, if any.
+    fn event(&self, name: &str) -> Option<&EventHistory> {
+        self.events.get(name).map(|e| e.get())
+    }
+
     /// Starts fetching the list of event names.
     pub fn prefetch_entries(&self) {
         crate::hint::prefetch_entries(&self.events);
@@ -467,7 +699,7 @@ impl History {
     /// Starts fetching the history of the event named `name` (the list of
     /// names must be fetched already, or this waits for it).
     pub fn prefetch_event(&self, name: &str) {
-        if let Some(h) = self.events.get(name) {
+        if let Some(h) = self.events.get(name).and_then(|e| e.history.get()) {
             // The history's own lines: it spans several.
             crate::hint::prefetch(&h.total);
             crate::hint::prefetch(&h.days);
@@ -486,15 +718,10 @@ impl History {
         rmp::encode::write_map_len(out, len)?;
         for (name, h) in self.events.iter() {
             rmp::encode::write_str(out, name)?;
-            match h.encoded.0.get() {
-                Some(bytes) => out.extend_from_slice(bytes),
-                None => {
-                    // Written in place, then copied once into a box of its size.
-                    let start = out.len();
-                    h.encode_positional(out)?;
-                    let _ = h.encoded.0.set(out[start..].into());
-                }
-            }
+            let bytes = h.stored()?;
+            let len = u32::try_from(bytes.len()).expect("a history is far below 4 GiB");
+            rmp::encode::write_bin_len(out, len)?;
+            out.extend_from_slice(bytes);
         }
         Ok(())
     }
@@ -515,6 +742,7 @@ impl History {
             .events
             .iter()
             .map(|(name, h)| {
+                let h = h.get();
                 let width = h.width();
                 let days: Vec<serde_json::Value> = h
                     .days
@@ -571,9 +799,11 @@ impl History {
         if !self.events.contains_key(name) && self.events.len() >= MAX_NAMES {
             self.drop_least_recent();
         }
-        let h = self.events.get_or_insert_with(name, Default::default);
-        // Every change to an event's history is made below.
-        h.encoded = Encoded::default();
+        // Every change to an event's history is made through this.
+        let h = self
+            .events
+            .get_or_insert_with(name, Default::default)
+            .get_mut();
         h.total += 1;
         if h.first.as_ref().is_none_or(|(t, _)| at < *t) {
             h.first = Some((at, snapshot.clone()));
@@ -635,7 +865,7 @@ impl History {
     pub fn absorb(&mut self, other: History) {
         for (name, theirs) in other.events {
             match self.events.get_mut(&name) {
-                Some(ours) => ours.absorb(*theirs),
+                Some(ours) => ours.get_mut().absorb(theirs.into_inner()),
                 None => {
                     self.events.insert(name, theirs);
                 }
@@ -649,7 +879,7 @@ impl History {
         let oldest = self
             .events
             .iter()
-            .min_by_key(|(_, h)| h.last.as_ref().map(|l| l.0))
+            .min_by_key(|(_, h)| h.get().last.as_ref().map(|l| l.0))
             .map(|(n, _)| n.clone());
         oldest.is_some_and(|n| self.events.remove(&n).is_some())
     }
@@ -660,7 +890,7 @@ impl History {
     }
 
     pub fn count(&self, name: &str, within: Option<i64>, now: DateTime<Utc>) -> u64 {
-        let Some(h) = self.events.get(name) else {
+        let Some(h) = self.event(name) else {
             return 0;
         };
         let Some(within) = within else { return h.total };
@@ -678,7 +908,7 @@ impl History {
     }
 
     pub fn sum(&self, name: &str, field: &str, within: i64, now: DateTime<Utc>) -> Decimal {
-        let Some(h) = self.events.get(name) else {
+        let Some(h) = self.event(name) else {
             return Decimal::ZERO;
         };
         let Some(k) = h.field(field) else {
@@ -714,11 +944,11 @@ impl History {
     }
 
     pub fn last(&self, name: &str) -> Value {
-        Self::snapshot(name, self.events.get(name).and_then(|h| h.last.as_ref()))
+        Self::snapshot(name, self.event(name).and_then(|h| h.last.as_ref()))
     }
 
     pub fn first(&self, name: &str) -> Value {
-        Self::snapshot(name, self.events.get(name).and_then(|h| h.first.as_ref()))
+        Self::snapshot(name, self.event(name).and_then(|h| h.first.as_ref()))
     }
 }
 
@@ -814,8 +1044,9 @@ mod tests {
             }
             for (_, e) in h.events.iter() {
                 let mut by_hand = Vec::new();
-                e.encode_positional(&mut by_hand).unwrap();
-                proptest::prop_assert_eq!(by_hand, rmp_serde::to_vec(&**e).unwrap());
+                e.get().encode_positional(&mut by_hand).unwrap();
+                proptest::prop_assert_eq!(&by_hand, &rmp_serde::to_vec(e.get()).unwrap());
+                check_stored(&by_hand).unwrap();
             }
         }
 
@@ -840,7 +1071,7 @@ mod tests {
                 }
                 h.record("order_paid", start + Duration::hours(day * 20), &Value::Record(props));
             }
-            let e = h.events.get("order_paid").unwrap();
+            let e = h.events.get("order_paid").unwrap().get();
             for (back, ahead) in windows {
                 let now = start + Duration::days(ahead);
                 let within = back * 86_400;
@@ -858,7 +1089,7 @@ mod tests {
             }
             let stored = rmp_serde::to_vec(&h).unwrap();
             let back: History = rmp_serde::from_slice(&stored).unwrap();
-            proptest::prop_assert_eq!(&back.events.get("order_paid").unwrap().day_totals, &e.day_totals);
+            proptest::prop_assert_eq!(&back.events.get("order_paid").unwrap().get().day_totals, &e.day_totals);
         }
     }
 
@@ -890,16 +1121,121 @@ mod tests {
     fn a_history_with_columns_of_the_wrong_length_is_refused() {
         let mut h = History::default();
         h.record("order_paid", at(1, 9), &amount(3));
-        // The stored form, as a tree to edit.
-        let stored = rmp_serde::to_vec_named(&h).unwrap();
-        let mut json: serde_json::Value = rmp_serde::from_slice(&stored).unwrap();
-        json["events"]["order_paid"]["day_sums"] = serde_json::json!([]);
-        let bytes = rmp_serde::to_vec_named(&json).unwrap();
+        // The stored form with the day's sums left out.
+        let mut e = h.events.get("order_paid").unwrap().get().clone();
+        e.day_sums.clear();
+        let mut inner = Vec::new();
+        e.encode_positional(&mut inner).unwrap();
+        let bytes = stored_history(&[("order_paid", &inner)]);
         let e = rmp_serde::from_slice::<History>(&bytes).unwrap_err();
         assert!(
             e.to_string().contains("1 days with 1 counts and 0 sums"),
             "{e}"
         );
+        // JSON, which spells the columns out, is checked the same way.
+        let mut json = serde_json::to_value(&h).unwrap();
+        json["events"]["order_paid"]["day_sums"] = serde_json::json!([]);
+        let e = serde_json::from_value::<History>(json).unwrap_err();
+        assert!(
+            e.to_string().contains("1 days with 1 counts and 0 sums"),
+            "{e}"
+        );
+    }
+
+    /// A history's stored form as the store writes it: `[{name: bytes}]`.
+    fn stored_history(events: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut out = Vec::new();
+        rmp::encode::write_array_len(&mut out, 1).unwrap();
+        rmp::encode::write_map_len(&mut out, events.len() as u32).unwrap();
+        for (name, bytes) in events {
+            rmp::encode::write_str(&mut out, name).unwrap();
+            rmp::encode::write_bin(&mut out, bytes).unwrap();
+        }
+        out
+    }
+
+    /// A state read from the store decodes an event's history only when
+    /// it is first used, and writes the others back as the bytes it read.
+    #[test]
+    fn histories_read_from_the_store_are_decoded_when_first_used() {
+        let mut h = History::default();
+        for (i, name) in ["order_paid", "checkin", "cart_updated"].iter().enumerate() {
+            h.record(name, at(1, i as u32), &amount(i as i64 + 1));
+            h.record(name, at(2, i as u32), &amount(10));
+        }
+        let mut stored = Vec::new();
+        h.encode_positional(&mut stored).unwrap();
+        assert_eq!(stored, rmp_serde::to_vec(&h).unwrap());
+
+        let mut read: History = rmp_serde::from_slice(&stored).unwrap();
+        let decoded = |h: &History| -> Vec<String> {
+            h.events
+                .iter()
+                .filter(|(_, e)| e.history.get().is_some())
+                .map(|(n, _)| n.clone())
+                .collect()
+        };
+        assert!(decoded(&read).is_empty());
+        assert_eq!(
+            read.sum("checkin", "amount", 30 * 86_400, at(3, 0)),
+            Decimal::from(12)
+        );
+        assert_eq!(decoded(&read), ["checkin"]);
+        // Read, not changed: written back as it was read.
+        let mut again = Vec::new();
+        read.encode_positional(&mut again).unwrap();
+        assert_eq!(again, stored);
+
+        // A change to one event's history leaves the others as bytes.
+        read.record("order_paid", at(3, 1), &amount(5));
+        h.record("order_paid", at(3, 1), &amount(5));
+        assert_eq!(decoded(&read), ["checkin", "order_paid"]);
+        let mut changed = Vec::new();
+        read.encode_positional(&mut changed).unwrap();
+        assert_eq!(changed, rmp_serde::to_vec(&h).unwrap());
+        assert_eq!(read, h);
+        assert_eq!(decoded(&read).len(), 3, "comparing decodes");
+    }
+
+    proptest::proptest! {
+        /// Stored bytes cut short, run on, or with any byte changed are
+        /// refused or decode: never a panic, and never a history that is
+        /// accepted as it is read and then fails to decode.
+        #[test]
+        fn damaged_stored_histories_are_refused_as_they_are_read(
+            cut in 0usize..400,
+            flip in 0usize..400,
+            to in proptest::num::u8::ANY,
+            extra in proptest::bool::ANY,
+        ) {
+            let mut h = History::default();
+            let record = Value::from_json(&serde_json::json!({
+                "amount": 12.5, "sku": "x", "tags": ["a", {"b": 1}], "n": -3
+            }));
+            for i in 0..5 {
+                h.record("order_paid", at(i, 9), &record);
+                h.record("order_paid", at(4, 10 + i), &amount(i64::from(i)));
+            }
+            let mut inner = Vec::new();
+            h.events.get("order_paid").unwrap().get().encode_positional(&mut inner).unwrap();
+            let mut damaged = inner.clone();
+            if flip < damaged.len() {
+                damaged[flip] = to;
+            }
+            damaged.truncate(cut.max(1).min(damaged.len()));
+            if extra {
+                damaged.push(0);
+            }
+            match check_stored(&damaged) {
+                Ok(()) => {
+                    proptest::prop_assert!(
+                        rmp_serde::from_slice::<EventHistory>(&damaged).is_ok(),
+                        "accepted but does not decode"
+                    );
+                }
+                Err(e) => proptest::prop_assert!(damaged != inner, "refused the original: {}", e),
+            }
+        }
     }
 
     #[test]
@@ -921,7 +1257,7 @@ mod tests {
                 ("nothing", 3600 * 3, 0),
             ],
         );
-        let e = h.events.get("order_paid").unwrap();
+        let e = h.events.get("order_paid").unwrap().get();
         assert_eq!(e.day_sums.len(), e.days.len() * 2);
         assert_eq!(e.recent_sums.len(), e.recent.len() * 2);
         let bytes = rmp_serde::to_vec_named(&h).unwrap();
@@ -934,7 +1270,7 @@ mod tests {
         h.record("order_paid", at(5, 9), &amount(1));
         h.record("order_paid", at(2, 9), &amount(2));
         h.record("order_paid", at(5, 8), &amount(4));
-        let e = h.events.get("order_paid").unwrap();
+        let e = h.events.get("order_paid").unwrap().get();
         assert_eq!(e.days, [day(at(2, 9)), day(at(5, 9))]);
         assert_eq!(e.day_counts, [1, 2]);
         assert_eq!(e.day_sums, [Decimal::from(2), Decimal::from(5)]);
@@ -1005,7 +1341,7 @@ mod tests {
         for d in 0..800 {
             h.record("checkin", at(d, 9), &Value::Record(Default::default()));
         }
-        let e = h.events.get("checkin").unwrap();
+        let e = h.events.get("checkin").unwrap().get();
         assert!(e.days.len() <= MAX_DAYS as usize + 1);
         assert!(e.recent.len() <= RECENT);
         let now = at(799, 10);
