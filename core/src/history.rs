@@ -106,6 +106,10 @@ impl Entry {
     }
 }
 
+fn bin_len(bytes: &[u8]) -> u32 {
+    u32::try_from(bytes.len()).expect("a history is far below 4 GiB")
+}
+
 impl PartialEq for Entry {
     fn eq(&self, other: &Entry) -> bool {
         self.get() == other.get()
@@ -161,7 +165,8 @@ impl<'de> Deserialize<'de> for Entry {
 /// Checks an event's stored history without building it (no
 /// allocation): each part is read as what it decodes to, into nothing,
 /// and the columns are held to agree in length, so that a state that
-/// reads is one whose histories decode when they are first used.
+/// reads is one whose histories decode when they are first used. (Bytes
+/// after the end are not looked at, by this or by decoding.)
 fn check_stored(bytes: &[u8]) -> Result<(), String> {
     use check::{Count, Snapshot, Str};
     use waymark_dsl::stored::{Num, Stamp};
@@ -179,12 +184,9 @@ fn check_stored(bytes: &[u8]) -> Result<(), String> {
         recent_sums: Count<Num>,
         truncated_at: Option<Stamp>,
     }
-    let mut cursor = std::io::Cursor::new(bytes);
-    let c = Checked::deserialize(&mut rmp_serde::Deserializer::new(&mut cursor))
-        .map_err(|e| format!("an event's history: {e}"))?;
-    if cursor.position() != bytes.len() as u64 {
-        return Err("an event's history: bytes after its end".into());
-    }
+    // Read in place (from a cursor, rmp_serde would copy each string out).
+    let c: Checked =
+        rmp_serde::from_slice(bytes).map_err(|e| format!("an event's history: {e}"))?;
     let (width, days, times) = (c.fields.0, c.days_at.0, c.recent_at.0);
     if c.day_counts.0 != days || c.day_sums.0 != days * width {
         return Err(ColumnsError::Days {
@@ -699,12 +701,11 @@ impl History {
     /// Starts fetching the history of the event named `name` (the list of
     /// names must be fetched already, or this waits for it).
     pub fn prefetch_event(&self, name: &str) {
-        if let Some(h) = self.events.get(name).and_then(|e| e.history.get()) {
-            // The history's own lines: it spans several.
-            crate::hint::prefetch(&h.total);
-            crate::hint::prefetch(&h.days);
-            crate::hint::prefetch(&h.recent_sums);
-            crate::hint::prefetch(&h.day_totals);
+        if let Some(e) = self.events.get(name) {
+            // The entry's first and last lines (it spans several), by
+            // address: reading whether it is decoded would wait for it.
+            crate::hint::prefetch(&e.history);
+            crate::hint::prefetch(&e.stored);
         }
     }
 
@@ -718,10 +719,24 @@ impl History {
         rmp::encode::write_map_len(out, len)?;
         for (name, h) in self.events.iter() {
             rmp::encode::write_str(out, name)?;
-            let bytes = h.stored()?;
-            let len = u32::try_from(bytes.len()).expect("a history is far below 4 GiB");
-            rmp::encode::write_bin_len(out, len)?;
-            out.extend_from_slice(bytes);
+            if let Some(bytes) = h.stored.get() {
+                rmp::encode::write_bin_len(out, bin_len(bytes))?;
+                out.extend_from_slice(bytes);
+                continue;
+            }
+            // Written in place, then its length put before it, and the
+            // bytes kept in a box of their size (one allocation).
+            let start = out.len();
+            h.get().encode_positional(out)?;
+            let bytes: Box<[u8]> = out[start..].into();
+            let mut head = [0u8; 5];
+            let used = {
+                let mut rest: &mut [u8] = &mut head;
+                rmp::encode::write_bin_len(&mut rest, bin_len(&bytes))?;
+                5 - rest.len()
+            };
+            out.splice(start..start, head[..used].iter().copied());
+            let _ = h.stored.set(bytes);
         }
         Ok(())
     }
