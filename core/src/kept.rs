@@ -6,8 +6,8 @@
 //! anything that can change it goes through `DerefMut`, which forgets the
 //! bytes, so they are never stale (a `&mut` taken and not used to change
 //! anything only costs the next write an encoding). Each event's history
-//! keeps its bytes in the same way (`history.rs`), forgotten where it
-//! records an event.
+//! keeps its bytes too (`history.rs`), and goes further: it is read from
+//! the store as bytes and decoded only when first used.
 
 use std::cell::OnceCell;
 use std::ops::{Deref, DerefMut};
