@@ -273,7 +273,7 @@ fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T> {
 /// changes whenever a stored form does; a store of another format is
 /// refused at open, and a migration is written only when a release needs
 /// one.
-pub const FORMAT: u32 = 20;
+pub const FORMAT: u32 = 21;
 
 /// How long message ids are kept for dedup, at least.
 pub const DEDUP_DAYS: i64 = 7;

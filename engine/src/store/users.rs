@@ -3,9 +3,10 @@
 //! [`UserState::encode_positional`] (the field names of every event's
 //! history would otherwise be most of the bytes written for each event;
 //! nothing in a state skips a field, so positions always match, and
-//! [`decode`] reads either form). Each event's history in it is a byte
-//! string holding that history's own encoding, so a member is read
-//! without decoding the histories an event does not use (see
+//! [`decode`] reads either form). Its event histories are one byte
+//! string in it, each name's history inside that again its own
+//! encoding, so a member is read with two allocations for all its
+//! histories and without decoding those an event does not use (see
 //! `waymark_core::history`). The store also notes which users'
 //! state is past the size limit, so their events can be refused cheaply,
 //! and erases a user from every table at once.
