@@ -149,6 +149,12 @@ impl Entry {
     }
 }
 
+thread_local! {
+    /// Where a changed history is written before it is kept in a box of
+    /// its size: grown once per thread, not once per history.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 fn bin_len(bytes: &[u8]) -> u32 {
     u32::try_from(bytes.len()).expect("a history is far below 4 GiB")
 }
@@ -221,13 +227,20 @@ impl Events {
 
     /// Writes the map of names to their histories' bytes.
     fn encode_map(&self, out: &mut Vec<u8>) -> Result<(), rmp_serde::encode::Error> {
-        let mut scratch = Vec::new();
+        SCRATCH.with_borrow_mut(|scratch| self.encode_map_with(out, scratch))
+    }
+
+    fn encode_map_with(
+        &self,
+        out: &mut Vec<u8>,
+        scratch: &mut Vec<u8>,
+    ) -> Result<(), rmp_serde::encode::Error> {
         // Each history's bytes first (kept, or written now), so that the
         // map's length goes before it and nothing is moved after.
         let mut parts = Vec::with_capacity(self.entries.len());
         let mut len = 0;
         for e in &self.entries {
-            let bytes = e.encoded(&self.stored, &mut scratch)?;
+            let bytes = e.encoded(&self.stored, scratch)?;
             len += str_head(e.name.len()) + e.name.len() + bin_head(bytes.len()) + bytes.len();
             parts.push(bytes);
         }
@@ -244,13 +257,14 @@ impl Events {
 
     /// The length of [`Events::encode_map`]'s bytes, written already.
     fn map_len(&self) -> Result<usize, rmp_serde::encode::Error> {
-        let mut scratch = Vec::new();
-        let mut len = map_head(self.entries.len());
-        for e in &self.entries {
-            let bytes = e.encoded(&self.stored, &mut scratch)?;
-            len += str_head(e.name.len()) + e.name.len() + bin_head(bytes.len()) + bytes.len();
-        }
-        Ok(len)
+        SCRATCH.with_borrow_mut(|scratch| {
+            let mut len = map_head(self.entries.len());
+            for e in &self.entries {
+                let bytes = e.encoded(&self.stored, scratch)?;
+                len += str_head(e.name.len()) + e.name.len() + bin_head(bytes.len()) + bytes.len();
+            }
+            Ok(len)
+        })
     }
 
     /// Reads the map of names to history bytes, kept as `bytes`.
@@ -261,7 +275,8 @@ impl Events {
         if names > MAX_NAMES * 2 {
             return Err(framing(&format!("{names} event names")));
         }
-        let mut entries: Vec<Entry> = Vec::with_capacity(names);
+        // Room for one more: an event of a name not seen before adds it.
+        let mut entries: Vec<Entry> = Vec::with_capacity(names + 1);
         for _ in 0..names {
             let len = rmp::decode::read_str_len(&mut rest).map_err(|e| framing(&e))? as usize;
             let name = rest

@@ -348,6 +348,10 @@ impl<K: Kv> Store<K> {
     /// `Y/` again.
     pub(super) fn remember_slot(&self, user: &str, slot: u64) {
         let mut r = self.remembered();
+        // Mostly remembered already (read with every read of the user).
+        if r.slots.get(user) == Some(&slot) {
+            return;
+        }
         if r.slots.len() >= REMEMBERED {
             r.slots.clear();
         }
