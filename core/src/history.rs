@@ -144,7 +144,10 @@ impl Entry {
         self.get(stored).encode_positional(scratch)?;
         match &self.bytes {
             Bytes::Own(bytes) => Ok(bytes.get_or_init(|| scratch[..].into())),
-            Bytes::Stored(..) => unreachable!("stored bytes are kept"),
+            // Ranges are checked as they are read: not reached.
+            Bytes::Stored(..) => Err(rmp_serde::encode::Error::Syntax(
+                "an event's history is not where its place says".into(),
+            )),
         }
     }
 }
@@ -267,7 +270,7 @@ impl Events {
         })
     }
 
-    /// Reads the map of names to history bytes, kept as `bytes`.
+    /// Reads the map of names to history bytes, keeping `stored` whole.
     fn read(stored: Box<[u8]>) -> Result<Events, String> {
         let framing = |e: &dyn std::fmt::Display| format!("event histories: {e}");
         let mut rest: &[u8] = &stored;

@@ -22,7 +22,7 @@
 
 use super::keys::{key, prefix_end, user_part};
 use super::{Kv, Op, Result, Store, StoreError};
-use aes_gcm_siv::aead::{Aead, KeyInit, Payload};
+use aes_gcm_siv::aead::{Aead, AeadInPlace, KeyInit, Payload};
 use aes_gcm_siv::{Aes256GcmSiv, Nonce};
 use std::collections::HashMap;
 use std::fs::File;
@@ -33,6 +33,8 @@ use std::sync::Mutex;
 /// The first byte of a sealed value.
 const SEALED: u8 = 1;
 const HEADER: usize = 1 + 8 + 12;
+/// The length of the tag after a sealed value's ciphertext.
+const TAG: usize = 16;
 
 /// Where per-user keys are kept: slots that can be overwritten for good.
 pub trait KeyTable: Send + Sync + std::fmt::Debug {
@@ -167,26 +169,23 @@ fn next_nonce() -> Result<[u8; 12]> {
 pub fn seal(slot: u64, key: &[u8; 32], at: &[u8], plain: &[u8]) -> Result<Vec<u8>> {
     let nonce = next_nonce()?;
     let cipher = Aes256GcmSiv::new(key.into());
-    let sealed = cipher
-        .encrypt(
-            Nonce::from_slice(&nonce),
-            Payload {
-                msg: plain,
-                aad: at,
-            },
-        )
-        .map_err(|_| StoreError::Backend("sealing a value failed".into()))?;
-    let mut out = Vec::with_capacity(HEADER + sealed.len());
+    // Encrypted where it goes, after the header, then the tag: one
+    // allocation, where the cipher's own output was a second, copied.
+    let mut out = Vec::with_capacity(HEADER + plain.len() + TAG);
     out.push(SEALED);
     out.extend_from_slice(&slot.to_be_bytes());
     out.extend_from_slice(&nonce);
-    out.extend_from_slice(&sealed);
+    out.extend_from_slice(plain);
+    let tag = cipher
+        .encrypt_in_place_detached(Nonce::from_slice(&nonce), at, &mut out[HEADER..])
+        .map_err(|_| StoreError::Backend("sealing a value failed".into()))?;
+    out.extend_from_slice(&tag);
     Ok(out)
 }
 
 /// The slot a sealed value was sealed under.
 pub fn slot_of(at: &[u8], bytes: &[u8]) -> Result<u64> {
-    if bytes.len() < HEADER + 16 || bytes[0] != SEALED {
+    if bytes.len() < HEADER + TAG || bytes[0] != SEALED {
         return Err(StoreError::Corrupt {
             key: String::from_utf8_lossy(at).into_owned(),
             message: "not a sealed value".into(),
