@@ -228,37 +228,25 @@ impl Events {
         })
     }
 
-    /// Writes the map of names to their histories' bytes.
-    fn encode_map(&self, out: &mut Vec<u8>) -> Result<(), rmp_serde::encode::Error> {
-        SCRATCH.with_borrow_mut(|scratch| self.encode_map_with(out, scratch))
+    /// Writes the map of names to their histories' bytes: as many bytes
+    /// as [`Events::map_len`] says, which writes the changed histories.
+    fn write_map(&self, out: &mut Vec<u8>) -> Result<(), rmp_serde::encode::Error> {
+        SCRATCH.with_borrow_mut(|scratch| {
+            let names = u32::try_from(self.entries.len()).expect("at most MAX_NAMES event names");
+            rmp::encode::write_map_len(out, names)?;
+            for e in &self.entries {
+                let bytes = e.encoded(&self.stored, scratch)?;
+                rmp::encode::write_str(out, &e.name)?;
+                rmp::encode::write_bin_len(out, bin_len(bytes))?;
+                out.extend_from_slice(bytes);
+            }
+            Ok(())
+        })
     }
 
-    fn encode_map_with(
-        &self,
-        out: &mut Vec<u8>,
-        scratch: &mut Vec<u8>,
-    ) -> Result<(), rmp_serde::encode::Error> {
-        // Each history's bytes first (kept, or written now), so that the
-        // map's length goes before it and nothing is moved after.
-        let mut parts = Vec::with_capacity(self.entries.len());
-        let mut len = 0;
-        for e in &self.entries {
-            let bytes = e.encoded(&self.stored, scratch)?;
-            len += str_head(e.name.len()) + e.name.len() + bin_head(bytes.len()) + bytes.len();
-            parts.push(bytes);
-        }
-        out.reserve(len + 5);
-        let names = u32::try_from(self.entries.len()).expect("at most MAX_NAMES event names");
-        rmp::encode::write_map_len(out, names)?;
-        for (e, bytes) in self.entries.iter().zip(parts) {
-            rmp::encode::write_str(out, &e.name)?;
-            rmp::encode::write_bin_len(out, bin_len(bytes))?;
-            out.extend_from_slice(bytes);
-        }
-        Ok(())
-    }
-
-    /// The length of [`Events::encode_map`]'s bytes, written already.
+    /// The length of [`Events::write_map`]'s bytes. Each history that
+    /// changed is written here (and kept), so that the length can go
+    /// before the map and the map is then a copy of kept bytes.
     fn map_len(&self) -> Result<usize, rmp_serde::encode::Error> {
         SCRATCH.with_borrow_mut(|scratch| {
             let mut len = map_head(self.entries.len());
@@ -363,8 +351,9 @@ impl Serialize for Events {
             }
             map.end()
         } else {
-            let mut out = Vec::new();
-            self.encode_map(&mut out)
+            let len = self.map_len().map_err(serde::ser::Error::custom)?;
+            let mut out = Vec::with_capacity(len);
+            self.write_map(&mut out)
                 .map_err(serde::ser::Error::custom)?;
             s.serialize_bytes(&out)
         }
@@ -825,7 +814,8 @@ impl History {
         rmp::encode::write_array_len(out, 1)?;
         let len = self.events.map_len()?;
         rmp::encode::write_bin_len(out, u32::try_from(len).expect("far below 4 GiB"))?;
-        self.events.encode_map(out)
+        out.reserve(len);
+        self.events.write_map(out)
     }
 
     /// Plain JSON for exports: per event name its total, first and last
