@@ -799,7 +799,7 @@ impl History {
         if let Ok(i) = self.events.position(name)
             && let Some(h) = self.events.entries[i].history.get()
         {
-            // Its first and last lines: it spans several.
+            // Two of its fields, lines apart: it spans several.
             crate::hint::prefetch(&h.total);
             crate::hint::prefetch(&h.day_totals);
         }
@@ -1275,7 +1275,8 @@ mod tests {
         );
 
         let whole = stored_history(&[("add", &two)]);
-        // The map's bytes start after the array and bin heads (2 bytes).
+        // The map's bytes start after the array's head (one byte) and
+        // the byte string's (two).
         for cut in 3..whole.len() {
             let mut short = stored_history(&[]);
             short.truncate(1);
