@@ -17,7 +17,7 @@
 //! that it works. `WAYMARK_BENCH_SECONDS=N` sets each phase's length,
 //! `WAYMARK_BENCH_RATES=100,500,…` the offered `/v1/track` rates,
 //! `WAYMARK_BENCH_CONNECTIONS=1,4,…` the `/v1/batch` connection counts
-//! (empty: no batch rows).
+//! (either empty: no rows of that kind).
 
 use serde_json::json;
 use std::sync::Arc;
@@ -181,16 +181,12 @@ fn main() {
     let port = free_port();
     let mut daemon = start_daemon(&dir, port, &dir.join("daemon.log"));
     let connections: Vec<usize> = match std::env::var("WAYMARK_BENCH_CONNECTIONS") {
-        Ok(list) => list
-            .split(',')
-            .filter(|c| !c.trim().is_empty())
-            .map(|c| c.trim().parse().unwrap())
-            .collect(),
+        Ok(list) => numbers("WAYMARK_BENCH_CONNECTIONS", &list),
         Err(_) if full => vec![1, 4, 16],
         Err(_) => vec![2],
     };
     let rates: Vec<u64> = match std::env::var("WAYMARK_BENCH_RATES") {
-        Ok(list) => list.split(',').map(|r| r.trim().parse().unwrap()).collect(),
+        Ok(list) => numbers("WAYMARK_BENCH_RATES", &list),
         Err(_) if full => vec![100, 500, 1000],
         Err(_) => vec![50],
     };
@@ -275,4 +271,21 @@ fn main() {
         .map(|(le, n)| format!("≤{le}s: {n}"))
         .collect();
     println!("commits by duration (cumulative): {}", buckets.join(", "));
+}
+
+/// A comma-separated list of numbers from the variable `name` (empty:
+/// none, so that part of the bench is skipped); anything else stops the
+/// bench saying which variable and which entry.
+fn numbers<T: std::str::FromStr>(name: &str, list: &str) -> Vec<T>
+where
+    T::Err: std::fmt::Display,
+{
+    list.split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(|n| {
+            n.parse()
+                .unwrap_or_else(|e| panic!("{name}: {n:?} is not a number: {e}"))
+        })
+        .collect()
 }
