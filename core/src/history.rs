@@ -1278,10 +1278,9 @@ mod tests {
         // The map's bytes start after the array's head (one byte) and
         // the byte string's (two).
         for cut in 3..whole.len() {
-            let mut short = stored_history(&[]);
-            short.truncate(1);
-            let map = &whole[3..cut];
-            rmp::encode::write_bin(&mut short, map).unwrap();
+            let mut short = Vec::new();
+            rmp::encode::write_array_len(&mut short, 1).unwrap();
+            rmp::encode::write_bin(&mut short, &whole[3..cut]).unwrap();
             let e = rmp_serde::from_slice::<History>(&short).unwrap_err();
             assert!(
                 e.to_string().contains("event histories"),
