@@ -81,6 +81,27 @@ fn a_batch_is_acknowledged_only_once_it_is_in_the_store() {
 }
 
 #[test]
+fn looking_for_due_timers_when_none_is_due_does_not_wait_for_the_batch_in_flight() {
+    // The daemon's writer asks for due timers after every batch: waiting
+    // for the batch in flight each time held the next batch until the
+    // last one was flushed.
+    let kv = slow();
+    let mut rt = runtime(&kv, 100);
+    let outcomes = Outcomes::default();
+    rt.ingest_pipelined(&[paid("u1", "m1")], t(START), note(&outcomes, "b1"))
+        .unwrap();
+    let mut fired = Vec::new();
+    let caught_up = rt
+        .advance_some(t(START), 4, &mut |records| fired.extend(records))
+        .unwrap();
+    assert!(caught_up && fired.is_empty(), "nothing was due");
+    assert!(outcomes.lock().unwrap().is_empty(), "b1 is still in flight");
+    assert!(rt.committing());
+    rt.drain().unwrap();
+    assert_eq!(*outcomes.lock().unwrap(), vec![("b1".to_string(), Ok(()))]);
+}
+
+#[test]
 fn the_next_batch_sees_the_users_and_message_ids_of_the_one_in_flight() {
     for cached in [0, 100] {
         let kv = slow();

@@ -69,6 +69,13 @@ impl<K: Kv + Clone + 'static> Runtime<K> {
             }
         }
         let mut left = pages;
+        // Whether this call handed pages over: what they fire moves
+        // timers, so they are applied before the timers are read again.
+        // A batch of events in flight was waited for above only if
+        // something is due: the daemon's writer asks after every batch,
+        // and waiting each time held the next batch until the last was
+        // flushed.
+        let mut handed_over = false;
         // A schedule's fire cut short by the last call goes on first.
         if let Some(fire) = self.schedule_fire.take() {
             let at = fire.at;
@@ -76,11 +83,13 @@ impl<K: Kv + Clone + 'static> Runtime<K> {
                 return Ok(false);
             }
             self.schedules_done = Some(at);
+            handed_over = true;
         }
         loop {
-            // A page of timers handed over last reads as fired only once
-            // it is applied.
-            self.drain()?;
+            if handed_over {
+                self.drain()?;
+            }
+            handed_over = true;
             let timer = self.store.next_due()?;
             let after = self.schedules_done.unwrap_or(until);
             let due = self.deployment.next_due(timer, after, until);
