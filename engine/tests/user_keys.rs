@@ -13,7 +13,9 @@ use support::*;
 use waymark_core::journal::{Kind, Record};
 use waymark_core::model::UserState;
 use waymark_engine::runtime::effects;
-use waymark_engine::store::{Batch, FORMAT, Kv, MemoryKv, Op, SledKv, Store, StoreError};
+use waymark_engine::store::{
+    Batch, FORMAT, Kv, MemoryKv, MergeWrite, Op, SledKv, Store, StoreError,
+};
 
 fn start() -> DateTime<Utc> {
     t("2025-11-10T00:00:00Z")
@@ -348,4 +350,60 @@ proptest! {
         let long = format!("{short}{suffix}");
         check_pair(sled, &short, &long, true);
     }
+}
+
+/// The users with a `Y/` key of their own, as `Y/{id}` without the id's end.
+fn slot_keys(store: &Store<MemoryKv>) -> Vec<String> {
+    store
+        .kv()
+        .range(b"Y/", b"Y0", usize::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| String::from_utf8_lossy(&k[..k.len() - 2]).into_owned())
+        .collect()
+}
+
+#[test]
+fn a_users_state_says_their_keys_slot_and_a_profile_merged_away_keeps_its_key_until_erased() {
+    let store = memory();
+    let mut batch = Batch::default();
+    batch.users.push((UserState::new("alice"), None));
+    batch.users.push((UserState::new("anon-1"), None));
+    // Bob has records and no state (every input of his refused, say).
+    batch.journal.push(Record::new(start(), "bob", Kind::Error));
+    store.commit(batch).unwrap();
+    // Only Bob's slot has a key of its own: a key per user beside their
+    // state is sled memory for every page of them.
+    assert_eq!(slot_keys(&store), ["Y/bob"]);
+
+    // Anonymous merged into Alice: their state goes, their journal stays
+    // sealed under their key, so `Y/` says its slot from now on.
+    let anon = store.user("anon-1").unwrap().unwrap();
+    let mut alice = store.user("alice").unwrap().unwrap();
+    alice.merged_ids.push("anon-1".into());
+    let mut batch = Batch::default();
+    batch
+        .merges
+        .push(MergeWrite::new("anon-1", Some(&(anon, None)), "alice"));
+    batch.users.push((alice, None));
+    store.commit(batch).unwrap();
+    assert_eq!(slot_keys(&store), ["Y/anon-1", "Y/bob"]);
+    let slot_at = |key: &[u8]| {
+        let value = store.kv().get(key).unwrap().unwrap();
+        u64::from_be_bytes(value.try_into().unwrap())
+    };
+    let anon_slot = slot_at(b"Y/anon-1\0\x01");
+    let alice_state = store.kv().get(b"u/alice\0\x01").unwrap().unwrap();
+    let alice_slot = u64::from_be_bytes(alice_state[1..9].try_into().unwrap());
+    assert_ne!(anon_slot, alice_slot);
+
+    // A store that remembers nothing (a restarted daemon) finds both keys
+    // from Alice's state and `Y/`, and erasing her destroys both.
+    let restarted = Store::new(store.kv().clone());
+    restarted.erase_user("alice").unwrap();
+    let keys = store.kv().keys();
+    assert_eq!(keys.read(alice_slot).unwrap(), None);
+    assert_eq!(keys.read(anon_slot).unwrap(), None);
+    assert_eq!(slot_keys(&store), ["Y/bob"]);
+    assert!(keys.read(slot_at(b"Y/bob\0\x01")).unwrap().is_some());
 }

@@ -228,7 +228,7 @@ mod tests {
                 journal.push(Record::new(at, "other", Kind::Tag));
             }
             let mut ops = Vec::new();
-            let seals = store.seals(["u", "other"], &mut ops).unwrap();
+            let seals = store.seals([], ["u", "other"], &mut ops).unwrap();
             seq = Store::<MemoryKv>::write_journal(&journal, seq, &seals, &mut ops).unwrap();
             crate::store::sealed::seal_pending(&mut ops, &seals.into_pending()).unwrap();
             store.kv.apply(ops).unwrap();

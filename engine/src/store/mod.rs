@@ -29,7 +29,7 @@
 //! | `g` | state shared by all users | [`globals`] |
 //! | `i/{n}` | inputs deferred by a batch that used up its step budget, in arrival order (`n` big-endian), until a later batch runs them | [`globals`] |
 //! | `H` | the time of the last write probe (see [`Store::probe`]) | here |
-//! | `Y/{user}`, `Y` | the slot of the user's key in the backend's key table ([`Kv::keys`]); the next free slot | [`sealed`] |
+//! | `Y/{user}`, `Y` | the slot of the user's key in the backend's key table ([`Kv::keys`]) when their state does not say it (they have none, or were merged away); the next free slot | [`sealed`] |
 //! | `Z/{slot}` | a key an erasure is destroying, until it is zeroed | [`sealed`] |
 //!
 //! `{user}` (and `{coupon}`) is the id as `keys::user_part` writes it,
@@ -273,7 +273,7 @@ fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T> {
 /// changes whenever a stored form does; a store of another format is
 /// refused at open, and a migration is written only when a release needs
 /// one.
-pub const FORMAT: u32 = 21;
+pub const FORMAT: u32 = 22;
 
 /// How long message ids are kept for dedup, at least.
 pub const DEDUP_DAYS: i64 = 7;
@@ -382,11 +382,11 @@ impl<K: Kv> Store<K> {
         // The key of everyone something is written of (made, durably, for
         // those who have none yet).
         let seals = self.seals(
+            batch.users.iter().map(|(u, _)| u.id.as_str()),
             batch
-                .users
+                .journal
                 .iter()
-                .map(|(u, _)| u.id.as_str())
-                .chain(batch.journal.iter().map(|r| r.user.as_str()))
+                .map(|r| r.user.as_str())
                 .chain(batch.settled.iter().filter_map(|s| match s {
                     Settled::DeadLettered { entry, .. } => Some(entry.record.user.as_str()),
                     Settled::Delivered { .. } => None,
@@ -402,6 +402,17 @@ impl<K: Kv> Store<K> {
             &mut ops,
             &mut timers,
         )?;
+        // A profile merged away loses its state, which said its key's
+        // slot: from now `Y/` says it (its journal stays sealed under it,
+        // and erasing the survivor destroys it).
+        for m in batch.merges.iter().filter(|m| m.stored.is_some()) {
+            if let Some(slot) = self.user_slot(&m.absorbed)? {
+                ops.push(Op::Put(
+                    sealed::slot_key(&m.absorbed),
+                    slot.to_be_bytes().to_vec(),
+                ));
+            }
+        }
         Self::write_merges(&batch.merges, &mut ops, &mut timers);
         self.write_claims(&batch.claims, &mut ops);
         self.dedup().record(&self.kv, &batch.dedup, &mut ops)?;

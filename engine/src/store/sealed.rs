@@ -10,9 +10,14 @@
 //! from its files; sealed, what lingers there is ciphertext whose key is
 //! gone.
 //!
-//! `Y/{user}` says which slot holds a user's key (allocated, with a fresh
-//! random key, the first time something of theirs is written; `Y` is the
-//! next free slot). A sealed value says its slot itself: `1`, the slot
+//! A user's slot is allocated, with a fresh random key, the first time
+//! something of theirs is written (`Y` is the next free slot). Their
+//! state's sealed value says the slot; `Y/{user}` says it only for a user
+//! whose state does not (one with records or deferred inputs and no state
+//! yet, or one merged into another profile, whose state is gone): a key
+//! per user beside their state cost sled memory for every page of them,
+//! and a restarted daemon with 10M users held ~700 MiB of it, twice what
+//! their states alone take. A sealed value says its slot itself: `1`, the slot
 //! (8 bytes big-endian), a 12-byte nonce, then the ciphertext and
 //! its tag; the key it is under is additional data, so a value moved to
 //! another key does not open. Erasing writes `Z/{slot}` for each slot of
@@ -305,7 +310,7 @@ impl<K: Kv> Seals<'_, K> {
 /// What the store remembers of keys.
 #[derive(Default)]
 pub(super) struct Remembered {
-    /// Slots by user id, as in `Y/`.
+    /// Slots by user id, as their states or `Y/` say.
     slots: foldhash::HashMap<String, u64>,
     /// Keys by slot, as in the key table.
     keys: foldhash::HashMap<u64, [u8; 32]>,
@@ -314,7 +319,7 @@ pub(super) struct Remembered {
     next: Option<u64>,
 }
 
-fn slot_key(user: &str) -> Vec<u8> {
+pub(super) fn slot_key(user: &str) -> Vec<u8> {
     key("Y", &[&user_part(user)])
 }
 
@@ -325,26 +330,30 @@ impl<K: Kv> Store<K> {
             .expect("no panics while holding the lock")
     }
 
-    /// The slot of `user`'s key, if they have one.
+    /// The slot of `user`'s key, if they have one: as their state's sealed
+    /// value says, or else `Y/`.
     pub(super) fn user_slot(&self, user: &str) -> Result<Option<u64>> {
         if let Some(slot) = self.remembered().slots.get(user) {
             return Ok(Some(*slot));
         }
-        let slot = self
-            .kv
-            .get(&slot_key(user))?
-            .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
-            .map(u64::from_be_bytes);
+        let state = key("u", &[&user_part(user)]);
+        let slot = match self.kv.get(&state)? {
+            Some(sealed) => Some(slot_of(&state, &sealed)?),
+            None => self
+                .kv
+                .get(&slot_key(user))?
+                .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+                .map(u64::from_be_bytes),
+        };
         if let Some(slot) = slot {
             self.remember_slot(user, slot);
         }
         Ok(slot)
     }
 
-    /// Remembers that `user`'s key is in `slot`, as read from `Y/` or
-    /// from their state's sealed value (a state is sealed under its
-    /// owner's key): the next batch that writes for them need not read
-    /// `Y/` again.
+    /// Remembers that `user`'s key is in `slot`, as read from their
+    /// state's sealed value (a state is sealed under its owner's key) or
+    /// `Y/`: the next batch that writes for them need not read either.
     pub(super) fn remember_slot(&self, user: &str, slot: u64) {
         let mut r = self.remembered();
         // Mostly remembered already (read with every read of the user).
@@ -357,16 +366,20 @@ impl<K: Kv> Store<K> {
         r.slots.insert(user.to_string(), slot);
     }
 
-    /// The slots of `users`, a key made (and written to the key table,
-    /// durably) for each who has none, its `Y/` entry added to `ops`.
+    /// The slots of `stated` (users whose state the batch writes) and
+    /// `others`, a key made (and written to the key table, durably) for
+    /// each who has none; for one of `others`, a `Y/` entry added to
+    /// `ops` (the state of one of `stated` says its slot).
     pub(super) fn seals<'a>(
         &self,
-        users: impl IntoIterator<Item = &'a str>,
+        stated: impl IntoIterator<Item = &'a str>,
+        others: impl IntoIterator<Item = &'a str>,
         ops: &mut Vec<Op>,
     ) -> Result<Seals<'_, K>> {
         let mut slots = foldhash::HashMap::default();
         let mut fresh = Vec::new();
-        for user in users {
+        let stated = stated.into_iter().map(|u| (u, true));
+        for (user, has_state) in stated.chain(others.into_iter().map(|u| (u, false))) {
             if slots.contains_key(user) {
                 continue;
             }
@@ -384,7 +397,9 @@ impl<K: Kv> Store<K> {
                     };
                     let key = new_key()?;
                     fresh.push((next, key));
-                    ops.push(Op::Put(slot_key(user), next.to_be_bytes().to_vec()));
+                    if !has_state {
+                        ops.push(Op::Put(slot_key(user), next.to_be_bytes().to_vec()));
+                    }
                     let mut r = self.remembered();
                     r.next = Some(next + 1);
                     if r.slots.len() >= REMEMBERED {
