@@ -131,7 +131,7 @@ fn tracks(port: u16, rate: u64, length: Duration) -> TrackRow {
     let calls = (rate as f64 * length.as_secs_f64()) as u64;
     let late = Arc::new(AtomicU64::new(0));
     let next = Arc::new(AtomicU64::new(0));
-    let (latencies, start) = runtime.block_on(async {
+    let (mut latencies, start): (Vec<Duration>, _) = runtime.block_on(async {
         let start = tokio::time::Instant::now() + Duration::from_millis(100);
         let connections: Vec<_> = (0..TRACK_CONNECTIONS)
             .map(|c| {
@@ -172,7 +172,6 @@ fn tracks(port: u16, rate: u64, length: Duration) -> TrackRow {
         }
         (latencies, start)
     });
-    let mut latencies: Vec<Duration> = latencies;
     let elapsed = start.elapsed();
     latencies.sort();
     TrackRow {

@@ -225,7 +225,8 @@ pub fn open(key: &[u8; 32], at: &[u8], bytes: &[u8]) -> Result<Vec<u8>> {
 pub type Opened = (Vec<u8>, Option<Vec<u8>>);
 
 /// At most this many slots and keys are remembered; past it the memory
-/// starts again (a cache: `Y/` and the key table say the same).
+/// starts again (a cache: users' states, `Y/` and the key table say the
+/// same).
 const REMEMBERED: usize = 100_000;
 
 /// A user's key, kept out of `Debug` output.
