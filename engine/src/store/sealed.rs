@@ -224,7 +224,7 @@ pub fn open(key: &[u8; 32], at: &[u8], bytes: &[u8]) -> Result<Vec<u8>> {
 /// that is gone).
 pub type Opened = (Vec<u8>, Option<Vec<u8>>);
 
-/// At most this many slots and keys are remembered; past it the memory
+/// At most this many keys, and twice as many slots, are remembered; past it the memory
 /// starts again (a cache: users' states, `Y/` and the key table say the
 /// same).
 const REMEMBERED: usize = 100_000;
@@ -313,11 +313,32 @@ impl<K: Kv> Seals<'_, K> {
 pub(super) struct Remembered {
     /// Slots by user id, as their states or `Y/` say.
     slots: foldhash::HashMap<String, u64>,
+    /// What `slots` held when it last filled, still read: a slot made by
+    /// a batch not yet applied is in neither the store's states nor `Y/`,
+    /// and forgetting it at once would give its user a second slot in
+    /// the next batch.
+    older: foldhash::HashMap<String, u64>,
     /// Keys by slot, as in the key table.
     keys: foldhash::HashMap<u64, [u8; 32]>,
     /// The next free slot, once read (like the journal's sequence
     /// number, taken by prepared batches before they are applied).
     next: Option<u64>,
+}
+
+impl Remembered {
+    fn slot(&self, user: &str) -> Option<u64> {
+        self.slots
+            .get(user)
+            .or_else(|| self.older.get(user))
+            .copied()
+    }
+
+    fn keep_slot(&mut self, user: &str, slot: u64) {
+        if self.slots.len() >= REMEMBERED {
+            self.older = std::mem::take(&mut self.slots);
+        }
+        self.slots.insert(user.to_string(), slot);
+    }
 }
 
 pub(super) fn slot_key(user: &str) -> Vec<u8> {
@@ -334,8 +355,8 @@ impl<K: Kv> Store<K> {
     /// The slot of `user`'s key, if they have one: as their state's sealed
     /// value says, or else `Y/`.
     pub(super) fn user_slot(&self, user: &str) -> Result<Option<u64>> {
-        if let Some(slot) = self.remembered().slots.get(user) {
-            return Ok(Some(*slot));
+        if let Some(slot) = self.remembered().slot(user) {
+            return Ok(Some(slot));
         }
         let state = key("u", &[&user_part(user)]);
         let slot = match self.kv.get(&state)? {
@@ -361,10 +382,7 @@ impl<K: Kv> Store<K> {
         if r.slots.get(user) == Some(&slot) {
             return;
         }
-        if r.slots.len() >= REMEMBERED {
-            r.slots.clear();
-        }
-        r.slots.insert(user.to_string(), slot);
+        r.keep_slot(user, slot);
     }
 
     /// The slots of `stated` (users whose state the batch writes) and
@@ -403,10 +421,7 @@ impl<K: Kv> Store<K> {
                     }
                     let mut r = self.remembered();
                     r.next = Some(next + 1);
-                    if r.slots.len() >= REMEMBERED {
-                        r.slots.clear();
-                    }
-                    r.slots.insert(user.to_string(), next);
+                    r.keep_slot(user, next);
                     next
                 }
             };
@@ -435,6 +450,7 @@ impl<K: Kv> Store<K> {
     pub(super) fn forget_slots(&self) {
         let mut r = self.remembered();
         r.slots.clear();
+        r.older.clear();
         r.next = None;
     }
 
@@ -549,6 +565,22 @@ impl<K: Kv> Store<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_slot_made_by_a_batch_not_yet_applied_outlives_the_memory_filling() {
+        let store = Store::open(crate::store::MemoryKv::default()).unwrap();
+        let mut ops = Vec::new();
+        let made = store.seals(["x"], [], &mut ops).unwrap().slots["x"];
+        // The batch is not applied: the store holds neither x's state nor
+        // `Y/x`, and the memory of slots fills meanwhile.
+        for i in 0..REMEMBERED {
+            store.remember_slot(&format!("u{i}"), 1_000_000 + i as u64);
+        }
+        let mut next = Vec::new();
+        let again = store.seals(["x"], [], &mut next).unwrap().slots["x"];
+        assert_eq!(again, made, "one user, one slot");
+        assert!(next.is_empty(), "no second key was made");
+    }
 
     #[test]
     fn a_value_opens_with_its_key_at_its_place_only() {
