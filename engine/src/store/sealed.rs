@@ -224,9 +224,9 @@ pub fn open(key: &[u8; 32], at: &[u8], bytes: &[u8]) -> Result<Vec<u8>> {
 /// that is gone).
 pub type Opened = (Vec<u8>, Option<Vec<u8>>);
 
-/// At most this many keys, and twice as many slots, are remembered; past it the memory
-/// starts again (a cache: users' states, `Y/` and the key table say the
-/// same).
+/// At most this many keys, and twice as many slots, are remembered; past
+/// it the memory starts again (a cache: users' states, `Y/` and the key
+/// table say the same).
 const REMEMBERED: usize = 100_000;
 
 /// A user's key, kept out of `Debug` output.
