@@ -296,7 +296,7 @@ fn metrics_are_valid_exposition_and_count_what_happened() {
     // user is kept decoded.
     assert_eq!(
         line("waymark_user_cache_capacity "),
-        "waymark_user_cache_capacity 20000"
+        "waymark_user_cache_capacity 100000"
     );
     assert_eq!(
         line("waymark_user_cache_users "),

@@ -200,6 +200,16 @@ impl Events {
         self.entries.len()
     }
 
+    /// Drops every decoded history that is also kept as bytes.
+    fn shed_decoded(&mut self) {
+        let Events { stored, entries } = self;
+        for e in entries {
+            if e.history.get().is_some() && e.kept(stored).is_some() {
+                e.history = OnceCell::new();
+            }
+        }
+    }
+
     fn contains(&self, name: &str) -> bool {
         self.position(name).is_ok()
     }
@@ -780,6 +790,13 @@ fn day(t: DateTime<Utc>) -> i64 {
 }
 
 impl History {
+    /// Drops the decoded form of every event's history that is kept as
+    /// the bytes it was read or last written as: it is decoded again
+    /// when next read.
+    pub fn shed_decoded(&mut self) {
+        self.events.shed_decoded();
+    }
+
     /// The history of the event named `name`, if any.
     fn event(&self, name: &str) -> Option<&EventHistory> {
         self.events.get(name)
@@ -1331,6 +1348,51 @@ mod tests {
         assert_eq!(changed, rmp_serde::to_vec(&h).unwrap());
         assert_eq!(read, h);
         assert_eq!(decoded(&read).len(), 3, "comparing decodes");
+    }
+
+    /// Shedding keeps only what is also kept as bytes: a history written
+    /// since it changed goes back to its bytes, one changed after it was
+    /// written stays decoded, and either way the history reads and
+    /// writes as before.
+    #[test]
+    fn shedding_drops_only_histories_kept_as_bytes_and_loses_no_change() {
+        let mut h = History::default();
+        for (i, name) in ["order_paid", "checkin", "cart_updated"].iter().enumerate() {
+            h.record(name, at(1, i as u32), &amount(i as i64 + 1));
+        }
+        let decoded = |h: &History| -> Vec<String> {
+            h.events
+                .entries
+                .iter()
+                .filter(|e| e.history.get().is_some())
+                .map(|e| e.name.to_string())
+                .collect()
+        };
+        // Made here and never written: nothing is kept as bytes yet.
+        let before = h.clone();
+        h.shed_decoded();
+        assert_eq!(decoded(&h).len(), 3);
+        assert_eq!(h, before);
+
+        let mut written = Vec::new();
+        h.encode_positional(&mut written).unwrap();
+        // One history changes after the write: its bytes are stale.
+        h.record("checkin", at(2, 0), &amount(7));
+        let expected = h.clone();
+        h.shed_decoded();
+        assert_eq!(decoded(&h), ["checkin"]);
+        assert_eq!(
+            h.sum("checkin", "amount", 30 * 86_400, at(3, 0)),
+            Decimal::from(9)
+        );
+        assert_eq!(
+            h.sum("order_paid", "amount", 30 * 86_400, at(3, 0)),
+            Decimal::from(1)
+        );
+        let mut again = Vec::new();
+        h.encode_positional(&mut again).unwrap();
+        assert_eq!(again, rmp_serde::to_vec(&expected).unwrap());
+        assert_eq!(h, expected);
     }
 
     /// A snapshot holding every kind of value is stored and read back as
