@@ -69,7 +69,6 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 fn simulate(args: &SimulateArgs) -> Result<ExitCode> {
-    without_huge_pages();
     let Some(until) = waymark_dsl::parser::parse_duration(&args.until) else {
         bail!(
             "--until: `{}` is not a duration such as 30d, 12h or 0d",
@@ -482,20 +481,6 @@ impl Lookup {
             user: UserNumbers::hash(input.user()),
         }
     }
-}
-
-/// Turns transparent huge pages off for this process (on Linux; elsewhere
-/// it does nothing). A preview makes its memory once, in a short run:
-/// with huge pages, when the system's free memory is fragmented (as after
-/// other large processes ran) the kernel compacts memory to make one at
-/// many first touches, and the run waited on that. The peers harness, which
-/// runs two other engines between runs (`vs.sh`, medians of 3, same hour):
-/// 1,003,878 -> 1,327,650 events/s. The daemon keeps them: its `/v1/batch`
-/// took 10-25% more events a second with them (see the workspace's
-/// mimalloc).
-fn without_huge_pages() {
-    #[cfg(target_os = "linux")]
-    let _ = nix::sys::prctl::set_thp_disable(true);
 }
 
 /// The input of line `i` of a chunk, with its user's number.
