@@ -782,6 +782,115 @@ mod tests {
         holds_every(&mut Seen::default(), &kv, 0..n);
     }
 
+    /// A backend that records each write's keys and stops taking writes
+    /// after `budget` of them, as a process killed mid-job would.
+    struct Stopping {
+        kv: MemoryKv,
+        budget: std::sync::atomic::AtomicUsize,
+        writes: std::sync::Mutex<Vec<Vec<Vec<u8>>>>,
+    }
+
+    impl Stopping {
+        fn new(kv: &MemoryKv, budget: usize) -> Stopping {
+            Stopping {
+                kv: kv.clone(),
+                budget: budget.into(),
+                writes: Default::default(),
+            }
+        }
+    }
+
+    impl Kv for Stopping {
+        fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+            self.kv.get(key)
+        }
+        fn apply(&self, ops: Vec<Op>) -> Result<()> {
+            use std::sync::atomic::Ordering::SeqCst;
+            if self
+                .budget
+                .fetch_update(SeqCst, SeqCst, |b| b.checked_sub(1))
+                .is_err()
+            {
+                return Err(crate::store::StoreError::Backend("stopped".into()));
+            }
+            let keys = ops
+                .iter()
+                .map(|op| match op {
+                    Op::Put(k, _) | Op::Delete(k) => k.clone(),
+                })
+                .collect();
+            self.writes.lock().unwrap().push(keys);
+            self.kv.apply(ops)
+        }
+        fn range(&self, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+            self.kv.range(from, to, limit)
+        }
+        fn flush(&self) -> Result<()> {
+            self.kv.flush()
+        }
+        fn keys(&self) -> &dyn crate::store::sealed::KeyTable {
+            self.kv.keys()
+        }
+    }
+
+    /// A merge writes its run's blocks a few at a time, then one write
+    /// that makes them the run; stopped between, the store still answers
+    /// from the old runs, and the blocks written go as stale.
+    #[test]
+    fn a_merge_writes_its_blocks_a_few_at_a_time_and_one_cut_short_leaves_the_old_runs() {
+        let per_run = COMPACT_AT / 1024;
+        let batches = MERGE * per_run;
+        let runs_due = || {
+            let kv = MemoryKv::default();
+            let mut seen = Seen::default();
+            let now = at("2025-11-09T00:00:00Z");
+            for n in 0..batches {
+                record(&mut seen, &kv, &batch(n, 1024), now);
+                if seen.fresh.len() >= COMPACT_AT {
+                    let job = seen.take_tidy(&kv).unwrap().expect("a compaction");
+                    seen.install(job.build(&kv).unwrap());
+                }
+            }
+            assert_eq!(seen.runs.len(), MERGE);
+            (kv, seen)
+        };
+
+        let (kv, mut seen) = runs_due();
+        let job = seen.take_tidy(&kv).unwrap().expect("a merge is due");
+        let number = job.number;
+        let recording = Stopping::new(&kv, usize::MAX);
+        seen.install(job.build(&recording).unwrap());
+        let writes = recording.writes.into_inner().unwrap();
+        let blocks = MERGE * COMPACT_AT / BLOCK;
+        assert!(
+            writes.len() > blocks / tidy::BLOCKS_A_WRITE,
+            "{} writes",
+            writes.len()
+        );
+        let (last, parts) = writes.split_last().unwrap();
+        for part in parts {
+            assert!(part.len() <= tidy::BLOCKS_A_WRITE, "{} keys", part.len());
+            assert!(part.iter().all(|k| k.starts_with(&blocks_start(number))));
+        }
+        assert!(
+            last.contains(&info_key(number)),
+            "the run is made by the last write"
+        );
+        assert!(last.len() <= 1 + MERGE, "{} keys", last.len());
+        holds_every(&mut seen, &kv, 0..batches);
+
+        // Stopped after two writes of blocks: the old runs hold every id.
+        let (kv, mut seen) = runs_due();
+        let job = seen.take_tidy(&kv).unwrap().expect("a merge is due");
+        let number = job.number;
+        assert!(job.build(&Stopping::new(&kv, 2)).is_err());
+        let mut restarted = Seen::default();
+        holds_every(&mut restarted, &kv, 0..batches);
+        assert_eq!(restarted.runs.len(), MERGE);
+        assert_eq!(restarted.stale.len(), 2 * tidy::BLOCKS_A_WRITE);
+        assert!(restarted.next_run > number);
+    }
+
     #[test]
     fn a_job_of_a_forgotten_seen_is_dropped_and_its_write_read_back() {
         let (kv, mut seen, _, per_run) = compaction_due();

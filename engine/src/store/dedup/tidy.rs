@@ -14,10 +14,22 @@
 //! the merged runs' info keys, so that after a crash at any point the
 //! store holds either the old runs or the new one; blocks left without an
 //! info key are found when the store is read and deleted then.
+//!
+//! So the new run's blocks are written first, [`BLOCKS_A_WRITE`] at a time,
+//! and that one write carries only its info key and the rest: they mean
+//! nothing before it. sled holds every other read and write of the store
+//! while it applies a batch: a merge's blocks in one batch (eight runs of
+//! 16k ids, some 500 blocks) held the writer's reads and commits for
+//! 5.8 ms, 16 blocks at a time for 0.9 ms at most (daemon at 10k
+//! `/v1/track` calls a second).
 
 use super::{COMPACTED_KEY, Entry, Run, Seen, id_hash, info_key};
 use crate::store::{Kv, Op, Result, encode};
 use std::sync::{Arc, Condvar, Mutex};
+
+/// The most blocks of a new run written at once: about a millisecond of
+/// sled's time at most, while the writer's reads and commits wait.
+pub(super) const BLOCKS_A_WRITE: usize = 16;
 
 /// A compaction or merge taken out of [`Seen`], to build without it.
 pub struct TidyJob {
@@ -26,7 +38,7 @@ pub struct TidyJob {
     /// Its number, as [`Seen`] holds it while it is out.
     id: u64,
     /// The run it makes.
-    number: u64,
+    pub(super) number: u64,
     work: Work,
     /// Says when its write is done (or will never be): dropped with it.
     written: Written,
@@ -198,7 +210,15 @@ impl TidyJob {
             }
         };
         let run = super::runs::run_ops(self.number, entries, &mut ops);
-        kv.apply(ops)?;
+        let start = super::blocks_start(self.number);
+        let (blocks, rest): (Vec<Op>, Vec<Op>) = ops
+            .into_iter()
+            .partition(|op| matches!(op, Op::Put(key, _) if key.starts_with(&start)));
+        let mut blocks = blocks.into_iter().peekable();
+        while blocks.peek().is_some() {
+            kv.apply(blocks.by_ref().take(BLOCKS_A_WRITE).collect())?;
+        }
+        kv.apply(rest)?;
         drop(self.written);
         Ok(TidyDone {
             generation: self.generation,
