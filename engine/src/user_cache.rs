@@ -20,7 +20,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use waymark_core::model::UserState;
 
-/// Users kept by default (each typically 1–2 KiB in memory).
+/// Users kept by default (each typically 1.5–3 KiB in memory).
 pub const DEFAULT_USERS: usize = 100_000;
 
 #[derive(Debug)]
