@@ -1306,6 +1306,16 @@ mod tests {
         }
     }
 
+    /// The names whose history is held decoded.
+    fn decoded(h: &History) -> Vec<String> {
+        h.events
+            .entries
+            .iter()
+            .filter(|e| e.history.get().is_some())
+            .map(|e| e.name.to_string())
+            .collect()
+    }
+
     /// A state read from the store decodes an event's history only when
     /// it is first used, and writes the others back as the bytes it read.
     #[test]
@@ -1320,14 +1330,6 @@ mod tests {
         assert_eq!(stored, rmp_serde::to_vec(&h).unwrap());
 
         let mut read: History = rmp_serde::from_slice(&stored).unwrap();
-        let decoded = |h: &History| -> Vec<String> {
-            h.events
-                .entries
-                .iter()
-                .filter(|e| e.history.get().is_some())
-                .map(|e| e.name.to_string())
-                .collect()
-        };
         assert!(decoded(&read).is_empty());
         assert_eq!(
             read.sum("checkin", "amount", 30 * 86_400, at(3, 0)),
@@ -1360,14 +1362,6 @@ mod tests {
         for (i, name) in ["order_paid", "checkin", "cart_updated"].iter().enumerate() {
             h.record(name, at(1, i as u32), &amount(i as i64 + 1));
         }
-        let decoded = |h: &History| -> Vec<String> {
-            h.events
-                .entries
-                .iter()
-                .filter(|e| e.history.get().is_some())
-                .map(|e| e.name.to_string())
-                .collect()
-        };
         // Made here and never written: nothing is kept as bytes yet.
         let before = h.clone();
         h.shed_decoded();
