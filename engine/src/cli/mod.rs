@@ -212,9 +212,10 @@ pub fn main(registry: crate::channels::Registry) -> ExitCode {
 /// - the daemon's writer and commit threads stalled 5-9 ms at a time, a
 ///   few dozen times in 10 s of `/v1/track` at 10k calls/s (seen with
 ///   `perf` as `clear_page_erms` under `do_huge_pmd_anonymous_page`).
-///   p99 of those calls went from 11.7-73 ms to 6.8-7.3 ms without them,
-///   while the daemon's `/v1/batch` and peers-workload rates stayed
-///   within noise and its memory dropped by ~25 MiB;
+///   Without them, p99 of those calls went from 11.7-73 ms to 5.5-7.3 ms
+///   in most runs (about one run in four still has a stall of 40-90 ms,
+///   not this one), while the daemon's `/v1/batch` and peers-workload
+///   rates stayed within noise and its memory dropped by ~25 MiB;
 /// - a preview (`simulate`) makes its memory once, in a short run: the
 ///   peers harness, which runs two other engines between its runs, went
 ///   from 1,003,878 to 1,327,650 events/s without them.
