@@ -1,9 +1,10 @@
-//! Recently processed users, kept decoded between batches. The runtime is
-//! the only writer of user state, and it puts a user here only after the
-//! commit that stored that very state succeeded, so an entry is always what
-//! the store holds: a hit spares reading, decoding and later dropping the
-//! state (together a third of ingest). Anything else that changes a user
-//! (erasure) goes through the runtime, which forgets the entry.
+//! Recently processed users, kept between batches (decoded, but for their
+//! event histories: see below). The runtime is the only writer of user
+//! state, and it puts a user here only after the commit that stored that
+//! very state succeeded, so an entry is always what the store holds: a
+//! hit spares reading, decoding and later dropping the state (together a
+//! third of ingest). Anything else that changes a user (erasure) goes
+//! through the runtime, which forgets the entry.
 //!
 //! A user is kept with each event's history as the bytes it was read or
 //! written as, not decoded: an event decodes only its own name's history
