@@ -19,7 +19,9 @@
 //! that it works. `WAYMARK_BENCH_SECONDS=N` sets each phase's length,
 //! `WAYMARK_BENCH_RATES=100,500,…` the offered `/v1/track` rates,
 //! `WAYMARK_BENCH_CONNECTIONS=1,4,…` the `/v1/batch` connection counts
-//! (either empty: no rows of that kind).
+//! (either empty: no rows of that kind), `WAYMARK_BENCH_DATA_DIR` the
+//! daemon's data directory (a fresh one in the bench's scratch folder by
+//! default; one on another disk, or on tmpfs, tells what the disk costs).
 
 use serde_json::json;
 use std::sync::Arc;
@@ -259,7 +261,8 @@ fn main() {
     std::fs::write(
         dir.join("waymark.toml"),
         format!(
-            "data_dir = \"./data\"\nscripts = \"{}\"\n\n[log]\nlevel = \"warn\"\n",
+            "data_dir = \"{}\"\nscripts = \"{}\"\n\n[log]\nlevel = \"warn\"\n",
+            std::env::var("WAYMARK_BENCH_DATA_DIR").unwrap_or_else(|_| "./data".into()),
             scripts.display()
         ),
     )

@@ -27,8 +27,7 @@
 
 use super::keys::{key, prefix_end, user_part};
 use super::{Kv, Op, Result, Store, StoreError};
-use aes_gcm_siv::aead::{Aead, AeadInPlace, KeyInit, Payload};
-use aes_gcm_siv::{Aes256GcmSiv, Nonce};
+use aws_lc_rs::aead::{AES_256_GCM_SIV, Aad, LessSafeKey, Nonce, UnboundKey};
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -173,7 +172,7 @@ fn next_nonce() -> Result<[u8; 12]> {
 /// `plain` sealed under `key` (in `slot`) for the store key `at`.
 pub fn seal(slot: u64, key: &[u8; 32], at: &[u8], plain: &[u8]) -> Result<Vec<u8>> {
     let nonce = next_nonce()?;
-    let cipher = Aes256GcmSiv::new(key.into());
+    let cipher = cipher(key)?;
     // Encrypted where it goes, after the header, then the tag: one
     // allocation, where the cipher's own output was a second, copied.
     let mut out = Vec::with_capacity(HEADER + plain.len() + TAG);
@@ -182,10 +181,21 @@ pub fn seal(slot: u64, key: &[u8; 32], at: &[u8], plain: &[u8]) -> Result<Vec<u8
     out.extend_from_slice(&nonce);
     out.extend_from_slice(plain);
     let tag = cipher
-        .encrypt_in_place_detached(Nonce::from_slice(&nonce), at, &mut out[HEADER..])
+        .seal_in_place_separate_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(at),
+            &mut out[HEADER..],
+        )
         .map_err(|_| StoreError::Backend("sealing a value failed".into()))?;
-    out.extend_from_slice(&tag);
+    out.extend_from_slice(tag.as_ref());
     Ok(out)
+}
+
+/// AES-256-GCM-SIV under `key`.
+fn cipher(key: &[u8; 32]) -> Result<LessSafeKey> {
+    UnboundKey::new(&AES_256_GCM_SIV, key)
+        .map(LessSafeKey::new)
+        .map_err(|_| StoreError::Backend("a user's key is not an AES-256 key".into()))
 }
 
 /// The slot a sealed value was sealed under.
@@ -204,20 +214,22 @@ pub fn slot_of(at: &[u8], bytes: &[u8]) -> Result<u64> {
 /// Opens a sealed value with `key`: its plain bytes.
 pub fn open(key: &[u8; 32], at: &[u8], bytes: &[u8]) -> Result<Vec<u8>> {
     slot_of(at, bytes)?;
-    let cipher = Aes256GcmSiv::new(key.into());
-    cipher
-        .decrypt(
-            Nonce::from_slice(&bytes[9..HEADER]),
-            Payload {
-                msg: &bytes[HEADER..],
-                aad: at,
-            },
+    let nonce: [u8; 12] = bytes[9..HEADER].try_into().expect("twelve bytes");
+    let mut plain = bytes[HEADER..].to_vec();
+    let len = cipher(key)?
+        .open_in_place(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(at),
+            &mut plain,
         )
         .map_err(|_| StoreError::Corrupt {
             key: String::from_utf8_lossy(at).into_owned(),
             message: "the value does not open with its key (tampered, or moved from another key)"
                 .into(),
-        })
+        })?
+        .len();
+    plain.truncate(len);
+    Ok(plain)
 }
 
 /// A key of the store and its value, opened (`None`: sealed under a key
@@ -598,21 +610,33 @@ mod tests {
 
     #[test]
     fn the_cipher_is_aes_256_gcm_siv_as_rfc_8452_gives_it() {
-        // RFC 8452 appendix C.2, the first AES-256 vector: key 01 00…,
-        // nonce 03 00…, no plain text, no additional data.
+        // RFC 8452 appendix C.2, the first two AES-256 vectors: key 01 00…,
+        // nonce 03 00…, no additional data; no plain text, then 01 00….
+        // Values sealed before the cipher's implementation changed (from
+        // RustCrypto's to AWS-LC's) open because both are this.
         let mut key = [0u8; 32];
         key[0] = 1;
-        let mut sealed = vec![SEALED];
-        sealed.extend_from_slice(&5u64.to_be_bytes());
-        sealed.extend_from_slice(&[3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-        sealed.extend_from_slice(&[
-            0x07, 0xf5, 0xf4, 0x16, 0x9b, 0xbf, 0x55, 0xa8, 0x40, 0x0c, 0xd4, 0x7e, 0xa6, 0xfd,
-            0x40, 0x0f,
-        ]);
-        assert_eq!(slot_of(b"", &sealed).unwrap(), 5);
-        assert_eq!(open(&key, b"", &sealed).unwrap(), b"");
-        *sealed.last_mut().unwrap() ^= 1;
-        assert!(open(&key, b"", &sealed).is_err());
+        let vectors: [(&[u8], &[u8]); 2] = [
+            (
+                b"",
+                b"\x07\xf5\xf4\x16\x9b\xbf\x55\xa8\x40\x0c\xd4\x7e\xa6\xfd\x40\x0f",
+            ),
+            (
+                b"\x01\0\0\0\0\0\0\0",
+                b"\xc2\xef\x32\x8e\x5c\x71\xc8\x3b\x84\x31\x22\x13\x0f\x73\x64\xb7\
+                  \x61\xe0\xb9\x74\x27\xe3\xdf\x28",
+            ),
+        ];
+        for (plain, result) in vectors {
+            let mut sealed = vec![SEALED];
+            sealed.extend_from_slice(&5u64.to_be_bytes());
+            sealed.extend_from_slice(&[3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+            sealed.extend_from_slice(result);
+            assert_eq!(slot_of(b"", &sealed).unwrap(), 5);
+            assert_eq!(open(&key, b"", &sealed).unwrap(), plain);
+            *sealed.last_mut().unwrap() ^= 1;
+            assert!(open(&key, b"", &sealed).is_err());
+        }
     }
 
     #[test]
