@@ -24,12 +24,17 @@ use waymark_core::model::UserState;
 /// Users kept by default (each typically 1.5–3 KiB in memory).
 pub const DEFAULT_USERS: usize = 100_000;
 
+/// A user's entry: their id, their state (none while taken out), the
+/// tick of their last use.
+type Kept = (Arc<str>, Option<UserState>, u64);
+
 #[derive(Debug)]
 pub struct UserCache {
-    /// Each user with the tick of their last use. A user taken out for a
+    /// Each user with the tick of their last use (and their id again, to
+    /// note a use without a second lookup). A user taken out for a
     /// batch keeps their entry, empty, so that putting them back reuses
     /// it (every batch takes and puts back each of its users).
-    users: foldhash::HashMap<Arc<str>, (Option<UserState>, u64)>,
+    users: foldhash::HashMap<Arc<str>, Kept>,
     /// Uses, oldest first. An entry whose tick is no longer its user's
     /// (used again since, or taken) is stale and skipped.
     order: VecDeque<(u64, Arc<str>)>,
@@ -50,12 +55,14 @@ impl UserCache {
 
     /// Whether the user is kept (and not taken out).
     pub fn holds(&self, id: &str) -> bool {
-        self.users.get(id).is_some_and(|(user, _)| user.is_some())
+        self.users
+            .get(id)
+            .is_some_and(|(_, user, _)| user.is_some())
     }
 
     /// Takes the user out (the caller puts them back after committing).
     pub fn take(&mut self, id: &str) -> Option<UserState> {
-        self.users.get_mut(id).and_then(|(user, _)| user.take())
+        self.users.get_mut(id).and_then(|(_, user, _)| user.take())
     }
 
     /// Keeps a user's state as just committed, as the most recently used,
@@ -67,27 +74,22 @@ impl UserCache {
         }
         user.history.shed_decoded();
         self.tick += 1;
-        if let Some((id, _)) = self.users.get_key_value(user.id.as_str()) {
+        if let Some((id, kept, tick)) = self.users.get_mut(user.id.as_str()) {
             let id = id.clone();
-            let entry = self.users.get_mut(&id).expect("just found");
-            *entry = (Some(user), self.tick);
+            (*kept, *tick) = (Some(user), self.tick);
             self.order.push_back((self.tick, id));
             self.forget_stale_uses();
             return;
         }
         let id: Arc<str> = Arc::from(user.id.as_str());
-        if self
-            .users
-            .insert(id.clone(), (Some(user), self.tick))
-            .is_none()
-        {
-            while self.users.len() > self.capacity {
-                let Some((tick, oldest)) = self.order.pop_front() else {
-                    break;
-                };
-                if self.users.get(&oldest).is_some_and(|(_, t)| *t == tick) {
-                    self.users.remove(&oldest);
-                }
+        self.users
+            .insert(id.clone(), (id.clone(), Some(user), self.tick));
+        while self.users.len() > self.capacity {
+            let Some((tick, oldest)) = self.order.pop_front() else {
+                break;
+            };
+            if self.users.get(&oldest).is_some_and(|(_, _, t)| *t == tick) {
+                self.users.remove(&oldest);
             }
         }
         self.order.push_back((self.tick, id));
@@ -99,7 +101,7 @@ impl UserCache {
         if self.order.len() > 2 * self.users.len() + 64 {
             let users = &self.users;
             self.order
-                .retain(|(tick, id)| users.get(id).is_some_and(|(_, t)| t == tick));
+                .retain(|(tick, id)| users.get(id).is_some_and(|(_, _, t)| t == tick));
         }
     }
 
@@ -128,7 +130,9 @@ impl UserCache {
 
     #[cfg(test)]
     fn contains(&self, id: &str) -> bool {
-        self.users.get(id).is_some_and(|(user, _)| user.is_some())
+        self.users
+            .get(id)
+            .is_some_and(|(_, user, _)| user.is_some())
     }
 }
 

@@ -347,7 +347,10 @@ impl Remembered {
 
     fn keep_slot(&mut self, user: &str, slot: u64) {
         if self.slots.len() >= REMEMBERED {
-            self.older = std::mem::take(&mut self.slots);
+            // The new map takes the oldest one's memory, already grown
+            // to the size it fills to, not a fresh one grown by doubling.
+            std::mem::swap(&mut self.older, &mut self.slots);
+            self.slots.clear();
         }
         self.slots.insert(user.to_string(), slot);
     }
