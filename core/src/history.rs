@@ -438,12 +438,12 @@ struct Snapshot(Box<[u8]>);
 
 impl Snapshot {
     fn of(properties: &Value) -> Snapshot {
-        // Writing a `Value` to memory cannot fail.
-        Snapshot(
-            rmp_serde::to_vec(properties)
-                .unwrap_or_default()
-                .into_boxed_slice(),
-        )
+        // Writing a `Value` to memory does not fail; were it to, the
+        // occurrence keeps no properties (nil), not bytes that break the
+        // history's framing.
+        let bytes =
+            rmp_serde::to_vec(properties).unwrap_or_else(|_| vec![rmp::Marker::Null.to_u8()]);
+        Snapshot(bytes.into_boxed_slice())
     }
 
     /// The properties. Bytes that do not decode (only a Waymark that
@@ -626,10 +626,11 @@ impl EventHistory {
     /// by hand: through `rmp_serde`'s general path (the `Deserialize` this
     /// type keeps for JSON), decoding an event's history was a tenth of
     /// the daemon writer's time, as a member kept in the cache decodes the
-    /// history of each event's name again. Only the snapshots of `first`
-    /// and `last` go through `rmp_serde`. The columns are checked to agree
-    /// as the derived form checks them; a test holds the two to the same
-    /// history.
+    /// history of each event's name again. The snapshots of `first` and
+    /// `last` are only framed here, kept as their bytes ([`Snapshot`]);
+    /// only a number past `i64`, stored as text, goes through `rmp_serde`.
+    /// The columns are checked to agree as the derived form checks them;
+    /// a test holds the two to the same history.
     fn decode_positional(bytes: &[u8]) -> Result<EventHistory, String> {
         use rmp::decode as r;
         use waymark_dsl::stored::{Num, Stamp};

@@ -21,7 +21,8 @@
 //! `WAYMARK_BENCH_CONNECTIONS=1,4,…` the `/v1/batch` connection counts
 //! (either empty: no rows of that kind), `WAYMARK_BENCH_DATA_DIR` the
 //! daemon's data directory (a fresh one in the bench's scratch folder by
-//! default; one on another disk, or on tmpfs, tells what the disk costs).
+//! default; a new or empty one on another disk, or on tmpfs, tells what
+//! the disk costs).
 
 use serde_json::json;
 use std::sync::Arc;

@@ -347,7 +347,7 @@ impl Remembered {
 
     fn keep_slot(&mut self, user: &str, slot: u64) {
         if self.slots.len() >= REMEMBERED {
-            // The new map takes the oldest one's memory, already grown
+            // The new map takes the older map's memory, already grown
             // to the size it fills to, not a fresh one grown by doubling.
             std::mem::swap(&mut self.older, &mut self.slots);
             self.slots.clear();
