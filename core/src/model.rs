@@ -263,6 +263,32 @@ pub struct UserState {
     /// period.
     #[serde(default)]
     pub quotas: BTreeMap<String, QuotaCount>,
+    /// The user's newest journal records, which the store keeps in the
+    /// user's own stored value until there are enough of them to write
+    /// under a journal key of their own. Not part of the state: not
+    /// serialized with it, and equal in every state.
+    #[serde(skip)]
+    pub journal_tail: JournalTail,
+}
+
+/// Journal records kept with a user's state by the store (see the
+/// engine's `store::journal`): a MessagePack array of `[seq, records]`
+/// groups, one batch's records each, oldest first, as a journal key's
+/// value is written; empty when there are none.
+#[derive(Debug, Clone, Default)]
+pub struct JournalTail {
+    pub bytes: Box<[u8]>,
+    /// The groups in `bytes`.
+    pub groups: usize,
+    /// The number of the last group (0 when there are none).
+    pub last: u64,
+}
+
+impl PartialEq for JournalTail {
+    /// Where a user's newest records are kept says nothing of the user.
+    fn eq(&self, _: &JournalTail) -> bool {
+        true
+    }
 }
 
 /// Messages counted against a platform's per-customer quota in one period.
@@ -311,6 +337,7 @@ impl UserState {
             merged_ids,
             grants,
             quotas,
+            journal_tail: _,
         } = self;
         rmp::encode::write_array_len(out, 17)?;
         put(out, id)?;

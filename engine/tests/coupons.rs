@@ -139,10 +139,10 @@ fn the_store_refuses_a_commit_that_would_issue_a_code_twice() {
         ..Batch::default()
     };
     let first = store
-        .prepare(&batch(vec![coupon_record("erin", "NEW10-EEEEEEEEEE")]))
+        .prepare(&mut batch(vec![coupon_record("erin", "NEW10-EEEEEEEEEE")]))
         .unwrap();
     let second = store
-        .prepare(&batch(vec![coupon_record("frank", "NEW10-EEEEEEEEEE")]))
+        .prepare(&mut batch(vec![coupon_record("frank", "NEW10-EEEEEEEEEE")]))
         .unwrap();
     first.apply(store.kv()).unwrap();
     let err = second.apply(store.kv()).unwrap_err();

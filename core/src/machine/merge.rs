@@ -77,6 +77,9 @@ impl Cx<'_> {
             merged_ids,
             grants,
             quotas,
+            // The store writes the absorbed profile's kept records under
+            // its own id as the merge is committed.
+            journal_tail: _,
         } = other;
         let user = &mut *self.user;
         for id in merged_ids {

@@ -292,7 +292,7 @@ impl<K: Kv + Clone + 'static> Runtime<K> {
         let ops = self
             .effects
             .fill(&self.store, &mut batch, self.stats_zone())
-            .and_then(|()| self.store.prepare(&batch));
+            .and_then(|()| self.store.prepare(&mut batch));
         // The batch before must be applied (and durable, if it was
         // flushed) before this one is handed over.
         let previous = self.drain();

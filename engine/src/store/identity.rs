@@ -8,15 +8,17 @@
 //! the id of the profile that holds it now. Events for such an id go
 //! there; reads of it (the user, their journal) answer the profile's.
 //! Written by the batch that merges, with the absorbed profile's state
-//! and timer removed and its coupon codes held by the survivor, in the
+//! and timer removed (the journal records its state kept written under
+//! its own journal key) and its coupon codes held by the survivor, in the
 //! same commit. Consulted only when an id has no profile of its own, so
 //! the ids of profiles cost nothing.
 
 use super::keys::{key, user_part};
+use super::sealed::Seals;
 use super::timers::TimerMoves;
 use super::{Kv, Op, Result, Store};
 use chrono::{DateTime, Utc};
-use waymark_core::model::UserState;
+use waymark_core::model::{JournalTail, UserState};
 
 /// What one merge writes: `absorbed` and the ids merged into it before
 /// (`also`) now lead to `survivor`.
@@ -29,6 +31,8 @@ pub struct MergeWrite {
     pub stored: Option<Option<DateTime<Utc>>>,
     /// Its coupon codes (coupon, code), now held by the survivor.
     pub codes: Vec<(String, String)>,
+    /// The journal records its state kept, written under its own id.
+    pub tail: JournalTail,
 }
 
 impl MergeWrite {
@@ -53,6 +57,9 @@ impl MergeWrite {
                         .map(|c| (c.id.clone(), c.code.clone()))
                         .collect()
                 })
+                .unwrap_or_default(),
+            tail: absorbed
+                .map(|(s, _)| s.journal_tail.clone())
                 .unwrap_or_default(),
         }
     }
@@ -119,23 +126,40 @@ impl<K: Kv> Store<K> {
         Ok(self.user(&survivor)?.map(|state| (survivor, state)))
     }
 
-    /// The ids whose journals make up `id`'s: its own and those merged
-    /// into it.
-    pub(super) fn journal_ids(&self, id: &str) -> Result<Vec<String>> {
-        let mut ids = vec![id.to_string()];
+    /// The ids whose journals make up `id`'s: its own, with the records
+    /// its state keeps, and those merged into it (whose kept records were
+    /// written under their journal keys as they were merged).
+    pub(super) fn journal_ids(&self, id: &str) -> Result<Vec<(String, JournalTail)>> {
+        let mut ids = vec![(id.to_string(), JournalTail::default())];
         if let Some(state) = self.user(id)? {
-            ids.extend(state.merged_ids);
+            ids[0].1 = state.journal_tail;
+            ids.extend(
+                state
+                    .merged_ids
+                    .into_iter()
+                    .map(|m| (m, JournalTail::default())),
+            );
         }
         Ok(ids)
     }
 
     /// The writes of a batch's merges.
-    pub(super) fn write_merges(merges: &[MergeWrite], ops: &mut Vec<Op>, timers: &mut TimerMoves) {
+    pub(super) fn write_merges(
+        merges: &[MergeWrite],
+        seals: &Seals<'_, K>,
+        ops: &mut Vec<Op>,
+        timers: &mut TimerMoves,
+    ) -> Result<()> {
         for m in merges {
             let absorbed = user_part(&m.absorbed);
             if let Some(wake) = m.stored {
                 ops.push(Op::Delete(key("u", &[&absorbed])));
                 timers.moved(&absorbed, wake, None);
+                // The records its state kept go under its journal keys.
+                if m.tail.groups > 0 {
+                    let k = super::journal::journal_key(&m.absorbed, m.tail.last);
+                    seals.put(&m.absorbed, k, m.tail.bytes.to_vec(), ops)?;
+                }
             }
             for id in std::iter::once(&m.absorbed).chain(&m.also) {
                 ops.push(Op::Put(
@@ -150,5 +174,6 @@ impl<K: Kv> Store<K> {
                 ));
             }
         }
+        Ok(())
     }
 }

@@ -1,7 +1,15 @@
 //! The journal, `j/{user}/{seq}`, and its sequence number, `s`. Every
 //! record takes the next sequence number; a batch's records of one user
-//! are written under one key, the number of the first, oldest first, so a
-//! user's journal is a range scan in order (one per id, merged by
+//! are a group, numbered by its first record. A user's newest groups are
+//! kept in their own stored state (`u/`, the [`JournalTail`]): the batch
+//! writes that state anyway, and a journal key of its own for each
+//! group was a third of what the daemon wrote (one more key, often a new
+//! one, in a random place of sled's tree, for most events). Past
+//! [`TAIL_BYTES`] of records or [`TAIL_GROUPS`] groups, the kept groups
+//! are written under one journal key, numbered by its last group, oldest
+//! first; so are the groups of a user whose state the batch does not
+//! write, and a merged-away profile's kept ones. A user's journal is so a
+//! range scan in order plus their state's groups (one per id, merged by
 //! sequence number, for a profile other ids were merged into: their
 //! records stay where they were written). The store is the only writer
 //! of `s` and keeps it in memory once read.
@@ -12,9 +20,56 @@
 
 use super::keys::{key, prefix_end, time_key, user_part};
 use super::sealed::Seals;
-use super::{Kv, Op, Result, Store, decode, encode};
+use super::{Kv, Op, Result, Store, StoreError, decode, encode};
 use chrono::{DateTime, Utc};
 use waymark_core::journal::{Kind, Record};
+use waymark_core::model::JournalTail;
+
+/// Most bytes of records a user's state keeps before they are written
+/// under a journal key (a few records; a state is written on each event).
+pub(super) const TAIL_BYTES: usize = 2048;
+/// Most groups (batches' records) a user's state keeps.
+pub(super) const TAIL_GROUPS: usize = 16;
+
+/// A batch's records of one user: the number of the first, and the records.
+pub(super) type Group<'b> = (u64, Vec<&'b Record>);
+
+/// Groups as stored, in a journal key or a user's state.
+pub(super) type Groups = Vec<(u64, Vec<Record>)>;
+
+/// `tail` with `group` after its groups.
+pub(super) fn with_group(tail: &JournalTail, group: &Group<'_>) -> Result<JournalTail> {
+    let framing = |e: &dyn std::fmt::Display| StoreError::Corrupt {
+        key: "u".into(),
+        message: format!("a user's kept journal records: {e}"),
+    };
+    let groups = u32::try_from(tail.groups + 1).map_err(|e| framing(&e))?;
+    let mut out = Vec::with_capacity(tail.bytes.len() + 64);
+    rmp::encode::write_array_len(&mut out, groups).map_err(|e| framing(&e))?;
+    if tail.groups > 0 {
+        let mut rest = &tail.bytes[..];
+        rmp::decode::read_array_len(&mut rest).map_err(|e| framing(&e))?;
+        out.extend_from_slice(rest);
+    }
+    rmp::encode::write_array_len(&mut out, 2).map_err(|e| framing(&e))?;
+    rmp::encode::write_uint(&mut out, group.0).map_err(|e| framing(&e))?;
+    out.extend_from_slice(&encode(&group.1));
+    Ok(JournalTail {
+        bytes: out.into_boxed_slice(),
+        groups: tail.groups + 1,
+        last: group.0,
+    })
+}
+
+/// Whether a tail is past what a state keeps.
+pub(super) fn spills(tail: &JournalTail) -> bool {
+    tail.bytes.len() > TAIL_BYTES || tail.groups >= TAIL_GROUPS
+}
+
+/// The journal key of `user`'s groups up to the one numbered `last`.
+pub(super) fn journal_key(user: &str, last: u64) -> Vec<u8> {
+    key("j", &[&user_part(user), &last.to_be_bytes()])
+}
 
 /// Where a consent record is also kept, for the ledger read by time:
 /// `y/{at}/{user}/{seq}`.
@@ -108,9 +163,11 @@ impl<K: Kv> Store<K> {
         newest: bool,
     ) -> Result<Vec<(u64, Vec<Record>)>> {
         let mut rows = Vec::new();
-        for id in self.journal_ids(user)? {
+        for (id, tail) in self.journal_ids(user)? {
             let prefix = key("j", &[&user_part(&id), b""]);
             let mut from = prefix.clone();
+            // A key is numbered by its last group: one past `after` may
+            // hold groups before it too, which are left out below.
             from.extend_from_slice(&after.saturating_add(1).to_be_bytes());
             let end = prefix_end(&prefix);
             let keys = if newest {
@@ -119,15 +176,16 @@ impl<K: Kv> Store<K> {
                 self.kv.range(&from, &end, limit)?
             };
             for (k, v) in keys {
-                let seq = k[prefix.len()..]
-                    .try_into()
-                    .map(u64::from_be_bytes)
-                    .unwrap_or(0);
                 if let Some(v) = self.open_value(&k, &v)? {
-                    rows.push((seq, decode::<Vec<Record>>(&k, &v)?));
+                    rows.extend(decode::<Groups>(&k, &v)?);
                 }
             }
+            if tail.groups > 0 {
+                let k = key("u", &[&user_part(&id)]);
+                rows.extend(decode::<Groups>(&k, &tail.bytes)?);
+            }
         }
+        rows.retain(|(seq, _)| *seq > after);
         rows.sort_by_key(|(seq, _)| *seq);
         Ok(rows)
     }
@@ -172,16 +230,19 @@ impl<K: Kv> Store<K> {
         Ok((out, last.filter(|_| more)))
     }
 
-    /// The writes of a batch's journal, numbered after `first`: one key per
-    /// user, under the sequence number of the user's first record (every
-    /// record still takes a number), and `s`. Returns the last number.
-    pub(super) fn write_journal(
-        journal: &[Record],
+    /// A batch's journal numbered after `first`, in groups by user (each
+    /// under the number of its first record: every record still takes a
+    /// number), with the writes of its consent ledger entries and of `s`.
+    /// Returns the groups and the last number. The groups are written by
+    /// [`Store::write_groups`], those of users whose state the batch
+    /// writes taken out first, into that state.
+    pub(super) fn number_journal<'b>(
+        journal: &'b [Record],
         first: u64,
         seals: &Seals<'_, K>,
         ops: &mut Vec<Op>,
-    ) -> Result<u64> {
-        let mut groups: Vec<(u64, Vec<&Record>)> = Vec::new();
+    ) -> Result<(Vec<Group<'b>>, u64)> {
+        let mut groups: Vec<Group<'b>> = Vec::new();
         let mut group_of: foldhash::HashMap<&str, usize> = Default::default();
         let mut seq = first;
         for record in journal {
@@ -196,14 +257,24 @@ impl<K: Kv> Store<K> {
             });
             groups[g].1.push(record);
         }
-        for (at, records) in &groups {
-            let k = key("j", &[&user_part(&records[0].user), &at.to_be_bytes()]);
-            seals.put(&records[0].user, k, encode(records), ops)?;
-        }
         if seq != first {
             ops.push(Op::Put(b"s".to_vec(), seq.to_be_bytes().to_vec()));
         }
-        Ok(seq)
+        Ok((groups, seq))
+    }
+
+    /// The writes of groups no state keeps: each under a key of its own.
+    pub(super) fn write_groups<'b>(
+        groups: impl IntoIterator<Item = Group<'b>>,
+        seals: &Seals<'_, K>,
+        ops: &mut Vec<Op>,
+    ) -> Result<()> {
+        for group in groups {
+            let user = &group.1[0].user;
+            let tail = with_group(&JournalTail::default(), &group)?;
+            seals.put(user, journal_key(user, group.0), tail.bytes.into_vec(), ops)?;
+        }
+        Ok(())
     }
 }
 
@@ -212,14 +283,21 @@ mod tests {
     use super::*;
     use crate::store::MemoryKv;
     use waymark_core::journal::Kind;
+    use waymark_core::model::UserState;
 
-    /// `batches` batches of `per` records each for user `u` (and one for
-    /// someone else in every batch), committed in order.
-    fn store(batches: u64, per: u64) -> Store<MemoryKv> {
-        let store = Store::open(MemoryKv::default()).unwrap();
+    /// Commits `batches` batches of `per` records each for user `u`, whose
+    /// state each batch writes (so their records are kept in it until
+    /// there are enough), and one for `other`, who has no state (so each
+    /// of theirs gets a key), starting at batch `from`; returns `u`.
+    fn commit(
+        store: &Store<MemoryKv>,
+        mut u: UserState,
+        from: u64,
+        batches: u64,
+        per: u64,
+    ) -> UserState {
         let at = "2026-12-05T00:00:00Z".parse().unwrap();
-        let mut seq = 0;
-        for b in 0..batches {
+        for b in from..from + batches {
             let mut journal = Vec::new();
             for i in 0..per {
                 let mut r = Record::new(at, "u", Kind::Tag);
@@ -227,13 +305,27 @@ mod tests {
                 journal.push(r);
                 journal.push(Record::new(at, "other", Kind::Tag));
             }
-            let mut ops = Vec::new();
-            let seals = store.seals([], ["u", "other"], &mut ops).unwrap();
-            seq = Store::<MemoryKv>::write_journal(&journal, seq, &seals, &mut ops).unwrap();
-            crate::store::sealed::seal_pending(&mut ops, &seals.into_pending()).unwrap();
-            store.kv.apply(ops).unwrap();
+            let mut batch = crate::store::Batch {
+                users: vec![(u, None)],
+                journal,
+                ..Default::default()
+            };
+            store.commit_ref(&mut batch).unwrap();
+            u = batch.users.pop().unwrap().0;
         }
+        u
+    }
+
+    fn store(batches: u64, per: u64) -> Store<MemoryKv> {
+        let store = Store::open(MemoryKv::default()).unwrap();
+        commit(&store, UserState::new("u"), 0, batches, per);
         store
+    }
+
+    /// The journal keys of `user`.
+    fn keys(store: &Store<MemoryKv>, user: &str) -> usize {
+        let prefix = key("j", &[&user_part(user), b""]);
+        store.kv.count(&prefix, &prefix_end(&prefix)).unwrap()
     }
 
     fn tags(records: &[Record]) -> Vec<String> {
@@ -272,5 +364,57 @@ mod tests {
         assert_eq!(store.journal_latest("u", 100).unwrap().len(), 12);
         assert!(store.journal_latest("nobody", 5).unwrap().is_empty());
         assert!(store.journal_page("nobody", 0, 5).unwrap().0.is_empty());
+    }
+
+    #[test]
+    fn records_kept_with_the_state_go_under_one_key_when_there_are_enough() {
+        let store = Store::open(MemoryKv::default()).unwrap();
+        let u = commit(&store, UserState::new("u"), 0, 3, 2);
+        // Kept in u's state: no key of theirs yet; `other` has one a batch.
+        assert_eq!(keys(&store, "u"), 0);
+        assert_eq!(u.journal_tail.groups, 3);
+        assert_eq!(keys(&store, "other"), 3);
+        assert_eq!(store.user("u").unwrap().unwrap().journal_tail.groups, 3);
+        // Many more: written a few groups to a key, most kept no longer.
+        let u = commit(&store, u, 3, 57, 2);
+        let written = keys(&store, "u");
+        assert!((2..=8).contains(&written), "{written} keys for 60 batches");
+        assert!(u.journal_tail.groups < TAIL_GROUPS);
+        let all: Vec<String> = (0..60)
+            .flat_map(|b| [format!("{b}.0"), format!("{b}.1")])
+            .collect();
+        assert_eq!(tags(&store.journal("u", 1000).unwrap()), all);
+        assert_eq!(tags(&store.journal("u", 3).unwrap()), all[..3]);
+        assert_eq!(tags(&store.journal_latest("u", 5).unwrap()), all[115..]);
+        // As a restarted daemon reads them.
+        let again = Store::open(store.kv().clone()).unwrap();
+        assert_eq!(tags(&again.journal("u", 1000).unwrap()), all);
+        assert_eq!(again.journal("other", 1000).unwrap().len(), 120);
+    }
+
+    #[test]
+    fn pages_go_on_without_gaps_or_repeats_when_kept_records_are_written_meanwhile() {
+        let store = Store::open(MemoryKv::default()).unwrap();
+        let mut u = commit(&store, UserState::new("u"), 0, 6, 1);
+        let mut seen = Vec::new();
+        let mut after = 0;
+        let mut batches = 6;
+        loop {
+            let (page, next) = store.journal_page("u", after, 2).unwrap();
+            seen.extend(tags(&page));
+            // Between pages, enough batches that what the state keeps is
+            // written under a key (numbered by its last group).
+            if batches < 60 {
+                u = commit(&store, u, batches, 9, 1);
+                batches += 9;
+            }
+            match next {
+                Some(n) => after = n,
+                None => break,
+            }
+        }
+        let all: Vec<String> = (0..batches).map(|b| format!("{b}.0")).collect();
+        assert_eq!(seen, all);
+        assert!(keys(&store, "u") >= 2);
     }
 }

@@ -7,7 +7,7 @@
 //! | `V` | the store's format version ([`FORMAT`], 4 bytes big-endian) | here |
 //! | `K` | the store's secret (32 random bytes, made with the store): coupon codes are derived under it | [`coupons`] |
 //! | `c/{coupon}/{code}` | the coupon-code index: who holds each code (empty once they are erased); a commit that would issue a code twice is refused | [`coupons`] |
-//! | `u/{user}` | the user's state | [`users`] |
+//! | `u/{user}` | the user's state, after the journal records it keeps (their newest, until there are enough to write under `j/`) | [`users`] |
 //! | `l/{id}` | the identity index: for an id merged into another profile, that profile's id | [`identity`] |
 //! | `e/{trait}/{hash}` | the declared-identifier index: the profile that holds each value of a trait listed in `identity.identifiers`, the value as a keyed hash (16 bytes of HMAC-SHA-256 under `K`) | [`identity`] |
 //! | `t/{fence}` | a block of up to 32 timers (each a user's next wake-up, `{due}{user}`, in order), those after the fence of the block before and up to `{fence}`, the last timer it was split at. The user's state is a timer's index: it is always that state's next wake-up | [`timers`] |
@@ -15,7 +15,7 @@
 //! | `m/{chunk}` | message ids of ingested events, one key per batch, until compacted into a run | [`dedup`] |
 //! | `M` | the first chunk not compacted: chunks before it are in runs and only wait to be deleted, a few with each batch | [`dedup`] |
 //! | `n/{run}/{hash}`, `N/{run}` | message ids in runs sorted by hash, in blocks keyed by the last hash each holds; the run's size and times | [`dedup`] |
-//! | `j/{user}/{seq}` | the user's journal: the user's records of one batch, oldest first, under the sequence number of the first | [`journal`] |
+//! | `j/{user}/{seq}` | the user's journal: groups of the user's records of one batch each, `[seq, records]` with the sequence number of the group's first record, oldest first, under the number of the last group | [`journal`] |
 //! | `y/{at}/{user}/{seq}` | the consent ledger: each `consent` record again, by time, for an auditor's export of a time range; erased with the user's journal | [`journal`] |
 //! | `s` | the last sequence number used (one per journal record), 8 bytes big-endian | [`journal`] |
 //! | `o/{seq}` | the outbox: sends not yet attempted, in order | [`outbox`] |
@@ -273,7 +273,7 @@ fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T> {
 /// changes whenever a stored form does; a store of another format is
 /// refused at open, and a migration is written only when a release needs
 /// one.
-pub const FORMAT: u32 = 22;
+pub const FORMAT: u32 = 23;
 
 /// How long message ids are kept for dedup, at least.
 pub const DEDUP_DAYS: i64 = 7;
@@ -351,13 +351,14 @@ impl<K: Kv> Store<K> {
     }
 
     /// Writes a batch atomically: every table it touches.
-    pub fn commit(&self, batch: Batch) -> Result<()> {
-        self.commit_ref(&batch)
+    pub fn commit(&self, mut batch: Batch) -> Result<()> {
+        self.commit_ref(&mut batch)
     }
 
     /// [`Store::commit`] by reference: the caller keeps the batch (and its
-    /// journal, to return) without cloning it.
-    pub fn commit_ref(&self, batch: &Batch) -> Result<()> {
+    /// journal, to return) without cloning it, its users left with the
+    /// journal records their states keep now.
+    pub fn commit_ref(&self, batch: &mut Batch) -> Result<()> {
         let prepared = self.prepare(batch)?;
         prepared
             .apply(&self.kv)
@@ -367,8 +368,10 @@ impl<K: Kv> Store<K> {
     /// The writes of a batch, to apply as one: [`Store::commit_ref`] is
     /// this then [`Prepared::apply`]. Sequence numbers and message ids are
     /// taken as if the batch were applied; if it is not, call
-    /// [`Store::forget_prepared`] before preparing another.
-    pub fn prepare(&self, batch: &Batch) -> Result<Prepared> {
+    /// [`Store::forget_prepared`] before preparing another (and forget the
+    /// batch's users: their states hold the journal records kept as if it
+    /// were applied).
+    pub fn prepare(&self, batch: &mut Batch) -> Result<Prepared> {
         let mut cached = self.seq.lock().expect("no panics while holding the lock");
         let first = match *cached {
             Some(seq) => seq,
@@ -391,17 +394,34 @@ impl<K: Kv> Store<K> {
                     Settled::DeadLettered { entry, .. } => Some(entry.record.user.as_str()),
                     Settled::Delivered { .. } => None,
                 }))
-                .chain(batch.deferred.iter().map(|(_, i)| i.user())),
+                .chain(batch.deferred.iter().map(|(_, i)| i.user()))
+                .chain(
+                    batch
+                        .merges
+                        .iter()
+                        .filter(|m| m.tail.groups > 0)
+                        .map(|m| m.absorbed.as_str()),
+                ),
             &mut ops,
         )?;
+        let (groups, last) = Self::number_journal(&batch.journal, first, &seals, &mut ops)?;
+        let mut groups: foldhash::HashMap<&str, journal::Group<'_>> = groups
+            .into_iter()
+            .map(|g| (g.1[0].user.as_str(), g))
+            .collect();
         let mut timers = TimerMoves::default();
         self.write_users(
-            &batch.users,
+            &mut batch.users,
+            &mut groups,
             &batch.as_stored,
             &seals,
             &mut ops,
             &mut timers,
         )?;
+        // Records of users whose state the batch does not write.
+        let mut rest: Vec<journal::Group<'_>> = groups.into_values().collect();
+        rest.sort_by_key(|g| g.0);
+        Self::write_groups(rest, &seals, &mut ops)?;
         // A profile merged away loses its state, which said its key's
         // slot: from now `Y/` says it (its journal stays sealed under it,
         // and erasing the survivor destroys it).
@@ -413,12 +433,11 @@ impl<K: Kv> Store<K> {
                 ));
             }
         }
-        Self::write_merges(&batch.merges, &mut ops, &mut timers);
+        Self::write_merges(&batch.merges, &seals, &mut ops, &mut timers)?;
         self.write_claims(&batch.claims, &mut ops);
         self.dedup().record(&self.kv, &batch.dedup, &mut ops)?;
         Self::write_sends(&batch.journal, &batch.sends, first, &seals, &mut ops)?;
         Self::write_stats(&batch.stats, &mut ops);
-        let last = Self::write_journal(&batch.journal, first, &seals, &mut ops)?;
         if let Some(globals) = &batch.globals {
             Self::write_globals(globals, &mut ops);
         }

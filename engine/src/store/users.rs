@@ -7,19 +7,76 @@
 //! string in it, each name's history inside that again its own
 //! encoding, so a member is read with two allocations for all its
 //! histories and without decoding those an event does not use (see
-//! `waymark_core::history`). The store also notes which users'
+//! `waymark_core::history`). Before the state, the value holds the
+//! user's newest journal records ([`JournalTail`], see [`super::journal`]):
+//! their length (4 bytes big-endian, 0 for none), and if any the number
+//! of the last group (8 bytes) and the groups. The store also notes which users'
 //! state is past the size limit, so their events can be refused cheaply,
 //! and erases a user from every table at once.
 
+use super::journal::{Group, Groups};
 use super::keys::{key, prefix_end, split_user_part, user_part};
 use super::outbox::OutboxEntry;
 use super::sealed::Seals;
 use super::timers::TimerMoves;
-use super::{Kv, Op, Result, Store, decode, with_scratch};
+use super::{Kv, Op, Result, Store, StoreError, decode, with_scratch};
 use chrono::{DateTime, Utc};
 use std::sync::atomic::Ordering;
-use waymark_core::journal::{Kind, Record};
-use waymark_core::model::UserState;
+use waymark_core::journal::Kind;
+use waymark_core::model::{JournalTail, UserState};
+
+/// A user's stored value, opened: the journal records their state keeps,
+/// and the state's bytes.
+fn split_stored<'a>(k: &[u8], bytes: &'a [u8]) -> Result<(JournalTail, &'a [u8])> {
+    let corrupt = |message: &str| StoreError::Corrupt {
+        key: String::from_utf8_lossy(k).into_owned(),
+        message: message.into(),
+    };
+    let (len, rest) = bytes
+        .split_first_chunk::<4>()
+        .ok_or_else(|| corrupt("no length of the journal records kept"))?;
+    let len = u32::from_be_bytes(*len) as usize;
+    if len == 0 {
+        return Ok((JournalTail::default(), rest));
+    }
+    let (last, rest) = rest
+        .split_first_chunk::<8>()
+        .ok_or_else(|| corrupt("the journal records kept run past the end"))?;
+    let tail = rest
+        .get(..len)
+        .ok_or_else(|| corrupt("the journal records kept run past the end"))?;
+    let groups = rmp::decode::read_array_len(&mut &tail[..])
+        .map_err(|e| corrupt(&format!("the journal records kept: {e}")))?;
+    Ok((
+        JournalTail {
+            bytes: tail.into(),
+            groups: groups as usize,
+            last: u64::from_be_bytes(*last),
+        },
+        &rest[len..],
+    ))
+}
+
+/// What [`split_stored`] reads.
+fn join_stored(tail: &JournalTail, state: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(12 + tail.bytes.len() + state.len());
+    let len = if tail.groups == 0 {
+        0
+    } else {
+        tail.bytes.len()
+    };
+    out.extend_from_slice(
+        &u32::try_from(len)
+            .expect("a tail is kept below 4 GiB")
+            .to_be_bytes(),
+    );
+    if len > 0 {
+        out.extend_from_slice(&tail.last.to_be_bytes());
+        out.extend_from_slice(&tail.bytes);
+    }
+    out.extend_from_slice(state);
+    out
+}
 
 /// A member read by [`Store::user_page`].
 pub struct PagedUser {
@@ -70,8 +127,11 @@ impl<K: Kv> Store<K> {
             return Ok(None);
         };
         self.remember_slot(id, super::sealed::slot_of(&k, &sealed)?);
-        self.note_size(id, bytes.len());
-        decode(&k, &bytes).map(Some)
+        let (tail, state) = split_stored(&k, &bytes)?;
+        self.note_size(id, state.len());
+        let mut state: UserState = decode(&k, state)?;
+        state.journal_tail = tail;
+        Ok(Some(state))
     }
 
     /// A page of user ids after `after`, in order: scans over every user
@@ -138,39 +198,57 @@ impl<K: Kv> Store<K> {
             let Some(bytes) = self.open_value(&k, &sealed)? else {
                 continue;
             };
-            self.note_size(&id, bytes.len());
+            let (tail, stored) = split_stored(&k, &bytes)?;
+            self.note_size(&id, stored.len());
             let state = if known(&id) {
                 None
             } else {
-                Some(decode(&k, &bytes)?)
+                let mut state: UserState = decode(&k, stored)?;
+                state.journal_tail = tail;
+                Some(state)
             };
             page.push(PagedUser {
                 id,
                 state,
-                stored: bytes,
+                stored: stored.to_vec(),
             });
         }
         Ok(page)
     }
 
     /// The writes of a batch's users: each state (unless `as_stored` shows
-    /// it is stored as it is), and its timer where it changed from the one
-    /// the user had when loaded.
-    pub(super) fn write_users(
+    /// it is stored as it is and it has no new records), and its timer
+    /// where it changed from the one the user had when loaded. A user's
+    /// group of the batch's records (taken out of `groups`) joins those
+    /// their state keeps, which are written under a journal key when past
+    /// what a state keeps; the users' states are left with what they keep.
+    pub(super) fn write_users<'b>(
         &self,
-        users: &[(UserState, Option<DateTime<Utc>>)],
+        users: &mut [(UserState, Option<DateTime<Utc>>)],
+        groups: &mut foldhash::HashMap<&str, Group<'b>>,
         as_stored: &foldhash::HashMap<String, Vec<u8>>,
         seals: &Seals<'_, K>,
         ops: &mut Vec<Op>,
         timers: &mut TimerMoves,
     ) -> Result<()> {
-        for (user, old_wake) in users {
+        for (user, old_wake) in users.iter_mut() {
             let state = with_scratch(|buf| user.encode_positional(buf));
             let id = &user_part(&user.id)[..];
             self.note_size(&user.id, state.len());
-            if as_stored.get(user.id.as_str()) != Some(&state) {
+            let group = groups.remove(user.id.as_str());
+            if let Some(group) = &group {
+                let tail = super::journal::with_group(&user.journal_tail, group)?;
+                if super::journal::spills(&tail) {
+                    let k = super::journal::journal_key(&user.id, tail.last);
+                    seals.put(&user.id, k, tail.bytes.into_vec(), ops)?;
+                    user.journal_tail = JournalTail::default();
+                } else {
+                    user.journal_tail = tail;
+                }
+            }
+            if group.is_some() || as_stored.get(user.id.as_str()) != Some(&state) {
                 let k = key("u", &[id]);
-                seals.put(&user.id, k, state, ops)?;
+                seals.put(&user.id, k, join_stored(&user.journal_tail, &state), ops)?;
             }
             timers.moved(id, *old_wake, user.next_wake());
         }
@@ -216,16 +294,14 @@ impl<K: Kv> Store<K> {
                     ops.push(Op::Delete(k));
                     continue;
                 };
-                // Their entries in the consent ledger go with their records.
-                let records: Vec<Record> = decode(&k, &v)?;
-                for r in records.iter().filter(|r| r.kind == Kind::Consent) {
-                    let ledger = super::journal::ledger_prefix(r.at, &r.user);
-                    for (k, _) in self.kv.range(&ledger, &prefix_end(&ledger), usize::MAX)? {
-                        ops.push(Op::Delete(k));
-                    }
-                }
+                self.erase_ledger_entries(&decode(&k, &v)?, &mut ops)?;
                 ops.push(Op::Delete(k));
             }
+        }
+        // The records their state kept go with it.
+        if let Some(state) = stored.as_ref().filter(|s| s.journal_tail.groups > 0) {
+            let k = key("u", &[uid]);
+            self.erase_ledger_entries(&decode(&k, &state.journal_tail.bytes)?, &mut ops)?;
         }
         // Their declared identifiers (a phone number is personal data).
         for (k, holder) in self.kv.range(b"e/", &prefix_end(b"e/"), usize::MAX)? {
@@ -270,6 +346,21 @@ impl<K: Kv> Store<K> {
         self.kv.flush()?;
         self.destroy_keys(&slots)?;
         Ok(n)
+    }
+}
+
+impl<K: Kv> Store<K> {
+    /// The deletes of the consent ledger's entries of `groups`' records:
+    /// they go with the records.
+    fn erase_ledger_entries(&self, groups: &Groups, ops: &mut Vec<Op>) -> Result<()> {
+        let records = groups.iter().flat_map(|(_, records)| records);
+        for r in records.filter(|r| r.kind == Kind::Consent) {
+            let ledger = super::journal::ledger_prefix(r.at, &r.user);
+            for (k, _) in self.kv.range(&ledger, &prefix_end(&ledger), usize::MAX)? {
+                ops.push(Op::Delete(k));
+            }
+        }
+        Ok(())
     }
 }
 
