@@ -21,7 +21,8 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use waymark_core::model::UserState;
 
-/// Users kept by default (each typically 1.5–3 KiB in memory).
+/// Users kept by default (each typically 1.5–3 KiB in memory, and up
+/// to 1 KiB more of the journal records their stored state keeps).
 pub const DEFAULT_USERS: usize = 100_000;
 
 /// A user's entry: their id, their state (none while taken out), the

@@ -27,7 +27,7 @@ use waymark_core::model::JournalTail;
 
 /// Most bytes of records a user's state keeps before they are written
 /// under a journal key (a few records; a state is written on each event).
-pub(super) const TAIL_BYTES: usize = 2048;
+pub(super) const TAIL_BYTES: usize = 1024;
 /// Most groups (batches' records) a user's state keeps.
 pub(super) const TAIL_GROUPS: usize = 16;
 
