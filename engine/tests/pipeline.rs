@@ -163,6 +163,46 @@ fn a_failed_batch_fails_the_one_built_on_it_and_leaves_nothing_in_memory() {
 }
 
 #[test]
+fn the_next_batch_goes_while_one_flushes_and_fails_if_that_flush_fails() {
+    // Applied is enough for the next batch to be handed over (the store
+    // has what it wrote); it is acknowledged only once flushed, and the
+    // next one, built on it, fails with it if the flush fails.
+    let kv = TestKv {
+        flush_delay: Duration::from_millis(300),
+        ..TestKv::default()
+    };
+    let mut rt = runtime(&kv, 100);
+    let outcomes = Outcomes::default();
+    kv.fail_flush.store(1, Ordering::SeqCst);
+    rt.ingest_pipelined(&[paid("u1", "m1")], t(START), note(&outcomes, "b1"))
+        .unwrap();
+    rt.ingest_pipelined(&[paid("u2", "m2")], t(START), note(&outcomes, "b2"))
+        .unwrap();
+    assert!(
+        outcomes.lock().unwrap().is_empty(),
+        "b2 was handed over while b1 was still flushing"
+    );
+    let e = rt.drain().unwrap_err();
+    assert!(e.to_string().contains("flush failed"), "{e}");
+    let ok: Vec<(String, bool)> = outcomes
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(n, r)| (n.clone(), r.is_ok()))
+        .collect();
+    assert_eq!(ok, [("b1".to_string(), false), ("b2".to_string(), false)]);
+    assert_eq!(kv.applies.load(Ordering::SeqCst), 1, "b2 was never applied");
+    // Nothing of b2 is kept in memory: m2 was never stored as seen, so
+    // sent again it counts, from the store's u2.
+    kv.fail_flush.store(0, Ordering::SeqCst);
+    rt.ingest_pipelined(&[paid("u2", "m2")], t(START), note(&outcomes, "b3"))
+        .unwrap();
+    rt.drain().unwrap();
+    assert_eq!(balance(&kv, "u2"), "10");
+    assert_eq!(outcomes.lock().unwrap().last().unwrap().1, Ok(()));
+}
+
+#[test]
 fn dropping_the_runtime_finishes_the_batch_in_flight() {
     let kv = slow();
     let outcomes = Outcomes::default();

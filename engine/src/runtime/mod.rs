@@ -475,7 +475,7 @@ impl<K: Kv> Runtime<K> {
                     .as_ref()
                     .is_some_and(|f| f.users.contains(user))
                 {
-                    self.drain()?;
+                    self.drain_applied()?;
                 }
                 self.store.user(user)?
             }

@@ -2,9 +2,14 @@
 //! thread and evaluates the next batch while they are applied and
 //! flushed. A large batch goes a part at a time, so that even one
 //! request's work is shared between evaluating and applying, with one
-//! flush at its end. One batch is in flight at most; reads made meanwhile see it
-//! (its users stay in memory, its message ids count as seen), and if it
-//! fails, everything kept in memory on top of it is forgotten.
+//! flush at its end. One batch is being applied at most; reads made
+//! meanwhile see it (its users stay in memory, its message ids count as
+//! seen), and if it fails, everything kept in memory on top of it is
+//! forgotten. The next batch is handed over once it is applied, while it
+//! may still be flushing: the store's reads wait while a batch is
+//! applied, not while it is flushed, so the users the next one needs are
+//! read meanwhile. A batch whose flush fails fails the one handed over
+//! after it, and that one's failure forgets what memory built on both.
 
 use super::Runtime;
 use crate::store::{Batch, Kv, StoreError};
@@ -18,8 +23,13 @@ use waymark_core::model::Input;
 /// being applied. (Its message ids need nothing here: the store counts
 /// them as seen from when it prepares them.)
 pub(super) struct InFlight {
+    /// Its users, until it is applied (then the store has them).
     pub(super) users: foldhash::HashSet<String>,
-    applied: mpsc::Receiver<Result<(), StoreError>>,
+    /// Whether it was applied, sent before it is flushed; `None` once
+    /// [`Runtime::drain_applied`] has seen it.
+    applied: Option<mpsc::Receiver<Result<(), StoreError>>>,
+    /// Whether it was applied and flushed, sent last.
+    finished: mpsc::Receiver<Result<(), StoreError>>,
     /// Its outcome, once [`Runtime::committing`] has seen it.
     outcome: Option<Result<(), StoreError>>,
 }
@@ -64,12 +74,44 @@ impl<K: Kv> Runtime<K> {
         let Some(mut in_flight) = self.in_flight.take() else {
             return Ok(());
         };
-        let result = in_flight.outcome.take().unwrap_or_else(|| {
-            in_flight
-                .applied
-                .recv()
-                .unwrap_or_else(|_| Err(StoreError::Backend("the commit thread stopped".into())))
-        });
+        let result = in_flight
+            .outcome
+            .take()
+            .unwrap_or_else(|| outcome(in_flight.finished.recv()));
+        self.failed_if(result)
+    }
+
+    /// Waits until the pipelined batch, if any, is applied, not until it
+    /// is flushed too: the store's reads wait while a batch is applied,
+    /// not while it is flushed, so reading the next batch's users can go
+    /// on meanwhile. Whether it was flushed is seen by [`Runtime::drain`],
+    /// [`Runtime::committing`], or the batch handed over after it, which
+    /// fails if it did not (`before`, in [`Runtime::hand_over_evaluated`]).
+    pub(super) fn drain_applied(&mut self) -> Result<(), StoreError> {
+        let Some(in_flight) = self.in_flight.as_mut() else {
+            return Ok(());
+        };
+        if in_flight.outcome.is_some() {
+            return self.drain();
+        }
+        let Some(applied) = in_flight.applied.take() else {
+            return Ok(());
+        };
+        match outcome(applied.recv()) {
+            Ok(()) => {
+                in_flight.users.clear();
+                Ok(())
+            }
+            Err(e) => {
+                self.in_flight = None;
+                self.failed_if(Err(e))
+            }
+        }
+    }
+
+    /// `result`, after forgetting everything kept in memory on top of a
+    /// batch if it failed.
+    fn failed_if(&mut self, result: Result<(), StoreError>) -> Result<(), StoreError> {
         if result.is_err() {
             self.users.clear();
             self.globals = None;
@@ -78,6 +120,11 @@ impl<K: Kv> Runtime<K> {
         }
         result
     }
+}
+
+/// What the commit thread sent, or why nothing came.
+fn outcome(received: Result<Result<(), StoreError>, mpsc::RecvError>) -> Result<(), StoreError> {
+    received.unwrap_or_else(|_| Err(StoreError::Backend("the commit thread stopped".into())))
 }
 
 impl<K: Kv> Runtime<K> {
@@ -152,7 +199,7 @@ impl<K: Kv> Runtime<K> {
         if in_flight.outcome.is_some() {
             return false;
         }
-        match in_flight.applied.try_recv() {
+        match in_flight.finished.try_recv() {
             Ok(outcome) => {
                 in_flight.outcome = Some(outcome);
                 false
@@ -170,8 +217,8 @@ impl<K: Kv> Runtime<K> {
 impl<K: Kv + Clone + 'static> Runtime<K> {
     /// Like [`Runtime::ingest`], but returns once the batch is handed to
     /// the commit thread: the next batch is evaluated while this one is
-    /// applied and flushed (one batch in flight at most; the next waits for
-    /// it before it is handed over). `durable` is called on the commit
+    /// applied and flushed (one batch in flight at most; the next waits
+    /// until it is applied before it is handed over). `durable` is called on the commit
     /// thread once this batch is flushed — acknowledge inputs there, not
     /// before — or at once if it cannot be handed over: always exactly
     /// once. Reads made meanwhile see the batch in flight: its users stay
@@ -293,12 +340,16 @@ impl<K: Kv + Clone + 'static> Runtime<K> {
             .effects
             .fill(&self.store, &mut batch, self.stats_zone())
             .and_then(|()| self.store.prepare(&mut batch));
-        // The batch before must be applied (and durable, if it was
-        // flushed) before this one is handed over.
-        let previous = self.drain();
+        // The batch before must be applied before this one is handed
+        // over. It may still be flushing: this one fails if that does.
+        let previous = self.drain_applied();
+        let before = self.in_flight.take().map(|f| f.finished);
         let ops = match (previous, ops) {
             (Ok(()), Ok(ops)) => ops,
             (Err(e), _) | (_, Err(e)) => {
+                if let Some(before) = before {
+                    let _ = self.failed_if(outcome(before.recv()));
+                }
                 self.forget_prepared();
                 self.deferred = None;
                 durable(Err(e.clone()));
@@ -306,13 +357,18 @@ impl<K: Kv + Clone + 'static> Runtime<K> {
             }
         };
         self.read_users_ahead(next, &batch.users, &batch.merges);
-        let (done, applied) = mpsc::channel();
+        let (applied_tx, applied) = mpsc::channel();
+        let (done, finished) = mpsc::channel();
         let kv = self.store.kv().clone();
         let duplicates = batch.duplicates;
         let job: Job = Box::new(move || {
-            let result = ops
-                .apply(&kv)
-                .and_then(|()| if flush { kv.flush() } else { Ok(()) });
+            // The job before has run: this thread runs them in order.
+            let result = match before.map(|b| outcome(b.recv())) {
+                Some(Err(e)) => Err(e),
+                _ => ops.apply(&kv),
+            };
+            let _ = applied_tx.send(result.clone());
+            let result = result.and_then(|()| if flush { kv.flush() } else { Ok(()) });
             durable(result.clone().map(|()| Committed { duplicates }));
             let _ = done.send(result);
         });
@@ -334,7 +390,8 @@ impl<K: Kv + Clone + 'static> Runtime<K> {
                 .map(|(u, _)| u.id.to_string())
                 .chain(merged)
                 .collect(),
-            applied,
+            applied: Some(applied),
+            finished,
             outcome: None,
         });
         Ok(self.keep(batch, globals))

@@ -65,7 +65,7 @@ impl<K: Kv + Clone + 'static> Runtime<K> {
                     .next_schedule_fire(self.schedules_done.unwrap_or(until))
                     .is_some_and(|(t, _)| t <= until);
             if timer || cron {
-                self.drain()?;
+                self.drain_applied()?;
             }
         }
         let mut left = pages;
@@ -87,7 +87,7 @@ impl<K: Kv + Clone + 'static> Runtime<K> {
         }
         loop {
             if handed_over {
-                self.drain()?;
+                self.drain_applied()?;
             }
             handed_over = true;
             let timer = self.store.next_due()?;
@@ -150,7 +150,7 @@ impl<K: Kv + Clone + 'static> Runtime<K> {
         let mut previous: Vec<(DateTime<Utc>, String)> = Vec::new();
         loop {
             // The blocks hold a page's moves once it is applied.
-            self.drain()?;
+            self.drain_applied()?;
             let due = self.store.due(through, RUN)?;
             if due.is_empty() {
                 return Ok(true);

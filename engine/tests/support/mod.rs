@@ -272,6 +272,10 @@ pub struct TestKv {
     pub fail_apply: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     /// Every key put by an applied batch, in order.
     pub written: std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+    /// How long each flush takes, and, if not 0, the number of the flush
+    /// (counting from 1) that fails.
+    pub flush_delay: std::time::Duration,
+    pub fail_flush: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Kv for TestKv {
@@ -306,8 +310,13 @@ impl Kv for TestKv {
         self.inner.range(from, to, limit)
     }
     fn flush(&self) -> Result<(), StoreError> {
-        self.flushes
+        std::thread::sleep(self.flush_delay);
+        let n = 1 + self
+            .flushes
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if self.fail_flush.load(std::sync::atomic::Ordering::SeqCst) == n {
+            return Err(StoreError::Backend("flush failed: I/O error".into()));
+        }
         self.inner.flush()
     }
 
