@@ -356,7 +356,7 @@ impl<K: Kv + Clone + 'static> Runtime<K> {
                 return Err(e);
             }
         };
-        self.read_users_ahead(next, &batch.users, &batch.merges);
+        let ahead = self.read_users_ahead(next, &batch.users, &batch.merges);
         let (applied_tx, applied) = mpsc::channel();
         let (done, finished) = mpsc::channel();
         let kv = self.store.kv().clone();
@@ -377,6 +377,12 @@ impl<K: Kv + Clone + 'static> Runtime<K> {
             // The thread is gone: apply here, so the batch is not lost.
             self.committer = None;
             job();
+        }
+        // Opened while it is applied: only reading the backend waits.
+        for (user, sealed) in ahead {
+            if let Ok(state) = self.store.user_opened(&user, sealed) {
+                self.read_ahead.insert(user, state);
+            }
         }
         // Ids it merges away change too: their next reader waits for it.
         let merged = batch
@@ -401,17 +407,20 @@ impl<K: Kv + Clone + 'static> Runtime<K> {
 impl<K: Kv> Runtime<K> {
     /// Reads the users that the next evaluation would read from the
     /// store: those of `next` not kept in memory and not in `handed` (the
-    /// batch about to be handed over, whose users are kept after it). A
-    /// read that fails is left to that evaluation, which reports it.
+    /// batch about to be handed over, whose users are kept after it), as
+    /// the backend holds them, to be opened once `handed` is on its way
+    /// ([`Store::user_opened`](crate::store::Store::user_opened)). A read
+    /// that fails is left to that evaluation, which reports it.
     fn read_users_ahead<'n>(
         &mut self,
         next: impl Iterator<Item = &'n str>,
         handed: &[(waymark_core::model::UserState, Option<DateTime<Utc>>)],
         merges: &[crate::store::MergeWrite],
-    ) {
+    ) -> Vec<(String, Option<Vec<u8>>)> {
         let mut next = next.peekable();
+        let mut read = Vec::new();
         if next.peek().is_none() {
-            return;
+            return read;
         }
         // Ids the handed batch merges away are read once it is applied.
         let merged = merges.iter().flat_map(|m| {
@@ -422,15 +431,20 @@ impl<K: Kv> Runtime<K> {
             .map(|(u, _)| u.id.as_str())
             .chain(merged)
             .collect();
+        let mut seen = foldhash::HashSet::default();
         for user in next {
-            if handed.contains(user) || self.users.holds(user) || self.read_ahead.contains_key(user)
+            if handed.contains(user)
+                || self.users.holds(user)
+                || self.read_ahead.contains_key(user)
+                || !seen.insert(user)
             {
                 continue;
             }
-            if let Ok(state) = self.store.user(user) {
-                self.read_ahead.insert(user.to_string(), state);
+            if let Ok(sealed) = self.store.user_sealed(user) {
+                read.push((user.to_string(), sealed));
             }
         }
+        read
     }
 }
 

@@ -119,10 +119,23 @@ impl<K: Kv> Store<K> {
     }
 
     pub fn user(&self, id: &str) -> Result<Option<UserState>> {
-        let k = key("u", &[&user_part(id)]);
-        let Some(sealed) = self.kv.get(&k)? else {
+        let stored = self.user_sealed(id)?;
+        self.user_opened(id, stored)
+    }
+
+    /// A user's state as the backend holds it, still sealed: the part of
+    /// [`Store::user`] that reads the backend (and waits while a batch
+    /// is applied). [`Store::user_opened`] does the rest.
+    pub fn user_sealed(&self, id: &str) -> Result<Option<Vec<u8>>> {
+        self.kv.get(&key("u", &[&user_part(id)]))
+    }
+
+    /// The state that [`Store::user_sealed`] read, opened and decoded.
+    pub fn user_opened(&self, id: &str, sealed: Option<Vec<u8>>) -> Result<Option<UserState>> {
+        let Some(sealed) = sealed else {
             return Ok(None);
         };
+        let k = key("u", &[&user_part(id)]);
         let Some(bytes) = self.open_value(&k, &sealed)? else {
             return Ok(None);
         };
