@@ -1226,11 +1226,10 @@ mod tests {
         assert_eq!(token("Token s3cret"), None);
     }
 
-    /// The API over a scratch store, with every ingest call accepted.
-    fn api(name: &str) -> axum::Router {
-        let dir = std::env::temp_dir().join(format!("waymark-http-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let store = Store::new(SledKv::open(&dir).unwrap());
+    /// The API over a scratch store (removed when dropped), with every
+    /// ingest call accepted.
+    fn api() -> axum::Router {
+        let store = Store::new(SledKv::temporary().unwrap());
         super::super::api_without_writer(store, Vec::new(), |_| Ok(()))
     }
 
@@ -1258,7 +1257,7 @@ mod tests {
     // Found by the http_body fuzz target: `/v1/users/u1'\xee\xff…`.
     #[tokio::test]
     async fn a_path_parameter_that_is_not_utf8_gets_a_json_error_naming_the_path() {
-        let api = api("path-utf8");
+        let api = api();
         for (method, uri) in [
             ("GET", "/v1/users/u1%EE%FF"),
             ("GET", "/v1/users/%FF/journal"),
@@ -1281,9 +1280,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_users_journal_and_export_hold_only_theirs_beside_an_id_starting_with_theirs() {
-        let dir = std::env::temp_dir().join(format!("waymark-http-prefix-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let store = Store::open(SledKv::open(&dir).unwrap()).unwrap();
+        let store = Store::open(SledKv::temporary().unwrap()).unwrap();
         let at = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
         let users = ["alice", "alice/x", "a", "ab"];
         store
@@ -1335,7 +1332,7 @@ mod tests {
 
     #[tokio::test]
     async fn ingest_calls_answer_as_the_pure_functions_say() {
-        let api = api("ingest");
+        let api = api();
         let (status, json) =
             answer(&api, "POST", "/v1/track", r#"{"userId":"u","event":"x"}"#).await;
         assert_eq!(
