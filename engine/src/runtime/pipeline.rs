@@ -218,10 +218,10 @@ impl<K: Kv + Clone + 'static> Runtime<K> {
     /// Like [`Runtime::ingest`], but returns once the batch is handed to
     /// the commit thread: the next batch is evaluated while this one is
     /// applied and flushed (one batch in flight at most; the next waits
-    /// until it is applied before it is handed over). `durable` is called on the commit
-    /// thread once this batch is flushed — acknowledge inputs there, not
-    /// before — or at once if it cannot be handed over: always exactly
-    /// once. Reads made meanwhile see the batch in flight: its users stay
+    /// until it is applied before it is handed over). `durable` is called
+    /// on the commit thread once this batch is flushed — acknowledge
+    /// inputs there, not before — or at once if it cannot be handed over:
+    /// always exactly once. Reads made meanwhile see the batch in flight: its users stay
     /// in memory and its message ids count as seen. If a batch fails, the
     /// one after it fails too (it was built on it) and nothing kept in
     /// memory outlives the failure.
@@ -295,10 +295,10 @@ impl<K: Kv + Clone + 'static> Runtime<K> {
 
     /// Evaluates a batch and hands its writes to the commit thread, which
     /// applies them, flushes if `flush`, then calls `durable`. Just before
-    /// handing them over, with the store idle, the users of `next` (the
-    /// batch to evaluate after this one) are read ahead: the store's
-    /// reads wait while a batch is applied, so reading them during the
-    /// next evaluation would undo the overlap.
+    /// handing them over, with no batch being applied, the users of `next`
+    /// (the batch to evaluate after this one) are read ahead, and opened
+    /// just after: the store's reads wait while a batch is applied, so
+    /// reading them during the next evaluation would undo the overlap.
     fn hand_over(
         &mut self,
         inputs: &[Input],
