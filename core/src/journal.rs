@@ -281,6 +281,185 @@ impl Record {
     }
 }
 
+impl Kind {
+    /// Every kind, in the order of its number in the store ([`stored`]).
+    pub const ALL: [Kind; 21] = [
+        Kind::Enter,
+        Kind::Send,
+        Kind::Suppressed,
+        Kind::Deferred,
+        Kind::Coupon,
+        Kind::Points,
+        Kind::Tag,
+        Kind::Untag,
+        Kind::Set,
+        Kind::Emit,
+        Kind::Reward,
+        Kind::Goal,
+        Kind::Exit,
+        Kind::Error,
+        Kind::Split,
+        Kind::Skipped,
+        Kind::Failed,
+        Kind::Delivered,
+        Kind::Merged,
+        Kind::Consent,
+        Kind::Outcome,
+    ];
+}
+
+/// A record as the store keeps it (journals, the consent ledger, the
+/// outbox): a map from each field's number to its value, with the fields
+/// that do not apply left out, times as integer microseconds and the
+/// kind as its number. Written with field names and times as text, a
+/// record took twice the bytes, and a user's newest records are written
+/// again with their state on every event (see the engine's
+/// `store::journal`). Only binary formats are meant: JSON gets
+/// [`Record`]'s own form, the one the API and `simulate` print.
+///
+/// Use [`StoredRef`] to write and [`StoredRecord`] to read, or
+/// `#[serde(with = "waymark_core::journal::stored")]` on a field. Write
+/// with field names (`rmp_serde::encode::write_named`) for the structs
+/// a record holds: a consent change leaves out the fields it does not
+/// have, which a struct written as an array cannot.
+pub mod stored {
+    use super::{Kind, Record};
+    use serde::de::{self, MapAccess, Visitor};
+    use serde::ser::SerializeMap;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::borrow::Borrow;
+    use waymark_dsl::stored::Stamp;
+
+    /// A record to write in the stored form.
+    pub struct StoredRef<'a>(pub &'a Record);
+
+    /// A record read from the stored form.
+    pub struct StoredRecord(pub Record);
+
+    pub fn serialize<S: Serializer, R: Borrow<Record>>(r: &R, s: S) -> Result<S::Ok, S::Error> {
+        StoredRef(r.borrow()).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Record, D::Error> {
+        Ok(StoredRecord::deserialize(d)?.0)
+    }
+
+    /// Calls `$m!` with every optional field and its number (0–2 are
+    /// `at`, `user` and `kind`; the times `until` and `expires_at` are
+    /// written apart, as stamps). A number is never reused for another
+    /// field: the store's format version changes when one is.
+    macro_rules! optional_fields {
+        ($m:ident) => {
+            $m! {
+                3 journey,
+                4 version,
+                5 step,
+                6 line,
+                7 channel,
+                8 template,
+                9 to,
+                10 fields,
+                11 reason,
+                13 coupon,
+                14 code,
+                16 delta,
+                17 balance,
+                18 tag,
+                19 path,
+                20 value,
+                21 event,
+                22 task,
+                23 message,
+                24 instance,
+                25 arms,
+                26 idempotency_key,
+                27 split,
+                28 arm,
+                29 holdout,
+                30 attempts,
+                31 merged,
+                32 consent,
+                33 staff
+            }
+        };
+    }
+    const UNTIL: u8 = 12;
+    const EXPIRES_AT: u8 = 15;
+
+    impl Serialize for StoredRef<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let r = self.0;
+            let mut len = 3 + usize::from(r.until.is_some()) + usize::from(r.expires_at.is_some());
+            macro_rules! count {
+                ($($n:literal $f:ident),*) => { $( len += usize::from(r.$f.is_some()); )* };
+            }
+            optional_fields!(count);
+            let mut m = s.serialize_map(Some(len))?;
+            m.serialize_entry(&0u8, &Stamp(r.at))?;
+            m.serialize_entry(&1u8, r.user.as_str())?;
+            m.serialize_entry(&2u8, &(r.kind as u8))?;
+            if let Some(t) = r.until {
+                m.serialize_entry(&UNTIL, &Stamp(t))?;
+            }
+            if let Some(t) = r.expires_at {
+                m.serialize_entry(&EXPIRES_AT, &Stamp(t))?;
+            }
+            macro_rules! put {
+                ($($n:literal $f:ident),*) => {
+                    $( if let Some(v) = &r.$f { m.serialize_entry(&($n as u8), v)?; } )*
+                };
+            }
+            optional_fields!(put);
+            m.end()
+        }
+    }
+
+    impl<'de> Deserialize<'de> for StoredRecord {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<StoredRecord, D::Error> {
+            struct Fields;
+            impl<'de> Visitor<'de> for Fields {
+                type Value = StoredRecord;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("a journal record: a map of field numbers to values")
+                }
+                fn visit_map<A: MapAccess<'de>>(
+                    self,
+                    mut map: A,
+                ) -> Result<StoredRecord, A::Error> {
+                    let (mut at, mut user, mut kind) = (None, None, None);
+                    let mut r = Record::new(chrono::DateTime::UNIX_EPOCH, "", Kind::Enter);
+                    while let Some(n) = map.next_key::<u8>()? {
+                        macro_rules! get {
+                            ($($num:literal $f:ident),*) => {
+                                match n {
+                                    0 => at = Some(map.next_value::<Stamp>()?.0),
+                                    1 => user = Some(map.next_value::<compact_str::CompactString>()?),
+                                    2 => {
+                                        let k = map.next_value::<u8>()?;
+                                        kind = Some(*Kind::ALL.get(usize::from(k)).ok_or_else(|| {
+                                            de::Error::custom(format!("no record kind is numbered {k}"))
+                                        })?);
+                                    }
+                                    UNTIL => r.until = Some(map.next_value::<Stamp>()?.0),
+                                    EXPIRES_AT => r.expires_at = Some(map.next_value::<Stamp>()?.0),
+                                    $( $num => r.$f = Some(map.next_value()?), )*
+                                    _ => return Err(de::Error::custom(format!("no record field is numbered {n}"))),
+                                }
+                            };
+                        }
+                        optional_fields!(get);
+                    }
+                    r.at = at.ok_or_else(|| de::Error::missing_field("at"))?;
+                    r.user = user.ok_or_else(|| de::Error::missing_field("user"))?;
+                    r.kind = kind.ok_or_else(|| de::Error::missing_field("kind"))?;
+                    Ok(StoredRecord(r))
+                }
+            }
+            d.deserialize_map(Fields)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,5 +500,122 @@ mod tests {
             let json = serde_json::to_value(&r).unwrap();
             assert_eq!(json["at"], chrono_text(&t));
         }
+    }
+
+    #[test]
+    fn every_kind_is_numbered_by_its_place() {
+        for (n, kind) in Kind::ALL.iter().enumerate() {
+            assert_eq!(*kind as usize, n, "{kind:?}");
+        }
+        // A kind added to the enum and not to the list shows here.
+        let json: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+        let unique: std::collections::BTreeSet<_> = json.iter().collect();
+        assert_eq!(unique.len(), Kind::ALL.len());
+    }
+
+    fn stored_bytes(r: &Record) -> Vec<u8> {
+        rmp_serde::to_vec_named(&stored::StoredRef(r)).unwrap()
+    }
+
+    fn read_stored(bytes: &[u8]) -> Result<Record, rmp_serde::decode::Error> {
+        rmp_serde::from_slice::<stored::StoredRecord>(bytes).map(|r| r.0)
+    }
+
+    /// Every field set, each to something of its own.
+    fn full_record() -> Record {
+        let at = DateTime::from_timestamp(1_764_000_000, 123_456_000).unwrap();
+        let mut r = Record::new(at, "u1", Kind::Consent);
+        r.journey = Some("j".into());
+        r.version = Some("v3".into());
+        r.step = Some("s7".into());
+        r.line = Some(42);
+        r.channel = Some("sms".into());
+        r.template = Some("T1".into());
+        r.to = Some("+8613800000000".into());
+        r.fields = Some(serde_json::json!({"code": "X", "n": 1.5, "list": [1, null]}));
+        r.reason = Some("quiet".into());
+        r.until = Some(at + chrono::Duration::hours(3));
+        r.coupon = Some("NEW10".into());
+        r.code = Some("NEW10-ABC".into());
+        r.expires_at = Some(at + chrono::Duration::days(7));
+        r.delta = Some(serde_json::json!("12.50"));
+        r.balance = Some(serde_json::json!(100));
+        r.tag = Some("vip".into());
+        r.path = Some("user.tier".into());
+        r.value = Some(serde_json::json!({"a": true}));
+        r.event = Some("order_paid".into());
+        r.task = Some("daily".into());
+        r.message = Some("went wrong".into());
+        r.instance = Some(9);
+        r.arms = Some([("s2".to_string(), "b".to_string())].into());
+        r.idempotency_key = Some("k-1".into());
+        r.split = Some("s2".into());
+        r.arm = Some("b".into());
+        r.holdout = Some(false);
+        r.attempts = Some(3);
+        r.merged = Some("anon-1".into());
+        // Some of a consent change's own fields left out and one not: it
+        // reads back only if written with its field names.
+        let mut consent = crate::consent::ConsentChange::new(true, "api");
+        consent.by = Some("ops".into());
+        r.consent = Some(Box::new(consent));
+        r.staff = Some("zhang".into());
+        r
+    }
+
+    #[test]
+    fn a_stored_record_reads_back_as_written() {
+        let full = full_record();
+        let json = serde_json::to_value(&full).unwrap();
+        // Every field is set: a field added to records and not to the
+        // stored form is missing from what reads back.
+        assert!(json.as_object().unwrap().values().all(|v| !v.is_null()));
+        assert_eq!(read_stored(&stored_bytes(&full)).unwrap(), full);
+        let bare = Record::new(full.at, "u2", Kind::Emit);
+        assert_eq!(read_stored(&stored_bytes(&bare)).unwrap(), bare);
+        for kind in Kind::ALL {
+            let r = Record::new(full.at, "u", kind);
+            assert_eq!(read_stored(&stored_bytes(&r)).unwrap().kind, kind);
+        }
+    }
+
+    #[test]
+    fn a_stored_record_is_about_half_its_named_form() {
+        let mut r = Record::new(
+            DateTime::from_timestamp(1_764_000_000, 951_000_000).unwrap(),
+            "u82263",
+            Kind::Emit,
+        );
+        r.journey = Some("r12_never_paid_cart_view".into());
+        r.version = Some("rule".into());
+        r.step = Some("s1".into());
+        r.line = Some(135);
+        r.event = Some("rule_12_fired".into());
+        r.instance = Some(2);
+        let named = rmp_serde::to_vec_named(&r).unwrap().len();
+        let stored = stored_bytes(&r).len();
+        assert!(
+            stored * 10 <= named * 6,
+            "{stored} B stored, {named} B named"
+        );
+    }
+
+    #[test]
+    fn a_stored_record_with_an_unknown_field_or_kind_is_refused() {
+        let r = Record::new(DateTime::UNIX_EPOCH, "u", Kind::Tag);
+        let mut bytes = stored_bytes(&r);
+        // The map's length (a fixmap of three) gains one entry: 99 → nil.
+        bytes[0] += 1;
+        bytes.extend([99, 0xc0]);
+        let e = read_stored(&bytes).unwrap_err().to_string();
+        assert!(e.contains("no record field is numbered 99"), "{e}");
+        let mut bytes = stored_bytes(&r);
+        let kind = bytes.len() - 1;
+        bytes[kind] = 77;
+        let e = read_stored(&bytes).unwrap_err().to_string();
+        assert!(e.contains("no record kind is numbered 77"), "{e}");
+        // `at`, `user` and `kind` are needed.
+        let e = read_stored(&[0x80]).unwrap_err().to_string();
+        assert!(e.contains("at"), "{e}");
     }
 }

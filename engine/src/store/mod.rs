@@ -234,7 +234,8 @@ pub struct Store<K: Kv> {
     sealing: Mutex<sealed::Remembered>,
 }
 
-/// Encodes with field names (records, outbox entries, dedup runs).
+/// Encodes with field names (outbox entries, whose records are in their
+/// stored form, dedup runs, deployments).
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     with_scratch(|buf| rmp_serde::encode::write_named(buf, value))
 }
@@ -273,7 +274,7 @@ fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T> {
 /// changes whenever a stored form does; a store of another format is
 /// refused at open, and a migration is written only when a release needs
 /// one.
-pub const FORMAT: u32 = 23;
+pub const FORMAT: u32 = 24;
 
 /// How long message ids are kept for dedup, at least.
 pub const DEDUP_DAYS: i64 = 7;

@@ -20,6 +20,7 @@ const OUTBOX_SCAN: usize = 20_000;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutboxEntry {
     pub seq: u64,
+    #[serde(with = "waymark_core::journal::stored")]
     pub record: Record,
     pub attempts: u32,
     pub next_attempt: DateTime<Utc>,
@@ -50,6 +51,7 @@ pub enum Settled {
 #[derive(Serialize)]
 struct OutboxEntryRef<'a> {
     seq: u64,
+    #[serde(serialize_with = "waymark_core::journal::stored::serialize")]
     record: &'a Record,
     attempts: u32,
     next_attempt: DateTime<Utc>,

@@ -14,7 +14,7 @@
 //! state is past the size limit, so their events can be refused cheaply,
 //! and erases a user from every table at once.
 
-use super::journal::{Group, Groups};
+use super::journal::{Group, Groups, read_groups};
 use super::keys::{key, prefix_end, split_user_part, user_part};
 use super::outbox::OutboxEntry;
 use super::sealed::Seals;
@@ -307,14 +307,14 @@ impl<K: Kv> Store<K> {
                     ops.push(Op::Delete(k));
                     continue;
                 };
-                self.erase_ledger_entries(&decode(&k, &v)?, &mut ops)?;
+                self.erase_ledger_entries(&read_groups(&k, &v)?, &mut ops)?;
                 ops.push(Op::Delete(k));
             }
         }
         // The records their state kept go with it.
         if let Some(state) = stored.as_ref().filter(|s| s.journal_tail.groups > 0) {
             let k = key("u", &[uid]);
-            self.erase_ledger_entries(&decode(&k, &state.journal_tail.bytes)?, &mut ops)?;
+            self.erase_ledger_entries(&read_groups(&k, &state.journal_tail.bytes)?, &mut ops)?;
         }
         // Their declared identifiers (a phone number is personal data).
         for (k, holder) in self.kv.range(b"e/", &prefix_end(b"e/"), usize::MAX)? {
