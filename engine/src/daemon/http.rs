@@ -300,6 +300,15 @@ fn json_body(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json, ApiError> {
+    let (encoding, body) = raw_body(headers, body)?;
+    ingest::decode_body(encoding, &body, state.limits.body).map_err(ApiError::from)
+}
+
+/// The body as sent, and its `Content-Encoding`.
+fn raw_body(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(Option<&str>, Bytes), ApiError> {
     let body = body.map_err(|e| {
         let status = e.status();
         let timed_out = std::error::Error::source(&e)
@@ -332,7 +341,7 @@ fn json_body(
             )
         })?),
     };
-    ingest::decode_body(encoding, &body, state.limits.body).map_err(ApiError::from)
+    Ok((encoding, body))
 }
 
 impl From<ingest::BodyError> for ApiError {
@@ -400,15 +409,16 @@ async fn ingest(
     // A token in the headers is checked before the body is read; only a
     // request without one (Segment's `writeKey` in the body) is decoded,
     // within the size limit, before it is refused.
-    let json = if presented_token(&headers, None).is_some() {
+    let now = state.clock.now();
+    let taken = if presented_token(&headers, None).is_some() {
         authorize(&state, &headers, None, Scope::Ingest)?;
-        json_body(&state, &headers, body)?
+        let (encoding, body) = raw_body(&headers, body)?;
+        ingest::body_messages(encoding, &body, call, now, &state.limits)?
     } else {
         let json = json_body(&state, &headers, body)?;
         authorize(&state, &headers, Some(&json), Scope::Ingest)?;
-        json
+        ingest::messages_within(&json, call, now, &state.limits)?
     };
-    let taken = ingest::messages_within(&json, call, state.clock.now(), &state.limits)?;
     let refused: Vec<Json> = taken
         .refused
         .iter()

@@ -104,14 +104,27 @@ pub fn decode_body(
     body: &[u8],
     limit: usize,
 ) -> Result<Json, BodyError> {
+    parse_body(&inflate(content_encoding, body, limit)?)
+}
+
+/// A body's bytes as JSON.
+fn parse_body(bytes: &[u8]) -> Result<Json, BodyError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| BodyError::new(Refusal::Invalid, "body", format!("not valid JSON: {e}")))
+}
+
+/// A request body's bytes, inflated if gzipped, at most `limit` bytes.
+fn inflate<'b>(
+    content_encoding: Option<&str>,
+    body: &'b [u8],
+    limit: usize,
+) -> Result<std::borrow::Cow<'b, [u8]>, BodyError> {
     let encoding = content_encoding.map(str::trim).unwrap_or("");
-    let inflated;
     let bytes = if encoding.eq_ignore_ascii_case("gzip") || encoding.eq_ignore_ascii_case("x-gzip")
     {
-        inflated = gunzip(body, limit)?;
-        &inflated[..]
+        std::borrow::Cow::Owned(gunzip(body, limit)?)
     } else if encoding.is_empty() || encoding.eq_ignore_ascii_case("identity") {
-        body
+        std::borrow::Cow::Borrowed(body)
     } else {
         return Err(BodyError::new(
             Refusal::UnsupportedEncoding,
@@ -126,8 +139,76 @@ pub fn decode_body(
             format!("more than {limit} bytes (limits.body_bytes)"),
         ));
     }
-    serde_json::from_slice(bytes)
-        .map_err(|e| BodyError::new(Refusal::Invalid, "body", format!("not valid JSON: {e}")))
+    Ok(bytes)
+}
+
+/// The messages of a request body sent to `call`: what [`decode_body`]
+/// and then [`messages_within`] give, the same in every case, refusals
+/// included. A `track` body, and each item of a `batch`, that is a plain
+/// message is read straight from the text into an input (as
+/// `simulate` reads events); the rest is read as JSON. Reading each body
+/// into JSON values first and then into inputs was most of the HTTP
+/// thread's work for a batch.
+pub fn body_messages(
+    content_encoding: Option<&str>,
+    body: &[u8],
+    call: Call,
+    now: DateTime<Utc>,
+    limits: &Limits,
+) -> Result<Taken, BodyError> {
+    let bytes = inflate(content_encoding, body, limits.body)?;
+    let general = |bytes: &[u8]| messages_within(&parse_body(bytes)?, call, now, limits);
+    let Ok(text) = std::str::from_utf8(&bytes) else {
+        return general(&bytes);
+    };
+    match call {
+        Call::Track => match plain_input(text, limits) {
+            Some((message, _)) => {
+                let mut taken = Taken::default();
+                taken.take(0, message);
+                Ok(taken)
+            }
+            None => general(&bytes),
+        },
+        Call::Identify => general(&bytes),
+        Call::Batch => {
+            let Some(items) = scan::batch_items(text) else {
+                return general(&bytes);
+            };
+            if items.len() > limits.batch {
+                return Err(too_many(limits));
+            }
+            let mut taken = Taken::default();
+            for (index, item) in items.into_iter().enumerate() {
+                let read = match plain_input(item, limits) {
+                    Some(plain) => Ok(plain),
+                    None => {
+                        // `batch_items` answers for valid JSON only.
+                        let Ok(json) = serde_json::from_str::<Json>(item) else {
+                            return general(&bytes);
+                        };
+                        input_as(&json, Some("track"), Some(now), limits)
+                    }
+                };
+                match read {
+                    Ok((message, _)) => taken.take(index, message),
+                    Err(e) => taken.refuse(index, e),
+                }
+            }
+            Ok(taken)
+        }
+    }
+}
+
+fn too_many(limits: &Limits) -> BodyError {
+    BodyError::new(
+        Refusal::TooLarge,
+        "batch",
+        format!(
+            "at most {} messages per batch (limits.batch_items)",
+            limits.batch
+        ),
+    )
 }
 
 /// Inflates a gzip body — every member of it, as RFC 1952 allows several
@@ -219,25 +300,7 @@ pub fn messages_within(
     now: DateTime<Utc>,
     limits: &Limits,
 ) -> Result<Taken, BodyError> {
-    let invalid = |prefix: &str, e: IngestError| {
-        let field = match e.field.as_str() {
-            "(message)" => prefix.trim_end_matches('.').to_string(),
-            field => format!("{prefix}{field}"),
-        };
-        BodyError::new(Refusal::Invalid, field, e.message)
-    };
     let mut taken = Taken::default();
-    let take = |taken: &mut Taken, index: usize, message: Message| match message {
-        Message::Input(input) => taken.inputs.push(input),
-        Message::Merged(merge, input) => {
-            taken.inputs.push(merge);
-            taken.inputs.push(input);
-            taken.merges_before += 1;
-        }
-        Message::Unsupported { kind, user } => {
-            taken.unsupported.push(Unsupported { index, kind, user })
-        }
-    };
     let mut single = |kind: &str| {
         if !json.is_object() {
             return Err(BodyError::new(
@@ -248,7 +311,7 @@ pub fn messages_within(
         }
         let (message, _) =
             input_as(json, Some(kind), Some(now), limits).map_err(|e| invalid("", e))?;
-        take(&mut taken, 0, message);
+        taken.take(0, message);
         Ok(std::mem::take(&mut taken))
     };
     match call {
@@ -273,30 +336,52 @@ pub fn messages_within(
                 }
             };
             if items.len() > limits.batch {
-                return Err(BodyError::new(
-                    Refusal::TooLarge,
-                    "batch",
-                    format!(
-                        "at most {} messages per batch (limits.batch_items)",
-                        limits.batch
-                    ),
-                ));
+                return Err(too_many(limits));
             }
             for (index, item) in items.iter().enumerate() {
                 match input_as(item, Some("track"), Some(now), limits) {
-                    Ok((message, _)) => take(&mut taken, index, message),
-                    Err(e) => {
-                        let e = invalid(&format!("batch[{index}]."), e);
-                        taken.refused.push(Refused {
-                            index,
-                            field: e.field,
-                            message: e.message,
-                        });
-                    }
+                    Ok((message, _)) => taken.take(index, message),
+                    Err(e) => taken.refuse(index, e),
                 }
             }
             Ok(taken)
         }
+    }
+}
+
+/// A message's refusal as the body's: `prefix` (`batch[3].`) before its field.
+fn invalid(prefix: &str, e: IngestError) -> BodyError {
+    let field = match e.field.as_str() {
+        "(message)" => prefix.trim_end_matches('.').to_string(),
+        field => format!("{prefix}{field}"),
+    };
+    BodyError::new(Refusal::Invalid, field, e.message)
+}
+
+impl Taken {
+    /// Takes the message at `index` of the body.
+    fn take(&mut self, index: usize, message: Message) {
+        match message {
+            Message::Input(input) => self.inputs.push(input),
+            Message::Merged(merge, input) => {
+                self.inputs.push(merge);
+                self.inputs.push(input);
+                self.merges_before += 1;
+            }
+            Message::Unsupported { kind, user } => {
+                self.unsupported.push(Unsupported { index, kind, user })
+            }
+        }
+    }
+
+    /// Refuses the batch item at `index`, the others still taken.
+    fn refuse(&mut self, index: usize, e: IngestError) {
+        let e = invalid(&format!("batch[{index}]."), e);
+        self.refused.push(Refused {
+            index,
+            field: e.field,
+            message: e.message,
+        });
     }
 }
 
@@ -1444,5 +1529,154 @@ mod tests {
             field(json!({"type":"track","userId":"u1","anonymousId":[],"event":"x"})),
             "batch[0].anonymousId"
         );
+    }
+
+    /// What the daemon did before [`body_messages`]: the body as JSON,
+    /// then its messages.
+    fn through_json(
+        encoding: Option<&str>,
+        body: &[u8],
+        call: Call,
+        limits: &Limits,
+    ) -> Result<Taken, BodyError> {
+        messages_within(
+            &decode_body(encoding, body, limits.body)?,
+            call,
+            now(),
+            limits,
+        )
+    }
+
+    /// Bodies that read straight from their text, that read as JSON, and
+    /// that are refused, whole or item by item.
+    const BODIES: &[&str] = &[
+        r#"{"batch":[{"type":"track","userId":"u1","event":"order_paid","properties":{"amount":12.5,"sku":"A-1","tags":["x",{"y":null}]},"timestamp":"2025-11-10T08:00:00.123Z","messageId":"m1"},{"type":"identify","userId":"u2","traits":{"tier":"gold"},"timestamp":"2025-11-10T08:00:01Z"}]}"#,
+        r#" { "context" : {"library": {"name": "analytics-node"}}, "batch" : [ {"event":"a","userId":"u","timestamp":"2025-11-10T08:00:00Z"} ] , "sentAt":"2025-11-10T08:00:02Z", "writeKey": "k" } "#,
+        r#"{"batch":[]}"#,
+        r#"{"batch":[{"event":"a","userId":"u"}]}"#,
+        r#"{"batch":[{"event":"a","userId":"u","sentAt":"2025-11-10T08:00:00Z"}]}"#,
+        r#"{"batch":[{"type":"track","userId":"u1","anonymousId":"a1","event":"x","timestamp":"2025-11-10T08:00:00Z"}]}"#,
+        r#"{"batch":[{"type":"alias","userId":"u1","previousId":"a1"},{"type":"page","userId":"u","name":"Home","properties":{"path":"/"}},{"type":"screen","anonymousId":"a","name":"S"},{"type":"group","userId":"u","groupId":"g","traits":{"n":1}}]}"#,
+        r#"{"batch":[{"type":"track","userId":"u\u00e9","event":"caf\u00e9","properties":{"k\"q":"line\nbreak"},"timestamp":"2025-11-10T08:00:00Z"}]}"#,
+        r#"{"batch":[{"type":"track","userId":"u","event":"x","properties":{"s":"\ud83d\ude00"},"timestamp":"2025-11-10T08:00:00Z"}]}"#,
+        r#"{"batch":[{"type":"track","userId":"u","event":"x","properties":{"s":"\ud83d"},"timestamp":"2025-11-10T08:00:00Z"}]}"#,
+        r#"{"batch":[{"type":"track","userId":"u","event":"x","properties":{"big":123456789012345678901234567890,"neg":-0,"f":1e400,"e":2E-3},"timestamp":"2025-11-10T08:00:00Z"}]}"#,
+        r#"{"batch":[{"type":"track","userId":"","event":"x"},{"type":"track","userId":7,"event":"x","timestamp":"2025-11-10T08:00:00Z"},{"type":"nope","userId":"u"},{"type":null,"userId":"u","event":"x"},{"userId":"u","timestamp":"yesterday","event":"x"},[],3,"s",null]}"#,
+        r#"{"batch":[{"type":"track","userId":"u","event":"x","properties":[1],"timestamp":"2025-11-10T08:00:00Z"},{"type":"track","userId":"u","event":"x","properties":null,"timestamp":"2025-11-10T08:00:00Z"},{"type":"track","userId":"u","event":"x","messageId":"","timestamp":"2025-11-10T08:00:00Z"}]}"#,
+        r#"{"batch":[{"type":"track","userId":"u","userId":"v","event":"x","event":"y","timestamp":"2025-11-10T08:00:00Z"}]}"#,
+        r#"{"batch":[{"event":"a","userId":"u","timestamp":"2025-11-10T08:00:00Z"}],"batch":[]}"#,
+        r#"{"batch":{"event":"a"}}"#,
+        r#"{"notbatch":[]}"#,
+        r#"[{"batch":[]}]"#,
+        r#"{"batch":[{"event":"a","userId":"u","timestamp":"2025-11-10T08:00:00Z",}]}"#,
+        r#"{"batch":[{"event":"a","userId":"u","timestamp":"2025-11-10T08:00:00Z"}]} trailing"#,
+        r#"{"batch":[{"event":"a","userId":"u","timestamp":"2025-11-10T08:00:00Z"}]"#,
+        r#"{"type":"track","userId":"u1","event":"order_paid","properties":{"amount":3},"timestamp":"2025-11-10T08:00:00Z"}"#,
+        r#"{"userId":"u1","event":"order_paid"}"#,
+        r#"{"type":"identify","userId":"u1","traits":{"tier":"gold"},"timestamp":"2025-11-10T08:00:00Z"}"#,
+        r#"{"userId":"u1","traits":{"tier":"gold"},"timestamp":"2025-11-10T08:00:00Z"}"#,
+        r#"{"userId":"u1","anonymousId":"a","event":"x","timestamp":"2025-11-10T08:00:00Z"}"#,
+        r#""track""#,
+        "",
+    ];
+
+    #[test]
+    fn a_body_read_from_its_text_gives_what_reading_it_as_json_gives() {
+        let tight = Limits {
+            event_name: 4,
+            property_name: 3,
+            properties: 64,
+            batch: 2,
+            ..Limits::default()
+        };
+        let long_name = format!(
+            r#"{{"batch":[{{"event":"{}","userId":"u","properties":{{"{}":1}},"timestamp":"2025-11-10T08:00:00Z"}}]}}"#,
+            "e".repeat(300),
+            "p".repeat(300)
+        );
+        let mut compared = 0;
+        for body in BODIES.iter().copied().chain([long_name.as_str()]) {
+            // Every prefix too: bodies cut short anywhere.
+            for end in (0..=body.len()).filter(|&i| body.is_char_boundary(i)) {
+                let cut = &body.as_bytes()[..end];
+                for call in [Call::Batch, Call::Track, Call::Identify] {
+                    for limits in [Limits::default(), tight] {
+                        let expected = through_json(None, cut, call, &limits);
+                        let direct = body_messages(None, cut, call, now(), &limits);
+                        assert_eq!(
+                            direct,
+                            expected,
+                            "{call:?} {:?}",
+                            String::from_utf8_lossy(cut)
+                        );
+                        compared += 1;
+                    }
+                }
+            }
+            let zipped = gzip(body.as_bytes());
+            assert_eq!(
+                body_messages(
+                    Some("gzip"),
+                    &zipped,
+                    Call::Batch,
+                    now(),
+                    &Limits::default()
+                ),
+                through_json(Some("gzip"), &zipped, Call::Batch, &Limits::default()),
+            );
+        }
+        assert!(compared > 10_000, "{compared}");
+        // Not UTF-8, an encoding not taken, a body past the limit.
+        let latin1 = b"{\"batch\":[{\"event\":\"caf\xe9\",\"userId\":\"u\"}]}";
+        let small = Limits {
+            body: 10,
+            ..Limits::default()
+        };
+        for (encoding, body, limits) in [
+            (None, &latin1[..], Limits::default()),
+            (Some("br"), BODIES[0].as_bytes(), Limits::default()),
+            (None, BODIES[0].as_bytes(), small),
+        ] {
+            let expected = through_json(encoding, body, Call::Batch, &limits);
+            assert!(expected.is_err());
+            assert_eq!(
+                body_messages(encoding, body, Call::Batch, now(), &limits),
+                expected
+            );
+        }
+    }
+
+    #[test]
+    fn a_plain_batch_is_read_from_its_text_into_inputs() {
+        let taken = body_messages(
+            None,
+            BODIES[0].as_bytes(),
+            Call::Batch,
+            now(),
+            &Limits::default(),
+        )
+        .unwrap();
+        assert_eq!(taken.inputs.len(), 2);
+        let Input::Track(e) = &taken.inputs[0] else {
+            panic!("{:?}", taken.inputs[0])
+        };
+        assert_eq!((e.user.as_str(), e.name.as_str()), ("u1", "order_paid"));
+        assert_eq!(e.message_id.as_deref(), Some("m1"));
+        assert_eq!(
+            e.properties,
+            Value::from_json(
+                &serde_json::json!({"amount": 12.5, "sku": "A-1", "tags": ["x", {"y": null}]})
+            )
+        );
+        assert!(matches!(&taken.inputs[1], Input::Identify { user, .. } if user == "u2"));
+        // The direct reader takes it: its items' text, each a plain message.
+        let items = scan::batch_items(BODIES[0]).unwrap();
+        assert_eq!(items.len(), 2);
+        assert!(
+            items
+                .iter()
+                .all(|item| plain_input(item, &Limits::default()).is_some())
+        );
+        assert_eq!(scan::batch_items(BODIES[14]), None, "batch named twice");
     }
 }

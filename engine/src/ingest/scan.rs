@@ -83,6 +83,48 @@ pub(super) fn scan(text: &str) -> Option<Scanned<'_>> {
     (s.at == s.bytes.len()).then_some(out)
 }
 
+/// The text of each item of a body `{"batch": [items…]}`, its other
+/// fields checked as JSON and skipped; `None` for anything else (a body
+/// that is not such an object, one whose `batch` is not an array or is
+/// named twice, a name with an escape, deep nesting, text that is not
+/// JSON), which the caller reads the general way. What it answers for is
+/// valid JSON, so the caller's general path is left only what an item
+/// says.
+pub(super) fn batch_items(text: &str) -> Option<Vec<&str>> {
+    let mut s = Scanner {
+        text,
+        bytes: text.as_bytes(),
+        at: 0,
+    };
+    let mut items = None;
+    s.space();
+    if s.peek() != Some(b'{') {
+        return None;
+    }
+    s.items(b'}', |s| {
+        if s.name()? != "batch" {
+            return s.skip(0);
+        }
+        if items.is_some() || s.peek() != Some(b'[') {
+            return None;
+        }
+        let mut found = Vec::new();
+        s.items(b']', |s| {
+            let start = s.at;
+            s.skip(1)?;
+            found.push(s.text.get(start..s.at)?);
+            Some(())
+        })?;
+        items = Some(found);
+        Some(())
+    })?;
+    s.space();
+    if s.at != s.bytes.len() {
+        return None;
+    }
+    items
+}
+
 /// The bytes that end a string without escapes, or make it one this
 /// reader leaves alone: the closing quote, a backslash, a control
 /// character.
