@@ -18,12 +18,12 @@ use libfuzzer_sys::fuzz_target;
 use std::io::Write;
 use std::sync::OnceLock;
 use tower::ServiceExt;
+use waymark_core::deployment::Deployment;
+use waymark_core::model::Input;
 use waymark_dsl::source::Sources;
 use waymark_dsl::{Options, compile};
 use waymark_engine::config::{Scope, Token};
-use waymark_core::deployment::Deployment;
 use waymark_engine::ingest::{self, BodyError, Call, Refusal};
-use waymark_core::model::Input;
 use waymark_engine::runtime::Runtime;
 use waymark_engine::store::{MemoryKv, SledKv, Store, StoreError};
 
@@ -86,6 +86,7 @@ fn world() -> &'static World {
         let store = || Store::new(SledKv::open(&dir).unwrap());
         let kv = store();
         let tokens = vec![Token {
+            name: "fuzz".into(),
             token: TOKEN.into(),
             scopes: vec![Scope::Ingest, Scope::Read],
         }];
@@ -181,6 +182,16 @@ fuzz_target!(|data: &[u8]| {
     .flatten()
     {
         assert!(!e.field.is_empty() && !e.message.is_empty(), "{e:?}");
+    }
+    // A body sent with a token is read straight from its text: what
+    // reading it as JSON gives, refusals included.
+    if let Some(call) = call {
+        let direct =
+            ingest::body_messages(encoding, &body, call, now(), &ingest::Limits::default());
+        let through_json = decoded
+            .clone()
+            .and_then(|json| ingest::messages(&json, call, now()));
+        assert_eq!(direct, through_json);
     }
     if let Some(Ok(taken)) = &converted {
         for r in &taken.refused {
