@@ -269,6 +269,44 @@ pub struct UserState {
     /// serialized with it, and equal in every state.
     #[serde(skip)]
     pub journal_tail: JournalTail,
+    /// The key the store seals the user's values under, as it last read
+    /// or wrote them. Not part of the state either.
+    #[serde(skip)]
+    pub sealed_under: SealedUnder,
+}
+
+/// The key a user's stored values are sealed under (see the engine's
+/// `store::sealed`), kept with their state once the store read or wrote
+/// it, so that writing the user again looks up neither their key's
+/// slot nor the key. Never printed, and equal in every state.
+#[derive(Clone, Copy, Default)]
+pub struct SealedUnder(pub Option<StoreKey>);
+
+/// A user's key as the store gave it.
+#[derive(Clone, Copy)]
+pub struct StoreKey {
+    /// Which store, and its count of key changes, when it was taken: a
+    /// key taken before an erasure or a failed batch, or from another
+    /// store, is not used.
+    pub epoch: u64,
+    /// A hash of the user's id: a state copied under another id does not
+    /// take its key along.
+    pub owner: u64,
+    pub slot: u64,
+    pub key: [u8; 32],
+}
+
+impl PartialEq for SealedUnder {
+    /// Which key a state is sealed under says nothing of the user.
+    fn eq(&self, _: &SealedUnder) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for SealedUnder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SealedUnder(..)")
+    }
 }
 
 /// Journal records kept with a user's state by the store (see the
@@ -338,6 +376,7 @@ impl UserState {
             grants,
             quotas,
             journal_tail: _,
+            sealed_under: _,
         } = self;
         rmp::encode::write_array_len(out, 17)?;
         put(out, id)?;

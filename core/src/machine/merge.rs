@@ -80,6 +80,8 @@ impl Cx<'_> {
             // The store writes the absorbed profile's kept records under
             // its own id as the merge is committed.
             journal_tail: _,
+            // Theirs stays with their id; ours with this profile.
+            sealed_under: _,
         } = other;
         let user = &mut *self.user;
         for id in merged_ids {

@@ -87,7 +87,7 @@ use chrono::{DateTime, Utc};
 use serde::{Serialize, de::DeserializeOwned};
 use std::collections::HashSet;
 use std::sync::Mutex;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use timers::TimerMoves;
 use waymark_core::journal::Record;
 use waymark_core::machine::Globals;
@@ -232,6 +232,10 @@ pub struct Store<K: Kv> {
     secret: std::sync::OnceLock<[u8; 32]>,
     /// Users' key slots and keys remembered, and the next free slot.
     sealing: Mutex<sealed::Remembered>,
+    /// How often keys were destroyed or slots forgotten: a key kept with
+    /// a user's state ([`waymark_core::model::SealedUnder`]) is used only
+    /// while this is what it was when the key was taken.
+    key_epoch: AtomicU64,
 }
 
 /// Encodes with field names (outbox entries, whose records are in their
@@ -276,6 +280,9 @@ fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T> {
 /// one.
 pub const FORMAT: u32 = 24;
 
+/// Stores opened in this process (see `Store::key_epoch`).
+static STORES: AtomicU64 = AtomicU64::new(0);
+
 /// How long message ids are kept for dedup, at least.
 pub const DEDUP_DAYS: i64 = 7;
 
@@ -291,6 +298,11 @@ impl<K: Kv> Store<K> {
             oversize: Mutex::new(Default::default()),
             secret: std::sync::OnceLock::new(),
             sealing: Mutex::new(Default::default()),
+            // Each store's counts apart: a key kept with a state read from
+            // one store is never taken as another's.
+            key_epoch: AtomicU64::new(
+                STORES.fetch_add(1, std::sync::atomic::Ordering::Relaxed) << 32,
+            ),
         }
     }
 
@@ -386,7 +398,10 @@ impl<K: Kv> Store<K> {
         // The key of everyone something is written of (made, durably, for
         // those who have none yet).
         let seals = self.seals(
-            batch.users.iter().map(|(u, _)| u.id.as_str()),
+            batch
+                .users
+                .iter()
+                .map(|(u, _)| (u.id.as_str(), u.sealed_under)),
             batch
                 .journal
                 .iter()

@@ -20,10 +20,13 @@
 //! their states alone take. A sealed value says its slot itself: `1`, the slot
 //! (8 bytes big-endian), a 12-byte nonce, then the ciphertext and
 //! its tag; the key it is under is additional data, so a value moved to
-//! another key does not open. Erasing writes `Z/{slot}` for each slot of
-//! the person in the batch that deletes their keys, then zeroes the slots
-//! and deletes the markers; a crash in between is finished at the next
-//! open.
+//! another key does not open. A user's state, once read or written, keeps
+//! its slot and key with it ([`SealedUnder`]), so that the next batch
+//! writing them looks up neither; an erasure, or a batch that failed
+//! after taking slots, makes every key so kept stale (`key_epoch`).
+//! Erasing writes `Z/{slot}` for each slot of the person in the batch
+//! that deletes their keys, then zeroes the slots and deletes the
+//! markers; a crash in between is finished at the next open.
 
 use super::keys::{key, prefix_end, user_part};
 use super::{Kv, Op, Result, Store, StoreError};
@@ -33,6 +36,8 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Mutex;
+use std::sync::atomic::Ordering;
+use waymark_core::model::{SealedUnder, StoreKey};
 
 /// The first byte of a sealed value.
 const SEALED: u8 = 1;
@@ -281,7 +286,11 @@ pub(super) fn seal_pending(ops: &mut [Op], pending: &[ToSeal]) -> Result<()> {
 /// waiting to be sealed.
 pub(super) struct Seals<'s, K: Kv> {
     store: &'s Store<K>,
-    slots: foldhash::HashMap<String, u64>,
+    /// Each user's slot, and their key when it is known without asking
+    /// the store (kept with their state, or made for this batch).
+    slots: foldhash::HashMap<String, (u64, Option<[u8; 32]>)>,
+    /// The store's count of key changes when the batch took its keys.
+    epoch: u64,
     pending: std::cell::RefCell<Vec<ToSeal>>,
 }
 
@@ -295,16 +304,7 @@ impl<K: Kv> Seals<'_, K> {
         plain: Vec<u8>,
         ops: &mut Vec<Op>,
     ) -> Result<()> {
-        let slot = *self.slots.get(user).ok_or_else(|| {
-            StoreError::Backend(format!("no key was taken for {user:?} in this batch"))
-        })?;
-        let key = self
-            .store
-            .key_in(slot)?
-            .ok_or_else(|| StoreError::Corrupt {
-                key: String::from_utf8_lossy(&at).into_owned(),
-                message: format!("the key in slot {slot} is gone"),
-            })?;
+        let (slot, key) = self.key_of(user, &at)?;
         self.pending.borrow_mut().push(ToSeal {
             op: ops.len(),
             slot,
@@ -312,6 +312,41 @@ impl<K: Kv> Seals<'_, K> {
         });
         ops.push(Op::Put(at, plain));
         Ok(())
+    }
+
+    /// `user`'s slot and key (`at`: the key written, for the error).
+    fn key_of(&self, user: &str, at: &[u8]) -> Result<(u64, [u8; 32])> {
+        let (slot, known) = *self.slots.get(user).ok_or_else(|| {
+            StoreError::Backend(format!("no key was taken for {user:?} in this batch"))
+        })?;
+        if let Some(key) = known {
+            return Ok((slot, key));
+        }
+        let key = self
+            .store
+            .key_in(slot)?
+            .ok_or_else(|| StoreError::Corrupt {
+                key: String::from_utf8_lossy(at).into_owned(),
+                message: format!("the key in slot {slot} is gone"),
+            })?;
+        Ok((slot, key))
+    }
+
+    /// Whether the key kept with `user`'s state is still the one to use.
+    pub(super) fn kept(&self, user: &str, kept: SealedUnder) -> bool {
+        usable(kept, self.epoch, user).is_some()
+    }
+
+    /// The key `user`'s state is sealed under in this batch, to keep with
+    /// it (see [`SealedUnder`]).
+    pub(super) fn sealed_under(&self, user: &str) -> Result<SealedUnder> {
+        let (slot, key) = self.key_of(user, user.as_bytes())?;
+        Ok(SealedUnder(Some(StoreKey {
+            epoch: self.epoch,
+            owner: owner(user),
+            slot,
+            key,
+        })))
     }
 
     /// The writes still to be sealed.
@@ -356,6 +391,19 @@ impl Remembered {
     }
 }
 
+/// A user's id as a key kept with their state says whose it is.
+fn owner(user: &str) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::with_seed(0x5ea1).hash_one(user)
+}
+
+/// The key kept with `user`'s state, if it is theirs and was taken at
+/// `epoch` (of this store).
+fn usable(kept: SealedUnder, epoch: u64, user: &str) -> Option<StoreKey> {
+    kept.0
+        .filter(|k| k.epoch == epoch && k.owner == owner(user))
+}
+
 pub(super) fn slot_key(user: &str) -> Vec<u8> {
     key("Y", &[&user_part(user)])
 }
@@ -393,32 +441,44 @@ impl<K: Kv> Store<K> {
     /// `Y/`: the next batch that writes for them need not read either.
     pub(super) fn remember_slot(&self, user: &str, slot: u64) {
         let mut r = self.remembered();
-        // Mostly remembered already (read with every read of the user).
         if r.slots.get(user) == Some(&slot) {
             return;
         }
         r.keep_slot(user, slot);
     }
 
-    /// The slots of `stated` (users whose state the batch writes) and
-    /// `others`, a key made (and written to the key table, durably) for
-    /// each who has none; for one of `others`, a `Y/` entry added to
-    /// `ops` (the state of one of `stated` says its slot).
+    /// How often keys were destroyed or slots forgotten (see
+    /// [`SealedUnder`]).
+    pub(super) fn key_epoch(&self) -> u64 {
+        self.key_epoch.load(Ordering::Acquire)
+    }
+
+    /// The slots of `stated` (users whose state the batch writes, with
+    /// the key their state keeps, if any) and `others`, a key made (and
+    /// written to the key table, durably) for each who has none; for one
+    /// of `others`, a `Y/` entry added to `ops` (the state of one of
+    /// `stated` says its slot).
     pub(super) fn seals<'a>(
         &self,
-        stated: impl IntoIterator<Item = &'a str>,
+        stated: impl IntoIterator<Item = (&'a str, SealedUnder)>,
         others: impl IntoIterator<Item = &'a str>,
         ops: &mut Vec<Op>,
     ) -> Result<Seals<'_, K>> {
+        let epoch = self.key_epoch();
         let mut slots = foldhash::HashMap::default();
         let mut fresh = Vec::new();
-        let stated = stated.into_iter().map(|u| (u, true));
-        for (user, has_state) in stated.chain(others.into_iter().map(|u| (u, false))) {
+        let stated = stated.into_iter().map(|(u, kept)| (u, true, kept));
+        let others = others.into_iter().map(|u| (u, false, SealedUnder(None)));
+        for (user, has_state, kept) in stated.chain(others) {
             if slots.contains_key(user) {
                 continue;
             }
+            if let Some(kept) = usable(kept, epoch, user) {
+                slots.insert(user.to_string(), (kept.slot, Some(kept.key)));
+                continue;
+            }
             let slot = match self.user_slot(user)? {
-                Some(slot) => slot,
+                Some(slot) => (slot, None),
                 None => {
                     let next = match self.remembered().next {
                         Some(n) => n,
@@ -437,7 +497,7 @@ impl<K: Kv> Store<K> {
                     let mut r = self.remembered();
                     r.next = Some(next + 1);
                     r.keep_slot(user, next);
-                    next
+                    (next, Some(key))
                 }
             };
             slots.insert(user.to_string(), slot);
@@ -457,12 +517,15 @@ impl<K: Kv> Store<K> {
         Ok(Seals {
             store: self,
             slots,
+            epoch,
             pending: Default::default(),
         })
     }
 
-    /// Forgets slots taken by batches prepared and not applied.
+    /// Forgets slots taken by batches prepared and not applied (and the
+    /// keys kept with states built on them).
     pub(super) fn forget_slots(&self) {
+        self.key_epoch.fetch_add(1, Ordering::AcqRel);
         let mut r = self.remembered();
         r.slots.clear();
         r.older.clear();
@@ -516,6 +579,31 @@ impl<K: Kv> Store<K> {
         }
     }
 
+    /// A stored value opened, with the key it was sealed under (to keep
+    /// with a user's state); `None` when its key was destroyed.
+    pub(super) fn open_sealed(
+        &self,
+        user: &str,
+        at: &[u8],
+        bytes: &[u8],
+    ) -> Result<Option<(Vec<u8>, SealedUnder)>> {
+        let epoch = self.key_epoch();
+        let slot = slot_of(at, bytes)?;
+        match self.key_in(slot)? {
+            Some(key) => {
+                let plain = open(&key, at, bytes)?;
+                let kept = StoreKey {
+                    epoch,
+                    owner: owner(user),
+                    slot,
+                    key,
+                };
+                Ok(Some((plain, SealedUnder(Some(kept)))))
+            }
+            None => Ok(None),
+        }
+    }
+
     /// Destroys the keys in `slots` for good: marked (`Z/{slot}`) in a
     /// batch of their own first, so that a crash before they are zeroed
     /// is finished at the next open; then zeroed; then unmarked.
@@ -523,6 +611,7 @@ impl<K: Kv> Store<K> {
         if slots.is_empty() {
             return Ok(());
         }
+        self.key_epoch.fetch_add(1, Ordering::AcqRel);
         {
             let mut r = self.remembered();
             for slot in slots {
@@ -585,16 +674,81 @@ mod tests {
     fn a_slot_made_by_a_batch_not_yet_applied_outlives_the_memory_filling() {
         let store = Store::open(crate::store::MemoryKv::default()).unwrap();
         let mut ops = Vec::new();
-        let made = store.seals(["x"], [], &mut ops).unwrap().slots["x"];
+        let none = SealedUnder(None);
+        let made = store.seals([("x", none)], [], &mut ops).unwrap().slots["x"].0;
         // The batch is not applied: the store holds neither x's state nor
         // `Y/x`, and the memory of slots fills meanwhile.
         for i in 0..REMEMBERED {
             store.remember_slot(&format!("u{i}"), 1_000_000 + i as u64);
         }
         let mut next = Vec::new();
-        let again = store.seals(["x"], [], &mut next).unwrap().slots["x"];
+        let again = store.seals([("x", none)], [], &mut next).unwrap().slots["x"].0;
         assert_eq!(again, made, "one user, one slot");
         assert!(next.is_empty(), "no second key was made");
+    }
+
+    #[test]
+    fn a_key_kept_with_a_state_is_used_until_an_erasure_and_never_after() {
+        use crate::store::{Batch, MemoryKv};
+        use waymark_core::model::UserState;
+        let store = Store::open(MemoryKv::default()).unwrap();
+        let commit = |user: UserState| {
+            let mut batch = Batch {
+                users: vec![(user, None)],
+                ..Batch::default()
+            };
+            store.commit_ref(&mut batch).unwrap();
+            batch.users.pop().unwrap().0
+        };
+        // Written, then read: each time the state keeps the key it is
+        // sealed under, and the next batch seals with that key.
+        let written = commit(UserState::new("u"));
+        let SealedUnder(Some(StoreKey { slot, key, .. })) = written.sealed_under else {
+            panic!("a written state keeps its key");
+        };
+        let read = store.user("u").unwrap().unwrap();
+        assert_eq!(
+            read.sealed_under.0.map(|k| (k.slot, k.key)),
+            Some((slot, key))
+        );
+        let mut ops = Vec::new();
+        let seals = store
+            .seals([("u", read.sealed_under)], [], &mut ops)
+            .unwrap();
+        assert_eq!(seals.slots["u"], (slot, Some(key)));
+        drop(seals);
+        // A state copied under another id, or written to another store,
+        // takes no key along.
+        let mut copy = read.clone();
+        copy.id = "v".into();
+        let copied = commit(copy);
+        assert_ne!(copied.sealed_under.0.map(|k| k.slot), Some(slot));
+        assert!(store.user("v").unwrap().is_some());
+        let other = Store::open(MemoryKv::default()).unwrap();
+        let mut batch = Batch {
+            users: vec![(read.clone(), None)],
+            ..Batch::default()
+        };
+        other.commit_ref(&mut batch).unwrap();
+        assert!(other.user("u").unwrap().is_some());
+        // Erased: the key is destroyed. A state still holding it (one
+        // read before) is written under a new key, or it could never be
+        // read again.
+        let mut stale = read.clone();
+        stale.tags.insert("after".into());
+        store.erase_user("u").unwrap();
+        let rewritten = commit(stale);
+        let SealedUnder(Some(StoreKey {
+            slot: new_slot,
+            key: new_key,
+            ..
+        })) = rewritten.sealed_under
+        else {
+            panic!("a written state keeps its key");
+        };
+        assert_ne!((new_slot, new_key), (slot, key));
+        let back = store.user("u").unwrap().expect("readable");
+        assert!(back.tags.contains("after"));
     }
 
     #[test]

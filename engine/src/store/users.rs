@@ -136,14 +136,15 @@ impl<K: Kv> Store<K> {
             return Ok(None);
         };
         let k = key("u", &[&user_part(id)]);
-        let Some(bytes) = self.open_value(&k, &sealed)? else {
+        let Some((bytes, sealed_under)) = self.open_sealed(id, &k, &sealed)? else {
             return Ok(None);
         };
-        self.remember_slot(id, super::sealed::slot_of(&k, &sealed)?);
         let (tail, state) = split_stored(&k, &bytes)?;
         self.note_size(id, state.len());
         let mut state: UserState = decode(&k, state)?;
         state.journal_tail = tail;
+        // The next batch that writes them takes their key from here.
+        state.sealed_under = sealed_under;
         Ok(Some(state))
     }
 
@@ -208,7 +209,7 @@ impl<K: Kv> Store<K> {
             let Some((id, _)) = split_user_part(&k[2..]) else {
                 continue;
             };
-            let Some(bytes) = self.open_value(&k, &sealed)? else {
+            let Some((bytes, sealed_under)) = self.open_sealed(&id, &k, &sealed)? else {
                 continue;
             };
             let (tail, stored) = split_stored(&k, &bytes)?;
@@ -218,6 +219,7 @@ impl<K: Kv> Store<K> {
             } else {
                 let mut state: UserState = decode(&k, stored)?;
                 state.journal_tail = tail;
+                state.sealed_under = sealed_under;
                 Some(state)
             };
             page.push(PagedUser {
@@ -262,6 +264,9 @@ impl<K: Kv> Store<K> {
             if group.is_some() || as_stored.get(user.id.as_str()) != Some(&state) {
                 let k = key("u", &[id]);
                 seals.put(&user.id, k, join_stored(&user.journal_tail, &state), ops)?;
+            }
+            if !seals.kept(&user.id, user.sealed_under) {
+                user.sealed_under = seals.sealed_under(&user.id)?;
             }
             timers.moved(id, *old_wake, user.next_wake());
         }
