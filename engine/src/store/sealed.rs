@@ -623,6 +623,9 @@ impl<K: Kv> Store<K> {
             .keys()
             .destroy(slots)
             .map_err(|e| StoreError::Backend(format!("destroying users' keys: {e}")))?;
+        // And after: a key read from the table while it was destroyed is
+        // stale too.
+        self.key_epoch.fetch_add(1, Ordering::AcqRel);
         let unmark = slots
             .iter()
             .map(|s| Op::Delete(key("Z", &[&s.to_be_bytes()])))
