@@ -2,6 +2,9 @@
 //! `page`, `screen`, `group`, `alias`, `batch`), as `simulate --events`
 //! reads it and the HTTP API takes it: a request body decoded (gzip within
 //! a size limit, then JSON), then validated and turned into engine inputs.
+//! A plain message is read straight from its text (`scan`), whether a
+//! line of `simulate`'s events or an item of a request body, giving what
+//! the JSON path gives; anything else takes the JSON path.
 //! `page` and `screen` become events named `page` and `screen`, `group`
 //! sets the `groups` trait, and `alias` is taken but not acted on until
 //! identity merge lands. A batch is taken item by item: a refused item
