@@ -252,13 +252,22 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 fn with_scratch<E: std::fmt::Debug>(
     write: impl FnOnce(&mut Vec<u8>) -> std::result::Result<(), E>,
 ) -> Vec<u8> {
+    in_scratch(|buf| {
+        write(buf).expect("engine state serializes");
+        buf.to_vec()
+    })
+}
+
+/// Runs `build` with this thread's scratch buffer, emptied: for a value
+/// built in parts and copied out (exact-sized, as [`with_scratch`] says
+/// why) only if it is to be written.
+fn in_scratch<R>(build: impl FnOnce(&mut Vec<u8>) -> R) -> R {
     thread_local! {
         static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
     SCRATCH.with_borrow_mut(|buf| {
         buf.clear();
-        write(buf).expect("engine state serializes");
-        let out = buf.to_vec();
+        let out = build(buf);
         // A rare huge value does not keep its room for good.
         if buf.capacity() > 1 << 20 {
             *buf = Vec::new();

@@ -19,7 +19,7 @@ use super::keys::{key, prefix_end, split_user_part, user_part};
 use super::outbox::OutboxEntry;
 use super::sealed::Seals;
 use super::timers::TimerMoves;
-use super::{Kv, Op, Result, Store, StoreError, decode, with_scratch};
+use super::{Kv, Op, Result, Store, StoreError, decode, in_scratch};
 use chrono::{DateTime, Utc};
 use std::sync::atomic::Ordering;
 use waymark_core::journal::Kind;
@@ -57,9 +57,9 @@ fn split_stored<'a>(k: &[u8], bytes: &'a [u8]) -> Result<(JournalTail, &'a [u8])
     ))
 }
 
-/// What [`split_stored`] reads.
-fn join_stored(tail: &JournalTail, state: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(12 + tail.bytes.len() + state.len());
+/// Writes the head of what [`split_stored`] reads: the journal records
+/// kept, which the state's bytes then follow.
+fn write_tail(tail: &JournalTail, out: &mut Vec<u8>) {
     let len = if tail.groups == 0 {
         0
     } else {
@@ -74,8 +74,6 @@ fn join_stored(tail: &JournalTail, state: &[u8]) -> Vec<u8> {
         out.extend_from_slice(&tail.last.to_be_bytes());
         out.extend_from_slice(&tail.bytes);
     }
-    out.extend_from_slice(state);
-    out
 }
 
 /// A member read by [`Store::user_page`].
@@ -247,9 +245,7 @@ impl<K: Kv> Store<K> {
         timers: &mut TimerMoves,
     ) -> Result<()> {
         for (user, old_wake) in users.iter_mut() {
-            let state = with_scratch(|buf| user.encode_positional(buf));
             let id = &user_part(&user.id)[..];
-            self.note_size(&user.id, state.len());
             let group = groups.remove(user.id.as_str());
             if let Some(group) = &group {
                 let tail = super::journal::with_group(&user.journal_tail, group)?;
@@ -261,9 +257,21 @@ impl<K: Kv> Store<K> {
                     user.journal_tail = tail;
                 }
             }
-            if group.is_some() || as_stored.get(user.id.as_str()) != Some(&state) {
-                let k = key("u", &[id]);
-                seals.put(&user.id, k, join_stored(&user.journal_tail, &state), ops)?;
+            // The records kept, then the state, built in one buffer: the
+            // state is not copied out to be joined to them.
+            let value = in_scratch(|buf| {
+                write_tail(&user.journal_tail, buf);
+                let head = buf.len();
+                user.encode_positional(buf)
+                    .expect("engine state serializes");
+                let state = &buf[head..];
+                self.note_size(&user.id, state.len());
+                let changed = group.is_some()
+                    || as_stored.get(user.id.as_str()).map(|s| &s[..]) != Some(state);
+                changed.then(|| buf.to_vec())
+            });
+            if let Some(value) = value {
+                seals.put(&user.id, key("u", &[id]), value, ops)?;
             }
             if !seals.kept(&user.id, user.sealed_under) {
                 user.sealed_under = seals.sealed_under(&user.id)?;
