@@ -16,29 +16,44 @@
 //! when a new one would pass the bound, so a working set that fits is
 //! never read again, and one that does not costs a decode per miss, as
 //! with no cache at all.
+//!
+//! Ids index slots of a table apart from the states: a lookup (three per
+//! user and batch: read ahead, take, put back) walks a table of small
+//! entries, each id in place when short, rather than one whose every
+//! entry held a whole state and whose ids each lived in an allocation of
+//! their own, so that every lookup missed the caches more than once.
 
+use compact_str::CompactString;
 use std::collections::VecDeque;
-use std::sync::Arc;
 use waymark_core::model::UserState;
 
 /// Users kept by default (each typically 1.5–3 KiB in memory, and up
 /// to 1 KiB more of the journal records their stored state keeps).
 pub const DEFAULT_USERS: usize = 100_000;
 
-/// A user's entry: their id, their state (none while taken out), the
-/// tick of their last use.
-type Kept = (Arc<str>, Option<UserState>, u64);
+/// A user's place in the table: their id (to drop them from the index
+/// when they go), their state (none while taken out), the tick of their
+/// last use (0 for a free slot: ticks start at 1).
+#[derive(Debug)]
+struct Slot {
+    id: CompactString,
+    state: Option<UserState>,
+    tick: u64,
+}
 
 #[derive(Debug)]
 pub struct UserCache {
-    /// Each user with the tick of their last use (and their id again, to
-    /// note a use without a second lookup). A user taken out for a
-    /// batch keeps their entry, empty, so that putting them back reuses
-    /// it (every batch takes and puts back each of its users).
-    users: foldhash::HashMap<Arc<str>, Kept>,
-    /// Uses, oldest first. An entry whose tick is no longer its user's
-    /// (used again since, or taken) is stale and skipped.
-    order: VecDeque<(u64, Arc<str>)>,
+    /// Each user's slot. A user taken out for a batch keeps their slot,
+    /// empty, so that putting them back reuses it (every batch takes and
+    /// puts back each of its users).
+    index: foldhash::HashMap<CompactString, u32>,
+    slots: Vec<Slot>,
+    /// Slots of users no longer kept, to be used again.
+    free: Vec<u32>,
+    /// Uses, oldest first: a tick and a slot. A use whose tick is no
+    /// longer its slot's (used again since, or the slot freed) is stale
+    /// and skipped.
+    order: VecDeque<(u64, u32)>,
     tick: u64,
     capacity: usize,
 }
@@ -47,23 +62,28 @@ impl UserCache {
     /// A cache of at most `capacity` users; 0 keeps none.
     pub fn new(capacity: usize) -> UserCache {
         UserCache {
-            users: Default::default(),
+            index: Default::default(),
+            slots: Vec::new(),
+            free: Vec::new(),
             order: VecDeque::new(),
             tick: 0,
             capacity,
         }
     }
 
+    fn slot(&self, id: &str) -> Option<&Slot> {
+        self.index.get(id).map(|&i| &self.slots[i as usize])
+    }
+
     /// Whether the user is kept (and not taken out).
     pub fn holds(&self, id: &str) -> bool {
-        self.users
-            .get(id)
-            .is_some_and(|(_, user, _)| user.is_some())
+        self.slot(id).is_some_and(|s| s.state.is_some())
     }
 
     /// Takes the user out (the caller puts them back after committing).
     pub fn take(&mut self, id: &str) -> Option<UserState> {
-        self.users.get_mut(id).and_then(|(_, user, _)| user.take())
+        let &i = self.index.get(id)?;
+        self.slots[i as usize].state.take()
     }
 
     /// Keeps a user's state as just committed, as the most recently used,
@@ -75,44 +95,73 @@ impl UserCache {
         }
         user.history.shed_decoded();
         self.tick += 1;
-        if let Some((id, kept, tick)) = self.users.get_mut(user.id.as_str()) {
-            let id = id.clone();
-            (*kept, *tick) = (Some(user), self.tick);
-            self.order.push_back((self.tick, id));
+        if let Some(&i) = self.index.get(user.id.as_str()) {
+            let slot = &mut self.slots[i as usize];
+            (slot.state, slot.tick) = (Some(user), self.tick);
+            self.order.push_back((self.tick, i));
             self.forget_stale_uses();
             return;
         }
-        let id: Arc<str> = Arc::from(user.id.as_str());
-        self.users
-            .insert(id.clone(), (id.clone(), Some(user), self.tick));
-        while self.users.len() > self.capacity {
+        let slot = Slot {
+            id: user.id.clone(),
+            state: Some(user),
+            tick: self.tick,
+        };
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = slot;
+                i
+            }
+            None => {
+                self.slots.push(slot);
+                u32::try_from(self.slots.len() - 1).expect("fewer than 2^32 users kept")
+            }
+        };
+        self.index.insert(self.slots[i as usize].id.clone(), i);
+        while self.index.len() > self.capacity {
             let Some((tick, oldest)) = self.order.pop_front() else {
                 break;
             };
-            if self.users.get(&oldest).is_some_and(|(_, _, t)| *t == tick) {
-                self.users.remove(&oldest);
+            if self.slots[oldest as usize].tick == tick {
+                self.free_slot(oldest);
             }
         }
-        self.order.push_back((self.tick, id));
+        self.order.push_back((self.tick, i));
         self.forget_stale_uses();
+    }
+
+    /// Drops a slot's user from the index and the slot's state.
+    fn free_slot(&mut self, i: u32) {
+        let slot = &mut self.slots[i as usize];
+        self.index.remove(slot.id.as_str());
+        *slot = Slot {
+            id: CompactString::default(),
+            state: None,
+            tick: 0,
+        };
+        self.free.push(i);
     }
 
     /// Stale uses never outnumber live ones by much.
     fn forget_stale_uses(&mut self) {
-        if self.order.len() > 2 * self.users.len() + 64 {
-            let users = &self.users;
+        if self.order.len() > 2 * self.index.len() + 64 {
+            let slots = &self.slots;
             self.order
-                .retain(|(tick, id)| users.get(id).is_some_and(|(_, _, t)| t == tick));
+                .retain(|&(tick, i)| slots[i as usize].tick == tick);
         }
     }
 
     /// Forgets a user (erased, or their commit failed).
     pub fn forget(&mut self, id: &str) {
-        self.users.remove(id);
+        if let Some(&i) = self.index.get(id) {
+            self.free_slot(i);
+        }
     }
 
     pub fn clear(&mut self) {
-        self.users.clear();
+        self.index.clear();
+        self.slots.clear();
+        self.free.clear();
         self.order.clear();
     }
 
@@ -122,7 +171,7 @@ impl UserCache {
     }
 
     pub fn len(&self) -> usize {
-        self.users.len()
+        self.index.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -131,9 +180,7 @@ impl UserCache {
 
     #[cfg(test)]
     fn contains(&self, id: &str) -> bool {
-        self.users
-            .get(id)
-            .is_some_and(|(_, user, _)| user.is_some())
+        self.holds(id)
     }
 }
 
@@ -185,6 +232,28 @@ mod tests {
         let mut none = UserCache::new(0);
         none.put(user(1));
         assert!(none.is_empty());
+    }
+
+    #[test]
+    fn a_slot_used_again_is_not_taken_for_its_former_user() {
+        let mut cache = UserCache::new(3);
+        cache.put(user(1));
+        cache.put(user(2));
+        cache.put(user(3));
+        cache.forget("u1");
+        // u4 takes u1's slot; u1's old use of it must not count as u4's.
+        cache.put(user(4));
+        cache.put(user(5));
+        assert!(!cache.contains("u2"), "the oldest user kept goes");
+        for id in ["u3", "u4", "u5"] {
+            assert!(cache.contains(id), "{id}");
+        }
+        assert_eq!(
+            cache.take("u4").map(|u| u.id.to_string()),
+            Some("u4".into())
+        );
+        assert!(cache.take("u1").is_none());
+        assert_eq!(cache.len(), 3);
     }
 
     #[test]
