@@ -10,11 +10,13 @@
 //! codes, stats) is worked out here too, in [`effects`], and handed to the
 //! store with the batch.
 
+mod batch_users;
 mod deploy;
 pub mod effects;
 mod pipeline;
 mod time;
 
+use batch_users::BatchUsers;
 pub use deploy::{DeployHow, DeployMeta};
 pub use pipeline::{Committed, Durable};
 use pipeline::{Committer, InFlight};
@@ -22,7 +24,6 @@ use pipeline::{Committer, InFlight};
 use crate::store::{Batch, Kv, MergeWrite, Settled, Store, StoreError};
 use crate::user_cache::UserCache;
 use chrono::{DateTime, Utc};
-use std::collections::BTreeMap;
 use waymark_core::deployment::Deployment;
 use waymark_core::journal::{Kind, Record};
 use waymark_core::machine::{self as core, Globals};
@@ -277,7 +278,7 @@ impl<K: Kv> Runtime<K> {
             None => self.store.globals()?,
         };
         let before = globals.clone();
-        let mut users: BTreeMap<String, (UserState, Option<DateTime<Utc>>)> = BTreeMap::new();
+        let mut users = BatchUsers::default();
         // Ids merged into another profile by this batch, and where to.
         let mut links: foldhash::HashMap<String, String> = Default::default();
         // Declared identifier values this batch claimed or freed.
@@ -443,7 +444,7 @@ impl<K: Kv> Runtime<K> {
             }
             self.deferred = Some(left);
         }
-        batch.users = users.into_values().collect();
+        batch.users = users.into_values();
         // Unchanged shared state is not rewritten.
         if globals != before {
             batch.globals = Some(globals.clone());
@@ -495,7 +496,7 @@ impl<K: Kv> Runtime<K> {
     fn lead(
         &mut self,
         id: &str,
-        users: &mut BTreeMap<String, (UserState, Option<DateTime<Utc>>)>,
+        users: &mut BatchUsers,
         links: &mut foldhash::HashMap<String, String>,
         batch: &mut Batch,
     ) -> Result<Option<String>, StoreError> {
@@ -549,7 +550,7 @@ impl<K: Kv> Runtime<K> {
     #[allow(clippy::too_many_arguments)]
     fn merge(
         &mut self,
-        users: &mut BTreeMap<String, (UserState, Option<DateTime<Utc>>)>,
+        users: &mut BatchUsers,
         links: &mut foldhash::HashMap<String, String>,
         batch: &mut Batch,
         globals: &mut Globals,
@@ -561,8 +562,8 @@ impl<K: Kv> Runtime<K> {
         let survivor = self
             .lead(into, users, links, batch)?
             .unwrap_or_else(|| into.to_string());
-        let known = |users: &BTreeMap<String, (UserState, Option<DateTime<Utc>>)>, id: &str| {
-            let (state, _) = &users[&survivor];
+        let known = |users: &BatchUsers, id: &str| {
+            let (state, _) = &users[survivor.as_str()];
             id == survivor || state.merged_ids.iter().any(|m| m == id)
         };
         // Most merges come from events that carry both ids every time:
@@ -576,7 +577,7 @@ impl<K: Kv> Runtime<K> {
         if absorbed_id == survivor {
             return Ok(0);
         }
-        let gathered = users[&survivor].0.merged_ids.len()
+        let gathered = users[survivor.as_str()].0.merged_ids.len()
             + 1
             + users
                 .get(&absorbed_id)
