@@ -6,11 +6,26 @@
 //! every id it writes, and rebuilds it when ids are pruned (a Bloom filter
 //! cannot forget). Its memory is bounded by the cap it is made with; past
 //! that it only answers "maybe" more often.
+//!
+//! Blocked: an id's probes all fall in one 512-bit block, one cache line,
+//! so asking about a fresh id costs one fetch from memory per layer, where
+//! probes spread over the whole layer cost one each (the filter is far
+//! larger than the caches). It says "maybe" a little more often for the
+//! same bits (0.09% against 0.07% of 100,000 fresh ids, with 16 bits an id).
 
-/// Bits per expected id (about 0.1% false "maybe" with 7 probes).
+/// Bits per expected id.
 const BITS_PER_ID: usize = 16;
-const PROBES: u64 = 7;
+const PROBES: u32 = 7;
 const MIN_BITS: usize = 1 << 20;
+/// Bits a probe's place in its block takes.
+const PLACE_BITS: u32 = 9;
+
+/// 512 bits: the probes of an id, on one cache line.
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(align(64))]
+struct Block([u64; 8]);
+
+const BLOCK_BITS: usize = 512;
 
 #[derive(Debug)]
 pub struct SeenFilter {
@@ -23,7 +38,7 @@ pub struct SeenFilter {
 
 #[derive(Debug)]
 struct Layer {
-    bits: Vec<u64>,
+    blocks: Vec<Block>,
     /// Ids added, to know when it is full.
     ids: usize,
 }
@@ -31,38 +46,69 @@ struct Layer {
 impl Layer {
     fn new(bits: usize) -> Layer {
         Layer {
-            bits: vec![0; bits.div_ceil(64)],
+            blocks: vec![Block::default(); bits.div_ceil(BLOCK_BITS)],
             ids: 0,
         }
     }
 
-    fn positions(&self, id: &[u8]) -> impl Iterator<Item = usize> + use<> {
+    fn bits(&self) -> usize {
+        self.blocks.len() * BLOCK_BITS
+    }
+
+    /// The block an id's probes fall in, and the probes' bits in each of
+    /// its words.
+    fn probes(&self, id: &[u8]) -> (usize, [u64; 8]) {
         let (h1, h2) = hashes(id);
-        let m = (self.bits.len() * 64) as u64;
-        (0..PROBES).map(move |i| (h1.wrapping_add(i.wrapping_mul(h2)) % m) as usize)
+        // h1 scaled to the blocks: no division.
+        let block = ((u128::from(h1) * self.blocks.len() as u128) >> 64) as usize;
+        let mut mask = [0u64; 8];
+        for i in 0..PROBES {
+            let place = (h2 >> (i * PLACE_BITS)) as usize % BLOCK_BITS;
+            mask[place / 64] |= 1 << (place % 64);
+        }
+        (block, mask)
+    }
+
+    fn insert(&mut self, id: &[u8]) {
+        let (block, mask) = self.probes(id);
+        let words = &mut self.blocks[block].0;
+        for (word, bits) in words.iter_mut().zip(mask) {
+            *word |= bits;
+        }
+        self.ids += 1;
+    }
+
+    fn maybe_contains(&self, id: &[u8]) -> bool {
+        let (block, mask) = self.probes(id);
+        let words = &self.blocks[block].0;
+        words
+            .iter()
+            .zip(mask)
+            .all(|(word, bits)| word & bits == bits)
     }
 
     fn is_full(&self) -> bool {
-        self.ids * BITS_PER_ID >= self.bits.len() * 64
+        self.ids * BITS_PER_ID >= self.bits()
     }
 }
 
-/// Two 64-bit hashes of an id for double hashing: the stable id hash
-/// (cheap, and already good at spreading), and a second mixed from it.
-/// Ids whose 64-bit hashes collide share every probe; with 64 bits that
-/// is negligible next to the filter's own false "maybe".
+/// Two 64-bit hashes of an id: the stable id hash (cheap, and already
+/// good at spreading) picks the block, and a second mixed from it the
+/// places in the block. Ids whose 64-bit hashes collide share every
+/// probe; with 64 bits that is negligible next to the filter's own false
+/// "maybe".
 fn hashes(id: &[u8]) -> (u64, u64) {
     let h1 = super::dedup::id_hash(id);
     let mut z = h1 ^ 0x9e37_79b9_7f4a_7c15;
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    (h1, (z ^ (z >> 31)) | 1)
+    (h1, z ^ (z >> 31))
 }
 
 impl SeenFilter {
     /// A filter sized for `expected` ids, growing to at most `max_bytes`.
     pub fn with_capacity(expected: usize, max_bytes: usize) -> SeenFilter {
-        let max_bits = max_bytes.saturating_mul(8).max(64);
+        let max_bits = max_bytes.saturating_mul(8).max(BLOCK_BITS);
         let bits = expected
             .saturating_mul(BITS_PER_ID)
             .clamp(MIN_BITS.min(max_bits), max_bits);
@@ -75,7 +121,7 @@ impl SeenFilter {
     /// A filter sized for exactly `ids` ids, however few (a run's, whose
     /// ids are known and fixed).
     pub fn exact(ids: usize) -> SeenFilter {
-        let bits = ids.saturating_mul(BITS_PER_ID).max(64);
+        let bits = ids.saturating_mul(BITS_PER_ID).max(BLOCK_BITS);
         SeenFilter {
             layers: vec![Layer::new(bits)],
             max_bits: bits,
@@ -83,7 +129,7 @@ impl SeenFilter {
     }
 
     fn bits(&self) -> usize {
-        self.layers.iter().map(|l| l.bits.len() * 64).sum()
+        self.layers.iter().map(Layer::bits).sum()
     }
 
     /// The memory its bits take.
@@ -93,27 +139,19 @@ impl SeenFilter {
 
     pub fn insert(&mut self, id: &[u8]) {
         let full = self.layers.last().is_none_or(Layer::is_full);
-        let size = self
-            .layers
-            .last()
-            .map_or(MIN_BITS, |l| 2 * l.bits.len() * 64);
+        let size = self.layers.last().map_or(MIN_BITS, |l| 2 * l.bits());
         if full && self.bits() + size <= self.max_bits {
             self.layers.push(Layer::new(size));
         }
-        let layer = self.layers.last_mut().expect("a filter has a layer");
-        for p in layer.positions(id) {
-            layer.bits[p / 64] |= 1 << (p % 64);
-        }
-        layer.ids += 1;
+        self.layers
+            .last_mut()
+            .expect("a filter has a layer")
+            .insert(id);
     }
 
     /// False only if `id` was never inserted.
     pub fn maybe_contains(&self, id: &[u8]) -> bool {
-        self.layers.iter().any(|layer| {
-            layer
-                .positions(id)
-                .all(|p| layer.bits[p / 64] & (1 << (p % 64)) != 0)
-        })
+        self.layers.iter().any(|layer| layer.maybe_contains(id))
     }
 }
 
