@@ -176,24 +176,43 @@ fn next_nonce() -> Result<[u8; 12]> {
 
 /// `plain` sealed under `key` (in `slot`) for the store key `at`.
 pub fn seal(slot: u64, key: &[u8; 32], at: &[u8], plain: &[u8]) -> Result<Vec<u8>> {
-    let nonce = next_nonce()?;
-    let cipher = cipher(key)?;
     // Encrypted where it goes, after the header, then the tag: one
     // allocation, where the cipher's own output was a second, copied.
     let mut out = Vec::with_capacity(HEADER + plain.len() + TAG);
-    out.push(SEALED);
-    out.extend_from_slice(&slot.to_be_bytes());
-    out.extend_from_slice(&nonce);
+    out.resize(HEADER, 0);
     out.extend_from_slice(plain);
-    let tag = cipher
+    seal_in_place(slot, key, at, &mut out)?;
+    Ok(out)
+}
+
+/// Room a value built to be sealed in place leaves: [`ROOM_BEFORE`]
+/// bytes before its plain bytes (whatever they hold), and as many again
+/// as [`ROOM_AFTER`] spare capacity after them.
+pub(super) const ROOM_BEFORE: usize = HEADER;
+pub(super) const ROOM_AFTER: usize = TAG;
+
+/// Seals `value` where it is: its first [`ROOM_BEFORE`] bytes become the
+/// header and the rest is encrypted, then the tag is added (with no new
+/// allocation if [`ROOM_AFTER`] bytes of capacity are spare).
+fn seal_in_place(slot: u64, key: &[u8; 32], at: &[u8], value: &mut Vec<u8>) -> Result<()> {
+    if value.len() < HEADER {
+        return Err(StoreError::Backend(
+            "a value to seal in place has no room for its header".into(),
+        ));
+    }
+    let nonce = next_nonce()?;
+    value[0] = SEALED;
+    value[1..9].copy_from_slice(&slot.to_be_bytes());
+    value[9..HEADER].copy_from_slice(&nonce);
+    let tag = cipher(key)?
         .seal_in_place_separate_tag(
             Nonce::assume_unique_for_key(nonce),
             Aad::from(at),
-            &mut out[HEADER..],
+            &mut value[HEADER..],
         )
         .map_err(|_| StoreError::Backend("sealing a value failed".into()))?;
-    out.extend_from_slice(tag.as_ref());
-    Ok(out)
+    value.extend_from_slice(tag.as_ref());
+    Ok(())
 }
 
 /// AES-256-GCM-SIV under `key`.
@@ -264,6 +283,8 @@ pub(super) struct ToSeal {
     op: usize,
     slot: u64,
     key: UserKey,
+    /// The value leaves room for the seal (see [`Seals::put_in_room`]).
+    in_room: bool,
 }
 
 /// Seals the values of `ops` that `pending` names, in place: done by the
@@ -271,7 +292,11 @@ pub(super) struct ToSeal {
 pub(super) fn seal_pending(ops: &mut [Op], pending: &[ToSeal]) -> Result<()> {
     for p in pending {
         if let Some(Op::Put(at, value)) = ops.get_mut(p.op) {
-            *value = seal(p.slot, &p.key.0, at, value)?;
+            if p.in_room {
+                seal_in_place(p.slot, &p.key.0, at, value)?;
+            } else {
+                *value = seal(p.slot, &p.key.0, at, value)?;
+            }
         } else {
             return Err(StoreError::Backend(format!(
                 "op {} of a batch is no write to seal",
@@ -304,13 +329,40 @@ impl<K: Kv> Seals<'_, K> {
         plain: Vec<u8>,
         ops: &mut Vec<Op>,
     ) -> Result<()> {
+        self.put_as(user, at, plain, false, ops)
+    }
+
+    /// [`Seals::put`] of a value built with room for its seal: its first
+    /// [`ROOM_BEFORE`] bytes are not part of it, and [`ROOM_AFTER`] bytes
+    /// of capacity are spare. It is sealed where it is, with neither a
+    /// new allocation nor a copy of its bytes (a user's state, written
+    /// for every event).
+    pub(super) fn put_in_room(
+        &self,
+        user: &str,
+        at: Vec<u8>,
+        value: Vec<u8>,
+        ops: &mut Vec<Op>,
+    ) -> Result<()> {
+        self.put_as(user, at, value, true, ops)
+    }
+
+    fn put_as(
+        &self,
+        user: &str,
+        at: Vec<u8>,
+        value: Vec<u8>,
+        in_room: bool,
+        ops: &mut Vec<Op>,
+    ) -> Result<()> {
         let (slot, key) = self.key_of(user, &at)?;
         self.pending.borrow_mut().push(ToSeal {
             op: ops.len(),
             slot,
             key: UserKey(key),
+            in_room,
         });
-        ops.push(Op::Put(at, plain));
+        ops.push(Op::Put(at, value));
         Ok(())
     }
 
@@ -797,6 +849,28 @@ mod tests {
             *sealed.last_mut().unwrap() ^= 1;
             assert!(open(&key, b"", &sealed).is_err());
         }
+    }
+
+    #[test]
+    fn a_value_sealed_in_its_room_opens_as_one_sealed_by_copy() {
+        let key = new_key().unwrap();
+        let plain = b"the state of a member".repeat(20);
+        let mut value = vec![0xaa; ROOM_BEFORE];
+        value.reserve_exact(plain.len() + ROOM_AFTER);
+        value.extend_from_slice(&plain);
+        let spare = value.as_ptr();
+        seal_in_place(7, &key, b"u/x", &mut value).unwrap();
+        assert_eq!(value.as_ptr(), spare, "sealed where it was");
+        assert_eq!(slot_of(b"u/x", &value).unwrap(), 7);
+        assert_eq!(open(&key, b"u/x", &value).unwrap(), plain);
+        let copied = seal(7, &key, b"u/x", &plain).unwrap();
+        assert_eq!(value.len(), copied.len());
+        assert_eq!(open(&key, b"u/x", &copied).unwrap(), plain);
+        // Under another store key, it does not open.
+        assert!(open(&key, b"u/y", &value).is_err());
+        // A value with no room for the header is refused, not cut.
+        let mut short = vec![0u8; ROOM_BEFORE - 1];
+        assert!(seal_in_place(7, &key, b"u/x", &mut short).is_err());
     }
 
     #[test]

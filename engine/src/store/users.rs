@@ -18,6 +18,7 @@ use super::journal::{Group, Groups, read_groups};
 use super::keys::{key, prefix_end, split_user_part, user_part};
 use super::outbox::OutboxEntry;
 use super::sealed::Seals;
+use super::sealed::{ROOM_AFTER, ROOM_BEFORE};
 use super::timers::TimerMoves;
 use super::{Kv, Op, Result, Store, StoreError, decode, in_scratch};
 use chrono::{DateTime, Utc};
@@ -257,9 +258,11 @@ impl<K: Kv> Store<K> {
                     user.journal_tail = tail;
                 }
             }
-            // The records kept, then the state, built in one buffer: the
-            // state is not copied out to be joined to them.
+            // The records kept, then the state, built in one buffer with
+            // room for the seal: the state is not copied out to be joined
+            // to them, nor again to be sealed.
             let value = in_scratch(|buf| {
+                buf.resize(ROOM_BEFORE, 0);
                 write_tail(&user.journal_tail, buf);
                 let head = buf.len();
                 user.encode_positional(buf)
@@ -268,10 +271,14 @@ impl<K: Kv> Store<K> {
                 self.note_size(&user.id, state.len());
                 let changed = group.is_some()
                     || as_stored.get(user.id.as_str()).map(|s| &s[..]) != Some(state);
-                changed.then(|| buf.to_vec())
+                changed.then(|| {
+                    let mut value = Vec::with_capacity(buf.len() + ROOM_AFTER);
+                    value.extend_from_slice(buf);
+                    value
+                })
             });
             if let Some(value) = value {
-                seals.put(&user.id, key("u", &[id]), value, ops)?;
+                seals.put_in_room(&user.id, key("u", &[id]), value, ops)?;
             }
             if !seals.kept(&user.id, user.sealed_under) {
                 user.sealed_under = seals.sealed_under(&user.id)?;
