@@ -14,15 +14,31 @@
 //!   the next call due; the daemon's own latency of those calls (from its
 //!   `/metrics`) is printed beside them.
 //!
+//! - **rules**: the 20-rule workload of `cargo bench -p waymark-engine
+//!   --bench simulate` (100k members, 1M events, dated to end 10 days ago
+//!   so that the rules' 365-day sums hold on the wall clock) through a
+//!   fresh daemon with those rules only, as `/v1/batch` calls: the
+//!   members' identify calls, then the events, on one connection of 500
+//!   events a call and again on 16 of 100. Every call is answered once
+//!   its commit is durable; the `emit` records in `/metrics` are checked
+//!   against the 20 counts of the same rules in plain Rust (with one
+//!   connection; 16 may apply a member's events out of order). The rate
+//!   the issue's peers comparison measures, without the peers.
+//!
 //! `cargo bench -p waymark-tests --bench http_ingest` runs it in full;
 //! under `cargo test` (no `--bench` argument) a short smoke run checks
 //! that it works. `WAYMARK_BENCH_SECONDS=N` sets each phase's length,
 //! `WAYMARK_BENCH_RATES=100,500,…` the offered `/v1/track` rates,
 //! `WAYMARK_BENCH_CONNECTIONS=1,4,…` the `/v1/batch` connection counts
-//! (either empty: no rows of that kind), `WAYMARK_BENCH_DATA_DIR` the
+//! (either empty: no rows of that kind), `WAYMARK_BENCH_RULES_EVENTS=N`
+//! the events of the rules workload (members a tenth of them; 0: none),
+//! `WAYMARK_BENCH_DATA_DIR` the
 //! daemon's data directory (a fresh one in the bench's scratch folder by
 //! default; a new or empty one on another disk, or on tmpfs, tells what
 //! the disk costs).
+
+#[path = "../../engine/benches/workload/mod.rs"]
+mod workload;
 
 use serde_json::json;
 use std::sync::Arc;
@@ -251,6 +267,90 @@ fn answer_head(read: &[u8]) -> Option<(u16, usize, usize)> {
     Some((status, end, length))
 }
 
+struct RulesRow {
+    connections: usize,
+    per_call: usize,
+    events_per_s: f64,
+    emits: u64,
+    peak_rss: u64,
+}
+
+/// The rules workload through a fresh daemon: identify calls, then
+/// events, as `/v1/batch` calls of `per_call` on `connections`.
+fn rules(w: &workload::Workload, connections: usize, per_call: usize) -> RulesRow {
+    let dir = scratch(&format!("bench_http_rules_{connections}"));
+    std::fs::create_dir_all(dir.join("scripts")).unwrap();
+    std::fs::write(dir.join("scripts/rules.journey"), workload::RULES).unwrap();
+    std::fs::write(
+        dir.join("waymark.toml"),
+        "data_dir = \"./data\"\nscripts = \"./scripts\"\n\n[log]\nlevel = \"warn\"\n",
+    )
+    .unwrap();
+    let port = free_port();
+    let mut daemon = start_daemon(&dir, port, &dir.join("daemon.log"));
+    let peak = workload::watch_peak_rss(daemon.id());
+    let file = dir.join("traffic.jsonl");
+    w.write(&file).unwrap();
+    let text = std::fs::read_to_string(&file).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let members = w.tiers.len();
+    let calls = |lines: &[&str], per_call: usize| -> Vec<String> {
+        lines
+            .chunks(per_call)
+            .map(|c| format!("{{\"batch\":[{}]}}", c.join(",")))
+            .collect()
+    };
+    post_all(port, &calls(&lines[..members], 500), 1);
+    let events = calls(&lines[members..], per_call);
+    let started = Instant::now();
+    post_all(port, &events, connections);
+    let seconds = started.elapsed().as_secs_f64();
+    let (status, metrics) = http(port, "GET", "/metrics", "");
+    assert_eq!(status, 200);
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+    let peak_rss = peak.join().unwrap_or(0);
+    let _ = std::fs::remove_dir_all(&dir);
+    RulesRow {
+        connections,
+        per_call,
+        events_per_s: (lines.len() - members) as f64 / seconds,
+        emits: emits(&metrics),
+        peak_rss,
+    }
+}
+
+/// Posts every body to `/v1/batch` from `connections` keep-alive
+/// connections, each taking the next body once its last is answered.
+fn post_all(port: u16, bodies: &[String], connections: usize) {
+    let next = Arc::new(AtomicU64::new(0));
+    std::thread::scope(|s| {
+        for _ in 0..connections {
+            let next = next.clone();
+            s.spawn(move || {
+                let mut client = Client::new(port);
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                    let Some(body) = bodies.get(i) else { return };
+                    let (status, answer) = client
+                        .request("POST", "/v1/batch", &[], body.as_bytes())
+                        .unwrap_or_else(|e| panic!("batch: {e}"));
+                    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+                }
+            });
+        }
+    });
+}
+
+/// The `emit` records the daemon journaled, from its `/metrics`.
+fn emits(metrics: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|l| l.contains("records_total{") && l.contains("kind=\"emit\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let seconds: u64 = std::env::var("WAYMARK_BENCH_SECONDS")
@@ -292,6 +392,29 @@ fn main() {
     assert_eq!(status, 200);
     daemon.kill().unwrap();
     daemon.wait().unwrap();
+
+    let rules_events = std::env::var("WAYMARK_BENCH_RULES_EVENTS")
+        .ok()
+        .map_or(if full { 1_000_000 } else { 20_000 }, |n| {
+            n.parse().expect("WAYMARK_BENCH_RULES_EVENTS is a number")
+        });
+    let mut rules_rows = Vec::new();
+    let mut expected = 0;
+    if rules_events > 0 {
+        let start = chrono::Utc::now() - chrono::Duration::days(40);
+        let w = workload::generate((rules_events / 10).max(1), rules_events, 20251122, start);
+        expected = workload::reference_counts(&w).iter().sum::<u64>();
+        for (connections, per_call) in [(1, 500), (16, 100)] {
+            let row = rules(&w, connections, per_call);
+            if connections == 1 {
+                assert_eq!(
+                    row.emits, expected,
+                    "the daemon's rules fired as the same rules in plain Rust"
+                );
+            }
+            rules_rows.push(row);
+        }
+    }
 
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
@@ -375,6 +498,27 @@ fn main() {
         "/v1/track in the daemon by duration (cumulative, whole run): {}",
         track.join(", ")
     );
+    if let Some(one) = rules_rows.first() {
+        println!(
+            "\nThe 20-rule workload through /v1/batch, a fresh daemon each row (events after \
+             the members' identify calls; emit records against {expected} in plain Rust)"
+        );
+        println!(
+            "| connections × events a call | events/s | emits | peak RSS MiB | ÷ one connection |"
+        );
+        println!("|---|---:|---:|---:|---:|");
+        for row in &rules_rows {
+            println!(
+                "| {} × {} | {:.0} | {} | {} | {:.2} |",
+                row.connections,
+                row.per_call,
+                row.events_per_s,
+                row.emits,
+                row.peak_rss >> 20,
+                row.events_per_s / one.events_per_s
+            );
+        }
+    }
 }
 
 /// A comma-separated list of numbers from the variable `name` (empty:
