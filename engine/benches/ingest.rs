@@ -772,6 +772,11 @@ fn raw(c: &mut Criterion, size: usize) -> Tally {
 }
 
 fn main() {
+    // As the `waymark` binary runs: without transparent huge pages, whose
+    // zeroing on first touch was 6% of the ingest thread here and which
+    // the daemon turns off for itself (`cli::without_huge_pages`).
+    #[cfg(target_os = "linux")]
+    let _ = nix::sys::prctl::set_thp_disable(true);
     if let Some(dir) = std::env::var_os(REOPEN) {
         return reopen(Path::new(&dir));
     }
