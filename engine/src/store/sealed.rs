@@ -186,8 +186,8 @@ pub fn seal(slot: u64, key: &[u8; 32], at: &[u8], plain: &[u8]) -> Result<Vec<u8
 }
 
 /// Room a value built to be sealed in place leaves: [`ROOM_BEFORE`]
-/// bytes before its plain bytes (whatever they hold), and as many again
-/// as [`ROOM_AFTER`] spare capacity after them.
+/// bytes before its plain bytes (whatever they hold, for the header),
+/// and [`ROOM_AFTER`] bytes of spare capacity after them (for the tag).
 pub(super) const ROOM_BEFORE: usize = HEADER;
 pub(super) const ROOM_AFTER: usize = TAG;
 

@@ -17,8 +17,7 @@
 use super::journal::{Group, Groups, read_groups};
 use super::keys::{key, prefix_end, split_user_part, user_part};
 use super::outbox::OutboxEntry;
-use super::sealed::Seals;
-use super::sealed::{ROOM_AFTER, ROOM_BEFORE};
+use super::sealed::{ROOM_AFTER, ROOM_BEFORE, Seals};
 use super::timers::TimerMoves;
 use super::{Kv, Op, Result, Store, StoreError, decode, in_scratch};
 use chrono::{DateTime, Utc};
