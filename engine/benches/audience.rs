@@ -253,6 +253,10 @@ fn simulate(members: usize) -> Figures {
 }
 
 fn main() {
+    // As the `waymark` binary runs: without transparent huge pages (see
+    // the ingest bench).
+    #[cfg(target_os = "linux")]
+    let _ = nix::sys::prctl::set_thp_disable(true);
     let full = std::env::args().any(|a| a == "--bench");
     let counts: Vec<usize> = match std::env::var("WAYMARK_BENCH_MEMBERS") {
         Ok(v) => v.split(',').map(|n| n.trim().parse().unwrap()).collect(),
