@@ -177,11 +177,6 @@ impl UserCache {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-
-    #[cfg(test)]
-    fn contains(&self, id: &str) -> bool {
-        self.holds(id)
-    }
 }
 
 #[cfg(test)]
@@ -199,7 +194,7 @@ mod tests {
             cache.put(user(i));
             assert!(cache.len() <= 10, "{} held after {i}", cache.len());
             for j in i.saturating_sub(9)..=i {
-                assert!(cache.contains(&format!("u{j}")), "u{j} after {i}");
+                assert!(cache.holds(&format!("u{j}")), "u{j} after {i}");
             }
         }
     }
@@ -244,9 +239,9 @@ mod tests {
         // u4 takes u1's slot; u1's old use of it must not count as u4's.
         cache.put(user(4));
         cache.put(user(5));
-        assert!(!cache.contains("u2"), "the oldest user kept goes");
+        assert!(!cache.holds("u2"), "the oldest user kept goes");
         for id in ["u3", "u4", "u5"] {
-            assert!(cache.contains(id), "{id}");
+            assert!(cache.holds(id), "{id}");
         }
         assert_eq!(
             cache.take("u4").map(|u| u.id.to_string()),
@@ -265,9 +260,9 @@ mod tests {
         let u1 = cache.take("u1").unwrap();
         cache.put(u1); // u1 is now the most recent
         cache.put(user(4)); // so u2 goes
-        assert!(!cache.contains("u2"));
+        assert!(!cache.holds("u2"));
         for id in ["u1", "u3", "u4"] {
-            assert!(cache.contains(id), "{id}");
+            assert!(cache.holds(id), "{id}");
         }
         cache.put(user(3)); // put again: still one entry
         assert_eq!(cache.len(), 3);
