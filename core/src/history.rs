@@ -10,8 +10,11 @@
 //! older). Storage per user is bounded: at most 200 event names (the least
 //! recently seen are dropped), 400 buckets and 32 summed properties each.
 
+mod columns;
+
 use crate::names::NameMap;
 use chrono::{DateTime, Duration, Utc};
+use columns::skip_value;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::cell::OnceCell;
@@ -198,6 +201,41 @@ impl Events {
 
     fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    /// Records an occurrence of `name` onto its history's bytes, if it
+    /// has a history kept as bytes only and the occurrence is the usual
+    /// one ([`columns::append`]); false, with nothing changed, otherwise.
+    fn append(
+        &mut self,
+        name: &str,
+        at: DateTime<Utc>,
+        snapshot: &Value,
+        properties: &Value,
+    ) -> bool {
+        let Ok(i) = self.position(name) else {
+            return false;
+        };
+        let Events { stored, entries } = self;
+        let e = &mut entries[i];
+        if e.history.get().is_some() {
+            return false;
+        }
+        let Some(bytes) = e.kept(stored) else {
+            return false;
+        };
+        let appended = SCRATCH.with_borrow_mut(|scratch| {
+            scratch.clear();
+            columns::append(bytes, at, snapshot, properties, scratch)
+                .map(|()| Box::<[u8]>::from(&scratch[..]))
+        });
+        match appended {
+            Some(bytes) => {
+                e.bytes = Bytes::Own(OnceCell::from(bytes));
+                true
+            }
+            None => false,
+        }
     }
 
     /// Drops every decoded history that is also kept as bytes.
@@ -474,58 +512,6 @@ impl Serialize for Snapshot {
     }
 }
 
-/// Deeper than this, a stored value is refused (as `rmp_serde` refuses it).
-const MAX_DEPTH: usize = 1024;
-
-/// Moves `rest` past one MessagePack value, checking only its framing.
-fn skip_value(rest: &mut &[u8], depth: usize) -> Result<(), String> {
-    use rmp::Marker as M;
-    if depth > MAX_DEPTH {
-        return Err("a stored value is nested too deep".into());
-    }
-    let (&marker, tail) = rest.split_first().ok_or("a value runs past the end")?;
-    *rest = tail;
-    let mut be = |n: usize| -> Result<usize, String> {
-        let bytes = rest.get(..n).ok_or("a value runs past the end")?;
-        let len = bytes
-            .iter()
-            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
-        *rest = &rest[n..];
-        Ok(len)
-    };
-    let (bytes, items) = match M::from_u8(marker) {
-        M::FixPos(_) | M::FixNeg(_) | M::Null | M::True | M::False => (0, 0),
-        M::U8 | M::I8 => (1, 0),
-        M::U16 | M::I16 => (2, 0),
-        M::U32 | M::I32 | M::F32 => (4, 0),
-        M::U64 | M::I64 | M::F64 => (8, 0),
-        M::FixStr(n) => (usize::from(n), 0),
-        M::Str8 | M::Bin8 => (be(1)?, 0),
-        M::Str16 | M::Bin16 => (be(2)?, 0),
-        M::Str32 | M::Bin32 => (be(4)?, 0),
-        M::FixArray(n) => (0, usize::from(n)),
-        M::Array16 => (0, be(2)?),
-        M::Array32 => (0, be(4)?),
-        M::FixMap(n) => (0, 2 * usize::from(n)),
-        M::Map16 => (0, 2 * be(2)?),
-        M::Map32 => (0, 2 * be(4)?),
-        M::FixExt1 => (2, 0),
-        M::FixExt2 => (3, 0),
-        M::FixExt4 => (5, 0),
-        M::FixExt8 => (9, 0),
-        M::FixExt16 => (17, 0),
-        M::Ext8 => (be(1)? + 1, 0),
-        M::Ext16 => (be(2)? + 1, 0),
-        M::Ext32 => (be(4)? + 1, 0),
-        M::Reserved => return Err("a stored value has a reserved marker".into()),
-    };
-    *rest = rest.get(bytes..).ok_or("a value runs past the end")?;
-    for _ in 0..items {
-        skip_value(rest, depth + 1)?;
-    }
-    Ok(())
-}
-
 impl Serialize for EventHistory {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
@@ -561,20 +547,6 @@ impl EventHistory {
         fn len(n: usize) -> u32 {
             u32::try_from(n).expect("columns are bounded far below u32::MAX")
         }
-        fn num(out: &mut Vec<u8>, n: Decimal) -> Result<(), rmp_serde::encode::Error> {
-            match i64::try_from(n.mantissa()) {
-                Ok(m) if n.scale() == 0 => {
-                    w::write_sint(out, m)?;
-                }
-                Ok(m) => {
-                    w::write_array_len(out, 2)?;
-                    w::write_sint(out, m)?;
-                    w::write_uint(out, u64::from(n.scale()))?;
-                }
-                Err(_) => rmp_serde::encode::write(out, &waymark_dsl::stored::Num(n))?,
-            }
-            Ok(())
-        }
         w::write_array_len(out, 10)?;
         w::write_uint(out, self.total)?;
         for occurrence in [&self.first, &self.last] {
@@ -601,7 +573,7 @@ impl EventHistory {
         }
         w::write_array_len(out, len(self.day_sums.len()))?;
         for n in &self.day_sums {
-            num(out, *n)?;
+            columns::write_num(out, *n)?;
         }
         w::write_array_len(out, len(self.recent.len()))?;
         for t in &self.recent {
@@ -609,7 +581,7 @@ impl EventHistory {
         }
         w::write_array_len(out, len(self.recent_sums.len()))?;
         for n in &self.recent_sums {
-            num(out, *n)?;
+            columns::write_num(out, *n)?;
         }
         match self.truncated_at {
             None => out.push(rmp::Marker::Null.to_u8()),
@@ -632,57 +604,10 @@ impl EventHistory {
     /// The columns are checked to agree as the derived form checks them;
     /// a test holds the two to the same history.
     fn decode_positional(bytes: &[u8]) -> Result<EventHistory, String> {
+        use columns::{int, is_nil, len, num, stamp, uint};
         use rmp::decode as r;
-        use waymark_dsl::stored::{Num, Stamp};
+        use waymark_dsl::stored::Stamp;
         let rest = &mut &bytes[..];
-        fn is_nil(rest: &mut &[u8]) -> bool {
-            let nil = rest.first() == Some(&rmp::Marker::Null.to_u8());
-            if nil {
-                *rest = &rest[1..];
-            }
-            nil
-        }
-        fn int(rest: &mut &[u8]) -> Result<i64, String> {
-            r::read_int(rest).map_err(|e| e.to_string())
-        }
-        fn uint(rest: &mut &[u8]) -> Result<u64, String> {
-            r::read_int(rest).map_err(|e| e.to_string())
-        }
-        fn stamp(rest: &mut &[u8]) -> Result<DateTime<Utc>, String> {
-            let micros = int(rest)?;
-            DateTime::from_timestamp_micros(micros)
-                .ok_or_else(|| format!("{micros} µs is out of range"))
-        }
-        fn len(rest: &mut &[u8]) -> Result<usize, String> {
-            let n = r::read_array_len(rest).map_err(|e| e.to_string())? as usize;
-            // Each element takes a byte at least: a length past the bytes
-            // left is not believed (nor allocated for).
-            if n > rest.len() {
-                return Err(format!("a column of {n} in {} bytes", rest.len()));
-            }
-            Ok(n)
-        }
-        fn num(rest: &mut &[u8]) -> Result<Num, String> {
-            match rmp::Marker::from_u8(*rest.first().ok_or("a number runs past the end")?) {
-                rmp::Marker::FixArray(_) | rmp::Marker::Array16 | rmp::Marker::Array32 => {
-                    if len(rest)? != 2 {
-                        return Err("a number is not [mantissa, scale]".into());
-                    }
-                    let m = int(rest)?;
-                    let scale = u32::try_from(uint(rest)?).map_err(|e| e.to_string())?;
-                    Decimal::try_from_i128_with_scale(i128::from(m), scale)
-                        .map(Num)
-                        .map_err(|e| e.to_string())
-                }
-                rmp::Marker::FixStr(_)
-                | rmp::Marker::Str8
-                | rmp::Marker::Str16
-                | rmp::Marker::Str32 => {
-                    rmp_serde::decode::from_read::<_, Num>(rest).map_err(|e| e.to_string())
-                }
-                _ => int(rest).map(|m| Num(Decimal::from(m))),
-            }
-        }
         fn occurrence(rest: &mut &[u8]) -> Result<Option<(DateTime<Utc>, Snapshot)>, String> {
             if is_nil(rest) {
                 return Ok(None);
@@ -1149,6 +1074,9 @@ impl History {
             Keep::Counts => &Value::Null,
             Keep::All => properties,
         };
+        if self.events.append(name, at, snapshot, properties) {
+            return;
+        }
         let mut snapshot = Some(snapshot);
         let mut take = move || Snapshot::of(snapshot.take().unwrap_or(&Value::Null));
         if !self.events.contains(name) && self.events.len() >= MAX_NAMES {
@@ -1412,6 +1340,65 @@ mod tests {
             proptest::prop_assert_eq!(&rmp_serde::from_slice::<History>(&whole).unwrap(), &h);
         }
 
+        /// Recording onto a history's stored bytes writes what recording
+        /// onto the decoded history writes, event after event: days past
+        /// the 400 kept, bursts past the recent list, new fields and more
+        /// than fit, numbers whole, scaled and past `i64`, occurrences
+        /// out of order, properties kept or not.
+        #[test]
+        fn recording_onto_the_bytes_writes_what_recording_decoded_does(
+            events in proptest::collection::vec(
+                (0usize..2, 0u8..4, 0i64..1_000_000, 0usize..4, -5_000i64..5_000, 0u32..3, 0u8..5, proptest::bool::ANY),
+                1..200,
+            ),
+            dense in proptest::bool::ANY,
+        ) {
+            let mut clock = Utc.with_ymd_and_hms(2025, 6, 1, 0, 0, 0).unwrap();
+            let (mut fast, mut slow) = (History::default(), History::default());
+            for (name, step, by, fields, amount, scale, shape, all) in events {
+                clock += match (step, dense) {
+                    // Dense: more than the recent list keeps within hours.
+                    (0..=2, true) => Duration::minutes(by % 10),
+                    (0, false) => Duration::minutes(by % 90),
+                    (1, false) => Duration::hours(by % 72),
+                    (2, false) => Duration::days(by % 500),
+                    (_, true) => -Duration::minutes(by % 10),
+                    _ => -Duration::minutes(by % 600),
+                };
+                let n = Decimal::new(amount, scale);
+                let props = match shape {
+                    0 => Value::Null,
+                    1 => Value::String("x".into()),
+                    2 => Value::Record(
+                        (0..=fields)
+                            .map(|f| (format!("f{f}"), Value::Number(n)))
+                            .chain([("sku".to_string(), Value::String("a".into()))])
+                            .collect(),
+                    ),
+                    // A mantissa past i64 (stored as text), or more
+                    // fields than are summed.
+                    3 => Value::Record([("f0".to_string(), Value::Number(Decimal::from_i128_with_scale(i128::from(amount) << 70, scale)))].into()),
+                    _ => Value::Record((0..40).map(|f| (format!("g{f}"), Value::Number(n))).collect()),
+                };
+                let keep = if all { Keep::All } else { Keep::Counts };
+                let name = ["order_paid", "checkin"][name];
+                fast.record_as(name, clock, &props, keep);
+                // Every history decoded first: none is recorded as bytes.
+                slow.events.iter().for_each(drop);
+                slow.record_as(name, clock, &props, keep);
+                let (mut a, mut b) = (Vec::new(), Vec::new());
+                fast.encode_positional(&mut a).unwrap();
+                slow.encode_positional(&mut b).unwrap();
+                proptest::prop_assert_eq!(&a, &b);
+                // (Comparing decodes every history.)
+                proptest::prop_assert_eq!(&fast, &slow);
+                // Read back as the store hands them over, kept as bytes.
+                fast = rmp_serde::from_slice(&a).unwrap();
+                slow = rmp_serde::from_slice(&b).unwrap();
+            }
+            // Most occurrences were the usual one.
+        }
+
         /// A window over every day kept reads the kept total: the same
         /// number, written the same, as adding up the days; and a history
         /// read back from its stored form has the same totals.
@@ -1597,10 +1584,11 @@ mod tests {
         read.encode_positional(&mut again).unwrap();
         assert_eq!(again, stored);
 
-        // A change to one event's history leaves the others as bytes.
+        // A change to one event's history leaves the others as bytes;
+        // the usual one is made to its bytes, without decoding it.
         read.record("order_paid", at(3, 1), &amount(5));
         h.record("order_paid", at(3, 1), &amount(5));
-        assert_eq!(decoded(&read), ["checkin", "order_paid"]);
+        assert_eq!(decoded(&read), ["checkin"]);
         let mut changed = Vec::new();
         read.encode_positional(&mut changed).unwrap();
         assert_eq!(changed, rmp_serde::to_vec(&h).unwrap());
@@ -1812,6 +1800,40 @@ mod tests {
 
     fn amount(n: i64) -> Value {
         Value::Record([("amount".to_string(), Value::Number(Decimal::from(n)))].into())
+    }
+
+    #[test]
+    fn the_usual_occurrence_is_recorded_onto_the_bytes_and_others_decoded() {
+        let stored = |h: &History| -> History {
+            rmp_serde::from_slice(&rmp_serde::to_vec(h).unwrap()).unwrap()
+        };
+        let mut h = History::default();
+        h.record("order_paid", at(1, 9), &amount(30));
+        let mut h = stored(&h);
+        // Later the same day, then days later: onto the bytes.
+        h.record("order_paid", at(1, 11), &amount(20));
+        assert!(decoded(&h).is_empty());
+        h.record("order_paid", at(3, 8), &amount(5));
+        assert!(decoded(&h).is_empty());
+        assert_eq!(h.count("order_paid", None, at(3, 9)), 3);
+        assert_sums(
+            &h,
+            at(3, 9),
+            &[("amount", 86_400, 5), ("amount", 30 * 86_400, 55)],
+        );
+        // Before the last one: decoded.
+        let mut h = stored(&h);
+        h.record("order_paid", at(2, 8), &amount(1));
+        assert_eq!(decoded(&h), ["order_paid"]);
+        // A field not summed yet: decoded.
+        let mut h = stored(&h);
+        let tip = Value::Record([("tip".to_string(), Value::Number(Decimal::from(2)))].into());
+        h.record("order_paid", at(4, 8), &tip);
+        assert_eq!(decoded(&h), ["order_paid"]);
+        assert_eq!(
+            h.sum("order_paid", "tip", 86_400, at(4, 9)),
+            Decimal::from(2)
+        );
     }
 
     #[test]
