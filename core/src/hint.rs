@@ -40,3 +40,10 @@ pub fn prefetch_name_bytes<V>(map: &NameMap<V>) {
         }
     }
 }
+
+/// Starts fetching every cache line of `bytes`, up to `most` bytes of it.
+pub fn prefetch_bytes(bytes: &[u8], most: usize) {
+    for line in bytes[..bytes.len().min(most)].chunks(64) {
+        prefetch(&line[0]);
+    }
+}

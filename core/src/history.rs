@@ -979,16 +979,35 @@ impl History {
         }
     }
 
-    /// Starts fetching the history of the event named `name`, if it is
-    /// decoded (the list of names must be fetched already, or this waits
-    /// for it).
+    /// Starts fetching every history's bytes, as read from the store or
+    /// written since (the list of names must be fetched already, or this
+    /// waits for it).
+    pub fn prefetch_stored(&self) {
+        let Events { stored, entries } = &self.events;
+        crate::hint::prefetch_bytes(stored, 4096);
+        for e in entries {
+            if let Bytes::Own(bytes) = &e.bytes
+                && let Some(bytes) = bytes.get()
+            {
+                crate::hint::prefetch_bytes(bytes, 1024);
+            }
+        }
+    }
+
+    /// Starts fetching the history of the event named `name`: decoded,
+    /// or its bytes (the list of names must be fetched already, or this
+    /// waits for it).
     pub fn prefetch_event(&self, name: &str) {
-        if let Ok(i) = self.events.position(name)
-            && let Some(h) = self.events.entries[i].history.get()
-        {
+        let Ok(i) = self.events.position(name) else {
+            return;
+        };
+        let e = &self.events.entries[i];
+        if let Some(h) = e.history.get() {
             // Two of its fields, lines apart: it spans several.
             crate::hint::prefetch(&h.total);
             crate::hint::prefetch(&h.day_totals);
+        } else if let Some(bytes) = e.kept(&self.events.stored) {
+            crate::hint::prefetch_bytes(bytes, 1024);
         }
     }
 

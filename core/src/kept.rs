@@ -30,6 +30,11 @@ impl<T> Kept<T> {
         self.value
     }
 
+    /// The stored form kept, if the part did not change since it was made.
+    pub fn bytes(&self) -> Option<&[u8]> {
+        self.bytes.get().map(|b| &b[..])
+    }
+
     /// Appends the part's stored form to `out`: the bytes kept if it did
     /// not change since they were made, else what `encode` writes (and
     /// those bytes are kept).

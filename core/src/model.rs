@@ -275,6 +275,9 @@ pub struct UserState {
     pub sealed_under: SealedUnder,
 }
 
+/// How much of one stored part [`UserState::prefetch_stored`] fetches.
+const PREFETCHED: usize = 4096;
+
 /// The key a user's stored values are sealed under (see the engine's
 /// `store::sealed`), kept with their state once the store read or wrote
 /// it, so that writing the user again looks up neither their key's
@@ -344,6 +347,52 @@ impl UserState {
             id: id.into(),
             ..UserState::default()
         }
+    }
+
+    /// Starts fetching the state's own fields, which span several cache
+    /// lines (a user taken from memory for a batch is moved, every line).
+    pub fn prefetch_fields(&self) {
+        use crate::hint::prefetch;
+        prefetch(&self.id);
+        prefetch(&self.traits);
+        prefetch(&self.history);
+        prefetch(&self.instances);
+        prefetch(&self.journeys);
+        prefetch(&self.next_instance);
+        prefetch(&self.created_at);
+        prefetch(&self.segments_due);
+        prefetch(&self.points);
+        prefetch(&self.tags);
+        prefetch(&self.coupons);
+        prefetch(&self.tasks);
+        prefetch(&self.sends);
+        prefetch(&self.segments);
+        prefetch(&self.merged_ids);
+        prefetch(&self.grants);
+        prefetch(&self.quotas);
+        prefetch(&self.journal_tail);
+        prefetch(&self.sealed_under);
+    }
+
+    /// Starts fetching what an event reads first of a state whose fields
+    /// are fetched: its traits and its list of event names.
+    pub fn prefetch_lists(&self) {
+        crate::hint::prefetch_entries(&self.traits);
+        self.history.prefetch_entries();
+    }
+
+    /// Starts fetching the stored bytes that writing the state copies as
+    /// they are (its fields must be fetched already).
+    pub fn prefetch_stored(&self) {
+        use crate::hint::prefetch_bytes;
+        self.history.prefetch_stored();
+        for kept in [self.traits.bytes(), self.journeys.bytes()]
+            .into_iter()
+            .flatten()
+        {
+            prefetch_bytes(kept, PREFETCHED);
+        }
+        prefetch_bytes(&self.journal_tail.bytes, PREFETCHED);
     }
 
     /// Writes the state as `rmp_serde` writes it with structs as arrays

@@ -80,6 +80,50 @@ impl UserCache {
         self.slot(id).is_some_and(|s| s.state.is_some())
     }
 
+    /// Starts fetching a kept user's slot: the first of three hints, a
+    /// few users apart, that [`UserCache::prefetch_state`] and
+    /// [`UserCache::prefetch_lists`] follow once each has arrived. A
+    /// batch's users are spread over the table and each is a chain of
+    /// fetches (slot, state, lists); started early, those of the next
+    /// users overlap the work on this one. Hints change nothing.
+    pub fn prefetch_slot(&self, id: &str) {
+        if let Some(&i) = self.index.get(id) {
+            waymark_core::hint::prefetch(&self.slots[i as usize]);
+        }
+    }
+
+    /// Starts fetching a kept user's state (its slot fetched already).
+    pub fn prefetch_state(&self, id: &str) {
+        if let Some(Slot {
+            state: Some(state), ..
+        }) = self.slot(id)
+        {
+            state.prefetch_fields();
+        }
+    }
+
+    /// Starts fetching a kept user's traits and list of event names
+    /// (their state fetched already).
+    pub fn prefetch_lists(&self, id: &str) {
+        if let Some(Slot {
+            state: Some(state), ..
+        }) = self.slot(id)
+        {
+            state.prefetch_lists();
+        }
+    }
+
+    /// Starts fetching a kept user's history of the event `name` (their
+    /// list of event names fetched already).
+    pub fn prefetch_event(&self, id: &str, name: &str) {
+        if let Some(Slot {
+            state: Some(state), ..
+        }) = self.slot(id)
+        {
+            state.history.prefetch_event(name);
+        }
+    }
+
     /// Takes the user out (the caller puts them back after committing).
     pub fn take(&mut self, id: &str) -> Option<UserState> {
         let &i = self.index.get(id)?;

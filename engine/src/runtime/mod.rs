@@ -291,7 +291,27 @@ impl<K: Kv> Runtime<K> {
             .iter()
             .map(|(n, input)| (Some(*n), input))
             .chain(inputs.iter().map(|input| (None, input)));
+        // The users of the inputs ahead, fetched in three steps (see
+        // `UserCache::prefetch_slot`): their memory arrives while this
+        // one is worked on.
+        let mut next = 0;
         for (number, input) in queue {
+            if number.is_none() {
+                let ahead = |k: usize| inputs.get(next + k).map(Input::user);
+                if let Some(user) = ahead(6) {
+                    self.users.prefetch_slot(user);
+                }
+                if let Some(user) = ahead(4) {
+                    self.users.prefetch_state(user);
+                }
+                if let Some(user) = ahead(3) {
+                    self.users.prefetch_lists(user);
+                }
+                if let Some(Input::Track(event)) = inputs.get(next + 1) {
+                    self.users.prefetch_event(&event.user, &event.name);
+                }
+                next += 1;
+            }
             if budgeted && spent >= self.batch_budget {
                 // Out of budget: the rest waits, durably, in order.
                 let n = match number {

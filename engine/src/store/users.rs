@@ -244,7 +244,13 @@ impl<K: Kv> Store<K> {
         ops: &mut Vec<Op>,
         timers: &mut TimerMoves,
     ) -> Result<()> {
-        for (user, old_wake) in users.iter_mut() {
+        for at in 0..users.len() {
+            // The stored parts the next users' states copy, fetched while
+            // this one is written.
+            if let Some((next, _)) = users.get(at + 2) {
+                next.prefetch_stored();
+            }
+            let (user, old_wake) = &mut users[at];
             let id = &user_part(&user.id)[..];
             let group = groups.remove(user.id.as_str());
             if let Some(group) = &group {
