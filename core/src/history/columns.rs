@@ -160,12 +160,59 @@ impl<'a> Reader<'a> {
         len(&mut self.rest).ok()
     }
 
-    fn int(&mut self) -> Option<i64> {
-        int(&mut self.rest).ok()
-    }
-
     fn uint(&mut self) -> Option<u64> {
         uint(&mut self.rest).ok()
+    }
+
+    /// A whole number, read by its marker.
+    fn int_fast(&mut self) -> Option<i64> {
+        let (&marker, rest) = self.rest.split_first()?;
+        let (n, len): (i64, usize) = match marker {
+            0x00..=0x7f => (i64::from(marker), 0),
+            0xe0..=0xff => (i64::from(marker as i8), 0),
+            0xcc => (i64::from(*rest.first()?), 1),
+            0xcd => (
+                i64::from(u16::from_be_bytes(rest.get(..2)?.try_into().ok()?)),
+                2,
+            ),
+            0xce => (
+                i64::from(u32::from_be_bytes(rest.get(..4)?.try_into().ok()?)),
+                4,
+            ),
+            0xcf => (
+                i64::try_from(u64::from_be_bytes(rest.get(..8)?.try_into().ok()?)).ok()?,
+                8,
+            ),
+            0xd0 => (i64::from(*rest.first()? as i8), 1),
+            0xd1 => (
+                i64::from(i16::from_be_bytes(rest.get(..2)?.try_into().ok()?)),
+                2,
+            ),
+            0xd2 => (
+                i64::from(i32::from_be_bytes(rest.get(..4)?.try_into().ok()?)),
+                4,
+            ),
+            0xd3 => (i64::from_be_bytes(rest.get(..8)?.try_into().ok()?), 8),
+            _ => return None,
+        };
+        self.rest = &rest[len..];
+        Some(n)
+    }
+
+    /// Moves past a number (whole, `[mantissa, scale]`, or text), by its
+    /// markers.
+    fn skip_number(&mut self) -> Option<()> {
+        let marker = *self.rest.first()?;
+        let len = match marker {
+            0x00..=0x7f | 0xe0..=0xff => 0,
+            0xcc | 0xd0 => 1,
+            0xcd | 0xd1 => 2,
+            0xce | 0xd2 => 4,
+            0xcf | 0xd3 => 8,
+            _ => return self.skip(),
+        };
+        self.rest = self.rest.get(1 + len..)?;
+        Some(())
     }
 
     fn num(&mut self) -> Option<Decimal> {
@@ -284,39 +331,52 @@ pub(super) fn append(
     let row = &row[..width];
 
     // Days: the occurrence's is the newest, so those more than MAX_DAYS
-    // before it go, from the front.
+    // before it go, from the front (the oldest is read to know whether
+    // any does), and the newest is read to know whether it is its day.
+    // Elements read only to be copied are passed by their markers.
     let today = day(at);
     let days = r.len()?;
-    let (mut dropped, mut newest) = (0, None);
+    if days == 0 {
+        // Not written so: an occurrence makes its day.
+        return None;
+    }
     let days_at = r.at();
-    for i in 0..days {
-        let d = r.int()?;
-        if d < today - MAX_DAYS {
-            dropped = i + 1;
+    let oldest = r.int_fast()?;
+    let (mut dropped, mut kept_days_at, mut newest) = (0, days_at, oldest);
+    if oldest < today - MAX_DAYS {
+        (dropped, kept_days_at) = (1, r.at());
+        for i in 1..days {
+            newest = r.int_fast()?;
+            if newest < today - MAX_DAYS {
+                (dropped, kept_days_at) = (i + 1, r.at());
+            }
         }
-        newest = Some(d);
+    } else if days > 1 {
+        for _ in 1..days - 1 {
+            r.skip_number()?;
+        }
+        newest = r.int_fast()?;
     }
     let days_to = r.at();
     let same_day = match newest {
-        Some(d) if d == today => true,
-        Some(d) if d < today => false,
-        // No day, or one after the last occurrence's: not written so.
+        d if d == today => true,
+        d if d < today => false,
+        // A day after the last occurrence's: not written so.
         _ => return None,
     };
-    // Days before the kept ones, found again to copy the rest.
-    let mut days_rest = &bytes[days_at..days_to];
-    for _ in 0..dropped {
-        int(&mut days_rest).ok()?;
-    }
-    let kept_days = days_rest;
+    let kept_days = r.between(kept_days_at, days_to);
 
     if r.len()? != days {
         return None;
     }
     let mut last_count = 0;
-    let (counts_from, counts_last) = r.column(days, dropped, days - 1, |r, _| {
-        last_count = r.uint()?;
-        Some(())
+    let (counts_from, counts_last) = r.column(days, dropped, days - 1, |r, i| {
+        if i + 1 == days {
+            last_count = r.uint()?;
+            Some(())
+        } else {
+            r.skip_number()
+        }
     })?;
     let counts_to = r.at();
 
@@ -330,7 +390,7 @@ pub(super) fn append(
             last_sums[i - newest_row] = r.num()?;
             Some(())
         } else {
-            r.num().map(drop)
+            r.skip_number()
         }
     })?;
     let sums_to = r.at();
@@ -341,28 +401,31 @@ pub(super) fn append(
     if recent > RECENT {
         return None;
     }
-    let mut times = [DateTime::<Utc>::MIN_UTC; RECENT];
-    let (recent_at, _) = r.column(recent, 0, 0, |r, i| {
-        times[i] = DateTime::from_timestamp_micros(r.int()?)?;
-        Some(())
-    })?;
+    let at_micros = at.timestamp_micros();
+    let (mut times, mut starts) = ([0i64; RECENT], [0usize; RECENT]);
+    for i in 0..recent {
+        starts[i] = r.at();
+        times[i] = r.int_fast()?;
+    }
     let recent_to = r.at();
-    let old = |t: DateTime<Utc>| (at - t).num_seconds() > EXACT_SECONDS;
+    // Whole seconds between, as `(at - t).num_seconds()` counts them.
+    let old = |t: i64| at_micros.checked_sub(t).map(|d| d / 1_000_000) > Some(EXACT_SECONDS);
     let mut gone = 0;
     while recent + 1 - gone > RECENT || (gone < recent && old(times[gone])) {
         gone += 1;
     }
-    let mut recent_rest = &bytes[recent_at..recent_to];
-    for _ in 0..gone {
-        int(&mut recent_rest).ok()?;
-    }
-    let kept_recent = recent_rest;
+    let kept_from = if gone < recent {
+        starts[gone]
+    } else {
+        recent_to
+    };
+    let kept_recent = r.between(kept_from, recent_to);
 
     if r.len()? != recent * width {
         return None;
     }
     let (recent_sums_from, _) =
-        r.column(recent * width, gone * width, 0, |r, _| r.num().map(drop))?;
+        r.column(recent * width, gone * width, 0, |r, _| r.skip_number())?;
     let recent_sums_to = r.at();
 
     let mut truncated_at = if r.nil() {
@@ -378,6 +441,7 @@ pub(super) fn append(
     if let Some(t) = gone.checked_sub(1).map(|i| times[i])
         && !old(t)
     {
+        let t = DateTime::from_timestamp_micros(t)?;
         truncated_at = Some(truncated_at.map_or(t, |was: DateTime<Utc>| was.max(t)));
     }
 
