@@ -49,6 +49,14 @@ const TAG: usize = 16;
 pub trait KeyTable: Send + Sync + std::fmt::Debug {
     /// The key in `slot`; `None` once it was destroyed (or never written).
     fn read(&self, slot: u64) -> std::io::Result<Option<[u8; 32]>>;
+    /// The keys in the slots from `first` on, one per element of `keys`
+    /// (zeros for a slot destroyed or never written).
+    fn read_many(&self, first: u64, keys: &mut [[u8; 32]]) -> std::io::Result<()> {
+        for (slot, key) in (first..).zip(keys.iter_mut()) {
+            *key = self.read(slot)?.unwrap_or([0; 32]);
+        }
+        Ok(())
+    }
     /// Writes keys into their slots, durably, before anything sealed with
     /// them is written.
     fn write(&self, keys: &[(u64, [u8; 32])]) -> std::io::Result<()>;
@@ -113,6 +121,27 @@ impl KeyTable for FileKeys {
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// One read for them all; slots past the file's end are zeros.
+    fn read_many(&self, first: u64, keys: &mut [[u8; 32]]) -> std::io::Result<()> {
+        let mut bytes = vec![0u8; keys.len() * 32];
+        let mut read = 0;
+        while read < bytes.len() {
+            match self
+                .file
+                .read_at(&mut bytes[read..], first * 32 + read as u64)
+            {
+                Ok(0) => break,
+                Ok(n) => read += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        for (key, bytes) in keys.iter_mut().zip(bytes.chunks_exact(32)) {
+            key.copy_from_slice(bytes);
+        }
+        Ok(())
     }
 
     fn write(&self, keys: &[(u64, [u8; 32])]) -> std::io::Result<()> {
@@ -264,6 +293,9 @@ pub type Opened = (Vec<u8>, Option<Vec<u8>>);
 /// it the memory starts again (a cache: users' states, `Y/` and the key
 /// table say the same).
 const REMEMBERED: usize = 100_000;
+
+/// Slots read from the key table at a time.
+const BLOCK: u64 = 128;
 
 /// A user's key, kept out of `Debug` output.
 #[derive(Clone, Copy)]
@@ -419,6 +451,11 @@ pub(super) struct Remembered {
     older: foldhash::HashMap<String, u64>,
     /// Keys by slot, as in the key table.
     keys: foldhash::HashMap<u64, [u8; 32]>,
+    /// The block of [`BLOCK`] slots last read from the key table, from
+    /// its first slot, until the next key is written or destroyed: users
+    /// whose keys were made together (who signed up together, and are
+    /// often due together) are read with one read, not one each.
+    block: Option<(u64, Box<[[u8; 32]; BLOCK as usize]>)>,
     /// The next free slot, once read (like the journal's sequence
     /// number, taken by prepared batches before they are applied).
     next: Option<u64>,
@@ -561,6 +598,7 @@ impl<K: Kv> Store<K> {
                 .write(&fresh)
                 .map_err(|e| StoreError::Backend(format!("writing users' keys: {e}")))?;
             let mut r = self.remembered();
+            r.block = None;
             if r.keys.len() + fresh.len() >= REMEMBERED {
                 r.keys.clear();
             }
@@ -584,17 +622,32 @@ impl<K: Kv> Store<K> {
         r.next = None;
     }
 
+    /// Forgets every key remembered one by one (the block read last stays).
+    #[cfg(test)]
+    fn forget_keys(&self) {
+        self.remembered().keys.clear();
+    }
+
     fn key_in(&self, slot: u64) -> Result<Option<[u8; 32]>> {
-        if let Some(key) = self.remembered().keys.get(&slot) {
+        let mut r = self.remembered();
+        if let Some(key) = r.keys.get(&slot) {
             return Ok(Some(*key));
         }
-        let key = self
-            .kv
-            .keys()
-            .read(slot)
-            .map_err(|e| StoreError::Backend(format!("reading a user's key: {e}")))?;
+        let first = slot - slot % BLOCK;
+        if r.block.as_ref().is_none_or(|(at, _)| *at != first) {
+            let mut block = Box::new([[0u8; 32]; BLOCK as usize]);
+            self.kv
+                .keys()
+                .read_many(first, &mut block[..])
+                .map_err(|e| StoreError::Backend(format!("reading users' keys: {e}")))?;
+            r.block = Some((first, block));
+        }
+        let key = r
+            .block
+            .as_ref()
+            .map(|(_, block)| block[(slot - first) as usize])
+            .filter(|key| *key != [0; 32]);
         if let Some(key) = key {
-            let mut r = self.remembered();
             if r.keys.len() >= REMEMBERED {
                 r.keys.clear();
             }
@@ -670,6 +723,7 @@ impl<K: Kv> Store<K> {
                 r.keys.remove(slot);
             }
             r.slots.retain(|_, s| !slots.contains(s));
+            r.block = None;
         }
         self.kv
             .keys()
@@ -678,6 +732,7 @@ impl<K: Kv> Store<K> {
         // And after: a key read from the table while it was destroyed is
         // stale too.
         self.key_epoch.fetch_add(1, Ordering::AcqRel);
+        self.remembered().block = None;
         let unmark = slots
             .iter()
             .map(|s| Op::Delete(key("Z", &[&s.to_be_bytes()])))
@@ -880,6 +935,65 @@ mod tests {
         let b = seal(1, &key, b"k", b"same").unwrap();
         assert_ne!(a[9..HEADER], b[9..HEADER]);
         assert_ne!(a, b, "the same value seals differently each time");
+    }
+
+    /// Keys read a block at a time are the keys of the table as it is:
+    /// a key written, or destroyed, after its block was read is not
+    /// answered from the block.
+    #[test]
+    fn keys_read_by_the_block_follow_writes_and_erasures() {
+        use crate::store::{Batch, MemoryKv};
+        use waymark_core::model::UserState;
+        let store = Store::open(MemoryKv::default()).unwrap();
+        let commit = |id: &str| {
+            let mut batch = Batch {
+                users: vec![(UserState::new(id), None)],
+                ..Batch::default()
+            };
+            store.commit_ref(&mut batch).unwrap();
+        };
+        let read = |id: &str| {
+            store.forget_keys();
+            store.user(id).unwrap().map(|u| u.id.to_string())
+        };
+        for id in ["a", "b", "c"] {
+            commit(id);
+        }
+        assert_eq!(read("a").as_deref(), Some("a"));
+        // A key made after the block was read.
+        commit("d");
+        assert_eq!(read("d").as_deref(), Some("d"));
+        assert_eq!(read("b").as_deref(), Some("b"));
+        // A key destroyed after the block was read: what it sealed (a
+        // copy lingering in the backend's files, say) no longer opens.
+        let at = key("u", &[&user_part("c")]);
+        let lingering = store.user_sealed("c").unwrap().unwrap();
+        assert_eq!(read("c").as_deref(), Some("c"));
+        store.erase_user("c").unwrap();
+        store.forget_keys();
+        assert_eq!(store.open_value(&at, &lingering).unwrap(), None);
+        assert_eq!(read("b").as_deref(), Some("b"));
+    }
+
+    #[test]
+    fn the_key_file_reads_many_keys_as_it_reads_each() {
+        let dir = std::env::temp_dir().join(format!("waymark-keys-many-{}", std::process::id()));
+        let _ = std::fs::remove_file(&dir);
+        let keys = FileKeys::open(&dir).unwrap();
+        let (a, b) = (new_key().unwrap(), new_key().unwrap());
+        keys.write(&[(1, a), (3, b)]).unwrap();
+        let mut many = [[9u8; 32]; 6];
+        keys.read_many(0, &mut many).unwrap();
+        let each: Vec<[u8; 32]> = (0..6)
+            .map(|slot| keys.read(slot).unwrap().unwrap_or([0; 32]))
+            .collect();
+        assert_eq!(many.to_vec(), each);
+        assert_eq!(
+            (many[1], many[3], many[5]),
+            (a, b, [0; 32]),
+            "past the end: zeros"
+        );
+        std::fs::remove_file(&dir).unwrap();
     }
 
     #[test]
