@@ -96,10 +96,25 @@ impl KeyTable for MemoryKeys {
 /// Keys in a file of 32-byte slots (`user-keys` in the data directory):
 /// slot `n` at byte `32 n`. A destroyed slot is zeros, written over the
 /// key in place and synced.
+///
+/// Slots are read [`BLOCK`] at a time, and the block last read is kept
+/// until a key is next written or destroyed: users whose keys were made
+/// together (who signed up together, and are often due together) cost
+/// one read, not one each (a restarted daemon firing timers spent a
+/// tenth of its time reading keys one by one). Every store over the same
+/// backend shares the table, so a key written through one is never
+/// missing from another's block.
 #[derive(Debug)]
 pub struct FileKeys {
     file: File,
+    /// The first slot of the block last read, and its keys; held while
+    /// keys are written or destroyed, so that no read keeps a block from
+    /// before them.
+    block: Mutex<Option<Block>>,
 }
+
+/// A block of keys read together: its first slot, and its keys.
+type Block = (u64, Box<[[u8; 32]]>);
 
 impl FileKeys {
     pub fn open(path: &Path) -> std::io::Result<FileKeys> {
@@ -109,18 +124,36 @@ impl FileKeys {
             .create(true)
             .truncate(false)
             .open(path)?;
-        Ok(FileKeys { file })
+        Ok(FileKeys {
+            file,
+            block: Mutex::new(None),
+        })
+    }
+}
+
+impl FileKeys {
+    fn lock_block(&self) -> std::sync::MutexGuard<'_, Option<Block>> {
+        self.block
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
 impl KeyTable for FileKeys {
     fn read(&self, slot: u64) -> std::io::Result<Option<[u8; 32]>> {
-        let mut key = [0u8; 32];
-        match self.file.read_exact_at(&mut key, slot * 32) {
-            Ok(()) => Ok((key != [0; 32]).then_some(key)),
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
-            Err(e) => Err(e),
-        }
+        let mut block = self.lock_block();
+        let first = slot - slot % BLOCK;
+        let key = match &*block {
+            Some((at, keys)) if *at == first => keys[(slot - first) as usize],
+            _ => {
+                let mut keys = vec![[0u8; 32]; BLOCK as usize].into_boxed_slice();
+                self.read_many(first, &mut keys)?;
+                let key = keys[(slot - first) as usize];
+                *block = Some((first, keys));
+                key
+            }
+        };
+        Ok((key != [0; 32]).then_some(key))
     }
 
     /// One read for them all; slots past the file's end are zeros.
@@ -148,6 +181,8 @@ impl KeyTable for FileKeys {
         if keys.is_empty() {
             return Ok(());
         }
+        let mut block = self.lock_block();
+        *block = None;
         for (slot, key) in keys {
             self.file.write_all_at(key, slot * 32)?;
         }
@@ -158,6 +193,8 @@ impl KeyTable for FileKeys {
         if slots.is_empty() {
             return Ok(());
         }
+        let mut block = self.lock_block();
+        *block = None;
         let len = self.file.metadata()?.len();
         for slot in slots {
             if slot * 32 < len {
@@ -451,11 +488,6 @@ pub(super) struct Remembered {
     older: foldhash::HashMap<String, u64>,
     /// Keys by slot, as in the key table.
     keys: foldhash::HashMap<u64, [u8; 32]>,
-    /// The block of [`BLOCK`] slots last read from the key table, from
-    /// its first slot, until the next key is written or destroyed: users
-    /// whose keys were made together (who signed up together, and are
-    /// often due together) are read with one read, not one each.
-    block: Option<(u64, Box<[[u8; 32]; BLOCK as usize]>)>,
     /// The next free slot, once read (like the journal's sequence
     /// number, taken by prepared batches before they are applied).
     next: Option<u64>,
@@ -598,7 +630,6 @@ impl<K: Kv> Store<K> {
                 .write(&fresh)
                 .map_err(|e| StoreError::Backend(format!("writing users' keys: {e}")))?;
             let mut r = self.remembered();
-            r.block = None;
             if r.keys.len() + fresh.len() >= REMEMBERED {
                 r.keys.clear();
             }
@@ -622,32 +653,17 @@ impl<K: Kv> Store<K> {
         r.next = None;
     }
 
-    /// Forgets every key remembered one by one (the block read last stays).
-    #[cfg(test)]
-    fn forget_keys(&self) {
-        self.remembered().keys.clear();
-    }
-
     fn key_in(&self, slot: u64) -> Result<Option<[u8; 32]>> {
-        let mut r = self.remembered();
-        if let Some(key) = r.keys.get(&slot) {
+        if let Some(key) = self.remembered().keys.get(&slot) {
             return Ok(Some(*key));
         }
-        let first = slot - slot % BLOCK;
-        if r.block.as_ref().is_none_or(|(at, _)| *at != first) {
-            let mut block = Box::new([[0u8; 32]; BLOCK as usize]);
-            self.kv
-                .keys()
-                .read_many(first, &mut block[..])
-                .map_err(|e| StoreError::Backend(format!("reading users' keys: {e}")))?;
-            r.block = Some((first, block));
-        }
-        let key = r
-            .block
-            .as_ref()
-            .map(|(_, block)| block[(slot - first) as usize])
-            .filter(|key| *key != [0; 32]);
+        let key = self
+            .kv
+            .keys()
+            .read(slot)
+            .map_err(|e| StoreError::Backend(format!("reading a user's key: {e}")))?;
         if let Some(key) = key {
+            let mut r = self.remembered();
             if r.keys.len() >= REMEMBERED {
                 r.keys.clear();
             }
@@ -723,7 +739,6 @@ impl<K: Kv> Store<K> {
                 r.keys.remove(slot);
             }
             r.slots.retain(|_, s| !slots.contains(s));
-            r.block = None;
         }
         self.kv
             .keys()
@@ -732,7 +747,6 @@ impl<K: Kv> Store<K> {
         // And after: a key read from the table while it was destroyed is
         // stale too.
         self.key_epoch.fetch_add(1, Ordering::AcqRel);
-        self.remembered().block = None;
         let unmark = slots
             .iter()
             .map(|s| Op::Delete(key("Z", &[&s.to_be_bytes()])))
@@ -939,23 +953,26 @@ mod tests {
 
     /// Keys read a block at a time are the keys of the table as it is:
     /// a key written, or destroyed, after its block was read is not
-    /// answered from the block.
+    /// answered from the block, whichever store over the backend reads.
     #[test]
     fn keys_read_by_the_block_follow_writes_and_erasures() {
-        use crate::store::{Batch, MemoryKv};
+        use crate::store::{Batch, SledKv};
         use waymark_core::model::UserState;
-        let store = Store::open(MemoryKv::default()).unwrap();
+        // On disk: the key table is a file (a temporary store's is in memory).
+        let dir = std::env::temp_dir().join(format!("waymark-key-blocks-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let kv = SledKv::open(&dir).unwrap();
+        let writer = Store::open(kv.clone()).unwrap();
+        // The daemon's readers (HTTP, outbox) are a store of their own.
+        let reader = Store::new(kv);
         let commit = |id: &str| {
             let mut batch = Batch {
                 users: vec![(UserState::new(id), None)],
                 ..Batch::default()
             };
-            store.commit_ref(&mut batch).unwrap();
+            writer.commit_ref(&mut batch).unwrap();
         };
-        let read = |id: &str| {
-            store.forget_keys();
-            store.user(id).unwrap().map(|u| u.id.to_string())
-        };
+        let read = |id: &str| reader.user(id).unwrap().map(|u| u.id.to_string());
         for id in ["a", "b", "c"] {
             commit(id);
         }
@@ -967,12 +984,15 @@ mod tests {
         // A key destroyed after the block was read: what it sealed (a
         // copy lingering in the backend's files, say) no longer opens.
         let at = key("u", &[&user_part("c")]);
-        let lingering = store.user_sealed("c").unwrap().unwrap();
-        assert_eq!(read("c").as_deref(), Some("c"));
-        store.erase_user("c").unwrap();
-        store.forget_keys();
-        assert_eq!(store.open_value(&at, &lingering).unwrap(), None);
+        let lingering = writer.user_sealed("c").unwrap().unwrap();
+        let keys = writer.kv.keys();
+        let slot = slot_of(&at, &lingering).unwrap();
+        assert!(keys.read(slot).unwrap().is_some());
+        writer.erase_user("c").unwrap();
+        assert_eq!(keys.read(slot).unwrap(), None);
         assert_eq!(read("b").as_deref(), Some("b"));
+        drop((writer, reader));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
