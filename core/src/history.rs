@@ -49,9 +49,10 @@ pub struct History {
 /// Every event name's history, in name order. A state read from the
 /// store keeps its histories as the one byte string they were stored
 /// as, with each name's place in it, and decodes a name's history the
-/// first time it is read: an event reads and changes the history of its
-/// own name, and the others are written back as the bytes they were
-/// read as. Reading a member so takes two allocations, the bytes and the
+/// first time it is read: an event changes the history of its own name
+/// (the usual one straight on its bytes, [`columns::append`]), and the
+/// others are written back as the bytes they were read as. Reading a
+/// member so takes two allocations, the bytes and the
 /// list of names, where decoding every history, or even keeping each as
 /// bytes of its own, took several per name, and freeing them as many
 /// again: most of the cost of reading a member in the daemon.

@@ -7,8 +7,10 @@
 //! through the runtime, which forgets the entry.
 //!
 //! A user is kept with each event's history as the bytes it was read or
-//! written as, not decoded: an event decodes only its own name's history
-//! again, and the decoded columns, several times the bytes, would take
+//! written as, not decoded: an event decodes at most its own name's
+//! history again (the usual one is recorded on the bytes, and only a
+//! script reading the history decodes it), and the decoded columns,
+//! several times the bytes, would take
 //! most of the cache's memory (a user in the peers workload took about
 //! 4.5 KiB decoded and 1.5 KiB so).
 //!
@@ -80,12 +82,13 @@ impl UserCache {
         self.slot(id).is_some_and(|s| s.state.is_some())
     }
 
-    /// Starts fetching a kept user's slot: the first of three hints, a
-    /// few users apart, that [`UserCache::prefetch_state`] and
-    /// [`UserCache::prefetch_lists`] follow once each has arrived. A
-    /// batch's users are spread over the table and each is a chain of
-    /// fetches (slot, state, lists); started early, those of the next
-    /// users overlap the work on this one. Hints change nothing.
+    /// Starts fetching a kept user's slot: the first of the hints, a few
+    /// users apart, that [`UserCache::prefetch_state`],
+    /// [`UserCache::prefetch_lists`] and [`UserCache::prefetch_event`]
+    /// follow once each has arrived. A batch's users are spread over the
+    /// table and each is a chain of fetches (slot, state, lists, the
+    /// event's history); started early, those of the next users overlap
+    /// the work on this one. Hints change nothing.
     pub fn prefetch_slot(&self, id: &str) {
         if let Some(&i) = self.index.get(id) {
             waymark_core::hint::prefetch(&self.slots[i as usize]);

@@ -291,9 +291,9 @@ impl<K: Kv> Runtime<K> {
             .iter()
             .map(|(n, input)| (Some(*n), input))
             .chain(inputs.iter().map(|input| (None, input)));
-        // The users of the inputs ahead, fetched in three steps (see
-        // `UserCache::prefetch_slot`): their memory arrives while this
-        // one is worked on.
+        // The users of the inputs ahead, fetched a step at a time, each
+        // step nearer (see `UserCache::prefetch_slot`): their memory
+        // arrives while this one is worked on.
         let mut next = 0;
         for (number, input) in queue {
             if number.is_none() {
