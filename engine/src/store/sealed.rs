@@ -22,8 +22,9 @@
 //! its tag; the key it is under is additional data, so a value moved to
 //! another key does not open. A user's state, once read or written, keeps
 //! its slot and key with it ([`SealedUnder`]), so that the next batch
-//! writing them looks up neither; an erasure, or a batch that failed
-//! after taking slots, makes every key so kept stale (`key_epoch`).
+//! writing them looks up neither; an erasure (through any store over
+//! the backend: the key table counts them), or a batch that failed after
+//! taking slots, makes every key so kept stale (`key_epoch`).
 //! Erasing writes `Z/{slot}` for each slot of the person in the batch
 //! that deletes their keys, then zeroes the slots and deletes the
 //! markers; a crash in between is finished at the next open.
@@ -36,7 +37,7 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Mutex;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use waymark_core::model::{SealedUnder, StoreKey};
 
 /// The first byte of a sealed value.
@@ -62,11 +63,17 @@ pub trait KeyTable: Send + Sync + std::fmt::Debug {
     fn write(&self, keys: &[(u64, [u8; 32])]) -> std::io::Result<()>;
     /// Overwrites slots with zeros, durably.
     fn destroy(&self, slots: &[u64]) -> std::io::Result<()>;
+    /// How many times keys were destroyed here. Every store over the
+    /// backend shares the table, and each remembers keys it read: one
+    /// forgets them when this changes, so that a key erased through
+    /// another store (the writer's, say, while the daemon's readers are
+    /// a store of their own) is not kept usable in its memory.
+    fn destroyed(&self) -> u64;
 }
 
 /// Keys in memory, for stores that are (tests, benchmarks).
 #[derive(Debug, Default)]
-pub struct MemoryKeys(Mutex<HashMap<u64, [u8; 32]>>);
+pub struct MemoryKeys(Mutex<HashMap<u64, [u8; 32]>>, AtomicU64);
 
 impl KeyTable for MemoryKeys {
     fn read(&self, slot: u64) -> std::io::Result<Option<[u8; 32]>> {
@@ -89,7 +96,12 @@ impl KeyTable for MemoryKeys {
         for slot in slots {
             map.remove(slot);
         }
+        self.1.fetch_add(1, Ordering::AcqRel);
         Ok(())
+    }
+
+    fn destroyed(&self) -> u64 {
+        self.1.load(Ordering::Acquire)
     }
 }
 
@@ -111,6 +123,8 @@ pub struct FileKeys {
     /// keys are written or destroyed, so that no read keeps a block from
     /// before them.
     block: Mutex<Option<Block>>,
+    /// How many times slots were destroyed ([`KeyTable::destroyed`]).
+    destroyed: AtomicU64,
 }
 
 /// A block of keys read together: its first slot, and its keys.
@@ -127,6 +141,7 @@ impl FileKeys {
         Ok(FileKeys {
             file,
             block: Mutex::new(None),
+            destroyed: AtomicU64::new(0),
         })
     }
 }
@@ -201,7 +216,14 @@ impl KeyTable for FileKeys {
                 self.file.write_all_at(&[0; 32], slot * 32)?;
             }
         }
+        // Counted once zeroed: a store reading the table meanwhile found
+        // the key and may keep it, and forgets it when it sees this.
+        self.destroyed.fetch_add(1, Ordering::AcqRel);
         self.file.sync_data()
+    }
+
+    fn destroyed(&self) -> u64 {
+        self.destroyed.load(Ordering::Acquire)
     }
 }
 
@@ -491,6 +513,9 @@ pub(super) struct Remembered {
     /// The next free slot, once read (like the journal's sequence
     /// number, taken by prepared batches before they are applied).
     next: Option<u64>,
+    /// The key table's count of destructions when `keys` was last
+    /// checked against it.
+    destroyed: u64,
 }
 
 impl Remembered {
@@ -531,9 +556,22 @@ pub(super) fn slot_key(user: &str) -> Vec<u8> {
 
 impl<K: Kv> Store<K> {
     fn remembered(&self) -> std::sync::MutexGuard<'_, Remembered> {
-        self.sealing
+        let mut r = self
+            .sealing
             .lock()
-            .expect("no panics while holding the lock")
+            .expect("no panics while holding the lock");
+        let destroyed = self.kv.keys().destroyed();
+        if r.destroyed != destroyed {
+            // Keys were destroyed, perhaps through another store over the
+            // backend: none remembered is trusted (each is read again),
+            // nor any kept with a state. Slots stay: one made by a batch
+            // not yet applied must not be made twice, and a destroyed
+            // slot's key reads as gone.
+            r.destroyed = destroyed;
+            r.keys.clear();
+            self.key_epoch.fetch_add(1, Ordering::AcqRel);
+        }
+        r
     }
 
     /// The slot of `user`'s key, if they have one: as their state's sealed
@@ -988,8 +1026,15 @@ mod tests {
         let keys = writer.kv.keys();
         let slot = slot_of(&at, &lingering).unwrap();
         assert!(keys.read(slot).unwrap().is_some());
+        // The reader has opened it, so remembers its key.
+        assert!(reader.open_value(&at, &lingering).unwrap().is_some());
         writer.erase_user("c").unwrap();
         assert_eq!(keys.read(slot).unwrap(), None);
+        assert_eq!(
+            reader.open_value(&at, &lingering).unwrap(),
+            None,
+            "a key erased through one store is forgotten by another"
+        );
         assert_eq!(read("b").as_deref(), Some("b"));
         drop((writer, reader));
         let _ = std::fs::remove_dir_all(&dir);
