@@ -180,6 +180,80 @@ journey nightly {
     assert_eq!(sends(&records, "NIGHT"), USERS + 1);
 }
 
+/// A restarted runtime holds no user in memory: firing a backlog of
+/// several pages at once, it reads each next page's users ahead, while
+/// the page before is applied. What it records, and what it leaves
+/// stored, is what firing a page a call, keeping no user, does.
+#[test]
+fn a_backlog_fired_after_a_restart_reads_its_users_ahead_and_records_the_same() {
+    const SCRIPT: &str = r#"
+journey welcome {
+  trigger event signed_up
+  wait 1h
+  give points 5 reason "welcome"
+  wait 1h
+  send sms template "HELLO"
+}
+"#;
+    const USERS: usize = 1_300;
+    let start = t(START);
+    let until = start + days(1);
+    // A store with every user's timer pending, and a fresh runtime over
+    // it, as a restarted daemon has.
+    let restarted = |cached: usize| {
+        let kv = TestKv::default();
+        let mut rt = Runtime::new(Store::new(kv.clone()), Deployment::new(compile(SCRIPT)));
+        let inputs: Vec<Input> = (0..USERS)
+            .map(|i| {
+                signed_up(
+                    &format!("u{i:04}"),
+                    start + chrono::Duration::seconds(i as i64 % 7),
+                )
+            })
+            .collect();
+        rt.ingest(&inputs, start).unwrap();
+        drop(rt);
+        let mut rt = Runtime::new(Store::new(kv.clone()), Deployment::new(compile(SCRIPT)));
+        rt.set_user_cache(cached);
+        (kv, rt)
+    };
+    let (kv, mut rt) = restarted(100_000);
+    let at_once = rt.advance_to(until).unwrap();
+    drop(rt);
+    let (paged_kv, mut rt) = restarted(0);
+    let mut paged = Vec::new();
+    while !rt
+        .advance_some(until, 1, &mut |page| paged.extend(page))
+        .unwrap()
+    {}
+    drop(rt);
+    assert_eq!(
+        at_once.iter().filter(|r| r.kind == Kind::Points).count(),
+        USERS
+    );
+    assert_eq!(
+        at_once.iter().filter(|r| r.kind == Kind::Send).count(),
+        USERS
+    );
+    assert_eq!(paged, at_once, "the same records in the same order");
+    let (a, b) = (
+        Store::new(kv.inner.clone()),
+        Store::new(paged_kv.inner.clone()),
+    );
+    for i in (0..USERS).step_by(97) {
+        let user = format!("u{i:04}");
+        let (a, b) = (
+            a.user(&user).unwrap().unwrap(),
+            b.user(&user).unwrap().unwrap(),
+        );
+        assert_eq!(a.points.balance().to_string(), "5");
+        assert_eq!(a.points.balance(), b.points.balance());
+        assert_eq!(a.instances, b.instances, "{user}");
+        assert_eq!((&a.tags, &a.traits), (&b.tags, &b.traits), "{user}");
+        assert!(a.next_wake().is_none(), "{user} has nothing pending");
+    }
+}
+
 /// A wake's new timer can fall before timers later in the same page
 /// without falling before the next one: users whose first timers are 40 s
 /// apart, each waiting a minute more after it, interleave two pages' worth
