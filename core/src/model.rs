@@ -520,6 +520,7 @@ pub struct JourneyMemo {
     /// conversion within the goal's window counts even then.
     pub open_goal: Option<OpenGoal>,
     /// Per reason, the last local day a refused entry was journaled.
+    #[serde(with = "waymark_dsl::stored::day_map")]
     pub skipped: BTreeMap<String, chrono::NaiveDate>,
 }
 
@@ -541,6 +542,7 @@ pub struct TaskState {
     /// Distinct values ever counted, kept while the task can pay out.
     pub seen: BTreeSet<String>,
     /// The last local day with a counted event, and the streak length.
+    #[serde(with = "waymark_dsl::stored::day_opt")]
     pub streak_day: Option<chrono::NaiveDate>,
     pub streak: u64,
     pub rewards: u64,

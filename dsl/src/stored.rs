@@ -2,15 +2,17 @@
 //! RFC 3339 text and rust_decimal writes a number as decimal text; in the
 //! engine's store, formatting and parsing that text was most of the cost
 //! of encoding a user. Binary formats get integers instead: a time as
-//! microseconds since 1970, a number as an integer when it is whole, else
-//! as `[mantissa, scale]` (or as text, when the mantissa is past `i64`).
+//! microseconds since 1970, a local day as days since 1 January of year 1
+//! (chrono's `num_days_from_ce`), a number as an integer when it is whole,
+//! else as `[mantissa, scale]` (or as text, when the mantissa is past
+//! `i64`).
 //! Human-readable formats (JSON) keep the text. Binary formats read back
 //! only what is written now: a store of an earlier format is refused
 //! whole (see the engine's store), so no earlier form is read here.
 //!
 //! Use with `#[serde(with = "waymark_dsl::stored::stamp")]` and friends.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
@@ -52,6 +54,50 @@ impl<'de> Deserialize<'de> for Stamp {
             DateTime::<Utc>::deserialize(d).map(Stamp)
         } else {
             d.deserialize_any(Micros)
+        }
+    }
+}
+
+/// A local day that encodes as an integer (days since 1 January of year 1)
+/// in binary formats. Written as text, a day cost a formatted string on
+/// every encode of a user with a check-in streak or a skipped entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Day(pub NaiveDate);
+
+impl Serialize for Day {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            self.0.serialize(s)
+        } else {
+            s.serialize_i32(self.0.num_days_from_ce())
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Day {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Day, D::Error> {
+        struct Days;
+        impl Visitor<'_> for Days {
+            type Value = Day;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("days since 1 January of year 1")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Day, E> {
+                i32::try_from(v)
+                    .ok()
+                    .and_then(NaiveDate::from_num_days_from_ce_opt)
+                    .map(Day)
+                    .ok_or_else(|| E::custom(format!("day {v} is out of range")))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Day, E> {
+                let v = i64::try_from(v).map_err(|_| E::custom("day out of range"))?;
+                self.visit_i64(v)
+            }
+        }
+        if d.is_human_readable() {
+            NaiveDate::deserialize(d).map(Day)
+        } else {
+            d.deserialize_any(Days)
         }
     }
 }
@@ -233,6 +279,45 @@ pub mod num_map {
     }
 }
 
+/// `#[serde(with = "day_opt")]` for an `Option<NaiveDate>`.
+pub mod day_opt {
+    use super::Day;
+    use chrono::NaiveDate;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<NaiveDate>, s: S) -> Result<S::Ok, S::Error> {
+        v.map(Day).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<NaiveDate>, D::Error> {
+        Ok(Option::<Day>::deserialize(d)?.map(|d| d.0))
+    }
+}
+
+/// `#[serde(with = "day_map")]` for a `BTreeMap<String, NaiveDate>`.
+pub mod day_map {
+    use super::Day;
+    use chrono::NaiveDate;
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::collections::BTreeMap;
+
+    pub fn serialize<S: Serializer>(
+        v: &BTreeMap<String, NaiveDate>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_map(v.iter().map(|(k, d)| (k, Day(*d))))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<String, NaiveDate>, D::Error> {
+        Ok(BTreeMap::<String, Day>::deserialize(d)?
+            .into_iter()
+            .map(|(k, d)| (k, d.0))
+            .collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -308,6 +393,54 @@ mod tests {
         .unwrap();
         let e = rmp_serde::from_slice::<Both>(&old).unwrap_err();
         assert!(e.to_string().contains("microseconds since 1970"), "{e}");
+    }
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Days {
+        #[serde(with = "day_opt")]
+        last: Option<NaiveDate>,
+        #[serde(with = "day_map")]
+        by_reason: std::collections::BTreeMap<String, NaiveDate>,
+    }
+
+    #[test]
+    fn days_are_integers_in_binary_and_text_in_json() {
+        let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
+        for (first, second) in [
+            (day(2025, 11, 10), day(1, 1, 1)),
+            (day(-44, 3, 15), day(9999, 12, 31)),
+        ] {
+            let value = Days {
+                last: Some(first),
+                by_reason: [("window".to_string(), second)].into(),
+            };
+            let bytes = rmp_serde::to_vec(&value).unwrap();
+            assert_eq!(rmp_serde::from_slice::<Days>(&bytes).unwrap(), value);
+            let plain: (Option<i32>, std::collections::BTreeMap<String, i32>) =
+                rmp_serde::from_slice(&bytes).unwrap();
+            assert_eq!(plain.0, Some(first.num_days_from_ce()));
+            assert_eq!(plain.1["window"], second.num_days_from_ce());
+            let json = serde_json::to_string(&value).unwrap();
+            assert!(json.contains(&format!("\"{first}\"")), "{json}");
+            assert_eq!(serde_json::from_str::<Days>(&json).unwrap(), value);
+        }
+        let none = rmp_serde::to_vec(&Days {
+            last: None,
+            by_reason: Default::default(),
+        })
+        .unwrap();
+        assert_eq!(rmp_serde::from_slice::<Days>(&none).unwrap().last, None);
+    }
+
+    #[test]
+    fn a_day_out_of_range_or_stored_as_text_is_an_error_not_a_panic() {
+        let far = rmp_serde::to_vec(&(Some(i64::MAX), ())).unwrap();
+        let e = rmp_serde::from_slice::<Day>(&rmp_serde::to_vec(&i64::MAX).unwrap()).unwrap_err();
+        assert!(e.to_string().contains("out of range"), "{e}");
+        assert!(rmp_serde::from_slice::<Days>(&far).is_err());
+        let text = rmp_serde::to_vec(&"2025-11-10").unwrap();
+        let e = rmp_serde::from_slice::<Day>(&text).unwrap_err();
+        assert!(e.to_string().contains("days since"), "{e}");
     }
 
     #[test]

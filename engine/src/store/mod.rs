@@ -287,7 +287,7 @@ fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T> {
 /// changes whenever a stored form does; a store of another format is
 /// refused at open, and a migration is written only when a release needs
 /// one.
-pub const FORMAT: u32 = 24;
+pub const FORMAT: u32 = 25;
 
 /// Stores opened in this process (see `Store::key_epoch`).
 static STORES: AtomicU64 = AtomicU64::new(0);
