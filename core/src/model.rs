@@ -243,7 +243,9 @@ pub struct UserState {
     pub points: Points,
     pub tags: BTreeSet<String>,
     pub coupons: Vec<Coupon>,
-    pub tasks: BTreeMap<String, TaskState>,
+    /// Per task, its progress. Kept: a streak is counted once a day, and
+    /// a check-in the same day leaves the stored bytes as they were.
+    pub tasks: Kept<BTreeMap<String, TaskState>>,
     /// Recent non-transactional sends, for caps.
     pub sends: Vec<SentMessage>,
     /// Segments the user matched when last evaluated (for segment triggers).
@@ -386,9 +388,13 @@ impl UserState {
     pub fn prefetch_stored(&self) {
         use crate::hint::prefetch_bytes;
         self.history.prefetch_stored();
-        for kept in [self.traits.bytes(), self.journeys.bytes()]
-            .into_iter()
-            .flatten()
+        for kept in [
+            self.traits.bytes(),
+            self.journeys.bytes(),
+            self.tasks.bytes(),
+        ]
+        .into_iter()
+        .flatten()
         {
             prefetch_bytes(kept, PREFETCHED);
         }
@@ -439,7 +445,7 @@ impl UserState {
         put(out, points)?;
         put(out, tags)?;
         put(out, coupons)?;
-        put(out, tasks)?;
+        tasks.write_to(out, put)?;
         put(out, sends)?;
         put(out, segments)?;
         put(out, merged_ids)?;

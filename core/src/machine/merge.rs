@@ -167,7 +167,7 @@ impl Cx<'_> {
                 }
             }
         }
-        for (name, state) in tasks {
+        for (name, state) in tasks.into_inner() {
             match user.tasks.get_mut(&name) {
                 None => {
                     user.tasks.insert(name, state);

@@ -370,12 +370,22 @@ impl<'a> Cx<'a> {
             }
             index += 1;
         }
-        // Goals still open after their instance finished its steps.
+        // Goals still open after their instance finished its steps: those
+        // this event may close (it is the goal's event, or the goal is past
+        // its window or gone from the plan). The rest stay as they are, so
+        // they are neither copied nor looked at again.
+        let now = self.now;
         let open: Vec<(String, crate::model::OpenGoal)> = self
             .user
             .journeys
             .iter()
-            .filter_map(|(name, memo)| memo.open_goal.clone().map(|g| (name.clone(), g)))
+            .filter_map(|(name, memo)| {
+                let open = memo.open_goal.as_ref()?;
+                let goal = d.version(name, &open.version).and_then(|p| p.goal.as_ref());
+                let may_close =
+                    goal.is_none_or(|g| now > open.until || g.event.event == event.name);
+                may_close.then(|| (name.clone(), open.clone()))
+            })
             .collect();
         for (name, open) in open {
             let plan = d.version(&name, &open.version);
@@ -555,17 +565,16 @@ impl<'a> Cx<'a> {
         if self.user.instance(&journey.name).is_some() {
             return self.skip(journey, trigger, "in_journey");
         }
-        let memo = self
+        // Only these two are read: the memo is not copied for them.
+        let (entries, last_entered) = self
             .user
             .journeys
             .get(&journey.name)
-            .cloned()
-            .unwrap_or_default();
+            .map_or((0, None), |m| (m.entries, m.last_entered));
         let refused = match journey.entry {
-            Entry::Once => (memo.entries > 0).then_some("once"),
+            Entry::Once => (entries > 0).then_some("once"),
             Entry::Always => None,
-            Entry::Every(d) => memo
-                .last_entered
+            Entry::Every(d) => last_entered
                 .is_some_and(|t| (self.now - t).num_seconds() < d)
                 .then_some("every"),
         };
@@ -789,10 +798,14 @@ impl<'a> Cx<'a> {
     fn skip(&mut self, journey: &JourneyPlan, trigger: &str, reason: &'static str) {
         let tz = self.zone(None, journey.tz.as_deref(), &journey.policy);
         let today = self.now.with_timezone(&tz).date_naive();
-        let memo = self.user.journeys.entry(journey.name.clone()).or_default();
-        if memo.skipped.get(reason) == Some(&today) {
+        // Refused again the same day (the usual case): looked up through
+        // `Deref`, so the memos' stored bytes stay kept (see `Kept`) and
+        // the next write copies them instead of encoding every memo.
+        let memos = &self.user.journeys;
+        if memos.get(&journey.name).and_then(|m| m.skipped.get(reason)) == Some(&today) {
             return;
         }
+        let memo = self.user.journeys.entry(journey.name.clone()).or_default();
         memo.skipped.insert(reason.to_string(), today);
         let mut r = Record::new(self.now, &self.user.id, Kind::Skipped);
         r.journey = Some(journey.name.as_str().into());
@@ -889,4 +902,137 @@ fn outcome_value(outcome: &crate::model::SendOutcome) -> Value {
             .map_or(Value::Null, Value::String),
     );
     Value::Record(map.into_iter().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deployment::Deployment;
+
+    fn deployment(script: &str) -> Deployment {
+        let mut sources = waymark_dsl::Sources::new();
+        sources.add("test.journey", script);
+        let options = waymark_dsl::Options {
+            functions: waymark_stdlib::stdlib(),
+            channels: None,
+        };
+        Deployment::new(waymark_dsl::compile(sources, options).plan.expect("checks"))
+    }
+
+    fn track(user: &str, name: &str, at: DateTime<Utc>) -> Input {
+        Input::Track(Event {
+            user: user.into(),
+            name: name.into(),
+            properties: Value::Record(Default::default()),
+            at,
+            message_id: None,
+        })
+    }
+
+    /// What the store writes for a user: the parts kept are copied, the
+    /// others encoded (and kept from then on).
+    fn written(u: &UserState) -> Vec<u8> {
+        let mut out = Vec::new();
+        u.encode_positional(&mut out).unwrap();
+        out
+    }
+
+    /// The usual events change nothing in a user's journey memos or task
+    /// progress: an entry refused again the same local day, a check-in on
+    /// a day already counted. They read those parts without taking them
+    /// to change, so the bytes kept for them stay, and writing the user is
+    /// a copy of those bytes, not an encoding of every memo and task.
+    #[test]
+    fn a_repeat_refusal_or_check_in_the_same_day_keeps_the_stored_bytes() {
+        let d = deployment(
+            r#"
+journey welcome {
+  trigger event page
+  entry once
+  tz "Asia/Shanghai"
+  tag "welcomed"
+}
+task daily_checkin "每日签到" {
+  on event checkin
+  tz "Asia/Shanghai"
+  streak 3 days {
+    give points 100 reason "连续签到"
+  }
+  repeatable
+}
+"#,
+        );
+        let mut globals = Globals::default();
+        let mut u = UserState::new("u1");
+        // 08:00 in Shanghai.
+        let start = DateTime::parse_from_rfc3339("2025-11-10T00:00:00Z")
+            .unwrap()
+            .to_utc();
+        let mut run = |u: &mut UserState, name: &str, at| {
+            handle(&d, &mut globals, u, &track("u1", name, at), at)
+        };
+        run(&mut u, "page", start);
+        run(&mut u, "checkin", start);
+        let skipped = run(&mut u, "page", start + chrono::Duration::hours(1));
+        assert_eq!(
+            skipped.iter().filter(|r| r.kind == Kind::Skipped).count(),
+            1
+        );
+        written(&u);
+        assert!(u.journeys.bytes().is_some() && u.tasks.bytes().is_some());
+        // The same local day: refused silently, the check-in not counted.
+        let later = start + chrono::Duration::hours(15);
+        assert!(run(&mut u, "page", later).is_empty());
+        assert!(run(&mut u, "checkin", later).is_empty());
+        assert!(u.journeys.bytes().is_some(), "the memos' bytes are kept");
+        assert!(u.tasks.bytes().is_some(), "the tasks' bytes are kept");
+        assert_eq!(u.tasks["daily_checkin"].streak, 1);
+        assert_eq!(written(&u), rmp_serde::to_vec(&u).unwrap());
+        // The next local day (16:00 UTC): both change, and are encoded anew.
+        let next = start + chrono::Duration::hours(16);
+        assert_eq!(run(&mut u, "page", next).len(), 1);
+        run(&mut u, "checkin", next);
+        assert!(u.journeys.bytes().is_none() && u.tasks.bytes().is_none());
+        assert_eq!(u.tasks["daily_checkin"].streak, 2);
+        assert_eq!(written(&u), rmp_serde::to_vec(&u).unwrap());
+    }
+
+    /// A goal left open after the journey's steps: another event leaves
+    /// it open, the goal's event within the window closes it with a goal
+    /// record, and once the window has passed any event drops it.
+    #[test]
+    fn an_open_goal_closes_on_its_event_or_on_any_event_after_its_window() {
+        let d = deployment(
+            r#"
+journey offer {
+  trigger event lapsed
+  goal buy within 3d
+  tag "offered"
+}
+"#,
+        );
+        let mut globals = Globals::default();
+        let start = DateTime::parse_from_rfc3339("2025-11-10T00:00:00Z")
+            .unwrap()
+            .to_utc();
+        let mut run = |u: &mut UserState, name: &str, at| {
+            handle(&d, &mut globals, u, &track(u.id.as_ref(), name, at), at)
+        };
+        let open = |u: &UserState| u.journeys.get("offer").and_then(|m| m.open_goal.clone());
+        let (mut buyer, mut late) = (UserState::new("buyer"), UserState::new("late"));
+        for u in [&mut buyer, &mut late] {
+            run(u, "lapsed", start);
+            assert!(open(u).is_some(), "finished with its goal open");
+            run(u, "page", start + chrono::Duration::days(1));
+            assert!(open(u).is_some(), "another event leaves it open");
+        }
+        let records = run(&mut buyer, "buy", start + chrono::Duration::days(2));
+        assert_eq!(records.iter().filter(|r| r.kind == Kind::Goal).count(), 1);
+        assert!(open(&buyer).is_none());
+        let records = run(&mut late, "page", start + chrono::Duration::days(4));
+        assert!(records.iter().all(|r| r.kind != Kind::Goal));
+        assert!(open(&late).is_none(), "past its window: dropped");
+        let records = run(&mut late, "buy", start + chrono::Duration::days(4));
+        assert!(records.iter().all(|r| r.kind != Kind::Goal));
+    }
 }

@@ -96,8 +96,8 @@ impl Cx<'_> {
         {
             return;
         }
-        let state = self.user.tasks.get(&task.name).cloned().unwrap_or_default();
-        if task.max_rewards.is_some_and(|m| state.rewards >= m) {
+        let rewards = self.user.tasks.get(&task.name).map_or(0, |t| t.rewards);
+        if task.max_rewards.is_some_and(|m| rewards >= m) {
             return;
         }
         let owner = task_owner(self.d, task);
@@ -117,6 +117,14 @@ impl Cx<'_> {
         };
         let tz = self.zone(None, owner.tz, &owner.policy.name);
         let now = self.now;
+        // A streak counted today already: nothing changes, and the state is
+        // read through `Deref`, so its stored bytes stay kept.
+        if let TaskProgress::Streak { .. } = task.progress
+            && self.user.tasks.get(&task.name).and_then(|s| s.streak_day)
+                == Some(now.with_timezone(&tz).date_naive())
+        {
+            return;
+        }
         let state = self.user.tasks.entry(task.name.clone()).or_default();
         let reached = match task.progress {
             TaskProgress::Count { times, within } => {
