@@ -1,11 +1,12 @@
 //! A part of a user's state together with the bytes it was last stored
 //! as, kept until the part changes. A user's whole state is written after
 //! every event that changes anything, and most of it (the traits, the
-//! journeys' memos) did not change: with the bytes kept, writing such a
-//! part is a copy, not an encoding. Reading the part goes through `Deref`;
-//! anything that can change it goes through `DerefMut`, which forgets the
-//! bytes, so they are never stale (a `&mut` taken and not used to change
-//! anything only costs the next write an encoding). Each event's history
+//! journeys' memos, the tasks' progress) did not change: with the bytes
+//! kept, writing such a part is a copy, not an encoding. Reading the part
+//! goes through `Deref`; anything that can change it goes through
+//! `DerefMut`, which forgets the bytes, so they are never stale (a `&mut`
+//! taken and not used to change anything only costs the next write an
+//! encoding: look before taking one). Each event's history
 //! keeps its bytes too (`history.rs`), and goes further: it is read from
 //! the store as bytes and decoded only when first used.
 
