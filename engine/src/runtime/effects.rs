@@ -10,6 +10,7 @@
 
 use crate::store::{Batch, IssuedCode, Kv, StatsWrite, Store, StoreError};
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use waymark_core::journal::{Kind, Record};
 use waymark_core::stats::{Passage, VersionStats};
 
@@ -43,7 +44,12 @@ impl Effects {
     }
 
     /// The stats of every journey version the records and passages touch,
-    /// with them added.
+    /// with them added. Each version's stats are taken out of those kept,
+    /// added to and put back, and copied once, for the write: copied out
+    /// and in again, a rule's stats (a map of its days) were copied twice
+    /// a batch, and its names once a record. A failure here or later in
+    /// the batch forgets them all (`Runtime::forget_prepared`), so none
+    /// is left half-added.
     fn stats<K: Kv>(
         &mut self,
         store: &Store<K>,
@@ -51,7 +57,7 @@ impl Effects {
         passages: &[Passage],
         zone: chrono_tz::Tz,
     ) -> Result<Vec<StatsWrite>, StoreError> {
-        let mut touched: BTreeMap<(String, String), VersionStats> = BTreeMap::new();
+        let mut touched: BTreeMap<(&str, &str), VersionStats> = BTreeMap::new();
         for record in journal {
             if let (Some(journey), Some(version)) = (&record.journey, &record.version) {
                 self.touch(&mut touched, store, journey, version)?
@@ -62,38 +68,41 @@ impl Effects {
             self.touch(&mut touched, store, &p.journey, &p.version)?
                 .add_passage(p);
         }
-        let writes = touched
-            .iter()
-            .map(|((journey, version), stats)| StatsWrite {
-                journey: journey.clone(),
-                version: version.clone(),
+        let mut writes = Vec::with_capacity(touched.len());
+        for ((journey, version), stats) in touched {
+            writes.push(StatsWrite {
+                journey: journey.to_string(),
+                version: version.to_string(),
                 stats: stats.clone(),
-            })
-            .collect();
-        self.stats.extend(touched);
+            });
+            self.stats
+                .insert((journey.to_string(), version.to_string()), stats);
+        }
         Ok(writes)
     }
 }
 
 impl Effects {
-    /// The stats of a version in `touched`, put there as the batch before
-    /// left them the first time.
-    fn touch<'t, K: Kv>(
-        &self,
-        touched: &'t mut BTreeMap<(String, String), VersionStats>,
+    /// The stats of a version in `touched`, taken there from those kept
+    /// (as the batch before left them), or read, the first time.
+    fn touch<'t, 'n, K: Kv>(
+        &mut self,
+        touched: &'t mut BTreeMap<(&'n str, &'n str), VersionStats>,
         store: &Store<K>,
-        journey: &str,
-        version: &str,
+        journey: &'n str,
+        version: &'n str,
     ) -> Result<&'t mut VersionStats, StoreError> {
-        let k = (journey.to_string(), version.to_string());
-        if !touched.contains_key(&k) {
-            let before = match self.stats.get(&k) {
-                Some(stats) => stats.clone(),
-                None => store.stats(journey, version)?,
-            };
-            touched.insert(k.clone(), before);
+        match touched.entry((journey, version)) {
+            Entry::Occupied(kept) => Ok(kept.into_mut()),
+            Entry::Vacant(new) => {
+                let k = (journey.to_string(), version.to_string());
+                let before = match self.stats.remove(&k) {
+                    Some(stats) => stats,
+                    None => store.stats(journey, version)?,
+                };
+                Ok(new.insert(before))
+            }
         }
-        Ok(touched.get_mut(&k).expect("just inserted"))
     }
 }
 
@@ -199,5 +208,40 @@ mod tests {
         effects.forget();
         effects.fill(&store, &mut next, chrono_tz::UTC).unwrap();
         assert_eq!(next.stats[0].stats.entered, 1);
+    }
+
+    /// Records of several journeys, interleaved, each counted on its own
+    /// stats, and each journey's next batch building on its own.
+    #[test]
+    fn stats_of_journeys_interleaved_in_a_batch_are_each_their_own() {
+        let store = Store::new(MemoryKv::default());
+        let mut effects = Effects::default();
+        let kinds = [Kind::Enter, Kind::Send, Kind::Enter, Kind::Send, Kind::Send];
+        let mut batch = Batch {
+            journal: kinds
+                .iter()
+                .enumerate()
+                .map(|(i, &kind)| record(kind, Some(["a", "b"][i % 2])))
+                .collect(),
+            ..Batch::default()
+        };
+        effects.fill(&store, &mut batch, chrono_tz::UTC).unwrap();
+        let counts = |b: &Batch| -> Vec<(String, u64, u64)> {
+            b.stats
+                .iter()
+                .map(|w| (w.journey.clone(), w.stats.entered, w.stats.sends))
+                .collect()
+        };
+        // a: enter, enter, send; b: send, send.
+        assert_eq!(counts(&batch), [("a".into(), 2, 1), ("b".into(), 0, 2)]);
+        let mut next = Batch {
+            journal: vec![
+                record(Kind::Enter, Some("b")),
+                record(Kind::Send, Some("a")),
+            ],
+            ..Batch::default()
+        };
+        effects.fill(&store, &mut next, chrono_tz::UTC).unwrap();
+        assert_eq!(counts(&next), [("a".into(), 2, 2), ("b".into(), 1, 2)]);
     }
 }
