@@ -310,6 +310,9 @@ impl<K: Kv> Runtime<K> {
                 if let Some(Input::Track(event)) = inputs.get(next + 1) {
                     self.users.prefetch_event(&event.user, &event.name);
                 }
+                if let Some(id) = inputs.get(next + 4).and_then(Input::message_id) {
+                    self.store.prefetch_seen(id);
+                }
                 next += 1;
             }
             if budgeted && spent >= self.batch_budget {

@@ -56,11 +56,9 @@ impl Layer {
     }
 
     /// The block an id's probes fall in, and the probes' bits in each of
-    /// its words.
-    fn probes(&self, id: &[u8]) -> (usize, [u64; 8]) {
-        let (h1, h2) = hashes(id);
-        // h1 scaled to the blocks: no division.
-        let block = ((u128::from(h1) * self.blocks.len() as u128) >> 64) as usize;
+    /// its words, from the id's [`hashes`].
+    fn probes(&self, (h1, h2): (u64, u64)) -> (usize, [u64; 8]) {
+        let block = self.block(h1);
         let mut mask = [0u64; 8];
         for i in 0..PROBES {
             let place = (h2 >> (i * PLACE_BITS)) as usize % BLOCK_BITS;
@@ -69,8 +67,14 @@ impl Layer {
         (block, mask)
     }
 
-    fn insert(&mut self, id: &[u8]) {
-        let (block, mask) = self.probes(id);
+    /// The block of an id whose first hash is `h1`: `h1` scaled to the
+    /// blocks, with no division.
+    fn block(&self, h1: u64) -> usize {
+        ((u128::from(h1) * self.blocks.len() as u128) >> 64) as usize
+    }
+
+    fn insert(&mut self, hashes: (u64, u64)) {
+        let (block, mask) = self.probes(hashes);
         let words = &mut self.blocks[block].0;
         for (word, bits) in words.iter_mut().zip(mask) {
             *word |= bits;
@@ -78,8 +82,8 @@ impl Layer {
         self.ids += 1;
     }
 
-    fn maybe_contains(&self, id: &[u8]) -> bool {
-        let (block, mask) = self.probes(id);
+    fn maybe_contains(&self, hashes: (u64, u64)) -> bool {
+        let (block, mask) = self.probes(hashes);
         let words = &self.blocks[block].0;
         words
             .iter()
@@ -146,12 +150,25 @@ impl SeenFilter {
         self.layers
             .last_mut()
             .expect("a filter has a layer")
-            .insert(id);
+            .insert(hashes(id));
+    }
+
+    /// Starts fetching the blocks `id`'s probes fall in, one a layer, for
+    /// a [`SeenFilter::maybe_contains`] a few events later: the filter is
+    /// far larger than the caches, and asking about a fresh id otherwise
+    /// waits on memory once a layer.
+    pub fn prefetch(&self, id: &[u8]) {
+        let h1 = super::dedup::id_hash(id);
+        for layer in &self.layers {
+            waymark_core::hint::prefetch(&layer.blocks[layer.block(h1)]);
+        }
     }
 
     /// False only if `id` was never inserted.
     pub fn maybe_contains(&self, id: &[u8]) -> bool {
-        self.layers.iter().any(|layer| layer.maybe_contains(id))
+        // Hashed once for every layer.
+        let hashes = hashes(id);
+        self.layers.iter().any(|layer| layer.maybe_contains(hashes))
     }
 }
 

@@ -408,6 +408,13 @@ impl Seen {
         Ok(false)
     }
 
+    /// Starts fetching what [`Seen::contains`] reads first of `id`.
+    pub fn prefetch(&self, id: &str) {
+        if let Some(filter) = &self.filter {
+            filter.prefetch(id.as_bytes());
+        }
+    }
+
     /// Records a batch's ids: one chunk key among `ops`.
     pub fn record<K: Kv>(
         &mut self,
@@ -442,6 +449,15 @@ impl<K: Kv> Store<K> {
     /// what this `Store` writes: ask the store that writes the ids.
     pub fn seen(&self, message_id: &str) -> Result<bool> {
         self.dedup().contains(&self.kv, message_id)
+    }
+
+    /// Starts fetching what [`Store::seen`] reads first of `message_id`
+    /// (its filter blocks), to ask a few inputs later. Never waits: if the
+    /// ids are busy (a tidy installing), it does nothing.
+    pub fn prefetch_seen(&self, message_id: &str) {
+        if let Ok(seen) = self.dedup.try_lock() {
+            seen.prefetch(message_id);
+        }
     }
 
     /// Bounds the memory of the message-id filters (`dedup_filter_bytes`):
