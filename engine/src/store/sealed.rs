@@ -73,12 +73,16 @@ pub trait KeyTable: Send + Sync + std::fmt::Debug {
 
 /// Keys in memory, for stores that are (tests, benchmarks).
 #[derive(Debug, Default)]
-pub struct MemoryKeys(Mutex<HashMap<u64, [u8; 32]>>, AtomicU64);
+pub struct MemoryKeys {
+    keys: Mutex<HashMap<u64, [u8; 32]>>,
+    /// How many times slots were destroyed ([`KeyTable::destroyed`]).
+    destroyed: AtomicU64,
+}
 
 impl KeyTable for MemoryKeys {
     fn read(&self, slot: u64) -> std::io::Result<Option<[u8; 32]>> {
         Ok(self
-            .0
+            .keys
             .lock()
             .expect("no panics while holding the lock")
             .get(&slot)
@@ -86,22 +90,22 @@ impl KeyTable for MemoryKeys {
     }
 
     fn write(&self, keys: &[(u64, [u8; 32])]) -> std::io::Result<()> {
-        let mut map = self.0.lock().expect("no panics while holding the lock");
+        let mut map = self.keys.lock().expect("no panics while holding the lock");
         map.extend(keys.iter().copied());
         Ok(())
     }
 
     fn destroy(&self, slots: &[u64]) -> std::io::Result<()> {
-        let mut map = self.0.lock().expect("no panics while holding the lock");
+        let mut map = self.keys.lock().expect("no panics while holding the lock");
         for slot in slots {
             map.remove(slot);
         }
-        self.1.fetch_add(1, Ordering::AcqRel);
+        self.destroyed.fetch_add(1, Ordering::AcqRel);
         Ok(())
     }
 
     fn destroyed(&self) -> u64 {
-        self.1.load(Ordering::Acquire)
+        self.destroyed.load(Ordering::Acquire)
     }
 }
 
