@@ -4,7 +4,8 @@
 //!   through `Store::commit` in large batches into sled with an explicit
 //!   cache; resident memory before and after, and the size on disk; then,
 //!   in a fresh process as a restarted daemon would be, the store reopened
-//!   and the first 10k timers fired through `Runtime::advance_to_with`, with
+//!   and the first 10k timers fired as the daemon's writer fires them
+//!   (`Runtime::advance_some`, a few pages a turn), with
 //!   that process's resident memory against one that opens an empty store;
 //! - **ingest**: events per second through `Runtime::ingest_pipelined`
 //!   (as the daemon runs it) and `Runtime::ingest` on sled with a durable
@@ -27,6 +28,8 @@
 //! `WAYMARK_BENCH_CACHE_MIB=N` sets sled's page cache (64 MiB by default);
 //! `WAYMARK_BENCH_USER_CACHE=N` how many users the runtime keeps decoded
 //! (its default otherwise; 0 reads and decodes every user every batch);
+//! `WAYMARK_BENCH_TURN_PAGES=N` how many pages of timers a turn fires (0:
+//! every due timer in one call, `Runtime::advance_to_with`);
 //! `WAYMARK_BENCH_FSYNC_MS=N` makes every ingest flush take N ms longer,
 //! as on a disk whose fsync is slow; `WAYMARK_BENCH_FIRE=N` how many
 //! timers the reopened store fires; `WAYMARK_BENCH_KEEP=1` keeps the
@@ -318,6 +321,16 @@ fn fire_seconds() -> i64 {
         .map_or(10_000, |n| n.parse().unwrap())
 }
 
+/// How many pages of timers the reopened store fires a call: the daemon's
+/// writer's turn, or `WAYMARK_BENCH_TURN_PAGES` (0: all in one call).
+fn turn_pages() -> usize {
+    std::env::var("WAYMARK_BENCH_TURN_PAGES")
+        .ok()
+        .map_or(waymark_engine::runtime::TIME_PAGES_A_TURN, |n| {
+            n.parse().unwrap()
+        })
+}
+
 /// Runs this bench binary again to reopen `dir` as a restarted daemon would.
 fn reopen_in_child(dir: &Path) -> Reopened {
     let out = std::process::Command::new(std::env::current_exe().unwrap())
@@ -359,9 +372,21 @@ fn reopen(dir: &Path) {
     let started = Instant::now();
     // Records are counted and dropped page by page, as the daemon does.
     let mut fired = 0;
-    runtime
-        .advance_to_with(until, &mut |page| fired += page.len())
-        .unwrap();
+    match turn_pages() {
+        0 => runtime
+            .advance_to_with(until, &mut |page| fired += page.len())
+            .unwrap(),
+        pages => {
+            // As the daemon's writer fires them: a few pages a turn, asking
+            // when the next timer is due between turns.
+            while !runtime
+                .advance_some(until, pages, &mut |page| fired += page.len())
+                .unwrap()
+            {
+                runtime.next_due().unwrap();
+            }
+        }
+    }
     let seconds = started.elapsed().as_secs_f64();
     let timers_fired = pending - due(&runtime.store);
     println!(

@@ -180,6 +180,74 @@ journey nightly {
     assert_eq!(sends(&records, "NIGHT"), USERS + 1);
 }
 
+/// A call that runs out of pages keeps the rest of its run of timers, and
+/// the next goes on with it without reading the store again (the
+/// daemon's writer fires a page or two a turn), saying when the next
+/// timer is due from it; but once anything else is written, the run is
+/// read again: a timer set between turns, due amid the rest of the run,
+/// fires in its turn, and a timer an input between turns removed does not
+/// fire.
+#[test]
+fn a_run_of_timers_goes_on_across_calls_until_something_else_is_written() {
+    const SCRIPT: &str = r#"
+journey welcome {
+  trigger event signed_up
+  exit on event left
+  wait 1h
+  send sms template "HELLO"
+}
+"#;
+    // Three pages of timers, a second apart.
+    const USERS: i64 = 1_500;
+    let start = t(START);
+    let until = start + days(1);
+    let mut rt = Runtime::new(
+        Store::new(TestKv::default()),
+        Deployment::new(compile(SCRIPT)),
+    );
+    rt.start_schedules_at(start);
+    for i in 0..USERS {
+        let at = start + chrono::Duration::seconds(i);
+        rt.ingest(&[signed_up(&format!("u{i:04}"), at)], at)
+            .unwrap();
+    }
+    let mut records = Vec::new();
+    let turn = |rt: &mut Runtime<TestKv>, records: &mut Vec<Record>| {
+        let done = rt
+            .advance_some(until, 1, &mut |page| records.extend(page))
+            .unwrap();
+        // What the kept run says is due next is what the store holds.
+        let said = rt.next_due().unwrap();
+        rt.drain().unwrap();
+        assert_eq!(said, rt.store.next_due().unwrap());
+        done
+    };
+    assert!(!turn(&mut rt, &mut records), "one page of three");
+    // Between turns: one user leaves (their timer, in the kept run, is
+    // removed), and one signs up with a timer due amid the rest of it.
+    let now = start + chrono::Duration::seconds(700);
+    let left = Input::Track(Event {
+        user: "u1200".into(),
+        name: "left".into(),
+        properties: Value::Record(Default::default()),
+        at: now,
+        message_id: None,
+    });
+    rt.ingest(&[left, signed_up("u0700b", now)], now).unwrap();
+    while !turn(&mut rt, &mut records) {}
+    let hello: Vec<(chrono::DateTime<chrono::Utc>, String)> = records
+        .iter()
+        .filter(|r| r.kind == Kind::Send)
+        .map(|r| (r.at, r.user.to_string()))
+        .collect();
+    assert_eq!(hello.len(), USERS as usize, "u1200 left, u0700b came");
+    assert!(hello.is_sorted(), "in order of (due time, user)");
+    assert!(!hello.iter().any(|(_, u)| u == "u1200"));
+    let late = hello.iter().position(|(_, u)| u == "u0700b").unwrap();
+    assert_eq!(hello[late - 1].1, "u0700");
+    assert_eq!(hello[late + 1].1, "u0701");
+}
+
 /// A restarted runtime holds no user in memory: firing a backlog of
 /// several pages at once, it reads each next page's users ahead, while
 /// the page before is applied. What it records, and what it leaves
@@ -303,6 +371,19 @@ fn a_new_timer_due_before_a_later_timer_of_its_page_fires_before_it() {
 /// commit, exactly once each.
 #[test]
 fn a_page_of_timers_that_fails_to_apply_fires_again_and_only_once() {
+    fails_to_apply(None);
+}
+
+/// The same, fired a page a call: the page that failed was the last of a
+/// call, and the next call does not go on with the run it kept.
+#[test]
+fn a_page_that_fails_at_the_end_of_a_call_fires_again_in_the_next() {
+    fails_to_apply(Some(1));
+}
+
+/// Fires four pages of timers, the second of which fails to apply, at
+/// once or `pages` a call.
+fn fails_to_apply(pages: Option<usize>) {
     let script = "journey welcome {\n  trigger event signed_up\n  wait 10m\n  give points 1 reason \"waited\"\n}\n";
     const USERS: usize = 1_700;
     let kv = TestKv::default();
@@ -324,7 +405,19 @@ fn a_page_of_timers_that_fails_to_apply_fires_again_and_only_once() {
     // The second of the four pages fails; the third was evaluated on it.
     kv.fail_apply.store(before + 2, Ordering::SeqCst);
     let end = start + hours(1);
-    let e = rt.advance_to(end).unwrap_err();
+    let fire = |rt: &mut Runtime<TestKv>| -> Result<Vec<Record>, _> {
+        let Some(pages) = pages else {
+            return rt.advance_to(end);
+        };
+        let mut records = Vec::new();
+        // Waiting for the page in flight between calls, as the writer
+        // does before a batch of inputs, is where its failure shows.
+        while !rt.advance_some(end, pages, &mut |page| records.extend(page))? {
+            rt.drain()?;
+        }
+        Ok(records)
+    };
+    let e = fire(&mut rt).unwrap_err();
     assert!(e.to_string().contains("disk full"), "{e}");
     let woken = |rt: &Runtime<TestKv>| {
         (0..USERS)
@@ -336,9 +429,14 @@ fn a_page_of_timers_that_fails_to_apply_fires_again_and_only_once() {
     };
     assert_eq!(woken(&rt), 500, "only the first page was committed");
     kv.fail_apply.store(0, Ordering::SeqCst);
-    let records = rt.advance_to(end).unwrap();
-    let points = records.iter().filter(|r| r.kind == Kind::Points).count();
-    assert_eq!(points, USERS - 500, "the rest, once each");
+    let records = fire(&mut rt).unwrap();
+    let points: Vec<_> = records
+        .iter()
+        .filter(|r| r.kind == Kind::Points)
+        .map(|r| (r.at, r.user.clone()))
+        .collect();
+    assert_eq!(points.len(), USERS - 500, "the rest, once each");
+    assert!(points.is_sorted(), "in order of (due time, user)");
     assert_eq!(woken(&rt), USERS);
     for i in 0..USERS {
         let user = rt.store.user(&format!("u{i:04}")).unwrap().unwrap();

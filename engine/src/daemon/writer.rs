@@ -192,10 +192,7 @@ fn recover(
     }
 }
 
-/// How many pages (of due timers, or of members a schedule fires for)
-/// the writer fires a turn before it takes inputs again: each is one
-/// commit of up to 500 users.
-const TIME_PAGES_A_TURN: usize = 2;
+use crate::runtime::TIME_PAGES_A_TURN;
 
 fn run(
     runtime: &mut Runtime<SledKv>,
@@ -229,7 +226,7 @@ fn run(
             tracing::error!(error = %e, "reading deferred inputs failed");
             0
         });
-        let wait = match runtime.store.next_due() {
+        let wait = match runtime.next_due() {
             _ if deferred > 0 || behind => Duration::ZERO,
             Ok(Some(due)) => (due - clock.now())
                 .to_std()
@@ -272,7 +269,7 @@ fn run(
         }
         flush(runtime, clock, &mut inputs, &mut replies, health);
         let now = clock.now();
-        if let Ok(Some(due)) = runtime.store.next_due() {
+        if let Ok(Some(due)) = runtime.next_due() {
             super::metrics::timer_lag((now - due).to_std().unwrap_or_default());
         }
         // A few pages of due timers or of a schedule's audience a turn:

@@ -39,6 +39,11 @@ pub(crate) const PAGE: usize = 500;
 /// every other user's acknowledgement for the whole batch.
 pub const BATCH_STEP_BUDGET: u64 = 50_000;
 
+/// How many pages (of due timers, or of members a schedule fires for)
+/// the daemon's writer fires a turn, through [`Runtime::advance_some`],
+/// before it takes inputs again: each is one commit of up to 500 users.
+pub const TIME_PAGES_A_TURN: usize = 2;
+
 pub struct Runtime<K: Kv> {
     pub store: Store<K>,
     pub deployment: Deployment,
@@ -47,6 +52,9 @@ pub struct Runtime<K: Kv> {
     /// A schedule's fire that [`Runtime::advance_some`] cut short, to go
     /// on with before anything later.
     schedule_fire: Option<time::ScheduleFire>,
+    /// A run of due timers that [`Runtime::advance_some`] cut short, to go
+    /// on with while nothing else is written.
+    timer_run: Option<time::TimerRun>,
     /// The shared state as last committed, once read: the runtime is the
     /// only writer of it, so it need not be read back for every batch.
     globals: Option<Globals>,
@@ -87,6 +95,7 @@ impl<K: Kv> Runtime<K> {
             deployment,
             schedules_done: None,
             schedule_fire: None,
+            timer_run: None,
             globals: None,
             users: UserCache::new(crate::user_cache::DEFAULT_USERS),
             committer: None,

@@ -113,6 +113,8 @@ impl<K: Kv> Runtime<K> {
     /// batch if it failed.
     fn failed_if(&mut self, result: Result<(), StoreError>) -> Result<(), StoreError> {
         if result.is_err() {
+            // A run of timers kept may have fired pages that failed.
+            self.timer_run = None;
             self.users.clear();
             self.globals = None;
             self.deferred = None;

@@ -22,6 +22,56 @@ pub(super) struct ScheduleFire {
     after: Option<String>,
 }
 
+/// A run of due timers (as [`Runtime::fire_timers`] reads them) that a
+/// call ran out of pages in, kept for the next call, which goes on with
+/// it while nothing else was written since, instead of reading the store
+/// again. The daemon's writer fires a few pages a turn: reading the run
+/// again each turn waited for the turn's last page to be applied (reads
+/// wait while a batch is), and read the same timers again.
+#[derive(Debug)]
+pub(super) struct TimerRun {
+    run: Vec<(DateTime<Utc>, String)>,
+    /// How many of `run` fired.
+    at: usize,
+    /// The run holds the first timers due by then, as read.
+    through: DateTime<Utc>,
+    /// The earliest timer its wakes set (see [`Runtime::evaluate_wakes`]).
+    earliest: Option<(DateTime<Utc>, String)>,
+    /// The users of its next page, read ahead.
+    ahead: foldhash::HashMap<String, Option<waymark_core::model::UserState>>,
+    /// [`crate::store::Store::writes`] once its last page was handed over.
+    writes: u64,
+}
+
+impl TimerRun {
+    /// When the earliest timer the store holds is due: the run's next, or
+    /// one its wakes set if sooner (every other is due after the run).
+    fn next_due(&self) -> DateTime<Utc> {
+        let next = self.run[self.at].0;
+        self.earliest.as_ref().map_or(next, |(t, _)| next.min(*t))
+    }
+}
+
+impl<K: Kv> Runtime<K> {
+    /// When the earliest pending timer is due, if any. Read from the store
+    /// (waiting while a batch is applied) unless a run of timers cut short
+    /// is kept ([`TimerRun`]).
+    pub fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        match &self.timer_run {
+            Some(run) if run.writes == self.store.writes() => Ok(Some(run.next_due())),
+            _ => self.store.next_due(),
+        }
+    }
+
+    /// The run of timers kept by the last call, if nothing was written
+    /// since and it holds every timer due by `through` that it should.
+    fn kept_run(&mut self, through: DateTime<Utc>) -> Option<TimerRun> {
+        self.timer_run
+            .take()
+            .filter(|run| run.writes == self.store.writes() && run.through <= through)
+    }
+}
+
 impl<K: Kv + Clone + 'static> Runtime<K> {
     /// Fires every timer and cron trigger due up to and including `until`,
     /// in time order, each at its own time.
@@ -54,7 +104,13 @@ impl<K: Kv + Clone + 'static> Runtime<K> {
         pages: usize,
         sink: &mut dyn FnMut(Vec<Record>),
     ) -> Result<bool, StoreError> {
-        if self.in_flight.is_some() {
+        // A run kept from the last call goes on without waiting for the
+        // page in flight: its timers are read already.
+        let continuing = self
+            .timer_run
+            .as_ref()
+            .is_some_and(|run| run.writes == self.store.writes());
+        if self.in_flight.is_some() && !continuing {
             // Only wait for the batch in flight if something is due: what
             // it schedules is in the future (what is due at once runs in
             // the batch itself), so without it the timers read the same.
@@ -90,7 +146,7 @@ impl<K: Kv + Clone + 'static> Runtime<K> {
                 self.drain_applied()?;
             }
             handed_over = true;
-            let timer = self.store.next_due()?;
+            let timer = self.next_due()?;
             let after = self.schedules_done.unwrap_or(until);
             let due = self.deployment.next_due(timer, after, until);
             if due.is_some() && left == 0 {
@@ -148,57 +204,83 @@ impl<K: Kv + Clone + 'static> Runtime<K> {
         sink: &mut dyn FnMut(Vec<Record>),
     ) -> Result<bool, StoreError> {
         let mut previous: Vec<(DateTime<Utc>, String)> = Vec::new();
+        // Whether this call goes on with a run the last one kept: if so,
+        // the next call likely will too, and its first page is read ahead.
+        let mut continued = false;
         loop {
-            // The blocks hold a page's moves once it is applied.
-            self.drain_applied()?;
-            let due = self.store.due(through, RUN)?;
-            if due.is_empty() {
-                return Ok(true);
-            }
-            if *left == 0 {
-                return Ok(false);
-            }
-            if due == previous {
-                // Waking these users did not move their timers: a broken
-                // invariant. Say so rather than loop forever.
-                let mut records = Vec::new();
-                for (at, user) in &due {
-                    let mut r = Record::new(*at, user, waymark_core::journal::Kind::Error);
-                    r.message = Some("a timer did not advance after it fired".into());
-                    records.push(r);
+            let (due, at, mut earliest, read_through) = match self.kept_run(through) {
+                Some(kept) => {
+                    continued = true;
+                    self.read_ahead = kept.ahead;
+                    (kept.run, kept.at, kept.earliest, kept.through)
                 }
-                sink(records);
-                return Ok(true);
-            }
-            let fired = self.fire_run(&due, left, sink);
-            self.read_ahead.clear();
-            if !fired? {
+                None => {
+                    // The blocks hold a page's moves once it is applied.
+                    self.drain_applied()?;
+                    let due = self.store.due(through, RUN)?;
+                    if due.is_empty() {
+                        return Ok(true);
+                    }
+                    if *left == 0 {
+                        return Ok(false);
+                    }
+                    if due == previous {
+                        // Waking these users did not move their timers: a
+                        // broken invariant. Say so rather than loop forever.
+                        let mut records = Vec::new();
+                        for (at, user) in &due {
+                            let mut r = Record::new(*at, user, waymark_core::journal::Kind::Error);
+                            r.message = Some("a timer did not advance after it fired".into());
+                            records.push(r);
+                        }
+                        sink(records);
+                        return Ok(true);
+                    }
+                    (due, 0, None, through)
+                }
+            };
+            let stopped = self.fire_run(&due, at, &mut earliest, continued, left, sink);
+            let ahead = std::mem::take(&mut self.read_ahead);
+            if let Some(at) = stopped? {
+                self.timer_run = Some(TimerRun {
+                    run: due,
+                    at,
+                    through: read_through,
+                    earliest,
+                    ahead,
+                    writes: self.store.writes(),
+                });
                 return Ok(false);
             }
             previous = due;
         }
     }
 
-    /// Fires the timers of `run` (the first due ones, as read from the
-    /// store), page by page, until it ends, a wake sets a timer due
-    /// before the rest of it, or `left` runs out (then `false`).
+    /// Fires the timers of `run` from `at` on (the first due ones, as read
+    /// from the store), page by page, until it ends or a wake sets a timer
+    /// due before the rest of it (`earliest`, kept across the run's
+    /// pages): then `None`. If `left` runs out first, where it stopped.
+    /// The last page this call fires reads the next one's users ahead
+    /// only if `read_on` (the next call is likely to go on with the run).
     fn fire_run(
         &mut self,
         run: &[(DateTime<Utc>, String)],
+        mut at: usize,
+        earliest: &mut Option<(DateTime<Utc>, String)>,
+        read_on: bool,
         left: &mut usize,
         sink: &mut dyn FnMut(Vec<Record>),
-    ) -> Result<bool, StoreError> {
-        let mut earliest = None;
-        let mut at = 0;
+    ) -> Result<Option<usize>, StoreError> {
         while at < run.len() {
             if *left == 0 {
-                return Ok(false);
+                return Ok(Some(at));
             }
-            let (batch, globals, woken, cut) = self.evaluate_wakes(&run[at..], &mut earliest)?;
+            let (batch, globals, woken, cut) = self.evaluate_wakes(&run[at..], earliest)?;
             at += woken;
             // The next page's users are read while the store is idle,
-            // unless there is none in this run, or this call does no more.
-            let next = if cut || *left == 1 {
+            // unless there is none in this run, or this call does no more
+            // and the next is unlikely to go on with the run.
+            let next = if cut || (*left == 1 && !read_on) {
                 &[][..]
             } else {
                 &run[at..(at + PAGE).min(run.len())]
@@ -217,7 +299,7 @@ impl<K: Kv + Clone + 'static> Runtime<K> {
                 break;
             }
         }
-        Ok(true)
+        Ok(None)
     }
 
     /// Runs the wakes at the start of `run` (in its order, each at its

@@ -27,6 +27,7 @@ impl<K: Kv> Store<K> {
     /// `extra` is written in the same batch (the deployment's history
     /// record and audit entry).
     pub fn save_deployment(&self, d: &Deployment, extra: Vec<Op>) -> Result<()> {
+        self.wrote();
         let current: Vec<DeployedJourney> = d
             .plan
             .journeys

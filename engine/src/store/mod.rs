@@ -87,7 +87,7 @@ use chrono::{DateTime, Utc};
 use serde::{Serialize, de::DeserializeOwned};
 use std::collections::HashSet;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use timers::TimerMoves;
 use waymark_core::journal::Record;
 use waymark_core::machine::Globals;
@@ -236,6 +236,10 @@ pub struct Store<K: Kv> {
     /// a user's state ([`waymark_core::model::SealedUnder`]) is used only
     /// while this is what it was when the key was taken.
     key_epoch: AtomicU64,
+    /// How many batches, erasures and deployments were written through
+    /// this store: what was read of users or timers before is current
+    /// while this is what it was then ([`Store::writes`]).
+    writes: AtomicU64,
 }
 
 /// Encodes with field names (outbox entries, whose records are in their
@@ -312,6 +316,7 @@ impl<K: Kv> Store<K> {
             key_epoch: AtomicU64::new(
                 STORES.fetch_add(1, std::sync::atomic::Ordering::Relaxed) << 32,
             ),
+            writes: AtomicU64::new(0),
         }
     }
 
@@ -372,6 +377,19 @@ impl<K: Kv> Store<K> {
         &self.kv
     }
 
+    /// How many batches (prepared or committed), erasures and deployments
+    /// were written through this store so far. Something read of users,
+    /// timers or the deployment when this was `n` is still what the store
+    /// holds while it is `n` (this store is their only writer).
+    pub fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
+    }
+
+    /// Counts a write for [`Store::writes`].
+    fn wrote(&self) {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Writes a batch atomically: every table it touches.
     pub fn commit(&self, mut batch: Batch) -> Result<()> {
         self.commit_ref(&mut batch)
@@ -394,6 +412,7 @@ impl<K: Kv> Store<K> {
     /// batch's users: their states hold the journal records kept as if it
     /// were applied).
     pub fn prepare(&self, batch: &mut Batch) -> Result<Prepared> {
+        self.wrote();
         let mut cached = self.seq.lock().expect("no panics while holding the lock");
         let first = match *cached {
             Some(seq) => seq,

@@ -297,6 +297,7 @@ impl<K: Kv> Store<K> {
     /// letters, in one batch, and the same of every id merged into them
     /// (with its entry in the identity index). Returns how many keys went.
     pub fn erase_user(&self, id: &str) -> Result<usize> {
+        self.wrote();
         let uid = &user_part(id)[..];
         let mut ops = vec![Op::Delete(key("u", &[uid]))];
         // Every key a value of theirs is sealed under: destroyed once the
