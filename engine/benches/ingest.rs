@@ -937,9 +937,13 @@ fn print_timers(t: &TimerReport) {
         t.disk as f64 / (1 << 20) as f64 * per_million,
     );
     println!(
-        "reopened with {} pending timers, {} fired in {:.2}s ({:.0} timers/s, {} records): RSS {:.0} MiB (peak {:.0}); an empty store: {:.0} MiB (peak {:.0}); difference {:.0} MiB",
+        "reopened with {} pending timers, {} fired ({}) in {:.2}s ({:.0} timers/s, {} records): RSS {:.0} MiB (peak {:.0}); an empty store: {:.0} MiB (peak {:.0}); difference {:.0} MiB",
         t.timers,
         t.reopened.timers_fired,
+        match turn_pages() {
+            0 => "in one call".to_string(),
+            n => format!("{n} pages a turn, as the writer fires them"),
+        },
         t.reopened.seconds,
         t.reopened.timers_fired as f64 / t.reopened.seconds,
         t.reopened.fired,
