@@ -13,7 +13,7 @@
 
 use super::health::Health;
 use crate::runtime::DeployMeta;
-use crate::runtime::Runtime;
+use crate::runtime::{Runtime, TIME_PAGES_A_TURN};
 use crate::store::{Settled, SledKv, StoreError};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
@@ -191,8 +191,6 @@ fn recover(
         Err(e) => health.store_failed(e),
     }
 }
-
-use crate::runtime::TIME_PAGES_A_TURN;
 
 fn run(
     runtime: &mut Runtime<SledKv>,

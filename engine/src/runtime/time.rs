@@ -57,18 +57,27 @@ impl<K: Kv> Runtime<K> {
     /// (waiting while a batch is applied) unless a run of timers cut short
     /// is kept ([`TimerRun`]).
     pub fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        match &self.timer_run {
-            Some(run) if run.writes == self.store.writes() => Ok(Some(run.next_due())),
-            _ => self.store.next_due(),
+        match self.timer_run() {
+            Some(run) => Ok(Some(run.next_due())),
+            None => self.store.next_due(),
         }
     }
 
-    /// The run of timers kept by the last call, if nothing was written
-    /// since and it holds every timer due by `through` that it should.
-    fn kept_run(&mut self, through: DateTime<Utc>) -> Option<TimerRun> {
+    /// The run of timers the last call kept, if nothing was written since.
+    fn timer_run(&self) -> Option<&TimerRun> {
         self.timer_run
-            .take()
-            .filter(|run| run.writes == self.store.writes() && run.through <= through)
+            .as_ref()
+            .filter(|run| run.writes == self.store.writes())
+    }
+
+    /// The run of timers the last call kept, taken to go on with, if
+    /// nothing was written since and it holds every timer due by
+    /// `through` that it should.
+    fn kept_run(&mut self, through: DateTime<Utc>) -> Option<TimerRun> {
+        if self.timer_run().is_none_or(|run| run.through > through) {
+            self.timer_run = None;
+        }
+        self.timer_run.take()
     }
 }
 
@@ -106,11 +115,7 @@ impl<K: Kv + Clone + 'static> Runtime<K> {
     ) -> Result<bool, StoreError> {
         // A run kept from the last call goes on without waiting for the
         // page in flight: its timers are read already.
-        let continuing = self
-            .timer_run
-            .as_ref()
-            .is_some_and(|run| run.writes == self.store.writes());
-        if self.in_flight.is_some() && !continuing {
+        if self.in_flight.is_some() && self.timer_run().is_none() {
             // Only wait for the batch in flight if something is due: what
             // it schedules is in the future (what is due at once runs in
             // the batch itself), so without it the timers read the same.
