@@ -281,6 +281,8 @@ fn metrics_are_valid_exposition_and_count_what_happened() {
         "waymark_user_cache_users",
         "waymark_user_cache_capacity",
         "waymark_store_cache_bytes",
+        "waymark_store_write_buffer_bytes",
+        "waymark_store_write_buffer_capacity_bytes",
         "waymark_dedup_filter_bytes",
         "waymark_dedup_filter_capacity_bytes",
     ] {
@@ -318,6 +320,18 @@ fn metrics_are_valid_exposition_and_count_what_happened() {
         .parse()
         .unwrap();
     assert!(in_use > 0.0 && in_use <= 67108864.0, "{in_use}");
+    // The one event's writes wait in the write buffer, within its bound.
+    assert_eq!(
+        line("waymark_store_write_buffer_capacity_bytes "),
+        "waymark_store_write_buffer_capacity_bytes 67108864"
+    );
+    let buffered: f64 = line("waymark_store_write_buffer_bytes ")
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(buffered > 0.0 && buffered <= 67108864.0, "{buffered}");
     // The duplicate is not an ingested input.
     assert_eq!(
         line("waymark_ingested_inputs_total "),

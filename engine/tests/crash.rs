@@ -125,7 +125,12 @@ fn last_batch<K: Kv>(store: &Store<K>) -> Option<u64> {
 /// Writer mode: continue after the last batch in the store, printing
 /// `try N` before and `ack N` after each ingest (which commits and flushes).
 fn write_forever(dir: &Path) {
-    let store = Store::new(SledKv::open(dir).unwrap());
+    let kv = SledKv::open(dir).unwrap();
+    // A write buffer of a few batches: kills land amid checkpoints (the
+    // buffer written to sled, the log's segments deleted), not only amid
+    // appends to the log.
+    kv.set_write_buffer_bytes(16 << 10);
+    let store = Store::new(kv);
     let start = last_batch(&store).map_or(0, |n| n + 1);
     let mut runtime = Runtime::new(store, deployment());
     let began = Instant::now();

@@ -86,6 +86,9 @@ pub struct Config {
     pub user_cache: usize,
     /// The store's page cache in memory, in bytes.
     pub store_cache_bytes: u64,
+    /// The store's write buffer: writes logged and kept in memory until
+    /// this many bytes go to the store's files at once.
+    pub store_write_buffer_bytes: usize,
     /// The most memory the message-id filters take (`dedup_filter_bytes`).
     pub dedup_filter_bytes: usize,
     pub tokens: Vec<Token>,
@@ -741,6 +744,7 @@ fn validate(table: &Table, kinds: &dyn KindCheck, errors: &mut Vec<ConfigError>)
             "shutdown_grace",
             "user_cache",
             "store_cache_bytes",
+            "store_write_buffer_bytes",
             "dedup_filter_bytes",
             "auth",
             "channels",
@@ -786,6 +790,9 @@ fn validate(table: &Table, kinds: &dyn KindCheck, errors: &mut Vec<ConfigError>)
     let store_cache_bytes = r
         .integer(table, "", "store_cache_bytes", 1 << 20, 1 << 40)
         .unwrap_or(DEFAULT_STORE_CACHE_BYTES as i64) as u64;
+    let store_write_buffer_bytes =
+        r.integer(table, "", "store_write_buffer_bytes", 1 << 20, 1 << 40)
+            .unwrap_or(crate::store::DEFAULT_WRITE_BUFFER_BYTES as i64) as usize;
     let dedup_filter_bytes =
         r.integer(table, "", "dedup_filter_bytes", 1 << 20, 1 << 40)
             .unwrap_or(crate::store::DEFAULT_DEDUP_FILTER_BYTES as i64) as usize;
@@ -1098,6 +1105,7 @@ fn validate(table: &Table, kinds: &dyn KindCheck, errors: &mut Vec<ConfigError>)
         shutdown_grace,
         user_cache,
         store_cache_bytes,
+        store_write_buffer_bytes,
         dedup_filter_bytes,
         tokens,
         channels,
@@ -1198,6 +1206,10 @@ mod tests {
         assert_eq!(c.user_cache, crate::user_cache::DEFAULT_USERS);
         assert_eq!(c.store_cache_bytes, DEFAULT_STORE_CACHE_BYTES);
         assert_eq!(
+            c.store_write_buffer_bytes,
+            crate::store::DEFAULT_WRITE_BUFFER_BYTES
+        );
+        assert_eq!(
             c.dedup_filter_bytes,
             crate::store::DEFAULT_DEDUP_FILTER_BYTES
         );
@@ -1217,13 +1229,14 @@ mod tests {
         );
         assert_eq!(c.http.max_connections, 8);
         assert_eq!(c.http.idle_timeout, Http::default().idle_timeout);
-        let file = "store_cache_bytes = 1000\ndedup_filter_bytes = 1000\n[limits]\nevent_name_bytes = 0\nuser_state = 5\n[http]\nidle_timeout = \"0s\"\n";
+        let file = "store_cache_bytes = 1000\nstore_write_buffer_bytes = 1000\ndedup_filter_bytes = 1000\n[limits]\nevent_name_bytes = 0\nuser_state = 5\n[http]\nidle_timeout = \"0s\"\n";
         let errors = load_file(file, &[]).unwrap_err();
         let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
         assert!(paths.contains(&"limits.event_name_bytes"), "{errors:?}");
         assert!(paths.contains(&"limits.user_state"), "{errors:?}");
         assert!(paths.contains(&"http.idle_timeout"), "{errors:?}");
         assert!(paths.contains(&"store_cache_bytes"), "{errors:?}");
+        assert!(paths.contains(&"store_write_buffer_bytes"), "{errors:?}");
         assert!(paths.contains(&"dedup_filter_bytes"), "{errors:?}");
     }
 

@@ -192,6 +192,18 @@ const FAMILIES: &[Family] = &[
         buckets: &[],
     },
     Family {
+        name: "waymark_store_write_buffer_bytes",
+        kind: "gauge",
+        help: "Writes logged and held in memory, not yet in the store's files.",
+        buckets: &[],
+    },
+    Family {
+        name: "waymark_store_write_buffer_capacity_bytes",
+        kind: "gauge",
+        help: "The bound of the store's write buffer (store_write_buffer_bytes); up to twice it is held while one is written out.",
+        buckets: &[],
+    },
+    Family {
         name: "waymark_store_cache_bytes",
         kind: "gauge",
         help: "The bound of the store's page cache in memory (store_cache_bytes).",
@@ -407,6 +419,16 @@ pub fn user_cache(users: usize, capacity: usize) {
 pub fn dedup_filters(bytes: usize, capacity: usize) {
     set("waymark_dedup_filter_bytes", &[], bytes as f64);
     set("waymark_dedup_filter_capacity_bytes", &[], capacity as f64);
+}
+
+/// The writes held in the store's write buffers, and its bound.
+pub fn write_buffer(bytes: usize, capacity: usize) {
+    set("waymark_store_write_buffer_bytes", &[], bytes as f64);
+    set(
+        "waymark_store_write_buffer_capacity_bytes",
+        &[],
+        capacity as f64,
+    );
 }
 
 /// The bound of the store's page cache.

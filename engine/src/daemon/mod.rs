@@ -271,6 +271,7 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
         }
         Err(e) => return Err(e.into()),
     };
+    kv.set_write_buffer_bytes(config.store_write_buffer_bytes);
     // Only for the message above: the store's own lock is what excludes.
     let _ = std::fs::write(&pid_file, format!("{}\n", std::process::id()));
     let store = Store::open(kv.clone())?;
@@ -294,6 +295,7 @@ pub async fn run(config: Config, registry: Registry) -> Result<(), StartError> {
     runtime.set_identity(config.identity.clone());
     metrics::user_cache(0, config.user_cache);
     metrics::store_cache(config.store_cache_bytes);
+    metrics::write_buffer(kv.write_buffer_bytes(), config.store_write_buffer_bytes);
     runtime
         .store
         .set_dedup_filter_bytes(config.dedup_filter_bytes);

@@ -374,6 +374,8 @@ fn flush(
     super::metrics::user_cache(users, capacity);
     let (bytes, most) = runtime.store.dedup_filter_bytes();
     super::metrics::dedup_filters(bytes, most);
+    let kv = runtime.store.kv();
+    super::metrics::write_buffer(kv.write_buffer_bytes(), kv.write_buffer_capacity());
     if let Ok(records) = result {
         super::metrics::records(&records);
     }

@@ -70,6 +70,7 @@ mod staff_tasks;
 mod stats;
 mod timers;
 mod users;
+mod write_ahead;
 
 pub use coupons::IssuedCode;
 pub use dedup::{DEFAULT_FILTER_BYTES as DEFAULT_DEDUP_FILTER_BYTES, TidyDone, TidyJob, id_hash};
@@ -78,7 +79,7 @@ pub use history::{AuditEntry, DeploymentRecord, source_hash};
 pub use identity::MergeWrite;
 pub use memory::MemoryKv;
 pub use outbox::{OutboxEntry, Settled};
-pub use sled_kv::SledKv;
+pub use sled_kv::{DEFAULT_WRITE_BUFFER_BYTES, SledKv};
 pub use staff_tasks::{StaffTask, TaskState};
 pub use stats::StatsWrite;
 pub use users::PagedUser;
