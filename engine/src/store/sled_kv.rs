@@ -133,10 +133,6 @@ fn sled_batch(ops: impl Iterator<Item = Op>) -> sled::Batch {
     batch
 }
 
-/// How many writes go to sled in one of its batches while checkpointing:
-/// sled's reads wait while a batch is applied.
-const CHECKPOINT_CHUNK: usize = 256;
-
 fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -322,21 +318,20 @@ impl SledKv {
     }
 
     /// A checkpoint: `full`'s writes applied to sled and flushed, then the
-    /// log's segment `done` that held them deleted.
+    /// log's segment `done` that held them deleted. Key by key, not in
+    /// sled's batches: a batch holds every read of the store until it is
+    /// applied, and the buffer, which reads look in first, keeps the
+    /// writes atomic until it is dropped.
     fn write_out(&self, full: &Buffer, done: Option<&Path>) -> Result<()> {
-        let mut writes = full.iter().peekable();
-        while writes.peek().is_some() {
-            let chunk = writes
-                .by_ref()
-                .take(CHECKPOINT_CHUNK)
-                .map(|(k, v)| match v {
-                    Some(v) => Op::Put(k.to_vec(), v.to_vec()),
-                    None => Op::Delete(k.to_vec()),
-                });
-            let batch = sled_batch(chunk);
-            self.with(|db| db.apply_batch(batch))?;
-        }
-        self.with(|db| db.flush())?;
+        self.with(|db| {
+            for (key, value) in full.iter() {
+                match value {
+                    Some(value) => db.insert(key, value).map(drop)?,
+                    None => db.remove(key).map(drop)?,
+                }
+            }
+            db.flush().map(drop)
+        })?;
         if let Some(done) = done {
             std::fs::remove_file(done).map_err(|e| write_ahead::io(done, "deleting", e))?;
             if let Some(dir) = done.parent() {
