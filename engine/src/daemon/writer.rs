@@ -291,6 +291,11 @@ fn run(
     if let Err(e) = runtime.finish_dedup_tidy() {
         tracing::warn!(error = %e, "message-id compaction failed; it is redone at the next start");
     }
+    // The write buffer into the store's files: the next start has no log
+    // to replay (after a crash, it does).
+    if let Err(e) = runtime.store.kv().write_out_all() {
+        tracing::warn!(error = %e, "writing the write buffer out failed; the next start replays the log");
+    }
     tracing::info!("writer stopped");
 }
 

@@ -205,6 +205,19 @@ impl SledKv {
         buffers.filling.bytes() + buffers.checkpointing.as_ref().map_or(0, |b| b.bytes())
     }
 
+    /// Writes every buffered write to sled now and waits until it is
+    /// there and flushed, and the log empty: at a stop, so the next start
+    /// has no log to replay, and where a measurement must count the
+    /// writes' whole cost.
+    pub fn write_out_all(&self) -> Result<()> {
+        let mut log = locked(&self.inner.log);
+        if !self.buffers().filling.is_empty() {
+            self.checkpoint(&mut log)?;
+        }
+        self.wait_for_checkpoint();
+        self.refused()
+    }
+
     /// Closes the database and opens it again from what is on disk: what
     /// the last successful flush made durable (sled's files and the log's
     /// synced records). Every clone uses the new one; until it is open,
@@ -366,9 +379,7 @@ impl SledKv {
             )
         };
         self.with(|db| {
-            let pairs = db
-                .range(from..to)
-                .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())));
+            let pairs = db.range(from..to);
             if forward {
                 write_ahead::merged(over, pairs, true, limit)
             } else {
@@ -440,10 +451,7 @@ impl Kv for SledKv {
             )
         };
         self.with(|db| {
-            let keys = db
-                .range(from..to)
-                .keys()
-                .map(|k| k.map(|k| (k.to_vec(), Vec::new())));
+            let keys = db.range(from..to).keys().map(|k| k.map(|k| (k, [])));
             Ok(write_ahead::merged(over, keys, true, usize::MAX)?.len())
         })
     }

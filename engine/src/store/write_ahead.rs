@@ -76,6 +76,10 @@ impl Buffer {
         self.bytes
     }
 
+    pub(super) fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
     /// Its writes in key order.
     pub(super) fn iter(&self) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> {
         self.map.iter().map(|(k, v)| (k.as_slice(), v.as_deref()))
@@ -166,9 +170,9 @@ pub(super) fn buffered(
 /// `over` (from [`buffered`]) merged into `base` (sled's pairs in the same
 /// range and order), `over` winning a key both hold and hiding what it
 /// deletes: the first `limit` pairs.
-pub(super) fn merged<E>(
+pub(super) fn merged<E, K: AsRef<[u8]>, V: AsRef<[u8]>>(
     over: Vec<Written>,
-    base: impl Iterator<Item = std::result::Result<Pair, E>>,
+    base: impl Iterator<Item = std::result::Result<(K, V), E>>,
     forward: bool,
     limit: usize,
 ) -> std::result::Result<Vec<Pair>, E> {
@@ -180,7 +184,7 @@ pub(super) fn merged<E>(
             (None, None) => break,
             (Some(_), None) => false,
             (None, Some(_)) => true,
-            (Some((k, _)), Some(Ok((b, _)))) => match order(forward, k, b) {
+            (Some((k, _)), Some(Ok((b, _)))) => match order(forward, k, b.as_ref()) {
                 Ordering::Less => false,
                 Ordering::Greater => true,
                 Ordering::Equal => {
@@ -192,7 +196,8 @@ pub(super) fn merged<E>(
         };
         if from_base {
             match base.next() {
-                Some(Ok(pair)) => out.push(pair),
+                // Copied only once it is taken.
+                Some(Ok((k, v))) => out.push((k.as_ref().to_vec(), v.as_ref().to_vec())),
                 Some(Err(e)) => return Err(e),
                 None => break,
             }
