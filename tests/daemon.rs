@@ -615,6 +615,23 @@ fn a_global_pause_holds_marketing_sends_until_resumed_or_drops_them() {
     // Still paused after a restart (a clean stop: a SIGKILL may deliver
     // the receipt again, at least once, as the outbox promises).
     assert!(waymark_tests::terminate(&mut daemon));
+    // A clean stop wrote the write buffer out: the log holds nothing for
+    // the next start to replay.
+    let log = dir.join("data/store/write-ahead");
+    let segments: Vec<(String, u64)> = std::fs::read_dir(&log)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                e.metadata().unwrap().len(),
+            )
+        })
+        .collect();
+    assert!(
+        !segments.is_empty() && segments.iter().all(|(_, len)| *len == 0),
+        "{segments:?}"
+    );
     let mut daemon = start(&dir, port);
     let (_, ready) = http(port, "GET", "/readyz", "");
     let ready: serde_json::Value = serde_json::from_str(&ready).unwrap();
