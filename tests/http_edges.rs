@@ -323,7 +323,7 @@ fn metrics_are_valid_exposition_and_count_what_happened() {
     // The one event's writes wait in the write buffer, within its bound.
     assert_eq!(
         line("waymark_store_write_buffer_capacity_bytes "),
-        "waymark_store_write_buffer_capacity_bytes 33554432"
+        "waymark_store_write_buffer_capacity_bytes 16777216"
     );
     let buffered: f64 = line("waymark_store_write_buffer_bytes ")
         .rsplit(' ')
@@ -331,7 +331,7 @@ fn metrics_are_valid_exposition_and_count_what_happened() {
         .unwrap()
         .parse()
         .unwrap();
-    assert!(buffered > 0.0 && buffered <= 33554432.0, "{buffered}");
+    assert!(buffered > 0.0 && buffered <= 16777216.0, "{buffered}");
     // The duplicate is not an ingested input.
     assert_eq!(
         line("waymark_ingested_inputs_total "),

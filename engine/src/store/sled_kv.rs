@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 /// The write buffer's bound unless configured: sled gets the buffer's
 /// writes once it holds this much (keys, values and their bookkeeping).
 /// Up to twice this is held while one buffer is being checkpointed.
-pub const DEFAULT_WRITE_BUFFER_BYTES: usize = 32 << 20;
+pub const DEFAULT_WRITE_BUFFER_BYTES: usize = 16 << 20;
 
 /// A sled database, shared by every clone. sled refuses every operation
 /// for good once a write or flush fails (a full disk, say), and so does
