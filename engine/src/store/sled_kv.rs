@@ -325,7 +325,10 @@ impl SledKv {
                     buffers.checkpointing = None;
                 }
             })
-            .map_err(|e| StoreError::Backend(format!("cannot start a checkpoint: {e}")))?;
+            .map_err(|e| StoreError::Backend(format!("cannot start a checkpoint: {e}")));
+        // Without one, the buffer being checkpointed would stay for good:
+        // writes are refused until the store is reopened from the log.
+        let running = self.failing(running)?;
         *locked(&self.inner.checkpoint) = Some(running);
         Ok(())
     }
@@ -354,6 +357,28 @@ impl SledKv {
         Ok(())
     }
 
+    /// The buffers' writes in `[from, to)`, copied out (see
+    /// [`write_ahead::buffered`]).
+    fn buffered(
+        &self,
+        from: &[u8],
+        to: &[u8],
+        forward: bool,
+        limit: usize,
+        values: bool,
+    ) -> Vec<write_ahead::Written> {
+        let buffers = self.buffers();
+        write_ahead::buffered(
+            &buffers.filling,
+            buffers.checkpointing.as_deref(),
+            from,
+            to,
+            forward,
+            limit,
+            values,
+        )
+    }
+
     /// Pairs in `[from, to)` in the walk's order, the buffers' writes
     /// over sled's, at most `limit`.
     fn walk(
@@ -366,18 +391,7 @@ impl SledKv {
         if from >= to || limit == 0 {
             return Ok(Vec::new());
         }
-        let over = {
-            let buffers = self.buffers();
-            write_ahead::buffered(
-                &buffers.filling,
-                buffers.checkpointing.as_deref(),
-                from,
-                to,
-                forward,
-                limit,
-                true,
-            )
-        };
+        let over = self.buffered(from, to, forward, limit, true);
         self.with(|db| {
             let pairs = db.range(from..to);
             if forward {
@@ -438,18 +452,7 @@ impl Kv for SledKv {
         if from >= to {
             return Ok(0);
         }
-        let over = {
-            let buffers = self.buffers();
-            write_ahead::buffered(
-                &buffers.filling,
-                buffers.checkpointing.as_deref(),
-                from,
-                to,
-                true,
-                usize::MAX,
-                false,
-            )
-        };
+        let over = self.buffered(from, to, true, usize::MAX, false);
         self.with(|db| {
             let keys = db.range(from..to).keys().map(|k| k.map(|k| (k, [])));
             Ok(write_ahead::merged(over, keys, true, usize::MAX)?.len())
