@@ -237,11 +237,7 @@ impl SledKv {
         let mut slot = self.inner.db.write().unwrap_or_else(|p| p.into_inner());
         // The old one must be gone, and its file lock released, first.
         drop(slot.take());
-        *self
-            .inner
-            .buffers
-            .write()
-            .unwrap_or_else(|p| p.into_inner()) = Buffers::default();
+        *self.buffers_mut() = Buffers::default();
         let db = open_at(path, self.inner.cache)?;
         *log = Some(recover(path, &db)?);
         *slot = Some(db);
@@ -261,6 +257,13 @@ impl SledKv {
 
     fn buffers(&self) -> std::sync::RwLockReadGuard<'_, Buffers> {
         self.inner.buffers.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn buffers_mut(&self) -> std::sync::RwLockWriteGuard<'_, Buffers> {
+        self.inner
+            .buffers
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// An error if a write failed since the store was opened.
@@ -298,11 +301,7 @@ impl SledKv {
             None => None,
         };
         let full = {
-            let mut buffers = self
-                .inner
-                .buffers
-                .write()
-                .unwrap_or_else(|p| p.into_inner());
+            let mut buffers = self.buffers_mut();
             let full = Arc::new(std::mem::take(&mut buffers.filling));
             buffers.checkpointing = Some(full.clone());
             full
@@ -316,7 +315,7 @@ impl SledKv {
                     tracing::error!(error = %e, "writing the write buffer to the store failed");
                     return;
                 }
-                let mut buffers = kv.inner.buffers.write().unwrap_or_else(|p| p.into_inner());
+                let mut buffers = kv.buffers_mut();
                 if buffers
                     .checkpointing
                     .as_ref()
@@ -426,11 +425,7 @@ impl Kv for SledKv {
             self.failing(log.append(&record))?;
         }
         let full = {
-            let mut buffers = self
-                .inner
-                .buffers
-                .write()
-                .unwrap_or_else(|p| p.into_inner());
+            let mut buffers = self.buffers_mut();
             buffers.filling.insert(ops);
             buffers.filling.bytes() >= self.inner.buffer_bytes.load(Ordering::Relaxed)
         };
