@@ -3,7 +3,8 @@
 //! ([`write_ahead`](super::write_ahead)); [`Kv::flush`] syncs the log, and
 //! the shell acknowledges inputs only after the flush that covers them
 //! (group commit). The buffer goes to sled when it reaches its bound
-//! (`store_write_buffer_bytes`), on a thread of its own, while a new one
+//! (`store_write_buffer_bytes`) or its oldest write is [`OLDEST_WRITE`]
+//! old, on a thread of its own, while a new one
 //! fills: sled's own per-key cost is paid once per key a buffer holds, in
 //! key order, off the path of any request.
 
@@ -52,8 +53,16 @@ struct Inner {
 #[derive(Default)]
 struct Buffers {
     filling: Buffer,
+    /// When the buffer filling took its first write.
+    filling_since: Option<std::time::Instant>,
     checkpointing: Option<Arc<Buffer>>,
 }
+
+/// How long a write waits in the buffer at most while no checkpoint
+/// runs. A schedule's fire reads every member and writes a few: its
+/// writes would wait in a buffer that fills slowly until the leaves sled
+/// read them from had left its cache, and then be read from disk again.
+const OLDEST_WRITE: std::time::Duration = std::time::Duration::from_millis(250);
 
 impl std::fmt::Debug for SledKv {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -303,6 +312,7 @@ impl SledKv {
         let full = {
             let mut buffers = self.buffers_mut();
             let full = Arc::new(std::mem::take(&mut buffers.filling));
+            buffers.filling_since = None;
             buffers.checkpointing = Some(full.clone());
             full
         };
@@ -427,7 +437,11 @@ impl Kv for SledKv {
         let full = {
             let mut buffers = self.buffers_mut();
             buffers.filling.insert(ops);
+            let since = *buffers
+                .filling_since
+                .get_or_insert_with(std::time::Instant::now);
             buffers.filling.bytes() >= self.inner.buffer_bytes.load(Ordering::Relaxed)
+                || (since.elapsed() >= OLDEST_WRITE && buffers.checkpointing.is_none())
         };
         if full {
             self.checkpoint(&mut log)?;
@@ -584,6 +598,26 @@ mod tests {
             }
         }
         assert!(checkpointed > 20, "checkpoints seen {checkpointed}");
+        drop(kv);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_write_waits_in_the_buffer_a_quarter_second_at_most_while_no_checkpoint_runs() {
+        let dir = scratch("oldest");
+        let kv = SledKv::open(&dir).unwrap();
+        // Never full: only the age of its oldest write sends it to sled.
+        kv.set_write_buffer_bytes(usize::MAX);
+        let in_sled = |key: &[u8]| kv.with(|db| db.get(key)).unwrap().is_some();
+        kv.apply(vec![Op::Put(b"a".to_vec(), b"1".to_vec())])
+            .unwrap();
+        assert!(!in_sled(b"a"));
+        assert_eq!(kv.get(b"a").unwrap(), Some(b"1".to_vec()));
+        std::thread::sleep(OLDEST_WRITE);
+        kv.apply(vec![Op::Put(b"b".to_vec(), b"2".to_vec())])
+            .unwrap();
+        kv.wait_for_checkpoint();
+        assert!(in_sled(b"a") && in_sled(b"b"));
         drop(kv);
         let _ = std::fs::remove_dir_all(&dir);
     }
