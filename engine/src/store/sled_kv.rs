@@ -8,7 +8,7 @@
 //! fills: sled's own per-key cost is paid once per key a buffer holds, in
 //! key order, off the path of any request.
 
-use super::write_ahead::{self, Buffer, Log};
+use super::write_ahead::{self, Buffer, Log, Segment};
 use super::{Kv, Op, Result, StoreError};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -37,6 +37,9 @@ struct Inner {
     /// Held while a batch is appended and buffered, so the order of the
     /// log's records is the order of the buffer's writes.
     log: Mutex<Option<Log>>,
+    /// The log's next segment, made ahead by the last checkpoint (or at
+    /// open) so that a rotation waits for no disk.
+    spare: Mutex<Option<Segment>>,
     /// The checkpoint running, if any.
     checkpoint: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Why the store refuses writes until it is reopened.
@@ -102,12 +105,17 @@ fn log_dir(path: &Path) -> PathBuf {
 }
 
 /// Applies every segment of the log in `path` to `db`, flushes it, deletes
-/// the segments and starts a new one.
-fn recover(path: &Path, db: &sled::Db) -> Result<Log> {
+/// the segments and starts a new one (and its spare).
+fn recover(path: &Path, db: &sled::Db) -> Result<(Log, Segment)> {
     let dir = log_dir(path);
     let found = write_ahead::segments(&dir)?;
     let mut next = 0;
+    let mut torn_at = None;
     for (number, segment) in &found {
+        next = number + 1;
+        if torn_at.is_some() {
+            continue;
+        }
         let replayed = write_ahead::replay(segment, |ops| {
             db.apply_batch(sled_batch(ops.into_iter())).map_err(backend)
         })?;
@@ -118,8 +126,20 @@ fn recover(path: &Path, db: &sled::Db) -> Result<Log> {
                 bytes = replayed.torn,
                 "the write-ahead log ends in a write cut short (never acknowledged); the records before it are applied"
             );
+            torn_at = Some(*number);
         }
-        next = number + 1;
+    }
+    // A segment is synced before any record after it is acknowledged, so
+    // nothing after a cut-short write was: applying it would keep a
+    // later batch without an earlier one.
+    if let Some(torn) = torn_at {
+        let after = found.iter().filter(|(n, _)| *n > torn).count();
+        if after > 0 {
+            tracing::warn!(
+                segments = after,
+                "segments after the write cut short are dropped (never acknowledged)"
+            );
+        }
     }
     if !found.is_empty() {
         db.flush().map_err(backend)?;
@@ -156,9 +176,12 @@ impl SledKv {
             ),
             None => Arc::new(super::sealed::MemoryKeys::default()),
         };
-        let log = match path {
-            Some(path) => Some(recover(path, &db)?),
-            None => None,
+        let (log, spare) = match path {
+            Some(path) => {
+                let (log, spare) = recover(path, &db)?;
+                (Some(log), Some(spare))
+            }
+            None => (None, None),
         };
         Ok(SledKv {
             inner: Arc::new(Inner {
@@ -166,6 +189,7 @@ impl SledKv {
                 db: RwLock::new(Some(db)),
                 buffers: RwLock::default(),
                 log: Mutex::new(log),
+                spare: Mutex::new(spare),
                 checkpoint: Mutex::new(None),
                 failed: Mutex::new(None),
                 buffer_bytes: AtomicUsize::new(DEFAULT_WRITE_BUFFER_BYTES),
@@ -247,8 +271,12 @@ impl SledKv {
         // The old one must be gone, and its file lock released, first.
         drop(slot.take());
         *self.buffers_mut() = Buffers::default();
+        // Replayed (empty) and deleted with the other segments.
+        locked(&self.inner.spare).take();
         let db = open_at(path, self.inner.cache)?;
-        *log = Some(recover(path, &db)?);
+        let (recovered, spare) = recover(path, &db)?;
+        *log = Some(recovered);
+        *locked(&self.inner.spare) = Some(spare);
         *slot = Some(db);
         *locked(&self.inner.failed) = None;
         Ok(())
@@ -306,7 +334,11 @@ impl SledKv {
         self.wait_for_checkpoint();
         self.refused()?;
         let done = match log.as_mut() {
-            Some(log) => Some(self.failing(log.rotate())?),
+            Some(log) => {
+                let spare = locked(&self.inner.spare).take();
+                let done = self.failing(log.rotate(spare))?;
+                Some((done, log.next_number()))
+            }
             None => None,
         };
         let full = {
@@ -320,7 +352,7 @@ impl SledKv {
         let running = std::thread::Builder::new()
             .name("waymark-checkpoint".into())
             .spawn(move || {
-                let result = kv.write_out(&full, done.as_deref());
+                let result = kv.write_out(&full, done.as_ref());
                 if let Err(e) = kv.failing(result) {
                     tracing::error!(error = %e, "writing the write buffer to the store failed");
                     return;
@@ -343,11 +375,12 @@ impl SledKv {
     }
 
     /// A checkpoint: `full`'s writes applied to sled and flushed, then the
-    /// log's segment `done` that held them deleted. Key by key, not in
-    /// sled's batches: a batch holds every read of the store until it is
+    /// log's segment that held them deleted and the spare numbered `next`
+    /// made for the next rotation (`done`). Key by key, not in sled's
+    /// batches: a batch holds every read of the store until it is
     /// applied, and the buffer, which reads look in first, keeps the
     /// writes atomic until it is dropped.
-    fn write_out(&self, full: &Buffer, done: Option<&Path>) -> Result<()> {
+    fn write_out(&self, full: &Buffer, done: Option<&(PathBuf, u64)>) -> Result<()> {
         self.with(|db| {
             for (key, value) in full.iter() {
                 match value {
@@ -357,10 +390,12 @@ impl SledKv {
             }
             db.flush().map(drop)
         })?;
-        if let Some(done) = done {
+        if let Some((done, next)) = done {
             std::fs::remove_file(done).map_err(|e| write_ahead::io(done, "deleting", e))?;
             if let Some(dir) = done.parent() {
+                let spare = Segment::make(dir, *next)?;
                 write_ahead::sync_dir(dir)?;
+                *locked(&self.inner.spare) = Some(spare);
             }
         }
         Ok(())
@@ -470,10 +505,12 @@ impl Kv for SledKv {
 
     fn flush(&self) -> Result<()> {
         self.refused()?;
-        let mut log = locked(&self.inner.log);
-        match log.as_mut() {
-            Some(log) => self.failing(log.sync()),
-            // Nothing of a temporary store outlives it.
+        // Nothing of a temporary store outlives it. The disk is waited
+        // for outside the log's lock, so the next batch is appended
+        // meanwhile.
+        let pending = locked(&self.inner.log).as_mut().and_then(Log::pending);
+        match pending {
+            Some(pending) => self.failing(pending.sync()),
             None => Ok(()),
         }
     }
@@ -586,10 +623,15 @@ mod tests {
                 checkpointed += 1;
             }
             reads_as(&kv, &model, &mut rng);
-            // The segments a checkpoint covers go: the one filling and
-            // the one being checkpointed are left at most.
+            // The segments a checkpoint covers go: the one filling, the
+            // one being checkpointed and the empty spare are left at most.
             let segments = write_ahead::segments(&log_dir(&dir)).unwrap();
-            assert!(segments.len() <= 2, "{segments:?}");
+            let written = segments
+                .iter()
+                // A checkpoint may delete one meanwhile.
+                .filter(|(_, path)| std::fs::metadata(path).is_ok_and(|m| m.len() > 0))
+                .count();
+            assert!(segments.len() <= 3 && written <= 2, "{segments:?}");
             if step % 100 == 99 {
                 // What a flush covers comes back, from sled and the log.
                 kv.flush().unwrap();
@@ -638,15 +680,26 @@ mod tests {
         .unwrap();
         kv.flush().unwrap();
         // Another store, empty but for this one's log: as if sled had
-        // written none of it before a crash. A write cut short follows.
+        // written none of it before a crash. A write cut short follows,
+        // and a whole record in the spare segment after it.
         let other = scratch("log-alone-copy");
         std::fs::create_dir_all(log_dir(&other)).unwrap();
-        for (_, segment) in write_ahead::segments(&log_dir(&dir)).unwrap() {
-            let mut bytes = std::fs::read(&segment).unwrap();
-            let torn = write_ahead::record(&[Op::Put(b"d".to_vec(), b"4".to_vec())]);
-            bytes.extend_from_slice(&torn[..torn.len() - 1]);
-            std::fs::write(log_dir(&other).join(segment.file_name().unwrap()), bytes).unwrap();
-        }
+        let segments = write_ahead::segments(&log_dir(&dir)).unwrap();
+        assert_eq!(segments.len(), 2, "the segment and its spare: {segments:?}");
+        let mut bytes = std::fs::read(&segments[0].1).unwrap();
+        let torn = write_ahead::record(&[Op::Put(b"d".to_vec(), b"4".to_vec())]);
+        bytes.extend_from_slice(&torn[..torn.len() - 1]);
+        std::fs::write(
+            log_dir(&other).join(segments[0].1.file_name().unwrap()),
+            bytes,
+        )
+        .unwrap();
+        let after = write_ahead::record(&[Op::Put(b"e".to_vec(), b"5".to_vec())]);
+        std::fs::write(
+            log_dir(&other).join(segments[1].1.file_name().unwrap()),
+            after,
+        )
+        .unwrap();
         drop(kv);
         let copy = SledKv::open(&other).unwrap();
         let all = copy.range(b"", &[0xff], usize::MAX).unwrap();
@@ -658,10 +711,12 @@ mod tests {
             ]
         );
         // Replayed into sled and flushed, the old segments are gone: a
-        // fresh one is all there is.
+        // fresh one and its spare are all there is.
         let segments = write_ahead::segments(&log_dir(&other)).unwrap();
-        assert_eq!(segments.len(), 1, "{segments:?}");
-        assert_eq!(std::fs::metadata(&segments[0].1).unwrap().len(), 0);
+        assert_eq!(segments.len(), 2, "{segments:?}");
+        for (_, segment) in &segments {
+            assert_eq!(std::fs::metadata(segment).unwrap().len(), 0);
+        }
         drop(copy);
         let _ = std::fs::remove_dir_all(&dir);
         let _ = std::fs::remove_dir_all(&other);

@@ -21,8 +21,16 @@
 //! length and value. At open every segment is applied to sled in order,
 //! one record a batch, up to the first record cut short or damaged (the
 //! tail of a write that a crash interrupted: no flush covered it, so no
-//! input it holds was acknowledged), then sled is flushed and the
-//! segments deleted.
+//! input it holds was acknowledged, nor any in a later segment), then
+//! sled is flushed and the segments deleted.
+//!
+//! Nothing on a batch's path waits for the disk but the flush: a
+//! rotation leaves the segment it ends to be synced by the next flush,
+//! which syncs it before the new one, and starts on a spare segment that
+//! the checkpoint before made, its name already durable (syncing a
+//! directory on ext4 commits the journal, which waits for every file's
+//! new data, sled's included). A flush waits for the disk outside the
+//! log's lock.
 
 use super::{Op, Result, StoreError};
 use std::cmp::Ordering;
@@ -31,6 +39,8 @@ use std::fs::File;
 use std::io::Write;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 
 /// What an entry of the buffer costs beyond its key and value, counted
 /// towards its size: the map's node share and the two allocations.
@@ -313,14 +323,96 @@ pub(super) fn io(path: &Path, doing: &str, e: std::io::Error) -> StoreError {
     StoreError::Backend(format!("{doing} {}: {e}", path.display()))
 }
 
-/// The log: the segment being appended to, in `dir`.
+/// One file of the log, shared by the log and a sync running outside
+/// the log's lock.
+#[derive(Debug)]
+pub(super) struct Segment {
+    number: u64,
+    path: PathBuf,
+    file: File,
+    /// How many of its bytes are known durable.
+    synced: AtomicU64,
+}
+
+impl Segment {
+    /// A new, empty segment `number` in `dir`; its name is not durable
+    /// until the directory is synced.
+    pub(super) fn make(dir: &Path, number: u64) -> Result<Segment> {
+        let path = segment_path(dir, number);
+        let file = File::options()
+            .create_new(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| io(&path, "making", e))?;
+        Ok(Segment {
+            number,
+            path,
+            file,
+            synced: AtomicU64::new(0),
+        })
+    }
+
+    /// The segment to rotate to after the one numbered `number - 1`,
+    /// made ahead, off the path of any write, its name made durable.
+    pub(super) fn spare(dir: &Path, number: u64) -> Result<Segment> {
+        let made = Segment::make(dir, number)?;
+        sync_dir(dir)?;
+        Ok(made)
+    }
+
+    /// Makes its first `end` bytes durable, unless a sync already has.
+    fn sync_to(&self, end: u64) -> Result<()> {
+        if self.synced.load(AtomicOrdering::Acquire) < end {
+            self.file
+                .sync_data()
+                .map_err(|e| io(&self.path, "syncing", e))?;
+            self.synced.fetch_max(end, AtomicOrdering::AcqRel);
+        }
+        Ok(())
+    }
+
+    /// Cuts what was appended and never synced off it.
+    fn cut_unsynced(&self) -> Result<u64> {
+        let synced = self.synced.load(AtomicOrdering::Acquire);
+        self.file
+            .set_len(synced)
+            .and_then(|()| self.file.sync_all())
+            .map_err(|e| io(&self.path, "truncating", e))?;
+        Ok(synced)
+    }
+}
+
+/// The log: the segment being appended to, in `dir`, and the one before
+/// it until a sync covers it. Appends take the log's lock; a sync takes
+/// it only to see what it must sync ([`Log::pending`]), so the next
+/// batch is appended while the last one is synced.
 #[derive(Debug)]
 pub(super) struct Log {
     dir: PathBuf,
-    number: u64,
-    file: File,
+    current: Arc<Segment>,
     written: u64,
-    synced: u64,
+    /// The segment before and how much was appended to it, until a sync
+    /// covers that: a rotation does not wait for the disk.
+    behind: Option<(Arc<Segment>, u64)>,
+}
+
+/// What a flush must sync: taken under the log's lock, run outside it.
+#[derive(Debug)]
+pub(super) struct Pending {
+    behind: Option<(Arc<Segment>, u64)>,
+    current: Arc<Segment>,
+    upto: u64,
+}
+
+impl Pending {
+    /// Syncs the segment behind first: a record is durable only once
+    /// every record before it is.
+    pub(super) fn sync(&self) -> Result<()> {
+        if let Some((segment, end)) = &self.behind {
+            segment.sync_to(*end)?;
+        }
+        self.current.sync_to(self.upto)
+    }
 }
 
 /// The segments in `dir`, oldest first, with their numbers.
@@ -358,67 +450,90 @@ pub(super) fn segment_path(dir: &Path, number: u64) -> PathBuf {
 }
 
 impl Log {
-    /// A new, empty segment `number` in `dir`.
-    pub(super) fn start(dir: &Path, number: u64) -> Result<Log> {
+    /// A new, empty segment `number` in `dir`, and the spare to rotate to.
+    pub(super) fn start(dir: &Path, number: u64) -> Result<(Log, Segment)> {
         std::fs::create_dir_all(dir).map_err(|e| io(dir, "making", e))?;
-        let path = segment_path(dir, number);
-        let file = File::options()
-            .create_new(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| io(&path, "making", e))?;
+        let current = Segment::make(dir, number)?;
+        let spare = Segment::make(dir, number + 1)?;
         sync_dir(dir)?;
-        Ok(Log {
+        let log = Log {
             dir: dir.to_path_buf(),
-            number,
-            file,
+            current: Arc::new(current),
             written: 0,
-            synced: 0,
-        })
+            behind: None,
+        };
+        Ok((log, spare))
     }
 
     pub(super) fn append(&mut self, record: &[u8]) -> Result<()> {
-        self.file
+        (&self.current.file)
             .write_all(record)
-            .map_err(|e| io(&self.path(), "writing", e))?;
+            .map_err(|e| io(&self.current.path, "writing", e))?;
         self.written += record.len() as u64;
         Ok(())
     }
 
-    /// Makes every record appended durable.
-    pub(super) fn sync(&mut self) -> Result<()> {
-        if self.written != self.synced {
-            self.file
-                .sync_data()
-                .map_err(|e| io(&self.path(), "syncing", e))?;
-            self.synced = self.written;
+    /// What a sync must do to make every record appended durable;
+    /// `None` if they are.
+    pub(super) fn pending(&mut self) -> Option<Pending> {
+        if let Some((segment, end)) = &self.behind
+            && segment.synced.load(AtomicOrdering::Acquire) >= *end
+        {
+            self.behind = None;
         }
-        Ok(())
+        let synced = self.current.synced.load(AtomicOrdering::Acquire);
+        if self.behind.is_none() && synced >= self.written {
+            return None;
+        }
+        Some(Pending {
+            behind: self.behind.clone(),
+            current: self.current.clone(),
+            upto: self.written,
+        })
     }
 
-    /// Syncs this segment and starts the next; returns this one's path,
-    /// to delete once a checkpoint covers it.
-    pub(super) fn rotate(&mut self) -> Result<PathBuf> {
-        self.sync()?;
-        let next = Log::start(&self.dir, self.number + 1)?;
-        let done = self.path();
-        *self = next;
-        Ok(done)
+    /// Makes every record appended durable, on this thread.
+    #[cfg(test)]
+    pub(super) fn sync(&mut self) -> Result<()> {
+        match self.pending() {
+            Some(pending) => pending.sync(),
+            None => Ok(()),
+        }
+    }
+
+    /// The number of the segment after the one being appended to.
+    pub(super) fn next_number(&self) -> u64 {
+        self.current.number + 1
+    }
+
+    /// Starts appending to the next segment, `spare` if it is that one
+    /// (made ahead), and returns this one's path, to delete once a
+    /// checkpoint covers it. This one is synced by the next sync, not
+    /// now, unless the one behind it was never synced.
+    pub(super) fn rotate(&mut self, spare: Option<Segment>) -> Result<PathBuf> {
+        if let Some((segment, end)) = self.behind.take() {
+            segment.sync_to(end)?;
+        }
+        let number = self.next_number();
+        let next = match spare {
+            Some(spare) if spare.number == number => spare,
+            _ => Segment::spare(&self.dir, number)?,
+        };
+        let done = std::mem::replace(&mut self.current, Arc::new(next));
+        self.behind = Some((done.clone(), self.written));
+        self.written = 0;
+        Ok(done.path.clone())
     }
 
     /// Cuts what was appended and never synced (a batch whose write or
-    /// sync failed, never acknowledged) off the segment.
+    /// sync failed, never acknowledged) off the segment, and off the one
+    /// behind it.
     pub(super) fn cut_unsynced(&mut self) -> Result<()> {
-        self.file
-            .set_len(self.synced)
-            .and_then(|()| self.file.sync_all())
-            .map_err(|e| io(&self.path(), "truncating", e))?;
-        self.written = self.synced;
+        if let Some((segment, _)) = self.behind.take() {
+            segment.cut_unsynced()?;
+        }
+        self.written = self.current.cut_unsynced()?;
         Ok(())
-    }
-
-    fn path(&self) -> PathBuf {
-        segment_path(&self.dir, self.number)
     }
 }
 
@@ -451,7 +566,7 @@ mod tests {
     fn records_replay_in_order_up_to_a_torn_tail() {
         let dir = std::env::temp_dir().join(format!("waymark-wal-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let mut log = Log::start(&dir, 7).unwrap();
+        let (mut log, _spare) = Log::start(&dir, 7).unwrap();
         let first = vec![put("a", "1"), del("b"), put("", "")];
         let second = vec![put("c", &"x".repeat(300))];
         log.append(&record(&first)).unwrap();
@@ -494,9 +609,43 @@ mod tests {
         assert_eq!(replay(&path, |_| Ok(())).unwrap().records, 1);
         assert_eq!(
             segments(&dir).unwrap(),
-            vec![(7, path.clone())],
-            "segments are found by number"
+            vec![(7, path.clone()), (8, segment_path(&dir, 8))],
+            "segments, the spare among them, are found by number"
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_rotation_leaves_its_segment_for_the_next_sync_and_a_cut_takes_both_tails() {
+        let dir = std::env::temp_dir().join(format!("waymark-wal-rot-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (mut log, spare) = Log::start(&dir, 1).unwrap();
+        let size = |n| std::fs::metadata(segment_path(&dir, n)).unwrap().len();
+        let one = record(&[put("a", "1")]);
+        let two = record(&[put("b", "2")]);
+        log.append(&one).unwrap();
+        // The spare made at the start is taken; the next one is made here.
+        assert!(
+            log.rotate(Some(spare))
+                .unwrap()
+                .ends_with(segment_path(&dir, 1))
+        );
+        log.append(&two).unwrap();
+        assert!(log.rotate(None).unwrap().ends_with(segment_path(&dir, 2)));
+        assert_eq!(log.next_number(), 4);
+        // Segment 1 was synced by the second rotation, segment 2 was not:
+        // a cut takes it back to nothing.
+        log.cut_unsynced().unwrap();
+        assert_eq!((size(1), size(2), size(3)), (one.len() as u64, 0, 0));
+        // One pending sync covers the segment behind and the current one.
+        log.append(&two).unwrap();
+        assert!(log.rotate(None).unwrap().ends_with(segment_path(&dir, 3)));
+        log.append(&one).unwrap();
+        let pending = log.pending().expect("two segments to sync");
+        pending.sync().unwrap();
+        assert!(log.pending().is_none(), "nothing left to sync");
+        log.cut_unsynced().unwrap();
+        assert_eq!((size(3), size(4)), (two.len() as u64, one.len() as u64));
         let _ = std::fs::remove_dir_all(&dir);
     }
 
