@@ -393,9 +393,15 @@ impl SledKv {
         if let Some((done, next)) = done {
             std::fs::remove_file(done).map_err(|e| write_ahead::io(done, "deleting", e))?;
             if let Some(dir) = done.parent() {
-                let spare = Segment::make(dir, *next)?;
+                // Without a spare, the next rotation makes its segment
+                // itself (and reports what stops it).
+                let spare = Segment::make(dir, *next)
+                    .inspect_err(
+                        |e| tracing::warn!(error = %e, "the log's next segment was not made ahead"),
+                    )
+                    .ok();
                 write_ahead::sync_dir(dir)?;
-                *locked(&self.inner.spare) = Some(spare);
+                *locked(&self.inner.spare) = spare;
             }
         }
         Ok(())
