@@ -509,10 +509,12 @@ impl Log {
     /// Starts appending to the next segment, `spare` if it is that one
     /// (made ahead), and returns this one's path, to delete once a
     /// checkpoint covers it. This one is synced by the next sync, not
-    /// now, unless the one behind it was never synced.
+    /// now; the one behind it, if no sync came since the last rotation,
+    /// is synced now.
     pub(super) fn rotate(&mut self, spare: Option<Segment>) -> Result<PathBuf> {
-        if let Some((segment, end)) = self.behind.take() {
-            segment.sync_to(end)?;
+        // Kept until it is synced: a cut after a failure reaches it.
+        if let Some((segment, end)) = &self.behind {
+            segment.sync_to(*end)?;
         }
         let number = self.next_number();
         let next = match spare {
